@@ -1,0 +1,29 @@
+//! The store's one error type. Callers match on `NotFound` and `Conflict`; everything else is
+//! an internal failure the server turns into a logged 500.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("record not found")]
+    NotFound,
+    /// A uniqueness constraint failed; the payload names the constraint or column.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("database URL must start with sqlite: or postgres://")]
+    InvalidUrl,
+    #[error("migration {version} failed: {source}")]
+    Migration { version: i64, source: sqlx::Error },
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+                StoreError::Conflict(db.constraint().unwrap_or(db.message()).to_string())
+            }
+            other => StoreError::Database(other),
+        }
+    }
+}

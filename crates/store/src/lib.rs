@@ -1,0 +1,141 @@
+//! Durable storage for Pipewright. This crate owns the schema, every SQL statement and the two
+//! backends: SQLite (the embedded default: one file in the data dir, WAL, foreign keys on) and
+//! PostgreSQL (the scale-out store several servers share). Nothing outside this crate writes
+//! SQL or sees a connection; the rest of the system talks to [`Store`], an object-safe trait
+//! whose two implementations share their SQL text (see `queries.rs`, compiled once per
+//! backend) and keep dialect-only features in their own module. Migrations are per backend and
+//! both folders must list the same versions (a test checks it).
+
+mod error;
+mod migrate;
+pub mod model;
+mod postgres;
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
+pub use model::*;
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn from_url(url: &str) -> Option<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// Opens the database a URL names and applies pending migrations.
+pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    match Backend::from_url(url) {
+        Some(Backend::Sqlite) => Ok(std::sync::Arc::new(SqliteStore::connect(url).await?)),
+        Some(Backend::Postgres) => Ok(std::sync::Arc::new(PostgresStore::connect(url).await?)),
+        None => Err(StoreError::InvalidUrl),
+    }
+}
+
+/// Everything the server persists. Methods are grouped by entity; each is one statement or one
+/// short transaction, so a returned `Ok` means the change is durable.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<()>;
+    /// Versions of the migrations applied to this database, ascending.
+    async fn applied_migrations(&self) -> Result<Vec<i64>>;
+    /// Waits for in-flight statements and closes every connection.
+    async fn close(&self);
+
+    // Users
+    async fn create_user(&self, user: &NewUser) -> Result<User>;
+    async fn user(&self, id: UserId) -> Result<Option<User>>;
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>>;
+    async fn users(&self, page: Page, search: Option<&str>) -> Result<Paged<User>>;
+    async fn count_users(&self) -> Result<i64>;
+    async fn update_user(&self, id: UserId, update: &UserUpdate) -> Result<User>;
+    async fn set_user_state(&self, id: UserId, state: UserState) -> Result<()>;
+    async fn delete_user(&self, id: UserId) -> Result<()>;
+
+    // Personal access tokens
+    async fn create_personal_access_token(
+        &self,
+        token: &NewPersonalAccessToken,
+    ) -> Result<PersonalAccessToken>;
+    /// The token with this digest (revoked and expired ones included: the caller decides).
+    async fn personal_access_token_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Option<PersonalAccessToken>>;
+    async fn personal_access_token(&self, id: i64) -> Result<Option<PersonalAccessToken>>;
+    async fn personal_access_tokens(
+        &self,
+        user_id: Option<UserId>,
+        page: Page,
+    ) -> Result<Paged<PersonalAccessToken>>;
+    async fn revoke_personal_access_token(&self, id: i64) -> Result<()>;
+    async fn touch_personal_access_token(
+        &self,
+        id: i64,
+        at: pipewright_core::Timestamp,
+    ) -> Result<()>;
+
+    // Namespaces
+    async fn namespace(&self, id: NamespaceId) -> Result<Option<Namespace>>;
+    async fn namespace_by_path(&self, path: &str) -> Result<Option<Namespace>>;
+    async fn user_namespace(&self, user_id: UserId) -> Result<Option<Namespace>>;
+
+    // Projects
+    /// Creates the project and makes its creator an Owner, in one transaction.
+    async fn create_project(&self, project: &NewProject) -> Result<Project>;
+    async fn project(&self, id: ProjectId) -> Result<Option<Project>>;
+    async fn project_by_full_path(&self, namespace: &str, path: &str) -> Result<Option<Project>>;
+    async fn projects(&self, filter: &ProjectFilter, page: Page) -> Result<Paged<Project>>;
+    async fn update_project(&self, id: ProjectId, update: &ProjectUpdate) -> Result<Project>;
+    async fn delete_project(&self, id: ProjectId) -> Result<()>;
+
+    // Members
+    async fn member(&self, project_id: ProjectId, user_id: UserId) -> Result<Option<Member>>;
+    async fn members(&self, project_id: ProjectId, page: Page) -> Result<Paged<Member>>;
+    async fn add_member(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+        level: pipewright_core::AccessLevel,
+        expires_at: Option<pipewright_core::Timestamp>,
+    ) -> Result<Member>;
+    async fn update_member(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+        level: pipewright_core::AccessLevel,
+        expires_at: Option<pipewright_core::Timestamp>,
+    ) -> Result<Member>;
+    async fn remove_member(&self, project_id: ProjectId, user_id: UserId) -> Result<()>;
+
+    // Protected branches
+    async fn protected_branches(&self, project_id: ProjectId) -> Result<Vec<ProtectedBranch>>;
+    async fn create_protected_branch(&self, branch: &NewProtectedBranch)
+    -> Result<ProtectedBranch>;
+    async fn delete_protected_branch(&self, project_id: ProjectId, name: &str) -> Result<()>;
+
+    // Push events (the outbox that pipelines-on-push and webhooks consume)
+    async fn record_push_events(&self, events: &[NewPushEvent]) -> Result<Vec<PushEvent>>;
+    async fn pending_push_events(&self, limit: i64) -> Result<Vec<PushEvent>>;
+    async fn mark_push_event_processed(&self, id: i64) -> Result<()>;
+}

@@ -1,0 +1,315 @@
+//! Rows as the rest of the system sees them. Plain data: no behaviour, no SQL.
+
+use pipewright_core::{AccessLevel, Timestamp, Visibility};
+
+pub type UserId = i64;
+pub type ProjectId = i64;
+pub type NamespaceId = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserState {
+    Active,
+    Blocked,
+}
+
+impl UserState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserState::Active => "active",
+            UserState::Blocked => "blocked",
+        }
+    }
+    pub(crate) fn parse(s: &str) -> Self {
+        if s == "blocked" {
+            UserState::Blocked
+        } else {
+            UserState::Active
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: UserId,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    /// An argon2 PHC string; `None` for users who can only use tokens.
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+    pub state: UserState,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.state == UserState::Active
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub password_hash: Option<String>,
+    pub is_admin: bool,
+}
+
+/// Fields an admin may change; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub password_hash: Option<String>,
+    pub is_admin: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NamespaceKind {
+    User,
+    Group,
+}
+
+impl NamespaceKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NamespaceKind::User => "user",
+            NamespaceKind::Group => "group",
+        }
+    }
+    pub(crate) fn parse(s: &str) -> Self {
+        if s == "group" {
+            NamespaceKind::Group
+        } else {
+            NamespaceKind::User
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Namespace {
+    pub id: NamespaceId,
+    pub name: String,
+    pub path: String,
+    pub kind: NamespaceKind,
+    pub owner_id: Option<UserId>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct PersonalAccessToken {
+    pub id: i64,
+    pub user_id: UserId,
+    pub name: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<Timestamp>,
+    pub revoked: bool,
+    pub created_at: Timestamp,
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPersonalAccessToken {
+    pub user_id: UserId,
+    pub name: String,
+    /// SHA-256 of the token, hex. The token itself is never stored.
+    pub token_digest: String,
+    pub scopes: Vec<String>,
+    pub expires_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub id: ProjectId,
+    pub namespace: Namespace,
+    pub name: String,
+    pub path: String,
+    pub description: Option<String>,
+    pub visibility: Visibility,
+    pub default_branch: String,
+    pub creator_id: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub last_activity_at: Timestamp,
+}
+
+impl Project {
+    pub fn full_path(&self) -> String {
+        format!("{}/{}", self.namespace.path, self.path)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub namespace_id: NamespaceId,
+    pub name: String,
+    pub path: String,
+    pub description: Option<String>,
+    pub visibility: Visibility,
+    pub default_branch: String,
+    pub creator_id: UserId,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProjectUpdate {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub description: Option<Option<String>>,
+    pub visibility: Option<Visibility>,
+    pub default_branch: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectOrder {
+    Id,
+    Name,
+    Path,
+    CreatedAt,
+    UpdatedAt,
+    LastActivityAt,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProjectFilter {
+    /// Projects the viewer may see: `None` = everything (admin), otherwise this user's view
+    /// (member projects plus internal and public ones), or anonymous (public only).
+    pub viewer: Viewer,
+    /// Only projects the user is a member of.
+    pub membership_of: Option<UserId>,
+    /// Only projects in namespaces the user owns.
+    pub owned_by: Option<UserId>,
+    pub search: Option<String>,
+    pub order_by: ProjectOrder,
+    pub ascending: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Viewer {
+    Admin,
+    User(UserId),
+    Anonymous,
+}
+
+#[derive(Debug, Clone)]
+pub struct Member {
+    pub project_id: ProjectId,
+    pub user: User,
+    pub access_level: AccessLevel,
+    pub expires_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+}
+
+/// Who may push to or merge into a protected branch: GitLab's `0` (no one), `30` (Developers
+/// and Maintainers), `40` (Maintainers) or `60` (instance admins).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProtectionLevel {
+    NoOne,
+    AtLeast(AccessLevel),
+    Admin,
+}
+
+impl ProtectionLevel {
+    pub fn from_i64(value: i64) -> Option<Self> {
+        match value {
+            0 => Some(ProtectionLevel::NoOne),
+            60 => Some(ProtectionLevel::Admin),
+            30 | 40 => AccessLevel::from_i64(value).map(ProtectionLevel::AtLeast),
+            _ => None,
+        }
+    }
+
+    pub fn as_i64(self) -> i64 {
+        match self {
+            ProtectionLevel::NoOne => 0,
+            ProtectionLevel::Admin => 60,
+            ProtectionLevel::AtLeast(level) => level.as_i64(),
+        }
+    }
+
+    /// Whether a user with `role` (and admin flag) passes this level.
+    pub fn allows(self, role: Option<AccessLevel>, admin: bool) -> bool {
+        match self {
+            ProtectionLevel::NoOne => false,
+            ProtectionLevel::Admin => admin,
+            ProtectionLevel::AtLeast(level) => admin || role.is_some_and(|r| r >= level),
+        }
+    }
+
+    pub fn description(self) -> &'static str {
+        match self {
+            ProtectionLevel::NoOne => "No one",
+            ProtectionLevel::Admin => "Administrators",
+            ProtectionLevel::AtLeast(AccessLevel::Developer) => "Developers + Maintainers",
+            ProtectionLevel::AtLeast(_) => "Maintainers",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ProtectedBranch {
+    pub id: i64,
+    pub project_id: ProjectId,
+    /// A branch name or a wildcard pattern such as `release/*`.
+    pub name: String,
+    pub push_access_level: ProtectionLevel,
+    pub merge_access_level: ProtectionLevel,
+    pub allow_force_push: bool,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProtectedBranch {
+    pub project_id: ProjectId,
+    pub name: String,
+    pub push_access_level: ProtectionLevel,
+    pub merge_access_level: ProtectionLevel,
+    pub allow_force_push: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct PushEvent {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub user_id: Option<UserId>,
+    pub ref_name: String,
+    pub before_sha: String,
+    pub after_sha: String,
+    pub push_options: Vec<String>,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewPushEvent {
+    pub project_id: ProjectId,
+    pub user_id: Option<UserId>,
+    pub ref_name: String,
+    pub before_sha: String,
+    pub after_sha: String,
+    pub push_options: Vec<String>,
+}
+
+/// A page request: 1-based page number and page size (already clamped by the caller).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl Page {
+    pub fn offset(self) -> i64 {
+        i64::from(self.page.saturating_sub(1)) * i64::from(self.per_page)
+    }
+    pub fn limit(self) -> i64 {
+        i64::from(self.per_page)
+    }
+}
+
+/// One page of results plus the total count, for GitLab's pagination headers.
+#[derive(Debug, Clone)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub total: i64,
+}

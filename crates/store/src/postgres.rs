@@ -1,0 +1,87 @@
+//! The PostgreSQL backend: the scale-out store that several `serve` replicas share.
+//!
+//! Migrations take a session-level advisory lock so that replicas starting together apply
+//! each migration exactly once.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Transaction};
+
+use crate::migrate::{BOOKKEEPING, MIGRATIONS_POSTGRES};
+
+type Db = sqlx::Postgres;
+type StoreImpl = PostgresStore;
+const BACKEND: Backend = Backend::Postgres;
+
+/// Any constant works; it only has to be the same in every replica.
+const MIGRATION_LOCK_KEY: i64 = 0x7069_7065_7772_6967; // "pipewrig"
+
+/// The PostgreSQL implementation of [`Store`].
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn connect(url: &str) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(url)
+            .await?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Db>> {
+        Ok(self.pool.begin().await?)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+        let result = async {
+            sqlx::query(BOOKKEEPING).execute(&mut *conn).await?;
+            for m in MIGRATIONS_POSTGRES {
+                let done = sqlx::query("SELECT 1 FROM schema_migrations WHERE version = $1")
+                    .bind(m.version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if done.is_some() {
+                    continue;
+                }
+                tracing::info!(version = m.version, name = m.name, "applying migration");
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::raw_sql(m.sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| StoreError::Migration {
+                        version: m.version,
+                        source,
+                    })?;
+                sqlx::query(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                )
+                .bind(m.version)
+                .bind(m.name)
+                .bind(Timestamp::now().millis())
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+            }
+            Ok::<(), StoreError>(())
+        }
+        .await;
+        sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(MIGRATION_LOCK_KEY)
+            .execute(&mut *conn)
+            .await?;
+        result
+    }
+}
+
+include!("queries.rs");

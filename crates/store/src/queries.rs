@@ -1,0 +1,738 @@
+// The SQL shared by both backends. This file is `include!`d into `sqlite.rs` and `postgres.rs`,
+// where `Db` names the sqlx database type and `StoreImpl` the store struct, so each statement
+// is written once and compiled (and type-checked) for each backend. Placeholders are `$N`,
+// which both SQLite and PostgreSQL accept; dynamic statements use `QueryBuilder`, which emits
+// the right placeholder for each. Dialect-only code lives in the backend modules, never here.
+
+use pipewright_core::{AccessLevel, Timestamp, Visibility};
+use sqlx::{QueryBuilder, Row};
+
+use crate::model::*;
+use crate::{Backend, Result, Store, StoreError};
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+macro_rules! user_columns {
+    () => {
+        "u.id, u.username, u.name, u.email, u.password_hash, u.is_admin, u.state, u.created_at, u.updated_at"
+    };
+}
+
+macro_rules! project_select {
+    () => {
+        "SELECT p.id, p.name, p.path, p.description, p.visibility, \
+    p.default_branch, p.creator_id, p.created_at, p.updated_at, p.last_activity_at, \
+    n.id AS ns_id, n.name AS ns_name, n.path AS ns_path, n.kind AS ns_kind, \
+    n.owner_id AS ns_owner_id, n.created_at AS ns_created_at \
+    FROM projects p JOIN namespaces n ON n.id = p.namespace_id"
+    };
+}
+
+macro_rules! pat_columns {
+    () => {
+        "id, user_id, name, scopes, expires_at, revoked, created_at, last_used_at"
+    };
+}
+
+fn user_from_row(row: &DbRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        password_hash: row.try_get("password_hash")?,
+        is_admin: row.try_get("is_admin")?,
+        state: UserState::parse(row.try_get::<&str, _>("state")?),
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
+fn namespace_from_row(row: &DbRow, prefix: &str) -> Result<Namespace> {
+    let col = |name: &str| format!("{prefix}{name}");
+    Ok(Namespace {
+        id: row.try_get(col("id").as_str())?,
+        name: row.try_get(col("name").as_str())?,
+        path: row.try_get(col("path").as_str())?,
+        kind: NamespaceKind::parse(row.try_get::<&str, _>(col("kind").as_str())?),
+        owner_id: row.try_get(col("owner_id").as_str())?,
+        created_at: Timestamp(row.try_get(col("created_at").as_str())?),
+    })
+}
+
+fn project_from_row(row: &DbRow) -> Result<Project> {
+    let visibility: &str = row.try_get("visibility")?;
+    Ok(Project {
+        id: row.try_get("id")?,
+        namespace: namespace_from_row(row, "ns_")?,
+        name: row.try_get("name")?,
+        path: row.try_get("path")?,
+        description: row.try_get("description")?,
+        visibility: Visibility::parse(visibility).unwrap_or(Visibility::Private),
+        default_branch: row.try_get("default_branch")?,
+        creator_id: row.try_get("creator_id")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+        last_activity_at: Timestamp(row.try_get("last_activity_at")?),
+    })
+}
+
+fn pat_from_row(row: &DbRow) -> Result<PersonalAccessToken> {
+    let scopes: String = row.try_get("scopes")?;
+    Ok(PersonalAccessToken {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        scopes: split_list(&scopes),
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
+        revoked: row.try_get("revoked")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp),
+    })
+}
+
+fn member_from_row(row: &DbRow) -> Result<Member> {
+    let level: i64 = row.try_get("access_level")?;
+    Ok(Member {
+        project_id: row.try_get("project_id")?,
+        user: user_from_row(row)?,
+        access_level: AccessLevel::from_i64(level).unwrap_or(AccessLevel::Guest),
+        expires_at: row.try_get::<Option<i64>, _>("m_expires_at")?.map(Timestamp),
+        created_at: Timestamp(row.try_get("m_created_at")?),
+    })
+}
+
+fn protected_branch_from_row(row: &DbRow) -> Result<ProtectedBranch> {
+    let push: i64 = row.try_get("push_access_level")?;
+    let merge: i64 = row.try_get("merge_access_level")?;
+    Ok(ProtectedBranch {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        name: row.try_get("name")?,
+        push_access_level: ProtectionLevel::from_i64(push).unwrap_or(ProtectionLevel::AtLeast(AccessLevel::Maintainer)),
+        merge_access_level: ProtectionLevel::from_i64(merge).unwrap_or(ProtectionLevel::AtLeast(AccessLevel::Maintainer)),
+        allow_force_push: row.try_get("allow_force_push")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+fn push_event_from_row(row: &DbRow) -> Result<PushEvent> {
+    let options: String = row.try_get("push_options")?;
+    Ok(PushEvent {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        user_id: row.try_get("user_id")?,
+        ref_name: row.try_get("ref_name")?,
+        before_sha: row.try_get("before_sha")?,
+        after_sha: row.try_get("after_sha")?,
+        push_options: split_list_newline(&options),
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',').filter(|p| !p.is_empty()).map(str::to_string).collect()
+}
+
+fn split_list_newline(s: &str) -> Vec<String> {
+    s.split('\n').filter(|p| !p.is_empty()).map(str::to_string).collect()
+}
+
+/// Escapes `%`, `_` and `\` so user text is matched literally inside `LIKE … ESCAPE '\'`.
+fn like_pattern(search: &str) -> String {
+    let mut out = String::with_capacity(search.len() + 2);
+    out.push('%');
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+fn push_project_filter(q: &mut QueryBuilder<Db>, filter: &ProjectFilter) {
+    q.push(" WHERE 1=1");
+    match filter.viewer {
+        Viewer::Admin => {}
+        Viewer::Anonymous => {
+            q.push(" AND p.visibility = 'public'");
+        }
+        Viewer::User(uid) => {
+            q.push(" AND (p.visibility IN ('public', 'internal') OR EXISTS (SELECT 1 FROM project_members pm WHERE pm.project_id = p.id AND pm.user_id = ");
+            q.push_bind(uid);
+            q.push("))");
+        }
+    }
+    if let Some(uid) = filter.membership_of {
+        q.push(" AND EXISTS (SELECT 1 FROM project_members mm WHERE mm.project_id = p.id AND mm.user_id = ");
+        q.push_bind(uid);
+        q.push(")");
+    }
+    if let Some(uid) = filter.owned_by {
+        q.push(" AND n.owner_id = ");
+        q.push_bind(uid);
+    }
+    if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
+        let pattern = like_pattern(search);
+        q.push(" AND (LOWER(p.name) LIKE ");
+        q.push_bind(pattern.clone());
+        q.push(" ESCAPE '\\' OR p.path_lower LIKE ");
+        q.push_bind(pattern);
+        q.push(" ESCAPE '\\')");
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for StoreImpl {
+    fn backend(&self) -> Backend {
+        BACKEND
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn applied_migrations(&self) -> Result<Vec<i64>> {
+        let rows = sqlx::query("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get("version")?)).collect()
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- users -------------------------------------------------------------------------
+
+    async fn create_user(&self, user: &NewUser) -> Result<User> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO users (username, username_lower, name, email, email_lower, password_hash, is_admin, state, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'active', $8, $8) RETURNING id",
+        )
+        .bind(&user.username)
+        .bind(user.username.to_lowercase())
+        .bind(&user.name)
+        .bind(&user.email)
+        .bind(user.email.to_lowercase())
+        .bind(&user.password_hash)
+        .bind(user.is_admin)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        sqlx::query(
+            "INSERT INTO namespaces (name, path, path_lower, kind, owner_id, created_at) VALUES ($1, $2, $3, 'user', $4, $5)",
+        )
+        .bind(&user.name)
+        .bind(&user.username)
+        .bind(user.username.to_lowercase())
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn user(&self, id: UserId) -> Result<Option<User>> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
+        let sql = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.username_lower = $1");
+        let row = sqlx::query(sql)
+            .bind(username.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn users(&self, page: Page, search: Option<&str>) -> Result<Paged<User>> {
+        let filter = |q: &mut QueryBuilder<Db>| {
+            if let Some(s) = search.filter(|s| !s.is_empty()) {
+                let pattern = like_pattern(s);
+                q.push(" WHERE u.username_lower LIKE ");
+                q.push_bind(pattern.clone());
+                q.push(" ESCAPE '\\' OR LOWER(u.name) LIKE ");
+                q.push_bind(pattern.clone());
+                q.push(" ESCAPE '\\' OR u.email_lower LIKE ");
+                q.push_bind(pattern);
+                q.push(" ESCAPE '\\'");
+            }
+        };
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM users u");
+        filter(&mut count);
+        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
+        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", user_columns!(), " FROM users u"));
+        filter(&mut q);
+        q.push(" ORDER BY u.id LIMIT ");
+        q.push_bind(page.limit());
+        q.push(" OFFSET ");
+        q.push_bind(page.offset());
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(user_from_row).collect::<Result<_>>()?;
+        Ok(Paged { items, total })
+    }
+
+    async fn count_users(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM users").fetch_one(&self.pool).await?;
+        Ok(row.try_get("n")?)
+    }
+
+    async fn update_user(&self, id: UserId, update: &UserUpdate) -> Result<User> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let result = sqlx::query(
+            "UPDATE users SET \
+               username = COALESCE($2, username), username_lower = COALESCE($3, username_lower), \
+               name = COALESCE($4, name), email = COALESCE($5, email), email_lower = COALESCE($6, email_lower), \
+               password_hash = COALESCE($7, password_hash), is_admin = COALESCE($8, is_admin), updated_at = $9 \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&update.username)
+        .bind(update.username.as_ref().map(|u| u.to_lowercase()))
+        .bind(&update.name)
+        .bind(&update.email)
+        .bind(update.email.as_ref().map(|e| e.to_lowercase()))
+        .bind(&update.password_hash)
+        .bind(update.is_admin)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if let Some(username) = &update.username {
+            sqlx::query("UPDATE namespaces SET path = $2, path_lower = $3 WHERE owner_id = $1 AND kind = 'user'")
+                .bind(id)
+                .bind(username)
+                .bind(username.to_lowercase())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        self.user(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn set_user_state(&self, id: UserId, state: UserState) -> Result<()> {
+        let result = sqlx::query("UPDATE users SET state = $2, updated_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(state.as_str())
+            .bind(Timestamp::now().millis())
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<()> {
+        let result = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---- personal access tokens ------------------------------------------------------
+
+    async fn create_personal_access_token(
+        &self,
+        token: &NewPersonalAccessToken,
+    ) -> Result<PersonalAccessToken> {
+        let row = sqlx::query(
+            "INSERT INTO personal_access_tokens (user_id, name, token_digest, scopes, expires_at, revoked, created_at) \
+             VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
+        )
+        .bind(token.user_id)
+        .bind(&token.name)
+        .bind(&token.token_digest)
+        .bind(token.scopes.join(","))
+        .bind(token.expires_at.map(Timestamp::millis))
+        .bind(Timestamp::now().millis())
+        .fetch_one(&self.pool)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        self.personal_access_token(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn personal_access_token_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Option<PersonalAccessToken>> {
+        let sql = concat!("SELECT ", pat_columns!(), " FROM personal_access_tokens WHERE token_digest = $1");
+        let row = sqlx::query(sql).bind(digest).fetch_optional(&self.pool).await?;
+        row.as_ref().map(pat_from_row).transpose()
+    }
+
+    async fn personal_access_token(&self, id: i64) -> Result<Option<PersonalAccessToken>> {
+        let sql = concat!("SELECT ", pat_columns!(), " FROM personal_access_tokens WHERE id = $1");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(pat_from_row).transpose()
+    }
+
+    async fn personal_access_tokens(
+        &self,
+        user_id: Option<UserId>,
+        page: Page,
+    ) -> Result<Paged<PersonalAccessToken>> {
+        let filter = |q: &mut QueryBuilder<Db>| {
+            if let Some(uid) = user_id {
+                q.push(" WHERE user_id = ");
+                q.push_bind(uid);
+            }
+        };
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM personal_access_tokens");
+        filter(&mut count);
+        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
+        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", pat_columns!(), " FROM personal_access_tokens"));
+        filter(&mut q);
+        q.push(" ORDER BY id LIMIT ");
+        q.push_bind(page.limit());
+        q.push(" OFFSET ");
+        q.push_bind(page.offset());
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(pat_from_row).collect::<Result<_>>()?;
+        Ok(Paged { items, total })
+    }
+
+    async fn revoke_personal_access_token(&self, id: i64) -> Result<()> {
+        let result = sqlx::query("UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn touch_personal_access_token(&self, id: i64, at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE personal_access_tokens SET last_used_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- namespaces ------------------------------------------------------------------
+
+    async fn namespace(&self, id: NamespaceId) -> Result<Option<Namespace>> {
+        let row = sqlx::query("SELECT id, name, path, kind, owner_id, created_at FROM namespaces WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| namespace_from_row(r, "")).transpose()
+    }
+
+    async fn namespace_by_path(&self, path: &str) -> Result<Option<Namespace>> {
+        let row = sqlx::query("SELECT id, name, path, kind, owner_id, created_at FROM namespaces WHERE path_lower = $1")
+            .bind(path.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| namespace_from_row(r, "")).transpose()
+    }
+
+    async fn user_namespace(&self, user_id: UserId) -> Result<Option<Namespace>> {
+        let row = sqlx::query("SELECT id, name, path, kind, owner_id, created_at FROM namespaces WHERE owner_id = $1 AND kind = 'user'")
+            .bind(user_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(|r| namespace_from_row(r, "")).transpose()
+    }
+
+    // ---- projects --------------------------------------------------------------------
+
+    async fn create_project(&self, project: &NewProject) -> Result<Project> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "INSERT INTO projects (namespace_id, name, path, path_lower, description, visibility, default_branch, creator_id, created_at, updated_at, last_activity_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $9) RETURNING id",
+        )
+        .bind(project.namespace_id)
+        .bind(&project.name)
+        .bind(&project.path)
+        .bind(project.path.to_lowercase())
+        .bind(&project.description)
+        .bind(project.visibility.as_str())
+        .bind(&project.default_branch)
+        .bind(project.creator_id)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        let id: i64 = row.try_get("id")?;
+        sqlx::query("INSERT INTO project_members (project_id, user_id, access_level, created_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(project.creator_id)
+            .bind(AccessLevel::Owner.as_i64())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.project(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn project(&self, id: ProjectId) -> Result<Option<Project>> {
+        let sql = concat!(project_select!(), " WHERE p.id = $1");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn project_by_full_path(&self, namespace: &str, path: &str) -> Result<Option<Project>> {
+        let sql = concat!(project_select!(), " WHERE n.path_lower = $1 AND p.path_lower = $2");
+        let row = sqlx::query(sql)
+            .bind(namespace.to_lowercase())
+            .bind(path.to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(project_from_row).transpose()
+    }
+
+    async fn projects(&self, filter: &ProjectFilter, page: Page) -> Result<Paged<Project>> {
+        let mut count = QueryBuilder::<Db>::new(
+            "SELECT COUNT(*) AS n FROM projects p JOIN namespaces n ON n.id = p.namespace_id",
+        );
+        push_project_filter(&mut count, filter);
+        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
+
+        let mut q = QueryBuilder::<Db>::new(project_select!());
+        push_project_filter(&mut q, filter);
+        let column = match filter.order_by {
+            ProjectOrder::Id => "p.id",
+            ProjectOrder::Name => "LOWER(p.name)",
+            ProjectOrder::Path => "p.path_lower",
+            ProjectOrder::CreatedAt => "p.created_at",
+            ProjectOrder::UpdatedAt => "p.updated_at",
+            ProjectOrder::LastActivityAt => "p.last_activity_at",
+        };
+        let dir = if filter.ascending { "ASC" } else { "DESC" };
+        q.push(format!(" ORDER BY {column} {dir}, p.id {dir} LIMIT "));
+        q.push_bind(page.limit());
+        q.push(" OFFSET ");
+        q.push_bind(page.offset());
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(project_from_row).collect::<Result<_>>()?;
+        Ok(Paged { items, total })
+    }
+
+    async fn update_project(&self, id: ProjectId, update: &ProjectUpdate) -> Result<Project> {
+        let (set_description, description) = match &update.description {
+            Some(d) => (true, d.clone()),
+            None => (false, None),
+        };
+        let result = sqlx::query(
+            "UPDATE projects SET name = COALESCE($2, name), path = COALESCE($3, path), \
+               path_lower = COALESCE($4, path_lower), \
+               description = CASE WHEN $5 THEN $6 ELSE description END, \
+               visibility = COALESCE($7, visibility), default_branch = COALESCE($8, default_branch), \
+               updated_at = $9 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&update.name)
+        .bind(&update.path)
+        .bind(update.path.as_ref().map(|p| p.to_lowercase()))
+        .bind(set_description)
+        .bind(description)
+        .bind(update.visibility.map(Visibility::as_str))
+        .bind(&update.default_branch)
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.project(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_project(&self, id: ProjectId) -> Result<()> {
+        let result = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---- members ---------------------------------------------------------------------
+
+    async fn member(&self, project_id: ProjectId, user_id: UserId) -> Result<Option<Member>> {
+        let sql = concat!("SELECT ", user_columns!(), ", m.project_id, m.access_level, m.expires_at AS m_expires_at, m.created_at AS m_created_at \
+             FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 AND m.user_id = $2");
+        let row = sqlx::query(sql).bind(project_id).bind(user_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(member_from_row).transpose()
+    }
+
+    async fn members(&self, project_id: ProjectId, page: Page) -> Result<Paged<Member>> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM project_members WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let sql = concat!("SELECT ", user_columns!(), ", m.project_id, m.access_level, m.expires_at AS m_expires_at, m.created_at AS m_created_at \
+             FROM project_members m JOIN users u ON u.id = m.user_id WHERE m.project_id = $1 \
+             ORDER BY u.id LIMIT $2 OFFSET $3");
+        let rows = sqlx::query(sql)
+            .bind(project_id)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(member_from_row).collect::<Result<_>>()?;
+        Ok(Paged { items, total })
+    }
+
+    async fn add_member(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+        level: AccessLevel,
+        expires_at: Option<Timestamp>,
+    ) -> Result<Member> {
+        sqlx::query("INSERT INTO project_members (project_id, user_id, access_level, expires_at, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(project_id)
+            .bind(user_id)
+            .bind(level.as_i64())
+            .bind(expires_at.map(Timestamp::millis))
+            .bind(Timestamp::now().millis())
+            .execute(&self.pool)
+            .await?;
+        self.member(project_id, user_id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn update_member(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+        level: AccessLevel,
+        expires_at: Option<Timestamp>,
+    ) -> Result<Member> {
+        let result = sqlx::query("UPDATE project_members SET access_level = $3, expires_at = $4 WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id)
+            .bind(user_id)
+            .bind(level.as_i64())
+            .bind(expires_at.map(Timestamp::millis))
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.member(project_id, user_id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn remove_member(&self, project_id: ProjectId, user_id: UserId) -> Result<()> {
+        let result = sqlx::query("DELETE FROM project_members WHERE project_id = $1 AND user_id = $2")
+            .bind(project_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---- protected branches ----------------------------------------------------------
+
+    async fn protected_branches(&self, project_id: ProjectId) -> Result<Vec<ProtectedBranch>> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, name, push_access_level, merge_access_level, allow_force_push, created_at \
+             FROM protected_branches WHERE project_id = $1 ORDER BY name",
+        )
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(protected_branch_from_row).collect()
+    }
+
+    async fn create_protected_branch(&self, branch: &NewProtectedBranch) -> Result<ProtectedBranch> {
+        let row = sqlx::query(
+            "INSERT INTO protected_branches (project_id, name, push_access_level, merge_access_level, allow_force_push, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             RETURNING id, project_id, name, push_access_level, merge_access_level, allow_force_push, created_at",
+        )
+        .bind(branch.project_id)
+        .bind(&branch.name)
+        .bind(branch.push_access_level.as_i64())
+        .bind(branch.merge_access_level.as_i64())
+        .bind(branch.allow_force_push)
+        .bind(Timestamp::now().millis())
+        .fetch_one(&self.pool)
+        .await?;
+        protected_branch_from_row(&row)
+    }
+
+    async fn delete_protected_branch(&self, project_id: ProjectId, name: &str) -> Result<()> {
+        let result = sqlx::query("DELETE FROM protected_branches WHERE project_id = $1 AND name = $2")
+            .bind(project_id)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---- push events -----------------------------------------------------------------
+
+    async fn record_push_events(&self, events: &[NewPushEvent]) -> Result<Vec<PushEvent>> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            let row = sqlx::query(
+                "INSERT INTO push_events (project_id, user_id, ref_name, before_sha, after_sha, push_options, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 RETURNING id, project_id, user_id, ref_name, before_sha, after_sha, push_options, created_at",
+            )
+            .bind(e.project_id)
+            .bind(e.user_id)
+            .bind(&e.ref_name)
+            .bind(&e.before_sha)
+            .bind(&e.after_sha)
+            .bind(e.push_options.join("\n"))
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            out.push(push_event_from_row(&row)?);
+        }
+        sqlx::query("UPDATE projects SET last_activity_at = $2 WHERE id = $1")
+            .bind(events.first().map(|e| e.project_id).unwrap_or_default())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn pending_push_events(&self, limit: i64) -> Result<Vec<PushEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, project_id, user_id, ref_name, before_sha, after_sha, push_options, created_at \
+             FROM push_events WHERE processed_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(push_event_from_row).collect()
+    }
+
+    async fn mark_push_event_processed(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE push_events SET processed_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(Timestamp::now().millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
