@@ -35,3 +35,47 @@ pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migratio
     name TEXT NOT NULL,
     applied_at BIGINT NOT NULL
 )";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A feature must never exist on one database only.
+    #[test]
+    fn both_backends_list_the_same_migration_versions() {
+        let sqlite: Vec<(i64, &str)> = MIGRATIONS_SQLITE
+            .iter()
+            .map(|m| (m.version, m.name))
+            .collect();
+        let postgres: Vec<(i64, &str)> = MIGRATIONS_POSTGRES
+            .iter()
+            .map(|m| (m.version, m.name))
+            .collect();
+        assert_eq!(sqlite, postgres);
+        let mut sorted = sqlite.clone();
+        sorted.sort();
+        sorted.dedup_by_key(|m| m.0);
+        assert_eq!(sorted, sqlite, "versions must be unique and ascending");
+    }
+
+    /// Every file in the migration folders is listed (nothing written and forgotten).
+    #[test]
+    fn every_migration_file_is_listed() {
+        for (dir, list) in [
+            ("sqlite", MIGRATIONS_SQLITE),
+            ("postgres", MIGRATIONS_POSTGRES),
+        ] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dir);
+            let mut files: Vec<String> = std::fs::read_dir(&path)
+                .expect("migrations dir")
+                .filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            let listed: Vec<String> = list.iter().map(|m| m.name.to_string()).collect();
+            assert_eq!(files, listed, "{dir}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! The one binary. `pipewright serve` runs the server; more subcommands arrive with their
+//! features. Configuration comes from flags, then `PIPEWRIGHT_*` environment variables, then an
+//! optional TOML file, then defaults, in that order of precedence and never the reverse.
+
+mod settings;
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use pipewright_server::bootstrap::{self, Bootstrap};
+use tokio::net::TcpListener;
+
+use settings::{LogFormat, ServeArgs, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "pipewright",
+    version,
+    about = "A self-hosted CI server with GitLab's pipeline triggers, API and runner protocol",
+    long_about = "A self-hosted CI server with GitLab's pipeline triggers, API and runner protocol.\n\n\
+Every `serve` option can also be set with its PIPEWRIGHT_* environment variable or in a TOML \
+file given with --config (keys as the long option names with underscores, e.g. \
+`external_url = \"https://ci.example.com\"`). Precedence: flags > environment > file > defaults."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (API v4, git over HTTP, health endpoints).
+    Serve(ServeArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = Settings::resolve(args)?;
+            init_tracing(settings.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(serve(settings))
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    let store = pipewright_store::connect(&settings.database_url)
+        .await
+        .context("opening the database")?;
+    let mut config =
+        pipewright_server::ServerConfig::new(&settings.external_url, &settings.data_dir);
+    config.max_body_bytes = settings.max_body_size;
+    let state = pipewright_server::app_state(config, store.clone());
+
+    match bootstrap::ensure_root(
+        &state,
+        settings.root_password.as_deref(),
+        settings.root_token.as_deref(),
+    )
+    .await?
+    {
+        Bootstrap::Existing => {}
+        Bootstrap::CreatedRoot {
+            generated_password,
+            token_registered,
+        } => {
+            println!("Created the administrator account `root`.");
+            if let Some(password) = generated_password {
+                println!("Its generated password (shown only this once): {password}");
+            }
+            if token_registered {
+                println!(
+                    "PIPEWRIGHT_ROOT_TOKEN is registered as root's personal access token (scope api)."
+                );
+            }
+        }
+    }
+
+    let listener = TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("listening on {}", settings.listen))?;
+    let local: SocketAddr = listener.local_addr()?;
+    tracing::info!(listen = %local, external_url = %settings.external_url, backend = ?store.backend(), "pipewright is serving");
+    pipewright_server::serve(listener, state, shutdown_signal()).await?;
+    tracing::info!("shutting down: closing the database");
+    store.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("signal received: finishing in-flight requests");
+}

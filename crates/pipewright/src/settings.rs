@@ -1,0 +1,207 @@
+//! Resolving `serve`'s settings: flags > `PIPEWRIGHT_*` environment > TOML file > defaults.
+//! clap reads flags and environment (so both land in `ServeArgs` as `Some`); the file and the
+//! defaults only fill what is still `None`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8929]
+    #[arg(long, env = "PIPEWRIGHT_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory for the SQLite database, repositories, logs and artifacts [default: ./pipewright-data]
+    #[arg(long, env = "PIPEWRIGHT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: `sqlite://PATH` or `postgres://…` [default: a SQLite file in the data dir]
+    #[arg(long, env = "PIPEWRIGHT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Base URL used in every URL the API returns [default: http://<listen>]
+    #[arg(long, env = "PIPEWRIGHT_EXTERNAL_URL")]
+    pub external_url: Option<String>,
+    /// Log format [default: text]
+    #[arg(long, env = "PIPEWRIGHT_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Largest accepted API request body, in bytes [default: 10485760]
+    #[arg(long, env = "PIPEWRIGHT_MAX_BODY_SIZE")]
+    pub max_body_size: Option<usize>,
+    /// Optional TOML configuration file (same keys as these options, with underscores)
+    #[arg(long, env = "PIPEWRIGHT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Password for `root` on first start (otherwise one is generated and printed once)
+    #[arg(
+        long = "root-password",
+        env = "PIPEWRIGHT_ROOT_PASSWORD",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub root_password: Option<String>,
+    /// Personal access token (≥ 20 characters, scope api) registered for `root` on first start
+    #[arg(
+        long = "root-token",
+        env = "PIPEWRIGHT_ROOT_TOKEN",
+        hide_env_values = true,
+        hide = true
+    )]
+    pub root_token: Option<String>,
+}
+
+/// The keys a config file may set.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSettings {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    external_url: Option<String>,
+    log_format: Option<LogFormat>,
+    max_body_size: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub external_url: String,
+    pub log_format: LogFormat,
+    pub max_body_size: usize,
+    pub root_password: Option<String>,
+    pub root_token: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                toml::from_str::<FileSettings>(&text)
+                    .with_context(|| format!("parsing config file {}", path.display()))?
+            }
+            None => FileSettings::default(),
+        };
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8929".to_string());
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("pipewright-data"));
+        let database_url = match args.database_url.or(file.database_url) {
+            Some(url) => url,
+            None => format!("sqlite://{}", data_dir.join("pipewright.sqlite3").display()),
+        };
+        if pipewright_store::Backend::from_url(&database_url).is_none() {
+            bail!("--database-url must start with sqlite:// or postgres://");
+        }
+        let external_url = args
+            .external_url
+            .or(file.external_url)
+            .unwrap_or_else(|| format!("http://{listen}"));
+        if !(external_url.starts_with("http://") || external_url.starts_with("https://")) {
+            bail!("--external-url must start with http:// or https://");
+        }
+        Ok(Settings {
+            listen,
+            data_dir,
+            database_url,
+            external_url,
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Text),
+            max_body_size: args
+                .max_body_size
+                .or(file.max_body_size)
+                .unwrap_or(10 * 1024 * 1024),
+            root_password: args.root_password,
+            root_token: args.root_token,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> ServeArgs {
+        ServeArgs {
+            listen: None,
+            data_dir: None,
+            database_url: None,
+            external_url: None,
+            log_format: None,
+            max_body_size: None,
+            config: None,
+            root_password: None,
+            root_token: None,
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = Settings::resolve(args()).expect("resolve");
+        assert_eq!(s.listen, "127.0.0.1:8929");
+        assert_eq!(s.external_url, "http://127.0.0.1:8929");
+        assert_eq!(
+            s.database_url,
+            "sqlite://pipewright-data/pipewright.sqlite3"
+        );
+        assert_eq!(s.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn flags_and_env_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile_dir();
+        let file = dir.join("pipewright.toml");
+        std::fs::write(
+            &file,
+            "listen = \"0.0.0.0:9000\"\nexternal_url = \"https://ci.example.com\"\nlog_format = \"json\"\n",
+        )
+        .expect("write");
+        let mut a = args();
+        a.config = Some(file.clone());
+        a.listen = Some("127.0.0.1:1234".into()); // as if given by flag or PIPEWRIGHT_LISTEN
+        let s = Settings::resolve(a).expect("resolve");
+        assert_eq!(s.listen, "127.0.0.1:1234");
+        assert_eq!(s.external_url, "https://ci.example.com");
+        assert_eq!(s.log_format, LogFormat::Json);
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        let mut a = args();
+        a.database_url = Some("mysql://x".into());
+        assert!(Settings::resolve(a).is_err());
+        let dir = tempfile_dir();
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "no_such_key = 1\n").expect("write");
+        let mut a = args();
+        a.config = Some(file);
+        assert!(Settings::resolve(a).is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "pipewright-settings-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        dir
+    }
+}

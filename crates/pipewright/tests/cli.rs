@@ -1,0 +1,147 @@
+//! The binary as an operator runs it: `--help`, first start, health, graceful shutdown.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_pipewright"))
+}
+
+#[test]
+fn help_documents_every_serve_option() {
+    let out = bin().args(["serve", "--help"]).output().expect("run");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--data-dir",
+        "--database-url",
+        "--external-url",
+        "--log-format",
+        "--max-body-size",
+        "--config",
+    ] {
+        assert!(text.contains(flag), "missing {flag} in:\n{text}");
+    }
+    for env in [
+        "PIPEWRIGHT_LISTEN",
+        "PIPEWRIGHT_DATA_DIR",
+        "PIPEWRIGHT_DATABASE_URL",
+        "PIPEWRIGHT_EXTERNAL_URL",
+    ] {
+        assert!(text.contains(env), "missing {env} in:\n{text}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn http_get(addr: &str, path: &str, token: Option<&str>) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let auth = token
+        .map(|t| format!("PRIVATE-TOKEN: {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Connection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Some((status, body))
+}
+
+#[test]
+fn first_start_creates_root_serves_and_shuts_down_gracefully() {
+    let dir = std::env::temp_dir().join(format!("pipewright-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let token = "glpat-cli-test-token-0123456789";
+    let mut child = bin()
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(&dir)
+        .env("PIPEWRIGHT_ROOT_TOKEN", token)
+        .env("PIPEWRIGHT_LOG_FORMAT", "json")
+        .env_remove("PIPEWRIGHT_ROOT_PASSWORD")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some((200, _)) = http_get(&addr, "/-/readiness", None) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = http_get(&addr, "/api/v4/user", Some(token)).expect("user");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"username\":\"root\""), "{body}");
+    assert_eq!(http_get(&addr, "/-/health", None).map(|r| r.0), Some(200));
+    assert_eq!(http_get(&addr, "/-/liveness", None).map(|r| r.0), Some(200));
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "server did not stop on SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout)
+        .expect("read");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    assert!(
+        stdout.contains("Created the administrator account `root`."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("generated password"),
+        "a password is generated and printed once: {stdout}"
+    );
+    assert!(!stderr.contains(token), "the token must never be logged");
+    assert!(
+        stderr.contains("\"message\":\"pipewright is serving\"")
+            || stderr.contains("pipewright is serving"),
+        "{stderr}"
+    );
+
+    // Second start: root exists, nothing is printed about it.
+    let out = bin()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&dir)
+        .arg("--external-url")
+        .arg("not-a-url")
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "an invalid external URL is refused");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,0 +1,175 @@
+//! Project members and their roles (GitLab's access levels 10–50).
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pipewright_core::{AccessLevel, Timestamp};
+use serde_json::Value;
+
+use super::Segments;
+use super::projects::{authorize_project, find_project};
+use crate::auth::Caller;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Paginated, page_from};
+use crate::params::Params;
+use crate::permissions::{Action, ProjectAccess};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v4/projects/{id}/members",
+            get(list_members).post(add_member),
+        )
+        .route("/api/v4/projects/{id}/members/all", get(list_members))
+        .route(
+            "/api/v4/projects/{id}/members/{user_id}",
+            get(get_member).put(update_member).delete(remove_member),
+        )
+        .route(
+            "/api/v4/projects/{id}/members/all/{user_id}",
+            get(get_member),
+        )
+}
+
+fn access_level(params: &Params) -> ApiResult<AccessLevel> {
+    let raw = params
+        .i64("access_level")?
+        .ok_or_else(|| ApiError::MissingParam("access_level".into()))?;
+    AccessLevel::from_i64(raw)
+        .ok_or_else(|| ApiError::ParamError("access_level does not have a valid value".into()))
+}
+
+fn expires_at(params: &Params) -> ApiResult<Option<Timestamp>> {
+    match params.str("expires_at")? {
+        Some(s) if !s.is_empty() => Timestamp::parse(&s)
+            .map(Some)
+            .ok_or_else(|| ApiError::InvalidParam("expires_at".into())),
+        _ => Ok(None),
+    }
+}
+
+/// Only Owners (and admins) may grant, change or remove the Owner role.
+fn check_owner_rule(access: &ProjectAccess, levels: &[AccessLevel]) -> ApiResult<()> {
+    if levels.contains(&AccessLevel::Owner) && !access.can(Action::ManageOwners) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(())
+}
+
+async fn list_members(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, _) = find_project(&state, &caller, seg.get("id")?).await?;
+    let page = page_from(&params)?;
+    let result = state.store.members(project.id, page).await?;
+    let items: Vec<Value> = result
+        .items
+        .iter()
+        .map(|m| entities::member(&state.config, m))
+        .collect();
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn get_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let (project, _) = find_project(&state, &caller, seg.get("id")?).await?;
+    let user_id = seg.id("user_id", "Member")?;
+    let member = state
+        .store
+        .member(project.id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("Member"))?;
+    Ok(Json(entities::member(&state.config, &member)))
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageMembers).await?;
+    let user = match (params.i64("user_id")?, params.str("username")?) {
+        (Some(id), _) => state.store.user(id).await?,
+        (None, Some(username)) => state.store.user_by_username(&username).await?,
+        (None, None) => {
+            return Err(ApiError::ParamError(
+                "user_id, username are missing, exactly one parameter must be provided".into(),
+            ));
+        }
+    }
+    .ok_or(ApiError::NotFound("User"))?;
+    let level = access_level(&params)?;
+    check_owner_rule(&access, &[level])?;
+    if state.store.member(project.id, user.id).await?.is_some() {
+        return Err(ApiError::Conflict("Member already exists".into()));
+    }
+    let member = state
+        .store
+        .add_member(project.id, user.id, level, expires_at(&params)?)
+        .await
+        .map_err(|e| match e {
+            pipewright_store::StoreError::Conflict(_) => {
+                ApiError::Conflict("Member already exists".into())
+            }
+            other => other.into(),
+        })?;
+    Ok((
+        StatusCode::CREATED,
+        Json(entities::member(&state.config, &member)),
+    )
+        .into_response())
+}
+
+async fn update_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageMembers).await?;
+    let user_id = seg.id("user_id", "Member")?;
+    let existing = state
+        .store
+        .member(project.id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("Member"))?;
+    let level = access_level(&params)?;
+    check_owner_rule(&access, &[level, existing.access_level])?;
+    let member = state
+        .store
+        .update_member(project.id, user_id, level, expires_at(&params)?)
+        .await?;
+    Ok(Json(entities::member(&state.config, &member)))
+}
+
+async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<StatusCode> {
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageMembers).await?;
+    let user_id = seg.id("user_id", "Member")?;
+    let existing = state
+        .store
+        .member(project.id, user_id)
+        .await?
+        .ok_or(ApiError::NotFound("Member"))?;
+    check_owner_rule(&access, &[existing.access_level])?;
+    state.store.remove_member(project.id, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,92 @@
+//! GitLab API v4, by feature. Each module owns its routes and handlers; shared lookups (path
+//! segments, project resolution) live here.
+
+pub mod members;
+pub mod projects;
+pub mod protected_branches;
+pub mod repository;
+pub mod tokens;
+pub mod users;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+use axum::routing::get;
+use serde_json::json;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/version", get(version))
+        .merge(users::routes())
+        .merge(tokens::routes())
+        .merge(projects::routes())
+        .merge(members::routes())
+        .merge(protected_branches::routes())
+        .merge(repository::routes())
+        .fallback(|| async {
+            ApiError::Custom(
+                axum::http::StatusCode::NOT_FOUND,
+                json!({"error": "404 Not Found"}),
+            )
+        })
+}
+
+async fn version() -> axum::Json<serde_json::Value> {
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "revision": option_env!("PIPEWRIGHT_REVISION").unwrap_or("unknown"),
+        "kas": {"enabled": false, "externalUrl": null, "version": null},
+        "enterprise": false,
+    }))
+}
+
+/// Path parameters, percent-decoded. Decoding failures (invalid UTF-8) are a 400 in GitLab's
+/// shape rather than axum's plain-text rejection.
+pub struct Segments(HashMap<String, String>);
+
+impl Segments {
+    pub fn get(&self, name: &str) -> ApiResult<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::MissingParam(name.to_string()))
+    }
+
+    /// A numeric id segment; anything else is a 404 (GitLab's routes only match digits).
+    pub fn id(&self, name: &str, what: &'static str) -> ApiResult<i64> {
+        self.get(name)?
+            .parse::<i64>()
+            .map_err(|_| ApiError::NotFound(what))
+    }
+}
+
+impl FromRequestParts<AppState> for Segments {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| match e {
+                axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_) => {
+                    ApiError::BadRequest("invalid UTF-8 in the URL".into())
+                }
+                _ => ApiError::NotFound(""),
+            })?;
+        let mut map = HashMap::new();
+        for (key, value) in &raw {
+            let decoded = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| ApiError::BadRequest("invalid UTF-8 in the URL".into()))?;
+            map.insert(key.to_string(), decoded.into_owned());
+        }
+        Ok(Segments(map))
+    }
+}

@@ -1,0 +1,430 @@
+//! Projects: create (with a bare repository), list, read, update, delete; and the one place
+//! that turns `:id` (a number or a URL-encoded `namespace/path`) into a project the caller
+//! may see.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pipewright_core::{Timestamp, Visibility};
+use pipewright_store::{NewProject, Project, ProjectFilter, ProjectOrder, ProjectUpdate, Viewer};
+use serde_json::{Value, json};
+
+use super::Segments;
+use crate::auth::Caller;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Paginated, page_from};
+use crate::params::Params;
+use crate::permissions::{Action, ProjectAccess};
+use crate::state::AppState;
+use crate::validate;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/projects", get(list_projects).post(create_project))
+        .route(
+            "/api/v4/projects/{id}",
+            get(get_project).put(update_project).delete(delete_project),
+        )
+}
+
+/// The caller's relation to a project.
+pub async fn project_access(
+    state: &AppState,
+    caller: &Caller,
+    project: &Project,
+) -> ApiResult<ProjectAccess> {
+    let role = match caller.user_id() {
+        Some(uid) => state
+            .store
+            .member(project.id, uid)
+            .await?
+            .filter(|m| m.expires_at.is_none_or(|t| t > Timestamp::now()))
+            .map(|m| m.access_level),
+        None => None,
+    };
+    Ok(ProjectAccess {
+        visibility: project.visibility,
+        role,
+        authenticated: caller.0.is_some(),
+        admin: caller.is_admin(),
+    })
+}
+
+/// Finds a project by numeric id or full path; an unknown project and one the caller may not
+/// see are the same `404 Project Not Found`.
+pub async fn find_project(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> ApiResult<(Project, ProjectAccess)> {
+    let project = lookup(state, id)
+        .await?
+        .ok_or(ApiError::NotFound("Project"))?;
+    let access = project_access(state, caller, &project).await?;
+    if !access.can_see() {
+        return Err(ApiError::NotFound("Project"));
+    }
+    Ok((project, access))
+}
+
+/// As [`find_project`], then requires `action` (403 when visible but not allowed).
+pub async fn authorize_project(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    action: Action,
+) -> ApiResult<(Project, ProjectAccess)> {
+    let (project, access) = find_project(state, caller, id).await?;
+    if !access.can(action) {
+        return Err(if caller.0.is_none() {
+            ApiError::Unauthorized
+        } else {
+            ApiError::forbidden()
+        });
+    }
+    Ok((project, access))
+}
+
+pub async fn lookup(state: &AppState, id: &str) -> ApiResult<Option<Project>> {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        return match id.parse::<i64>() {
+            Ok(n) => Ok(state.store.project(n).await?),
+            Err(_) => Ok(None),
+        };
+    }
+    match id.rsplit_once('/') {
+        Some((namespace, path)) if !namespace.is_empty() && !path.is_empty() => {
+            Ok(state.store.project_by_full_path(namespace, path).await?)
+        }
+        _ => Ok(None),
+    }
+}
+
+pub async fn render(
+    state: &AppState,
+    project: &Project,
+    access: &ProjectAccess,
+) -> ApiResult<Value> {
+    let repos = state.repos.clone();
+    let id = project.id;
+    let empty = tokio::task::spawn_blocking(move || repos.is_empty(id).unwrap_or(true))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    Ok(entities::project(
+        &state.config,
+        project,
+        Some(access),
+        empty,
+    ))
+}
+
+async fn list_projects(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let page = page_from(&params)?;
+    let viewer = match &caller.0 {
+        Some(a) if a.is_admin() => Viewer::Admin,
+        Some(a) => Viewer::User(a.user.id),
+        None => Viewer::Anonymous,
+    };
+    let membership = params.bool("membership")?.unwrap_or(false);
+    let owned = params.bool("owned")?.unwrap_or(false);
+    let order_by = match params.str("order_by")?.as_deref() {
+        None | Some("created_at") => ProjectOrder::CreatedAt,
+        Some("id") => ProjectOrder::Id,
+        Some("name") => ProjectOrder::Name,
+        Some("path") => ProjectOrder::Path,
+        Some("updated_at") => ProjectOrder::UpdatedAt,
+        Some("last_activity_at") => ProjectOrder::LastActivityAt,
+        Some(_) => return Err(ApiError::InvalidParam("order_by".into())),
+    };
+    let ascending = match params.str("sort")?.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => return Err(ApiError::InvalidParam("sort".into())),
+    };
+    let filter = ProjectFilter {
+        viewer,
+        membership_of: if membership { caller.user_id() } else { None },
+        owned_by: if owned { caller.user_id() } else { None },
+        search: params.str("search")?,
+        order_by,
+        ascending,
+    };
+    if (membership || owned) && caller.0.is_none() {
+        return Err(ApiError::Unauthorized);
+    }
+    let result = state.store.projects(&filter, page).await?;
+    let mut items = Vec::with_capacity(result.items.len());
+    for project in &result.items {
+        let access = project_access(&state, &caller, project).await?;
+        items.push(render(&state, project, &access).await?);
+    }
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn get_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let (project, access) = find_project(&state, &caller, seg.get("id")?).await?;
+    Ok(Json(render(&state, &project, &access).await?))
+}
+
+fn parse_visibility(params: &Params) -> ApiResult<Option<Visibility>> {
+    match params.str("visibility")? {
+        None => Ok(None),
+        Some(v) => Visibility::parse(&v)
+            .map(Some)
+            .ok_or_else(|| ApiError::InvalidParam("visibility".into())),
+    }
+}
+
+/// Derives a path from a name the way GitLab does: lower-case, separators to dashes.
+fn path_from_name(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.trim().chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches(|c| c == '-' || c == '.').to_string()
+}
+
+fn branch_name_is_valid(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 255
+        && !name.starts_with(['-', '/', '.'])
+        && !name.ends_with(['/', '.'])
+        && !name.contains("..")
+        && !name.contains("//")
+        && !name.contains("@{")
+        && !name.ends_with(".lock")
+        && !name
+            .chars()
+            .any(|c| c.is_control() || " ~^:?*[\\".contains(c))
+}
+
+async fn create_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Response> {
+    let actor = caller.required()?;
+    let name = params.str("name")?;
+    let path = params.str("path")?;
+    let (name, path) = match (name, path) {
+        (None, None) => {
+            return Err(ApiError::ParamError(
+                "name, path are missing, at least one parameter must be provided".into(),
+            ));
+        }
+        (Some(n), Some(p)) => (n, p),
+        (Some(n), None) => {
+            let p = path_from_name(&n);
+            (n, p)
+        }
+        (None, Some(p)) => (p.clone(), p),
+    };
+    let namespace = match params.i64("namespace_id")? {
+        Some(ns_id) => {
+            let ns = state
+                .store
+                .namespace(ns_id)
+                .await?
+                .ok_or(ApiError::NotFound("Namespace"))?;
+            if ns.owner_id != Some(actor.user.id) && !actor.is_admin() {
+                return Err(ApiError::NotFound("Namespace"));
+            }
+            ns
+        }
+        None => state
+            .store
+            .user_namespace(actor.user.id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("user {} has no namespace", actor.user.id))
+            })?,
+    };
+    let default_branch = params
+        .str("default_branch")?
+        .unwrap_or_else(|| "main".into());
+    let mut errors = validate::Errors::default();
+    validate::name(&mut errors, "name", &name);
+    if !validate::path_is_valid(&path) {
+        errors.add(
+            "path",
+            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'",
+        );
+    }
+    if !branch_name_is_valid(&default_branch) {
+        errors.add("default_branch", "is invalid");
+    }
+    errors.into_result()?;
+    let new = NewProject {
+        namespace_id: namespace.id,
+        name: name.clone(),
+        path,
+        description: params.str("description")?,
+        visibility: parse_visibility(&params)?.unwrap_or(Visibility::Private),
+        default_branch: default_branch.clone(),
+        creator_id: actor.user.id,
+    };
+    let project = state
+        .store
+        .create_project(&new)
+        .await
+        .map_err(|e| match e {
+            pipewright_store::StoreError::Conflict(_) => {
+                let mut map = std::collections::BTreeMap::new();
+                map.insert(
+                    "name".to_string(),
+                    vec!["has already been taken".to_string()],
+                );
+                map.insert(
+                    "path".to_string(),
+                    vec!["has already been taken".to_string()],
+                );
+                ApiError::Validation(map)
+            }
+            other => other.into(),
+        })?;
+    let repos = state.repos.clone();
+    let id = project.id;
+    let created = tokio::task::spawn_blocking(move || repos.create(id, &default_branch))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if let Err(err) = created {
+        // Keep database and disk in step: no project without its repository.
+        let _ = state.store.delete_project(project.id).await;
+        return Err(ApiError::Internal(
+            anyhow::Error::new(err).context("creating repository"),
+        ));
+    }
+    let access = project_access(&state, &caller, &project).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(render(&state, &project, &access).await?),
+    )
+        .into_response())
+}
+
+async fn update_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::UpdateProject).await?;
+    let visibility = parse_visibility(&params)?;
+    if visibility.is_some_and(|v| v != project.visibility) && !access.can(Action::ChangeVisibility)
+    {
+        return Err(ApiError::forbidden());
+    }
+    let name = params.str("name")?;
+    let path = params.str("path")?;
+    let default_branch = params.str("default_branch")?;
+    let mut errors = validate::Errors::default();
+    if let Some(n) = &name {
+        validate::name(&mut errors, "name", n);
+    }
+    if let Some(p) = &path
+        && !validate::path_is_valid(p)
+    {
+        errors.add("path", "can contain only letters, digits, '_', '-' and '.'");
+    }
+    if let Some(b) = &default_branch
+        && !branch_name_is_valid(b)
+    {
+        errors.add("default_branch", "is invalid");
+    }
+    errors.into_result()?;
+    let update = ProjectUpdate {
+        name,
+        path,
+        description: if params.contains("description") {
+            Some(params.str("description")?)
+        } else {
+            None
+        },
+        visibility,
+        default_branch: default_branch.clone(),
+    };
+    let updated = state
+        .store
+        .update_project(project.id, &update)
+        .await
+        .map_err(|e| match e {
+            pipewright_store::StoreError::Conflict(_) => {
+                ApiError::validation("path", "has already been taken")
+            }
+            other => other.into(),
+        })?;
+    if let Some(branch) = default_branch {
+        let repos = state.repos.clone();
+        let id = project.id;
+        tokio::task::spawn_blocking(move || repos.set_default_branch(id, &branch))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    Ok(Json(render(&state, &updated, &access).await?))
+}
+
+async fn delete_project(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::DeleteProject).await?;
+    state.store.delete_project(project.id).await?;
+    remove_repository(&state, project.id).await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"message": "202 Accepted"})),
+    )
+        .into_response())
+}
+
+/// Deletes a project's repository from disk; failures are logged, not fatal (the row is gone).
+pub async fn remove_repository(state: &AppState, project_id: i64) {
+    let repos = state.repos.clone();
+    let result = tokio::task::spawn_blocking(move || repos.delete(project_id)).await;
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => tracing::warn!(project_id, error = %err, "could not remove repository"),
+        Err(err) => tracing::warn!(project_id, error = %err, "could not remove repository"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_from_names() {
+        assert_eq!(path_from_name("My Project"), "my-project");
+        assert_eq!(path_from_name("demo"), "demo");
+        assert_eq!(path_from_name("  a  b "), "a-b");
+    }
+
+    #[test]
+    fn branch_names() {
+        assert!(branch_name_is_valid("main"));
+        assert!(branch_name_is_valid("feature/x"));
+        for bad in ["", "-x", "a..b", "a b", "x.lock", "a~b", "/a"] {
+            assert!(!branch_name_is_valid(bad), "{bad}");
+        }
+    }
+}

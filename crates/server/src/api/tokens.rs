@@ -1,0 +1,209 @@
+//! Personal access tokens: created by admins for a user, listed, inspected and revoked.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pipewright_core::Timestamp;
+use pipewright_store::{NewPersonalAccessToken, PersonalAccessToken};
+use serde_json::Value;
+
+use super::Segments;
+use crate::auth::{Actor, Caller, Credential, KNOWN_SCOPES};
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Paginated, page_from};
+use crate::params::Params;
+use crate::secrets;
+use crate::state::AppState;
+
+pub const PAT_PREFIX: &str = "glpat-";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v4/users/{id}/personal_access_tokens",
+            get(list_for_user).post(create_for_user),
+        )
+        .route("/api/v4/personal_access_tokens", get(list_tokens))
+        .route(
+            "/api/v4/personal_access_tokens/self",
+            get(get_self).delete(revoke_self),
+        )
+        .route(
+            "/api/v4/personal_access_tokens/{id}",
+            get(get_token).delete(revoke_token),
+        )
+}
+
+/// Creates a token for a user and returns it once; only its digest is stored.
+pub async fn issue_token(
+    state: &AppState,
+    user_id: i64,
+    name: &str,
+    scopes: Vec<String>,
+    expires_at: Option<Timestamp>,
+    token: Option<String>,
+) -> ApiResult<(PersonalAccessToken, String)> {
+    let token = token.unwrap_or_else(|| secrets::random_token(PAT_PREFIX, 32));
+    let new = NewPersonalAccessToken {
+        user_id,
+        name: name.to_string(),
+        token_digest: secrets::token_digest(&token),
+        scopes,
+        expires_at,
+    };
+    let pat = state.store.create_personal_access_token(&new).await?;
+    Ok((pat, token))
+}
+
+async fn create_for_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    caller.admin()?;
+    let user_id = seg.id("id", "User")?;
+    state
+        .store
+        .user(user_id)
+        .await?
+        .ok_or(ApiError::NotFound("User"))?;
+    let name = params.non_blank("name")?;
+    let scopes = params
+        .string_list("scopes")?
+        .ok_or_else(|| ApiError::MissingParam("scopes".into()))?;
+    if scopes.is_empty() || scopes.iter().any(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
+        return Err(ApiError::InvalidParam("scopes".into()));
+    }
+    let expires_at = match params.str("expires_at")? {
+        Some(text) if !text.is_empty() => {
+            let at = Timestamp::parse(&text)
+                .ok_or_else(|| ApiError::InvalidParam("expires_at".into()))?;
+            if at <= Timestamp::now() {
+                return Err(ApiError::validation("expires_at", "must be in the future"));
+            }
+            Some(at)
+        }
+        _ => None,
+    };
+    let (pat, token) = issue_token(&state, user_id, &name, scopes, expires_at, None).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(entities::personal_access_token(&pat, Some(&token))),
+    )
+        .into_response())
+}
+
+async fn list_for_user(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let actor = caller.required()?;
+    let user_id = seg.id("id", "User")?;
+    if !actor.is_admin() && actor.user.id != user_id {
+        return Err(ApiError::forbidden());
+    }
+    let page = page_from(&params)?;
+    let result = state
+        .store
+        .personal_access_tokens(Some(user_id), page)
+        .await?;
+    let items: Vec<Value> = result
+        .items
+        .iter()
+        .map(|p| entities::personal_access_token(p, None))
+        .collect();
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let actor = caller.required()?;
+    let user_id = if actor.is_admin() {
+        params.i64("user_id")?
+    } else {
+        Some(actor.user.id)
+    };
+    let page = page_from(&params)?;
+    let result = state.store.personal_access_tokens(user_id, page).await?;
+    let items: Vec<Value> = result
+        .items
+        .iter()
+        .map(|p| entities::personal_access_token(p, None))
+        .collect();
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+fn current_token_id(actor: &Actor) -> ApiResult<i64> {
+    match &actor.credential {
+        Credential::Token { id, .. } => Ok(*id),
+        Credential::Password => Err(ApiError::NotFound("")),
+    }
+}
+
+async fn get_self(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    let actor = caller.required()?;
+    let id = current_token_id(actor)?;
+    let pat = state
+        .store
+        .personal_access_token(id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    Ok(Json(entities::personal_access_token(&pat, None)))
+}
+
+async fn revoke_self(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
+    let actor = caller.required()?;
+    let id = current_token_id(actor)?;
+    state.store.revoke_personal_access_token(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A token the caller may see: their own, or any for admins. Others are 404.
+async fn visible_token(state: &AppState, actor: &Actor, id: i64) -> ApiResult<PersonalAccessToken> {
+    let pat = state
+        .store
+        .personal_access_token(id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    if !actor.is_admin() && pat.user_id != actor.user.id {
+        return Err(ApiError::NotFound(""));
+    }
+    Ok(pat)
+}
+
+async fn get_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let actor = caller.required()?;
+    let pat = visible_token(&state, actor, seg.id("id", "")?).await?;
+    Ok(Json(entities::personal_access_token(&pat, None)))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<StatusCode> {
+    let actor = caller.required()?;
+    let pat = visible_token(&state, actor, seg.id("id", "")?).await?;
+    if pat.revoked {
+        return Err(ApiError::BadRequest(
+            "Token has already been revoked".into(),
+        ));
+    }
+    state.store.revoke_personal_access_token(pat.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,303 @@
+//! Who is calling: turning credentials into an [`Actor`].
+//!
+//! The API accepts a personal access token as the `PRIVATE-TOKEN` header, as
+//! `Authorization: Bearer`, or as the `private_token` / `access_token` query parameter, like
+//! GitLab. Git over HTTP uses Basic auth with a token or the user's password (see
+//! [`authenticate_basic`]). Every failure is a plain 401 that does not say whether the token
+//! exists; revoked and expired tokens get GitLab's OAuth-style 401 bodies, which name the reason
+//! but never the token.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
+use pipewright_core::Timestamp;
+use pipewright_store::{PersonalAccessToken, User};
+
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::secrets;
+use crate::state::AppState;
+
+/// How often `last_used_at` is written for a token in constant use.
+const LAST_USED_RESOLUTION_MS: i64 = 10 * 60 * 1000;
+
+/// Scopes a personal access token may carry (GitLab's names).
+pub const KNOWN_SCOPES: &[&str] = &[
+    "api",
+    "read_api",
+    "read_user",
+    "read_repository",
+    "write_repository",
+    "sudo",
+    "admin_mode",
+    "create_runner",
+    "manage_runner",
+];
+
+/// How the caller proved who they are.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A personal access token, with its scopes.
+    Token { id: i64, scopes: Vec<String> },
+    /// The account password (git over HTTP only); it carries every scope.
+    Password,
+}
+
+/// An authenticated, active user and the credential they used.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: User,
+    pub credential: Credential,
+}
+
+impl Actor {
+    pub fn is_admin(&self) -> bool {
+        self.user.is_admin
+    }
+
+    fn has_scope(&self, wanted: &[&str]) -> bool {
+        match &self.credential {
+            Credential::Password => true,
+            Credential::Token { scopes, .. } => scopes.iter().any(|s| wanted.contains(&s.as_str())),
+        }
+    }
+
+    /// Reading the API: `api` or `read_api` (and `read_user` for `GET /user`).
+    pub fn can_read_api(&self) -> bool {
+        self.has_scope(&["api", "read_api"])
+    }
+
+    pub fn can_write_api(&self) -> bool {
+        self.has_scope(&["api"])
+    }
+
+    pub fn can_read_repository(&self) -> bool {
+        self.has_scope(&["api", "read_repository", "write_repository"])
+    }
+
+    pub fn can_write_repository(&self) -> bool {
+        self.has_scope(&["api", "write_repository"])
+    }
+}
+
+/// The API caller, if any. Extracting it checks the token and the scope the HTTP method needs.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Option<Actor>);
+
+impl Caller {
+    /// The actor, or 401.
+    pub fn required(&self) -> ApiResult<&Actor> {
+        self.0.as_ref().ok_or(ApiError::Unauthorized)
+    }
+
+    /// The actor if they are an admin; 401 when anonymous, 403 otherwise.
+    pub fn admin(&self) -> ApiResult<&Actor> {
+        let actor = self.required()?;
+        if actor.is_admin() {
+            Ok(actor)
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+
+    pub fn user_id(&self) -> Option<i64> {
+        self.0.as_ref().map(|a| a.user.id)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.0.as_ref().is_some_and(Actor::is_admin)
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = api_token(&parts.headers, parts.uri.query())? else {
+            return Ok(Caller(None));
+        };
+        let actor = authenticate_token(state, &token).await?;
+        let read_only = matches!(parts.method, Method::GET | Method::HEAD);
+        let allowed = if read_only {
+            actor.can_read_api()
+                || (parts.uri.path() == "/api/v4/user" && actor.has_scope(&["read_user"]))
+        } else {
+            actor.can_write_api()
+        };
+        if !allowed {
+            return Err(ApiError::InsufficientScope(if read_only {
+                "api read_api"
+            } else {
+                "api"
+            }));
+        }
+        Ok(Caller(Some(actor)))
+    }
+}
+
+/// The token from the headers or query string, if one was sent.
+fn api_token(headers: &HeaderMap, query: Option<&str>) -> ApiResult<Option<String>> {
+    if let Some(value) = headers.get("private-token") {
+        let token = value.to_str().map_err(|_| ApiError::Unauthorized)?;
+        return Ok(Some(token.trim().to_string()));
+    }
+    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+        let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
+        if let Some(token) = value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+        {
+            return Ok(Some(token.trim().to_string()));
+        }
+    }
+    if query.is_some() {
+        let params = Params::from_query(query)?;
+        for key in ["private_token", "access_token"] {
+            if let Some(token) = params.str(key)? {
+                return Ok(Some(token));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Resolves a personal access token to an active user.
+pub async fn authenticate_token(state: &AppState, token: &str) -> ApiResult<Actor> {
+    let digest = secrets::token_digest(token);
+    let Some(pat) = state.store.personal_access_token_by_digest(&digest).await? else {
+        return Err(ApiError::Unauthorized);
+    };
+    check_token_usable(&pat)?;
+    let user = state
+        .store
+        .user(pat.user_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if !user.is_active() {
+        return Err(ApiError::Unauthorized);
+    }
+    touch_last_used(state, &pat);
+    Ok(Actor {
+        user,
+        credential: Credential::Token {
+            id: pat.id,
+            scopes: pat.scopes,
+        },
+    })
+}
+
+fn check_token_usable(pat: &PersonalAccessToken) -> ApiResult<()> {
+    if pat.revoked {
+        return Err(ApiError::InvalidToken("Token has been revoked."));
+    }
+    if pat.expires_at.is_some_and(|at| at <= Timestamp::now()) {
+        return Err(ApiError::InvalidToken("Token has expired."));
+    }
+    Ok(())
+}
+
+fn touch_last_used(state: &AppState, pat: &PersonalAccessToken) {
+    let now = Timestamp::now();
+    let stale = pat
+        .last_used_at
+        .is_none_or(|at| now.millis() - at.millis() > LAST_USED_RESOLUTION_MS);
+    if stale {
+        let store = state.store.clone();
+        let id = pat.id;
+        tokio::spawn(async move {
+            if let Err(err) = store.touch_personal_access_token(id, now).await {
+                tracing::warn!(error = %err, "could not record token use");
+            }
+        });
+    }
+}
+
+/// Authenticates git's HTTP Basic credentials: any username with a personal access token, or
+/// the username with its password. Returns `Ok(None)` when no credentials were sent.
+pub async fn authenticate_basic(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
+    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
+    let Some(encoded) = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))
+    else {
+        return Err(ApiError::Unauthorized);
+    };
+    let decoded = decode_base64(encoded.trim()).ok_or(ApiError::Unauthorized)?;
+    let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized)?;
+    let (username, secret) = decoded.split_once(':').ok_or(ApiError::Unauthorized)?;
+    if username == "gitlab-ci-token" {
+        // Reserved for CI job tokens, which arrive with the running-pipelines feature.
+        return Err(ApiError::Unauthorized);
+    }
+    if let Ok(actor) = authenticate_token(state, secret).await {
+        return Ok(Some(actor));
+    }
+    let user = state
+        .store
+        .user_by_username(username)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    let hash = user.password_hash.clone().ok_or(ApiError::Unauthorized)?;
+    let password = secret.to_string();
+    let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    if !ok || !user.is_active() {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(Some(Actor {
+        user,
+        credential: Credential::Password,
+    }))
+}
+
+/// Standard base64 (with or without padding), as HTTP Basic uses it.
+fn decode_base64(input: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        match c {
+            b'A'..=b'Z' => Some(u32::from(c - b'A')),
+            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
+            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
+            b'+' => Some(62),
+            b'/' => Some(63),
+            _ => None,
+        }
+    }
+    let bytes: Vec<u8> = input.bytes().filter(|b| *b != b'=').collect();
+    if bytes.len() % 4 == 1 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
+    for chunk in bytes.chunks(4) {
+        let mut acc = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            acc |= value(*c)? << (18 - 6 * i);
+        }
+        let produced = chunk.len() - 1;
+        for i in 0..produced {
+            out.push(((acc >> (16 - 8 * i)) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode_base64;
+
+    #[test]
+    fn base64_decodes_basic_credentials() {
+        assert_eq!(
+            decode_base64("cm9vdDpzZWNyZXQ=").as_deref(),
+            Some(&b"root:secret"[..])
+        );
+        assert_eq!(decode_base64("YQ").as_deref(), Some(&b"a"[..]));
+        assert_eq!(decode_base64("!!!"), None);
+    }
+}

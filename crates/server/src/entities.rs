@@ -1,0 +1,185 @@
+//! The JSON shapes of GitLab's API entities (`API::Entities::*`), built from our models.
+//! Field names and formats follow GitLab so existing clients parse them unchanged.
+
+use pipewright_core::Timestamp;
+use pipewright_store::{
+    Member, Namespace, NamespaceKind, PersonalAccessToken, Project, ProtectedBranch,
+    ProtectionLevel, User,
+};
+use serde_json::{Value, json};
+
+use crate::permissions::ProjectAccess;
+use crate::state::ServerConfig;
+
+pub fn time(t: Timestamp) -> Value {
+    Value::String(t.to_gitlab())
+}
+
+pub fn opt_time(t: Option<Timestamp>) -> Value {
+    t.map(time).unwrap_or(Value::Null)
+}
+
+/// `UserBasic`: what anyone may see of a user.
+pub fn user_basic(config: &ServerConfig, user: &User) -> Value {
+    json!({
+        "id": user.id,
+        "username": user.username,
+        "name": user.name,
+        "state": user.state.as_str(),
+        "locked": false,
+        "avatar_url": Value::Null,
+        "web_url": format!("{}/{}", config.external_url, user.username),
+    })
+}
+
+/// `User` (self or admin view): basic fields plus account details.
+pub fn user_full(config: &ServerConfig, user: &User) -> Value {
+    let mut v = user_basic(config, user);
+    if let Value::Object(map) = &mut v {
+        map.insert("created_at".into(), time(user.created_at));
+        map.insert("bio".into(), json!(""));
+        map.insert("location".into(), json!(""));
+        map.insert("public_email".into(), Value::Null);
+        map.insert("email".into(), json!(user.email));
+        map.insert("is_admin".into(), json!(user.is_admin));
+        map.insert("can_create_project".into(), json!(user.is_active()));
+        map.insert("can_create_group".into(), json!(false));
+        map.insert("two_factor_enabled".into(), json!(false));
+        map.insert("external".into(), json!(false));
+        map.insert("private_profile".into(), json!(false));
+        map.insert("bot".into(), json!(false));
+        map.insert("current_sign_in_at".into(), Value::Null);
+        map.insert("last_activity_on".into(), Value::Null);
+        map.insert("confirmed_at".into(), time(user.created_at));
+        map.insert("identities".into(), json!([]));
+    }
+    v
+}
+
+pub fn namespace(config: &ServerConfig, ns: &Namespace) -> Value {
+    json!({
+        "id": ns.id,
+        "name": ns.name,
+        "path": ns.path,
+        "kind": ns.kind.as_str(),
+        "full_path": ns.path,
+        "parent_id": Value::Null,
+        "avatar_url": Value::Null,
+        "web_url": format!("{}/{}", config.external_url, ns.path),
+    })
+}
+
+/// `Project` as GitLab's `API::Entities::Project`, with the caller's permissions.
+pub fn project(
+    config: &ServerConfig,
+    p: &Project,
+    access: Option<&ProjectAccess>,
+    empty_repo: bool,
+) -> Value {
+    let full_path = p.full_path();
+    let web_url = format!("{}/{}", config.external_url, full_path);
+    let role = access.and_then(ProjectAccess::role);
+    json!({
+        "id": p.id,
+        "description": p.description,
+        "name": p.name,
+        "name_with_namespace": format!("{} / {}", p.namespace.name, p.name),
+        "path": p.path,
+        "path_with_namespace": full_path,
+        "created_at": time(p.created_at),
+        "updated_at": time(p.updated_at),
+        "default_branch": p.default_branch,
+        "tag_list": [],
+        "topics": [],
+        "ssh_url_to_repo": Value::Null,
+        "http_url_to_repo": format!("{web_url}.git"),
+        "web_url": web_url,
+        "readme_url": Value::Null,
+        "avatar_url": Value::Null,
+        "forks_count": 0,
+        "star_count": 0,
+        "last_activity_at": time(p.last_activity_at),
+        "namespace": namespace(config, &p.namespace),
+        "visibility": p.visibility.as_str(),
+        "empty_repo": empty_repo,
+        "archived": false,
+        "creator_id": p.creator_id,
+        "owner": if p.namespace.kind == NamespaceKind::User {
+            json!({"id": p.namespace.owner_id, "username": p.namespace.path, "name": p.namespace.name})
+        } else { Value::Null },
+        "issues_enabled": false,
+        "merge_requests_enabled": false,
+        "jobs_enabled": true,
+        "builds_access_level": "enabled",
+        "repository_access_level": "enabled",
+        "shared_runners_enabled": true,
+        "public_jobs": true,
+        "permissions": {
+            "project_access": role.map(|r| json!({"access_level": r.as_i64(), "notification_level": 3})),
+            "group_access": Value::Null,
+        },
+        "_links": {
+            "self": format!("{}/projects/{}", config.api_url(), p.id),
+            "members": format!("{}/projects/{}/members", config.api_url(), p.id),
+        },
+    })
+}
+
+pub fn member(config: &ServerConfig, m: &Member) -> Value {
+    let mut v = user_basic(config, &m.user);
+    if let Value::Object(map) = &mut v {
+        map.insert("access_level".into(), json!(m.access_level.as_i64()));
+        map.insert("created_at".into(), time(m.created_at));
+        map.insert(
+            "expires_at".into(),
+            m.expires_at
+                .map(|t| json!(t.to_date_string()))
+                .unwrap_or(Value::Null),
+        );
+        map.insert("membership_state".into(), json!("active"));
+    }
+    v
+}
+
+/// `PersonalAccessToken`; `token` is only present in the response that created it.
+pub fn personal_access_token(pat: &PersonalAccessToken, token: Option<&str>) -> Value {
+    let active = !pat.revoked && pat.expires_at.is_none_or(|t| t > Timestamp::now());
+    let mut v = json!({
+        "id": pat.id,
+        "name": pat.name,
+        "revoked": pat.revoked,
+        "created_at": time(pat.created_at),
+        "description": Value::Null,
+        "scopes": pat.scopes,
+        "user_id": pat.user_id,
+        "last_used_at": opt_time(pat.last_used_at),
+        "active": active,
+        "expires_at": pat.expires_at.map(|t| json!(t.to_date_string())).unwrap_or(Value::Null),
+    });
+    if let (Some(token), Value::Object(map)) = (token, &mut v) {
+        map.insert("token".into(), json!(token));
+    }
+    v
+}
+
+fn access_level_entry(id: i64, level: ProtectionLevel) -> Value {
+    let description = level.description();
+    json!({
+        "id": id,
+        "access_level": level.as_i64(),
+        "access_level_description": description,
+        "user_id": Value::Null,
+        "group_id": Value::Null,
+    })
+}
+
+pub fn protected_branch(b: &ProtectedBranch) -> Value {
+    json!({
+        "id": b.id,
+        "name": b.name,
+        "push_access_levels": [access_level_entry(b.id, b.push_access_level)],
+        "merge_access_levels": [access_level_entry(b.id, b.merge_access_level)],
+        "allow_force_push": b.allow_force_push,
+        "code_owner_approval_required": false,
+    })
+}

@@ -1,0 +1,371 @@
+//! Git smart HTTP at `{external_url}/{namespace}/{project}.git`: clone, fetch and push, with
+//! Pipewright's authentication and permissions in front and the real `git` doing the pack
+//! protocol behind (through the git crate).
+//!
+//! Answers follow what git clients and GitLab users expect: an anonymous request for anything
+//! that is not public gets 401 with a Basic challenge (so git asks for credentials); a signed-in
+//! user who may not see the project gets 404; one who may read but not push gets 403 with a
+//! sentence git prints as `remote: …`. Pushes to protected branches are refused before
+//! `git receive-pack` runs, with GitLab's message. Every accepted ref update is recorded as a
+//! push event for pipelines and webhooks to consume.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use pipewright_git::{RefUpdate, Service};
+use pipewright_store::{NewProtectedBranch, NewPushEvent, Project, ProtectionLevel};
+use serde::Deserialize;
+
+use crate::api::Segments;
+use crate::api::projects::{lookup, project_access};
+use crate::api::protected_branches::push_allowed;
+use crate::auth::{Actor, Caller, authenticate_basic};
+use crate::permissions::{Action, ProjectAccess};
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/{namespace}/{repo}/info/refs", get(info_refs))
+        .route("/{namespace}/{repo}/git-upload-pack", post(upload_pack))
+        .route("/{namespace}/{repo}/git-receive-pack", post(receive_pack))
+}
+
+const NOT_FOUND_TEXT: &str =
+    "The project you were looking for could not be found or you don't have permission to view it.";
+const PUSH_DENIED_TEXT: &str = "You are not allowed to push code to this project.";
+const PROTECTED_TEXT: &str =
+    "GitLab: You are not allowed to push code to protected branches on this project.";
+
+/// A plain-text error git shows its user.
+fn text(status: StatusCode, message: &str) -> Response {
+    let mut res = (status, format!("{message}\n")).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    if status == StatusCode::UNAUTHORIZED {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"Pipewright\""),
+        );
+    }
+    res
+}
+
+fn internal(err: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %err, "git http failure");
+    text(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+}
+
+/// The project, the caller and their access, or the response that refuses them.
+struct Authorized {
+    project: Project,
+    actor: Option<Actor>,
+    access: ProjectAccess,
+}
+
+async fn authorize(
+    state: &AppState,
+    seg: &Segments,
+    headers: &HeaderMap,
+    write: bool,
+) -> Result<Authorized, Response> {
+    let namespace = seg
+        .get("namespace")
+        .map_err(|_| text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT))?;
+    let repo = seg
+        .get("repo")
+        .map_err(|_| text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT))?;
+    let path = repo.strip_suffix(".git").unwrap_or(repo);
+    let actor = match authenticate_basic(state, headers).await {
+        Ok(actor) => actor,
+        Err(_) => return Err(text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied")),
+    };
+    let caller = Caller(actor.clone());
+    let project = match lookup(state, &format!("{namespace}/{path}")).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Err(if actor.is_none() {
+                text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied")
+            } else {
+                text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)
+            });
+        }
+        Err(e) => return Err(internal(e)),
+    };
+    let access = project_access(state, &caller, &project)
+        .await
+        .map_err(internal)?;
+    let (action, scope_ok) = if write {
+        (
+            Action::PushCode,
+            actor.as_ref().is_none_or(Actor::can_write_repository),
+        )
+    } else {
+        (
+            Action::ReadRepository,
+            actor.as_ref().is_none_or(Actor::can_read_repository),
+        )
+    };
+    if !access.can(action) || !scope_ok {
+        return Err(match &actor {
+            None => text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied"),
+            Some(_) if !access.can_see() => text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT),
+            Some(_) if !access.can(Action::ReadRepository) => {
+                text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)
+            }
+            Some(_) if write => text(StatusCode::FORBIDDEN, PUSH_DENIED_TEXT),
+            Some(_) => text(
+                StatusCode::FORBIDDEN,
+                "You are not allowed to download code from this project.",
+            ),
+        });
+    }
+    Ok(Authorized {
+        project,
+        actor,
+        access,
+    })
+}
+
+#[derive(Deserialize)]
+struct InfoRefsQuery {
+    service: Option<String>,
+}
+
+fn git_protocol(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get("git-protocol")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+fn no_cache(headers: &mut HeaderMap) {
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, max-age=0, must-revalidate"),
+    );
+    headers.insert(
+        header::EXPIRES,
+        HeaderValue::from_static("Fri, 01 Jan 1980 00:00:00 GMT"),
+    );
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+async fn info_refs(
+    State(state): State<AppState>,
+    seg: Segments,
+    Query(query): Query<InfoRefsQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let service = match query.service.as_deref() {
+        Some("git-upload-pack") => Service::UploadPack,
+        Some("git-receive-pack") => Service::ReceivePack,
+        // Dumb HTTP is not served.
+        _ => {
+            return text(
+                StatusCode::FORBIDDEN,
+                "Only the smart HTTP protocol is supported.",
+            );
+        }
+    };
+    let auth = match authorize(&state, &seg, &headers, service == Service::ReceivePack).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let body = match state
+        .repos
+        .info_refs(auth.project.id, service, git_protocol(&headers).as_deref())
+        .await
+    {
+        Ok(b) => b,
+        Err(e) => return internal(e),
+    };
+    let mut res = (StatusCode::OK, body).into_response();
+    let content_type = match service {
+        Service::UploadPack => "application/x-git-upload-pack-advertisement",
+        Service::ReceivePack => "application/x-git-receive-pack-advertisement",
+    };
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    no_cache(res.headers_mut());
+    res
+}
+
+fn is_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip"))
+}
+
+async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
+    let raw = axum::body::to_bytes(body, state.config.max_git_body_bytes)
+        .await
+        .map_err(|_| {
+            text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "The push is larger than this server accepts.",
+            )
+        })?;
+    if is_gzip(headers) {
+        pipewright_git::gunzip(&raw, state.config.max_git_body_bytes).map_err(|_| {
+            text(
+                StatusCode::BAD_REQUEST,
+                "The request body is not valid gzip.",
+            )
+        })
+    } else {
+        Ok(raw.to_vec())
+    }
+}
+
+async fn upload_pack(
+    State(state): State<AppState>,
+    seg: Segments,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let auth = match authorize(&state, &seg, &headers, false).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let request = match read_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    let stream = match state
+        .repos
+        .upload_pack(auth.project.id, request, git_protocol(&headers).as_deref())
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    let mut res = Response::new(Body::from_stream(stream));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-git-upload-pack-result"),
+    );
+    no_cache(res.headers_mut());
+    res
+}
+
+async fn receive_pack(
+    State(state): State<AppState>,
+    seg: Segments,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let auth = match authorize(&state, &seg, &headers, true).await {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    let request = match read_body(&state, &headers, body).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    let parsed = match pipewright_git::parse_receive_commands(&request) {
+        Ok(p) => p,
+        Err(_) => return text(StatusCode::BAD_REQUEST, "Malformed receive-pack request."),
+    };
+    let project = &auth.project;
+    let rules = match state.store.protected_branches(project.id).await {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let denied = parsed.commands.iter().any(|cmd| {
+        cmd.ref_name
+            .strip_prefix("refs/heads/")
+            .is_some_and(|branch| !push_allowed(&rules, branch, &auth.access))
+    });
+    let mut res = if denied {
+        Response::new(Body::from(pipewright_git::reject_push(
+            &parsed,
+            PROTECTED_TEXT,
+        )))
+    } else {
+        let was_empty = state
+            .repos
+            .is_empty_async(project.id)
+            .await
+            .unwrap_or(false);
+        let outcome = match state.repos.receive_pack(project.id, request).await {
+            Ok(o) => o,
+            Err(e) => return internal(e),
+        };
+        if let Err(err) = after_push(
+            &state,
+            project,
+            auth.actor.as_ref(),
+            was_empty,
+            &outcome.applied,
+        )
+        .await
+        {
+            // The refs moved already; failing the response would only confuse the client.
+            tracing::error!(project_id = project.id, error = %err, "recording push failed");
+        }
+        Response::new(Body::from(outcome.response))
+    };
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-git-receive-pack-result"),
+    );
+    no_cache(res.headers_mut());
+    res
+}
+
+/// Records push events and protects the default branch when a push creates it.
+async fn after_push(
+    state: &AppState,
+    project: &Project,
+    actor: Option<&Actor>,
+    was_empty: bool,
+    applied: &[RefUpdate],
+) -> anyhow::Result<()> {
+    if applied.is_empty() {
+        return Ok(());
+    }
+    let default_ref = format!("refs/heads/{}", project.default_branch);
+    if was_empty
+        && applied
+            .iter()
+            .any(|u| u.ref_name == default_ref && !u.is_delete())
+    {
+        let rules = state.store.protected_branches(project.id).await?;
+        if !rules.iter().any(|r| r.name == project.default_branch) {
+            let rule = NewProtectedBranch {
+                project_id: project.id,
+                name: project.default_branch.clone(),
+                push_access_level: ProtectionLevel::AtLeast(
+                    pipewright_core::AccessLevel::Maintainer,
+                ),
+                merge_access_level: ProtectionLevel::AtLeast(
+                    pipewright_core::AccessLevel::Maintainer,
+                ),
+                allow_force_push: false,
+            };
+            if let Err(err) = state.store.create_protected_branch(&rule).await {
+                // Someone protected it meanwhile; that is fine.
+                tracing::debug!(error = %err, "default branch already protected");
+            }
+        }
+    }
+    let events: Vec<NewPushEvent> = applied
+        .iter()
+        .map(|u| NewPushEvent {
+            project_id: project.id,
+            user_id: actor.map(|a| a.user.id),
+            ref_name: u.ref_name.clone(),
+            before_sha: u.old_sha.clone(),
+            after_sha: u.new_sha.clone(),
+            push_options: Vec::new(),
+        })
+        .collect();
+    state.store.record_push_events(&events).await?;
+    Ok(())
+}

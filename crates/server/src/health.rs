@@ -1,0 +1,40 @@
+//! Health endpoints, as GitLab names them: `/-/health` (the process serves), `/-/liveness`
+//! (it is not wedged), `/-/readiness` (its dependencies, the database, answer).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/-/health", get(|| async { "GitLab OK" }))
+        .route(
+            "/-/liveness",
+            get(|| async { Json(json!({"status": "ok"})) }),
+        )
+        .route("/-/readiness", get(readiness))
+}
+
+async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match state.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(
+                json!({"status": "ok", "master_check": [{"status": "ok"}], "db_check": [{"status": "ok"}]}),
+            ),
+        ),
+        Err(err) => {
+            tracing::warn!(error = %err, "readiness: database check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(
+                    json!({"status": "failed", "db_check": [{"status": "failed", "message": "database unavailable"}]}),
+                ),
+            )
+        }
+    }
+}

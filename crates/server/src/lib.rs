@@ -1,0 +1,69 @@
+//! Pipewright's HTTP server: GitLab API v4 under `/api/v4`, git smart HTTP at
+//! `/{namespace}/{project}.git`, and health endpoints (the runner API and web UI join later).
+//! It owns request parsing, authentication, permissions and GitLab's response shapes; it never
+//! writes SQL (that is the store's) and never touches a repository's files directly (that is
+//! the git crate's). Modules are by feature; `error.rs` is the one place errors become HTTP.
+
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod entities;
+pub mod error;
+pub mod git_http;
+pub mod health;
+pub mod pagination;
+pub mod params;
+pub mod permissions;
+pub mod secrets;
+pub mod state;
+pub mod validate;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use pipewright_git::Repositories;
+use pipewright_store::Store;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+pub use state::{AppState, ServerConfig};
+
+/// Builds the application state: the store, and the repositories under `data_dir/repositories`.
+pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> AppState {
+    let repos = Repositories::new(config.data_dir.join("repositories"));
+    AppState {
+        store,
+        repos: Arc::new(repos),
+        config: Arc::new(config),
+    }
+}
+
+/// Every route the server answers.
+pub fn router(state: AppState) -> Router {
+    let git_limit = state.config.max_git_body_bytes;
+    Router::new()
+        .merge(health::routes())
+        .merge(git_http::routes().layer(DefaultBodyLimit::max(git_limit)))
+        .merge(api::router())
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+                // Only method and path: query strings may carry tokens.
+                tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,155 @@
+//! Who may do what to a project: one table of role × action, consulted by every handler (API,
+//! git HTTP and, later, the web UI). Handlers never compare access levels themselves.
+//!
+//! Visibility rules mirror GitLab: a private project is invisible (404, never 403) to
+//! non-members; internal projects are readable by any signed-in user; public projects by
+//! anyone. Instance admins may do everything.
+
+use pipewright_core::{AccessLevel, Visibility};
+
+/// Something a caller may want to do to a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// See that the project exists, read its settings and members.
+    ReadProject,
+    /// Clone and fetch; read branches, tags, files and commits.
+    ReadRepository,
+    /// Push to unprotected branches.
+    PushCode,
+    /// Change name, description, default branch.
+    UpdateProject,
+    /// Change visibility.
+    ChangeVisibility,
+    DeleteProject,
+    /// Add, change and remove members below Owner.
+    ManageMembers,
+    /// Grant or revoke the Owner role.
+    ManageOwners,
+    ManageProtectedBranches,
+}
+
+/// The least role an action needs, and whether non-members can do it on readable projects.
+fn minimum_role(action: Action) -> (AccessLevel, bool) {
+    use AccessLevel::*;
+    match action {
+        Action::ReadProject => (Guest, true),
+        Action::ReadRepository => (Reporter, true),
+        Action::PushCode => (Developer, false),
+        Action::UpdateProject => (Maintainer, false),
+        Action::ChangeVisibility => (Owner, false),
+        Action::DeleteProject => (Owner, false),
+        Action::ManageMembers => (Maintainer, false),
+        Action::ManageOwners => (Owner, false),
+        Action::ManageProtectedBranches => (Maintainer, false),
+    }
+}
+
+/// What is known about one caller's relation to one project.
+#[derive(Debug, Clone, Copy)]
+pub struct ProjectAccess {
+    pub visibility: Visibility,
+    /// The caller's membership role, if a member.
+    pub role: Option<AccessLevel>,
+    pub authenticated: bool,
+    pub admin: bool,
+}
+
+impl ProjectAccess {
+    /// Whether the project is visible at all; when it is not, callers answer 404.
+    pub fn can_see(&self) -> bool {
+        self.admin
+            || self.role.is_some()
+            || match self.visibility {
+                Visibility::Public => true,
+                Visibility::Internal => self.authenticated,
+                Visibility::Private => false,
+            }
+    }
+
+    pub fn can(&self, action: Action) -> bool {
+        if self.admin {
+            return true;
+        }
+        if !self.can_see() {
+            return false;
+        }
+        let (minimum, open_to_readers) = minimum_role(action);
+        match self.role {
+            Some(role) => role >= minimum,
+            None => open_to_readers,
+        }
+    }
+
+    /// The role to report in `permissions.project_access`.
+    pub fn role(&self) -> Option<AccessLevel> {
+        self.role
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access(
+        visibility: Visibility,
+        role: Option<AccessLevel>,
+        authenticated: bool,
+    ) -> ProjectAccess {
+        ProjectAccess {
+            visibility,
+            role,
+            authenticated,
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn private_projects_are_invisible_to_non_members() {
+        let a = access(Visibility::Private, None, true);
+        assert!(!a.can_see());
+        assert!(!a.can(Action::ReadProject));
+    }
+
+    #[test]
+    fn the_role_table() {
+        use AccessLevel::*;
+        let cases = [
+            (Guest, Action::ReadProject, true),
+            (Guest, Action::ReadRepository, false),
+            (Reporter, Action::ReadRepository, true),
+            (Reporter, Action::PushCode, false),
+            (Developer, Action::PushCode, true),
+            (Developer, Action::ManageMembers, false),
+            (Maintainer, Action::ManageMembers, true),
+            (Maintainer, Action::ManageOwners, false),
+            (Maintainer, Action::DeleteProject, false),
+            (Owner, Action::DeleteProject, true),
+            (Maintainer, Action::ManageProtectedBranches, true),
+        ];
+        for (role, action, expected) in cases {
+            let a = access(Visibility::Private, Some(role), true);
+            assert_eq!(a.can(action), expected, "{role:?} {action:?}");
+        }
+    }
+
+    #[test]
+    fn public_projects_are_readable_but_not_writable_by_anyone() {
+        let anon = access(Visibility::Public, None, false);
+        assert!(anon.can(Action::ReadRepository));
+        assert!(!anon.can(Action::PushCode));
+        let internal_anon = access(Visibility::Internal, None, false);
+        assert!(!internal_anon.can_see());
+        assert!(access(Visibility::Internal, None, true).can(Action::ReadRepository));
+    }
+
+    #[test]
+    fn admins_can_do_everything() {
+        let a = ProjectAccess {
+            visibility: Visibility::Private,
+            role: None,
+            authenticated: true,
+            admin: true,
+        };
+        assert!(a.can(Action::DeleteProject));
+    }
+}

@@ -1,0 +1,45 @@
+//! What every handler can reach: the store, the repositories, and the server's configuration.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pipewright_git::Repositories;
+use pipewright_store::Store;
+
+/// Settings the server needs at run time (the binary builds this from flags, env and file).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Base URL every URL the API returns is built from, without a trailing slash.
+    pub external_url: String,
+    pub data_dir: PathBuf,
+    /// Limit for API request bodies.
+    pub max_body_bytes: usize,
+    /// Limit for git push bodies (packs are larger than API requests).
+    pub max_git_body_bytes: usize,
+    /// Largest file the raw-file API serves.
+    pub max_raw_file_bytes: u64,
+}
+
+impl ServerConfig {
+    pub fn new(external_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
+        let external_url = external_url.into().trim_end_matches('/').to_string();
+        ServerConfig {
+            external_url,
+            data_dir: data_dir.into(),
+            max_body_bytes: 10 * 1024 * 1024,
+            max_git_body_bytes: 1024 * 1024 * 1024,
+            max_raw_file_bytes: 100 * 1024 * 1024,
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("{}/api/v4", self.external_url)
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub repos: Arc<Repositories>,
+    pub config: Arc<ServerConfig>,
+}

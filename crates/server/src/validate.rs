@@ -1,0 +1,104 @@
+//! Model validation with GitLab's messages, collected per field into
+//! `{"message": {"field": ["…"]}}`.
+
+use std::collections::BTreeMap;
+
+use crate::error::{ApiError, ApiResult};
+
+#[derive(Debug, Default)]
+pub struct Errors(BTreeMap<String, Vec<String>>);
+
+impl Errors {
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0
+            .entry(field.to_string())
+            .or_default()
+            .push(message.into());
+    }
+
+    pub fn into_result(self) -> ApiResult<()> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::Validation(self.0))
+        }
+    }
+}
+
+const MAX_NAME: usize = 255;
+
+/// GitLab's path rule: letters, digits, `_`, `-`, `.`; starts with a letter, digit or `_`;
+/// does not end in `.git` or `.atom` or with a special character.
+pub fn path_is_valid(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
+        return false;
+    };
+    path.len() <= MAX_NAME
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && (first.is_ascii_alphanumeric() || *first == b'_')
+        && (last.is_ascii_alphanumeric() || *last == b'_')
+        && !path.ends_with(".git")
+        && !path.ends_with(".atom")
+        && !path.contains("..")
+}
+
+pub fn username(errors: &mut Errors, username: &str) {
+    if username.is_empty() {
+        errors.add("username", "can't be blank");
+    } else if !path_is_valid(username) {
+        errors.add(
+            "username",
+            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
+        );
+    }
+}
+
+pub fn email(errors: &mut Errors, email: &str) {
+    let valid = email.len() <= MAX_NAME
+        && !email.chars().any(char::is_whitespace)
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.starts_with('.')
+        });
+    if !valid {
+        errors.add("email", "is invalid");
+    }
+}
+
+pub fn name(errors: &mut Errors, field: &str, name: &str) {
+    if name.trim().is_empty() {
+        errors.add(field, "can't be blank");
+    } else if name.chars().count() > MAX_NAME {
+        errors.add(field, "is too long (maximum is 255 characters)");
+    } else if name.chars().any(char::is_control) {
+        errors.add(
+            field,
+            "can contain only letters, digits, emoji, '_', '.', '+', dashes, or spaces.",
+        );
+    }
+}
+
+pub fn password(errors: &mut Errors, password: &str) {
+    if password.chars().count() < 8 {
+        errors.add("password", "is too short (minimum is 8 characters)");
+    } else if password.len() > 128 {
+        errors.add("password", "is too long (maximum is 128 characters)");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_is_valid;
+
+    #[test]
+    fn paths() {
+        for ok in ["demo", "my-project", "a.b", "_x", "v1"] {
+            assert!(path_is_valid(ok), "{ok}");
+        }
+        for bad in ["", "-x", "x-", "a/b", "..", "x.git", "a..b", "é", "a b"] {
+            assert!(!path_is_valid(bad), "{bad}");
+        }
+    }
+}

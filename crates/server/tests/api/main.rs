@@ -1,0 +1,13 @@
+//! The server's integration tests: one binary, scenarios as modules, each run against SQLite
+//! and PostgreSQL. They drive the real server over real HTTP.
+
+// A failed unwrap is a failed test, with its location; that is what we want here.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+mod conventions;
+mod git;
+mod projects;
+mod python_gitlab;
+mod users;

@@ -1,0 +1,355 @@
+//! The test harness: a real server on an ephemeral port, backed by a real SQLite file or a
+//! real PostgreSQL server that the harness starts itself from Debian's binaries (initdb into a
+//! temp dir; no Docker, no pre-existing server). One PostgreSQL cluster serves the whole test
+//! process; every test gets its own database in it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use pipewright_server::ServerConfig;
+use reqwest::{Client, Method, Response};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub const ROOT_PASSWORD: &str = "pipewright-root-password";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named scenario on both databases: `both_backends!(name, …)` expects
+/// `async fn name(app: TestApp)` in the same module.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::support::TestApp::start($crate::support::Backend::Sqlite).await).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::support::TestApp::start($crate::support::Backend::Postgres).await).await
+                }
+            }
+        )*
+    };
+}
+
+pub struct TestApp {
+    pub url: String,
+    pub root_token: String,
+    pub client: Client,
+    /// Kept alive for the test's duration; removed on drop.
+    _data_dir: tempfile::TempDir,
+    /// The server's store, for asserting on what the API does not expose.
+    pub store: std::sync::Arc<dyn pipewright_store::Store>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+static ROOT_TOKEN_COUNTER: AtomicU32 = AtomicU32::new(0);
+
+impl TestApp {
+    pub async fn start(backend: Backend) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match backend {
+            Backend::Sqlite => format!(
+                "sqlite://{}",
+                data_dir.path().join("pipewright.sqlite3").display()
+            ),
+            Backend::Postgres => postgres().create_database().await,
+        };
+        let store = pipewright_store::connect(&database_url)
+            .await
+            .expect("open database");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let config = ServerConfig::new(&url, data_dir.path());
+        let state = pipewright_server::app_state(config, store.clone());
+        let root_token = format!(
+            "glpat-test-root-token-{:08}",
+            ROOT_TOKEN_COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        pipewright_server::bootstrap::ensure_root(&state, Some(ROOT_PASSWORD), Some(&root_token))
+            .await
+            .expect("bootstrap root");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let shutdown = async {
+                let _ = rx.await;
+            };
+            if let Err(err) = pipewright_server::serve(listener, state, shutdown).await {
+                eprintln!("server error: {err}");
+            }
+        });
+        TestApp {
+            url,
+            root_token,
+            client: Client::new(),
+            _data_dir: data_dir,
+            store,
+            shutdown: Some(tx),
+        }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v4{}", self.url, path)
+    }
+
+    /// An API request as `token` (or anonymous with `None`), JSON body if given.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut req = self.client.request(method, self.api(path));
+        if let Some(t) = token {
+            req = req.header("PRIVATE-TOKEN", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request")
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Response {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Response {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Creates a user and a personal access token for them (scope `api`); returns (id, token).
+    pub async fn create_user(&self, username: &str) -> (i64, String) {
+        let res = self
+            .post(
+                "/users",
+                Some(&self.root_token),
+                serde_json::json!({
+                    "username": username,
+                    "name": format!("User {username}"),
+                    "email": format!("{username}@example.com"),
+                    "password": "a-long-password",
+                }),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "create user {username}");
+        let user: Value = res.json().await.expect("json");
+        let id = user["id"].as_i64().expect("id");
+        let res = self
+            .post(
+                &format!("/users/{id}/personal_access_tokens"),
+                Some(&self.root_token),
+                serde_json::json!({"name": "test", "scopes": ["api"]}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "create token for {username}");
+        let token: Value = res.json().await.expect("json");
+        (id, token["token"].as_str().expect("token").to_string())
+    }
+
+    /// Creates a project as `token`; returns its JSON.
+    pub async fn create_project(&self, token: &str, name: &str) -> Value {
+        let res = self
+            .post("/projects", Some(token), serde_json::json!({"name": name}))
+            .await;
+        assert_eq!(res.status(), 201, "create project {name}");
+        res.json().await.expect("json")
+    }
+
+    pub async fn add_member(&self, project_id: i64, user_id: i64, level: i64) {
+        let res = self
+            .post(
+                &format!("/projects/{project_id}/members"),
+                Some(&self.root_token),
+                serde_json::json!({"user_id": user_id, "access_level": level}),
+            )
+            .await;
+        assert_eq!(res.status(), 201, "add member");
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Asserts status and exact JSON body.
+pub async fn assert_json(res: Response, status: u16, body: Value) {
+    let actual_status = res.status().as_u16();
+    let text = res.text().await.expect("body");
+    let actual: Value = serde_json::from_str(&text).unwrap_or(Value::String(text.clone()));
+    assert_eq!((actual_status, actual), (status, body));
+}
+
+// ---- PostgreSQL ------------------------------------------------------------------------
+
+pub struct PgCluster {
+    port: u16,
+    next_db: AtomicU32,
+    _dir: PathBuf,
+}
+
+static POSTGRES: OnceLock<PgCluster> = OnceLock::new();
+
+pub fn postgres() -> &'static PgCluster {
+    POSTGRES.get_or_init(PgCluster::start)
+}
+
+fn pg_bindir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PIPEWRIGHT_PG_BINDIR") {
+        return PathBuf::from(dir);
+    }
+    let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path().join("bin"))
+                .collect()
+        })
+        .unwrap_or_default();
+    candidates.sort();
+    candidates
+        .into_iter()
+        .rev()
+        .find(|p| p.join("initdb").exists())
+        .expect("PostgreSQL server binaries not found: install Debian's `postgresql` (bash .ci/run does)")
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.starts_with(b"0\n"))
+        .unwrap_or(false)
+}
+
+/// Runs a PostgreSQL binary, as the `postgres` user when we are root (initdb refuses root).
+fn pg_command(bin: &Path, args: &[&str]) -> Command {
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.arg("-u").arg("postgres").arg("--").arg(bin).args(args);
+        c
+    } else {
+        let mut c = Command::new(bin);
+        c.args(args);
+        c
+    }
+}
+
+impl PgCluster {
+    fn start() -> PgCluster {
+        let bindir = pg_bindir();
+        let dir = std::env::temp_dir().join(format!("pipewright-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("pg dir");
+        if is_root() {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "chown pg dir");
+        }
+        let data = dir.join("data");
+        let data_s = data.to_string_lossy().to_string();
+        let out = pg_command(
+            &bindir.join("initdb"),
+            &[
+                "-D",
+                &data_s,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
+        )
+        .output()
+        .expect("run initdb");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("probe port");
+            l.local_addr().expect("addr").port()
+        };
+        let opts = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            dir.display()
+        );
+        let log = dir.join("server.log").to_string_lossy().to_string();
+        let out = pg_command(
+            &bindir.join("pg_ctl"),
+            &["-D", &data_s, "-o", &opts, "-l", &log, "-w", "start"],
+        )
+        .output()
+        .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        // Stop the cluster when this test process exits, whatever way it exits.
+        let pg_ctl = bindir.join("pg_ctl");
+        let runas = if is_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let watchdog = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runas}{pg_ctl} -D {data} stop -m immediate >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            pg_ctl = pg_ctl.display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        // Detached on purpose: it outlives this process to clean up after it.
+        #[allow(clippy::zombie_processes)]
+        Command::new("sh")
+            .arg("-c")
+            .arg(watchdog)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn pg watchdog");
+        PgCluster {
+            port,
+            next_db: AtomicU32::new(0),
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates a fresh database and returns its URL.
+    pub async fn create_database(&self) -> String {
+        use sqlx::Connection;
+        let name = format!("test_{}", self.next_db.fetch_add(1, Ordering::Relaxed));
+        let mut conn = sqlx::PgConnection::connect(&self.url("postgres"))
+            .await
+            .expect("connect to postgres");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        conn.close().await.ok();
+        self.url(&name)
+    }
+}
