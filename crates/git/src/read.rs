@@ -381,6 +381,21 @@ impl Repositories {
             .map_err(|e| Error::Process(format!("blocking task failed: {e}")))?
     }
 
+    pub async fn create_async(&self, project_id: i64, default_branch: &str) -> Result<()> {
+        let branch = default_branch.to_string();
+        self.blocking(move |r| r.create(project_id, &branch)).await
+    }
+
+    pub async fn delete_async(&self, project_id: i64) -> Result<()> {
+        self.blocking(move |r| r.delete(project_id)).await
+    }
+
+    pub async fn set_default_branch_async(&self, project_id: i64, branch: &str) -> Result<()> {
+        let branch = branch.to_string();
+        self.blocking(move |r| r.set_default_branch(project_id, &branch))
+            .await
+    }
+
     pub async fn is_empty_async(&self, project_id: i64) -> Result<bool> {
         self.blocking(move |r| r.is_empty(project_id)).await
     }

@@ -55,12 +55,7 @@ pub async fn ensure_root(
             (p.clone(), Some(p))
         }
     };
-    let hash = {
-        let password = password.clone();
-        tokio::task::spawn_blocking(move || secrets::hash_password(&password))
-            .await
-            .map_err(anyhow::Error::new)??
-    };
+    let hash = secrets::hash_password_async(password).await?;
     let root = store
         .create_user(&NewUser {
             username: "root".into(),

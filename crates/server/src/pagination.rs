@@ -26,6 +26,17 @@ pub fn page_from(params: &Params) -> ApiResult<Page> {
     Ok(Page { page, per_page })
 }
 
+/// The items of one page of an in-memory list (branches, tags: lists git gives us whole).
+pub fn page_of<T>(items: &[T], page: Page) -> &[T] {
+    let start = usize::try_from(page.offset())
+        .unwrap_or(usize::MAX)
+        .min(items.len());
+    let end = start
+        .saturating_add(usize::try_from(page.limit()).unwrap_or(0))
+        .min(items.len());
+    &items[start..end]
+}
+
 /// A JSON list response with pagination headers.
 pub struct Paginated<T> {
     pub items: Vec<T>,

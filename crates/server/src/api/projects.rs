@@ -108,11 +108,7 @@ pub async fn render(
     project: &Project,
     access: &ProjectAccess,
 ) -> ApiResult<Value> {
-    let repos = state.repos.clone();
-    let id = project.id;
-    let empty = tokio::task::spawn_blocking(move || repos.is_empty(id).unwrap_or(true))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
+    let empty = state.repos.is_empty_async(project.id).await.unwrap_or(true);
     Ok(entities::project(
         &state.config,
         project,
@@ -298,12 +294,7 @@ async fn create_project(
             }
             other => other.into(),
         })?;
-    let repos = state.repos.clone();
-    let id = project.id;
-    let created = tokio::task::spawn_blocking(move || repos.create(id, &default_branch))
-        .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    if let Err(err) = created {
+    if let Err(err) = state.repos.create_async(project.id, &default_branch).await {
         // Keep database and disk in step: no project without its repository.
         let _ = state.store.delete_project(project.id).await;
         return Err(ApiError::Internal(
@@ -371,11 +362,10 @@ async fn update_project(
             other => other.into(),
         })?;
     if let Some(branch) = default_branch {
-        let repos = state.repos.clone();
-        let id = project.id;
-        tokio::task::spawn_blocking(move || repos.set_default_branch(id, &branch))
+        state
+            .repos
+            .set_default_branch_async(project.id, &branch)
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
     Ok(Json(render(&state, &updated, &access).await?))
@@ -399,12 +389,8 @@ async fn delete_project(
 
 /// Deletes a project's repository from disk; failures are logged, not fatal (the row is gone).
 pub async fn remove_repository(state: &AppState, project_id: i64) {
-    let repos = state.repos.clone();
-    let result = tokio::task::spawn_blocking(move || repos.delete(project_id)).await;
-    match result {
-        Ok(Ok(())) => {}
-        Ok(Err(err)) => tracing::warn!(project_id, error = %err, "could not remove repository"),
-        Err(err) => tracing::warn!(project_id, error = %err, "could not remove repository"),
+    if let Err(err) = state.repos.delete_async(project_id).await {
+        tracing::warn!(project_id, error = %err, "could not remove repository");
     }
 }
 

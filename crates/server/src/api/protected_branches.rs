@@ -15,7 +15,7 @@ use super::projects::{authorize_project, find_project};
 use crate::auth::Caller;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{Paginated, page_from};
+use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
@@ -90,10 +90,8 @@ async fn list(
     let page = page_from(&params)?;
     let all = state.store.protected_branches(project.id).await?;
     let total = all.len() as i64;
-    let items: Vec<Value> = all
+    let items: Vec<Value> = page_of(&all, page)
         .iter()
-        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-        .take(usize::try_from(page.limit()).unwrap_or(0))
         .map(entities::protected_branch)
         .collect();
     Ok(Paginated::new(items, total, page, &state.config.external_url, &uri).into_response())

@@ -13,7 +13,7 @@ use super::projects::authorize_project;
 use super::protected_branches::rules_for;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::pagination::{Paginated, page_from};
+use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::{AppState, ServerConfig};
@@ -85,10 +85,8 @@ async fn list_branches(
     let rules = state.store.protected_branches(project.id).await?;
     let total = branches.len() as i64;
     let path = project.full_path();
-    let items: Vec<Value> = branches
+    let items: Vec<Value> = page_of(&branches, page)
         .iter()
-        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-        .take(usize::try_from(page.limit()).unwrap_or(0))
         .map(|b| {
             branch_json(
                 &state.config,
@@ -179,10 +177,8 @@ async fn list_tags(
         .map_err(git_error)?;
     let total = tags.len() as i64;
     let path = project.full_path();
-    let items: Vec<Value> = tags
+    let items: Vec<Value> = page_of(&tags, page)
         .iter()
-        .skip(usize::try_from(page.offset()).unwrap_or(usize::MAX))
-        .take(usize::try_from(page.limit()).unwrap_or(0))
         .map(|t| {
             json!({
                 "name": t.name,

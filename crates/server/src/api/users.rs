@@ -275,9 +275,8 @@ async fn set_state(
 }
 
 pub async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || secrets::hash_password(&password))
+    secrets::hash_password_async(password)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?
         .map_err(ApiError::Internal)
 }
 

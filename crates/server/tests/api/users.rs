@@ -203,6 +203,27 @@ async fn token_scopes_expiry_revocation_and_blocking(app: TestApp) {
     )
     .await;
 
+    // An expired token (expiry can only be in the future at creation, so age one in the store).
+    let expired = "glpat-expired-token-for-bob-0001";
+    app.store
+        .create_personal_access_token(&pipewright_store::NewPersonalAccessToken {
+            user_id: bob_id,
+            name: "old".into(),
+            token_digest: pipewright_server::secrets::token_digest(expired),
+            scopes: vec!["api".into()],
+            expires_at: Some(pipewright_core::Timestamp(
+                pipewright_core::Timestamp::now().millis() - 1000,
+            )),
+        })
+        .await
+        .unwrap();
+    assert_json(
+        app.get("/user", Some(expired)).await,
+        401,
+        json!({"error": "invalid_token", "error_description": "Token has expired."}),
+    )
+    .await;
+
     // Blocking: the user's tokens stop working at once; unblocking restores them.
     let res = app
         .post(&format!("/users/{bob_id}/block"), root, json!({}))
