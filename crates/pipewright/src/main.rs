@@ -70,7 +70,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut config =
         pipewright_server::ServerConfig::new(&settings.external_url, &settings.data_dir);
     config.max_body_bytes = settings.max_body_size;
-    let state = pipewright_server::app_state(config, store.clone());
+    let state = pipewright_server::app_state(config, store.clone())?;
 
     match bootstrap::ensure_root(
         &state,

@@ -14,6 +14,7 @@ pub mod health;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
+pub mod sealing;
 pub mod secrets;
 pub mod state;
 pub mod validate;
@@ -30,14 +31,17 @@ use tower_http::trace::TraceLayer;
 
 pub use state::{AppState, ServerConfig};
 
-/// Builds the application state: the store, and the repositories under `data_dir/repositories`.
-pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> AppState {
+/// Builds the application state: the store, the repositories under `data_dir/repositories`,
+/// and the server key (created on first start).
+pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
     let repos = Repositories::new(config.data_dir.join("repositories"));
-    AppState {
+    let sealer = sealing::Sealer::load_or_create(&config.secret_key_file)?;
+    Ok(AppState {
         store,
         repos: Arc::new(repos),
         config: Arc::new(config),
-    }
+        sealer: Arc::new(sealer),
+    })
 }
 
 /// Every route the server answers.

@@ -26,6 +26,8 @@ pub enum Action {
     /// Grant or revoke the Owner role.
     ManageOwners,
     ManageProtectedBranches,
+    /// List, create and revoke pipeline trigger tokens (GitLab's `manage_trigger`).
+    ManageTriggers,
 }
 
 /// The least role an action needs, and whether non-members can do it on readable projects.
@@ -41,6 +43,7 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
         Action::ManageMembers => (Maintainer, false),
         Action::ManageOwners => (Owner, false),
         Action::ManageProtectedBranches => (Maintainer, false),
+        Action::ManageTriggers => (Maintainer, false),
     }
 }
 
@@ -125,6 +128,8 @@ mod tests {
             (Maintainer, Action::DeleteProject, false),
             (Owner, Action::DeleteProject, true),
             (Maintainer, Action::ManageProtectedBranches, true),
+            (Developer, Action::ManageTriggers, false),
+            (Maintainer, Action::ManageTriggers, true),
         ];
         for (role, action, expected) in cases {
             let a = access(Visibility::Private, Some(role), true);

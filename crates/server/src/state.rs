@@ -6,6 +6,8 @@ use std::sync::Arc;
 use pipewright_git::Repositories;
 use pipewright_store::Store;
 
+use crate::sealing::Sealer;
+
 /// Settings the server needs at run time (the binary builds this from flags, env and file).
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -18,14 +20,18 @@ pub struct ServerConfig {
     pub max_git_body_bytes: usize,
     /// Largest file the raw-file API serves.
     pub max_raw_file_bytes: u64,
+    /// The server key that seals trigger tokens (default `<data-dir>/pipewright.key`).
+    pub secret_key_file: PathBuf,
 }
 
 impl ServerConfig {
     pub fn new(external_url: impl Into<String>, data_dir: impl Into<PathBuf>) -> Self {
         let external_url = external_url.into().trim_end_matches('/').to_string();
+        let data_dir: PathBuf = data_dir.into();
         ServerConfig {
             external_url,
-            data_dir: data_dir.into(),
+            secret_key_file: data_dir.join("pipewright.key"),
+            data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,
             max_raw_file_bytes: 100 * 1024 * 1024,
@@ -42,4 +48,5 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub repos: Arc<Repositories>,
     pub config: Arc<ServerConfig>,
+    pub sealer: Arc<Sealer>,
 }

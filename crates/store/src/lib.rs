@@ -134,6 +134,15 @@ pub trait Store: Send + Sync + 'static {
     -> Result<ProtectedBranch>;
     async fn delete_protected_branch(&self, project_id: ProjectId, name: &str) -> Result<()>;
 
+    // Pipeline trigger tokens
+    async fn create_trigger(&self, trigger: &NewTrigger) -> Result<Trigger>;
+    async fn trigger(&self, project_id: ProjectId, id: i64) -> Result<Option<Trigger>>;
+    /// The trigger with this token digest, in any project (the caller checks the project).
+    async fn trigger_by_digest(&self, digest: &str) -> Result<Option<Trigger>>;
+    async fn triggers(&self, project_id: ProjectId, page: Page) -> Result<Paged<Trigger>>;
+    async fn update_trigger_description(&self, id: i64, description: &str) -> Result<Trigger>;
+    async fn delete_trigger(&self, id: i64) -> Result<()>;
+
     // Push events (the outbox that pipelines-on-push and webhooks consume)
     async fn record_push_events(&self, events: &[NewPushEvent]) -> Result<Vec<PushEvent>>;
     async fn pending_push_events(&self, limit: i64) -> Result<Vec<PushEvent>>;

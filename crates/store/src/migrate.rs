@@ -24,10 +24,12 @@ macro_rules! migrations {
 
 pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     1 => "0001_foundation.sql",
+    2 => "0002_triggers.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 => "0001_foundation.sql",
+    2 => "0002_triggers.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -313,3 +313,34 @@ pub struct Paged<T> {
     pub items: Vec<T>,
     pub total: i64,
 }
+
+/// A pipeline trigger token (never the token itself: see `token_sealed`).
+#[derive(Debug, Clone)]
+pub struct Trigger {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub owner_id: Option<UserId>,
+    /// Created without an owner (imported); such triggers run with no user.
+    pub legacy: bool,
+    pub description: String,
+    /// The token sealed under the server key; only the server can open it.
+    pub token_sealed: String,
+    /// The 4 characters after `glptt-` that non-owners see.
+    pub short_token: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub last_used_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTrigger {
+    pub project_id: ProjectId,
+    pub owner_id: Option<UserId>,
+    pub legacy: bool,
+    pub description: String,
+    pub token_digest: String,
+    pub token_sealed: String,
+    pub short_token: String,
+    pub expires_at: Option<Timestamp>,
+}

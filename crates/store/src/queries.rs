@@ -116,6 +116,28 @@ fn protected_branch_from_row(row: &DbRow) -> Result<ProtectedBranch> {
     })
 }
 
+macro_rules! trigger_columns {
+    () => {
+        "id, project_id, owner_id, legacy, description, token_sealed, short_token, created_at, updated_at, expires_at, last_used_at"
+    };
+}
+
+fn trigger_from_row(row: &DbRow) -> Result<Trigger> {
+    Ok(Trigger {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        owner_id: row.try_get("owner_id")?,
+        legacy: row.try_get("legacy")?,
+        description: row.try_get("description")?,
+        token_sealed: row.try_get("token_sealed")?,
+        short_token: row.try_get("short_token")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+        expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
+        last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp),
+    })
+}
+
 fn push_event_from_row(row: &DbRow) -> Result<PushEvent> {
     let options: String = row.try_get("push_options")?;
     Ok(PushEvent {
@@ -678,6 +700,84 @@ impl Store for StoreImpl {
             .bind(name)
             .execute(&self.pool)
             .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    // ---- pipeline trigger tokens -----------------------------------------------------
+
+    async fn create_trigger(&self, trigger: &NewTrigger) -> Result<Trigger> {
+        let now = Timestamp::now().millis();
+        let sql = concat!(
+            "INSERT INTO triggers (project_id, owner_id, legacy, description, token_digest, token_sealed, short_token, created_at, updated_at, expires_at) ",
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING ",
+            trigger_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(trigger.project_id)
+            .bind(trigger.owner_id)
+            .bind(trigger.legacy)
+            .bind(&trigger.description)
+            .bind(&trigger.token_digest)
+            .bind(&trigger.token_sealed)
+            .bind(&trigger.short_token)
+            .bind(now)
+            .bind(trigger.expires_at.map(Timestamp::millis))
+            .fetch_one(&self.pool)
+            .await?;
+        trigger_from_row(&row)
+    }
+
+    async fn trigger(&self, project_id: ProjectId, id: i64) -> Result<Option<Trigger>> {
+        let sql = concat!("SELECT ", trigger_columns!(), " FROM triggers WHERE project_id = $1 AND id = $2");
+        let row = sqlx::query(sql).bind(project_id).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(trigger_from_row).transpose()
+    }
+
+    async fn trigger_by_digest(&self, digest: &str) -> Result<Option<Trigger>> {
+        let sql = concat!("SELECT ", trigger_columns!(), " FROM triggers WHERE token_digest = $1");
+        let row = sqlx::query(sql).bind(digest).fetch_optional(&self.pool).await?;
+        row.as_ref().map(trigger_from_row).transpose()
+    }
+
+    async fn triggers(&self, project_id: ProjectId, page: Page) -> Result<Paged<Trigger>> {
+        let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM triggers WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get("n")?;
+        let sql = concat!(
+            "SELECT ", trigger_columns!(), " FROM triggers WHERE project_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(sql)
+            .bind(project_id)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(trigger_from_row).collect::<Result<_>>()?;
+        Ok(Paged { items, total })
+    }
+
+    async fn update_trigger_description(&self, id: i64, description: &str) -> Result<Trigger> {
+        let sql = concat!(
+            "UPDATE triggers SET description = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+            trigger_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(id)
+            .bind(description)
+            .bind(Timestamp::now().millis())
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        trigger_from_row(&row)
+    }
+
+    async fn delete_trigger(&self, id: i64) -> Result<()> {
+        let result = sqlx::query("DELETE FROM triggers WHERE id = $1").bind(id).execute(&self.pool).await?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

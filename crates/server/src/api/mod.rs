@@ -6,6 +6,7 @@ pub mod projects;
 pub mod protected_branches;
 pub mod repository;
 pub mod tokens;
+pub mod triggers;
 pub mod users;
 
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .merge(members::routes())
         .merge(protected_branches::routes())
         .merge(repository::routes())
+        .merge(triggers::routes())
         .fallback(|| async {
             ApiError::Custom(
                 axum::http::StatusCode::NOT_FOUND,

@@ -10,4 +10,5 @@ mod conventions;
 mod git;
 mod projects;
 mod python_gitlab;
+mod triggers;
 mod users;

@@ -22,6 +22,11 @@ fn python() -> Option<PathBuf> {
 }
 
 pub async fn run_script(app: &TestApp, script: &str) {
+    run_script_as(app, script, &[]).await;
+}
+
+/// Runs a script with `PIPEWRIGHT_URL`, `PIPEWRIGHT_TOKEN` (root's) and extra variables.
+pub async fn run_script_as(app: &TestApp, script: &str, env: &[(&str, String)]) {
     let Some(python) = python() else { return };
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/python")
@@ -30,6 +35,7 @@ pub async fn run_script(app: &TestApp, script: &str) {
         .arg(&path)
         .env("PIPEWRIGHT_URL", &app.url)
         .env("PIPEWRIGHT_TOKEN", &app.root_token)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .output()
         .await
         .expect("run python");

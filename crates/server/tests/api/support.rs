@@ -70,7 +70,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let config = ServerConfig::new(&url, data_dir.path());
-        let state = pipewright_server::app_state(config, store.clone());
+        let state = pipewright_server::app_state(config, store.clone()).expect("app state");
         let root_token = format!(
             "glpat-test-root-token-{:08}",
             ROOT_TOKEN_COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -95,6 +95,12 @@ impl TestApp {
             store,
             shutdown: Some(tx),
         }
+    }
+
+    /// The SQLite database file, when this app runs on SQLite.
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        let path = self._data_dir.path().join("pipewright.sqlite3");
+        path.exists().then_some(path)
     }
 
     pub fn api(&self, path: &str) -> String {

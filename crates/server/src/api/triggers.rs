@@ -1,0 +1,255 @@
+//! Pipeline trigger tokens (`/projects/:id/triggers`), as GitLab's "Pipeline trigger tokens
+//! API": Maintainers list, create and revoke them; only a token's owner may edit it; the full
+//! token is shown to its owner (and admins), everyone else sees the 4 characters after
+//! `glptt-`.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pipewright_core::Timestamp;
+use pipewright_store::{NewTrigger, Trigger};
+use serde_json::{Value, json};
+
+use super::Segments;
+use super::projects::{authorize_project, find_project};
+use crate::auth::Caller;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Paginated, page_from};
+use crate::params::Params;
+use crate::permissions::{Action, ProjectAccess};
+use crate::sealing::Purpose;
+use crate::secrets;
+use crate::state::AppState;
+
+pub const TRIGGER_PREFIX: &str = "glptt-";
+
+/// The longest a trigger token may live, as GitLab's personal-access-token lifetime.
+const MAX_LIFETIME_DAYS: i64 = 365;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/projects/{id}/triggers", get(list).post(create))
+        .route(
+            "/api/v4/projects/{id}/triggers/{trigger_id}",
+            get(show).put(update).delete(revoke),
+        )
+}
+
+/// The 4 characters everyone may see: the first four after the `glptt-` prefix (or of a
+/// legacy prefix-less token).
+pub fn short_token(token: &str) -> String {
+    token
+        .strip_prefix(TRIGGER_PREFIX)
+        .unwrap_or(token)
+        .chars()
+        .take(4)
+        .collect()
+}
+
+/// Whether the caller may see (and edit) this trigger's full token: its owner while still a
+/// Maintainer, instance admins, and any Maintainer for owner-less legacy triggers.
+fn may_administer(caller: &Caller, access: &ProjectAccess, trigger: &Trigger) -> bool {
+    if caller.is_admin() {
+        return true;
+    }
+    if !access.can(Action::ManageTriggers) {
+        return false;
+    }
+    match trigger.owner_id {
+        Some(owner) => caller.user_id() == Some(owner),
+        None => trigger.legacy,
+    }
+}
+
+async fn render(
+    state: &AppState,
+    caller: &Caller,
+    access: &ProjectAccess,
+    trigger: &Trigger,
+) -> ApiResult<Value> {
+    let token = if may_administer(caller, access, trigger) {
+        state
+            .sealer
+            .open(Purpose::TriggerToken, &trigger.token_sealed)
+            .map_err(ApiError::Internal)?
+    } else {
+        trigger.short_token.clone()
+    };
+    let owner = match trigger.owner_id {
+        Some(id) => state
+            .store
+            .user(id)
+            .await?
+            .map(|u| entities::user_basic(&state.config, &u)),
+        None => None,
+    };
+    Ok(json!({
+        "id": trigger.id,
+        "token": token,
+        "description": trigger.description,
+        "created_at": entities::time(trigger.created_at),
+        "updated_at": entities::time(trigger.updated_at),
+        "last_used": entities::opt_time(trigger.last_used_at),
+        "expires_at": entities::opt_time(trigger.expires_at),
+        "owner": owner,
+    }))
+}
+
+async fn find_trigger(state: &AppState, project_id: i64, seg: &Segments) -> ApiResult<Trigger> {
+    let id = seg.id("trigger_id", "")?;
+    state
+        .store
+        .trigger(project_id, id)
+        .await?
+        .ok_or(ApiError::RecordNotFound)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageTriggers).await?;
+    let page = page_from(&params)?;
+    let result = state.store.triggers(project.id, page).await?;
+    let mut items = Vec::with_capacity(result.items.len());
+    for trigger in &result.items {
+        items.push(render(&state, &caller, &access, trigger).await?);
+    }
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageTriggers).await?;
+    let trigger = find_trigger(&state, project.id, &seg).await?;
+    Ok(Json(render(&state, &caller, &access, &trigger).await?))
+}
+
+fn parse_expiry(params: &Params) -> ApiResult<Option<Timestamp>> {
+    let Some(text) = params.str("expires_at")? else {
+        return Ok(None);
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let at = Timestamp::parse(&text).ok_or_else(|| ApiError::InvalidParam("expires_at".into()))?;
+    let limit = Timestamp(Timestamp::now().millis() + MAX_LIFETIME_DAYS * 24 * 3600 * 1000);
+    if at >= limit {
+        return Err(ApiError::BadRequest(
+            json!({"expires_at": [format!("must be before {}", limit.to_date_string())]})
+                .to_string(),
+        ));
+    }
+    Ok(Some(at))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageTriggers).await?;
+    let actor = caller.required()?;
+    let description = params.required_str("description")?;
+    if description.chars().count() > 255 {
+        return Err(ApiError::BadRequest(
+            json!({"description": ["is too long (maximum is 255 characters)"]}).to_string(),
+        ));
+    }
+    let expires_at = parse_expiry(&params)?;
+    let token = secrets::random_hex_token(TRIGGER_PREFIX, 20);
+    let new = NewTrigger {
+        project_id: project.id,
+        owner_id: Some(actor.user.id),
+        legacy: false,
+        description,
+        token_digest: secrets::token_digest(&token),
+        token_sealed: state
+            .sealer
+            .seal(Purpose::TriggerToken, &token)
+            .map_err(ApiError::Internal)?,
+        short_token: short_token(&token),
+        expires_at,
+    };
+    let trigger = state.store.create_trigger(&new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(render(&state, &caller, &access, &trigger).await?),
+    )
+        .into_response())
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.required()?;
+    let (project, access) = find_project(&state, &caller, seg.get("id")?).await?;
+    let trigger = find_trigger(&state, project.id, &seg).await?;
+    if !may_administer(&caller, &access, &trigger) {
+        return Err(ApiError::Forbidden(Some(
+            "The current user is not authorized to update the pipeline trigger token".into(),
+        )));
+    }
+    let updated = match params.str("description")? {
+        Some(description) => {
+            state
+                .store
+                .update_trigger_description(trigger.id, &description)
+                .await?
+        }
+        None => trigger,
+    };
+    Ok(Json(render(&state, &caller, &access, &updated).await?))
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageTriggers).await?;
+    let trigger = find_trigger(&state, project.id, &seg).await?;
+    // GitLab's `destroy_conditionally!`: refuse if the client's copy is older than ours.
+    if let Some(since) = headers
+        .get(axum::http::header::IF_UNMODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| chrono::DateTime::parse_from_rfc2822(v).ok())
+        && since.timestamp() < trigger.updated_at.millis() / 1000
+    {
+        return Err(ApiError::Custom(
+            StatusCode::PRECONDITION_FAILED,
+            json!({"message": "412 Precondition Failed"}),
+        ));
+    }
+    state.store.delete_trigger(trigger.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_token;
+
+    #[test]
+    fn short_tokens_skip_the_prefix() {
+        assert_eq!(short_token("glptt-abcd0123"), "abcd");
+        assert_eq!(short_token("6d056f63e50fe6f8c5f8f4aa10edb7"), "6d05");
+    }
+}
