@@ -468,3 +468,152 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod repository_tests {
+    use super::*;
+
+    /// A repository with one commit on `main`, a tag `v1`, and a branch and tag both named `twin`.
+    fn fixture() -> (tempfile::TempDir, Repositories, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repos = Repositories::new(dir.path());
+        repos.create(1, "main").expect("create");
+        assert!(repos.is_empty(1).expect("empty"));
+        let repo = repos.open(1).expect("open");
+        let sig = git2::Signature::now("T", "t@example.com").expect("sig");
+        let mut index = repo.index().expect("index");
+        let oid = repo.blob(b"job:\n  script: true\n").expect("blob");
+        let entry = git2::IndexEntry {
+            ctime: git2::IndexTime::new(0, 0),
+            mtime: git2::IndexTime::new(0, 0),
+            dev: 0,
+            ino: 0,
+            mode: 0o100644,
+            uid: 0,
+            gid: 0,
+            file_size: 20,
+            id: oid,
+            flags: 0,
+            flags_extended: 0,
+            path: b"dir/.gitlab-ci.yml".to_vec(),
+        };
+        index.add(&entry).expect("add");
+        let tree = repo
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("find tree");
+        let commit = repo
+            .commit(
+                Some("refs/heads/main"),
+                &sig,
+                &sig,
+                "First\n\nbody",
+                &tree,
+                &[],
+            )
+            .expect("commit");
+        let object = repo.find_object(commit, None).expect("object");
+        repo.tag_lightweight("v1", &object, false).expect("tag");
+        repo.tag_lightweight("twin", &object, false).expect("tag");
+        repo.branch("twin", &repo.find_commit(commit).expect("c"), false)
+            .expect("branch");
+        (dir, repos, commit.to_string())
+    }
+
+    #[test]
+    fn refs_resolve_as_gitlab_resolves_them() {
+        let (_dir, repos, sha) = fixture();
+        assert!(!repos.is_empty(1).expect("not empty"));
+        let main = repos.resolve_ref(1, "main").expect("main");
+        assert_eq!(
+            (main.kind, main.sha.as_str(), main.name.as_str()),
+            (RefKind::Branch, sha.as_str(), "main")
+        );
+        assert_eq!(main.commit.title, "First");
+        let tag = repos.resolve_ref(1, "v1").expect("v1");
+        assert_eq!(tag.kind, RefKind::Tag);
+        assert!(matches!(
+            repos.resolve_ref(1, "twin"),
+            Err(Error::Ambiguous(_))
+        ));
+        assert_eq!(
+            repos.resolve_ref(1, "refs/heads/twin").expect("full").kind,
+            RefKind::Branch
+        );
+        assert_eq!(
+            repos.resolve_ref(1, "refs/tags/twin").expect("full").name,
+            "twin"
+        );
+        assert!(
+            matches!(repos.resolve_ref(1, &sha), Err(Error::InvalidRef(_))),
+            "a SHA is not a ref"
+        );
+        assert!(matches!(
+            repos.resolve_ref(1, "nope"),
+            Err(Error::InvalidRef(_))
+        ));
+        assert!(matches!(
+            repos.resolve_ref(1, "a..b"),
+            Err(Error::InvalidRef(_))
+        ));
+    }
+
+    #[test]
+    fn files_commits_and_paths() {
+        let (_dir, repos, sha) = fixture();
+        let blob = repos
+            .read_file(1, &sha, "dir/.gitlab-ci.yml", 1024)
+            .expect("read")
+            .expect("exists");
+        assert_eq!(blob.content, b"job:\n  script: true\n");
+        assert_eq!(
+            repos.blob_id(1, &sha, "dir/.gitlab-ci.yml").expect("id"),
+            Some(blob.oid.clone())
+        );
+        assert!(
+            repos
+                .read_file(1, &sha, "missing", 1024)
+                .expect("read")
+                .is_none()
+        );
+        assert!(
+            repos
+                .read_file(1, &sha, "dir", 1024)
+                .expect("read")
+                .is_none(),
+            "a tree is not a file"
+        );
+        assert!(matches!(
+            repos.read_file(1, &sha, "dir/.gitlab-ci.yml", 4),
+            Err(Error::TooLarge { .. })
+        ));
+        assert!(matches!(
+            repos.read_file(1, &sha, "../x", 4),
+            Err(Error::InvalidPath(_))
+        ));
+        assert_eq!(
+            repos.commit(1, "v1").expect("c").map(|c| c.id),
+            Some(sha.clone())
+        );
+        assert_eq!(
+            repos.commit(1, &sha[..8]).expect("c").map(|c| c.id),
+            Some(sha.clone())
+        );
+        assert_eq!(repos.commit(1, "HEAD~1").expect("c"), None);
+        assert_eq!(
+            repos.list_paths(1, &sha, 10).expect("paths"),
+            vec!["dir/.gitlab-ci.yml".to_string()]
+        );
+        assert_eq!(
+            repos
+                .changed_paths(1, crate::ZERO_SHA, &sha, 10)
+                .expect("changed"),
+            vec!["dir/.gitlab-ci.yml".to_string()]
+        );
+        assert_eq!(repos.branches(1).expect("branches").len(), 2);
+        assert_eq!(repos.tags(1).expect("tags").len(), 2);
+        assert!(matches!(
+            repos.resolve_ref(2, "main"),
+            Err(Error::RepositoryNotFound)
+        ));
+    }
+}
