@@ -5,8 +5,10 @@
 
 pub mod access;
 pub mod secret;
+pub mod status;
 pub mod time;
 
 pub use access::{AccessLevel, Visibility};
 pub use secret::Secret;
+pub use status::{PipelineSource, Status};
 pub use time::Timestamp;

@@ -8,6 +8,9 @@ pub enum StoreError {
     /// A uniqueness constraint failed; the payload names the constraint or column.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A row holds a value the code does not know (written by a newer version?).
+    #[error("unexpected data: {0}")]
+    Corrupt(String),
     #[error("database URL must start with sqlite: or postgres://")]
     InvalidUrl,
     #[error("migration {version} failed: {source}")]

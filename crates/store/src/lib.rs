@@ -143,6 +143,27 @@ pub trait Store: Send + Sync + 'static {
     async fn update_trigger_description(&self, id: i64, description: &str) -> Result<Trigger>;
     async fn delete_trigger(&self, id: i64) -> Result<()>;
 
+    // Pipelines
+    /// Creates a pipeline with its per-project iid, variables and jobs in one transaction, and
+    /// records the trigger's use.
+    async fn create_pipeline(&self, pipeline: &NewPipeline) -> Result<Pipeline>;
+    async fn pipeline(&self, project_id: ProjectId, id: i64) -> Result<Option<Pipeline>>;
+    async fn pipelines(
+        &self,
+        project_id: ProjectId,
+        filter: &PipelineFilter,
+        page: Page,
+    ) -> Result<Paged<Pipeline>>;
+    async fn pipeline_variables(&self, pipeline_id: i64) -> Result<Vec<StoredVariable>>;
+    async fn delete_pipeline(&self, id: i64) -> Result<()>;
+    async fn pipeline_jobs(
+        &self,
+        pipeline_id: i64,
+        statuses: &[pipewright_core::Status],
+        page: Page,
+    ) -> Result<Paged<Job>>;
+    async fn job(&self, project_id: ProjectId, id: i64) -> Result<Option<Job>>;
+
     // Push events (the outbox that pipelines-on-push and webhooks consume)
     async fn record_push_events(&self, events: &[NewPushEvent]) -> Result<Vec<PushEvent>>;
     async fn pending_push_events(&self, limit: i64) -> Result<Vec<PushEvent>>;

@@ -25,11 +25,13 @@ macro_rules! migrations {
 pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     1 => "0001_foundation.sql",
     2 => "0002_triggers.sql",
+    3 => "0003_pipelines.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 => "0001_foundation.sql",
     2 => "0002_triggers.sql",
+    3 => "0003_pipelines.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

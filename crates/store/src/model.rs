@@ -1,6 +1,6 @@
 //! Rows as the rest of the system sees them. Plain data: no behaviour, no SQL.
 
-use pipewright_core::{AccessLevel, Timestamp, Visibility};
+use pipewright_core::{AccessLevel, PipelineSource, Status, Timestamp, Visibility};
 
 pub type UserId = i64;
 pub type ProjectId = i64;
@@ -343,4 +343,148 @@ pub struct NewTrigger {
     pub token_sealed: String,
     pub short_token: String,
     pub expires_at: Option<Timestamp>,
+}
+
+/// A pipeline's link to the job that started it (multi-project pipelines).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upstream {
+    pub job_id: i64,
+    pub pipeline_id: i64,
+    pub project_id: ProjectId,
+}
+
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub iid: i64,
+    pub sha: String,
+    pub before_sha: String,
+    pub ref_name: String,
+    pub tag: bool,
+    pub protected_ref: bool,
+    pub source: PipelineSource,
+    pub status: Status,
+    pub user_id: Option<UserId>,
+    pub trigger_id: Option<i64>,
+    pub trigger_short_token: Option<String>,
+    pub upstream: Option<Upstream>,
+    pub name: Option<String>,
+    pub yaml_errors: Option<String>,
+    pub failure_reason: Option<String>,
+    pub committed_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VariableType {
+    EnvVar,
+    File,
+}
+
+impl VariableType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            VariableType::EnvVar => "env_var",
+            VariableType::File => "file",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "env_var" => Some(VariableType::EnvVar),
+            "file" => Some(VariableType::File),
+            _ => None,
+        }
+    }
+}
+
+/// A pipeline variable as stored: the value sealed by the server.
+#[derive(Debug, Clone)]
+pub struct StoredVariable {
+    pub key: String,
+    pub value_sealed: String,
+    pub variable_type: VariableType,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewJob {
+    pub name: String,
+    pub stage: String,
+    pub stage_idx: i64,
+    pub status: Status,
+    /// `on_success`, `manual`, … as the plan says.
+    pub when: String,
+    pub allow_failure: bool,
+    /// The planned job as JSON.
+    pub spec: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub id: i64,
+    pub pipeline_id: i64,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub stage: String,
+    pub stage_idx: i64,
+    pub position: i64,
+    pub status: Status,
+    pub when: String,
+    pub allow_failure: bool,
+    pub spec: String,
+    pub failure_reason: Option<String>,
+    pub created_at: Timestamp,
+    pub queued_at: Option<Timestamp>,
+    pub started_at: Option<Timestamp>,
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Everything a new pipeline is made of, written in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewPipeline {
+    pub project_id: ProjectId,
+    pub sha: String,
+    pub before_sha: String,
+    pub ref_name: String,
+    pub tag: bool,
+    pub protected_ref: bool,
+    pub source: PipelineSource,
+    pub status: Status,
+    pub user_id: Option<UserId>,
+    pub trigger_id: Option<i64>,
+    pub trigger_short_token: Option<String>,
+    pub upstream: Option<Upstream>,
+    pub name: Option<String>,
+    pub yaml_errors: Option<String>,
+    pub failure_reason: Option<String>,
+    pub committed_at: Option<Timestamp>,
+    pub variables: Vec<StoredVariable>,
+    pub jobs: Vec<NewJob>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct PipelineFilter {
+    pub statuses: Vec<Status>,
+    pub source: Option<PipelineSource>,
+    pub ref_name: Option<String>,
+    pub sha: Option<String>,
+    pub user_id: Option<UserId>,
+    pub updated_after: Option<Timestamp>,
+    pub updated_before: Option<Timestamp>,
+    /// `id`, `status`, `ref`, `updated_at` or `user_id`.
+    pub order_by: PipelineOrder,
+    pub ascending: bool,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PipelineOrder {
+    #[default]
+    Id,
+    Status,
+    Ref,
+    UpdatedAt,
+    UserId,
 }

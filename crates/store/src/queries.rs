@@ -4,7 +4,7 @@
 // which both SQLite and PostgreSQL accept; dynamic statements use `QueryBuilder`, which emits
 // the right placeholder for each. Dialect-only code lives in the backend modules, never here.
 
-use pipewright_core::{AccessLevel, Timestamp, Visibility};
+use pipewright_core::{AccessLevel, PipelineSource, Status, Timestamp, Visibility};
 use sqlx::{QueryBuilder, Row};
 
 use crate::model::*;
@@ -136,6 +136,124 @@ fn trigger_from_row(row: &DbRow) -> Result<Trigger> {
         expires_at: row.try_get::<Option<i64>, _>("expires_at")?.map(Timestamp),
         last_used_at: row.try_get::<Option<i64>, _>("last_used_at")?.map(Timestamp),
     })
+}
+
+macro_rules! pipeline_columns {
+    () => {
+        "id, project_id, iid, sha, before_sha, ref_name, tag, protected_ref, source, status, user_id, trigger_id, \
+         trigger_short_token, upstream_job_id, upstream_pipeline_id, upstream_project_id, name, yaml_errors, \
+         failure_reason, committed_at, created_at, updated_at, started_at, finished_at"
+    };
+}
+
+macro_rules! job_columns {
+    () => {
+        "id, pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, \
+         failure_reason, created_at, queued_at, started_at, finished_at"
+    };
+}
+
+fn opt_time(row: &DbRow, column: &str) -> Result<Option<Timestamp>> {
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(Timestamp))
+}
+
+fn status_of(row: &DbRow) -> Result<Status> {
+    let text: &str = row.try_get("status")?;
+    Status::parse(text).ok_or_else(|| StoreError::Corrupt(format!("unknown status {text}")))
+}
+
+fn pipeline_from_row(row: &DbRow) -> Result<Pipeline> {
+    let source: &str = row.try_get("source")?;
+    let upstream = match (
+        row.try_get::<Option<i64>, _>("upstream_job_id")?,
+        row.try_get::<Option<i64>, _>("upstream_pipeline_id")?,
+        row.try_get::<Option<i64>, _>("upstream_project_id")?,
+    ) {
+        (Some(job_id), Some(pipeline_id), Some(project_id)) => Some(Upstream { job_id, pipeline_id, project_id }),
+        _ => None,
+    };
+    Ok(Pipeline {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        iid: row.try_get("iid")?,
+        sha: row.try_get("sha")?,
+        before_sha: row.try_get("before_sha")?,
+        ref_name: row.try_get("ref_name")?,
+        tag: row.try_get("tag")?,
+        protected_ref: row.try_get("protected_ref")?,
+        source: PipelineSource::parse(source).ok_or_else(|| StoreError::Corrupt(format!("unknown source {source}")))?,
+        status: status_of(row)?,
+        user_id: row.try_get("user_id")?,
+        trigger_id: row.try_get("trigger_id")?,
+        trigger_short_token: row.try_get("trigger_short_token")?,
+        upstream,
+        name: row.try_get("name")?,
+        yaml_errors: row.try_get("yaml_errors")?,
+        failure_reason: row.try_get("failure_reason")?,
+        committed_at: opt_time(row, "committed_at")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+        started_at: opt_time(row, "started_at")?,
+        finished_at: opt_time(row, "finished_at")?,
+    })
+}
+
+fn job_from_row(row: &DbRow) -> Result<Job> {
+    Ok(Job {
+        id: row.try_get("id")?,
+        pipeline_id: row.try_get("pipeline_id")?,
+        project_id: row.try_get("project_id")?,
+        name: row.try_get("name")?,
+        stage: row.try_get("stage")?,
+        stage_idx: row.try_get("stage_idx")?,
+        position: row.try_get("position")?,
+        status: status_of(row)?,
+        when: row.try_get("when_condition")?,
+        allow_failure: row.try_get("allow_failure")?,
+        spec: row.try_get("spec")?,
+        failure_reason: row.try_get("failure_reason")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        queued_at: opt_time(row, "queued_at")?,
+        started_at: opt_time(row, "started_at")?,
+        finished_at: opt_time(row, "finished_at")?,
+    })
+}
+
+fn push_pipeline_filter(q: &mut QueryBuilder<Db>, project_id: ProjectId, filter: &PipelineFilter) {
+    q.push(" WHERE project_id = ");
+    q.push_bind(project_id);
+    if !filter.statuses.is_empty() {
+        q.push(" AND status IN (");
+        let mut sep = q.separated(", ");
+        for s in &filter.statuses {
+            sep.push_bind(s.as_str());
+        }
+        q.push(")");
+    }
+    if let Some(source) = filter.source {
+        q.push(" AND source = ");
+        q.push_bind(source.as_str());
+    }
+    if let Some(r) = &filter.ref_name {
+        q.push(" AND ref_name = ");
+        q.push_bind(r.clone());
+    }
+    if let Some(sha) = &filter.sha {
+        q.push(" AND sha = ");
+        q.push_bind(sha.clone());
+    }
+    if let Some(uid) = filter.user_id {
+        q.push(" AND user_id = ");
+        q.push_bind(uid);
+    }
+    if let Some(t) = filter.updated_after {
+        q.push(" AND updated_at > ");
+        q.push_bind(t.millis());
+    }
+    if let Some(t) = filter.updated_before {
+        q.push(" AND updated_at < ");
+        q.push_bind(t.millis());
+    }
 }
 
 fn push_event_from_row(row: &DbRow) -> Result<PushEvent> {
@@ -782,6 +900,185 @@ impl Store for StoreImpl {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+
+    // ---- pipelines -------------------------------------------------------------------
+
+    async fn create_pipeline(&self, p: &NewPipeline) -> Result<Pipeline> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let iid: i64 = sqlx::query(
+            "UPDATE projects SET last_pipeline_iid = last_pipeline_iid + 1 WHERE id = $1 RETURNING last_pipeline_iid",
+        )
+        .bind(p.project_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get("last_pipeline_iid")?;
+        let sql = concat!(
+            "INSERT INTO pipelines (project_id, iid, sha, before_sha, ref_name, tag, protected_ref, source, status, user_id, \
+             trigger_id, trigger_short_token, upstream_job_id, upstream_pipeline_id, upstream_project_id, name, yaml_errors, \
+             failure_reason, committed_at, created_at, updated_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21) RETURNING ",
+            pipeline_columns!()
+        );
+        let finished = if p.status.is_complete() { Some(now) } else { None };
+        let row = sqlx::query(sql)
+            .bind(p.project_id)
+            .bind(iid)
+            .bind(&p.sha)
+            .bind(&p.before_sha)
+            .bind(&p.ref_name)
+            .bind(p.tag)
+            .bind(p.protected_ref)
+            .bind(p.source.as_str())
+            .bind(p.status.as_str())
+            .bind(p.user_id)
+            .bind(p.trigger_id)
+            .bind(&p.trigger_short_token)
+            .bind(p.upstream.map(|u| u.job_id))
+            .bind(p.upstream.map(|u| u.pipeline_id))
+            .bind(p.upstream.map(|u| u.project_id))
+            .bind(&p.name)
+            .bind(&p.yaml_errors)
+            .bind(&p.failure_reason)
+            .bind(p.committed_at.map(Timestamp::millis))
+            .bind(now)
+            .bind(finished)
+            .fetch_one(&mut *tx)
+            .await?;
+        let pipeline = pipeline_from_row(&row)?;
+        for (position, v) in p.variables.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO pipeline_variables (pipeline_id, position, key, value_sealed, variable_type) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(pipeline.id)
+            .bind(position as i64)
+            .bind(&v.key)
+            .bind(&v.value_sealed)
+            .bind(v.variable_type.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (position, job) in p.jobs.iter().enumerate() {
+            let queued = if job.status == Status::Pending { Some(now) } else { None };
+            sqlx::query(
+                "INSERT INTO jobs (pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, created_at, queued_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(pipeline.id)
+            .bind(p.project_id)
+            .bind(&job.name)
+            .bind(&job.stage)
+            .bind(job.stage_idx)
+            .bind(position as i64)
+            .bind(job.status.as_str())
+            .bind(&job.when)
+            .bind(job.allow_failure)
+            .bind(&job.spec)
+            .bind(now)
+            .bind(queued)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(trigger_id) = p.trigger_id {
+            sqlx::query("UPDATE triggers SET last_used_at = $2 WHERE id = $1")
+                .bind(trigger_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(pipeline)
+    }
+
+    async fn pipeline(&self, project_id: ProjectId, id: i64) -> Result<Option<Pipeline>> {
+        let sql = concat!("SELECT ", pipeline_columns!(), " FROM pipelines WHERE project_id = $1 AND id = $2");
+        let row = sqlx::query(sql).bind(project_id).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(pipeline_from_row).transpose()
+    }
+
+    async fn pipelines(&self, project_id: ProjectId, filter: &PipelineFilter, page: Page) -> Result<Paged<Pipeline>> {
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM pipelines");
+        push_pipeline_filter(&mut count, project_id, filter);
+        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
+        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", pipeline_columns!(), " FROM pipelines"));
+        push_pipeline_filter(&mut q, project_id, filter);
+        let column = match filter.order_by {
+            PipelineOrder::Id => "id",
+            PipelineOrder::Status => "status",
+            PipelineOrder::Ref => "ref_name",
+            PipelineOrder::UpdatedAt => "updated_at",
+            PipelineOrder::UserId => "user_id",
+        };
+        let dir = if filter.ascending { "ASC" } else { "DESC" };
+        q.push(format!(" ORDER BY {column} {dir}, id {dir} LIMIT "));
+        q.push_bind(page.limit());
+        q.push(" OFFSET ");
+        q.push_bind(page.offset());
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(pipeline_from_row).collect::<Result<_>>()?;
+        Ok(Paged { items, total })
+    }
+
+    async fn pipeline_variables(&self, pipeline_id: i64) -> Result<Vec<StoredVariable>> {
+        let rows = sqlx::query(
+            "SELECT key, value_sealed, variable_type FROM pipeline_variables WHERE pipeline_id = $1 ORDER BY position",
+        )
+        .bind(pipeline_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let kind: &str = r.try_get("variable_type")?;
+                Ok(StoredVariable {
+                    key: r.try_get("key")?,
+                    value_sealed: r.try_get("value_sealed")?,
+                    variable_type: VariableType::parse(kind).unwrap_or(VariableType::EnvVar),
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_pipeline(&self, id: i64) -> Result<()> {
+        let result = sqlx::query("DELETE FROM pipelines WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn pipeline_jobs(&self, pipeline_id: i64, statuses: &[Status], page: Page) -> Result<Paged<Job>> {
+        let filter = |q: &mut QueryBuilder<Db>| {
+            q.push(" WHERE pipeline_id = ");
+            q.push_bind(pipeline_id);
+            if !statuses.is_empty() {
+                q.push(" AND status IN (");
+                let mut sep = q.separated(", ");
+                for s in statuses {
+                    sep.push_bind(s.as_str());
+                }
+                q.push(")");
+            }
+        };
+        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM jobs");
+        filter(&mut count);
+        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
+        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", job_columns!(), " FROM jobs"));
+        filter(&mut q);
+        q.push(" ORDER BY position LIMIT ");
+        q.push_bind(page.limit());
+        q.push(" OFFSET ");
+        q.push_bind(page.offset());
+        let rows = q.build().fetch_all(&self.pool).await?;
+        let items = rows.iter().map(job_from_row).collect::<Result<_>>()?;
+        Ok(Paged { items, total })
+    }
+
+    async fn job(&self, project_id: ProjectId, id: i64) -> Result<Option<Job>> {
+        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE project_id = $1 AND id = $2");
+        let row = sqlx::query(sql).bind(project_id).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(job_from_row).transpose()
     }
 
     // ---- push events -----------------------------------------------------------------
