@@ -28,6 +28,13 @@ pub enum Action {
     ManageProtectedBranches,
     /// List, create and revoke pipeline trigger tokens (GitLab's `manage_trigger`).
     ManageTriggers,
+    /// See pipelines and jobs.
+    ReadPipelines,
+    /// See the values of pipeline (trigger) variables: Maintainers and Owners only.
+    ReadPipelineVariableValues,
+    /// Run a pipeline (`POST /projects/:id/pipeline`, a trigger's owner).
+    CreatePipeline,
+    DeletePipelines,
 }
 
 /// The least role an action needs, and whether non-members can do it on readable projects.
@@ -44,6 +51,10 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
         Action::ManageOwners => (Owner, false),
         Action::ManageProtectedBranches => (Maintainer, false),
         Action::ManageTriggers => (Maintainer, false),
+        Action::ReadPipelines => (Reporter, true),
+        Action::ReadPipelineVariableValues => (Maintainer, false),
+        Action::CreatePipeline => (Developer, false),
+        Action::DeletePipelines => (Owner, false),
     }
 }
 

@@ -20,12 +20,14 @@ const NONCE_LEN: usize = 12;
 #[derive(Debug, Clone, Copy)]
 pub enum Purpose {
     TriggerToken,
+    PipelineVariable,
 }
 
 impl Purpose {
     fn label(self) -> &'static [u8] {
         match self {
             Purpose::TriggerToken => b"pipewright:trigger-token:v1",
+            Purpose::PipelineVariable => b"pipewright:pipeline-variable:v1",
         }
     }
 }

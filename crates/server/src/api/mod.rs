@@ -2,6 +2,7 @@
 //! segments, project resolution) live here.
 
 pub mod members;
+pub mod pipelines;
 pub mod projects;
 pub mod protected_branches;
 pub mod repository;
@@ -30,6 +31,7 @@ pub fn router() -> Router<AppState> {
         .merge(protected_branches::routes())
         .merge(repository::routes())
         .merge(triggers::routes())
+        .merge(pipelines::routes())
         .fallback(|| async {
             ApiError::Custom(
                 axum::http::StatusCode::NOT_FOUND,

@@ -1,0 +1,426 @@
+//! Reading pipelines and their jobs (what every client does right after triggering):
+//! `GET /projects/:id/pipelines`, `…/pipelines/:pipeline_id`, `…/pipelines/latest`,
+//! `…/pipelines/:pipeline_id/variables`, `…/pipelines/:pipeline_id/jobs`, `GET …/jobs/:job_id`,
+//! `DELETE …/pipelines/:pipeline_id`.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use pipewright_core::{PipelineSource, Status, Timestamp};
+use pipewright_store::{Job, Pipeline, PipelineFilter, PipelineOrder, Project};
+use serde_json::{Value, json};
+
+use super::Segments;
+use super::projects::authorize_project;
+use crate::auth::Caller;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Paginated, page_from};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::sealing::Purpose;
+use crate::state::{AppState, ServerConfig};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/projects/{id}/pipelines", get(list))
+        .route("/api/v4/projects/{id}/pipelines/latest", get(latest))
+        .route(
+            "/api/v4/projects/{id}/pipelines/{pipeline_id}",
+            get(show).delete(destroy),
+        )
+        .route(
+            "/api/v4/projects/{id}/pipelines/{pipeline_id}/variables",
+            get(variables),
+        )
+        .route(
+            "/api/v4/projects/{id}/pipelines/{pipeline_id}/jobs",
+            get(jobs),
+        )
+        .route("/api/v4/projects/{id}/jobs/{job_id}", get(job))
+}
+
+/// GitLab's `detailed_status` for a status.
+pub fn detailed_status(status: Status, details_path: &str) -> Value {
+    let (text, label) = match status {
+        Status::Success => ("passed", "passed"),
+        Status::Failed => ("failed", "failed"),
+        Status::Running => ("running", "running"),
+        Status::Pending => ("pending", "pending"),
+        Status::Canceled => ("canceled", "canceled"),
+        Status::Skipped => ("skipped", "skipped"),
+        Status::Manual => ("manual", "manual action"),
+        Status::Scheduled => ("scheduled", "scheduled"),
+        Status::Created => ("created", "created"),
+        Status::Preparing => ("preparing", "preparing"),
+        Status::WaitingForResource => ("waiting", "waiting for resource"),
+    };
+    let group = status.as_str();
+    json!({
+        "icon": format!("status_{group}"),
+        "text": text,
+        "label": label,
+        "group": group,
+        "tooltip": label,
+        "has_details": true,
+        "details_path": details_path,
+        "illustration": null,
+        "favicon": format!("/assets/ci_favicons/favicon_status_{group}.png"),
+    })
+}
+
+fn seconds_between(a: Option<Timestamp>, b: Option<Timestamp>) -> Value {
+    match (a, b) {
+        (Some(a), Some(b)) => json!(((b.millis() - a.millis()).max(0)) / 1000),
+        _ => Value::Null,
+    }
+}
+
+/// `Entities::Ci::Pipeline`.
+pub async fn pipeline_json(state: &AppState, project: &Project, p: &Pipeline) -> ApiResult<Value> {
+    let config: &ServerConfig = &state.config;
+    let path = format!("/{}/-/pipelines/{}", project.full_path(), p.id);
+    let user = match p.user_id {
+        Some(id) => state
+            .store
+            .user(id)
+            .await?
+            .map(|u| entities::user_basic(config, &u)),
+        None => None,
+    };
+    Ok(json!({
+        "id": p.id,
+        "iid": p.iid,
+        "project_id": p.project_id,
+        "sha": p.sha,
+        "ref": p.ref_name,
+        "status": p.status.as_str(),
+        "source": p.source.as_str(),
+        "name": p.name,
+        "created_at": entities::time(p.created_at),
+        "updated_at": entities::time(p.updated_at),
+        "web_url": format!("{}{}", config.external_url, path),
+        "before_sha": p.before_sha,
+        "tag": p.tag,
+        "yaml_errors": p.yaml_errors,
+        "user": user,
+        "started_at": entities::opt_time(p.started_at),
+        "finished_at": entities::opt_time(p.finished_at),
+        "committed_at": entities::opt_time(p.committed_at),
+        "duration": seconds_between(p.started_at, p.finished_at),
+        "queued_duration": seconds_between(Some(p.created_at), p.started_at),
+        "coverage": null,
+        "detailed_status": detailed_status(p.status, &path),
+    }))
+}
+
+/// The short form in lists (`Entities::Ci::PipelineBasic`).
+fn pipeline_basic(config: &ServerConfig, project: &Project, p: &Pipeline) -> Value {
+    json!({
+        "id": p.id,
+        "iid": p.iid,
+        "project_id": p.project_id,
+        "sha": p.sha,
+        "ref": p.ref_name,
+        "status": p.status.as_str(),
+        "source": p.source.as_str(),
+        "name": p.name,
+        "created_at": entities::time(p.created_at),
+        "updated_at": entities::time(p.updated_at),
+        "web_url": format!("{}/{}/-/pipelines/{}", config.external_url, project.full_path(), p.id),
+    })
+}
+
+pub async fn job_json(
+    state: &AppState,
+    project: &Project,
+    pipeline: &Pipeline,
+    job: &Job,
+) -> ApiResult<Value> {
+    let config: &ServerConfig = &state.config;
+    let user = match pipeline.user_id {
+        Some(id) => state
+            .store
+            .user(id)
+            .await?
+            .map(|u| entities::user_full(config, &u)),
+        None => None,
+    };
+    let commit = state
+        .repos
+        .commit_async(project.id, &pipeline.sha)
+        .await
+        .ok()
+        .flatten()
+        .map(|c| super::repository::commit_json(config, &project.full_path(), &c));
+    let spec: Value = serde_json::from_str(&job.spec).unwrap_or(Value::Null);
+    Ok(json!({
+        "id": job.id,
+        "name": job.name,
+        "stage": job.stage,
+        "status": job.status.as_str(),
+        "ref": pipeline.ref_name,
+        "tag": pipeline.tag,
+        "allow_failure": job.allow_failure,
+        "when": job.when,
+        "created_at": entities::time(job.created_at),
+        "started_at": entities::opt_time(job.started_at),
+        "finished_at": entities::opt_time(job.finished_at),
+        "erased_at": null,
+        "duration": seconds_between(job.started_at, job.finished_at),
+        "queued_duration": seconds_between(job.queued_at, job.started_at),
+        "coverage": null,
+        "failure_reason": job.failure_reason,
+        "user": user,
+        "commit": commit,
+        "pipeline": {
+            "id": pipeline.id,
+            "iid": pipeline.iid,
+            "project_id": pipeline.project_id,
+            "ref": pipeline.ref_name,
+            "sha": pipeline.sha,
+            "status": pipeline.status.as_str(),
+            "source": pipeline.source.as_str(),
+        },
+        "web_url": format!("{}/{}/-/jobs/{}", config.external_url, project.full_path(), job.id),
+        "project": {"ci_job_token_scope_enabled": true},
+        "artifacts": [],
+        "artifacts_expire_at": null,
+        "tag_list": spec.get("tags").cloned().unwrap_or_else(|| json!([])),
+        "runner": null,
+        "runner_manager": null,
+        "archived": false,
+    }))
+}
+
+fn parse_statuses(params: &Params, key: &str) -> ApiResult<Vec<Status>> {
+    let Some(values) = params.string_list(key)? else {
+        return Ok(Vec::new());
+    };
+    values
+        .iter()
+        .map(|v| {
+            Status::parse(v)
+                .ok_or_else(|| ApiError::ParamError(format!("{key} does not have a valid value")))
+        })
+        .collect()
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let page = page_from(&params)?;
+    let mut filter = PipelineFilter {
+        statuses: parse_statuses(&params, "status")?,
+        ..PipelineFilter::default()
+    };
+    match params.str("scope")?.as_deref() {
+        None => {}
+        Some("running") => filter.statuses = vec![Status::Running],
+        Some("pending") => filter.statuses = vec![Status::Pending],
+        Some("finished") => {
+            filter.statuses = vec![
+                Status::Success,
+                Status::Failed,
+                Status::Canceled,
+                Status::Skipped,
+            ]
+        }
+        Some("branches") | Some("tags") => {}
+        Some(_) => {
+            return Err(ApiError::ParamError(
+                "scope does not have a valid value".into(),
+            ));
+        }
+    }
+    if let Some(source) = params.str("source")? {
+        filter.source =
+            Some(PipelineSource::parse(&source).ok_or_else(|| {
+                ApiError::ParamError("source does not have a valid value".into())
+            })?);
+    }
+    filter.ref_name = params.str("ref")?;
+    filter.sha = params.str("sha")?;
+    if let Some(username) = params.str("username")? {
+        match state.store.user_by_username(&username).await? {
+            Some(u) => filter.user_id = Some(u.id),
+            None => filter.user_id = Some(-1),
+        }
+    }
+    for (key, slot) in [
+        ("updated_after", &mut filter.updated_after),
+        ("updated_before", &mut filter.updated_before),
+    ] {
+        if let Some(text) = params.str(key)? {
+            *slot =
+                Some(Timestamp::parse(&text).ok_or_else(|| ApiError::InvalidParam(key.into()))?);
+        }
+    }
+    filter.order_by = match params.str("order_by")?.as_deref() {
+        None | Some("id") => PipelineOrder::Id,
+        Some("status") => PipelineOrder::Status,
+        Some("ref") => PipelineOrder::Ref,
+        Some("updated_at") => PipelineOrder::UpdatedAt,
+        Some("user_id") => PipelineOrder::UserId,
+        Some(_) => {
+            return Err(ApiError::ParamError(
+                "order_by does not have a valid value".into(),
+            ));
+        }
+    };
+    filter.ascending = match params.str("sort")?.as_deref() {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => {
+            return Err(ApiError::ParamError(
+                "sort does not have a valid value".into(),
+            ));
+        }
+    };
+    let result = state.store.pipelines(project.id, &filter, page).await?;
+    let items: Vec<Value> = result
+        .items
+        .iter()
+        .map(|p| pipeline_basic(&state.config, &project, p))
+        .collect();
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn find_pipeline(state: &AppState, project: &Project, seg: &Segments) -> ApiResult<Pipeline> {
+    let id = seg.id("pipeline_id", "")?;
+    state
+        .store
+        .pipeline(project.id, id)
+        .await?
+        .ok_or(ApiError::NotFound(""))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    Ok(Json(pipeline_json(&state, &project, &pipeline).await?))
+}
+
+async fn latest(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let ref_name = params
+        .str("ref")?
+        .unwrap_or_else(|| project.default_branch.clone());
+    let filter = PipelineFilter {
+        ref_name: Some(ref_name),
+        ..PipelineFilter::default()
+    };
+    let page = pipewright_store::Page {
+        page: 1,
+        per_page: 1,
+    };
+    let pipeline = state
+        .store
+        .pipelines(project.id, &filter, page)
+        .await?
+        .items
+        .into_iter()
+        .next();
+    let pipeline = pipeline.ok_or(ApiError::NotFound(""))?;
+    Ok(Json(pipeline_json(&state, &project, &pipeline).await?))
+}
+
+async fn variables(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    // Values of pipeline (trigger) variables are for Maintainers and Owners only.
+    if !access.can(Action::ReadPipelineVariableValues) {
+        return Err(ApiError::forbidden());
+    }
+    let mut out = Vec::new();
+    for v in state.store.pipeline_variables(pipeline.id).await? {
+        let value = state
+            .sealer
+            .open(Purpose::PipelineVariable, &v.value_sealed)
+            .map_err(ApiError::Internal)?;
+        out.push(json!({
+            "key": v.key,
+            "value": value,
+            "variable_type": v.variable_type.as_str(),
+            "raw": false,
+        }));
+    }
+    Ok(Json(Value::Array(out)))
+}
+
+async fn jobs(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    let page = page_from(&params)?;
+    let scope = parse_statuses(&params, "scope")?;
+    let result = state.store.pipeline_jobs(pipeline.id, &scope, page).await?;
+    let mut items = Vec::with_capacity(result.items.len());
+    for job in &result.items {
+        items.push(job_json(&state, &project, &pipeline, job).await?);
+    }
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn job(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let id = seg.id("job_id", "")?;
+    let job = state
+        .store
+        .job(project.id, id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    let pipeline = state
+        .store
+        .pipeline(project.id, job.pipeline_id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    Ok(Json(job_json(&state, &project, &pipeline, &job).await?))
+}
+
+async fn destroy(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<StatusCode> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::DeletePipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    state.store.delete_pipeline(pipeline.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
