@@ -1,2 +1,260 @@
-//! The CI config engine: `.gitlab-ci.yml` plus a pipeline context become a typed pipeline
-//! plan. (Being written: see the crate's issue.)
+//! The CI config engine: `.gitlab-ci.yml` plus a pipeline context become a typed plan of the
+//! jobs that run. It owns GitLab's CI YAML semantics (anchors and merge keys, `!reference`,
+//! `extends`, `include: local`, `default`, `rules`, `only/except`, `workflow`, variables and
+//! their precedence) and never does I/O: files come in through [`FileSource`], which the
+//! caller implements over a git commit, and nothing here reads a clock or a database.
+//!
+//! Two steps, so the server can cache the expensive one by blob id:
+//! [`Config::parse`] (YAML → validated config; `Send + Sync`, reusable) and [`Config::plan`]
+//! (config + context → [`PlanOutcome`]; cheap, per pipeline).
+
+mod context;
+mod error;
+mod keywords;
+mod lint;
+mod plan;
+mod resolve;
+mod variables;
+mod yaml;
+
+pub use context::{PipelineContext, ProjectInfo, RefKind, Source, UserInfo};
+pub use error::{ConfigError, Location, Result};
+pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
+pub use lint::{LintOptions, LintReport, lint};
+pub use plan::{InitialStatus, Plan, PlanOutcome, PlannedJob};
+pub use variables::{
+    Variable, VariableSource, expand, expand_all, job_predefined, merge as merge_variables,
+    predefined, slugify,
+};
+pub use yaml::Limits;
+
+use keywords::{GLOBAL_KEYWORDS, JobConfig, Workflow};
+use yaml::{Node, Yaml};
+
+/// Where included files come from (the same commit as `.gitlab-ci.yml`).
+pub trait FileSource {
+    /// The file's text, `Ok(None)` if there is no such file, `Err` with a message on failure.
+    fn read(&self, path: &str) -> std::result::Result<Option<String>, String>;
+}
+
+/// A config without includes.
+pub struct NoFiles;
+
+impl FileSource for NoFiles {
+    fn read(&self, _path: &str) -> std::result::Result<Option<String>, String> {
+        Ok(None)
+    }
+}
+
+/// The most jobs one config may define.
+pub const MAX_JOBS: usize = 2_000;
+
+/// A parsed, validated `.gitlab-ci.yml`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// All stages, including `.pre` first and `.post` last.
+    pub stages: Vec<String>,
+    pub variables: Vec<YamlVariable>,
+    pub(crate) workflow: Option<Workflow>,
+    pub(crate) jobs: Vec<JobConfig>,
+}
+
+impl Config {
+    pub fn parse(source: &str, files: &dyn FileSource, limits: &Limits) -> Result<Config> {
+        let map = resolve::load_with_includes(source, files, limits)?;
+        let mut map = resolve::resolve_references(&map)?;
+        resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
+
+        let mut stages = vec![".pre".to_string()];
+        match map.get("stages").or_else(|| map.get("types")) {
+            None => stages.extend(keywords::DEFAULT_STAGES.iter().map(|s| s.to_string())),
+            Some(node) => {
+                let list = keywords::string_list(node, "stages")
+                    .map_err(|_| ConfigError::new("stages config should be an array of strings"))?;
+                stages.extend(list.into_iter().filter(|s| s != ".pre" && s != ".post"));
+            }
+        }
+        stages.push(".post".to_string());
+
+        let variables = match map.get("variables") {
+            Some(node) => keywords::variables(node, "variables")?,
+            None => Vec::new(),
+        };
+        let mut defaults = match map.get("default") {
+            Some(node) => keywords::defaults(node)?,
+            None => yaml::Map::default(),
+        };
+        // Deprecated global keywords act as defaults.
+        for key in [
+            "image",
+            "services",
+            "cache",
+            "before_script",
+            "after_script",
+        ] {
+            if let Some(node) = map.get(key)
+                && defaults.get(key).is_none()
+            {
+                defaults.insert(key.to_string(), node.clone());
+            }
+        }
+        let workflow = match map.get("workflow") {
+            None => None,
+            Some(node) => {
+                let m = node
+                    .as_map()
+                    .ok_or_else(|| ConfigError::new("workflow config should be a hash"))?;
+                let unknown: Vec<&str> = m
+                    .keys()
+                    .filter(|k| !["rules", "name", "auto_cancel"].contains(k))
+                    .collect();
+                if !unknown.is_empty() {
+                    return Err(ConfigError::new(format!(
+                        "workflow config contains unknown keys: {}",
+                        unknown.join(", ")
+                    )));
+                }
+                Some(Workflow {
+                    rules: m
+                        .get("rules")
+                        .map(|n| keywords::rules(n, "workflow:rules", false))
+                        .transpose()?
+                        .unwrap_or_default(),
+                    name: m.get("name").and_then(Node::scalar_text),
+                })
+            }
+        };
+
+        let mut jobs = Vec::new();
+        for (name, node) in &map.0 {
+            if GLOBAL_KEYWORDS.contains(&name.as_str()) || name.starts_with('.') {
+                continue;
+            }
+            if name.is_empty() {
+                return Err(ConfigError::new(
+                    "jobs config should contain valid job names",
+                ));
+            }
+            if !matches!(node.value, Yaml::Map(_)) {
+                return Err(ConfigError::at(
+                    format!("jobs:{name} config should be a hash"),
+                    node.location(resolve::CONFIG_FILE),
+                ));
+            }
+            let base = keywords::job(name, node, Some(&defaults))?;
+            for (instance, matrix_vars) in keywords::expand_parallel(name, node)? {
+                let mut job = base.clone();
+                job.name = instance;
+                job.variables.extend(matrix_vars);
+                jobs.push(job);
+            }
+            if jobs.len() > MAX_JOBS {
+                return Err(ConfigError::new(format!(
+                    "The pipeline has too many jobs (maximum is {MAX_JOBS})"
+                )));
+            }
+        }
+        if jobs.is_empty() {
+            return Err(ConfigError::new(
+                "jobs config should contain at least one visible job",
+            ));
+        }
+        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+        for job in &jobs {
+            if !stages.contains(&job.stage) {
+                return Err(ConfigError::new(format!(
+                    "jobs:{} chosen stage {} does not exist; available stages are {}",
+                    job.name,
+                    job.stage,
+                    stages.join(", ")
+                )));
+            }
+            let stage_idx = stages.iter().position(|s| s == &job.stage).unwrap_or(0);
+            for need in job.needs.iter().flatten() {
+                // `needs: [build]` also names every instance of a parallel `build`.
+                let Some(target) = jobs
+                    .iter()
+                    .find(|j| j.name == need.job || parallel_base(&j.name) == need.job)
+                else {
+                    return Err(ConfigError::new(format!(
+                        "{} job: undefined need: {}",
+                        job.name, need.job
+                    )));
+                };
+                let target_idx = stages.iter().position(|s| s == &target.stage).unwrap_or(0);
+                if target_idx > stage_idx {
+                    return Err(ConfigError::new(format!(
+                        "{} job: need {} is not defined in current or prior stages",
+                        job.name, need.job
+                    )));
+                }
+            }
+            for dep in job.dependencies.iter().flatten() {
+                if !names.contains(&dep.as_str()) {
+                    return Err(ConfigError::new(format!(
+                        "{} job: undefined dependency: {dep}",
+                        job.name
+                    )));
+                }
+            }
+        }
+        let mut jobs = jobs;
+        expand_parallel_needs(&mut jobs);
+        Ok(Config {
+            stages,
+            variables,
+            workflow,
+            jobs,
+        })
+    }
+
+    /// Decides which jobs run for `ctx`.
+    pub fn plan(&self, ctx: &PipelineContext) -> Result<PlanOutcome> {
+        plan::plan(self, ctx)
+    }
+
+    /// Names of the visible jobs, in definition order.
+    pub fn job_names(&self) -> Vec<&str> {
+        self.jobs.iter().map(|j| j.name.as_str()).collect()
+    }
+}
+
+/// `build 1/3` and `build: [a, b]` → `build`.
+fn parallel_base(name: &str) -> &str {
+    if let Some((base, rest)) = name.rsplit_once(' ')
+        && rest.contains('/')
+        && rest
+            .split('/')
+            .all(|p| p.chars().all(|c| c.is_ascii_digit()))
+    {
+        return base;
+    }
+    if let Some((base, _)) = name.split_once(": [") {
+        return base;
+    }
+    name
+}
+
+/// Rewrites needs on a parallel job's base name into needs on each of its instances.
+fn expand_parallel_needs(jobs: &mut [JobConfig]) {
+    let names: Vec<String> = jobs.iter().map(|j| j.name.clone()).collect();
+    for job in jobs.iter_mut() {
+        let Some(needs) = &mut job.needs else {
+            continue;
+        };
+        let mut expanded = Vec::new();
+        for need in needs.drain(..) {
+            if names.contains(&need.job) {
+                expanded.push(need);
+            } else {
+                for instance in names.iter().filter(|n| parallel_base(n) == need.job) {
+                    expanded.push(Need {
+                        job: instance.clone(),
+                        ..need.clone()
+                    });
+                }
+            }
+        }
+        *needs = expanded;
+    }
+}

@@ -1,0 +1,158 @@
+//! The linter: "what would this config run?" for a given source and ref, as text for people
+//! and as JSON for tools (`pipewright ci lint`, and the CI Lint API).
+
+use serde::Serialize;
+
+use crate::context::{PipelineContext, ProjectInfo, RefKind, Source};
+use crate::plan::PlanOutcome;
+use crate::variables::{Variable, VariableSource};
+use crate::{Config, FileSource, Limits};
+
+#[derive(Debug, Clone)]
+pub struct LintOptions {
+    pub source: Source,
+    pub ref_name: String,
+    pub ref_kind: RefKind,
+    pub variables: Vec<(String, String)>,
+}
+
+impl Default for LintOptions {
+    fn default() -> Self {
+        LintOptions {
+            source: Source::Push,
+            ref_name: "main".into(),
+            ref_kind: RefKind::Branch,
+            variables: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LintJob {
+    pub name: String,
+    pub stage: String,
+    pub when: String,
+    pub allow_failure: bool,
+    pub needs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LintReport {
+    pub valid: bool,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub stages: Vec<String>,
+    pub jobs: Vec<LintJob>,
+}
+
+/// Parses and plans `source` as a pipeline of `options.source` on `options.ref_name`.
+pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> LintReport {
+    let mut report = LintReport {
+        valid: false,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        stages: Vec::new(),
+        jobs: Vec::new(),
+    };
+    let config = match Config::parse(source, files, &Limits::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            report.errors.push(e.to_string());
+            return report;
+        }
+    };
+    let ctx = PipelineContext {
+        source: options.source,
+        ref_name: options.ref_name.clone(),
+        ref_kind: options.ref_kind,
+        protected_ref: false,
+        sha: "0".repeat(40),
+        before_sha: "0".repeat(40),
+        commit_message: String::new(),
+        project: ProjectInfo {
+            id: 0,
+            name: "project".into(),
+            path_with_namespace: "group/project".into(),
+            namespace: "group".into(),
+            default_branch: "main".into(),
+            visibility: "private".into(),
+        },
+        server_url: "http://localhost".into(),
+        pipeline_id: None,
+        pipeline_iid: None,
+        user: None,
+        trigger_short_token: (options.source == Source::Trigger).then(|| "lint".to_string()),
+        pipeline_variables: options
+            .variables
+            .iter()
+            .map(|(k, v)| Variable::new(k, v.clone(), VariableSource::Pipeline))
+            .collect(),
+        project_variables: Vec::new(),
+        instance_variables: Vec::new(),
+        changed_files: None,
+        files: None,
+    };
+    match config.plan(&ctx) {
+        Err(e) => report.errors.push(e.to_string()),
+        Ok(PlanOutcome::FilteredOutByWorkflow) => {
+            report.valid = true;
+            report
+                .warnings
+                .push("Pipeline filtered out by workflow rules.".into());
+        }
+        Ok(PlanOutcome::NoJobs) => {
+            report.valid = true;
+            report
+                .warnings
+                .push("No stages / jobs for this pipeline.".into());
+        }
+        Ok(PlanOutcome::Created(plan)) => {
+            report.valid = true;
+            report.stages = plan.stages.clone();
+            report.jobs = plan
+                .jobs
+                .iter()
+                .map(|j| LintJob {
+                    name: j.name.clone(),
+                    stage: j.stage.clone(),
+                    when: j.when.as_str().to_string(),
+                    allow_failure: j.allow_failure,
+                    needs: j.needs.iter().flatten().map(|n| n.job.clone()).collect(),
+                })
+                .collect();
+        }
+    }
+    report
+}
+
+impl LintReport {
+    /// A human-readable summary.
+    pub fn to_text(&self) -> String {
+        let mut out = String::new();
+        if !self.valid {
+            out.push_str("Invalid CI config:\n");
+            for e in &self.errors {
+                out.push_str(&format!("  error: {e}\n"));
+            }
+            return out;
+        }
+        out.push_str("Valid CI config.\n");
+        for w in &self.warnings {
+            out.push_str(&format!("  {w}\n"));
+        }
+        for stage in &self.stages {
+            out.push_str(&format!("stage {stage}:\n"));
+            for job in self.jobs.iter().filter(|j| &j.stage == stage) {
+                out.push_str(&format!("  {} (when: {}", job.name, job.when));
+                if job.allow_failure {
+                    out.push_str(", allow_failure");
+                }
+                if !job.needs.is_empty() {
+                    out.push_str(&format!(", needs: {}", job.needs.join(", ")));
+                }
+                out.push_str(")\n");
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,552 @@
+//! Planning: a parsed config plus a pipeline context become the jobs that run, in stage order,
+//! each with its resolved script, variables (with provenance), `when`, `needs` and data for
+//! runners. `workflow:rules`, `rules` and `only/except` decide membership here.
+
+use std::collections::{HashMap, HashSet};
+
+use pipewright_expr::Variables;
+use regex::Regex;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::Config;
+use crate::context::{PipelineContext, RefKind, Source};
+use crate::error::{ConfigError, Result};
+use crate::keywords::{AllowFailure, JobConfig, Need, Policy, Retry, Rule, When, YamlVariable};
+use crate::variables::{self, Variable, VariableSource};
+
+/// What planning produced.
+#[derive(Debug, Clone)]
+pub enum PlanOutcome {
+    Created(Plan),
+    /// `workflow:rules` excluded the pipeline: "Pipeline filtered out by workflow rules."
+    FilteredOutByWorkflow,
+    /// No job would run: "No stages / jobs for this pipeline."
+    NoJobs,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Stages that have jobs, in order.
+    pub stages: Vec<String>,
+    /// Jobs in stage order, then definition order.
+    pub jobs: Vec<PlannedJob>,
+    /// `workflow:name`, if set.
+    pub name: Option<String>,
+    /// Jobs the rules left out, with why (for the linter).
+    #[serde(skip)]
+    pub excluded: Vec<(String, String)>,
+}
+
+/// The state a planned job starts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialStatus {
+    /// Ready for a runner now.
+    Pending,
+    /// Waits for earlier stages or its needs.
+    Created,
+    /// A manual job nothing blocks: waits for someone to play it.
+    Manual,
+    /// A delayed job nothing blocks.
+    Scheduled,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedJob {
+    pub name: String,
+    pub stage: String,
+    pub stage_idx: usize,
+    pub when: When,
+    pub start_in: Option<String>,
+    pub allow_failure: bool,
+    pub allow_failure_exit_codes: Vec<i64>,
+    pub initial_status: InitialStatus,
+    /// `None`: ordinary stage ordering. `Some`: starts when these finish (`needs`).
+    pub needs: Option<Vec<Need>>,
+    pub dependencies: Option<Vec<String>>,
+    pub before_script: Vec<String>,
+    pub script: Vec<String>,
+    pub after_script: Vec<String>,
+    pub image: Option<Json>,
+    pub services: Vec<Json>,
+    pub tags: Vec<String>,
+    /// YAML and rule variables for this job (pipeline-level ones are added by the server).
+    pub variables: Vec<Variable>,
+    pub artifacts: Option<Json>,
+    pub cache: Option<Json>,
+    pub retry: Option<Retry>,
+    pub timeout: Option<u64>,
+    pub trigger: Option<Json>,
+    pub environment: Option<Json>,
+    pub resource_group: Option<String>,
+    pub interruptible: Option<bool>,
+    pub coverage: Option<String>,
+}
+
+/// Variables visible to rules: a name → value view over a merged list.
+struct Lookup<'a>(&'a [Variable]);
+
+impl Variables for Lookup<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|v| v.key == name)
+            .map(|v| v.value.as_str())
+    }
+}
+
+fn yaml_vars(vars: &[YamlVariable], source: VariableSource) -> impl Iterator<Item = Variable> + '_ {
+    vars.iter().map(move |v| {
+        let mut var = Variable::new(&v.key, v.value.clone(), source);
+        var.raw = !v.expand;
+        var
+    })
+}
+
+/// Glob matching as `rules:changes` / `rules:exists` use it: `*` within a segment, `**` across.
+fn glob_matches(pattern: &str, path: &str) -> bool {
+    let mut re = String::from("^");
+    let mut chars = pattern.trim_start_matches("./").chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' if chars.peek() == Some(&'*') => {
+                chars.next();
+                if chars.peek() == Some(&'/') {
+                    chars.next();
+                    re.push_str("(?:.*/)?");
+                } else {
+                    re.push_str(".*");
+                }
+            }
+            '*' => re.push_str("[^/]*"),
+            '?' => re.push_str("[^/]"),
+            '{' => re.push_str("(?:"),
+            '}' => re.push(')'),
+            ',' => re.push('|'),
+            c => re.push_str(&regex::escape(&c.to_string())),
+        }
+    }
+    re.push('$');
+    Regex::new(&re).map(|r| r.is_match(path)).unwrap_or(false)
+}
+
+fn any_path_matches(patterns: &[String], files: &[String]) -> bool {
+    patterns
+        .iter()
+        .any(|p| files.iter().any(|f| glob_matches(p, f)))
+}
+
+/// Whether a `rules:` entry matches.
+fn rule_matches(rule: &Rule, vars: &Lookup<'_>, ctx: &PipelineContext) -> bool {
+    if let Some(cond) = &rule.condition
+        && !cond.evaluate(vars)
+    {
+        return false;
+    }
+    if let Some(patterns) = &rule.changes {
+        // Without a diff (triggers, schedules, the web), `changes` is always true.
+        if let Some(changed) = &ctx.changed_files
+            && !any_path_matches(patterns, changed)
+        {
+            return false;
+        }
+    }
+    if let Some(patterns) = &rule.exists {
+        match &ctx.files {
+            Some(files) if any_path_matches(patterns, files) => {}
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// GitLab's `only/except: refs` matching (`Gitlab::Ci::Build::Policy::Refs`).
+fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
+    // `pattern@group/project` also requires the project (so forks do not run the job).
+    let (pattern, project) = match pattern.rsplit_once('@') {
+        Some((p, proj))
+            if !p.is_empty() && proj.contains('/') && !proj.contains(char::is_whitespace) =>
+        {
+            (p, Some(proj))
+        }
+        _ => (pattern, None),
+    };
+    if let Some(project) = project
+        && project != ctx.project.path_with_namespace
+    {
+        return false;
+    }
+    let source = ctx.source.as_str().trim_end_matches("_event");
+    let keyword = match pattern {
+        "branches" => Some(ctx.ref_kind == RefKind::Branch),
+        "tags" => Some(ctx.ref_kind == RefKind::Tag),
+        "merge_requests" => Some(matches!(ctx.source, Source::MergeRequestEvent)),
+        _ => None,
+    };
+    if let Some(result) = keyword {
+        return result;
+    }
+    if pattern == source
+        || pattern == format!("{source}s")
+        || (pattern == "pushes" && source == "push")
+    {
+        return true;
+    }
+    if [
+        "api",
+        "external",
+        "web",
+        "triggers",
+        "pipelines",
+        "schedules",
+        "pushes",
+        "chats",
+        "webides",
+        "external_pull_requests",
+        "parent_pipelines",
+        "trigger",
+        "pipeline",
+        "schedule",
+        "push",
+    ]
+    .contains(&pattern)
+    {
+        return false;
+    }
+    if let Some(body) = pattern.strip_prefix('/')
+        && let Some(end) = body.rfind('/')
+    {
+        let flags = &body[end + 1..];
+        let re = if flags.contains('i') {
+            format!("(?i){}", &body[..end])
+        } else {
+            body[..end].to_string()
+        };
+        return Regex::new(&re)
+            .map(|r| r.is_match(&ctx.ref_name))
+            .unwrap_or(false);
+    }
+    pattern == ctx.ref_name
+}
+
+fn policy_matches(policy: &Policy, vars: &Lookup<'_>, ctx: &PipelineContext) -> bool {
+    if let Some(refs) = &policy.refs
+        && !refs.iter().any(|r| ref_pattern_matches(r, ctx))
+    {
+        return false;
+    }
+    if let Some(exprs) = &policy.variables
+        && !exprs.iter().any(|e| e.evaluate(vars))
+    {
+        return false;
+    }
+    if let (Some(patterns), Some(changed)) = (&policy.changes, &ctx.changed_files)
+        && !any_path_matches(patterns, changed)
+    {
+        return false;
+    }
+    true
+}
+
+/// A job's fate under its rules or only/except.
+struct Decision {
+    when: When,
+    start_in: Option<String>,
+    allow_failure: Option<bool>,
+    variables: Vec<YamlVariable>,
+    needs: Option<Vec<Need>>,
+}
+
+fn decide(
+    job: &JobConfig,
+    vars: &Lookup<'_>,
+    ctx: &PipelineContext,
+) -> std::result::Result<Decision, String> {
+    if let Some(rules) = &job.rules {
+        for rule in rules {
+            if rule_matches(rule, vars, ctx) {
+                let when = rule.when.unwrap_or(job.when);
+                if when == When::Never {
+                    return Err("a rule says `when: never`".into());
+                }
+                return Ok(Decision {
+                    when,
+                    start_in: rule.start_in.clone().or_else(|| job.start_in.clone()),
+                    allow_failure: rule.allow_failure,
+                    variables: rule.variables.clone(),
+                    needs: rule.needs.clone(),
+                });
+            }
+        }
+        return Err("no rule matched".into());
+    }
+    let only = job.only.clone().unwrap_or_else(|| Policy {
+        refs: Some(vec!["branches".into(), "tags".into()]),
+        ..Policy::default()
+    });
+    let only = if only.refs.is_none() && only.variables.is_none() && only.changes.is_none() {
+        Policy {
+            refs: Some(vec!["branches".into(), "tags".into()]),
+            ..only
+        }
+    } else {
+        only
+    };
+    if !policy_matches(&only, vars, ctx) {
+        return Err("`only` does not match".into());
+    }
+    if let Some(except) = &job.except
+        && policy_matches(except, vars, ctx)
+    {
+        return Err("`except` matches".into());
+    }
+    if job.when == When::Never {
+        return Err("`when: never`".into());
+    }
+    Ok(Decision {
+        when: job.when,
+        start_in: job.start_in.clone(),
+        allow_failure: None,
+        variables: Vec::new(),
+        needs: None,
+    })
+}
+
+/// The variables rules see at pipeline level (GitLab evaluates workflow rules with these).
+fn pipeline_level(config: &Config, ctx: &PipelineContext) -> Vec<Variable> {
+    variables::merge(
+        variables::predefined(ctx)
+            .into_iter()
+            .chain(yaml_vars(&config.variables, VariableSource::Global))
+            .chain(ctx.instance_variables.iter().cloned())
+            .chain(ctx.project_variables.iter().cloned())
+            .chain(ctx.pipeline_variables.iter().cloned()),
+    )
+}
+
+pub fn plan(config: &Config, ctx: &PipelineContext) -> Result<PlanOutcome> {
+    let base = pipeline_level(config, ctx);
+    let mut workflow_vars: Vec<YamlVariable> = Vec::new();
+    let mut name = None;
+    if let Some(workflow) = &config.workflow {
+        name = workflow.name.clone();
+        if !workflow.rules.is_empty() {
+            let lookup = Lookup(&base);
+            match workflow
+                .rules
+                .iter()
+                .find(|r| rule_matches(r, &lookup, ctx))
+            {
+                Some(rule) if rule.when != Some(When::Never) => {
+                    workflow_vars = rule.variables.clone()
+                }
+                _ => return Ok(PlanOutcome::FilteredOutByWorkflow),
+            }
+        }
+    }
+    let mut planned: Vec<PlannedJob> = Vec::new();
+    let mut excluded = Vec::new();
+    for job in &config.jobs {
+        // Variables a job's rules may read: global YAML (as inherited), workflow, the job's own.
+        let globals: Vec<&YamlVariable> = config
+            .variables
+            .iter()
+            .filter(|v| job.inherit_global_variables.includes(&v.key))
+            .collect();
+        let global_vars: Vec<YamlVariable> = globals
+            .into_iter()
+            .cloned()
+            .chain(workflow_vars.iter().cloned())
+            .collect();
+        let job_view = variables::merge(
+            variables::predefined(ctx)
+                .into_iter()
+                .chain(yaml_vars(&global_vars, VariableSource::Global))
+                .chain(yaml_vars(&job.variables, VariableSource::Job))
+                .chain(ctx.instance_variables.iter().cloned())
+                .chain(ctx.project_variables.iter().cloned())
+                .chain(ctx.pipeline_variables.iter().cloned()),
+        );
+        let decision = match decide(job, &Lookup(&job_view), ctx) {
+            Ok(d) => d,
+            Err(reason) => {
+                excluded.push((job.name.clone(), reason));
+                continue;
+            }
+        };
+        let (allow_failure, exit_codes) = match (&decision.allow_failure, &job.allow_failure) {
+            (Some(b), _) => (*b, Vec::new()),
+            (None, Some(AllowFailure::Bool(b))) => (*b, Vec::new()),
+            (None, Some(AllowFailure::ExitCodes { exit_codes })) => (false, exit_codes.clone()),
+            // Manual jobs may fail by default (GitLab).
+            (None, None) => (decision.when == When::Manual, Vec::new()),
+        };
+        let job_vars = variables::merge(
+            yaml_vars(&global_vars, VariableSource::Global)
+                .chain(yaml_vars(&job.variables, VariableSource::Job))
+                .chain(yaml_vars(&decision.variables, VariableSource::Job)),
+        );
+        let stage_idx = config
+            .stages
+            .iter()
+            .position(|s| s == &job.stage)
+            .unwrap_or(0);
+        planned.push(PlannedJob {
+            name: job.name.clone(),
+            stage: job.stage.clone(),
+            stage_idx,
+            when: decision.when,
+            start_in: decision.start_in,
+            allow_failure,
+            allow_failure_exit_codes: exit_codes,
+            initial_status: InitialStatus::Created,
+            needs: decision.needs.or_else(|| job.needs.clone()),
+            dependencies: job.dependencies.clone(),
+            before_script: job.before_script.clone(),
+            script: job.script.clone(),
+            after_script: job.after_script.clone(),
+            image: job.image.clone(),
+            services: job.services.clone(),
+            tags: job.tags.clone(),
+            variables: job_vars,
+            artifacts: job.artifacts.clone(),
+            cache: job.cache.clone(),
+            retry: job.retry.clone(),
+            timeout: job.timeout,
+            trigger: job.trigger.clone(),
+            environment: job.environment.clone(),
+            resource_group: job.resource_group.clone(),
+            interruptible: job.interruptible,
+            coverage: job.coverage.clone(),
+        });
+    }
+    // A pipeline of only `.pre`/`.post` jobs is not created (GitLab).
+    let last = config.stages.len().saturating_sub(1);
+    if planned
+        .iter()
+        .all(|j| j.stage_idx == 0 || j.stage_idx == last)
+    {
+        return Ok(PlanOutcome::NoJobs);
+    }
+    planned.sort_by_key(|j| j.stage_idx);
+    check_needs(&mut planned)?;
+    let first_stage = planned.iter().map(|j| j.stage_idx).min().unwrap_or(0);
+    for job in &mut planned {
+        let unblocked = match &job.needs {
+            Some(needs) => needs.is_empty(),
+            None => job.stage_idx == first_stage,
+        };
+        job.initial_status = match (unblocked, job.when) {
+            (true, When::OnSuccess | When::Always) => InitialStatus::Pending,
+            (true, When::Manual) => InitialStatus::Manual,
+            (true, When::Delayed) => InitialStatus::Scheduled,
+            _ => InitialStatus::Created,
+        };
+    }
+    let mut stages: Vec<String> = Vec::new();
+    for job in &planned {
+        if !stages.contains(&job.stage) {
+            stages.push(job.stage.clone());
+        }
+    }
+    Ok(PlanOutcome::Created(Plan {
+        stages,
+        jobs: planned,
+        name,
+        excluded,
+    }))
+}
+
+/// `needs` must name jobs in this pipeline (optional needs may be absent) and form no cycle.
+fn check_needs(jobs: &mut [PlannedJob]) -> Result<()> {
+    let present: HashSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
+    let stage_of: HashMap<String, usize> =
+        jobs.iter().map(|j| (j.name.clone(), j.stage_idx)).collect();
+    for job in jobs.iter_mut() {
+        if let Some(needs) = &mut job.needs {
+            let mut kept = Vec::new();
+            for need in needs.drain(..) {
+                if present.contains(&need.job) {
+                    kept.push(need);
+                } else if !need.optional {
+                    return Err(ConfigError::new(format!(
+                        "'{}' job needs '{}' job, but '{}' is not in any previous stage",
+                        job.name, need.job, need.job
+                    )));
+                }
+            }
+            *needs = kept;
+        }
+        if let Some(deps) = &job.dependencies {
+            for dep in deps {
+                match stage_of.get(dep) {
+                    Some(stage) if *stage <= job.stage_idx => {}
+                    _ => {
+                        return Err(ConfigError::new(format!(
+                            "{} job: dependency {dep} is not defined in current or prior stages",
+                            job.name
+                        )));
+                    }
+                }
+            }
+        }
+    }
+    // Cycle detection (needs may point within a stage).
+    let edges: HashMap<&str, Vec<&str>> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j.name.as_str(),
+                j.needs.iter().flatten().map(|n| n.job.as_str()).collect(),
+            )
+        })
+        .collect();
+    let mut state: HashMap<&str, u8> = HashMap::new();
+    for start in edges.keys() {
+        let mut stack = vec![(*start, 0usize)];
+        while let Some((node, i)) = stack.pop() {
+            if i == 0 {
+                match state.get(node) {
+                    Some(2) => continue,
+                    Some(1) => {
+                        return Err(ConfigError::new("The pipeline has circular dependencies"));
+                    }
+                    _ => {}
+                }
+                state.insert(node, 1);
+            }
+            let next = edges.get(node).and_then(|e| e.get(i)).copied();
+            match next {
+                Some(child) => {
+                    stack.push((node, i + 1));
+                    if state.get(child) == Some(&1) {
+                        return Err(ConfigError::new("The pipeline has circular dependencies"));
+                    }
+                    if state.get(child) != Some(&2) {
+                        stack.push((child, 0));
+                    }
+                }
+                None => {
+                    state.insert(node, 2);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_matches;
+
+    #[test]
+    fn globs() {
+        assert!(glob_matches("*.md", "README.md"));
+        assert!(!glob_matches("*.md", "docs/README.md"));
+        assert!(glob_matches("docs/**/*", "docs/a/b.md"));
+        assert!(glob_matches("**/*.rs", "src/main.rs"));
+        assert!(glob_matches("{a,b}.txt", "b.txt"));
+    }
+}

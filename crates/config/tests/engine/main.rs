@@ -1,0 +1,9 @@
+//! The config engine as users meet it: the specification's own examples, each keyword, the
+//! variable rules, and GitLab's error messages.
+
+#![allow(clippy::unwrap_used)]
+
+mod errors;
+mod keywords;
+mod seeds;
+mod support;
