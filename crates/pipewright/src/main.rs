@@ -2,6 +2,7 @@
 //! features. Configuration comes from flags, then `PIPEWRIGHT_*` environment variables, then an
 //! optional TOML file, then defaults, in that order of precedence and never the reverse.
 
+mod lint;
 mod settings;
 
 use std::net::SocketAddr;
@@ -32,6 +33,15 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (API v4, git over HTTP, health endpoints).
     Serve(ServeArgs),
+    /// Work with CI configuration files.
+    #[command(subcommand)]
+    Ci(CiCommand),
+}
+
+#[derive(Subcommand)]
+enum CiCommand {
+    /// Check a .gitlab-ci.yml and show which jobs a pipeline would run (exit 0 valid, 1 invalid).
+    Lint(lint::LintArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -45,6 +55,10 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(serve(settings))
+        }
+        Command::Ci(CiCommand::Lint(args)) => {
+            let valid = lint::run(&args)?;
+            std::process::exit(if valid { 0 } else { 1 });
         }
     }
 }

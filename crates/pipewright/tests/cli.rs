@@ -145,3 +145,82 @@ fn first_start_creates_root_serves_and_shuts_down_gracefully() {
     assert!(!out.status.success(), "an invalid external URL is refused");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+fn lint(args: &[&str], yaml: &str) -> (i32, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "pipewright-lint-{}-{}",
+        std::process::id(),
+        yaml.len()
+    ));
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let file = dir.join(".gitlab-ci.yml");
+    std::fs::write(&file, yaml).expect("write");
+    let out = bin()
+        .args(["ci", "lint"])
+        .arg(&file)
+        .args(args)
+        .output()
+        .expect("run");
+    std::fs::remove_dir_all(&dir).ok();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+const UPLOAD: &str = "stages: [test, build, package]\nrun_tests:\n  stage: test\n  script: make test\nbuild_package:\n  stage: build\n  script: make build\nupload_package:\n  stage: package\n  script: make upload\n  rules:\n    - if: $UPLOAD_TO_S3\n";
+
+#[test]
+fn ci_lint_shows_what_a_trigger_would_run() {
+    let (code, out) = lint(
+        &[
+            "--source",
+            "trigger",
+            "--var",
+            "UPLOAD_TO_S3=true",
+            "--json",
+        ],
+        UPLOAD,
+    );
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["valid"], true);
+    assert_eq!(
+        report["stages"],
+        serde_json::json!(["test", "build", "package"])
+    );
+    assert_eq!(report["jobs"][2]["name"], "upload_package");
+    let (code, out) = lint(&[], UPLOAD);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("stage build:") && !out.contains("upload_package"),
+        "{out}"
+    );
+    let (code, out) = lint(&["--tag", "v1"], "job:\n  scrpt: x\n");
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("jobs:job config contains unknown keys: scrpt"),
+        "{out}"
+    );
+}
+
+#[test]
+fn ci_lint_refuses_alias_bombs_and_huge_files() {
+    let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
+    for i in 1..10 {
+        let prev = if i == 1 {
+            "a".to_string()
+        } else {
+            format!("a{}", i - 1)
+        };
+        bomb.push_str(&format!("a{i}: &a{i} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));
+    }
+    bomb.push_str("job:\n  script: *a9\n");
+    let (code, out) = lint(&["--json"], &bomb);
+    assert_eq!(code, 1);
+    assert!(out.contains("too many nodes"), "{out}");
+    let huge = "job:\n  script: x\n".to_string() + &"#".repeat(10 * 1024 * 1024);
+    let (code, out) = lint(&[], &huge);
+    assert_eq!(code, 1);
+    assert!(out.contains("larger than 1048576 bytes"), "{out}");
+}

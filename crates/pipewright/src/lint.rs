@@ -1,0 +1,116 @@
+//! `pipewright ci lint`: "what would this config run?", for people (text) and tools (`--json`).
+//! Included `local:` files are read relative to the config file's directory.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use pipewright_config::{FileSource, LintOptions, RefKind, Source};
+
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// The CI config file (for example .gitlab-ci.yml)
+    pub file: PathBuf,
+    /// A pipeline variable, as a trigger would pass it (repeatable)
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// The pipeline source: trigger, push, api, web, schedule, pipeline, …
+    #[arg(long, default_value = "push")]
+    pub source: String,
+    /// Plan for this branch [default: main]
+    #[arg(long, conflicts_with = "tag")]
+    pub branch: Option<String>,
+    /// Plan for this tag
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Reads included files from the directory that holds the config, refusing paths that leave it.
+struct Directory(PathBuf);
+
+impl FileSource for Directory {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        let relative = Path::new(path);
+        if relative
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(format!(
+                "Local file `{path}` is not a path inside the project"
+            ));
+        }
+        match std::fs::read_to_string(self.0.join(relative)) {
+            Ok(text) => Ok(Some(text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("Local file `{path}` could not be read: {e}")),
+        }
+    }
+}
+
+/// Lints and prints; returns whether the config is valid.
+pub fn run(args: &LintArgs) -> anyhow::Result<bool> {
+    let metadata = std::fs::metadata(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let limit = pipewright_config::Limits::default().max_bytes;
+    // Refuse before reading, so a huge file costs no memory.
+    if metadata.len() > limit as u64 {
+        let report = pipewright_config::LintReport {
+            valid: false,
+            errors: vec![format!(
+                "{}: the CI config is larger than {limit} bytes",
+                args.file.display()
+            )],
+            warnings: Vec::new(),
+            stages: Vec::new(),
+            jobs: Vec::new(),
+        };
+        print_report(args, &report)?;
+        return Ok(false);
+    }
+    let source = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("reading {}", args.file.display()))?;
+    let source_kind = Source::parse(&args.source).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown --source {}: use trigger, push, api, web, schedule, pipeline, …",
+            args.source
+        )
+    })?;
+    let (ref_name, ref_kind) = match (&args.branch, &args.tag) {
+        (_, Some(tag)) => (tag.clone(), RefKind::Tag),
+        (Some(branch), None) => (branch.clone(), RefKind::Branch),
+        (None, None) => ("main".to_string(), RefKind::Branch),
+    };
+    let mut variables = Vec::new();
+    for var in &args.vars {
+        let (k, v) = var
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--var takes KEY=VALUE, got {var}"))?;
+        variables.push((k.to_string(), v.to_string()));
+    }
+    let dir = args
+        .file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let options = LintOptions {
+        source: source_kind,
+        ref_name,
+        ref_kind,
+        variables,
+    };
+    let report = pipewright_config::lint(&source, &Directory(dir), &options);
+    print_report(args, &report)?;
+    Ok(report.valid)
+}
+
+fn print_report(args: &LintArgs, report: &pipewright_config::LintReport) -> anyhow::Result<()> {
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
