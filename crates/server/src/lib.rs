@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod config_cache;
 pub mod entities;
 pub mod error;
 pub mod git_http;
@@ -14,6 +15,7 @@ pub mod health;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
+pub mod pipeline_creation;
 pub mod sealing;
 pub mod secrets;
 pub mod state;
@@ -36,11 +38,15 @@ pub use state::{AppState, ServerConfig};
 pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
     let repos = Repositories::new(config.data_dir.join("repositories"));
     let sealer = sealing::Sealer::load_or_create(&config.secret_key_file)?;
+    let rate_limiter =
+        pipeline_creation::RateLimiter::new(config.pipeline_limit_per_project_user_sha);
     Ok(AppState {
         store,
         repos: Arc::new(repos),
         config: Arc::new(config),
         sealer: Arc::new(sealer),
+        config_cache: Arc::new(config_cache::ConfigCache::default()),
+        rate_limiter: Arc::new(rate_limiter),
     })
 }
 

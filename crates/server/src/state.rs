@@ -6,6 +6,8 @@ use std::sync::Arc;
 use pipewright_git::Repositories;
 use pipewright_store::Store;
 
+use crate::config_cache::ConfigCache;
+use crate::pipeline_creation::RateLimiter;
 use crate::sealing::Sealer;
 
 /// Settings the server needs at run time (the binary builds this from flags, env and file).
@@ -22,6 +24,9 @@ pub struct ServerConfig {
     pub max_raw_file_bytes: u64,
     /// The server key that seals trigger tokens (default `<data-dir>/pipewright.key`).
     pub secret_key_file: PathBuf,
+    /// GitLab's `pipeline_limit_per_project_user_sha`: pipelines per minute per project, user
+    /// and commit; 0 (the default) turns the limit off.
+    pub pipeline_limit_per_project_user_sha: u32,
 }
 
 impl ServerConfig {
@@ -31,6 +36,7 @@ impl ServerConfig {
         ServerConfig {
             external_url,
             secret_key_file: data_dir.join("pipewright.key"),
+            pipeline_limit_per_project_user_sha: 0,
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,
@@ -49,4 +55,6 @@ pub struct AppState {
     pub repos: Arc<Repositories>,
     pub config: Arc<ServerConfig>,
     pub sealer: Arc<Sealer>,
+    pub config_cache: Arc<ConfigCache>,
+    pub rate_limiter: Arc<RateLimiter>,
 }

@@ -7,6 +7,7 @@ pub mod projects;
 pub mod protected_branches;
 pub mod repository;
 pub mod tokens;
+pub mod trigger;
 pub mod triggers;
 pub mod users;
 
@@ -32,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .merge(repository::routes())
         .merge(triggers::routes())
         .merge(pipelines::routes())
+        .merge(trigger::routes())
         .fallback(|| async {
             ApiError::Custom(
                 axum::http::StatusCode::NOT_FOUND,

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use pipewright_core::{PipelineSource, Status, Timestamp};
-use pipewright_store::{Job, Pipeline, PipelineFilter, PipelineOrder, Project};
+use pipewright_store::{Job, Pipeline, PipelineFilter, PipelineOrder, Project, VariableType};
 use serde_json::{Value, json};
 
 use super::Segments;
@@ -40,6 +40,75 @@ pub fn routes() -> Router<AppState> {
             get(jobs),
         )
         .route("/api/v4/projects/{id}/jobs/{job_id}", get(job))
+        .route(
+            "/api/v4/projects/{id}/pipeline",
+            axum::routing::post(create),
+        )
+}
+
+/// `POST /projects/:id/pipeline`: run a pipeline for a ref as the caller (source `api`), with
+/// `variables: [{key, value, variable_type}]`. Shares the creation chain with triggers.
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    let actor = caller.required()?.clone();
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::CreatePipeline).await?;
+    let ref_name = params.non_blank("ref")?;
+    let mut variables = Vec::new();
+    match params.get("variables") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            for item in items {
+                let key = item.get("key").and_then(Value::as_str);
+                let value = item.get("value").map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                });
+                let kind = match item.get("variable_type").and_then(Value::as_str) {
+                    None | Some("env_var") => VariableType::EnvVar,
+                    Some("file") => VariableType::File,
+                    Some(_) => {
+                        return Err(ApiError::ParamError(
+                            "variables[variable_type] does not have a valid value".into(),
+                        ));
+                    }
+                };
+                match (key, value) {
+                    (Some(key), Some(value))
+                        if !key.is_empty()
+                            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                    {
+                        variables.push(crate::pipeline_creation::PipelineVariableInput {
+                            key: key.to_string(),
+                            value,
+                            variable_type: kind,
+                        });
+                    }
+                    _ => return Err(ApiError::InvalidParam("variables".into())),
+                }
+            }
+        }
+        Some(_) => return Err(ApiError::InvalidParam("variables".into())),
+    }
+    let request = crate::pipeline_creation::CreatePipeline {
+        project: project.clone(),
+        ref_name,
+        source: PipelineSource::Api,
+        runner: crate::pipeline_creation::Runner::User {
+            user: actor.user.clone(),
+            role: access.role(),
+        },
+        trigger: None,
+        variables,
+        upstream: None,
+        ignore_skip_ci: true,
+    };
+    let result = crate::pipeline_creation::create_pipeline(&state, request).await;
+    super::trigger::respond(&state, &project, result).await
 }
 
 /// GitLab's `detailed_status` for a status.

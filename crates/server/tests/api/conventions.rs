@@ -172,8 +172,8 @@ async fn bad_input_is_a_clear_4xx(app: TestApp) {
     .await;
     // Oversize body.
     let big = vec![b'a'; 11 * 1024 * 1024];
-    let res = app
-        .client
+    // A fresh client: the server closes a connection whose body it did not read.
+    let res = reqwest::Client::new()
         .post(app.api("/projects"))
         .header("PRIVATE-TOKEN", &token)
         .header("Content-Type", "application/x-www-form-urlencoded")

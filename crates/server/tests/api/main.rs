@@ -10,5 +10,6 @@ mod conventions;
 mod git;
 mod projects;
 mod python_gitlab;
+mod triggering;
 mod triggers;
 mod users;

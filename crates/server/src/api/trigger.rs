@@ -1,0 +1,272 @@
+//! Triggering pipelines: `POST /projects/:id/trigger/pipeline` and the webhook form
+//! `POST /projects/:id/ref/:ref/trigger/pipeline`, as GitLab's `API::Ci::Triggers` answers them.
+//!
+//! The order of checks is GitLab's, because clients and users rely on which error wins:
+//! parameter validation (`token`, `ref`, `variables` shape) → `X-Gitlab-Event: Pipeline Hook`
+//! (403, loop protection) → variable values → project (404) → token (404 for anything that is
+//! not this project's live trigger token) → the pipeline creation chain (400/422) → 201.
+//! Authentication is the `token` parameter only; a `PRIVATE-TOKEN` header is ignored.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use pipewright_core::{PipelineSource, Timestamp};
+use pipewright_store::{Project, VariableType};
+use serde_json::{Map, Value, json};
+
+use super::Segments;
+use super::pipelines::pipeline_json;
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineVariableInput, Runner};
+use crate::secrets;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/projects/{id}/trigger/pipeline", post(trigger))
+        .route("/api/v4/projects/{id}/ref/{*rest}", post(trigger_webhook))
+}
+
+/// The variable name GitLab gives the request's parameters.
+pub const TRIGGER_PAYLOAD: &str = "TRIGGER_PAYLOAD";
+
+async fn trigger(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    run(state, headers, seg.get("id")?.to_string(), None, params).await
+}
+
+/// `…/ref/<ref>/trigger/pipeline`: the ref comes from the URL (encoded or with raw slashes)
+/// and wins over any `ref` in the body (a push hook's `refs/heads/…`).
+async fn trigger_webhook(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    let rest = seg.get("rest")?;
+    let ref_name = rest
+        .strip_suffix("/trigger/pipeline")
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            ApiError::Custom(StatusCode::NOT_FOUND, json!({"error": "404 Not Found"}))
+        })?;
+    run(
+        state,
+        headers,
+        seg.get("id")?.to_string(),
+        Some(ref_name.to_string()),
+        params,
+    )
+    .await
+}
+
+/// Grape's validation of `variables` (a hash) and the handler's check of its values.
+fn trigger_variables(params: &Params) -> ApiResult<Vec<(String, String)>> {
+    match params.get("variables") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| match v {
+                Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(ApiError::Custom(
+                    StatusCode::BAD_REQUEST,
+                    json!({"message": "variables needs to be a map of key-valued strings"}),
+                )),
+            })
+            .collect(),
+        // python-gitlab sends `"variables": {}`; an empty form value is an empty hash too.
+        Some(Value::String(s)) if s.is_empty() => Ok(Vec::new()),
+        Some(_) => Err(ApiError::InvalidParam("variables".into())),
+    }
+}
+
+fn not_found() -> ApiError {
+    ApiError::NotFound("")
+}
+
+async fn run(
+    state: AppState,
+    headers: HeaderMap,
+    id: String,
+    url_ref: Option<String>,
+    mut params: Params,
+) -> ApiResult<Response> {
+    // Parameter validation comes first, as Grape's does, in declaration order.
+    let mut problems = Vec::new();
+    let ref_name = match url_ref {
+        Some(r) => Some(r),
+        None => match params.str("ref")? {
+            None => {
+                problems.push("ref is missing".to_string());
+                None
+            }
+            Some(r) if r.trim().is_empty() => {
+                problems.push("ref is empty".to_string());
+                None
+            }
+            Some(r) => Some(r),
+        },
+    };
+    let token = params.str("token")?;
+    if token.is_none() {
+        problems.push("token is missing".to_string());
+    }
+    let variables_shape_ok = matches!(
+        params.get("variables"),
+        None | Some(Value::Null) | Some(Value::Object(_))
+    ) || matches!(params.get("variables"), Some(Value::String(s)) if s.is_empty());
+    if !variables_shape_ok {
+        problems.push("variables is invalid".to_string());
+    }
+    if !problems.is_empty() {
+        return Err(ApiError::ParamError(problems.join(", ")));
+    }
+    let (Some(ref_name), Some(token)) = (ref_name, token) else {
+        return Err(ApiError::MissingParam("token".into()));
+    };
+    // A pipeline event hook pointed at a trigger URL would loop forever.
+    if headers
+        .get("x-gitlab-event")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("Pipeline Hook"))
+    {
+        return Err(ApiError::forbidden());
+    }
+    let variables = trigger_variables(&params)?;
+    let project = super::projects::lookup(&state, &id)
+        .await?
+        .ok_or_else(not_found)?;
+
+    // Only this project's live trigger token is accepted; anything else is the same 404, so
+    // the answer reveals neither the project nor the token.
+    let trigger = state
+        .store
+        .trigger_by_digest(&secrets::token_digest(&token))
+        .await?
+        .ok_or_else(not_found)?;
+    if trigger.project_id != project.id || trigger.expires_at.is_some_and(|t| t <= Timestamp::now())
+    {
+        return Err(not_found());
+    }
+    let runner = match trigger.owner_id {
+        Some(owner_id) => match state.store.user(owner_id).await? {
+            Some(user) => {
+                let role = state
+                    .store
+                    .member(project.id, user.id)
+                    .await?
+                    .filter(|m| m.expires_at.is_none_or(|t| t > Timestamp::now()))
+                    .map(|m| m.access_level);
+                Runner::User { user, role }
+            }
+            None => {
+                return Err(base_error(
+                    "Insufficient permissions to create a new pipeline",
+                ));
+            }
+        },
+        // An owner that was deleted leaves a trigger that may no longer run.
+        None if !trigger.legacy => {
+            return Err(base_error(
+                "Insufficient permissions to create a new pipeline",
+            ));
+        }
+        None => Runner::Nobody,
+    };
+
+    // TRIGGER_PAYLOAD: every parameter but the token, with the project id as given, the
+    // effective ref, and `variables` always present.
+    params.set_path("ref", ref_name.clone());
+    params.set_path("id", id.clone());
+    let mut payload: Map<String, Value> = params.to_json_object();
+    payload.remove("token");
+    payload
+        .entry("variables")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let payload = Value::Object(payload).to_string();
+    if payload.len() > pipeline_creation::MAX_TRIGGER_PAYLOAD_BYTES {
+        return Err(ApiError::BadRequest(format!(
+            "{TRIGGER_PAYLOAD} is larger than {} bytes",
+            pipeline_creation::MAX_TRIGGER_PAYLOAD_BYTES
+        )));
+    }
+    let mut inputs: Vec<PipelineVariableInput> = Vec::with_capacity(variables.len() + 1);
+    for (key, value) in variables {
+        if key == TRIGGER_PAYLOAD {
+            return Err(base_error(&format!(
+                "Duplicate variable name: {TRIGGER_PAYLOAD}"
+            )));
+        }
+        if key.is_empty()
+            || key.len() > 255
+            || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(base_error(
+                "Failed to build pipeline variables: variable keys can contain only letters, digits and '_' (at most 255)",
+            ));
+        }
+        inputs.push(PipelineVariableInput {
+            key,
+            value,
+            variable_type: VariableType::EnvVar,
+        });
+    }
+    inputs.push(PipelineVariableInput {
+        key: TRIGGER_PAYLOAD.into(),
+        value: payload,
+        variable_type: VariableType::File,
+    });
+
+    let request = CreatePipeline {
+        project: project.clone(),
+        ref_name,
+        source: PipelineSource::Trigger,
+        runner,
+        trigger: Some(trigger),
+        variables: inputs,
+        upstream: None,
+        ignore_skip_ci: true,
+    };
+    respond(
+        &state,
+        &project,
+        pipeline_creation::create_pipeline(&state, request).await,
+    )
+    .await
+}
+
+/// `{"message":{"base":[message]}}` with 400.
+pub fn base_error(message: &str) -> ApiError {
+    ApiError::Custom(
+        StatusCode::BAD_REQUEST,
+        json!({"message": {"base": [message]}}),
+    )
+}
+
+/// Maps the creation chain's outcome to GitLab's responses: 201, 400 or 422.
+pub async fn respond(
+    state: &AppState,
+    project: &Project,
+    result: Result<pipewright_store::Pipeline, CreateError>,
+) -> ApiResult<Response> {
+    match result {
+        Ok(pipeline) => Ok((
+            StatusCode::CREATED,
+            Json(pipeline_json(state, project, &pipeline).await?),
+        )
+            .into_response()),
+        Err(CreateError::Rejected(message)) => Err(base_error(&message)),
+        Err(CreateError::ConfigError(_, message)) => Err(ApiError::Custom(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"message": {"base": [message]}}),
+        )),
+        Err(CreateError::Internal(e)) => Err(ApiError::Internal(e)),
+    }
+}

@@ -1,0 +1,409 @@
+//! Creating a pipeline: the one path every source takes (trigger tokens, job tokens, the API,
+//! pushes). It runs GitLab's creation chain in GitLab's order, and the first failing step
+//! decides the answer:
+//!
+//! 1. abilities — the pipeline's user may create pipelines here (Developer+, active);
+//! 2. repository — the ref is a branch or tag (`Reference not found`, `Ref is ambiguous`);
+//! 3. protected refs — the user may push to a protected branch it runs on;
+//! 4. rate limit — `pipeline_limit_per_project_user_sha`, when configured;
+//! 5. `[skip ci]` — for pushes only;
+//! 6. config — `.gitlab-ci.yml` at the commit, parsed (cached by blob id) and planned.
+//!
+//! Errors before the config is read leave nothing behind (400). A config that does not parse
+//! or plan is saved as a failed pipeline with `yaml_errors` (422), as current GitLab does. A
+//! created pipeline — row, per-project iid, jobs, sealed variables, trigger link — is written in
+//! one transaction.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use pipewright_config::{PlanOutcome, PlannedJob, Variable, VariableSource};
+use pipewright_core::{PipelineSource, Status};
+use pipewright_git::RefKind;
+use pipewright_store::{
+    NewJob, NewPipeline, Pipeline, Project, StoredVariable, Trigger, Upstream, User, VariableType,
+};
+
+use crate::api::protected_branches::rules_for;
+use crate::permissions::{Action, ProjectAccess};
+use crate::sealing::Purpose;
+use crate::state::AppState;
+
+pub const CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// A variable given for this pipeline (trigger, API, downstream).
+#[derive(Debug, Clone)]
+pub struct PipelineVariableInput {
+    pub key: String,
+    pub value: String,
+    pub variable_type: VariableType,
+}
+
+/// Who runs the pipeline.
+#[derive(Debug, Clone)]
+pub enum Runner {
+    /// A user, with their role in the project.
+    User {
+        user: User,
+        role: Option<pipewright_core::AccessLevel>,
+    },
+    /// An owner-less legacy trigger: no user, unprotected refs only.
+    Nobody,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatePipeline {
+    pub project: Project,
+    pub ref_name: String,
+    pub source: PipelineSource,
+    pub runner: Runner,
+    pub trigger: Option<Trigger>,
+    pub variables: Vec<PipelineVariableInput>,
+    pub upstream: Option<Upstream>,
+    /// Triggers run even when the commit says `[skip ci]`.
+    pub ignore_skip_ci: bool,
+}
+
+/// Why no pipeline (or a failed one) was created.
+#[derive(Debug)]
+pub enum CreateError {
+    /// Nothing was saved: 400 `{"message":{"base":[message]}}`.
+    Rejected(String),
+    /// A failed pipeline was saved: 422 with the error.
+    ConfigError(Box<Pipeline>, String),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for CreateError {
+    fn from(e: anyhow::Error) -> Self {
+        CreateError::Internal(e)
+    }
+}
+
+impl From<pipewright_store::StoreError> for CreateError {
+    fn from(e: pipewright_store::StoreError) -> Self {
+        CreateError::Internal(e.into())
+    }
+}
+
+/// (project, user, commit sha).
+type WindowKey = (i64, Option<i64>, String);
+
+/// GitLab's per-project-user-commit pipeline creation limit (per minute; 0 = off).
+#[derive(Default)]
+pub struct RateLimiter {
+    limit: u32,
+    windows: Mutex<HashMap<WindowKey, (Instant, u32)>>,
+}
+
+impl RateLimiter {
+    pub fn new(limit_per_minute: u32) -> Self {
+        RateLimiter {
+            limit: limit_per_minute,
+            windows: Mutex::default(),
+        }
+    }
+
+    /// Counts one creation; false when over the limit.
+    fn allow(&self, project: i64, user: Option<i64>, sha: &str) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        let Ok(mut windows) = self.windows.lock() else {
+            return true;
+        };
+        let now = Instant::now();
+        if windows.len() > 100_000 {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
+        }
+        let entry = windows
+            .entry((project, user, sha.to_string()))
+            .or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+        entry.1 <= self.limit
+    }
+}
+
+/// Reads included files from the commit being planned.
+struct CommitFiles<'a> {
+    repos: &'a pipewright_git::Repositories,
+    project_id: i64,
+    sha: &'a str,
+}
+
+impl pipewright_config::FileSource for CommitFiles<'_> {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        match self
+            .repos
+            .read_file(self.project_id, self.sha, path, MAX_CONFIG_BYTES)
+        {
+            Ok(Some(blob)) => String::from_utf8(blob.content)
+                .map(Some)
+                .map_err(|_| format!("Local file `{path}` is not UTF-8")),
+            Ok(None) => Ok(None),
+            Err(pipewright_git::Error::TooLarge { .. }) => {
+                Err(format!("Local file `{path}` is too large"))
+            }
+            Err(pipewright_git::Error::InvalidPath(_)) => {
+                Err(format!("Local file `{path}` is not a valid path"))
+            }
+            Err(e) => Err(format!("Local file `{path}` could not be read: {e}")),
+        }
+    }
+}
+
+fn rejected(message: &str) -> CreateError {
+    CreateError::Rejected(message.to_string())
+}
+
+/// Runs the creation chain and writes the pipeline.
+pub async fn create_pipeline(
+    state: &AppState,
+    request: CreatePipeline,
+) -> Result<Pipeline, CreateError> {
+    let project = &request.project;
+    // 1. Abilities.
+    let (user, access) = match &request.runner {
+        Runner::User { user, role } => {
+            let access = ProjectAccess {
+                visibility: project.visibility,
+                role: *role,
+                authenticated: true,
+                admin: user.is_admin,
+            };
+            if !user.is_active() || !access.can(Action::CreatePipeline) {
+                return Err(rejected(
+                    "Insufficient permissions to create a new pipeline",
+                ));
+            }
+            (Some(user.clone()), Some(access))
+        }
+        Runner::Nobody => (None, None),
+    };
+    // 2. Repository.
+    let resolved = state
+        .repos
+        .resolve_ref_async(project.id, &request.ref_name)
+        .await
+        .map_err(|e| match e {
+            pipewright_git::Error::Ambiguous(_) => rejected("Ref is ambiguous"),
+            pipewright_git::Error::InvalidRef(_) | pipewright_git::Error::RepositoryNotFound => {
+                rejected("Reference not found")
+            }
+            other => CreateError::Internal(other.into()),
+        })?;
+    // 3. Protected refs: the user must be allowed to push to a protected branch.
+    let rules = state.store.protected_branches(project.id).await?;
+    let protected_ref =
+        resolved.kind == RefKind::Branch && !rules_for(&rules, &resolved.name).is_empty();
+    if protected_ref {
+        match &access {
+            None => {
+                return Err(rejected(
+                    "Insufficient permissions to create a new pipeline",
+                ));
+            }
+            Some(access)
+                if !crate::api::protected_branches::push_allowed(
+                    &rules,
+                    &resolved.name,
+                    access,
+                ) =>
+            {
+                return Err(CreateError::Rejected(format!(
+                    "You do not have sufficient permission to run a pipeline on '{}'. Please select a different branch or contact your administrator for assistance.",
+                    resolved.name
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    // 4. Rate limit.
+    if !state
+        .rate_limiter
+        .allow(project.id, user.as_ref().map(|u| u.id), &resolved.sha)
+    {
+        tracing::info!(
+            project_id = project.id,
+            "Activated pipeline creation rate limit"
+        );
+        return Err(rejected(
+            "Too many pipelines created in the last minute. Try again later.",
+        ));
+    }
+    // 5. [skip ci] (pushes only; triggers ignore it).
+    if !request.ignore_skip_ci {
+        let message = resolved.commit.message.to_lowercase();
+        if message.contains("[skip ci]") || message.contains("[ci skip]") {
+            return Err(rejected("Pipeline creation skipped by [skip ci]"));
+        }
+    }
+    // 6. Config: read, parse (cached by blob id), plan.
+    let repos = state.repos.clone();
+    let cache = state.config_cache.clone();
+    let (project_id, sha) = (project.id, resolved.sha.clone());
+    let parsed = tokio::task::spawn_blocking(move || {
+        let blob = repos.blob_id(project_id, &sha, CI_CONFIG_PATH)?;
+        let Some(blob) = blob else {
+            return Ok::<_, pipewright_git::Error>(None);
+        };
+        let files = CommitFiles {
+            repos: &repos,
+            project_id,
+            sha: &sha,
+        };
+        let read_main = || match repos.read_file(project_id, &sha, CI_CONFIG_PATH, MAX_CONFIG_BYTES)
+        {
+            Ok(Some(b)) => String::from_utf8(b.content).map_err(|_| {
+                pipewright_config::ConfigError::new("The CI config is not valid UTF-8")
+            }),
+            Ok(None) => Err(pipewright_config::ConfigError::new(
+                "Missing CI config file",
+            )),
+            Err(pipewright_git::Error::TooLarge { .. }) => {
+                Err(pipewright_config::ConfigError::new(format!(
+                    "{CI_CONFIG_PATH}: the CI config is larger than {MAX_CONFIG_BYTES} bytes"
+                )))
+            }
+            Err(e) => Err(pipewright_config::ConfigError::new(format!(
+                "The CI config could not be read: {e}"
+            ))),
+        };
+        Ok(Some(cache.get_or_parse(&blob, &sha, read_main, &files)))
+    })
+    .await
+    .map_err(|e| CreateError::Internal(e.into()))?
+    .map_err(|e| CreateError::Internal(e.into()))?;
+    let Some(parsed) = parsed else {
+        return Err(rejected("Missing CI config file"));
+    };
+
+    let mut sealed_vars = Vec::with_capacity(request.variables.len());
+    for v in &request.variables {
+        sealed_vars.push(StoredVariable {
+            key: v.key.clone(),
+            value_sealed: state.sealer.seal(Purpose::PipelineVariable, &v.value)?,
+            variable_type: v.variable_type,
+        });
+    }
+    let base = NewPipeline {
+        project_id: project.id,
+        sha: resolved.sha.clone(),
+        before_sha: pipewright_git::ZERO_SHA.to_string(),
+        ref_name: resolved.name.clone(),
+        tag: resolved.kind == RefKind::Tag,
+        protected_ref,
+        source: request.source,
+        status: Status::Created,
+        user_id: user.as_ref().map(|u| u.id),
+        trigger_id: request.trigger.as_ref().map(|t| t.id),
+        trigger_short_token: request.trigger.as_ref().map(|t| t.short_token.clone()),
+        upstream: request.upstream,
+        name: None,
+        yaml_errors: None,
+        failure_reason: None,
+        committed_at: Some(resolved.commit.committed_date),
+        variables: sealed_vars,
+        jobs: Vec::new(),
+    };
+    let config = match parsed.as_ref() {
+        Ok(config) => config,
+        Err(e) => return persist_failed(state, base, e.message.clone()).await,
+    };
+    let ctx = pipewright_config::PipelineContext {
+        source: pipewright_config::Source::parse(request.source.as_str())
+            .unwrap_or(pipewright_config::Source::Api),
+        ref_name: resolved.name.clone(),
+        ref_kind: match resolved.kind {
+            RefKind::Branch => pipewright_config::RefKind::Branch,
+            RefKind::Tag => pipewright_config::RefKind::Tag,
+        },
+        protected_ref,
+        sha: resolved.sha.clone(),
+        before_sha: pipewright_git::ZERO_SHA.to_string(),
+        commit_message: resolved.commit.message.clone(),
+        project: pipewright_config::ProjectInfo {
+            id: project.id,
+            name: project.name.clone(),
+            path_with_namespace: project.full_path(),
+            namespace: project.namespace.path.clone(),
+            default_branch: project.default_branch.clone(),
+            visibility: project.visibility.as_str().to_string(),
+        },
+        server_url: state.config.external_url.clone(),
+        pipeline_id: None,
+        pipeline_iid: None,
+        user: user.as_ref().map(|u| pipewright_config::UserInfo {
+            id: u.id,
+            login: u.username.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+        }),
+        trigger_short_token: request.trigger.as_ref().map(|t| t.short_token.clone()),
+        pipeline_variables: request
+            .variables
+            .iter()
+            .map(|v| {
+                let mut var = Variable::new(&v.key, v.value.clone(), VariableSource::Pipeline);
+                var.file = v.variable_type == VariableType::File;
+                var
+            })
+            .collect(),
+        project_variables: Vec::new(),
+        instance_variables: Vec::new(),
+        changed_files: None,
+        files: None,
+    };
+    let plan = match config.plan(&ctx) {
+        Ok(PlanOutcome::Created(plan)) => plan,
+        Ok(PlanOutcome::NoJobs) => return Err(rejected("No stages / jobs for this pipeline.")),
+        Ok(PlanOutcome::FilteredOutByWorkflow) => {
+            return Err(rejected("Pipeline filtered out by workflow rules."));
+        }
+        Err(e) => return persist_failed(state, base, e.message).await,
+    };
+    let mut new = base;
+    new.name = plan.name.clone();
+    new.jobs = plan.jobs.iter().map(new_job).collect::<Result<_, _>>()?;
+    Ok(state.store.create_pipeline(&new).await?)
+}
+
+fn new_job(job: &PlannedJob) -> Result<NewJob, CreateError> {
+    let status = match job.initial_status {
+        pipewright_config::InitialStatus::Pending => Status::Pending,
+        pipewright_config::InitialStatus::Created => Status::Created,
+        pipewright_config::InitialStatus::Manual => Status::Manual,
+        pipewright_config::InitialStatus::Scheduled => Status::Scheduled,
+    };
+    Ok(NewJob {
+        name: job.name.clone(),
+        stage: job.stage.clone(),
+        stage_idx: job.stage_idx as i64,
+        status,
+        when: job.when.as_str().to_string(),
+        allow_failure: job.allow_failure,
+        spec: serde_json::to_string(job).map_err(|e| CreateError::Internal(e.into()))?,
+    })
+}
+
+/// Saves a config-error pipeline: status failed, `yaml_errors` set, no jobs (GitLab's
+/// `config_error` failure reason), and answers 422.
+async fn persist_failed(
+    state: &AppState,
+    mut base: NewPipeline,
+    message: String,
+) -> Result<Pipeline, CreateError> {
+    base.status = Status::Failed;
+    base.yaml_errors = Some(message.clone());
+    base.failure_reason = Some("config_error".into());
+    let pipeline = state.store.create_pipeline(&base).await?;
+    Err(CreateError::ConfigError(Box::new(pipeline), message))
+}
+
+/// `TRIGGER_PAYLOAD`'s default size limit (GitLab proposes 1–3 MiB for file variables).
+pub const MAX_TRIGGER_PAYLOAD_BYTES: usize = 1024 * 1024;
