@@ -97,6 +97,49 @@ impl Variables for Lookup<'_> {
     }
 }
 
+/// What a job's rules see, by precedence, without building a merged copy per job: pipeline,
+/// project and instance variables, then the job's YAML, the workflow's and the inherited
+/// global ones, then predefined variables.
+struct JobLookup<'a> {
+    ctx: &'a PipelineContext,
+    job: &'a JobConfig,
+    workflow: &'a [YamlVariable],
+    globals: &'a [YamlVariable],
+    predefined: &'a [Variable],
+}
+
+fn find_var<'v>(vars: &'v [Variable], name: &str) -> Option<&'v str> {
+    vars.iter()
+        .rev()
+        .find(|v| v.key == name)
+        .map(|v| v.value.as_str())
+}
+
+fn find_yaml<'v>(vars: &'v [YamlVariable], name: &str) -> Option<&'v str> {
+    vars.iter()
+        .rev()
+        .find(|v| v.key == name)
+        .map(|v| v.value.as_str())
+}
+
+impl Variables for JobLookup<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        find_var(&self.ctx.pipeline_variables, name)
+            .or_else(|| find_var(&self.ctx.project_variables, name))
+            .or_else(|| find_var(&self.ctx.instance_variables, name))
+            .or_else(|| find_yaml(&self.job.variables, name))
+            .or_else(|| find_yaml(self.workflow, name))
+            .or_else(|| {
+                if self.job.inherit_global_variables.includes(name) {
+                    find_yaml(self.globals, name)
+                } else {
+                    None
+                }
+            })
+            .or_else(|| find_var(self.predefined, name))
+    }
+}
+
 fn yaml_vars(vars: &[YamlVariable], source: VariableSource) -> impl Iterator<Item = Variable> + '_ {
     vars.iter().map(move |v| {
         let mut var = Variable::new(&v.key, v.value.clone(), source);
@@ -139,7 +182,7 @@ fn any_path_matches(patterns: &[String], files: &[String]) -> bool {
 }
 
 /// Whether a `rules:` entry matches.
-fn rule_matches(rule: &Rule, vars: &Lookup<'_>, ctx: &PipelineContext) -> bool {
+fn rule_matches(rule: &Rule, vars: &dyn Variables, ctx: &PipelineContext) -> bool {
     if let Some(cond) = &rule.condition
         && !cond.evaluate(vars)
     {
@@ -231,7 +274,7 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
     pattern == ctx.ref_name
 }
 
-fn policy_matches(policy: &Policy, vars: &Lookup<'_>, ctx: &PipelineContext) -> bool {
+fn policy_matches(policy: &Policy, vars: &dyn Variables, ctx: &PipelineContext) -> bool {
     if let Some(refs) = &policy.refs
         && !refs.iter().any(|r| ref_pattern_matches(r, ctx))
     {
@@ -261,7 +304,7 @@ struct Decision {
 
 fn decide(
     job: &JobConfig,
-    vars: &Lookup<'_>,
+    vars: &dyn Variables,
     ctx: &PipelineContext,
 ) -> std::result::Result<Decision, String> {
     if let Some(rules) = &job.rules {
@@ -346,6 +389,7 @@ pub fn plan(config: &Config, ctx: &PipelineContext) -> Result<PlanOutcome> {
             }
         }
     }
+    let predefined = variables::predefined(ctx);
     let mut planned: Vec<PlannedJob> = Vec::new();
     let mut excluded = Vec::new();
     for job in &config.jobs {
@@ -360,16 +404,14 @@ pub fn plan(config: &Config, ctx: &PipelineContext) -> Result<PlanOutcome> {
             .cloned()
             .chain(workflow_vars.iter().cloned())
             .collect();
-        let job_view = variables::merge(
-            variables::predefined(ctx)
-                .into_iter()
-                .chain(yaml_vars(&global_vars, VariableSource::Global))
-                .chain(yaml_vars(&job.variables, VariableSource::Job))
-                .chain(ctx.instance_variables.iter().cloned())
-                .chain(ctx.project_variables.iter().cloned())
-                .chain(ctx.pipeline_variables.iter().cloned()),
-        );
-        let decision = match decide(job, &Lookup(&job_view), ctx) {
+        let view = JobLookup {
+            ctx,
+            job,
+            workflow: &workflow_vars,
+            globals: &config.variables,
+            predefined: &predefined,
+        };
+        let decision = match decide(job, &view, ctx) {
             Ok(d) => d,
             Err(reason) => {
                 excluded.push((job.name.clone(), reason));

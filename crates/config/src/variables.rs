@@ -188,11 +188,15 @@ pub fn job_predefined(
 /// and, within a source, later definitions win), keeping first-seen order.
 pub fn merge(layers: impl IntoIterator<Item = Variable>) -> Vec<Variable> {
     let mut out: Vec<Variable> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for var in layers {
-        match out.iter_mut().find(|v| v.key == var.key) {
-            Some(existing) if var.source >= existing.source => *existing = var,
+        match index.get(&var.key) {
+            Some(&i) if var.source >= out[i].source => out[i] = var,
             Some(_) => {}
-            None => out.push(var),
+            None => {
+                index.insert(var.key.clone(), out.len());
+                out.push(var);
+            }
         }
     }
     out

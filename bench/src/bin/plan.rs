@@ -1,0 +1,137 @@
+//! Measures the config engine: parsing and planning a realistic 50-job `.gitlab-ci.yml` with
+//! anchors, `extends`, `default` and rules. Target: planning ≤ 1 ms per pipeline on one core.
+//!
+//!     cargo run --release -p pipewright-bench --bin plan
+
+use std::time::{Duration, Instant};
+
+use pipewright_config::{
+    Config, Limits, NoFiles, PipelineContext, PlanOutcome, ProjectInfo, RefKind, Source, Variable,
+    VariableSource,
+};
+
+fn config() -> String {
+    let mut yaml = String::from(
+        r#"stages: [lint, build, test, package, deploy]
+variables:
+  RUST_BACKTRACE: "1"
+  REGISTRY: registry.example.com
+default:
+  image: rust:1.90
+  before_script: [echo "preparing $CI_JOB_NAME"]
+  retry: {max: 1, when: [runner_system_failure]}
+.rules-mr: &rules-common
+  rules:
+    - if: $CI_PIPELINE_SOURCE == "schedule"
+      when: never
+    - if: $CI_COMMIT_TAG
+    - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+    - if: $CI_PIPELINE_SOURCE == "trigger" && $UPLOAD_TO_S3 == "true"
+    - changes: [src/**/*, Cargo.*]
+.cache: &cache
+  cache: {key: "$CI_COMMIT_REF_SLUG", paths: [target/]}
+.test-base:
+  stage: test
+  <<: *cache
+  artifacts: {paths: [reports/], when: always, expire_in: 1 week}
+  variables:
+    TEST_THREADS: "2"
+"#,
+    );
+    for i in 0..10 {
+        yaml.push_str(&format!(
+            "lint-{i}:\n  stage: lint\n  script: [cargo clippy -p crate{i}]\n  <<: *rules-common\n"
+        ));
+    }
+    for i in 0..10 {
+        yaml.push_str(&format!("build-{i}:\n  stage: build\n  <<: *cache\n  script: [cargo build -p crate{i}]\n  <<: *rules-common\n"));
+    }
+    for i in 0..20 {
+        yaml.push_str(&format!(
+            "test-{i}:\n  extends: .test-base\n  needs: [build-{}]\n  script: [cargo test -p crate{i}]\n  rules:\n    - if: $CI_COMMIT_REF_NAME =~ /^(main|release-.*)$/\n    - if: $CI_PIPELINE_SOURCE == \"trigger\"\n      variables: {{DEEP: \"yes\"}}\n",
+            i % 10
+        ));
+    }
+    for i in 0..10 {
+        yaml.push_str(&format!(
+            "deploy-{i}:\n  stage: deploy\n  when: manual\n  script: [./deploy.sh region-{i}]\n  rules:\n    - if: $CI_COMMIT_TAG\n    - if: $UPLOAD_TO_S3\n      when: on_success\n"
+        ));
+    }
+    yaml
+}
+
+fn context() -> PipelineContext {
+    PipelineContext {
+        source: Source::Trigger,
+        ref_name: "main".into(),
+        ref_kind: RefKind::Branch,
+        protected_ref: true,
+        sha: "a".repeat(40),
+        before_sha: "0".repeat(40),
+        commit_message: "Bench".into(),
+        project: ProjectInfo {
+            id: 1,
+            name: "bench".into(),
+            path_with_namespace: "group/bench".into(),
+            namespace: "group".into(),
+            default_branch: "main".into(),
+            visibility: "private".into(),
+        },
+        server_url: "http://localhost:8929".into(),
+        pipeline_id: None,
+        pipeline_iid: None,
+        user: None,
+        trigger_short_token: Some("abcd".into()),
+        pipeline_variables: vec![Variable::new(
+            "UPLOAD_TO_S3",
+            "true",
+            VariableSource::Pipeline,
+        )],
+        project_variables: Vec::new(),
+        instance_variables: Vec::new(),
+        changed_files: None,
+        files: None,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+fn main() {
+    let yaml = config();
+    let ctx = context();
+    let iterations = 2_000;
+    let mut parse = Vec::with_capacity(iterations);
+    let mut plan = Vec::with_capacity(iterations);
+    let mut jobs = 0;
+    for _ in 0..iterations {
+        let start = Instant::now();
+        let config = match Config::parse(&yaml, &NoFiles, &Limits::default()) {
+            Ok(c) => c,
+            Err(e) => panic!("bench config is invalid: {e}"),
+        };
+        parse.push(start.elapsed());
+        let start = Instant::now();
+        let outcome = config.plan(&ctx);
+        plan.push(start.elapsed());
+        if let Ok(PlanOutcome::Created(p)) = outcome {
+            jobs = p.jobs.len();
+        }
+    }
+    parse.sort();
+    plan.sort();
+    println!(
+        "config: {} bytes, {} jobs defined, {jobs} planned for a trigger on main",
+        yaml.len(),
+        50
+    );
+    println!(
+        "parse: median {:?}  p99 {:?}\nplan:  median {:?}  p99 {:?}  (target ≤ 1 ms)",
+        percentile(&parse, 0.5),
+        percentile(&parse, 0.99),
+        percentile(&plan, 0.5),
+        percentile(&plan, 0.99)
+    );
+}
