@@ -1,6 +1,7 @@
 //! GitLab API v4, by feature. Each module owns its routes and handlers; shared lookups (path
 //! segments, project resolution) live here.
 
+pub mod ci_lint;
 pub mod members;
 pub mod pipelines;
 pub mod projects;
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
         .merge(triggers::routes())
         .merge(pipelines::routes())
         .merge(trigger::routes())
+        .merge(ci_lint::routes())
         .fallback(|| async {
             ApiError::Custom(
                 axum::http::StatusCode::NOT_FOUND,

@@ -890,3 +890,67 @@ async fn clients_and_legacy_triggers(app: TestApp) {
     )
     .await;
 }
+
+both_backends!(the_ci_lint_api);
+
+async fn the_ci_lint_api(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, _, _) = triggerable_project(&app, "linted", tmp.path()).await;
+    let root = Some(app.root_token.as_str());
+    let res = app
+        .post(
+            &format!("/projects/{id}/ci/lint"),
+            root,
+            json!({"content": UPLOAD_CONFIG, "include_jobs": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["valid"], true);
+    assert_eq!(body["errors"], json!([]));
+    assert_eq!(body["jobs"].as_array().map(Vec::len), Some(3));
+    let res = app
+        .post(
+            &format!("/projects/{id}/ci/lint"),
+            root,
+            json!({"content": "job:\n  scrpt: x\n"}),
+        )
+        .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["valid"], false);
+    assert_eq!(
+        body["errors"][0],
+        "jobs:job config contains unknown keys: scrpt (in .gitlab-ci.yml at line 2, column 3)"
+    );
+    assert_json(
+        app.post(&format!("/projects/{id}/ci/lint"), root, json!({}))
+            .await,
+        400,
+        json!({"error": "content is missing"}),
+    )
+    .await;
+    let at_main: Value = app
+        .get(&format!("/projects/{id}/ci/lint?ref=main"), root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(at_main["valid"], true);
+    let broken: Value = app
+        .get(&format!("/projects/{id}/ci/lint?ref=broken"), root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(broken["valid"], false);
+    let none: Value = app
+        .get(&format!("/projects/{id}/ci/lint?ref=no-ci"), root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        none["errors"][0],
+        "Please provide content of .gitlab-ci.yml"
+    );
+}

@@ -1,0 +1,187 @@
+//! The CI Lint API: `POST /projects/:id/ci/lint` checks given `content`, `GET
+//! /projects/:id/ci/lint` checks the project's `.gitlab-ci.yml` at `sha` or `ref` (default
+//! branch by default). Both answer GitLab's shape: `valid`, `errors`, `warnings`,
+//! `merged_yaml`, `includes`, and `jobs` when `include_jobs=true`. Included `local:` files are
+//! read from the same commit.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use pipewright_config::{FileSource, LintOptions, RefKind, Source};
+use serde_json::{Value, json};
+
+use super::Segments;
+use super::projects::authorize_project;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::pipeline_creation::CI_CONFIG_PATH;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route(
+        "/api/v4/projects/{id}/ci/lint",
+        get(lint_ref).post(lint_content),
+    )
+}
+
+const MAX_BYTES: u64 = 1024 * 1024;
+
+struct CommitFiles {
+    repos: std::sync::Arc<pipewright_git::Repositories>,
+    project_id: i64,
+    sha: Option<String>,
+}
+
+impl FileSource for CommitFiles {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        let Some(sha) = &self.sha else {
+            return Ok(None);
+        };
+        match self.repos.read_file(self.project_id, sha, path, MAX_BYTES) {
+            Ok(Some(b)) => String::from_utf8(b.content)
+                .map(Some)
+                .map_err(|_| format!("Local file `{path}` is not UTF-8")),
+            Ok(None) => Ok(None),
+            Err(e) => Err(format!("Local file `{path}` could not be read: {e}")),
+        }
+    }
+}
+
+async fn run(
+    state: &AppState,
+    project_id: i64,
+    content: String,
+    rev: Option<(String, RefKind, String)>,
+    include_jobs: bool,
+) -> ApiResult<Json<Value>> {
+    let (ref_name, kind, sha) = match rev {
+        Some((name, kind, sha)) => (name, kind, Some(sha)),
+        None => ("main".to_string(), RefKind::Branch, None),
+    };
+    let files = CommitFiles {
+        repos: state.repos.clone(),
+        project_id,
+        sha,
+    };
+    let options = LintOptions {
+        source: Source::Push,
+        ref_name,
+        ref_kind: kind,
+        variables: Vec::new(),
+    };
+    let (report, content) = tokio::task::spawn_blocking(move || {
+        let report = pipewright_config::lint(&content, &files, &options);
+        (report, content)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut body = json!({
+        "valid": report.valid,
+        "errors": report.errors,
+        "warnings": report.warnings,
+        "merged_yaml": if report.valid { Value::String(content) } else { Value::Null },
+        "includes": [],
+    });
+    if include_jobs && let Value::Object(map) = &mut body {
+        map.insert(
+            "jobs".into(),
+            serde_json::to_value(&report.jobs).map_err(|e| ApiError::Internal(e.into()))?,
+        );
+    }
+    Ok(Json(body))
+}
+
+async fn resolve(
+    state: &AppState,
+    project: &pipewright_store::Project,
+    rev: &str,
+) -> ApiResult<(String, RefKind, String)> {
+    match state.repos.resolve_ref_async(project.id, rev).await {
+        Ok(r) => {
+            let kind = match r.kind {
+                pipewright_git::RefKind::Branch => RefKind::Branch,
+                pipewright_git::RefKind::Tag => RefKind::Tag,
+            };
+            Ok((r.name, kind, r.sha))
+        }
+        Err(_) => {
+            let commit = state
+                .repos
+                .commit_async(project.id, rev)
+                .await
+                .ok()
+                .flatten()
+                .ok_or(ApiError::NotFound("Commit"))?;
+            Ok((rev.to_string(), RefKind::Branch, commit.id))
+        }
+    }
+}
+
+async fn lint_content(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadRepository).await?;
+    let content = params.required_str("content")?;
+    let rev = match params.str("ref")? {
+        Some(r) => Some(resolve(&state, &project, &r).await?),
+        None if !state.repos.is_empty_async(project.id).await.unwrap_or(true) => {
+            resolve(&state, &project, &project.default_branch)
+                .await
+                .ok()
+        }
+        None => None,
+    };
+    run(
+        &state,
+        project.id,
+        content,
+        rev,
+        params.bool("include_jobs")?.unwrap_or(false),
+    )
+    .await
+}
+
+async fn lint_ref(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadRepository).await?;
+    let rev = params
+        .str("sha")?
+        .or(params.str("ref")?)
+        .unwrap_or_else(|| project.default_branch.clone());
+    let resolved = resolve(&state, &project, &rev).await?;
+    let blob = state
+        .repos
+        .read_file_async(project.id, &resolved.2, CI_CONFIG_PATH, MAX_BYTES)
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?;
+    let Some(blob) = blob else {
+        return Ok(Json(json!({
+            "valid": false,
+            "errors": ["Please provide content of .gitlab-ci.yml"],
+            "warnings": [],
+            "merged_yaml": null,
+            "includes": [],
+        })));
+    };
+    let content = String::from_utf8(blob.content)
+        .map_err(|_| ApiError::BadRequest("the CI config is not UTF-8".into()))?;
+    run(
+        &state,
+        project.id,
+        content,
+        Some(resolved),
+        params.bool("include_jobs")?.unwrap_or(false),
+    )
+    .await
+}
