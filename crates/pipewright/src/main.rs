@@ -84,6 +84,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut config =
         pipewright_server::ServerConfig::new(&settings.external_url, &settings.data_dir);
     config.max_body_bytes = settings.max_body_size;
+    config.pipeline_limit_per_project_user_sha = settings.pipeline_limit_per_project_user_sha;
     let state = pipewright_server::app_state(config, store.clone())?;
 
     match bootstrap::ensure_root(

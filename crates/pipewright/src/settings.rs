@@ -35,6 +35,10 @@ pub struct ServeArgs {
     /// Largest accepted API request body, in bytes [default: 10485760]
     #[arg(long, env = "PIPEWRIGHT_MAX_BODY_SIZE")]
     pub max_body_size: Option<usize>,
+    /// Pipelines per minute per project, user and commit (GitLab's
+    /// pipeline_limit_per_project_user_sha); 0 turns the limit off [default: 0]
+    #[arg(long, env = "PIPEWRIGHT_PIPELINE_LIMIT_PER_PROJECT_USER_SHA")]
+    pub pipeline_limit_per_project_user_sha: Option<u32>,
     /// Optional TOML configuration file (same keys as these options, with underscores)
     #[arg(long, env = "PIPEWRIGHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -66,6 +70,7 @@ struct FileSettings {
     external_url: Option<String>,
     log_format: Option<LogFormat>,
     max_body_size: Option<usize>,
+    pipeline_limit_per_project_user_sha: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -76,6 +81,7 @@ pub struct Settings {
     pub external_url: String,
     pub log_format: LogFormat,
     pub max_body_size: usize,
+    pub pipeline_limit_per_project_user_sha: u32,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -144,6 +150,7 @@ mod tests {
             external_url: None,
             log_format: None,
             max_body_size: None,
+            pipeline_limit_per_project_user_sha: None,
             config: None,
             root_password: None,
             root_token: None,

@@ -56,6 +56,14 @@ static ROOT_TOKEN_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl TestApp {
     pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts with a configuration adjusted by `configure`.
+    pub async fn start_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database_url = match backend {
             Backend::Sqlite => format!(
@@ -69,7 +77,8 @@ impl TestApp {
             .expect("open database");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
-        let config = ServerConfig::new(&url, data_dir.path());
+        let mut config = ServerConfig::new(&url, data_dir.path());
+        configure(&mut config);
         let state = pipewright_server::app_state(config, store.clone()).expect("app state");
         let root_token = format!(
             "glpat-test-root-token-{:08}",

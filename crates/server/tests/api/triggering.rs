@@ -954,3 +954,52 @@ async fn the_ci_lint_api(app: TestApp) {
         "Please provide content of .gitlab-ci.yml"
     );
 }
+
+mod rate_limit {
+    use super::*;
+    use crate::support::Backend;
+
+    async fn scenario(backend: Backend) {
+        let app = TestApp::start_with(backend, |c| c.pipeline_limit_per_project_user_sha = 2).await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (id, token, _) = triggerable_project(&app, "limited", tmp.path()).await;
+        let path = format!("/projects/{id}/trigger/pipeline");
+        for _ in 0..2 {
+            assert_eq!(
+                app.post(&path, None, json!({"token": token, "ref": "main"}))
+                    .await
+                    .status(),
+                201
+            );
+        }
+        assert_json(
+            app.post(&path, None, json!({"token": token, "ref": "main"})).await,
+            400,
+            json!({"message": {"base": ["Too many pipelines created in the last minute. Try again later."]}}),
+        )
+        .await;
+        // Another commit is another bucket.
+        assert_eq!(
+            app.post(&path, None, json!({"token": token, "ref": "filtered"}))
+                .await
+                .status(),
+            400
+        );
+        assert_eq!(
+            app.post(&path, None, json!({"token": token, "ref": "skip"}))
+                .await
+                .status(),
+            201
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        scenario(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        scenario(Backend::Postgres).await
+    }
+}
