@@ -132,6 +132,10 @@ impl Settings {
                 .max_body_size
                 .or(file.max_body_size)
                 .unwrap_or(10 * 1024 * 1024),
+            pipeline_limit_per_project_user_sha: args
+                .pipeline_limit_per_project_user_sha
+                .or(file.pipeline_limit_per_project_user_sha)
+                .unwrap_or(0),
             root_password: args.root_password,
             root_token: args.root_token,
         })
