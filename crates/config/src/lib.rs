@@ -213,6 +213,13 @@ impl Config {
         plan::plan(self, ctx)
     }
 
+    /// Whether any rule uses `exists:` (the caller then passes the commit's file list).
+    pub fn uses_exists(&self) -> bool {
+        let rules = self.jobs.iter().flat_map(|j| j.rules.iter().flatten());
+        let workflow = self.workflow.iter().flat_map(|w| w.rules.iter());
+        rules.chain(workflow).any(|r| r.exists.is_some())
+    }
+
     /// Names of the visible jobs, in definition order.
     pub fn job_names(&self) -> Vec<&str> {
         self.jobs.iter().map(|j| j.name.as_str()).collect()

@@ -32,6 +32,8 @@ use crate::state::AppState;
 
 pub const CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// How many paths `rules:exists` looks at (GitLab caps its search similarly).
+const MAX_LISTED_FILES: usize = 50_000;
 
 /// A variable given for this pipeline (trigger, API, downstream).
 #[derive(Debug, Clone)]
@@ -274,12 +276,20 @@ pub async fn create_pipeline(
                 "The CI config could not be read: {e}"
             ))),
         };
-        Ok(Some(cache.get_or_parse(&blob, &sha, read_main, &files)))
+        let parsed = cache.get_or_parse(&blob, &sha, read_main, &files);
+        // `rules:exists` needs the commit's file list; only pay for it when a rule asks.
+        let listing = match parsed.as_ref() {
+            Ok(config) if config.uses_exists() => {
+                Some(repos.list_paths(project_id, &sha, MAX_LISTED_FILES)?)
+            }
+            _ => None,
+        };
+        Ok(Some((parsed, listing)))
     })
     .await
     .map_err(|e| CreateError::Internal(e.into()))?
     .map_err(|e| CreateError::Internal(e.into()))?;
-    let Some(parsed) = parsed else {
+    let Some((parsed, listing)) = parsed else {
         return Err(rejected("Missing CI config file"));
     };
 
@@ -357,7 +367,7 @@ pub async fn create_pipeline(
         project_variables: Vec::new(),
         instance_variables: Vec::new(),
         changed_files: None,
-        files: None,
+        files: listing,
     };
     let plan = match config.plan(&ctx) {
         Ok(PlanOutcome::Created(plan)) => plan,

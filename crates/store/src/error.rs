@@ -11,6 +11,9 @@ pub enum StoreError {
     /// A row holds a value the code does not know (written by a newer version?).
     #[error("unexpected data: {0}")]
     Corrupt(String),
+    /// The group commit this write was part of failed as a whole.
+    #[error("group commit failed: {0}")]
+    GroupCommit(String),
     #[error("database URL must start with sqlite: or postgres://")]
     InvalidUrl,
     #[error("migration {version} failed: {source}")]

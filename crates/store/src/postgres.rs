@@ -34,6 +34,14 @@ impl PostgresStore {
         Ok(store)
     }
 
+    /// PostgreSQL groups concurrent commits itself; each pipeline is its own transaction.
+    async fn create_pipeline_durably(&self, pipeline: &NewPipeline) -> Result<Pipeline> {
+        let mut tx = self.begin_write().await?;
+        let created = insert_pipeline(&mut tx, pipeline).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
     async fn begin_write(&self) -> Result<Transaction<'static, Db>> {
         Ok(self.pool.begin().await?)
     }

@@ -324,6 +324,95 @@ fn push_project_filter(q: &mut QueryBuilder<Db>, filter: &ProjectFilter) {
     }
 }
 
+/// Writes one pipeline (iid, row, variables, jobs, trigger use) inside the caller's
+/// transaction. Shared by the one-at-a-time path and SQLite's group commit.
+async fn insert_pipeline(tx: &mut <Db as sqlx::Database>::Connection, p: &NewPipeline) -> Result<Pipeline> {
+        let now = Timestamp::now().millis();
+        let iid: i64 = sqlx::query(
+            "UPDATE projects SET last_pipeline_iid = last_pipeline_iid + 1 WHERE id = $1 RETURNING last_pipeline_iid",
+        )
+        .bind(p.project_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or(StoreError::NotFound)?
+        .try_get("last_pipeline_iid")?;
+        let sql = concat!(
+            "INSERT INTO pipelines (project_id, iid, sha, before_sha, ref_name, tag, protected_ref, source, status, user_id, \
+             trigger_id, trigger_short_token, upstream_job_id, upstream_pipeline_id, upstream_project_id, name, yaml_errors, \
+             failure_reason, committed_at, created_at, updated_at, finished_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21) RETURNING ",
+            pipeline_columns!()
+        );
+        let finished = if p.status.is_complete() { Some(now) } else { None };
+        let row = sqlx::query(sql)
+            .bind(p.project_id)
+            .bind(iid)
+            .bind(&p.sha)
+            .bind(&p.before_sha)
+            .bind(&p.ref_name)
+            .bind(p.tag)
+            .bind(p.protected_ref)
+            .bind(p.source.as_str())
+            .bind(p.status.as_str())
+            .bind(p.user_id)
+            .bind(p.trigger_id)
+            .bind(&p.trigger_short_token)
+            .bind(p.upstream.map(|u| u.job_id))
+            .bind(p.upstream.map(|u| u.pipeline_id))
+            .bind(p.upstream.map(|u| u.project_id))
+            .bind(&p.name)
+            .bind(&p.yaml_errors)
+            .bind(&p.failure_reason)
+            .bind(p.committed_at.map(Timestamp::millis))
+            .bind(now)
+            .bind(finished)
+            .fetch_one(&mut *tx)
+            .await?;
+        let pipeline = pipeline_from_row(&row)?;
+        for (position, v) in p.variables.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO pipeline_variables (pipeline_id, position, key, value_sealed, variable_type) VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(pipeline.id)
+            .bind(position as i64)
+            .bind(&v.key)
+            .bind(&v.value_sealed)
+            .bind(v.variable_type.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for (position, job) in p.jobs.iter().enumerate() {
+            let queued = if job.status == Status::Pending { Some(now) } else { None };
+            sqlx::query(
+                "INSERT INTO jobs (pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, created_at, queued_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(pipeline.id)
+            .bind(p.project_id)
+            .bind(&job.name)
+            .bind(&job.stage)
+            .bind(job.stage_idx)
+            .bind(position as i64)
+            .bind(job.status.as_str())
+            .bind(&job.when)
+            .bind(job.allow_failure)
+            .bind(&job.spec)
+            .bind(now)
+            .bind(queued)
+            .execute(&mut *tx)
+            .await?;
+        }
+        if let Some(trigger_id) = p.trigger_id {
+            sqlx::query("UPDATE triggers SET last_used_at = $2 WHERE id = $1")
+                .bind(trigger_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(pipeline)
+}
+
+
 #[async_trait::async_trait]
 impl Store for StoreImpl {
     fn backend(&self) -> Backend {
@@ -905,91 +994,7 @@ impl Store for StoreImpl {
     // ---- pipelines -------------------------------------------------------------------
 
     async fn create_pipeline(&self, p: &NewPipeline) -> Result<Pipeline> {
-        let now = Timestamp::now().millis();
-        let mut tx = self.begin_write().await?;
-        let iid: i64 = sqlx::query(
-            "UPDATE projects SET last_pipeline_iid = last_pipeline_iid + 1 WHERE id = $1 RETURNING last_pipeline_iid",
-        )
-        .bind(p.project_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .ok_or(StoreError::NotFound)?
-        .try_get("last_pipeline_iid")?;
-        let sql = concat!(
-            "INSERT INTO pipelines (project_id, iid, sha, before_sha, ref_name, tag, protected_ref, source, status, user_id, \
-             trigger_id, trigger_short_token, upstream_job_id, upstream_pipeline_id, upstream_project_id, name, yaml_errors, \
-             failure_reason, committed_at, created_at, updated_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21) RETURNING ",
-            pipeline_columns!()
-        );
-        let finished = if p.status.is_complete() { Some(now) } else { None };
-        let row = sqlx::query(sql)
-            .bind(p.project_id)
-            .bind(iid)
-            .bind(&p.sha)
-            .bind(&p.before_sha)
-            .bind(&p.ref_name)
-            .bind(p.tag)
-            .bind(p.protected_ref)
-            .bind(p.source.as_str())
-            .bind(p.status.as_str())
-            .bind(p.user_id)
-            .bind(p.trigger_id)
-            .bind(&p.trigger_short_token)
-            .bind(p.upstream.map(|u| u.job_id))
-            .bind(p.upstream.map(|u| u.pipeline_id))
-            .bind(p.upstream.map(|u| u.project_id))
-            .bind(&p.name)
-            .bind(&p.yaml_errors)
-            .bind(&p.failure_reason)
-            .bind(p.committed_at.map(Timestamp::millis))
-            .bind(now)
-            .bind(finished)
-            .fetch_one(&mut *tx)
-            .await?;
-        let pipeline = pipeline_from_row(&row)?;
-        for (position, v) in p.variables.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO pipeline_variables (pipeline_id, position, key, value_sealed, variable_type) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(pipeline.id)
-            .bind(position as i64)
-            .bind(&v.key)
-            .bind(&v.value_sealed)
-            .bind(v.variable_type.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (position, job) in p.jobs.iter().enumerate() {
-            let queued = if job.status == Status::Pending { Some(now) } else { None };
-            sqlx::query(
-                "INSERT INTO jobs (pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, created_at, queued_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(pipeline.id)
-            .bind(p.project_id)
-            .bind(&job.name)
-            .bind(&job.stage)
-            .bind(job.stage_idx)
-            .bind(position as i64)
-            .bind(job.status.as_str())
-            .bind(&job.when)
-            .bind(job.allow_failure)
-            .bind(&job.spec)
-            .bind(now)
-            .bind(queued)
-            .execute(&mut *tx)
-            .await?;
-        }
-        if let Some(trigger_id) = p.trigger_id {
-            sqlx::query("UPDATE triggers SET last_used_at = $2 WHERE id = $1")
-                .bind(trigger_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(pipeline)
+        self.create_pipeline_durably(p).await
     }
 
     async fn pipeline(&self, project_id: ProjectId, id: i64) -> Result<Option<Pipeline>> {

@@ -5,12 +5,19 @@
 //! leaves them off by default); a busy timeout so concurrent writers queue instead of failing;
 //! write transactions start with `BEGIN IMMEDIATE` so two transactions that both read then
 //! write cannot deadlock on the lock upgrade.
+//!
+//! Group commit: SQLite has one writer and every durable commit costs an fsync, so pipeline
+//! creations (the trigger endpoint's hot path) go through one writer task that takes every
+//! request waiting at that moment, writes each in its own savepoint inside one transaction, and
+//! commits once. Each caller still gets its answer only after that commit, so a 201 is durable;
+//! a request that fails (say, its project was just deleted) rolls back only its savepoint.
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::migrate::{BOOKKEEPING, MIGRATIONS_SQLITE};
 
@@ -18,9 +25,64 @@ type Db = sqlx::Sqlite;
 type StoreImpl = SqliteStore;
 const BACKEND: Backend = Backend::Sqlite;
 
+/// The most pipelines one group commit writes.
+const MAX_BATCH: usize = 256;
+
+type PipelineRequest = (NewPipeline, oneshot::Sender<Result<Pipeline>>);
+
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: mpsc::Sender<PipelineRequest>,
+}
+
+async fn pipeline_writer(pool: SqlitePool, mut requests: mpsc::Receiver<PipelineRequest>) {
+    let mut batch: Vec<PipelineRequest> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = requests.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        match write_batch(&pool, &batch).await {
+            Ok(results) => {
+                for ((_, reply), result) in batch.drain(..).zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(err) => {
+                let message = err.to_string();
+                for (_, reply) in batch.drain(..) {
+                    let _ = reply.send(Err(StoreError::GroupCommit(message.clone())));
+                }
+            }
+        }
+    }
+}
+
+async fn write_batch(
+    pool: &SqlitePool,
+    batch: &[PipelineRequest],
+) -> Result<Vec<Result<Pipeline>>> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut results = Vec::with_capacity(batch.len());
+    for (pipeline, _) in batch {
+        let mut savepoint = sqlx::Connection::begin(&mut *tx).await?;
+        match insert_pipeline(&mut savepoint, pipeline).await {
+            Ok(created) => {
+                savepoint.commit().await?;
+                results.push(Ok(created));
+            }
+            Err(err) => {
+                savepoint.rollback().await?;
+                results.push(Err(err));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
 }
 
 impl SqliteStore {
@@ -36,9 +98,26 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        let store = SqliteStore { pool };
+        let (writer, requests) = mpsc::channel(4 * MAX_BATCH);
+        let store = SqliteStore {
+            pool: pool.clone(),
+            writer,
+        };
         store.migrate().await?;
+        tokio::spawn(pipeline_writer(pool, requests));
         Ok(store)
+    }
+
+    /// Hands the pipeline to the group-commit writer and waits for its commit.
+    async fn create_pipeline_durably(&self, pipeline: &NewPipeline) -> Result<Pipeline> {
+        let (reply, answer) = oneshot::channel();
+        self.writer
+            .send((pipeline.clone(), reply))
+            .await
+            .map_err(|_| StoreError::GroupCommit("the pipeline writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::GroupCommit("the pipeline writer has stopped".into()))?
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Db>> {

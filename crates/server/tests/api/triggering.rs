@@ -74,6 +74,13 @@ pub async fn triggerable_project(app: &TestApp, name: &str, tmp: &Path) -> (i64,
     branch("broken", Some("job:\n  scrpt: x\n"), "Broken");
     branch("skip", Some(UPLOAD_CONFIG), "Do not build [skip ci]");
     branch("twin", Some(UPLOAD_CONFIG), "Twin");
+    branch(
+        "exists",
+        Some(
+            "docker:\n  script: x\n  rules:\n    - exists: [Dockerfile]\nmake:\n  script: y\n  rules:\n    - exists: [\"*.gitlab-ci.yml\", \".gitlab-ci.yml\"]\n",
+        ),
+        "Exists",
+    );
     git_ok(&work, home, &["checkout", "-q", "main"]);
     git_ok(&work, home, &["tag", "twin"]);
     git_ok(&work, home, &["tag", "v1.0"]);
@@ -572,6 +579,25 @@ async fn every_trigger_error_is_gitlabs(app: TestApp) {
     assert_eq!(
         failed["yaml_errors"],
         "jobs:job config contains unknown keys: scrpt"
+    );
+    // `rules:exists` looks at the commit's files.
+    let res = post(path.clone(), json!({"token": token, "ref": "exists"})).await;
+    assert_eq!(res.status(), 201);
+    let p: Value = res.json().await.unwrap();
+    let jobs: Vec<Value> = app
+        .get(
+            &format!("/projects/{id}/pipelines/{}/jobs", p["id"]),
+            Some(&app.root_token),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs.iter()
+            .map(|j| j["name"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["make"]
     );
     // [skip ci] does not stop a triggered pipeline.
     assert_eq!(
