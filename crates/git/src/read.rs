@@ -408,6 +408,23 @@ impl Repositories {
         self.blocking(move |r| r.tags(project_id)).await
     }
 
+    /// Resolves `name` and finds the blob id of `path` at it, opening the repository once (the
+    /// trigger endpoint's hot path).
+    pub async fn resolve_ref_with_blob_async(
+        &self,
+        project_id: i64,
+        name: &str,
+        path: &str,
+    ) -> Result<(ResolvedRef, Option<String>)> {
+        let (name, path) = (name.to_string(), path.to_string());
+        self.blocking(move |r| {
+            let resolved = r.resolve_ref(project_id, &name)?;
+            let blob = r.blob_id(project_id, &resolved.sha, &path)?;
+            Ok((resolved, blob))
+        })
+        .await
+    }
+
     pub async fn resolve_ref_async(&self, project_id: i64, name: &str) -> Result<ResolvedRef> {
         let name = name.to_string();
         self.blocking(move |r| r.resolve_ref(project_id, &name))

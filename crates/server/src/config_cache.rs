@@ -30,6 +30,15 @@ impl FileSource for Recording<'_> {
 }
 
 impl ConfigCache {
+    /// The cached result for blob `blob_id` at `commit`, if any.
+    pub fn get(&self, blob_id: &str, commit: &str) -> Option<Arc<Result<Config, ConfigError>>> {
+        let entries = self.entries.lock().ok()?;
+        entries
+            .get(blob_id)
+            .or_else(|| entries.get(&format!("{blob_id}@{commit}")))
+            .cloned()
+    }
+
     /// The parsed config for blob `blob_id` at `commit`, parsing it if needed.
     pub fn get_or_parse(
         &self,

@@ -188,9 +188,9 @@ pub async fn create_pipeline(
         Runner::Nobody => (None, None),
     };
     // 2. Repository.
-    let resolved = state
+    let (resolved, blob) = state
         .repos
-        .resolve_ref_async(project.id, &request.ref_name)
+        .resolve_ref_with_blob_async(project.id, &request.ref_name, CI_CONFIG_PATH)
         .await
         .map_err(|e| match e {
             pipewright_git::Error::Ambiguous(_) => rejected("Ref is ambiguous"),
@@ -249,46 +249,59 @@ pub async fn create_pipeline(
     let repos = state.repos.clone();
     let cache = state.config_cache.clone();
     let (project_id, sha) = (project.id, resolved.sha.clone());
-    let parsed = tokio::task::spawn_blocking(move || {
-        let blob = repos.blob_id(project_id, &sha, CI_CONFIG_PATH)?;
-        let Some(blob) = blob else {
-            return Ok::<_, pipewright_git::Error>(None);
-        };
-        let files = CommitFiles {
-            repos: &repos,
-            project_id,
-            sha: &sha,
-        };
-        let read_main = || match repos.read_file(project_id, &sha, CI_CONFIG_PATH, MAX_CONFIG_BYTES)
-        {
-            Ok(Some(b)) => String::from_utf8(b.content).map_err(|_| {
-                pipewright_config::ConfigError::new("The CI config is not valid UTF-8")
-            }),
-            Ok(None) => Err(pipewright_config::ConfigError::new(
-                "Missing CI config file",
-            )),
-            Err(pipewright_git::Error::TooLarge { .. }) => {
-                Err(pipewright_config::ConfigError::new(format!(
-                    "{CI_CONFIG_PATH}: the CI config is larger than {MAX_CONFIG_BYTES} bytes"
-                )))
-            }
-            Err(e) => Err(pipewright_config::ConfigError::new(format!(
-                "The CI config could not be read: {e}"
-            ))),
-        };
-        let parsed = cache.get_or_parse(&blob, &sha, read_main, &files);
-        // `rules:exists` needs the commit's file list; only pay for it when a rule asks.
-        let listing = match parsed.as_ref() {
-            Ok(config) if config.uses_exists() => {
-                Some(repos.list_paths(project_id, &sha, MAX_LISTED_FILES)?)
-            }
-            _ => None,
-        };
-        Ok(Some((parsed, listing)))
-    })
-    .await
-    .map_err(|e| CreateError::Internal(e.into()))?
-    .map_err(|e| CreateError::Internal(e.into()))?;
+    // The common case — a config already parsed for this blob, with no `exists:` rules —
+    // needs no blocking work at all.
+    let cached = blob
+        .as_deref()
+        .and_then(|b| state.config_cache.get(b, &sha));
+    let parsed = match cached {
+        Some(parsed) if parsed.as_ref().as_ref().is_ok_and(|c| !c.uses_exists()) => {
+            Some((parsed, None))
+        }
+        _ => tokio::task::spawn_blocking(move || {
+            let Some(blob) = blob else {
+                return Ok::<_, pipewright_git::Error>(None);
+            };
+            let files = CommitFiles {
+                repos: &repos,
+                project_id,
+                sha: &sha,
+            };
+            let read_main = || match repos.read_file(
+                project_id,
+                &sha,
+                CI_CONFIG_PATH,
+                MAX_CONFIG_BYTES,
+            ) {
+                Ok(Some(b)) => String::from_utf8(b.content).map_err(|_| {
+                    pipewright_config::ConfigError::new("The CI config is not valid UTF-8")
+                }),
+                Ok(None) => Err(pipewright_config::ConfigError::new(
+                    "Missing CI config file",
+                )),
+                Err(pipewright_git::Error::TooLarge { .. }) => {
+                    Err(pipewright_config::ConfigError::new(format!(
+                        "{CI_CONFIG_PATH}: the CI config is larger than {MAX_CONFIG_BYTES} bytes"
+                    )))
+                }
+                Err(e) => Err(pipewright_config::ConfigError::new(format!(
+                    "The CI config could not be read: {e}"
+                ))),
+            };
+            let parsed = cache.get_or_parse(&blob, &sha, read_main, &files);
+            // `rules:exists` needs the commit's file list; only pay for it when a rule asks.
+            let listing = match parsed.as_ref() {
+                Ok(config) if config.uses_exists() => {
+                    Some(repos.list_paths(project_id, &sha, MAX_LISTED_FILES)?)
+                }
+                _ => None,
+            };
+            Ok(Some((parsed, listing)))
+        })
+        .await
+        .map_err(|e| CreateError::Internal(e.into()))?
+        .map_err(|e| CreateError::Internal(e.into()))?,
+    };
     let Some((parsed, listing)) = parsed else {
         return Err(rejected("Missing CI config file"));
     };

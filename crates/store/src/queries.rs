@@ -369,38 +369,41 @@ async fn insert_pipeline(tx: &mut <Db as sqlx::Database>::Connection, p: &NewPip
             .fetch_one(&mut *tx)
             .await?;
         let pipeline = pipeline_from_row(&row)?;
-        for (position, v) in p.variables.iter().enumerate() {
-            sqlx::query(
-                "INSERT INTO pipeline_variables (pipeline_id, position, key, value_sealed, variable_type) VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(pipeline.id)
-            .bind(position as i64)
-            .bind(&v.key)
-            .bind(&v.value_sealed)
-            .bind(v.variable_type.as_str())
-            .execute(&mut *tx)
-            .await?;
+        // One statement each for all variables and all jobs: every statement is a round trip.
+        // Chunks keep each statement under SQLite's and PostgreSQL's bind-parameter limits.
+        for (chunk_index, chunk) in p.variables.chunks(200).enumerate() {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO pipeline_variables (pipeline_id, position, key, value_sealed, variable_type) ",
+            );
+            q.push_values(chunk.iter().enumerate(), |mut row, (i, v)| {
+                row.push_bind(pipeline.id)
+                    .push_bind((chunk_index * 200 + i) as i64)
+                    .push_bind(v.key.clone())
+                    .push_bind(v.value_sealed.clone())
+                    .push_bind(v.variable_type.as_str());
+            });
+            q.build().execute(&mut *tx).await?;
         }
-        for (position, job) in p.jobs.iter().enumerate() {
-            let queued = if job.status == Status::Pending { Some(now) } else { None };
-            sqlx::query(
-                "INSERT INTO jobs (pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, created_at, queued_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(pipeline.id)
-            .bind(p.project_id)
-            .bind(&job.name)
-            .bind(&job.stage)
-            .bind(job.stage_idx)
-            .bind(position as i64)
-            .bind(job.status.as_str())
-            .bind(&job.when)
-            .bind(job.allow_failure)
-            .bind(&job.spec)
-            .bind(now)
-            .bind(queued)
-            .execute(&mut *tx)
-            .await?;
+        for (chunk_index, chunk) in p.jobs.chunks(200).enumerate() {
+            let mut q = QueryBuilder::<Db>::new(
+                "INSERT INTO jobs (pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, created_at, queued_at) ",
+            );
+            q.push_values(chunk.iter().enumerate(), |mut row, (i, job)| {
+                let queued = if job.status == Status::Pending { Some(now) } else { None };
+                row.push_bind(pipeline.id)
+                    .push_bind(p.project_id)
+                    .push_bind(job.name.clone())
+                    .push_bind(job.stage.clone())
+                    .push_bind(job.stage_idx)
+                    .push_bind((chunk_index * 200 + i) as i64)
+                    .push_bind(job.status.as_str())
+                    .push_bind(job.when.clone())
+                    .push_bind(job.allow_failure)
+                    .push_bind(job.spec.clone())
+                    .push_bind(now)
+                    .push_bind(queued);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         if let Some(trigger_id) = p.trigger_id {
             sqlx::query("UPDATE triggers SET last_used_at = $2 WHERE id = $1")

@@ -108,7 +108,7 @@ async fn create(
         ignore_skip_ci: true,
     };
     let result = crate::pipeline_creation::create_pipeline(&state, request).await;
-    super::trigger::respond(&state, &project, result).await
+    super::trigger::respond(&state, &project, result, Some(&actor.user)).await
 }
 
 /// GitLab's `detailed_status` for a status.
@@ -149,9 +149,23 @@ fn seconds_between(a: Option<Timestamp>, b: Option<Timestamp>) -> Value {
 
 /// `Entities::Ci::Pipeline`.
 pub async fn pipeline_json(state: &AppState, project: &Project, p: &Pipeline) -> ApiResult<Value> {
+    pipeline_json_for(state, project, p, None).await
+}
+
+/// As [`pipeline_json`], reusing `known_user` when it is the pipeline's user (saves a query on
+/// the trigger endpoint's hot path).
+pub async fn pipeline_json_for(
+    state: &AppState,
+    project: &Project,
+    p: &Pipeline,
+    known_user: Option<&pipewright_store::User>,
+) -> ApiResult<Value> {
     let config: &ServerConfig = &state.config;
     let path = format!("/{}/-/pipelines/{}", project.full_path(), p.id);
     let user = match p.user_id {
+        Some(id) if known_user.is_some_and(|u| u.id == id) => {
+            known_user.map(|u| entities::user_basic(config, u))
+        }
         Some(id) => state
             .store
             .user(id)

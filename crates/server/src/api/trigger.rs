@@ -17,7 +17,7 @@ use pipewright_store::{Project, VariableType};
 use serde_json::{Map, Value, json};
 
 use super::Segments;
-use super::pipelines::pipeline_json;
+use super::pipelines::pipeline_json_for;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineVariableInput, Runner};
@@ -224,6 +224,10 @@ async fn run(
         variable_type: VariableType::File,
     });
 
+    let user = match &runner {
+        Runner::User { user, .. } => Some(user.clone()),
+        Runner::Nobody => None,
+    };
     let request = CreatePipeline {
         project: project.clone(),
         ref_name,
@@ -238,6 +242,7 @@ async fn run(
         &state,
         &project,
         pipeline_creation::create_pipeline(&state, request).await,
+        user.as_ref(),
     )
     .await
 }
@@ -255,11 +260,12 @@ pub async fn respond(
     state: &AppState,
     project: &Project,
     result: Result<pipewright_store::Pipeline, CreateError>,
+    user: Option<&pipewright_store::User>,
 ) -> ApiResult<Response> {
     match result {
         Ok(pipeline) => Ok((
             StatusCode::CREATED,
-            Json(pipeline_json(state, project, &pipeline).await?),
+            Json(pipeline_json_for(state, project, &pipeline, user).await?),
         )
             .into_response()),
         Err(CreateError::Rejected(message)) => Err(base_error(&message)),
