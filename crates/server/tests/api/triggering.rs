@@ -580,6 +580,14 @@ async fn every_trigger_error_is_gitlabs(app: TestApp) {
         failed["yaml_errors"],
         "jobs:job config contains unknown keys: scrpt"
     );
+    // TRIGGER_PAYLOAD has a size limit.
+    let big = json!({"token": token, "ref": "main", "padding": "x".repeat(1024 * 1024)});
+    assert_json(
+        post(path.clone(), big).await,
+        400,
+        json!({"message": "400 Bad request - TRIGGER_PAYLOAD is larger than 1048576 bytes"}),
+    )
+    .await;
     // `rules:exists` looks at the commit's files.
     let res = post(path.clone(), json!({"token": token, "ref": "exists"})).await;
     assert_eq!(res.status(), 201);
