@@ -136,3 +136,151 @@ mod tests {
         assert_eq!(Status::parse("nope"), None);
     }
 }
+
+/// How one job counts toward a composite status (GitLab's `Ci::Status::Composite`): a failed
+/// or canceled job that may fail counts as success-with-warnings; a manual job that may fail
+/// is ignored (it does not block).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Counted {
+    Plain(Status),
+    SuccessWithWarnings,
+    Ignored,
+}
+
+/// The result of folding jobs' statuses into one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Composite {
+    pub status: Status,
+    /// Some job was allowed to fail and did ("passed with warnings").
+    pub warnings: bool,
+}
+
+/// Derives a stage's or pipeline's status from its jobs' `(status, allow_failure)`, as GitLab
+/// does; `None` when there are no jobs. With `dag`, the jobs are a job's `needs` and the
+/// answer says whether that job may start: `Skipped` if a need did not run, `Pending` while a
+/// need is unfinished.
+pub fn composite(jobs: impl IntoIterator<Item = (Status, bool)>, dag: bool) -> Option<Composite> {
+    let mut set: Vec<Counted> = Vec::new();
+    for (status, allow_failure) in jobs {
+        let counted = match (status, allow_failure) {
+            (Status::Failed | Status::Canceled, true) => Counted::SuccessWithWarnings,
+            (Status::Manual, true) => Counted::Ignored,
+            (s, _) => Counted::Plain(s),
+        };
+        if !set.contains(&counted) {
+            set.push(counted);
+        }
+    }
+    if set.is_empty() {
+        return None;
+    }
+    let has = |c: Counted| set.contains(&c);
+    let any = |statuses: &[Status]| statuses.iter().any(|s| has(Counted::Plain(*s)));
+    // Every member of the set is one of `allowed` (plain statuses, plus the two special kinds
+    // when `extra` says so).
+    let only = |allowed: &[Status], warnings_ok: bool, ignored_ok: bool| {
+        set.iter().all(|c| match c {
+            Counted::Plain(s) => allowed.contains(s),
+            Counted::SuccessWithWarnings => warnings_ok,
+            Counted::Ignored => ignored_ok,
+        })
+    };
+    use Status::*;
+    let status = if dag && (has(Counted::Plain(Skipped)) || has(Counted::Ignored)) {
+        Skipped
+    } else if dag && !only(&[Success, Failed, Canceled, Skipped], true, false) {
+        Pending
+    } else if only(&[Skipped], false, true) {
+        Skipped
+    } else if only(&[Success, Skipped], true, true) {
+        Success
+    } else if only(&[Created], true, true) {
+        Created
+    } else if only(&[Preparing], true, true) {
+        Preparing
+    } else if only(&[Canceled, Success, Skipped], true, true) {
+        Canceled
+    } else if only(&[Pending, Created, Skipped], true, true) {
+        Pending
+    } else if any(&[Running, Pending]) {
+        Running
+    } else if any(&[WaitingForResource]) {
+        WaitingForResource
+    } else if any(&[Manual]) {
+        Manual
+    } else if any(&[Scheduled]) {
+        Scheduled
+    } else if any(&[Preparing]) {
+        Preparing
+    } else if any(&[Created]) {
+        Running
+    } else {
+        Failed
+    };
+    Some(Composite {
+        status,
+        warnings: has(Counted::SuccessWithWarnings),
+    })
+}
+
+#[cfg(test)]
+mod composite_tests {
+    use super::Status::*;
+    use super::*;
+
+    fn of(jobs: &[(Status, bool)]) -> Option<Status> {
+        composite(jobs.iter().copied(), false).map(|c| c.status)
+    }
+
+    #[test]
+    fn pipelines_are_derived_from_their_jobs() {
+        assert_eq!(of(&[]), None);
+        assert_eq!(of(&[(Success, false), (Success, false)]), Some(Success));
+        assert_eq!(of(&[(Success, false), (Skipped, false)]), Some(Success));
+        assert_eq!(of(&[(Skipped, false)]), Some(Skipped));
+        assert_eq!(of(&[(Created, false)]), Some(Created));
+        assert_eq!(of(&[(Pending, false), (Created, false)]), Some(Pending));
+        assert_eq!(of(&[(Success, false), (Created, false)]), Some(Running));
+        assert_eq!(of(&[(Running, false), (Created, false)]), Some(Running));
+        assert_eq!(of(&[(Success, false), (Failed, false)]), Some(Failed));
+        assert_eq!(of(&[(Success, false), (Canceled, false)]), Some(Canceled));
+        assert_eq!(of(&[(Success, false), (Manual, false)]), Some(Manual));
+        assert_eq!(of(&[(Success, false), (Scheduled, false)]), Some(Scheduled));
+    }
+
+    #[test]
+    fn jobs_that_may_fail_leave_the_pipeline_green_with_warnings() {
+        let c = composite([(Success, false), (Failed, true)], false).unwrap_or(Composite {
+            status: Failed,
+            warnings: false,
+        });
+        assert_eq!(
+            c,
+            Composite {
+                status: Success,
+                warnings: true
+            }
+        );
+        // A manual job that may fail does not block.
+        assert_eq!(of(&[(Success, false), (Manual, true)]), Some(Success));
+        assert_eq!(of(&[(Failed, true)]), Some(Success));
+    }
+
+    #[test]
+    fn dag_needs() {
+        let dag = |jobs: &[(Status, bool)]| composite(jobs.iter().copied(), true).map(|c| c.status);
+        assert_eq!(dag(&[(Success, false)]), Some(Success));
+        assert_eq!(
+            dag(&[(Running, false)]),
+            Some(Pending),
+            "waits for its needs"
+        );
+        assert_eq!(
+            dag(&[(Skipped, false)]),
+            Some(Skipped),
+            "a need that did not run skips it"
+        );
+        assert_eq!(dag(&[(Failed, false)]), Some(Failed));
+        assert_eq!(dag(&[(Failed, true)]), Some(Success));
+    }
+}
