@@ -18,6 +18,12 @@ macro_rules! user_columns {
     };
 }
 
+/// The projects listing's columns and source, for [`paged`].
+const PROJECT_COLUMNS: &str = "p.id, p.name, p.path, p.description, p.visibility, p.default_branch, p.creator_id, \
+    p.created_at, p.updated_at, p.last_activity_at, n.id AS ns_id, n.name AS ns_name, n.path AS ns_path, \
+    n.kind AS ns_kind, n.owner_id AS ns_owner_id, n.created_at AS ns_created_at";
+const PROJECT_FROM: &str = "projects p JOIN namespaces n ON n.id = p.namespace_id";
+
 macro_rules! project_select {
     () => {
         "SELECT p.id, p.name, p.path, p.description, p.visibility, \
@@ -416,6 +422,31 @@ async fn insert_pipeline(tx: &mut <Db as sqlx::Database>::Connection, p: &NewPip
 }
 
 
+/// One page of a filtered listing: a `COUNT(*)` for the total, then the page's rows. `filter`
+/// appends the `WHERE …` clause to both statements; `order` is the `ORDER BY` list.
+async fn paged<T>(
+    pool: &sqlx::Pool<Db>,
+    from: &str,
+    columns: &str,
+    filter: &(dyn Fn(&mut QueryBuilder<Db>) + Sync),
+    order: &str,
+    page: Page,
+    from_row: fn(&DbRow) -> Result<T>,
+) -> Result<Paged<T>> {
+    let mut count = QueryBuilder::<Db>::new(format!("SELECT COUNT(*) AS n FROM {from}"));
+    filter(&mut count);
+    let total: i64 = count.build().fetch_one(pool).await?.try_get("n")?;
+    let mut q = QueryBuilder::<Db>::new(format!("SELECT {columns} FROM {from}"));
+    filter(&mut q);
+    q.push(format!(" ORDER BY {order} LIMIT "));
+    q.push_bind(page.limit());
+    q.push(" OFFSET ");
+    q.push_bind(page.offset());
+    let rows = q.build().fetch_all(pool).await?;
+    let items = rows.iter().map(from_row).collect::<Result<_>>()?;
+    Ok(Paged { items, total })
+}
+
 #[async_trait::async_trait]
 impl Store for StoreImpl {
     fn backend(&self) -> Backend {
@@ -500,18 +531,7 @@ impl Store for StoreImpl {
                 q.push(" ESCAPE '\\'");
             }
         };
-        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM users u");
-        filter(&mut count);
-        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
-        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", user_columns!(), " FROM users u"));
-        filter(&mut q);
-        q.push(" ORDER BY u.id LIMIT ");
-        q.push_bind(page.limit());
-        q.push(" OFFSET ");
-        q.push_bind(page.offset());
-        let rows = q.build().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(user_from_row).collect::<Result<_>>()?;
-        Ok(Paged { items, total })
+        paged(&self.pool, "users u", user_columns!(), &filter, "u.id", page, user_from_row).await
     }
 
     async fn count_users(&self) -> Result<i64> {
@@ -624,18 +644,7 @@ impl Store for StoreImpl {
                 q.push_bind(uid);
             }
         };
-        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM personal_access_tokens");
-        filter(&mut count);
-        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
-        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", pat_columns!(), " FROM personal_access_tokens"));
-        filter(&mut q);
-        q.push(" ORDER BY id LIMIT ");
-        q.push_bind(page.limit());
-        q.push(" OFFSET ");
-        q.push_bind(page.offset());
-        let rows = q.build().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(pat_from_row).collect::<Result<_>>()?;
-        Ok(Paged { items, total })
+        paged(&self.pool, "personal_access_tokens", pat_columns!(), &filter, "id", page, pat_from_row).await
     }
 
     async fn revoke_personal_access_token(&self, id: i64) -> Result<()> {
@@ -733,14 +742,6 @@ impl Store for StoreImpl {
     }
 
     async fn projects(&self, filter: &ProjectFilter, page: Page) -> Result<Paged<Project>> {
-        let mut count = QueryBuilder::<Db>::new(
-            "SELECT COUNT(*) AS n FROM projects p JOIN namespaces n ON n.id = p.namespace_id",
-        );
-        push_project_filter(&mut count, filter);
-        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
-
-        let mut q = QueryBuilder::<Db>::new(project_select!());
-        push_project_filter(&mut q, filter);
         let column = match filter.order_by {
             ProjectOrder::Id => "p.id",
             ProjectOrder::Name => "LOWER(p.name)",
@@ -750,13 +751,17 @@ impl Store for StoreImpl {
             ProjectOrder::LastActivityAt => "p.last_activity_at",
         };
         let dir = if filter.ascending { "ASC" } else { "DESC" };
-        q.push(format!(" ORDER BY {column} {dir}, p.id {dir} LIMIT "));
-        q.push_bind(page.limit());
-        q.push(" OFFSET ");
-        q.push_bind(page.offset());
-        let rows = q.build().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(project_from_row).collect::<Result<_>>()?;
-        Ok(Paged { items, total })
+        let apply = |q: &mut QueryBuilder<Db>| push_project_filter(q, filter);
+        paged(
+            &self.pool,
+            PROJECT_FROM,
+            PROJECT_COLUMNS,
+            &apply,
+            &format!("{column} {dir}, p.id {dir}"),
+            page,
+            project_from_row,
+        )
+        .await
     }
 
     async fn update_project(&self, id: ProjectId, update: &ProjectUpdate) -> Result<Project> {
@@ -1007,11 +1012,6 @@ impl Store for StoreImpl {
     }
 
     async fn pipelines(&self, project_id: ProjectId, filter: &PipelineFilter, page: Page) -> Result<Paged<Pipeline>> {
-        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM pipelines");
-        push_pipeline_filter(&mut count, project_id, filter);
-        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
-        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", pipeline_columns!(), " FROM pipelines"));
-        push_pipeline_filter(&mut q, project_id, filter);
         let column = match filter.order_by {
             PipelineOrder::Id => "id",
             PipelineOrder::Status => "status",
@@ -1020,13 +1020,9 @@ impl Store for StoreImpl {
             PipelineOrder::UserId => "user_id",
         };
         let dir = if filter.ascending { "ASC" } else { "DESC" };
-        q.push(format!(" ORDER BY {column} {dir}, id {dir} LIMIT "));
-        q.push_bind(page.limit());
-        q.push(" OFFSET ");
-        q.push_bind(page.offset());
-        let rows = q.build().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(pipeline_from_row).collect::<Result<_>>()?;
-        Ok(Paged { items, total })
+        let apply = |q: &mut QueryBuilder<Db>| push_pipeline_filter(q, project_id, filter);
+        paged(&self.pool, "pipelines", pipeline_columns!(), &apply, &format!("{column} {dir}, id {dir}"), page, pipeline_from_row)
+            .await
     }
 
     async fn pipeline_variables(&self, pipeline_id: i64) -> Result<Vec<StoredVariable>> {
@@ -1069,18 +1065,7 @@ impl Store for StoreImpl {
                 q.push(")");
             }
         };
-        let mut count = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n FROM jobs");
-        filter(&mut count);
-        let total: i64 = count.build().fetch_one(&self.pool).await?.try_get("n")?;
-        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", job_columns!(), " FROM jobs"));
-        filter(&mut q);
-        q.push(" ORDER BY position LIMIT ");
-        q.push_bind(page.limit());
-        q.push(" OFFSET ");
-        q.push_bind(page.offset());
-        let rows = q.build().fetch_all(&self.pool).await?;
-        let items = rows.iter().map(job_from_row).collect::<Result<_>>()?;
-        Ok(Paged { items, total })
+        paged(&self.pool, "jobs", job_columns!(), &filter, "position", page, job_from_row).await
     }
 
     async fn job(&self, project_id: ProjectId, id: i64) -> Result<Option<Job>> {
