@@ -139,6 +139,9 @@ pub trait Store: Send + Sync + 'static {
     async fn trigger(&self, project_id: ProjectId, id: i64) -> Result<Option<Trigger>>;
     /// The trigger with this token digest, in any project (the caller checks the project).
     async fn trigger_by_digest(&self, digest: &str) -> Result<Option<Trigger>>;
+    /// Everything the trigger endpoint needs about a token, in one statement: the trigger, its
+    /// project, its owner and the owner's current role there.
+    async fn trigger_run_context(&self, digest: &str) -> Result<Option<TriggerContext>>;
     async fn triggers(&self, project_id: ProjectId, page: Page) -> Result<Paged<Trigger>>;
     async fn update_trigger_description(&self, id: i64, description: &str) -> Result<Trigger>;
     async fn delete_trigger(&self, id: i64) -> Result<()>;

@@ -488,3 +488,13 @@ pub enum PipelineOrder {
     UpdatedAt,
     UserId,
 }
+
+/// A trigger with what running it needs: its project, its owner and the owner's role.
+#[derive(Debug, Clone)]
+pub struct TriggerContext {
+    pub trigger: Trigger,
+    pub project: Project,
+    pub owner: Option<User>,
+    /// The owner's membership role, if an unexpired member.
+    pub owner_role: Option<AccessLevel>,
+}

@@ -38,6 +38,7 @@ impl PostgresStore {
     async fn create_pipeline_durably(&self, pipeline: &NewPipeline) -> Result<Pipeline> {
         let mut tx = self.begin_write().await?;
         let created = insert_pipeline(&mut tx, pipeline).await?;
+        touch_triggers(&mut tx, &[pipeline]).await?;
         tx.commit().await?;
         Ok(created)
     }

@@ -144,6 +144,46 @@ fn trigger_from_row(row: &DbRow) -> Result<Trigger> {
     })
 }
 
+/// `trigger_run_context`'s row: trigger columns as `t_*`, the project unprefixed (with `ns_*`),
+/// the owner as `u_*`, the owner's membership as `m_*`.
+fn trigger_context_from_row(row: &DbRow) -> Result<TriggerContext> {
+    let trigger = Trigger {
+        id: row.try_get("t_id")?,
+        project_id: row.try_get("t_project_id")?,
+        owner_id: row.try_get("t_owner_id")?,
+        legacy: row.try_get("t_legacy")?,
+        description: row.try_get("t_description")?,
+        token_sealed: row.try_get("t_token_sealed")?,
+        short_token: row.try_get("t_short_token")?,
+        created_at: Timestamp(row.try_get("t_created_at")?),
+        updated_at: Timestamp(row.try_get("t_updated_at")?),
+        expires_at: row.try_get::<Option<i64>, _>("t_expires_at")?.map(Timestamp),
+        last_used_at: row.try_get::<Option<i64>, _>("t_last_used_at")?.map(Timestamp),
+    };
+    let owner = match row.try_get::<Option<i64>, _>("u_id")? {
+        None => None,
+        Some(id) => Some(User {
+            id,
+            username: row.try_get("u_username")?,
+            name: row.try_get("u_name")?,
+            email: row.try_get("u_email")?,
+            password_hash: None,
+            is_admin: row.try_get("u_is_admin")?,
+            state: UserState::parse(row.try_get::<&str, _>("u_state")?),
+            created_at: Timestamp(row.try_get("u_created_at")?),
+            updated_at: Timestamp(row.try_get("u_updated_at")?),
+        }),
+    };
+    let owner_role = match (
+        row.try_get::<Option<i64>, _>("m_access_level")?,
+        row.try_get::<Option<i64>, _>("m_expires_at")?,
+    ) {
+        (Some(level), expires) if expires.is_none_or(|t| t > Timestamp::now().millis()) => AccessLevel::from_i64(level),
+        _ => None,
+    };
+    Ok(TriggerContext { trigger, project: project_from_row(row)?, owner, owner_role })
+}
+
 macro_rules! pipeline_columns {
     () => {
         "id, project_id, iid, sha, before_sha, ref_name, tag, protected_ref, source, status, user_id, trigger_id, \
@@ -330,8 +370,28 @@ fn push_project_filter(q: &mut QueryBuilder<Db>, filter: &ProjectFilter) {
     }
 }
 
-/// Writes one pipeline (iid, row, variables, jobs, trigger use) inside the caller's
-/// transaction. Shared by the one-at-a-time path and SQLite's group commit.
+/// Records that triggers created pipelines now (`last_used`), once per trigger per commit.
+async fn touch_triggers(tx: &mut <Db as sqlx::Database>::Connection, pipelines: &[&NewPipeline]) -> Result<()> {
+    let mut ids: Vec<i64> = pipelines.iter().filter_map(|p| p.trigger_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let mut q = QueryBuilder::<Db>::new("UPDATE triggers SET last_used_at = ");
+    q.push_bind(Timestamp::now().millis());
+    q.push(" WHERE id IN (");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id);
+    }
+    q.push(")");
+    q.build().execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// Writes one pipeline (iid, row, variables, jobs) inside the caller's transaction. Shared by
+/// the one-at-a-time path and SQLite's group commit; callers then run [`touch_triggers`].
 async fn insert_pipeline(tx: &mut <Db as sqlx::Database>::Connection, p: &NewPipeline) -> Result<Pipeline> {
         let now = Timestamp::now().millis();
         let iid: i64 = sqlx::query(
@@ -410,13 +470,6 @@ async fn insert_pipeline(tx: &mut <Db as sqlx::Database>::Connection, p: &NewPip
                     .push_bind(queued);
             });
             q.build().execute(&mut *tx).await?;
-        }
-        if let Some(trigger_id) = p.trigger_id {
-            sqlx::query("UPDATE triggers SET last_used_at = $2 WHERE id = $1")
-                .bind(trigger_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
         }
         Ok(pipeline)
 }
@@ -955,6 +1008,27 @@ impl Store for StoreImpl {
         let sql = concat!("SELECT ", trigger_columns!(), " FROM triggers WHERE token_digest = $1");
         let row = sqlx::query(sql).bind(digest).fetch_optional(&self.pool).await?;
         row.as_ref().map(trigger_from_row).transpose()
+    }
+
+    async fn trigger_run_context(&self, digest: &str) -> Result<Option<TriggerContext>> {
+        let sql = concat!(
+            "SELECT t.id AS t_id, t.project_id AS t_project_id, t.owner_id AS t_owner_id, t.legacy AS t_legacy, ",
+            "t.description AS t_description, t.token_sealed AS t_token_sealed, t.short_token AS t_short_token, ",
+            "t.created_at AS t_created_at, t.updated_at AS t_updated_at, t.expires_at AS t_expires_at, ",
+            "t.last_used_at AS t_last_used_at, ",
+            "p.id, p.name, p.path, p.description, p.visibility, p.default_branch, p.creator_id, p.created_at, ",
+            "p.updated_at, p.last_activity_at, n.id AS ns_id, n.name AS ns_name, n.path AS ns_path, n.kind AS ns_kind, ",
+            "n.owner_id AS ns_owner_id, n.created_at AS ns_created_at, ",
+            "u.id AS u_id, u.username AS u_username, u.name AS u_name, u.email AS u_email, u.is_admin AS u_is_admin, ",
+            "u.state AS u_state, u.created_at AS u_created_at, u.updated_at AS u_updated_at, ",
+            "m.access_level AS m_access_level, m.expires_at AS m_expires_at ",
+            "FROM triggers t JOIN projects p ON p.id = t.project_id JOIN namespaces n ON n.id = p.namespace_id ",
+            "LEFT JOIN users u ON u.id = t.owner_id ",
+            "LEFT JOIN project_members m ON m.project_id = t.project_id AND m.user_id = t.owner_id ",
+            "WHERE t.token_digest = $1"
+        );
+        let row = sqlx::query(sql).bind(digest).fetch_optional(&self.pool).await?;
+        row.as_ref().map(trigger_context_from_row).transpose()
     }
 
     async fn triggers(&self, project_id: ProjectId, page: Page) -> Result<Paged<Trigger>> {

@@ -140,45 +140,41 @@ async fn run(
         return Err(ApiError::forbidden());
     }
     let variables = trigger_variables(&params)?;
-    let project = super::projects::lookup(&state, &id)
-        .await?
-        .ok_or_else(not_found)?;
-
-    // Only this project's live trigger token is accepted; anything else is the same 404, so
-    // the answer reveals neither the project nor the token.
-    let trigger = state
+    // One statement finds the token with its project, owner and the owner's role. Only this
+    // project's live trigger token is accepted; an unknown project, an unknown, revoked or
+    // expired token and another project's token are the same 404, so the answer reveals
+    // neither the project nor the token.
+    let context = state
         .store
-        .trigger_by_digest(&secrets::token_digest(&token))
+        .trigger_run_context(&secrets::token_digest(&token))
         .await?
         .ok_or_else(not_found)?;
-    if trigger.project_id != project.id || trigger.expires_at.is_some_and(|t| t <= Timestamp::now())
+    if !names_project(&context.project, &id)
+        || context
+            .trigger
+            .expires_at
+            .is_some_and(|t| t <= Timestamp::now())
     {
         return Err(not_found());
     }
-    let runner = match trigger.owner_id {
-        Some(owner_id) => match state.store.user(owner_id).await? {
-            Some(user) => {
-                let role = state
-                    .store
-                    .member(project.id, user.id)
-                    .await?
-                    .filter(|m| m.expires_at.is_none_or(|t| t > Timestamp::now()))
-                    .map(|m| m.access_level);
-                Runner::User { user, role }
-            }
-            None => {
-                return Err(base_error(
-                    "Insufficient permissions to create a new pipeline",
-                ));
-            }
+    let pipewright_store::TriggerContext {
+        trigger,
+        project,
+        owner,
+        owner_role,
+    } = context;
+    let runner = match (owner, trigger.legacy) {
+        (Some(user), _) => Runner::User {
+            user,
+            role: owner_role,
         },
+        (None, true) => Runner::Nobody,
         // An owner that was deleted leaves a trigger that may no longer run.
-        None if !trigger.legacy => {
+        (None, false) => {
             return Err(base_error(
                 "Insufficient permissions to create a new pipeline",
             ));
         }
-        None => Runner::Nobody,
     };
 
     // TRIGGER_PAYLOAD: every parameter but the token, with the project id as given, the
@@ -245,6 +241,14 @@ async fn run(
         user.as_ref(),
     )
     .await
+}
+
+/// Whether the URL's `:id` (a number or `namespace/path`) names this project.
+fn names_project(project: &Project, id: &str) -> bool {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
+        return id.parse::<i64>().is_ok_and(|n| n == project.id);
+    }
+    id.eq_ignore_ascii_case(&project.full_path())
 }
 
 /// `{"message":{"base":[message]}}` with 400.

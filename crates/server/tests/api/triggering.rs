@@ -1037,3 +1037,59 @@ mod rate_limit {
         scenario(Backend::Postgres).await
     }
 }
+
+both_backends!(concurrent_pipeline_creation_is_atomic_per_pipeline);
+
+/// Many pipelines created at once (the SQLite writer commits them in batches): each gets its
+/// own iid, and one that cannot be written (its project is gone) fails alone.
+async fn concurrent_pipeline_creation_is_atomic_per_pipeline(app: TestApp) {
+    let project = app.create_project(&app.root_token, "busy").await;
+    let id = project["id"].as_i64().unwrap();
+    let new = |project_id: i64| pipewright_store::NewPipeline {
+        project_id,
+        sha: "a".repeat(40),
+        before_sha: "0".repeat(40),
+        ref_name: "main".into(),
+        tag: false,
+        protected_ref: false,
+        source: pipewright_core::PipelineSource::Api,
+        status: pipewright_core::Status::Created,
+        user_id: None,
+        trigger_id: None,
+        trigger_short_token: None,
+        upstream: None,
+        name: None,
+        yaml_errors: None,
+        failure_reason: None,
+        committed_at: None,
+        variables: Vec::new(),
+        jobs: vec![pipewright_store::NewJob {
+            name: "job".into(),
+            stage: "test".into(),
+            stage_idx: 1,
+            status: pipewright_core::Status::Pending,
+            when: "on_success".into(),
+            allow_failure: false,
+            spec: "{}".into(),
+        }],
+    };
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let store = app.store.clone();
+        let pipeline = new(if i == 17 { 999_999 } else { id });
+        tasks.push(tokio::spawn(async move {
+            store.create_pipeline(&pipeline).await
+        }));
+    }
+    let mut iids = Vec::new();
+    let mut failures = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(p) => iids.push(p.iid),
+            Err(_) => failures += 1,
+        }
+    }
+    iids.sort_unstable();
+    assert_eq!(failures, 1);
+    assert_eq!(iids, (1..=39).collect::<Vec<i64>>());
+}
