@@ -11,7 +11,9 @@ mod pktline;
 mod read;
 mod smart;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub use error::Error;
 pub use read::{Blob, Branch, CommitInfo, RefKind, ResolvedRef, Tag};
@@ -28,14 +30,66 @@ pub const ZERO_SHA: &str = "0000000000000000000000000000000000000000";
 ///
 /// Methods are blocking (git2 and the filesystem); the `*_async` wrappers run them on tokio's
 /// blocking pool for use from request handlers.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Repositories {
     root: PathBuf,
+    /// Open repository handles, reused: opening one costs dozens of filesystem calls, which
+    /// dominated the trigger endpoint's profile. A handle rereads refs on every lookup, so
+    /// reuse never serves stale branches.
+    pool: Arc<Mutex<HashMap<i64, Vec<git2::Repository>>>>,
+}
+
+impl std::fmt::Debug for Repositories {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Repositories")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Handles kept per repository (one per concurrent reader is plenty).
+const POOLED_PER_REPOSITORY: usize = 4;
+/// Repositories with kept handles, at most.
+const POOLED_REPOSITORIES: usize = 256;
+
+/// A repository handle that goes back to the pool when dropped.
+pub(crate) struct Pooled {
+    repo: Option<git2::Repository>,
+    project_id: i64,
+    pool: Arc<Mutex<HashMap<i64, Vec<git2::Repository>>>>,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = git2::Repository;
+    fn deref(&self) -> &git2::Repository {
+        // Always Some until drop.
+        self.repo
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("pooled repository used after drop"))
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let Some(repo) = self.repo.take() else { return };
+        if let Ok(mut pool) = self.pool.lock() {
+            if pool.len() >= POOLED_REPOSITORIES && !pool.contains_key(&self.project_id) {
+                pool.clear();
+            }
+            let handles = pool.entry(self.project_id).or_default();
+            if handles.len() < POOLED_PER_REPOSITORY {
+                handles.push(repo);
+            }
+        }
+    }
 }
 
 impl Repositories {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Repositories { root: root.into() }
+        Repositories {
+            root: root.into(),
+            pool: Arc::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -66,6 +120,9 @@ impl Repositories {
     }
 
     pub fn delete(&self, project_id: i64) -> Result<()> {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.remove(&project_id);
+        }
         let path = self.repo_path(project_id);
         match std::fs::remove_dir_all(&path) {
             Ok(()) => Ok(()),
@@ -74,14 +131,29 @@ impl Repositories {
         }
     }
 
-    pub(crate) fn open(&self, project_id: i64) -> Result<git2::Repository> {
-        let path = self.repo_path(project_id);
-        git2::Repository::open_bare(&path).map_err(|e| {
-            if e.code() == git2::ErrorCode::NotFound {
-                Error::RepositoryNotFound
-            } else {
-                Error::Git(e)
+    pub(crate) fn open(&self, project_id: i64) -> Result<Pooled> {
+        let reused = self
+            .pool
+            .lock()
+            .ok()
+            .and_then(|mut pool| pool.get_mut(&project_id).and_then(Vec::pop));
+        let repo = match reused {
+            Some(repo) => repo,
+            None => {
+                let path = self.repo_path(project_id);
+                git2::Repository::open_bare(&path).map_err(|e| {
+                    if e.code() == git2::ErrorCode::NotFound {
+                        Error::RepositoryNotFound
+                    } else {
+                        Error::Git(e)
+                    }
+                })?
             }
+        };
+        Ok(Pooled {
+            repo: Some(repo),
+            project_id,
+            pool: self.pool.clone(),
         })
     }
 
