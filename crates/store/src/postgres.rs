@@ -43,6 +43,24 @@ impl PostgresStore {
         Ok(created)
     }
 
+    /// Replicas share the database, so nothing is cached here.
+    fn cached_protected_branches(
+        &self,
+        _project_id: ProjectId,
+    ) -> (Option<Vec<ProtectedBranch>>, u64) {
+        (None, 0)
+    }
+
+    fn cache_protected_branches(
+        &self,
+        _project_id: ProjectId,
+        _rules: &[ProtectedBranch],
+        _generation: u64,
+    ) {
+    }
+
+    fn invalidate_protected_branches(&self, _project_id: ProjectId) {}
+
     async fn begin_write(&self) -> Result<Transaction<'static, Db>> {
         Ok(self.pool.begin().await?)
     }

@@ -390,88 +390,140 @@ async fn touch_triggers(tx: &mut <Db as sqlx::Database>::Connection, pipelines: 
     Ok(())
 }
 
-/// Writes one pipeline (iid, row, variables, jobs) inside the caller's transaction. Shared by
-/// the one-at-a-time path and SQLite's group commit; callers then run [`touch_triggers`].
-async fn insert_pipeline(tx: &mut <Db as sqlx::Database>::Connection, p: &NewPipeline) -> Result<Pipeline> {
-        let now = Timestamp::now().millis();
-        let iid: i64 = sqlx::query(
-            "UPDATE projects SET last_pipeline_iid = last_pipeline_iid + 1 WHERE id = $1 RETURNING last_pipeline_iid",
+/// Writes pipelines (iids, rows, variables, jobs) inside the caller's transaction with a fixed
+/// number of statements however many there are: one iid reservation per project, then one
+/// multi-row insert each for pipelines, variables and jobs. This is what makes SQLite's group
+/// commit pay off. Callers then run [`touch_triggers`]. Fails as a whole (for example when a
+/// project no longer exists).
+async fn insert_pipelines(tx: &mut <Db as sqlx::Database>::Connection, batch: &[&NewPipeline]) -> Result<Vec<Pipeline>> {
+    let now = Timestamp::now().millis();
+    // 1. Reserve iids: one counter update per project, numbers handed out in request order.
+    let mut projects: Vec<(ProjectId, i64)> = Vec::new();
+    for p in batch {
+        match projects.iter_mut().find(|(id, _)| *id == p.project_id) {
+            Some((_, n)) => *n += 1,
+            None => projects.push((p.project_id, 1)),
+        }
+    }
+    let mut next_iid: std::collections::HashMap<ProjectId, i64> = std::collections::HashMap::new();
+    for (project_id, count) in &projects {
+        let last: i64 = sqlx::query(
+            "UPDATE projects SET last_pipeline_iid = last_pipeline_iid + $2 WHERE id = $1 RETURNING last_pipeline_iid",
         )
-        .bind(p.project_id)
+        .bind(project_id)
+        .bind(count)
         .fetch_optional(&mut *tx)
         .await?
         .ok_or(StoreError::NotFound)?
         .try_get("last_pipeline_iid")?;
-        let sql = concat!(
+        next_iid.insert(*project_id, last - count + 1);
+    }
+    let mut iids = Vec::with_capacity(batch.len());
+    for p in batch {
+        let slot = next_iid.get_mut(&p.project_id).ok_or(StoreError::NotFound)?;
+        iids.push(*slot);
+        *slot += 1;
+    }
+    // 2. The pipeline rows; RETURNING is matched back by (project, iid), which is unique.
+    let mut created: Vec<Option<Pipeline>> = vec![None; batch.len()];
+    for (chunk_index, chunk) in batch.chunks(100).enumerate() {
+        let mut q = QueryBuilder::<Db>::new(
             "INSERT INTO pipelines (project_id, iid, sha, before_sha, ref_name, tag, protected_ref, source, status, user_id, \
              trigger_id, trigger_short_token, upstream_job_id, upstream_pipeline_id, upstream_project_id, name, yaml_errors, \
-             failure_reason, committed_at, created_at, updated_at, finished_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $20, $21) RETURNING ",
-            pipeline_columns!()
+             failure_reason, committed_at, created_at, updated_at, finished_at) ",
         );
-        let finished = if p.status.is_complete() { Some(now) } else { None };
-        let row = sqlx::query(sql)
-            .bind(p.project_id)
-            .bind(iid)
-            .bind(&p.sha)
-            .bind(&p.before_sha)
-            .bind(&p.ref_name)
-            .bind(p.tag)
-            .bind(p.protected_ref)
-            .bind(p.source.as_str())
-            .bind(p.status.as_str())
-            .bind(p.user_id)
-            .bind(p.trigger_id)
-            .bind(&p.trigger_short_token)
-            .bind(p.upstream.map(|u| u.job_id))
-            .bind(p.upstream.map(|u| u.pipeline_id))
-            .bind(p.upstream.map(|u| u.project_id))
-            .bind(&p.name)
-            .bind(&p.yaml_errors)
-            .bind(&p.failure_reason)
-            .bind(p.committed_at.map(Timestamp::millis))
-            .bind(now)
-            .bind(finished)
-            .fetch_one(&mut *tx)
-            .await?;
-        let pipeline = pipeline_from_row(&row)?;
-        // One statement each for all variables and all jobs: every statement is a round trip.
-        // Chunks keep each statement under SQLite's and PostgreSQL's bind-parameter limits.
-        for (chunk_index, chunk) in p.variables.chunks(200).enumerate() {
-            let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO pipeline_variables (pipeline_id, position, key, value_sealed, variable_type) ",
-            );
-            q.push_values(chunk.iter().enumerate(), |mut row, (i, v)| {
-                row.push_bind(pipeline.id)
-                    .push_bind((chunk_index * 200 + i) as i64)
-                    .push_bind(v.key.clone())
-                    .push_bind(v.value_sealed.clone())
-                    .push_bind(v.variable_type.as_str());
-            });
-            q.build().execute(&mut *tx).await?;
+        q.push_values(chunk.iter().enumerate(), |mut row, (i, p)| {
+            let finished = if p.status.is_complete() { Some(now) } else { None };
+            row.push_bind(p.project_id)
+                .push_bind(iids[chunk_index * 100 + i])
+                .push_bind(p.sha.clone())
+                .push_bind(p.before_sha.clone())
+                .push_bind(p.ref_name.clone())
+                .push_bind(p.tag)
+                .push_bind(p.protected_ref)
+                .push_bind(p.source.as_str())
+                .push_bind(p.status.as_str())
+                .push_bind(p.user_id)
+                .push_bind(p.trigger_id)
+                .push_bind(p.trigger_short_token.clone())
+                .push_bind(p.upstream.map(|u| u.job_id))
+                .push_bind(p.upstream.map(|u| u.pipeline_id))
+                .push_bind(p.upstream.map(|u| u.project_id))
+                .push_bind(p.name.clone())
+                .push_bind(p.yaml_errors.clone())
+                .push_bind(p.failure_reason.clone())
+                .push_bind(p.committed_at.map(Timestamp::millis))
+                .push_bind(now)
+                .push_bind(now)
+                .push_bind(finished);
+        });
+        q.push(concat!(" RETURNING ", pipeline_columns!()));
+        // Row counts vary, so these statements are not kept in the prepared-statement cache.
+        for row in q.build().persistent(false).fetch_all(&mut *tx).await? {
+            let pipeline = pipeline_from_row(&row)?;
+            let at = batch
+                .iter()
+                .zip(&iids)
+                .position(|(p, iid)| p.project_id == pipeline.project_id && *iid == pipeline.iid)
+                .ok_or_else(|| StoreError::Corrupt("inserted pipeline not found in its batch".into()))?;
+            created[at] = Some(pipeline);
         }
-        for (chunk_index, chunk) in p.jobs.chunks(200).enumerate() {
-            let mut q = QueryBuilder::<Db>::new(
-                "INSERT INTO jobs (pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, created_at, queued_at) ",
-            );
-            q.push_values(chunk.iter().enumerate(), |mut row, (i, job)| {
-                let queued = if job.status == Status::Pending { Some(now) } else { None };
-                row.push_bind(pipeline.id)
-                    .push_bind(p.project_id)
-                    .push_bind(job.name.clone())
-                    .push_bind(job.stage.clone())
-                    .push_bind(job.stage_idx)
-                    .push_bind((chunk_index * 200 + i) as i64)
-                    .push_bind(job.status.as_str())
-                    .push_bind(job.when.clone())
-                    .push_bind(job.allow_failure)
-                    .push_bind(job.spec.clone())
-                    .push_bind(now)
-                    .push_bind(queued);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
-        Ok(pipeline)
+    }
+    let created: Vec<Pipeline> = created
+        .into_iter()
+        .map(|p| p.ok_or_else(|| StoreError::Corrupt("a pipeline of the batch was not inserted".into())))
+        .collect::<Result<_>>()?;
+    // 3. Variables and jobs of every pipeline, one statement per chunk of rows.
+    let variables: Vec<(i64, usize, &StoredVariable)> = batch
+        .iter()
+        .zip(&created)
+        .flat_map(|(p, c)| p.variables.iter().enumerate().map(move |(pos, v)| (c.id, pos, v)))
+        .collect();
+    for chunk in variables.chunks(200) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO pipeline_variables (pipeline_id, position, key, value_sealed, variable_type) ",
+        );
+        q.push_values(chunk, |mut row, (pipeline_id, position, v)| {
+            row.push_bind(*pipeline_id)
+                .push_bind(*position as i64)
+                .push_bind(v.key.clone())
+                .push_bind(v.value_sealed.clone())
+                .push_bind(v.variable_type.as_str());
+        });
+        q.build().persistent(false).execute(&mut *tx).await?;
+    }
+    let jobs: Vec<(i64, ProjectId, usize, &NewJob)> = batch
+        .iter()
+        .zip(&created)
+        .flat_map(|(p, c)| p.jobs.iter().enumerate().map(move |(pos, j)| (c.id, p.project_id, pos, j)))
+        .collect();
+    for chunk in jobs.chunks(100) {
+        let mut q = QueryBuilder::<Db>::new(
+            "INSERT INTO jobs (pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, created_at, queued_at) ",
+        );
+        q.push_values(chunk, |mut row, (pipeline_id, project_id, position, job)| {
+            let queued = if job.status == Status::Pending { Some(now) } else { None };
+            row.push_bind(*pipeline_id)
+                .push_bind(*project_id)
+                .push_bind(job.name.clone())
+                .push_bind(job.stage.clone())
+                .push_bind(job.stage_idx)
+                .push_bind(*position as i64)
+                .push_bind(job.status.as_str())
+                .push_bind(job.when.clone())
+                .push_bind(job.allow_failure)
+                .push_bind(job.spec.clone())
+                .push_bind(now)
+                .push_bind(queued);
+        });
+        q.build().persistent(false).execute(&mut *tx).await?;
+    }
+    Ok(created)
+}
+
+/// [`insert_pipelines`] for one pipeline.
+async fn insert_pipeline(tx: &mut <Db as sqlx::Database>::Connection, p: &NewPipeline) -> Result<Pipeline> {
+    insert_pipelines(tx, &[p]).await?.pop().ok_or_else(|| StoreError::Corrupt("no pipeline inserted".into()))
 }
 
 
@@ -847,7 +899,9 @@ impl Store for StoreImpl {
     }
 
     async fn delete_project(&self, id: ProjectId) -> Result<()> {
-        let result = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.pool).await?;
+        let result = sqlx::query("DELETE FROM projects WHERE id = $1").bind(id).execute(&self.pool).await;
+        self.invalidate_protected_branches(id);
+        let result = result?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -935,6 +989,10 @@ impl Store for StoreImpl {
     // ---- protected branches ----------------------------------------------------------
 
     async fn protected_branches(&self, project_id: ProjectId) -> Result<Vec<ProtectedBranch>> {
+        let (cached, generation) = self.cached_protected_branches(project_id);
+        if let Some(rules) = cached {
+            return Ok(rules);
+        }
         let rows = sqlx::query(
             "SELECT id, project_id, name, push_access_level, merge_access_level, allow_force_push, created_at \
              FROM protected_branches WHERE project_id = $1 ORDER BY name",
@@ -942,7 +1000,9 @@ impl Store for StoreImpl {
         .bind(project_id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(protected_branch_from_row).collect()
+        let rules = rows.iter().map(protected_branch_from_row).collect::<Result<Vec<_>>>()?;
+        self.cache_protected_branches(project_id, &rules, generation);
+        Ok(rules)
     }
 
     async fn create_protected_branch(&self, branch: &NewProtectedBranch) -> Result<ProtectedBranch> {
@@ -958,8 +1018,9 @@ impl Store for StoreImpl {
         .bind(branch.allow_force_push)
         .bind(Timestamp::now().millis())
         .fetch_one(&self.pool)
-        .await?;
-        protected_branch_from_row(&row)
+        .await;
+        self.invalidate_protected_branches(branch.project_id);
+        protected_branch_from_row(&row?)
     }
 
     async fn delete_protected_branch(&self, project_id: ProjectId, name: &str) -> Result<()> {
@@ -967,7 +1028,9 @@ impl Store for StoreImpl {
             .bind(project_id)
             .bind(name)
             .execute(&self.pool)
-            .await?;
+            .await;
+        self.invalidate_protected_branches(project_id);
+        let result = result?;
         if result.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }

@@ -34,6 +34,18 @@ type PipelineRequest = (NewPipeline, oneshot::Sender<Result<Pipeline>>);
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: mpsc::Sender<PipelineRequest>,
+    /// Protected-branch rules by project, read on every trigger and push. The embedded SQLite
+    /// store is only ever written by this process, so invalidating on our own writes keeps the
+    /// cache exact (the PostgreSQL store, shared by replicas, does not cache).
+    protected: std::sync::Mutex<ProtectedCache>,
+}
+
+/// Cached rules plus a generation that every write bumps, so a read that raced a write never
+/// stores what it read.
+#[derive(Default)]
+struct ProtectedCache {
+    rules: std::collections::HashMap<ProjectId, Vec<ProtectedBranch>>,
+    generation: u64,
 }
 
 async fn pipeline_writer(pool: SqlitePool, mut requests: mpsc::Receiver<PipelineRequest>) {
@@ -71,22 +83,11 @@ async fn write_batch(
     batch: &[PipelineRequest],
 ) -> Result<Vec<Result<Pipeline>>> {
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let mut created = Vec::with_capacity(batch.len());
-    let mut failed = false;
-    for (pipeline, _) in batch {
-        match insert_pipeline(&mut tx, pipeline).await {
-            Ok(p) => created.push(Ok(p)),
-            Err(_) => {
-                failed = true;
-                break;
-            }
-        }
-    }
-    if !failed {
-        let written: Vec<&NewPipeline> = batch.iter().map(|(p, _)| p).collect();
+    let written: Vec<&NewPipeline> = batch.iter().map(|(p, _)| p).collect();
+    if let Ok(created) = insert_pipelines(&mut tx, &written).await {
         touch_triggers(&mut tx, &written).await?;
         tx.commit().await?;
-        return Ok(created);
+        return Ok(created.into_iter().map(Ok).collect());
     }
     tx.rollback().await?;
     let mut results = Vec::with_capacity(batch.len());
@@ -124,6 +125,7 @@ impl SqliteStore {
         let store = SqliteStore {
             pool: pool.clone(),
             writer,
+            protected: Default::default(),
         };
         store.migrate().await?;
         tokio::spawn(pipeline_writer(pool, requests));
@@ -140,6 +142,39 @@ impl SqliteStore {
         answer
             .await
             .map_err(|_| StoreError::GroupCommit("the pipeline writer has stopped".into()))?
+    }
+
+    fn cached_protected_branches(
+        &self,
+        project_id: ProjectId,
+    ) -> (Option<Vec<ProtectedBranch>>, u64) {
+        match self.protected.lock() {
+            Ok(cache) => (cache.rules.get(&project_id).cloned(), cache.generation),
+            Err(_) => (None, u64::MAX),
+        }
+    }
+
+    fn cache_protected_branches(
+        &self,
+        project_id: ProjectId,
+        rules: &[ProtectedBranch],
+        generation: u64,
+    ) {
+        if let Ok(mut cache) = self.protected.lock()
+            && cache.generation == generation
+        {
+            if cache.rules.len() > 10_000 {
+                cache.rules.clear();
+            }
+            cache.rules.insert(project_id, rules.to_vec());
+        }
+    }
+
+    fn invalidate_protected_branches(&self, project_id: ProjectId) {
+        if let Ok(mut cache) = self.protected.lock() {
+            cache.generation += 1;
+            cache.rules.remove(&project_id);
+        }
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Db>> {
