@@ -10,7 +10,7 @@
 //! counted trigger is a 201, which Pipewright only sends after the pipeline is committed.
 //!
 //!     cargo build --release -p pipewright -p pipewright-bench
-//!     target/release/triggers [--seconds 10] [--concurrency 32] [--rate 1000] [--database-url postgres://…]
+//!     target/release/triggers [--seconds 10] [--concurrency 64] [--rate 1000] [--database-url postgres://…]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -62,7 +62,7 @@ struct Args {
 fn args() -> Args {
     let mut a = Args {
         seconds: 10,
-        concurrency: 32,
+        concurrency: 64,
         rate: 1000,
         database_url: None,
     };
@@ -273,8 +273,16 @@ async fn main() {
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let res = client.post(&endpoint).form(form.as_slice()).send().await;
+                // Read the body so the connection goes back to the pool (keep-alive).
+                let res = match res {
+                    Ok(r) => {
+                        let status = r.status().as_u16();
+                        r.bytes().await.map(|_| status)
+                    }
+                    Err(e) => Err(e),
+                };
                 match res {
-                    Ok(r) if r.status().as_u16() == 201 => {
+                    Ok(201) => {
                         ok.fetch_add(1, Ordering::Relaxed);
                         let _ = hist.record(t.elapsed().as_micros() as u64);
                     }
@@ -324,8 +332,15 @@ async fn main() {
             hist.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            match client.post(&endpoint).form(form.as_slice()).send().await {
-                Ok(r) if r.status().as_u16() == 201 => {
+            let res = match client.post(&endpoint).form(form.as_slice()).send().await {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    r.bytes().await.map(|_| status)
+                }
+                Err(e) => Err(e),
+            };
+            match res {
+                Ok(201) => {
                     ok.fetch_add(1, Ordering::Relaxed);
                     if let Ok(mut h) = hist.lock() {
                         let _ = h.record(scheduled.elapsed().as_micros() as u64);
