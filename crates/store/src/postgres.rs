@@ -20,6 +20,8 @@ const MIGRATION_LOCK_KEY: i64 = 0x7069_7065_7772_6967; // "pipewrig"
 /// The PostgreSQL implementation of [`Store`].
 pub struct PostgresStore {
     pool: PgPool,
+    /// The group-commit writer for pipeline creations (see `queries.rs`).
+    writer: tokio::sync::mpsc::Sender<PipelineRequest>,
 }
 
 impl PostgresStore {
@@ -29,18 +31,12 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(30))
             .connect(url)
             .await?;
-        let store = PostgresStore { pool };
+        let store = PostgresStore {
+            pool: pool.clone(),
+            writer: spawn_pipeline_writer(pool),
+        };
         store.migrate().await?;
         Ok(store)
-    }
-
-    /// PostgreSQL groups concurrent commits itself; each pipeline is its own transaction.
-    async fn create_pipeline_durably(&self, pipeline: &NewPipeline) -> Result<Pipeline> {
-        let mut tx = self.begin_write().await?;
-        let created = insert_pipeline(&mut tx, pipeline).await?;
-        touch_triggers(&mut tx, &[pipeline]).await?;
-        tx.commit().await?;
-        Ok(created)
     }
 
     /// Replicas share the database, so nothing is cached here.
@@ -62,7 +58,7 @@ impl PostgresStore {
     fn invalidate_protected_branches(&self, _project_id: ProjectId) {}
 
     async fn begin_write(&self) -> Result<Transaction<'static, Db>> {
-        Ok(self.pool.begin().await?)
+        begin_write_on(&self.pool).await
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -109,6 +105,10 @@ impl PostgresStore {
             .await?;
         result
     }
+}
+
+async fn begin_write_on(pool: &sqlx::Pool<Db>) -> Result<Transaction<'static, Db>> {
+    Ok(pool.begin().await?)
 }
 
 include!("queries.rs");

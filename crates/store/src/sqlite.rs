@@ -6,10 +6,10 @@
 //! write transactions start with `BEGIN IMMEDIATE` so two transactions that both read then
 //! write cannot deadlock on the lock upgrade.
 //!
-//! Group commit: SQLite has one writer and every durable commit costs an fsync, so pipeline
-//! creations (the trigger endpoint's hot path) go through one writer task that takes every
-//! request waiting at that moment, writes each inside one transaction, and
-//! commits once. Each caller still gets its answer only after that commit, so a 201 is durable;
+//! Group commit (shared with PostgreSQL, see `queries.rs`): SQLite has one writer and every
+//! durable commit costs an fsync, so pipeline creations (the trigger endpoint's hot path) go
+//! through one writer task that takes every request waiting at that moment, writes them in one
+//! transaction, and commits once. Each caller still gets its answer only after that commit, so a 201 is durable;
 //! if one request fails (say, its project was just deleted), the batch is retried one by one.
 
 use std::str::FromStr;
@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{SqlitePool, Transaction};
-use tokio::sync::{mpsc, oneshot};
 
 use crate::migrate::{BOOKKEEPING, MIGRATIONS_SQLITE};
 
@@ -25,15 +24,10 @@ type Db = sqlx::Sqlite;
 type StoreImpl = SqliteStore;
 const BACKEND: Backend = Backend::Sqlite;
 
-/// The most pipelines one group commit writes.
-const MAX_BATCH: usize = 256;
-
-type PipelineRequest = (NewPipeline, oneshot::Sender<Result<Pipeline>>);
-
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
-    writer: mpsc::Sender<PipelineRequest>,
+    writer: tokio::sync::mpsc::Sender<PipelineRequest>,
     /// Protected-branch rules by project, read on every trigger and push. The embedded SQLite
     /// store is only ever written by this process, so invalidating on our own writes keeps the
     /// cache exact (the PostgreSQL store, shared by replicas, does not cache).
@@ -46,66 +40,6 @@ pub struct SqliteStore {
 struct ProtectedCache {
     rules: std::collections::HashMap<ProjectId, Vec<ProtectedBranch>>,
     generation: u64,
-}
-
-async fn pipeline_writer(pool: SqlitePool, mut requests: mpsc::Receiver<PipelineRequest>) {
-    let mut batch: Vec<PipelineRequest> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = requests.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match requests.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        match write_batch(&pool, &batch).await {
-            Ok(results) => {
-                for ((_, reply), result) in batch.drain(..).zip(results) {
-                    let _ = reply.send(result);
-                }
-            }
-            Err(err) => {
-                let message = err.to_string();
-                for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::GroupCommit(message.clone())));
-                }
-            }
-        }
-    }
-}
-
-/// Writes a batch in one transaction. If any pipeline fails (its project was just deleted,
-/// say), the batch is rolled back and each pipeline is written on its own, so one bad request
-/// never costs the others theirs. (A savepoint per pipeline would cost two more statements
-/// each on the fast path.)
-async fn write_batch(
-    pool: &SqlitePool,
-    batch: &[PipelineRequest],
-) -> Result<Vec<Result<Pipeline>>> {
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    let written: Vec<&NewPipeline> = batch.iter().map(|(p, _)| p).collect();
-    if let Ok(created) = insert_pipelines(&mut tx, &written).await {
-        touch_triggers(&mut tx, &written).await?;
-        tx.commit().await?;
-        return Ok(created.into_iter().map(Ok).collect());
-    }
-    tx.rollback().await?;
-    let mut results = Vec::with_capacity(batch.len());
-    for (pipeline, _) in batch {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        match insert_pipeline(&mut tx, pipeline).await {
-            Ok(p) => {
-                touch_triggers(&mut tx, &[pipeline]).await?;
-                tx.commit().await?;
-                results.push(Ok(p));
-            }
-            Err(err) => {
-                tx.rollback().await?;
-                results.push(Err(err));
-            }
-        }
-    }
-    Ok(results)
 }
 
 impl SqliteStore {
@@ -121,27 +55,13 @@ impl SqliteStore {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        let (writer, requests) = mpsc::channel(4 * MAX_BATCH);
         let store = SqliteStore {
             pool: pool.clone(),
-            writer,
+            writer: spawn_pipeline_writer(pool),
             protected: Default::default(),
         };
         store.migrate().await?;
-        tokio::spawn(pipeline_writer(pool, requests));
         Ok(store)
-    }
-
-    /// Hands the pipeline to the group-commit writer and waits for its commit.
-    async fn create_pipeline_durably(&self, pipeline: &NewPipeline) -> Result<Pipeline> {
-        let (reply, answer) = oneshot::channel();
-        self.writer
-            .send((pipeline.clone(), reply))
-            .await
-            .map_err(|_| StoreError::GroupCommit("the pipeline writer has stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| StoreError::GroupCommit("the pipeline writer has stopped".into()))?
     }
 
     fn cached_protected_branches(
@@ -178,7 +98,7 @@ impl SqliteStore {
     }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Db>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        begin_write_on(&self.pool).await
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -212,6 +132,11 @@ impl SqliteStore {
         }
         Ok(())
     }
+}
+
+/// Write transactions take the write lock up front (see the module docs).
+async fn begin_write_on(pool: &sqlx::Pool<Db>) -> Result<Transaction<'static, Db>> {
+    Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
 include!("queries.rs");

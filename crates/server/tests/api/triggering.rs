@@ -879,6 +879,27 @@ async fn clients_and_legacy_triggers(app: TestApp) {
     )
     .await;
 
+    // Deleting a pipeline: Owners only; afterwards it is gone.
+    let path = format!("/projects/{id}/pipelines/{}", api["id"]);
+    assert_eq!(
+        app.request(reqwest::Method::DELETE, &path, Some(&dev), None)
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(
+        app.request(reqwest::Method::DELETE, &path, Some(&app.root_token), None)
+            .await
+            .status(),
+        204
+    );
+    assert_json(
+        app.get(&path, Some(&app.root_token)).await,
+        404,
+        json!({"message": "404 Not Found"}),
+    )
+    .await;
+
     // A legacy trigger (no owner) runs with no user on unprotected refs only.
     let legacy = "6d056f63e50fe6f8c5f8f4aa10edb7";
     app.store
