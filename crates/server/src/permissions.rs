@@ -35,6 +35,8 @@ pub enum Action {
     /// Run a pipeline (`POST /projects/:id/pipeline`, a trigger's owner).
     CreatePipeline,
     DeletePipelines,
+    /// Create, edit and remove the project's runners.
+    ManageRunners,
 }
 
 /// The least role an action needs, and whether non-members can do it on readable projects.
@@ -55,6 +57,7 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
         Action::ReadPipelineVariableValues => (Maintainer, false),
         Action::CreatePipeline => (Developer, false),
         Action::DeletePipelines => (Owner, false),
+        Action::ManageRunners => (Maintainer, false),
     }
 }
 

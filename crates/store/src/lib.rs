@@ -167,6 +167,15 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Paged<Job>>;
     async fn job(&self, project_id: ProjectId, id: i64) -> Result<Option<Job>>;
 
+    // Runners
+    async fn create_runner(&self, runner: &NewRunner) -> Result<Runner>;
+    async fn runner(&self, id: i64) -> Result<Option<Runner>>;
+    async fn runner_by_digest(&self, digest: &str) -> Result<Option<Runner>>;
+    async fn runners(&self, scope: RunnerScope, page: Page) -> Result<Paged<Runner>>;
+    async fn update_runner(&self, id: i64, update: &RunnerUpdate) -> Result<Runner>;
+    async fn delete_runner(&self, id: i64) -> Result<()>;
+    async fn touch_runner(&self, id: i64, at: pipewright_core::Timestamp) -> Result<()>;
+
     // Push events (the outbox that pipelines-on-push and webhooks consume)
     async fn record_push_events(&self, events: &[NewPushEvent]) -> Result<Vec<PushEvent>>;
     async fn pending_push_events(&self, limit: i64) -> Result<Vec<PushEvent>>;

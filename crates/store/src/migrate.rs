@@ -26,12 +26,14 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     1 => "0001_foundation.sql",
     2 => "0002_triggers.sql",
     3 => "0003_pipelines.sql",
+    4 => "0004_runners.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     1 => "0001_foundation.sql",
     2 => "0002_triggers.sql",
     3 => "0003_pipelines.sql",
+    4 => "0004_runners.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

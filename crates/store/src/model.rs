@@ -498,3 +498,81 @@ pub struct TriggerContext {
     /// The owner's membership role, if an unexpired member.
     pub owner_role: Option<AccessLevel>,
 }
+
+/// Whose jobs a runner may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerType {
+    /// Any project's.
+    Instance,
+    /// One project's.
+    Project,
+}
+
+impl RunnerType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunnerType::Instance => "instance_type",
+            RunnerType::Project => "project_type",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "instance_type" => Some(RunnerType::Instance),
+            "project_type" => Some(RunnerType::Project),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Runner {
+    pub id: i64,
+    pub runner_type: RunnerType,
+    pub project_id: Option<ProjectId>,
+    pub creator_id: Option<UserId>,
+    pub description: String,
+    pub tag_list: Vec<String>,
+    pub run_untagged: bool,
+    pub paused: bool,
+    pub locked: bool,
+    /// `not_protected` or `ref_protected` (only jobs of protected refs).
+    pub access_level: String,
+    pub maximum_timeout: Option<i64>,
+    pub created_at: Timestamp,
+    pub contacted_at: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRunner {
+    pub token_digest: String,
+    pub runner_type: RunnerType,
+    pub project_id: Option<ProjectId>,
+    pub creator_id: Option<UserId>,
+    pub description: String,
+    pub tag_list: Vec<String>,
+    pub run_untagged: bool,
+    pub paused: bool,
+    pub locked: bool,
+    pub access_level: String,
+    pub maximum_timeout: Option<i64>,
+}
+
+/// Fields of a runner its managers may change; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct RunnerUpdate {
+    pub description: Option<String>,
+    pub tag_list: Option<Vec<String>>,
+    pub run_untagged: Option<bool>,
+    pub paused: Option<bool>,
+    pub locked: Option<bool>,
+    pub access_level: Option<String>,
+    pub maximum_timeout: Option<Option<i64>>,
+}
+
+/// Which runners a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunnerScope {
+    All,
+    /// Runners of projects where this user is a Maintainer or Owner.
+    ManagedBy(UserId),
+}

@@ -184,6 +184,33 @@ fn trigger_context_from_row(row: &DbRow) -> Result<TriggerContext> {
     Ok(TriggerContext { trigger, project: project_from_row(row)?, owner, owner_role })
 }
 
+macro_rules! runner_columns {
+    () => {
+        "id, runner_type, project_id, creator_id, description, tag_list, run_untagged, paused, locked, access_level, \
+         maximum_timeout, created_at, contacted_at"
+    };
+}
+
+fn runner_from_row(row: &DbRow) -> Result<Runner> {
+    let kind: &str = row.try_get("runner_type")?;
+    let tags: String = row.try_get("tag_list")?;
+    Ok(Runner {
+        id: row.try_get("id")?,
+        runner_type: RunnerType::parse(kind).ok_or_else(|| StoreError::Corrupt(format!("unknown runner type {kind}")))?,
+        project_id: row.try_get("project_id")?,
+        creator_id: row.try_get("creator_id")?,
+        description: row.try_get("description")?,
+        tag_list: split_list(&tags),
+        run_untagged: row.try_get("run_untagged")?,
+        paused: row.try_get("paused")?,
+        locked: row.try_get("locked")?,
+        access_level: row.try_get("access_level")?,
+        maximum_timeout: row.try_get("maximum_timeout")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        contacted_at: opt_time(row, "contacted_at")?,
+    })
+}
+
 macro_rules! pipeline_columns {
     () => {
         "id, project_id, iid, sha, before_sha, ref_name, tag, protected_ref, source, status, user_id, trigger_id, \
@@ -1291,6 +1318,101 @@ impl Store for StoreImpl {
         let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE project_id = $1 AND id = $2");
         let row = sqlx::query(sql).bind(project_id).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(job_from_row).transpose()
+    }
+
+    // ---- runners ---------------------------------------------------------------------
+
+    async fn create_runner(&self, r: &NewRunner) -> Result<Runner> {
+        let sql = concat!(
+            "INSERT INTO runners (token_digest, runner_type, project_id, creator_id, description, tag_list, run_untagged, \
+             paused, locked, access_level, maximum_timeout, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+            runner_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(&r.token_digest)
+            .bind(r.runner_type.as_str())
+            .bind(r.project_id)
+            .bind(r.creator_id)
+            .bind(&r.description)
+            .bind(r.tag_list.join(","))
+            .bind(r.run_untagged)
+            .bind(r.paused)
+            .bind(r.locked)
+            .bind(&r.access_level)
+            .bind(r.maximum_timeout)
+            .bind(Timestamp::now().millis())
+            .fetch_one(&self.pool)
+            .await?;
+        runner_from_row(&row)
+    }
+
+    async fn runner(&self, id: i64) -> Result<Option<Runner>> {
+        let sql = concat!("SELECT ", runner_columns!(), " FROM runners WHERE id = $1");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(runner_from_row).transpose()
+    }
+
+    async fn runner_by_digest(&self, digest: &str) -> Result<Option<Runner>> {
+        let sql = concat!("SELECT ", runner_columns!(), " FROM runners WHERE token_digest = $1");
+        let row = sqlx::query(sql).bind(digest).fetch_optional(&self.pool).await?;
+        row.as_ref().map(runner_from_row).transpose()
+    }
+
+    async fn runners(&self, scope: RunnerScope, page: Page) -> Result<Paged<Runner>> {
+        let filter = |q: &mut QueryBuilder<Db>| {
+            if let RunnerScope::ManagedBy(user_id) = scope {
+                q.push(" WHERE project_id IN (SELECT project_id FROM project_members WHERE user_id = ");
+                q.push_bind(user_id);
+                q.push(" AND access_level >= 40)");
+            }
+        };
+        paged(&self.pool, "runners", runner_columns!(), &filter, "id", page, runner_from_row).await
+    }
+
+    async fn update_runner(&self, id: i64, u: &RunnerUpdate) -> Result<Runner> {
+        let (set_timeout, timeout) = match u.maximum_timeout {
+            Some(t) => (true, t),
+            None => (false, None),
+        };
+        let sql = concat!(
+            "UPDATE runners SET description = COALESCE($2, description), tag_list = COALESCE($3, tag_list), \
+             run_untagged = COALESCE($4, run_untagged), paused = COALESCE($5, paused), locked = COALESCE($6, locked), \
+             access_level = COALESCE($7, access_level), \
+             maximum_timeout = CASE WHEN $8 THEN $9 ELSE maximum_timeout END WHERE id = $1 RETURNING ",
+            runner_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(id)
+            .bind(&u.description)
+            .bind(u.tag_list.as_ref().map(|t| t.join(",")))
+            .bind(u.run_untagged)
+            .bind(u.paused)
+            .bind(u.locked)
+            .bind(&u.access_level)
+            .bind(set_timeout)
+            .bind(timeout)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        runner_from_row(&row)
+    }
+
+    async fn delete_runner(&self, id: i64) -> Result<()> {
+        let result = sqlx::query("DELETE FROM runners WHERE id = $1").bind(id).execute(&self.pool).await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn touch_runner(&self, id: i64, at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE runners SET contacted_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     // ---- push events -----------------------------------------------------------------

@@ -7,6 +7,7 @@ pub mod pipelines;
 pub mod projects;
 pub mod protected_branches;
 pub mod repository;
+pub mod runners;
 pub mod tokens;
 pub mod trigger;
 pub mod triggers;
@@ -36,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .merge(pipelines::routes())
         .merge(trigger::routes())
         .merge(ci_lint::routes())
+        .merge(runners::routes())
         .fallback(|| async {
             ApiError::Custom(
                 axum::http::StatusCode::NOT_FOUND,

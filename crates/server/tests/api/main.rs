@@ -10,6 +10,7 @@ mod conventions;
 mod git;
 mod projects;
 mod python_gitlab;
+mod runners;
 mod triggering;
 mod triggers;
 mod users;

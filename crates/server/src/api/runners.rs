@@ -1,0 +1,298 @@
+//! Runner management (GitLab API v4 shapes): creating runners with a `glrt-` authentication
+//! token (stored as a digest), listing, inspecting, editing and deleting them, and the runner
+//! side's `POST /runners/verify` and `DELETE /runners`. Instance runners are for admins;
+//! project runners for the project's Maintainers.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pipewright_core::Timestamp;
+use pipewright_store::{NewRunner, Runner, RunnerScope, RunnerType, RunnerUpdate};
+use serde_json::{Value, json};
+
+use super::Segments;
+use super::projects::authorize_project;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Paginated, page_from};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::secrets;
+use crate::state::AppState;
+
+pub const RUNNER_TOKEN_PREFIX: &str = "glrt-";
+
+/// A runner that has not called in for this long is offline (GitLab: 2 hours).
+const ONLINE_WINDOW_MS: i64 = 2 * 3600 * 1000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/user/runners", post(create))
+        .route("/api/v4/runners", get(list).delete(delete_by_token))
+        .route("/api/v4/runners/all", get(list_all))
+        .route("/api/v4/runners/verify", post(verify))
+        .route(
+            "/api/v4/runners/{id}",
+            get(show).put(update).delete(destroy),
+        )
+}
+
+fn status(runner: &Runner) -> (&'static str, bool) {
+    match runner.contacted_at {
+        None => ("never_contacted", false),
+        Some(at) if Timestamp::now().millis() - at.millis() <= ONLINE_WINDOW_MS => ("online", true),
+        Some(_) => ("offline", false),
+    }
+}
+
+/// `Entities::Ci::Runner`.
+fn runner_json(runner: &Runner) -> Value {
+    let (status, online) = status(runner);
+    json!({
+        "id": runner.id,
+        "description": runner.description,
+        "ip_address": null,
+        "active": !runner.paused,
+        "paused": runner.paused,
+        "is_shared": runner.runner_type == RunnerType::Instance,
+        "runner_type": runner.runner_type.as_str(),
+        "name": null,
+        "online": online,
+        "status": status,
+    })
+}
+
+/// `Entities::Ci::RunnerDetails`.
+fn runner_details(runner: &Runner) -> Value {
+    let mut v = runner_json(runner);
+    if let Value::Object(map) = &mut v {
+        map.insert("tag_list".into(), json!(runner.tag_list));
+        map.insert("run_untagged".into(), json!(runner.run_untagged));
+        map.insert("locked".into(), json!(runner.locked));
+        map.insert("access_level".into(), json!(runner.access_level));
+        map.insert("maximum_timeout".into(), json!(runner.maximum_timeout));
+        map.insert(
+            "contacted_at".into(),
+            crate::entities::opt_time(runner.contacted_at),
+        );
+        map.insert(
+            "created_at".into(),
+            crate::entities::time(runner.created_at),
+        );
+        map.insert(
+            "projects".into(),
+            json!(
+                runner
+                    .project_id
+                    .map(|id| vec![json!({"id": id})])
+                    .unwrap_or_default()
+            ),
+        );
+        map.insert("groups".into(), json!([]));
+        map.insert("maintenance_note".into(), Value::Null);
+    }
+    v
+}
+
+fn access_level(params: &Params) -> ApiResult<Option<String>> {
+    match params.str("access_level")? {
+        None => Ok(None),
+        Some(level) if level == "not_protected" || level == "ref_protected" => Ok(Some(level)),
+        Some(_) => Err(ApiError::ParamError(
+            "access_level does not have a valid value".into(),
+        )),
+    }
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Response> {
+    let actor = caller.required()?.clone();
+    let kind = params.required_str("runner_type")?;
+    let runner_type = match RunnerType::parse(&kind) {
+        Some(t) => t,
+        None if kind == "group_type" => {
+            return Err(ApiError::BadRequest(
+                "group runners are not supported: use instance_type or project_type".into(),
+            ));
+        }
+        None => {
+            return Err(ApiError::ParamError(
+                "runner_type does not have a valid value".into(),
+            ));
+        }
+    };
+    let project_id = match runner_type {
+        RunnerType::Instance => {
+            caller.admin()?;
+            None
+        }
+        RunnerType::Project => {
+            let id = params
+                .i64("project_id")?
+                .ok_or_else(|| ApiError::MissingParam("project_id".into()))?;
+            let (project, _) =
+                authorize_project(&state, &caller, &id.to_string(), Action::ManageRunners).await?;
+            Some(project.id)
+        }
+    };
+    let token = secrets::random_token(RUNNER_TOKEN_PREFIX, 24);
+    let new = NewRunner {
+        token_digest: secrets::token_digest(&token),
+        runner_type,
+        project_id,
+        creator_id: Some(actor.user.id),
+        description: params.str("description")?.unwrap_or_default(),
+        tag_list: params.string_list("tag_list")?.unwrap_or_default(),
+        run_untagged: params.bool("run_untagged")?.unwrap_or(true),
+        paused: params.bool("paused")?.unwrap_or(false),
+        locked: params.bool("locked")?.unwrap_or(false),
+        access_level: access_level(&params)?.unwrap_or_else(|| "not_protected".into()),
+        maximum_timeout: params.i64("maximum_timeout")?,
+    };
+    let runner = state.store.create_runner(&new).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": runner.id, "token": token, "token_expires_at": null})),
+    )
+        .into_response())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let actor = caller.required()?;
+    let page = page_from(&params)?;
+    let result = state
+        .store
+        .runners(RunnerScope::ManagedBy(actor.user.id), page)
+        .await?;
+    let items: Vec<Value> = result.items.iter().map(runner_json).collect();
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn list_all(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    caller.admin()?;
+    let page = page_from(&params)?;
+    let result = state.store.runners(RunnerScope::All, page).await?;
+    let items: Vec<Value> = result.items.iter().map(runner_json).collect();
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+/// The runner, if the caller may manage it: admins any; Maintainers their projects' runners.
+async fn managed(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult<Runner> {
+    caller.required()?;
+    let id = seg.id("id", "Runner")?;
+    let runner = state
+        .store
+        .runner(id)
+        .await?
+        .ok_or(ApiError::NotFound("Runner"))?;
+    if caller.is_admin() {
+        return Ok(runner);
+    }
+    match runner.project_id {
+        Some(project_id) => {
+            authorize_project(
+                state,
+                caller,
+                &project_id.to_string(),
+                Action::ManageRunners,
+            )
+            .await?;
+            Ok(runner)
+        }
+        None => Err(ApiError::forbidden()),
+    }
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let runner = managed(&state, &caller, &seg).await?;
+    Ok(Json(runner_details(&runner)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let runner = managed(&state, &caller, &seg).await?;
+    let mut paused = params.bool("paused")?;
+    // `active` is the older name (active = !paused).
+    if paused.is_none() {
+        paused = params.bool("active")?.map(|a| !a);
+    }
+    let update = RunnerUpdate {
+        description: params.str("description")?,
+        tag_list: params.string_list("tag_list")?,
+        run_untagged: params.bool("run_untagged")?,
+        paused,
+        locked: params.bool("locked")?,
+        access_level: access_level(&params)?,
+        maximum_timeout: if params.contains("maximum_timeout") {
+            Some(params.i64("maximum_timeout")?)
+        } else {
+            None
+        },
+    };
+    let updated = state.store.update_runner(runner.id, &update).await?;
+    Ok(Json(runner_details(&updated)))
+}
+
+async fn destroy(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<StatusCode> {
+    let runner = managed(&state, &caller, &seg).await?;
+    state.store.delete_runner(runner.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The runner an authentication token belongs to; any other token is 403, as GitLab answers.
+pub async fn runner_for_token(state: &AppState, token: Option<&str>) -> ApiResult<Runner> {
+    let token = token.ok_or_else(|| ApiError::MissingParam("token".into()))?;
+    let digest = secrets::token_digest(token);
+    let runner = state
+        .store
+        .runner_by_digest(&digest)
+        .await?
+        .ok_or_else(ApiError::forbidden)?;
+    Ok(runner)
+}
+
+async fn verify(State(state): State<AppState>, params: Params) -> ApiResult<Json<Value>> {
+    let token = params.str("token")?;
+    let runner = runner_for_token(&state, token.as_deref()).await?;
+    state
+        .store
+        .touch_runner(runner.id, Timestamp::now())
+        .await?;
+    Ok(Json(
+        json!({"id": runner.id, "token": token, "token_expires_at": null}),
+    ))
+}
+
+async fn delete_by_token(State(state): State<AppState>, params: Params) -> ApiResult<StatusCode> {
+    let token = params.str("token")?;
+    let runner = runner_for_token(&state, token.as_deref()).await?;
+    state.store.delete_runner(runner.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
