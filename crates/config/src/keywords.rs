@@ -4,7 +4,7 @@
 //! `needs`, …) are parsed into types.
 
 use pipewright_expr::Expression;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::error::{ConfigError, Result};
@@ -83,7 +83,7 @@ const DEFAULT_KEYWORDS: &[&str] = &[
 ];
 
 /// When a job runs, relative to its stage's predecessors.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum When {
     OnSuccess,
@@ -120,7 +120,7 @@ impl When {
 }
 
 /// A variable written in `.gitlab-ci.yml`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct YamlVariable {
     pub key: String,
     pub value: String,
@@ -129,7 +129,7 @@ pub struct YamlVariable {
     pub description: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Need {
     pub job: String,
     pub artifacts: bool,
@@ -162,14 +162,14 @@ pub struct Workflow {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AllowFailure {
     Bool(bool),
     ExitCodes { exit_codes: Vec<i64> },
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retry {
     pub max: u8,
     pub when: Vec<String>,

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use pipewright_expr::Variables;
 use regex::Regex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::Config;
@@ -25,7 +25,7 @@ pub enum PlanOutcome {
     NoJobs,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     /// Stages that have jobs, in order.
     pub stages: Vec<String>,
@@ -39,7 +39,7 @@ pub struct Plan {
 }
 
 /// The state a planned job starts in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InitialStatus {
     /// Ready for a runner now.
@@ -52,7 +52,7 @@ pub enum InitialStatus {
     Scheduled,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlannedJob {
     pub name: String,
     pub stage: String,

@@ -1,12 +1,12 @@
 //! CI/CD variables: the predefined ones for a pipeline, GitLab's precedence, and expansion of
 //! `$VAR` / `${VAR}` inside values.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::context::{PipelineContext, RefKind};
 
 /// Where a variable came from, lowest precedence first (GitLab's order).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VariableSource {
     Predefined,
@@ -20,7 +20,7 @@ pub enum VariableSource {
 }
 
 /// A variable with its provenance and flags, as a job will receive it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Variable {
     pub key: String,
     pub value: String,

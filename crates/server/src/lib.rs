@@ -12,6 +12,7 @@ pub mod entities;
 pub mod error;
 pub mod git_http;
 pub mod health;
+pub mod job_processing;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
@@ -47,6 +48,7 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         sealer: Arc::new(sealer),
         config_cache: Arc::new(config_cache::ConfigCache::default()),
         rate_limiter: Arc::new(rate_limiter),
+        job_available: Arc::new(tokio::sync::Notify::new()),
     })
 }
 

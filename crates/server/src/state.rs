@@ -27,6 +27,8 @@ pub struct ServerConfig {
     /// GitLab's `pipeline_limit_per_project_user_sha`: pipelines per minute per project, user
     /// and commit; 0 (the default) turns the limit off.
     pub pipeline_limit_per_project_user_sha: u32,
+    /// How long `POST /jobs/request` waits for a job before answering 204.
+    pub job_request_long_poll: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -37,6 +39,7 @@ impl ServerConfig {
             external_url,
             secret_key_file: data_dir.join("pipewright.key"),
             pipeline_limit_per_project_user_sha: 0,
+            job_request_long_poll: std::time::Duration::from_secs(5),
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,
@@ -57,4 +60,6 @@ pub struct AppState {
     pub sealer: Arc<Sealer>,
     pub config_cache: Arc<ConfigCache>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// Woken when jobs become pending, so long-polling runners answer at once.
+    pub job_available: Arc<tokio::sync::Notify>,
 }

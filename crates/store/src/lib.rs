@@ -167,6 +167,39 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Paged<Job>>;
     async fn job(&self, project_id: ProjectId, id: i64) -> Result<Option<Job>>;
 
+    // Running jobs
+    /// Pending jobs, oldest first (claim candidates).
+    async fn pending_jobs(&self, limit: i64) -> Result<Vec<Job>>;
+    /// Claims a pending job for a runner (status `running`, job token, lease). `None` when
+    /// someone else claimed it first: the update only succeeds from `pending`.
+    async fn claim_job(
+        &self,
+        job_id: i64,
+        runner_id: i64,
+        token_digest: &str,
+        lease_until: pipewright_core::Timestamp,
+    ) -> Result<Option<Job>>;
+    async fn job_by_id(&self, id: i64) -> Result<Option<Job>>;
+    async fn job_by_token(&self, token_digest: &str) -> Result<Option<Job>>;
+    async fn renew_job_lease(&self, job_id: i64, until: pipewright_core::Timestamp) -> Result<()>;
+    /// Moves a running job to a final status; false when it was not running any more.
+    async fn finish_job(
+        &self,
+        job_id: i64,
+        status: pipewright_core::Status,
+        failure_reason: Option<&str>,
+        exit_code: Option<i64>,
+    ) -> Result<bool>;
+    async fn pipeline_all_jobs(&self, pipeline_id: i64) -> Result<Vec<Job>>;
+    /// Sets statuses of jobs that have not started (pending/skipped/manual/scheduled/canceled).
+    async fn set_job_statuses(&self, changes: &[(i64, pipewright_core::Status)]) -> Result<()>;
+    async fn set_pipeline_status(
+        &self,
+        pipeline_id: i64,
+        status: pipewright_core::Status,
+    ) -> Result<()>;
+    async fn pipeline_by_id(&self, id: i64) -> Result<Option<Pipeline>>;
+
     // Runners
     async fn create_runner(&self, runner: &NewRunner) -> Result<Runner>;
     async fn runner(&self, id: i64) -> Result<Option<Runner>>;

@@ -27,6 +27,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     2 => "0002_triggers.sql",
     3 => "0003_pipelines.sql",
     4 => "0004_runners.sql",
+    5 => "0005_job_execution.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -34,6 +35,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     2 => "0002_triggers.sql",
     3 => "0003_pipelines.sql",
     4 => "0004_runners.sql",
+    5 => "0005_job_execution.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

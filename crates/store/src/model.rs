@@ -440,6 +440,9 @@ pub struct Job {
     pub queued_at: Option<Timestamp>,
     pub started_at: Option<Timestamp>,
     pub finished_at: Option<Timestamp>,
+    pub runner_id: Option<i64>,
+    pub lease_expires_at: Option<Timestamp>,
+    pub exit_code: Option<i64>,
 }
 
 /// Everything a new pipeline is made of, written in one transaction.

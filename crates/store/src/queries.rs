@@ -222,7 +222,7 @@ macro_rules! pipeline_columns {
 macro_rules! job_columns {
     () => {
         "id, pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, \
-         failure_reason, created_at, queued_at, started_at, finished_at"
+         failure_reason, created_at, queued_at, started_at, finished_at, runner_id, lease_expires_at, exit_code"
     };
 }
 
@@ -289,6 +289,9 @@ fn job_from_row(row: &DbRow) -> Result<Job> {
         queued_at: opt_time(row, "queued_at")?,
         started_at: opt_time(row, "started_at")?,
         finished_at: opt_time(row, "finished_at")?,
+        runner_id: row.try_get("runner_id")?,
+        lease_expires_at: opt_time(row, "lease_expires_at")?,
+        exit_code: row.try_get("exit_code")?,
     })
 }
 
@@ -1318,6 +1321,121 @@ impl Store for StoreImpl {
         let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE project_id = $1 AND id = $2");
         let row = sqlx::query(sql).bind(project_id).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(job_from_row).transpose()
+    }
+
+    // ---- running jobs ----------------------------------------------------------------
+
+    async fn pending_jobs(&self, limit: i64) -> Result<Vec<Job>> {
+        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE status = 'pending' ORDER BY id LIMIT $1");
+        let rows = sqlx::query(sql).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn claim_job(&self, job_id: i64, runner_id: i64, token_digest: &str, lease_until: Timestamp) -> Result<Option<Job>> {
+        let sql = concat!(
+            "UPDATE jobs SET status = 'running', runner_id = $2, token_digest = $3, lease_expires_at = $4, started_at = $5 \
+             WHERE id = $1 AND status = 'pending' RETURNING ",
+            job_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(job_id)
+            .bind(runner_id)
+            .bind(token_digest)
+            .bind(lease_until.millis())
+            .bind(Timestamp::now().millis())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn job_by_id(&self, id: i64) -> Result<Option<Job>> {
+        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn job_by_token(&self, token_digest: &str) -> Result<Option<Job>> {
+        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE token_digest = $1");
+        let row = sqlx::query(sql).bind(token_digest).fetch_optional(&self.pool).await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn renew_job_lease(&self, job_id: i64, until: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE jobs SET lease_expires_at = $2 WHERE id = $1 AND status = 'running'")
+            .bind(job_id)
+            .bind(until.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_job(&self, job_id: i64, status: Status, failure_reason: Option<&str>, exit_code: Option<i64>) -> Result<bool> {
+        let result = sqlx::query(
+            "UPDATE jobs SET status = $2, failure_reason = $3, exit_code = $4, finished_at = $5, lease_expires_at = NULL \
+             WHERE id = $1 AND status = 'running'",
+        )
+        .bind(job_id)
+        .bind(status.as_str())
+        .bind(failure_reason)
+        .bind(exit_code)
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    async fn pipeline_all_jobs(&self, pipeline_id: i64) -> Result<Vec<Job>> {
+        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE pipeline_id = $1 ORDER BY position");
+        let rows = sqlx::query(sql).bind(pipeline_id).fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn set_job_statuses(&self, changes: &[(i64, Status)]) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        for (id, status) in changes {
+            let finished = if status.is_complete() { Some(now) } else { None };
+            let queued = if *status == Status::Pending { Some(now) } else { None };
+            sqlx::query(
+                "UPDATE jobs SET status = $2, queued_at = COALESCE($3, queued_at), finished_at = COALESCE($4, finished_at) \
+                 WHERE id = $1 AND status IN ('created', 'manual', 'scheduled', 'pending')",
+            )
+            .bind(id)
+            .bind(status.as_str())
+            .bind(queued)
+            .bind(finished)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_pipeline_status(&self, pipeline_id: i64, status: Status) -> Result<()> {
+        let now = Timestamp::now().millis();
+        let started = if matches!(status, Status::Running) || status.is_complete() { Some(now) } else { None };
+        let finished = if status.is_complete() { Some(now) } else { None };
+        sqlx::query(
+            "UPDATE pipelines SET status = $2, updated_at = $3, started_at = COALESCE(started_at, $4), \
+             finished_at = CASE WHEN $5 IS NULL THEN NULL ELSE COALESCE(finished_at, $5) END WHERE id = $1",
+        )
+        .bind(pipeline_id)
+        .bind(status.as_str())
+        .bind(now)
+        .bind(started)
+        .bind(finished)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn pipeline_by_id(&self, id: i64) -> Result<Option<Pipeline>> {
+        let sql = concat!("SELECT ", pipeline_columns!(), " FROM pipelines WHERE id = $1");
+        let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(pipeline_from_row).transpose()
     }
 
     // ---- runners ---------------------------------------------------------------------

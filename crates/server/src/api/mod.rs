@@ -7,6 +7,7 @@ pub mod pipelines;
 pub mod projects;
 pub mod protected_branches;
 pub mod repository;
+pub mod runner_jobs;
 pub mod runners;
 pub mod tokens;
 pub mod trigger;
@@ -38,6 +39,7 @@ pub fn router() -> Router<AppState> {
         .merge(trigger::routes())
         .merge(ci_lint::routes())
         .merge(runners::routes())
+        .merge(runner_jobs::routes())
         .fallback(|| async {
             ApiError::Custom(
                 axum::http::StatusCode::NOT_FOUND,

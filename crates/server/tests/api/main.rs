@@ -11,6 +11,7 @@ mod git;
 mod projects;
 mod python_gitlab;
 mod runners;
+mod running;
 mod triggering;
 mod triggers;
 mod users;

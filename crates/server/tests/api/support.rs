@@ -78,6 +78,8 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let mut config = ServerConfig::new(&url, data_dir.path());
+        // Runners' long polls would make every "no job for you" check take seconds.
+        config.job_request_long_poll = std::time::Duration::from_millis(200);
         configure(&mut config);
         let state = pipewright_server::app_state(config, store.clone()).expect("app state");
         let root_token = format!(

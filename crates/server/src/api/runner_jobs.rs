@@ -1,0 +1,462 @@
+//! The runner side of GitLab's runner API: `POST /jobs/request` (claim a job, long-polling),
+//! `PUT /jobs/:id` (state), `PATCH /jobs/:id/trace` (append to the log), and reading a job's
+//! log back (`GET /projects/:id/jobs/:job_id/trace`).
+//!
+//! Claiming is one short conditional update (`pending` → `running` with the runner, a fresh
+//! job token and a lease), so two runners — or two servers on one PostgreSQL — never get the
+//! same job: the second update finds the job no longer pending and moves on.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
+use axum::{Json, Router};
+use pipewright_core::{Status, Timestamp};
+use pipewright_store::{Job, Runner, VariableType};
+use serde_json::{Value, json};
+
+use super::Segments;
+use super::projects::authorize_project;
+use super::runners::runner_for_token;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::sealing::Purpose;
+use crate::secrets;
+use crate::state::AppState;
+
+pub const JOB_TOKEN_PREFIX: &str = "glcbt-";
+/// How long a claimed job may go without hearing from its runner.
+const LEASE_MS: i64 = 10 * 60 * 1000;
+/// Logs longer than this are cut (GitLab's default limit).
+pub const MAX_TRACE_BYTES: u64 = 4 * 1024 * 1024;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/jobs/request", post(request_job))
+        .route("/api/v4/jobs/{id}", put(update_job))
+        .route("/api/v4/jobs/{id}/trace", patch(append_trace))
+        .route("/api/v4/projects/{id}/jobs/{job_id}/trace", get(read_trace))
+}
+
+fn trace_path(state: &AppState, job_id: i64) -> std::path::PathBuf {
+    state
+        .config
+        .data_dir
+        .join("traces")
+        .join(format!("{job_id}.log"))
+}
+
+fn tags_match(runner: &Runner, job_tags: &[String]) -> bool {
+    if job_tags.is_empty() {
+        return runner.run_untagged;
+    }
+    job_tags.iter().all(|t| runner.tag_list.contains(t))
+}
+
+async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let token = params.str("token")?;
+    let runner = runner_for_token(&state, token.as_deref()).await?;
+    state
+        .store
+        .touch_runner(runner.id, Timestamp::now())
+        .await?;
+    if runner.paused {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let deadline = tokio::time::Instant::now() + state.config.job_request_long_poll;
+    loop {
+        // Register interest before looking, so a job that appears meanwhile wakes us.
+        let notified = state.job_available.notified();
+        if let Some((job, token)) = claim(&state, &runner).await? {
+            let payload = payload(&state, &job, &token).await?;
+            super::super::job_processing::advance_pipeline(&state, job.pipeline_id)
+                .await
+                .map_err(ApiError::Internal)?;
+            return Ok((StatusCode::CREATED, Json(payload)).into_response());
+        }
+        if tokio::time::timeout_at(deadline, notified).await.is_err() {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
+    }
+}
+
+async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, String)>> {
+    for job in state.store.pending_jobs(100).await? {
+        if runner.project_id.is_some_and(|p| p != job.project_id) {
+            continue;
+        }
+        let spec: Value = serde_json::from_str(&job.spec).unwrap_or(Value::Null);
+        let tags: Vec<String> = spec
+            .get("tags")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !tags_match(runner, &tags) {
+            continue;
+        }
+        let token = secrets::random_token(JOB_TOKEN_PREFIX, 32);
+        let lease = Timestamp(Timestamp::now().millis() + LEASE_MS);
+        if let Some(claimed) = state
+            .store
+            .claim_job(job.id, runner.id, &secrets::token_digest(&token), lease)
+            .await?
+        {
+            return Ok(Some((claimed, token)));
+        }
+    }
+    Ok(None)
+}
+
+/// GitLab's job payload for a runner.
+async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
+    let pipeline = state
+        .store
+        .pipeline_by_id(job.pipeline_id)
+        .await?
+        .ok_or(ApiError::NotFound("Pipeline"))?;
+    let project = state
+        .store
+        .project(job.project_id)
+        .await?
+        .ok_or(ApiError::NotFound("Project"))?;
+    let user = match pipeline.user_id {
+        Some(id) => state.store.user(id).await?,
+        None => None,
+    };
+    let commit = state
+        .repos
+        .commit_async(project.id, &pipeline.sha)
+        .await
+        .ok()
+        .flatten();
+    let spec: pipewright_config::PlannedJob = serde_json::from_str(&job.spec)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("job spec: {e}")))?;
+    let mut pipeline_vars = Vec::new();
+    for v in state.store.pipeline_variables(pipeline.id).await? {
+        let value = state
+            .sealer
+            .open(Purpose::PipelineVariable, &v.value_sealed)
+            .map_err(ApiError::Internal)?;
+        let mut var = pipewright_config::Variable::new(
+            &v.key,
+            value,
+            pipewright_config::VariableSource::Pipeline,
+        );
+        var.file = v.variable_type == VariableType::File;
+        pipeline_vars.push(var);
+    }
+    let ctx = pipewright_config::PipelineContext {
+        source: pipewright_config::Source::parse(pipeline.source.as_str())
+            .unwrap_or(pipewright_config::Source::Api),
+        ref_name: pipeline.ref_name.clone(),
+        ref_kind: if pipeline.tag {
+            pipewright_config::RefKind::Tag
+        } else {
+            pipewright_config::RefKind::Branch
+        },
+        protected_ref: pipeline.protected_ref,
+        sha: pipeline.sha.clone(),
+        before_sha: pipeline.before_sha.clone(),
+        commit_message: commit
+            .as_ref()
+            .map(|c| c.message.clone())
+            .unwrap_or_default(),
+        project: pipewright_config::ProjectInfo {
+            id: project.id,
+            name: project.name.clone(),
+            path_with_namespace: project.full_path(),
+            namespace: project.namespace.path.clone(),
+            default_branch: project.default_branch.clone(),
+            visibility: project.visibility.as_str().to_string(),
+        },
+        server_url: state.config.external_url.clone(),
+        pipeline_id: Some(pipeline.id),
+        pipeline_iid: Some(pipeline.iid),
+        user: user.as_ref().map(|u| pipewright_config::UserInfo {
+            id: u.id,
+            login: u.username.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+        }),
+        trigger_short_token: pipeline.trigger_short_token.clone(),
+        pipeline_variables: Vec::new(),
+        project_variables: Vec::new(),
+        instance_variables: Vec::new(),
+        changed_files: None,
+        files: None,
+    };
+    let variables = pipewright_config::merge_variables(
+        pipewright_config::predefined(&ctx)
+            .into_iter()
+            .chain(pipewright_config::job_predefined(
+                &ctx, job.id, &job.name, &job.stage, token,
+            ))
+            .chain(spec.variables.iter().cloned())
+            .chain(pipeline_vars),
+    );
+    let timeout = spec.timeout.unwrap_or(3600);
+    let host = state
+        .config
+        .external_url
+        .splitn(2, "://")
+        .collect::<Vec<_>>();
+    let repo_url = match host.as_slice() {
+        [scheme, rest] => format!(
+            "{scheme}://gitlab-ci-token:{token}@{rest}/{}.git",
+            project.full_path()
+        ),
+        _ => format!("{}/{}.git", state.config.external_url, project.full_path()),
+    };
+    let mut script = spec.before_script.clone();
+    script.extend(spec.script.iter().cloned());
+    Ok(json!({
+        "id": job.id,
+        "token": token,
+        "allow_git_fetch": true,
+        "job_info": {
+            "id": job.id,
+            "name": job.name,
+            "stage": job.stage,
+            "project_id": project.id,
+            "project_name": project.name,
+            "time_in_queue_seconds": 0,
+        },
+        "git_info": {
+            "repo_url": repo_url,
+            "ref": pipeline.ref_name,
+            "sha": pipeline.sha,
+            "before_sha": pipeline.before_sha,
+            "ref_type": if pipeline.tag { "tag" } else { "branch" },
+            "refspecs": [format!("+{}:refs/pipelines/{}", pipeline.sha, pipeline.id),
+                         if pipeline.tag { format!("+refs/tags/{0}:refs/tags/{0}", pipeline.ref_name) }
+                         else { format!("+refs/heads/{0}:refs/remotes/origin/{0}", pipeline.ref_name) }],
+            "depth": 20,
+        },
+        "runner_info": {"timeout": timeout, "runner_session_url": null},
+        "variables": variables.iter().map(|v| json!({
+            "key": v.key,
+            "value": v.value,
+            "public": v.public,
+            "masked": v.masked,
+            "file": v.file,
+            "raw": v.raw,
+        })).collect::<Vec<_>>(),
+        "steps": [
+            {"name": "script", "script": script, "timeout": timeout, "when": "on_success", "allow_failure": false},
+            {"name": "after_script", "script": spec.after_script, "timeout": timeout, "when": "always", "allow_failure": true},
+        ],
+        "image": spec.image.map(|i| if i.is_string() { json!({"name": i}) } else { i }),
+        "services": spec.services,
+        "artifacts": null,
+        "cache": [],
+        "credentials": [],
+        "dependencies": [],
+        "features": {"trace_sections": true, "failure_reasons": ["unknown_failure", "script_failure", "runner_system_failure", "job_execution_timeout"]},
+    }))
+}
+
+/// The running job a job token belongs to, checked against the URL's job id.
+async fn running_job(state: &AppState, id: i64, token: Option<&str>) -> ApiResult<Job> {
+    let token = token.ok_or(ApiError::forbidden())?;
+    let job = state
+        .store
+        .job_by_token(&secrets::token_digest(token))
+        .await?
+        .ok_or_else(ApiError::forbidden)?;
+    if job.id != id {
+        return Err(ApiError::forbidden());
+    }
+    Ok(job)
+}
+
+fn job_status_header(response: &mut Response, status: Status) {
+    if let Ok(v) = HeaderValue::from_str(status.as_str()) {
+        response.headers_mut().insert("job-status", v);
+    }
+}
+
+async fn update_job(
+    State(state): State<AppState>,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    let id = seg.id("id", "Job")?;
+    let job = running_job(&state, id, params.str("token")?.as_deref()).await?;
+    if job.status != Status::Running {
+        let mut res = (
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "403 Forbidden  - Job is not running"})),
+        )
+            .into_response();
+        job_status_header(&mut res, job.status);
+        return Ok(res);
+    }
+    let state_param = params.str("state")?;
+    let final_status = match state_param.as_deref() {
+        None | Some("running") => None,
+        Some("success") => Some(Status::Success),
+        Some("failed") => Some(Status::Failed),
+        Some(_) => {
+            return Err(ApiError::ParamError(
+                "state does not have a valid value".into(),
+            ));
+        }
+    };
+    let mut status = job.status;
+    match final_status {
+        None => {
+            state
+                .store
+                .renew_job_lease(job.id, Timestamp(Timestamp::now().millis() + LEASE_MS))
+                .await?
+        }
+        Some(s) => {
+            let reason = if s == Status::Failed {
+                Some(
+                    params
+                        .str("failure_reason")?
+                        .unwrap_or_else(|| "script_failure".into()),
+                )
+            } else {
+                None
+            };
+            if state
+                .store
+                .finish_job(job.id, s, reason.as_deref(), params.i64("exit_code")?)
+                .await?
+            {
+                status = s;
+                crate::job_processing::advance_pipeline(&state, job.pipeline_id)
+                    .await
+                    .map_err(ApiError::Internal)?;
+            }
+        }
+    }
+    let mut res = (StatusCode::OK, Json(json!({}))).into_response();
+    job_status_header(&mut res, status);
+    Ok(res)
+}
+
+/// `Content-Range: start-end` (inclusive, no `bytes ` prefix, as runners send it).
+fn content_range(headers: &HeaderMap) -> Option<(u64, u64)> {
+    let value = headers.get("content-range")?.to_str().ok()?;
+    let value = value.trim().trim_start_matches("bytes ");
+    let (start, end) = value.split_once('-')?;
+    Some((
+        start.trim().parse().ok()?,
+        end.trim().split('/').next()?.parse().ok()?,
+    ))
+}
+
+async fn append_trace(
+    State(state): State<AppState>,
+    seg: Segments,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let id = seg.id("id", "Job")?;
+    let token = headers
+        .get("job-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let job = running_job(&state, id, token.as_deref()).await?;
+    if job.status != Status::Running {
+        let mut res = (
+            StatusCode::FORBIDDEN,
+            Json(json!({"message": "403 Forbidden  - Job is not running"})),
+        )
+            .into_response();
+        job_status_header(&mut res, job.status);
+        return Ok(res);
+    }
+    let path = trace_path(&state, job.id);
+    let current = tokio::fs::metadata(&path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    if let Some((start, _end)) = content_range(&headers)
+        && start != current
+    {
+        let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("0-{current}")) {
+            res.headers_mut().insert("range", v);
+        }
+        return Ok(res);
+    }
+    let room = MAX_TRACE_BYTES.saturating_sub(current) as usize;
+    if room > 0 {
+        use tokio::io::AsyncWriteExt;
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        file.write_all(&body[..body.len().min(room)])
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+        if body.len() > room {
+            file.write_all(b"\nJob's log exceeded limit of 4194304 bytes.\n")
+                .await
+                .map_err(|e| ApiError::Internal(e.into()))?;
+        }
+        file.sync_data()
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
+    }
+    state
+        .store
+        .renew_job_lease(job.id, Timestamp(Timestamp::now().millis() + LEASE_MS))
+        .await?;
+    let size = tokio::fs::metadata(&path)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
+    let mut res = StatusCode::ACCEPTED.into_response();
+    let h = res.headers_mut();
+    h.insert(
+        "x-gitlab-trace-update-interval",
+        HeaderValue::from_static("3"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("0-{size}")) {
+        h.insert("range", v);
+    }
+    job_status_header(&mut res, job.status);
+    Ok(res)
+}
+
+async fn read_trace(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let id = seg.id("job_id", "")?;
+    let job = state
+        .store
+        .job(project.id, id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    let text = tokio::fs::read(trace_path(&state, job.id))
+        .await
+        .unwrap_or_default();
+    let mut res = (StatusCode::OK, text).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    Ok(res)
+}

@@ -1,0 +1,215 @@
+//! Running pipelines through GitLab's runner protocol, with a protocol-level runner that
+//! requests jobs, streams logs and reports results the way runners do.
+
+use std::collections::HashMap;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::support::TestApp;
+use crate::triggering::triggerable_project;
+
+both_backends!(
+    a_triggered_pipeline_runs_stage_by_stage,
+    a_failed_job_skips_later_stages
+);
+
+async fn register_runner(app: &TestApp) -> String {
+    let res = app
+        .post(
+            "/user/runners",
+            Some(&app.root_token),
+            json!({"runner_type": "instance_type"}),
+        )
+        .await;
+    let runner: Value = res.json().await.unwrap();
+    runner["token"].as_str().unwrap().to_string()
+}
+
+/// `POST /jobs/request`; `None` on 204.
+async fn request(app: &TestApp, runner: &str) -> Option<Value> {
+    let res = app
+        .post(
+            "/jobs/request",
+            None,
+            json!({"token": runner, "info": {"features": {"refspecs": true}}}),
+        )
+        .await;
+    match res.status().as_u16() {
+        201 => Some(res.json().await.unwrap()),
+        204 => None,
+        other => panic!("jobs/request answered {other}"),
+    }
+}
+
+async fn trace(app: &TestApp, job: &Value, start: usize, text: &str) -> reqwest::Response {
+    let end = start + text.len() - 1;
+    app.client
+        .patch(app.api(&format!("/jobs/{}/trace", job["id"])))
+        .header("JOB-TOKEN", job["token"].as_str().unwrap())
+        .header("Content-Range", format!("{start}-{end}"))
+        .header("Content-Type", "text/plain")
+        .body(text.to_string())
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn finish(app: &TestApp, job: &Value, state: &str) -> reqwest::Response {
+    app.request(
+        Method::PUT,
+        &format!("/jobs/{}", job["id"]),
+        None,
+        Some(json!({"token": job["token"], "state": state})),
+    )
+    .await
+}
+
+fn vars(job: &Value) -> HashMap<String, Value> {
+    job["variables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["key"].as_str().unwrap().to_string(), v.clone()))
+        .collect()
+}
+
+async fn a_triggered_pipeline_runs_stage_by_stage(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, token, sha) = triggerable_project(&app, "runs", tmp.path()).await;
+    let runner = register_runner(&app).await;
+    let res = app
+        .post(
+            &format!("/projects/{id}/trigger/pipeline"),
+            None,
+            json!({"token": token, "ref": "main", "variables": {"UPLOAD_TO_S3": "true"}}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let pipeline: Value = res.json().await.unwrap();
+    let pipeline_path = format!("/projects/{id}/pipelines/{}", pipeline["id"]);
+
+    let mut ran = Vec::new();
+    for expected in ["run_tests", "build_package", "upload_package"] {
+        let job = request(&app, &runner).await.expect("a job");
+        assert_eq!(job["job_info"]["name"], expected, "stage order");
+        // While it runs, nothing from the next stage is handed out.
+        assert!(request(&app, &runner).await.is_none());
+        let v = vars(&job);
+        assert_eq!(v["CI_PIPELINE_SOURCE"]["value"], "trigger");
+        assert_eq!(v["CI_PIPELINE_TRIGGERED"]["value"], "true");
+        assert_eq!(v["CI_JOB_NAME"]["value"], expected);
+        assert_eq!(v["CI_COMMIT_SHA"]["value"], sha);
+        assert_eq!(v["UPLOAD_TO_S3"]["value"], "true");
+        assert_eq!(v["UPLOAD_TO_S3"]["public"], false);
+        assert_eq!(v["TRIGGER_PAYLOAD"]["file"], true);
+        assert_eq!(v["CI_JOB_TOKEN"]["masked"], true);
+        assert_eq!(v["CI_JOB_TOKEN"]["value"], job["token"]);
+        assert!(job["token"].as_str().unwrap().starts_with("glcbt-"));
+        assert_eq!(job["git_info"]["sha"], sha);
+        assert!(
+            job["git_info"]["repo_url"]
+                .as_str()
+                .unwrap()
+                .contains("gitlab-ci-token:glcbt-")
+        );
+        let running: Value = app
+            .get(&pipeline_path, Some(&app.root_token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(running["status"], "running");
+        let line = format!("$ {}\nok\n", job["steps"][0]["script"][0].as_str().unwrap());
+        let res = trace(&app, &job, 0, &line).await;
+        assert_eq!(res.status(), 202);
+        assert_eq!(res.headers()["job-status"], "running");
+        // A chunk at the wrong offset is refused with the current range.
+        let res = trace(&app, &job, 0, "again").await;
+        assert_eq!(res.status(), 416);
+        assert_eq!(
+            res.headers()["range"].to_str().unwrap(),
+            format!("0-{}", line.len())
+        );
+        let res = finish(&app, &job, "success").await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(res.headers()["job-status"], "success");
+        // A finished job's token is refused.
+        assert_eq!(finish(&app, &job, "success").await.status(), 403);
+        ran.push(job);
+    }
+    assert!(request(&app, &runner).await.is_none());
+    let done: Value = app
+        .get(&pipeline_path, Some(&app.root_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "success");
+    assert!(done["finished_at"].is_string() && done["started_at"].is_string());
+    let jobs: Vec<Value> = app
+        .get(&format!("{pipeline_path}/jobs"), Some(&app.root_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(jobs.iter().all(|j| j["status"] == "success"), "{jobs:?}");
+    let log = app
+        .get(
+            &format!("/projects/{id}/jobs/{}/trace", ran[2]["id"]),
+            Some(&app.root_token),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        log,
+        "$ if [ -n \"${UPLOAD_TO_S3}\" ]; then make upload; fi\nok\n"
+    );
+    assert_eq!(
+        app.post("/jobs/request", None, json!({"token": "glrt-wrong"}))
+            .await
+            .status(),
+        403
+    );
+}
+
+async fn a_failed_job_skips_later_stages(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, token, _) = triggerable_project(&app, "fails", tmp.path()).await;
+    let runner = register_runner(&app).await;
+    let res = app
+        .post(
+            &format!("/projects/{id}/trigger/pipeline"),
+            None,
+            json!({"token": token, "ref": "main"}),
+        )
+        .await;
+    let pipeline: Value = res.json().await.unwrap();
+    let job = request(&app, &runner).await.expect("first job");
+    assert_eq!(job["job_info"]["name"], "run_tests");
+    assert_eq!(finish(&app, &job, "failed").await.status(), 200);
+    assert!(
+        request(&app, &runner).await.is_none(),
+        "later stages do not run"
+    );
+    let path = format!("/projects/{id}/pipelines/{}", pipeline["id"]);
+    let done: Value = app
+        .get(&path, Some(&app.root_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(done["status"], "failed");
+    let jobs: Vec<Value> = app
+        .get(&format!("{path}/jobs"), Some(&app.root_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = jobs.iter().map(|j| j["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["failed", "skipped", "skipped"]);
+    assert_eq!(jobs[0]["failure_reason"], "script_failure");
+}
