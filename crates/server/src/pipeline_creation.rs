@@ -393,7 +393,12 @@ pub async fn create_pipeline(
     let mut new = base;
     new.name = plan.name.clone();
     new.jobs = plan.jobs.iter().map(new_job).collect::<Result<_, _>>()?;
-    Ok(state.store.create_pipeline(&new).await?)
+    let pipeline = state.store.create_pipeline(&new).await?;
+    // Runners waiting in a long poll take the first stage's jobs at once.
+    if new.jobs.iter().any(|j| j.status == Status::Pending) {
+        state.job_available.notify_waiters();
+    }
+    Ok(pipeline)
 }
 
 fn new_job(job: &PlannedJob) -> Result<NewJob, CreateError> {

@@ -213,3 +213,59 @@ async fn a_failed_job_skips_later_stages(app: TestApp) {
     assert_eq!(statuses, ["failed", "skipped", "skipped"]);
     assert_eq!(jobs[0]["failure_reason"], "script_failure");
 }
+
+mod long_poll {
+    use super::*;
+    use crate::support::Backend;
+
+    /// A runner waiting in a long poll gets a newly triggered job at once, not at the poll's end.
+    async fn scenario(backend: Backend) {
+        let app = TestApp::start_with(backend, |c| {
+            c.job_request_long_poll = std::time::Duration::from_secs(30)
+        })
+        .await;
+        let tmp = tempfile::tempdir().unwrap();
+        let (id, token, _) = triggerable_project(&app, "waiting", tmp.path()).await;
+        let runner = register_runner(&app).await;
+        let client = app.client.clone();
+        let url = app.api("/jobs/request");
+        let waiting = tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let res = client
+                .post(url)
+                .json(&json!({"token": runner}))
+                .send()
+                .await
+                .unwrap();
+            (res.status().as_u16(), started.elapsed())
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        let res = app
+            .post(
+                &format!("/projects/{id}/trigger/pipeline"),
+                None,
+                json!({"token": token, "ref": "main"}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+        let (status, waited) = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(status, 201);
+        assert!(
+            waited < std::time::Duration::from_secs(10),
+            "woken by the trigger, not the timeout: {waited:?}"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        scenario(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        scenario(Backend::Postgres).await
+    }
+}
