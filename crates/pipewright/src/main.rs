@@ -38,6 +38,8 @@ struct Cli {
 enum Command {
     /// Run the HTTP server (API v4, git over HTTP, health endpoints).
     Serve(ServeArgs),
+    /// Run a runner that takes jobs from a Pipewright (or GitLab-compatible) server.
+    Runner(RunnerArgs),
     /// Work with CI configuration files.
     #[command(subcommand)]
     Ci(CiCommand),
@@ -47,6 +49,25 @@ enum Command {
 enum CiCommand {
     /// Check a .gitlab-ci.yml and show which jobs a pipeline would run (exit 0 valid, 1 invalid).
     Lint(lint::LintArgs),
+}
+
+#[derive(clap::Args)]
+struct RunnerArgs {
+    /// The server's URL, e.g. http://ci.example.com:8929
+    #[arg(long, env = "PIPEWRIGHT_RUNNER_URL")]
+    url: String,
+    /// The runner authentication token (glrt-…) from POST /api/v4/user/runners
+    #[arg(long, env = "PIPEWRIGHT_RUNNER_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Jobs run at once [default: the number of CPU cores]
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Where jobs run; each gets a clean directory [default: ./pipewright-builds]
+    #[arg(long)]
+    builds_dir: Option<std::path::PathBuf>,
+    /// Log format
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -60,6 +81,26 @@ fn main() -> anyhow::Result<()> {
                 .build()
                 .context("starting the async runtime")?;
             runtime.block_on(serve(settings))
+        }
+        Command::Runner(args) => {
+            init_tracing(args.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let config = pipewright_runner::RunnerConfig {
+                url: args.url.trim_end_matches('/').to_string(),
+                token: args.token,
+                builds_dir: args
+                    .builds_dir
+                    .unwrap_or_else(|| "pipewright-builds".into()),
+                concurrency: args.concurrency.unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(usize::from)
+                        .unwrap_or(2)
+                }),
+            };
+            runtime.block_on(pipewright_runner::run(config, shutdown_signal()))
         }
         Command::Ci(CiCommand::Lint(args)) => {
             let valid = lint::run(&args)?;
@@ -121,7 +162,27 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", settings.listen))?;
     let local: SocketAddr = listener.local_addr()?;
     tracing::info!(listen = %local, external_url = %settings.external_url, backend = ?store.backend(), "pipewright is serving");
+    let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
+    if settings.embedded_runner {
+        let token = bootstrap::embedded_runner_token(&state).await?;
+        let config = pipewright_runner::RunnerConfig {
+            url: format!("http://{local}"),
+            token,
+            builds_dir: settings.data_dir.join("builds"),
+            concurrency: settings.runner_concurrency,
+        };
+        tracing::info!(concurrency = config.concurrency, "embedded runner started");
+        tokio::spawn(async move {
+            let stopped = async {
+                let _ = runner_stopped.await;
+            };
+            if let Err(err) = pipewright_runner::run(config, stopped).await {
+                tracing::error!(error = %format!("{err:#}"), "embedded runner stopped");
+            }
+        });
+    }
     pipewright_server::serve(listener, state, shutdown_signal()).await?;
+    let _ = stop_runner.send(());
     tracing::info!("shutting down: closing the database");
     store.close().await;
     Ok(())

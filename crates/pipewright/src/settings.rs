@@ -39,6 +39,12 @@ pub struct ServeArgs {
     /// pipeline_limit_per_project_user_sha); 0 turns the limit off [default: 0]
     #[arg(long, env = "PIPEWRIGHT_PIPELINE_LIMIT_PER_PROJECT_USER_SHA")]
     pub pipeline_limit_per_project_user_sha: Option<u32>,
+    /// Do not start the embedded runner (jobs then wait for external runners)
+    #[arg(long, env = "PIPEWRIGHT_NO_EMBEDDED_RUNNER")]
+    pub no_embedded_runner: bool,
+    /// Jobs the embedded runner runs at once [default: the number of CPU cores]
+    #[arg(long, env = "PIPEWRIGHT_RUNNER_CONCURRENCY")]
+    pub runner_concurrency: Option<usize>,
     /// Optional TOML configuration file (same keys as these options, with underscores)
     #[arg(long, env = "PIPEWRIGHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -71,6 +77,8 @@ struct FileSettings {
     log_format: Option<LogFormat>,
     max_body_size: Option<usize>,
     pipeline_limit_per_project_user_sha: Option<u32>,
+    no_embedded_runner: Option<bool>,
+    runner_concurrency: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -82,6 +90,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub max_body_size: usize,
     pub pipeline_limit_per_project_user_sha: u32,
+    pub embedded_runner: bool,
+    pub runner_concurrency: usize,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -136,6 +146,15 @@ impl Settings {
                 .pipeline_limit_per_project_user_sha
                 .or(file.pipeline_limit_per_project_user_sha)
                 .unwrap_or(0),
+            embedded_runner: !(args.no_embedded_runner || file.no_embedded_runner.unwrap_or(false)),
+            runner_concurrency: args
+                .runner_concurrency
+                .or(file.runner_concurrency)
+                .unwrap_or_else(|| {
+                    std::thread::available_parallelism()
+                        .map(usize::from)
+                        .unwrap_or(2)
+                }),
             root_password: args.root_password,
             root_token: args.root_token,
         })
@@ -155,6 +174,8 @@ mod tests {
             log_format: None,
             max_body_size: None,
             pipeline_limit_per_project_user_sha: None,
+            no_embedded_runner: false,
+            runner_concurrency: None,
             config: None,
             root_password: None,
             root_token: None,

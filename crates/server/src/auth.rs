@@ -217,7 +217,8 @@ fn touch_last_used(state: &AppState, pat: &PersonalAccessToken) {
 
 /// Authenticates git's HTTP Basic credentials: any username with a personal access token, or
 /// the username with its password. Returns `Ok(None)` when no credentials were sent.
-pub async fn authenticate_basic(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
+/// HTTP Basic credentials `(username, secret)`, if any were sent.
+pub fn basic_credentials(headers: &HeaderMap) -> ApiResult<Option<(String, String)>> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -231,8 +232,16 @@ pub async fn authenticate_basic(state: &AppState, headers: &HeaderMap) -> ApiRes
     let decoded = decode_base64(encoded.trim()).ok_or(ApiError::Unauthorized)?;
     let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized)?;
     let (username, secret) = decoded.split_once(':').ok_or(ApiError::Unauthorized)?;
+    Ok(Some((username.to_string(), secret.to_string())))
+}
+
+pub async fn authenticate_basic(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
+    let Some((username, secret)) = basic_credentials(headers)? else {
+        return Ok(None);
+    };
+    let (username, secret) = (username.as_str(), secret.as_str());
     if username == "gitlab-ci-token" {
-        // Reserved for CI job tokens, which arrive with the running-pipelines feature.
+        // Job tokens are checked by the git endpoint itself (they are not a user's credential).
         return Err(ApiError::Unauthorized);
     }
     if let Ok(actor) = authenticate_token(state, secret).await {

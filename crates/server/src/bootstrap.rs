@@ -88,3 +88,59 @@ pub async fn ensure_root(
         token_registered,
     })
 }
+
+/// The embedded runner's token: reused from `<data-dir>/embedded-runner.token` while its runner
+/// exists, otherwise a new instance runner is registered and its token written there (0600).
+/// The embedded runner then takes jobs over HTTP like any other runner.
+pub async fn embedded_runner_token(state: &AppState) -> anyhow::Result<String> {
+    let path = state.config.data_dir.join("embedded-runner.token");
+    if let Ok(token) = std::fs::read_to_string(&path) {
+        let token = token.trim().to_string();
+        if state
+            .store
+            .runner_by_digest(&secrets::token_digest(&token))
+            .await?
+            .is_some()
+        {
+            return Ok(token);
+        }
+    }
+    let token = secrets::random_token(crate::api::runners::RUNNER_TOKEN_PREFIX, 24);
+    state
+        .store
+        .create_runner(&pipewright_store::NewRunner {
+            token_digest: secrets::token_digest(&token),
+            runner_type: pipewright_store::RunnerType::Instance,
+            project_id: None,
+            creator_id: None,
+            description: "embedded runner".into(),
+            tag_list: Vec::new(),
+            run_untagged: true,
+            paused: false,
+            locked: false,
+            access_level: "not_protected".into(),
+            maximum_timeout: None,
+        })
+        .await?;
+    write_private(&path, token.as_bytes())?;
+    Ok(token)
+}
+
+#[cfg(unix)]
+fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(data)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &std::path::Path, data: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, data)
+}

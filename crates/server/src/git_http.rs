@@ -22,7 +22,7 @@ use serde::Deserialize;
 use crate::api::Segments;
 use crate::api::projects::{lookup, project_access};
 use crate::api::protected_branches::push_allowed;
-use crate::auth::{Actor, Caller, authenticate_basic};
+use crate::auth::{Actor, Caller, authenticate_basic, basic_credentials};
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
 
@@ -80,6 +80,12 @@ async fn authorize(
         .get("repo")
         .map_err(|_| text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT))?;
     let path = repo.strip_suffix(".git").unwrap_or(repo);
+    // `gitlab-ci-token` + a running job's token: read access to that job's project.
+    if let Ok(Some((user, secret))) = basic_credentials(headers)
+        && user == "gitlab-ci-token"
+    {
+        return authorize_job_token(state, &format!("{namespace}/{path}"), &secret, write).await;
+    }
     let actor = match authenticate_basic(state, headers).await {
         Ok(actor) => actor,
         Err(_) => return Err(text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied")),
@@ -127,6 +133,48 @@ async fn authorize(
     Ok(Authorized {
         project,
         actor,
+        access,
+    })
+}
+
+/// A CI job clones its own project with its job token (`CI_JOB_TOKEN`), while the job runs.
+/// Other projects' repositories come with the job token allowlist.
+async fn authorize_job_token(
+    state: &AppState,
+    full_path: &str,
+    token: &str,
+    write: bool,
+) -> Result<Authorized, Response> {
+    let denied = || text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied");
+    let job = match state
+        .store
+        .job_by_token(&crate::secrets::token_digest(token))
+        .await
+    {
+        Ok(Some(job)) => job,
+        Ok(None) => return Err(denied()),
+        Err(e) => return Err(internal(e)),
+    };
+    if job.status != pipewright_core::Status::Running {
+        return Err(denied());
+    }
+    let project = match lookup(state, full_path).await {
+        Ok(Some(p)) if p.id == job.project_id => p,
+        Ok(_) => return Err(text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)),
+        Err(e) => return Err(internal(e)),
+    };
+    if write {
+        return Err(text(StatusCode::FORBIDDEN, PUSH_DENIED_TEXT));
+    }
+    let access = ProjectAccess {
+        visibility: project.visibility,
+        role: Some(pipewright_core::AccessLevel::Reporter),
+        authenticated: true,
+        admin: false,
+    };
+    Ok(Authorized {
+        project,
+        actor: None,
         access,
     })
 }

@@ -269,3 +269,175 @@ mod long_poll {
         scenario(Backend::Postgres).await
     }
 }
+
+both_backends!(the_seed_pipeline_runs_end_to_end_on_pipewrights_runner);
+
+/// The seeds' three-stage config plus a job that prints the webhook payload.
+fn seed_config() -> String {
+    format!(
+        "{}{}",
+        crate::triggering::UPLOAD_CONFIG,
+        r#"
+show_payload:
+  stage: package
+  script:
+    - cat $TRIGGER_PAYLOAD
+    - echo "token is $CI_JOB_TOKEN"
+"#
+    )
+}
+
+const MAKEFILE: &str = "test:\n\t@echo tests passed\nbuild:\n\t@echo package built\nupload:\n\t@echo uploading package to S3\n";
+
+async fn job_log(app: &TestApp, project: i64, jobs: &[Value], name: &str) -> String {
+    let job = jobs.iter().find(|j| j["name"] == name).unwrap();
+    app.get(
+        &format!("/projects/{project}/jobs/{}/trace", job["id"]),
+        Some(&app.root_token),
+    )
+    .await
+    .text()
+    .await
+    .unwrap()
+}
+
+/// Waits for a pipeline to finish; returns it and its jobs.
+async fn finished_pipeline(app: &TestApp, project: i64, pipeline: &Value) -> (Value, Vec<Value>) {
+    let path = format!("/projects/{project}/pipelines/{}", pipeline["id"]);
+    let done = wait_for(app, &path, |p| {
+        matches!(
+            p["status"].as_str(),
+            Some("success" | "failed" | "canceled" | "skipped")
+        )
+    })
+    .await;
+    let jobs: Vec<Value> = app
+        .get(&format!("{path}/jobs"), Some(&app.root_token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    (done, jobs)
+}
+
+async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let v: Value = app
+            .get(path, Some(&app.root_token))
+            .await
+            .json()
+            .await
+            .unwrap();
+        if done(&v) {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {path}");
+}
+
+/// The specification's three-stage example, fired by a webhook with `UPLOAD_TO_S3`, run by
+/// Pipewright's own runner (the code the embedded runner uses): `make upload` runs only when
+/// asked, `cat $TRIGGER_PAYLOAD` prints the webhook body, and the job token never reaches a log.
+async fn the_seed_pipeline_runs_end_to_end_on_pipewrights_runner(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = app.create_project(&app.root_token, "seed").await;
+    let id = project["id"].as_i64().unwrap();
+    let work = crate::git::local_repo(tmp.path(), &seed_config());
+    std::fs::write(work.join("Makefile"), MAKEFILE).unwrap();
+    crate::git::git_ok(&work, tmp.path(), &["add", "."]);
+    crate::git::git_ok(&work, tmp.path(), &["commit", "-q", "-m", "Makefile"]);
+    crate::git::git_ok(
+        &work,
+        tmp.path(),
+        &[
+            "push",
+            "-q",
+            &crate::git::remote(&app, "root", &app.root_token, "root/seed"),
+            "main",
+        ],
+    );
+    let res = app
+        .post(
+            &format!("/projects/{id}/triggers"),
+            Some(&app.root_token),
+            json!({"description": "seed"}),
+        )
+        .await;
+    let trigger: Value = res.json().await.unwrap();
+    let token = trigger["token"].as_str().unwrap().to_string();
+
+    let runner_token = register_runner(&app).await;
+    let builds = tempfile::tempdir().unwrap();
+    let config = pipewright_runner::RunnerConfig {
+        url: app.url.clone(),
+        token: runner_token,
+        builds_dir: builds.path().to_path_buf(),
+        concurrency: 2,
+    };
+    let runner = tokio::spawn(pipewright_runner::run(config, std::future::pending()));
+
+    let hook = format!(
+        "{}/api/v4/projects/{id}/ref/main/trigger/pipeline?token={token}&variables[UPLOAD_TO_S3]=true",
+        app.url
+    );
+    let res = app
+        .client
+        .post(hook)
+        .header("X-Gitlab-Event", "Tag Push Hook")
+        .json(&json!({"object_kind": "tag_push", "ref": "refs/tags/v1.0", "project": {"path_with_namespace": "group/a"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let pipeline: Value = res.json().await.unwrap();
+    let (done, jobs) = finished_pipeline(&app, id, &pipeline).await;
+    assert_eq!(done["status"], "success", "{jobs:#?}");
+    let tests = job_log(&app, id, &jobs, "run_tests").await;
+    assert!(
+        tests.contains("$ make test") && tests.contains("tests passed"),
+        "{tests}"
+    );
+    let upload = job_log(&app, id, &jobs, "upload_package").await;
+    assert!(upload.contains("uploading package to S3"), "{upload}");
+    let payload = job_log(&app, id, &jobs, "show_payload").await;
+    assert!(
+        payload.contains("\"object_kind\":\"tag_push\""),
+        "{payload}"
+    );
+    assert!(payload.contains("\"ref\":\"main\""), "{payload}");
+    assert!(payload.contains("token is [MASKED]"), "{payload}");
+    assert!(
+        !payload.contains("glcbt-"),
+        "the job token must never appear in a log"
+    );
+    // Stage order held: each job started after the previous stage finished.
+    let finished = |name: &str| {
+        jobs.iter().find(|j| j["name"] == name).unwrap()["finished_at"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let started = |name: &str| {
+        jobs.iter().find(|j| j["name"] == name).unwrap()["started_at"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(started("build_package") >= finished("run_tests"));
+    assert!(started("upload_package") >= finished("build_package"));
+
+    // Without the variable the upload does not happen.
+    let res = app
+        .post(
+            &format!("/projects/{id}/trigger/pipeline"),
+            None,
+            json!({"token": token, "ref": "main"}),
+        )
+        .await;
+    let second: Value = res.json().await.unwrap();
+    let (_, jobs) = finished_pipeline(&app, id, &second).await;
+    let upload = job_log(&app, id, &jobs, "upload_package").await;
+    assert!(!upload.contains("uploading package"), "{upload}");
+    runner.abort();
+}

@@ -1,0 +1,397 @@
+//! The shell executor: one job, start to finish, in a clean directory.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt;
+
+use crate::RunnerConfig;
+use crate::mask::Masker;
+
+/// Streams the job's log to the server, masked, at the right offsets.
+struct Trace<'a> {
+    client: &'a reqwest::Client,
+    url: String,
+    token: String,
+    offset: usize,
+    masker: Masker,
+    /// Output not yet sent because its line is not complete.
+    partial: String,
+    canceled: bool,
+}
+
+impl Trace<'_> {
+    async fn write(&mut self, text: &str) {
+        self.partial.push_str(text);
+        // Send whole lines (masking works per line); flush big partial lines too.
+        let cut = match self.partial.rfind('\n') {
+            Some(i) => i + 1,
+            None if self.partial.len() > 64 * 1024 => self.partial.len(),
+            None => return,
+        };
+        let ready: String = self.partial.drain(..cut).collect();
+        self.send(&ready).await;
+    }
+
+    async fn flush(&mut self) {
+        if !self.partial.is_empty() {
+            let rest = std::mem::take(&mut self.partial);
+            self.send(&rest).await;
+        }
+    }
+
+    async fn send(&mut self, text: &str) {
+        let masked = self.masker.mask(text);
+        if masked.is_empty() {
+            return;
+        }
+        for _ in 0..3 {
+            let end = self.offset + masked.len() - 1;
+            let res = self
+                .client
+                .patch(format!("{}/trace", self.url))
+                .header("JOB-TOKEN", &self.token)
+                .header("Content-Range", format!("{}-{end}", self.offset))
+                .header("Content-Type", "text/plain")
+                .body(masked.clone())
+                .send()
+                .await;
+            match res {
+                Ok(r) if r.status().as_u16() == 202 => {
+                    if r.headers()
+                        .get("job-status")
+                        .is_some_and(|v| v == "canceled")
+                    {
+                        self.canceled = true;
+                    }
+                    self.offset += masked.len();
+                    return;
+                }
+                Ok(r) if r.status().as_u16() == 416 => {
+                    // The server has a different length: continue from where it is.
+                    let server_len = r
+                        .headers()
+                        .get("range")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split('-').nth(1))
+                        .and_then(|v| v.parse().ok());
+                    match server_len {
+                        Some(len) => self.offset = len,
+                        None => return,
+                    }
+                }
+                Ok(r) if r.status().as_u16() == 403 => {
+                    self.canceled = true;
+                    return;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A bash script that echoes each command as GitLab Runner does, then runs it.
+fn script_body(lines: &[String]) -> String {
+    let mut body = String::from("exec 2>&1\nset -eo pipefail\n");
+    for line in lines {
+        body.push_str(&format!(
+            "printf '\\033[32;1m$ %s\\033[0;m\\n' {}\n",
+            shell_quote(line)
+        ));
+        body.push_str(line);
+        body.push('\n');
+    }
+    body
+}
+
+/// Runs a command, streaming its output; returns its exit code, or `None` if it was stopped
+/// (timeout or cancellation).
+async fn run_streamed(
+    mut cmd: tokio::process::Command,
+    trace: &mut Trace<'_>,
+    timeout: Duration,
+) -> anyhow::Result<Option<i32>> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().context("starting a process")?;
+    let mut stdout = child.stdout.take().context("no stdout")?;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let pid = child.id();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut ebuf = vec![0u8; 16 * 1024];
+    let (mut out_open, mut err_open) = (true, true);
+    let stopped = loop {
+        if trace.canceled {
+            break true;
+        }
+        tokio::select! {
+            n = stdout.read(&mut buf), if out_open => match n {
+                Ok(0) | Err(_) => out_open = false,
+                Ok(n) => trace.write(&String::from_utf8_lossy(&buf[..n])).await,
+            },
+            n = stderr.read(&mut ebuf), if err_open => match n {
+                Ok(0) | Err(_) => err_open = false,
+                Ok(n) => trace.write(&String::from_utf8_lossy(&ebuf[..n])).await,
+            },
+            () = tokio::time::sleep_until(deadline) => break true,
+            status = child.wait(), if !out_open && !err_open => {
+                trace.flush().await;
+                return Ok(status?.code().or(Some(-1)));
+            }
+        }
+    };
+    if stopped {
+        // Kill the whole process group: a script's children go too.
+        if let Some(pid) = pid {
+            let _ = tokio::process::Command::new("kill")
+                .args(["-KILL", &format!("-{pid}")])
+                .status()
+                .await;
+        }
+        let _ = child.kill().await;
+    }
+    trace.flush().await;
+    Ok(None)
+}
+
+fn bash(script: &Path, cwd: &Path, env: &[(String, String)]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("bash");
+    cmd.arg("--noprofile")
+        .arg("--norc")
+        .arg(script)
+        .current_dir(cwd)
+        .env_clear();
+    cmd.env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    cmd.env("LANG", "C.UTF-8");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+fn steps(job: &Value, name: &str) -> Vec<String> {
+    job["steps"]
+        .as_array()
+        .and_then(|steps| steps.iter().find(|s| s["name"] == name))
+        .and_then(|s| s["script"].as_array())
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs one job and reports its result.
+pub async fn execute(
+    client: &reqwest::Client,
+    config: &RunnerConfig,
+    job: Value,
+) -> anyhow::Result<()> {
+    let id = job["id"].as_i64().context("job without id")?;
+    let token = job["token"]
+        .as_str()
+        .context("job without token")?
+        .to_string();
+    let job_url = format!("{}/api/v4/jobs/{id}", config.url);
+    let variables = job["variables"].as_array().cloned().unwrap_or_default();
+    let mut secrets: Vec<String> = variables
+        .iter()
+        .filter(|v| v["masked"] == true)
+        .filter_map(|v| v["value"].as_str().map(str::to_string))
+        .collect();
+    secrets.push(token.clone());
+    let mut trace = Trace {
+        client,
+        url: job_url.clone(),
+        token: token.clone(),
+        offset: 0,
+        masker: Masker::new(secrets),
+        partial: String::new(),
+        canceled: false,
+    };
+    let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
+
+    let dir = config.builds_dir.join(id.to_string());
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let project_dir = dir.join("project");
+    let tmp = dir.join("tmp");
+    tokio::fs::create_dir_all(&tmp).await?;
+    trace
+        .write(&format!(
+            "Running with pipewright-runner {} (shell executor)\n",
+            env!("CARGO_PKG_VERSION")
+        ))
+        .await;
+
+    // The environment: variables, with file variables written to files.
+    let mut env: Vec<(String, String)> = Vec::new();
+    for v in &variables {
+        let (Some(key), Some(value)) = (v["key"].as_str(), v["value"].as_str()) else {
+            continue;
+        };
+        if v["file"] == true {
+            let path = tmp.join(key);
+            tokio::fs::write(&path, value).await?;
+            env.push((key.to_string(), path.to_string_lossy().into_owned()));
+        } else {
+            env.push((key.to_string(), value.to_string()));
+        }
+    }
+    env.push(("HOME".into(), tmp.to_string_lossy().into_owned()));
+    env.push((
+        "CI_BUILDS_DIR".into(),
+        config.builds_dir.to_string_lossy().into_owned(),
+    ));
+    env.push((
+        "CI_PROJECT_DIR".into(),
+        project_dir.to_string_lossy().into_owned(),
+    ));
+
+    // Fetch the repository at the job's commit, with the job token.
+    trace
+        .write("\x1b[32;1mFetching the repository\x1b[0;m\n")
+        .await;
+    let repo_url = job["git_info"]["repo_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let sha = job["git_info"]["sha"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let fetch = format!(
+        "exec 2>&1\nset -e\ngit -c init.defaultBranch=main init -q {dir}\ncd {dir}\ngit fetch -q --depth 50 {url} {sha}\ngit checkout -q --detach {sha}\n",
+        dir = shell_quote(&project_dir.to_string_lossy()),
+        url = shell_quote(&repo_url),
+        sha = shell_quote(&sha),
+    );
+    let fetch_script = tmp.join("fetch.sh");
+    tokio::fs::write(&fetch_script, fetch).await?;
+    let mut fetch_cmd = bash(
+        &fetch_script,
+        &dir,
+        &[("HOME".into(), tmp.to_string_lossy().into_owned())],
+    );
+    fetch_cmd
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    let fetched = run_streamed(fetch_cmd, &mut trace, Duration::from_secs(600)).await?;
+    if fetched != Some(0) {
+        trace
+            .write("\x1b[31;1mERROR: fetching the repository failed\x1b[0;m\n")
+            .await;
+        trace.flush().await;
+        return report(
+            client,
+            &job_url,
+            &token,
+            "failed",
+            Some("runner_system_failure"),
+            None,
+        )
+        .await;
+    }
+
+    // before_script + script, stopping at the first failure.
+    let script_path = tmp.join("script.sh");
+    tokio::fs::write(&script_path, script_body(&steps(&job, "script"))).await?;
+    let result = run_streamed(bash(&script_path, &project_dir, &env), &mut trace, timeout).await?;
+
+    // after_script always runs; its failure does not fail the job.
+    let after = steps(&job, "after_script");
+    if !after.is_empty() && !trace.canceled {
+        trace
+            .write("\x1b[32;1mRunning after_script\x1b[0;m\n")
+            .await;
+        let after_path = tmp.join("after_script.sh");
+        tokio::fs::write(&after_path, script_body(&after)).await?;
+        let _ = run_streamed(
+            bash(&after_path, &project_dir, &env),
+            &mut trace,
+            Duration::from_secs(300),
+        )
+        .await?;
+    }
+
+    let outcome = match result {
+        Some(0) => {
+            trace.write("\x1b[32;1mJob succeeded\x1b[0;m\n").await;
+            ("success", None, Some(0))
+        }
+        Some(code) => {
+            trace
+                .write(&format!(
+                    "\x1b[31;1mERROR: Job failed: exit code {code}\x1b[0;m\n"
+                ))
+                .await;
+            ("failed", Some("script_failure"), Some(code))
+        }
+        None if trace.canceled => ("canceled", None, None),
+        None => {
+            trace
+                .write(
+                    "\x1b[31;1mERROR: Job failed: execution took longer than the timeout\x1b[0;m\n",
+                )
+                .await;
+            ("failed", Some("job_execution_timeout"), None)
+        }
+    };
+    trace.flush().await;
+    let _ = tokio::fs::remove_dir_all(&dir).await;
+    if outcome.0 == "canceled" {
+        return Ok(());
+    }
+    report(client, &job_url, &token, outcome.0, outcome.1, outcome.2).await
+}
+
+async fn report(
+    client: &reqwest::Client,
+    job_url: &str,
+    token: &str,
+    state: &str,
+    failure_reason: Option<&str>,
+    exit_code: Option<i32>,
+) -> anyhow::Result<()> {
+    let mut body = json!({"token": token, "state": state});
+    if let Some(reason) = failure_reason {
+        body["failure_reason"] = json!(reason);
+    }
+    if let Some(code) = exit_code {
+        body["exit_code"] = json!(code);
+    }
+    for _ in 0..5 {
+        if let Ok(res) = client.put(job_url).json(&body).send().await
+            && (res.status().is_success() || res.status().as_u16() == 403)
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    anyhow::bail!("could not report the job's result")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scripts_echo_each_command_and_stop_at_failures() {
+        let body = script_body(&["echo 'hi'".to_string(), "make upload".to_string()]);
+        assert!(body.starts_with("exec 2>&1\nset -eo pipefail\n"));
+        assert!(body.contains(r"printf '\033[32;1m$ %s\033[0;m\n' 'echo '\''hi'\'''"));
+        assert!(body.contains("\nmake upload\n"));
+    }
+}

@@ -1,0 +1,97 @@
+//! Pipewright's runner. It owns executing jobs and nothing else: it speaks only GitLab's runner
+//! API (`POST /jobs/request`, `PATCH /jobs/:id/trace`, `PUT /jobs/:id`) over HTTP, so the runner
+//! embedded in `pipewright serve` and one on another machine are the same code, and GitLab
+//! Runner-compatible clients could take its place. The shell executor clones the repository at
+//! the job's commit with the job token, writes file variables to files, runs `before_script` +
+//! `script` in bash (each command echoed, stopping at the first failure), always runs
+//! `after_script`, streams the log with masked values replaced by `[MASKED]`, and reports the
+//! result. It never touches the server's database or files.
+
+mod executor;
+mod mask;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+pub use mask::Masker;
+
+/// How to reach the server and where to work.
+#[derive(Debug, Clone)]
+pub struct RunnerConfig {
+    /// The server's base URL (`http://host:port`).
+    pub url: String,
+    /// The runner authentication token (`glrt-…`).
+    pub token: String,
+    /// Jobs run in `<builds_dir>/<job id>`; each job gets a clean directory.
+    pub builds_dir: PathBuf,
+    /// Jobs run at once.
+    pub concurrency: usize,
+}
+
+/// Runs until `shutdown` resolves: `concurrency` workers each take a job, run it, report it.
+pub async fn run(
+    config: RunnerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.builds_dir)
+        .with_context(|| format!("creating {}", config.builds_dir.display()))?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()?;
+    let mut workers = Vec::new();
+    for n in 0..config.concurrency.max(1) {
+        let (client, config) = (client.clone(), config.clone());
+        workers.push(tokio::spawn(async move { worker(n, client, config).await }));
+    }
+    shutdown.await;
+    for w in &workers {
+        w.abort();
+    }
+    Ok(())
+}
+
+async fn worker(n: usize, client: reqwest::Client, config: RunnerConfig) {
+    let system_id = format!("s_pipewright{n:02}");
+    loop {
+        match request_job(&client, &config, &system_id).await {
+            Ok(Some(job)) => {
+                let id = job.get("id").and_then(Value::as_i64).unwrap_or_default();
+                if let Err(err) = executor::execute(&client, &config, job).await {
+                    tracing::warn!(job_id = id, error = %format!("{err:#}"), "job execution failed");
+                }
+            }
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "requesting a job failed; retrying");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        }
+    }
+}
+
+/// `POST /jobs/request`: a job (201) or nothing (204, after the server's long poll).
+async fn request_job(
+    client: &reqwest::Client,
+    config: &RunnerConfig,
+    system_id: &str,
+) -> anyhow::Result<Option<Value>> {
+    let res = client
+        .post(format!("{}/api/v4/jobs/request", config.url))
+        .json(&json!({
+            "token": config.token,
+            "system_id": system_id,
+            "info": {"name": "pipewright", "version": env!("CARGO_PKG_VERSION"), "executor": "shell",
+                     "features": {"refspecs": true, "trace_sections": true, "masking": true}},
+        }))
+        .send()
+        .await?;
+    match res.status().as_u16() {
+        201 => Ok(Some(res.json().await?)),
+        204 => Ok(None),
+        403 => anyhow::bail!("the server refused the runner token"),
+        other => anyhow::bail!("jobs/request answered {other}"),
+    }
+}
