@@ -63,6 +63,9 @@ impl RefUpdate {
 pub struct ReceiveRequest {
     pub commands: Vec<RefUpdate>,
     pub capabilities: Vec<String>,
+    /// `git push -o …` values (`ci.skip`, `ci.variable=…`), sent after the commands when the
+    /// client uses the `push-options` capability.
+    pub push_options: Vec<String>,
 }
 
 impl ReceiveRequest {
@@ -132,9 +135,30 @@ pub fn parse_receive_commands(body: &[u8]) -> Result<ReceiveRequest> {
     if commands.is_empty() {
         return Err(Error::Protocol("no commands".into()));
     }
+    let mut push_options = Vec::new();
+    if capabilities.iter().any(|c| c == "push-options") {
+        loop {
+            let (packet, used) = pktline::decode(rest)?;
+            rest = &rest[used..];
+            match packet {
+                Packet::Flush => break,
+                Packet::Special(_) => {
+                    return Err(Error::Protocol("unexpected special packet".into()));
+                }
+                Packet::Data(d) => {
+                    let option = String::from_utf8_lossy(d);
+                    push_options.push(option.trim_end_matches('\n').to_string());
+                    if push_options.len() > 100 {
+                        return Err(Error::Protocol("too many push options".into()));
+                    }
+                }
+            }
+        }
+    }
     Ok(ReceiveRequest {
         commands,
         capabilities,
+        push_options,
     })
 }
 
@@ -207,6 +231,8 @@ impl Repositories {
             .env("GIT_CONFIG_NOSYSTEM", "1")
             .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .env("GIT_TERMINAL_PROMPT", "0")
+            // Let clients send `git push -o ci.skip` (GitLab advertises push options too).
+            .args(["-c", "receive.advertisePushOptions=true"])
             .arg(service.subcommand())
             .arg("--stateless-rpc");
         if let Some(protocol) = git_protocol

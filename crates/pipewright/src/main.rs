@@ -52,13 +52,34 @@ enum CiCommand {
 }
 
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct RunnerArgs {
+    #[command(subcommand)]
+    command: Option<RunnerCommand>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand)]
+enum RunnerCommand {
+    /// Create a runner on the server with a personal access token and print its glrt- token.
+    Register(RegisterArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
     /// The server's URL, e.g. http://ci.example.com:8929
-    #[arg(long, env = "PIPEWRIGHT_RUNNER_URL")]
-    url: String,
-    /// The runner authentication token (glrt-…) from POST /api/v4/user/runners
-    #[arg(long, env = "PIPEWRIGHT_RUNNER_TOKEN", hide_env_values = true)]
-    token: String,
+    #[arg(long, env = "PIPEWRIGHT_RUNNER_URL", required = true)]
+    url: Option<String>,
+    /// The runner authentication token (glrt-…) from `pipewright runner register` or
+    /// POST /api/v4/user/runners. A runner's tags are set when it is registered.
+    #[arg(
+        long,
+        env = "PIPEWRIGHT_RUNNER_TOKEN",
+        hide_env_values = true,
+        required = true
+    )]
+    token: Option<String>,
     /// Jobs run at once [default: the number of CPU cores]
     #[arg(long)]
     concurrency: Option<usize>,
@@ -68,6 +89,28 @@ struct RunnerArgs {
     /// Log format
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
+}
+
+#[derive(clap::Args)]
+struct RegisterArgs {
+    /// The server's URL, e.g. http://ci.example.com:8929
+    #[arg(long, env = "PIPEWRIGHT_RUNNER_URL")]
+    url: String,
+    /// A personal access token with the api (or create_runner) scope
+    #[arg(long, env = "PIPEWRIGHT_PERSONAL_ACCESS_TOKEN", hide_env_values = true)]
+    personal_access_token: String,
+    /// Tags this runner takes jobs for, comma-separated (jobs' `tags:` must all be among them)
+    #[arg(long, value_delimiter = ',')]
+    tags: Vec<String>,
+    /// Also take jobs without tags [default: true when no tags are given]
+    #[arg(long)]
+    run_untagged: Option<bool>,
+    /// A project runner for this project id (Maintainer); without it an instance runner (admin)
+    #[arg(long)]
+    project_id: Option<i64>,
+    /// A description shown in the runner list
+    #[arg(long, default_value = "pipewright runner")]
+    description: String,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,15 +125,43 @@ fn main() -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(serve(settings))
         }
-        Command::Runner(args) => {
+        Command::Runner(RunnerArgs {
+            command: Some(RunnerCommand::Register(args)),
+            ..
+        }) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let registration = pipewright_runner::Registration {
+                run_untagged: args.run_untagged.unwrap_or(args.tags.is_empty()),
+                description: args.description,
+                tags: args.tags,
+                project_id: args.project_id,
+            };
+            let token = runtime.block_on(pipewright_runner::register(
+                &args.url,
+                &args.personal_access_token,
+                &registration,
+            ))?;
+            println!("{token}");
+            Ok(())
+        }
+        Command::Runner(RunnerArgs {
+            command: None,
+            run: args,
+        }) => {
             init_tracing(args.log_format);
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("starting the async runtime")?;
+            let (Some(url), Some(token)) = (args.url, args.token) else {
+                anyhow::bail!("--url and --token are required");
+            };
             let config = pipewright_runner::RunnerConfig {
-                url: args.url.trim_end_matches('/').to_string(),
-                token: args.token,
+                url: url.trim_end_matches('/').to_string(),
+                token,
                 builds_dir: args
                     .builds_dir
                     .unwrap_or_else(|| "pipewright-builds".into()),

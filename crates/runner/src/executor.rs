@@ -21,6 +21,8 @@ struct Trace<'a> {
     /// Output not yet sent because its line is not complete.
     partial: String,
     canceled: bool,
+    /// How often to tell the server the job is alive (GitLab's trace update interval).
+    heartbeat: Duration,
 }
 
 impl Trace<'_> {
@@ -34,6 +36,24 @@ impl Trace<'_> {
         };
         let ready: String = self.partial.drain(..cut).collect();
         self.send(&ready).await;
+    }
+
+    /// `PUT /jobs/:id` with `state=running`: renews the lease and learns of cancellation.
+    async fn keep_alive(&mut self) {
+        let res = self
+            .client
+            .put(&self.url)
+            .json(&json!({"token": self.token, "state": "running"}))
+            .send()
+            .await;
+        if let Ok(r) = res
+            && (r.status().as_u16() == 403
+                || r.headers()
+                    .get("job-status")
+                    .is_some_and(|v| v == "canceled"))
+        {
+            self.canceled = true;
+        }
     }
 
     async fn flush(&mut self) {
@@ -128,6 +148,8 @@ async fn run_streamed(
     let mut stderr = child.stderr.take().context("no stderr")?;
     let pid = child.id();
     let deadline = tokio::time::Instant::now() + timeout;
+    let mut heartbeat = tokio::time::interval(trace.heartbeat);
+    heartbeat.tick().await;
     let mut buf = vec![0u8; 16 * 1024];
     let mut ebuf = vec![0u8; 16 * 1024];
     let (mut out_open, mut err_open) = (true, true);
@@ -145,6 +167,7 @@ async fn run_streamed(
                 Ok(n) => trace.write(&String::from_utf8_lossy(&ebuf[..n])).await,
             },
             () = tokio::time::sleep_until(deadline) => break true,
+            _ = heartbeat.tick() => trace.keep_alive().await,
             status = child.wait(), if !out_open && !err_open => {
                 trace.flush().await;
                 return Ok(status?.code().or(Some(-1)));
@@ -152,12 +175,14 @@ async fn run_streamed(
         }
     };
     if stopped {
-        // Kill the whole process group: a script's children go too.
-        if let Some(pid) = pid {
-            let _ = tokio::process::Command::new("kill")
-                .args(["-KILL", &format!("-{pid}")])
-                .status()
-                .await;
+        // Kill the whole process group: a script's children go too. (Not via kill(1):
+        // procps-ng 4.0's `kill -KILL -PGID` signals every process on the machine.)
+        if let Some(pgid) = pid
+            .and_then(|p| i32::try_from(p).ok())
+            .filter(|p| *p > 1)
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
         }
         let _ = child.kill().await;
     }
@@ -221,6 +246,7 @@ pub async fn execute(
         masker: Masker::new(secrets),
         partial: String::new(),
         canceled: false,
+        heartbeat: Duration::from_secs(3),
     };
     let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
 
@@ -305,6 +331,43 @@ pub async fn execute(
         .await;
     }
 
+    // Artifacts of the jobs this one depends on.
+    for dep in job["dependencies"].as_array().cloned().unwrap_or_default() {
+        let (Some(dep_id), Some(name)) = (dep["id"].as_i64(), dep["name"].as_str()) else {
+            continue;
+        };
+        trace
+            .write(&format!(
+                "\x1b[32;1mDownloading artifacts for {name} ({dep_id})...\x1b[0;m\n"
+            ))
+            .await;
+        let dep_token = dep["token"].as_str().unwrap_or(&token);
+        match download_artifacts(client, config, dep_id, dep_token, &tmp, &project_dir).await {
+            Ok(n) => {
+                trace
+                    .write(&format!("Downloaded {n} artifact entries\n"))
+                    .await
+            }
+            Err(err) => {
+                trace
+                    .write(&format!(
+                        "\x1b[31;1mERROR: Downloading artifacts from coordinator... {err:#}\x1b[0;m\n"
+                    ))
+                    .await;
+                trace.flush().await;
+                return report(
+                    client,
+                    &job_url,
+                    &token,
+                    "failed",
+                    Some("runner_system_failure"),
+                    None,
+                )
+                .await;
+            }
+        }
+    }
+
     // before_script + script, stopping at the first failure.
     let script_path = tmp.join("script.sh");
     tokio::fs::write(&script_path, script_body(&steps(&job, "script"))).await?;
@@ -324,6 +387,50 @@ pub async fn execute(
             Duration::from_secs(300),
         )
         .await?;
+    }
+
+    // Artifacts, when the job's outcome matches their `when`.
+    let succeeded = result == Some(0);
+    if !trace.canceled
+        && let Some(spec) = job["artifacts"].as_array().and_then(|a| a.first()).cloned()
+    {
+        let when = spec["when"].as_str().unwrap_or("on_success");
+        let wanted = match when {
+            "always" => true,
+            "on_failure" => !succeeded,
+            _ => succeeded,
+        };
+        if wanted
+            && let Err(err) = upload_artifacts(
+                client,
+                &job_url,
+                &token,
+                &spec,
+                &project_dir,
+                &tmp,
+                &mut trace,
+            )
+            .await
+        {
+            trace
+                .write(&format!(
+                    "\x1b[31;1mERROR: Uploading artifacts to coordinator... {err:#}\x1b[0;m\n"
+                ))
+                .await;
+            if succeeded {
+                trace.flush().await;
+                let _ = tokio::fs::remove_dir_all(&dir).await;
+                return report(
+                    client,
+                    &job_url,
+                    &token,
+                    "failed",
+                    Some("unknown_failure"),
+                    None,
+                )
+                .await;
+            }
+        }
     }
 
     let outcome = match result {
@@ -381,6 +488,111 @@ async fn report(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     anyhow::bail!("could not report the job's result")
+}
+
+/// Downloads a dependency's archive and unpacks it into the project directory.
+async fn download_artifacts(
+    client: &reqwest::Client,
+    config: &RunnerConfig,
+    dep_id: i64,
+    token: &str,
+    tmp: &Path,
+    project_dir: &Path,
+) -> anyhow::Result<usize> {
+    let res = client
+        .get(format!("{}/api/v4/jobs/{dep_id}/artifacts", config.url))
+        .header("JOB-TOKEN", token)
+        .send()
+        .await?;
+    if !res.status().is_success() {
+        anyhow::bail!("{}", res.status());
+    }
+    let bytes = res.bytes().await?;
+    let archive = tmp.join(format!("dependency-{dep_id}.zip"));
+    tokio::fs::write(&archive, &bytes).await?;
+    let root = project_dir.to_path_buf();
+    let count =
+        tokio::task::spawn_blocking(move || crate::artifacts::unzip(&archive, &root)).await??;
+    Ok(count)
+}
+
+/// Collects, zips and uploads the job's artifacts (`POST /jobs/:id/artifacts`).
+async fn upload_artifacts(
+    client: &reqwest::Client,
+    job_url: &str,
+    token: &str,
+    spec: &Value,
+    project_dir: &Path,
+    tmp: &Path,
+    trace: &mut Trace<'_>,
+) -> anyhow::Result<()> {
+    let strings = |key: &str| -> Vec<String> {
+        spec[key]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let wanted = crate::artifacts::ArtifactSpec {
+        paths: strings("paths"),
+        exclude: strings("exclude"),
+        untracked: spec["untracked"].as_bool().unwrap_or(false),
+    };
+    trace
+        .write("\x1b[32;1mUploading artifacts...\x1b[0;m\n")
+        .await;
+    let root = project_dir.to_path_buf();
+    let archive = tmp.join("artifacts.zip");
+    let out = archive.clone();
+    let collected = tokio::task::spawn_blocking(move || {
+        let collected = crate::artifacts::collect(&root, &wanted)?;
+        if !collected.files.is_empty() {
+            crate::artifacts::zip_files(&root, &collected.files, &out)?;
+        }
+        anyhow::Ok(collected)
+    })
+    .await??;
+    for line in &collected.log {
+        trace.write(&format!("{line}\n")).await;
+    }
+    if collected.files.is_empty() {
+        trace
+            .write("\x1b[0;33mWARNING: No files to upload\x1b[0;m\n")
+            .await;
+        return Ok(());
+    }
+    let data = tokio::fs::read(&archive).await?;
+    let mut form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(data)
+                .file_name("artifacts.zip")
+                .mime_str("application/zip")?,
+        )
+        .text("artifact_format", "zip")
+        .text("artifact_type", "archive");
+    if let Some(expire_in) = spec["expire_in"].as_str() {
+        form = form.text("expire_in", expire_in.to_string());
+    }
+    let res = client
+        .post(format!("{job_url}/artifacts"))
+        .header("JOB-TOKEN", token)
+        .multipart(form)
+        .send()
+        .await?;
+    let status = res.status();
+    trace
+        .write(&format!(
+            "Uploading artifacts as \"archive\" to coordinator... {status}\n"
+        ))
+        .await;
+    if !status.is_success() {
+        anyhow::bail!("{status}");
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! `after_script`, streams the log with masked values replaced by `[MASKED]`, and reports the
 //! result. It never touches the server's database or files.
 
+mod artifacts;
 mod executor;
 mod mask;
 
@@ -94,4 +95,54 @@ async fn request_job(
         403 => anyhow::bail!("the server refused the runner token"),
         other => anyhow::bail!("jobs/request answered {other}"),
     }
+}
+
+/// What `pipewright runner register` asks the server for.
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    pub description: String,
+    pub tags: Vec<String>,
+    /// `Some(id)`: a project runner; `None`: an instance runner (admins only).
+    pub project_id: Option<i64>,
+    pub run_untagged: bool,
+}
+
+/// Creates a runner with a personal access token (`POST /api/v4/user/runners`) and returns its
+/// `glrt-` authentication token.
+pub async fn register(
+    url: &str,
+    personal_access_token: &str,
+    registration: &Registration,
+) -> anyhow::Result<String> {
+    let mut body = json!({
+        "runner_type": if registration.project_id.is_some() { "project_type" } else { "instance_type" },
+        "description": registration.description,
+        "tag_list": registration.tags.join(","),
+        "run_untagged": registration.run_untagged,
+    });
+    if let Some(id) = registration.project_id {
+        body["project_id"] = json!(id);
+    }
+    let res = reqwest::Client::new()
+        .post(format!("{}/api/v4/user/runners", url.trim_end_matches('/')))
+        .header("PRIVATE-TOKEN", personal_access_token)
+        .json(&body)
+        .send()
+        .await
+        .context("reaching the server")?;
+    let status = res.status();
+    let reply: Value = res.json().await.unwrap_or(Value::Null);
+    if status.as_u16() != 201 {
+        let message = reply
+            .get("message")
+            .or_else(|| reply.get("error"))
+            .map(Value::to_string)
+            .unwrap_or_default();
+        anyhow::bail!("the server answered {status} {message}");
+    }
+    reply
+        .get("token")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .context("the server's answer has no token")
 }

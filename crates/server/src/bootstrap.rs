@@ -96,12 +96,21 @@ pub async fn embedded_runner_token(state: &AppState) -> anyhow::Result<String> {
     let path = state.config.data_dir.join("embedded-runner.token");
     if let Ok(token) = std::fs::read_to_string(&path) {
         let token = token.trim().to_string();
-        if state
+        if let Some(runner) = state
             .store
             .runner_by_digest(&secrets::token_digest(&token))
             .await?
-            .is_some()
         {
+            // This process is the embedded runner's only host: whatever it was running when
+            // the previous process stopped is gone. Ending those leases now lets the
+            // maintenance loop fail (or retry) them at once instead of after the lease.
+            let orphaned = state.store.expire_runner_leases(runner.id).await?;
+            if orphaned > 0 {
+                tracing::warn!(
+                    jobs = orphaned,
+                    "jobs the embedded runner was running before a restart will be failed or retried"
+                );
+            }
             return Ok(token);
         }
     }

@@ -351,6 +351,7 @@ async fn receive_pack(
             auth.actor.as_ref(),
             was_empty,
             &outcome.applied,
+            &parsed.push_options,
         )
         .await
         {
@@ -374,6 +375,7 @@ async fn after_push(
     actor: Option<&Actor>,
     was_empty: bool,
     applied: &[RefUpdate],
+    push_options: &[String],
 ) -> anyhow::Result<()> {
     if applied.is_empty() {
         return Ok(());
@@ -411,9 +413,16 @@ async fn after_push(
             ref_name: u.ref_name.clone(),
             before_sha: u.old_sha.clone(),
             after_sha: u.new_sha.clone(),
-            push_options: Vec::new(),
+            push_options: push_options.to_vec(),
         })
         .collect();
     state.store.record_push_events(&events).await?;
+    // Create their pipelines now rather than on the maintenance loop's next tick.
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(err) = crate::push_pipelines::process(&state).await {
+            tracing::warn!(error = %format!("{err:#}"), "push pipelines failed");
+        }
+    });
     Ok(())
 }

@@ -3,8 +3,9 @@
 //! stage ordering and `needs`, with `when` and `allow_failure`, derived through
 //! [`pipewright_core::status::composite`].
 
-use pipewright_core::Status;
+use pipewright_config::PlannedJob;
 use pipewright_core::status::composite;
+use pipewright_core::{Status, Timestamp};
 use pipewright_store::Job;
 
 use crate::state::AppState;
@@ -58,6 +59,14 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
                 }
             };
             if let Some(status) = decide(job, prior) {
+                if status == Status::Scheduled {
+                    let delay = planned(job)
+                        .and_then(|spec| spec.start_in)
+                        .and_then(|s| pipewright_config::duration_seconds(&s))
+                        .unwrap_or(0);
+                    let at = Timestamp(Timestamp::now().millis() + delay as i64 * 1000);
+                    state.store.schedule_job(job.id, at).await?;
+                }
                 changes.push((job.id, status));
             }
         }
@@ -87,4 +96,131 @@ fn job_needs(job: &Job) -> Option<Vec<String>> {
             .filter_map(|n| n.get("job").and_then(|j| j.as_str()).map(str::to_string))
             .collect(),
     )
+}
+
+fn planned(job: &Job) -> Option<PlannedJob> {
+    serde_json::from_str(&job.spec).ok()
+}
+
+/// Statuses a job can be canceled from.
+pub const CANCELABLE: &[Status] = &[
+    Status::Created,
+    Status::WaitingForResource,
+    Status::Preparing,
+    Status::Pending,
+    Status::Running,
+    Status::Manual,
+    Status::Scheduled,
+];
+
+/// Ends a running job with the runner's (or the server's) verdict, retries it when its
+/// `retry` allows, and moves the pipeline on. Returns false when the job was not running.
+pub async fn finish_job(
+    state: &AppState,
+    job: &Job,
+    status: Status,
+    failure_reason: Option<&str>,
+    exit_code: Option<i64>,
+) -> anyhow::Result<bool> {
+    if !state
+        .store
+        .finish_job(job.id, status, failure_reason, exit_code)
+        .await?
+    {
+        return Ok(false);
+    }
+    if status == Status::Failed {
+        auto_retry(state, job, failure_reason.unwrap_or("unknown_failure")).await?;
+    }
+    advance_pipeline(state, job.pipeline_id).await?;
+    Ok(true)
+}
+
+/// GitLab's `retry: {max, when}`: a failed job runs again, up to `max` more times, when its
+/// failure reason is listed (or `always`).
+async fn auto_retry(state: &AppState, job: &Job, reason: &str) -> anyhow::Result<()> {
+    let Some(retry) = planned(job).and_then(|spec| spec.retry) else {
+        return Ok(());
+    };
+    let matches = retry.when.iter().any(|w| {
+        w == "always"
+            || w == reason
+            || (w == "stuck_or_timeout_failure" && reason == "job_execution_timeout")
+    });
+    if !matches {
+        return Ok(());
+    }
+    let attempts = state.store.job_attempts(job.pipeline_id, &job.name).await?;
+    if attempts <= i64::from(retry.max) {
+        state.store.retry_job(job.id, Status::Pending).await?;
+    }
+    Ok(())
+}
+
+/// Cancels one job; a running one is told through `Job-Status` on its runner's next update.
+pub async fn cancel_job(state: &AppState, job: &Job) -> anyhow::Result<bool> {
+    let canceled = state
+        .store
+        .transition_job(job.id, CANCELABLE, Status::Canceled)
+        .await?;
+    if canceled {
+        advance_pipeline(state, job.pipeline_id).await?;
+    }
+    Ok(canceled)
+}
+
+/// Cancels every job of a pipeline that has not finished.
+pub async fn cancel_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<()> {
+    for job in state.store.pipeline_all_jobs(pipeline_id).await? {
+        state
+            .store
+            .transition_job(job.id, CANCELABLE, Status::Canceled)
+            .await?;
+    }
+    advance_pipeline(state, pipeline_id).await
+}
+
+/// Retries one finished job now: a new attempt, pending.
+pub async fn retry_job(state: &AppState, job: &Job) -> anyhow::Result<Option<Job>> {
+    let retried = state.store.retry_job(job.id, Status::Pending).await?;
+    if retried.is_some() {
+        advance_pipeline(state, job.pipeline_id).await?;
+    }
+    Ok(retried)
+}
+
+/// GitLab's pipeline retry: failed and canceled jobs get new attempts, and the jobs they
+/// had skipped wait again, so the pipeline runs on from where it failed.
+pub async fn retry_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<()> {
+    for job in state.store.pipeline_all_jobs(pipeline_id).await? {
+        match job.status {
+            Status::Failed | Status::Canceled => {
+                state.store.retry_job(job.id, Status::Created).await?;
+            }
+            Status::Skipped => {
+                state
+                    .store
+                    .transition_job(job.id, &[Status::Skipped], Status::Created)
+                    .await?;
+            }
+            _ => {}
+        }
+    }
+    advance_pipeline(state, pipeline_id).await
+}
+
+/// Starts a manual job.
+pub async fn play_job(state: &AppState, job: &Job) -> anyhow::Result<bool> {
+    let played = state
+        .store
+        .transition_job(
+            job.id,
+            &[Status::Manual, Status::Scheduled],
+            Status::Pending,
+        )
+        .await?;
+    if played {
+        advance_pipeline(state, job.pipeline_id).await?;
+    }
+    Ok(played)
 }

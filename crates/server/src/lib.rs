@@ -13,10 +13,13 @@ pub mod error;
 pub mod git_http;
 pub mod health;
 pub mod job_processing;
+pub mod job_token;
+pub mod maintenance;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
 pub mod pipeline_creation;
+pub mod push_pipelines;
 pub mod sealing;
 pub mod secrets;
 pub mod state;
@@ -49,6 +52,7 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         config_cache: Arc::new(config_cache::ConfigCache::default()),
         rate_limiter: Arc::new(rate_limiter),
         job_available: Arc::new(tokio::sync::Notify::new()),
+        push_processing: Arc::new(tokio::sync::Mutex::new(())),
     })
 }
 
@@ -58,7 +62,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::routes())
         .merge(git_http::routes().layer(DefaultBodyLimit::max(git_limit)))
-        .merge(api::router())
+        .merge(api::router(state.config.max_artifacts_bytes))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // Only method and path: query strings may carry tokens.
@@ -74,8 +78,11 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let maintenance = maintenance::spawn(state.clone());
     let app = router(state);
-    axum::serve(listener, app)
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    maintenance.abort();
+    result
 }

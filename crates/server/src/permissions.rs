@@ -35,6 +35,10 @@ pub enum Action {
     /// Run a pipeline (`POST /projects/:id/pipeline`, a trigger's owner).
     CreatePipeline,
     DeletePipelines,
+    /// Cancel, retry and play jobs and pipelines (GitLab's `update_build`).
+    UpdatePipelines,
+    /// Delete a job's artifacts, erase a job.
+    DeleteArtifacts,
     /// Create, edit and remove the project's runners.
     ManageRunners,
 }
@@ -57,6 +61,8 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
         Action::ReadPipelineVariableValues => (Maintainer, false),
         Action::CreatePipeline => (Developer, false),
         Action::DeletePipelines => (Owner, false),
+        Action::UpdatePipelines => (Developer, false),
+        Action::DeleteArtifacts => (Maintainer, false),
         Action::ManageRunners => (Maintainer, false),
     }
 }

@@ -66,6 +66,8 @@ pub struct CreatePipeline {
     pub upstream: Option<Upstream>,
     /// Triggers run even when the commit says `[skip ci]`.
     pub ignore_skip_ci: bool,
+    /// The ref's previous commit, for push pipelines (`CI_COMMIT_BEFORE_SHA`).
+    pub before_sha: Option<String>,
 }
 
 /// Why no pipeline (or a failed one) was created.
@@ -317,7 +319,10 @@ pub async fn create_pipeline(
     let base = NewPipeline {
         project_id: project.id,
         sha: resolved.sha.clone(),
-        before_sha: pipewright_git::ZERO_SHA.to_string(),
+        before_sha: request
+            .before_sha
+            .clone()
+            .unwrap_or_else(|| pipewright_git::ZERO_SHA.to_string()),
         ref_name: resolved.name.clone(),
         tag: resolved.kind == RefKind::Tag,
         protected_ref,
@@ -348,7 +353,10 @@ pub async fn create_pipeline(
         },
         protected_ref,
         sha: resolved.sha.clone(),
-        before_sha: pipewright_git::ZERO_SHA.to_string(),
+        before_sha: request
+            .before_sha
+            .clone()
+            .unwrap_or_else(|| pipewright_git::ZERO_SHA.to_string()),
         commit_message: resolved.commit.message.clone(),
         project: pipewright_config::ProjectInfo {
             id: project.id,

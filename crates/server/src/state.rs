@@ -29,6 +29,16 @@ pub struct ServerConfig {
     pub pipeline_limit_per_project_user_sha: u32,
     /// How long `POST /jobs/request` waits for a job before answering 204.
     pub job_request_long_poll: std::time::Duration,
+    /// How long a running job may go without hearing from its runner before it fails with
+    /// `runner_system_failure`.
+    pub job_lease: std::time::Duration,
+    /// How often the maintenance loop looks for expired leases, due delayed jobs, expired
+    /// artifacts and pushes waiting for pipelines.
+    pub maintenance_interval: std::time::Duration,
+    /// Largest artifacts archive a runner may upload.
+    pub max_artifacts_bytes: usize,
+    /// A job's log is cut at this size (GitLab's default, 4 MiB).
+    pub max_trace_bytes: u64,
 }
 
 impl ServerConfig {
@@ -40,6 +50,10 @@ impl ServerConfig {
             secret_key_file: data_dir.join("pipewright.key"),
             pipeline_limit_per_project_user_sha: 0,
             job_request_long_poll: std::time::Duration::from_secs(5),
+            job_lease: std::time::Duration::from_secs(300),
+            maintenance_interval: std::time::Duration::from_secs(1),
+            max_artifacts_bytes: 100 * 1024 * 1024,
+            max_trace_bytes: 4 * 1024 * 1024,
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,
@@ -62,4 +76,6 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// Woken when jobs become pending, so long-polling runners answer at once.
     pub job_available: Arc<tokio::sync::Notify>,
+    /// Held while this process turns recorded pushes into pipelines.
+    pub push_processing: Arc<tokio::sync::Mutex<()>>,
 }

@@ -200,6 +200,53 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<Pipeline>>;
 
+    // A job's life after creation: listing, transitions, retries, leases, artifacts.
+    /// A project's jobs, newest first (retried attempts included, as GitLab lists them).
+    async fn project_jobs(
+        &self,
+        project_id: ProjectId,
+        statuses: &[pipewright_core::Status],
+        page: Page,
+    ) -> Result<Paged<Job>>;
+    /// Moves a job from one of `from` to `to` (stamping queued/finished times); false when it
+    /// was in none of them, so two racing callers cannot both win.
+    async fn transition_job(
+        &self,
+        job_id: i64,
+        from: &[pipewright_core::Status],
+        to: pipewright_core::Status,
+    ) -> Result<bool>;
+    async fn schedule_job(&self, job_id: i64, at: pipewright_core::Timestamp) -> Result<()>;
+    async fn due_scheduled_jobs(
+        &self,
+        now: pipewright_core::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Job>>;
+    /// Running jobs whose runner has not been heard from since their lease ran out.
+    async fn expired_leases(&self, now: pipewright_core::Timestamp, limit: i64)
+    -> Result<Vec<Job>>;
+    /// Ends the leases of a runner's running jobs now (its process restarted).
+    async fn expire_runner_leases(&self, runner_id: i64) -> Result<u64>;
+    /// Marks a finished job `retried` and inserts a fresh attempt in `status`; `None` when the
+    /// job was already retried or has not finished.
+    async fn retry_job(&self, job_id: i64, status: pipewright_core::Status) -> Result<Option<Job>>;
+    /// How many attempts of a job a pipeline has had.
+    async fn job_attempts(&self, pipeline_id: i64, name: &str) -> Result<i64>;
+    async fn set_job_artifacts(&self, job_id: i64, artifacts: Option<&JobArtifacts>) -> Result<()>;
+    async fn erase_job(&self, job_id: i64) -> Result<()>;
+    async fn expired_artifacts(
+        &self,
+        now: pipewright_core::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Job>>;
+    /// The successful job `job_name` of the latest successful pipeline for `ref_name`.
+    async fn latest_successful_job_for_ref(
+        &self,
+        project_id: ProjectId,
+        ref_name: &str,
+        job_name: &str,
+    ) -> Result<Option<Job>>;
+
     // Runners
     async fn create_runner(&self, runner: &NewRunner) -> Result<Runner>;
     async fn runner(&self, id: i64) -> Result<Option<Runner>>;
@@ -212,5 +259,6 @@ pub trait Store: Send + Sync + 'static {
     // Push events (the outbox that pipelines-on-push and webhooks consume)
     async fn record_push_events(&self, events: &[NewPushEvent]) -> Result<Vec<PushEvent>>;
     async fn pending_push_events(&self, limit: i64) -> Result<Vec<PushEvent>>;
-    async fn mark_push_event_processed(&self, id: i64) -> Result<()>;
+    /// Claims a push event; false when another process already did.
+    async fn mark_push_event_processed(&self, id: i64) -> Result<bool>;
 }

@@ -28,6 +28,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     3 => "0003_pipelines.sql",
     4 => "0004_runners.sql",
     5 => "0005_job_execution.sql",
+    6 => "0006_job_lifecycle.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -36,6 +37,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     3 => "0003_pipelines.sql",
     4 => "0004_runners.sql",
     5 => "0005_job_execution.sql",
+    6 => "0006_job_lifecycle.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

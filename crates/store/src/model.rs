@@ -443,6 +443,21 @@ pub struct Job {
     pub runner_id: Option<i64>,
     pub lease_expires_at: Option<Timestamp>,
     pub exit_code: Option<i64>,
+    /// A later attempt replaced this one (`retry`); it no longer counts for the pipeline.
+    pub retried: bool,
+    /// When a `when: delayed` job becomes pending.
+    pub scheduled_at: Option<Timestamp>,
+    pub erased_at: Option<Timestamp>,
+    pub artifacts: Option<JobArtifacts>,
+}
+
+/// A job's artifacts archive (a zip under the data dir, named by the job id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobArtifacts {
+    pub filename: String,
+    pub size: i64,
+    /// `None`: kept forever (`expire_in: never` or "Keep").
+    pub expire_at: Option<Timestamp>,
 }
 
 /// Everything a new pipeline is made of, written in one transaction.

@@ -222,7 +222,8 @@ macro_rules! pipeline_columns {
 macro_rules! job_columns {
     () => {
         "id, pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, \
-         failure_reason, created_at, queued_at, started_at, finished_at, runner_id, lease_expires_at, exit_code"
+         failure_reason, created_at, queued_at, started_at, finished_at, runner_id, lease_expires_at, exit_code, \
+         retried, scheduled_at, erased_at, artifacts_filename, artifacts_size, artifacts_expire_at"
     };
 }
 
@@ -292,7 +293,30 @@ fn job_from_row(row: &DbRow) -> Result<Job> {
         runner_id: row.try_get("runner_id")?,
         lease_expires_at: opt_time(row, "lease_expires_at")?,
         exit_code: row.try_get("exit_code")?,
+        retried: row.try_get("retried")?,
+        scheduled_at: opt_time(row, "scheduled_at")?,
+        erased_at: opt_time(row, "erased_at")?,
+        artifacts: match row.try_get::<Option<String>, _>("artifacts_filename")? {
+            Some(filename) => Some(JobArtifacts {
+                filename,
+                size: row.try_get::<Option<i64>, _>("artifacts_size")?.unwrap_or(0),
+                expire_at: opt_time(row, "artifacts_expire_at")?,
+            }),
+            None => None,
+        },
     })
+}
+
+/// ` AND status IN (…)` when any statuses are given.
+fn push_statuses(q: &mut QueryBuilder<Db>, statuses: &[Status]) {
+    if !statuses.is_empty() {
+        q.push(" AND status IN (");
+        let mut sep = q.separated(", ");
+        for s in statuses {
+            sep.push_bind(s.as_str());
+        }
+        q.push(")");
+    }
 }
 
 fn push_pipeline_filter(q: &mut QueryBuilder<Db>, project_id: ProjectId, filter: &PipelineFilter) {
@@ -1303,16 +1327,9 @@ impl Store for StoreImpl {
 
     async fn pipeline_jobs(&self, pipeline_id: i64, statuses: &[Status], page: Page) -> Result<Paged<Job>> {
         let filter = |q: &mut QueryBuilder<Db>| {
-            q.push(" WHERE pipeline_id = ");
+            q.push(" WHERE retried = FALSE AND pipeline_id = ");
             q.push_bind(pipeline_id);
-            if !statuses.is_empty() {
-                q.push(" AND status IN (");
-                let mut sep = q.separated(", ");
-                for s in statuses {
-                    sep.push_bind(s.as_str());
-                }
-                q.push(")");
-            }
+            push_statuses(q, statuses);
         };
         paged(&self.pool, "jobs", job_columns!(), &filter, "position", page, job_from_row).await
     }
@@ -1385,7 +1402,7 @@ impl Store for StoreImpl {
     }
 
     async fn pipeline_all_jobs(&self, pipeline_id: i64) -> Result<Vec<Job>> {
-        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE pipeline_id = $1 ORDER BY position");
+        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE pipeline_id = $1 AND retried = FALSE ORDER BY position");
         let rows = sqlx::query(sql).bind(pipeline_id).fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }
@@ -1414,6 +1431,160 @@ impl Store for StoreImpl {
         Ok(())
     }
 
+    async fn project_jobs(&self, project_id: ProjectId, statuses: &[Status], page: Page) -> Result<Paged<Job>> {
+        let filter = |q: &mut QueryBuilder<Db>| {
+            q.push(" WHERE project_id = ");
+            q.push_bind(project_id);
+            push_statuses(q, statuses);
+        };
+        paged(&self.pool, "jobs", job_columns!(), &filter, "id DESC", page, job_from_row).await
+    }
+    async fn transition_job(&self, job_id: i64, from: &[Status], to: Status) -> Result<bool> {
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let now = Timestamp::now().millis();
+        let queued = (to == Status::Pending).then_some(now);
+        let finished = to.is_complete().then_some(now);
+        // Statuses are our own enum's names, so listing them inline is safe and keeps the
+        // statement cacheable per set.
+        let from_list = from.iter().map(|s| format!("'{}'", s.as_str())).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "UPDATE jobs SET status = $2, queued_at = COALESCE($3, queued_at), \
+             finished_at = CASE WHEN $5 THEN NULL ELSE COALESCE($4, finished_at) END, \
+             started_at = CASE WHEN $5 THEN NULL ELSE started_at END, \
+             lease_expires_at = CASE WHEN $6 THEN NULL ELSE lease_expires_at END \
+             WHERE id = $1 AND status IN ({from_list})"
+        );
+        let result = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(job_id)
+            .bind(to.as_str())
+            .bind(queued)
+            .bind(finished)
+            .bind(to == Status::Created)
+            .bind(to.is_complete())
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+    async fn schedule_job(&self, job_id: i64, at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE jobs SET scheduled_at = $2 WHERE id = $1")
+            .bind(job_id)
+            .bind(at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+    async fn due_scheduled_jobs(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>> {
+        let sql = concat!(
+            "SELECT ", job_columns!(),
+            " FROM jobs WHERE status = 'scheduled' AND scheduled_at <= $1 ORDER BY scheduled_at LIMIT $2"
+        );
+        let rows = sqlx::query(sql).bind(now.millis()).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+    async fn expired_leases(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>> {
+        let sql = concat!(
+            "SELECT ", job_columns!(),
+            " FROM jobs WHERE status = 'running' AND lease_expires_at < $1 ORDER BY lease_expires_at LIMIT $2"
+        );
+        let rows = sqlx::query(sql).bind(now.millis()).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+    async fn expire_runner_leases(&self, runner_id: i64) -> Result<u64> {
+        let result = sqlx::query(
+            "UPDATE jobs SET lease_expires_at = 0 WHERE runner_id = $1 AND status = 'running'",
+        )
+        .bind(runner_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+    async fn retry_job(&self, job_id: i64, status: Status) -> Result<Option<Job>> {
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        let marked = sqlx::query(
+            "UPDATE jobs SET retried = TRUE WHERE id = $1 AND retried = FALSE \
+             AND status IN ('success', 'failed', 'canceled', 'skipped')",
+        )
+        .bind(job_id)
+        .execute(&mut *tx)
+        .await?;
+        if marked.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let sql = concat!(
+            "INSERT INTO jobs (pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, \
+             allow_failure, spec, created_at, queued_at) \
+             SELECT pipeline_id, project_id, name, stage, stage_idx, position, $2, when_condition, allow_failure, spec, $3, $4 \
+             FROM jobs WHERE id = $1 RETURNING ",
+            job_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(job_id)
+            .bind(status.as_str())
+            .bind(now)
+            .bind((status == Status::Pending).then_some(now))
+            .fetch_one(&mut *tx)
+            .await?;
+        let job = job_from_row(&row)?;
+        tx.commit().await?;
+        Ok(Some(job))
+    }
+    async fn job_attempts(&self, pipeline_id: i64, name: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE pipeline_id = $1 AND name = $2")
+            .bind(pipeline_id)
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("n")?)
+    }
+    async fn set_job_artifacts(&self, job_id: i64, artifacts: Option<&JobArtifacts>) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET artifacts_filename = $2, artifacts_size = $3, artifacts_expire_at = $4 WHERE id = $1",
+        )
+        .bind(job_id)
+        .bind(artifacts.map(|a| a.filename.clone()))
+        .bind(artifacts.map(|a| a.size))
+        .bind(artifacts.and_then(|a| a.expire_at).map(|t| t.millis()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    async fn erase_job(&self, job_id: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET erased_at = $2, artifacts_filename = NULL, artifacts_size = NULL, \
+             artifacts_expire_at = NULL WHERE id = $1",
+        )
+        .bind(job_id)
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    async fn expired_artifacts(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>> {
+        let sql = concat!(
+            "SELECT ", job_columns!(),
+            " FROM jobs WHERE artifacts_expire_at < $1 ORDER BY artifacts_expire_at LIMIT $2"
+        );
+        let rows = sqlx::query(sql).bind(now.millis()).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+    async fn latest_successful_job_for_ref(&self, project_id: ProjectId, ref_name: &str, job_name: &str) -> Result<Option<Job>> {
+        let sql = concat!(
+            "SELECT ", job_columns!(),
+            " FROM jobs WHERE pipeline_id = (SELECT id FROM pipelines WHERE project_id = $1 AND ref_name = $2 \
+             AND status = 'success' ORDER BY id DESC LIMIT 1) AND name = $3 AND status = 'success' \
+             AND retried = FALSE ORDER BY id DESC LIMIT 1"
+        );
+        let row = sqlx::query(sql)
+            .bind(project_id)
+            .bind(ref_name)
+            .bind(job_name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
     async fn set_pipeline_status(&self, pipeline_id: i64, status: Status) -> Result<()> {
         let now = Timestamp::now().millis();
         let started = if matches!(status, Status::Running) || status.is_complete() { Some(now) } else { None };
@@ -1576,12 +1747,12 @@ impl Store for StoreImpl {
         rows.iter().map(push_event_from_row).collect()
     }
 
-    async fn mark_push_event_processed(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE push_events SET processed_at = $2 WHERE id = $1")
+    async fn mark_push_event_processed(&self, id: i64) -> Result<bool> {
+        let result = sqlx::query("UPDATE push_events SET processed_at = $2 WHERE id = $1 AND processed_at IS NULL")
             .bind(id)
             .bind(Timestamp::now().millis())
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(result.rows_affected() > 0)
     }
 }

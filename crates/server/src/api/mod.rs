@@ -1,7 +1,9 @@
 //! GitLab API v4, by feature. Each module owns its routes and handlers; shared lookups (path
 //! segments, project resolution) live here.
 
+pub mod artifacts;
 pub mod ci_lint;
+pub mod jobs;
 pub mod members;
 pub mod pipelines;
 pub mod projects;
@@ -25,7 +27,7 @@ use serde_json::json;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
+pub fn router(max_artifacts_bytes: usize) -> Router<AppState> {
     Router::new()
         .route("/api/v4/version", get(version))
         .merge(users::routes())
@@ -40,6 +42,8 @@ pub fn router() -> Router<AppState> {
         .merge(ci_lint::routes())
         .merge(runners::routes())
         .merge(runner_jobs::routes())
+        .merge(jobs::routes())
+        .merge(artifacts::routes(max_artifacts_bytes))
         .fallback(|| async {
             ApiError::Custom(
                 axum::http::StatusCode::NOT_FOUND,

@@ -105,6 +105,7 @@ async fn create(
         trigger: None,
         variables,
         upstream: None,
+        before_sha: None,
         ignore_skip_ci: true,
     };
     let result = crate::pipeline_creation::create_pipeline(&state, request).await;
@@ -251,7 +252,7 @@ pub async fn job_json(
         "created_at": entities::time(job.created_at),
         "started_at": entities::opt_time(job.started_at),
         "finished_at": entities::opt_time(job.finished_at),
-        "erased_at": null,
+        "erased_at": entities::opt_time(job.erased_at),
         "duration": seconds_between(job.started_at, job.finished_at),
         "queued_duration": seconds_between(job.queued_at, job.started_at),
         "coverage": null,
@@ -269,16 +270,19 @@ pub async fn job_json(
         },
         "web_url": format!("{}/{}/-/jobs/{}", config.external_url, project.full_path(), job.id),
         "project": {"ci_job_token_scope_enabled": true},
-        "artifacts": [],
-        "artifacts_expire_at": null,
+        "artifacts_file": job.artifacts.as_ref().map(|a| json!({"filename": a.filename, "size": a.size})),
+        "artifacts": job.artifacts.as_ref().map(|a| vec![json!({
+            "file_type": "archive", "size": a.size, "filename": a.filename, "file_format": "zip",
+        })]).unwrap_or_default(),
+        "artifacts_expire_at": entities::opt_time(job.artifacts.as_ref().and_then(|a| a.expire_at)),
         "tag_list": spec.get("tags").cloned().unwrap_or_else(|| json!([])),
-        "runner": null,
+        "runner": job.runner_id.map(|id| json!({"id": id})),
         "runner_manager": null,
         "archived": false,
     }))
 }
 
-fn parse_statuses(params: &Params, key: &str) -> ApiResult<Vec<Status>> {
+pub(super) fn parse_statuses(params: &Params, key: &str) -> ApiResult<Vec<Status>> {
     let Some(values) = params.string_list(key)? else {
         return Ok(Vec::new());
     };
@@ -377,7 +381,11 @@ async fn list(
     Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
 }
 
-async fn find_pipeline(state: &AppState, project: &Project, seg: &Segments) -> ApiResult<Pipeline> {
+pub(super) async fn find_pipeline(
+    state: &AppState,
+    project: &Project,
+    seg: &Segments,
+) -> ApiResult<Pipeline> {
     let id = seg.id("pipeline_id", "")?;
     state
         .store

@@ -27,11 +27,37 @@ use crate::sealing::Purpose;
 use crate::secrets;
 use crate::state::AppState;
 
-pub const JOB_TOKEN_PREFIX: &str = "glcbt-";
-/// How long a claimed job may go without hearing from its runner.
-const LEASE_MS: i64 = 10 * 60 * 1000;
-/// Logs longer than this are cut (GitLab's default limit).
-pub const MAX_TRACE_BYTES: u64 = 4 * 1024 * 1024;
+use crate::job_token::JOB_TOKEN_PREFIX;
+
+/// When a job claimed or heard from now stops being leased.
+fn lease_until(state: &AppState) -> Timestamp {
+    Timestamp(Timestamp::now().millis() + state.config.job_lease.as_millis() as i64)
+}
+
+/// Appends a line the server writes itself (a system failure) to a job's log.
+pub async fn append_system_line(state: &AppState, job_id: i64, line: &str) {
+    use tokio::io::AsyncWriteExt;
+    let path = trace_path(state, job_id);
+    if let Some(dir) = path.parent() {
+        let _ = tokio::fs::create_dir_all(dir).await;
+    }
+    if let Ok(mut file) = tokio::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .await
+    {
+        let _ = file
+            .write_all(format!("\n\x1b[31;1m{line}\x1b[0;m\n").as_bytes())
+            .await;
+        let _ = file.sync_data().await;
+    }
+}
+
+/// Removes a job's log (erase).
+pub async fn erase_trace(state: &AppState, job_id: i64) {
+    let _ = tokio::fs::remove_file(trace_path(state, job_id)).await;
+}
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -77,9 +103,17 @@ async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult
                 .map_err(ApiError::Internal)?;
             return Ok((StatusCode::CREATED, Json(payload)).into_response());
         }
-        if tokio::time::timeout_at(deadline, notified).await.is_err() {
-            return Ok(StatusCode::NO_CONTENT.into_response());
+        // Wake-ups are pushed (in-process, and from other servers through the store); looking
+        // again every couple of seconds covers a missed one.
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            let mut res = StatusCode::NO_CONTENT.into_response();
+            res.headers_mut()
+                .insert("x-gitlab-last-update", HeaderValue::from_static("0"));
+            return Ok(res);
         }
+        let wake = deadline.min(now + std::time::Duration::from_secs(2));
+        let _ = tokio::time::timeout_at(wake, notified).await;
     }
 }
 
@@ -102,7 +136,7 @@ async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, Stri
             continue;
         }
         let token = secrets::random_token(JOB_TOKEN_PREFIX, 32);
-        let lease = Timestamp(Timestamp::now().millis() + LEASE_MS);
+        let lease = lease_until(state);
         if let Some(claimed) = state
             .store
             .claim_job(job.id, runner.id, &secrets::token_digest(&token), lease)
@@ -216,6 +250,8 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
     };
     let mut script = spec.before_script.clone();
     script.extend(spec.script.iter().cloned());
+    let dependencies = dependencies(state, job, &spec, token).await?;
+    let artifacts = artifacts_spec(spec.artifacts.as_ref());
     Ok(json!({
         "id": job.id,
         "token": token,
@@ -254,10 +290,10 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
         ],
         "image": spec.image.map(|i| if i.is_string() { json!({"name": i}) } else { i }),
         "services": spec.services,
-        "artifacts": null,
+        "artifacts": artifacts,
         "cache": [],
         "credentials": [],
-        "dependencies": [],
+        "dependencies": dependencies,
         "features": {"trace_sections": true, "failure_reasons": ["unknown_failure", "script_failure", "runner_system_failure", "job_execution_timeout"]},
     }))
 }
@@ -314,7 +350,7 @@ async fn update_job(
         None => {
             state
                 .store
-                .renew_job_lease(job.id, Timestamp(Timestamp::now().millis() + LEASE_MS))
+                .renew_job_lease(job.id, lease_until(&state))
                 .await?
         }
         Some(s) => {
@@ -327,15 +363,17 @@ async fn update_job(
             } else {
                 None
             };
-            if state
-                .store
-                .finish_job(job.id, s, reason.as_deref(), params.i64("exit_code")?)
-                .await?
+            if crate::job_processing::finish_job(
+                &state,
+                &job,
+                s,
+                reason.as_deref(),
+                params.i64("exit_code")?,
+            )
+            .await
+            .map_err(ApiError::Internal)?
             {
                 status = s;
-                crate::job_processing::advance_pipeline(&state, job.pipeline_id)
-                    .await
-                    .map_err(ApiError::Internal)?;
             }
         }
     }
@@ -390,7 +428,19 @@ async fn append_trace(
         }
         return Ok(res);
     }
-    let room = MAX_TRACE_BYTES.saturating_sub(current) as usize;
+    let limit = state.config.max_trace_bytes;
+    let room = limit.saturating_sub(current) as usize;
+    // Mask again on ingest: a runner that does not mask must not leak the job token.
+    let body = match token.as_deref() {
+        Some(t) if !t.is_empty() && body.windows(t.len()).any(|w| w == t.as_bytes()) => {
+            Bytes::from(
+                String::from_utf8_lossy(&body)
+                    .replace(t, "[MASKED]")
+                    .into_bytes(),
+            )
+        }
+        _ => body,
+    };
     if room > 0 {
         use tokio::io::AsyncWriteExt;
         if let Some(dir) = path.parent() {
@@ -408,9 +458,12 @@ async fn append_trace(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
         if body.len() > room {
-            file.write_all(b"\nJob's log exceeded limit of 4194304 bytes.\n")
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
+            file.write_all(
+                format!("\nJob's log exceeded limit of {limit} bytes.\nJob execution will continue but no more output will be collected.\n")
+                    .as_bytes(),
+            )
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?;
         }
         file.sync_data()
             .await
@@ -418,7 +471,7 @@ async fn append_trace(
     }
     state
         .store
-        .renew_job_lease(job.id, Timestamp(Timestamp::now().millis() + LEASE_MS))
+        .renew_job_lease(job.id, lease_until(&state))
         .await?;
     let size = tokio::fs::metadata(&path)
         .await
@@ -459,4 +512,75 @@ async fn read_trace(
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     Ok(res)
+}
+
+/// The jobs whose artifacts this job downloads: its `dependencies:` if listed, else the jobs
+/// it `needs` (with `artifacts: true`, the default), else every job of earlier stages, as GitLab
+/// decides. Only successful jobs with an archive are listed. Each carries the running job's own
+/// token, which is what the runner presents to download them.
+async fn dependencies(
+    state: &AppState,
+    job: &Job,
+    spec: &pipewright_config::PlannedJob,
+    token: &str,
+) -> ApiResult<Vec<Value>> {
+    let jobs = state.store.pipeline_all_jobs(job.pipeline_id).await?;
+    let wanted = |other: &Job| -> bool {
+        if let Some(names) = &spec.dependencies {
+            return names.contains(&other.name);
+        }
+        if let Some(needs) = &spec.needs {
+            return needs.iter().any(|n| n.job == other.name && n.artifacts);
+        }
+        other.stage_idx < job.stage_idx
+    };
+    Ok(jobs
+        .iter()
+        .filter(|other| other.id != job.id && wanted(other))
+        .filter(|other| super::artifacts::has_artifacts(other))
+        .filter_map(|other| {
+            let a = other.artifacts.as_ref()?;
+            Some(json!({
+                "id": other.id,
+                "name": other.name,
+                "token": token,
+                "artifacts_file": {"filename": a.filename, "size": a.size},
+            }))
+        })
+        .collect())
+}
+
+/// GitLab's `artifacts` list for the runner, from the job's `artifacts:` keyword.
+fn artifacts_spec(artifacts: Option<&Value>) -> Value {
+    let Some(a) = artifacts.and_then(Value::as_object) else {
+        return Value::Null;
+    };
+    let strings = |key: &str| -> Vec<String> {
+        a.get(key)
+            .and_then(Value::as_array)
+            .map(|v| {
+                v.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let paths = strings("paths");
+    let untracked = a.get("untracked").and_then(Value::as_bool).unwrap_or(false);
+    if paths.is_empty() && !untracked {
+        return Value::Null;
+    }
+    json!([{
+        "name": a.get("name").and_then(Value::as_str).unwrap_or("artifacts"),
+        "untracked": untracked,
+        "paths": paths,
+        "exclude": strings("exclude"),
+        "when": a.get("when").and_then(Value::as_str).unwrap_or("on_success"),
+        "artifact_type": "archive",
+        "artifact_format": "zip",
+        "expire_in": a.get("expire_in").map(|v| match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }),
+    }])
 }

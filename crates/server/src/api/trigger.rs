@@ -232,6 +232,7 @@ async fn run(
         trigger: Some(trigger),
         variables: inputs,
         upstream: None,
+        before_sha: None,
         ignore_skip_ci: true,
     };
     respond(

@@ -194,18 +194,26 @@ async fn push_tag_clone_and_read_back(app: TestApp) {
         .unwrap();
     assert_eq!(project["empty_repo"], false);
 
-    // The push was recorded for pipelines and webhooks.
-    let events = app.store.pending_push_events(10).await.unwrap();
-    let refs: Vec<&str> = events.iter().map(|e| e.ref_name.as_str()).collect();
-    assert!(
-        refs.contains(&"refs/heads/main") && refs.contains(&"refs/tags/v1.0"),
-        "{refs:?}"
-    );
-    assert!(
-        events
-            .iter()
-            .all(|e| e.before_sha == "0000000000000000000000000000000000000000")
-    );
+    // The push created a pipeline for the branch and one for the tag (source `push`).
+    let mut pipelines = Vec::new();
+    for _ in 0..100 {
+        pipelines = app
+            .get(&format!("/projects/{id}/pipelines"), root)
+            .await
+            .json::<Vec<Value>>()
+            .await
+            .unwrap();
+        if pipelines.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut refs: Vec<(&str, &str)> = pipelines
+        .iter()
+        .map(|p| (p["ref"].as_str().unwrap(), p["source"].as_str().unwrap()))
+        .collect();
+    refs.sort();
+    assert_eq!(refs, vec![("main", "push"), ("v1.0", "push")]);
 }
 
 async fn roles_and_protected_branches_govern_git(app: TestApp) {

@@ -8,6 +8,7 @@ mod support;
 
 mod conventions;
 mod git;
+mod lifecycle;
 mod projects;
 mod python_gitlab;
 mod runners;

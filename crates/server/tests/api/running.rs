@@ -15,7 +15,7 @@ both_backends!(
     a_failed_job_skips_later_stages
 );
 
-async fn register_runner(app: &TestApp) -> String {
+pub async fn register_runner(app: &TestApp) -> String {
     let res = app
         .post(
             "/user/runners",
@@ -28,7 +28,7 @@ async fn register_runner(app: &TestApp) -> String {
 }
 
 /// `POST /jobs/request`; `None` on 204.
-async fn request(app: &TestApp, runner: &str) -> Option<Value> {
+pub async fn request(app: &TestApp, runner: &str) -> Option<Value> {
     let res = app
         .post(
             "/jobs/request",
@@ -43,7 +43,7 @@ async fn request(app: &TestApp, runner: &str) -> Option<Value> {
     }
 }
 
-async fn trace(app: &TestApp, job: &Value, start: usize, text: &str) -> reqwest::Response {
+pub async fn trace(app: &TestApp, job: &Value, start: usize, text: &str) -> reqwest::Response {
     let end = start + text.len() - 1;
     app.client
         .patch(app.api(&format!("/jobs/{}/trace", job["id"])))
@@ -56,7 +56,7 @@ async fn trace(app: &TestApp, job: &Value, start: usize, text: &str) -> reqwest:
         .unwrap()
 }
 
-async fn finish(app: &TestApp, job: &Value, state: &str) -> reqwest::Response {
+pub async fn finish(app: &TestApp, job: &Value, state: &str) -> reqwest::Response {
     app.request(
         Method::PUT,
         &format!("/jobs/{}", job["id"]),
@@ -66,7 +66,7 @@ async fn finish(app: &TestApp, job: &Value, state: &str) -> reqwest::Response {
     .await
 }
 
-fn vars(job: &Value) -> HashMap<String, Value> {
+pub fn vars(job: &Value) -> HashMap<String, Value> {
     job["variables"]
         .as_array()
         .unwrap()
@@ -114,12 +114,7 @@ async fn a_triggered_pipeline_runs_stage_by_stage(app: TestApp) {
                 .unwrap()
                 .contains("gitlab-ci-token:glcbt-")
         );
-        let running: Value = app
-            .get(&pipeline_path, Some(&app.root_token))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let running: Value = app.root_json(&pipeline_path).await;
         assert_eq!(running["status"], "running");
         let line = format!("$ {}\nok\n", job["steps"][0]["script"][0].as_str().unwrap());
         let res = trace(&app, &job, 0, &line).await;
@@ -140,20 +135,10 @@ async fn a_triggered_pipeline_runs_stage_by_stage(app: TestApp) {
         ran.push(job);
     }
     assert!(request(&app, &runner).await.is_none());
-    let done: Value = app
-        .get(&pipeline_path, Some(&app.root_token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let done: Value = app.root_json(&pipeline_path).await;
     assert_eq!(done["status"], "success");
     assert!(done["finished_at"].is_string() && done["started_at"].is_string());
-    let jobs: Vec<Value> = app
-        .get(&format!("{pipeline_path}/jobs"), Some(&app.root_token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jobs: Vec<Value> = app.root_json(&format!("{pipeline_path}/jobs")).await;
     assert!(jobs.iter().all(|j| j["status"] == "success"), "{jobs:?}");
     let log = app
         .get(
@@ -196,19 +181,9 @@ async fn a_failed_job_skips_later_stages(app: TestApp) {
         "later stages do not run"
     );
     let path = format!("/projects/{id}/pipelines/{}", pipeline["id"]);
-    let done: Value = app
-        .get(&path, Some(&app.root_token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let done: Value = app.root_json(&path).await;
     assert_eq!(done["status"], "failed");
-    let jobs: Vec<Value> = app
-        .get(&format!("{path}/jobs"), Some(&app.root_token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jobs: Vec<Value> = app.root_json(&format!("{path}/jobs")).await;
     let statuses: Vec<&str> = jobs.iter().map(|j| j["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["failed", "skipped", "skipped"]);
     assert_eq!(jobs[0]["failure_reason"], "script_failure");
@@ -289,7 +264,7 @@ show_payload:
 
 const MAKEFILE: &str = "test:\n\t@echo tests passed\nbuild:\n\t@echo package built\nupload:\n\t@echo uploading package to S3\n";
 
-async fn job_log(app: &TestApp, project: i64, jobs: &[Value], name: &str) -> String {
+pub async fn job_log(app: &TestApp, project: i64, jobs: &[Value], name: &str) -> String {
     let job = jobs.iter().find(|j| j["name"] == name).unwrap();
     app.get(
         &format!("/projects/{project}/jobs/{}/trace", job["id"]),
@@ -302,7 +277,11 @@ async fn job_log(app: &TestApp, project: i64, jobs: &[Value], name: &str) -> Str
 }
 
 /// Waits for a pipeline to finish; returns it and its jobs.
-async fn finished_pipeline(app: &TestApp, project: i64, pipeline: &Value) -> (Value, Vec<Value>) {
+pub async fn finished_pipeline(
+    app: &TestApp,
+    project: i64,
+    pipeline: &Value,
+) -> (Value, Vec<Value>) {
     let path = format!("/projects/{project}/pipelines/{}", pipeline["id"]);
     let done = wait_for(app, &path, |p| {
         matches!(
@@ -311,23 +290,13 @@ async fn finished_pipeline(app: &TestApp, project: i64, pipeline: &Value) -> (Va
         )
     })
     .await;
-    let jobs: Vec<Value> = app
-        .get(&format!("{path}/jobs"), Some(&app.root_token))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let jobs: Vec<Value> = app.root_json(&format!("{path}/jobs")).await;
     (done, jobs)
 }
 
-async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
     for _ in 0..300 {
-        let v: Value = app
-            .get(path, Some(&app.root_token))
-            .await
-            .json()
-            .await
-            .unwrap();
+        let v: Value = app.root_json(path).await;
         if done(&v) {
             return v;
         }
@@ -353,6 +322,8 @@ async fn the_seed_pipeline_runs_end_to_end_on_pipewrights_runner(app: TestApp) {
         &[
             "push",
             "-q",
+            "-o",
+            "ci.skip",
             &crate::git::remote(&app, "root", &app.root_token, "root/seed"),
             "main",
         ],

@@ -43,10 +43,12 @@ macro_rules! both_backends {
 
 pub struct TestApp {
     pub url: String,
+    /// The database this server uses (a second replica can share it).
+    pub database_url: String,
     pub root_token: String,
     pub client: Client,
     /// Kept alive for the test's duration; removed on drop.
-    _data_dir: tempfile::TempDir,
+    _data_dir: std::sync::Arc<tempfile::TempDir>,
     /// The server's store, for asserting on what the API does not expose.
     pub store: std::sync::Arc<dyn pipewright_store::Store>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -72,6 +74,21 @@ impl TestApp {
             ),
             Backend::Postgres => postgres().create_database().await,
         };
+        Self::start_on(std::sync::Arc::new(data_dir), &database_url, configure).await
+    }
+
+    /// A second replica of this server: the same database and data directory (a replica set
+    /// shares PostgreSQL and a data volume), its own listener.
+    pub async fn start_replica(&self) -> TestApp {
+        Self::start_on(self._data_dir.clone(), &self.database_url, |_| {}).await
+    }
+
+    async fn start_on(
+        data_dir: std::sync::Arc<tempfile::TempDir>,
+        database_url: &str,
+        configure: impl FnOnce(&mut ServerConfig),
+    ) -> TestApp {
+        let database_url = database_url.to_string();
         let store = pipewright_store::connect(&database_url)
             .await
             .expect("open database");
@@ -80,6 +97,7 @@ impl TestApp {
         let mut config = ServerConfig::new(&url, data_dir.path());
         // Runners' long polls would make every "no job for you" check take seconds.
         config.job_request_long_poll = std::time::Duration::from_millis(200);
+        config.maintenance_interval = std::time::Duration::from_millis(100);
         configure(&mut config);
         let state = pipewright_server::app_state(config, store.clone()).expect("app state");
         let root_token = format!(
@@ -100,6 +118,7 @@ impl TestApp {
         });
         TestApp {
             url,
+            database_url,
             root_token,
             client: Client::new(),
             _data_dir: data_dir,
@@ -134,6 +153,15 @@ impl TestApp {
             req = req.json(&b);
         }
         req.send().await.expect("request")
+    }
+
+    /// `GET` as root, parsed as JSON.
+    pub async fn root_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> T {
+        self.get(path, Some(&self.root_token))
+            .await
+            .json()
+            .await
+            .expect("a JSON body")
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Response {

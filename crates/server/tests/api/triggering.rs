@@ -85,8 +85,12 @@ pub async fn triggerable_project(app: &TestApp, name: &str, tmp: &Path) -> (i64,
     git_ok(&work, home, &["tag", "twin"]);
     git_ok(&work, home, &["tag", "v1.0"]);
     let url = remote(app, "root", &app.root_token, &format!("root/{name}"));
-    git_ok(&work, home, &["push", "-q", &url, "--all"]);
-    git_ok(&work, home, &["push", "-q", &url, "--tags"]);
+    git_ok(&work, home, &["push", "-q", "-o", "ci.skip", &url, "--all"]);
+    git_ok(
+        &work,
+        home,
+        &["push", "-q", "-o", "ci.skip", &url, "--tags"],
+    );
     let sha = git_ok(&work, home, &["rev-parse", "main"])
         .trim()
         .to_string();

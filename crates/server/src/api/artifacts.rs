@@ -1,0 +1,419 @@
+//! Job artifacts: the runner uploads a job's zip (`POST /jobs/:id/artifacts`), later jobs and
+//! people download it whole or one file at a time, by job id or as "the `NAME` job of the latest
+//! successful pipeline for this ref", and they expire (`expire_in`, default 30 days) unless
+//! kept. Archives live at `<data-dir>/artifacts/<job id>/artifacts.zip`, written to a temporary
+//! file, synced and renamed into place, so a reader sees a whole archive or none.
+
+use std::path::PathBuf;
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pipewright_core::{Status, Timestamp};
+use pipewright_store::{Job, JobArtifacts, Project};
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use super::Segments;
+use super::projects::authorize_project;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::job_token::{JobTokenCaller, running_job};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::state::AppState;
+
+/// GitLab's default `expire_in`.
+const DEFAULT_EXPIRY_SECS: i64 = 30 * 24 * 3600;
+/// Largest single file served out of an archive.
+const MAX_ENTRY_BYTES: u64 = 100 * 1024 * 1024;
+
+pub fn routes(max_upload: usize) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v4/jobs/{id}/artifacts",
+            post(upload)
+                .layer(DefaultBodyLimit::max(max_upload))
+                .get(download_for_runner),
+        )
+        .route(
+            "/api/v4/projects/{id}/jobs/{job_id}/artifacts",
+            get(download).delete(destroy),
+        )
+        .route(
+            "/api/v4/projects/{id}/jobs/{job_id}/artifacts/keep",
+            post(keep),
+        )
+        .route(
+            "/api/v4/projects/{id}/jobs/{job_id}/artifacts/{*artifact_path}",
+            get(download_file),
+        )
+        .route(
+            "/api/v4/projects/{id}/jobs/artifacts/{*rest}",
+            get(download_by_ref),
+        )
+}
+
+pub fn archive_path(state: &AppState, job_id: i64) -> PathBuf {
+    state
+        .config
+        .data_dir
+        .join("artifacts")
+        .join(job_id.to_string())
+        .join("artifacts.zip")
+}
+
+/// Deletes a job's archive and forgets it (expiry, `DELETE`, erase).
+pub async fn remove(state: &AppState, job: &Job) -> anyhow::Result<()> {
+    state.store.set_job_artifacts(job.id, None).await?;
+    match tokio::fs::remove_file(archive_path(state, job.id)).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn internal(e: impl Into<anyhow::Error>) -> ApiError {
+    ApiError::Internal(e.into())
+}
+
+/// `POST /jobs/:id/artifacts` (runner, `JOB-TOKEN`): multipart `file` plus `artifact_type`,
+/// `artifact_format` and `expire_in`. Only the `archive` zip is kept; reports are accepted and
+/// dropped, as a runner must not fail for them.
+async fn upload(
+    State(state): State<AppState>,
+    seg: Segments,
+    JobTokenCaller(caller): JobTokenCaller,
+    mut multipart: Multipart,
+) -> ApiResult<Response> {
+    let id = seg.id("id", "Job")?;
+    let job = caller.ok_or(ApiError::Unauthorized)?;
+    if job.id != id {
+        return Err(ApiError::forbidden());
+    }
+    let dir = archive_path(&state, job.id)
+        .parent()
+        .map(PathBuf::from)
+        .ok_or_else(|| internal(anyhow::anyhow!("artifacts path")))?;
+    tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
+    let tmp = dir.join(format!(".upload-{}", crate::secrets::random_token("", 8)));
+    let mut fields = std::collections::HashMap::new();
+    let mut received: Option<(String, i64)> = None;
+    let result: ApiResult<()> = async {
+        while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+            let name = field.name().unwrap_or_default().to_string();
+            if name == "file" {
+                let filename = field.file_name().unwrap_or("artifacts.zip").to_string();
+                let mut file = tokio::fs::File::create(&tmp).await.map_err(internal)?;
+                let mut size = 0i64;
+                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                    size += chunk.len() as i64;
+                    file.write_all(&chunk).await.map_err(internal)?;
+                }
+                file.sync_all().await.map_err(internal)?;
+                received = Some((filename, size));
+            } else {
+                let text = field.text().await.map_err(multipart_error)?;
+                fields.insert(name, text);
+            }
+        }
+        Ok(())
+    }
+    .await;
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(e);
+    }
+    let Some((filename, size)) = received else {
+        return Err(ApiError::MissingParam("file".into()));
+    };
+    let artifact_type = fields
+        .get("artifact_type")
+        .map(String::as_str)
+        .unwrap_or("archive");
+    if artifact_type != "archive" {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Ok((StatusCode::CREATED, Json(json!({"id": job.id}))).into_response());
+    }
+    if !is_zip(&tmp).await {
+        let _ = tokio::fs::remove_file(&tmp).await;
+        return Err(ApiError::BadRequest(
+            "artifacts must be a zip archive".into(),
+        ));
+    }
+    let expire_at = match fields.get("expire_in").map(|s| s.trim()) {
+        Some("never") => None,
+        Some(text) if !text.is_empty() => {
+            let secs = pipewright_config::duration_seconds(text)
+                .ok_or_else(|| ApiError::InvalidParam("expire_in".into()))?;
+            Some(Timestamp(Timestamp::now().millis() + secs as i64 * 1000))
+        }
+        _ => Some(Timestamp(
+            Timestamp::now().millis() + DEFAULT_EXPIRY_SECS * 1000,
+        )),
+    };
+    tokio::fs::rename(&tmp, archive_path(&state, job.id))
+        .await
+        .map_err(internal)?;
+    sync_dir(&dir).await;
+    state
+        .store
+        .set_job_artifacts(
+            job.id,
+            Some(&JobArtifacts {
+                filename,
+                size,
+                expire_at,
+            }),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"id": job.id}))).into_response())
+}
+
+fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::BadRequest("invalid multipart body".into())
+    }
+}
+
+async fn is_zip(path: &std::path::Path) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut magic = [0u8; 4];
+    match tokio::fs::File::open(path).await {
+        Ok(mut f) => f.read_exact(&mut magic).await.is_ok() && &magic[..2] == b"PK",
+        Err(_) => false,
+    }
+}
+
+/// Makes a rename durable.
+async fn sync_dir(dir: &std::path::Path) {
+    if let Ok(d) = tokio::fs::File::open(dir).await {
+        let _ = d.sync_all().await;
+    }
+}
+
+/// `GET /jobs/:id/artifacts` (runner): a dependency's archive, for a running job of the same
+/// pipeline (or project).
+async fn download_for_runner(
+    State(state): State<AppState>,
+    seg: Segments,
+    JobTokenCaller(caller): JobTokenCaller,
+    params: Params,
+) -> ApiResult<Response> {
+    let id = seg.id("id", "Job")?;
+    let requester = match caller {
+        Some(job) => job,
+        None => match params.str("token")? {
+            Some(token) => running_job(&state, &token).await?,
+            None => return Err(ApiError::Unauthorized),
+        },
+    };
+    let job = state
+        .store
+        .job_by_id(id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    if job.project_id != requester.project_id {
+        return Err(ApiError::NotFound(""));
+    }
+    serve_archive(&state, &job).await
+}
+
+/// Who may read a project's artifacts: a user who can read its pipelines, or a running job of
+/// the same project.
+async fn readable_project(
+    state: &AppState,
+    caller: &Caller,
+    job_caller: &Option<Job>,
+    id: &str,
+) -> ApiResult<Project> {
+    if let Some(job) = job_caller {
+        let project = super::projects::lookup(state, id)
+            .await?
+            .ok_or(ApiError::NotFound("Project"))?;
+        if project.id != job.project_id {
+            return Err(ApiError::NotFound("Project"));
+        }
+        return Ok(project);
+    }
+    let (project, _) = authorize_project(state, caller, id, Action::ReadPipelines).await?;
+    Ok(project)
+}
+
+async fn project_job(state: &AppState, project: &Project, seg: &Segments) -> ApiResult<Job> {
+    let id = seg.id("job_id", "")?;
+    state
+        .store
+        .job(project.id, id)
+        .await?
+        .ok_or(ApiError::NotFound(""))
+}
+
+async fn download(
+    State(state): State<AppState>,
+    caller: Caller,
+    JobTokenCaller(job_caller): JobTokenCaller,
+    seg: Segments,
+) -> ApiResult<Response> {
+    let project = readable_project(&state, &caller, &job_caller, seg.get("id")?).await?;
+    let job = project_job(&state, &project, &seg).await?;
+    serve_archive(&state, &job).await
+}
+
+async fn download_file(
+    State(state): State<AppState>,
+    caller: Caller,
+    JobTokenCaller(job_caller): JobTokenCaller,
+    seg: Segments,
+) -> ApiResult<Response> {
+    let project = readable_project(&state, &caller, &job_caller, seg.get("id")?).await?;
+    let job = project_job(&state, &project, &seg).await?;
+    serve_entry(&state, &job, seg.get("artifact_path")?).await
+}
+
+/// `GET /projects/:id/jobs/artifacts/:ref_name/download?job=NAME` and
+/// `…/:ref_name/raw/*artifact_path?job=NAME`: from the latest successful pipeline for the ref.
+async fn download_by_ref(
+    State(state): State<AppState>,
+    caller: Caller,
+    JobTokenCaller(job_caller): JobTokenCaller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    let project = readable_project(&state, &caller, &job_caller, seg.get("id")?).await?;
+    let rest = seg.get("rest")?;
+    let (ref_name, entry) = if let Some(r) = rest.strip_suffix("/download") {
+        (r, None)
+    } else if let Some((r, path)) = rest.split_once("/raw/") {
+        (r, Some(path))
+    } else {
+        return Err(ApiError::NotFound(""));
+    };
+    let name = params.non_blank("job")?;
+    let job = state
+        .store
+        .latest_successful_job_for_ref(project.id, ref_name, &name)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    match entry {
+        None => serve_archive(&state, &job).await,
+        Some(path) => serve_entry(&state, &job, path).await,
+    }
+}
+
+async fn serve_archive(state: &AppState, job: &Job) -> ApiResult<Response> {
+    let Some(artifacts) = &job.artifacts else {
+        return Err(ApiError::NotFound(""));
+    };
+    let file = match tokio::fs::File::open(archive_path(state, job.id)).await {
+        Ok(f) => f,
+        Err(_) => return Err(ApiError::NotFound("")),
+    };
+    let stream = futures_util::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buf)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let mut res = Body::from_stream(stream).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zip"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        artifacts.filename.replace(['"', '\\', '\r', '\n'], "_")
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&artifacts.size.to_string()) {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    Ok(res)
+}
+
+/// One file out of a job's archive.
+async fn serve_entry(state: &AppState, job: &Job, path: &str) -> ApiResult<Response> {
+    if job.artifacts.is_none() {
+        return Err(ApiError::NotFound(""));
+    }
+    let archive = archive_path(state, job.id);
+    let wanted = path.trim_start_matches('/').to_string();
+    let data = tokio::task::spawn_blocking(move || -> Option<Vec<u8>> {
+        use std::io::Read;
+        let file = std::fs::File::open(archive).ok()?;
+        let mut zip = zip::ZipArchive::new(file).ok()?;
+        let entry = zip.by_name(&wanted).ok()?;
+        if entry.is_dir() || entry.size() > MAX_ENTRY_BYTES {
+            return None;
+        }
+        let mut data = Vec::with_capacity(entry.size() as usize);
+        entry.take(MAX_ENTRY_BYTES).read_to_end(&mut data).ok()?;
+        Some(data)
+    })
+    .await
+    .map_err(internal)?
+    .ok_or(ApiError::NotFound(""))?;
+    let mut res = (StatusCode::OK, data).into_response();
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    Ok(res)
+}
+
+async fn destroy(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<StatusCode> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::DeleteArtifacts).await?;
+    let job = project_job(&state, &project, &seg).await?;
+    remove(&state, &job).await.map_err(internal)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn keep(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
+    let job = project_job(&state, &project, &seg).await?;
+    let Some(mut artifacts) = job.artifacts.clone() else {
+        return Err(ApiError::NotFound(""));
+    };
+    artifacts.expire_at = None;
+    state
+        .store
+        .set_job_artifacts(job.id, Some(&artifacts))
+        .await?;
+    let job = project_job(&state, &project, &seg).await?;
+    let pipeline = state
+        .store
+        .pipeline(project.id, job.pipeline_id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    Ok(Json(
+        super::pipelines::job_json(&state, &project, &pipeline, &job).await?,
+    ))
+}
+
+/// Whether a job's artifacts are part of what its dependants download.
+pub fn has_artifacts(job: &Job) -> bool {
+    job.artifacts.is_some() && job.status == Status::Success
+}

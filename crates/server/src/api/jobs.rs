@@ -1,0 +1,225 @@
+//! Acting on jobs and pipelines: `GET /projects/:id/jobs` (with `scope[]`),
+//! `POST …/jobs/:job_id/cancel|retry|play|erase`, `POST …/pipelines/:pipeline_id/cancel|retry`,
+//! and `GET /job` for a `CI_JOB_TOKEN`. The state changes themselves live in
+//! [`crate::job_processing`]; this module checks permissions and answers as GitLab does.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pipewright_core::Status;
+use pipewright_store::{Job, Project};
+use serde_json::Value;
+
+use super::Segments;
+use super::pipelines::{find_pipeline, job_json, parse_statuses, pipeline_json};
+use super::projects::authorize_project;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::job_processing;
+use crate::job_token::JobTokenCaller;
+use crate::pagination::{Paginated, page_from};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/projects/{id}/jobs", get(list))
+        .route("/api/v4/projects/{id}/jobs/{job_id}/cancel", post(cancel))
+        .route("/api/v4/projects/{id}/jobs/{job_id}/retry", post(retry))
+        .route("/api/v4/projects/{id}/jobs/{job_id}/play", post(play))
+        .route("/api/v4/projects/{id}/jobs/{job_id}/erase", post(erase))
+        .route(
+            "/api/v4/projects/{id}/pipelines/{pipeline_id}/cancel",
+            post(cancel_pipeline),
+        )
+        .route(
+            "/api/v4/projects/{id}/pipelines/{pipeline_id}/retry",
+            post(retry_pipeline),
+        )
+        .route("/api/v4/job", get(current_job))
+}
+
+fn internal(e: anyhow::Error) -> ApiError {
+    ApiError::Internal(e)
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let page = page_from(&params)?;
+    let scope = parse_statuses(&params, "scope")?;
+    let result = state.store.project_jobs(project.id, &scope, page).await?;
+    let mut items = Vec::with_capacity(result.items.len());
+    for job in &result.items {
+        items.push(render(&state, &project, job).await?);
+    }
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn render(state: &AppState, project: &Project, job: &Job) -> ApiResult<Value> {
+    let pipeline = state
+        .store
+        .pipeline(project.id, job.pipeline_id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    job_json(state, project, &pipeline, job).await
+}
+
+/// The project and job for an action that needs `action`.
+async fn target(
+    state: &AppState,
+    caller: &Caller,
+    seg: &Segments,
+    action: Action,
+) -> ApiResult<(Project, Job)> {
+    let (project, _) = authorize_project(state, caller, seg.get("id")?, action).await?;
+    let id = seg.id("job_id", "")?;
+    let job = state
+        .store
+        .job(project.id, id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    Ok((project, job))
+}
+
+/// Answers an action with the job as it is now.
+async fn answer(
+    state: &AppState,
+    project: &Project,
+    id: i64,
+    status: StatusCode,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let job = state
+        .store
+        .job(project.id, id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    Ok((status, Json(render(state, project, &job).await?)))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    // Canceling a finished job is a no-op that still answers with the job, as GitLab does.
+    job_processing::cancel_job(&state, &job)
+        .await
+        .map_err(internal)?;
+    answer(&state, &project, job.id, StatusCode::CREATED).await
+}
+
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    let Some(new_job) = job_processing::retry_job(&state, &job)
+        .await
+        .map_err(internal)?
+    else {
+        return Err(ApiError::Forbidden(Some("Job is not retryable".into())));
+    };
+    answer(&state, &project, new_job.id, StatusCode::CREATED).await
+}
+
+async fn play(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    if !job_processing::play_job(&state, &job)
+        .await
+        .map_err(internal)?
+    {
+        return Err(ApiError::BadRequest(format!(
+            "Unplayable Job: {}",
+            job.name
+        )));
+    }
+    answer(&state, &project, job.id, StatusCode::OK).await
+}
+
+async fn erase(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, job) = target(&state, &caller, &seg, Action::DeleteArtifacts).await?;
+    if !job.status.is_complete() {
+        return Err(ApiError::Forbidden(Some("Job is not erasable!".into())));
+    }
+    crate::api::artifacts::remove(&state, &job)
+        .await
+        .map_err(internal)?;
+    crate::api::runner_jobs::erase_trace(&state, job.id).await;
+    state.store.erase_job(job.id).await?;
+    answer(&state, &project, job.id, StatusCode::CREATED).await
+}
+
+async fn cancel_pipeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    job_processing::cancel_pipeline(&state, pipeline.id)
+        .await
+        .map_err(internal)?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(pipeline_json(&state, &project, &pipeline).await?),
+    ))
+}
+
+async fn retry_pipeline(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    if !matches!(pipeline.status, Status::Failed | Status::Canceled) {
+        return Err(ApiError::Forbidden(Some(
+            "Pipeline is not retryable".into(),
+        )));
+    }
+    job_processing::retry_pipeline(&state, pipeline.id)
+        .await
+        .map_err(internal)?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(pipeline_json(&state, &project, &pipeline).await?),
+    ))
+}
+
+/// `GET /job`: the job a `CI_JOB_TOKEN` belongs to.
+async fn current_job(
+    State(state): State<AppState>,
+    JobTokenCaller(job): JobTokenCaller,
+) -> ApiResult<Json<Value>> {
+    let job = job.ok_or(ApiError::Unauthorized)?;
+    let project = state
+        .store
+        .project(job.project_id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    Ok(Json(render(&state, &project, &job).await?))
+}
