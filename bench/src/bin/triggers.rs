@@ -12,13 +12,12 @@
 //!     cargo build --release -p pipewright -p pipewright-bench
 //!     target/release/triggers [--seconds 10] [--concurrency 64] [--rate 1000] [--database-url postgres://…]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use pipewright_bench::{ROOT_TOKEN, Server};
 
 const CONFIG: &str = r#"stages: [test, build, package, deploy]
 variables:
@@ -83,51 +82,6 @@ fn args() -> Args {
     a
 }
 
-fn server_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("PIPEWRIGHT_BIN") {
-        return PathBuf::from(p);
-    }
-    let me = std::env::current_exe().unwrap_or_default();
-    me.with_file_name("pipewright")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(18930)
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .args([
-            "-c",
-            "user.name=Bench",
-            "-c",
-            "user.email=bench@example.com",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .status();
-    assert!(status.is_ok_and(|s| s.success()), "git {args:?} failed");
-}
-
-fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
-}
-
 fn report(name: &str, hist: &Histogram<u64>, ok: u64, errors: u64, elapsed: Duration) {
     let us = |q: f64| Duration::from_micros(hist.value_at_quantile(q));
     println!(
@@ -141,91 +95,14 @@ fn report(name: &str, hist: &Histogram<u64>, ok: u64, errors: u64, elapsed: Dura
     );
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::main]
 async fn main() {
     let args = args();
-    let data = tempfile::tempdir().expect("temp dir");
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let token = "glpat-bench-token-0123456789abcdef";
-    let mut cmd = Command::new(server_binary());
-    cmd.args([
-        "serve",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--data-dir",
-    ])
-    .arg(data.path())
-    .env("PIPEWRIGHT_ROOT_TOKEN", token)
-    .env("PIPEWRIGHT_ROOT_PASSWORD", "bench-password")
-    .env("RUST_LOG", "warn")
-    .stdout(Stdio::null())
-    .stderr(Stdio::inherit());
-    if let Some(db) = &args.database_url {
-        cmd.args(["--database-url", db]);
-    }
-    let server = Server(
-        cmd.spawn()
-            .expect("start pipewright serve (cargo build --release -p pipewright first)"),
-    );
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(1024)
-        .build()
-        .expect("client");
-    let ready = Instant::now();
-    loop {
-        let up = client
-            .get(format!("{url}/-/readiness"))
-            .send()
-            .await
-            .map(|r| r.status().is_success())
-            .unwrap_or(false);
-        if up {
-            break;
-        }
-        assert!(
-            ready.elapsed() < Duration::from_secs(30),
-            "server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    // A project with the config, pushed with git, and a trigger token.
-    let project: serde_json::Value = client
-        .post(format!("{url}/api/v4/projects"))
-        .header("PRIVATE-TOKEN", token)
-        .form(&[("name", "bench")])
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("create project")
-        .json()
-        .await
-        .expect("project json");
-    let id = project["id"].as_i64().unwrap_or(1);
-    let work = tempfile::tempdir().expect("temp dir");
-    std::fs::write(work.path().join(".gitlab-ci.yml"), CONFIG).expect("write config");
-    git(work.path(), &["init", "-q"]);
-    git(work.path(), &["add", "."]);
-    git(work.path(), &["commit", "-q", "-m", "Bench pipeline"]);
-    git(
-        work.path(),
-        &[
-            "push",
-            "-q",
-            &format!("http://root:{token}@127.0.0.1:{port}/root/bench.git"),
-            "main",
-        ],
-    );
+    // Only the trigger path: no runner takes the pipelines' jobs.
+    let server = Server::start(args.database_url.as_deref(), &["--no-embedded-runner"]).await;
+    let (client, url) = (server.client.clone(), server.url.clone());
+    let token = ROOT_TOKEN;
+    let id = server.project_with("bench", CONFIG).await;
     let trigger: serde_json::Value = client
         .post(format!("{url}/api/v4/projects/{id}/triggers"))
         .header("PRIVATE-TOKEN", token)
@@ -246,7 +123,7 @@ async fn main() {
     ]);
     println!(
         "server pid {}, backend {}",
-        server.0.id(),
+        server.child.id(),
         if args.database_url.is_some() {
             "postgres"
         } else {
@@ -307,7 +184,7 @@ async fn main() {
         errors.load(Ordering::Relaxed),
         start.elapsed(),
     );
-    let (rss, peak) = rss_kib(server.0.id());
+    let (rss, peak) = server.rss_kib();
     println!("server RSS {} MiB (peak {} MiB)", rss / 1024, peak / 1024);
 
     // 2. Fixed rate, open loop.
@@ -366,6 +243,6 @@ async fn main() {
         errors.load(Ordering::Relaxed),
         start.elapsed(),
     );
-    let (rss, peak) = rss_kib(server.0.id());
+    let (rss, peak) = server.rss_kib();
     println!("server RSS {} MiB (peak {} MiB)", rss / 1024, peak / 1024);
 }

@@ -78,6 +78,10 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
             state.store.set_pipeline_status(pipeline_id, status).await?;
             if jobs.iter().any(|j| j.status == Status::Pending) {
                 state.job_available.notify_waiters();
+                // Runners long-polling other servers on the same database hear it too.
+                if let Err(err) = state.store.announce_jobs().await {
+                    tracing::warn!(error = %err, "announcing pending jobs failed");
+                }
             }
             return Ok(());
         }

@@ -79,10 +79,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let maintenance = maintenance::spawn(state.clone());
+    let watcher = state.store.watch_jobs(state.job_available.clone());
     let app = router(state);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     maintenance.abort();
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     result
 }

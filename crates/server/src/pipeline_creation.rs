@@ -405,6 +405,13 @@ pub async fn create_pipeline(
     // Runners waiting in a long poll take the first stage's jobs at once.
     if new.jobs.iter().any(|j| j.status == Status::Pending) {
         state.job_available.notify_waiters();
+        // Other servers on the same database too, off the trigger's response path.
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.announce_jobs().await {
+                tracing::warn!(error = %err, "announcing pending jobs failed");
+            }
+        });
     }
     Ok(pipeline)
 }

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub pipeline_limit_per_project_user_sha: u32,
     /// How long `POST /jobs/request` waits for a job before answering 204.
     pub job_request_long_poll: std::time::Duration,
+    /// A long poll looks for jobs again this often even without a wake-up (a missed
+    /// notification never leaves a runner idle longer than this).
+    pub job_request_recheck: std::time::Duration,
     /// How long a running job may go without hearing from its runner before it fails with
     /// `runner_system_failure`.
     pub job_lease: std::time::Duration,
@@ -50,6 +53,7 @@ impl ServerConfig {
             secret_key_file: data_dir.join("pipewright.key"),
             pipeline_limit_per_project_user_sha: 0,
             job_request_long_poll: std::time::Duration::from_secs(5),
+            job_request_recheck: std::time::Duration::from_secs(2),
             job_lease: std::time::Duration::from_secs(300),
             maintenance_interval: std::time::Duration::from_secs(1),
             max_artifacts_bytes: 100 * 1024 * 1024,

@@ -62,6 +62,16 @@ pub trait Store: Send + Sync + 'static {
     /// Waits for in-flight statements and closes every connection.
     async fn close(&self);
 
+    /// Tells every server sharing this database that jobs became pending (PostgreSQL
+    /// `NOTIFY`; a no-op on SQLite, which has one server).
+    async fn announce_jobs(&self) -> Result<()>;
+    /// Wakes `wake` whenever any server announces jobs (PostgreSQL `LISTEN`, reconnecting
+    /// on failure); a no-op on SQLite. Returns the background task, if one was started.
+    fn watch_jobs(
+        &self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>>;
+
     // Users
     async fn create_user(&self, user: &NewUser) -> Result<User>;
     async fn user(&self, id: UserId) -> Result<Option<User>>;
@@ -170,15 +180,29 @@ pub trait Store: Send + Sync + 'static {
     // Running jobs
     /// Pending jobs, oldest first (claim candidates).
     async fn pending_jobs(&self, limit: i64) -> Result<Vec<Job>>;
-    /// Claims a pending job for a runner (status `running`, job token, lease). `None` when
-    /// someone else claimed it first: the update only succeeds from `pending`.
+    /// Claims the first of `candidates` that is still pending for a runner (status `running`,
+    /// job token, lease). `None` when others claimed them all first: each update only succeeds
+    /// from `pending`.
     async fn claim_job(
         &self,
-        job_id: i64,
+        candidates: &[i64],
         runner_id: i64,
         token_digest: &str,
         lease_until: pipewright_core::Timestamp,
     ) -> Result<Option<Job>>;
+    /// Appends a log chunk that must start where the log ends; past `limit` bytes the log is
+    /// cut (with `note` once) and further chunks are dropped. Group-committed.
+    async fn append_trace(
+        &self,
+        job_id: i64,
+        start: u64,
+        data: &[u8],
+        limit: u64,
+        note: &[u8],
+    ) -> Result<TraceAppend>;
+    /// A job's whole log.
+    async fn job_trace(&self, job_id: i64) -> Result<Vec<u8>>;
+    async fn erase_trace(&self, job_id: i64) -> Result<()>;
     async fn job_by_id(&self, id: i64) -> Result<Option<Job>>;
     async fn job_by_token(&self, token_digest: &str) -> Result<Option<Job>>;
     async fn renew_job_lease(&self, job_id: i64, until: pipewright_core::Timestamp) -> Result<()>;

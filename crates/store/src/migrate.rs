@@ -29,6 +29,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     4 => "0004_runners.sql",
     5 => "0005_job_execution.sql",
     6 => "0006_job_lifecycle.sql",
+    7 => "0007_trace_chunks.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -38,6 +39,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     4 => "0004_runners.sql",
     5 => "0005_job_execution.sql",
     6 => "0006_job_lifecycle.sql",
+    7 => "0007_trace_chunks.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -449,6 +449,17 @@ pub struct Job {
     pub scheduled_at: Option<Timestamp>,
     pub erased_at: Option<Timestamp>,
     pub artifacts: Option<JobArtifacts>,
+    /// Bytes of log stored so far.
+    pub trace_size: i64,
+}
+
+/// What appending a log chunk did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceAppend {
+    /// Stored (or, past the size limit, dropped); the log is now `size` bytes.
+    Appended { size: u64 },
+    /// The chunk did not start where the log ends (`size`); nothing was stored.
+    Mismatch { size: u64 },
 }
 
 /// A job's artifacts archive (a zip under the data dir, named by the job id).

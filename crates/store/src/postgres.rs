@@ -14,6 +14,9 @@ type Db = sqlx::Postgres;
 type StoreImpl = PostgresStore;
 const BACKEND: Backend = Backend::Postgres;
 
+/// The `LISTEN/NOTIFY` channel on which replicas announce pending jobs.
+const JOBS_CHANNEL: &str = "pipewright_jobs";
+
 /// Any constant works; it only has to be the same in every replica.
 const MIGRATION_LOCK_KEY: i64 = 0x7069_7065_7772_6967; // "pipewrig"
 
@@ -22,6 +25,8 @@ pub struct PostgresStore {
     pool: PgPool,
     /// The group-commit writer for pipeline creations (see `queries.rs`).
     writer: tokio::sync::mpsc::Sender<PipelineRequest>,
+    /// The group-commit writer for job claims and results (see `queries.rs`).
+    job_writer: tokio::sync::mpsc::Sender<JobOp>,
 }
 
 impl PostgresStore {
@@ -33,6 +38,7 @@ impl PostgresStore {
             .await?;
         let store = PostgresStore {
             pool: pool.clone(),
+            job_writer: spawn_job_writer(pool.clone()),
             writer: spawn_pipeline_writer(pool),
         };
         store.migrate().await?;
@@ -56,6 +62,40 @@ impl PostgresStore {
     }
 
     fn invalidate_protected_branches(&self, _project_id: ProjectId) {}
+
+    async fn announce_jobs_impl(&self) -> Result<()> {
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(JOBS_CHANNEL)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    fn watch_jobs_impl(
+        &self,
+        wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let pool = self.pool.clone();
+        Some(tokio::spawn(async move {
+            loop {
+                let listening: std::result::Result<(), sqlx::Error> = async {
+                    let mut listener = sqlx::postgres::PgListener::connect_with(&pool).await?;
+                    listener.listen(JOBS_CHANNEL).await?;
+                    loop {
+                        listener.recv().await?;
+                        wake.notify_waiters();
+                    }
+                }
+                .await;
+                if let Err(err) = listening {
+                    tracing::warn!(error = %err, "listening for job announcements failed; retrying");
+                }
+                // Whatever was announced meanwhile is found by the runners' periodic look.
+                wake.notify_waiters();
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }))
+    }
 
     async fn begin_write(&self) -> Result<Transaction<'static, Db>> {
         begin_write_on(&self.pool).await

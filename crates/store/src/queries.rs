@@ -223,7 +223,7 @@ macro_rules! job_columns {
     () => {
         "id, pipeline_id, project_id, name, stage, stage_idx, position, status, when_condition, allow_failure, spec, \
          failure_reason, created_at, queued_at, started_at, finished_at, runner_id, lease_expires_at, exit_code, \
-         retried, scheduled_at, erased_at, artifacts_filename, artifacts_size, artifacts_expire_at"
+         retried, scheduled_at, erased_at, artifacts_filename, artifacts_size, artifacts_expire_at, trace_size"
     };
 }
 
@@ -304,6 +304,7 @@ fn job_from_row(row: &DbRow) -> Result<Job> {
             }),
             None => None,
         },
+        trace_size: row.try_get("trace_size")?,
     })
 }
 
@@ -658,6 +659,220 @@ async fn write_batch(
     Ok(results)
 }
 
+/// A job state change for the job writer: claiming (the first of several candidates that is
+/// still pending) and finishing. Runners' claims and reports arrive concurrently and each must
+/// be durable before it is acknowledged; writing them one transaction each would cost one
+/// fsync per change, so they are group-committed like pipelines. Within a batch they run in
+/// arrival order, so two claims of one job still resolve to one winner.
+enum JobOp {
+    Claim {
+        candidates: Vec<i64>,
+        runner_id: i64,
+        token_digest: String,
+        lease_until: i64,
+        reply: tokio::sync::oneshot::Sender<Result<Option<Job>>>,
+    },
+    Finish {
+        job_id: i64,
+        status: Status,
+        failure_reason: Option<String>,
+        exit_code: Option<i64>,
+        reply: tokio::sync::oneshot::Sender<Result<bool>>,
+    },
+    PipelineStatus {
+        pipeline_id: i64,
+        status: Status,
+        reply: tokio::sync::oneshot::Sender<Result<bool>>,
+    },
+    AppendTrace {
+        job_id: i64,
+        start: u64,
+        data: Vec<u8>,
+        limit: u64,
+        /// Appended once, when a chunk is cut at the limit.
+        note: Vec<u8>,
+        reply: tokio::sync::oneshot::Sender<Result<TraceAppend>>,
+    },
+}
+
+enum JobOpResult {
+    Claimed(Option<Box<Job>>),
+    Finished(bool),
+    Traced(TraceAppend),
+}
+
+fn spawn_job_writer(pool: sqlx::Pool<Db>) -> tokio::sync::mpsc::Sender<JobOp> {
+    let (writer, requests) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
+    tokio::spawn(job_writer(pool, requests));
+    writer
+}
+
+async fn job_writer(pool: sqlx::Pool<Db>, mut requests: tokio::sync::mpsc::Receiver<JobOp>) {
+    let mut batch: Vec<JobOp> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = requests.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let results = match apply_job_ops(&pool, &batch).await {
+            Ok(results) => results.into_iter().map(Ok).collect::<Vec<_>>(),
+            // Something failed: each change on its own, so one bad change costs only itself.
+            Err(_) => {
+                let mut results = Vec::with_capacity(batch.len());
+                for op in &batch {
+                    results.push(
+                        apply_job_ops(&pool, std::slice::from_ref(op))
+                            .await
+                            .and_then(|mut r| r.pop().ok_or_else(|| StoreError::Corrupt("no result".into()))),
+                    );
+                }
+                results
+            }
+        };
+        for (op, result) in batch.drain(..).zip(results) {
+            match (op, result) {
+                (JobOp::Claim { reply, .. }, Ok(JobOpResult::Claimed(job))) => {
+                    let _ = reply.send(Ok(job.map(|j| *j)));
+                }
+                (JobOp::Finish { reply, .. }, Ok(JobOpResult::Finished(done))) => {
+                    let _ = reply.send(Ok(done));
+                }
+                (JobOp::AppendTrace { reply, .. }, Ok(JobOpResult::Traced(done))) => {
+                    let _ = reply.send(Ok(done));
+                }
+                (JobOp::PipelineStatus { reply, .. }, Ok(JobOpResult::Finished(done))) => {
+                    let _ = reply.send(Ok(done));
+                }
+                (op, result) => {
+                    let error = match result {
+                        Err(e) => e,
+                        Ok(_) => StoreError::Corrupt("mismatched job result".into()),
+                    };
+                    match op {
+                        JobOp::Claim { reply, .. } => {
+                            let _ = reply.send(Err(error));
+                        }
+                        JobOp::Finish { reply, .. } => {
+                            let _ = reply.send(Err(error));
+                        }
+                        JobOp::AppendTrace { reply, .. } => {
+                            let _ = reply.send(Err(error));
+                        }
+                        JobOp::PipelineStatus { reply, .. } => {
+                            let _ = reply.send(Err(error));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Applies job changes in one transaction, in order.
+async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[JobOp]) -> Result<Vec<JobOpResult>> {
+    let now = Timestamp::now().millis();
+    let mut tx = begin_write_on(pool).await?;
+    let mut results = Vec::with_capacity(ops.len());
+    for op in ops {
+        match op {
+            JobOp::Claim { candidates, runner_id, token_digest, lease_until, .. } => {
+                let sql = concat!(
+                    "UPDATE jobs SET status = 'running', runner_id = $2, token_digest = $3, lease_expires_at = $4, started_at = $5 \
+                     WHERE id = $1 AND status = 'pending' RETURNING ",
+                    job_columns!()
+                );
+                let mut claimed = None;
+                for id in candidates {
+                    let row = sqlx::query(sql)
+                        .bind(id)
+                        .bind(runner_id)
+                        .bind(token_digest)
+                        .bind(lease_until)
+                        .bind(now)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(row) = row {
+                        claimed = Some(Box::new(job_from_row(&row)?));
+                        break;
+                    }
+                }
+                results.push(JobOpResult::Claimed(claimed));
+            }
+            JobOp::Finish { job_id, status, failure_reason, exit_code, .. } => {
+                let result = sqlx::query(
+                    "UPDATE jobs SET status = $2, failure_reason = $3, exit_code = $4, finished_at = $5, lease_expires_at = NULL \
+                     WHERE id = $1 AND status = 'running'",
+                )
+                .bind(job_id)
+                .bind(status.as_str())
+                .bind(failure_reason.as_deref())
+                .bind(exit_code)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                results.push(JobOpResult::Finished(result.rows_affected() > 0));
+            }
+            JobOp::PipelineStatus { pipeline_id, status, .. } => {
+                let started = if matches!(status, Status::Running) || status.is_complete() { Some(now) } else { None };
+                let finished = if status.is_complete() { Some(now) } else { None };
+                let result = sqlx::query(
+                    "UPDATE pipelines SET status = $2, updated_at = $3, started_at = COALESCE(started_at, $4), \
+                     finished_at = CASE WHEN $5 IS NULL THEN NULL ELSE COALESCE(finished_at, $5) END WHERE id = $1 AND status <> $2",
+                )
+                .bind(pipeline_id)
+                .bind(status.as_str())
+                .bind(now)
+                .bind(started)
+                .bind(finished)
+                .execute(&mut *tx)
+                .await?;
+                results.push(JobOpResult::Finished(result.rows_affected() > 0));
+            }
+            JobOp::AppendTrace { job_id, start, data, limit, note, .. } => {
+                let size: i64 = sqlx::query("SELECT trace_size FROM jobs WHERE id = $1")
+                    .bind(job_id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|row| row.try_get("trace_size"))
+                    .transpose()?
+                    .unwrap_or(0);
+                let size = size.max(0) as u64;
+                if *start != size {
+                    results.push(JobOpResult::Traced(TraceAppend::Mismatch { size }));
+                    continue;
+                }
+                let room = limit.saturating_sub(size) as usize;
+                if room == 0 || data.is_empty() {
+                    results.push(JobOpResult::Traced(TraceAppend::Appended { size }));
+                    continue;
+                }
+                let mut stored = data[..data.len().min(room)].to_vec();
+                if data.len() > room {
+                    stored.extend_from_slice(note);
+                }
+                let new_size = size + stored.len() as u64;
+                sqlx::query("INSERT INTO job_trace_chunks (job_id, start_offset, data) VALUES ($1, $2, $3)")
+                    .bind(job_id)
+                    .bind(size as i64)
+                    .bind(stored)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("UPDATE jobs SET trace_size = $2 WHERE id = $1")
+                    .bind(job_id)
+                    .bind(new_size as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                results.push(JobOpResult::Traced(TraceAppend::Appended { size: new_size }));
+            }
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
 /// One page of a filtered listing: a `COUNT(*)` for the total, then the page's rows. `filter`
 /// appends the `WHERE …` clause to both statements; `order` is the `ORDER BY` list.
 async fn paged<T>(
@@ -692,6 +907,14 @@ impl Store for StoreImpl {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn announce_jobs(&self) -> Result<()> {
+        self.announce_jobs_impl().await
+    }
+
+    fn watch_jobs(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Option<tokio::task::JoinHandle<()>> {
+        self.watch_jobs_impl(wake)
     }
 
     async fn applied_migrations(&self) -> Result<Vec<i64>> {
@@ -1348,23 +1571,43 @@ impl Store for StoreImpl {
         rows.iter().map(job_from_row).collect()
     }
 
-    async fn claim_job(&self, job_id: i64, runner_id: i64, token_digest: &str, lease_until: Timestamp) -> Result<Option<Job>> {
-        let sql = concat!(
-            "UPDATE jobs SET status = 'running', runner_id = $2, token_digest = $3, lease_expires_at = $4, started_at = $5 \
-             WHERE id = $1 AND status = 'pending' RETURNING ",
-            job_columns!()
-        );
-        let row = sqlx::query(sql)
-            .bind(job_id)
-            .bind(runner_id)
-            .bind(token_digest)
-            .bind(lease_until.millis())
-            .bind(Timestamp::now().millis())
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(job_from_row).transpose()
+    async fn claim_job(&self, candidates: &[i64], runner_id: i64, token_digest: &str, lease_until: Timestamp) -> Result<Option<Job>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let op = JobOp::Claim {
+            candidates: candidates.to_vec(),
+            runner_id,
+            token_digest: token_digest.to_string(),
+            lease_until: lease_until.millis(),
+            reply,
+        };
+        self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?
     }
-
+    async fn append_trace(&self, job_id: i64, start: u64, data: &[u8], limit: u64, note: &[u8]) -> Result<TraceAppend> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let op = JobOp::AppendTrace { job_id, start, data: data.to_vec(), limit, note: note.to_vec(), reply };
+        self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?
+    }
+    async fn job_trace(&self, job_id: i64) -> Result<Vec<u8>> {
+        let rows = sqlx::query("SELECT data FROM job_trace_chunks WHERE job_id = $1 ORDER BY start_offset")
+            .bind(job_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let chunk: Vec<u8> = row.try_get("data")?;
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+    async fn erase_trace(&self, job_id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM job_trace_chunks WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE jobs SET trace_size = 0 WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(())
+    }
     async fn job_by_id(&self, id: i64) -> Result<Option<Job>> {
         let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
@@ -1387,18 +1630,16 @@ impl Store for StoreImpl {
     }
 
     async fn finish_job(&self, job_id: i64, status: Status, failure_reason: Option<&str>, exit_code: Option<i64>) -> Result<bool> {
-        let result = sqlx::query(
-            "UPDATE jobs SET status = $2, failure_reason = $3, exit_code = $4, finished_at = $5, lease_expires_at = NULL \
-             WHERE id = $1 AND status = 'running'",
-        )
-        .bind(job_id)
-        .bind(status.as_str())
-        .bind(failure_reason)
-        .bind(exit_code)
-        .bind(Timestamp::now().millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(result.rows_affected() > 0)
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let op = JobOp::Finish {
+            job_id,
+            status,
+            failure_reason: failure_reason.map(str::to_string),
+            exit_code,
+            reply,
+        };
+        self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?
     }
 
     async fn pipeline_all_jobs(&self, pipeline_id: i64) -> Result<Vec<Job>> {
@@ -1586,20 +1827,12 @@ impl Store for StoreImpl {
         row.as_ref().map(job_from_row).transpose()
     }
     async fn set_pipeline_status(&self, pipeline_id: i64, status: Status) -> Result<()> {
-        let now = Timestamp::now().millis();
-        let started = if matches!(status, Status::Running) || status.is_complete() { Some(now) } else { None };
-        let finished = if status.is_complete() { Some(now) } else { None };
-        sqlx::query(
-            "UPDATE pipelines SET status = $2, updated_at = $3, started_at = COALESCE(started_at, $4), \
-             finished_at = CASE WHEN $5 IS NULL THEN NULL ELSE COALESCE(finished_at, $5) END WHERE id = $1",
-        )
-        .bind(pipeline_id)
-        .bind(status.as_str())
-        .bind(now)
-        .bind(started)
-        .bind(finished)
-        .execute(&self.pool)
-        .await?;
+        // Through the job writer: job changes and the pipeline status they imply share its
+        // transactions instead of contending for SQLite's write lock.
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let op = JobOp::PipelineStatus { pipeline_id, status, reply };
+        self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
+        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))??;
         Ok(())
     }
 

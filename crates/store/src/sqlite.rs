@@ -28,6 +28,8 @@ const BACKEND: Backend = Backend::Sqlite;
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: tokio::sync::mpsc::Sender<PipelineRequest>,
+    /// The group-commit writer for job claims and results (see `queries.rs`).
+    job_writer: tokio::sync::mpsc::Sender<JobOp>,
     /// Protected-branch rules by project, read on every trigger and push. The embedded SQLite
     /// store is only ever written by this process, so invalidating on our own writes keeps the
     /// cache exact (the PostgreSQL store, shared by replicas, does not cache).
@@ -57,6 +59,7 @@ impl SqliteStore {
             .await?;
         let store = SqliteStore {
             pool: pool.clone(),
+            job_writer: spawn_job_writer(pool.clone()),
             writer: spawn_pipeline_writer(pool),
             protected: Default::default(),
         };
@@ -88,6 +91,18 @@ impl SqliteStore {
             }
             cache.rules.insert(project_id, rules.to_vec());
         }
+    }
+
+    /// One server per SQLite file: its in-process wake-up is all there is.
+    async fn announce_jobs_impl(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn watch_jobs_impl(
+        &self,
+        _wake: std::sync::Arc<tokio::sync::Notify>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        None
     }
 
     fn invalidate_protected_branches(&self, project_id: ProjectId) {

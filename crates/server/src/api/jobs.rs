@@ -164,7 +164,7 @@ async fn erase(
     crate::api::artifacts::remove(&state, &job)
         .await
         .map_err(internal)?;
-    crate::api::runner_jobs::erase_trace(&state, job.id).await;
+    crate::api::runner_jobs::erase_trace(&state, job.id).await?;
     state.store.erase_job(job.id).await?;
     answer(&state, &project, job.id, StatusCode::CREATED).await
 }

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use pipewright_core::{Status, Timestamp};
-use pipewright_store::{Job, Runner, VariableType};
+use pipewright_store::{Job, Runner, TraceAppend, VariableType};
 use serde_json::{Value, json};
 
 use super::Segments;
@@ -34,29 +34,42 @@ fn lease_until(state: &AppState) -> Timestamp {
     Timestamp(Timestamp::now().millis() + state.config.job_lease.as_millis() as i64)
 }
 
-/// Appends a line the server writes itself (a system failure) to a job's log.
-pub async fn append_system_line(state: &AppState, job_id: i64, line: &str) {
-    use tokio::io::AsyncWriteExt;
-    let path = trace_path(state, job_id);
-    if let Some(dir) = path.parent() {
-        let _ = tokio::fs::create_dir_all(dir).await;
+/// Extends a running job's lease once half of it has passed (renewing on every log chunk
+/// would cost a write per chunk for nothing).
+async fn renew_lease(state: &AppState, job: &Job) -> ApiResult<()> {
+    let half = state.config.job_lease.as_millis() as i64 / 2;
+    let remaining = job
+        .lease_expires_at
+        .map_or(0, |at| at.millis() - Timestamp::now().millis());
+    if remaining < half {
+        state
+            .store
+            .renew_job_lease(job.id, lease_until(state))
+            .await?;
     }
-    if let Ok(mut file) = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .await
-    {
-        let _ = file
-            .write_all(format!("\n\x1b[31;1m{line}\x1b[0;m\n").as_bytes())
-            .await;
-        let _ = file.sync_data().await;
-    }
+    Ok(())
 }
 
-/// Removes a job's log (erase).
-pub async fn erase_trace(state: &AppState, job_id: i64) {
-    let _ = tokio::fs::remove_file(trace_path(state, job_id)).await;
+/// Appends a line the server writes itself (a system failure) to a job's log.
+pub async fn append_system_line(state: &AppState, job_id: i64, line: &str) {
+    let Ok(Some(job)) = state.store.job_by_id(job_id).await else {
+        return;
+    };
+    let text = format!("\n\x1b[31;1m{line}\x1b[0;m\n");
+    let limit = state.config.max_trace_bytes;
+    if let Err(err) = state
+        .store
+        .append_trace(
+            job.id,
+            job.trace_size.max(0) as u64,
+            text.as_bytes(),
+            limit,
+            b"",
+        )
+        .await
+    {
+        tracing::warn!(job_id, error = %err, "could not append to a job's log");
+    }
 }
 
 pub fn routes() -> Router<AppState> {
@@ -67,12 +80,9 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v4/projects/{id}/jobs/{job_id}/trace", get(read_trace))
 }
 
-fn trace_path(state: &AppState, job_id: i64) -> std::path::PathBuf {
-    state
-        .config
-        .data_dir
-        .join("traces")
-        .join(format!("{job_id}.log"))
+/// Removes a job's log (erase).
+pub async fn erase_trace(state: &AppState, job_id: i64) -> ApiResult<()> {
+    Ok(state.store.erase_trace(job_id).await?)
 }
 
 fn tags_match(runner: &Runner, job_tags: &[String]) -> bool {
@@ -85,10 +95,15 @@ fn tags_match(runner: &Runner, job_tags: &[String]) -> bool {
 async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
     let token = params.str("token")?;
     let runner = runner_for_token(&state, token.as_deref()).await?;
-    state
-        .store
-        .touch_runner(runner.id, Timestamp::now())
-        .await?;
+    // `contacted_at` to the minute is all anyone reads; a write per request would cost a
+    // transaction per long poll.
+    let now = Timestamp::now();
+    if runner
+        .contacted_at
+        .is_none_or(|at| now.millis() - at.millis() > 60_000)
+    {
+        state.store.touch_runner(runner.id, now).await?;
+    }
     if runner.paused {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
@@ -98,9 +113,11 @@ async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult
         let notified = state.job_available.notified();
         if let Some((job, token)) = claim(&state, &runner).await? {
             let payload = payload(&state, &job, &token).await?;
-            super::super::job_processing::advance_pipeline(&state, job.pipeline_id)
-                .await
-                .map_err(ApiError::Internal)?;
+            // A running job makes its pipeline `running` (a no-op once it is).
+            state
+                .store
+                .set_pipeline_status(job.pipeline_id, Status::Running)
+                .await?;
             return Ok((StatusCode::CREATED, Json(payload)).into_response());
         }
         // Wake-ups are pushed (in-process, and from other servers through the store); looking
@@ -112,40 +129,55 @@ async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult
                 .insert("x-gitlab-last-update", HeaderValue::from_static("0"));
             return Ok(res);
         }
-        let wake = deadline.min(now + std::time::Duration::from_secs(2));
+        let wake = deadline.min(now + state.config.job_request_recheck);
         let _ = tokio::time::timeout_at(wake, notified).await;
     }
 }
 
 async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, String)>> {
-    for job in state.store.pending_jobs(100).await? {
-        if runner.project_id.is_some_and(|p| p != job.project_id) {
-            continue;
-        }
-        let spec: Value = serde_json::from_str(&job.spec).unwrap_or(Value::Null);
-        let tags: Vec<String> = spec
-            .get("tags")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if !tags_match(runner, &tags) {
-            continue;
-        }
-        let token = secrets::random_token(JOB_TOKEN_PREFIX, 32);
-        let lease = lease_until(state);
-        if let Some(claimed) = state
-            .store
-            .claim_job(job.id, runner.id, &secrets::token_digest(&token), lease)
-            .await?
-        {
-            return Ok(Some((claimed, token)));
-        }
+    let mut candidates: Vec<i64> = state
+        .store
+        .pending_jobs(CLAIM_WINDOW)
+        .await?
+        .into_iter()
+        .filter(|job| runner.project_id.is_none_or(|p| p == job.project_id))
+        .filter(|job| tags_match(runner, &job_tags(job)))
+        .map(|job| job.id)
+        .collect();
+    if candidates.is_empty() {
+        return Ok(None);
     }
-    Ok(None)
+    // Runners asking at the same moment see the same oldest jobs; starting each at a different
+    // place keeps them from all racing for the first one (the order stays oldest-first after).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let start = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % candidates.len().min(8);
+    candidates.rotate_left(start);
+    let token = secrets::random_token(JOB_TOKEN_PREFIX, 32);
+    let claimed = state
+        .store
+        .claim_job(
+            &candidates,
+            runner.id,
+            &secrets::token_digest(&token),
+            lease_until(state),
+        )
+        .await?;
+    Ok(claimed.map(|job| (job, token)))
+}
+
+/// How many of the oldest pending jobs one request considers.
+const CLAIM_WINDOW: i64 = 8;
+
+fn job_tags(job: &Job) -> Vec<String> {
+    let spec: Value = serde_json::from_str(&job.spec).unwrap_or(Value::Null);
+    spec.get("tags")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// GitLab's job payload for a runner.
@@ -347,12 +379,7 @@ async fn update_job(
     };
     let mut status = job.status;
     match final_status {
-        None => {
-            state
-                .store
-                .renew_job_lease(job.id, lease_until(&state))
-                .await?
-        }
+        None => renew_lease(&state, &job).await?,
         Some(s) => {
             let reason = if s == Status::Failed {
                 Some(
@@ -414,22 +441,7 @@ async fn append_trace(
         job_status_header(&mut res, job.status);
         return Ok(res);
     }
-    let path = trace_path(&state, job.id);
-    let current = tokio::fs::metadata(&path)
-        .await
-        .map(|m| m.len())
-        .unwrap_or(0);
-    if let Some((start, _end)) = content_range(&headers)
-        && start != current
-    {
-        let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("0-{current}")) {
-            res.headers_mut().insert("range", v);
-        }
-        return Ok(res);
-    }
-    let limit = state.config.max_trace_bytes;
-    let room = limit.saturating_sub(current) as usize;
+    let start = content_range(&headers).map_or(job.trace_size.max(0) as u64, |(start, _)| start);
     // Mask again on ingest: a runner that does not mask must not leak the job token.
     let body = match token.as_deref() {
         Some(t) if !t.is_empty() && body.windows(t.len()).any(|w| w == t.as_bytes()) => {
@@ -441,42 +453,25 @@ async fn append_trace(
         }
         _ => body,
     };
-    if room > 0 {
-        use tokio::io::AsyncWriteExt;
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| ApiError::Internal(e.into()))?;
-        }
-        let mut file = tokio::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        file.write_all(&body[..body.len().min(room)])
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        if body.len() > room {
-            file.write_all(
-                format!("\nJob's log exceeded limit of {limit} bytes.\nJob execution will continue but no more output will be collected.\n")
-                    .as_bytes(),
-            )
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        }
-        file.sync_data()
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-    }
-    state
+    let limit = state.config.max_trace_bytes;
+    let note = format!(
+        "\nJob's log exceeded limit of {limit} bytes.\nJob execution will continue but no more output will be collected.\n"
+    );
+    let size = match state
         .store
-        .renew_job_lease(job.id, lease_until(&state))
-        .await?;
-    let size = tokio::fs::metadata(&path)
-        .await
-        .map(|m| m.len())
-        .unwrap_or(0);
+        .append_trace(job.id, start, &body, limit, note.as_bytes())
+        .await?
+    {
+        TraceAppend::Appended { size } => size,
+        TraceAppend::Mismatch { size } => {
+            let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(v) = HeaderValue::from_str(&format!("0-{size}")) {
+                res.headers_mut().insert("range", v);
+            }
+            return Ok(res);
+        }
+    };
+    renew_lease(&state, &job).await?;
     let mut res = StatusCode::ACCEPTED.into_response();
     let h = res.headers_mut();
     h.insert(
@@ -503,9 +498,7 @@ async fn read_trace(
         .job(project.id, id)
         .await?
         .ok_or(ApiError::NotFound(""))?;
-    let text = tokio::fs::read(trace_path(&state, job.id))
-        .await
-        .unwrap_or_default();
+    let text = state.store.job_trace(job.id).await?;
     let mut res = (StatusCode::OK, text).into_response();
     res.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
@@ -524,6 +517,13 @@ async fn dependencies(
     spec: &pipewright_config::PlannedJob,
     token: &str,
 ) -> ApiResult<Vec<Value>> {
+    let first_stage = spec.needs.is_none() && job.stage_idx == 0;
+    if spec.dependencies.as_ref().is_some_and(Vec::is_empty)
+        || spec.needs.as_ref().is_some_and(Vec::is_empty)
+        || (first_stage && spec.dependencies.is_none())
+    {
+        return Ok(Vec::new());
+    }
     let jobs = state.store.pipeline_all_jobs(job.pipeline_id).await?;
     let wanted = |other: &Job| -> bool {
         if let Some(names) = &spec.dependencies {

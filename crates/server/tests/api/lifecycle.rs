@@ -19,7 +19,8 @@ both_backends!(
     timeout_and_cancel_stop_the_script,
     pipelines_are_retried_and_canceled_through_the_api,
     a_job_token_works_only_while_its_job_runs,
-    pushes_create_pipelines
+    pushes_create_pipelines,
+    artifacts_expire_and_uploads_need_the_jobs_token
 );
 
 /// A project `root/<name>` whose `main` has `config` (pushed with `ci.skip`, so the push itself
@@ -677,4 +678,105 @@ async fn two_servers_sharing_postgres_never_hand_out_a_job_twice() {
     let unique: HashSet<i64> = all.iter().copied().collect();
     assert_eq!(all.len(), 60, "every job ran");
     assert_eq!(unique.len(), 60, "no job ran twice");
+}
+
+/// A runner long-polling one server hears at once about a pipeline created on another server
+/// sharing the database (PostgreSQL `LISTEN/NOTIFY`), not only at its next periodic look.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_poll_on_one_server_is_woken_by_another() {
+    let first = TestApp::start(Backend::Postgres).await;
+    let second = first
+        .start_replica_with(|config| {
+            config.job_request_long_poll = Duration::from_secs(30);
+            // No periodic look during the test: only a notification can wake the poll.
+            config.job_request_recheck = Duration::from_secs(120);
+        })
+        .await;
+    let tmp = tempfile::tempdir().unwrap();
+    let id = project_with(&first, "woken", TWO_STAGES, tmp.path()).await;
+    let runner = register_runner(&first).await;
+    let (url, token) = (second.url.clone(), runner.clone());
+    let poll = tokio::spawn(async move {
+        reqwest::Client::new()
+            .post(format!("{url}/api/v4/jobs/request"))
+            .json(&json!({"token": token}))
+            .send()
+            .await
+            .unwrap()
+    });
+    // Let the poll find nothing and start waiting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    run_pipeline(&first, id).await;
+    let res = poll.await.unwrap();
+    assert_eq!(res.status(), 201, "the waiting runner got the new job");
+    let job: Value = res.json().await.unwrap();
+    assert_eq!(job["job_info"]["name"], "first");
+}
+
+/// An empty zip archive: just the end-of-central-directory record.
+const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+
+async fn upload(
+    app: &TestApp,
+    job_id: &Value,
+    token: &str,
+    expire_in: &str,
+    data: &'static [u8],
+) -> u16 {
+    let form = reqwest::multipart::Form::new()
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(data).file_name("artifacts.zip"),
+        )
+        .text("artifact_type", "archive")
+        .text("artifact_format", "zip")
+        .text("expire_in", expire_in.to_string());
+    app.client
+        .post(app.api(&format!("/jobs/{job_id}/artifacts")))
+        .header("JOB-TOKEN", token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// An archive uploaded with `expire_in: 1 second` is gone soon after; only the job's own
+/// running token may upload, and only zips are accepted.
+async fn artifacts_expire_and_uploads_need_the_jobs_token(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = project_with(&app, "expiry", TWO_STAGES, tmp.path()).await;
+    let runner = register_runner(&app).await;
+    run_pipeline(&app, id).await;
+    let job = request(&app, &runner).await.expect("a job");
+    let token = job["token"].as_str().unwrap();
+    assert_eq!(
+        upload(&app, &job["id"], "glcbt-wrong", "1 day", EMPTY_ZIP).await,
+        401
+    );
+    assert_eq!(
+        upload(&app, &job["id"], token, "1 day", b"not a zip at all").await,
+        400
+    );
+    assert_eq!(
+        upload(&app, &job["id"], token, "soon-ish", EMPTY_ZIP).await,
+        400
+    );
+    assert_eq!(
+        upload(&app, &job["id"], token, "1 second", EMPTY_ZIP).await,
+        201
+    );
+    let path = format!("/projects/{id}/jobs/{}/artifacts", job["id"]);
+    assert_eq!(app.get(&path, Some(&app.root_token)).await.status(), 200);
+    finish(&app, &job, "success").await;
+    let job_path = format!("/projects/{id}/jobs/{}", job["id"]);
+    let gone = wait_for(&app, &job_path, |j| j["artifacts_file"].is_null()).await;
+    assert!(gone["artifacts"].as_array().unwrap().is_empty());
+    assert_eq!(app.get(&path, Some(&app.root_token)).await.status(), 404);
+    // A finished job's token cannot upload any more.
+    assert_eq!(
+        upload(&app, &job["id"], token, "1 day", EMPTY_ZIP).await,
+        401
+    );
 }

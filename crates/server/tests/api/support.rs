@@ -80,7 +80,11 @@ impl TestApp {
     /// A second replica of this server: the same database and data directory (a replica set
     /// shares PostgreSQL and a data volume), its own listener.
     pub async fn start_replica(&self) -> TestApp {
-        Self::start_on(self._data_dir.clone(), &self.database_url, |_| {}).await
+        self.start_replica_with(|_| {}).await
+    }
+
+    pub async fn start_replica_with(&self, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
+        Self::start_on(self._data_dir.clone(), &self.database_url, configure).await
     }
 
     async fn start_on(
