@@ -159,19 +159,21 @@ async fn authorize_job_token(
         return Err(denied());
     }
     let project = match lookup(state, full_path).await {
-        Ok(Some(p)) if p.id == job.project_id => p,
-        Ok(_) => return Err(text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)),
+        Ok(Some(p)) => p,
+        Ok(None) => return Err(text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)),
+        Err(e) => return Err(internal(e)),
+    };
+    // Its own project, or another one whose job token scope lets it in, as the job's user.
+    let access = match crate::job_token::job_access(state, &job, &project).await {
+        Ok((_, access)) if access.can(Action::ReadRepository) => access,
+        Ok(_) | Err(crate::error::ApiError::NotFound(_)) => {
+            return Err(text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT));
+        }
         Err(e) => return Err(internal(e)),
     };
     if write {
         return Err(text(StatusCode::FORBIDDEN, PUSH_DENIED_TEXT));
     }
-    let access = ProjectAccess {
-        visibility: project.visibility,
-        role: Some(pipewright_core::AccessLevel::Reporter),
-        authenticated: true,
-        admin: false,
-    };
     Ok(Authorized {
         project,
         actor: None,

@@ -7,11 +7,12 @@ use axum::extract::FromRequestParts;
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use pipewright_core::Status;
-use pipewright_store::Job;
+use pipewright_store::{Job, Project, User};
 use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::permissions::ProjectAccess;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -64,4 +65,41 @@ pub fn not_running() -> ApiError {
         StatusCode::UNAUTHORIZED,
         json!({"message": "Job is not running"}),
     )
+}
+
+/// What a running job's token may do in `target`: act as the job's user, and — for another
+/// project — only when `target`'s job token scope lets the job's project in. Anything else is
+/// `404 Project Not Found`, so a token learns nothing about projects it cannot reach.
+pub async fn job_access(
+    state: &AppState,
+    job: &Job,
+    target: &Project,
+) -> ApiResult<(Option<User>, ProjectAccess)> {
+    if target.id != job.project_id
+        && !state
+            .store
+            .job_token_allowed(target.id, job.project_id)
+            .await?
+    {
+        return Err(ApiError::NotFound("Project"));
+    }
+    let user = match state.store.pipeline_by_id(job.pipeline_id).await? {
+        Some(pipeline) => match pipeline.user_id {
+            Some(id) => state.store.user(id).await?,
+            None => None,
+        },
+        None => None,
+    };
+    let mut access = crate::api::projects::user_access(state, user.as_ref(), target).await?;
+    if target.id == job.project_id {
+        // A job can always read its own project (an owner-less legacy trigger has no user).
+        access.role = access
+            .role
+            .max(Some(pipewright_core::AccessLevel::Reporter));
+        access.authenticated = true;
+    }
+    if !access.can_see() {
+        return Err(ApiError::NotFound("Project"));
+    }
+    Ok((user, access))
 }

@@ -39,6 +39,8 @@ pub enum Action {
     UpdatePipelines,
     /// Delete a job's artifacts, erase a job.
     DeleteArtifacts,
+    /// See and change the job token scope and its allowlist.
+    ManageJobTokenScope,
     /// Create, edit and remove the project's runners.
     ManageRunners,
 }
@@ -63,6 +65,7 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
         Action::DeletePipelines => (Owner, false),
         Action::UpdatePipelines => (Developer, false),
         Action::DeleteArtifacts => (Maintainer, false),
+        Action::ManageJobTokenScope => (Maintainer, false),
         Action::ManageRunners => (Maintainer, false),
     }
 }

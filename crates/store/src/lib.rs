@@ -271,6 +271,49 @@ pub trait Store: Send + Sync + 'static {
         job_name: &str,
     ) -> Result<Option<Job>>;
 
+    // CI/CD variables (project and instance) and who may pass pipeline variables
+    /// The variables of a project (`Some`) or of the instance (`None`), by key.
+    async fn ci_variables(&self, project_id: Option<ProjectId>) -> Result<Vec<CiVariable>>;
+    /// Creates a variable; `None` when one with that key (and scope) exists.
+    async fn create_ci_variable(&self, variable: &CiVariable) -> Result<Option<CiVariable>>;
+    /// Replaces a variable's fields (found by id).
+    async fn update_ci_variable(&self, variable: &CiVariable) -> Result<CiVariable>;
+    async fn delete_ci_variable(&self, id: i64) -> Result<()>;
+    /// `ci_pipeline_variables_minimum_override_role`, when the project set it.
+    async fn pipeline_variables_minimum_role(&self, project_id: ProjectId)
+    -> Result<Option<String>>;
+    async fn set_pipeline_variables_minimum_role(
+        &self,
+        project_id: ProjectId,
+        role: &str,
+    ) -> Result<()>;
+
+    // Job token scope ("Limit access to this project")
+    /// Whether the project limits job tokens of other projects (default true).
+    async fn job_token_scope_enabled(&self, project_id: ProjectId) -> Result<bool>;
+    async fn set_job_token_scope_enabled(&self, project_id: ProjectId, enabled: bool)
+    -> Result<()>;
+    /// The projects whose job tokens may reach `project_id`.
+    async fn job_token_allowlist(
+        &self,
+        project_id: ProjectId,
+        page: Page,
+    ) -> Result<Paged<Project>>;
+    /// False when the entry already exists.
+    async fn add_to_job_token_allowlist(
+        &self,
+        project_id: ProjectId,
+        target_project_id: ProjectId,
+    ) -> Result<bool>;
+    /// False when there was no such entry.
+    async fn remove_from_job_token_allowlist(
+        &self,
+        project_id: ProjectId,
+        target_project_id: ProjectId,
+    ) -> Result<bool>;
+    /// Whether a job token of `source` may reach `target` under `target`'s scope.
+    async fn job_token_allowed(&self, target: ProjectId, source: ProjectId) -> Result<bool>;
+
     // Runners
     async fn create_runner(&self, runner: &NewRunner) -> Result<Runner>;
     async fn runner(&self, id: i64) -> Result<Option<Runner>>;

@@ -30,6 +30,8 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     5 => "0005_job_execution.sql",
     6 => "0006_job_lifecycle.sql",
     7 => "0007_trace_chunks.sql",
+    8 => "0008_job_token_scope.sql",
+    9 => "0009_ci_variables.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -40,6 +42,8 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     5 => "0005_job_execution.sql",
     6 => "0006_job_lifecycle.sql",
     7 => "0007_trace_chunks.sql",
+    8 => "0008_job_token_scope.sql",
+    9 => "0009_ci_variables.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -605,3 +605,19 @@ pub enum RunnerScope {
     /// Runners of projects where this user is a Maintainer or Owner.
     ManagedBy(UserId),
 }
+
+/// A CI/CD variable of a project (`project_id: Some`) or of the instance (`None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiVariable {
+    pub id: i64,
+    pub project_id: Option<ProjectId>,
+    pub key: String,
+    /// The value, sealed under the server key.
+    pub value_sealed: String,
+    pub variable_type: VariableType,
+    pub protected: bool,
+    pub masked: bool,
+    pub raw: bool,
+    pub description: Option<String>,
+    pub environment_scope: String,
+}

@@ -272,6 +272,28 @@ fn pipeline_from_row(row: &DbRow) -> Result<Pipeline> {
     })
 }
 
+macro_rules! ci_variable_columns {
+    () => {
+        "id, project_id, key, value_sealed, variable_type, protected, masked, raw, description, environment_scope"
+    };
+}
+
+fn ci_variable_from_row(row: &DbRow) -> Result<CiVariable> {
+    let kind: String = row.try_get("variable_type")?;
+    Ok(CiVariable {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        key: row.try_get("key")?,
+        value_sealed: row.try_get("value_sealed")?,
+        variable_type: VariableType::parse(&kind).ok_or_else(|| StoreError::Corrupt(format!("variable type {kind}")))?,
+        protected: row.try_get("protected")?,
+        masked: row.try_get("masked")?,
+        raw: row.try_get("raw")?,
+        description: row.try_get("description")?,
+        environment_scope: row.try_get("environment_scope")?,
+    })
+}
+
 fn job_from_row(row: &DbRow) -> Result<Job> {
     Ok(Job {
         id: row.try_get("id")?,
@@ -1844,6 +1866,156 @@ impl Store for StoreImpl {
 
     // ---- runners ---------------------------------------------------------------------
 
+    async fn ci_variables(&self, project_id: Option<ProjectId>) -> Result<Vec<CiVariable>> {
+        let rows = match project_id {
+            Some(id) => {
+                sqlx::query(concat!("SELECT ", ci_variable_columns!(), " FROM ci_variables WHERE project_id = $1 ORDER BY key, environment_scope"))
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(concat!("SELECT ", ci_variable_columns!(), " FROM ci_variables WHERE project_id IS NULL ORDER BY key"))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(ci_variable_from_row).collect()
+    }
+    async fn create_ci_variable(&self, v: &CiVariable) -> Result<Option<CiVariable>> {
+        let sql = concat!(
+            "INSERT INTO ci_variables (project_id, key, value_sealed, variable_type, protected, masked, raw, description, \
+             environment_scope, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
+            ci_variable_columns!()
+        );
+        let result = sqlx::query(sql)
+            .bind(v.project_id)
+            .bind(&v.key)
+            .bind(&v.value_sealed)
+            .bind(v.variable_type.as_str())
+            .bind(v.protected)
+            .bind(v.masked)
+            .bind(v.raw)
+            .bind(&v.description)
+            .bind(&v.environment_scope)
+            .bind(Timestamp::now().millis())
+            .fetch_one(&self.pool)
+            .await;
+        match result {
+            Ok(row) => Ok(Some(ci_variable_from_row(&row)?)),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+    async fn update_ci_variable(&self, v: &CiVariable) -> Result<CiVariable> {
+        let sql = concat!(
+            "UPDATE ci_variables SET value_sealed = $2, variable_type = $3, protected = $4, masked = $5, raw = $6, \
+             description = $7, environment_scope = $8 WHERE id = $1 RETURNING ",
+            ci_variable_columns!()
+        );
+        let row = sqlx::query(sql)
+            .bind(v.id)
+            .bind(&v.value_sealed)
+            .bind(v.variable_type.as_str())
+            .bind(v.protected)
+            .bind(v.masked)
+            .bind(v.raw)
+            .bind(&v.description)
+            .bind(&v.environment_scope)
+            .fetch_one(&self.pool)
+            .await?;
+        ci_variable_from_row(&row)
+    }
+    async fn delete_ci_variable(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM ci_variables WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+    async fn pipeline_variables_minimum_role(&self, project_id: ProjectId) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT pipeline_variables_minimum_override_role AS role FROM project_ci_settings WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("role")?),
+            None => None,
+        })
+    }
+    async fn set_pipeline_variables_minimum_role(&self, project_id: ProjectId, role: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO project_ci_settings (project_id, pipeline_variables_minimum_override_role) VALUES ($1, $2) \
+             ON CONFLICT (project_id) DO UPDATE SET pipeline_variables_minimum_override_role = excluded.pipeline_variables_minimum_override_role",
+        )
+        .bind(project_id)
+        .bind(role)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    async fn job_token_scope_enabled(&self, project_id: ProjectId) -> Result<bool> {
+        let row = sqlx::query("SELECT enabled FROM job_token_scopes WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("enabled")?,
+            None => true,
+        })
+    }
+    async fn set_job_token_scope_enabled(&self, project_id: ProjectId, enabled: bool) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO job_token_scopes (project_id, enabled) VALUES ($1, $2) \
+             ON CONFLICT (project_id) DO UPDATE SET enabled = excluded.enabled",
+        )
+        .bind(project_id)
+        .bind(enabled)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    async fn job_token_allowlist(&self, project_id: ProjectId, page: Page) -> Result<Paged<Project>> {
+        let filter = |q: &mut QueryBuilder<Db>| {
+            q.push(" WHERE p.id IN (SELECT target_project_id FROM job_token_allowlist WHERE project_id = ");
+            q.push_bind(project_id);
+            q.push(")");
+        };
+        paged(&self.pool, PROJECT_FROM, PROJECT_COLUMNS, &filter, "p.id", page, project_from_row).await
+    }
+    async fn add_to_job_token_allowlist(&self, project_id: ProjectId, target_project_id: ProjectId) -> Result<bool> {
+        let result = sqlx::query(
+            "INSERT INTO job_token_allowlist (project_id, target_project_id, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (project_id, target_project_id) DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(target_project_id)
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+    async fn remove_from_job_token_allowlist(&self, project_id: ProjectId, target_project_id: ProjectId) -> Result<bool> {
+        let result = sqlx::query("DELETE FROM job_token_allowlist WHERE project_id = $1 AND target_project_id = $2")
+            .bind(project_id)
+            .bind(target_project_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected() > 0)
+    }
+    async fn job_token_allowed(&self, target: ProjectId, source: ProjectId) -> Result<bool> {
+        if target == source {
+            return Ok(true);
+        }
+        let row = sqlx::query(
+            "SELECT COALESCE((SELECT enabled FROM job_token_scopes WHERE project_id = $1), TRUE) AS enabled, \
+             EXISTS (SELECT 1 FROM job_token_allowlist WHERE project_id = $1 AND target_project_id = $2) AS listed",
+        )
+        .bind(target)
+        .bind(source)
+        .fetch_one(&self.pool)
+        .await?;
+        let enabled: bool = row.try_get("enabled")?;
+        let listed: bool = row.try_get("listed")?;
+        Ok(!enabled || listed)
+    }
     async fn create_runner(&self, r: &NewRunner) -> Result<Runner> {
         let sql = concat!(
             "INSERT INTO runners (token_digest, runner_type, project_id, creator_id, description, tag_list, run_untagged, \

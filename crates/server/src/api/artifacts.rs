@@ -224,8 +224,8 @@ async fn download_for_runner(
     serve_archive(&state, &job).await
 }
 
-/// Who may read a project's artifacts: a user who can read its pipelines, or a running job of
-/// the same project.
+/// Who may read a project's artifacts: a user who can read its pipelines, or a running job
+/// acting as its user, in its own project or one whose job token scope lets it in.
 async fn readable_project(
     state: &AppState,
     caller: &Caller,
@@ -236,8 +236,9 @@ async fn readable_project(
         let project = super::projects::lookup(state, id)
             .await?
             .ok_or(ApiError::NotFound("Project"))?;
-        if project.id != job.project_id {
-            return Err(ApiError::NotFound("Project"));
+        let (_, access) = crate::job_token::job_access(state, job, &project).await?;
+        if !access.can(Action::ReadPipelines) {
+            return Err(ApiError::forbidden());
         }
         return Ok(project);
     }

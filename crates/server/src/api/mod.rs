@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod ci_lint;
+pub mod job_token_scope;
 pub mod jobs;
 pub mod members;
 pub mod pipelines;
@@ -43,6 +44,7 @@ pub fn router(max_artifacts_bytes: usize) -> Router<AppState> {
         .merge(runners::routes())
         .merge(runner_jobs::routes())
         .merge(jobs::routes())
+        .merge(job_token_scope::routes())
         .merge(artifacts::routes(max_artifacts_bytes))
         .fallback(|| async {
             ApiError::Custom(

@@ -189,6 +189,10 @@ pub async fn pipeline_json_for(
         "before_sha": p.before_sha,
         "tag": p.tag,
         "yaml_errors": p.yaml_errors,
+        // The job whose CI_JOB_TOKEN started this multi-project pipeline (source `pipeline`).
+        "upstream": p.upstream.as_ref().map(|u| json!({
+            "job_id": u.job_id, "pipeline_id": u.pipeline_id, "project_id": u.project_id,
+        })),
         "user": user,
         "started_at": entities::opt_time(p.started_at),
         "finished_at": entities::opt_time(p.finished_at),

@@ -36,10 +36,19 @@ pub async fn project_access(
     caller: &Caller,
     project: &Project,
 ) -> ApiResult<ProjectAccess> {
-    let role = match caller.user_id() {
-        Some(uid) => state
+    user_access(state, caller.0.as_ref().map(|a| &a.user), project).await
+}
+
+/// What `user` (or an anonymous caller) may do in `project`.
+pub async fn user_access(
+    state: &AppState,
+    user: Option<&pipewright_store::User>,
+    project: &Project,
+) -> ApiResult<ProjectAccess> {
+    let role = match user {
+        Some(u) => state
             .store
-            .member(project.id, uid)
+            .member(project.id, u.id)
             .await?
             .filter(|m| m.expires_at.is_none_or(|t| t > Timestamp::now()))
             .map(|m| m.access_level),
@@ -48,8 +57,8 @@ pub async fn project_access(
     Ok(ProjectAccess {
         visibility: project.visibility,
         role,
-        authenticated: caller.0.is_some(),
-        admin: caller.is_admin(),
+        authenticated: user.is_some(),
+        admin: user.is_some_and(|u| u.is_admin),
     })
 }
 

@@ -140,41 +140,10 @@ async fn run(
         return Err(ApiError::forbidden());
     }
     let variables = trigger_variables(&params)?;
-    // One statement finds the token with its project, owner and the owner's role. Only this
-    // project's live trigger token is accepted; an unknown project, an unknown, revoked or
-    // expired token and another project's token are the same 404, so the answer reveals
-    // neither the project nor the token.
-    let context = state
-        .store
-        .trigger_run_context(&secrets::token_digest(&token))
-        .await?
-        .ok_or_else(not_found)?;
-    if !names_project(&context.project, &id)
-        || context
-            .trigger
-            .expires_at
-            .is_some_and(|t| t <= Timestamp::now())
-    {
-        return Err(not_found());
-    }
-    let pipewright_store::TriggerContext {
-        trigger,
-        project,
-        owner,
-        owner_role,
-    } = context;
-    let runner = match (owner, trigger.legacy) {
-        (Some(user), _) => Runner::User {
-            user,
-            role: owner_role,
-        },
-        (None, true) => Runner::Nobody,
-        // An owner that was deleted leaves a trigger that may no longer run.
-        (None, false) => {
-            return Err(base_error(
-                "Insufficient permissions to create a new pipeline",
-            ));
-        }
+    let (project, runner, origin) = if token.starts_with(crate::job_token::JOB_TOKEN_PREFIX) {
+        by_job_token(&state, &id, &token).await?
+    } else {
+        by_trigger_token(&state, &id, &token).await?
     };
 
     // TRIGGER_PAYLOAD: every parameter but the token, with the project id as given, the
@@ -224,14 +193,18 @@ async fn run(
         Runner::User { user, .. } => Some(user.clone()),
         Runner::Nobody => None,
     };
+    let (source, trigger, upstream) = match origin {
+        Origin::Trigger(trigger) => (PipelineSource::Trigger, Some(trigger), None),
+        Origin::Job(upstream) => (PipelineSource::Pipeline, None, Some(upstream)),
+    };
     let request = CreatePipeline {
         project: project.clone(),
         ref_name,
-        source: PipelineSource::Trigger,
+        source,
         runner,
-        trigger: Some(trigger),
+        trigger,
         variables: inputs,
-        upstream: None,
+        upstream,
         before_sha: None,
         ignore_skip_ci: true,
     };
@@ -242,6 +215,88 @@ async fn run(
         user.as_ref(),
     )
     .await
+}
+
+/// Where a triggered pipeline comes from: a trigger token, or a running job's `CI_JOB_TOKEN`
+/// (a multi-project pipeline, linked to the job that started it).
+enum Origin {
+    Trigger(pipewright_store::Trigger),
+    Job(pipewright_store::Upstream),
+}
+
+async fn by_trigger_token(
+    state: &AppState,
+    id: &str,
+    token: &str,
+) -> ApiResult<(Project, Runner, Origin)> {
+    // One statement finds the token with its project, owner and the owner's role. Only this
+    // project's live trigger token is accepted; an unknown project, an unknown, revoked or
+    // expired token and another project's token are the same 404, so the answer reveals
+    // neither the project nor the token.
+    let context = state
+        .store
+        .trigger_run_context(&secrets::token_digest(token))
+        .await?
+        .ok_or_else(not_found)?;
+    if !names_project(&context.project, id)
+        || context
+            .trigger
+            .expires_at
+            .is_some_and(|t| t <= Timestamp::now())
+    {
+        return Err(not_found());
+    }
+    let pipewright_store::TriggerContext {
+        trigger,
+        project,
+        owner,
+        owner_role,
+    } = context;
+    let runner = match (owner, trigger.legacy) {
+        (Some(user), _) => Runner::User {
+            user,
+            role: owner_role,
+        },
+        (None, true) => Runner::Nobody,
+        // An owner that was deleted leaves a trigger that may no longer run.
+        (None, false) => {
+            return Err(base_error(
+                "Insufficient permissions to create a new pipeline",
+            ));
+        }
+    };
+    Ok((project, runner, Origin::Trigger(trigger)))
+}
+
+/// `token=$CI_JOB_TOKEN`: the job must be running (401 `Job is not running`), and the target
+/// project must let the job's project in and be visible to the job's user (404 otherwise).
+/// The pipeline runs as the job's user.
+async fn by_job_token(
+    state: &AppState,
+    id: &str,
+    token: &str,
+) -> ApiResult<(Project, Runner, Origin)> {
+    let job = crate::job_token::running_job(state, token).await?;
+    let project = super::projects::lookup(state, id)
+        .await?
+        .ok_or(ApiError::NotFound("Project"))?;
+    let (user, access) = crate::job_token::job_access(state, &job, &project).await?;
+    let Some(user) = user else {
+        return Err(ApiError::NotFound("Project"));
+    };
+    let upstream = pipewright_store::Upstream {
+        job_id: job.id,
+        pipeline_id: job.pipeline_id,
+        project_id: job.project_id,
+    };
+    Ok((
+        project,
+        Runner::User {
+            user,
+            role: access.role(),
+        },
+        Origin::Job(upstream),
+    ))
 }
 
 /// Whether the URL's `:id` (a number or `namespace/path`) names this project.

@@ -9,6 +9,7 @@ mod support;
 mod conventions;
 mod git;
 mod lifecycle;
+mod multi_project;
 mod projects;
 mod python_gitlab;
 mod runners;

@@ -1,0 +1,138 @@
+//! GitLab's job token scope API ("Limit access to this project"):
+//! `GET/PATCH /projects/:id/job_token_scope` and
+//! `GET/POST /projects/:id/job_token_scope/allowlist`,
+//! `DELETE …/allowlist/:target_project_id` (Maintainer+). The scope is enabled by default and
+//! lets in only the project itself; each allowlist entry lets one more project's job tokens
+//! in. [`crate::job_token::job_access`] enforces it everywhere a job token reaches another
+//! project: the trigger API, artifact downloads, git.
+
+use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use super::Segments;
+use super::projects::{authorize_project, find_project};
+use crate::auth::Caller;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::pagination::{Paginated, page_from};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::state::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v4/projects/{id}/job_token_scope",
+            get(show).patch(update),
+        )
+        .route(
+            "/api/v4/projects/{id}/job_token_scope/allowlist",
+            get(allowlist).post(add),
+        )
+        .route(
+            "/api/v4/projects/{id}/job_token_scope/allowlist/{target_project_id}",
+            delete(remove),
+        )
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
+    let enabled = state.store.job_token_scope_enabled(project.id).await?;
+    Ok(Json(
+        json!({"inbound_enabled": enabled, "outbound_enabled": false}),
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<StatusCode> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
+    let enabled = params
+        .bool("enabled")?
+        .ok_or_else(|| ApiError::MissingParam("enabled".into()))?;
+    state
+        .store
+        .set_job_token_scope_enabled(project.id, enabled)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn allowlist(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
+    let page = page_from(&params)?;
+    let result = state.store.job_token_allowlist(project.id, page).await?;
+    let items: Vec<Value> = result
+        .items
+        .iter()
+        .map(|p| entities::project(&state.config, p, None, false))
+        .collect();
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
+    let target_id = params
+        .i64("target_project_id")?
+        .ok_or_else(|| ApiError::MissingParam("target_project_id".into()))?;
+    // The caller must be able to see the project they let in.
+    let (target, _) = find_project(&state, &caller, &target_id.to_string()).await?;
+    if target.id == project.id
+        || !state
+            .store
+            .add_to_job_token_allowlist(project.id, target.id)
+            .await?
+    {
+        return Err(ApiError::Custom(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Target project is already in the job token scope"}),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"source_project_id": project.id, "target_project_id": target.id})),
+    ))
+}
+
+async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<StatusCode> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
+    let target_id = seg.id("target_project_id", "")?;
+    if !state
+        .store
+        .remove_from_job_token_allowlist(project.id, target_id)
+        .await?
+    {
+        return Err(ApiError::NotFound(""));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
