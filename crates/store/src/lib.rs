@@ -280,8 +280,10 @@ pub trait Store: Send + Sync + 'static {
     async fn update_ci_variable(&self, variable: &CiVariable) -> Result<CiVariable>;
     async fn delete_ci_variable(&self, id: i64) -> Result<()>;
     /// `ci_pipeline_variables_minimum_override_role`, when the project set it.
-    async fn pipeline_variables_minimum_role(&self, project_id: ProjectId)
-    -> Result<Option<String>>;
+    async fn pipeline_variables_minimum_role(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<Option<String>>;
     async fn set_pipeline_variables_minimum_role(
         &self,
         project_id: ProjectId,
