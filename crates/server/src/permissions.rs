@@ -41,6 +41,8 @@ pub enum Action {
     DeleteArtifacts,
     /// See and change the job token scope and its allowlist.
     ManageJobTokenScope,
+    /// See and change CI/CD variables (GitLab's `admin_cicd_variables`).
+    ManageVariables,
     /// Create, edit and remove the project's runners.
     ManageRunners,
 }
@@ -66,6 +68,7 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
         Action::UpdatePipelines => (Developer, false),
         Action::DeleteArtifacts => (Maintainer, false),
         Action::ManageJobTokenScope => (Maintainer, false),
+        Action::ManageVariables => (Maintainer, false),
         Action::ManageRunners => (Maintainer, false),
     }
 }

@@ -189,6 +189,36 @@ pub async fn create_pipeline(
         }
         Runner::Nobody => (None, None),
     };
+    // 1b. Who may pass pipeline variables (`ci_pipeline_variables_minimum_override_role`);
+    // a trigger's own TRIGGER_PAYLOAD does not count.
+    if request
+        .variables
+        .iter()
+        .any(|v| v.key != crate::api::trigger::TRIGGER_PAYLOAD)
+    {
+        let minimum = state
+            .store
+            .pipeline_variables_minimum_role(project.id)
+            .await?;
+        let required = match minimum.as_deref() {
+            None | Some("developer") => Some(pipewright_core::AccessLevel::Developer),
+            Some("maintainer") => Some(pipewright_core::AccessLevel::Maintainer),
+            Some("owner") => Some(pipewright_core::AccessLevel::Owner),
+            _ => None,
+        };
+        let allowed = match (&request.runner, required) {
+            (_, None) => false,
+            (Runner::User { user, .. }, Some(_)) if user.is_admin => true,
+            (Runner::User { role, .. }, Some(required)) => role.is_some_and(|r| r >= required),
+            // An owner-less legacy trigger passes variables only under the default.
+            (Runner::Nobody, Some(required)) => required == pipewright_core::AccessLevel::Developer,
+        };
+        if !allowed {
+            return Err(rejected(
+                "Insufficient permissions to set pipeline variables",
+            ));
+        }
+    }
     // 2. Repository.
     let (resolved, blob) = state
         .repos
@@ -343,6 +373,7 @@ pub async fn create_pipeline(
         Ok(config) => config,
         Err(e) => return persist_failed(state, base, e.message.clone()).await,
     };
+    let ci_vars = crate::ci_variables::for_pipeline(state, project.id, protected_ref).await?;
     let ctx = pipewright_config::PipelineContext {
         source: pipewright_config::Source::parse(request.source.as_str())
             .unwrap_or(pipewright_config::Source::Api),
@@ -385,8 +416,8 @@ pub async fn create_pipeline(
                 var
             })
             .collect(),
-        project_variables: Vec::new(),
-        instance_variables: Vec::new(),
+        project_variables: ci_vars.project,
+        instance_variables: ci_vars.instance,
         changed_files: None,
         files: listing,
     };

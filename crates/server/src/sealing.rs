@@ -21,6 +21,7 @@ const NONCE_LEN: usize = 12;
 pub enum Purpose {
     TriggerToken,
     PipelineVariable,
+    CiVariable,
 }
 
 impl Purpose {
@@ -28,6 +29,7 @@ impl Purpose {
         match self {
             Purpose::TriggerToken => b"pipewright:trigger-token:v1",
             Purpose::PipelineVariable => b"pipewright:pipeline-variable:v1",
+            Purpose::CiVariable => b"pipewright:ci-variable:v1",
         }
     }
 }

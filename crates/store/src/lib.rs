@@ -274,6 +274,8 @@ pub trait Store: Send + Sync + 'static {
     // CI/CD variables (project and instance) and who may pass pipeline variables
     /// The variables of a project (`Some`) or of the instance (`None`), by key.
     async fn ci_variables(&self, project_id: Option<ProjectId>) -> Result<Vec<CiVariable>>;
+    /// The instance's and a project's variables in one read (what a pipeline needs).
+    async fn ci_variables_for_pipeline(&self, project_id: ProjectId) -> Result<Vec<CiVariable>>;
     /// Creates a variable; `None` when one with that key (and scope) exists.
     async fn create_ci_variable(&self, variable: &CiVariable) -> Result<Option<CiVariable>>;
     /// Replaces a variable's fields (found by id).

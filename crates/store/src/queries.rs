@@ -1882,6 +1882,16 @@ impl Store for StoreImpl {
         };
         rows.iter().map(ci_variable_from_row).collect()
     }
+    async fn ci_variables_for_pipeline(&self, project_id: ProjectId) -> Result<Vec<CiVariable>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", ci_variable_columns!(),
+            " FROM ci_variables WHERE project_id = $1 OR project_id IS NULL ORDER BY key"
+        ))
+        .bind(project_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(ci_variable_from_row).collect()
+    }
     async fn create_ci_variable(&self, v: &CiVariable) -> Result<Option<CiVariable>> {
         let sql = concat!(
             "INSERT INTO ci_variables (project_id, key, value_sealed, variable_type, protected, masked, raw, description, \

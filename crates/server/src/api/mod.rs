@@ -16,6 +16,7 @@ pub mod tokens;
 pub mod trigger;
 pub mod triggers;
 pub mod users;
+pub mod variables;
 
 use std::collections::HashMap;
 
@@ -45,6 +46,7 @@ pub fn router(max_artifacts_bytes: usize) -> Router<AppState> {
         .merge(runner_jobs::routes())
         .merge(jobs::routes())
         .merge(job_token_scope::routes())
+        .merge(variables::routes())
         .merge(artifacts::routes(max_artifacts_bytes))
         .fallback(|| async {
             ApiError::Custom(

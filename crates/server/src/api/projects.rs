@@ -180,8 +180,29 @@ async fn get_project(
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
     let (project, access) = find_project(&state, &caller, seg.get("id")?).await?;
-    Ok(Json(render(&state, &project, &access).await?))
+    let mut out = render(&state, &project, &access).await?;
+    add_ci_settings(&state, &project, &mut out).await?;
+    Ok(Json(out))
 }
+
+/// Project CI settings shown on the single-project answers.
+async fn add_ci_settings(state: &AppState, project: &Project, out: &mut Value) -> ApiResult<()> {
+    let role = state
+        .store
+        .pipeline_variables_minimum_role(project.id)
+        .await?
+        .unwrap_or_else(|| DEFAULT_PIPELINE_VARIABLES_ROLE.to_string());
+    out["ci_pipeline_variables_minimum_override_role"] = json!(role);
+    out["ci_job_token_scope_enabled"] =
+        json!(state.store.job_token_scope_enabled(project.id).await?);
+    Ok(())
+}
+
+/// GitLab's roles for `ci_pipeline_variables_minimum_override_role`, and the default this
+/// server keeps for compatibility (anyone who may run a pipeline may pass variables).
+pub const PIPELINE_VARIABLES_ROLES: &[&str] =
+    &["no_one_allowed", "owner", "maintainer", "developer"];
+pub const DEFAULT_PIPELINE_VARIABLES_ROLE: &str = "developer";
 
 fn parse_visibility(params: &Params) -> ApiResult<Option<Visibility>> {
     match params.str("visibility")? {
@@ -348,7 +369,24 @@ async fn update_project(
     {
         errors.add("default_branch", "is invalid");
     }
+    let variables_role = params.str("ci_pipeline_variables_minimum_override_role")?;
+    if let Some(role) = &variables_role
+        && !PIPELINE_VARIABLES_ROLES.contains(&role.as_str())
+    {
+        return Err(ApiError::ParamError(
+            "ci_pipeline_variables_minimum_override_role does not have a valid value".into(),
+        ));
+    }
     errors.into_result()?;
+    if let Some(role) = &variables_role {
+        if !access.can(Action::ManageVariables) {
+            return Err(ApiError::forbidden());
+        }
+        state
+            .store
+            .set_pipeline_variables_minimum_role(project.id, role)
+            .await?;
+    }
     let update = ProjectUpdate {
         name,
         path,
@@ -377,7 +415,9 @@ async fn update_project(
             .await
             .map_err(|e| ApiError::Internal(e.into()))?;
     }
-    Ok(Json(render(&state, &updated, &access).await?))
+    let mut out = render(&state, &updated, &access).await?;
+    add_ci_settings(&state, &updated, &mut out).await?;
+    Ok(Json(out))
 }
 
 async fn delete_project(

@@ -258,6 +258,9 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
         changed_files: None,
         files: None,
     };
+    let ci_vars = crate::ci_variables::for_pipeline(state, project.id, pipeline.protected_ref)
+        .await
+        .map_err(ApiError::Internal)?;
     let variables = pipewright_config::merge_variables(
         pipewright_config::predefined(&ctx)
             .into_iter()
@@ -265,6 +268,8 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
                 &ctx, job.id, &job.name, &job.stage, token,
             ))
             .chain(spec.variables.iter().cloned())
+            .chain(ci_vars.instance)
+            .chain(ci_vars.project)
             .chain(pipeline_vars),
     );
     let timeout = spec.timeout.unwrap_or(3600);
@@ -442,17 +447,13 @@ async fn append_trace(
         return Ok(res);
     }
     let start = content_range(&headers).map_or(job.trace_size.max(0) as u64, |(start, _)| start);
-    // Mask again on ingest: a runner that does not mask must not leak the job token.
-    let body = match token.as_deref() {
-        Some(t) if !t.is_empty() && body.windows(t.len()).any(|w| w == t.as_bytes()) => {
-            Bytes::from(
-                String::from_utf8_lossy(&body)
-                    .replace(t, "[MASKED]")
-                    .into_bytes(),
-            )
-        }
-        _ => body,
-    };
+    // Mask again on ingest: a runner that does not mask must not leak the job token or a
+    // masked variable.
+    let mut secrets = crate::ci_variables::masked_values(&state, job.project_id)
+        .await
+        .map_err(ApiError::Internal)?;
+    secrets.extend(token.clone());
+    let body = mask(body, &secrets);
     let limit = state.config.max_trace_bytes;
     let note = format!(
         "\nJob's log exceeded limit of {limit} bytes.\nJob execution will continue but no more output will be collected.\n"
@@ -583,4 +584,20 @@ fn artifacts_spec(artifacts: Option<&Value>) -> Value {
             other => other.to_string(),
         }),
     }])
+}
+
+/// `body` with every secret replaced by `[MASKED]` (left as is when none occurs).
+fn mask(body: Bytes, secrets: &[String]) -> Bytes {
+    let present: Vec<&String> = secrets
+        .iter()
+        .filter(|s| !s.is_empty() && body.windows(s.len()).any(|w| w == s.as_bytes()))
+        .collect();
+    if present.is_empty() {
+        return body;
+    }
+    let mut text = String::from_utf8_lossy(&body).into_owned();
+    for secret in present {
+        text = text.replace(secret.as_str(), "[MASKED]");
+    }
+    Bytes::from(text.into_bytes())
 }

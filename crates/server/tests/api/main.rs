@@ -17,3 +17,4 @@ mod running;
 mod triggering;
 mod triggers;
 mod users;
+mod variables;
