@@ -76,6 +76,30 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
                 .unwrap_or(Status::Skipped);
             // A pipeline with jobs waiting for a runner is `pending`, as GitLab shows it.
             state.store.set_pipeline_status(pipeline_id, status).await?;
+            // Bridges (`trigger:` jobs) are started by the server, not by runners.
+            for bridge in jobs
+                .iter()
+                .filter(|j| j.status == Status::Pending && crate::bridges::is_bridge(j))
+            {
+                let (state, bridge) = (state.clone(), bridge.clone());
+                tokio::spawn(async move {
+                    if let Err(err) = crate::bridges::start(&state, &bridge).await {
+                        tracing::warn!(job_id = bridge.id, error = %format!("{err:#}"), "starting a bridge failed");
+                    }
+                });
+            }
+            // A finished downstream pipeline settles a `strategy: depend` bridge upstream.
+            if status.is_complete()
+                && let Some(pipeline) = state.store.pipeline_by_id(pipeline_id).await?
+                && pipeline.upstream.is_some()
+            {
+                let state = state.clone();
+                tokio::spawn(async move {
+                    if let Err(err) = crate::bridges::mirror(&state, &pipeline).await {
+                        tracing::warn!(error = %format!("{err:#}"), "updating a bridge failed");
+                    }
+                });
+            }
             if jobs.iter().any(|j| j.status == Status::Pending) {
                 state.job_available.notify_waiters();
                 // Runners long-polling other servers on the same database hear it too.

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod auth;
 pub mod bootstrap;
+pub mod bridges;
 pub mod ci_variables;
 pub mod config_cache;
 pub mod entities;

@@ -68,6 +68,10 @@ pub struct CreatePipeline {
     pub ignore_skip_ci: bool,
     /// The ref's previous commit, for push pipelines (`CI_COMMIT_BEFORE_SHA`).
     pub before_sha: Option<String>,
+    /// The config file, when not `.gitlab-ci.yml` (a child pipeline's `trigger: include:`).
+    pub config_path: Option<String>,
+    /// Run at this commit of the ref rather than its head (child pipelines).
+    pub at_sha: Option<String>,
 }
 
 /// Why no pipeline (or a failed one) was created.
@@ -220,9 +224,13 @@ pub async fn create_pipeline(
         }
     }
     // 2. Repository.
-    let (resolved, blob) = state
+    let config_path = request
+        .config_path
+        .clone()
+        .unwrap_or_else(|| CI_CONFIG_PATH.to_string());
+    let (mut resolved, mut blob) = state
         .repos
-        .resolve_ref_with_blob_async(project.id, &request.ref_name, CI_CONFIG_PATH)
+        .resolve_ref_with_blob_async(project.id, &request.ref_name, &config_path)
         .await
         .map_err(|e| match e {
             pipewright_git::Error::Ambiguous(_) => rejected("Ref is ambiguous"),
@@ -231,6 +239,23 @@ pub async fn create_pipeline(
             }
             other => CreateError::Internal(other.into()),
         })?;
+    // A child pipeline runs at its parent's commit even if the branch has moved since.
+    if let Some(sha) = &request.at_sha
+        && *sha != resolved.sha
+    {
+        resolved.commit = state
+            .repos
+            .commit_async(project.id, sha)
+            .await
+            .map_err(|e| CreateError::Internal(e.into()))?
+            .ok_or_else(|| rejected("Reference not found"))?;
+        resolved.sha = sha.clone();
+        blob = state
+            .repos
+            .blob_id_async(project.id, sha, &config_path)
+            .await
+            .map_err(|e| CreateError::Internal(e.into()))?;
+    }
     // 3. Protected refs: the user must be allowed to push to a protected branch.
     let rules = state.store.protected_branches(project.id).await?;
     let protected_ref =
@@ -302,7 +327,7 @@ pub async fn create_pipeline(
             let read_main = || match repos.read_file(
                 project_id,
                 &sha,
-                CI_CONFIG_PATH,
+                &config_path,
                 MAX_CONFIG_BYTES,
             ) {
                 Ok(Some(b)) => String::from_utf8(b.content).map_err(|_| {

@@ -106,6 +106,8 @@ async fn pipeline_for(state: &AppState, event: &PushEvent) -> anyhow::Result<()>
         upstream: None,
         ignore_skip_ci: false,
         before_sha: Some(event.before_sha.clone()),
+        config_path: None,
+        at_sha: None,
     };
     match create_pipeline(state, request).await {
         Ok(_) | Err(CreateError::ConfigError(..)) | Err(CreateError::Rejected(_)) => Ok(()),

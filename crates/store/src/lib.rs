@@ -254,6 +254,8 @@ pub trait Store: Send + Sync + 'static {
     /// Marks a finished job `retried` and inserts a fresh attempt in `status`; `None` when the
     /// job was already retried or has not finished.
     async fn retry_job(&self, job_id: i64, status: pipewright_core::Status) -> Result<Option<Job>>;
+    /// The pipeline a `trigger:` job (or a job's `CI_JOB_TOKEN`) started, newest first.
+    async fn downstream_pipeline(&self, job_id: i64) -> Result<Option<Pipeline>>;
     /// How many attempts of a job a pipeline has had.
     async fn job_attempts(&self, pipeline_id: i64, name: &str) -> Result<i64>;
     async fn set_job_artifacts(&self, job_id: i64, artifacts: Option<&JobArtifacts>) -> Result<()>;
@@ -291,6 +293,27 @@ pub trait Store: Send + Sync + 'static {
         project_id: ProjectId,
         role: &str,
     ) -> Result<()>;
+
+    // Webhooks and their delivery queue; instance settings
+    async fn project_hooks(&self, project_id: ProjectId) -> Result<Vec<ProjectHook>>;
+    async fn project_hook(&self, project_id: ProjectId, id: i64) -> Result<Option<ProjectHook>>;
+    async fn create_project_hook(&self, hook: &ProjectHook) -> Result<ProjectHook>;
+    async fn update_project_hook(&self, hook: &ProjectHook) -> Result<ProjectHook>;
+    async fn delete_project_hook(&self, id: i64) -> Result<()>;
+    async fn enqueue_hook_deliveries(&self, deliveries: &[NewHookDelivery]) -> Result<()>;
+    /// Claims due deliveries (pending ones whose time has come, and sends whose claim ran
+    /// out because their sender died) until `claim_until`.
+    async fn claim_hook_deliveries(
+        &self,
+        now: pipewright_core::Timestamp,
+        claim_until: pipewright_core::Timestamp,
+        limit: i64,
+    ) -> Result<Vec<HookDelivery>>;
+    async fn record_hook_attempt(&self, id: i64, attempt: &DeliveryAttempt) -> Result<()>;
+    /// A hook's most recent deliveries, newest first.
+    async fn hook_deliveries(&self, hook_id: i64, limit: i64) -> Result<Vec<HookDelivery>>;
+    async fn setting(&self, name: &str) -> Result<Option<String>>;
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()>;
 
     // Job token scope ("Limit access to this project")
     /// Whether the project limits job tokens of other projects (default true).

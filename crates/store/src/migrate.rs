@@ -32,6 +32,8 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     7 => "0007_trace_chunks.sql",
     8 => "0008_job_token_scope.sql",
     9 => "0009_ci_variables.sql",
+    10 => "0010_bridges.sql",
+    11 => "0011_webhooks.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -44,6 +46,8 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     7 => "0007_trace_chunks.sql",
     8 => "0008_job_token_scope.sql",
     9 => "0009_ci_variables.sql",
+    10 => "0010_bridges.sql",
+    11 => "0011_webhooks.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -621,3 +621,62 @@ pub struct CiVariable {
     pub description: Option<String>,
     pub environment_scope: String,
 }
+
+/// A project webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProjectHook {
+    pub id: i64,
+    pub project_id: ProjectId,
+    pub url: String,
+    /// `X-Gitlab-Token`, sealed under the server key.
+    pub token_sealed: Option<String>,
+    pub push_events: bool,
+    pub push_events_branch_filter: Option<String>,
+    pub tag_push_events: bool,
+    pub pipeline_events: bool,
+    pub job_events: bool,
+    pub enable_ssl_verification: bool,
+    pub created_at: Timestamp,
+}
+
+/// One webhook request: queued, being sent, delivered or given up on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookDelivery {
+    pub id: i64,
+    pub hook_id: i64,
+    /// `Push Hook`, `Tag Push Hook`, `Pipeline Hook`, `Job Hook`.
+    pub event: String,
+    pub uuid: String,
+    pub payload: String,
+    /// `pending`, `sending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub next_attempt_at: Timestamp,
+    pub response_status: Option<i64>,
+    pub response_body: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A delivery to queue.
+#[derive(Debug, Clone)]
+pub struct NewHookDelivery {
+    pub hook_id: i64,
+    pub event: String,
+    pub uuid: String,
+    pub payload: String,
+}
+
+/// What one attempt at a delivery came to.
+#[derive(Debug, Clone)]
+pub struct DeliveryAttempt {
+    /// `delivered`, `pending` (retry at `next_attempt_at`) or `failed`.
+    pub state: String,
+    pub next_attempt_at: Timestamp,
+    pub response_status: Option<i64>,
+    pub response_body: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+}

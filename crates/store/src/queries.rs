@@ -294,6 +294,55 @@ fn ci_variable_from_row(row: &DbRow) -> Result<CiVariable> {
     })
 }
 
+macro_rules! hook_columns {
+    () => {
+        "id, project_id, url, token_sealed, push_events, push_events_branch_filter, tag_push_events, \
+         pipeline_events, job_events, enable_ssl_verification, created_at"
+    };
+}
+
+fn hook_from_row(row: &DbRow) -> Result<ProjectHook> {
+    Ok(ProjectHook {
+        id: row.try_get("id")?,
+        project_id: row.try_get("project_id")?,
+        url: row.try_get("url")?,
+        token_sealed: row.try_get("token_sealed")?,
+        push_events: row.try_get("push_events")?,
+        push_events_branch_filter: row.try_get("push_events_branch_filter")?,
+        tag_push_events: row.try_get("tag_push_events")?,
+        pipeline_events: row.try_get("pipeline_events")?,
+        job_events: row.try_get("job_events")?,
+        enable_ssl_verification: row.try_get("enable_ssl_verification")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+    })
+}
+
+macro_rules! delivery_columns {
+    () => {
+        "id, hook_id, event, uuid, payload, state, attempts, next_attempt_at, response_status, response_body, \
+         duration_ms, error, created_at, updated_at"
+    };
+}
+
+fn delivery_from_row(row: &DbRow) -> Result<HookDelivery> {
+    Ok(HookDelivery {
+        id: row.try_get("id")?,
+        hook_id: row.try_get("hook_id")?,
+        event: row.try_get("event")?,
+        uuid: row.try_get("uuid")?,
+        payload: row.try_get("payload")?,
+        state: row.try_get("state")?,
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: Timestamp(row.try_get("next_attempt_at")?),
+        response_status: row.try_get("response_status")?,
+        response_body: row.try_get("response_body")?,
+        duration_ms: row.try_get("duration_ms")?,
+        error: row.try_get("error")?,
+        created_at: Timestamp(row.try_get("created_at")?),
+        updated_at: Timestamp(row.try_get("updated_at")?),
+    })
+}
+
 fn job_from_row(row: &DbRow) -> Result<Job> {
     Ok(Job {
         id: row.try_get("id")?,
@@ -1715,7 +1764,7 @@ impl Store for StoreImpl {
         let sql = format!(
             "UPDATE jobs SET status = $2, queued_at = COALESCE($3, queued_at), \
              finished_at = CASE WHEN $5 THEN NULL ELSE COALESCE($4, finished_at) END, \
-             started_at = CASE WHEN $5 THEN NULL ELSE started_at END, \
+             started_at = CASE WHEN $5 THEN NULL WHEN $7 THEN COALESCE(started_at, $8) ELSE started_at END, \
              lease_expires_at = CASE WHEN $6 THEN NULL ELSE lease_expires_at END \
              WHERE id = $1 AND status IN ({from_list})"
         );
@@ -1726,6 +1775,8 @@ impl Store for StoreImpl {
             .bind(finished)
             .bind(to == Status::Created)
             .bind(to.is_complete())
+            .bind(to == Status::Running)
+            .bind(now)
             .execute(&self.pool)
             .await?;
         Ok(result.rows_affected() > 0)
@@ -1793,6 +1844,11 @@ impl Store for StoreImpl {
         let job = job_from_row(&row)?;
         tx.commit().await?;
         Ok(Some(job))
+    }
+    async fn downstream_pipeline(&self, job_id: i64) -> Result<Option<Pipeline>> {
+        let sql = concat!("SELECT ", pipeline_columns!(), " FROM pipelines WHERE upstream_job_id = $1 ORDER BY id DESC LIMIT 1");
+        let row = sqlx::query(sql).bind(job_id).fetch_optional(&self.pool).await?;
+        row.as_ref().map(pipeline_from_row).transpose()
     }
     async fn job_attempts(&self, pipeline_id: i64, name: &str) -> Result<i64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM jobs WHERE pipeline_id = $1 AND name = $2")
@@ -1957,6 +2013,164 @@ impl Store for StoreImpl {
         )
         .bind(project_id)
         .bind(role)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    async fn project_hooks(&self, project_id: ProjectId) -> Result<Vec<ProjectHook>> {
+        let rows = sqlx::query(concat!("SELECT ", hook_columns!(), " FROM project_hooks WHERE project_id = $1 ORDER BY id"))
+            .bind(project_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(hook_from_row).collect()
+    }
+    async fn project_hook(&self, project_id: ProjectId, id: i64) -> Result<Option<ProjectHook>> {
+        let row = sqlx::query(concat!("SELECT ", hook_columns!(), " FROM project_hooks WHERE project_id = $1 AND id = $2"))
+            .bind(project_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(hook_from_row).transpose()
+    }
+    async fn create_project_hook(&self, h: &ProjectHook) -> Result<ProjectHook> {
+        let row = sqlx::query(concat!(
+            "INSERT INTO project_hooks (project_id, url, token_sealed, push_events, push_events_branch_filter, \
+             tag_push_events, pipeline_events, job_events, enable_ssl_verification, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
+            hook_columns!()
+        ))
+        .bind(h.project_id)
+        .bind(&h.url)
+        .bind(&h.token_sealed)
+        .bind(h.push_events)
+        .bind(&h.push_events_branch_filter)
+        .bind(h.tag_push_events)
+        .bind(h.pipeline_events)
+        .bind(h.job_events)
+        .bind(h.enable_ssl_verification)
+        .bind(Timestamp::now().millis())
+        .fetch_one(&self.pool)
+        .await?;
+        hook_from_row(&row)
+    }
+    async fn update_project_hook(&self, h: &ProjectHook) -> Result<ProjectHook> {
+        let row = sqlx::query(concat!(
+            "UPDATE project_hooks SET url = $2, token_sealed = $3, push_events = $4, push_events_branch_filter = $5, \
+             tag_push_events = $6, pipeline_events = $7, job_events = $8, enable_ssl_verification = $9 \
+             WHERE id = $1 RETURNING ",
+            hook_columns!()
+        ))
+        .bind(h.id)
+        .bind(&h.url)
+        .bind(&h.token_sealed)
+        .bind(h.push_events)
+        .bind(&h.push_events_branch_filter)
+        .bind(h.tag_push_events)
+        .bind(h.pipeline_events)
+        .bind(h.job_events)
+        .bind(h.enable_ssl_verification)
+        .fetch_one(&self.pool)
+        .await?;
+        hook_from_row(&row)
+    }
+    async fn delete_project_hook(&self, id: i64) -> Result<()> {
+        sqlx::query("DELETE FROM project_hooks WHERE id = $1").bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+    async fn enqueue_hook_deliveries(&self, deliveries: &[NewHookDelivery]) -> Result<()> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let now = Timestamp::now().millis();
+        let mut tx = self.begin_write().await?;
+        for d in deliveries {
+            sqlx::query(
+                "INSERT INTO hook_deliveries (hook_id, event, uuid, payload, state, attempts, next_attempt_at, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
+            )
+            .bind(d.hook_id)
+            .bind(&d.event)
+            .bind(&d.uuid)
+            .bind(&d.payload)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    async fn claim_hook_deliveries(&self, now: Timestamp, claim_until: Timestamp, limit: i64) -> Result<Vec<HookDelivery>> {
+        let ids: Vec<i64> = sqlx::query(
+            "SELECT id FROM hook_deliveries WHERE state IN ('pending', 'sending') AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now.millis())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<std::result::Result<_, _>>()?;
+        let mut claimed = Vec::new();
+        for id in ids {
+            let row = sqlx::query(concat!(
+                "UPDATE hook_deliveries SET state = 'sending', next_attempt_at = $2, attempts = attempts + 1, updated_at = $3 \
+                 WHERE id = $1 AND state IN ('pending', 'sending') AND next_attempt_at <= $3 RETURNING ",
+                delivery_columns!()
+            ))
+            .bind(id)
+            .bind(claim_until.millis())
+            .bind(now.millis())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(row) = row {
+                claimed.push(delivery_from_row(&row)?);
+            }
+        }
+        Ok(claimed)
+    }
+    async fn record_hook_attempt(&self, id: i64, a: &DeliveryAttempt) -> Result<()> {
+        sqlx::query(
+            "UPDATE hook_deliveries SET state = $2, next_attempt_at = $3, response_status = $4, response_body = $5, \
+             duration_ms = $6, error = $7, updated_at = $8 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(&a.state)
+        .bind(a.next_attempt_at.millis())
+        .bind(a.response_status)
+        .bind(&a.response_body)
+        .bind(a.duration_ms)
+        .bind(&a.error)
+        .bind(Timestamp::now().millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+    async fn hook_deliveries(&self, hook_id: i64, limit: i64) -> Result<Vec<HookDelivery>> {
+        let rows = sqlx::query(concat!("SELECT ", delivery_columns!(), " FROM hook_deliveries WHERE hook_id = $1 ORDER BY id DESC LIMIT $2"))
+            .bind(hook_id)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(delivery_from_row).collect()
+    }
+    async fn setting(&self, name: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM application_settings WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some(row.try_get("value")?),
+            None => None,
+        })
+    }
+    async fn set_setting(&self, name: &str, value: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO application_settings (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+        )
+        .bind(name)
+        .bind(value)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -40,6 +40,10 @@ pub fn routes() -> Router<AppState> {
             post(retry_pipeline),
         )
         .route("/api/v4/job", get(current_job))
+        .route(
+            "/api/v4/projects/{id}/pipelines/{pipeline_id}/bridges",
+            get(bridges),
+        )
 }
 
 fn internal(e: anyhow::Error) -> ApiError {
@@ -222,4 +226,57 @@ async fn current_job(
         .await?
         .ok_or(ApiError::NotFound(""))?;
     Ok(Json(render(&state, &project, &job).await?))
+}
+
+/// `GET /projects/:id/pipelines/:pipeline_id/bridges`: the pipeline's `trigger:` jobs, each
+/// with the `downstream_pipeline` it started.
+async fn bridges(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &seg).await?;
+    let page = page_from(&params)?;
+    let scope = parse_statuses(&params, "scope")?;
+    let bridges: Vec<Job> = state
+        .store
+        .pipeline_all_jobs(pipeline.id)
+        .await?
+        .into_iter()
+        .filter(crate::bridges::is_bridge)
+        .filter(|j| scope.is_empty() || scope.contains(&j.status))
+        .collect();
+    let total = bridges.len() as i64;
+    let start = (page.page.saturating_sub(1) as usize) * page.per_page as usize;
+    let mut items = Vec::new();
+    for bridge in bridges.iter().skip(start).take(page.per_page as usize) {
+        let mut item = job_json(&state, &project, &pipeline, bridge).await?;
+        item["downstream_pipeline"] = match state.store.downstream_pipeline(bridge.id).await? {
+            Some(d) => {
+                let web = match state.store.project(d.project_id).await? {
+                    Some(p) => format!(
+                        "{}/{}/-/pipelines/{}",
+                        state.config.external_url,
+                        p.full_path(),
+                        d.id
+                    ),
+                    None => String::new(),
+                };
+                serde_json::json!({
+                    "id": d.id, "iid": d.iid, "project_id": d.project_id, "sha": d.sha,
+                    "ref": d.ref_name, "status": d.status.as_str(), "source": d.source.as_str(),
+                    "created_at": crate::entities::time(d.created_at),
+                    "updated_at": crate::entities::time(d.updated_at),
+                    "web_url": web,
+                })
+            }
+            None => Value::Null,
+        };
+        items.push(item);
+    }
+    Ok(Paginated::new(items, total, page, &state.config.external_url, &uri).into_response())
 }

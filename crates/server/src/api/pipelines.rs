@@ -106,6 +106,8 @@ async fn create(
         variables,
         upstream: None,
         before_sha: None,
+        config_path: None,
+        at_sha: None,
         ignore_skip_ci: true,
     };
     let result = crate::pipeline_creation::create_pipeline(&state, request).await;

@@ -50,12 +50,20 @@ async fn renew_lease(state: &AppState, job: &Job) -> ApiResult<()> {
     Ok(())
 }
 
+/// Appends a plain line the server writes itself (what a bridge did) to a job's log.
+pub async fn append_system_note(state: &AppState, job_id: i64, line: &str) {
+    append_text(state, job_id, &format!("{line}\n")).await;
+}
+
 /// Appends a line the server writes itself (a system failure) to a job's log.
 pub async fn append_system_line(state: &AppState, job_id: i64, line: &str) {
+    append_text(state, job_id, &format!("\n\x1b[31;1m{line}\x1b[0;m\n")).await;
+}
+
+async fn append_text(state: &AppState, job_id: i64, text: &str) {
     let Ok(Some(job)) = state.store.job_by_id(job_id).await else {
         return;
     };
-    let text = format!("\n\x1b[31;1m{line}\x1b[0;m\n");
     let limit = state.config.max_trace_bytes;
     if let Err(err) = state
         .store
@@ -142,6 +150,7 @@ async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, Stri
         .into_iter()
         .filter(|job| runner.project_id.is_none_or(|p| p == job.project_id))
         .filter(|job| tags_match(runner, &job_tags(job)))
+        .filter(|job| !crate::bridges::is_bridge(job))
         .map(|job| job.id)
         .collect();
     if candidates.is_empty() {

@@ -206,6 +206,8 @@ async fn run(
         variables: inputs,
         upstream,
         before_sha: None,
+        config_path: None,
+        at_sha: None,
         ignore_skip_ci: true,
     };
     respond(

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod bridges;
 mod conventions;
 mod git;
 mod lifecycle;
