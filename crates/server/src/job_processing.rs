@@ -75,7 +75,9 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
                 .map(|c| c.status)
                 .unwrap_or(Status::Skipped);
             // A pipeline with jobs waiting for a runner is `pending`, as GitLab shows it.
-            state.store.set_pipeline_status(pipeline_id, status).await?;
+            if state.store.set_pipeline_status(pipeline_id, status).await? {
+                crate::webhooks::pipeline_changed(state, pipeline_id);
+            }
             // Bridges (`trigger:` jobs) are started by the server, not by runners.
             for bridge in jobs
                 .iter()
@@ -157,6 +159,7 @@ pub async fn finish_job(
     {
         return Ok(false);
     }
+    crate::webhooks::job_changed(state, job.id, status);
     if status == Status::Failed {
         auto_retry(state, job, failure_reason.unwrap_or("unknown_failure")).await?;
     }

@@ -26,6 +26,7 @@ pub mod sealing;
 pub mod secrets;
 pub mod state;
 pub mod validate;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;

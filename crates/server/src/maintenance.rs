@@ -1,24 +1,39 @@
 //! The maintenance loop: the work nobody's request triggers. Each tick fails running jobs
 //! whose runner went silent past its lease (`runner_system_failure`, retried when the job's
 //! `retry` allows), starts delayed jobs that are due, deletes expired artifacts, and turns
-//! recorded pushes into pipelines. Every step is a conditional update, so several servers
+//! recorded pushes into pipelines and webhook deliveries, and sends the deliveries that are due. Every step is a conditional update, so several servers
 //! sharing one PostgreSQL can run it at once without doing anything twice.
 
 use pipewright_core::{Status, Timestamp};
 
 use crate::state::AppState;
 
-/// Runs [`tick`] every `maintenance_interval` until the task is dropped.
+/// Runs [`tick`] every `maintenance_interval` until the task is aborted, and beside it the
+/// webhook sender (a slow hook must not delay failing a silent runner's job).
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut interval = tokio::time::interval(state.config.maintenance_interval);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            if let Err(err) = tick(&state).await {
-                tracing::warn!(error = %format!("{err:#}"), "maintenance step failed");
+        let every = state.config.maintenance_interval;
+        let upkeep = async {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(err) = tick(&state).await {
+                    tracing::warn!(error = %format!("{err:#}"), "maintenance step failed");
+                }
             }
-        }
+        };
+        let hooks = async {
+            let mut interval = tokio::time::interval(every);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if let Err(err) = crate::webhooks::deliver_due(&state).await {
+                    tracing::warn!(error = %format!("{err:#}"), "webhook delivery failed");
+                }
+            }
+        };
+        tokio::join!(upkeep, hooks);
     })
 }
 

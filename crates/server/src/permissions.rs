@@ -43,6 +43,8 @@ pub enum Action {
     ManageJobTokenScope,
     /// See and change CI/CD variables (GitLab's `admin_cicd_variables`).
     ManageVariables,
+    /// See and change webhooks and their deliveries.
+    ManageHooks,
     /// Create, edit and remove the project's runners.
     ManageRunners,
 }
@@ -69,6 +71,7 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
         Action::DeleteArtifacts => (Maintainer, false),
         Action::ManageJobTokenScope => (Maintainer, false),
         Action::ManageVariables => (Maintainer, false),
+        Action::ManageHooks => (Maintainer, false),
         Action::ManageRunners => (Maintainer, false),
     }
 }

@@ -458,6 +458,7 @@ pub async fn create_pipeline(
     new.name = plan.name.clone();
     new.jobs = plan.jobs.iter().map(new_job).collect::<Result<_, _>>()?;
     let pipeline = state.store.create_pipeline(&new).await?;
+    crate::webhooks::pipeline_changed(state, pipeline.id);
     // Runners waiting in a long poll take the first stage's jobs at once.
     if new.jobs.iter().any(|j| j.status == Status::Pending) {
         state.job_available.notify_waiters();

@@ -25,6 +25,13 @@ pub async fn process(state: &AppState) -> anyhow::Result<()> {
             if !state.store.mark_push_event_processed(event.id).await? {
                 continue;
             }
+            if let Err(err) = crate::webhooks::on_push(state, &event).await {
+                tracing::warn!(
+                    project_id = event.project_id,
+                    error = %format!("{err:#}"),
+                    "queueing push hooks failed"
+                );
+            }
             if let Err(err) = pipeline_for(state, &event).await {
                 tracing::warn!(
                     project_id = event.project_id,

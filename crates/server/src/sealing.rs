@@ -22,6 +22,7 @@ pub enum Purpose {
     TriggerToken,
     PipelineVariable,
     CiVariable,
+    HookToken,
 }
 
 impl Purpose {
@@ -30,6 +31,7 @@ impl Purpose {
             Purpose::TriggerToken => b"pipewright:trigger-token:v1",
             Purpose::PipelineVariable => b"pipewright:pipeline-variable:v1",
             Purpose::CiVariable => b"pipewright:ci-variable:v1",
+            Purpose::HookToken => b"pipewright:hook-token:v1",
         }
     }
 }

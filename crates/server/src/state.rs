@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub max_artifacts_bytes: usize,
     /// A job's log is cut at this size (GitLab's default, 4 MiB).
     pub max_trace_bytes: u64,
+    /// The first webhook retry waits this long; later ones 6×, 30× and 180× as long.
+    pub webhook_retry_base: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -58,6 +60,7 @@ impl ServerConfig {
             maintenance_interval: std::time::Duration::from_secs(1),
             max_artifacts_bytes: 100 * 1024 * 1024,
             max_trace_bytes: 4 * 1024 * 1024,
+            webhook_retry_base: std::time::Duration::from_secs(10),
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,

@@ -217,11 +217,12 @@ pub trait Store: Send + Sync + 'static {
     async fn pipeline_all_jobs(&self, pipeline_id: i64) -> Result<Vec<Job>>;
     /// Sets statuses of jobs that have not started (pending/skipped/manual/scheduled/canceled).
     async fn set_job_statuses(&self, changes: &[(i64, pipewright_core::Status)]) -> Result<()>;
+    /// Sets a pipeline's status; true when it changed.
     async fn set_pipeline_status(
         &self,
         pipeline_id: i64,
         status: pipewright_core::Status,
-    ) -> Result<()>;
+    ) -> Result<bool>;
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<Pipeline>>;
 
     // A job's life after creation: listing, transitions, retries, leases, artifacts.
@@ -297,6 +298,7 @@ pub trait Store: Send + Sync + 'static {
     // Webhooks and their delivery queue; instance settings
     async fn project_hooks(&self, project_id: ProjectId) -> Result<Vec<ProjectHook>>;
     async fn project_hook(&self, project_id: ProjectId, id: i64) -> Result<Option<ProjectHook>>;
+    async fn project_hook_by_id(&self, id: i64) -> Result<Option<ProjectHook>>;
     async fn create_project_hook(&self, hook: &ProjectHook) -> Result<ProjectHook>;
     async fn update_project_hook(&self, hook: &ProjectHook) -> Result<ProjectHook>;
     async fn delete_project_hook(&self, id: i64) -> Result<()>;

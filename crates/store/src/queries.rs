@@ -1904,14 +1904,13 @@ impl Store for StoreImpl {
             .await?;
         row.as_ref().map(job_from_row).transpose()
     }
-    async fn set_pipeline_status(&self, pipeline_id: i64, status: Status) -> Result<()> {
+    async fn set_pipeline_status(&self, pipeline_id: i64, status: Status) -> Result<bool> {
         // Through the job writer: job changes and the pipeline status they imply share its
         // transactions instead of contending for SQLite's write lock.
         let (reply, answer) = tokio::sync::oneshot::channel();
         let op = JobOp::PipelineStatus { pipeline_id, status, reply };
         self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))??;
-        Ok(())
+        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?
     }
 
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<Pipeline>> {
@@ -2027,6 +2026,13 @@ impl Store for StoreImpl {
     async fn project_hook(&self, project_id: ProjectId, id: i64) -> Result<Option<ProjectHook>> {
         let row = sqlx::query(concat!("SELECT ", hook_columns!(), " FROM project_hooks WHERE project_id = $1 AND id = $2"))
             .bind(project_id)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(hook_from_row).transpose()
+    }
+    async fn project_hook_by_id(&self, id: i64) -> Result<Option<ProjectHook>> {
+        let row = sqlx::query(concat!("SELECT ", hook_columns!(), " FROM project_hooks WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;

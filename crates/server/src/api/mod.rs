@@ -3,6 +3,7 @@
 
 pub mod artifacts;
 pub mod ci_lint;
+pub mod hooks;
 pub mod job_token_scope;
 pub mod jobs;
 pub mod members;
@@ -47,6 +48,7 @@ pub fn router(max_artifacts_bytes: usize) -> Router<AppState> {
         .merge(jobs::routes())
         .merge(job_token_scope::routes())
         .merge(variables::routes())
+        .merge(hooks::routes())
         .merge(artifacts::routes(max_artifacts_bytes))
         .fallback(|| async {
             ApiError::Custom(

@@ -122,10 +122,14 @@ async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult
         if let Some((job, token)) = claim(&state, &runner).await? {
             let payload = payload(&state, &job, &token).await?;
             // A running job makes its pipeline `running` (a no-op once it is).
-            state
+            if state
                 .store
                 .set_pipeline_status(job.pipeline_id, Status::Running)
-                .await?;
+                .await?
+            {
+                crate::webhooks::pipeline_changed(&state, job.pipeline_id);
+            }
+            crate::webhooks::job_changed(&state, job.id, Status::Running);
             return Ok((StatusCode::CREATED, Json(payload)).into_response());
         }
         // Wake-ups are pushed (in-process, and from other servers through the store); looking

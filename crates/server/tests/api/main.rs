@@ -19,3 +19,4 @@ mod triggering;
 mod triggers;
 mod users;
 mod variables;
+mod webhooks;

@@ -102,6 +102,7 @@ impl TestApp {
         // Runners' long polls would make every "no job for you" check take seconds.
         config.job_request_long_poll = std::time::Duration::from_millis(200);
         config.maintenance_interval = std::time::Duration::from_millis(100);
+        config.webhook_retry_base = std::time::Duration::from_millis(200);
         configure(&mut config);
         let state = pipewright_server::app_state(config, store.clone()).expect("app state");
         let root_token = format!(

@@ -1,0 +1,348 @@
+//! Project webhooks (Maintainer+): `GET/POST /projects/:id/hooks`,
+//! `GET/PUT/DELETE /projects/:id/hooks/:hook_id`, `POST …/hooks/:hook_id/test/:trigger`, and
+//! the recent deliveries at `GET …/hooks/:hook_id/events`; plus the instance setting
+//! `allow_local_requests_from_web_hooks_and_services` under `/application/settings` (admins).
+//! Queueing and sending live in [`crate::webhooks`].
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pipewright_core::Timestamp;
+use pipewright_store::{NewHookDelivery, Project, ProjectHook, PushEvent};
+use serde_json::{Value, json};
+
+use super::Segments;
+use super::projects::authorize_project;
+use crate::auth::Caller;
+use crate::entities;
+use crate::error::{ApiError, ApiResult};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::sealing::Purpose;
+use crate::state::AppState;
+use crate::webhooks;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v4/projects/{id}/hooks", get(list).post(create))
+        .route(
+            "/api/v4/projects/{id}/hooks/{hook_id}",
+            get(show).put(update).delete(destroy),
+        )
+        .route(
+            "/api/v4/projects/{id}/hooks/{hook_id}/test/{trigger}",
+            post(test),
+        )
+        .route("/api/v4/projects/{id}/hooks/{hook_id}/events", get(events))
+        .route(
+            "/api/v4/application/settings",
+            get(settings).put(update_settings),
+        )
+}
+
+fn render(h: &ProjectHook) -> Value {
+    json!({
+        "id": h.id,
+        "url": h.url,
+        "project_id": h.project_id,
+        "push_events": h.push_events,
+        "push_events_branch_filter": h.push_events_branch_filter,
+        "tag_push_events": h.tag_push_events,
+        "pipeline_events": h.pipeline_events,
+        "job_events": h.job_events,
+        "issues_events": false,
+        "merge_requests_events": false,
+        "note_events": false,
+        "wiki_page_events": false,
+        "deployment_events": false,
+        "releases_events": false,
+        "enable_ssl_verification": h.enable_ssl_verification,
+        "alert_status": "executable",
+        "created_at": entities::time(h.created_at),
+    })
+}
+
+async fn project(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult<Project> {
+    let (project, _) =
+        authorize_project(state, caller, seg.get("id")?, Action::ManageHooks).await?;
+    Ok(project)
+}
+
+async fn hook(state: &AppState, project: &Project, seg: &Segments) -> ApiResult<ProjectHook> {
+    let id = seg.id("hook_id", "")?;
+    state
+        .store
+        .project_hook(project.id, id)
+        .await?
+        .ok_or(ApiError::NotFound(""))
+}
+
+fn unprocessable(field: &str, message: &str) -> ApiError {
+    ApiError::Custom(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"message": {field: [message]}}),
+    )
+}
+
+/// Applies parameters; the URL is checked against the local-network rule now, and again
+/// (resolved afresh) at every delivery.
+async fn apply(
+    state: &AppState,
+    params: &Params,
+    h: &mut ProjectHook,
+    creating: bool,
+) -> ApiResult<()> {
+    match params.str("url")? {
+        Some(url) => {
+            let allow_local = webhooks::allow_local(state)
+                .await
+                .map_err(ApiError::Internal)?;
+            if let Err(blocked) = webhooks::resolve(&url, allow_local).await {
+                return Err(unprocessable("url", blocked.message()));
+            }
+            h.url = url;
+        }
+        None if creating => return Err(ApiError::MissingParam("url".into())),
+        None => {}
+    }
+    if let Some(token) = params.str("token")? {
+        h.token_sealed = if token.is_empty() {
+            None
+        } else {
+            Some(
+                state
+                    .sealer
+                    .seal(Purpose::HookToken, &token)
+                    .map_err(ApiError::Internal)?,
+            )
+        };
+    }
+    for (key, field) in [
+        ("push_events", &mut h.push_events),
+        ("tag_push_events", &mut h.tag_push_events),
+        ("pipeline_events", &mut h.pipeline_events),
+        ("job_events", &mut h.job_events),
+        ("enable_ssl_verification", &mut h.enable_ssl_verification),
+    ] {
+        if let Some(b) = params.bool(key)? {
+            *field = b;
+        }
+    }
+    if params.contains("push_events_branch_filter") {
+        h.push_events_branch_filter = params
+            .str("push_events_branch_filter")?
+            .filter(|f| !f.is_empty());
+    }
+    Ok(())
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let project = project(&state, &caller, &seg).await?;
+    let hooks = state.store.project_hooks(project.id).await?;
+    Ok(Json(Value::Array(hooks.iter().map(render).collect())))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let project = project(&state, &caller, &seg).await?;
+    let mut h = ProjectHook {
+        id: 0,
+        project_id: project.id,
+        url: String::new(),
+        token_sealed: None,
+        push_events: true,
+        push_events_branch_filter: None,
+        tag_push_events: false,
+        pipeline_events: false,
+        job_events: false,
+        enable_ssl_verification: true,
+        created_at: Timestamp::now(),
+    };
+    apply(&state, &params, &mut h, true).await?;
+    let created = state.store.create_project_hook(&h).await?;
+    Ok((StatusCode::CREATED, Json(render(&created))))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let project = project(&state, &caller, &seg).await?;
+    Ok(Json(render(&hook(&state, &project, &seg).await?)))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let project = project(&state, &caller, &seg).await?;
+    let mut h = hook(&state, &project, &seg).await?;
+    apply(&state, &params, &mut h, false).await?;
+    Ok(Json(render(&state.store.update_project_hook(&h).await?)))
+}
+
+async fn destroy(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<StatusCode> {
+    let project = project(&state, &caller, &seg).await?;
+    let h = hook(&state, &project, &seg).await?;
+    state.store.delete_project_hook(h.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST …/test/:trigger`: queues a sample event (the default branch's head as a push, the
+/// latest pipeline, its latest job).
+async fn test(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let project = project(&state, &caller, &seg).await?;
+    let h = hook(&state, &project, &seg).await?;
+    let trigger = seg.get("trigger")?;
+    let sample = match trigger {
+        "push_events" | "tag_push_events" => {
+            let head = state
+                .repos
+                .resolve_ref_async(project.id, &project.default_branch)
+                .await
+                .ok();
+            let Some(head) = head else {
+                return Err(ApiError::BadRequest(
+                    "Ensure the project has at least one commit.".into(),
+                ));
+            };
+            let event = PushEvent {
+                id: 0,
+                project_id: project.id,
+                user_id: caller.user_id(),
+                ref_name: if trigger == "tag_push_events" {
+                    format!("refs/tags/{}", head.name)
+                } else {
+                    format!("refs/heads/{}", head.name)
+                },
+                before_sha: pipewright_git::ZERO_SHA.to_string(),
+                after_sha: head.sha,
+                push_options: Vec::new(),
+                created_at: Timestamp::now(),
+            };
+            webhooks::sample_push(&state, &project, &event)
+                .await
+                .map_err(ApiError::Internal)?
+        }
+        "pipeline_events" | "job_events" => {
+            let latest = state
+                .store
+                .pipelines(
+                    project.id,
+                    &Default::default(),
+                    pipewright_store::Page {
+                        page: 1,
+                        per_page: 1,
+                    },
+                )
+                .await?;
+            let Some(pipeline) = latest.items.first() else {
+                return Err(ApiError::BadRequest(
+                    "Ensure the project has CI pipelines.".into(),
+                ));
+            };
+            webhooks::sample_pipeline_or_job(&state, &project, pipeline, trigger == "job_events")
+                .await
+                .map_err(ApiError::Internal)?
+        }
+        _ => {
+            return Err(ApiError::ParamError(
+                "trigger does not have a valid value".into(),
+            ));
+        }
+    };
+    let (event, payload) = sample;
+    state
+        .store
+        .enqueue_hook_deliveries(&[NewHookDelivery {
+            hook_id: h.id,
+            event,
+            uuid: webhooks::new_uuid(),
+            payload: payload.to_string(),
+        }])
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"message": "201 Created"}))))
+}
+
+/// `GET …/hooks/:hook_id/events`: recent deliveries with what was sent and answered.
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    let project = project(&state, &caller, &seg).await?;
+    let h = hook(&state, &project, &seg).await?;
+    let deliveries = state.store.hook_deliveries(h.id, 100).await?;
+    Ok(Json(Value::Array(
+        deliveries
+            .iter()
+            .map(|d| {
+                json!({
+                    "id": d.id,
+                    "url": h.url,
+                    "trigger": d.event,
+                    "uuid": d.uuid,
+                    "state": d.state,
+                    "attempts": d.attempts,
+                    "request_headers": {"X-Gitlab-Event": d.event, "X-Gitlab-Event-UUID": d.uuid},
+                    "request_data": serde_json::from_str::<Value>(&d.payload).unwrap_or(Value::Null),
+                    "response_status": d.response_status.map(|s| s.to_string()).or_else(|| d.error.clone()),
+                    "response_body": d.response_body,
+                    "execution_duration": d.duration_ms.map(|ms| ms as f64 / 1000.0),
+                    "internal_error_message": d.error,
+                    "created_at": entities::time(d.created_at),
+                    "updated_at": entities::time(d.updated_at),
+                })
+            })
+            .collect(),
+    )))
+}
+
+async fn settings(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.admin()?;
+    let allow = webhooks::allow_local(&state)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(Json(json!({
+        webhooks::ALLOW_LOCAL_SETTING: allow,
+        "allow_local_requests_from_system_hooks": allow,
+    })))
+}
+
+async fn update_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    caller.admin()?;
+    if let Some(allow) = params.bool(webhooks::ALLOW_LOCAL_SETTING)? {
+        state
+            .store
+            .set_setting(
+                webhooks::ALLOW_LOCAL_SETTING,
+                if allow { "true" } else { "false" },
+            )
+            .await?;
+    }
+    settings(State(state), caller).await
+}

@@ -1,0 +1,690 @@
+//! Project webhooks: what events become deliveries, what GitLab's payloads look like, and the
+//! delivery worker. Deliveries are rows in a durable queue (`hook_deliveries`): an event is
+//! queued in the request that caused it, the maintenance loop claims due deliveries and sends
+//! them, failures retry with backoff and are given up on after [`MAX_ATTEMPTS`]; every attempt's
+//! status, duration and a bounded part of the answer stay visible through the API.
+//!
+//! Safety: a hook URL must be http(s); its host is resolved and every address checked — no
+//! loopback, private, link-local, unique-local or unspecified address unless the admin turned
+//! on `allow_local_requests_from_web_hooks_and_services` — and the request goes to exactly the
+//! address that was checked (no second lookup a rebinding DNS server could answer
+//! differently). Redirects are not followed; requests time out; answers are read up to a cap.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use pipewright_core::{Status, Timestamp};
+use pipewright_store::{
+    DeliveryAttempt, HookDelivery, Job, NewHookDelivery, Pipeline, Project, ProjectHook, PushEvent,
+    User,
+};
+use serde_json::{Value, json};
+
+use crate::sealing::Purpose;
+use crate::state::AppState;
+
+pub const ALLOW_LOCAL_SETTING: &str = "allow_local_requests_from_web_hooks_and_services";
+/// Attempts before a delivery is given up on.
+pub const MAX_ATTEMPTS: i64 = 5;
+const TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of an answer is kept (and read).
+const MAX_RESPONSE_BYTES: usize = 16 * 1024;
+
+/// Backoff after the n-th failed attempt: 1, 6, 30, then 180 times the base (10 s by default:
+/// 10 s, 1 min, 5 min, 30 min).
+fn backoff(base: Duration, attempts: i64) -> Duration {
+    base * match attempts {
+        ..=1 => 1,
+        2 => 6,
+        3 => 30,
+        _ => 180,
+    }
+}
+
+pub fn new_uuid() -> String {
+    let hex = crate::secrets::random_hex_token("", 16);
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
+/// Why a hook URL may not be used.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Blocked {
+    Invalid,
+    Local,
+    Unresolvable,
+}
+
+impl Blocked {
+    pub fn message(&self) -> &'static str {
+        match self {
+            Blocked::Invalid => "is blocked: Only allowed schemes are http, https",
+            Blocked::Local => "is blocked: Requests to the local network are not allowed",
+            Blocked::Unresolvable => "is blocked: Host cannot be resolved or invalid",
+        }
+    }
+}
+
+fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || (v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1]))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_local(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Checks a URL and returns the address to connect to.
+pub async fn resolve(url: &str, allow_local: bool) -> Result<(url::Url, SocketAddr), Blocked> {
+    let parsed = url::Url::parse(url).map_err(|_| Blocked::Invalid)?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(Blocked::Invalid);
+    }
+    let host = parsed
+        .host_str()
+        .unwrap_or_default()
+        .trim_matches(['[', ']'])
+        .to_string();
+    let port = parsed.port_or_known_default().ok_or(Blocked::Invalid)?;
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|_| Blocked::Unresolvable)?
+        .collect();
+    let first = *addrs.first().ok_or(Blocked::Unresolvable)?;
+    if !allow_local && addrs.iter().any(|a| is_local(a.ip())) {
+        return Err(Blocked::Local);
+    }
+    Ok((parsed, first))
+}
+
+pub async fn allow_local(state: &AppState) -> anyhow::Result<bool> {
+    Ok(state.store.setting(ALLOW_LOCAL_SETTING).await?.as_deref() == Some("true"))
+}
+
+fn project_json(state: &AppState, p: &Project) -> Value {
+    let web_url = format!("{}/{}", state.config.external_url, p.full_path());
+    json!({
+        "id": p.id,
+        "name": p.name,
+        "description": p.description,
+        "web_url": web_url,
+        "git_http_url": format!("{web_url}.git"),
+        "namespace": p.namespace.name,
+        "visibility_level": match p.visibility.as_str() { "public" => 20, "internal" => 10, _ => 0 },
+        "path_with_namespace": p.full_path(),
+        "default_branch": p.default_branch,
+        "homepage": web_url,
+        "url": format!("{web_url}.git"),
+        "http_url": format!("{web_url}.git"),
+    })
+}
+
+fn user_json(state: &AppState, u: &User) -> Value {
+    json!({
+        "id": u.id,
+        "name": u.name,
+        "username": u.username,
+        "email": u.email,
+        "avatar_url": format!("{}/uploads/-/system/user/avatar/{}/avatar.png", state.config.external_url, u.id),
+    })
+}
+
+fn commit_json(state: &AppState, project: &Project, c: &pipewright_git::CommitInfo) -> Value {
+    json!({
+        "id": c.id,
+        "message": c.message,
+        "title": c.title,
+        "timestamp": c.committed_date.to_gitlab(),
+        "url": format!("{}/{}/-/commit/{}", state.config.external_url, project.full_path(), c.id),
+        "author": {"name": c.author_name, "email": c.author_email},
+        "added": [], "modified": [], "removed": [],
+    })
+}
+
+/// GitLab's Push Hook / Tag Push Hook body for a recorded push.
+async fn push_payload(
+    state: &AppState,
+    project: &Project,
+    user: Option<&User>,
+    event: &PushEvent,
+) -> anyhow::Result<(String, Value)> {
+    let tag = event.ref_name.starts_with("refs/tags/");
+    let deleted = event.after_sha.bytes().all(|b| b == b'0');
+    let commit = if deleted {
+        None
+    } else {
+        state
+            .repos
+            .commit_async(project.id, &event.after_sha)
+            .await
+            .ok()
+            .flatten()
+    };
+    let commits: Vec<Value> = commit
+        .iter()
+        .map(|c| commit_json(state, project, c))
+        .collect();
+    let (kind, name) = if tag {
+        ("tag_push", "Tag Push Hook")
+    } else {
+        ("push", "Push Hook")
+    };
+    Ok((
+        name.to_string(),
+        json!({
+            "object_kind": kind,
+            "event_name": kind,
+            "before": event.before_sha,
+            "after": event.after_sha,
+            "ref": event.ref_name,
+            "ref_protected": false,
+            "checkout_sha": if deleted { Value::Null } else { json!(event.after_sha) },
+            "message": Value::Null,
+            "user_id": user.map(|u| u.id),
+            "user_name": user.map(|u| u.name.clone()),
+            "user_username": user.map(|u| u.username.clone()),
+            "user_email": user.map(|u| u.email.clone()),
+            "user_avatar": Value::Null,
+            "project_id": project.id,
+            "project": project_json(state, project),
+            "commits": commits,
+            "total_commits_count": commits.len(),
+            "push_options": {},
+            "repository": {
+                "name": project.name,
+                "url": format!("{}/{}.git", state.config.external_url, project.full_path()),
+                "description": project.description,
+                "homepage": format!("{}/{}", state.config.external_url, project.full_path()),
+            },
+        }),
+    ))
+}
+
+/// A push event's payload for `POST …/hooks/:id/test/push_events`.
+pub async fn sample_push(
+    state: &AppState,
+    project: &Project,
+    event: &PushEvent,
+) -> anyhow::Result<(String, Value)> {
+    let user = match event.user_id {
+        Some(id) => state.store.user(id).await?,
+        None => None,
+    };
+    push_payload(state, project, user.as_ref(), event).await
+}
+
+/// A pipeline (or its latest job's) payload for `POST …/hooks/:id/test/pipeline_events`.
+pub async fn sample_pipeline_or_job(
+    state: &AppState,
+    project: &Project,
+    pipeline: &Pipeline,
+    job: bool,
+) -> anyhow::Result<(String, Value)> {
+    if job && let Some(last) = state.store.pipeline_all_jobs(pipeline.id).await?.last() {
+        return Ok((
+            "Job Hook".into(),
+            job_payload(state, project, pipeline, last),
+        ));
+    }
+    Ok((
+        "Pipeline Hook".into(),
+        pipeline_payload(state, project, pipeline).await?,
+    ))
+}
+
+/// Whether a branch matches a hook's `push_events_branch_filter` (wildcards with `*`).
+fn branch_matches(filter: Option<&str>, branch: &str) -> bool {
+    let Some(filter) = filter.filter(|f| !f.is_empty()) else {
+        return true;
+    };
+    let pattern = format!("^{}$", regex_lite_escape(filter));
+    regex::Regex::new(&pattern).is_ok_and(|re| re.is_match(branch))
+}
+
+fn regex_lite_escape(glob: &str) -> String {
+    glob.split('*')
+        .map(regex::escape)
+        .collect::<Vec<_>>()
+        .join(".*")
+}
+
+async fn enqueue(
+    state: &AppState,
+    hooks: impl Iterator<Item = &ProjectHook>,
+    event: &str,
+    payload: &Value,
+) -> anyhow::Result<()> {
+    let body = payload.to_string();
+    let deliveries: Vec<NewHookDelivery> = hooks
+        .map(|h| NewHookDelivery {
+            hook_id: h.id,
+            event: event.to_string(),
+            uuid: new_uuid(),
+            payload: body.clone(),
+        })
+        .collect();
+    state.store.enqueue_hook_deliveries(&deliveries).await?;
+    Ok(())
+}
+
+/// Queues Push Hook / Tag Push Hook deliveries for a recorded push.
+pub async fn on_push(state: &AppState, event: &PushEvent) -> anyhow::Result<()> {
+    let hooks = state.store.project_hooks(event.project_id).await?;
+    let tag = event.ref_name.starts_with("refs/tags/");
+    let branch = event.ref_name.trim_start_matches("refs/heads/");
+    let wanted: Vec<&ProjectHook> = hooks
+        .iter()
+        .filter(|h| {
+            if tag {
+                h.tag_push_events
+            } else {
+                h.push_events && branch_matches(h.push_events_branch_filter.as_deref(), branch)
+            }
+        })
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let Some(project) = state.store.project(event.project_id).await? else {
+        return Ok(());
+    };
+    let user = match event.user_id {
+        Some(id) => state.store.user(id).await?,
+        None => None,
+    };
+    let (name, payload) = push_payload(state, &project, user.as_ref(), event).await?;
+    enqueue(state, wanted.into_iter(), &name, &payload).await
+}
+
+async fn pipeline_payload(
+    state: &AppState,
+    project: &Project,
+    pipeline: &Pipeline,
+) -> anyhow::Result<Value> {
+    let user = match pipeline.user_id {
+        Some(id) => state.store.user(id).await?,
+        None => None,
+    };
+    let jobs = state.store.pipeline_all_jobs(pipeline.id).await?;
+    let mut stages: Vec<String> = Vec::new();
+    for j in &jobs {
+        if !stages.contains(&j.stage) {
+            stages.push(j.stage.clone());
+        }
+    }
+    let duration = match (pipeline.started_at, pipeline.finished_at) {
+        (Some(s), Some(f)) => json!((f.millis() - s.millis()) / 1000),
+        _ => Value::Null,
+    };
+    Ok(json!({
+        "object_kind": "pipeline",
+        "object_attributes": {
+            "id": pipeline.id,
+            "iid": pipeline.iid,
+            "name": pipeline.name,
+            "ref": pipeline.ref_name,
+            "tag": pipeline.tag,
+            "sha": pipeline.sha,
+            "before_sha": pipeline.before_sha,
+            "source": pipeline.source.as_str(),
+            "status": pipeline.status.as_str(),
+            "detailed_status": pipeline.status.as_str(),
+            "stages": stages,
+            "created_at": pipeline.created_at.to_gitlab(),
+            "finished_at": pipeline.finished_at.map(|t| t.to_gitlab()),
+            "duration": duration,
+            "variables": [],
+            "url": format!("{}/{}/-/pipelines/{}", state.config.external_url, project.full_path(), pipeline.id),
+        },
+        "user": user.as_ref().map(|u| user_json(state, u)),
+        "project": project_json(state, project),
+        "builds": jobs.iter().map(|j| json!({
+            "id": j.id, "stage": j.stage, "name": j.name, "status": j.status.as_str(),
+            "created_at": j.created_at.to_gitlab(),
+            "started_at": j.started_at.map(|t| t.to_gitlab()),
+            "finished_at": j.finished_at.map(|t| t.to_gitlab()),
+            "when": j.when, "manual": j.when == "manual", "allow_failure": j.allow_failure,
+            "failure_reason": j.failure_reason,
+        })).collect::<Vec<_>>(),
+    }))
+}
+
+/// Queues Pipeline Hook deliveries after a pipeline's status changed.
+pub async fn on_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<()> {
+    let Some(pipeline) = state.store.pipeline_by_id(pipeline_id).await? else {
+        return Ok(());
+    };
+    let hooks = state.store.project_hooks(pipeline.project_id).await?;
+    if !hooks.iter().any(|h| h.pipeline_events) {
+        return Ok(());
+    }
+    let Some(project) = state.store.project(pipeline.project_id).await? else {
+        return Ok(());
+    };
+    let payload = pipeline_payload(state, &project, &pipeline).await?;
+    enqueue(
+        state,
+        hooks.iter().filter(|h| h.pipeline_events),
+        "Pipeline Hook",
+        &payload,
+    )
+    .await
+}
+
+/// Queues Job Hook deliveries after a job's status changed.
+pub async fn on_job(state: &AppState, job_id: i64) -> anyhow::Result<()> {
+    let Some(job) = state.store.job_by_id(job_id).await? else {
+        return Ok(());
+    };
+    let hooks = state.store.project_hooks(job.project_id).await?;
+    if !hooks.iter().any(|h| h.job_events) {
+        return Ok(());
+    }
+    let (Some(project), Some(pipeline)) = (
+        state.store.project(job.project_id).await?,
+        state.store.pipeline_by_id(job.pipeline_id).await?,
+    ) else {
+        return Ok(());
+    };
+    let payload = job_payload(state, &project, &pipeline, &job);
+    enqueue(
+        state,
+        hooks.iter().filter(|h| h.job_events),
+        "Job Hook",
+        &payload,
+    )
+    .await
+}
+
+fn job_payload(state: &AppState, project: &Project, pipeline: &Pipeline, job: &Job) -> Value {
+    let duration = match (job.started_at, job.finished_at) {
+        (Some(s), Some(f)) => json!((f.millis() - s.millis()) as f64 / 1000.0),
+        _ => Value::Null,
+    };
+    json!({
+        "object_kind": "build",
+        "ref": pipeline.ref_name,
+        "tag": pipeline.tag,
+        "before_sha": pipeline.before_sha,
+        "sha": pipeline.sha,
+        "build_id": job.id,
+        "build_name": job.name,
+        "build_stage": job.stage,
+        "build_status": job.status.as_str(),
+        "build_created_at": job.created_at.to_gitlab(),
+        "build_started_at": job.started_at.map(|t| t.to_gitlab()),
+        "build_finished_at": job.finished_at.map(|t| t.to_gitlab()),
+        "build_duration": duration,
+        "build_allow_failure": job.allow_failure,
+        "build_failure_reason": job.failure_reason.clone().unwrap_or_else(|| "unknown_failure".into()),
+        "pipeline_id": pipeline.id,
+        "project_id": project.id,
+        "project_name": format!("{} / {}", project.namespace.name, project.name),
+        "runner": job.runner_id.map(|id| json!({"id": id})),
+        "project": project_json(state, project),
+        "repository": {"name": project.name, "homepage": format!("{}/{}", state.config.external_url, project.full_path())},
+    })
+}
+
+/// Spawns Pipeline Hook production off the caller's path.
+pub fn pipeline_changed(state: &AppState, pipeline_id: i64) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(err) = on_pipeline(&state, pipeline_id).await {
+            tracing::warn!(error = %format!("{err:#}"), "queueing pipeline hooks failed");
+        }
+    });
+}
+
+/// Spawns Job Hook production off the caller's path.
+pub fn job_changed(state: &AppState, job_id: i64, status: Status) {
+    let _ = status;
+    let state = state.clone();
+    tokio::spawn(async move {
+        if let Err(err) = on_job(&state, job_id).await {
+            tracing::warn!(error = %format!("{err:#}"), "queueing job hooks failed");
+        }
+    });
+}
+
+/// Sends every due delivery (called by the maintenance loop).
+pub async fn deliver_due(state: &AppState) -> anyhow::Result<()> {
+    let now = Timestamp::now();
+    // A sender that dies mid-request leaves its claim to expire, and the delivery is retried.
+    let claim_until = Timestamp(now.millis() + (TIMEOUT.as_millis() as i64) * 3);
+    let due = state
+        .store
+        .claim_hook_deliveries(now, claim_until, 32)
+        .await?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let allow_local = allow_local(state).await?;
+    let mut sends = Vec::new();
+    for delivery in due {
+        let state = state.clone();
+        sends.push(tokio::spawn(async move {
+            let attempt = send(&state, &delivery, allow_local).await;
+            if let Err(err) = state.store.record_hook_attempt(delivery.id, &attempt).await {
+                tracing::warn!(error = %err, "recording a webhook delivery failed");
+            }
+        }));
+    }
+    for s in sends {
+        let _ = s.await;
+    }
+    Ok(())
+}
+
+fn failed_attempt(
+    state: &AppState,
+    delivery: &HookDelivery,
+    error: String,
+    status: Option<i64>,
+    body: Option<String>,
+    ms: Option<i64>,
+) -> DeliveryAttempt {
+    let give_up = delivery.attempts >= MAX_ATTEMPTS;
+    let wait = backoff(state.config.webhook_retry_base, delivery.attempts);
+    DeliveryAttempt {
+        state: if give_up { "failed" } else { "pending" }.into(),
+        next_attempt_at: Timestamp(Timestamp::now().millis() + wait.as_millis() as i64),
+        response_status: status,
+        response_body: body,
+        duration_ms: ms,
+        error: Some(error),
+    }
+}
+
+/// One attempt at one delivery.
+pub async fn send(state: &AppState, delivery: &HookDelivery, allow_local: bool) -> DeliveryAttempt {
+    let hook = match state.store.project_hook_by_id(delivery.hook_id).await {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            return DeliveryAttempt {
+                state: "failed".into(),
+                next_attempt_at: Timestamp::now(),
+                response_status: None,
+                response_body: None,
+                duration_ms: None,
+                error: Some("the hook was deleted".into()),
+            };
+        }
+        Err(e) => return failed_attempt(state, delivery, e.to_string(), None, None, None),
+    };
+    let (url, addr) = match resolve(&hook.url, allow_local).await {
+        Ok(ok) => ok,
+        Err(blocked) => {
+            let mut attempt = failed_attempt(
+                state,
+                delivery,
+                format!("URL {}", blocked.message()),
+                None,
+                None,
+                None,
+            );
+            // A blocked address will not become allowed by waiting.
+            if blocked != Blocked::Unresolvable {
+                attempt.state = "failed".into();
+            }
+            return attempt;
+        }
+    };
+    let host = url.host_str().unwrap_or_default().to_string();
+    let client = match reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .danger_accept_invalid_certs(!hook.enable_ssl_verification)
+        .resolve(&host, addr)
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return failed_attempt(state, delivery, e.to_string(), None, None, None),
+    };
+    let mut request = client
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header(
+            "User-Agent",
+            concat!("GitLab/", env!("CARGO_PKG_VERSION"), " (Pipewright)"),
+        )
+        .header("X-Gitlab-Event", &delivery.event)
+        .header("X-Gitlab-Event-UUID", &delivery.uuid)
+        .header("X-Gitlab-Webhook-UUID", &delivery.uuid)
+        .header("X-Gitlab-Instance", &state.config.external_url)
+        .body(delivery.payload.clone());
+    if let Some(sealed) = &hook.token_sealed
+        && let Ok(token) = state.sealer.open(Purpose::HookToken, sealed)
+    {
+        request = request.header("X-Gitlab-Token", token);
+    }
+    let started = Instant::now();
+    let result = request.send().await;
+    let ms = started.elapsed().as_millis() as i64;
+    match result {
+        Err(e) => failed_attempt(
+            state,
+            delivery,
+            if e.is_timeout() {
+                "the request timed out".into()
+            } else {
+                format!("{}", e.without_url())
+            },
+            None,
+            None,
+            Some(ms),
+        ),
+        Ok(mut res) => {
+            let status = i64::from(res.status().as_u16());
+            let mut body = Vec::new();
+            while let Ok(Some(chunk)) = res.chunk().await {
+                let room = MAX_RESPONSE_BYTES.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= MAX_RESPONSE_BYTES {
+                    break;
+                }
+            }
+            let body = String::from_utf8_lossy(&body).into_owned();
+            if res.status().is_success() {
+                DeliveryAttempt {
+                    state: "delivered".into(),
+                    next_attempt_at: Timestamp::now(),
+                    response_status: Some(status),
+                    response_body: Some(body),
+                    duration_ms: Some(ms),
+                    error: None,
+                }
+            } else {
+                failed_attempt(
+                    state,
+                    delivery,
+                    format!("HTTP {status}"),
+                    Some(status),
+                    Some(body),
+                    Some(ms),
+                )
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_addresses_are_recognised() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(is_local(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["8.8.8.8", "1.1.1.1", "2001:4860:4860::8888"] {
+            assert!(!is_local(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn branch_filters_use_wildcards() {
+        assert!(branch_matches(None, "main"));
+        assert!(branch_matches(Some("main"), "main"));
+        assert!(!branch_matches(Some("main"), "mainline"));
+        assert!(branch_matches(Some("release/*"), "release/1.0"));
+        assert!(!branch_matches(Some("release/*"), "feature/x"));
+    }
+
+    #[tokio::test]
+    async fn urls_are_checked_before_use() {
+        assert_eq!(
+            resolve("ftp://example.com/", true).await.err(),
+            Some(Blocked::Invalid)
+        );
+        assert_eq!(
+            resolve("not a url", true).await.err(),
+            Some(Blocked::Invalid)
+        );
+        assert_eq!(
+            resolve("http://127.0.0.1:9/hook", false).await.err(),
+            Some(Blocked::Local)
+        );
+        assert_eq!(
+            resolve("http://[::1]:9/hook", false).await.err(),
+            Some(Blocked::Local)
+        );
+        assert_eq!(
+            resolve("http://localhost:9/hook", false).await.err(),
+            Some(Blocked::Local)
+        );
+        assert!(resolve("http://127.0.0.1:9/hook", true).await.is_ok());
+    }
+}

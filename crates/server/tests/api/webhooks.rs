@@ -1,0 +1,411 @@
+//! Project webhooks: a tag pushed to A fires A's hook at B's trigger URL and B runs with A's
+//! event in `TRIGGER_PAYLOAD` (the seeds' cross-project webhook); local addresses are refused
+//! unless the admin allows them; a Pipeline Hook aimed at a trigger URL is refused; failed
+//! deliveries retry with backoff and survive a restart; deliveries are listed with what was
+//! answered.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::git::{git_ok, local_repo, remote};
+use crate::running::{finished_pipeline, job_log, register_runner};
+use crate::support::{Backend, TestApp, assert_json};
+
+both_backends!(a_tag_push_hook_triggers_another_project, hooks_are_guarded);
+
+async fn allow_local(app: &TestApp) {
+    let res = app
+        .request(
+            reqwest::Method::PUT,
+            "/application/settings",
+            Some(&app.root_token),
+            Some(json!({"allow_local_requests_from_web_hooks_and_services": true})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+}
+
+fn repo(app: &TestApp, tmp: &std::path::Path, name: &str, config: &str) -> std::path::PathBuf {
+    let dir = tmp.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let work = local_repo(&dir, config);
+    let url = remote(app, "root", &app.root_token, &format!("root/{name}"));
+    git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+    work
+}
+
+async fn a_tag_push_hook_triggers_another_project(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    allow_local(&app).await;
+    let a = app.create_project(&app.root_token, "hooked").await["id"]
+        .as_i64()
+        .unwrap();
+    let b = app.create_project(&app.root_token, "receiver").await["id"]
+        .as_i64()
+        .unwrap();
+    let work_a = repo(&app, tmp.path(), "hooked", "job:\n  script: [echo a]\n");
+    repo(
+        &app,
+        tmp.path(),
+        "receiver",
+        "show:\n  script:\n    - cat $TRIGGER_PAYLOAD\n",
+    );
+    let res = app
+        .post(
+            &format!("/projects/{b}/triggers"),
+            Some(&app.root_token),
+            json!({"description": "from a"}),
+        )
+        .await;
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hook_url = format!(
+        "{}/api/v4/projects/{b}/ref/main/trigger/pipeline?token={token}",
+        app.url
+    );
+    let res = app
+        .post(
+            &format!("/projects/{a}/hooks"),
+            Some(&app.root_token),
+            json!({"url": hook_url, "push_events": false, "tag_push_events": true, "token": "hook-secret"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let hook: Value = res.json().await.unwrap();
+    assert_eq!(hook["tag_push_events"], true);
+    assert!(
+        hook.get("token").is_none(),
+        "the secret token is never shown"
+    );
+
+    let builds = tempfile::tempdir().unwrap();
+    let runner = tokio::spawn(pipewright_runner::run(
+        pipewright_runner::RunnerConfig {
+            url: app.url.clone(),
+            token: register_runner(&app).await,
+            builds_dir: builds.path().to_path_buf(),
+            concurrency: 2,
+        },
+        std::future::pending(),
+    ));
+    let dir_a = tmp.path().join("hooked");
+    git_ok(&work_a, &dir_a, &["tag", "v1.0"]);
+    let url_a = remote(&app, "root", &app.root_token, "root/hooked");
+    git_ok(
+        &work_a,
+        &dir_a,
+        &["push", "-q", "-o", "ci.skip", &url_a, "v1.0"],
+    );
+
+    let mut pipelines: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        pipelines = app.root_json(&format!("/projects/{b}/pipelines")).await;
+        if !pipelines.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pipelines.len(), 1, "the hook triggered B");
+    assert_eq!(pipelines[0]["source"], "trigger");
+    assert_eq!(pipelines[0]["ref"], "main");
+    let (done, jobs) = finished_pipeline(&app, b, &pipelines[0]).await;
+    assert_eq!(done["status"], "success", "{jobs:#?}");
+    let log = job_log(&app, b, &jobs, "show").await;
+    assert!(log.contains("\"object_kind\":\"tag_push\""), "{log}");
+    assert!(log.contains("\"event_name\":\"tag_push\""), "{log}");
+    // As on GitLab, the URL's ref replaces the body's `ref` in TRIGGER_PAYLOAD.
+    assert!(log.contains("\"ref\":\"main\""), "{log}");
+    assert!(log.contains("root/hooked"), "{log}");
+
+    let events: Vec<Value> = app
+        .root_json(&format!("/projects/{a}/hooks/{}/events", hook["id"]))
+        .await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["trigger"], "Tag Push Hook");
+    assert_eq!(events[0]["state"], "delivered");
+    assert_eq!(events[0]["response_status"], "201");
+    runner.abort();
+}
+
+/// A receiver that records requests and answers with a scripted sequence of statuses.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<(HeaderMap, String)>>>,
+    statuses: Arc<Mutex<Vec<u16>>>,
+}
+
+async fn receive(
+    axum::extract::State(r): axum::extract::State<Receiver>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    r.seen.lock().unwrap().push((headers, body));
+    let next = {
+        let mut s = r.statuses.lock().unwrap();
+        if s.is_empty() { 200 } else { s.remove(0) }
+    };
+    StatusCode::from_u16(next).unwrap()
+}
+
+async fn start_receiver(statuses: Vec<u16>, port: u16) -> (Receiver, tokio::task::JoinHandle<()>) {
+    let receiver = Receiver {
+        seen: Default::default(),
+        statuses: Arc::new(Mutex::new(statuses)),
+    };
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(receive))
+        .with_state(receiver.clone());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (receiver, task)
+}
+
+async fn hooks_are_guarded(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = app.create_project(&app.root_token, "guarded-hooks").await["id"]
+        .as_i64()
+        .unwrap();
+    repo(
+        &app,
+        tmp.path(),
+        "guarded-hooks",
+        "job:\n  script: [echo a]\n",
+    );
+    let path = format!("/projects/{a}/hooks");
+    // Local addresses are refused by default, at creation.
+    for url in [
+        "http://127.0.0.1:9/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest",
+        "http://[::1]/x",
+    ] {
+        let res = app
+            .post(&path, Some(&app.root_token), json!({"url": url}))
+            .await;
+        assert_json(
+            res,
+            422,
+            json!({"message": {"url": ["is blocked: Requests to the local network are not allowed"]}}),
+        )
+        .await;
+    }
+    let res = app
+        .post(
+            &path,
+            Some(&app.root_token),
+            json!({"url": "ftp://example.com/"}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let (dev_id, dev) = app.create_user("hook-dev").await;
+    app.add_member(a, dev_id, 30).await;
+    assert_eq!(app.get(&path, Some(&dev)).await.status(), 403);
+    allow_local(&app).await;
+
+    // A Pipeline Hook aimed at a trigger URL is refused (403) by the trigger endpoint.
+    let res = app
+        .post(
+            &format!("/projects/{a}/triggers"),
+            Some(&app.root_token),
+            json!({"description": "loop"}),
+        )
+        .await;
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let loop_url = format!(
+        "{}/api/v4/projects/{a}/trigger/pipeline?token={token}&ref=main",
+        app.url
+    );
+    let res = app
+        .post(
+            &path,
+            Some(&app.root_token),
+            json!({"url": loop_url, "push_events": false, "pipeline_events": true}),
+        )
+        .await;
+    let loop_hook: Value = res.json().await.unwrap();
+    let res = app
+        .post(
+            &format!("/projects/{a}/pipeline"),
+            Some(&app.root_token),
+            json!({"ref": "main"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let mut events: Vec<Value> = Vec::new();
+    for _ in 0..100 {
+        events = app
+            .root_json(&format!("{path}/{}/events", loop_hook["id"]))
+            .await;
+        if events.iter().any(|e| e["response_status"] == "403") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        events.iter().any(|e| e["response_status"] == "403"),
+        "{events:#?}"
+    );
+    let pipelines: Vec<Value> = app.root_json(&format!("/projects/{a}/pipelines")).await;
+    assert_eq!(pipelines.len(), 1, "the hook did not start a pipeline");
+    let res = app
+        .request(
+            reqwest::Method::DELETE,
+            &format!("{path}/{}", loop_hook["id"]),
+            Some(&app.root_token),
+            None,
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+
+    // A receiver that fails twice, then answers: the delivery is retried with backoff.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (receiver, task) = start_receiver(vec![500, 502], port).await;
+    let res = app
+        .post(
+            &path,
+            Some(&app.root_token),
+            json!({"url": format!("http://127.0.0.1:{port}/hook"), "token": "s3cret"}),
+        )
+        .await;
+    let hook: Value = res.json().await.unwrap();
+    let res = app
+        .post(
+            &format!("{path}/{}/test/push_events", hook["id"]),
+            Some(&app.root_token),
+            json!({}),
+        )
+        .await;
+    assert_json(res, 201, json!({"message": "201 Created"})).await;
+    let events_path = format!("{path}/{}/events", hook["id"]);
+    let mut event = Value::Null;
+    for _ in 0..100 {
+        let events: Vec<Value> = app.root_json(&events_path).await;
+        if events.first().is_some_and(|e| e["state"] == "delivered") {
+            event = events[0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(event["state"], "delivered", "{event:#?}");
+    assert_eq!(event["attempts"], 3);
+    let seen = receiver.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    let (headers, body) = &seen[2];
+    assert_eq!(headers["x-gitlab-event"], "Push Hook");
+    assert_eq!(headers["x-gitlab-token"], "s3cret");
+    assert_eq!(headers["content-type"], "application/json");
+    assert!(headers.contains_key("x-gitlab-event-uuid"));
+    assert_eq!(headers["x-gitlab-instance"], app.url.as_str());
+    let payload: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(payload["object_kind"], "push");
+    assert_eq!(
+        payload["project"]["path_with_namespace"],
+        "root/guarded-hooks"
+    );
+    task.abort();
+}
+
+/// Deliveries live in the database: queued while the receiver is down, they are sent by the
+/// next server once it is up.
+mod deliveries_survive_a_restart {
+    use super::*;
+
+    async fn scenario(backend: Backend) {
+        let first = TestApp::start_with(backend, |c| {
+            c.webhook_retry_base = Duration::from_millis(200);
+        })
+        .await;
+        let tmp = tempfile::tempdir().unwrap();
+        allow_local(&first).await;
+        let a = first.create_project(&first.root_token, "restarts").await["id"]
+            .as_i64()
+            .unwrap();
+        let work = repo(&first, tmp.path(), "restarts", "job:\n  script: [echo a]\n");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let res = first
+            .post(
+                &format!("/projects/{a}/hooks"),
+                Some(&first.root_token),
+                json!({"url": format!("http://127.0.0.1:{port}/hook")}),
+            )
+            .await;
+        let hook: Value = res.json().await.unwrap();
+        // Nothing listens yet: the push's delivery fails and waits for a retry.
+        git_ok(
+            &work,
+            tmp.path(),
+            &["commit", "-q", "--allow-empty", "-m", "Second"],
+        );
+        let url = remote(&first, "root", &first.root_token, "root/restarts");
+        git_ok(
+            &work,
+            tmp.path(),
+            &["push", "-q", "-o", "ci.skip", &url, "main"],
+        );
+        let events_path = format!("/projects/{a}/hooks/{}/events", hook["id"]);
+        for _ in 0..100 {
+            let events: Vec<Value> = first.root_json(&events_path).await;
+            if events
+                .first()
+                .is_some_and(|e| e["attempts"].as_i64() >= Some(1) && e["state"] == "pending")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let second = first
+            .start_replica_with(|c| c.webhook_retry_base = Duration::from_millis(200))
+            .await;
+        let root = first.root_token.clone();
+        drop(first);
+        let (receiver, task) = start_receiver(vec![], port).await;
+        let mut delivered = false;
+        for _ in 0..150 {
+            let events: Vec<Value> = second
+                .get(&events_path, Some(&root))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if events.first().is_some_and(|e| e["state"] == "delivered") {
+                delivered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(delivered, "the queued delivery was sent after the restart");
+        assert_eq!(receiver.seen.lock().unwrap().len(), 1);
+        task.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        scenario(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        scenario(Backend::Postgres).await
+    }
+}
