@@ -42,11 +42,10 @@ pub async fn for_pipeline(
     project_id: i64,
     protected_ref: bool,
 ) -> anyhow::Result<PipelineVariables> {
-    let (project, instance): (Vec<CiVariable>, Vec<CiVariable>) = state
-        .store
-        .ci_variables_for_pipeline(project_id)
+    let (project, instance): (Vec<CiVariable>, Vec<CiVariable>) = cached(state, project_id)
         .await?
-        .into_iter()
+        .iter()
+        .cloned()
         .partition(|v| v.project_id.is_some());
     Ok(PipelineVariables {
         instance: convert(state, instance, protected_ref, VariableSource::Instance)?,
@@ -57,10 +56,23 @@ pub async fn for_pipeline(
 /// Every masked value a job of this project could print, for masking logs on ingest.
 pub async fn masked_values(state: &AppState, project_id: i64) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
-    for v in state.store.ci_variables_for_pipeline(project_id).await? {
+    for v in cached(state, project_id).await?.iter() {
         if v.masked {
             out.push(state.sealer.open(Purpose::CiVariable, &v.value_sealed)?);
         }
     }
     Ok(out)
+}
+
+async fn cached(
+    state: &AppState,
+    project_id: i64,
+) -> anyhow::Result<std::sync::Arc<Vec<CiVariable>>> {
+    Ok(state
+        .variables_cache
+        .get_or_load(
+            project_id,
+            state.store.ci_variables_for_pipeline(project_id),
+        )
+        .await?)
 }

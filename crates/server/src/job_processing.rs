@@ -159,7 +159,7 @@ pub async fn finish_job(
     {
         return Ok(false);
     }
-    crate::webhooks::job_changed(state, job.id, status);
+    crate::webhooks::job_changed(state, job);
     if status == Status::Failed {
         auto_retry(state, job, failure_reason.unwrap_or("unknown_failure")).await?;
     }

@@ -21,6 +21,7 @@ pub mod pagination;
 pub mod params;
 pub mod permissions;
 pub mod pipeline_creation;
+pub mod project_cache;
 pub mod push_pipelines;
 pub mod sealing;
 pub mod secrets;
@@ -40,6 +41,9 @@ use tower_http::trace::TraceLayer;
 
 pub use state::{AppState, ServerConfig};
 
+/// How long another replica's change to hooks or variables may take to be seen here.
+const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Builds the application state: the store, the repositories under `data_dir/repositories`,
 /// and the server key (created on first start).
 pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
@@ -56,6 +60,8 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         rate_limiter: Arc::new(rate_limiter),
         job_available: Arc::new(tokio::sync::Notify::new()),
         push_processing: Arc::new(tokio::sync::Mutex::new(())),
+        hooks_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
+        variables_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
     })
 }
 

@@ -85,4 +85,8 @@ pub struct AppState {
     pub job_available: Arc<tokio::sync::Notify>,
     /// Held while this process turns recorded pushes into pipelines.
     pub push_processing: Arc<tokio::sync::Mutex<()>>,
+    /// Projects' webhooks, read on every job and pipeline change.
+    pub hooks_cache: Arc<crate::project_cache::ProjectCache<Vec<pipewright_store::ProjectHook>>>,
+    /// Projects' (and the instance's) CI/CD variables, read on every job and log chunk.
+    pub variables_cache: Arc<crate::project_cache::ProjectCache<Vec<pipewright_store::CiVariable>>>,
 }

@@ -13,7 +13,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use pipewright_core::{Status, Timestamp};
+use pipewright_core::Timestamp;
 use pipewright_store::{
     DeliveryAttempt, HookDelivery, Job, NewHookDelivery, Pipeline, Project, ProjectHook, PushEvent,
     User,
@@ -115,6 +115,17 @@ pub async fn resolve(url: &str, allow_local: bool) -> Result<(url::Url, SocketAd
         return Err(Blocked::Local);
     }
     Ok((parsed, first))
+}
+
+/// A project's hooks (cached briefly; the hooks API drops the entry on every change).
+async fn hooks_of(
+    state: &AppState,
+    project_id: i64,
+) -> anyhow::Result<std::sync::Arc<Vec<ProjectHook>>> {
+    Ok(state
+        .hooks_cache
+        .get_or_load(project_id, state.store.project_hooks(project_id))
+        .await?)
 }
 
 pub async fn allow_local(state: &AppState) -> anyhow::Result<bool> {
@@ -289,7 +300,7 @@ async fn enqueue(
 
 /// Queues Push Hook / Tag Push Hook deliveries for a recorded push.
 pub async fn on_push(state: &AppState, event: &PushEvent) -> anyhow::Result<()> {
-    let hooks = state.store.project_hooks(event.project_id).await?;
+    let hooks = hooks_of(state, event.project_id).await?;
     let tag = event.ref_name.starts_with("refs/tags/");
     let branch = event.ref_name.trim_start_matches("refs/heads/");
     let wanted: Vec<&ProjectHook> = hooks
@@ -374,7 +385,7 @@ pub async fn on_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<(
     let Some(pipeline) = state.store.pipeline_by_id(pipeline_id).await? else {
         return Ok(());
     };
-    let hooks = state.store.project_hooks(pipeline.project_id).await?;
+    let hooks = hooks_of(state, pipeline.project_id).await?;
     if !hooks.iter().any(|h| h.pipeline_events) {
         return Ok(());
     }
@@ -392,14 +403,14 @@ pub async fn on_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<(
 }
 
 /// Queues Job Hook deliveries after a job's status changed.
-pub async fn on_job(state: &AppState, job_id: i64) -> anyhow::Result<()> {
-    let Some(job) = state.store.job_by_id(job_id).await? else {
-        return Ok(());
-    };
-    let hooks = state.store.project_hooks(job.project_id).await?;
+pub async fn on_job(state: &AppState, project_id: i64, job_id: i64) -> anyhow::Result<()> {
+    let hooks = hooks_of(state, project_id).await?;
     if !hooks.iter().any(|h| h.job_events) {
         return Ok(());
     }
+    let Some(job) = state.store.job_by_id(job_id).await? else {
+        return Ok(());
+    };
     let (Some(project), Some(pipeline)) = (
         state.store.project(job.project_id).await?,
         state.store.pipeline_by_id(job.pipeline_id).await?,
@@ -457,11 +468,10 @@ pub fn pipeline_changed(state: &AppState, pipeline_id: i64) {
 }
 
 /// Spawns Job Hook production off the caller's path.
-pub fn job_changed(state: &AppState, job_id: i64, status: Status) {
-    let _ = status;
-    let state = state.clone();
+pub fn job_changed(state: &AppState, job: &Job) {
+    let (state, project_id, job_id) = (state.clone(), job.project_id, job.id);
     tokio::spawn(async move {
-        if let Err(err) = on_job(&state, job_id).await {
+        if let Err(err) = on_job(&state, project_id, job_id).await {
             tracing::warn!(error = %format!("{err:#}"), "queueing job hooks failed");
         }
     });

@@ -169,6 +169,7 @@ async fn create(
     };
     apply(&state, &params, &mut h, true).await?;
     let created = state.store.create_project_hook(&h).await?;
+    state.hooks_cache.invalidate(project.id);
     Ok((StatusCode::CREATED, Json(render(&created))))
 }
 
@@ -190,7 +191,9 @@ async fn update(
     let project = project(&state, &caller, &seg).await?;
     let mut h = hook(&state, &project, &seg).await?;
     apply(&state, &params, &mut h, false).await?;
-    Ok(Json(render(&state.store.update_project_hook(&h).await?)))
+    let updated = state.store.update_project_hook(&h).await?;
+    state.hooks_cache.invalidate(project.id);
+    Ok(Json(render(&updated)))
 }
 
 async fn destroy(
@@ -201,6 +204,7 @@ async fn destroy(
     let project = project(&state, &caller, &seg).await?;
     let h = hook(&state, &project, &seg).await?;
     state.store.delete_project_hook(h.id).await?;
+    state.hooks_cache.invalidate(project.id);
     Ok(StatusCode::NO_CONTENT)
 }
 

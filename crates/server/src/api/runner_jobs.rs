@@ -129,7 +129,7 @@ async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult
             {
                 crate::webhooks::pipeline_changed(&state, job.pipeline_id);
             }
-            crate::webhooks::job_changed(&state, job.id, Status::Running);
+            crate::webhooks::job_changed(&state, &job);
             return Ok((StatusCode::CREATED, Json(payload)).into_response());
         }
         // Wake-ups are pushed (in-process, and from other servers through the store); looking

@@ -92,6 +92,14 @@ fn render(state: &AppState, owner: Owner, v: &CiVariable) -> ApiResult<Value> {
     Ok(out)
 }
 
+/// Drops cached variables a change affects (an instance variable affects every project).
+fn forget(state: &AppState, owner: Owner) {
+    match owner {
+        Owner::Project(id) => state.variables_cache.invalidate(id),
+        Owner::Instance => state.variables_cache.clear(),
+    }
+}
+
 fn not_found() -> ApiError {
     ApiError::NotFound("Variable")
 }
@@ -219,6 +227,7 @@ async fn create(
         environment_scope: "*".into(),
     };
     apply(state, params, &mut v, true)?;
+    forget(state, owner);
     let Some(created) = state.store.create_ci_variable(&v).await? else {
         return Err(validation(
             "key",
@@ -237,6 +246,7 @@ async fn update(
     let mut v = find(state, owner, key, params).await?;
     apply(state, params, &mut v, false)?;
     let updated = state.store.update_ci_variable(&v).await?;
+    forget(state, owner);
     Ok(Json(render(state, owner, &updated)?))
 }
 
@@ -248,6 +258,7 @@ async fn destroy(
 ) -> ApiResult<StatusCode> {
     let v = find(state, owner, key, params).await?;
     state.store.delete_ci_variable(v.id).await?;
+    forget(state, owner);
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -200,6 +200,46 @@ async fn job_token_scope_api(app: TestApp) {
         json!({"message": "Job is not running"})
     );
 
+    // The job acts as its pipeline's user: a Developer of A who cannot see B gets 404 even
+    // though B lets A in.
+    let (a_dev_id, a_dev) = app.create_user("a-dev").await;
+    app.add_member(a, a_dev_id, 30).await;
+    let dir = tmp.path().join("caller");
+    let url = remote(&app, "root", &app.root_token, "root/caller");
+    git_ok(
+        &dir.join("work"),
+        &dir,
+        &["push", "-q", "-o", "ci.skip", &url, "main:feature"],
+    );
+    let res = app
+        .post(
+            &format!("/projects/{a}/pipeline"),
+            Some(&a_dev),
+            json!({"ref": "feature"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let job = request(&app, &runner).await.expect("the developer's job");
+    let res = app
+        .post(
+            &format!("/projects/{b}/trigger/pipeline"),
+            None,
+            json!({"token": job["token"], "ref": "main"}),
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    let res = app
+        .client
+        .get(app.api(&format!(
+            "/projects/{b}/jobs/artifacts/main/download?job=build"
+        )))
+        .header("JOB-TOKEN", job["token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    finish(&app, &job, "success").await;
+
     // Disabling the scope, then removing the entry.
     let res = app
         .request(

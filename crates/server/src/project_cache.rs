@@ -1,0 +1,56 @@
+//! A small per-project cache for what the job path reads on every job but changes rarely
+//! (a project's webhooks, its CI/CD variables). Entries live for a short time-to-live and are
+//! dropped at once when this process changes them, so a change made through this server is
+//! seen immediately and one made through another replica within the TTL.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub struct ProjectCache<T> {
+    ttl: Duration,
+    entries: Mutex<HashMap<i64, (Instant, Arc<T>)>>,
+}
+
+impl<T> ProjectCache<T> {
+    pub fn new(ttl: Duration) -> Self {
+        ProjectCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached value for `project_id`, or what `load` returns (then cached).
+    pub async fn get_or_load<E, F>(&self, project_id: i64, load: F) -> Result<Arc<T>, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        if let Ok(entries) = self.entries.lock()
+            && let Some((at, value)) = entries.get(&project_id)
+            && at.elapsed() < self.ttl
+        {
+            return Ok(value.clone());
+        }
+        let value = Arc::new(load.await?);
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                entries.clear();
+            }
+            entries.insert(project_id, (Instant::now(), value.clone()));
+        }
+        Ok(value)
+    }
+
+    pub fn invalidate(&self, project_id: i64) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&project_id);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.clear();
+        }
+    }
+}
