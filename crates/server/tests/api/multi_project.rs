@@ -200,6 +200,30 @@ async fn job_token_scope_api(app: TestApp) {
         json!({"message": "Job is not running"})
     );
 
+    // git over HTTP with a job token reaches B while B lets A in (see the end for the rest).
+    let res = app
+        .post(
+            &format!("/projects/{a}/pipeline"),
+            Some(&app.root_token),
+            json!({"ref": "main"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let cloner = request(&app, &runner).await.expect("a job");
+    let b_repo = format!(
+        "{}/root/scoped.git",
+        app.url.replacen(
+            "http://",
+            &format!(
+                "http://gitlab-ci-token:{}@",
+                cloner["token"].as_str().unwrap()
+            ),
+            1
+        )
+    );
+    let ls_remote = || crate::git::git(tmp.path(), tmp.path(), &["ls-remote", &b_repo]);
+    assert!(ls_remote().status.success(), "{:?}", ls_remote());
+
     // The job acts as its pipeline's user: a Developer of A who cannot see B gets 404 even
     // though B lets A in.
     let (a_dev_id, a_dev) = app.create_user("a-dev").await;
@@ -272,4 +296,17 @@ async fn job_token_scope_api(app: TestApp) {
         )
         .await;
     assert_eq!(res.status(), 404);
+    // With the entry gone the scope still lets A in while it is disabled, not once enabled.
+    assert!(ls_remote().status.success(), "{:?}", ls_remote());
+    let res = app
+        .request(
+            reqwest::Method::PATCH,
+            &format!("/projects/{b}/job_token_scope"),
+            Some(&app.root_token),
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(res.status(), 204);
+    assert!(!ls_remote().status.success(), "B no longer lets A's job in");
+    finish(&app, &cloner, "success").await;
 }
