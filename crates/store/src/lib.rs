@@ -289,6 +289,9 @@ pub trait Store: Send + Sync + 'static {
         &self,
         project_id: ProjectId,
     ) -> Result<Option<String>>;
+    /// The project's default job timeout in seconds (`build_timeout`), when set.
+    async fn project_build_timeout(&self, project_id: ProjectId) -> Result<Option<i64>>;
+    async fn set_project_build_timeout(&self, project_id: ProjectId, seconds: i64) -> Result<()>;
     async fn set_pipeline_variables_minimum_role(
         &self,
         project_id: ProjectId,

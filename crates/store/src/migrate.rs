@@ -34,6 +34,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     9 => "0009_ci_variables.sql",
     10 => "0010_bridges.sql",
     11 => "0011_webhooks.sql",
+    12 => "0012_build_timeout.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -48,6 +49,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     9 => "0009_ci_variables.sql",
     10 => "0010_bridges.sql",
     11 => "0011_webhooks.sql",
+    12 => "0012_build_timeout.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

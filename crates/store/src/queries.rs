@@ -2005,6 +2005,27 @@ impl Store for StoreImpl {
             None => None,
         })
     }
+    async fn project_build_timeout(&self, project_id: ProjectId) -> Result<Option<i64>> {
+        let row = sqlx::query("SELECT build_timeout FROM project_ci_settings WHERE project_id = $1")
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get("build_timeout")?,
+            None => None,
+        })
+    }
+    async fn set_project_build_timeout(&self, project_id: ProjectId, seconds: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO project_ci_settings (project_id, pipeline_variables_minimum_override_role, build_timeout) \
+             VALUES ($1, 'developer', $2) ON CONFLICT (project_id) DO UPDATE SET build_timeout = excluded.build_timeout",
+        )
+        .bind(project_id)
+        .bind(seconds)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
     async fn set_pipeline_variables_minimum_role(&self, project_id: ProjectId, role: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO project_ci_settings (project_id, pipeline_variables_minimum_override_role) VALUES ($1, $2) \

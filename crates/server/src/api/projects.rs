@@ -195,6 +195,13 @@ async fn add_ci_settings(state: &AppState, project: &Project, out: &mut Value) -
     out["ci_pipeline_variables_minimum_override_role"] = json!(role);
     out["ci_job_token_scope_enabled"] =
         json!(state.store.job_token_scope_enabled(project.id).await?);
+    out["build_timeout"] = json!(
+        state
+            .store
+            .project_build_timeout(project.id)
+            .await?
+            .unwrap_or(DEFAULT_BUILD_TIMEOUT)
+    );
     Ok(())
 }
 
@@ -203,6 +210,10 @@ async fn add_ci_settings(state: &AppState, project: &Project, out: &mut Value) -
 pub const PIPELINE_VARIABLES_ROLES: &[&str] =
     &["no_one_allowed", "owner", "maintainer", "developer"];
 pub const DEFAULT_PIPELINE_VARIABLES_ROLE: &str = "developer";
+/// GitLab's default job timeout (one hour) and the bounds of `build_timeout`.
+pub const DEFAULT_BUILD_TIMEOUT: i64 = 3600;
+const MIN_BUILD_TIMEOUT: i64 = 600;
+const MAX_BUILD_TIMEOUT: i64 = 30 * 24 * 3600;
 
 fn parse_visibility(params: &Params) -> ApiResult<Option<Visibility>> {
     match params.str("visibility")? {
@@ -377,7 +388,26 @@ async fn update_project(
             "ci_pipeline_variables_minimum_override_role does not have a valid value".into(),
         ));
     }
+    let build_timeout = params.i64("build_timeout")?;
+    match build_timeout {
+        Some(t) if t < MIN_BUILD_TIMEOUT => {
+            errors.add("build_timeout", "is too short (minimum is 10 minutes)")
+        }
+        Some(t) if t > MAX_BUILD_TIMEOUT => {
+            errors.add("build_timeout", "is too long (maximum is one month)")
+        }
+        _ => {}
+    }
     errors.into_result()?;
+    if let Some(seconds) = build_timeout {
+        if !access.can(Action::ManageVariables) {
+            return Err(ApiError::forbidden());
+        }
+        state
+            .store
+            .set_project_build_timeout(project.id, seconds)
+            .await?;
+    }
     if let Some(role) = &variables_role {
         if !access.can(Action::ManageVariables) {
             return Err(ApiError::forbidden());

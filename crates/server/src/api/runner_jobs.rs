@@ -285,7 +285,16 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
             .chain(ci_vars.project)
             .chain(pipeline_vars),
     );
-    let timeout = spec.timeout.unwrap_or(3600);
+    // The job's `timeout:`, else the project's `build_timeout`, else GitLab's hour.
+    let timeout = match spec.timeout {
+        Some(t) => t,
+        None => state
+            .store
+            .project_build_timeout(project.id)
+            .await?
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(3600),
+    };
     let host = state
         .config
         .external_url

@@ -20,7 +20,8 @@ both_backends!(
     pipelines_are_retried_and_canceled_through_the_api,
     a_job_token_works_only_while_its_job_runs,
     pushes_create_pipelines,
-    artifacts_expire_and_uploads_need_the_jobs_token
+    artifacts_expire_and_uploads_need_the_jobs_token,
+    the_project_build_timeout_is_the_default_job_timeout
 );
 
 /// A project `root/<name>` whose `main` has `config` (pushed with `ci.skip`, so the push itself
@@ -779,4 +780,47 @@ async fn artifacts_expire_and_uploads_need_the_jobs_token(app: TestApp) {
         upload(&app, &job["id"], token, "1 day", EMPTY_ZIP).await,
         401
     );
+}
+
+/// GitLab's project `build_timeout` (10 minutes to a month) is the timeout of jobs without
+/// `timeout:`; the runner receives it as `runner_info.timeout`.
+async fn the_project_build_timeout_is_the_default_job_timeout(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "stages: [a]\nplain:\n  stage: a\n  script: [x]\nquick:\n  stage: a\n  timeout: 2 minutes\n  script: [y]\n";
+    let id = project_with(&app, "timeouts", config, tmp.path()).await;
+    let project: Value = app.root_json(&format!("/projects/{id}")).await;
+    assert_eq!(project["build_timeout"], 3600);
+    let path = format!("/projects/{id}");
+    let put = |value: i64| {
+        app.request(
+            reqwest::Method::PUT,
+            &path,
+            Some(&app.root_token),
+            Some(json!({"build_timeout": value})),
+        )
+    };
+    crate::support::assert_json(
+        put(599).await,
+        400,
+        json!({"message": {"build_timeout": ["is too short (minimum is 10 minutes)"]}}),
+    )
+    .await;
+    let res = put(7200).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["build_timeout"], 7200);
+    let runner = register_runner(&app).await;
+    run_pipeline(&app, id).await;
+    for _ in 0..2 {
+        let job = request(&app, &runner).await.expect("a job");
+        let expected = if job["job_info"]["name"] == "quick" {
+            120
+        } else {
+            7200
+        };
+        assert_eq!(
+            job["runner_info"]["timeout"], expected,
+            "{}",
+            job["job_info"]["name"]
+        );
+    }
 }
