@@ -75,9 +75,7 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
                 .map(|c| c.status)
                 .unwrap_or(Status::Skipped);
             // A pipeline with jobs waiting for a runner is `pending`, as GitLab shows it.
-            if state.store.set_pipeline_status(pipeline_id, status).await? {
-                crate::webhooks::pipeline_changed(state, pipeline_id);
-            }
+            set_pipeline_status(state, pipeline_id, status).await?;
             // Bridges (`trigger:` jobs) are started by the server, not by runners.
             for bridge in jobs
                 .iter()
@@ -126,6 +124,28 @@ fn job_needs(job: &Job) -> Option<Vec<String>> {
             .filter_map(|n| n.get("job").and_then(|j| j.as_str()).map(str::to_string))
             .collect(),
     )
+}
+
+/// Sets a pipeline's status when it differs. The check is a read, so the common no-change
+/// case costs the single job writer nothing.
+pub async fn set_pipeline_status(
+    state: &AppState,
+    pipeline_id: i64,
+    status: Status,
+) -> anyhow::Result<bool> {
+    if state
+        .store
+        .pipeline_by_id(pipeline_id)
+        .await?
+        .is_some_and(|p| p.status == status)
+    {
+        return Ok(false);
+    }
+    let changed = state.store.set_pipeline_status(pipeline_id, status).await?;
+    if changed {
+        crate::webhooks::pipeline_changed(state, pipeline_id);
+    }
+    Ok(changed)
 }
 
 fn planned(job: &Job) -> Option<PlannedJob> {

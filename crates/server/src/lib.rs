@@ -62,6 +62,7 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         push_processing: Arc::new(tokio::sync::Mutex::new(())),
         hooks_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         variables_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
+        payload_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
     })
 }
 

@@ -1,5 +1,6 @@
-//! A small per-project cache for what the job path reads on every job but changes rarely
-//! (a project's webhooks, its CI/CD variables). Entries live for a short time-to-live and are
+//! A small cache keyed by a project (or pipeline) id for what the job path reads on every job
+//! but changes rarely (a project's webhooks and CI/CD variables, what a pipeline's job
+//! payloads share). Entries live for a short time-to-live and are
 //! dropped at once when this process changes them, so a change made through this server is
 //! seen immediately and one made through another replica within the TTL.
 

@@ -89,4 +89,7 @@ pub struct AppState {
     pub hooks_cache: Arc<crate::project_cache::ProjectCache<Vec<pipewright_store::ProjectHook>>>,
     /// Projects' (and the instance's) CI/CD variables, read on every job and log chunk.
     pub variables_cache: Arc<crate::project_cache::ProjectCache<Vec<pipewright_store::CiVariable>>>,
+    /// Per pipeline: what its jobs' payloads share (keyed by pipeline id).
+    pub payload_cache:
+        Arc<crate::project_cache::ProjectCache<crate::api::runner_jobs::PayloadContext>>,
 }

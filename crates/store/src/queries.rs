@@ -903,37 +903,46 @@ async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[JobOp]) -> Result<Vec<JobOp
                 results.push(JobOpResult::Finished(result.rows_affected() > 0));
             }
             JobOp::AppendTrace { job_id, start, data, limit, note, .. } => {
-                let size: i64 = sqlx::query("SELECT trace_size FROM jobs WHERE id = $1")
-                    .bind(job_id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .map(|row| row.try_get("trace_size"))
-                    .transpose()?
-                    .unwrap_or(0);
-                let size = size.max(0) as u64;
-                if *start != size {
-                    results.push(JobOpResult::Traced(TraceAppend::Mismatch { size }));
-                    continue;
-                }
-                let room = limit.saturating_sub(size) as usize;
-                if room == 0 || data.is_empty() {
-                    results.push(JobOpResult::Traced(TraceAppend::Appended { size }));
-                    continue;
-                }
+                // The fast path is two statements: move the length on if the chunk starts where
+                // the log ends, then store the chunk. Anything else needs the current length.
+                let room = limit.saturating_sub(*start) as usize;
                 let mut stored = data[..data.len().min(room)].to_vec();
-                if data.len() > room {
+                if data.len() > room && room > 0 {
                     stored.extend_from_slice(note);
                 }
-                let new_size = size + stored.len() as u64;
+                let new_size = *start + stored.len() as u64;
+                let moved = if stored.is_empty() {
+                    0
+                } else {
+                    sqlx::query("UPDATE jobs SET trace_size = $3 WHERE id = $1 AND trace_size = $2")
+                        .bind(job_id)
+                        .bind(*start as i64)
+                        .bind(new_size as i64)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected()
+                };
+                if moved == 0 {
+                    let size: i64 = sqlx::query("SELECT trace_size FROM jobs WHERE id = $1")
+                        .bind(job_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .map(|row| row.try_get("trace_size"))
+                        .transpose()?
+                        .unwrap_or(0);
+                    let size = size.max(0) as u64;
+                    results.push(JobOpResult::Traced(if size == *start {
+                        // Nothing to store (an empty chunk, or the log is full).
+                        TraceAppend::Appended { size }
+                    } else {
+                        TraceAppend::Mismatch { size }
+                    }));
+                    continue;
+                }
                 sqlx::query("INSERT INTO job_trace_chunks (job_id, start_offset, data) VALUES ($1, $2, $3)")
                     .bind(job_id)
-                    .bind(size as i64)
+                    .bind(*start as i64)
                     .bind(stored)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("UPDATE jobs SET trace_size = $2 WHERE id = $1")
-                    .bind(job_id)
-                    .bind(new_size as i64)
                     .execute(&mut *tx)
                     .await?;
                 results.push(JobOpResult::Traced(TraceAppend::Appended { size: new_size }));

@@ -122,13 +122,9 @@ async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult
         if let Some((job, token)) = claim(&state, &runner).await? {
             let payload = payload(&state, &job, &token).await?;
             // A running job makes its pipeline `running` (a no-op once it is).
-            if state
-                .store
-                .set_pipeline_status(job.pipeline_id, Status::Running)
-                .await?
-            {
-                crate::webhooks::pipeline_changed(&state, job.pipeline_id);
-            }
+            crate::job_processing::set_pipeline_status(&state, job.pipeline_id, Status::Running)
+                .await
+                .map_err(ApiError::Internal)?;
             crate::webhooks::job_changed(&state, &job);
             return Ok((StatusCode::CREATED, Json(payload)).into_response());
         }
@@ -193,8 +189,18 @@ fn job_tags(job: &Job) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// GitLab's job payload for a runner.
-async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
+/// What every job of a pipeline shares in its payload: read once per pipeline and kept for a
+/// moment, since a pipeline's jobs are usually claimed together (none of it changes while the
+/// pipeline runs, except the project's name).
+pub struct PayloadContext {
+    pipeline: pipewright_store::Pipeline,
+    project: pipewright_store::Project,
+    ctx: pipewright_config::PipelineContext,
+    pipeline_vars: Vec<pipewright_config::Variable>,
+    build_timeout: Option<u64>,
+}
+
+async fn load_payload_context(state: &AppState, job: &Job) -> ApiResult<PayloadContext> {
     let pipeline = state
         .store
         .pipeline_by_id(job.pipeline_id)
@@ -215,8 +221,6 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
         .await
         .ok()
         .flatten();
-    let spec: pipewright_config::PlannedJob = serde_json::from_str(&job.spec)
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("job spec: {e}")))?;
     let mut pipeline_vars = Vec::new();
     for v in state.store.pipeline_variables(pipeline.id).await? {
         let value = state
@@ -231,6 +235,11 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
         var.file = v.variable_type == VariableType::File;
         pipeline_vars.push(var);
     }
+    let build_timeout = state
+        .store
+        .project_build_timeout(project.id)
+        .await?
+        .and_then(|t| u64::try_from(t).ok());
     let ctx = pipewright_config::PipelineContext {
         source: pipewright_config::Source::parse(pipeline.source.as_str())
             .unwrap_or(pipewright_config::Source::Api),
@@ -271,30 +280,46 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
         changed_files: None,
         files: None,
     };
+    Ok(PayloadContext {
+        pipeline,
+        project,
+        ctx,
+        pipeline_vars,
+        build_timeout,
+    })
+}
+
+/// GitLab's job payload for a runner.
+async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
+    let shared = state
+        .payload_cache
+        .get_or_load(job.pipeline_id, load_payload_context(state, job))
+        .await?;
+    let PayloadContext {
+        pipeline,
+        project,
+        ctx,
+        pipeline_vars,
+        build_timeout,
+    } = shared.as_ref();
+    let spec: pipewright_config::PlannedJob = serde_json::from_str(&job.spec)
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("job spec: {e}")))?;
     let ci_vars = crate::ci_variables::for_pipeline(state, project.id, pipeline.protected_ref)
         .await
         .map_err(ApiError::Internal)?;
     let variables = pipewright_config::merge_variables(
-        pipewright_config::predefined(&ctx)
+        pipewright_config::predefined(ctx)
             .into_iter()
             .chain(pipewright_config::job_predefined(
-                &ctx, job.id, &job.name, &job.stage, token,
+                ctx, job.id, &job.name, &job.stage, token,
             ))
             .chain(spec.variables.iter().cloned())
             .chain(ci_vars.instance)
             .chain(ci_vars.project)
-            .chain(pipeline_vars),
+            .chain(pipeline_vars.iter().cloned()),
     );
     // The job's `timeout:`, else the project's `build_timeout`, else GitLab's hour.
-    let timeout = match spec.timeout {
-        Some(t) => t,
-        None => state
-            .store
-            .project_build_timeout(project.id)
-            .await?
-            .and_then(|t| u64::try_from(t).ok())
-            .unwrap_or(3600),
-    };
+    let timeout = spec.timeout.or(*build_timeout).unwrap_or(3600);
     let host = state
         .config
         .external_url
