@@ -18,10 +18,12 @@ use crate::state::AppState;
 
 /// Whether a job is a bridge (has `trigger:`).
 pub fn is_bridge(job: &Job) -> bool {
-    serde_json::from_str::<Value>(&job.spec)
-        .ok()
-        .and_then(|spec| spec.get("trigger").cloned())
-        .is_some_and(|t| !t.is_null())
+    serde_json::from_str::<Value>(&job.spec).is_ok_and(|spec| is_bridge_spec(&spec))
+}
+
+/// [`is_bridge`] for a spec already parsed.
+pub fn is_bridge_spec(spec: &Value) -> bool {
+    spec.get("trigger").is_some_and(|t| !t.is_null())
 }
 
 /// What a bridge's `trigger:` asks for.

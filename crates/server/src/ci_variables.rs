@@ -14,27 +14,49 @@ pub struct PipelineVariables {
     pub project: Vec<Variable>,
 }
 
-fn convert(
-    state: &AppState,
-    vars: Vec<CiVariable>,
-    protected_ref: bool,
-    source: VariableSource,
-) -> anyhow::Result<Vec<Variable>> {
-    let mut out = Vec::with_capacity(vars.len());
-    for v in vars {
-        if (v.protected && !protected_ref) || v.environment_scope != "*" {
-            continue;
-        }
+/// A project's and the instance's variables, opened once when they are (re)loaded: jobs and
+/// log chunks read them all the time, and unsealing is not free.
+pub struct OpenedVariables {
+    /// Each variable's stored row (scope, flags) and its value as a job receives it.
+    all: Vec<(CiVariable, Variable)>,
+    /// The masked values, for masking logs on ingest.
+    pub masked: Vec<String>,
+}
+
+async fn load(state: &AppState, project_id: i64) -> anyhow::Result<OpenedVariables> {
+    let mut all = Vec::new();
+    let mut masked = Vec::new();
+    for v in state.store.ci_variables_for_pipeline(project_id).await? {
         let value = state.sealer.open(Purpose::CiVariable, &v.value_sealed)?;
+        let source = if v.project_id.is_some() {
+            VariableSource::Project
+        } else {
+            VariableSource::Instance
+        };
+        if v.masked {
+            masked.push(value.clone());
+        }
         let mut var = Variable::new(&v.key, value, source);
         var.public = false;
         var.masked = v.masked;
         var.protected = v.protected;
         var.file = v.variable_type == VariableType::File;
         var.raw = v.raw;
-        out.push(var);
+        all.push((v, var));
     }
-    Ok(out)
+    Ok(OpenedVariables { all, masked })
+}
+
+/// The project's and the instance's variables (cached briefly; the variables API drops the
+/// entry on every change).
+pub async fn opened(
+    state: &AppState,
+    project_id: i64,
+) -> anyhow::Result<std::sync::Arc<OpenedVariables>> {
+    state
+        .variables_cache
+        .get_or_load(project_id, load(state, project_id))
+        .await
 }
 
 pub async fn for_pipeline(
@@ -42,37 +64,20 @@ pub async fn for_pipeline(
     project_id: i64,
     protected_ref: bool,
 ) -> anyhow::Result<PipelineVariables> {
-    let (project, instance): (Vec<CiVariable>, Vec<CiVariable>) = cached(state, project_id)
-        .await?
-        .iter()
-        .cloned()
-        .partition(|v| v.project_id.is_some());
-    Ok(PipelineVariables {
-        instance: convert(state, instance, protected_ref, VariableSource::Instance)?,
-        project: convert(state, project, protected_ref, VariableSource::Project)?,
-    })
-}
-
-/// Every masked value a job of this project could print, for masking logs on ingest.
-pub async fn masked_values(state: &AppState, project_id: i64) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for v in cached(state, project_id).await?.iter() {
-        if v.masked {
-            out.push(state.sealer.open(Purpose::CiVariable, &v.value_sealed)?);
+    let opened = opened(state, project_id).await?;
+    let mut out = PipelineVariables {
+        instance: Vec::new(),
+        project: Vec::new(),
+    };
+    for (row, var) in &opened.all {
+        if (row.protected && !protected_ref) || row.environment_scope != "*" {
+            continue;
+        }
+        if row.project_id.is_some() {
+            out.project.push(var.clone());
+        } else {
+            out.instance.push(var.clone());
         }
     }
     Ok(out)
-}
-
-async fn cached(
-    state: &AppState,
-    project_id: i64,
-) -> anyhow::Result<std::sync::Arc<Vec<CiVariable>>> {
-    Ok(state
-        .variables_cache
-        .get_or_load(
-            project_id,
-            state.store.ci_variables_for_pipeline(project_id),
-        )
-        .await?)
 }

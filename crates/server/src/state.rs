@@ -88,7 +88,8 @@ pub struct AppState {
     /// Projects' webhooks, read on every job and pipeline change.
     pub hooks_cache: Arc<crate::project_cache::ProjectCache<Vec<pipewright_store::ProjectHook>>>,
     /// Projects' (and the instance's) CI/CD variables, read on every job and log chunk.
-    pub variables_cache: Arc<crate::project_cache::ProjectCache<Vec<pipewright_store::CiVariable>>>,
+    pub variables_cache:
+        Arc<crate::project_cache::ProjectCache<crate::ci_variables::OpenedVariables>>,
     /// Per pipeline: what its jobs' payloads share (keyed by pipeline id).
     pub payload_cache:
         Arc<crate::project_cache::ProjectCache<crate::api::runner_jobs::PayloadContext>>,

@@ -26,7 +26,7 @@ pub struct PostgresStore {
     /// The group-commit writer for pipeline creations (see `queries.rs`).
     writer: tokio::sync::mpsc::Sender<PipelineRequest>,
     /// The group-commit writer for job claims and results (see `queries.rs`).
-    job_writer: tokio::sync::mpsc::Sender<JobOp>,
+    job_writer: tokio::sync::mpsc::Sender<JobRequest>,
 }
 
 impl PostgresStore {

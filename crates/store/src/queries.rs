@@ -661,6 +661,22 @@ const MAX_BATCH: usize = 256;
 /// A pipeline waiting for the group-commit writer, and where its answer goes.
 type PipelineRequest = (NewPipeline, tokio::sync::oneshot::Sender<Result<Pipeline>>);
 
+/// Waits for a request, then takes every other one already waiting (up to [`MAX_BATCH`]): the
+/// batch a group-commit writer writes in one transaction. False once all senders are gone.
+async fn next_batch<T>(requests: &mut tokio::sync::mpsc::Receiver<T>, batch: &mut Vec<T>) -> bool {
+    let Some(first) = requests.recv().await else {
+        return false;
+    };
+    batch.push(first);
+    while batch.len() < MAX_BATCH {
+        match requests.try_recv() {
+            Ok(next) => batch.push(next),
+            Err(_) => break,
+        }
+    }
+    true
+}
+
 /// Starts the group-commit writer: every pipeline creation goes through it, so concurrent
 /// creations share one transaction and one durable commit (one fsync on SQLite, one WAL flush
 /// on PostgreSQL) instead of paying for one each.
@@ -672,14 +688,7 @@ fn spawn_pipeline_writer(pool: sqlx::Pool<Db>) -> tokio::sync::mpsc::Sender<Pipe
 
 async fn pipeline_writer(pool: sqlx::Pool<Db>, mut requests: tokio::sync::mpsc::Receiver<PipelineRequest>) {
     let mut batch: Vec<PipelineRequest> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = requests.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match requests.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
+    while next_batch(&mut requests, &mut batch).await {
         match write_batch(&pool, &batch).await {
             Ok(results) => {
                 for ((_, reply), result) in batch.drain(..).zip(results) {
@@ -741,19 +750,16 @@ enum JobOp {
         runner_id: i64,
         token_digest: String,
         lease_until: i64,
-        reply: tokio::sync::oneshot::Sender<Result<Option<Job>>>,
     },
     Finish {
         job_id: i64,
         status: Status,
         failure_reason: Option<String>,
         exit_code: Option<i64>,
-        reply: tokio::sync::oneshot::Sender<Result<bool>>,
     },
     PipelineStatus {
         pipeline_id: i64,
         status: Status,
-        reply: tokio::sync::oneshot::Sender<Result<bool>>,
     },
     AppendTrace {
         job_id: i64,
@@ -762,9 +768,11 @@ enum JobOp {
         limit: u64,
         /// Appended once, when a chunk is cut at the limit.
         note: Vec<u8>,
-        reply: tokio::sync::oneshot::Sender<Result<TraceAppend>>,
     },
 }
+
+/// A job change waiting for the job writer, and where its answer goes.
+type JobRequest = (JobOp, tokio::sync::oneshot::Sender<Result<JobOpResult>>);
 
 enum JobOpResult {
     Claimed(Option<Box<Job>>),
@@ -772,28 +780,22 @@ enum JobOpResult {
     Traced(TraceAppend),
 }
 
-fn spawn_job_writer(pool: sqlx::Pool<Db>) -> tokio::sync::mpsc::Sender<JobOp> {
+fn spawn_job_writer(pool: sqlx::Pool<Db>) -> tokio::sync::mpsc::Sender<JobRequest> {
     let (writer, requests) = tokio::sync::mpsc::channel(4 * MAX_BATCH);
     tokio::spawn(job_writer(pool, requests));
     writer
 }
 
-async fn job_writer(pool: sqlx::Pool<Db>, mut requests: tokio::sync::mpsc::Receiver<JobOp>) {
-    let mut batch: Vec<JobOp> = Vec::with_capacity(MAX_BATCH);
-    while let Some(first) = requests.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match requests.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
-            }
-        }
-        let results = match apply_job_ops(&pool, &batch).await {
+async fn job_writer(pool: sqlx::Pool<Db>, mut requests: tokio::sync::mpsc::Receiver<JobRequest>) {
+    let mut batch: Vec<JobRequest> = Vec::with_capacity(MAX_BATCH);
+    while next_batch(&mut requests, &mut batch).await {
+        let ops: Vec<&JobOp> = batch.iter().map(|(op, _)| op).collect();
+        let results = match apply_job_ops(&pool, &ops).await {
             Ok(results) => results.into_iter().map(Ok).collect::<Vec<_>>(),
             // Something failed: each change on its own, so one bad change costs only itself.
             Err(_) => {
-                let mut results = Vec::with_capacity(batch.len());
-                for op in &batch {
+                let mut results = Vec::with_capacity(ops.len());
+                for op in &ops {
                     results.push(
                         apply_job_ops(&pool, std::slice::from_ref(op))
                             .await
@@ -803,53 +805,34 @@ async fn job_writer(pool: sqlx::Pool<Db>, mut requests: tokio::sync::mpsc::Recei
                 results
             }
         };
-        for (op, result) in batch.drain(..).zip(results) {
-            match (op, result) {
-                (JobOp::Claim { reply, .. }, Ok(JobOpResult::Claimed(job))) => {
-                    let _ = reply.send(Ok(job.map(|j| *j)));
-                }
-                (JobOp::Finish { reply, .. }, Ok(JobOpResult::Finished(done))) => {
-                    let _ = reply.send(Ok(done));
-                }
-                (JobOp::AppendTrace { reply, .. }, Ok(JobOpResult::Traced(done))) => {
-                    let _ = reply.send(Ok(done));
-                }
-                (JobOp::PipelineStatus { reply, .. }, Ok(JobOpResult::Finished(done))) => {
-                    let _ = reply.send(Ok(done));
-                }
-                (op, result) => {
-                    let error = match result {
-                        Err(e) => e,
-                        Ok(_) => StoreError::Corrupt("mismatched job result".into()),
-                    };
-                    match op {
-                        JobOp::Claim { reply, .. } => {
-                            let _ = reply.send(Err(error));
-                        }
-                        JobOp::Finish { reply, .. } => {
-                            let _ = reply.send(Err(error));
-                        }
-                        JobOp::AppendTrace { reply, .. } => {
-                            let _ = reply.send(Err(error));
-                        }
-                        JobOp::PipelineStatus { reply, .. } => {
-                            let _ = reply.send(Err(error));
-                        }
-                    }
-                }
-            }
+        for ((_, reply), result) in batch.drain(..).zip(results) {
+            let _ = reply.send(result);
         }
     }
 }
 
+impl StoreImpl {
+    /// Hands a change to the job writer and waits for it to be committed.
+    async fn job_op(&self, op: JobOp) -> Result<JobOpResult> {
+        let stopped = || StoreError::GroupCommit("the job writer has stopped".into());
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.job_writer.send((op, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+fn mismatched() -> StoreError {
+    StoreError::Corrupt("the job writer answered another kind of change".into())
+}
+
 /// Applies job changes in one transaction, in order.
-async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[JobOp]) -> Result<Vec<JobOpResult>> {
+async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[&JobOp]) -> Result<Vec<JobOpResult>> {
     let now = Timestamp::now().millis();
     let mut tx = begin_write_on(pool).await?;
     let mut results = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
-            JobOp::Claim { candidates, runner_id, token_digest, lease_until, .. } => {
+            JobOp::Claim { candidates, runner_id, token_digest, lease_until } => {
                 let sql = concat!(
                     "UPDATE jobs SET status = 'running', runner_id = $2, token_digest = $3, lease_expires_at = $4, started_at = $5 \
                      WHERE id = $1 AND status = 'pending' RETURNING ",
@@ -872,7 +855,7 @@ async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[JobOp]) -> Result<Vec<JobOp
                 }
                 results.push(JobOpResult::Claimed(claimed));
             }
-            JobOp::Finish { job_id, status, failure_reason, exit_code, .. } => {
+            JobOp::Finish { job_id, status, failure_reason, exit_code } => {
                 let result = sqlx::query(
                     "UPDATE jobs SET status = $2, failure_reason = $3, exit_code = $4, finished_at = $5, lease_expires_at = NULL \
                      WHERE id = $1 AND status = 'running'",
@@ -886,7 +869,7 @@ async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[JobOp]) -> Result<Vec<JobOp
                 .await?;
                 results.push(JobOpResult::Finished(result.rows_affected() > 0));
             }
-            JobOp::PipelineStatus { pipeline_id, status, .. } => {
+            JobOp::PipelineStatus { pipeline_id, status } => {
                 let started = if matches!(status, Status::Running) || status.is_complete() { Some(now) } else { None };
                 let finished = if status.is_complete() { Some(now) } else { None };
                 let result = sqlx::query(
@@ -902,7 +885,7 @@ async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[JobOp]) -> Result<Vec<JobOp
                 .await?;
                 results.push(JobOpResult::Finished(result.rows_affected() > 0));
             }
-            JobOp::AppendTrace { job_id, start, data, limit, note, .. } => {
+            JobOp::AppendTrace { job_id, start, data, limit, note } => {
                 // The fast path is two statements: move the length on if the chunk starts where
                 // the log ends, then store the chunk. Anything else needs the current length.
                 let room = limit.saturating_sub(*start) as usize;
@@ -1652,22 +1635,23 @@ impl Store for StoreImpl {
     }
 
     async fn claim_job(&self, candidates: &[i64], runner_id: i64, token_digest: &str, lease_until: Timestamp) -> Result<Option<Job>> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
         let op = JobOp::Claim {
             candidates: candidates.to_vec(),
             runner_id,
             token_digest: token_digest.to_string(),
             lease_until: lease_until.millis(),
-            reply,
         };
-        self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?
+        match self.job_op(op).await? {
+            JobOpResult::Claimed(job) => Ok(job.map(|j| *j)),
+            _ => Err(mismatched()),
+        }
     }
     async fn append_trace(&self, job_id: i64, start: u64, data: &[u8], limit: u64, note: &[u8]) -> Result<TraceAppend> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let op = JobOp::AppendTrace { job_id, start, data: data.to_vec(), limit, note: note.to_vec(), reply };
-        self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?
+        let op = JobOp::AppendTrace { job_id, start, data: data.to_vec(), limit, note: note.to_vec() };
+        match self.job_op(op).await? {
+            JobOpResult::Traced(done) => Ok(done),
+            _ => Err(mismatched()),
+        }
     }
     async fn job_trace(&self, job_id: i64) -> Result<Vec<u8>> {
         let rows = sqlx::query("SELECT data FROM job_trace_chunks WHERE job_id = $1 ORDER BY start_offset")
@@ -1710,16 +1694,11 @@ impl Store for StoreImpl {
     }
 
     async fn finish_job(&self, job_id: i64, status: Status, failure_reason: Option<&str>, exit_code: Option<i64>) -> Result<bool> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let op = JobOp::Finish {
-            job_id,
-            status,
-            failure_reason: failure_reason.map(str::to_string),
-            exit_code,
-            reply,
-        };
-        self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?
+        let op = JobOp::Finish { job_id, status, failure_reason: failure_reason.map(str::to_string), exit_code };
+        match self.job_op(op).await? {
+            JobOpResult::Finished(done) => Ok(done),
+            _ => Err(mismatched()),
+        }
     }
 
     async fn pipeline_all_jobs(&self, pipeline_id: i64) -> Result<Vec<Job>> {
@@ -1916,10 +1895,10 @@ impl Store for StoreImpl {
     async fn set_pipeline_status(&self, pipeline_id: i64, status: Status) -> Result<bool> {
         // Through the job writer: job changes and the pipeline status they imply share its
         // transactions instead of contending for SQLite's write lock.
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let op = JobOp::PipelineStatus { pipeline_id, status, reply };
-        self.job_writer.send(op).await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?;
-        answer.await.map_err(|_| StoreError::GroupCommit("the job writer has stopped".into()))?
+        match self.job_op(JobOp::PipelineStatus { pipeline_id, status }).await? {
+            JobOpResult::Finished(changed) => Ok(changed),
+            _ => Err(mismatched()),
+        }
     }
 
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<Pipeline>> {

@@ -29,7 +29,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writer: tokio::sync::mpsc::Sender<PipelineRequest>,
     /// The group-commit writer for job claims and results (see `queries.rs`).
-    job_writer: tokio::sync::mpsc::Sender<JobOp>,
+    job_writer: tokio::sync::mpsc::Sender<JobRequest>,
     /// Protected-branch rules by project, read on every trigger and push. The embedded SQLite
     /// store is only ever written by this process, so invalidating on our own writes keeps the
     /// cache exact (the PostgreSQL store, shared by replicas, does not cache).

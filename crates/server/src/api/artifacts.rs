@@ -87,13 +87,16 @@ async fn upload(
     State(state): State<AppState>,
     seg: Segments,
     JobTokenCaller(caller): JobTokenCaller,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Response> {
     let id = seg.id("id", "Job")?;
     let job = caller.ok_or(ApiError::Unauthorized)?;
     if job.id != id {
         return Err(ApiError::forbidden());
     }
+    // Not multipart at all: GitLab's 400, not axum's plain-text rejection.
+    let mut multipart =
+        multipart.map_err(|_| ApiError::BadRequest("invalid multipart body".into()))?;
     let dir = archive_path(&state, job.id)
         .parent()
         .map(PathBuf::from)

@@ -149,8 +149,7 @@ async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, Stri
         .await?
         .into_iter()
         .filter(|job| runner.project_id.is_none_or(|p| p == job.project_id))
-        .filter(|job| tags_match(runner, &job_tags(job)))
-        .filter(|job| !crate::bridges::is_bridge(job))
+        .filter(|job| claimable(runner, job))
         .map(|job| job.id)
         .collect();
     if candidates.is_empty() {
@@ -177,16 +176,23 @@ async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, Stri
 /// How many of the oldest pending jobs one request considers.
 const CLAIM_WINDOW: i64 = 8;
 
-fn job_tags(job: &Job) -> Vec<String> {
+/// Whether this runner may take this job: not a bridge (the server runs those), and the
+/// runner's tags cover the job's. The spec is parsed once for both.
+fn claimable(runner: &Runner, job: &Job) -> bool {
     let spec: Value = serde_json::from_str(&job.spec).unwrap_or(Value::Null);
-    spec.get("tags")
+    if crate::bridges::is_bridge_spec(&spec) {
+        return false;
+    }
+    let tags: Vec<String> = spec
+        .get("tags")
         .and_then(Value::as_array)
         .map(|a| {
             a.iter()
                 .filter_map(|t| t.as_str().map(str::to_string))
                 .collect()
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    tags_match(runner, &tags)
 }
 
 /// What every job of a pipeline shares in its payload: read once per pipeline and kept for a
@@ -496,11 +502,17 @@ async fn append_trace(
     let start = content_range(&headers).map_or(job.trace_size.max(0) as u64, |(start, _)| start);
     // Mask again on ingest: a runner that does not mask must not leak the job token or a
     // masked variable.
-    let mut secrets = crate::ci_variables::masked_values(&state, job.project_id)
+    let variables = crate::ci_variables::opened(&state, job.project_id)
         .await
         .map_err(ApiError::Internal)?;
-    secrets.extend(token.clone());
-    let body = mask(body, &secrets);
+    let body = mask(
+        body,
+        variables
+            .masked
+            .iter()
+            .map(String::as_str)
+            .chain(token.as_deref()),
+    );
     let limit = state.config.max_trace_bytes;
     let note = format!(
         "\nJob's log exceeded limit of {limit} bytes.\nJob execution will continue but no more output will be collected.\n"
@@ -634,9 +646,8 @@ fn artifacts_spec(artifacts: Option<&Value>) -> Value {
 }
 
 /// `body` with every secret replaced by `[MASKED]` (left as is when none occurs).
-fn mask(body: Bytes, secrets: &[String]) -> Bytes {
-    let present: Vec<&String> = secrets
-        .iter()
+fn mask<'a>(body: Bytes, secrets: impl Iterator<Item = &'a str>) -> Bytes {
+    let present: Vec<&str> = secrets
         .filter(|s| !s.is_empty() && body.windows(s.len()).any(|w| w == s.as_bytes()))
         .collect();
     if present.is_empty() {
@@ -644,7 +655,7 @@ fn mask(body: Bytes, secrets: &[String]) -> Bytes {
     }
     let mut text = String::from_utf8_lossy(&body).into_owned();
     for secret in present {
-        text = text.replace(secret.as_str(), "[MASKED]");
+        text = text.replace(secret, "[MASKED]");
     }
     Bytes::from(text.into_bytes())
 }

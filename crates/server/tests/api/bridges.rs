@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::git::{git_ok, local_repo, remote};
-use crate::running::{finished_pipeline, job_log, register_runner};
+use crate::running::{finished_pipeline, job_log, start_runner};
 use crate::support::TestApp;
 
 both_backends!(bridges_start_downstream_and_child_pipelines);
@@ -71,15 +71,7 @@ async fn bridges_start_downstream_and_child_pipelines(app: TestApp) {
     );
 
     let builds = tempfile::tempdir().unwrap();
-    let runner = tokio::spawn(pipewright_runner::run(
-        pipewright_runner::RunnerConfig {
-            url: app.url.clone(),
-            token: register_runner(&app).await,
-            builds_dir: builds.path().to_path_buf(),
-            concurrency: 2,
-        },
-        std::future::pending(),
-    ));
+    let runner = start_runner(&app, builds.path()).await;
     let res = app
         .post(
             &format!("/projects/{a}/pipeline"),

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::git::{git_ok, local_repo, remote};
-use crate::running::{finish, finished_pipeline, job_log, register_runner, request, wait_for};
+use crate::running::{
+    finish, finished_pipeline, job_log, register_runner, request, start_runner, wait_for,
+};
 use crate::support::{Backend, TestApp};
 
 both_backends!(
@@ -44,20 +46,6 @@ async fn run_pipeline(app: &TestApp, id: i64) -> Value {
         .await;
     assert_eq!(res.status(), 201);
     res.json().await.unwrap()
-}
-
-fn start_runner(
-    app: &TestApp,
-    builds: &std::path::Path,
-    token: String,
-) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-    let config = pipewright_runner::RunnerConfig {
-        url: app.url.clone(),
-        token,
-        builds_dir: builds.to_path_buf(),
-        concurrency: 2,
-    };
-    tokio::spawn(pipewright_runner::run(config, std::future::pending()))
 }
 
 fn job<'a>(jobs: &'a [Value], name: &str) -> &'a Value {
@@ -150,7 +138,7 @@ async fn when_allow_failure_retry_and_artifacts_on_the_runner(app: TestApp) {
     let tmp = tempfile::tempdir().unwrap();
     let id = project_with(&app, "life", LIFECYCLE, tmp.path()).await;
     let builds = tempfile::tempdir().unwrap();
-    let runner = start_runner(&app, builds.path(), register_runner(&app).await);
+    let runner = start_runner(&app, builds.path()).await;
     let pipeline = run_pipeline(&app, id).await;
     let path = format!("/projects/{id}/pipelines/{}", pipeline["id"]);
     // The manual job leaves the pipeline waiting for nothing: it ends `success`.
@@ -302,7 +290,7 @@ async fn timeout_and_cancel_stop_the_script(app: TestApp) {
     let tmp = tempfile::tempdir().unwrap();
     let id = project_with(&app, "slow", SLOW, tmp.path()).await;
     let builds = tempfile::tempdir().unwrap();
-    let runner = start_runner(&app, builds.path(), register_runner(&app).await);
+    let runner = start_runner(&app, builds.path()).await;
     let pipeline = run_pipeline(&app, id).await;
     let jobs_path = format!("/projects/{id}/pipelines/{}/jobs", pipeline["id"]);
     let mut canceled = Value::Null;

@@ -6,24 +6,17 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::git::{git_ok, local_repo, remote};
-use crate::running::{finish, finished_pipeline, job_log, register_runner, request};
+use crate::git::{git_ok, remote};
+use crate::running::{
+    finish, finished_pipeline, job_log, project_in as project_with, register_runner, request,
+    start_runner,
+};
 use crate::support::TestApp;
 
 both_backends!(
     a_job_triggers_and_downloads_from_another_project_under_its_allowlist,
     job_token_scope_api
 );
-
-async fn project_with(app: &TestApp, name: &str, config: &str, tmp: &std::path::Path) -> i64 {
-    let project = app.create_project(&app.root_token, name).await;
-    let dir = tmp.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let work = local_repo(&dir, config);
-    let url = remote(app, "root", &app.root_token, &format!("root/{name}"));
-    git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
-    project["id"].as_i64().unwrap()
-}
 
 async fn run(app: &TestApp, id: i64) -> (Value, Vec<Value>) {
     let res = app
@@ -68,15 +61,7 @@ async fn a_job_triggers_and_downloads_from_another_project_under_its_allowlist(a
     let b = project_with(&app, "b", B_CONFIG, tmp.path()).await;
     let a = project_with(&app, "a", &a_config(b), tmp.path()).await;
     let builds = tempfile::tempdir().unwrap();
-    let runner = tokio::spawn(pipewright_runner::run(
-        pipewright_runner::RunnerConfig {
-            url: app.url.clone(),
-            token: register_runner(&app).await,
-            builds_dir: builds.path().to_path_buf(),
-            concurrency: 2,
-        },
-        std::future::pending(),
-    ));
+    let runner = start_runner(&app, builds.path()).await;
     // B has a successful pipeline on main with an artifact.
     let (done, _) = run(&app, b).await;
     assert_eq!(done["status"], "success");

@@ -27,6 +27,33 @@ pub async fn register_runner(app: &TestApp) -> String {
     runner["token"].as_str().unwrap().to_string()
 }
 
+/// Pipewright's own runner (the code `serve` embeds), registered as an instance runner and
+/// running jobs in `builds` until the returned task is aborted.
+pub async fn start_runner(
+    app: &TestApp,
+    builds: &std::path::Path,
+) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let config = pipewright_runner::RunnerConfig {
+        url: app.url.clone(),
+        token: register_runner(app).await,
+        builds_dir: builds.to_path_buf(),
+        concurrency: 2,
+    };
+    tokio::spawn(pipewright_runner::run(config, std::future::pending()))
+}
+
+/// A project `root/<name>` whose `main` holds `config`, pushed from `<tmp>/<name>/work` with
+/// `ci.skip` (so the push itself starts no pipeline); its id.
+pub async fn project_in(app: &TestApp, name: &str, config: &str, tmp: &std::path::Path) -> i64 {
+    let project = app.create_project(&app.root_token, name).await;
+    let dir = tmp.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let work = crate::git::local_repo(&dir, config);
+    let url = crate::git::remote(app, "root", &app.root_token, &format!("root/{name}"));
+    crate::git::git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+    project["id"].as_i64().unwrap()
+}
+
 /// `POST /jobs/request`; `None` on 204.
 pub async fn request(app: &TestApp, runner: &str) -> Option<Value> {
     let res = app
@@ -338,15 +365,8 @@ async fn the_seed_pipeline_runs_end_to_end_on_pipewrights_runner(app: TestApp) {
     let trigger: Value = res.json().await.unwrap();
     let token = trigger["token"].as_str().unwrap().to_string();
 
-    let runner_token = register_runner(&app).await;
     let builds = tempfile::tempdir().unwrap();
-    let config = pipewright_runner::RunnerConfig {
-        url: app.url.clone(),
-        token: runner_token,
-        builds_dir: builds.path().to_path_buf(),
-        concurrency: 2,
-    };
-    let runner = tokio::spawn(pipewright_runner::run(config, std::future::pending()));
+    let runner = start_runner(&app, builds.path()).await;
 
     let hook = format!(
         "{}/api/v4/projects/{id}/ref/main/trigger/pipeline?token={token}&variables[UPLOAD_TO_S3]=true",

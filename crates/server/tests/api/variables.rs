@@ -6,8 +6,8 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::git::{git_ok, local_repo, remote};
-use crate::running::{finished_pipeline, job_log, register_runner};
+use crate::git::{git_ok, remote};
+use crate::running::{finished_pipeline, job_log, project_in as project_with, start_runner};
 use crate::support::{TestApp, assert_json};
 
 both_backends!(
@@ -16,32 +16,6 @@ both_backends!(
     a_trigger_token_in_a_masked_variable_triggers_another_project,
     who_may_pass_pipeline_variables
 );
-
-async fn project_with(app: &TestApp, name: &str, config: &str, tmp: &std::path::Path) -> i64 {
-    let project = app.create_project(&app.root_token, name).await;
-    let dir = tmp.join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let work = local_repo(&dir, config);
-    let url = remote(app, "root", &app.root_token, &format!("root/{name}"));
-    git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
-    project["id"].as_i64().unwrap()
-}
-
-fn start_runner(
-    app: &TestApp,
-    token: String,
-    builds: &std::path::Path,
-) -> tokio::task::JoinHandle<anyhow::Result<()>> {
-    tokio::spawn(pipewright_runner::run(
-        pipewright_runner::RunnerConfig {
-            url: app.url.clone(),
-            token,
-            builds_dir: builds.to_path_buf(),
-            concurrency: 2,
-        },
-        std::future::pending(),
-    ))
-}
 
 async fn the_variables_api_validates_like_gitlab(app: TestApp) {
     let tmp = tempfile::tempdir().unwrap();
@@ -174,7 +148,7 @@ async fn pipelines_receive_masked_file_and_protected_variables(app: TestApp) {
         );
     }
     let builds = tempfile::tempdir().unwrap();
-    let runner = start_runner(&app, register_runner(&app).await, builds.path());
+    let runner = start_runner(&app, builds.path()).await;
     // `main` is protected (the first push protected it); `feature` is not.
     let work = tmp.path().join("shown/work");
     let url = remote(&app, "root", &app.root_token, "root/shown");
@@ -244,7 +218,7 @@ async fn a_trigger_token_in_a_masked_variable_triggers_another_project(app: Test
         .await;
     assert_eq!(res.status(), 201);
     let builds = tempfile::tempdir().unwrap();
-    let runner = start_runner(&app, register_runner(&app).await, builds.path());
+    let runner = start_runner(&app, builds.path()).await;
     let res = app
         .post(
             &format!("/projects/{a}/pipeline"),

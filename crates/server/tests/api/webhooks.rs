@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::git::{git_ok, local_repo, remote};
-use crate::running::{finished_pipeline, job_log, register_runner};
+use crate::running::{finished_pipeline, job_log, start_runner};
 use crate::support::{Backend, TestApp, assert_json};
 
 both_backends!(a_tag_push_hook_triggers_another_project, hooks_are_guarded);
@@ -85,15 +85,7 @@ async fn a_tag_push_hook_triggers_another_project(app: TestApp) {
     );
 
     let builds = tempfile::tempdir().unwrap();
-    let runner = tokio::spawn(pipewright_runner::run(
-        pipewright_runner::RunnerConfig {
-            url: app.url.clone(),
-            token: register_runner(&app).await,
-            builds_dir: builds.path().to_path_buf(),
-            concurrency: 2,
-        },
-        std::future::pending(),
-    ));
+    let runner = start_runner(&app, builds.path()).await;
     let dir_a = tmp.path().join("hooked");
     git_ok(&work_a, &dir_a, &["tag", "v1.0"]);
     let url_a = remote(&app, "root", &app.root_token, "root/hooked");
