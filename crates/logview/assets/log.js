@@ -11,7 +11,7 @@
 // sections of the server-rendered markup are the chain of last-child <details class="log-section">
 // elements without data-ended. Item `html` fields are safe HTML produced (and escaped) by
 // pipewright-logview; everything else is set with textContent. Elements marked
-// [data-job-status] get the job's status as text, as data-job-status and as a status-<status>
+// [data-job-status] get the job's status as text, as data-job-status and as a ci-<status>
 // class. The page follows the log while the reader is at the bottom, and polling stops once the
 // log is complete.
 (function () {
@@ -94,15 +94,18 @@
     return s.scrollHeight - s.scrollTop - s.clientHeight < 24;
   }
 
-  function showStatus(status) {
+  // The page styles statuses with `ci-<status>` classes; the label is what people read
+  // ("passed" for success), falling back to the status name.
+  function showStatus(status, label) {
     if (typeof status !== 'string' || !/^[a-z_]+$/.test(status)) return;
+    const text = typeof label === 'string' && label.length <= 40 ? label : status;
     document.querySelectorAll('[data-job-status]').forEach(function (node) {
       Array.from(node.classList)
-        .filter(function (c) { return c.indexOf('status-') === 0; })
+        .filter(function (c) { return c.indexOf('ci-') === 0 && c !== 'ci-status'; })
         .forEach(function (c) { node.classList.remove(c); });
-      node.classList.add('status-' + status);
+      node.classList.add('ci-' + status);
       node.dataset.jobStatus = status;
-      node.textContent = status;
+      node.textContent = text;
     });
   }
 
@@ -134,7 +137,7 @@
     (data.items || []).forEach(append);
     if (typeof data.cursor === 'string') cursor = data.cursor;
     log.dataset.cursor = cursor;
-    showStatus(data.status);
+    showStatus(data.status, data.status_label);
     if (follow && data.items && data.items.length) s.scrollTop = s.scrollHeight;
     delay = POLL_MS;
     if (data.complete) {

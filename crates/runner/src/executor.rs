@@ -26,6 +26,22 @@ struct Trace<'a> {
 }
 
 impl Trace<'_> {
+    /// Opens a collapsible log section, as GitLab Runner marks them
+    /// (`section_start:<unix time>:<name>\r\e[0K<header>`); pages fold and time them.
+    async fn section_start(&mut self, name: &str, header: &str) {
+        let now = unix_now();
+        self.write(&format!(
+            "section_start:{now}:{name}\r\x1b[0K\x1b[32;1m{header}\x1b[0;m\n"
+        ))
+        .await;
+    }
+
+    async fn section_end(&mut self, name: &str) {
+        let now = unix_now();
+        self.write(&format!("section_end:{now}:{name}\r\x1b[0K\n"))
+            .await;
+    }
+
     async fn write(&mut self, text: &str) {
         self.partial.push_str(text);
         // Send whole lines (masking works per line); flush big partial lines too.
@@ -288,7 +304,7 @@ pub async fn execute(
 
     // Fetch the repository at the job's commit, with the job token.
     trace
-        .write("\x1b[32;1mFetching the repository\x1b[0;m\n")
+        .section_start("get_sources", "Fetching the repository")
         .await;
     let repo_url = job["git_info"]["repo_url"]
         .as_str()
@@ -315,6 +331,7 @@ pub async fn execute(
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1");
     let fetched = run_streamed(fetch_cmd, &mut trace, Duration::from_secs(600)).await?;
+    trace.section_end("get_sources").await;
     if fetched != Some(0) {
         trace
             .write("\x1b[31;1mERROR: fetching the repository failed\x1b[0;m\n")
@@ -371,13 +388,20 @@ pub async fn execute(
     // before_script + script, stopping at the first failure.
     let script_path = tmp.join("script.sh");
     tokio::fs::write(&script_path, script_body(&steps(&job, "script"))).await?;
+    trace
+        .section_start(
+            "step_script",
+            "Executing \"step_script\" stage of the job script",
+        )
+        .await;
     let result = run_streamed(bash(&script_path, &project_dir, &env), &mut trace, timeout).await?;
+    trace.section_end("step_script").await;
 
     // after_script always runs; its failure does not fail the job.
     let after = steps(&job, "after_script");
     if !after.is_empty() && !trace.canceled {
         trace
-            .write("\x1b[32;1mRunning after_script\x1b[0;m\n")
+            .section_start("after_script", "Running after_script")
             .await;
         let after_path = tmp.join("after_script.sh");
         tokio::fs::write(&after_path, script_body(&after)).await?;
@@ -387,6 +411,7 @@ pub async fn execute(
             Duration::from_secs(300),
         )
         .await?;
+        trace.section_end("after_script").await;
     }
 
     // Artifacts, when the job's outcome matches their `when`.
@@ -593,6 +618,13 @@ async fn upload_artifacts(
         anyhow::bail!("{status}");
     }
     Ok(())
+}
+
+/// Seconds since the epoch, for section markers.
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub enum Credential {
     Token { id: i64, scopes: Vec<String> },
     /// The account password (git over HTTP only); it carries every scope.
     Password,
+    /// A signed-in web UI session; it carries every scope.
+    Session,
 }
 
 /// An authenticated, active user and the credential they used.
@@ -57,7 +59,7 @@ impl Actor {
 
     fn has_scope(&self, wanted: &[&str]) -> bool {
         match &self.credential {
-            Credential::Password => true,
+            Credential::Password | Credential::Session => true,
             Credential::Token { scopes, .. } => scopes.iter().any(|s| wanted.contains(&s.as_str())),
         }
     }

@@ -115,7 +115,7 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
 }
 
 /// The job's `needs` names from its planned spec, if it has `needs`.
-fn job_needs(job: &Job) -> Option<Vec<String>> {
+pub fn job_needs(job: &Job) -> Option<Vec<String>> {
     let spec: serde_json::Value = serde_json::from_str(&job.spec).ok()?;
     let needs = spec.get("needs")?.as_array()?;
     Some(

@@ -1,5 +1,6 @@
-//! Pipewright's HTTP server: GitLab API v4 under `/api/v4`, git smart HTTP at
-//! `/{namespace}/{project}.git`, and health endpoints (the runner API and web UI join later).
+//! Pipewright's HTTP server: GitLab API v4 under `/api/v4` (the runner API included), git
+//! smart HTTP at `/{namespace}/{project}.git`, the web UI at GitLab's page URLs, and health
+//! endpoints.
 //! It owns request parsing, authentication, permissions and GitLab's response shapes; it never
 //! writes SQL (that is the store's) and never touches a repository's files directly (that is
 //! the git crate's). Modules are by feature; `error.rs` is the one place errors become HTTP.
@@ -27,6 +28,7 @@ pub mod sealing;
 pub mod secrets;
 pub mod state;
 pub mod validate;
+pub mod web;
 pub mod webhooks;
 
 use std::future::Future;
@@ -63,6 +65,7 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         hooks_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         variables_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         payload_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
+        sign_in_throttle: Arc::new(web::session::SignInThrottle::default()),
     })
 }
 
@@ -73,6 +76,7 @@ pub fn router(state: AppState) -> Router {
         .merge(health::routes())
         .merge(git_http::routes().layer(DefaultBodyLimit::max(git_limit)))
         .merge(api::router(state.config.max_artifacts_bytes))
+        .merge(web::routes())
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // Only method and path: query strings may carry tokens.
@@ -91,6 +95,8 @@ pub async fn serve(
     let maintenance = maintenance::spawn(state.clone());
     let watcher = state.store.watch_jobs(state.job_available.clone());
     let app = router(state);
+    // Connection info gives sign-in throttling the client's address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

@@ -360,4 +360,35 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_push_events(&self, limit: i64) -> Result<Vec<PushEvent>>;
     /// Claims a push event; false when another process already did.
     async fn mark_push_event_processed(&self, id: i64) -> Result<bool>;
+
+    // Web UI
+    /// One page of a project's pipelines without counting them all (the pages show "Next"
+    /// when `limit` rows came back), so a page costs the same with 10 or 10,000 pipelines.
+    async fn pipelines_window(
+        &self,
+        project_id: ProjectId,
+        filter: &PipelineFilter,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Pipeline>>;
+    /// As [`Store::pipelines_window`] for a project's jobs (newest first), including retried ones.
+    async fn project_jobs_window(
+        &self,
+        project_id: ProjectId,
+        statuses: &[pipewright_core::Status],
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Job>>;
+    async fn pipelines_by_ids(&self, ids: &[i64]) -> Result<Vec<Pipeline>>;
+    async fn create_web_session(&self, session: &WebSession) -> Result<()>;
+    async fn web_session(&self, id_digest: &str) -> Result<Option<WebSession>>;
+    async fn touch_web_session(
+        &self,
+        id_digest: &str,
+        now: pipewright_core::Timestamp,
+        expires_at: pipewright_core::Timestamp,
+    ) -> Result<()>;
+    async fn delete_web_session(&self, id_digest: &str) -> Result<()>;
+    /// Removes sessions that expired before `now`; returns how many.
+    async fn delete_expired_web_sessions(&self, now: pipewright_core::Timestamp) -> Result<u64>;
 }

@@ -35,6 +35,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     10 => "0010_bridges.sql",
     11 => "0011_webhooks.sql",
     12 => "0012_build_timeout.sql",
+    13 => "0013_web_ui.sql",
 );
 
 pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
@@ -50,6 +51,7 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     10 => "0010_bridges.sql",
     11 => "0011_webhooks.sql",
     12 => "0012_build_timeout.sql",
+    13 => "0013_web_ui.sql",
 );
 
 pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

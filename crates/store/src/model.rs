@@ -680,3 +680,13 @@ pub struct DeliveryAttempt {
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
 }
+
+/// A signed-in browser. `id_digest` is the SHA-256 of the cookie's random id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    pub id_digest: String,
+    pub user_id: UserId,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub expires_at: Timestamp,
+}

@@ -2399,4 +2399,96 @@ impl Store for StoreImpl {
             .await?;
         Ok(result.rows_affected() > 0)
     }
+
+    // ---- web UI ------------------------------------------------------------------------
+
+    async fn pipelines_window(&self, project_id: ProjectId, filter: &PipelineFilter, limit: i64, offset: i64) -> Result<Vec<Pipeline>> {
+        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", pipeline_columns!(), " FROM pipelines"));
+        push_pipeline_filter(&mut q, project_id, filter);
+        q.push(" ORDER BY id DESC LIMIT ");
+        q.push_bind(limit);
+        q.push(" OFFSET ");
+        q.push_bind(offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(pipeline_from_row).collect()
+    }
+
+    async fn project_jobs_window(&self, project_id: ProjectId, statuses: &[Status], limit: i64, offset: i64) -> Result<Vec<Job>> {
+        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", job_columns!(), " FROM jobs WHERE project_id = "));
+        q.push_bind(project_id);
+        push_statuses(&mut q, statuses);
+        q.push(" ORDER BY id DESC LIMIT ");
+        q.push_bind(limit);
+        q.push(" OFFSET ");
+        q.push_bind(offset);
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn pipelines_by_ids(&self, ids: &[i64]) -> Result<Vec<Pipeline>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Db>::new(concat!("SELECT ", pipeline_columns!(), " FROM pipelines WHERE id IN ("));
+        let mut sep = q.separated(", ");
+        for id in ids {
+            sep.push_bind(*id);
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter().map(pipeline_from_row).collect()
+    }
+
+    async fn create_web_session(&self, session: &WebSession) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO web_sessions (id_digest, user_id, created_at, last_seen_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&session.id_digest)
+        .bind(session.user_id)
+        .bind(session.created_at.millis())
+        .bind(session.last_seen_at.millis())
+        .bind(session.expires_at.millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn web_session(&self, id_digest: &str) -> Result<Option<WebSession>> {
+        let row = sqlx::query(
+            "SELECT id_digest, user_id, created_at, last_seen_at, expires_at FROM web_sessions WHERE id_digest = $1",
+        )
+        .bind(id_digest)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(WebSession {
+                id_digest: r.try_get("id_digest")?,
+                user_id: r.try_get("user_id")?,
+                created_at: Timestamp(r.try_get("created_at")?),
+                last_seen_at: Timestamp(r.try_get("last_seen_at")?),
+                expires_at: Timestamp(r.try_get("expires_at")?),
+            })
+        })
+        .transpose()
+    }
+
+    async fn touch_web_session(&self, id_digest: &str, now: Timestamp, expires_at: Timestamp) -> Result<()> {
+        sqlx::query("UPDATE web_sessions SET last_seen_at = $2, expires_at = $3 WHERE id_digest = $1")
+            .bind(id_digest)
+            .bind(now.millis())
+            .bind(expires_at.millis())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_web_session(&self, id_digest: &str) -> Result<()> {
+        sqlx::query("DELETE FROM web_sessions WHERE id_digest = $1").bind(id_digest).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn delete_expired_web_sessions(&self, now: Timestamp) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM web_sessions WHERE expires_at < $1").bind(now.millis()).execute(&self.pool).await?;
+        Ok(result.rows_affected())
+    }
 }

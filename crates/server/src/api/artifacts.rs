@@ -310,7 +310,7 @@ async fn download_by_ref(
     }
 }
 
-async fn serve_archive(state: &AppState, job: &Job) -> ApiResult<Response> {
+pub async fn serve_archive(state: &AppState, job: &Job) -> ApiResult<Response> {
     let Some(artifacts) = &job.artifacts else {
         return Err(ApiError::NotFound(""));
     };
@@ -349,7 +349,7 @@ async fn serve_archive(state: &AppState, job: &Job) -> ApiResult<Response> {
 }
 
 /// One file out of a job's archive.
-async fn serve_entry(state: &AppState, job: &Job, path: &str) -> ApiResult<Response> {
+pub async fn serve_entry(state: &AppState, job: &Job, path: &str) -> ApiResult<Response> {
     if job.artifacts.is_none() {
         return Err(ApiError::NotFound(""));
     }

@@ -147,7 +147,7 @@ async fn list(
     Ok(Json(Value::Array(hooks.iter().map(render).collect())))
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -196,7 +196,7 @@ async fn update(
     Ok(Json(render(&updated)))
 }
 
-async fn destroy(
+pub(crate) async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -322,7 +322,10 @@ async fn events(
     )))
 }
 
-async fn settings(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub(crate) async fn settings(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Value>> {
     caller.admin()?;
     let allow = webhooks::allow_local(&state)
         .await
@@ -333,7 +336,7 @@ async fn settings(State(state): State<AppState>, caller: Caller) -> ApiResult<Js
     })))
 }
 
-async fn update_settings(
+pub(crate) async fn update_settings(
     State(state): State<AppState>,
     caller: Caller,
     params: Params,

@@ -52,7 +52,7 @@ async fn show(
     ))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -89,7 +89,7 @@ async fn allowlist(
     Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
 }
 
-async fn add(
+pub(crate) async fn add(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -119,7 +119,7 @@ async fn add(
     ))
 }
 
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

@@ -72,6 +72,17 @@ async fn version() -> axum::Json<serde_json::Value> {
 pub struct Segments(HashMap<String, String>);
 
 impl Segments {
+    /// Path parameters for calling a handler from elsewhere (the web UI reuses the API's
+    /// operations, so both apply the same checks).
+    pub fn from_pairs(pairs: &[(&str, String)]) -> Self {
+        Segments(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
     pub fn get(&self, name: &str) -> ApiResult<&str> {
         self.0
             .get(name)

@@ -39,7 +39,7 @@ pub fn routes() -> Router<AppState> {
         )
 }
 
-fn status(runner: &Runner) -> (&'static str, bool) {
+pub(crate) fn status(runner: &Runner) -> (&'static str, bool) {
     match runner.contacted_at {
         None => ("never_contacted", false),
         Some(at) if Timestamp::now().millis() - at.millis() <= ONLINE_WINDOW_MS => ("online", true),
@@ -106,7 +106,7 @@ fn access_level(params: &Params) -> ApiResult<Option<String>> {
     }
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     params: Params,
@@ -256,7 +256,7 @@ async fn update(
     Ok(Json(runner_details(&updated)))
 }
 
-async fn destroy(
+pub(crate) async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

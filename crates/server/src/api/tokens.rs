@@ -147,7 +147,7 @@ async fn list_tokens(
 fn current_token_id(actor: &Actor) -> ApiResult<i64> {
     match &actor.credential {
         Credential::Token { id, .. } => Ok(*id),
-        Credential::Password => Err(ApiError::NotFound("")),
+        Credential::Password | Credential::Session => Err(ApiError::NotFound("")),
     }
 }
 

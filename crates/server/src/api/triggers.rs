@@ -51,7 +51,7 @@ pub fn short_token(token: &str) -> String {
 
 /// Whether the caller may see (and edit) this trigger's full token: its owner while still a
 /// Maintainer, instance admins, and any Maintainer for owner-less legacy triggers.
-fn may_administer(caller: &Caller, access: &ProjectAccess, trigger: &Trigger) -> bool {
+pub(crate) fn may_administer(caller: &Caller, access: &ProjectAccess, trigger: &Trigger) -> bool {
     if caller.is_admin() {
         return true;
     }
@@ -154,7 +154,7 @@ fn parse_expiry(params: &Params) -> ApiResult<Option<Timestamp>> {
     Ok(Some(at))
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -192,7 +192,7 @@ async fn create(
         .into_response())
 }
 
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -218,7 +218,7 @@ async fn update(
     Ok(Json(render(&state, &caller, &access, &updated).await?))
 }
 
-async fn revoke(
+pub(crate) async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

@@ -95,7 +95,7 @@ async fn get_user(
     )))
 }
 
-async fn create_user(
+pub(crate) async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
     params: Params,
@@ -236,7 +236,7 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn block_user(
+pub(crate) async fn block_user(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -244,7 +244,7 @@ async fn block_user(
     set_state(state, caller, seg, UserState::Blocked).await
 }
 
-async fn unblock_user(
+pub(crate) async fn unblock_user(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

@@ -271,7 +271,7 @@ async fn list_project(
     list(&state, owner).await
 }
 
-async fn create_project(
+pub(crate) async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -292,7 +292,7 @@ async fn show_project(
     Ok(Json(render(&state, owner, &v)?))
 }
 
-async fn update_project(
+pub(crate) async fn update_project(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -302,7 +302,7 @@ async fn update_project(
     update(&state, owner, seg.get("key")?, &params).await
 }
 
-async fn delete_project(
+pub(crate) async fn delete_project(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -316,7 +316,7 @@ async fn list_instance(State(state): State<AppState>, caller: Caller) -> ApiResu
     list(&state, instance_owner(&caller)?).await
 }
 
-async fn create_instance(
+pub(crate) async fn create_instance(
     State(state): State<AppState>,
     caller: Caller,
     params: Params,
@@ -344,7 +344,7 @@ async fn update_instance(
     update(&state, instance_owner(&caller)?, seg.get("key")?, &params).await
 }
 
-async fn delete_instance(
+pub(crate) async fn delete_instance(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

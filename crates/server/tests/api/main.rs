@@ -19,4 +19,5 @@ mod triggering;
 mod triggers;
 mod users;
 mod variables;
+mod web;
 mod webhooks;

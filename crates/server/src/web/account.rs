@@ -1,0 +1,211 @@
+//! Signing in and out (`/users/sign_in`, `/users/sign_out`), as GitLab's Devise routes.
+//!
+//! Wrong credentials, unknown users and blocked users all get the same message, and take the
+//! same password-hashing time, so the form does not tell which usernames exist.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::error::{WebError, WebResult};
+use super::session::{self, CSRF_FIELD, SIGN_IN_CSRF_COOKIE, Viewer};
+use super::view::{self, Layout};
+use crate::params::Params;
+use crate::secrets;
+use crate::state::AppState;
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    layout: Layout,
+    csrf: String,
+    login: String,
+    redirect_to: String,
+    error: Option<String>,
+}
+
+/// Only local paths may be redirected to after sign-in (no open redirect).
+fn safe_redirect(target: Option<&str>) -> String {
+    match target {
+        Some(t) if t.starts_with('/') && !t.starts_with("//") && !t.contains('\\') => t.to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn sign_in_page(
+    state: &AppState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    login: String,
+    redirect_to: String,
+    error: Option<String>,
+    status: axum::http::StatusCode,
+) -> WebResult<Response> {
+    // A fresh double-submit token each time the form is shown.
+    let csrf = secrets::random_hex_token("", 32);
+    let layout = Layout::new(viewer, headers, "Sign in");
+    let page = SignInPage {
+        layout,
+        csrf: csrf.clone(),
+        login,
+        redirect_to,
+        error,
+    };
+    let mut response = view::render(state, &page.layout, &page)?;
+    *response.status_mut() = status;
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(state, SIGN_IN_CSRF_COOKIE, &csrf, None),
+    );
+    Ok(response)
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    params: Params,
+) -> WebResult<Response> {
+    let redirect_to = safe_redirect(params.str("redirect_to").ok().flatten().as_deref());
+    if viewer.user.is_some() {
+        return Ok(Redirect::to(&redirect_to).into_response());
+    }
+    sign_in_page(
+        &state,
+        &viewer,
+        &headers,
+        String::new(),
+        redirect_to,
+        None,
+        axum::http::StatusCode::OK,
+    )
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    request_parts: axum::http::Extensions,
+    params: Params,
+) -> WebResult<Response> {
+    let submitted = params.str(CSRF_FIELD).ok().flatten();
+    let expected = session::cookie(&headers, SIGN_IN_CSRF_COOKIE);
+    match (submitted.as_deref(), expected) {
+        (Some(a), Some(b)) if !a.is_empty() && secrets::digests_equal(a, b) => {}
+        _ => return Err(WebError::InvalidCsrf),
+    }
+    // Rack nesting: `user[login]` arrives as {"user": {"login": …}}.
+    let field = |name: &str| {
+        params
+            .get("user")
+            .and_then(|u| u.get(name))
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_default()
+    };
+    let login = field("login");
+    let login = login.trim().chars().take(255).collect::<String>();
+    let password = field("password");
+    let redirect_to = safe_redirect(params.str("redirect_to").ok().flatten().as_deref());
+    let ip = session::client_ip(&request_parts);
+
+    if let Some(wait) = state.sign_in_throttle.locked_for(&login, ip) {
+        let minutes = wait.as_secs().div_ceil(60);
+        return Err(WebError::TooManyRequests(format!(
+            "Too many failed sign-in attempts. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        )));
+    }
+
+    let user = match state.store.user_by_username(&login).await? {
+        Some(user) => Some(user),
+        None if login.contains('@') => find_by_email(&state, &login).await?,
+        None => None,
+    };
+    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+    let password_ok = {
+        let password = password.clone();
+        tokio::task::spawn_blocking(move || match hash {
+            Some(hash) => secrets::verify_password(&password, &hash),
+            None => {
+                // Spend the same time as a real check, so timing does not reveal the user.
+                let _ = secrets::hash_password(&password);
+                false
+            }
+        })
+        .await
+        .map_err(|e| WebError::Internal(e.into()))?
+    };
+    let user = match user {
+        Some(user) if password_ok && user.is_active() => user,
+        _ => {
+            state.sign_in_throttle.record_failure(&login, ip);
+            return sign_in_page(
+                &state,
+                &viewer,
+                &headers,
+                login,
+                redirect_to,
+                Some("Invalid login or password.".into()),
+                axum::http::StatusCode::UNAUTHORIZED,
+            );
+        }
+    };
+    state.sign_in_throttle.record_success(&login);
+    // A new session id on every sign-in (no session fixation); the old one ends.
+    if viewer.user.is_some() {
+        session::end(&state, &viewer).await?;
+    }
+    let cookie = session::start(&state, &user).await?;
+    let mut response = Redirect::to(&redirect_to).into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(&state, SIGN_IN_CSRF_COOKIE, "", Some(0)),
+    );
+    Ok(response)
+}
+
+async fn find_by_email(state: &AppState, email: &str) -> WebResult<Option<pipewright_store::User>> {
+    let page = pipewright_store::Page {
+        page: 1,
+        per_page: 20,
+    };
+    let found = state.store.users(page, Some(email)).await?;
+    Ok(found
+        .items
+        .into_iter()
+        .find(|u| u.email.eq_ignore_ascii_case(email)))
+}
+
+pub async fn destroy(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    params: Params,
+) -> WebResult<Response> {
+    if viewer.user.is_some() {
+        viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
+    }
+    let cookie = session::end(&state, &viewer).await?;
+    let mut response = Redirect::to("/users/sign_in").into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_redirect;
+
+    #[test]
+    fn only_local_paths_are_redirect_targets() {
+        assert_eq!(
+            safe_redirect(Some("/root/demo/-/pipelines")),
+            "/root/demo/-/pipelines"
+        );
+        assert_eq!(safe_redirect(Some("//evil.example")), "/");
+        assert_eq!(safe_redirect(Some("https://evil.example")), "/");
+        assert_eq!(safe_redirect(Some("/\\evil.example")), "/");
+        assert_eq!(safe_redirect(None), "/");
+    }
+}

@@ -1,0 +1,194 @@
+//! `/admin`: instance administration for admins (everyone else gets 404): users (create,
+//! block, unblock), every runner, and instance settings (the webhooks' local-network switch).
+//! Changes go through the API's own operations.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use pipewright_store::{Page, RunnerScope, RunnerType};
+
+use super::error::{WebError, WebResult};
+use super::session::{CSRF_FIELD, Viewer};
+use super::settings::outcome;
+use super::view::{self, Layout};
+use crate::api::{self, Segments};
+use crate::params::Params;
+use crate::state::AppState;
+use crate::webhooks;
+
+fn admin(viewer: &Viewer) -> WebResult<()> {
+    viewer.required()?;
+    if viewer.is_admin() {
+        Ok(())
+    } else {
+        Err(WebError::NotFound)
+    }
+}
+
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub name: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub state: String,
+    pub created: String,
+}
+
+pub struct RunnerRow {
+    pub id: i64,
+    pub description: String,
+    pub kind: &'static str,
+    pub project: String,
+    pub status: &'static str,
+    pub tags: String,
+    pub contacted: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin.html")]
+struct AdminPage {
+    layout: Layout,
+    users: Vec<UserRow>,
+    runners: Vec<RunnerRow>,
+    allow_local: bool,
+    page: u32,
+    next: bool,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Query(query): Query<super::projects::PageQuery>,
+) -> WebResult<Response> {
+    admin(&viewer)?;
+    let page = query.page();
+    let per_page = 50;
+    let found = state.store.users(Page { page, per_page }, None).await?;
+    let users = found
+        .items
+        .iter()
+        .map(|u| UserRow {
+            id: u.id,
+            username: u.username.clone(),
+            name: u.name.clone(),
+            email: u.email.clone(),
+            is_admin: u.is_admin,
+            state: u.state.as_str().to_string(),
+            created: view::time_ago(u.created_at),
+        })
+        .collect();
+    let mut runners = Vec::new();
+    for r in state
+        .store
+        .runners(
+            RunnerScope::All,
+            Page {
+                page: 1,
+                per_page: 100,
+            },
+        )
+        .await?
+        .items
+    {
+        let project = match r.project_id {
+            Some(id) => state
+                .store
+                .project(id)
+                .await?
+                .map(|p| p.full_path())
+                .unwrap_or_default(),
+            None => String::new(),
+        };
+        runners.push(RunnerRow {
+            id: r.id,
+            kind: if r.runner_type == RunnerType::Instance {
+                "instance"
+            } else {
+                "project"
+            },
+            project,
+            status: api::runners::status(&r).0,
+            tags: r.tag_list.join(", "),
+            contacted: r
+                .contacted_at
+                .map(view::time_ago)
+                .unwrap_or_else(|| "never".into()),
+            description: r.description,
+        });
+    }
+    let page_view = AdminPage {
+        layout: Layout::new(&viewer, &headers, "Admin area").in_section("admin"),
+        users,
+        runners,
+        allow_local: webhooks::allow_local(&state).await?,
+        page,
+        next: i64::from(page) * i64::from(per_page) < found.total,
+    };
+    view::render(&state, &page_view.layout, &page_view)
+}
+
+fn checked(viewer: &Viewer, params: &Params) -> WebResult<()> {
+    admin(viewer)?;
+    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())
+}
+
+/// `POST /admin/users`: a new user.
+pub async fn create_user(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    params: Params,
+) -> WebResult<Response> {
+    checked(&viewer, &params)?;
+    let result = api::users::create_user(State(state.clone()), viewer.caller(), params).await;
+    outcome(&state, "/admin#users", "User was created.", result)
+}
+
+/// `POST /admin/users/:id/block` and `…/unblock`.
+pub async fn user_state(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((id, action)): Path<(String, String)>,
+    params: Params,
+) -> WebResult<Response> {
+    checked(&viewer, &params)?;
+    if id.parse::<i64>().is_err() {
+        return Err(WebError::NotFound);
+    }
+    let seg = Segments::from_pairs(&[("id", id)]);
+    let st = State(state.clone());
+    match action.as_str() {
+        "block" => {
+            let result = api::users::block_user(st, viewer.caller(), seg).await;
+            outcome(&state, "/admin#users", "User was blocked.", result)
+        }
+        "unblock" => {
+            let result = api::users::unblock_user(st, viewer.caller(), seg).await;
+            outcome(&state, "/admin#users", "User was unblocked.", result)
+        }
+        _ => Err(WebError::NotFound),
+    }
+}
+
+/// `POST /admin/settings`.
+pub async fn update_settings(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    params: Params,
+) -> WebResult<Response> {
+    checked(&viewer, &params)?;
+    let allow = params
+        .bool(webhooks::ALLOW_LOCAL_SETTING)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    let mut p = Params::default();
+    p.set_path(
+        webhooks::ALLOW_LOCAL_SETTING,
+        if allow { "true" } else { "false" },
+    );
+    let result = api::hooks::update_settings(State(state.clone()), viewer.caller(), p).await;
+    outcome(&state, "/admin#settings", "Settings were saved.", result)
+}

@@ -1,0 +1,147 @@
+//! `/<ns>/<project>/-/hooks`: the project's webhooks and their recent deliveries; add and
+//! remove hooks (through the API's own operations, so the local-network guard applies).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+
+use super::error::{WebError, WebResult};
+use super::projects::project_for;
+use super::session::{CSRF_FIELD, Viewer};
+use super::settings::outcome;
+use super::view::{self, Layout, ProjectNav};
+use crate::api::{self, Segments};
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::state::AppState;
+
+/// Deliveries listed per hook.
+const RECENT: i64 = 10;
+
+pub struct DeliveryRow {
+    pub event: String,
+    pub state: String,
+    pub status: String,
+    pub attempts: i64,
+    pub duration: String,
+    pub when: String,
+    pub error: String,
+}
+
+pub struct HookRow {
+    pub id: i64,
+    pub url: String,
+    pub events: Vec<&'static str>,
+    pub ssl: bool,
+    pub deliveries: Vec<DeliveryRow>,
+}
+
+#[derive(Template)]
+#[template(path = "hooks.html")]
+struct HooksPage {
+    layout: Layout,
+    full_path: String,
+    hooks: Vec<HookRow>,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((namespace, path)): Path<(String, String)>,
+) -> WebResult<Response> {
+    viewer.required()?;
+    let (project, access) =
+        project_for(&state, &viewer, &namespace, &path, Action::ManageHooks).await?;
+    let mut hooks = Vec::new();
+    for h in state.store.project_hooks(project.id).await? {
+        let deliveries = state
+            .store
+            .hook_deliveries(h.id, RECENT)
+            .await?
+            .into_iter()
+            .map(|d| DeliveryRow {
+                event: d.event,
+                state: d.state,
+                status: d.response_status.map(|s| s.to_string()).unwrap_or_default(),
+                attempts: d.attempts,
+                duration: d
+                    .duration_ms
+                    .map(|ms| format!("{ms} ms"))
+                    .unwrap_or_default(),
+                when: view::time_ago(d.updated_at),
+                error: d.error.unwrap_or_default(),
+            })
+            .collect();
+        let mut events = Vec::new();
+        if h.push_events {
+            events.push("Push events");
+        }
+        if h.tag_push_events {
+            events.push("Tag push events");
+        }
+        if h.pipeline_events {
+            events.push("Pipeline events");
+        }
+        if h.job_events {
+            events.push("Job events");
+        }
+        hooks.push(HookRow {
+            id: h.id,
+            url: h.url,
+            events,
+            ssl: h.enable_ssl_verification,
+            deliveries,
+        });
+    }
+    let page = HooksPage {
+        layout: Layout::new(&viewer, &headers, format!("Webhooks · {}", project.name))
+            .with_project(ProjectNav::new(&project, &access, "hooks")),
+        full_path: project.full_path(),
+        hooks,
+    };
+    view::render(&state, &page.layout, &page)
+}
+
+/// `POST …/-/hooks` (add) and `POST …/-/hooks/:id/remove`.
+pub async fn create(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path)): Path<(String, String)>,
+    params: Params,
+) -> WebResult<Response> {
+    viewer.required()?;
+    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
+    let (project, _) = project_for(&state, &viewer, &namespace, &path, Action::ManageHooks).await?;
+    let seg = Segments::from_pairs(&[("id", project.id.to_string())]);
+    let result = api::hooks::create(State(state.clone()), viewer.caller(), seg, params).await;
+    outcome(
+        &state,
+        &format!("/{}/-/hooks", project.full_path()),
+        "Webhook was created.",
+        result,
+    )
+}
+
+pub async fn remove(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path, id)): Path<(String, String, String)>,
+    params: Params,
+) -> WebResult<Response> {
+    viewer.required()?;
+    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
+    let (project, _) = project_for(&state, &viewer, &namespace, &path, Action::ManageHooks).await?;
+    if id.parse::<i64>().is_err() {
+        return Err(WebError::NotFound);
+    }
+    let seg = Segments::from_pairs(&[("id", project.id.to_string()), ("hook_id", id)]);
+    let result = api::hooks::destroy(State(state.clone()), viewer.caller(), seg).await;
+    outcome(
+        &state,
+        &format!("/{}/-/hooks", project.full_path()),
+        "Webhook was deleted.",
+        result,
+    )
+}

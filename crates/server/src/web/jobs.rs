@@ -1,0 +1,551 @@
+//! The jobs pages: `/<ns>/<project>/-/jobs` (every job, with the `triggered` badge on jobs of
+//! trigger-token pipelines) and `/<ns>/<project>/-/jobs/:id` (the log, live while the job runs;
+//! the sidebar with timings, runner, pipeline, trigger token and trigger variables; artifacts;
+//! retry, cancel and play), plus the log's JSON feed and the artifacts browser.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use pipewright_core::{PipelineSource, Status};
+use pipewright_logview::Cursor;
+use pipewright_store::{Job, Project};
+use serde_json::json;
+
+use super::error::{WebError, WebResult};
+use super::pipelines::{PER_PAGE, VariableRow, users_by_id};
+use super::projects::project_for;
+use super::session::{CSRF_FIELD, Viewer};
+use super::view::{self, Flash, Layout, ProjectNav, StatusView};
+use crate::api::artifacts;
+use crate::job_processing;
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::sealing::Purpose;
+use crate::state::AppState;
+
+pub struct JobRow {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub status: StatusView,
+    pub stage: String,
+    pub pipeline_id: i64,
+    pub pipeline_url: String,
+    pub triggered: bool,
+    pub ref_name: String,
+    pub user: String,
+    pub duration: String,
+    pub created_ago: String,
+    pub retried: bool,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ListQuery {
+    pub page: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "jobs.html")]
+struct ListPage {
+    layout: Layout,
+    full_path: String,
+    jobs: Vec<JobRow>,
+    status: String,
+    tabs: Vec<(&'static str, &'static str)>,
+    page: u32,
+    prev_url: Option<String>,
+    next_url: Option<String>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((namespace, path)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
+) -> WebResult<Response> {
+    let (project, access) =
+        project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    let page = super::projects::PageQuery {
+        page: query.page.clone(),
+    }
+    .page();
+    let status = query.status.as_deref().and_then(Status::parse);
+    let statuses: Vec<Status> = status.into_iter().collect();
+    let offset = i64::from(page - 1) * PER_PAGE;
+    let mut jobs = state
+        .store
+        .project_jobs_window(project.id, &statuses, PER_PAGE + 1, offset)
+        .await?;
+    let more = jobs.len() as i64 > PER_PAGE;
+    jobs.truncate(PER_PAGE as usize);
+    let mut pipeline_ids: Vec<i64> = jobs.iter().map(|j| j.pipeline_id).collect();
+    pipeline_ids.sort_unstable();
+    pipeline_ids.dedup();
+    let pipelines: HashMap<i64, pipewright_store::Pipeline> = state
+        .store
+        .pipelines_by_ids(&pipeline_ids)
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p))
+        .collect();
+    let ids = pipelines.values().filter_map(|p| p.user_id).collect();
+    let users = users_by_id(&state, ids).await?;
+    let full_path = project.full_path();
+    let rows = jobs
+        .iter()
+        .map(|job| {
+            let pipeline = pipelines.get(&job.pipeline_id);
+            JobRow {
+                id: job.id,
+                name: job.name.clone(),
+                url: format!("/{full_path}/-/jobs/{}", job.id),
+                status: StatusView::of_job(job.status, job.allow_failure),
+                stage: job.stage.clone(),
+                pipeline_id: job.pipeline_id,
+                pipeline_url: format!("/{full_path}/-/pipelines/{}", job.pipeline_id),
+                triggered: pipeline.is_some_and(|p| p.source == PipelineSource::Trigger),
+                ref_name: pipeline.map(|p| p.ref_name.clone()).unwrap_or_default(),
+                user: pipeline
+                    .and_then(|p| p.user_id)
+                    .and_then(|id| users.get(&id))
+                    .map(|u| u.username.clone())
+                    .unwrap_or_default(),
+                duration: view::seconds_between(job.started_at, job.finished_at)
+                    .map(view::duration)
+                    .unwrap_or_default(),
+                created_ago: view::time_ago(job.created_at),
+                retried: job.retried,
+            }
+        })
+        .collect();
+    let base = format!("/{full_path}/-/jobs");
+    let status_q = status
+        .map(|s| format!("status={}&", s.as_str()))
+        .unwrap_or_default();
+    let page_view = ListPage {
+        layout: Layout::new(&viewer, &headers, format!("Jobs · {}", project.name))
+            .with_project(ProjectNav::new(&project, &access, "jobs")),
+        full_path: full_path.clone(),
+        jobs: rows,
+        status: status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        tabs: vec![
+            ("", "All"),
+            ("pending", "Pending"),
+            ("running", "Running"),
+            ("success", "Passed"),
+            ("failed", "Failed"),
+            ("manual", "Manual"),
+        ],
+        page,
+        prev_url: (page > 1).then(|| format!("{base}?{status_q}page={}", page - 1)),
+        next_url: more.then(|| format!("{base}?{status_q}page={}", page + 1)),
+    };
+    view::render(&state, &page_view.layout, &page_view)
+}
+
+async fn find_job(state: &AppState, project: &Project, id: &str) -> WebResult<Job> {
+    let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
+    state
+        .store
+        .job(project.id, id)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
+#[derive(Template)]
+#[template(path = "job.html")]
+struct ShowPage {
+    layout: Layout,
+    full_path: String,
+    job_id: i64,
+    name: String,
+    stage: String,
+    status: StatusView,
+    failure_reason: String,
+    pipeline_id: i64,
+    pipeline_url: String,
+    ref_name: String,
+    short_sha: String,
+    triggered: bool,
+    trigger_short_token: String,
+    trigger_variables: Vec<VariableRow>,
+    can_reveal: bool,
+    duration: String,
+    queued: String,
+    started_ago: String,
+    finished_ago: String,
+    runner: String,
+    log_html: String,
+    log_cursor: String,
+    log_complete: bool,
+    trace_url: String,
+    erased: bool,
+    artifacts: Option<ArtifactsView>,
+    can_retry: bool,
+    can_cancel: bool,
+    can_play: bool,
+    can_keep: bool,
+}
+
+pub struct ArtifactsView {
+    pub size: String,
+    pub expires: String,
+}
+
+pub fn human_size(bytes: i64) -> String {
+    let b = bytes.max(0) as f64;
+    if b < 1024.0 {
+        format!("{bytes} B")
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{:.1} MiB", b / (1024.0 * 1024.0))
+    }
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((namespace, path, id)): Path<(String, String, String)>,
+) -> WebResult<Response> {
+    let (project, access) =
+        project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    let job = find_job(&state, &project, &id).await?;
+    let pipeline = state
+        .store
+        .pipeline_by_id(job.pipeline_id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let triggered = pipeline.source == PipelineSource::Trigger;
+    let can_reveal = access.can(Action::ReadPipelineVariableValues);
+    let mut trigger_variables = Vec::new();
+    if triggered {
+        for v in state.store.pipeline_variables(pipeline.id).await? {
+            let value = if can_reveal {
+                Some(
+                    state
+                        .sealer
+                        .open(Purpose::PipelineVariable, &v.value_sealed)?,
+                )
+            } else {
+                None
+            };
+            trigger_variables.push(VariableRow { key: v.key, value });
+        }
+    }
+    let runner = match job.runner_id {
+        Some(id) => match state.store.runner(id).await? {
+            Some(r) if !r.description.is_empty() => format!("#{} ({})", r.id, r.description),
+            Some(r) => format!("#{}", r.id),
+            None => format!("#{id}"),
+        },
+        None => String::new(),
+    };
+    let complete = job.status.is_complete();
+    let trace = state.store.job_trace(job.id).await?;
+    let (items, cursor) = pipewright_logview::render(&trace, &Cursor::default(), complete);
+    let can_update = access.can(Action::UpdatePipelines);
+    let full_path = project.full_path();
+    let page = ShowPage {
+        layout: Layout::new(
+            &viewer,
+            &headers,
+            format!("{} (#{}) · {}", job.name, job.id, project.name),
+        )
+        .with_project(ProjectNav::new(&project, &access, "jobs")),
+        trace_url: format!("/{full_path}/-/jobs/{}/trace.json", job.id),
+        pipeline_url: format!("/{full_path}/-/pipelines/{}", pipeline.id),
+        full_path,
+        job_id: job.id,
+        name: job.name.clone(),
+        stage: job.stage.clone(),
+        status: StatusView::of_job(job.status, job.allow_failure),
+        failure_reason: job.failure_reason.clone().unwrap_or_default(),
+        pipeline_id: pipeline.id,
+        ref_name: pipeline.ref_name.clone(),
+        short_sha: view::short_sha(&pipeline.sha),
+        triggered,
+        trigger_short_token: pipeline.trigger_short_token.clone().unwrap_or_default(),
+        trigger_variables,
+        can_reveal,
+        duration: view::seconds_between(job.started_at, job.finished_at)
+            .map(view::duration)
+            .unwrap_or_default(),
+        queued: view::seconds_between(job.queued_at, job.started_at.or(job.finished_at))
+            .map(view::duration)
+            .unwrap_or_default(),
+        started_ago: job.started_at.map(view::time_ago).unwrap_or_default(),
+        finished_ago: job.finished_at.map(view::time_ago).unwrap_or_default(),
+        runner,
+        log_html: pipewright_logview::to_html(&items),
+        log_cursor: cursor.encode(),
+        log_complete: complete,
+        erased: job.erased_at.is_some(),
+        artifacts: job.artifacts.as_ref().map(|a| ArtifactsView {
+            size: human_size(a.size),
+            expires: a
+                .expire_at
+                .map(view::time_ago)
+                .unwrap_or_else(|| "never".into()),
+        }),
+        can_retry: can_update && complete && !job.retried && !crate::bridges::is_bridge(&job),
+        can_cancel: can_update && !complete,
+        can_play: can_update && job.status == Status::Manual,
+        can_keep: can_update
+            && job
+                .artifacts
+                .as_ref()
+                .is_some_and(|a| a.expire_at.is_some()),
+    };
+    view::render(&state, &page.layout, &page)
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct TraceQuery {
+    pub cursor: Option<String>,
+}
+
+/// `GET …/-/jobs/:id/trace.json?cursor=…`: the log items after the cursor, for the live log.
+pub async fn trace(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path, id)): Path<(String, String, String)>,
+    Query(query): Query<TraceQuery>,
+) -> WebResult<Response> {
+    let (project, _) =
+        project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    let job = find_job(&state, &project, &id).await?;
+    let cursor = query
+        .cursor
+        .as_deref()
+        .and_then(Cursor::decode)
+        .unwrap_or_default();
+    let complete = job.status.is_complete();
+    let trace = state.store.job_trace(job.id).await?;
+    let start = usize::try_from(cursor.offset)
+        .unwrap_or(usize::MAX)
+        .min(trace.len());
+    let (items, next) = pipewright_logview::render(&trace[start..], &cursor, complete);
+    let status = StatusView::of_job(job.status, job.allow_failure);
+    Ok(Json(json!({
+        "items": items,
+        "cursor": next.encode(),
+        "complete": complete,
+        "status": status.name,
+        "status_label": status.label,
+    }))
+    .into_response())
+}
+
+/// `POST …/-/jobs/:id/retry|cancel|play|erase`, and `…/artifacts/keep`.
+pub async fn act(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path, id, action)): Path<(String, String, String, String)>,
+    params: Params,
+) -> WebResult<Response> {
+    viewer.required()?;
+    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
+    let needed = if action == "erase" {
+        Action::DeleteArtifacts
+    } else {
+        Action::UpdatePipelines
+    };
+    let (project, _) = project_for(&state, &viewer, &namespace, &path, needed).await?;
+    let job = find_job(&state, &project, &id).await?;
+    let full_path = project.full_path();
+    let mut back = format!("/{full_path}/-/jobs/{}", job.id);
+    let flash = match action.as_str() {
+        "retry" => match job_processing::retry_job(&state, &job).await? {
+            Some(new_job) => {
+                back = format!("/{full_path}/-/jobs/{}", new_job.id);
+                Flash::notice("The job is retrying.")
+            }
+            None => Flash::alert("This job cannot be retried."),
+        },
+        "cancel" => {
+            if job_processing::cancel_job(&state, &job).await? {
+                Flash::notice("The job was canceled.")
+            } else {
+                Flash::alert("This job cannot be canceled.")
+            }
+        }
+        "play" => {
+            if job_processing::play_job(&state, &job).await? {
+                Flash::notice("The job is starting.")
+            } else {
+                Flash::alert("This job cannot be started.")
+            }
+        }
+        "keep" => {
+            let Some(mut kept) = job.artifacts.clone() else {
+                return Err(WebError::NotFound);
+            };
+            kept.expire_at = None;
+            state.store.set_job_artifacts(job.id, Some(&kept)).await?;
+            Flash::notice("The artifacts will be kept.")
+        }
+        _ => return Err(WebError::NotFound),
+    };
+    Ok(view::redirect_with(&state, &back, flash))
+}
+
+/// `GET …/-/jobs/:id/artifacts/download`: the archive.
+pub async fn artifacts_download(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path, id)): Path<(String, String, String)>,
+) -> WebResult<Response> {
+    let (project, _) =
+        project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    let job = find_job(&state, &project, &id).await?;
+    Ok(artifacts::serve_archive(&state, &job).await?)
+}
+
+/// `GET …/-/jobs/:id/artifacts/file/*path`: one file from the archive.
+pub async fn artifacts_file(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path, id, file)): Path<(String, String, String, String)>,
+) -> WebResult<Response> {
+    let (project, _) =
+        project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    let job = find_job(&state, &project, &id).await?;
+    let mut response = artifacts::serve_entry(&state, &job, &file).await?;
+    // Served as a download, never rendered: an artifact is not trusted HTML.
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_DISPOSITION,
+        axum::http::HeaderValue::from_static("attachment"),
+    );
+    Ok(response)
+}
+
+pub struct Entry {
+    pub name: String,
+    pub url: String,
+    pub is_dir: bool,
+    pub size: String,
+}
+
+#[derive(Template)]
+#[template(path = "artifacts.html")]
+struct BrowsePage {
+    layout: Layout,
+    full_path: String,
+    job_id: i64,
+    job_name: String,
+    dir: String,
+    parent: Option<String>,
+    entries: Vec<Entry>,
+}
+
+/// Most entries a browse page lists.
+const MAX_LISTED: usize = 1_000;
+
+/// `GET …/-/jobs/:id/artifacts/browse[/*dir]`.
+pub async fn artifacts_browse(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(parts): Path<Vec<(String, String)>>,
+) -> WebResult<Response> {
+    let get = |key: &str| {
+        parts
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let (namespace, path, id) = (get("namespace"), get("repo"), get("id"));
+    let dir = get("dir").trim_matches('/').to_string();
+    let (project, access) =
+        project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    let job = find_job(&state, &project, &id).await?;
+    if job.artifacts.is_none() {
+        return Err(WebError::NotFound);
+    }
+    let archive = artifacts::archive_path(&state, job.id);
+    let prefix = if dir.is_empty() {
+        String::new()
+    } else {
+        format!("{dir}/")
+    };
+    let listing = {
+        let prefix = prefix.clone();
+        tokio::task::spawn_blocking(move || -> Option<Vec<(String, bool, u64)>> {
+            let file = std::fs::File::open(archive).ok()?;
+            let mut zip = zip::ZipArchive::new(file).ok()?;
+            let mut seen = std::collections::BTreeMap::new();
+            for i in 0..zip.len() {
+                let Ok(entry) = zip.by_index(i) else { continue };
+                let name = entry.name().to_string();
+                let Some(rest) = name.strip_prefix(&prefix) else {
+                    continue;
+                };
+                if rest.is_empty() {
+                    continue;
+                }
+                match rest.split_once('/') {
+                    Some((child, _)) => {
+                        seen.entry(child.to_string()).or_insert((true, 0));
+                    }
+                    None => {
+                        seen.insert(rest.to_string(), (entry.is_dir(), entry.size()));
+                    }
+                }
+                if seen.len() >= MAX_LISTED {
+                    break;
+                }
+            }
+            Some(seen.into_iter().map(|(n, (d, s))| (n, d, s)).collect())
+        })
+        .await
+        .map_err(|e| WebError::Internal(e.into()))?
+        .ok_or(WebError::NotFound)?
+    };
+    if listing.is_empty() && !dir.is_empty() {
+        return Err(WebError::NotFound);
+    }
+    let full_path = project.full_path();
+    let base = format!("/{full_path}/-/jobs/{}/artifacts", job.id);
+    let mut entries: Vec<Entry> = listing
+        .into_iter()
+        .map(|(name, is_dir, size)| Entry {
+            url: if is_dir {
+                format!("{base}/browse/{prefix}{name}")
+            } else {
+                format!("{base}/file/{prefix}{name}")
+            },
+            name,
+            is_dir,
+            size: if is_dir {
+                String::new()
+            } else {
+                human_size(size as i64)
+            },
+        })
+        .collect();
+    entries.sort_by_key(|e| (!e.is_dir, e.name.clone()));
+    let parent = (!dir.is_empty()).then(|| match dir.rsplit_once('/') {
+        Some((up, _)) => format!("{base}/browse/{up}"),
+        None => format!("{base}/browse"),
+    });
+    let page = BrowsePage {
+        layout: Layout::new(&viewer, &headers, format!("Artifacts · {}", job.name))
+            .with_project(ProjectNav::new(&project, &access, "jobs")),
+        full_path,
+        job_id: job.id,
+        job_name: job.name.clone(),
+        dir,
+        parent,
+        entries,
+    };
+    view::render(&state, &page.layout, &page)
+}

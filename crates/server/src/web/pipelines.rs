@@ -1,0 +1,416 @@
+//! The pipelines pages: `/<ns>/<project>/-/pipelines` (filterable, paginated without counting
+//! the project's history) and `/<ns>/<project>/-/pipelines/:id` (jobs by stage with their
+//! `needs`, upstream and downstream pipelines, variables, cancel and retry).
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use pipewright_core::{PipelineSource, Status};
+use pipewright_store::{Job, Pipeline, PipelineFilter, Project, User};
+
+use super::error::{WebError, WebResult};
+use super::projects::project_for;
+use super::session::{CSRF_FIELD, Viewer};
+use super::view::{self, Flash, Layout, ProjectNav, StatusView};
+use crate::job_processing;
+use crate::params::Params;
+use crate::permissions::Action;
+use crate::sealing::Purpose;
+use crate::state::AppState;
+
+pub const PER_PAGE: i64 = 20;
+
+/// A pipeline as a row of the pipelines table.
+pub struct PipelineRow {
+    pub id: i64,
+    pub iid: i64,
+    pub url: String,
+    pub status: StatusView,
+    pub source: &'static str,
+    pub triggered: bool,
+    pub trigger_short_token: String,
+    /// `project/path #id` of the upstream pipeline, for multi-project pipelines.
+    pub upstream: Option<(String, String)>,
+    pub ref_name: String,
+    pub tag: bool,
+    pub short_sha: String,
+    pub user: String,
+    pub duration: String,
+    pub created_ago: String,
+    pub created_at: String,
+}
+
+/// Users by id, read once per page.
+pub async fn users_by_id(state: &AppState, ids: Vec<i64>) -> WebResult<HashMap<i64, User>> {
+    let mut users = HashMap::new();
+    for id in ids {
+        if !users.contains_key(&id)
+            && let Some(user) = state.store.user(id).await?
+        {
+            users.insert(id, user);
+        }
+    }
+    Ok(users)
+}
+
+/// Where a pipeline lives on the web, whatever project it belongs to.
+pub async fn pipeline_link(
+    state: &AppState,
+    project_id: i64,
+    pipeline_id: i64,
+) -> WebResult<Option<(String, String)>> {
+    Ok(state.store.project(project_id).await?.map(|p| {
+        let path = p.full_path();
+        (
+            format!("/{path}/-/pipelines/{pipeline_id}"),
+            format!("{path} #{pipeline_id}"),
+        )
+    }))
+}
+
+pub async fn rows(
+    state: &AppState,
+    project: &Project,
+    pipelines: &[Pipeline],
+) -> WebResult<Vec<PipelineRow>> {
+    let ids = pipelines.iter().filter_map(|p| p.user_id).collect();
+    let users = users_by_id(state, ids).await?;
+    let mut out = Vec::with_capacity(pipelines.len());
+    for p in pipelines {
+        let upstream = match &p.upstream {
+            Some(u) => pipeline_link(state, u.project_id, u.pipeline_id).await?,
+            None => None,
+        };
+        out.push(PipelineRow {
+            id: p.id,
+            iid: p.iid,
+            url: format!("/{}/-/pipelines/{}", project.full_path(), p.id),
+            status: StatusView::of(p.status),
+            source: p.source.as_str(),
+            triggered: p.source == PipelineSource::Trigger,
+            trigger_short_token: p.trigger_short_token.clone().unwrap_or_default(),
+            upstream,
+            ref_name: p.ref_name.clone(),
+            tag: p.tag,
+            short_sha: view::short_sha(&p.sha),
+            user: p
+                .user_id
+                .and_then(|id| users.get(&id))
+                .map(|u| u.username.clone())
+                .unwrap_or_default(),
+            duration: view::seconds_between(p.started_at, p.finished_at)
+                .map(view::duration)
+                .unwrap_or_default(),
+            created_ago: view::time_ago(p.created_at),
+            created_at: view::iso(p.created_at),
+        });
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ListQuery {
+    pub page: Option<String>,
+    pub status: Option<String>,
+    pub source: Option<String>,
+    #[serde(rename = "ref")]
+    pub ref_name: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "pipelines.html")]
+struct ListPage {
+    layout: Layout,
+    full_path: String,
+    pipelines: Vec<PipelineRow>,
+    status: String,
+    source: String,
+    ref_name: String,
+    statuses: Vec<&'static str>,
+    sources: Vec<&'static str>,
+    page: u32,
+    prev_url: Option<String>,
+    next_url: Option<String>,
+}
+
+fn list_url(base: &str, status: &str, source: &str, ref_name: &str, page: u32) -> String {
+    let mut query = Vec::new();
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    if !status.is_empty() {
+        query.push(format!("status={}", enc(status)));
+    }
+    if !source.is_empty() {
+        query.push(format!("source={}", enc(source)));
+    }
+    if !ref_name.is_empty() {
+        query.push(format!("ref={}", enc(ref_name)));
+    }
+    if page > 1 {
+        query.push(format!("page={page}"));
+    }
+    if query.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", query.join("&"))
+    }
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((namespace, path)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
+) -> WebResult<Response> {
+    let (project, access) =
+        project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    let page = super::projects::PageQuery {
+        page: query.page.clone(),
+    }
+    .page();
+    let status = query.status.clone().unwrap_or_default();
+    let source = query.source.clone().unwrap_or_default();
+    let ref_name: String = query
+        .ref_name
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(255)
+        .collect();
+    let mut filter = PipelineFilter::default();
+    if let Some(s) = Status::parse(&status) {
+        filter.statuses = vec![s];
+    }
+    filter.source = PipelineSource::parse(&source);
+    if !ref_name.is_empty() {
+        filter.ref_name = Some(ref_name.clone());
+    }
+    // One row more than shown tells whether there is a next page, without a COUNT.
+    let offset = i64::from(page - 1) * PER_PAGE;
+    let mut found = state
+        .store
+        .pipelines_window(project.id, &filter, PER_PAGE + 1, offset)
+        .await?;
+    let more = found.len() as i64 > PER_PAGE;
+    found.truncate(PER_PAGE as usize);
+    let base = format!("/{}/-/pipelines", project.full_path());
+    let status_shown = if filter.statuses.is_empty() {
+        String::new()
+    } else {
+        status
+    };
+    let source_shown = filter
+        .source
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_default();
+    let page_view = ListPage {
+        layout: Layout::new(&viewer, &headers, format!("Pipelines · {}", project.name))
+            .with_project(ProjectNav::new(&project, &access, "pipelines")),
+        full_path: project.full_path(),
+        pipelines: rows(&state, &project, &found).await?,
+        prev_url: (page > 1)
+            .then(|| list_url(&base, &status_shown, &source_shown, &ref_name, page - 1)),
+        next_url: more.then(|| list_url(&base, &status_shown, &source_shown, &ref_name, page + 1)),
+        status: status_shown,
+        source: source_shown,
+        ref_name,
+        statuses: Status::ALL.iter().map(|s| s.as_str()).collect(),
+        sources: PipelineSource::ALL.iter().map(|s| s.as_str()).collect(),
+        page,
+    };
+    view::render(&state, &page_view.layout, &page_view)
+}
+
+/// A job as a node of the pipeline graph.
+pub struct JobNode {
+    pub id: i64,
+    pub name: String,
+    pub url: String,
+    pub status: StatusView,
+    pub needs: Vec<String>,
+    pub duration: String,
+    /// For `trigger:` jobs: the pipeline it started.
+    pub downstream: Option<(String, String, StatusView)>,
+}
+
+pub struct StageColumn {
+    pub name: String,
+    pub jobs: Vec<JobNode>,
+}
+
+pub struct VariableRow {
+    pub key: String,
+    pub value: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "pipeline.html")]
+struct ShowPage {
+    layout: Layout,
+    full_path: String,
+    pipeline: PipelineRow,
+    detailed: String,
+    stages: Vec<StageColumn>,
+    has_needs: bool,
+    upstream: Option<(String, String, StatusView)>,
+    yaml_errors: String,
+    variables: Vec<VariableRow>,
+    can_reveal: bool,
+    can_cancel: bool,
+    can_retry: bool,
+    queued: String,
+    finished_ago: String,
+}
+
+pub async fn find_pipeline(state: &AppState, project: &Project, id: &str) -> WebResult<Pipeline> {
+    let id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
+    state
+        .store
+        .pipeline(project.id, id)
+        .await?
+        .ok_or(WebError::NotFound)
+}
+
+pub async fn job_nodes(
+    state: &AppState,
+    project: &Project,
+    jobs: &[Job],
+) -> WebResult<Vec<StageColumn>> {
+    let mut stages: Vec<(i64, StageColumn)> = Vec::new();
+    for job in jobs.iter().filter(|j| !j.retried) {
+        let downstream = if crate::bridges::is_bridge(job) {
+            match state.store.downstream_pipeline(job.id).await? {
+                Some(d) => pipeline_link(state, d.project_id, d.id)
+                    .await?
+                    .map(|(url, label)| (url, label, StatusView::of(d.status))),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let node = JobNode {
+            id: job.id,
+            name: job.name.clone(),
+            url: format!("/{}/-/jobs/{}", project.full_path(), job.id),
+            status: StatusView::of_job(job.status, job.allow_failure),
+            needs: job_processing::job_needs(job).unwrap_or_default(),
+            duration: view::seconds_between(job.started_at, job.finished_at)
+                .map(view::duration)
+                .unwrap_or_default(),
+            downstream,
+        };
+        match stages.iter_mut().find(|(idx, _)| *idx == job.stage_idx) {
+            Some((_, column)) => column.jobs.push(node),
+            None => stages.push((
+                job.stage_idx,
+                StageColumn {
+                    name: job.stage.clone(),
+                    jobs: vec![node],
+                },
+            )),
+        }
+    }
+    stages.sort_by_key(|(idx, _)| *idx);
+    Ok(stages.into_iter().map(|(_, c)| c).collect())
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((namespace, path, id)): Path<(String, String, String)>,
+) -> WebResult<Response> {
+    let (project, access) =
+        project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &id).await?;
+    let jobs = state.store.pipeline_all_jobs(pipeline.id).await?;
+    let stages = job_nodes(&state, &project, &jobs).await?;
+    let has_needs = stages
+        .iter()
+        .flat_map(|s| &s.jobs)
+        .any(|j| !j.needs.is_empty());
+    let upstream = match &pipeline.upstream {
+        Some(u) => match state.store.pipeline_by_id(u.pipeline_id).await? {
+            Some(up) => pipeline_link(&state, up.project_id, up.id)
+                .await?
+                .map(|(url, label)| (url, label, StatusView::of(up.status))),
+            None => None,
+        },
+        None => None,
+    };
+    let can_reveal = access.can(Action::ReadPipelineVariableValues);
+    let mut variables = Vec::new();
+    for v in state.store.pipeline_variables(pipeline.id).await? {
+        let value = if can_reveal {
+            Some(
+                state
+                    .sealer
+                    .open(Purpose::PipelineVariable, &v.value_sealed)?,
+            )
+        } else {
+            None
+        };
+        variables.push(VariableRow { key: v.key, value });
+    }
+    let can_update = access.can(Action::UpdatePipelines);
+    let row = rows(&state, &project, std::slice::from_ref(&pipeline))
+        .await?
+        .remove(0);
+    let page = ShowPage {
+        layout: Layout::new(
+            &viewer,
+            &headers,
+            format!("Pipeline #{} · {}", pipeline.id, project.name),
+        )
+        .with_project(ProjectNav::new(&project, &access, "pipelines")),
+        full_path: project.full_path(),
+        detailed: row.status.label.to_string(),
+        pipeline: row,
+        stages,
+        has_needs,
+        upstream,
+        yaml_errors: pipeline.yaml_errors.clone().unwrap_or_default(),
+        variables,
+        can_reveal,
+        can_cancel: can_update && !pipeline.status.is_complete(),
+        can_retry: can_update && matches!(pipeline.status, Status::Failed | Status::Canceled),
+        queued: view::seconds_between(Some(pipeline.created_at), pipeline.started_at)
+            .map(view::duration)
+            .unwrap_or_default(),
+        finished_ago: pipeline.finished_at.map(view::time_ago).unwrap_or_default(),
+    };
+    view::render(&state, &page.layout, &page)
+}
+
+/// `POST …/-/pipelines/:id/cancel` and `…/retry`.
+pub async fn act(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path, id, action)): Path<(String, String, String, String)>,
+    params: Params,
+) -> WebResult<Response> {
+    viewer.required()?;
+    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
+    let (project, _) =
+        project_for(&state, &viewer, &namespace, &path, Action::UpdatePipelines).await?;
+    let pipeline = find_pipeline(&state, &project, &id).await?;
+    let back = format!("/{}/-/pipelines/{}", project.full_path(), pipeline.id);
+    let flash = match action.as_str() {
+        "cancel" => {
+            job_processing::cancel_pipeline(&state, pipeline.id).await?;
+            Flash::notice("The pipeline was canceled.")
+        }
+        "retry" if matches!(pipeline.status, Status::Failed | Status::Canceled) => {
+            job_processing::retry_pipeline(&state, pipeline.id).await?;
+            Flash::notice("The pipeline's failed and canceled jobs are retrying.")
+        }
+        "retry" => Flash::alert("Only a failed or canceled pipeline can be retried."),
+        _ => return Err(WebError::NotFound),
+    };
+    Ok(view::redirect_with(&state, &back, flash))
+}

@@ -1,0 +1,298 @@
+//! What every page shares: the layout's context (viewer, CSRF token, flash message, project
+//! navigation), rendering a template into a response, and the small formatting helpers
+//! (statuses, relative times, durations) that make pages read like GitLab's.
+
+use askama::Template;
+use axum::http::{HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use pipewright_core::{Status, Timestamp};
+use pipewright_store::{Project, User};
+
+use super::error::WebResult;
+use super::session::{self, Viewer};
+use crate::permissions::{Action, ProjectAccess};
+use crate::state::AppState;
+
+const FLASH_COOKIE: &str = "_pipewright_flash";
+
+/// A one-time message shown on the next page (after a form's redirect).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flash {
+    /// `notice` (success) or `alert` (something went wrong).
+    pub kind: &'static str,
+    pub text: String,
+}
+
+impl Flash {
+    pub fn notice(text: impl Into<String>) -> Self {
+        Flash {
+            kind: "notice",
+            text: text.into(),
+        }
+    }
+    pub fn alert(text: impl Into<String>) -> Self {
+        Flash {
+            kind: "alert",
+            text: text.into(),
+        }
+    }
+
+    fn encode(&self) -> String {
+        let text: String = self.text.chars().take(500).collect();
+        format!(
+            "{}:{}",
+            self.kind,
+            percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC)
+        )
+    }
+
+    fn decode(value: &str) -> Option<Flash> {
+        let (kind, text) = value.split_once(':')?;
+        let kind = match kind {
+            "notice" => "notice",
+            "alert" => "alert",
+            _ => return None,
+        };
+        let text = percent_encoding::percent_decode_str(text)
+            .decode_utf8()
+            .ok()?;
+        Some(Flash {
+            kind,
+            text: text.chars().take(500).collect(),
+        })
+    }
+}
+
+/// The signed-in user as the header shows them.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    pub username: String,
+    pub name: String,
+    pub is_admin: bool,
+}
+
+/// The project navigation: which tabs exist for this viewer and which is active.
+#[derive(Debug, Clone)]
+pub struct ProjectNav {
+    pub id: i64,
+    pub name: String,
+    pub full_path: String,
+    pub can_manage: bool,
+    pub active: &'static str,
+}
+
+impl ProjectNav {
+    pub fn new(project: &Project, access: &ProjectAccess, active: &'static str) -> Self {
+        ProjectNav {
+            id: project.id,
+            name: project.name.clone(),
+            full_path: project.full_path(),
+            can_manage: access.can(Action::ManageTriggers),
+            active,
+        }
+    }
+}
+
+/// The layout's context, built once per page.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub title: String,
+    pub user: Option<UserView>,
+    pub csrf: String,
+    pub flash: Option<Flash>,
+    pub project: Option<ProjectNav>,
+    /// The top-level section: `projects` or `admin`.
+    pub section: &'static str,
+}
+
+impl Layout {
+    pub fn new(viewer: &Viewer, headers: &axum::http::HeaderMap, title: impl Into<String>) -> Self {
+        Layout {
+            title: title.into(),
+            user: viewer.user.as_ref().map(|u: &User| UserView {
+                username: u.username.clone(),
+                name: u.name.clone(),
+                is_admin: u.is_admin,
+            }),
+            csrf: viewer.csrf_token(),
+            flash: session::cookie(headers, FLASH_COOKIE).and_then(Flash::decode),
+            project: None,
+            section: "projects",
+        }
+    }
+
+    pub fn with_project(mut self, nav: ProjectNav) -> Self {
+        self.project = Some(nav);
+        self
+    }
+
+    pub fn in_section(mut self, section: &'static str) -> Self {
+        self.section = section;
+        self
+    }
+
+    pub fn tab_class(&self, tab: &str) -> &'static str {
+        match &self.project {
+            Some(p) if p.active == tab => "active",
+            _ => "",
+        }
+    }
+}
+
+/// Renders a page template; clears the flash cookie once it has been shown.
+pub fn render(state: &AppState, layout: &Layout, page: &impl Template) -> WebResult<Response> {
+    let html = page.render()?;
+    let mut response = Html(html).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        ),
+    );
+    if layout.flash.is_some() {
+        headers.append(
+            header::SET_COOKIE,
+            session::set_cookie(state, FLASH_COOKIE, "", Some(0)),
+        );
+    }
+    Ok(response)
+}
+
+/// A redirect after a form, with a message for the next page.
+pub fn redirect_with(state: &AppState, to: &str, flash: Flash) -> Response {
+    let mut response = Redirect::to(to).into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        session::set_cookie(state, FLASH_COOKIE, &flash.encode(), Some(60)),
+    );
+    response
+}
+
+/// A status as the pages show it: label, CSS class and an icon glyph.
+#[derive(Debug, Clone)]
+pub struct StatusView {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub icon: &'static str,
+}
+
+impl StatusView {
+    pub fn of(status: Status) -> Self {
+        let (label, icon) = match status {
+            Status::Created => ("created", "○"),
+            Status::WaitingForResource => ("waiting", "◔"),
+            Status::Preparing => ("preparing", "◔"),
+            Status::Pending => ("pending", "◔"),
+            Status::Running => ("running", "◑"),
+            Status::Success => ("passed", "✓"),
+            Status::Failed => ("failed", "✕"),
+            Status::Canceled => ("canceled", "⊘"),
+            Status::Skipped => ("skipped", "»"),
+            Status::Manual => ("manual", "⚙"),
+            Status::Scheduled => ("delayed", "◷"),
+        };
+        StatusView {
+            name: status.as_str(),
+            label,
+            icon,
+        }
+    }
+
+    /// A passed job that was allowed to fail shows a warning, as GitLab does.
+    pub fn of_job(status: Status, allow_failure: bool) -> Self {
+        if status == Status::Failed && allow_failure {
+            StatusView {
+                name: "warning",
+                label: "failed (allowed)",
+                icon: "!",
+            }
+        } else {
+            Self::of(status)
+        }
+    }
+}
+
+/// "3 minutes ago", as GitLab's time-ago.
+pub fn time_ago(at: Timestamp) -> String {
+    let seconds = (Timestamp::now().millis() - at.millis()) / 1000;
+    let future = seconds < 0;
+    let s = seconds.abs();
+    let (n, unit) = if s < 60 {
+        return if future {
+            "in a few seconds".into()
+        } else {
+            "just now".into()
+        };
+    } else if s < 3600 {
+        (s / 60, "minute")
+    } else if s < 86_400 {
+        (s / 3600, "hour")
+    } else if s < 30 * 86_400 {
+        (s / 86_400, "day")
+    } else if s < 365 * 86_400 {
+        (s / (30 * 86_400), "month")
+    } else {
+        (s / (365 * 86_400), "year")
+    };
+    let plural = if n == 1 { "" } else { "s" };
+    if future {
+        format!("in {n} {unit}{plural}")
+    } else {
+        format!("{n} {unit}{plural} ago")
+    }
+}
+
+/// An absolute time for `title` attributes and `<time datetime>`.
+pub fn iso(at: Timestamp) -> String {
+    at.to_gitlab()
+}
+
+/// `00:01:05`, GitLab's duration format.
+pub fn duration(seconds: i64) -> String {
+    let s = seconds.max(0);
+    format!("{:02}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+}
+
+/// Seconds between two times; running things count up to now.
+pub fn seconds_between(start: Option<Timestamp>, end: Option<Timestamp>) -> Option<i64> {
+    let start = start?;
+    let end = end.unwrap_or_else(Timestamp::now);
+    Some((end.millis() - start.millis()) / 1000)
+}
+
+pub fn short_sha(sha: &str) -> String {
+    sha.chars().take(8).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flash_messages_survive_the_cookie() {
+        let flash = Flash::alert("Description can't be blank; <b>ü</b>");
+        assert_eq!(Flash::decode(&flash.encode()), Some(flash));
+        assert_eq!(Flash::decode("evil:text"), None);
+    }
+
+    #[test]
+    fn durations_read_like_gitlab() {
+        assert_eq!(duration(65), "00:01:05");
+        assert_eq!(duration(3_725), "01:02:05");
+    }
+
+    #[test]
+    fn times_ago() {
+        let now = Timestamp::now().millis();
+        assert_eq!(time_ago(Timestamp(now - 5_000)), "just now");
+        assert_eq!(time_ago(Timestamp(now - 120_000)), "2 minutes ago");
+        assert_eq!(time_ago(Timestamp(now - 3_600_000)), "1 hour ago");
+    }
+}

@@ -1,0 +1,723 @@
+//! The web UI over real HTTP, the way a browser uses it: session cookies, CSRF tokens in
+//! forms, redirects. (The real-browser test is `browser.rs`.)
+
+use std::collections::HashMap;
+
+use reqwest::header::{LOCATION, SET_COOKIE};
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::running::{finish, register_runner, request, trace};
+use crate::support::{ROOT_PASSWORD, TestApp};
+use crate::triggering::{curl, triggerable_project};
+
+both_backends!(
+    signing_in_and_out,
+    sign_in_is_throttled,
+    pages_enforce_project_permissions,
+    trigger_tokens_are_managed_in_the_settings_page,
+    triggered_pipelines_and_jobs_show_their_trigger,
+    the_live_log_feed_continues_from_its_cursor,
+    admins_create_and_block_users,
+);
+
+/// A browser: a cookie jar and no automatic redirects.
+pub struct Browser {
+    base: String,
+    client: reqwest::Client,
+    cookies: HashMap<String, String>,
+    /// `Set-Cookie` headers of the last response, for asserting attributes.
+    pub last_set_cookies: Vec<String>,
+}
+
+pub struct Page {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: String,
+}
+
+impl Page {
+    /// The CSRF token of the page's first form.
+    pub fn csrf(&self) -> String {
+        let marker = "name=\"authenticity_token\" value=\"";
+        let start = self.body.find(marker).expect("a form with a CSRF token") + marker.len();
+        let end = self.body[start..].find('"').unwrap();
+        self.body[start..start + end].to_string()
+    }
+}
+
+impl Browser {
+    pub fn new(app: &TestApp) -> Self {
+        Browser {
+            base: app.url.clone(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookies: HashMap::new(),
+            last_set_cookies: Vec::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn page(&mut self, res: reqwest::Response) -> Page {
+        self.last_set_cookies = res
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect();
+        for cookie in &self.last_set_cookies {
+            let pair = cookie.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if value.is_empty() || cookie.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_string(), value.to_string());
+            }
+        }
+        Page {
+            status: res.status().as_u16(),
+            location: res
+                .headers()
+                .get(LOCATION)
+                .map(|v| v.to_str().unwrap().to_string()),
+            body: res.text().await.unwrap(),
+        }
+    }
+
+    pub async fn get(&mut self, path: &str) -> Page {
+        let res = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.page(res).await
+    }
+
+    pub async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let res = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("Cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.page(res).await
+    }
+
+    /// Posts a form with the CSRF token of the page at `from`.
+    pub async fn submit(&mut self, from: &str, path: &str, form: &[(&str, &str)]) -> Page {
+        let token = self.get(from).await.csrf();
+        let mut fields = vec![("authenticity_token", token.as_str())];
+        fields.extend_from_slice(form);
+        self.post(path, &fields).await
+    }
+
+    pub async fn sign_in(app: &TestApp, login: &str, password: &str) -> Browser {
+        let mut browser = Browser::new(app);
+        let page = browser.sign_in_as(login, password).await;
+        assert_eq!(page.status, 303, "sign in as {login}: {}", page.body);
+        browser
+    }
+
+    pub async fn sign_in_as(&mut self, login: &str, password: &str) -> Page {
+        let form = self.get("/users/sign_in").await;
+        let token = form.csrf();
+        self.post(
+            "/users/sign_in",
+            &[
+                ("authenticity_token", token.as_str()),
+                ("user[login]", login),
+                ("user[password]", password),
+            ],
+        )
+        .await
+    }
+}
+
+const PASSWORD: &str = "a-long-password";
+
+async fn signing_in_and_out(app: TestApp) {
+    let mut browser = Browser::new(&app);
+    // Signed out, the dashboard sends you to the sign-in page and back.
+    let page = browser.get("/").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/users/sign_in?redirect_to=%2F")
+    );
+
+    let form = browser.get("/users/sign_in").await;
+    assert_eq!(form.status, 200);
+    assert!(form.body.contains("Sign in to Pipewright"));
+    let token = form.csrf();
+
+    // A form without its token is refused, whatever the credentials.
+    let page = browser
+        .post(
+            "/users/sign_in",
+            &[("user[login]", "root"), ("user[password]", ROOT_PASSWORD)],
+        )
+        .await;
+    assert_eq!(page.status, 422);
+
+    let page = browser
+        .post(
+            "/users/sign_in",
+            &[
+                ("authenticity_token", &token),
+                ("user[login]", "root"),
+                ("user[password]", "wrong"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("Invalid login or password."));
+    // Unknown users get the very same answer.
+    let token = browser.get("/users/sign_in").await.csrf();
+    let page = browser
+        .post(
+            "/users/sign_in",
+            &[
+                ("authenticity_token", &token),
+                ("user[login]", "nobody"),
+                ("user[password]", "x"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("Invalid login or password."));
+
+    let page = browser.sign_in_as("root", ROOT_PASSWORD).await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.location.as_deref(), Some("/"));
+    let session = browser
+        .last_set_cookies
+        .iter()
+        .find(|c| c.starts_with("_pipewright_session="))
+        .expect("a session cookie")
+        .clone();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "plain HTTP: {session}");
+    // Only a digest of the session id is stored.
+    let id = session
+        .split(';')
+        .next()
+        .unwrap()
+        .split_once('=')
+        .unwrap()
+        .1
+        .to_string();
+    assert_eq!(id.len(), 64);
+
+    app.create_project(&app.root_token, "dash").await;
+    let page = browser.get("/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("root/dash"), "{}", page.body);
+    assert!(page.body.contains("@root"));
+
+    // Signing out ends the session on the server, not only in this browser.
+    let token = page.csrf();
+    let page = browser
+        .post("/users/sign_out", &[("authenticity_token", &token)])
+        .await;
+    assert_eq!(page.status, 303);
+    let mut stolen = Browser::new(&app);
+    stolen.cookies.insert("_pipewright_session".into(), id);
+    assert_eq!(stolen.get("/").await.status, 303);
+    assert_eq!(browser.get("/").await.status, 303);
+
+    // Sign-in redirects only to local paths.
+    let mut browser = Browser::new(&app);
+    let form = browser
+        .get("/users/sign_in?redirect_to=//evil.example")
+        .await;
+    let token = form.csrf();
+    let page = browser
+        .post(
+            "/users/sign_in",
+            &[
+                ("authenticity_token", &token),
+                ("user[login]", "root"),
+                ("user[password]", ROOT_PASSWORD),
+                ("redirect_to", "//evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/"));
+}
+
+async fn sign_in_is_throttled(app: TestApp) {
+    app.create_user("mallory").await;
+    let mut browser = Browser::new(&app);
+    for _ in 0..10 {
+        let page = browser.sign_in_as("mallory", "guess").await;
+        assert_eq!(page.status, 401);
+    }
+    // Locked now, even with the right password.
+    let page = browser.sign_in_as("mallory", PASSWORD).await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(page.body.contains("Too many failed sign-in attempts"));
+    // Other accounts are not locked by it.
+    let mut other = Browser::new(&app);
+    assert_eq!(other.sign_in_as("root", ROOT_PASSWORD).await.status, 303);
+}
+
+async fn pages_enforce_project_permissions(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (project, _, _) = triggerable_project(&app, "perm", tmp.path()).await;
+    let (alice, _) = app.create_user("alice").await;
+    let (dave, _) = app.create_user("dave").await;
+    app.create_user("eve").await;
+    app.add_member(project, alice, 40).await;
+    app.add_member(project, dave, 30).await;
+
+    let mut anonymous = Browser::new(&app);
+    let page = anonymous.get("/root/perm/-/pipelines").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/users/sign_in?redirect_to=%2Froot%2Fperm%2F%2D%2Fpipelines")
+    );
+    assert_eq!(anonymous.get("/root/missing").await.status, 404);
+
+    let mut eve = Browser::sign_in(&app, "eve", PASSWORD).await;
+    for path in [
+        "/root/perm",
+        "/root/perm/-/pipelines",
+        "/root/perm/-/jobs",
+        "/root/perm/-/settings/ci_cd",
+    ] {
+        let page = eve.get(path).await;
+        assert_eq!(page.status, 404, "{path}");
+        assert!(page.body.contains("404"));
+    }
+
+    let mut dave = Browser::sign_in(&app, "dave", PASSWORD).await;
+    assert_eq!(dave.get("/root/perm").await.status, 200);
+    assert_eq!(dave.get("/root/perm/-/pipelines").await.status, 200);
+    let overview = dave.get("/root/perm").await;
+    assert!(
+        !overview.body.contains("/-/settings/ci_cd"),
+        "no settings link for a Developer"
+    );
+    assert_eq!(dave.get("/root/perm/-/settings/ci_cd").await.status, 404);
+    assert_eq!(dave.get("/root/perm/-/hooks").await.status, 404);
+    assert_eq!(dave.get("/admin").await.status, 404);
+    // Nor can a Developer post to the settings forms.
+    let token = overview.csrf();
+    let page = dave
+        .post(
+            "/root/perm/-/settings/ci_cd/triggers",
+            &[("authenticity_token", &token), ("description", "sneaky")],
+        )
+        .await;
+    assert_eq!(page.status, 404);
+
+    let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+    let page = alice.get("/root/perm/-/settings/ci_cd").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Pipeline trigger tokens"));
+    assert_eq!(alice.get("/root/perm/-/hooks").await.status, 200);
+    assert_eq!(alice.get("/root/perm/-/pipelines/999999").await.status, 404);
+    assert_eq!(alice.get("/root/perm/-/jobs/abc").await.status, 404);
+}
+
+async fn trigger_tokens_are_managed_in_the_settings_page(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (project, _, _) = triggerable_project(&app, "tok", tmp.path()).await;
+    let (alice, _) = app.create_user("alice").await;
+    let (bob, _) = app.create_user("bob").await;
+    app.add_member(project, alice, 40).await;
+    app.add_member(project, bob, 40).await;
+    let settings = "/root/tok/-/settings/ci_cd";
+
+    let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+    let page = alice
+        .submit(
+            settings,
+            &format!("{settings}/triggers"),
+            &[("description", "<b>Deploy</b> from CI")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let page = alice.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        page.body.contains("Trigger token was created."),
+        "{}",
+        page.body
+    );
+    // User content is escaped, never markup.
+    assert!(page.body.contains("&#60;b&#62;Deploy&#60;/b&#62; from CI"));
+    assert!(!page.body.contains("<b>Deploy"));
+    let token = full_token(&page.body).expect("alice sees her whole token");
+    assert!(token.starts_with("glptt-") && token.len() == 46, "{token}");
+    assert!(
+        page.body
+            .contains("A revoked trigger token cannot be added back.")
+    );
+    // The examples are filled in with this project's id and URL.
+    assert!(page.body.contains(&format!(
+        "{}/api/v4/projects/{project}/trigger/pipeline",
+        app.url
+    )));
+    // The flash is shown once.
+    assert!(
+        !alice
+            .get(settings)
+            .await
+            .body
+            .contains("Trigger token was created.")
+    );
+
+    // Another Maintainer sees the 4 characters only.
+    let mut bob = Browser::sign_in(&app, "bob", PASSWORD).await;
+    let page = bob.get(settings).await;
+    assert!(
+        !page.body.contains(&token),
+        "bob must not see alice's token"
+    );
+    assert!(page.body.contains(&format!(">{}</code>", &token[6..10])));
+    // ...and cannot rename it.
+    let trigger_id = trigger_id(&page.body, "from CI");
+    let page = bob
+        .submit(
+            settings,
+            &format!("{settings}/triggers/{trigger_id}"),
+            &[("description", "mine now")],
+        )
+        .await;
+    let page = bob.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        page.body
+            .contains("not authorized to update the pipeline trigger token"),
+        "{}",
+        page.body
+    );
+
+    // Alice renames hers.
+    let page = alice
+        .submit(
+            settings,
+            &format!("{settings}/triggers/{trigger_id}"),
+            &[("description", "Deploy")],
+        )
+        .await;
+    let page = alice.get(page.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("value=\"Deploy\""));
+
+    // The token works with curl, until it is revoked.
+    let url = format!("{}/api/v4/projects/{project}/trigger/pipeline", app.url);
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-F",
+        &format!("token={token}"),
+        "-F",
+        "ref=main",
+        &url,
+    ]);
+    assert_eq!(status, 201);
+    let mut used = false;
+    for _ in 0..50 {
+        let page = alice.get(settings).await;
+        if trigger_row(&page.body, "Deploy").contains("just now</time>") {
+            used = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(used, "the table shows when the token was last used");
+
+    // A revoke without the form's token is refused.
+    let page = alice
+        .post(&format!("{settings}/triggers/{trigger_id}/revoke"), &[])
+        .await;
+    assert_eq!(page.status, 422);
+    let page = alice
+        .submit(
+            settings,
+            &format!("{settings}/triggers/{trigger_id}/revoke"),
+            &[],
+        )
+        .await;
+    let page = alice.get(page.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("Trigger token was revoked."));
+    assert!(!page.body.contains(&token));
+    let (status, body) = curl(&[
+        "-X",
+        "POST",
+        "-F",
+        &format!("token={token}"),
+        "-F",
+        "ref=main",
+        &url,
+    ]);
+    assert_eq!(status, 404);
+    assert_eq!(body, json!({"message": "404 Not Found"}));
+
+    // Form errors come back as GitLab's messages.
+    let long = "x".repeat(256);
+    let page = alice
+        .submit(
+            settings,
+            &format!("{settings}/triggers"),
+            &[("description", &long)],
+        )
+        .await;
+    let page = alice.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        page.body
+            .contains("is too long (maximum is 255 characters)"),
+        "{}",
+        page.body
+    );
+}
+
+/// The first whole trigger token on a settings page.
+fn full_token(body: &str) -> Option<String> {
+    let marker = "class=\"token-full\">";
+    let start = body.find(marker)? + marker.len();
+    let end = body[start..].find('<')?;
+    Some(body[start..start + end].to_string())
+}
+
+/// The triggers table's row that contains `needle`.
+fn trigger_row<'a>(body: &'a str, needle: &str) -> &'a str {
+    body.split("data-testid=\"trigger-row\"")
+        .skip(1)
+        .map(|row| row.split("</tr>").next().unwrap())
+        .find(|row| row.contains(needle))
+        .expect("a row with the needle")
+}
+
+/// The id of the trigger whose table row contains `needle`.
+fn trigger_id(body: &str, needle: &str) -> String {
+    let row = trigger_row(body, needle);
+    let marker = "data-trigger-id=\"";
+    let start = row.find(marker).unwrap() + marker.len();
+    let end = row[start..].find('"').unwrap();
+    row[start..start + end].to_string()
+}
+
+async fn triggered_pipelines_and_jobs_show_their_trigger(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (project, token, _) = triggerable_project(&app, "shown", tmp.path()).await;
+    let (dave, _) = app.create_user("dave").await;
+    app.add_member(project, dave, 30).await;
+    let url = format!("{}/api/v4/projects/{project}/trigger/pipeline", app.url);
+    let (status, pipeline) = curl(&[
+        "-X",
+        "POST",
+        "-F",
+        &format!("token={token}"),
+        "-F",
+        "ref=main",
+        "-F",
+        "variables[UPLOAD_TO_S3]=true",
+        &url,
+    ]);
+    assert_eq!(status, 201);
+    let pipeline_id = pipeline["id"].as_i64().unwrap();
+
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+    let page = root.get("/root/shown/-/pipelines").await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("data-testid=\"triggered-label\""),
+        "{}",
+        page.body
+    );
+    let page = root.get("/root/shown/-/pipelines?source=push").await;
+    assert!(
+        !page.body.contains("data-testid=\"pipeline-row\""),
+        "filtered out"
+    );
+    let page = root
+        .get("/root/shown/-/pipelines?source=trigger&status=created&ref=main")
+        .await;
+    assert_eq!(page.status, 200);
+
+    let page = root
+        .get(&format!("/root/shown/-/pipelines/{pipeline_id}"))
+        .await;
+    assert_eq!(page.status, 200);
+    for job in ["run_tests", "build_package", "upload_package"] {
+        assert!(page.body.contains(job), "{job} in the graph");
+    }
+    assert!(page.body.contains("UPLOAD_TO_S3"));
+
+    let jobs: Vec<Value> = app
+        .root_json(&format!("/projects/{project}/pipelines/{pipeline_id}/jobs"))
+        .await;
+    let upload = jobs.iter().find(|j| j["name"] == "upload_package").unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let page = root.get("/root/shown/-/jobs").await;
+    assert!(page.body.contains("data-testid=\"triggered-label\""));
+    let page = root.get(&format!("/root/shown/-/jobs/{upload}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Trigger token:"));
+    assert!(page.body.contains(&format!(">{}</code>", &token[6..10])));
+    assert!(
+        !page.body.contains(&token),
+        "never the whole token on a job page"
+    );
+    assert!(
+        page.body
+            .contains("data-testid=\"trigger-variable-value\" hidden>true<"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Reveal values"));
+
+    // A Developer sees the keys, not the values, and no reveal button.
+    let mut dave = Browser::sign_in(&app, "dave", PASSWORD).await;
+    let page = dave.get(&format!("/root/shown/-/jobs/{upload}")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("UPLOAD_TO_S3"));
+    assert!(!page.body.contains("trigger-variable-value"));
+    assert!(!page.body.contains("Reveal values"));
+    let page = dave
+        .get(&format!("/root/shown/-/pipelines/{pipeline_id}"))
+        .await;
+    assert!(!page.body.contains("revealed-value"));
+}
+
+async fn the_live_log_feed_continues_from_its_cursor(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (project, token, _) = triggerable_project(&app, "live", tmp.path()).await;
+    let url = format!("{}/api/v4/projects/{project}/trigger/pipeline", app.url);
+    let (status, _) = curl(&[
+        "-X",
+        "POST",
+        "-F",
+        &format!("token={token}"),
+        "-F",
+        "ref=main",
+        &url,
+    ]);
+    assert_eq!(status, 201);
+    let runner = register_runner(&app).await;
+    let job = request(&app, &runner).await.expect("a job");
+    let id = job["id"].as_i64().unwrap();
+    let first = "section_start:1700000000:step_script\r\x1b[0K\x1b[32;1mRunning\x1b[0;m\n$ make test\n\x1b[31mred <b>\x1b[0m\npart";
+    assert_eq!(trace(&app, &job, 0, first).await.status(), 202);
+
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+    let page = root.get(&format!("/root/live/-/jobs/{id}")).await;
+    assert!(
+        page.body.contains("term-fg-red"),
+        "ANSI colours: {}",
+        page.body
+    );
+    assert!(page.body.contains("red &lt;b&gt;"));
+    assert!(page.body.contains("log-section"));
+    assert!(page.body.contains("data-complete=\"false\""));
+
+    let feed = |cursor: String| format!("/root/live/-/jobs/{id}/trace.json?cursor={cursor}");
+    let page = root.get(&feed(String::new())).await;
+    let body: Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(body["complete"], false);
+    assert_eq!(body["status"], "running");
+    let lines: Vec<&str> = body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "line")
+        .map(|i| i["html"].as_str().unwrap())
+        .collect();
+    assert!(lines.iter().any(|l| l.contains("make test")));
+    assert!(
+        !lines.iter().any(|l| l.contains("part")),
+        "a partial line waits"
+    );
+    let cursor = body["cursor"].as_str().unwrap().to_string();
+
+    let more = "ial line\nsection_end:1700000003:step_script\r\x1b[0K\n";
+    assert_eq!(trace(&app, &job, first.len(), more).await.status(), 202);
+    assert_eq!(finish(&app, &job, "success").await.status(), 200);
+    let page = root.get(&feed(cursor)).await;
+    let body: Value = serde_json::from_str(&page.body).unwrap();
+    assert_eq!(body["complete"], true);
+    assert_eq!(body["status"], "success");
+    let items = body["items"].as_array().unwrap();
+    assert_eq!(items[0]["type"], "line");
+    assert!(items[0]["html"].as_str().unwrap().contains("partial line"));
+    assert!(
+        !items
+            .iter()
+            .any(|i| i["html"].as_str().is_some_and(|h| h.contains("make test"))),
+        "only what is new"
+    );
+    assert!(
+        items
+            .iter()
+            .any(|i| i["type"] == "section_end" && i["duration"] == "00:03")
+    );
+    // Nonsense cursors start over rather than fail.
+    assert_eq!(root.get(&feed("garbage~~".into())).await.status, 200);
+}
+
+async fn admins_create_and_block_users(app: TestApp) {
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+    let page = root.get("/admin").await;
+    assert_eq!(page.status, 200);
+    let page = root
+        .submit(
+            "/admin",
+            "/admin/users",
+            &[
+                ("name", "Carol"),
+                ("username", "carol"),
+                ("email", "carol@example.com"),
+                ("password", "carol-password"),
+            ],
+        )
+        .await;
+    let page = root.get(page.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("User was created."), "{}", page.body);
+    let mut carol = Browser::sign_in(&app, "carol", "carol-password").await;
+    assert_eq!(carol.get("/").await.status, 200);
+    assert_eq!(carol.get("/admin").await.status, 404);
+
+    let users: Vec<Value> = app.root_json("/users?username=carol").await;
+    let id = users[0]["id"].as_i64().unwrap();
+    root.submit("/admin", &format!("/admin/users/{id}/block"), &[])
+        .await;
+    // Blocked: the open session ends and signing in fails.
+    assert_eq!(carol.get("/").await.status, 303);
+    assert_eq!(
+        Browser::new(&app)
+            .sign_in_as("carol", "carol-password")
+            .await
+            .status,
+        401
+    );
+
+    root.submit(
+        "/admin",
+        "/admin/settings",
+        &[("allow_local_requests_from_web_hooks_and_services", "true")],
+    )
+    .await;
+    let settings: Value = app.root_json("/application/settings").await;
+    assert_eq!(
+        settings["allow_local_requests_from_web_hooks_and_services"],
+        true
+    );
+}
