@@ -142,6 +142,10 @@
     delay = POLL_MS;
     if (data.complete) {
       log.dataset.complete = 'true';
+      // Controls that only make sense while the job runs (Cancel) go away with it.
+      document.querySelectorAll('[data-while-running]').forEach(function (node) {
+        node.hidden = true;
+      });
       return;
     }
     setTimeout(poll, delay);

@@ -36,7 +36,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP server (API v4, git over HTTP, health endpoints).
+    /// Run the HTTP server (API v4, git over HTTP, the web UI, health endpoints).
     Serve(ServeArgs),
     /// Run a runner that takes jobs from a Pipewright (or GitLab-compatible) server.
     Runner(RunnerArgs),

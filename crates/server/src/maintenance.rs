@@ -1,8 +1,11 @@
 //! The maintenance loop: the work nobody's request triggers. Each tick fails running jobs
 //! whose runner went silent past its lease (`runner_system_failure`, retried when the job's
 //! `retry` allows), starts delayed jobs that are due, deletes expired artifacts, and turns
-//! recorded pushes into pipelines and webhook deliveries, and sends the deliveries that are due. Every step is a conditional update, so several servers
-//! sharing one PostgreSQL can run it at once without doing anything twice.
+//! recorded pushes into pipelines and webhook deliveries, sends the deliveries that are due,
+//! and (once a minute) removes expired web sessions. Every step is a conditional update, so
+//! several servers sharing one PostgreSQL can run it at once without doing anything twice.
+
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use pipewright_core::{Status, Timestamp};
 
@@ -69,5 +72,22 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
         crate::api::artifacts::remove(state, &job).await?;
     }
     crate::push_pipelines::process(state).await?;
+    sweep_sessions(state, now).await?;
+    Ok(())
+}
+
+/// When expired sessions were last removed (per process; a sweep is idempotent).
+static LAST_SESSION_SWEEP: AtomicI64 = AtomicI64::new(0);
+const SESSION_SWEEP_EVERY_MS: i64 = 60_000;
+
+/// Expired sessions no longer sign anyone in; removing them only keeps the table small, so
+/// once a minute is enough (and spares SQLite a write lock per tick).
+async fn sweep_sessions(state: &AppState, now: Timestamp) -> anyhow::Result<()> {
+    let last = LAST_SESSION_SWEEP.load(Ordering::Relaxed);
+    if now.millis() - last < SESSION_SWEEP_EVERY_MS {
+        return Ok(());
+    }
+    LAST_SESSION_SWEEP.store(now.millis(), Ordering::Relaxed);
+    state.store.delete_expired_web_sessions(now).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 mod support;
 
 mod bridges;
+mod browser;
 mod conventions;
 mod git;
 mod lifecycle;

@@ -289,7 +289,7 @@ show_payload:
     )
 }
 
-const MAKEFILE: &str = "test:\n\t@echo tests passed\nbuild:\n\t@echo package built\nupload:\n\t@echo uploading package to S3\n";
+pub const MAKEFILE: &str = "test:\n\t@echo tests passed\nbuild:\n\t@echo package built\nupload:\n\t@echo uploading package to S3\n";
 
 pub async fn job_log(app: &TestApp, project: i64, jobs: &[Value], name: &str) -> String {
     let job = jobs.iter().find(|j| j["name"] == name).unwrap();

@@ -19,6 +19,7 @@ both_backends!(
     triggered_pipelines_and_jobs_show_their_trigger,
     the_live_log_feed_continues_from_its_cursor,
     admins_create_and_block_users,
+    expired_sessions_sign_nobody_in,
 );
 
 /// A browser: a cookie jar and no automatic redirects.
@@ -719,5 +720,37 @@ async fn admins_create_and_block_users(app: TestApp) {
     assert_eq!(
         settings["allow_local_requests_from_web_hooks_and_services"],
         true
+    );
+}
+
+async fn expired_sessions_sign_nobody_in(app: TestApp) {
+    use pipewright_core::Timestamp;
+    let root: Value = app.root_json("/user").await;
+    let now = Timestamp::now().millis();
+    let id = "ab".repeat(32);
+    app.store
+        .create_web_session(&pipewright_store::WebSession {
+            id_digest: pipewright_server::secrets::token_digest(&id),
+            user_id: root["id"].as_i64().unwrap(),
+            created_at: Timestamp(now - 10_000),
+            last_seen_at: Timestamp(now - 10_000),
+            expires_at: Timestamp(now - 1),
+        })
+        .await
+        .unwrap();
+    let mut browser = Browser::new(&app);
+    browser.cookies.insert("_pipewright_session".into(), id);
+    assert_eq!(browser.get("/").await.status, 303);
+    // Garbage cookies are simply no session.
+    browser
+        .cookies
+        .insert("_pipewright_session".into(), "x'; DROP TABLE users".into());
+    assert_eq!(browser.get("/").await.status, 303);
+    assert_eq!(
+        app.store
+            .delete_expired_web_sessions(Timestamp::now())
+            .await
+            .unwrap(),
+        1
     );
 }
