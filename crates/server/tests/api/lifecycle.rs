@@ -28,7 +28,7 @@ both_backends!(
 
 /// A project `root/<name>` whose `main` has `config` (pushed with `ci.skip`, so the push itself
 /// makes no pipeline).
-async fn project_with(app: &TestApp, name: &str, config: &str, tmp: &std::path::Path) -> i64 {
+pub async fn project_with(app: &TestApp, name: &str, config: &str, tmp: &std::path::Path) -> i64 {
     let project = app.create_project(&app.root_token, name).await;
     let work = local_repo(tmp, config);
     let url = remote(app, "root", &app.root_token, &format!("root/{name}"));
@@ -36,7 +36,7 @@ async fn project_with(app: &TestApp, name: &str, config: &str, tmp: &std::path::
     project["id"].as_i64().unwrap()
 }
 
-async fn run_pipeline(app: &TestApp, id: i64) -> Value {
+pub async fn run_pipeline(app: &TestApp, id: i64) -> Value {
     let res = app
         .post(
             &format!("/projects/{id}/pipeline"),

@@ -7,7 +7,10 @@ use reqwest::header::{LOCATION, SET_COOKIE};
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::running::{finish, register_runner, request, trace};
+use crate::lifecycle::{project_with, run_pipeline};
+use crate::running::{
+    finish, finished_pipeline, register_runner, request, start_runner, trace, wait_for,
+};
 use crate::support::{ROOT_PASSWORD, TestApp};
 use crate::triggering::{curl, triggerable_project};
 
@@ -20,6 +23,8 @@ both_backends!(
     the_live_log_feed_continues_from_its_cursor,
     admins_create_and_block_users,
     expired_sessions_sign_nobody_in,
+    settings_forms_change_what_the_api_sees,
+    job_pages_play_retry_and_browse_artifacts,
 );
 
 /// A browser: a cookie jar and no automatic redirects.
@@ -60,7 +65,7 @@ impl Browser {
         }
     }
 
-    fn cookie_header(&self) -> String {
+    pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -753,4 +758,334 @@ async fn expired_sessions_sign_nobody_in(app: TestApp) {
             .unwrap(),
         1
     );
+}
+
+/// The page after a form's redirect.
+async fn after(browser: &mut Browser, page: Page) -> Page {
+    assert_eq!(page.status, 303, "{}", page.body);
+    browser.get(page.location.as_deref().unwrap()).await
+}
+
+async fn settings_forms_change_what_the_api_sees(app: TestApp) {
+    let project = app.create_project(&app.root_token, "forms").await["id"]
+        .as_i64()
+        .unwrap();
+    let other = app.create_project(&app.root_token, "other").await["id"]
+        .as_i64()
+        .unwrap();
+    let (alice, _) = app.create_user("alice").await;
+    app.add_member(project, alice, 40).await;
+    app.add_member(other, alice, 30).await;
+    let settings = "/root/forms/-/settings/ci_cd";
+    let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+
+    // Variables: add, change, refuse a bad key, remove.
+    let form = format!("{settings}/variables");
+    let page = alice
+        .submit(
+            settings,
+            &form,
+            &[
+                ("key", "DEPLOY_KEY"),
+                ("value", "s3cr3t-value-123"),
+                ("masked", "true"),
+            ],
+        )
+        .await;
+    assert!(
+        after(&mut alice, page)
+            .await
+            .body
+            .contains("Variable was added.")
+    );
+    let vars: Value = app
+        .root_json(&format!("/projects/{project}/variables"))
+        .await;
+    assert_eq!(vars[0]["key"], "DEPLOY_KEY");
+    assert_eq!(vars[0]["masked"], true);
+    let page = alice
+        .submit(
+            settings,
+            &form,
+            &[
+                ("_method", "put"),
+                ("key", "DEPLOY_KEY"),
+                ("value", "another-value-456"),
+                ("variable_type", "file"),
+            ],
+        )
+        .await;
+    assert!(
+        after(&mut alice, page)
+            .await
+            .body
+            .contains("Variable was updated.")
+    );
+    let vars: Value = app
+        .root_json(&format!("/projects/{project}/variables"))
+        .await;
+    assert_eq!(vars[0]["value"], "another-value-456");
+    assert_eq!(vars[0]["variable_type"], "file");
+    let page = alice
+        .submit(settings, &form, &[("key", "bad key"), ("value", "x")])
+        .await;
+    let page = after(&mut alice, page).await;
+    assert!(page.body.contains("flash-alert"), "{}", page.body);
+    let page = alice
+        .submit(
+            settings,
+            &form,
+            &[("_method", "delete"), ("key", "DEPLOY_KEY")],
+        )
+        .await;
+    assert!(
+        after(&mut alice, page)
+            .await
+            .body
+            .contains("Variable was removed.")
+    );
+    let vars: Value = app
+        .root_json(&format!("/projects/{project}/variables"))
+        .await;
+    assert_eq!(vars, json!([]));
+
+    // Job token permissions: the allowlist by path, and the switch.
+    let form = format!("{settings}/job_token_scope");
+    let page = alice
+        .submit(
+            settings,
+            &form,
+            &[("op", "add"), ("target_project_path", "root/other")],
+        )
+        .await;
+    assert!(
+        after(&mut alice, page)
+            .await
+            .body
+            .contains("root/other can now use")
+    );
+    let list: Value = app
+        .root_json(&format!("/projects/{project}/job_token_scope/allowlist"))
+        .await;
+    assert!(
+        list.as_array().unwrap().iter().any(|p| p["id"] == other),
+        "{list}"
+    );
+    let page = alice
+        .submit(
+            settings,
+            &form,
+            &[("op", "add"), ("target_project_path", "root/nope")],
+        )
+        .await;
+    assert!(
+        after(&mut alice, page)
+            .await
+            .body
+            .contains("Project root/nope was not found.")
+    );
+    let page = alice
+        .submit(
+            settings,
+            &form,
+            &[("op", "remove"), ("target_project_id", &other.to_string())],
+        )
+        .await;
+    after(&mut alice, page).await;
+    let list: Value = app
+        .root_json(&format!("/projects/{project}/job_token_scope/allowlist"))
+        .await;
+    assert!(!list.as_array().unwrap().iter().any(|p| p["id"] == other));
+    let page = alice
+        .submit(settings, &form, &[("op", "enabled"), ("enabled", "false")])
+        .await;
+    after(&mut alice, page).await;
+    let scope: Value = app
+        .root_json(&format!("/projects/{project}/job_token_scope"))
+        .await;
+    assert_eq!(scope["inbound_enabled"], false);
+
+    // A project runner: its token is shown once; the project's runners list has it.
+    let page = alice
+        .submit(
+            settings,
+            &format!("{settings}/runners"),
+            &[("description", "web runner"), ("tag_list", "linux")],
+        )
+        .await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("glrt-"), "{}", page.body);
+    let page = alice.get(settings).await;
+    assert!(page.body.contains("web runner"));
+    let runners: Vec<Value> = app.root_json("/runners/all").await;
+    let runner = runners
+        .iter()
+        .find(|r| r["description"] == "web runner")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let page = alice
+        .submit(
+            settings,
+            &format!("{settings}/runners/{runner}/remove"),
+            &[],
+        )
+        .await;
+    assert!(
+        after(&mut alice, page)
+            .await
+            .body
+            .contains("The runner was removed.")
+    );
+
+    // Webhooks: the local-network guard applies to the form too.
+    let hooks = "/root/forms/-/hooks";
+    let page = alice
+        .submit(
+            hooks,
+            hooks,
+            &[("url", "http://127.0.0.1:9/hook"), ("push_events", "true")],
+        )
+        .await;
+    let page = after(&mut alice, page).await;
+    assert!(page.body.contains("flash-alert"), "{}", page.body);
+    // Once an admin allows local requests, the same kind of URL is accepted.
+    let res = app
+        .request(
+            reqwest::Method::PUT,
+            "/application/settings",
+            Some(&app.root_token),
+            Some(json!({"allow_local_requests_from_web_hooks_and_services": true})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let page = alice
+        .submit(
+            hooks,
+            hooks,
+            &[
+                ("url", "http://127.0.0.1:9/ci"),
+                ("pipeline_events", "true"),
+            ],
+        )
+        .await;
+    let page = after(&mut alice, page).await;
+    assert!(page.body.contains("Webhook was created."), "{}", page.body);
+    assert!(page.body.contains("http://127.0.0.1:9/ci"));
+    assert!(page.body.contains("Pipeline events"));
+    let listed: Vec<Value> = app.root_json(&format!("/projects/{project}/hooks")).await;
+    assert_eq!(listed.len(), 1);
+    let hook = listed[0]["id"].as_i64().unwrap();
+    let page = alice
+        .submit(hooks, &format!("{hooks}/{hook}/remove"), &[])
+        .await;
+    assert!(
+        after(&mut alice, page)
+            .await
+            .body
+            .contains("Webhook was deleted.")
+    );
+}
+
+const ARTIFACTS: &str = r#"build:
+  script:
+    - mkdir -p out/nested
+    - echo "hello from build" > out/greeting.txt
+    - echo "<script>x</script>" > out/nested/page.html
+  artifacts:
+    paths: [out/]
+    expire_in: 1 week
+release:
+  when: manual
+  script: [echo released]
+"#;
+
+async fn job_pages_play_retry_and_browse_artifacts(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = project_with(&app, "arts", ARTIFACTS, tmp.path()).await;
+    let builds = tempfile::tempdir().unwrap();
+    let runner = start_runner(&app, builds.path()).await;
+    let pipeline = run_pipeline(&app, id).await;
+    let (_, jobs) = finished_pipeline(&app, id, &pipeline).await;
+    let build = jobs.iter().find(|j| j["name"] == "build").unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let release = jobs.iter().find(|j| j["name"] == "release").unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+    let job_page = format!("/root/arts/-/jobs/{build}");
+
+    let page = root.get(&job_page).await;
+    assert!(page.body.contains("Job artifacts"));
+    assert!(
+        page.body.contains("hello from build")
+            || page.body.contains("out/greeting.txt")
+            || page.body.contains("Uploading artifacts")
+    );
+    let base = format!("/root/arts/-/jobs/{build}/artifacts");
+    let page = root.get(&format!("{base}/browse")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains(&format!("{base}/browse/out")),
+        "{}",
+        page.body
+    );
+    let page = root.get(&format!("{base}/browse/out")).await;
+    assert!(page.body.contains(&format!("{base}/file/out/greeting.txt")));
+    assert!(page.body.contains(&format!("{base}/browse/out/nested")));
+    assert_eq!(
+        root.get(&format!("{base}/browse/missing")).await.status,
+        404
+    );
+    // Files are downloads, never rendered as pages of ours.
+    let res = reqwest::Client::new()
+        .get(format!("{}{base}/file/out/nested/page.html", app.url))
+        .header("Cookie", root.cookie_header())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-disposition"], "attachment");
+    let page = root.get(&format!("{base}/file/out/greeting.txt")).await;
+    assert_eq!(page.body, "hello from build\n");
+    let page = root.get(&format!("{base}/download")).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.starts_with("PK"));
+
+    // Keep the artifacts; they no longer expire.
+    let page = root
+        .submit(&job_page, &format!("/root/arts/-/jobs/{build}/keep"), &[])
+        .await;
+    assert!(after(&mut root, page).await.body.contains("expire never"));
+
+    // Run the manual job from its page; retry the build from its page.
+    let page = root
+        .submit(&job_page, &format!("/root/arts/-/jobs/{release}/play"), &[])
+        .await;
+    assert!(
+        after(&mut root, page)
+            .await
+            .body
+            .contains("The job is starting.")
+    );
+    wait_for(&app, &format!("/projects/{id}/jobs/{release}"), |j| {
+        j["status"] == "success"
+    })
+    .await;
+    let page = root
+        .submit(&job_page, &format!("/root/arts/-/jobs/{build}/retry"), &[])
+        .await;
+    let retried = page.location.clone().unwrap();
+    assert_ne!(retried, job_page, "the retry is a new job");
+    assert!(
+        after(&mut root, page)
+            .await
+            .body
+            .contains("The job is retrying.")
+    );
+    // The old attempt is listed as retried.
+    let page = root.get("/root/arts/-/jobs").await;
+    assert!(page.body.contains(">retried<"));
+    runner.abort();
 }
