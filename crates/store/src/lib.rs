@@ -202,6 +202,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<TraceAppend>;
     /// A job's whole log.
     async fn job_trace(&self, job_id: i64) -> Result<Vec<u8>>;
+    /// The log from byte `offset` on (empty past its end).
+    async fn job_trace_from(&self, job_id: i64, offset: i64) -> Result<Vec<u8>>;
     async fn erase_trace(&self, job_id: i64) -> Result<()>;
     async fn job_by_id(&self, id: i64) -> Result<Option<Job>>;
     async fn job_by_token(&self, token_digest: &str) -> Result<Option<Job>>;

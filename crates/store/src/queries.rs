@@ -1665,6 +1665,29 @@ impl Store for StoreImpl {
         }
         Ok(out)
     }
+    async fn job_trace_from(&self, job_id: i64, offset: i64) -> Result<Vec<u8>> {
+        // From the chunk that holds `offset` on: a live log's poll reads only what is new.
+        let rows = sqlx::query(
+            "SELECT start_offset, data FROM job_trace_chunks WHERE job_id = $1 AND start_offset >= \
+             (SELECT COALESCE(MAX(start_offset), 0) FROM job_trace_chunks WHERE job_id = $1 AND start_offset <= $2) \
+             ORDER BY start_offset",
+        )
+        .bind(job_id)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        let mut first: Option<i64> = None;
+        for row in &rows {
+            let start: i64 = row.try_get("start_offset")?;
+            first.get_or_insert(start);
+            let chunk: Vec<u8> = row.try_get("data")?;
+            out.extend_from_slice(&chunk);
+        }
+        let skip = usize::try_from(offset - first.unwrap_or(offset)).unwrap_or(0).min(out.len());
+        out.drain(..skip);
+        Ok(out)
+    }
     async fn erase_trace(&self, job_id: i64) -> Result<()> {
         let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM job_trace_chunks WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;

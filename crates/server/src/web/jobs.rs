@@ -328,11 +328,15 @@ pub async fn trace(
         .and_then(Cursor::decode)
         .unwrap_or_default();
     let complete = job.status.is_complete();
-    let trace = state.store.job_trace(job.id).await?;
-    let start = usize::try_from(cursor.offset)
-        .unwrap_or(usize::MAX)
-        .min(trace.len());
-    let (items, next) = pipewright_logview::render(&trace[start..], &cursor, complete);
+    // A cursor past the end (an erased log, a forged cursor) starts over.
+    let cursor = if cursor.offset > job.trace_size.max(0) as u64 {
+        Cursor::default()
+    } else {
+        cursor
+    };
+    let offset = i64::try_from(cursor.offset).unwrap_or(i64::MAX);
+    let tail = state.store.job_trace_from(job.id, offset).await?;
+    let (items, next) = pipewright_logview::render(&tail, &cursor, complete);
     let status = StatusView::of_job(job.status, job.allow_failure);
     Ok(Json(json!({
         "items": items,
