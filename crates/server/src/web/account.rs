@@ -185,7 +185,7 @@ pub async fn destroy(
     params: Params,
 ) -> WebResult<Response> {
     if viewer.user.is_some() {
-        viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
+        viewer.verify_form(&params)?;
     }
     let cookie = session::end(&state, &viewer).await?;
     let mut response = Redirect::to("/users/sign_in").into_response();

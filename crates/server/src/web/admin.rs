@@ -9,7 +9,7 @@ use axum::response::Response;
 use pipewright_store::{Page, RunnerScope, RunnerType};
 
 use super::error::{WebError, WebResult};
-use super::session::{CSRF_FIELD, Viewer};
+use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Layout};
 use crate::api::{self, Segments};
@@ -132,7 +132,7 @@ pub async fn show(
 
 fn checked(viewer: &Viewer, params: &Params) -> WebResult<()> {
     admin(viewer)?;
-    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())
+    viewer.verify_form(params)
 }
 
 /// `POST /admin/users`: a new user.

@@ -7,8 +7,8 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 
 use super::error::{WebError, WebResult};
-use super::projects::project_for;
-use super::session::{CSRF_FIELD, Viewer};
+use super::projects::{project_for, project_form};
+use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Layout, ProjectNav};
 use crate::api::{self, Segments};
@@ -111,9 +111,15 @@ pub async fn create(
     Path((namespace, path)): Path<(String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    viewer.required()?;
-    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
-    let (project, _) = project_for(&state, &viewer, &namespace, &path, Action::ManageHooks).await?;
+    let (project, _) = project_form(
+        &state,
+        &viewer,
+        &namespace,
+        &path,
+        &params,
+        Action::ManageHooks,
+    )
+    .await?;
     let seg = Segments::from_pairs(&[("id", project.id.to_string())]);
     let result = api::hooks::create(State(state.clone()), viewer.caller(), seg, params).await;
     outcome(
@@ -130,9 +136,15 @@ pub async fn remove(
     Path((namespace, path, id)): Path<(String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    viewer.required()?;
-    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
-    let (project, _) = project_for(&state, &viewer, &namespace, &path, Action::ManageHooks).await?;
+    let (project, _) = project_form(
+        &state,
+        &viewer,
+        &namespace,
+        &path,
+        &params,
+        Action::ManageHooks,
+    )
+    .await?;
     if id.parse::<i64>().is_err() {
         return Err(WebError::NotFound);
     }

@@ -16,10 +16,10 @@ use pipewright_store::{Job, Project};
 use serde_json::json;
 
 use super::error::{WebError, WebResult};
-use super::pipelines::{PER_PAGE, VariableRow, users_by_id};
-use super::projects::project_for;
-use super::session::{CSRF_FIELD, Viewer};
-use super::view::{self, Flash, Layout, ProjectNav, StatusView};
+use super::pipelines::{VariableRow, users_by_id};
+use super::projects::{project_for, project_form};
+use super::session::Viewer;
+use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::api::artifacts;
 use crate::job_processing;
 use crate::params::Params;
@@ -77,13 +77,13 @@ pub async fn list(
     .page();
     let status = query.status.as_deref().and_then(Status::parse);
     let statuses: Vec<Status> = status.into_iter().collect();
-    let offset = i64::from(page - 1) * PER_PAGE;
-    let mut jobs = state
-        .store
-        .project_jobs_window(project.id, &statuses, PER_PAGE + 1, offset)
-        .await?;
-    let more = jobs.len() as i64 > PER_PAGE;
-    jobs.truncate(PER_PAGE as usize);
+    let window = Window { page };
+    let (jobs, more) = window.split(
+        state
+            .store
+            .project_jobs_window(project.id, &statuses, window.limit(), window.offset())
+            .await?,
+    );
     let mut pipeline_ids: Vec<i64> = jobs.iter().map(|j| j.pipeline_id).collect();
     pipeline_ids.sort_unstable();
     pipeline_ids.dedup();
@@ -355,14 +355,12 @@ pub async fn act(
     Path((namespace, path, id, action)): Path<(String, String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    viewer.required()?;
-    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
     let needed = if action == "erase" {
         Action::DeleteArtifacts
     } else {
         Action::UpdatePipelines
     };
-    let (project, _) = project_for(&state, &viewer, &namespace, &path, needed).await?;
+    let (project, _) = project_form(&state, &viewer, &namespace, &path, &params, needed).await?;
     let job = find_job(&state, &project, &id).await?;
     let full_path = project.full_path();
     let mut back = format!("/{full_path}/-/jobs/{}", job.id);

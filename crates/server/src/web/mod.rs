@@ -79,12 +79,8 @@ pub fn routes() -> Router<AppState> {
             post(settings::create_trigger),
         )
         .route(
-            &format!("{project}/-/settings/ci_cd/triggers/{{id}}"),
-            post(settings::update_trigger),
-        )
-        .route(
-            &format!("{project}/-/settings/ci_cd/triggers/{{id}}/revoke"),
-            post(settings::revoke_trigger),
+            &format!("{project}/-/settings/ci_cd/triggers/{{id}}/{{action}}"),
+            post(settings::trigger),
         )
         .route(
             &format!("{project}/-/settings/ci_cd/variables"),

@@ -12,16 +12,14 @@ use pipewright_core::{PipelineSource, Status};
 use pipewright_store::{Job, Pipeline, PipelineFilter, Project, User};
 
 use super::error::{WebError, WebResult};
-use super::projects::project_for;
-use super::session::{CSRF_FIELD, Viewer};
-use super::view::{self, Flash, Layout, ProjectNav, StatusView};
+use super::projects::{project_for, project_form};
+use super::session::Viewer;
+use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::job_processing;
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::sealing::Purpose;
 use crate::state::AppState;
-
-pub const PER_PAGE: i64 = 20;
 
 /// A pipeline as a row of the pipelines table.
 pub struct PipelineRow {
@@ -190,14 +188,13 @@ pub async fn list(
     if !ref_name.is_empty() {
         filter.ref_name = Some(ref_name.clone());
     }
-    // One row more than shown tells whether there is a next page, without a COUNT.
-    let offset = i64::from(page - 1) * PER_PAGE;
-    let mut found = state
-        .store
-        .pipelines_window(project.id, &filter, PER_PAGE + 1, offset)
-        .await?;
-    let more = found.len() as i64 > PER_PAGE;
-    found.truncate(PER_PAGE as usize);
+    let window = Window { page };
+    let (found, more) = window.split(
+        state
+            .store
+            .pipelines_window(project.id, &filter, window.limit(), window.offset())
+            .await?,
+    );
     let base = format!("/{}/-/pipelines", project.full_path());
     let status_shown = if filter.statuses.is_empty() {
         String::new()
@@ -394,10 +391,15 @@ pub async fn act(
     Path((namespace, path, id, action)): Path<(String, String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    viewer.required()?;
-    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())?;
-    let (project, _) =
-        project_for(&state, &viewer, &namespace, &path, Action::UpdatePipelines).await?;
+    let (project, _) = project_form(
+        &state,
+        &viewer,
+        &namespace,
+        &path,
+        &params,
+        Action::UpdatePipelines,
+    )
+    .await?;
     let pipeline = find_pipeline(&state, &project, &id).await?;
     let back = format!("/{}/-/pipelines/{}", project.full_path(), pipeline.id);
     let flash = match action.as_str() {

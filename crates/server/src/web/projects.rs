@@ -47,6 +47,21 @@ pub async fn project_for(
     }
 }
 
+/// A form posted to a project's page: a signed-in viewer, the form's CSRF token checked, and
+/// the project if the viewer may do `action` there.
+pub async fn project_form(
+    state: &AppState,
+    viewer: &Viewer,
+    namespace: &str,
+    path: &str,
+    params: &crate::params::Params,
+    action: Action,
+) -> WebResult<(Project, ProjectAccess)> {
+    viewer.required()?;
+    viewer.verify_form(params)?;
+    project_for(state, viewer, namespace, path, action).await
+}
+
 pub struct ProjectCard {
     pub full_path: String,
     pub name: String,

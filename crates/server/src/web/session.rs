@@ -85,6 +85,11 @@ impl Viewer {
         }
     }
 
+    /// Checks a posted form's `authenticity_token`.
+    pub fn verify_form(&self, params: &crate::params::Params) -> Result<(), WebError> {
+        self.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())
+    }
+
     pub fn session_digest(&self) -> Option<String> {
         self.session_id.as_deref().map(secrets::token_digest)
     }

@@ -16,7 +16,7 @@ use serde_json::Value;
 
 use super::error::{WebError, WebResult};
 use super::projects::project_for;
-use super::session::{CSRF_FIELD, Viewer};
+use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav};
 use crate::api::{self, Segments};
 use crate::error::ApiError;
@@ -257,9 +257,22 @@ pub async fn show(
     view::render(&state, &page.layout, &page)
 }
 
-fn form_params(viewer: &Viewer, params: &Params) -> WebResult<()> {
-    viewer.required()?;
-    viewer.verify_csrf(params.str(CSRF_FIELD).ok().flatten().as_deref())
+async fn settings_form(
+    state: &AppState,
+    viewer: &Viewer,
+    namespace: &str,
+    path: &str,
+    params: &Params,
+) -> WebResult<(Project, ProjectAccess)> {
+    super::projects::project_form(
+        state,
+        viewer,
+        namespace,
+        path,
+        params,
+        Action::ManageTriggers,
+    )
+    .await
 }
 
 fn back(project: &Project, anchor: &str) -> String {
@@ -279,8 +292,7 @@ pub async fn create_trigger(
     Path((namespace, path)): Path<(String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    form_params(&viewer, &params)?;
-    let (project, _) = settings_project(&state, &viewer, &namespace, &path).await?;
+    let (project, _) = settings_form(&state, &viewer, &namespace, &path, &params).await?;
     let result = api::triggers::create(
         State(state.clone()),
         viewer.caller(),
@@ -296,41 +308,36 @@ pub async fn create_trigger(
     )
 }
 
-/// `POST …/-/settings/ci_cd/triggers/:id`: a new description (the owner's own token only).
-pub async fn update_trigger(
+/// `POST …/-/settings/ci_cd/triggers/:id/update` (a new description; the owner's own token
+/// only) and `…/revoke`.
+pub async fn trigger(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path((namespace, path, id)): Path<(String, String, String)>,
+    Path((namespace, path, id, action)): Path<(String, String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    form_params(&viewer, &params)?;
-    let (project, _) = settings_project(&state, &viewer, &namespace, &path).await?;
+    let (project, _) = settings_form(&state, &viewer, &namespace, &path, &params).await?;
     let seg = project_segments(&project, &[("trigger_id", id)]);
-    let result = api::triggers::update(State(state.clone()), viewer.caller(), seg, params).await;
+    let st = State(state.clone());
+    let (result, done) = match action.as_str() {
+        "update" => (
+            api::triggers::update(st, viewer.caller(), seg, params)
+                .await
+                .map(|_| ()),
+            "Trigger token was updated.",
+        ),
+        "revoke" => (
+            api::triggers::revoke(st, viewer.caller(), seg, HeaderMap::new())
+                .await
+                .map(|_| ()),
+            "Trigger token was revoked.",
+        ),
+        _ => return Err(WebError::NotFound),
+    };
     outcome(
         &state,
         &back(&project, "js-pipeline-triggers"),
-        "Trigger token was updated.",
-        result,
-    )
-}
-
-/// `POST …/-/settings/ci_cd/triggers/:id/revoke`.
-pub async fn revoke_trigger(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path((namespace, path, id)): Path<(String, String, String)>,
-    params: Params,
-) -> WebResult<Response> {
-    form_params(&viewer, &params)?;
-    let (project, _) = settings_project(&state, &viewer, &namespace, &path).await?;
-    let seg = project_segments(&project, &[("trigger_id", id)]);
-    let result =
-        api::triggers::revoke(State(state.clone()), viewer.caller(), seg, HeaderMap::new()).await;
-    outcome(
-        &state,
-        &back(&project, "js-pipeline-triggers"),
-        "Trigger token was revoked.",
+        done,
         result,
     )
 }
@@ -343,8 +350,7 @@ pub async fn variable(
     Path((namespace, path)): Path<(String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    form_params(&viewer, &params)?;
-    let (project, _) = settings_project(&state, &viewer, &namespace, &path).await?;
+    let (project, _) = settings_form(&state, &viewer, &namespace, &path, &params).await?;
     let to = back(&project, "js-cicd-variables-settings");
     let method = params.str("_method").ok().flatten().unwrap_or_default();
     let key = params.str("key").ok().flatten().unwrap_or_default();
@@ -382,8 +388,7 @@ pub async fn job_token_scope(
     Path((namespace, path)): Path<(String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    form_params(&viewer, &params)?;
-    let (project, _) = settings_project(&state, &viewer, &namespace, &path).await?;
+    let (project, _) = settings_form(&state, &viewer, &namespace, &path, &params).await?;
     let to = back(&project, "js-token-access");
     let st = State(state.clone());
     let op = params.str("op").ok().flatten().unwrap_or_default();
@@ -467,8 +472,7 @@ pub async fn create_runner(
     Path((namespace, path)): Path<(String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    form_params(&viewer, &params)?;
-    let (project, access) = settings_project(&state, &viewer, &namespace, &path).await?;
+    let (project, access) = settings_form(&state, &viewer, &namespace, &path, &params).await?;
     let mut p = Params::default();
     p.set_path("runner_type", "project_type");
     p.set_path("project_id", project.id.to_string());
@@ -522,8 +526,7 @@ pub async fn remove_runner(
     Path((namespace, path, id)): Path<(String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    form_params(&viewer, &params)?;
-    let (project, _) = settings_project(&state, &viewer, &namespace, &path).await?;
+    let (project, _) = settings_form(&state, &viewer, &namespace, &path, &params).await?;
     let runner_id: i64 = id.parse().map_err(|_| WebError::NotFound)?;
     // Only this project's own runners are removed from here.
     match state.store.runner(runner_id).await? {

@@ -175,6 +175,32 @@ pub fn redirect_with(state: &AppState, to: &str, flash: Flash) -> Response {
     response
 }
 
+/// One page of a list, read as a window of `PER_PAGE + 1` rows: the extra row only says that
+/// a next page exists, so no list ever counts a project's whole history.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub page: u32,
+}
+
+impl Window {
+    pub const PER_PAGE: i64 = 20;
+
+    pub fn limit(self) -> i64 {
+        Self::PER_PAGE + 1
+    }
+
+    pub fn offset(self) -> i64 {
+        i64::from(self.page.saturating_sub(1)) * Self::PER_PAGE
+    }
+
+    /// The rows to show, and whether there is a next page.
+    pub fn split<T>(self, mut rows: Vec<T>) -> (Vec<T>, bool) {
+        let more = rows.len() as i64 > Self::PER_PAGE;
+        rows.truncate(Self::PER_PAGE as usize);
+        (rows, more)
+    }
+}
+
 /// A status as the pages show it: label, CSS class and an icon glyph.
 #[derive(Debug, Clone)]
 pub struct StatusView {

@@ -25,6 +25,7 @@ both_backends!(
     expired_sessions_sign_nobody_in,
     settings_forms_change_what_the_api_sees,
     job_pages_play_retry_and_browse_artifacts,
+    lists_page_by_twenty,
 );
 
 /// A browser: a cookie jar and no automatic redirects.
@@ -403,7 +404,7 @@ async fn trigger_tokens_are_managed_in_the_settings_page(app: TestApp) {
     let page = bob
         .submit(
             settings,
-            &format!("{settings}/triggers/{trigger_id}"),
+            &format!("{settings}/triggers/{trigger_id}/update"),
             &[("description", "mine now")],
         )
         .await;
@@ -419,7 +420,7 @@ async fn trigger_tokens_are_managed_in_the_settings_page(app: TestApp) {
     let page = alice
         .submit(
             settings,
-            &format!("{settings}/triggers/{trigger_id}"),
+            &format!("{settings}/triggers/{trigger_id}/update"),
             &[("description", "Deploy")],
         )
         .await;
@@ -1088,4 +1089,44 @@ async fn job_pages_play_retry_and_browse_artifacts(app: TestApp) {
     let page = root.get("/root/arts/-/jobs").await;
     assert!(page.body.contains(">retried<"));
     runner.abort();
+}
+
+async fn lists_page_by_twenty(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (project, token, _) = triggerable_project(&app, "many", tmp.path()).await;
+    let url = format!("{}/api/v4/projects/{project}/trigger/pipeline", app.url);
+    for _ in 0..21 {
+        let (status, _) = curl(&[
+            "-X",
+            "POST",
+            "-F",
+            &format!("token={token}"),
+            "-F",
+            "ref=main",
+            &url,
+        ]);
+        assert_eq!(status, 201);
+    }
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+    let rows = |page: &Page| page.body.matches("data-testid=\"pipeline-row\"").count();
+    let first = root.get("/root/many/-/pipelines?source=trigger").await;
+    assert_eq!(rows(&first), 20);
+    assert!(
+        first
+            .body
+            .contains("href=\"/root/many/-/pipelines?source=trigger&#38;page=2\" rel=\"next\""),
+        "{}",
+        first.body
+    );
+    assert!(!first.body.contains("rel=\"prev\""));
+    let second = root
+        .get("/root/many/-/pipelines?source=trigger&page=2")
+        .await;
+    assert_eq!(rows(&second), 1);
+    assert!(second.body.contains("rel=\"prev\""));
+    assert!(!second.body.contains("rel=\"next\""));
+    // Nonsense page numbers are page 1.
+    assert_eq!(rows(&root.get("/root/many/-/pipelines?page=-3").await), 20);
+    let jobs = root.get("/root/many/-/jobs?page=2").await;
+    assert_eq!(jobs.body.matches("data-testid=\"job-row\"").count(), 20);
 }
