@@ -78,10 +78,12 @@ async fn hook(state: &AppState, project: &Project, seg: &Segments) -> ApiResult<
         .ok_or(ApiError::NotFound(""))
 }
 
-fn unprocessable(field: &str, message: &str) -> ApiError {
+/// GitLab's `save_hook`: any problem with the URL is `422 {"error":"Invalid url given"}`
+/// (the reason, e.g. a local-network address, is only in the web UI).
+fn invalid_url() -> ApiError {
     ApiError::Custom(
         StatusCode::UNPROCESSABLE_ENTITY,
-        json!({"message": {field: [message]}}),
+        json!({"error": "Invalid url given"}),
     )
 }
 
@@ -98,8 +100,8 @@ async fn apply(
             let allow_local = webhooks::allow_local(state)
                 .await
                 .map_err(ApiError::Internal)?;
-            if let Err(blocked) = webhooks::resolve(&url, allow_local).await {
-                return Err(unprocessable("url", blocked.message()));
+            if webhooks::resolve(&url, allow_local).await.is_err() {
+                return Err(invalid_url());
             }
             h.url = url;
         }

@@ -10,11 +10,12 @@ use super::error::{WebError, WebResult};
 use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::settings::outcome;
-use super::view::{self, Layout, ProjectNav};
+use super::view::{self, Flash, Layout, ProjectNav};
 use crate::api::{self, Segments};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
+use crate::webhooks;
 
 /// Deliveries listed per hook.
 const RECENT: i64 = 10;
@@ -120,14 +121,20 @@ pub async fn create(
         Action::ManageHooks,
     )
     .await?;
+    let back = format!("/{}/-/hooks", project.full_path());
+    // The API says only "Invalid url given"; the page says why, as GitLab's UI does.
+    let url = params.str("url").ok().flatten().unwrap_or_default();
+    let allow_local = webhooks::allow_local(&state).await?;
+    if let Err(blocked) = webhooks::resolve(&url, allow_local).await {
+        return Ok(view::redirect_with(
+            &state,
+            &back,
+            Flash::alert(format!("Url {}", blocked.message())),
+        ));
+    }
     let seg = Segments::from_pairs(&[("id", project.id.to_string())]);
     let result = api::hooks::create(State(state.clone()), viewer.caller(), seg, params).await;
-    outcome(
-        &state,
-        &format!("/{}/-/hooks", project.full_path()),
-        "Webhook was created.",
-        result,
-    )
+    outcome(&state, &back, "Webhook was created.", result)
 }
 
 pub async fn remove(

@@ -949,7 +949,12 @@ async fn settings_forms_change_what_the_api_sees(app: TestApp) {
         )
         .await;
     let page = after(&mut alice, page).await;
-    assert!(page.body.contains("flash-alert"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("Url is blocked: Requests to the local network are not allowed"),
+        "{}",
+        page.body
+    );
     // Once an admin allows local requests, the same kind of URL is accepted.
     let res = app
         .request(
