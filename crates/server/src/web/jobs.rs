@@ -217,6 +217,9 @@ pub async fn show(
 ) -> WebResult<Response> {
     let (project, access) =
         project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
+    if let Some(id) = id.strip_suffix(".json") {
+        return details_json(&state, &project, &access, id).await;
+    }
     let job = find_job(&state, &project, &id).await?;
     let pipeline = state
         .store
@@ -305,6 +308,53 @@ pub async fn show(
                 .is_some_and(|a| a.expire_at.is_some()),
     };
     view::render(&state, &page.layout, &page)
+}
+
+/// `GET …/-/jobs/:id.json`: GitLab's `BuildDetailsEntity` subset that scripts read for a
+/// triggered job: `trigger.short_token` and `trigger.variables`, whose values only Maintainers
+/// and Owners get (GitLab's `admin_build`).
+async fn details_json(
+    state: &AppState,
+    project: &Project,
+    access: &crate::permissions::ProjectAccess,
+    id: &str,
+) -> WebResult<Response> {
+    let job = find_job(state, project, id).await?;
+    let pipeline = state
+        .store
+        .pipeline_by_id(job.pipeline_id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let status = StatusView::of_job(job.status, job.allow_failure);
+    let mut body = json!({
+        "id": job.id,
+        "name": job.name,
+        "stage": job.stage,
+        "status": {"group": status.name, "label": status.label, "text": status.label},
+        "pipeline": {"id": pipeline.id, "ref": pipeline.ref_name, "source": pipeline.source.as_str()},
+        "started_at": job.started_at.map(view::iso),
+        "finished_at": job.finished_at.map(view::iso),
+        "duration": view::seconds_between(job.started_at, job.finished_at),
+    });
+    if pipeline.source == PipelineSource::Trigger {
+        let reveal = access.can(Action::ReadPipelineVariableValues);
+        let mut variables = Vec::new();
+        for v in state.store.pipeline_variables(pipeline.id).await? {
+            let mut item = json!({"key": v.key, "public": false});
+            if reveal {
+                item["value"] = state
+                    .sealer
+                    .open(Purpose::PipelineVariable, &v.value_sealed)?
+                    .into();
+            }
+            variables.push(item);
+        }
+        body["trigger"] = json!({
+            "short_token": pipeline.trigger_short_token,
+            "variables": variables,
+        });
+    }
+    Ok(Json(body).into_response())
 }
 
 #[derive(Debug, Default, serde::Deserialize)]

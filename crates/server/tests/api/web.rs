@@ -592,6 +592,22 @@ async fn triggered_pipelines_and_jobs_show_their_trigger(app: TestApp) {
     );
     assert!(page.body.contains("Reveal values"));
 
+    // The page's JSON, as GitLab's `jobs/:id.json`.
+    let details: Value = serde_json::from_str(
+        &root
+            .get(&format!("/root/shown/-/jobs/{upload}.json"))
+            .await
+            .body,
+    )
+    .unwrap();
+    assert_eq!(details["trigger"]["short_token"], token[6..10]);
+    assert!(
+        details["trigger"]["variables"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "UPLOAD_TO_S3", "value": "true", "public": false}))
+    );
+
     // A Developer sees the keys, not the values, and no reveal button.
     let mut dave = Browser::sign_in(&app, "dave", PASSWORD).await;
     let page = dave.get(&format!("/root/shown/-/jobs/{upload}")).await;
@@ -603,6 +619,19 @@ async fn triggered_pipelines_and_jobs_show_their_trigger(app: TestApp) {
         .get(&format!("/root/shown/-/pipelines/{pipeline_id}"))
         .await;
     assert!(!page.body.contains("revealed-value"));
+    let details: Value = serde_json::from_str(
+        &dave
+            .get(&format!("/root/shown/-/jobs/{upload}.json"))
+            .await
+            .body,
+    )
+    .unwrap();
+    assert!(
+        details["trigger"]["variables"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "UPLOAD_TO_S3", "public": false}))
+    );
 }
 
 async fn the_live_log_feed_continues_from_its_cursor(app: TestApp) {
