@@ -175,6 +175,9 @@ async fn begin_write_on(pool: &sqlx::Pool<Db>) -> Result<Transaction<'static, Db
     Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
 }
 
+// The shared SQL (and its column-list macros, which the SQLite-only code below uses).
+include!("queries.rs");
+
 /// Starts the job writer on its own thread and connection (see the module docs).
 fn spawn_sqlite_job_writer(
     path: &std::path::Path,
@@ -398,60 +401,105 @@ impl SqliteStore {
     }
 }
 
-fn sqlite_time(row: &rusqlite::Row<'_>, column: &str) -> Result<Option<Timestamp>> {
+/// Where `name` stands in a comma-separated column list (evaluated at compile time, where a
+/// name that is not in the list fails the build).
+const fn column(list: &str, name: &str) -> usize {
+    let (list, name) = (list.as_bytes(), name.as_bytes());
+    let (mut index, mut start, mut i) = (0, 0, 0);
+    while i <= list.len() {
+        if i == list.len() || list[i] == b',' {
+            let (mut a, mut b) = (start, i);
+            while a < b && list[a] == b' ' {
+                a += 1;
+            }
+            while b > a && list[b - 1] == b' ' {
+                b -= 1;
+            }
+            if b - a == name.len() {
+                let mut k = 0;
+                while k < name.len() && list[a + k] == name[k] {
+                    k += 1;
+                }
+                if k == name.len() {
+                    return index;
+                }
+            }
+            index += 1;
+            start = i + 1;
+        }
+        i += 1;
+    }
+    panic!("no such column in the list");
+}
+
+fn sqlite_time(row: &rusqlite::Row<'_>, column: usize) -> Result<Option<Timestamp>> {
     Ok(row.get::<_, Option<i64>>(column)?.map(Timestamp))
 }
 
-fn sqlite_status(row: &rusqlite::Row<'_>) -> Result<Status> {
-    let text: String = row.get("status")?;
+fn sqlite_status(row: &rusqlite::Row<'_>, column: usize) -> Result<Status> {
+    let text: String = row.get(column)?;
     Status::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("unknown status {text}")))
 }
 
 /// [`job_from_row`] for the writer's and the inline reads' connections.
 fn job_from_sqlite_row(row: &rusqlite::Row<'_>) -> Result<Job> {
-    let artifacts = match row.get::<_, Option<String>>("artifacts_filename")? {
+    // Columns by position (no name lookups per row), found in the list at compile time.
+    macro_rules! c {
+        ($name:literal) => {
+            const { column(job_columns!(), $name) }
+        };
+    }
+    let artifacts = match row.get::<_, Option<String>>(c!("artifacts_filename"))? {
         Some(filename) => Some(JobArtifacts {
             filename,
-            size: row.get::<_, Option<i64>>("artifacts_size")?.unwrap_or(0),
-            expire_at: sqlite_time(row, "artifacts_expire_at")?,
+            size: row
+                .get::<_, Option<i64>>(c!("artifacts_size"))?
+                .unwrap_or(0),
+            expire_at: sqlite_time(row, c!("artifacts_expire_at"))?,
         }),
         None => None,
     };
     Ok(Job {
-        id: row.get("id")?,
-        pipeline_id: row.get("pipeline_id")?,
-        project_id: row.get("project_id")?,
-        name: row.get("name")?,
-        stage: row.get("stage")?,
-        stage_idx: row.get("stage_idx")?,
-        position: row.get("position")?,
-        status: sqlite_status(row)?,
-        when: row.get("when_condition")?,
-        allow_failure: row.get("allow_failure")?,
-        spec: row.get("spec")?,
-        failure_reason: row.get("failure_reason")?,
-        created_at: Timestamp(row.get("created_at")?),
-        queued_at: sqlite_time(row, "queued_at")?,
-        started_at: sqlite_time(row, "started_at")?,
-        finished_at: sqlite_time(row, "finished_at")?,
-        runner_id: row.get("runner_id")?,
-        lease_expires_at: sqlite_time(row, "lease_expires_at")?,
-        exit_code: row.get("exit_code")?,
-        retried: row.get("retried")?,
-        scheduled_at: sqlite_time(row, "scheduled_at")?,
-        erased_at: sqlite_time(row, "erased_at")?,
+        id: row.get(c!("id"))?,
+        pipeline_id: row.get(c!("pipeline_id"))?,
+        project_id: row.get(c!("project_id"))?,
+        name: row.get(c!("name"))?,
+        stage: row.get(c!("stage"))?,
+        stage_idx: row.get(c!("stage_idx"))?,
+        position: row.get(c!("position"))?,
+        status: sqlite_status(row, c!("status"))?,
+        when: row.get(c!("when_condition"))?,
+        allow_failure: row.get(c!("allow_failure"))?,
+        spec: row.get(c!("spec"))?,
+        failure_reason: row.get(c!("failure_reason"))?,
+        created_at: Timestamp(row.get(c!("created_at"))?),
+        queued_at: sqlite_time(row, c!("queued_at"))?,
+        started_at: sqlite_time(row, c!("started_at"))?,
+        finished_at: sqlite_time(row, c!("finished_at"))?,
+        runner_id: row.get(c!("runner_id"))?,
+        lease_expires_at: sqlite_time(row, c!("lease_expires_at"))?,
+        exit_code: row.get(c!("exit_code"))?,
+        retried: row.get(c!("retried"))?,
+        scheduled_at: sqlite_time(row, c!("scheduled_at"))?,
+        erased_at: sqlite_time(row, c!("erased_at"))?,
         artifacts,
-        trace_size: row.get("trace_size")?,
+        trace_size: row.get(c!("trace_size"))?,
     })
 }
 
 /// [`pipeline_from_row`] for the inline reads' connections.
 fn pipeline_from_sqlite_row(row: &rusqlite::Row<'_>) -> Result<Pipeline> {
-    let source: String = row.get("source")?;
+    // Columns by position (no name lookups per row), found in the list at compile time.
+    macro_rules! c {
+        ($name:literal) => {
+            const { column(pipeline_columns!(), $name) }
+        };
+    }
+    let source: String = row.get(c!("source"))?;
     let upstream = match (
-        row.get::<_, Option<i64>>("upstream_job_id")?,
-        row.get::<_, Option<i64>>("upstream_pipeline_id")?,
-        row.get::<_, Option<i64>>("upstream_project_id")?,
+        row.get::<_, Option<i64>>(c!("upstream_job_id"))?,
+        row.get::<_, Option<i64>>(c!("upstream_pipeline_id"))?,
+        row.get::<_, Option<i64>>(c!("upstream_project_id"))?,
     ) {
         (Some(job_id), Some(pipeline_id), Some(project_id)) => Some(Upstream {
             job_id,
@@ -461,52 +509,56 @@ fn pipeline_from_sqlite_row(row: &rusqlite::Row<'_>) -> Result<Pipeline> {
         _ => None,
     };
     Ok(Pipeline {
-        id: row.get("id")?,
-        project_id: row.get("project_id")?,
-        iid: row.get("iid")?,
-        sha: row.get("sha")?,
-        before_sha: row.get("before_sha")?,
-        ref_name: row.get("ref_name")?,
-        tag: row.get("tag")?,
-        protected_ref: row.get("protected_ref")?,
+        id: row.get(c!("id"))?,
+        project_id: row.get(c!("project_id"))?,
+        iid: row.get(c!("iid"))?,
+        sha: row.get(c!("sha"))?,
+        before_sha: row.get(c!("before_sha"))?,
+        ref_name: row.get(c!("ref_name"))?,
+        tag: row.get(c!("tag"))?,
+        protected_ref: row.get(c!("protected_ref"))?,
         source: PipelineSource::parse(&source)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown source {source}")))?,
-        status: sqlite_status(row)?,
-        user_id: row.get("user_id")?,
-        trigger_id: row.get("trigger_id")?,
-        trigger_short_token: row.get("trigger_short_token")?,
+        status: sqlite_status(row, c!("status"))?,
+        user_id: row.get(c!("user_id"))?,
+        trigger_id: row.get(c!("trigger_id"))?,
+        trigger_short_token: row.get(c!("trigger_short_token"))?,
         upstream,
-        name: row.get("name")?,
-        yaml_errors: row.get("yaml_errors")?,
-        failure_reason: row.get("failure_reason")?,
-        committed_at: sqlite_time(row, "committed_at")?,
-        created_at: Timestamp(row.get("created_at")?),
-        updated_at: Timestamp(row.get("updated_at")?),
-        started_at: sqlite_time(row, "started_at")?,
-        finished_at: sqlite_time(row, "finished_at")?,
+        name: row.get(c!("name"))?,
+        yaml_errors: row.get(c!("yaml_errors"))?,
+        failure_reason: row.get(c!("failure_reason"))?,
+        committed_at: sqlite_time(row, c!("committed_at"))?,
+        created_at: Timestamp(row.get(c!("created_at"))?),
+        updated_at: Timestamp(row.get(c!("updated_at"))?),
+        started_at: sqlite_time(row, c!("started_at"))?,
+        finished_at: sqlite_time(row, c!("finished_at"))?,
     })
 }
 
 /// [`runner_from_row`] for the inline reads' connections.
 fn runner_from_sqlite_row(row: &rusqlite::Row<'_>) -> Result<Runner> {
-    let kind: String = row.get("runner_type")?;
-    let tags: String = row.get("tag_list")?;
+    // Columns by position (no name lookups per row), found in the list at compile time.
+    macro_rules! c {
+        ($name:literal) => {
+            const { column(runner_columns!(), $name) }
+        };
+    }
+    let kind: String = row.get(c!("runner_type"))?;
+    let tags: String = row.get(c!("tag_list"))?;
     Ok(Runner {
-        id: row.get("id")?,
+        id: row.get(c!("id"))?,
         runner_type: RunnerType::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown runner type {kind}")))?,
-        project_id: row.get("project_id")?,
-        creator_id: row.get("creator_id")?,
-        description: row.get("description")?,
+        project_id: row.get(c!("project_id"))?,
+        creator_id: row.get(c!("creator_id"))?,
+        description: row.get(c!("description"))?,
         tag_list: split_list(&tags),
-        run_untagged: row.get("run_untagged")?,
-        paused: row.get("paused")?,
-        locked: row.get("locked")?,
-        access_level: row.get("access_level")?,
-        maximum_timeout: row.get("maximum_timeout")?,
-        created_at: Timestamp(row.get("created_at")?),
-        contacted_at: sqlite_time(row, "contacted_at")?,
+        run_untagged: row.get(c!("run_untagged"))?,
+        paused: row.get(c!("paused"))?,
+        locked: row.get(c!("locked"))?,
+        access_level: row.get(c!("access_level"))?,
+        maximum_timeout: row.get(c!("maximum_timeout"))?,
+        created_at: Timestamp(row.get(c!("created_at"))?),
+        contacted_at: sqlite_time(row, c!("contacted_at"))?,
     })
 }
-
-include!("queries.rs");
