@@ -16,7 +16,8 @@
 //! queue's one serial path, so on SQLite it runs on its own OS thread with its own connection
 //! (rusqlite, linking the same SQLite as sqlx): a batch is a plain loop of cached prepared
 //! statements, with no hand-off to a connection worker thread per statement. Same SQL, same
-//! order, same settings, same one commit before anyone is answered.
+//! order, same settings, same one commit before anyone is answered. The job path's point reads
+//! run inline for the same reason (see `InlineReads`).
 
 use std::str::FromStr;
 use std::time::Duration;
