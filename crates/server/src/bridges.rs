@@ -18,12 +18,28 @@ use crate::state::AppState;
 
 /// Whether a job is a bridge (has `trigger:`).
 pub fn is_bridge(job: &Job) -> bool {
-    serde_json::from_str::<Value>(&job.spec).is_ok_and(|spec| is_bridge_spec(&spec))
+    Routing::of(job).is_bridge()
 }
 
-/// [`is_bridge`] for a spec already parsed.
-pub fn is_bridge_spec(spec: &Value) -> bool {
-    spec.get("trigger").is_some_and(|t| !t.is_null())
+/// What decides who runs a job — `trigger:` (the server, for a bridge) and `tags:` — read
+/// from its spec without building the rest of it (the claim and every pipeline advance ask).
+#[derive(Default, serde::Deserialize)]
+pub struct Routing {
+    #[serde(default)]
+    trigger: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+impl Routing {
+    /// A spec that cannot be read routes like one without `trigger:` and `tags:`.
+    pub fn of(job: &Job) -> Routing {
+        serde_json::from_str(&job.spec).unwrap_or_default()
+    }
+
+    pub fn is_bridge(&self) -> bool {
+        self.trigger.is_some()
+    }
 }
 
 /// What a bridge's `trigger:` asks for.

@@ -22,6 +22,13 @@ impl<T> ProjectCache<T> {
         }
     }
 
+    /// The cached value for `project_id`, if there is a fresh one.
+    pub fn get(&self, project_id: i64) -> Option<Arc<T>> {
+        let entries = self.entries.lock().ok()?;
+        let (at, value) = entries.get(&project_id)?;
+        (at.elapsed() < self.ttl).then(|| value.clone())
+    }
+
     /// The cached value for `project_id`, or what `load` returns (then cached).
     pub async fn get_or_load<E, F>(&self, project_id: i64, load: F) -> Result<Arc<T>, E>
     where

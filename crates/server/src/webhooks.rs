@@ -469,6 +469,14 @@ pub fn pipeline_changed(state: &AppState, pipeline_id: i64) {
 
 /// Spawns Job Hook production off the caller's path.
 pub fn job_changed(state: &AppState, job: &Job) {
+    // The common case, known without a task: the project's (cached) hooks want no job events.
+    if state
+        .hooks_cache
+        .get(job.project_id)
+        .is_some_and(|hooks| !hooks.iter().any(|h| h.job_events))
+    {
+        return;
+    }
     let (state, project_id, job_id) = (state.clone(), job.project_id, job.id);
     tokio::spawn(async move {
         if let Err(err) = on_job(&state, project_id, job_id).await {

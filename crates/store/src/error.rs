@@ -20,6 +20,9 @@ pub enum StoreError {
     Migration { version: i64, source: sqlx::Error },
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// From the SQLite job writer's own connection (see `sqlite.rs`).
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -30,6 +33,21 @@ impl From<sqlx::Error> for StoreError {
                 StoreError::Conflict(db.constraint().unwrap_or(db.message()).to_string())
             }
             other => StoreError::Database(other),
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        match err {
+            rusqlite::Error::QueryReturnedNoRows => StoreError::NotFound,
+            rusqlite::Error::SqliteFailure(e, ref message)
+                if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                StoreError::Conflict(message.clone().unwrap_or_else(|| e.to_string()))
+            }
+            other => StoreError::Sqlite(other),
         }
     }
 }

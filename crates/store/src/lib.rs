@@ -41,6 +41,13 @@ impl Backend {
     }
 }
 
+/// The one parameter (`$1`) of a read the SQLite store runs inline (see `sqlite.rs`).
+#[derive(Clone, Copy)]
+enum InlineArg<'a> {
+    Int(i64),
+    Text(&'a str),
+}
+
 /// Opens the database a URL names and applies pending migrations.
 pub async fn connect(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     match Backend::from_url(url) {

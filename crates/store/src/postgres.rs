@@ -63,6 +63,19 @@ impl PostgresStore {
 
     fn invalidate_protected_branches(&self, _project_id: ProjectId) {}
 
+    // The SQLite store's inline reads; here every read goes through the pool.
+    fn inline_jobs(&self, _sql: &str, _arg: InlineArg<'_>) -> Option<Result<Vec<Job>>> {
+        None
+    }
+
+    fn inline_pipeline(&self, _sql: &str, _arg: InlineArg<'_>) -> Option<Result<Option<Pipeline>>> {
+        None
+    }
+
+    fn inline_runner(&self, _sql: &str, _arg: InlineArg<'_>) -> Option<Result<Option<Runner>>> {
+        None
+    }
+
     async fn announce_jobs_impl(&self) -> Result<()> {
         sqlx::query("SELECT pg_notify($1, '')")
             .bind(JOBS_CHANNEL)

@@ -8,7 +8,7 @@ use pipewright_core::{AccessLevel, PipelineSource, Status, Timestamp, Visibility
 use sqlx::{QueryBuilder, Row};
 
 use crate::model::*;
-use crate::{Backend, Result, Store, StoreError};
+use crate::{Backend, InlineArg, Result, Store, StoreError};
 
 type DbRow = <Db as sqlx::Database>::Row;
 
@@ -825,6 +825,40 @@ fn mismatched() -> StoreError {
     StoreError::Corrupt("the job writer answered another kind of change".into())
 }
 
+// The job writer's statements, shared by `apply_job_ops` and the SQLite backend's writer
+// thread (`sqlite.rs`), which runs the same changes on its own connection.
+const CLAIM_JOB_SQL: &str = concat!(
+    "UPDATE jobs SET status = 'running', runner_id = $2, token_digest = $3, lease_expires_at = $4, started_at = $5 \
+     WHERE id = $1 AND status = 'pending' RETURNING ",
+    job_columns!()
+);
+const FINISH_JOB_SQL: &str = "UPDATE jobs SET status = $2, failure_reason = $3, exit_code = $4, finished_at = $5, \
+     lease_expires_at = NULL WHERE id = $1 AND status = 'running'";
+const PIPELINE_STATUS_SQL: &str = "UPDATE pipelines SET status = $2, updated_at = $3, started_at = COALESCE(started_at, $4), \
+     finished_at = CASE WHEN $5 IS NULL THEN NULL ELSE COALESCE(finished_at, $5) END WHERE id = $1 AND status <> $2";
+const TRACE_MOVE_SQL: &str = "UPDATE jobs SET trace_size = $3 WHERE id = $1 AND trace_size = $2";
+const TRACE_SIZE_SQL: &str = "SELECT trace_size FROM jobs WHERE id = $1";
+const TRACE_INSERT_SQL: &str = "INSERT INTO job_trace_chunks (job_id, start_offset, data) VALUES ($1, $2, $3)";
+
+/// A pipeline status change's `started_at` and `finished_at` candidates.
+fn pipeline_status_times(status: Status, now: i64) -> (Option<i64>, Option<i64>) {
+    let started = if matches!(status, Status::Running) || status.is_complete() { Some(now) } else { None };
+    let finished = if status.is_complete() { Some(now) } else { None };
+    (started, finished)
+}
+
+/// What of a log chunk starting at `start` is stored under the size limit (cut, with `note`
+/// once, where it crosses it), and the log's length after it.
+fn trace_chunk(start: u64, data: &[u8], limit: u64, note: &[u8]) -> (Vec<u8>, u64) {
+    let room = limit.saturating_sub(start) as usize;
+    let mut stored = data[..data.len().min(room)].to_vec();
+    if data.len() > room && room > 0 {
+        stored.extend_from_slice(note);
+    }
+    let new_size = start + stored.len() as u64;
+    (stored, new_size)
+}
+
 /// Applies job changes in one transaction, in order.
 async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[&JobOp]) -> Result<Vec<JobOpResult>> {
     let now = Timestamp::now().millis();
@@ -833,14 +867,9 @@ async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[&JobOp]) -> Result<Vec<JobO
     for op in ops {
         match op {
             JobOp::Claim { candidates, runner_id, token_digest, lease_until } => {
-                let sql = concat!(
-                    "UPDATE jobs SET status = 'running', runner_id = $2, token_digest = $3, lease_expires_at = $4, started_at = $5 \
-                     WHERE id = $1 AND status = 'pending' RETURNING ",
-                    job_columns!()
-                );
                 let mut claimed = None;
                 for id in candidates {
-                    let row = sqlx::query(sql)
+                    let row = sqlx::query(CLAIM_JOB_SQL)
                         .bind(id)
                         .bind(runner_id)
                         .bind(token_digest)
@@ -856,48 +885,36 @@ async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[&JobOp]) -> Result<Vec<JobO
                 results.push(JobOpResult::Claimed(claimed));
             }
             JobOp::Finish { job_id, status, failure_reason, exit_code } => {
-                let result = sqlx::query(
-                    "UPDATE jobs SET status = $2, failure_reason = $3, exit_code = $4, finished_at = $5, lease_expires_at = NULL \
-                     WHERE id = $1 AND status = 'running'",
-                )
-                .bind(job_id)
-                .bind(status.as_str())
-                .bind(failure_reason.as_deref())
-                .bind(exit_code)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                let result = sqlx::query(FINISH_JOB_SQL)
+                    .bind(job_id)
+                    .bind(status.as_str())
+                    .bind(failure_reason.as_deref())
+                    .bind(exit_code)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 results.push(JobOpResult::Finished(result.rows_affected() > 0));
             }
             JobOp::PipelineStatus { pipeline_id, status } => {
-                let started = if matches!(status, Status::Running) || status.is_complete() { Some(now) } else { None };
-                let finished = if status.is_complete() { Some(now) } else { None };
-                let result = sqlx::query(
-                    "UPDATE pipelines SET status = $2, updated_at = $3, started_at = COALESCE(started_at, $4), \
-                     finished_at = CASE WHEN $5 IS NULL THEN NULL ELSE COALESCE(finished_at, $5) END WHERE id = $1 AND status <> $2",
-                )
-                .bind(pipeline_id)
-                .bind(status.as_str())
-                .bind(now)
-                .bind(started)
-                .bind(finished)
-                .execute(&mut *tx)
-                .await?;
+                let (started, finished) = pipeline_status_times(*status, now);
+                let result = sqlx::query(PIPELINE_STATUS_SQL)
+                    .bind(pipeline_id)
+                    .bind(status.as_str())
+                    .bind(now)
+                    .bind(started)
+                    .bind(finished)
+                    .execute(&mut *tx)
+                    .await?;
                 results.push(JobOpResult::Finished(result.rows_affected() > 0));
             }
             JobOp::AppendTrace { job_id, start, data, limit, note } => {
                 // The fast path is two statements: move the length on if the chunk starts where
                 // the log ends, then store the chunk. Anything else needs the current length.
-                let room = limit.saturating_sub(*start) as usize;
-                let mut stored = data[..data.len().min(room)].to_vec();
-                if data.len() > room && room > 0 {
-                    stored.extend_from_slice(note);
-                }
-                let new_size = *start + stored.len() as u64;
+                let (stored, new_size) = trace_chunk(*start, data, *limit, note);
                 let moved = if stored.is_empty() {
                     0
                 } else {
-                    sqlx::query("UPDATE jobs SET trace_size = $3 WHERE id = $1 AND trace_size = $2")
+                    sqlx::query(TRACE_MOVE_SQL)
                         .bind(job_id)
                         .bind(*start as i64)
                         .bind(new_size as i64)
@@ -906,7 +923,7 @@ async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[&JobOp]) -> Result<Vec<JobO
                         .rows_affected()
                 };
                 if moved == 0 {
-                    let size: i64 = sqlx::query("SELECT trace_size FROM jobs WHERE id = $1")
+                    let size: i64 = sqlx::query(TRACE_SIZE_SQL)
                         .bind(job_id)
                         .fetch_optional(&mut *tx)
                         .await?
@@ -922,7 +939,7 @@ async fn apply_job_ops(pool: &sqlx::Pool<Db>, ops: &[&JobOp]) -> Result<Vec<JobO
                     }));
                     continue;
                 }
-                sqlx::query("INSERT INTO job_trace_chunks (job_id, start_offset, data) VALUES ($1, $2, $3)")
+                sqlx::query(TRACE_INSERT_SQL)
                     .bind(job_id)
                     .bind(*start as i64)
                     .bind(stored)
@@ -1630,6 +1647,9 @@ impl Store for StoreImpl {
 
     async fn pending_jobs(&self, limit: i64) -> Result<Vec<Job>> {
         let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE status = 'pending' ORDER BY id LIMIT $1");
+        if let Some(jobs) = self.inline_jobs(sql, InlineArg::Int(limit)) {
+            return jobs;
+        }
         let rows = sqlx::query(sql).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }
@@ -1703,6 +1723,9 @@ impl Store for StoreImpl {
 
     async fn job_by_token(&self, token_digest: &str) -> Result<Option<Job>> {
         let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE token_digest = $1");
+        if let Some(jobs) = self.inline_jobs(sql, InlineArg::Text(token_digest)) {
+            return jobs.map(|jobs| jobs.into_iter().next());
+        }
         let row = sqlx::query(sql).bind(token_digest).fetch_optional(&self.pool).await?;
         row.as_ref().map(job_from_row).transpose()
     }
@@ -1726,6 +1749,9 @@ impl Store for StoreImpl {
 
     async fn pipeline_all_jobs(&self, pipeline_id: i64) -> Result<Vec<Job>> {
         let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE pipeline_id = $1 AND retried = FALSE ORDER BY position");
+        if let Some(jobs) = self.inline_jobs(sql, InlineArg::Int(pipeline_id)) {
+            return jobs;
+        }
         let rows = sqlx::query(sql).bind(pipeline_id).fetch_all(&self.pool).await?;
         rows.iter().map(job_from_row).collect()
     }
@@ -1926,6 +1952,9 @@ impl Store for StoreImpl {
 
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<Pipeline>> {
         let sql = concat!("SELECT ", pipeline_columns!(), " FROM pipelines WHERE id = $1");
+        if let Some(pipeline) = self.inline_pipeline(sql, InlineArg::Int(id)) {
+            return pipeline;
+        }
         let row = sqlx::query(sql).bind(id).fetch_optional(&self.pool).await?;
         row.as_ref().map(pipeline_from_row).transpose()
     }
@@ -2311,6 +2340,9 @@ impl Store for StoreImpl {
 
     async fn runner_by_digest(&self, digest: &str) -> Result<Option<Runner>> {
         let sql = concat!("SELECT ", runner_columns!(), " FROM runners WHERE token_digest = $1");
+        if let Some(runner) = self.inline_runner(sql, InlineArg::Text(digest)) {
+            return runner;
+        }
         let row = sqlx::query(sql).bind(digest).fetch_optional(&self.pool).await?;
         row.as_ref().map(runner_from_row).transpose()
     }

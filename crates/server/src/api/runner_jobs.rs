@@ -177,22 +177,10 @@ async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, Stri
 const CLAIM_WINDOW: i64 = 8;
 
 /// Whether this runner may take this job: not a bridge (the server runs those), and the
-/// runner's tags cover the job's. The spec is parsed once for both.
+/// runner's tags cover the job's.
 fn claimable(runner: &Runner, job: &Job) -> bool {
-    let spec: Value = serde_json::from_str(&job.spec).unwrap_or(Value::Null);
-    if crate::bridges::is_bridge_spec(&spec) {
-        return false;
-    }
-    let tags: Vec<String> = spec
-        .get("tags")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    tags_match(runner, &tags)
+    let routing = crate::bridges::Routing::of(job);
+    !routing.is_bridge() && tags_match(runner, &routing.tags)
 }
 
 /// What every job of a pipeline shares in its payload: read once per pipeline and kept for a
