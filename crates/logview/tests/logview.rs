@@ -739,3 +739,22 @@ fn a_four_mebibyte_log_renders() {
     assert_eq!(cursor.offset, log.len() as u64);
     assert!(to_html(&items).len() > 4 << 20);
 }
+
+#[test]
+fn runner_timestamps_before_section_markers() {
+    // GitLab Runner with FF_TIMESTAMPS stamps the marker lines too.
+    let log = b"2026-11-30T10:11:12.000001Z 00O section_start:1700000000:step_script\r\x1b[0K\x1b[32;1mRunning\x1b[0;m\n2026-11-30T10:11:13.000001Z 00O $ make\n2026-11-30T10:11:14.000001Z 00O section_end:1700000002:step_script\r\x1b[0K\n";
+    let (items, _) = render(log, &Cursor::default(), true);
+    assert!(
+        matches!(&items[0], Item::SectionStart { name, .. } if name == "step_script"),
+        "{items:?}"
+    );
+    assert!(
+        matches!(&items[1], Item::Line { timestamp: Some(t), html, .. } if t == "10:11:13" && html.contains("$ make")),
+        "{items:?}"
+    );
+    assert!(
+        matches!(&items[2], Item::SectionEnd { duration: Some(d), .. } if d == "00:02"),
+        "{items:?}"
+    );
+}

@@ -23,6 +23,10 @@ struct Trace<'a> {
     canceled: bool,
     /// How often to tell the server the job is alive (GitLab's trace update interval).
     heartbeat: Duration,
+    /// GitLab Runner's `FF_TIMESTAMPS`: every line of the log starts with when it was written.
+    timestamps: bool,
+    /// The last text sent ended inside a line (its next piece is a continuation).
+    line_open: bool,
 }
 
 impl Trace<'_> {
@@ -80,9 +84,15 @@ impl Trace<'_> {
     }
 
     async fn send(&mut self, text: &str) {
-        let masked = self.masker.mask(text);
+        let mut masked = self.masker.mask(text);
         if masked.is_empty() {
             return;
+        }
+        if self.timestamps {
+            let now = chrono::Utc::now()
+                .format("%Y-%m-%dT%H:%M:%S%.6fZ")
+                .to_string();
+            masked = stamp(&masked, &mut self.line_open, &now);
         }
         for _ in 0..3 {
             let end = self.offset + masked.len() - 1;
@@ -263,6 +273,11 @@ pub async fn execute(
         partial: String::new(),
         canceled: false,
         heartbeat: Duration::from_secs(3),
+        timestamps: variables.iter().any(|v| {
+            v["key"] == "FF_TIMESTAMPS"
+                && v["value"].as_str().is_some_and(|x| x == "true" || x == "1")
+        }),
+        line_open: false,
     };
     let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
 
@@ -620,6 +635,19 @@ async fn upload_artifacts(
     Ok(())
 }
 
+/// Prefixes each line of `text` as GitLab Runner's `FF_TIMESTAMPS` does: the time, a stream
+/// id and `O` (stdout), then a space, or `+` when the piece continues a line already begun.
+fn stamp(text: &str, line_open: &mut bool, now: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 32);
+    for piece in text.split_inclusive('\n') {
+        out.push_str(now);
+        out.push_str(if *line_open { " 00O+" } else { " 00O " });
+        out.push_str(piece);
+        *line_open = !piece.ends_with('\n');
+    }
+    out
+}
+
 /// Seconds since the epoch, for section markers.
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -629,6 +657,22 @@ fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn timestamps_prefix_every_line_and_mark_continuations() {
+        let mut open = false;
+        let now = "2026-11-30T10:11:12.123456Z";
+        assert_eq!(
+            super::stamp("a\nb", &mut open, now),
+            "2026-11-30T10:11:12.123456Z 00O a\n2026-11-30T10:11:12.123456Z 00O b"
+        );
+        assert!(open);
+        assert_eq!(
+            super::stamp("c\n", &mut open, now),
+            "2026-11-30T10:11:12.123456Z 00O+c\n"
+        );
+        assert!(!open);
+    }
+
     use super::*;
 
     #[test]

@@ -26,6 +26,7 @@ both_backends!(
     settings_forms_change_what_the_api_sees,
     job_pages_play_retry_and_browse_artifacts,
     lists_page_by_twenty,
+    runner_timestamps_show_on_the_job_page,
 );
 
 /// A browser: a cookie jar and no automatic redirects.
@@ -1163,4 +1164,39 @@ async fn lists_page_by_twenty(app: TestApp) {
     assert_eq!(rows(&root.get("/root/many/-/pipelines?page=-3").await), 20);
     let jobs = root.get("/root/many/-/jobs?page=2").await;
     assert_eq!(jobs.body.matches("data-testid=\"job-row\"").count(), 20);
+}
+
+async fn runner_timestamps_show_on_the_job_page(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "variables:\n  FF_TIMESTAMPS: \"true\"\nstamped:\n  script: [echo stamped line]\n";
+    let id = project_with(&app, "stamps", config, tmp.path()).await;
+    let builds = tempfile::tempdir().unwrap();
+    let runner = start_runner(&app, builds.path()).await;
+    let pipeline = run_pipeline(&app, id).await;
+    let (_, jobs) = finished_pipeline(&app, id, &pipeline).await;
+    let job = jobs[0]["id"].as_i64().unwrap();
+    // The raw log carries GitLab Runner's per-line prefix...
+    let raw = app
+        .get(
+            &format!("/projects/{id}/jobs/{job}/trace"),
+            Some(&app.root_token),
+        )
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        raw.lines().all(|l| l.len() > 32 && &l[26..32] == "Z 00O "),
+        "{raw}"
+    );
+    // ...which the page shows as a time column beside each line.
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+    let page = root.get(&format!("/root/stamps/-/jobs/{job}")).await;
+    assert!(page.body.contains("class=\"log-ts\""), "{}", page.body);
+    assert!(page.body.contains("stamped line"));
+    assert!(
+        !page.body.contains("00O "),
+        "the prefix itself is not shown"
+    );
+    runner.abort();
 }
