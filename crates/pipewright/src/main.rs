@@ -201,6 +201,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let mut config =
         pipewright_server::ServerConfig::new(&settings.external_url, &settings.data_dir);
     config.max_body_bytes = settings.max_body_size;
+    config.job_request_long_poll = settings.job_request_long_poll;
     config.pipeline_limit_per_project_user_sha = settings.pipeline_limit_per_project_user_sha;
     let state = pipewright_server::app_state(config, store.clone())?;
 

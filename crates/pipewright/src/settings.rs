@@ -45,6 +45,10 @@ pub struct ServeArgs {
     /// Jobs the embedded runner runs at once [default: the number of CPU cores]
     #[arg(long, env = "PIPEWRIGHT_RUNNER_CONCURRENCY")]
     pub runner_concurrency: Option<usize>,
+    /// How long `POST /api/v4/jobs/request` waits for a job before answering 204, in seconds
+    /// (GitLab Workhorse's CI long polling) [default: 5; 0 answers at once]
+    #[arg(long, env = "PIPEWRIGHT_JOB_REQUEST_LONG_POLL", value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub job_request_long_poll: Option<u64>,
     /// Optional TOML configuration file (same keys as these options, with underscores)
     #[arg(long, env = "PIPEWRIGHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -79,6 +83,7 @@ struct FileSettings {
     pipeline_limit_per_project_user_sha: Option<u32>,
     no_embedded_runner: Option<bool>,
     runner_concurrency: Option<usize>,
+    job_request_long_poll: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -92,6 +97,7 @@ pub struct Settings {
     pub pipeline_limit_per_project_user_sha: u32,
     pub embedded_runner: bool,
     pub runner_concurrency: usize,
+    pub job_request_long_poll: std::time::Duration,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -155,6 +161,16 @@ impl Settings {
                         .map(usize::from)
                         .unwrap_or(2)
                 }),
+            job_request_long_poll: {
+                let seconds = args
+                    .job_request_long_poll
+                    .or(file.job_request_long_poll)
+                    .unwrap_or(5);
+                if seconds > 300 {
+                    bail!("job_request_long_poll must be at most 300 seconds");
+                }
+                std::time::Duration::from_secs(seconds)
+            },
             root_password: args.root_password,
             root_token: args.root_token,
         })
@@ -176,6 +192,7 @@ mod tests {
             pipeline_limit_per_project_user_sha: None,
             no_embedded_runner: false,
             runner_concurrency: None,
+            job_request_long_poll: None,
             config: None,
             root_password: None,
             root_token: None,
@@ -192,6 +209,23 @@ mod tests {
             "sqlite://pipewright-data/pipewright.sqlite3"
         );
         assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.job_request_long_poll, std::time::Duration::from_secs(5));
+    }
+
+    #[test]
+    fn the_long_poll_comes_from_the_file_and_is_bounded() {
+        let dir = tempfile_dir();
+        let file = dir.join("poll.toml");
+        std::fs::write(&file, "job_request_long_poll = 30\n").expect("write");
+        let mut a = args();
+        a.config = Some(file.clone());
+        let s = Settings::resolve(a).expect("resolve");
+        assert_eq!(s.job_request_long_poll, std::time::Duration::from_secs(30));
+        std::fs::write(&file, "job_request_long_poll = 3000\n").expect("write");
+        let mut a = args();
+        a.config = Some(file);
+        assert!(Settings::resolve(a).is_err());
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]
