@@ -64,4 +64,29 @@
       event.preventDefault();
     }
   });
+
+  // Live regions: an element with an id and `data-live` is re-read from the server every few
+  // seconds (while the tab is visible) and swapped in; the server drops `data-live` once
+  // nothing more will change (a finished pipeline or job), which ends the polling.
+  var LIVE_MS = 3000;
+  function live(id) {
+    function tick() {
+      if (document.hidden) { setTimeout(tick, LIVE_MS); return; }
+      fetch(window.location.href, { credentials: 'same-origin', headers: { Accept: 'text/html' } })
+        .then(function (response) {
+          if (!response.ok) { throw new Error('status ' + response.status); }
+          return response.text();
+        })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, 'text/html').getElementById(id);
+          var current = document.getElementById(id);
+          if (!fresh || !current) { return; }
+          current.replaceWith(document.importNode(fresh, true));
+          if (fresh.hasAttribute('data-live')) { setTimeout(tick, LIVE_MS); }
+        })
+        .catch(function () { setTimeout(tick, LIVE_MS * 4); });
+    }
+    setTimeout(tick, LIVE_MS);
+  }
+  document.querySelectorAll('[data-live][id]').forEach(function (el) { live(el.id); });
 })();

@@ -191,6 +191,7 @@ struct ShowPage {
     can_cancel: bool,
     can_play: bool,
     can_keep: bool,
+    live: bool,
 }
 
 pub struct ArtifactsView {
@@ -301,6 +302,7 @@ pub async fn show(
         can_retry: can_update && complete && !job.retried && !crate::bridges::is_bridge(&job),
         can_cancel: can_update && !complete,
         can_play: can_update && job.status == Status::Manual,
+        live: view::is_live(job.status),
         can_keep: can_update
             && job
                 .artifacts

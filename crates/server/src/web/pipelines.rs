@@ -132,6 +132,8 @@ struct ListPage {
     page: u32,
     prev_url: Option<String>,
     next_url: Option<String>,
+    /// Some pipeline on the page is still moving: the table refreshes itself.
+    live: bool,
 }
 
 fn list_url(base: &str, status: &str, source: &str, ref_name: &str, page: u32) -> String {
@@ -205,7 +207,9 @@ pub async fn list(
         .source
         .map(|s| s.as_str().to_string())
         .unwrap_or_default();
+    let live = found.iter().any(|p| view::is_live(p.status));
     let page_view = ListPage {
+        live,
         layout: Layout::new(&viewer, &headers, format!("Pipelines · {}", project.name))
             .with_project(ProjectNav::new(&project, &access, "pipelines")),
         full_path: project.full_path(),
@@ -262,6 +266,7 @@ struct ShowPage {
     can_retry: bool,
     queued: String,
     finished_ago: String,
+    live: bool,
 }
 
 pub async fn find_pipeline(state: &AppState, project: &Project, id: &str) -> WebResult<Pipeline> {
@@ -380,6 +385,7 @@ pub async fn show(
             .map(view::duration)
             .unwrap_or_default(),
         finished_ago: pipeline.finished_at.map(view::time_ago).unwrap_or_default(),
+        live: view::is_live(pipeline.status),
     };
     view::render(&state, &page.layout, &page)
 }

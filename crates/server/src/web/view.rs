@@ -245,6 +245,12 @@ impl StatusView {
     }
 }
 
+/// Whether a pipeline or job in `status` will change without anyone acting (so its page keeps
+/// itself up to date); a manual job waits for a person, a finished one for nothing.
+pub fn is_live(status: Status) -> bool {
+    !status.is_complete() && status != Status::Manual
+}
+
 /// "3 minutes ago", as GitLab's time-ago.
 pub fn time_ago(at: Timestamp) -> String {
     let seconds = (Timestamp::now().millis() - at.millis()) / 1000;

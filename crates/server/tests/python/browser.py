@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
@@ -52,6 +52,24 @@ def wait(driver, condition, timeout=30, what="condition"):
     except TimeoutException:
         raise AssertionError(f"timed out waiting for {what} on {driver.current_url}:\n"
                              + driver.find_element(By.TAG_NAME, "body").text[:3000])
+
+
+def click(driver, by, selector, what):
+    """Clicks an element, finding it again if a live region swapped it out meanwhile."""
+    def attempt(d):
+        try:
+            d.find_element(by, selector).click()
+            return True
+        except StaleElementReferenceException:
+            return False
+    wait(driver, attempt, what=what)
+
+
+def settled(driver, element_id):
+    """Waits until a live region has stopped refreshing (its final state is shown)."""
+    wait(driver, lambda d: not d.execute_script(
+        "const e = document.getElementById(arguments[0]); return !e || e.hasAttribute('data-live');",
+        element_id), timeout=30, what=f"#{element_id} to settle")
 
 
 def sign_in(driver, username):
@@ -120,14 +138,15 @@ def main():
 
         # The pipelines page labels it `triggered`.
         driver.find_element(By.LINK_TEXT, "Pipelines").click()
-        row = wait(driver, EC.presence_of_element_located(
-            (By.CSS_SELECTOR, f"[data-testid=pipeline-row][data-pipeline-id='{pipeline_id}']")),
-            what="the pipeline's row")
-        assert row.find_element(By.CSS_SELECTOR, "[data-testid=triggered-label]").text == "triggered"
+        row_css = f"[data-testid=pipeline-row][data-pipeline-id='{pipeline_id}']"
+        label = wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, f"{row_css} [data-testid=triggered-label]")),
+                     what="the pipeline's row")
+        assert label.text == "triggered"
 
-        # Open the upload job and watch its log finish (the page polls; no reloads).
-        row.find_element(By.LINK_TEXT, f"#{pipeline_id}").click()
-        driver.find_element(By.XPATH, "//a[@data-testid='job-node'][.//span[text()='upload_package']]").click()
+        # Open the upload job and watch its log finish (the page polls; no reloads). The
+        # pipelines table and graph refresh themselves while the pipeline runs.
+        click(driver, By.CSS_SELECTOR, f"{row_css} a[href$='/-/pipelines/{pipeline_id}']", "the pipeline link")
+        click(driver, By.XPATH, "//a[@data-testid='job-node'][.//span[text()='upload_package']]", "the upload job")
         wait(driver, EC.text_to_be_present_in_element((By.ID, "job-log"), "uploading package to S3"),
              timeout=90, what="the upload's output in the live log")
         wait(driver, EC.text_to_be_present_in_element((By.CSS_SELECTOR, ".job-sidebar [data-job-status]"), "passed"),
@@ -138,6 +157,11 @@ def main():
         assert "$ if [ -n \"${UPLOAD_TO_S3}\" ]; then make upload; fi" in log, log
         assert "Job succeeded" in log, log
         assert token not in driver.page_source
+
+        # The sidebar refreshes itself once more when the job ends (when it finished, the runner).
+        settled(driver, "job-sidebar")
+        sidebar = driver.find_element(By.ID, "job-sidebar").text
+        assert "Finished" in sidebar and "Runner" in sidebar, sidebar
 
         # The sidebar names the trigger by its 4 characters; a Maintainer may reveal values.
         assert driver.find_element(By.CSS_SELECTOR, "[data-testid=trigger-short-token]").text == short
@@ -152,6 +176,7 @@ def main():
         driver.get(f"{BASE}/{PROJECT}/-/pipelines/{pipeline_id}")
         wait(driver, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "[data-testid=pipeline-status]"), "passed"),
              timeout=60, what="the pipeline to pass")
+        settled(driver, "pipeline-live")
         screenshot(driver, "pipeline.png")
         sign_out(driver)
 
