@@ -639,7 +639,7 @@ async fn the_live_log_feed_continues_from_its_cursor(app: TestApp) {
     let tmp = tempfile::tempdir().unwrap();
     let (project, token, _) = triggerable_project(&app, "live", tmp.path()).await;
     let url = format!("{}/api/v4/projects/{project}/trigger/pipeline", app.url);
-    let (status, _) = curl(&[
+    let (status, created) = curl(&[
         "-X",
         "POST",
         "-F",
@@ -665,6 +665,18 @@ async fn the_live_log_feed_continues_from_its_cursor(app: TestApp) {
     assert!(page.body.contains("red &lt;b&gt;"));
     assert!(page.body.contains("log-section"));
     assert!(page.body.contains("data-complete=\"false\""));
+    // While the job runs its sidebar and its pipeline refresh themselves...
+    assert!(
+        page.body
+            .contains("id=\"job-sidebar\" aria-label=\"Job details\" data-live")
+    );
+    let pipeline_page = format!("/root/live/-/pipelines/{}", created["id"]);
+    assert!(
+        root.get(&pipeline_page)
+            .await
+            .body
+            .contains("id=\"pipeline-live\" data-live")
+    );
 
     let feed = |cursor: String| format!("/root/live/-/jobs/{id}/trace.json?cursor={cursor}");
     let page = root.get(&feed(String::new())).await;
@@ -705,6 +717,12 @@ async fn the_live_log_feed_continues_from_its_cursor(app: TestApp) {
         items
             .iter()
             .any(|i| i["type"] == "section_end" && i["duration"] == "00:03")
+    );
+    // ...and stop once it is done (the pipeline waits on later stages, so it is still live).
+    let page = root.get(&format!("/root/live/-/jobs/{id}")).await;
+    assert!(
+        !page.body.contains("data-live"),
+        "a finished job's page is final"
     );
     // Nonsense cursors start over rather than fail.
     assert_eq!(root.get(&feed("garbage~~".into())).await.status, 200);
