@@ -77,6 +77,15 @@ pub fn router(state: AppState) -> Router {
         .merge(git_http::routes().layer(DefaultBodyLimit::max(git_limit)))
         .merge(api::router(state.config.max_artifacts_bytes))
         .merge(web::routes())
+        // Unknown API paths answer as Grape does; anything else is the web UI's 404 page.
+        .fallback(|uri: axum::http::Uri| async move {
+            use axum::response::IntoResponse;
+            if uri.path().starts_with("/api/") {
+                api::no_route().into_response()
+            } else {
+                web::error::WebError::NotFound.into_response()
+            }
+        })
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // Only method and path: query strings may carry tokens.

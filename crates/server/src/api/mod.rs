@@ -50,12 +50,14 @@ pub fn router(max_artifacts_bytes: usize) -> Router<AppState> {
         .merge(variables::routes())
         .merge(hooks::routes())
         .merge(artifacts::routes(max_artifacts_bytes))
-        .fallback(|| async {
-            ApiError::Custom(
-                axum::http::StatusCode::NOT_FOUND,
-                json!({"error": "404 Not Found"}),
-            )
-        })
+}
+
+/// An API path no route matched: Grape's `{"error":"404 Not Found"}`.
+pub fn no_route() -> ApiError {
+    ApiError::Custom(
+        axum::http::StatusCode::NOT_FOUND,
+        json!({"error": "404 Not Found"}),
+    )
 }
 
 async fn version() -> axum::Json<serde_json::Value> {

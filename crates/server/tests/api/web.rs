@@ -343,6 +343,16 @@ async fn pages_enforce_project_permissions(app: TestApp) {
     assert_eq!(alice.get("/root/perm/-/hooks").await.status, 200);
     assert_eq!(alice.get("/root/perm/-/pipelines/999999").await.status, 404);
     assert_eq!(alice.get("/root/perm/-/jobs/abc").await.status, 404);
+    // Unknown pages are the UI's 404 page; unknown API paths keep Grape's JSON.
+    let page = alice.get("/no/such/page/at/all").await;
+    assert_eq!(page.status, 404);
+    assert!(page.body.contains("404: Page not found"));
+    let res = app.get("/no/such/route", Some(&app.root_token)).await;
+    assert_eq!(res.status(), 404);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "404 Not Found"})
+    );
 }
 
 async fn trigger_tokens_are_managed_in_the_settings_page(app: TestApp) {
