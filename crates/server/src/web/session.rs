@@ -121,17 +121,24 @@ pub fn set_cookie(
     value: &str,
     max_age_secs: Option<i64>,
 ) -> HeaderValue {
+    let secure = state.config.external_url.starts_with("https://");
+    // Our values are hex or percent-encoded and our names constants, so this never fails;
+    // fall back to an expired cookie rather than panic.
+    HeaderValue::from_str(&cookie_text(name, value, max_age_secs, secure))
+        .unwrap_or(HeaderValue::from_static("_pipewright_invalid=; Max-Age=0"))
+}
+
+/// `HttpOnly` (no script reads it), `SameSite=Lax` (no cross-site POST carries it), `Secure`
+/// when the server is reached over HTTPS.
+fn cookie_text(name: &str, value: &str, max_age_secs: Option<i64>, secure: bool) -> String {
     let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
-    if state.config.external_url.starts_with("https://") {
+    if secure {
         cookie.push_str("; Secure");
     }
     if let Some(age) = max_age_secs {
         cookie.push_str(&format!("; Max-Age={age}"));
     }
-    // Our values are hex and our names constants, so this never fails; fall back to an
-    // expired cookie rather than panic.
-    HeaderValue::from_str(&cookie)
-        .unwrap_or(HeaderValue::from_static("_pipewright_invalid=; Max-Age=0"))
+    cookie
 }
 
 impl FromRequestParts<AppState> for Viewer {
@@ -292,6 +299,18 @@ mod tests {
         );
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
         assert_eq!(cookie(&headers, "missing"), None);
+    }
+
+    #[test]
+    fn cookies_are_secure_behind_https() {
+        assert_eq!(
+            cookie_text(SESSION_COOKIE, "ab", None, true),
+            "_pipewright_session=ab; Path=/; HttpOnly; SameSite=Lax; Secure"
+        );
+        assert_eq!(
+            cookie_text(SESSION_COOKIE, "", Some(0), false),
+            "_pipewright_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+        );
     }
 
     #[test]
