@@ -39,9 +39,18 @@ fn tools() -> Option<PathBuf> {
 /// the variable; a second Maintainer sees only 4 characters of the first one's token; a
 /// Developer cannot open the settings; a revoked token's next trigger gets 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_maintainer_triggers_and_watches_a_pipeline_in_chromium() {
+async fn a_maintainer_triggers_and_watches_a_pipeline_in_chromium_on_sqlite() {
+    story(Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintainer_triggers_and_watches_a_pipeline_in_chromium_on_postgres() {
+    story(Backend::Postgres).await
+}
+
+async fn story(backend: Backend) {
     let Some(python) = tools() else { return };
-    let app = TestApp::start(Backend::Sqlite).await;
+    let app = TestApp::start(backend).await;
     let tmp = tempfile::tempdir().unwrap();
     let project = app.create_project(&app.root_token, "demo").await;
     let id = project["id"].as_i64().unwrap();
@@ -71,9 +80,12 @@ async fn a_maintainer_triggers_and_watches_a_pipeline_in_chromium() {
     let builds = tempfile::tempdir().unwrap();
     let runner = start_runner(&app, builds.path()).await;
 
+    // The README's screenshots come from the SQLite run.
     let screenshots = std::env::var("PIPEWRIGHT_SCREENSHOTS")
+        .ok()
+        .filter(|_| backend == Backend::Sqlite)
         .map(PathBuf::from)
-        .unwrap_or_else(|_| tmp.path().join("screenshots"));
+        .unwrap_or_else(|| tmp.path().join("screenshots"));
     std::fs::create_dir_all(&screenshots).unwrap();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/browser.py");
     let out = tokio::process::Command::new(python)
