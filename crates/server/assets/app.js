@@ -42,20 +42,31 @@
     }
     var reveal = event.target.closest('[data-reveal-toggle]');
     if (reveal) {
-      var scope = document.getElementById(reveal.getAttribute('data-reveal-toggle'));
-      if (!scope) { return; }
-      var showing = reveal.getAttribute('aria-pressed') === 'true';
-      scope.querySelectorAll('.revealed-value').forEach(function (el) { el.hidden = showing; });
-      scope.querySelectorAll('.masked-value').forEach(function (el) {
-        // Values the viewer may not see have no revealed sibling: they stay masked.
-        if (el.nextElementSibling && el.nextElementSibling.classList.contains('revealed-value')) {
-          el.hidden = !showing;
-        }
-      });
-      reveal.setAttribute('aria-pressed', showing ? 'false' : 'true');
-      reveal.textContent = showing ? 'Reveal values' : 'Hide values';
+      var id = reveal.getAttribute('data-reveal-toggle');
+      var show = reveal.getAttribute('aria-pressed') !== 'true';
+      revealed[id] = show;
+      setRevealed(id, show);
     }
   });
+
+  // Which "Reveal values" toggles are on, so a live region's refresh keeps them on.
+  var revealed = {};
+
+  function setRevealed(id, show) {
+    var scope = document.getElementById(id);
+    if (!scope) { return; }
+    scope.querySelectorAll('.revealed-value').forEach(function (el) { el.hidden = !show; });
+    scope.querySelectorAll('.masked-value').forEach(function (el) {
+      // Values the viewer may not see have no revealed sibling: they stay masked.
+      if (el.nextElementSibling && el.nextElementSibling.classList.contains('revealed-value')) {
+        el.hidden = show;
+      }
+    });
+    document.querySelectorAll('[data-reveal-toggle="' + id + '"]').forEach(function (toggle) {
+      toggle.setAttribute('aria-pressed', show ? 'true' : 'false');
+      toggle.textContent = show ? 'Hide values' : 'Reveal values';
+    });
+  }
 
   document.addEventListener('submit', function (event) {
     var form = event.target;
@@ -82,6 +93,9 @@
           var current = document.getElementById(id);
           if (!fresh || !current) { return; }
           current.replaceWith(document.importNode(fresh, true));
+          Object.keys(revealed).forEach(function (key) {
+            if (revealed[key]) { setRevealed(key, true); }
+          });
           if (fresh.hasAttribute('data-live')) { setTimeout(tick, LIVE_MS); }
         })
         .catch(function () { setTimeout(tick, LIVE_MS * 4); });
