@@ -93,6 +93,7 @@
           var current = document.getElementById(id);
           if (!fresh || !current) { return; }
           current.replaceWith(document.importNode(fresh, true));
+          document.dispatchEvent(new CustomEvent('pipewright:refreshed'));
           Object.keys(revealed).forEach(function (key) {
             if (revealed[key]) { setRevealed(key, true); }
           });
@@ -103,4 +104,43 @@
     setTimeout(tick, LIVE_MS);
   }
   document.querySelectorAll('[data-live][id]').forEach(function (el) { live(el.id); });
+
+  // The pipeline graph's `needs` lines: a curve from each needed job to the job needing it,
+  // drawn under the nodes (the "needs:" text under a node says the same without them).
+  var SVG = 'http://www.w3.org/2000/svg';
+  function drawNeeds() {
+    document.querySelectorAll('.graph').forEach(function (graph) {
+      var old = graph.querySelector('svg.needs-lines');
+      if (old) { old.remove(); }
+      var nodes = graph.querySelectorAll('[data-needs]');
+      if (!nodes.length) { return; }
+      var box = graph.getBoundingClientRect();
+      var svg = document.createElementNS(SVG, 'svg');
+      svg.setAttribute('class', 'needs-lines');
+      svg.setAttribute('aria-hidden', 'true');
+      svg.setAttribute('width', graph.scrollWidth);
+      svg.setAttribute('height', graph.scrollHeight);
+      nodes.forEach(function (node) {
+        node.getAttribute('data-needs').trim().split(/\s+/).forEach(function (id) {
+          var from = id && document.getElementById('job-node-' + id);
+          if (!from) { return; }
+          var a = from.getBoundingClientRect();
+          var b = node.getBoundingClientRect();
+          var x1 = a.right - box.left + graph.scrollLeft;
+          var y1 = a.top + a.height / 2 - box.top + graph.scrollTop;
+          var x2 = b.left - box.left + graph.scrollLeft;
+          var y2 = b.top + b.height / 2 - box.top + graph.scrollTop;
+          var dx = Math.max(16, Math.abs(x2 - x1) / 2);
+          var path = document.createElementNS(SVG, 'path');
+          path.setAttribute('d', 'M' + x1 + ' ' + y1 + ' C' + (x1 + dx) + ' ' + y1 + ' ' +
+            (x2 - dx) + ' ' + y2 + ' ' + x2 + ' ' + y2);
+          svg.appendChild(path);
+        });
+      });
+      graph.insertBefore(svg, graph.firstChild);
+    });
+  }
+  drawNeeds();
+  window.addEventListener('resize', drawNeeds);
+  document.addEventListener('pipewright:refreshed', drawNeeds);
 })();

@@ -457,7 +457,17 @@ pub async fn create_pipeline(
     let mut new = base;
     new.name = plan.name.clone();
     new.jobs = plan.jobs.iter().map(new_job).collect::<Result<_, _>>()?;
-    let pipeline = state.store.create_pipeline(&new).await?;
+    // Stored already processed (a first stage waiting for runners makes it `pending`, as
+    // GitLab shows it once its pipeline processing has run)...
+    new.status = pipewright_core::status::composite(
+        new.jobs.iter().map(|j| (j.status, j.allow_failure)),
+        false,
+    )
+    .map_or(Status::Created, |c| c.status);
+    let mut pipeline = state.store.create_pipeline(&new).await?;
+    // ...while the creating request answers as GitLab's does, before that processing:
+    // `"status": "created"`.
+    pipeline.status = Status::Created;
     crate::webhooks::pipeline_changed(state, pipeline.id);
     // Runners waiting in a long poll take the first stage's jobs at once.
     if new.jobs.iter().any(|j| j.status == Status::Pending) {

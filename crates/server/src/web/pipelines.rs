@@ -233,7 +233,8 @@ pub struct JobNode {
     pub name: String,
     pub url: String,
     pub status: StatusView,
-    pub needs: Vec<String>,
+    /// The jobs it `needs`, by name, with the node id of each when it is in this pipeline.
+    pub needs: Vec<(String, Option<i64>)>,
     pub duration: String,
     /// For `trigger:` jobs: the pipeline it started.
     pub downstream: Option<(String, String, StatusView)>,
@@ -284,7 +285,8 @@ pub async fn job_nodes(
     jobs: &[Job],
 ) -> WebResult<Vec<StageColumn>> {
     let mut stages: Vec<(i64, StageColumn)> = Vec::new();
-    for job in jobs.iter().filter(|j| !j.retried) {
+    let current: Vec<&Job> = jobs.iter().filter(|j| !j.retried).collect();
+    for job in current.iter().copied() {
         let downstream = if crate::bridges::is_bridge(job) {
             match state.store.downstream_pipeline(job.id).await? {
                 Some(d) => pipeline_link(state, d.project_id, d.id)
@@ -300,7 +302,14 @@ pub async fn job_nodes(
             name: job.name.clone(),
             url: format!("/{}/-/jobs/{}", project.full_path(), job.id),
             status: StatusView::of_job(job.status, job.allow_failure),
-            needs: job_processing::job_needs(job).unwrap_or_default(),
+            needs: job_processing::job_needs(job)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|name| {
+                    let id = current.iter().find(|j| j.name == name).map(|j| j.id);
+                    (name, id)
+                })
+                .collect(),
             duration: view::seconds_between(job.started_at, job.finished_at)
                 .map(view::duration)
                 .unwrap_or_default(),

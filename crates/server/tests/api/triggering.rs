@@ -169,6 +169,12 @@ async fn the_seeds_curl_commands_work_verbatim(app: TestApp) {
         format!("{}/root/seeded/-/pipelines/{}", app.url, p["id"])
     );
     assert_eq!(p["detailed_status"]["group"], "created");
+    // The response is the pipeline before processing, as GitLab answers; processed, it waits
+    // for a runner: `pending`.
+    let stored: Value = app
+        .root_json(&format!("/projects/{id}/pipelines/{}", p["id"]))
+        .await;
+    assert_eq!(stored["status"], "pending");
     assert_eq!(
         p["detailed_status"]["details_path"],
         format!("/root/seeded/-/pipelines/{}", p["id"])

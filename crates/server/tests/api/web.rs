@@ -27,6 +27,7 @@ both_backends!(
     job_pages_play_retry_and_browse_artifacts,
     lists_page_by_twenty,
     runner_timestamps_show_on_the_job_page,
+    the_graph_links_needs,
 );
 
 /// A browser: a cookie jar and no automatic redirects.
@@ -1227,4 +1228,42 @@ async fn runner_timestamps_show_on_the_job_page(app: TestApp) {
         "the prefix itself is not shown"
     );
     runner.abort();
+}
+
+async fn the_graph_links_needs(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "stages: [build, test, deploy]\ncompile:\n  stage: build\n  script: [x]\nlint:\n  stage: build\n  script: [x]\nunit:\n  stage: test\n  needs: [compile]\n  script: [x]\nship:\n  stage: deploy\n  needs: [unit, lint]\n  script: [x]\n";
+    let id = project_with(&app, "dag", config, tmp.path()).await;
+    let pipeline = run_pipeline(&app, id).await;
+    let jobs: Vec<Value> = app
+        .root_json(&format!("/projects/{id}/pipelines/{}/jobs", pipeline["id"]))
+        .await;
+    let job_id = |name: &str| {
+        jobs.iter().find(|j| j["name"] == name).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+    let page = root
+        .get(&format!("/root/dag/-/pipelines/{}", pipeline["id"]))
+        .await;
+    assert!(
+        page.body
+            .contains(&format!("id=\"job-node-{}\"", job_id("compile")))
+    );
+    assert!(
+        page.body
+            .contains(&format!("data-needs=\"{} \"", job_id("compile"))),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(&format!(
+        "data-needs=\"{} {} \"",
+        job_id("unit"),
+        job_id("lint")
+    )));
+    assert!(page.body.contains(&format!(
+        "<a href=\"#job-node-{}\">unit</a>",
+        job_id("unit")
+    )));
 }
