@@ -65,7 +65,6 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         hooks_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         variables_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         payload_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
-        sign_in_throttle: Arc::new(web::session::SignInThrottle::default()),
     })
 }
 

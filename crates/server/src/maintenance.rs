@@ -2,7 +2,7 @@
 //! whose runner went silent past its lease (`runner_system_failure`, retried when the job's
 //! `retry` allows), starts delayed jobs that are due, deletes expired artifacts, and turns
 //! recorded pushes into pipelines and webhook deliveries, sends the deliveries that are due,
-//! and (once a minute) removes expired web sessions. Every step is a conditional update, so
+//! and (once a minute) removes expired web sessions and finished sign-in throttling windows. Every step is a conditional update, so
 //! several servers sharing one PostgreSQL can run it at once without doing anything twice.
 
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -89,5 +89,6 @@ async fn sweep_sessions(state: &AppState, now: Timestamp) -> anyhow::Result<()> 
     }
     LAST_SESSION_SWEEP.store(now.millis(), Ordering::Relaxed);
     state.store.delete_expired_web_sessions(now).await?;
+    crate::web::session::throttle::sweep(state, now).await?;
     Ok(())
 }

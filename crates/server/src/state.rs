@@ -93,6 +93,4 @@ pub struct AppState {
     /// Per pipeline: what its jobs' payloads share (keyed by pipeline id).
     pub payload_cache:
         Arc<crate::project_cache::ProjectCache<crate::api::runner_jobs::PayloadContext>>,
-    /// Failed web sign-ins, per username and address.
-    pub sign_in_throttle: Arc<crate::web::session::SignInThrottle>,
 }

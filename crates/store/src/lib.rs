@@ -400,4 +400,21 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_web_session(&self, id_digest: &str) -> Result<()>;
     /// Removes sessions that expired before `now`; returns how many.
     async fn delete_expired_web_sessions(&self, now: pipewright_core::Timestamp) -> Result<u64>;
+    /// Counts a failed sign-in under `key`; a window that started before `window_after` starts
+    /// over at `now`. Returns the failures in the current window.
+    async fn record_sign_in_failure(
+        &self,
+        key: &str,
+        now: pipewright_core::Timestamp,
+        window_after: pipewright_core::Timestamp,
+    ) -> Result<i64>;
+    /// The failures counted under each key (`(key, failures, window_start)`), for those that
+    /// have any.
+    async fn sign_in_failures(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, i64, pipewright_core::Timestamp)>>;
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<()>;
+    /// Forgets windows that started before `before`.
+    async fn delete_old_sign_in_failures(&self, before: pipewright_core::Timestamp) -> Result<u64>;
 }

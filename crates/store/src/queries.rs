@@ -2542,6 +2542,49 @@ impl Store for StoreImpl {
         Ok(())
     }
 
+    async fn record_sign_in_failure(&self, key: &str, now: Timestamp, window_after: Timestamp) -> Result<i64> {
+        let row = sqlx::query(
+            "INSERT INTO sign_in_failures (key, failures, window_start) VALUES ($1, 1, $2) \
+             ON CONFLICT (key) DO UPDATE SET \
+             failures = CASE WHEN sign_in_failures.window_start < $3 THEN 1 ELSE sign_in_failures.failures + 1 END, \
+             window_start = CASE WHEN sign_in_failures.window_start < $3 THEN $2 ELSE sign_in_failures.window_start END \
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now.millis())
+        .bind(window_after.millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("failures")?)
+    }
+
+    async fn sign_in_failures(&self, keys: &[String]) -> Result<Vec<(String, i64, Timestamp)>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = QueryBuilder::<Db>::new("SELECT key, failures, window_start FROM sign_in_failures WHERE key IN (");
+        let mut sep = q.separated(", ");
+        for key in keys {
+            sep.push_bind(key.as_str());
+        }
+        q.push(")");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("failures")?, Timestamp(r.try_get("window_start")?))))
+            .collect()
+    }
+
+    async fn clear_sign_in_failures(&self, key: &str) -> Result<()> {
+        sqlx::query("DELETE FROM sign_in_failures WHERE key = $1").bind(key).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn delete_old_sign_in_failures(&self, before: Timestamp) -> Result<u64> {
+        let result =
+            sqlx::query("DELETE FROM sign_in_failures WHERE window_start < $1").bind(before.millis()).execute(&self.pool).await?;
+        Ok(result.rows_affected())
+    }
+
     async fn delete_expired_web_sessions(&self, now: Timestamp) -> Result<u64> {
         let result = sqlx::query("DELETE FROM web_sessions WHERE expires_at < $1").bind(now.millis()).execute(&self.pool).await?;
         Ok(result.rows_affected())

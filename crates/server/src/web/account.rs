@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::{WebError, WebResult};
-use super::session::{self, CSRF_FIELD, SIGN_IN_CSRF_COOKIE, Viewer};
+use super::session::{self, CSRF_FIELD, SIGN_IN_CSRF_COOKIE, Viewer, throttle};
 use super::view::{self, Layout};
 use crate::params::Params;
 use crate::secrets;
@@ -110,7 +110,7 @@ pub async fn create(
     let redirect_to = safe_redirect(params.str("redirect_to").ok().flatten().as_deref());
     let ip = session::client_ip(&request_parts);
 
-    if let Some(wait) = state.sign_in_throttle.locked_for(&login, ip) {
+    if let Some(wait) = throttle::locked_for(&state, &login, ip).await? {
         let minutes = wait.as_secs().div_ceil(60);
         return Err(WebError::TooManyRequests(format!(
             "Too many failed sign-in attempts. Try again in {minutes} minute{}.",
@@ -140,7 +140,7 @@ pub async fn create(
     let user = match user {
         Some(user) if password_ok && user.is_active() => user,
         _ => {
-            state.sign_in_throttle.record_failure(&login, ip);
+            throttle::record_failure(&state, &login, ip).await?;
             return sign_in_page(
                 &state,
                 &viewer,
@@ -152,7 +152,7 @@ pub async fn create(
             );
         }
     };
-    state.sign_in_throttle.record_success(&login);
+    throttle::record_success(&state, &login).await?;
     // A new session id on every sign-in (no session fixation); the old one ends.
     if viewer.user.is_some() {
         session::end(&state, &viewer).await?;

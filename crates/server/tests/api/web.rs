@@ -272,11 +272,20 @@ async fn signing_in_and_out(app: TestApp) {
 
 async fn sign_in_is_throttled(app: TestApp) {
     app.create_user("mallory").await;
+    // Replicas share the count: five wrong guesses here and five on another server.
+    let replica = app.start_replica().await;
+    let mut elsewhere = Browser::new(&replica);
     let mut browser = Browser::new(&app);
-    for _ in 0..10 {
-        let page = browser.sign_in_as("mallory", "guess").await;
+    for i in 0..10 {
+        let target = if i % 2 == 0 {
+            &mut browser
+        } else {
+            &mut elsewhere
+        };
+        let page = target.sign_in_as("mallory", "guess").await;
         assert_eq!(page.status, 401);
     }
+    assert_eq!(elsewhere.sign_in_as("mallory", PASSWORD).await.status, 429);
     // Locked now, even with the right password.
     let page = browser.sign_in_as("mallory", PASSWORD).await;
     assert_eq!(page.status, 429, "{}", page.body);

@@ -10,6 +10,15 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_user ON web_sessions(user_id);
 CREATE INDEX web_sessions_expiry ON web_sessions(expires_at);
 
+-- Failed sign-ins per `user:<login>` and `ip:<address>` in the current window, shared by every
+-- replica so a replica set does not multiply the guessing budget.
+CREATE TABLE sign_in_failures (
+    key             TEXT PRIMARY KEY,
+    failures        BIGINT NOT NULL,
+    window_start    BIGINT NOT NULL
+);
+CREATE INDEX sign_in_failures_window ON sign_in_failures(window_start);
+
 -- The pipelines and jobs pages filter by status and source, newest first, without counting a
 -- project's whole history.
 CREATE INDEX pipelines_project_status ON pipelines(project_id, status, id);
