@@ -49,6 +49,12 @@ pub struct ServeArgs {
     /// (GitLab Workhorse's CI long polling) [default: 5; 0 answers at once]
     #[arg(long, env = "PIPEWRIGHT_JOB_REQUEST_LONG_POLL", value_parser = clap::value_parser!(u64).range(0..=300))]
     pub job_request_long_poll: Option<u64>,
+    /// A job's log is cut at this many bytes (GitLab's default: 4 MiB) [default: 4194304]
+    #[arg(long, env = "PIPEWRIGHT_MAX_LOG_SIZE")]
+    pub max_log_size: Option<u64>,
+    /// Largest artifacts archive a runner may upload, in bytes [default: 104857600]
+    #[arg(long, env = "PIPEWRIGHT_MAX_ARTIFACTS_SIZE")]
+    pub max_artifacts_size: Option<usize>,
     /// Optional TOML configuration file (same keys as these options, with underscores)
     #[arg(long, env = "PIPEWRIGHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -84,6 +90,8 @@ struct FileSettings {
     no_embedded_runner: Option<bool>,
     runner_concurrency: Option<usize>,
     job_request_long_poll: Option<u64>,
+    max_log_size: Option<u64>,
+    max_artifacts_size: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -98,6 +106,8 @@ pub struct Settings {
     pub embedded_runner: bool,
     pub runner_concurrency: usize,
     pub job_request_long_poll: std::time::Duration,
+    pub max_log_size: u64,
+    pub max_artifacts_size: usize,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -171,6 +181,14 @@ impl Settings {
                 }
                 std::time::Duration::from_secs(seconds)
             },
+            max_log_size: args
+                .max_log_size
+                .or(file.max_log_size)
+                .unwrap_or(4 * 1024 * 1024),
+            max_artifacts_size: args
+                .max_artifacts_size
+                .or(file.max_artifacts_size)
+                .unwrap_or(100 * 1024 * 1024),
             root_password: args.root_password,
             root_token: args.root_token,
         })
@@ -193,6 +211,8 @@ mod tests {
             no_embedded_runner: false,
             runner_concurrency: None,
             job_request_long_poll: None,
+            max_log_size: None,
+            max_artifacts_size: None,
             config: None,
             root_password: None,
             root_token: None,
@@ -210,6 +230,8 @@ mod tests {
         );
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.job_request_long_poll, std::time::Duration::from_secs(5));
+        assert_eq!(s.max_log_size, 4 * 1024 * 1024);
+        assert_eq!(s.max_artifacts_size, 100 * 1024 * 1024);
     }
 
     #[test]
