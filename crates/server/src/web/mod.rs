@@ -38,7 +38,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/settings", post(admin::update_settings))
         .route("/-/assets/{file}", get(assets::serve))
         .route(project, get(projects::overview))
-        .route(&format!("{project}/-/pipelines"), get(pipelines::list))
+        .route(
+            &format!("{project}/-/pipelines"),
+            get(pipelines::list).post(pipelines::run),
+        )
         .route(
             &format!("{project}/-/pipelines/{{id}}"),
             get(pipelines::show),

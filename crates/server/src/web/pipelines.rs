@@ -134,6 +134,9 @@ struct ListPage {
     next_url: Option<String>,
     /// Some pipeline on the page is still moving: the table refreshes itself.
     live: bool,
+    /// The viewer may run pipelines (Developer+): the "Run pipeline" form is shown.
+    can_run: bool,
+    default_branch: String,
 }
 
 fn list_url(base: &str, status: &str, source: &str, ref_name: &str, page: u32) -> String {
@@ -210,6 +213,8 @@ pub async fn list(
     let live = found.iter().any(|p| view::is_live(p.status));
     let page_view = ListPage {
         live,
+        can_run: access.can(Action::CreatePipeline),
+        default_branch: project.default_branch.clone(),
         layout: Layout::new(&viewer, &headers, format!("Pipelines · {}", project.name))
             .with_project(ProjectNav::new(&project, &access, "pipelines")),
         full_path: project.full_path(),
@@ -430,4 +435,83 @@ pub async fn act(
         _ => return Err(WebError::NotFound),
     };
     Ok(view::redirect_with(&state, &back, flash))
+}
+
+/// `POST …/-/pipelines`: "Run pipeline" for a branch or tag, with an optional variable, as
+/// the viewer (source `web`), through the same creation chain as every other pipeline.
+pub async fn run(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path)): Path<(String, String)>,
+    params: Params,
+) -> WebResult<Response> {
+    let (project, access) = project_form(
+        &state,
+        &viewer,
+        &namespace,
+        &path,
+        &params,
+        Action::CreatePipeline,
+    )
+    .await?;
+    let user = viewer.required()?.clone();
+    let back = format!("/{}/-/pipelines", project.full_path());
+    let field = |key: &str| params.str(key).ok().flatten().unwrap_or_default();
+    let ref_name = field("ref").trim().to_string();
+    if ref_name.is_empty() {
+        return Ok(view::redirect_with(
+            &state,
+            &back,
+            Flash::alert("Choose a branch or tag to run."),
+        ));
+    }
+    let key = field("variable_key").trim().to_string();
+    let mut variables = Vec::new();
+    if !key.is_empty() {
+        if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || key.len() > 255 {
+            return Ok(view::redirect_with(
+                &state,
+                &back,
+                Flash::alert("Variable keys may contain only letters, digits and _."),
+            ));
+        }
+        variables.push(crate::pipeline_creation::PipelineVariableInput {
+            key,
+            value: field("variable_value"),
+            variable_type: pipewright_store::VariableType::EnvVar,
+        });
+    }
+    let request = crate::pipeline_creation::CreatePipeline {
+        project: project.clone(),
+        ref_name,
+        source: PipelineSource::Web,
+        runner: crate::pipeline_creation::Runner::User {
+            user,
+            role: access.role(),
+        },
+        trigger: None,
+        variables,
+        upstream: None,
+        before_sha: None,
+        config_path: None,
+        at_sha: None,
+        ignore_skip_ci: true,
+    };
+    use crate::pipeline_creation::CreateError;
+    match crate::pipeline_creation::create_pipeline(&state, request).await {
+        Ok(pipeline) => Ok(view::redirect_with(
+            &state,
+            &format!("{back}/{}", pipeline.id),
+            Flash::notice(format!("Pipeline #{} was created.", pipeline.id)),
+        )),
+        Err(CreateError::ConfigError(pipeline, message)) => Ok(view::redirect_with(
+            &state,
+            &format!("{back}/{}", pipeline.id),
+            Flash::alert(message),
+        )),
+        Err(CreateError::Rejected(message)) => {
+            Ok(view::redirect_with(&state, &back, Flash::alert(message)))
+        }
+        Err(CreateError::Internal(e)) => Err(WebError::Internal(e)),
+    }
 }

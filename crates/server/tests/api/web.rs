@@ -28,6 +28,7 @@ both_backends!(
     lists_page_by_twenty,
     runner_timestamps_show_on_the_job_page,
     the_graph_links_needs,
+    developers_run_pipelines_from_the_page,
 );
 
 /// A browser: a cookie jar and no automatic redirects.
@@ -1275,4 +1276,81 @@ async fn the_graph_links_needs(app: TestApp) {
         "<a href=\"#job-node-{}\">unit</a>",
         job_id("unit")
     )));
+}
+
+async fn developers_run_pipelines_from_the_page(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (project, _, _) = triggerable_project(&app, "runs", tmp.path()).await;
+    let (dave, _) = app.create_user("dave").await;
+    let (rita, _) = app.create_user("rita").await;
+    app.add_member(project, dave, 30).await;
+    app.add_member(project, rita, 20).await;
+    let list = "/root/runs/-/pipelines";
+
+    let mut dave = Browser::sign_in(&app, "dave", PASSWORD).await;
+    let page = dave.get(list).await;
+    assert!(page.body.contains("data-testid=\"run-pipeline\""));
+    // `main` is protected: a Developer may not run it, in GitLab's words.
+    let page = dave.submit(list, list, &[("ref", "main")]).await;
+    let page = dave.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        page.body
+            .contains("You do not have sufficient permission to run a pipeline on &#39;main&#39;."),
+        "{}",
+        page.body
+    );
+    let page = dave
+        .submit(
+            list,
+            list,
+            &[
+                ("ref", "skip"),
+                ("variable_key", "UPLOAD_TO_S3"),
+                ("variable_value", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let target = page.location.clone().unwrap();
+    let id: i64 = target.rsplit('/').next().unwrap().parse().unwrap();
+    let page = dave.get(&target).await;
+    assert!(
+        page.body.contains(&format!("Pipeline #{id} was created.")),
+        "{}",
+        page.body
+    );
+    let pipeline: Value = app
+        .root_json(&format!("/projects/{project}/pipelines/{id}"))
+        .await;
+    assert_eq!(pipeline["source"], "web");
+    assert_eq!(pipeline["user"]["username"], "dave");
+    let vars: Value = app
+        .root_json(&format!("/projects/{project}/pipelines/{id}/variables"))
+        .await;
+    assert_eq!(vars[0]["key"], "UPLOAD_TO_S3");
+    assert_eq!(vars[0]["value"], "yes");
+
+    // GitLab's creation errors come back as the flash message.
+    let page = dave.submit(list, list, &[("ref", "no-such-branch")]).await;
+    let page = dave.get(page.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("flash-alert"), "{}", page.body);
+    let page = dave
+        .submit(list, list, &[("ref", "skip"), ("variable_key", "bad key")])
+        .await;
+    let page = dave.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        page.body
+            .contains("Variable keys may contain only letters, digits and _.")
+    );
+
+    // A Reporter sees pipelines but cannot run one.
+    let mut rita = Browser::sign_in(&app, "rita", PASSWORD).await;
+    let page = rita.get(list).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("data-testid=\"run-pipeline\""));
+    let token = page.csrf();
+    let page = rita
+        .post(list, &[("authenticity_token", &token), ("ref", "main")])
+        .await;
+    assert_eq!(page.status, 404);
 }
