@@ -212,7 +212,7 @@ pub(crate) async fn destroy(
 
 /// `POST …/test/:trigger`: queues a sample event (the default branch's head as a push, the
 /// latest pipeline, its latest job).
-async fn test(
+pub(crate) async fn test(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

@@ -164,3 +164,39 @@ pub async fn remove(
         result,
     )
 }
+
+/// `POST …/-/hooks/:id/test`: queues a sample event (`trigger`: `push_events`,
+/// `tag_push_events`, `pipeline_events`, `job_events`) through the API's own test operation;
+/// its delivery shows under "Recent events".
+pub async fn test(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path((namespace, path, id)): Path<(String, String, String)>,
+    params: Params,
+) -> WebResult<Response> {
+    let (project, _) = project_form(
+        &state,
+        &viewer,
+        &namespace,
+        &path,
+        &params,
+        Action::ManageHooks,
+    )
+    .await?;
+    if id.parse::<i64>().is_err() {
+        return Err(WebError::NotFound);
+    }
+    let trigger = params.str("trigger").ok().flatten().unwrap_or_default();
+    let seg = Segments::from_pairs(&[
+        ("id", project.id.to_string()),
+        ("hook_id", id),
+        ("trigger", trigger),
+    ]);
+    let result = api::hooks::test(State(state.clone()), viewer.caller(), seg).await;
+    outcome(
+        &state,
+        &format!("/{}/-/hooks", project.full_path()),
+        "A test event was queued; its delivery appears under Recent events.",
+        result,
+    )
+}

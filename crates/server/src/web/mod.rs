@@ -109,4 +109,5 @@ pub fn routes() -> Router<AppState> {
             &format!("{project}/-/hooks/{{id}}/remove"),
             post(hooks::remove),
         )
+        .route(&format!("{project}/-/hooks/{{id}}/test"), post(hooks::test))
 }

@@ -837,9 +837,8 @@ async fn after(browser: &mut Browser, page: Page) -> Page {
 }
 
 async fn settings_forms_change_what_the_api_sees(app: TestApp) {
-    let project = app.create_project(&app.root_token, "forms").await["id"]
-        .as_i64()
-        .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let project = project_with(&app, "forms", "job:\n  script: [x]\n", tmp.path()).await;
     let other = app.create_project(&app.root_token, "other").await["id"]
         .as_i64()
         .unwrap();
@@ -1051,6 +1050,29 @@ async fn settings_forms_change_what_the_api_sees(app: TestApp) {
     let listed: Vec<Value> = app.root_json(&format!("/projects/{project}/hooks")).await;
     assert_eq!(listed.len(), 1);
     let hook = listed[0]["id"].as_i64().unwrap();
+    // "Test" queues a sample event; its delivery is listed under the hook.
+    let page = alice
+        .submit(
+            hooks,
+            &format!("{hooks}/{hook}/test"),
+            &[("trigger", "push_events")],
+        )
+        .await;
+    let page = after(&mut alice, page).await;
+    assert!(
+        page.body.contains("A test event was queued"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<td>Push Hook</td>"), "{}", page.body);
+    let page = alice
+        .submit(
+            hooks,
+            &format!("{hooks}/{hook}/test"),
+            &[("trigger", "bogus")],
+        )
+        .await;
+    assert!(after(&mut alice, page).await.body.contains("flash-alert"));
     let page = alice
         .submit(hooks, &format!("{hooks}/{hook}/remove"), &[])
         .await;
