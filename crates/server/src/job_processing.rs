@@ -242,6 +242,11 @@ pub async fn retry_job(state: &AppState, job: &Job) -> anyhow::Result<Option<Job
 
 /// GitLab's pipeline retry: failed and canceled jobs get new attempts, and the jobs they
 /// had skipped wait again, so the pipeline runs on from where it failed.
+/// GitLab retries only failed and canceled pipelines.
+pub fn pipeline_retryable(status: Status) -> bool {
+    matches!(status, Status::Failed | Status::Canceled)
+}
+
 pub async fn retry_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<()> {
     for job in state.store.pipeline_all_jobs(pipeline_id).await? {
         match job.status {

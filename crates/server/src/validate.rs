@@ -27,6 +27,13 @@ impl Errors {
 
 const MAX_NAME: usize = 255;
 
+/// GitLab's rule for CI/CD variable keys (project variables, pipeline and trigger variables):
+/// only letters, digits and `_`. Emptiness and length are checked by each caller, whose
+/// messages differ.
+pub fn variable_key_chars(key: &str) -> bool {
+    key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// GitLab's path rule: letters, digits, `_`, `-`, `.`; starts with a letter, digit or `_`;
 /// does not end in `.git` or `.atom` or with a special character.
 pub fn path_is_valid(path: &str) -> bool {

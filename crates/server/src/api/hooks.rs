@@ -83,8 +83,15 @@ async fn hook(state: &AppState, project: &Project, seg: &Segments) -> ApiResult<
 fn invalid_url() -> ApiError {
     ApiError::Custom(
         StatusCode::UNPROCESSABLE_ENTITY,
-        json!({"error": "Invalid url given"}),
+        json!({"error": INVALID_URL}),
     )
+}
+
+const INVALID_URL: &str = "Invalid url given";
+
+/// Whether a hook operation failed on its URL (the web UI then explains why).
+pub fn is_invalid_url(err: &ApiError) -> bool {
+    matches!(err, ApiError::Custom(StatusCode::UNPROCESSABLE_ENTITY, body) if body["error"] == INVALID_URL)
 }
 
 /// Applies parameters; the URL is checked against the local-network rule now, and again

@@ -8,7 +8,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pipewright_core::Status;
 use pipewright_store::{Job, Project};
 use serde_json::Value;
 
@@ -199,7 +198,7 @@ async fn retry_pipeline(
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
     let pipeline = find_pipeline(&state, &project, &seg).await?;
-    if !matches!(pipeline.status, Status::Failed | Status::Canceled) {
+    if !job_processing::pipeline_retryable(pipeline.status) {
         return Err(ApiError::Forbidden(Some(
             "Pipeline is not retryable".into(),
         )));

@@ -79,8 +79,7 @@ async fn create(
                 };
                 match (key, value) {
                     (Some(key), Some(value))
-                        if !key.is_empty()
-                            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+                        if !key.is_empty() && crate::validate::variable_key_chars(key) =>
                     {
                         variables.push(crate::pipeline_creation::PipelineVariableInput {
                             key: key.to_string(),

@@ -169,10 +169,7 @@ async fn run(
                 "Duplicate variable name: {TRIGGER_PAYLOAD}"
             )));
         }
-        if key.is_empty()
-            || key.len() > 255
-            || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        if key.is_empty() || key.len() > 255 || !crate::validate::variable_key_chars(&key) {
             return Err(base_error(
                 "Failed to build pipeline variables: variable keys can contain only letters, digits and '_' (at most 255)",
             ));

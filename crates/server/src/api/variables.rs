@@ -139,7 +139,7 @@ fn apply(state: &AppState, params: &Params, v: &mut CiVariable, creating: bool) 
         if key.is_empty() || key.len() > 255 {
             return Err(validation("key", "is too long (maximum is 255 characters)"));
         }
-        if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        if !crate::validate::variable_key_chars(&key) {
             return Err(validation(
                 "key",
                 "can contain only letters, digits and '_'.",

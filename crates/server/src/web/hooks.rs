@@ -105,7 +105,7 @@ pub async fn show(
     view::render(&state, &page.layout, &page)
 }
 
-/// `POST …/-/hooks` (add) and `POST …/-/hooks/:id/remove`.
+/// `POST …/-/hooks`: a new webhook, through the API's own operation.
 pub async fn create(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -122,25 +122,32 @@ pub async fn create(
     )
     .await?;
     let back = format!("/{}/-/hooks", project.full_path());
-    // The API says only "Invalid url given"; the page says why, as GitLab's UI does.
     let url = params.str("url").ok().flatten().unwrap_or_default();
-    let allow_local = webhooks::allow_local(&state).await?;
-    if let Err(blocked) = webhooks::resolve(&url, allow_local).await {
-        return Ok(view::redirect_with(
-            &state,
-            &back,
-            Flash::alert(format!("Url {}", blocked.message())),
-        ));
-    }
     let seg = Segments::from_pairs(&[("id", project.id.to_string())]);
     let result = api::hooks::create(State(state.clone()), viewer.caller(), seg, params).await;
+    if let Err(err) = &result
+        && api::hooks::is_invalid_url(err)
+    {
+        // The API says only "Invalid url given"; the page says why, as GitLab's UI does.
+        let allow_local = webhooks::allow_local(&state).await?;
+        if let Err(blocked) = webhooks::resolve(&url, allow_local).await {
+            return Ok(view::redirect_with(
+                &state,
+                &back,
+                Flash::alert(format!("Url {}", blocked.message())),
+            ));
+        }
+    }
     outcome(&state, &back, "Webhook was created.", result)
 }
 
-pub async fn remove(
+/// `POST …/-/hooks/:id/remove`, and `…/test` (queues a sample event — `trigger`:
+/// `push_events`, `tag_push_events`, `pipeline_events`, `job_events` — whose delivery shows
+/// under "Recent events"), through the API's own operations.
+pub async fn act(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path((namespace, path, id)): Path<(String, String, String)>,
+    Path((namespace, path, id, action)): Path<(String, String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
     let (project, _) = project_form(
@@ -155,48 +162,26 @@ pub async fn remove(
     if id.parse::<i64>().is_err() {
         return Err(WebError::NotFound);
     }
-    let seg = Segments::from_pairs(&[("id", project.id.to_string()), ("hook_id", id)]);
-    let result = api::hooks::destroy(State(state.clone()), viewer.caller(), seg).await;
-    outcome(
-        &state,
-        &format!("/{}/-/hooks", project.full_path()),
-        "Webhook was deleted.",
-        result,
-    )
-}
-
-/// `POST …/-/hooks/:id/test`: queues a sample event (`trigger`: `push_events`,
-/// `tag_push_events`, `pipeline_events`, `job_events`) through the API's own test operation;
-/// its delivery shows under "Recent events".
-pub async fn test(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path((namespace, path, id)): Path<(String, String, String)>,
-    params: Params,
-) -> WebResult<Response> {
-    let (project, _) = project_form(
-        &state,
-        &viewer,
-        &namespace,
-        &path,
-        &params,
-        Action::ManageHooks,
-    )
-    .await?;
-    if id.parse::<i64>().is_err() {
-        return Err(WebError::NotFound);
+    let back = format!("/{}/-/hooks", project.full_path());
+    let mut seg = vec![("id", project.id.to_string()), ("hook_id", id)];
+    let st = State(state.clone());
+    match action.as_str() {
+        "remove" => {
+            let seg = Segments::from_pairs(&seg);
+            let result = api::hooks::destroy(st, viewer.caller(), seg).await;
+            outcome(&state, &back, "Webhook was deleted.", result)
+        }
+        "test" => {
+            let trigger = params.str("trigger").ok().flatten().unwrap_or_default();
+            seg.push(("trigger", trigger));
+            let result = api::hooks::test(st, viewer.caller(), Segments::from_pairs(&seg)).await;
+            outcome(
+                &state,
+                &back,
+                "A test event was queued; its delivery appears under Recent events.",
+                result,
+            )
+        }
+        _ => Err(WebError::NotFound),
     }
-    let trigger = params.str("trigger").ok().flatten().unwrap_or_default();
-    let seg = Segments::from_pairs(&[
-        ("id", project.id.to_string()),
-        ("hook_id", id),
-        ("trigger", trigger),
-    ]);
-    let result = api::hooks::test(State(state.clone()), viewer.caller(), seg).await;
-    outcome(
-        &state,
-        &format!("/{}/-/hooks", project.full_path()),
-        "A test event was queued; its delivery appears under Recent events.",
-        result,
-    )
 }

@@ -71,10 +71,7 @@ pub async fn list(
 ) -> WebResult<Response> {
     let (project, access) =
         project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
-    let page = super::projects::PageQuery {
-        page: query.page.clone(),
-    }
-    .page();
+    let page = view::page_number(query.page.as_deref());
     let status = query.status.as_deref().and_then(Status::parse);
     let statuses: Vec<Status> = status.into_iter().collect();
     let window = Window { page };

@@ -106,8 +106,7 @@ pub fn routes() -> Router<AppState> {
             get(hooks::show).post(hooks::create),
         )
         .route(
-            &format!("{project}/-/hooks/{{id}}/remove"),
-            post(hooks::remove),
+            &format!("{project}/-/hooks/{{id}}/{{action}}"),
+            post(hooks::act),
         )
-        .route(&format!("{project}/-/hooks/{{id}}/test"), post(hooks::test))
 }

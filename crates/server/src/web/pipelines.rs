@@ -172,10 +172,7 @@ pub async fn list(
 ) -> WebResult<Response> {
     let (project, access) =
         project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
-    let page = super::projects::PageQuery {
-        page: query.page.clone(),
-    }
-    .page();
+    let page = view::page_number(query.page.as_deref());
     let status = query.status.clone().unwrap_or_default();
     let source = query.source.clone().unwrap_or_default();
     let ref_name: String = query
@@ -394,7 +391,7 @@ pub async fn show(
         variables,
         can_reveal,
         can_cancel: can_update && !pipeline.status.is_complete(),
-        can_retry: can_update && matches!(pipeline.status, Status::Failed | Status::Canceled),
+        can_retry: can_update && job_processing::pipeline_retryable(pipeline.status),
         queued: view::seconds_between(Some(pipeline.created_at), pipeline.started_at)
             .map(view::duration)
             .unwrap_or_default(),
@@ -427,7 +424,7 @@ pub async fn act(
             job_processing::cancel_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline was canceled.")
         }
-        "retry" if matches!(pipeline.status, Status::Failed | Status::Canceled) => {
+        "retry" if job_processing::pipeline_retryable(pipeline.status) => {
             job_processing::retry_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline's failed and canceled jobs are retrying.")
         }
@@ -468,7 +465,7 @@ pub async fn run(
     let key = field("variable_key").trim().to_string();
     let mut variables = Vec::new();
     if !key.is_empty() {
-        if !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || key.len() > 255 {
+        if !crate::validate::variable_key_chars(&key) || key.len() > 255 {
             return Ok(view::redirect_with(
                 &state,
                 &back,

@@ -141,14 +141,8 @@ pub struct PageQuery {
 }
 
 impl PageQuery {
-    /// Page numbers from the query string; nonsense is page 1, and pages are capped so an
-    /// offset never grows without bound.
     pub fn page(&self) -> u32 {
-        self.page
-            .as_deref()
-            .and_then(|p| p.parse::<u32>().ok())
-            .filter(|p| *p >= 1)
-            .map_or(1, |p| p.min(10_000))
+        super::view::page_number(self.page.as_deref())
     }
 }
 

@@ -175,6 +175,14 @@ pub fn redirect_with(state: &AppState, to: &str, flash: Flash) -> Response {
     response
 }
 
+/// A page number from the query string; nonsense is page 1, and pages are capped so an
+/// offset never grows without bound.
+pub fn page_number(raw: Option<&str>) -> u32 {
+    raw.and_then(|p| p.parse::<u32>().ok())
+        .filter(|p| *p >= 1)
+        .map_or(1, |p| p.min(10_000))
+}
+
 /// One page of a list, read as a window of `PER_PAGE + 1` rows: the extra row only says that
 /// a next page exists, so no list ever counts a project's whole history.
 #[derive(Debug, Clone, Copy)]
