@@ -224,3 +224,46 @@ fn ci_lint_refuses_alias_bombs_and_huge_files() {
     assert_eq!(code, 1);
     assert!(out.contains("larger than 1048576 bytes"), "{out}");
 }
+
+/// A data directory holds the server's key, its database and its repositories: one committed
+/// by accident hands out every secret sealed under that key (it happened once). This fails when
+/// git tracks anything that looks like one.
+#[test]
+fn the_repository_tracks_no_data_directory_key_or_database() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let Ok(out) = Command::new("git")
+        .args(["ls-files", "-z"])
+        .current_dir(&root)
+        .output()
+    else {
+        eprintln!("skipped: git is not installed");
+        return;
+    };
+    if !out.status.success() {
+        eprintln!("skipped: not a git checkout");
+        return;
+    }
+    let secret_like = |path: &str| {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let in_data_dir = path
+            .split('/')
+            .any(|part| part.starts_with("pipewright-data") || part.starts_with("pipewright-demo"));
+        let key_or_database = [".key", ".pem", ".sqlite", ".sqlite3", ".db"]
+            .iter()
+            .any(|ext| name.ends_with(ext))
+            || name.ends_with("-wal")
+            || name.ends_with("-shm")
+            || name == "embedded-runner.token";
+        in_data_dir || key_or_database
+    };
+    let tracked: Vec<&str> = out
+        .stdout
+        .split(|b| *b == 0)
+        .filter_map(|p| std::str::from_utf8(p).ok())
+        .filter(|p| !p.is_empty() && secret_like(p))
+        .collect();
+    assert!(
+        tracked.is_empty(),
+        "data directories, keys or databases are tracked by git (git rm --cached them): {tracked:?}"
+    );
+}
