@@ -130,6 +130,8 @@ async fn start_bridge(state: &AppState, bridge: &Job) -> anyhow::Result<()> {
     {
         return Ok(());
     }
+    // A running bridge makes its pipeline `running`, as a runner's claim does.
+    crate::job_processing::set_pipeline_status(state, bridge.pipeline_id, Status::Running).await?;
     match create_downstream(state, bridge).await? {
         Ok((downstream, depend)) => {
             let line = format!(
