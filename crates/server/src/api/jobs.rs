@@ -103,6 +103,23 @@ async fn target(
     Ok((project, job))
 }
 
+/// `403 Forbidden` when `job` is a bridge the caller may not start by hand
+/// ([`crate::bridges::user_may_start`]).
+async fn require_bridge_start(state: &AppState, caller: &Caller, job: &Job) -> ApiResult<()> {
+    if !crate::bridges::is_bridge(job) {
+        return Ok(());
+    }
+    let user = caller.0.as_ref().map(|a| &a.user);
+    if crate::bridges::user_may_start(state, user, job)
+        .await
+        .map_err(internal)?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
 /// `403 Forbidden` unless the caller may update the pipeline's branch
 /// ([`crate::protected_refs`]).
 pub(crate) async fn require_ref_update(
@@ -151,6 +168,7 @@ async fn retry(
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    require_bridge_start(&state, &caller, &job).await?;
     let Some(new_job) = job_processing::retry_job(&state, &job)
         .await
         .map_err(internal)?
@@ -166,6 +184,7 @@ async fn play(
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    require_bridge_start(&state, &caller, &job).await?;
     if !job_processing::play_job(&state, &job)
         .await
         .map_err(internal)?
@@ -227,6 +246,13 @@ async fn retry_pipeline(
     // GitLab: app/policies/ci/pipeline_policy.rb (`protected_ref` prevents `update_pipeline`
     // and `cancel_pipeline`).
     require_ref_update(&state, &access, &pipeline).await?;
+    let user = caller.0.as_ref().map(|a| &a.user);
+    if !crate::bridges::user_may_restart_bridges(&state, user, pipeline.id)
+        .await
+        .map_err(internal)?
+    {
+        return Err(ApiError::forbidden());
+    }
     if !job_processing::pipeline_retryable(pipeline.status) {
         return Err(ApiError::Forbidden(Some(
             "Pipeline is not retryable".into(),

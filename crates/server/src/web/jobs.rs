@@ -300,7 +300,10 @@ pub async fn show(
         }),
         can_retry: can_update && complete && !job.retried && !crate::bridges::is_bridge(&job),
         can_cancel: can_update && !complete,
-        can_play: can_update && job.status == Status::Manual,
+        can_play: can_update
+            && job.status == Status::Manual
+            && (!crate::bridges::is_bridge(&job)
+                || crate::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?),
         live: view::is_live(job.status),
         can_keep: can_update
             && job
@@ -422,6 +425,12 @@ pub async fn act(
         .await?
         .ok_or(WebError::NotFound)?;
     if !crate::protected_refs::may_update(&state, &access, &pipeline).await? {
+        return Err(WebError::NotFound);
+    }
+    if matches!(action.as_str(), "play" | "retry")
+        && crate::bridges::is_bridge(&job)
+        && !crate::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?
+    {
         return Err(WebError::NotFound);
     }
     let full_path = project.full_path();

@@ -393,7 +393,10 @@ pub async fn show(
         variables,
         can_reveal,
         can_cancel: can_update && !pipeline.status.is_complete(),
-        can_retry: can_update && job_processing::pipeline_retryable(pipeline.status),
+        can_retry: can_update
+            && job_processing::pipeline_retryable(pipeline.status)
+            && crate::bridges::user_may_restart_bridges(&state, viewer.user.as_ref(), pipeline.id)
+                .await?,
         queued: view::seconds_between(Some(pipeline.created_at), pipeline.started_at)
             .map(view::duration)
             .unwrap_or_default(),
@@ -429,6 +432,16 @@ pub async fn act(
         "cancel" => {
             job_processing::cancel_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline was canceled.")
+        }
+        "retry"
+            if !crate::bridges::user_may_restart_bridges(
+                &state,
+                viewer.user.as_ref(),
+                pipeline.id,
+            )
+            .await? =>
+        {
+            return Err(WebError::NotFound);
         }
         "retry" if job_processing::pipeline_retryable(pipeline.status) => {
             job_processing::retry_pipeline(&state, pipeline.id).await?;

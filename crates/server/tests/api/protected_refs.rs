@@ -2,7 +2,7 @@
 //! jobs of protected refs, and a Developer who may not update a protected branch can neither
 //! run its pipelines nor play, retry, cancel or keep anything of them — in the API (403) and
 //! on the pages (no buttons; a forged form is a 404). Letting Developers merge opens it, as on
-//! GitLab.
+//! GitLab. A bridge played or retried by hand needs the right to update the downstream branch.
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -16,6 +16,7 @@ use crate::web::Browser;
 both_backends!(
     protected_runners_take_only_jobs_of_protected_branches,
     developers_cannot_change_jobs_of_a_branch_they_may_not_update,
+    bridges_start_by_hand_only_for_those_who_may_update_the_downstream_branch,
 );
 
 const CONFIG: &str =
@@ -216,4 +217,88 @@ async fn developers_cannot_change_jobs_of_a_branch_they_may_not_update(app: Test
         )
         .await;
     assert_eq!(res.status(), 201, "a Developer who may merge runs main");
+}
+
+const BRIDGE: &str =
+    "deploy:\n  when: manual\n  trigger:\n    project: root/target\n    branch: main\n";
+
+/// A Developer of both projects may not play (or retry) a bridge of an unprotected branch when
+/// its downstream pipeline would run on the other project's protected `main`: the downstream
+/// pipeline would otherwise run there as the upstream pipeline's user. As a Maintainer of the
+/// target they may.
+async fn bridges_start_by_hand_only_for_those_who_may_update_the_downstream_branch(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let target_dir = tmp.path().join("target");
+    std::fs::create_dir_all(&target_dir).unwrap();
+    let target = app.create_project(&app.root_token, "target").await["id"]
+        .as_i64()
+        .unwrap();
+    let work = local_repo(&target_dir, "b_job:\n  script: [echo b]\n");
+    let url = remote(&app, "root", &app.root_token, "root/target");
+    git_ok(
+        &work,
+        &target_dir,
+        &["push", "-q", "-o", "ci.skip", &url, "main"],
+    );
+    let source_dir = tmp.path().join("source");
+    std::fs::create_dir_all(&source_dir).unwrap();
+    let source = app.create_project(&app.root_token, "source").await["id"]
+        .as_i64()
+        .unwrap();
+    let work = local_repo(&source_dir, BRIDGE);
+    git_ok(&work, &source_dir, &["branch", "feature"]);
+    let url = remote(&app, "root", &app.root_token, "root/source");
+    git_ok(
+        &work,
+        &source_dir,
+        &["push", "-q", "-o", "ci.skip", &url, "--all"],
+    );
+    let (dave_id, dave) = app.create_user("dave").await;
+    app.add_member(source, dave_id, 30).await;
+    app.add_member(target, dave_id, 30).await;
+
+    let pipeline = run_pipeline_as(&app, &app.root_token, source, "feature").await;
+    let bridge = job_id(&jobs_of(&app, source, &pipeline).await, "deploy");
+    let play = format!("/projects/{source}/jobs/{bridge}/play");
+    assert_json(
+        app.post(&play, Some(&dave), json!({})).await,
+        403,
+        json!({"message": "403 Forbidden"}),
+    )
+    .await;
+    let mut browser = Browser::sign_in(&app, "dave", "a-long-password").await;
+    let job_page = format!("/root/source/-/jobs/{bridge}");
+    let page = browser.get(&job_page).await;
+    assert!(!page.body.contains("Run job"), "{}", page.body);
+    let csrf = page.csrf();
+    let page = browser
+        .post(
+            &format!("{job_page}/play"),
+            &[("authenticity_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(page.status, 404);
+    let downstream: Vec<Value> = app
+        .root_json(&format!("/projects/{target}/pipelines"))
+        .await;
+    assert!(downstream.is_empty(), "{downstream:#?}");
+
+    let res = app
+        .request(
+            Method::PUT,
+            &format!("/projects/{target}/members/{dave_id}"),
+            Some(&app.root_token),
+            Some(json!({"access_level": 40})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    assert!(browser.get(&job_page).await.body.contains("Run job"));
+    assert_eq!(app.post(&play, Some(&dave), json!({})).await.status(), 200);
+    let bridges = crate::running::wait_for(
+        &app,
+        &format!("/projects/{source}/pipelines/{}/bridges", pipeline["id"]),
+        |b| b[0]["status"] == "success",
+    )
+    .await;
+    assert_eq!(bridges[0]["downstream_pipeline"]["project_id"], target);
 }
