@@ -42,3 +42,46 @@ pub async fn may_update(
     let rules = state.store.protected_branches(pipeline.project_id).await?;
     Ok(update_allowed(&rules, &pipeline.ref_name, access))
 }
+
+#[cfg(test)]
+mod tests {
+    use pipewright_core::{AccessLevel, Timestamp, Visibility};
+    use pipewright_store::ProtectionLevel;
+
+    use super::*;
+
+    fn rule(name: &str, push: ProtectionLevel, merge: ProtectionLevel) -> ProtectedBranch {
+        ProtectedBranch {
+            id: 1,
+            project_id: 1,
+            name: name.into(),
+            push_access_level: push,
+            merge_access_level: merge,
+            allow_force_push: false,
+            created_at: Timestamp(0),
+        }
+    }
+
+    fn member(role: AccessLevel) -> ProjectAccess {
+        ProjectAccess {
+            visibility: Visibility::Private,
+            role: Some(role),
+            authenticated: true,
+            admin: false,
+        }
+    }
+
+    #[test]
+    fn pushing_or_merging_is_updating() {
+        use AccessLevel::*;
+        use ProtectionLevel::*;
+        let maintainers = [rule("main", AtLeast(Maintainer), AtLeast(Maintainer))];
+        assert!(!update_allowed(&maintainers, "main", &member(Developer)));
+        assert!(update_allowed(&maintainers, "main", &member(Maintainer)));
+        assert!(update_allowed(&maintainers, "feature", &member(Developer)));
+        let merge_only = [rule("main", NoOne, AtLeast(Developer))];
+        assert!(update_allowed(&merge_only, "main", &member(Developer)));
+        let nobody = [rule("release/*", NoOne, NoOne)];
+        assert!(!update_allowed(&nobody, "release/1", &member(Owner)));
+    }
+}
