@@ -9,9 +9,10 @@
 
 use pipewright_config::PlannedJob;
 use pipewright_core::{PipelineSource, Status};
-use pipewright_store::{Job, Pipeline, Upstream, VariableType};
+use pipewright_store::{Job, Pipeline, Upstream, User, VariableType};
 use serde_json::Value;
 
+use crate::permissions::Action;
 use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineVariableInput, Runner};
 use crate::sealing::Purpose;
 use crate::state::AppState;
@@ -130,6 +131,8 @@ async fn start_bridge(state: &AppState, bridge: &Job) -> anyhow::Result<()> {
     {
         return Ok(());
     }
+    // A running bridge makes its pipeline `running`, as a runner's claim does.
+    crate::job_processing::set_pipeline_status(state, bridge.pipeline_id, Status::Running).await?;
     match create_downstream(state, bridge).await? {
         Ok((downstream, depend)) => {
             let line = format!(
@@ -288,6 +291,71 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
             Err(CreateError::Internal(e)) => return Err(e),
         },
     )
+}
+
+/// Whether `user` may start `bridge` by hand (play or retry it): they must be able to update
+/// the branch its downstream pipeline would run on. GitLab: app/policies/ci/bridge_policy.rb
+/// (`can_update_downstream_branch` is what enables `play_job`). GitLab's retried bridge runs as
+/// the retrier; Pipewright's runs as its pipeline's user, so a retry asks the same, rather than
+/// letting someone start a downstream pipeline they could not start themselves.
+pub async fn user_may_start(
+    state: &AppState,
+    user: Option<&User>,
+    bridge: &Job,
+) -> anyhow::Result<bool> {
+    let Some(trigger) = serde_json::from_str::<PlannedJob>(&bridge.spec)
+        .ok()
+        .and_then(|spec| spec.trigger.as_ref().and_then(parse))
+    else {
+        return Ok(false);
+    };
+    let Some(upstream) = state.store.pipeline_by_id(bridge.pipeline_id).await? else {
+        return Ok(false);
+    };
+    let (project, ref_name) = match &trigger.target {
+        Target::Project { path, branch } => {
+            let Some(project) = crate::api::projects::lookup(state, path)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            else {
+                return Ok(false);
+            };
+            let branch = branch.clone().unwrap_or(project.default_branch.clone());
+            (project, branch)
+        }
+        Target::Child { .. } => match state.store.project(upstream.project_id).await? {
+            Some(project) => (project, upstream.ref_name.clone()),
+            None => return Ok(false),
+        },
+    };
+    let access = crate::api::projects::user_access(state, user, &project)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !access.can(Action::PushCode) {
+        return Ok(false);
+    }
+    let rules = state.store.protected_branches(project.id).await?;
+    Ok(crate::protected_refs::update_allowed(
+        &rules, &ref_name, &access,
+    ))
+}
+
+/// Whether `user` may start every bridge a retry of the pipeline would start again (its failed
+/// and canceled ones), as [`user_may_start`] asks for one.
+pub async fn user_may_restart_bridges(
+    state: &AppState,
+    user: Option<&User>,
+    pipeline_id: i64,
+) -> anyhow::Result<bool> {
+    for job in state.store.pipeline_all_jobs(pipeline_id).await? {
+        if matches!(job.status, Status::Failed | Status::Canceled)
+            && is_bridge(&job)
+            && !user_may_start(state, user, &job).await?
+        {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// With `strategy: depend`, a finished downstream pipeline decides its bridge's status.

@@ -32,25 +32,51 @@ pub fn user_basic(config: &ServerConfig, user: &User) -> Value {
     })
 }
 
-/// `User` (self or admin view): basic fields plus account details.
-pub fn user_full(config: &ServerConfig, user: &User) -> Value {
+/// `User`: a user as GitLab shows them beside what they did (a job's `user`, another user's
+/// profile) — basic fields plus the public profile, never the account's email or admin flag.
+/// GitLab: lib/api/entities/user.rb.
+pub fn user(config: &ServerConfig, user: &User) -> Value {
     let mut v = user_basic(config, user);
     if let Value::Object(map) = &mut v {
         map.insert("created_at".into(), time(user.created_at));
-        map.insert("bio".into(), json!(""));
-        map.insert("location".into(), json!(""));
-        map.insert("public_email".into(), Value::Null);
-        map.insert("email".into(), json!(user.email));
-        map.insert("is_admin".into(), json!(user.is_admin));
-        map.insert("can_create_project".into(), json!(user.is_active()));
+        // Pipewright keeps no profile: GitLab's fields for an empty one.
+        for key in [
+            "bio",
+            "location",
+            "skype",
+            "linkedin",
+            "twitter",
+            "website_url",
+            "organization",
+            "job_title",
+        ] {
+            map.insert(key.into(), json!(""));
+        }
+        for key in ["public_email", "pronouns", "work_information"] {
+            map.insert(key.into(), Value::Null);
+        }
+        map.insert("bot".into(), json!(false));
+        map.insert("followers".into(), json!(0));
+        map.insert("following".into(), json!(0));
+    }
+    v
+}
+
+/// `UserPublic` / `UserWithAdmin` (the user themselves, or an admin): [`user`] plus the
+/// account's details.
+pub fn user_full(config: &ServerConfig, u: &User) -> Value {
+    let mut v = user(config, u);
+    if let Value::Object(map) = &mut v {
+        map.insert("email".into(), json!(u.email));
+        map.insert("is_admin".into(), json!(u.is_admin));
+        map.insert("can_create_project".into(), json!(u.is_active()));
         map.insert("can_create_group".into(), json!(false));
         map.insert("two_factor_enabled".into(), json!(false));
         map.insert("external".into(), json!(false));
         map.insert("private_profile".into(), json!(false));
-        map.insert("bot".into(), json!(false));
         map.insert("current_sign_in_at".into(), Value::Null);
         map.insert("last_activity_on".into(), Value::Null);
-        map.insert("confirmed_at".into(), time(user.created_at));
+        map.insert("confirmed_at".into(), time(u.created_at));
         map.insert("identities".into(), json!([]));
     }
     v

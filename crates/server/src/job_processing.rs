@@ -76,18 +76,7 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
                 .unwrap_or(Status::Skipped);
             // A pipeline with jobs waiting for a runner is `pending`, as GitLab shows it.
             set_pipeline_status(state, pipeline_id, status).await?;
-            // Bridges (`trigger:` jobs) are started by the server, not by runners.
-            for bridge in jobs
-                .iter()
-                .filter(|j| j.status == Status::Pending && crate::bridges::is_bridge(j))
-            {
-                let (state, bridge) = (state.clone(), bridge.clone());
-                tokio::spawn(async move {
-                    if let Err(err) = crate::bridges::start(&state, &bridge).await {
-                        tracing::warn!(job_id = bridge.id, error = %format!("{err:#}"), "starting a bridge failed");
-                    }
-                });
-            }
+            start_bridges(state, &jobs);
             // A finished downstream pipeline settles a `strategy: depend` bridge upstream.
             if status.is_complete()
                 && let Some(pipeline) = state.store.pipeline_by_id(pipeline_id).await?
@@ -112,6 +101,24 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
         state.store.set_job_statuses(&changes).await?;
     }
     Ok(())
+}
+
+/// Starts the pending bridges (`trigger:` jobs) among `jobs`, wherever they stand — the
+/// first stage of a new pipeline or one a finished stage unblocked: the server runs them, not
+/// runners. Each starts in its own task; starting one twice is harmless (the first moves it
+/// out of `pending`).
+pub fn start_bridges(state: &AppState, jobs: &[Job]) {
+    for bridge in jobs
+        .iter()
+        .filter(|j| j.status == Status::Pending && crate::bridges::is_bridge(j))
+    {
+        let (state, bridge) = (state.clone(), bridge.clone());
+        tokio::spawn(async move {
+            if let Err(err) = crate::bridges::start(&state, &bridge).await {
+                tracing::warn!(job_id = bridge.id, error = %format!("{err:#}"), "starting a bridge failed");
+            }
+        });
+    }
 }
 
 /// The job's `needs` names from its planned spec, if it has `needs`.

@@ -23,6 +23,7 @@ pub mod params;
 pub mod permissions;
 pub mod pipeline_creation;
 pub mod project_cache;
+pub mod protected_refs;
 pub mod push_pipelines;
 pub mod sealing;
 pub mod secrets;

@@ -4,7 +4,7 @@
 //!
 //! 1. abilities — the pipeline's user may create pipelines here (Developer+, active);
 //! 2. repository — the ref is a branch or tag (`Reference not found`, `Ref is ambiguous`);
-//! 3. protected refs — the user may push to a protected branch it runs on;
+//! 3. protected refs — the user may update (push to or merge into) a protected branch it runs on;
 //! 4. rate limit — `pipeline_limit_per_project_user_sha`, when configured;
 //! 5. `[skip ci]` — for pushes only;
 //! 6. config — `.gitlab-ci.yml` at the commit, parsed (cached by blob id) and planned.
@@ -256,7 +256,7 @@ pub async fn create_pipeline(
             .await
             .map_err(|e| CreateError::Internal(e.into()))?;
     }
-    // 3. Protected refs: the user must be allowed to push to a protected branch.
+    // 3. Protected refs: the user must be allowed to push to or merge into a protected branch.
     let rules = state.store.protected_branches(project.id).await?;
     let protected_ref =
         resolved.kind == RefKind::Branch && !rules_for(&rules, &resolved.name).is_empty();
@@ -268,11 +268,7 @@ pub async fn create_pipeline(
                 ));
             }
             Some(access)
-                if !crate::api::protected_branches::push_allowed(
-                    &rules,
-                    &resolved.name,
-                    access,
-                ) =>
+                if !crate::protected_refs::update_allowed(&rules, &resolved.name, access) =>
             {
                 return Err(CreateError::Rejected(format!(
                     "You do not have sufficient permission to run a pipeline on '{}'. Please select a different branch or contact your administrator for assistance.",
@@ -469,6 +465,13 @@ pub async fn create_pipeline(
     // `"status": "created"`.
     pipeline.status = Status::Created;
     crate::webhooks::pipeline_changed(state, pipeline.id);
+    // Bridges (`trigger:` jobs) that start at once are the server's to start.
+    if plan.jobs.iter().any(|j| {
+        j.trigger.is_some() && j.initial_status == pipewright_config::InitialStatus::Pending
+    }) {
+        let jobs = state.store.pipeline_all_jobs(pipeline.id).await?;
+        crate::job_processing::start_bridges(state, &jobs);
+    }
     // Runners waiting in a long poll take the first stage's jobs at once.
     if new.jobs.iter().any(|j| j.status == Status::Pending) {
         state.job_available.notify_waiters();

@@ -150,12 +150,17 @@ fn project_json(state: &AppState, p: &Project) -> Value {
     })
 }
 
+/// What a hook receives for a user's email: a hook's URL is set by a Maintainer, and an
+/// account's email is for admins only (GitLab: app/models/user.rb `webhook_email`).
+const REDACTED_EMAIL: &str = "[REDACTED]";
+
 fn user_json(state: &AppState, u: &User) -> Value {
     json!({
         "id": u.id,
         "name": u.name,
         "username": u.username,
-        "email": u.email,
+        // GitLab's `User#webhook_email`: the public email, which Pipewright users do not have.
+        "email": REDACTED_EMAIL,
         "avatar_url": format!("{}/uploads/-/system/user/avatar/{}/avatar.png", state.config.external_url, u.id),
     })
 }
@@ -214,7 +219,7 @@ async fn push_payload(
             "user_id": user.map(|u| u.id),
             "user_name": user.map(|u| u.name.clone()),
             "user_username": user.map(|u| u.username.clone()),
-            "user_email": user.map(|u| u.email.clone()),
+            "user_email": user.map(|_| REDACTED_EMAIL),
             "user_avatar": Value::Null,
             "project_id": project.id,
             "project": project_json(state, project),

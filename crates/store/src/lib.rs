@@ -187,6 +187,9 @@ pub trait Store: Send + Sync + 'static {
     // Running jobs
     /// Pending jobs, oldest first (claim candidates).
     async fn pending_jobs(&self, limit: i64) -> Result<Vec<Job>>;
+    /// Pending jobs of pipelines on protected refs, oldest first: the candidates of a
+    /// `ref_protected` runner (GitLab's `Ci::Build.ref_protected`).
+    async fn pending_protected_jobs(&self, limit: i64) -> Result<Vec<Job>>;
     /// Claims the first of `candidates` that is still pending for a runner (status `running`,
     /// job token, lease). `None` when others claimed them all first: each update only succeeds
     /// from `pending`.

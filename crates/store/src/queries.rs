@@ -1654,6 +1654,22 @@ impl Store for StoreImpl {
         rows.iter().map(job_from_row).collect()
     }
 
+    async fn pending_protected_jobs(&self, limit: i64) -> Result<Vec<Job>> {
+        // A job is protected when its pipeline's ref was protected at creation (GitLab copies
+        // `protected_ref?` into `ci_builds.protected`; retries keep it), so the pipeline's flag
+        // is the job's.
+        let sql = concat!(
+            "SELECT ", job_columns!(), " FROM jobs WHERE status = 'pending' AND EXISTS \
+             (SELECT 1 FROM pipelines p WHERE p.id = jobs.pipeline_id AND p.protected_ref = TRUE) \
+             ORDER BY id LIMIT $1"
+        );
+        if let Some(jobs) = self.inline_jobs(sql, InlineArg::Int(limit)) {
+            return jobs;
+        }
+        let rows = sqlx::query(sql).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
     async fn claim_job(&self, candidates: &[i64], runner_id: i64, token_digest: &str, lease_until: Timestamp) -> Result<Option<Job>> {
         let op = JobOp::Claim {
             candidates: candidates.to_vec(),

@@ -4,6 +4,7 @@
 //! kept. Archives live at `<data-dir>/artifacts/<job id>/artifacts.zip`, written to a temporary
 //! file, synced and renamed into place, so a reader sees a whole archive or none.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use axum::body::Body;
@@ -102,34 +103,10 @@ async fn upload(
         .map(PathBuf::from)
         .ok_or_else(|| internal(anyhow::anyhow!("artifacts path")))?;
     tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
-    let tmp = dir.join(format!(".upload-{}", crate::secrets::random_token("", 8)));
-    let mut fields = std::collections::HashMap::new();
-    let mut received: Option<(String, i64)> = None;
-    let result: ApiResult<()> = async {
-        while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
-            let name = field.name().unwrap_or_default().to_string();
-            if name == "file" {
-                let filename = field.file_name().unwrap_or("artifacts.zip").to_string();
-                let mut file = tokio::fs::File::create(&tmp).await.map_err(internal)?;
-                let mut size = 0i64;
-                while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
-                    size += chunk.len() as i64;
-                    file.write_all(&chunk).await.map_err(internal)?;
-                }
-                file.sync_all().await.map_err(internal)?;
-                received = Some((filename, size));
-            } else {
-                let text = field.text().await.map_err(multipart_error)?;
-                fields.insert(name, text);
-            }
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e);
-    }
+    // Removed when dropped — on every error below, and when the client goes away mid-upload —
+    // unless it is persisted into place at the end.
+    let tmp = upload_file(&dir).await?;
+    let (fields, received) = read_upload(&mut multipart, &tmp).await?;
     let Some((filename, size)) = received else {
         return Err(ApiError::MissingParam("file".into()));
     };
@@ -138,11 +115,9 @@ async fn upload(
         .map(String::as_str)
         .unwrap_or("archive");
     if artifact_type != "archive" {
-        let _ = tokio::fs::remove_file(&tmp).await;
         return Ok((StatusCode::CREATED, Json(json!({"id": job.id}))).into_response());
     }
     if !is_zip(&tmp).await {
-        let _ = tokio::fs::remove_file(&tmp).await;
         return Err(ApiError::BadRequest(
             "artifacts must be a zip archive".into(),
         ));
@@ -158,9 +133,11 @@ async fn upload(
             Timestamp::now().millis() + DEFAULT_EXPIRY_SECS * 1000,
         )),
     };
-    tokio::fs::rename(&tmp, archive_path(&state, job.id))
+    let target = archive_path(&state, job.id);
+    tokio::task::spawn_blocking(move || tmp.persist(target))
         .await
-        .map_err(internal)?;
+        .map_err(internal)?
+        .map_err(|e| internal(e.error))?;
     sync_dir(&dir).await;
     state
         .store
@@ -174,6 +151,48 @@ async fn upload(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!({"id": job.id}))).into_response())
+}
+
+/// A new, empty temporary file in `dir` for an upload, deleted when dropped.
+async fn upload_file(dir: &std::path::Path) -> ApiResult<tempfile::TempPath> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        tempfile::Builder::new()
+            .prefix(".upload-")
+            .tempfile_in(dir)
+            .map(tempfile::NamedTempFile::into_temp_path)
+    })
+    .await
+    .map_err(internal)?
+    .map_err(internal)
+}
+
+/// The upload's form fields, and the `file` field's name and size; its bytes go to `tmp`,
+/// synced.
+async fn read_upload(
+    multipart: &mut Multipart,
+    tmp: &std::path::Path,
+) -> ApiResult<(HashMap<String, String>, Option<(String, i64)>)> {
+    let mut fields = HashMap::new();
+    let mut received = None;
+    while let Some(mut field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default().to_string();
+        if name == "file" {
+            let filename = field.file_name().unwrap_or("artifacts.zip").to_string();
+            let mut file = tokio::fs::File::create(tmp).await.map_err(internal)?;
+            let mut size = 0i64;
+            while let Some(chunk) = field.chunk().await.map_err(multipart_error)? {
+                size += chunk.len() as i64;
+                file.write_all(&chunk).await.map_err(internal)?;
+            }
+            file.sync_all().await.map_err(internal)?;
+            received = Some((filename, size));
+        } else {
+            let text = field.text().await.map_err(multipart_error)?;
+            fields.insert(name, text);
+        }
+    }
+    Ok((fields, received))
 }
 
 fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
@@ -395,9 +414,17 @@ async fn keep(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
-    let (project, _) =
+    let (project, access) =
         authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
     let job = project_job(&state, &project, &seg).await?;
+    let pipeline = state
+        .store
+        .pipeline(project.id, job.pipeline_id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    // GitLab: `authorize!(:update_build, build)` (lib/api/ci/job_artifacts.rb), which a
+    // protected branch the caller may not update prevents.
+    super::jobs::require_ref_update(&state, &access, &pipeline).await?;
     let Some(mut artifacts) = job.artifacts.clone() else {
         return Err(ApiError::NotFound(""));
     };
@@ -407,11 +434,6 @@ async fn keep(
         .set_job_artifacts(job.id, Some(&artifacts))
         .await?;
     let job = project_job(&state, &project, &seg).await?;
-    let pipeline = state
-        .store
-        .pipeline(project.id, job.pipeline_id)
-        .await?
-        .ok_or(ApiError::NotFound(""))?;
     Ok(Json(
         super::pipelines::job_json(&state, &project, &pipeline, &job).await?,
     ))

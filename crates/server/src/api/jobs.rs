@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pipewright_store::{Job, Project};
+use pipewright_store::{Job, Pipeline, Project};
 use serde_json::Value;
 
 use super::Segments;
@@ -20,7 +20,7 @@ use crate::job_processing;
 use crate::job_token::JobTokenCaller;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
-use crate::permissions::Action;
+use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -77,21 +77,61 @@ async fn render(state: &AppState, project: &Project, job: &Job) -> ApiResult<Val
     job_json(state, project, &pipeline, job).await
 }
 
-/// The project and job for an action that needs `action`.
+/// The project and job for a change that needs `action`: cancel, retry, play and erase. On
+/// a protected branch each also needs the right to update the branch (GitLab's
+/// `protected_ref` rule in app/policies/ci/build_policy.rb prevents every job write ability,
+/// and `authorize!` answers `403 Forbidden`).
 async fn target(
     state: &AppState,
     caller: &Caller,
     seg: &Segments,
     action: Action,
 ) -> ApiResult<(Project, Job)> {
-    let (project, _) = authorize_project(state, caller, seg.get("id")?, action).await?;
+    let (project, access) = authorize_project(state, caller, seg.get("id")?, action).await?;
     let id = seg.id("job_id", "")?;
     let job = state
         .store
         .job(project.id, id)
         .await?
         .ok_or(ApiError::NotFound(""))?;
+    let pipeline = state
+        .store
+        .pipeline(project.id, job.pipeline_id)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
+    require_ref_update(state, &access, &pipeline).await?;
     Ok((project, job))
+}
+
+/// `403 Forbidden` when `job` is a bridge the caller may not start by hand
+/// ([`crate::bridges::user_may_start`]).
+async fn require_bridge_start(state: &AppState, caller: &Caller, job: &Job) -> ApiResult<()> {
+    if !crate::bridges::is_bridge(job) {
+        return Ok(());
+    }
+    let user = caller.0.as_ref().map(|a| &a.user);
+    if crate::bridges::user_may_start(state, user, job)
+        .await
+        .map_err(internal)?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
+}
+
+/// `403 Forbidden` unless the caller may update the pipeline's branch
+/// ([`crate::protected_refs`]).
+pub(crate) async fn require_ref_update(
+    state: &AppState,
+    access: &ProjectAccess,
+    pipeline: &Pipeline,
+) -> ApiResult<()> {
+    if crate::protected_refs::may_update(state, access, pipeline).await? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden())
+    }
 }
 
 /// Answers an action with the job as it is now.
@@ -128,6 +168,7 @@ async fn retry(
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    require_bridge_start(&state, &caller, &job).await?;
     let Some(new_job) = job_processing::retry_job(&state, &job)
         .await
         .map_err(internal)?
@@ -143,6 +184,7 @@ async fn play(
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    require_bridge_start(&state, &caller, &job).await?;
     if !job_processing::play_job(&state, &job)
         .await
         .map_err(internal)?
@@ -177,9 +219,12 @@ async fn cancel_pipeline(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, _) =
+    let (project, access) =
         authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
     let pipeline = find_pipeline(&state, &project, &seg).await?;
+    // GitLab: app/policies/ci/pipeline_policy.rb (`protected_ref` prevents `update_pipeline`
+    // and `cancel_pipeline`).
+    require_ref_update(&state, &access, &pipeline).await?;
     job_processing::cancel_pipeline(&state, pipeline.id)
         .await
         .map_err(internal)?;
@@ -195,9 +240,19 @@ async fn retry_pipeline(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, _) =
+    let (project, access) =
         authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
     let pipeline = find_pipeline(&state, &project, &seg).await?;
+    // GitLab: app/policies/ci/pipeline_policy.rb (`protected_ref` prevents `update_pipeline`
+    // and `cancel_pipeline`).
+    require_ref_update(&state, &access, &pipeline).await?;
+    let user = caller.0.as_ref().map(|a| &a.user);
+    if !crate::bridges::user_may_restart_bridges(&state, user, pipeline.id)
+        .await
+        .map_err(internal)?
+    {
+        return Err(ApiError::forbidden());
+    }
     if !job_processing::pipeline_retryable(pipeline.status) {
         return Err(ApiError::Forbidden(Some(
             "Pipeline is not retryable".into(),

@@ -234,7 +234,8 @@ pub async fn job_json(
             .store
             .user(id)
             .await?
-            .map(|u| entities::user_full(config, &u)),
+            // GitLab's job entity shows `Entities::User`: no email, no admin flag.
+            .map(|u| entities::user(config, &u)),
         None => None,
     };
     let commit = state

@@ -143,10 +143,14 @@ async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult
 }
 
 async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, String)>> {
-    let mut candidates: Vec<i64> = state
-        .store
-        .pending_jobs(CLAIM_WINDOW)
-        .await?
+    // A protected runner takes only jobs of protected refs, which may run with protected
+    // variables. GitLab: app/services/ci/register_job_service.rb (`builds_for_protected_runner`).
+    let pending = if runner.access_level == REF_PROTECTED {
+        state.store.pending_protected_jobs(CLAIM_WINDOW).await?
+    } else {
+        state.store.pending_jobs(CLAIM_WINDOW).await?
+    };
+    let mut candidates: Vec<i64> = pending
         .into_iter()
         .filter(|job| runner.project_id.is_none_or(|p| p == job.project_id))
         .filter(|job| claimable(runner, job))
@@ -175,6 +179,9 @@ async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, Stri
 
 /// How many of the oldest pending jobs one request considers.
 const CLAIM_WINDOW: i64 = 8;
+
+/// A runner's `access_level` that limits it to jobs of protected refs.
+const REF_PROTECTED: &str = "ref_protected";
 
 /// Whether this runner may take this job: not a bridge (the server runs those), and the
 /// runner's tags cover the job's.

@@ -88,11 +88,13 @@ async fn get_user(
         .user(id)
         .await?
         .ok_or(ApiError::NotFound("User"))?;
-    Ok(Json(render(
-        &state,
-        actor.is_admin() || actor.user.id == id,
-        &user,
-    )))
+    // GitLab: lib/api/users.rb presents `Entities::User` to everyone but admins (the public
+    // profile; never the email or the admin flag).
+    Ok(Json(if actor.is_admin() || actor.user.id == id {
+        entities::user_full(&state.config, &user)
+    } else {
+        entities::user(&state.config, &user)
+    }))
 }
 
 pub(crate) async fn create_user(

@@ -252,7 +252,9 @@ pub async fn show(
     let complete = job.status.is_complete();
     let trace = state.store.job_trace(job.id).await?;
     let (items, cursor) = pipewright_logview::render(&trace, &Cursor::default(), complete);
-    let can_update = access.can(Action::UpdatePipelines);
+    // On a protected branch, only those who may update it may act on its jobs.
+    let can_update = access.can(Action::UpdatePipelines)
+        && crate::protected_refs::may_update(&state, &access, &pipeline).await?;
     let full_path = project.full_path();
     let page = ShowPage {
         layout: Layout::new(
@@ -298,7 +300,10 @@ pub async fn show(
         }),
         can_retry: can_update && complete && !job.retried && !crate::bridges::is_bridge(&job),
         can_cancel: can_update && !complete,
-        can_play: can_update && job.status == Status::Manual,
+        can_play: can_update
+            && job.status == Status::Manual
+            && (!crate::bridges::is_bridge(&job)
+                || crate::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?),
         live: view::is_live(job.status),
         can_keep: can_update
             && job
@@ -409,8 +414,25 @@ pub async fn act(
     } else {
         Action::UpdatePipelines
     };
-    let (project, _) = project_form(&state, &viewer, &namespace, &path, &params, needed).await?;
+    let (project, access) =
+        project_form(&state, &viewer, &namespace, &path, &params, needed).await?;
     let job = find_job(&state, &project, &id).await?;
+    // As the API (a 403 there is a 404 page here): a protected branch's jobs are changed
+    // only by those who may update the branch.
+    let pipeline = state
+        .store
+        .pipeline_by_id(job.pipeline_id)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    if !crate::protected_refs::may_update(&state, &access, &pipeline).await? {
+        return Err(WebError::NotFound);
+    }
+    if matches!(action.as_str(), "play" | "retry")
+        && crate::bridges::is_bridge(&job)
+        && !crate::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?
+    {
+        return Err(WebError::NotFound);
+    }
     let full_path = project.full_path();
     let mut back = format!("/{full_path}/-/jobs/{}", job.id);
     let flash = match action.as_str() {

@@ -370,7 +370,9 @@ pub async fn show(
         };
         variables.push(VariableRow { key: v.key, value });
     }
-    let can_update = access.can(Action::UpdatePipelines);
+    // On a protected branch, only those who may update it may cancel or retry.
+    let can_update = access.can(Action::UpdatePipelines)
+        && crate::protected_refs::may_update(&state, &access, &pipeline).await?;
     let row = rows(&state, &project, std::slice::from_ref(&pipeline))
         .await?
         .remove(0);
@@ -391,7 +393,10 @@ pub async fn show(
         variables,
         can_reveal,
         can_cancel: can_update && !pipeline.status.is_complete(),
-        can_retry: can_update && job_processing::pipeline_retryable(pipeline.status),
+        can_retry: can_update
+            && job_processing::pipeline_retryable(pipeline.status)
+            && crate::bridges::user_may_restart_bridges(&state, viewer.user.as_ref(), pipeline.id)
+                .await?,
         queued: view::seconds_between(Some(pipeline.created_at), pipeline.started_at)
             .map(view::duration)
             .unwrap_or_default(),
@@ -408,7 +413,7 @@ pub async fn act(
     Path((namespace, path, id, action)): Path<(String, String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    let (project, _) = project_form(
+    let (project, access) = project_form(
         &state,
         &viewer,
         &namespace,
@@ -418,11 +423,25 @@ pub async fn act(
     )
     .await?;
     let pipeline = find_pipeline(&state, &project, &id).await?;
+    // As the API (a 403 there is a 404 page here).
+    if !crate::protected_refs::may_update(&state, &access, &pipeline).await? {
+        return Err(WebError::NotFound);
+    }
     let back = format!("/{}/-/pipelines/{}", project.full_path(), pipeline.id);
     let flash = match action.as_str() {
         "cancel" => {
             job_processing::cancel_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline was canceled.")
+        }
+        "retry"
+            if !crate::bridges::user_may_restart_bridges(
+                &state,
+                viewer.user.as_ref(),
+                pipeline.id,
+            )
+            .await? =>
+        {
+            return Err(WebError::NotFound);
         }
         "retry" if job_processing::pipeline_retryable(pipeline.status) => {
             job_processing::retry_pipeline(&state, pipeline.id).await?;

@@ -6,10 +6,13 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::git::{git_ok, local_repo, remote};
-use crate::running::{finished_pipeline, job_log, start_runner};
+use crate::running::{finished_pipeline, job_log, start_runner, wait_for};
 use crate::support::TestApp;
 
-both_backends!(bridges_start_downstream_and_child_pipelines);
+both_backends!(
+    bridges_start_downstream_and_child_pipelines,
+    a_bridge_in_the_first_stage_starts_with_its_pipeline
+);
 
 const UPSTREAM: &str = r#"stages: [build, deploy]
 build:
@@ -126,4 +129,45 @@ async fn bridges_start_downstream_and_child_pipelines(app: TestApp) {
         bridge("deploy_b")["id"]
     );
     runner.abort();
+}
+
+/// A `trigger:` job with nothing before it starts as soon as its pipeline is created, like a
+/// first-stage job goes to a runner: no runner is involved, the server starts it.
+async fn a_bridge_in_the_first_stage_starts_with_its_pipeline(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "stages: [deploy, after]\nchild:\n  stage: deploy\n  trigger:\n    include: ci/child.yml\nlater:\n  stage: after\n  script: [echo later]\n";
+    let id = app.create_project(&app.root_token, "first").await["id"]
+        .as_i64()
+        .unwrap();
+    let work = local_repo(tmp.path(), config);
+    std::fs::create_dir_all(work.join("ci")).unwrap();
+    std::fs::write(work.join("ci/child.yml"), CHILD).unwrap();
+    git_ok(&work, tmp.path(), &["add", "."]);
+    git_ok(&work, tmp.path(), &["commit", "-q", "-m", "Child"]);
+    let url = remote(&app, "root", &app.root_token, "root/first");
+    git_ok(
+        &work,
+        tmp.path(),
+        &["push", "-q", "-o", "ci.skip", &url, "main"],
+    );
+
+    let res = app
+        .post(
+            &format!("/projects/{id}/pipeline"),
+            Some(&app.root_token),
+            json!({"ref": "main"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let pipeline: Value = res.json().await.unwrap();
+    let path = format!("/projects/{id}/pipelines/{}/bridges", pipeline["id"]);
+    let bridges = wait_for(&app, &path, |b| b[0]["status"] == "success").await;
+    let child = &bridges[0]["downstream_pipeline"];
+    assert_eq!(child["source"], "parent_pipeline");
+    // The next stage was unblocked for runners.
+    let jobs: Vec<Value> = app
+        .root_json(&format!("/projects/{id}/pipelines/{}/jobs", pipeline["id"]))
+        .await;
+    let later = jobs.iter().find(|j| j["name"] == "later").unwrap();
+    assert_eq!(later["status"], "pending");
 }

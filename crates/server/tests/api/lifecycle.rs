@@ -703,9 +703,9 @@ async fn a_long_poll_on_one_server_is_woken_by_another() {
 }
 
 /// An empty zip archive: just the end-of-central-directory record.
-const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
+pub const EMPTY_ZIP: &[u8] = b"PK\x05\x06\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0";
 
-async fn upload(
+pub async fn upload(
     app: &TestApp,
     job_id: &Value,
     token: &str,

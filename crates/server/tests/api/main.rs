@@ -6,6 +6,7 @@
 
 mod support;
 
+mod artifact_uploads;
 mod bridges;
 mod browser;
 mod conventions;
@@ -13,11 +14,13 @@ mod git;
 mod lifecycle;
 mod multi_project;
 mod projects;
+mod protected_refs;
 mod python_gitlab;
 mod runners;
 mod running;
 mod triggering;
 mod triggers;
+mod user_entities;
 mod users;
 mod variables;
 mod web;

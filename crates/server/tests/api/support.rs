@@ -132,6 +132,11 @@ impl TestApp {
         }
     }
 
+    /// The server's data directory (repositories, artifacts, the server key).
+    pub fn data_dir(&self) -> &Path {
+        self._data_dir.path()
+    }
+
     /// The SQLite database file, when this app runs on SQLite.
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
         let path = self._data_dir.path().join("pipewright.sqlite3");
