@@ -469,6 +469,18 @@ pub async fn create_pipeline(
     // `"status": "created"`.
     pipeline.status = Status::Created;
     crate::webhooks::pipeline_changed(state, pipeline.id);
+    // `trigger:` jobs of the first stage are the server's to start (no runner takes them);
+    // processing starts pending bridges, as it does after every later stage.
+    if plan.jobs.iter().any(|j| {
+        j.trigger.is_some() && j.initial_status == pipewright_config::InitialStatus::Pending
+    }) {
+        let (state, id) = (state.clone(), pipeline.id);
+        tokio::spawn(async move {
+            if let Err(err) = crate::job_processing::advance_pipeline(&state, id).await {
+                tracing::warn!(pipeline_id = id, error = %format!("{err:#}"), "starting bridges failed");
+            }
+        });
+    }
     // Runners waiting in a long poll take the first stage's jobs at once.
     if new.jobs.iter().any(|j| j.status == Status::Pending) {
         state.job_available.notify_waiters();

@@ -9,6 +9,7 @@ mod support;
 mod bridges;
 mod browser;
 mod conventions;
+mod disclosure;
 mod git;
 mod lifecycle;
 mod multi_project;
