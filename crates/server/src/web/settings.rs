@@ -92,7 +92,9 @@ pub struct VariableRow {
 
 pub struct AllowedProject {
     pub id: i64,
-    pub full_path: String,
+    /// `None` when the viewer may not see the project (another Maintainer let it in, or it
+    /// became private since): its path is not shown, as GitLab's UI leaves it out.
+    pub full_path: Option<String>,
 }
 
 pub struct RunnerRow {
@@ -204,9 +206,12 @@ pub async fn show(
         .await?
         .items
     {
+        let visible = api::projects::project_access(&state, &viewer.caller(), &p)
+            .await?
+            .can_see();
         allowlist.push(AllowedProject {
             id: p.id,
-            full_path: p.full_path(),
+            full_path: visible.then(|| p.full_path()),
         });
     }
     let runners = state

@@ -116,8 +116,10 @@ async fn set_visibility(app: &TestApp, project: i64, visibility: &str) {
 }
 
 async fn private_projects_answer_like_missing_ones(app: TestApp) {
-    app.create_project(&app.root_token, "secret").await;
-    let (alice, _) = app.create_user("alice").await;
+    let secret = app.create_project(&app.root_token, "secret").await["id"]
+        .as_i64()
+        .unwrap();
+    let (alice, alice_token) = app.create_user("alice").await;
     app.create_user("eve").await;
     let own = app.create_project(&app.root_token, "alices").await["id"]
         .as_i64()
@@ -181,6 +183,33 @@ async fn private_projects_answer_like_missing_ones(app: TestApp) {
         .root_json(&format!("/projects/{own}/job_token_scope/allowlist"))
         .await;
     assert_eq!(list, json!([]), "nothing was let in");
+
+    // Root lets the private project in: Alice, a Maintainer here who cannot see it, is shown
+    // the entry (to remove it) but not the project's name.
+    let res = app
+        .post(
+            &format!("/projects/{own}/job_token_scope/allowlist"),
+            Some(&app.root_token),
+            json!({ "target_project_id": secret }),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let page = alice.get(settings).await;
+    assert!(!page.body.contains("root/secret"), "{}", page.body);
+    assert!(page.body.contains("A project you cannot see"));
+    let res = app
+        .get(
+            &format!("/projects/{own}/job_token_scope/allowlist"),
+            Some(&alice_token),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let list: Value = res.json().await.unwrap();
+    assert_eq!(list, json!([{ "id": secret }]));
+    let list: Value = app
+        .root_json(&format!("/projects/{own}/job_token_scope/allowlist"))
+        .await;
+    assert_eq!(list[0]["path_with_namespace"], "root/secret");
 }
 
 /// The flash message of a page.
