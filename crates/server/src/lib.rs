@@ -17,6 +17,7 @@ pub mod git_http;
 pub mod health;
 pub mod job_processing;
 pub mod job_token;
+pub mod linked_pipelines;
 pub mod maintenance;
 pub mod pagination;
 pub mod params;

@@ -14,7 +14,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::Segments;
-use super::projects::{authorize_project, find_project};
+use super::projects::{authorize_project, find_project, project_access};
 use crate::auth::Caller;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
@@ -81,11 +81,18 @@ async fn allowlist(
         authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
     let page = page_from(&params)?;
     let result = state.store.job_token_allowlist(project.id, page).await?;
-    let items: Vec<Value> = result
-        .items
-        .iter()
-        .map(|p| entities::project(&state.config, p, None, false))
-        .collect();
+    let mut items: Vec<Value> = Vec::with_capacity(result.items.len());
+    for p in &result.items {
+        // An entry the caller may not see (another Maintainer let it in, or it became private
+        // since) is only its id: the entry is this project's, the project's name is not.
+        // GitLab's REST answer shows the whole project; its UI (GraphQL, `read_project`)
+        // leaves such a project out.
+        items.push(if project_access(&state, &caller, p).await?.can_see() {
+            entities::project(&state.config, p, None, false)
+        } else {
+            json!({ "id": p.id })
+        });
+    }
     Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
 }
 

@@ -18,6 +18,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::job_processing;
 use crate::job_token::JobTokenCaller;
+use crate::linked_pipelines::LinkedProjects;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
@@ -231,7 +232,7 @@ async fn cancel_pipeline(
     let pipeline = find_pipeline(&state, &project, &seg).await?;
     Ok((
         StatusCode::CREATED,
-        Json(pipeline_json(&state, &project, &pipeline).await?),
+        Json(pipeline_json(&state, &caller, &project, &pipeline).await?),
     ))
 }
 
@@ -264,7 +265,7 @@ async fn retry_pipeline(
     let pipeline = find_pipeline(&state, &project, &seg).await?;
     Ok((
         StatusCode::CREATED,
-        Json(pipeline_json(&state, &project, &pipeline).await?),
+        Json(pipeline_json(&state, &caller, &project, &pipeline).await?),
     ))
 }
 
@@ -306,28 +307,29 @@ async fn bridges(
         .collect();
     let total = bridges.len() as i64;
     let start = (page.page.saturating_sub(1) as usize) * page.per_page as usize;
+    let mut linked = LinkedProjects::new(&state, caller.clone(), &project);
     let mut items = Vec::new();
     for bridge in bridges.iter().skip(start).take(page.per_page as usize) {
         let mut item = job_json(&state, &project, &pipeline, bridge).await?;
-        item["downstream_pipeline"] = match state.store.downstream_pipeline(bridge.id).await? {
-            Some(d) => {
-                let web = match state.store.project(d.project_id).await? {
-                    Some(p) => format!(
+        let downstream = state.store.downstream_pipeline(bridge.id).await?;
+        item["downstream_pipeline"] = match downstream {
+            // A pipeline in a project the caller may not read is `null`, like one not yet
+            // created: its project's path must not show.
+            Some(d) => match linked.readable(d.project_id).await? {
+                None => Value::Null,
+                Some(p) => serde_json::json!({
+                    "id": d.id, "iid": d.iid, "project_id": d.project_id, "sha": d.sha,
+                    "ref": d.ref_name, "status": d.status.as_str(), "source": d.source.as_str(),
+                    "created_at": crate::entities::time(d.created_at),
+                    "updated_at": crate::entities::time(d.updated_at),
+                    "web_url": format!(
                         "{}/{}/-/pipelines/{}",
                         state.config.external_url,
                         p.full_path(),
                         d.id
                     ),
-                    None => String::new(),
-                };
-                serde_json::json!({
-                    "id": d.id, "iid": d.iid, "project_id": d.project_id, "sha": d.sha,
-                    "ref": d.ref_name, "status": d.status.as_str(), "source": d.source.as_str(),
-                    "created_at": crate::entities::time(d.created_at),
-                    "updated_at": crate::entities::time(d.updated_at),
-                    "web_url": web,
-                })
-            }
+                }),
+            },
             None => Value::Null,
         };
         items.push(item);

@@ -17,6 +17,7 @@ use super::projects::authorize_project;
 use crate::auth::Caller;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
+use crate::linked_pipelines::LinkedProjects;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::Action;
@@ -149,9 +150,23 @@ fn seconds_between(a: Option<Timestamp>, b: Option<Timestamp>) -> Value {
     }
 }
 
-/// `Entities::Ci::Pipeline`.
-pub async fn pipeline_json(state: &AppState, project: &Project, p: &Pipeline) -> ApiResult<Value> {
-    pipeline_json_for(state, project, p, None).await
+/// `Entities::Ci::Pipeline` as `caller` may see it: the `upstream` link of a multi-project
+/// pipeline is `null` when the caller may not read the upstream project's pipelines
+/// (`crate::linked_pipelines`).
+pub async fn pipeline_json(
+    state: &AppState,
+    caller: &Caller,
+    project: &Project,
+    p: &Pipeline,
+) -> ApiResult<Value> {
+    let mut json = pipeline_json_for(state, project, p, None).await?;
+    if let Some(upstream) = &p.upstream {
+        let mut linked = LinkedProjects::new(state, caller.clone(), project);
+        if linked.readable(upstream.project_id).await?.is_none() {
+            json["upstream"] = Value::Null;
+        }
+    }
+    Ok(json)
 }
 
 /// As [`pipeline_json`], reusing `known_user` when it is the pipeline's user (saves a query on
@@ -408,7 +423,9 @@ async fn show(
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
     let pipeline = find_pipeline(&state, &project, &seg).await?;
-    Ok(Json(pipeline_json(&state, &project, &pipeline).await?))
+    Ok(Json(
+        pipeline_json(&state, &caller, &project, &pipeline).await?,
+    ))
 }
 
 async fn latest(
@@ -438,7 +455,9 @@ async fn latest(
         .into_iter()
         .next();
     let pipeline = pipeline.ok_or(ApiError::NotFound(""))?;
-    Ok(Json(pipeline_json(&state, &project, &pipeline).await?))
+    Ok(Json(
+        pipeline_json(&state, &caller, &project, &pipeline).await?,
+    ))
 }
 
 async fn variables(

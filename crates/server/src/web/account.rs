@@ -25,10 +25,28 @@ struct SignInPage {
     error: Option<String>,
 }
 
-/// Only local paths may be redirected to after sign-in (no open redirect).
+/// The longest `redirect_to` kept; a longer one is nobody's page of ours.
+const MAX_REDIRECT_LEN: usize = 2048;
+
+/// Where to go after signing in: a path on this server, or the dashboard.
+///
+/// GitLab keeps this target in the session (Devise's `store_location_for` keeps only the path
+/// of a URL); Pipewright carries it through the form, so it is checked here. Browsers drop tabs
+/// and newlines anywhere in a URL and read `\` as `/` (WHATWG URL parsing), so `/\t/evil.example`
+/// would leave as `//evil.example`, another site: only visible ASCII without `\` is accepted,
+/// and `//` may not begin it. A CR or LF could not even become a `Location` header (that was a
+/// 500 that lost the new session). Our own sign-in links carry the request's path and query,
+/// which are always visible ASCII.
 fn safe_redirect(target: Option<&str>) -> String {
     match target {
-        Some(t) if t.starts_with('/') && !t.starts_with("//") && !t.contains('\\') => t.to_string(),
+        Some(t)
+            if t.len() <= MAX_REDIRECT_LEN
+                && t.starts_with('/')
+                && !t.starts_with("//")
+                && t.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
+        {
+            t.to_string()
+        }
         _ => "/".to_string(),
     }
 }
@@ -207,5 +225,21 @@ mod tests {
         assert_eq!(safe_redirect(Some("https://evil.example")), "/");
         assert_eq!(safe_redirect(Some("/\\evil.example")), "/");
         assert_eq!(safe_redirect(None), "/");
+        // What a browser would turn into `//evil.example`, or cannot be a header at all.
+        for target in [
+            "/\t/evil.example/",
+            "/\n/evil.example",
+            "/x\r\nSet-Cookie: a=b",
+            "/ /evil.example",
+            "/\u{7f}",
+            "/caf\u{e9}",
+        ] {
+            assert_eq!(safe_redirect(Some(target)), "/", "{target:?}");
+        }
+        assert_eq!(
+            safe_redirect(Some("/root/demo/-/pipelines?status=failed&page=2")),
+            "/root/demo/-/pipelines?status=failed&page=2"
+        );
+        assert_eq!(safe_redirect(Some(&format!("/{}", "a".repeat(3000)))), "/");
     }
 }

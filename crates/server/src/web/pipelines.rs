@@ -16,6 +16,7 @@ use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::job_processing;
+use crate::linked_pipelines::LinkedProjects;
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::sealing::Purpose;
@@ -54,13 +55,14 @@ pub async fn users_by_id(state: &AppState, ids: Vec<i64>) -> WebResult<HashMap<i
     Ok(users)
 }
 
-/// Where a pipeline lives on the web, whatever project it belongs to.
+/// Where a linked pipeline lives on the web (its URL and `path #id`), if the viewer may read
+/// its project's pipelines; a private project's path is never shown to anyone else.
 pub async fn pipeline_link(
-    state: &AppState,
+    linked: &mut LinkedProjects<'_>,
     project_id: i64,
     pipeline_id: i64,
 ) -> WebResult<Option<(String, String)>> {
-    Ok(state.store.project(project_id).await?.map(|p| {
+    Ok(linked.readable(project_id).await?.map(|p| {
         let path = p.full_path();
         (
             format!("/{path}/-/pipelines/{pipeline_id}"),
@@ -71,15 +73,17 @@ pub async fn pipeline_link(
 
 pub async fn rows(
     state: &AppState,
+    viewer: &Viewer,
     project: &Project,
     pipelines: &[Pipeline],
 ) -> WebResult<Vec<PipelineRow>> {
     let ids = pipelines.iter().filter_map(|p| p.user_id).collect();
     let users = users_by_id(state, ids).await?;
+    let mut linked = LinkedProjects::new(state, viewer.caller(), project);
     let mut out = Vec::with_capacity(pipelines.len());
     for p in pipelines {
         let upstream = match &p.upstream {
-            Some(u) => pipeline_link(state, u.project_id, u.pipeline_id).await?,
+            Some(u) => pipeline_link(&mut linked, u.project_id, u.pipeline_id).await?,
             None => None,
         };
         out.push(PipelineRow {
@@ -215,7 +219,7 @@ pub async fn list(
         layout: Layout::new(&viewer, &headers, format!("Pipelines · {}", project.name))
             .with_project(ProjectNav::new(&project, &access, "pipelines")),
         full_path: project.full_path(),
-        pipelines: rows(&state, &project, &found).await?,
+        pipelines: rows(&state, &viewer, &project, &found).await?,
         prev_url: (page > 1)
             .then(|| list_url(&base, &status_shown, &source_shown, &ref_name, page - 1)),
         next_url: more.then(|| list_url(&base, &status_shown, &source_shown, &ref_name, page + 1)),
@@ -283,6 +287,7 @@ pub async fn find_pipeline(state: &AppState, project: &Project, id: &str) -> Web
 
 pub async fn job_nodes(
     state: &AppState,
+    linked: &mut LinkedProjects<'_>,
     project: &Project,
     jobs: &[Job],
 ) -> WebResult<Vec<StageColumn>> {
@@ -291,7 +296,7 @@ pub async fn job_nodes(
     for job in current.iter().copied() {
         let downstream = if crate::bridges::is_bridge(job) {
             match state.store.downstream_pipeline(job.id).await? {
-                Some(d) => pipeline_link(state, d.project_id, d.id)
+                Some(d) => pipeline_link(linked, d.project_id, d.id)
                     .await?
                     .map(|(url, label)| (url, label, StatusView::of(d.status))),
                 None => None,
@@ -342,14 +347,15 @@ pub async fn show(
         project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
     let pipeline = find_pipeline(&state, &project, &id).await?;
     let jobs = state.store.pipeline_all_jobs(pipeline.id).await?;
-    let stages = job_nodes(&state, &project, &jobs).await?;
+    let mut linked = LinkedProjects::new(&state, viewer.caller(), &project);
+    let stages = job_nodes(&state, &mut linked, &project, &jobs).await?;
     let has_needs = stages
         .iter()
         .flat_map(|s| &s.jobs)
         .any(|j| !j.needs.is_empty());
     let upstream = match &pipeline.upstream {
         Some(u) => match state.store.pipeline_by_id(u.pipeline_id).await? {
-            Some(up) => pipeline_link(&state, up.project_id, up.id)
+            Some(up) => pipeline_link(&mut linked, up.project_id, up.id)
                 .await?
                 .map(|(url, label)| (url, label, StatusView::of(up.status))),
             None => None,
@@ -373,7 +379,7 @@ pub async fn show(
     // On a protected branch, only those who may update it may cancel or retry.
     let can_update = access.can(Action::UpdatePipelines)
         && crate::protected_refs::may_update(&state, &access, &pipeline).await?;
-    let row = rows(&state, &project, std::slice::from_ref(&pipeline))
+    let row = rows(&state, &viewer, &project, std::slice::from_ref(&pipeline))
         .await?
         .remove(0);
     let page = ShowPage {

@@ -12,13 +12,16 @@ use super::error::{WebError, WebResult};
 use super::pipelines::PipelineRow;
 use super::session::Viewer;
 use super::view::{self, Layout, ProjectNav, StatusView};
-use crate::api::projects::{find_project, lookup};
+use crate::api::projects::find_project;
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
 
 /// The project a page is about, if the viewer may do `action` there. Anything else is a 404
-/// (a Developer asking for settings, a stranger asking for a private project), except that a
-/// signed-out visitor is first asked to sign in.
+/// for a signed-in viewer (a Developer asking for settings, a stranger asking for a private
+/// project) and a sign-in redirect for a signed-out visitor — whether the project exists or
+/// not, so the answer never tells a private project from a missing one. GitLab does the same:
+/// `RoutableActions#find_routable!` falls back to `ApplicationController#route_not_found`,
+/// which sends a signed-out visitor to the sign-in page and answers 404 to a signed-in user.
 pub async fn project_for(
     state: &AppState,
     viewer: &Viewer,
@@ -35,14 +38,7 @@ pub async fn project_for(
     };
     match found {
         Some((project, access)) if access.can(action) => Ok((project, access)),
-        _ if viewer.user.is_none() => {
-            // Only ask for a sign-in when there is something behind it.
-            if lookup(state, &full).await?.is_some() {
-                Err(WebError::SignInRequired(viewer.path.clone()))
-            } else {
-                Err(WebError::NotFound)
-            }
-        }
+        _ if viewer.user.is_none() => Err(WebError::SignInRequired(viewer.path.clone())),
         _ => Err(WebError::NotFound),
     }
 }
@@ -178,7 +174,7 @@ pub async fn overview(
             .store
             .pipelines_window(project.id, &PipelineFilter::default(), 5, 0)
             .await?;
-        super::pipelines::rows(&state, &project, &found).await?
+        super::pipelines::rows(&state, &viewer, &project, &found).await?
     } else {
         Vec::new()
     };

@@ -92,7 +92,9 @@ pub struct VariableRow {
 
 pub struct AllowedProject {
     pub id: i64,
-    pub full_path: String,
+    /// `None` when the viewer may not see the project (another Maintainer let it in, or it
+    /// became private since): its path is not shown, as GitLab's UI leaves it out.
+    pub full_path: Option<String>,
 }
 
 pub struct RunnerRow {
@@ -204,9 +206,12 @@ pub async fn show(
         .await?
         .items
     {
+        let visible = api::projects::project_access(&state, &viewer.caller(), &p)
+            .await?
+            .can_see();
         allowlist.push(AllowedProject {
             id: p.id,
-            full_path: p.full_path(),
+            full_path: visible.then(|| p.full_path()),
         });
     }
     let runners = state
@@ -380,6 +385,25 @@ pub async fn variable(
     }
 }
 
+/// GitLab's one answer for a project to let in that is missing or not the viewer's to see
+/// (`Ci::JobTokenScope::EditScopeValidations::TARGET_PROJECT_UNAUTHORIZED_OR_UNFOUND`), so
+/// the form does not tell a private project from a missing one.
+const TARGET_UNAUTHORIZED_OR_UNFOUND: &str = "The target_project that you are attempting to access does not exist or you don't have permission to perform this action";
+
+/// The project named in the allowlist form, if the viewer may see it (as the API's `add`
+/// requires); a missing project and an invisible one are both `None`.
+async fn allowlist_target(
+    state: &AppState,
+    viewer: &Viewer,
+    target: &str,
+) -> WebResult<Option<Project>> {
+    match api::projects::find_project(state, &viewer.caller(), target).await {
+        Ok((project, _)) => Ok(Some(project)),
+        Err(ApiError::Internal(e)) => Err(WebError::Internal(e)),
+        Err(_) => Ok(None),
+    }
+}
+
 /// `POST …/-/settings/ci_cd/job_token_scope`: the switch, an allowlist addition (by path) or
 /// removal.
 pub async fn job_token_scope(
@@ -413,11 +437,11 @@ pub async fn job_token_scope(
                 .flatten()
                 .unwrap_or_default();
             let target = target.trim().trim_matches('/');
-            let Some(found) = api::projects::lookup(&state, target).await? else {
+            let Some(found) = allowlist_target(&state, &viewer, target).await? else {
                 return Ok(view::redirect_with(
                     &state,
                     &to,
-                    Flash::alert(format!("Project {target} was not found.")),
+                    Flash::alert(TARGET_UNAUTHORIZED_OR_UNFOUND),
                 ));
             };
             let mut p = Params::default();

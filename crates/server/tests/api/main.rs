@@ -10,6 +10,7 @@ mod artifact_uploads;
 mod bridges;
 mod browser;
 mod conventions;
+mod disclosure;
 mod git;
 mod lifecycle;
 mod multi_project;

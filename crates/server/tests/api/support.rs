@@ -87,6 +87,13 @@ impl TestApp {
         Self::start_on(self._data_dir.clone(), &self.database_url, configure).await
     }
 
+    /// A server of its own (own data directory) on an existing database, e.g. one that
+    /// another test process created.
+    pub async fn start_on_database(database_url: &str) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        Self::start_on(std::sync::Arc::new(data_dir), database_url, |_| {}).await
+    }
+
     async fn start_on(
         data_dir: std::sync::Arc<tempfile::TempDir>,
         database_url: &str,

@@ -312,7 +312,8 @@ async fn pages_enforce_project_permissions(app: TestApp) {
         page.location.as_deref(),
         Some("/users/sign_in?redirect_to=%2Froot%2Fperm%2F%2D%2Fpipelines")
     );
-    assert_eq!(anonymous.get("/root/missing").await.status, 404);
+    // A missing project asks for a sign-in too (GitLab's `route_not_found`).
+    assert_eq!(anonymous.get("/root/missing").await.status, 303);
 
     let mut eve = Browser::sign_in(&app, "eve", PASSWORD).await;
     for path in [
@@ -951,7 +952,7 @@ async fn settings_forms_change_what_the_api_sees(app: TestApp) {
         after(&mut alice, page)
             .await
             .body
-            .contains("Project root/nope was not found.")
+            .contains("The target_project that you are attempting to access does not exist")
     );
     let page = alice
         .submit(

@@ -2,7 +2,8 @@
 //! event in `TRIGGER_PAYLOAD` (the seeds' cross-project webhook); local addresses are refused
 //! unless the admin allows them; a Pipeline Hook aimed at a trigger URL is refused; failed
 //! deliveries retry with backoff and survive a restart; deliveries are listed with what was
-//! answered.
+//! answered; special-purpose addresses (and IPv6 spellings of local ones) are refused, and
+//! proxy variables cannot route a delivery around the address check.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +16,11 @@ use crate::git::{git_ok, local_repo, remote};
 use crate::running::{finished_pipeline, job_log, start_runner};
 use crate::support::{Backend, TestApp, assert_json};
 
-both_backends!(a_tag_push_hook_triggers_another_project, hooks_are_guarded);
+both_backends!(
+    a_tag_push_hook_triggers_another_project,
+    hooks_are_guarded,
+    hooks_refuse_special_addresses,
+);
 
 async fn allow_local(app: &TestApp) {
     let res = app
@@ -404,5 +409,210 @@ mod deliveries_survive_a_restart {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         scenario(Backend::Postgres).await
+    }
+}
+
+/// Hook URLs that reach the local network in disguise, or special-purpose ranges no hook can
+/// be meant for.
+async fn hooks_refuse_special_addresses(app: TestApp) {
+    let a = app.create_project(&app.root_token, "special-hooks").await["id"]
+        .as_i64()
+        .unwrap();
+    let path = format!("/projects/{a}/hooks");
+    let create = |url: &'static str| {
+        let app = &app;
+        let path = path.clone();
+        async move {
+            app.post(&path, Some(&app.root_token), json!({ "url": url }))
+                .await
+        }
+    };
+    // Local addresses spelled another way: refused while local requests are not allowed.
+    let disguised = [
+        "http://[64:ff9b::7f00:1]/hook",   // NAT64 of 127.0.0.1
+        "http://[::ffff:0:7f00:1]/hook",   // IPv4-translated 127.0.0.1
+        "http://[2002:7f00:1::1]/hook",    // 6to4 around 127.0.0.1
+        "http://[2002:a9fe:a9fe::1]/hook", // 6to4 around 169.254.169.254
+        "http://[64:ff9b:1::a00:1]/hook",  // local-use NAT64
+        "http://[fec0::1]/hook",           // site-local
+        "http://100.100.100.200/hook",     // shared address space
+    ];
+    // Never a hook's destination, whatever the setting.
+    let special = [
+        "http://0.0.0.1/hook",
+        "http://0.1.2.3/hook",
+        "http://[::127.0.0.1]/hook", // IPv4-compatible
+        "http://[::]/hook",
+        "http://224.0.0.1/hook",
+        "http://239.255.255.250/hook",
+        "http://[ff02::1]/hook",
+        "http://240.0.0.1/hook",
+        "http://255.255.255.255/hook",
+        "http://198.18.0.1/hook",
+        "http://192.0.2.1/hook",
+        "http://[2001:db8::1]/hook",
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook", // Teredo
+        "http://[64:ff9b::e000:1]/hook",                      // NAT64 of multicast
+    ];
+    for url in disguised.iter().chain(special.iter()) {
+        let res = create(url).await;
+        assert_eq!(res.status(), 422, "{url}");
+        assert_json(res, 422, json!({"error": "Invalid url given"})).await;
+    }
+    // The admin's setting lets the local network in, and nothing more.
+    allow_local(&app).await;
+    for url in disguised {
+        assert_eq!(create(url).await.status(), 201, "{url}");
+    }
+    for url in special {
+        assert_eq!(create(url).await.status(), 422, "{url}");
+    }
+    let hooks: Vec<Value> = app.root_json(&path).await;
+    assert_eq!(hooks.len(), disguised.len());
+}
+
+/// `HTTP_PROXY` and friends are ignored by the hook sender: a proxy would resolve the hook's
+/// name again, itself, and reach what the checked address was not. The server must run with
+/// those variables set, which a test cannot do to its own process; so the scenario starts
+/// this test binary again, as a replica on the same database with the variables set (the
+/// `replica` test, which does nothing otherwise), and watches a delivery go past the proxy.
+mod hooks_ignore_proxy_variables {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    const REPLICA_DATABASE: &str = "PIPEWRIGHT_TEST_PROXY_REPLICA_DATABASE";
+
+    /// A proxy that counts who came and turns them away.
+    async fn start_proxy() -> (u16, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let _ = socket
+                    .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        (port, hits)
+    }
+
+    async fn scenario(backend: Backend) {
+        // This server's own sender stays idle after its first (empty) round: the delivery is
+        // the replica's to send.
+        let app = TestApp::start_with(backend, |c| {
+            c.maintenance_interval = Duration::from_secs(3600);
+        })
+        .await;
+        let tmp = tempfile::tempdir().unwrap();
+        allow_local(&app).await;
+        let a = app.create_project(&app.root_token, "proxied").await["id"]
+            .as_i64()
+            .unwrap();
+        repo(&app, tmp.path(), "proxied", "job:\n  script: [echo a]\n");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (receiver, task) = start_receiver(vec![], port).await;
+        let (proxy_port, proxy_hits) = start_proxy().await;
+        let path = format!("/projects/{a}/hooks");
+        let res = app
+            .post(
+                &path,
+                Some(&app.root_token),
+                json!({"url": format!("http://127.0.0.1:{port}/hook")}),
+            )
+            .await;
+        let hook: Value = res.json().await.unwrap();
+        let res = app
+            .post(
+                &format!("{path}/{}/test/push_events", hook["id"]),
+                Some(&app.root_token),
+                json!({}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+
+        let proxy = format!("http://127.0.0.1:{proxy_port}");
+        let mut replica = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "webhooks::hooks_ignore_proxy_variables::replica",
+                "--test-threads=1",
+            ])
+            .env(REPLICA_DATABASE, &app.database_url)
+            .envs(
+                [
+                    "HTTP_PROXY",
+                    "http_proxy",
+                    "HTTPS_PROXY",
+                    "https_proxy",
+                    "ALL_PROXY",
+                    "all_proxy",
+                ]
+                .map(|name| (name, proxy.as_str())),
+            )
+            .env_remove("NO_PROXY")
+            .env_remove("no_proxy")
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+
+        let events_path = format!("{path}/{}/events", hook["id"]);
+        let mut event = Value::Null;
+        for _ in 0..300 {
+            let events: Vec<Value> = app.root_json(&events_path).await;
+            // Claimed (`sending`), then answered one way or another.
+            if events
+                .first()
+                .is_some_and(|e| e["attempts"].as_i64() >= Some(1) && e["state"] != "sending")
+            {
+                event = events[0].clone();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        replica.kill().await.unwrap();
+        assert_eq!(event["state"], "delivered", "{event:#?}");
+        assert_eq!(proxy_hits.load(Ordering::SeqCst), 0, "the proxy was asked");
+        let ours = receiver
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, body)| body.contains("root/proxied"))
+            .count();
+        assert_eq!(ours, 1, "delivered straight to the receiver");
+        task.abort();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        scenario(Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        scenario(Backend::Postgres).await
+    }
+
+    /// The replica the scenario starts (with proxy variables set); on its own it does
+    /// nothing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn replica() {
+        let Ok(database_url) = std::env::var(REPLICA_DATABASE) else {
+            return;
+        };
+        let _replica = TestApp::start_on_database(&database_url).await;
+        // Serves (and sends due deliveries) until the scenario ends it.
+        tokio::time::sleep(Duration::from_secs(60)).await;
     }
 }
