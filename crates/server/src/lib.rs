@@ -24,6 +24,7 @@ pub mod permissions;
 pub mod pipeline_creation;
 pub mod project_cache;
 pub mod push_pipelines;
+pub mod push_rules;
 pub mod sealing;
 pub mod secrets;
 pub mod state;
