@@ -243,8 +243,8 @@ impl Repositories {
 
     /// Runs `git receive-pack` on a push the server has allowed, streaming the rest of its
     /// body in, and reports which of its ref updates took effect. Non-fast-forward updates of
-    /// `fast_forward_only` refs are refused (see `hooks.rs`). A body over its limit stops git
-    /// and is [`Error::TooLarge`] — unless git had already moved refs, in which case the push
+    /// `fast_forward_only` refs are refused (see `hooks.rs`). A body over its limit ends git's
+    /// input and is [`Error::TooLarge`] — unless git had already moved refs, in which case the push
     /// happened and its outcome is returned.
     pub async fn receive_pack(
         &self,
@@ -272,10 +272,9 @@ impl Repositories {
         // Read git's output while feeding it, so neither side waits on a full pipe.
         let stdout = read_all(child.stdout.take());
         let stderr = read_all(child.stderr.take());
+        // On a body error `feed` has closed git's stdin: git sees the pack end early, refuses
+        // it and removes its quarantined objects (killing it would leave them behind).
         let fed = feed(stdin, prefix, body).await;
-        if fed.is_err() {
-            let _ = child.start_kill();
-        }
         let status = child.wait().await?;
         let (stdout, stderr) = (stdout.await, stderr.await);
         if !stderr.is_empty() {

@@ -15,7 +15,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::StreamExt;
@@ -36,6 +36,10 @@ pub fn routes() -> Router<AppState> {
         .route("/{namespace}/{repo}/git-receive-pack", post(receive_pack))
 }
 
+/// GitLab's answer to missing or wrong credentials, a locked account included
+/// (`app/controllers/repositories/git_http_client_controller.rb`, `render_access_denied`).
+/// GitLab ends it with a link to its own help page, which Pipewright does not serve.
+const ACCESS_DENIED_TEXT: &str = "HTTP Basic: Access denied. If a password was provided for Git authentication, the password was incorrect or you're required to use a token instead of a password. If a token was provided, it was either incorrect, expired, or improperly scoped.";
 const NOT_FOUND_TEXT: &str =
     "The project you were looking for could not be found or you don't have permission to view it.";
 const PUSH_DENIED_TEXT: &str = "You are not allowed to push code to this project.";
@@ -72,6 +76,7 @@ async fn authorize(
     state: &AppState,
     seg: &Segments,
     headers: &HeaderMap,
+    extensions: &Extensions,
     write: bool,
 ) -> Result<Authorized, Response> {
     let namespace = seg
@@ -87,16 +92,18 @@ async fn authorize(
     {
         return authorize_job_token(state, &format!("{namespace}/{path}"), &secret, write).await;
     }
-    let actor = match authenticate_basic(state, headers).await {
+    let ip = crate::web::session::client_ip(extensions);
+    let actor = match authenticate_basic(state, headers, ip).await {
         Ok(actor) => actor,
-        Err(_) => return Err(text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied")),
+        Err(crate::error::ApiError::Internal(err)) => return Err(internal(err)),
+        Err(_) => return Err(text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT)),
     };
     let caller = Caller(actor.clone());
     let project = match lookup(state, &format!("{namespace}/{path}")).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return Err(if actor.is_none() {
-                text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied")
+                text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT)
             } else {
                 text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)
             });
@@ -119,7 +126,7 @@ async fn authorize(
     };
     if !access.can(action) || !scope_ok {
         return Err(match &actor {
-            None => text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied"),
+            None => text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT),
             Some(_) if !access.can_see() => text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT),
             Some(_) if !access.can(Action::ReadRepository) => {
                 text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)
@@ -146,7 +153,7 @@ async fn authorize_job_token(
     token: &str,
     write: bool,
 ) -> Result<Authorized, Response> {
-    let denied = || text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied");
+    let denied = || text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT);
     let job = match state
         .store
         .job_by_token(&crate::secrets::token_digest(token))
@@ -211,6 +218,7 @@ async fn info_refs(
     seg: Segments,
     Query(query): Query<InfoRefsQuery>,
     headers: HeaderMap,
+    extensions: Extensions,
 ) -> Response {
     let service = match query.service.as_deref() {
         Some("git-upload-pack") => Service::UploadPack,
@@ -223,7 +231,8 @@ async fn info_refs(
             );
         }
     };
-    let auth = match authorize(&state, &seg, &headers, service == Service::ReceivePack).await {
+    let write = service == Service::ReceivePack;
+    let auth = match authorize(&state, &seg, &headers, &extensions, write).await {
         Ok(a) => a,
         Err(res) => return res,
     };
@@ -294,9 +303,10 @@ async fn upload_pack(
     State(state): State<AppState>,
     seg: Segments,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
-    let auth = match authorize(&state, &seg, &headers, false).await {
+    let auth = match authorize(&state, &seg, &headers, &extensions, false).await {
         Ok(a) => a,
         Err(res) => return res,
     };
@@ -322,9 +332,10 @@ async fn receive_pack(
     State(state): State<AppState>,
     seg: Segments,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
-    let auth = match authorize(&state, &seg, &headers, true).await {
+    let auth = match authorize(&state, &seg, &headers, &extensions, true).await {
         Ok(a) => a,
         Err(res) => return res,
     };

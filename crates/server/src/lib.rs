@@ -27,6 +27,7 @@ pub mod push_pipelines;
 pub mod push_rules;
 pub mod sealing;
 pub mod secrets;
+pub mod sign_in;
 pub mod state;
 pub mod validate;
 pub mod web;
