@@ -16,6 +16,12 @@ use futures_util::{Stream, StreamExt};
 
 use crate::{Error, Result};
 
+/// After refusing a body as too large, up to this much more of it is read and dropped, for at
+/// most [`DRAIN_TIME`], so the client (still sending) gets to read the 413 instead of a
+/// connection reset.
+const DRAIN_BYTES: u64 = 16 * 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Inflated output is handed on in pieces of about this size (the decoder adds at most its
 /// own 32 KiB buffer on top), whatever the compression ratio.
 const PIECE: usize = 64 * 1024;
@@ -112,7 +118,7 @@ impl RequestBody {
             Some(Ok(chunk)) => {
                 self.received += chunk.len() as u64;
                 if self.received > self.limit {
-                    return Err(Error::TooLarge { limit: self.limit });
+                    return Err(self.too_large());
                 }
                 Ok(Some(chunk))
             }
@@ -147,9 +153,31 @@ impl RequestBody {
     fn hand_on(&mut self, piece: Bytes) -> Result<Option<Bytes>> {
         self.produced += piece.len() as u64;
         if self.produced > self.limit {
-            return Err(Error::TooLarge { limit: self.limit });
+            return Err(self.too_large());
         }
         Ok(Some(piece))
+    }
+
+    /// The error for a body past its limit. What the client still sends is read and dropped
+    /// in the background (bounded in bytes and time), without inflating it.
+    fn too_large(&mut self) -> Error {
+        self.ended = true;
+        let mut rest = std::mem::replace(&mut self.chunks, Box::pin(futures_util::stream::empty()));
+        if tokio::runtime::Handle::try_current().is_ok() {
+            tokio::spawn(async move {
+                let drain = async {
+                    let mut drained = 0u64;
+                    while let Some(Ok(chunk)) = rest.next().await {
+                        drained += chunk.len() as u64;
+                        if drained > DRAIN_BYTES {
+                            break;
+                        }
+                    }
+                };
+                let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+            });
+        }
+        Error::TooLarge { limit: self.limit }
     }
 }
 

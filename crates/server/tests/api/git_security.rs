@@ -125,6 +125,8 @@ async fn request_bodies_past_the_limit_get_413_and_the_server_keeps_serving() {
     git_ok(&work, tmp.path(), &["commit", "-q", "-m", "Big"]);
     let out = git(&work, tmp.path(), &["push", "-q", &url, "main"]);
     assert!(!out.status.success(), "a push past the limit must fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("413"), "{stderr}");
     let branch: Value = app
         .get(
             "/projects/root%2Fbodies/repository/branches/main",
