@@ -142,3 +142,51 @@ async fn install(dir: &Path) -> std::io::Result<()> {
         Err(std::io::Error::other(format!("hook test run: {status}")))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_hook_is_installed_once_and_armed_per_push() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repos = Repositories::new(dir.path().join("repositories"));
+        assert_eq!(repos.force_push_guard(&[]).await, Guard::default());
+        let refs = vec![
+            "refs/heads/main".to_string(),
+            "refs/heads/release".to_string(),
+        ];
+        let guard = repos.force_push_guard(&refs).await;
+        let hooks = dir.path().join("repositories/.hooks");
+        assert_eq!(
+            guard.config,
+            vec![format!("core.hooksPath={}", hooks.display())]
+        );
+        assert_eq!(
+            guard.env,
+            vec![(
+                GUARDED_REFS_ENV.to_string(),
+                "refs/heads/main\nrefs/heads/release".to_string()
+            )]
+        );
+        let script = std::fs::read_to_string(hooks.join("pre-receive")).expect("hook");
+        assert!(script.contains(FORCE_PUSH_MESSAGE));
+    }
+
+    #[tokio::test]
+    async fn a_hook_that_cannot_run_falls_back_to_refusing_every_force_push() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // The repositories "directory" is a file: no hook can be written under it.
+        let file = dir.path().join("not-a-directory");
+        std::fs::write(&file, "x").expect("write");
+        let repos = Repositories::new(&file);
+        let guard = repos
+            .force_push_guard(&["refs/heads/main".to_string()])
+            .await;
+        assert_eq!(
+            guard.config,
+            vec!["receive.denyNonFastForwards=true".to_string()]
+        );
+        assert!(guard.env.is_empty());
+    }
+}
