@@ -1,6 +1,7 @@
 //! The git layer's one error type. How the server maps it: `RepositoryNotFound` and
 //! `InvalidRef` → 404, `InvalidPath` → 400, `TooLarge` → 413, `Ambiguous` → GitLab's
-//! "Ref is ambiguous", `Protocol` → 400 for git clients; everything else is a logged 500.
+//! "Ref is ambiguous", `Protocol` and `InvalidGzip` → 400 for git clients; everything else is a
+//! logged 500.
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -17,6 +18,9 @@ pub enum Error {
     InvalidPath(String),
     #[error("file is larger than {limit} bytes")]
     TooLarge { limit: u64 },
+    /// A request body sent as `Content-Encoding: gzip` that is not gzip.
+    #[error("request body is not valid gzip")]
+    InvalidGzip,
     /// Malformed pkt-lines or a request git would reject.
     #[error("protocol error: {0}")]
     Protocol(String),

@@ -6,20 +6,26 @@
 //! about HTTP frameworks. Repository paths are derived from project ids only, never from
 //! user-supplied names, so no request can reach outside the repositories directory.
 
+mod body;
 mod error;
+mod hooks;
 mod pktline;
+mod push;
 mod read;
+mod refname;
 mod smart;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+pub use body::RequestBody;
 pub use error::Error;
+pub use hooks::FORCE_PUSH_MESSAGE;
+pub use push::{IncomingPush, ReceiveRequest, RefUpdate, parse_receive_commands, reject_push};
 pub use read::{Blob, Branch, CommitInfo, RefKind, ResolvedRef, Tag};
-pub use smart::{
-    ReceiveOutcome, ReceiveRequest, RefUpdate, Service, gunzip, parse_receive_commands, reject_push,
-};
+pub use refname::{is_valid_branch_name, is_valid_ref_name};
+pub use smart::{ReceiveOutcome, Service};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -37,6 +43,8 @@ pub struct Repositories {
     /// dominated the trigger endpoint's profile. A handle rereads refs on every lookup, so
     /// reuse never serves stale branches.
     pool: Arc<Mutex<HashMap<i64, Vec<git2::Repository>>>>,
+    /// The pre-receive hook's directory, once written and tried (`None`: it cannot run).
+    hooks: Arc<tokio::sync::OnceCell<Option<PathBuf>>>,
 }
 
 impl std::fmt::Debug for Repositories {
@@ -89,6 +97,7 @@ impl Repositories {
         Repositories {
             root: root.into(),
             pool: Arc::default(),
+            hooks: Arc::default(),
         }
     }
 

@@ -46,6 +46,22 @@ pub fn decode(input: &[u8]) -> Result<(Packet<'_>, usize)> {
     }
 }
 
+/// Like [`decode`], but `Ok(None)` when `input` ends before the packet does (the rest has not
+/// arrived yet).
+pub fn decode_partial(input: &[u8]) -> Result<Option<(Packet<'_>, usize)>> {
+    let Some(header) = input.get(..4) else {
+        return Ok(None);
+    };
+    let text =
+        std::str::from_utf8(header).map_err(|_| Error::Protocol("bad pkt-line header".into()))?;
+    let len = usize::from_str_radix(text, 16)
+        .map_err(|_| Error::Protocol("bad pkt-line length".into()))?;
+    if len > 4 && input.len() < len {
+        return Ok(None);
+    }
+    decode(input).map(Some)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +83,16 @@ mod tests {
         assert!(decode(b"zzzz").is_err());
         assert!(decode(b"0003").is_err());
         assert!(decode(b"00ffshort").is_err());
+    }
+
+    #[test]
+    fn partial_input_waits_for_more() {
+        assert_eq!(decode_partial(b"00").expect("short header"), None);
+        assert_eq!(decode_partial(b"000ahel").expect("short payload"), None);
+        assert_eq!(
+            decode_partial(b"000ahello\n").expect("whole"),
+            Some((Packet::Data(b"hello\n"), 10))
+        );
+        assert!(decode_partial(b"zzzz").is_err());
     }
 }

@@ -3,6 +3,7 @@
 use git2::{ObjectType, Oid, Repository};
 use pipewright_core::Timestamp;
 
+use crate::refname::{is_valid_branch_name, is_valid_ref_name};
 use crate::{Error, Repositories, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,8 +177,17 @@ impl Repositories {
 
     /// GitLab's ref resolution: `refs/heads/x` and `refs/tags/x` are used as-is; a short name
     /// is tried as a branch and as a tag, and both existing is ambiguous. A commit SHA is not
-    /// a ref.
+    /// a ref. A name `git check-ref-format` refuses is not found, before any lookup: libgit2
+    /// would find `refs/heads//main` as `main`, and the caller would check the wrong name.
     pub fn resolve_ref(&self, project_id: i64, name: &str) -> Result<ResolvedRef> {
+        let full_name_valid = if name.starts_with("refs/") {
+            is_valid_ref_name(name)
+        } else {
+            is_valid_branch_name(name)
+        };
+        if !full_name_valid {
+            return Err(Error::InvalidRef(name.to_string()));
+        }
         let repo = self.open(project_id)?;
         let lookup = |full: &str, kind: RefKind, short: &str| -> Option<ResolvedRef> {
             let reference = repo.find_reference(full).ok()?;
@@ -198,9 +208,6 @@ impl Repositories {
         if let Some(short) = name.strip_prefix("refs/tags/") {
             return lookup(name, RefKind::Tag, short)
                 .ok_or_else(|| Error::InvalidRef(name.to_string()));
-        }
-        if name.is_empty() || !git2::Reference::is_valid_name(&format!("refs/heads/{name}")) {
-            return Err(Error::InvalidRef(name.to_string()));
         }
         let branch = lookup(&format!("refs/heads/{name}"), RefKind::Branch, name);
         let tag = lookup(&format!("refs/tags/{name}"), RefKind::Tag, name);
@@ -568,10 +575,20 @@ mod repository_tests {
             repos.resolve_ref(1, "nope"),
             Err(Error::InvalidRef(_))
         ));
-        assert!(matches!(
-            repos.resolve_ref(1, "a..b"),
-            Err(Error::InvalidRef(_))
-        ));
+        // Names git would normalise are refused, not resolved to the branch they normalise to.
+        for bad in [
+            "a..b",
+            "refs/heads//main",
+            "/main",
+            "main/",
+            "refs/heads/main/",
+            "main\r\n",
+        ] {
+            assert!(
+                matches!(repos.resolve_ref(1, bad), Err(Error::InvalidRef(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -204,6 +204,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     config.job_request_long_poll = settings.job_request_long_poll;
     config.max_trace_bytes = settings.max_log_size;
     config.max_artifacts_bytes = settings.max_artifacts_size;
+    config.max_git_body_bytes = settings.max_git_push_size;
+    config.max_git_fetch_body_bytes = settings.max_git_fetch_size;
     config.pipeline_limit_per_project_user_sha = settings.pipeline_limit_per_project_user_sha;
     let state = pipewright_server::app_state(config, store.clone())?;
 

@@ -55,6 +55,14 @@ pub struct ServeArgs {
     /// Largest artifacts archive a runner may upload, in bytes [default: 104857600]
     #[arg(long, env = "PIPEWRIGHT_MAX_ARTIFACTS_SIZE")]
     pub max_artifacts_size: Option<usize>,
+    /// Largest git push, in bytes after decompression (GitLab's "Maximum push size"); larger
+    /// pushes get 413 [default: 1073741824]
+    #[arg(long, env = "PIPEWRIGHT_MAX_GIT_PUSH_SIZE")]
+    pub max_git_push_size: Option<usize>,
+    /// Largest git fetch request (the wants and haves a clone or fetch sends), in bytes after
+    /// decompression (git-http-backend's limit) [default: 10485760]
+    #[arg(long, env = "PIPEWRIGHT_MAX_GIT_FETCH_SIZE")]
+    pub max_git_fetch_size: Option<usize>,
     /// Optional TOML configuration file (same keys as these options, with underscores)
     #[arg(long, env = "PIPEWRIGHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -92,6 +100,8 @@ struct FileSettings {
     job_request_long_poll: Option<u64>,
     max_log_size: Option<u64>,
     max_artifacts_size: Option<usize>,
+    max_git_push_size: Option<usize>,
+    max_git_fetch_size: Option<usize>,
 }
 
 #[derive(Debug)]
@@ -108,6 +118,8 @@ pub struct Settings {
     pub job_request_long_poll: std::time::Duration,
     pub max_log_size: u64,
     pub max_artifacts_size: usize,
+    pub max_git_push_size: usize,
+    pub max_git_fetch_size: usize,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -189,6 +201,14 @@ impl Settings {
                 .max_artifacts_size
                 .or(file.max_artifacts_size)
                 .unwrap_or(100 * 1024 * 1024),
+            max_git_push_size: args
+                .max_git_push_size
+                .or(file.max_git_push_size)
+                .unwrap_or(1024 * 1024 * 1024),
+            max_git_fetch_size: args
+                .max_git_fetch_size
+                .or(file.max_git_fetch_size)
+                .unwrap_or(10 * 1024 * 1024),
             root_password: args.root_password,
             root_token: args.root_token,
         })
@@ -213,6 +233,8 @@ mod tests {
             job_request_long_poll: None,
             max_log_size: None,
             max_artifacts_size: None,
+            max_git_push_size: None,
+            max_git_fetch_size: None,
             config: None,
             root_password: None,
             root_token: None,
@@ -232,6 +254,8 @@ mod tests {
         assert_eq!(s.job_request_long_poll, std::time::Duration::from_secs(5));
         assert_eq!(s.max_log_size, 4 * 1024 * 1024);
         assert_eq!(s.max_artifacts_size, 100 * 1024 * 1024);
+        assert_eq!(s.max_git_push_size, 1024 * 1024 * 1024);
+        assert_eq!(s.max_git_fetch_size, 10 * 1024 * 1024);
     }
 
     #[test]

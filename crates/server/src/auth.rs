@@ -217,8 +217,6 @@ fn touch_last_used(state: &AppState, pat: &PersonalAccessToken) {
     }
 }
 
-/// Authenticates git's HTTP Basic credentials: any username with a personal access token, or
-/// the username with its password. Returns `Ok(None)` when no credentials were sent.
 /// HTTP Basic credentials `(username, secret)`, if any were sent.
 pub fn basic_credentials(headers: &HeaderMap) -> ApiResult<Option<(String, String)>> {
     let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
@@ -237,35 +235,37 @@ pub fn basic_credentials(headers: &HeaderMap) -> ApiResult<Option<(String, Strin
     Ok(Some((username.to_string(), secret.to_string())))
 }
 
-pub async fn authenticate_basic(state: &AppState, headers: &HeaderMap) -> ApiResult<Option<Actor>> {
+/// Authenticates git's HTTP Basic credentials: any username with a personal access token, or
+/// the username (or email) with its password — the password through [`crate::sign_in`], so it
+/// counts towards the same lockout as the sign-in page. Returns `Ok(None)` when no
+/// credentials were sent; 401 for wrong ones and while the account is locked.
+pub async fn authenticate_basic(
+    state: &AppState,
+    headers: &HeaderMap,
+    ip: Option<std::net::IpAddr>,
+) -> ApiResult<Option<Actor>> {
     let Some((username, secret)) = basic_credentials(headers)? else {
         return Ok(None);
     };
-    let (username, secret) = (username.as_str(), secret.as_str());
     if username == "gitlab-ci-token" {
         // Job tokens are checked by the git endpoint itself (they are not a user's credential).
         return Err(ApiError::Unauthorized);
     }
-    if let Ok(actor) = authenticate_token(state, secret).await {
+    if let Ok(actor) = authenticate_token(state, &secret).await {
         return Ok(Some(actor));
     }
-    let user = state
-        .store
-        .user_by_username(username)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
-    let hash = user.password_hash.clone().ok_or(ApiError::Unauthorized)?;
-    let password = secret.to_string();
-    let ok = tokio::task::spawn_blocking(move || secrets::verify_password(&password, &hash))
+    match crate::sign_in::check_password(state, &username, &secret, ip)
         .await
-        .map_err(|e| ApiError::Internal(e.into()))?;
-    if !ok || !user.is_active() {
-        return Err(ApiError::Unauthorized);
+        .map_err(ApiError::Internal)?
+    {
+        crate::sign_in::PasswordCheck::Valid(user) => Ok(Some(Actor {
+            user,
+            credential: Credential::Password,
+        })),
+        crate::sign_in::PasswordCheck::Invalid | crate::sign_in::PasswordCheck::Locked(_) => {
+            Err(ApiError::Unauthorized)
+        }
     }
-    Ok(Some(Actor {
-        user,
-        credential: Credential::Password,
-    }))
 }
 
 /// Standard base64 (with or without padding), as HTTP Basic uses it.

@@ -6,22 +6,25 @@
 //! that is not public gets 401 with a Basic challenge (so git asks for credentials); a signed-in
 //! user who may not see the project gets 404; one who may read but not push gets 403 with a
 //! sentence git prints as `remote: …`. Pushes to protected branches are refused before
-//! `git receive-pack` runs, with GitLab's message. Every accepted ref update is recorded as a
-//! push event for pipelines and webhooks to consume.
+//! `git receive-pack` runs, with GitLab's messages (`push_rules.rs`); force pushes to them are
+//! refused by git's pre-receive hook. Every accepted ref update is recorded as a push event for
+//! pipelines and webhooks to consume. Request bodies are streamed into git, inflated and
+//! counted as they arrive, never held whole: a fetch request may inflate to
+//! `max_git_fetch_body_bytes`, a push to `max_git_body_bytes`; beyond, the answer is 413.
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use pipewright_git::{RefUpdate, Service};
+use futures_util::StreamExt;
+use pipewright_git::{IncomingPush, RefUpdate, RequestBody, Service};
 use pipewright_store::{NewProtectedBranch, NewPushEvent, Project, ProtectionLevel};
 use serde::Deserialize;
 
 use crate::api::Segments;
 use crate::api::projects::{lookup, project_access};
-use crate::api::protected_branches::push_allowed;
 use crate::auth::{Actor, Caller, authenticate_basic, basic_credentials};
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
@@ -33,11 +36,13 @@ pub fn routes() -> Router<AppState> {
         .route("/{namespace}/{repo}/git-receive-pack", post(receive_pack))
 }
 
+/// GitLab's answer to missing or wrong credentials, a locked account included
+/// (`app/controllers/repositories/git_http_client_controller.rb`, `render_access_denied`).
+/// GitLab ends it with a link to its own help page, which Pipewright does not serve.
+const ACCESS_DENIED_TEXT: &str = "HTTP Basic: Access denied. If a password was provided for Git authentication, the password was incorrect or you're required to use a token instead of a password. If a token was provided, it was either incorrect, expired, or improperly scoped.";
 const NOT_FOUND_TEXT: &str =
     "The project you were looking for could not be found or you don't have permission to view it.";
 const PUSH_DENIED_TEXT: &str = "You are not allowed to push code to this project.";
-const PROTECTED_TEXT: &str =
-    "GitLab: You are not allowed to push code to protected branches on this project.";
 
 /// A plain-text error git shows its user.
 fn text(status: StatusCode, message: &str) -> Response {
@@ -71,6 +76,7 @@ async fn authorize(
     state: &AppState,
     seg: &Segments,
     headers: &HeaderMap,
+    extensions: &Extensions,
     write: bool,
 ) -> Result<Authorized, Response> {
     let namespace = seg
@@ -86,16 +92,18 @@ async fn authorize(
     {
         return authorize_job_token(state, &format!("{namespace}/{path}"), &secret, write).await;
     }
-    let actor = match authenticate_basic(state, headers).await {
+    let ip = crate::web::session::client_ip(extensions);
+    let actor = match authenticate_basic(state, headers, ip).await {
         Ok(actor) => actor,
-        Err(_) => return Err(text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied")),
+        Err(crate::error::ApiError::Internal(err)) => return Err(internal(err)),
+        Err(_) => return Err(text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT)),
     };
     let caller = Caller(actor.clone());
     let project = match lookup(state, &format!("{namespace}/{path}")).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return Err(if actor.is_none() {
-                text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied")
+                text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT)
             } else {
                 text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)
             });
@@ -118,7 +126,7 @@ async fn authorize(
     };
     if !access.can(action) || !scope_ok {
         return Err(match &actor {
-            None => text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied"),
+            None => text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT),
             Some(_) if !access.can_see() => text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT),
             Some(_) if !access.can(Action::ReadRepository) => {
                 text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)
@@ -145,7 +153,7 @@ async fn authorize_job_token(
     token: &str,
     write: bool,
 ) -> Result<Authorized, Response> {
-    let denied = || text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied");
+    let denied = || text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT);
     let job = match state
         .store
         .job_by_token(&crate::secrets::token_digest(token))
@@ -210,6 +218,7 @@ async fn info_refs(
     seg: Segments,
     Query(query): Query<InfoRefsQuery>,
     headers: HeaderMap,
+    extensions: Extensions,
 ) -> Response {
     let service = match query.service.as_deref() {
         Some("git-upload-pack") => Service::UploadPack,
@@ -222,7 +231,8 @@ async fn info_refs(
             );
         }
     };
-    let auth = match authorize(&state, &seg, &headers, service == Service::ReceivePack).await {
+    let write = service == Service::ReceivePack;
+    let auth = match authorize(&state, &seg, &headers, &extensions, write).await {
         Ok(a) => a,
         Err(res) => return res,
     };
@@ -252,24 +262,40 @@ fn is_gzip(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip"))
 }
 
-async fn read_body(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Vec<u8>, Response> {
-    let raw = axum::body::to_bytes(body, state.config.max_git_body_bytes)
-        .await
-        .map_err(|_| {
-            text(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "The push is larger than this server accepts.",
-            )
-        })?;
-    if is_gzip(headers) {
-        pipewright_git::gunzip(&raw, state.config.max_git_body_bytes).map_err(|_| {
-            text(
-                StatusCode::BAD_REQUEST,
-                "The request body is not valid gzip.",
-            )
-        })
-    } else {
-        Ok(raw.to_vec())
+/// The request body as it arrives, inflated if gzip, bounded by `limit` bytes (after
+/// inflating): it is streamed into git, never held whole.
+fn request_body(headers: &HeaderMap, body: Body, limit: usize) -> RequestBody {
+    let chunks = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(std::io::Error::other));
+    RequestBody::new(chunks, is_gzip(headers), limit as u64)
+}
+
+/// The answer for a request git could not be given: over the limit (413), not the gzip it
+/// said it was or not git's protocol (400), or the server's failure (500).
+fn body_error(err: pipewright_git::Error, service: Service) -> Response {
+    match err {
+        pipewright_git::Error::TooLarge { limit } => text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "The {} request is larger than this server accepts ({limit} bytes, after decompression).",
+                service.name()
+            ),
+        ),
+        pipewright_git::Error::InvalidGzip => text(
+            StatusCode::BAD_REQUEST,
+            "The request body is not valid gzip.",
+        ),
+        pipewright_git::Error::Protocol(_) => text(
+            StatusCode::BAD_REQUEST,
+            &format!("Malformed {} request.", service.name()),
+        ),
+        // The client's connection failed mid-request; nobody is left to read an answer.
+        pipewright_git::Error::Io(err) if err.kind() == std::io::ErrorKind::Other => text(
+            StatusCode::BAD_REQUEST,
+            "The request body could not be read.",
+        ),
+        other => internal(other),
     }
 }
 
@@ -277,23 +303,21 @@ async fn upload_pack(
     State(state): State<AppState>,
     seg: Segments,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
-    let auth = match authorize(&state, &seg, &headers, false).await {
+    let auth = match authorize(&state, &seg, &headers, &extensions, false).await {
         Ok(a) => a,
         Err(res) => return res,
     };
-    let request = match read_body(&state, &headers, body).await {
-        Ok(b) => b,
-        Err(res) => return res,
-    };
+    let request = request_body(&headers, body, state.config.max_git_fetch_body_bytes);
     let stream = match state
         .repos
         .upload_pack(auth.project.id, request, git_protocol(&headers).as_deref())
         .await
     {
         Ok(s) => s,
-        Err(e) => return internal(e),
+        Err(e) => return body_error(e, Service::UploadPack),
     };
     let mut res = Response::new(Body::from_stream(stream));
     res.headers_mut().insert(
@@ -308,59 +332,65 @@ async fn receive_pack(
     State(state): State<AppState>,
     seg: Segments,
     headers: HeaderMap,
+    extensions: Extensions,
     body: Body,
 ) -> Response {
-    let auth = match authorize(&state, &seg, &headers, true).await {
+    let auth = match authorize(&state, &seg, &headers, &extensions, true).await {
         Ok(a) => a,
         Err(res) => return res,
     };
-    let request = match read_body(&state, &headers, body).await {
-        Ok(b) => b,
-        Err(res) => return res,
-    };
-    let parsed = match pipewright_git::parse_receive_commands(&request) {
+    let request = request_body(&headers, body, state.config.max_git_body_bytes);
+    let push = match IncomingPush::read(request).await {
         Ok(p) => p,
-        Err(_) => return text(StatusCode::BAD_REQUEST, "Malformed receive-pack request."),
+        Err(e) => return body_error(e, Service::ReceivePack),
     };
     let project = &auth.project;
     let rules = match state.store.protected_branches(project.id).await {
         Ok(r) => r,
         Err(e) => return internal(e),
     };
-    let denied = parsed.commands.iter().any(|cmd| {
-        cmd.ref_name
-            .strip_prefix("refs/heads/")
-            .is_some_and(|branch| !push_allowed(&rules, branch, &auth.access))
-    });
-    let mut res = if denied {
-        Response::new(Body::from(pipewright_git::reject_push(
-            &parsed,
-            PROTECTED_TEXT,
-        )))
-    } else {
-        let was_empty = state
-            .repos
-            .is_empty_async(project.id)
-            .await
-            .unwrap_or(false);
-        let outcome = match state.repos.receive_pack(project.id, request).await {
-            Ok(o) => o,
-            Err(e) => return internal(e),
-        };
-        if let Err(err) = after_push(
-            &state,
-            project,
-            auth.actor.as_ref(),
-            was_empty,
-            &outcome.applied,
-            &parsed.push_options,
-        )
+    let was_empty = state
+        .repos
+        .is_empty_async(project.id)
         .await
-        {
-            // The refs moved already; failing the response would only confuse the client.
-            tracing::error!(project_id = project.id, error = %err, "recording push failed");
+        .unwrap_or(false);
+    let decision = crate::push_rules::check(
+        &project.default_branch,
+        &rules,
+        &auth.access,
+        was_empty,
+        &push.request.commands,
+    );
+    let mut res = match decision {
+        Err(message) => Response::new(Body::from(pipewright_git::reject_push(
+            &push.request,
+            message,
+        ))),
+        Ok(allowed) => {
+            let push_options = push.request.push_options.clone();
+            let outcome = match state
+                .repos
+                .receive_pack(project.id, push, &allowed.fast_forward_only)
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => return body_error(e, Service::ReceivePack),
+            };
+            if let Err(err) = after_push(
+                &state,
+                project,
+                auth.actor.as_ref(),
+                was_empty,
+                &outcome.applied,
+                &push_options,
+            )
+            .await
+            {
+                // The refs moved already; failing the response would only confuse the client.
+                tracing::error!(project_id = project.id, error = %err, "recording push failed");
+            }
+            Response::new(Body::from(outcome.response))
         }
-        Response::new(Body::from(outcome.response))
     };
     res.headers_mut().insert(
         header::CONTENT_TYPE,

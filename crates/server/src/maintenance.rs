@@ -89,6 +89,6 @@ async fn sweep_sessions(state: &AppState, now: Timestamp) -> anyhow::Result<()> 
     }
     LAST_SESSION_SWEEP.store(now.millis(), Ordering::Relaxed);
     state.store.delete_expired_web_sessions(now).await?;
-    crate::web::session::throttle::sweep(state, now).await?;
+    crate::sign_in::throttle::sweep(state, now).await?;
     Ok(())
 }

@@ -18,8 +18,12 @@ pub struct ServerConfig {
     pub data_dir: PathBuf,
     /// Limit for API request bodies.
     pub max_body_bytes: usize,
-    /// Limit for git push bodies (packs are larger than API requests).
+    /// Limit for a git push's body, after gzip is inflated (packs are larger than API
+    /// requests); GitLab's "Maximum push size". Bodies are streamed into git, never held.
     pub max_git_body_bytes: usize,
+    /// Limit for a git fetch request's body (the wants and haves), after gzip is inflated:
+    /// 10 MiB, git-http-backend's own limit for it (`GIT_HTTP_MAX_REQUEST_BUFFER`).
+    pub max_git_fetch_body_bytes: usize,
     /// Largest file the raw-file API serves.
     pub max_raw_file_bytes: u64,
     /// The server key that seals trigger tokens (default `<data-dir>/pipewright.key`).
@@ -64,6 +68,7 @@ impl ServerConfig {
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,
+            max_git_fetch_body_bytes: 10 * 1024 * 1024,
             max_raw_file_bytes: 100 * 1024 * 1024,
         }
     }

@@ -1,7 +1,8 @@
 //! Signing in and out (`/users/sign_in`, `/users/sign_out`), as GitLab's Devise routes.
 //!
 //! Wrong credentials, unknown users and blocked users all get the same message, and take the
-//! same password-hashing time, so the form does not tell which usernames exist.
+//! same password-hashing time, so the form does not tell which usernames exist; failures
+//! count towards the lockout every password path shares (`crate::sign_in`).
 
 use askama::Template;
 use axum::extract::State;
@@ -9,10 +10,11 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::{WebError, WebResult};
-use super::session::{self, CSRF_FIELD, SIGN_IN_CSRF_COOKIE, Viewer, throttle};
+use super::session::{self, CSRF_FIELD, SIGN_IN_CSRF_COOKIE, Viewer};
 use super::view::{self, Layout};
 use crate::params::Params;
 use crate::secrets;
+use crate::sign_in::{self, PasswordCheck};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -128,37 +130,16 @@ pub async fn create(
     let redirect_to = safe_redirect(params.str("redirect_to").ok().flatten().as_deref());
     let ip = session::client_ip(&request_parts);
 
-    if let Some(wait) = throttle::locked_for(&state, &login, ip).await? {
-        let minutes = wait.as_secs().div_ceil(60);
-        return Err(WebError::TooManyRequests(format!(
-            "Too many failed sign-in attempts. Try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        )));
-    }
-
-    let user = match state.store.user_by_username(&login).await? {
-        Some(user) => Some(user),
-        None if login.contains('@') => find_by_email(&state, &login).await?,
-        None => None,
-    };
-    let hash = user.as_ref().and_then(|u| u.password_hash.clone());
-    let password_ok = {
-        let password = password.clone();
-        tokio::task::spawn_blocking(move || match hash {
-            Some(hash) => secrets::verify_password(&password, &hash),
-            None => {
-                // Spend the same time as a real check, so timing does not reveal the user.
-                let _ = secrets::hash_password(&password);
-                false
-            }
-        })
-        .await
-        .map_err(|e| WebError::Internal(e.into()))?
-    };
-    let user = match user {
-        Some(user) if password_ok && user.is_active() => user,
-        _ => {
-            throttle::record_failure(&state, &login, ip).await?;
+    let user = match sign_in::check_password(&state, &login, &password, ip).await? {
+        PasswordCheck::Valid(user) => user,
+        PasswordCheck::Locked(wait) => {
+            let minutes = wait.as_secs().div_ceil(60);
+            return Err(WebError::TooManyRequests(format!(
+                "Too many failed sign-in attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )));
+        }
+        PasswordCheck::Invalid => {
             return sign_in_page(
                 &state,
                 &viewer,
@@ -170,7 +151,6 @@ pub async fn create(
             );
         }
     };
-    throttle::record_success(&state, &login).await?;
     // A new session id on every sign-in (no session fixation); the old one ends.
     if viewer.user.is_some() {
         session::end(&state, &viewer).await?;
@@ -183,18 +163,6 @@ pub async fn create(
         session::set_cookie(&state, SIGN_IN_CSRF_COOKIE, "", Some(0)),
     );
     Ok(response)
-}
-
-async fn find_by_email(state: &AppState, email: &str) -> WebResult<Option<pipewright_store::User>> {
-    let page = pipewright_store::Page {
-        page: 1,
-        per_page: 20,
-    };
-    let found = state.store.users(page, Some(email)).await?;
-    Ok(found
-        .items
-        .into_iter()
-        .find(|u| u.email.eq_ignore_ascii_case(email)))
 }
 
 pub async fn destroy(

@@ -1,5 +1,5 @@
-//! Who is looking at a page: the signed-in browser session, its CSRF token, and sign-in
-//! throttling.
+//! Who is looking at a page: the signed-in browser session and its CSRF token. (Sign-in
+//! throttling is `crate::sign_in`, shared with git over HTTP.)
 //!
 //! A session is a random id in an `HttpOnly`, `SameSite=Lax` cookie (`Secure` when the external
 //! URL is HTTPS); the database keeps only its SHA-256 digest, so a database leak does not sign
@@ -221,100 +221,8 @@ pub fn client_ip(parts_extensions: &axum::http::Extensions) -> Option<IpAddr> {
         .map(|ConnectInfo(addr)| addr.ip())
 }
 
-/// Failed sign-ins, counted per username and per client address in the database (so every
-/// replica counts the same failures). Like GitLab (Devise's lockable: 10 attempts, 10 minutes),
-/// an account is locked for a while after too many wrong passwords, and one address cannot try
-/// many accounts. Behind a reverse proxy every client shares the proxy's address for the
-/// per-address count, as with GitLab's Rack::Attack without trusted proxies.
-pub mod throttle {
-    use std::net::IpAddr;
-    use std::time::Duration;
-
-    use pipewright_core::Timestamp;
-
-    use crate::state::AppState;
-    use crate::web::error::WebResult;
-
-    pub const MAX_FAILURES_PER_USER: i64 = 10;
-    pub const MAX_FAILURES_PER_ADDRESS: i64 = 50;
-    /// A window of counting starts at the first failure and lasts this long; a key that
-    /// reached its maximum in it is locked until it ends.
-    pub const LOCK: Duration = Duration::from_secs(10 * 60);
-
-    fn keys(username: &str, ip: Option<IpAddr>) -> Vec<(String, i64)> {
-        let mut keys = vec![(
-            format!("user:{}", username.to_lowercase()),
-            MAX_FAILURES_PER_USER,
-        )];
-        if let Some(ip) = ip {
-            keys.push((format!("ip:{ip}"), MAX_FAILURES_PER_ADDRESS));
-        }
-        keys
-    }
-
-    fn lock_ms() -> i64 {
-        LOCK.as_millis() as i64
-    }
-
-    /// How long `counted` (`(key, failures, window_start)`) keeps the keys locked at `now`.
-    pub fn remaining(
-        limits: &[(String, i64)],
-        counted: &[(String, i64, Timestamp)],
-        now: Timestamp,
-    ) -> Option<Duration> {
-        counted
-            .iter()
-            .filter_map(|(key, failures, start)| {
-                let (_, max) = limits.iter().find(|(k, _)| k == key)?;
-                let left = start.millis() + lock_ms() - now.millis();
-                (*failures >= *max && left > 0).then(|| Duration::from_millis(left as u64))
-            })
-            .max()
-    }
-
-    /// How long until another attempt is allowed, if it is not now.
-    pub async fn locked_for(
-        state: &AppState,
-        username: &str,
-        ip: Option<IpAddr>,
-    ) -> WebResult<Option<Duration>> {
-        let limits = keys(username, ip);
-        let names: Vec<String> = limits.iter().map(|(k, _)| k.clone()).collect();
-        let counted = state.store.sign_in_failures(&names).await?;
-        Ok(remaining(&limits, &counted, Timestamp::now()))
-    }
-
-    pub async fn record_failure(
-        state: &AppState,
-        username: &str,
-        ip: Option<IpAddr>,
-    ) -> WebResult<()> {
-        let now = Timestamp::now();
-        let window_after = Timestamp(now.millis() - lock_ms());
-        for (key, _) in keys(username, ip) {
-            state
-                .store
-                .record_sign_in_failure(&key, now, window_after)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// A successful sign-in clears the account's count (not the address's).
-    pub async fn record_success(state: &AppState, username: &str) -> WebResult<()> {
-        let key = format!("user:{}", username.to_lowercase());
-        Ok(state.store.clear_sign_in_failures(&key).await?)
-    }
-
-    /// Forgets windows that ended (the maintenance loop calls this).
-    pub async fn sweep(state: &AppState, now: Timestamp) -> anyhow::Result<()> {
-        state
-            .store
-            .delete_old_sign_in_failures(Timestamp(now.millis() - lock_ms()))
-            .await?;
-        Ok(())
-    }
-}
+/// Sign-in throttling lives with every other password check, in `crate::sign_in`.
+pub use crate::sign_in::throttle;
 
 #[cfg(test)]
 mod tests {
@@ -341,32 +249,6 @@ mod tests {
             cookie_text(SESSION_COOKIE, "", Some(0), false),
             "_pipewright_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
         );
-    }
-
-    #[test]
-    fn an_account_locks_when_its_window_holds_ten_failures() {
-        use pipewright_core::Timestamp;
-        let limits = vec![
-            ("user:alice".to_string(), 10),
-            ("ip:10.0.0.1".to_string(), 50),
-        ];
-        let now = Timestamp(10_000_000);
-        let started = Timestamp(now.millis() - 60_000);
-        let nine = vec![("user:alice".to_string(), 9, started)];
-        assert_eq!(throttle::remaining(&limits, &nine, now), None);
-        let ten = vec![("user:alice".to_string(), 10, started)];
-        let left = throttle::remaining(&limits, &ten, now).expect("locked");
-        assert_eq!(left, throttle::LOCK - std::time::Duration::from_secs(60));
-        // Once the window is over, the lock is too.
-        let old = vec![(
-            "user:alice".to_string(),
-            10,
-            Timestamp(now.millis() - 11 * 60_000),
-        )];
-        assert_eq!(throttle::remaining(&limits, &old, now), None);
-        // An address with 50 failures is locked whatever the username.
-        let address = vec![("ip:10.0.0.1".to_string(), 50, started)];
-        assert!(throttle::remaining(&limits, &address, now).is_some());
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod browser;
 mod conventions;
 mod disclosure;
 mod git;
+mod git_security;
 mod lifecycle;
 mod multi_project;
 mod projects;
