@@ -467,8 +467,10 @@ async fn git_passwords_share_the_sign_in_lockout(app: TestApp) {
     known.sort();
     unknown.sort();
     let (known, unknown) = (known[2], unknown[2]);
+    // The leak was 25x (25 ms against 1 ms); a factor of 4 catches it without flaking on a
+    // loaded machine (the hash parameters themselves are checked in `sign_in`'s unit tests).
     assert!(
-        unknown * 2 >= known && unknown > Duration::from_millis(2),
+        unknown * 4 >= known && unknown > Duration::from_millis(2),
         "an unknown user answers in {unknown:?}, a known one in {known:?}"
     );
 }
