@@ -1,19 +1,25 @@
 //! Artifacts on the runner side: collecting a job's `artifacts:` (`paths` globs, `exclude`,
-//! `untracked`) into a zip, and unpacking the archives of the jobs it depends on. Both run on
-//! blocking threads; archives are unpacked only inside the project directory (entries that
-//! would escape it are refused by the zip reader).
+//! `untracked`) into a zip, and unpacking the archives of the jobs it depends on. Both run on a
+//! thread confined to the job's directory (`isolation.rs`), so a link the job planted cannot
+//! lead the runner to anyone else's files; on top of that, only regular files and links are
+//! archived (links as links, like GitLab Runner), never a FIFO or a device, and unpacked files
+//! get permission bits only (never setuid) and belong to the job's user.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::io::{Cursor, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::Context;
+
+use crate::isolation::JobUser;
 
 /// What an `artifacts` entry of the job payload asks for.
 #[derive(Debug, Clone, Default)]
 pub struct ArtifactSpec {
     pub paths: Vec<String>,
     pub exclude: Vec<String>,
-    pub untracked: bool,
+    /// `untracked: true`: the files `git ls-files -o` listed (run as the job).
+    pub untracked: Option<Vec<String>>,
 }
 
 /// The files collected, with a line per pattern for the job log.
@@ -22,14 +28,25 @@ pub struct Collected {
     pub log: Vec<String>,
 }
 
+/// `path` relative to `root`, if it is inside it (no `..` on the way).
 fn relative(root: &Path, path: &Path) -> Option<String> {
-    path.strip_prefix(root)
-        .ok()
-        .map(|p| p.to_string_lossy().into_owned())
+    let rest = path.strip_prefix(root).ok()?;
+    if rest
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
+        return None;
+    }
+    Some(rest.to_string_lossy().into_owned())
 }
 
+/// Adds `path` (a file or link) or the files under it (a directory, not followed through
+/// links) to `out`.
 fn walk(root: &Path, path: &Path, out: &mut Vec<PathBuf>) {
-    if path.is_dir() {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
         if let Ok(entries) = std::fs::read_dir(path) {
             let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
             entries.sort_by_key(|e| e.file_name());
@@ -37,7 +54,10 @@ fn walk(root: &Path, path: &Path, out: &mut Vec<PathBuf>) {
                 walk(root, &entry.path(), out);
             }
         }
-    } else if path.starts_with(root) && !out.iter().any(|p| p == path) {
+    } else if (meta.is_file() || meta.is_symlink())
+        && relative(root, path).is_some()
+        && !out.iter().any(|p| p == path)
+    {
         out.push(path.to_path_buf());
     }
 }
@@ -70,19 +90,10 @@ pub fn collect(root: &Path, spec: &ArtifactSpec) -> anyhow::Result<Collected> {
             )
         });
     }
-    if spec.untracked {
-        let output = std::process::Command::new("git")
-            .args(["ls-files", "-o", "-z"])
-            .current_dir(root)
-            .output()
-            .context("listing untracked files")?;
+    if let Some(untracked) = &spec.untracked {
         let before = files.len();
-        for name in output.stdout.split(|b| *b == 0).filter(|n| !n.is_empty()) {
-            walk(
-                root,
-                &root.join(String::from_utf8_lossy(name).as_ref()),
-                &mut files,
-            );
+        for name in untracked {
+            walk(root, &root.join(name), &mut files);
         }
         log.push(format!("untracked: found {} files", files.len() - before));
     }
@@ -102,10 +113,22 @@ pub fn collect(root: &Path, spec: &ArtifactSpec) -> anyhow::Result<Collected> {
     Ok(Collected { files, log })
 }
 
-/// Writes `files` (all under `root`) into a zip at `out`, with paths relative to `root`.
-pub fn zip_files(root: &Path, files: &[PathBuf], out: &Path) -> anyhow::Result<()> {
-    let file = std::fs::File::create(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+/// Opens `path` for reading only if it is a regular file: never through a link, never a FIFO
+/// (which would block) or a device (which might never end).
+fn open_regular(path: &Path) -> std::io::Result<Option<(std::fs::File, u32)>> {
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)?;
+    let meta = file.metadata()?;
+    Ok(meta.is_file().then_some((file, meta.mode())))
+}
+
+/// Zips `files` (all under `root`) with paths relative to `root`: regular files with their
+/// permission bits, links as links.
+pub fn zip_files(root: &Path, files: &[PathBuf]) -> anyhow::Result<Vec<u8>> {
+    let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .large_file(true);
@@ -113,22 +136,82 @@ pub fn zip_files(root: &Path, files: &[PathBuf], out: &Path) -> anyhow::Result<(
         let Some(name) = relative(root, path) else {
             continue;
         };
-        zip.start_file(name, options)?;
-        let mut input = std::fs::File::open(path)?;
+        if std::fs::symlink_metadata(path)?.is_symlink() {
+            let target = std::fs::read_link(path)?;
+            zip.add_symlink(name, target.to_string_lossy(), options)?;
+            continue;
+        }
+        let Some((mut input, mode)) = open_regular(path)? else {
+            continue;
+        };
+        zip.start_file(name, options.unix_permissions(mode & 0o777))?;
         std::io::copy(&mut input, &mut zip)?;
     }
     let mut inner = zip.finish()?;
     inner.flush()?;
+    Ok(inner.into_inner())
+}
+
+/// Hands `path` (never followed if it is a link) to the job's user.
+pub fn give(path: &Path, user: Option<&JobUser>) -> std::io::Result<()> {
+    match user {
+        Some(u) => std::os::unix::fs::lchown(path, Some(u.uid), Some(u.gid)),
+        None => Ok(()),
+    }
+}
+
+/// Creates `dir` and the directories above it up to `root`, each the job user's.
+fn create_dirs(root: &Path, dir: &Path, user: Option<&JobUser>) -> anyhow::Result<()> {
+    let mut at = root.to_path_buf();
+    for part in dir.strip_prefix(root)?.components() {
+        at.push(part);
+        match std::fs::create_dir(&at) {
+            Ok(()) => give(&at, user)?,
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(err) => return Err(err).with_context(|| format!("creating {}", at.display())),
+        }
+    }
     Ok(())
 }
 
-/// Unpacks an archive into `root`.
-pub fn unzip(archive: &Path, root: &Path) -> anyhow::Result<usize> {
-    let file = std::fs::File::open(archive)?;
-    let mut zip = zip::ZipArchive::new(file).context("reading the artifacts archive")?;
-    let count = zip.len();
-    zip.extract(root).context("extracting artifacts")?;
-    Ok(count)
+/// Unpacks an archive into `root`: entries that would land outside it are refused, a file or
+/// link already at an entry's place is replaced (never written through), files get their
+/// permission bits only (no setuid, setgid or sticky bit), and everything belongs to `user`.
+pub fn unzip(archive: &[u8], root: &Path, user: Option<&JobUser>) -> anyhow::Result<usize> {
+    let mut zip =
+        zip::ZipArchive::new(Cursor::new(archive)).context("reading the artifacts archive")?;
+    for i in 0..zip.len() {
+        let mut entry = zip.by_index(i)?;
+        let Some(name) = entry.enclosed_name() else {
+            anyhow::bail!("{}: a path outside the project directory", entry.name());
+        };
+        let path = root.join(name);
+        if entry.is_dir() {
+            create_dirs(root, &path, user)?;
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            create_dirs(root, parent, user)?;
+        }
+        if std::fs::symlink_metadata(&path).is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&path)?;
+        }
+        if entry.is_symlink() {
+            let mut target = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut target)?;
+            std::os::unix::fs::symlink(&target, &path)?;
+        } else {
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(entry.unix_mode().unwrap_or(0o644) & 0o777)
+                .open(&path)
+                .with_context(|| format!("extracting {}", path.display()))?;
+            std::io::copy(&mut entry, &mut out)?;
+        }
+        give(&path, user)?;
+    }
+    Ok(zip.len())
 }
 
 #[cfg(test)]
@@ -147,7 +230,7 @@ mod tests {
         let spec = ArtifactSpec {
             paths: vec!["dist/".into(), "missing/*".into()],
             exclude: vec!["dist/**/*.log".into()],
-            untracked: false,
+            untracked: None,
         };
         let collected = collect(&root, &spec).unwrap();
         let names: Vec<String> = collected
@@ -157,10 +240,10 @@ mod tests {
             .collect();
         assert_eq!(names, vec!["dist/app.bin", "dist/sub/notes.txt"]);
         assert!(collected.log[1].starts_with("WARNING: missing/*: no matching files"));
-        let archive = dir.join("a.zip");
-        zip_files(&root, &collected.files, &archive).unwrap();
+        let archive = zip_files(&root, &collected.files).unwrap();
         let out = dir.join("out");
-        assert_eq!(unzip(&archive, &out).unwrap(), 2);
+        std::fs::create_dir(&out).unwrap();
+        assert_eq!(unzip(&archive, &out, None).unwrap(), 2);
         assert_eq!(
             std::fs::read(out.join("dist/sub/notes.txt")).unwrap(),
             b"notes"

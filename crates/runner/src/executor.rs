@@ -1,6 +1,9 @@
-//! The shell executor: one job, start to finish, in a clean directory.
+//! The shell executor: one job, start to finish, in a clean directory, isolated as
+//! `isolation.rs` describes.
 
-use std::path::Path;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -9,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::RunnerConfig;
+use crate::isolation::{JobUser, Limits, Sandbox};
 use crate::mask::Masker;
 
 /// Streams the job's log to the server, masked, at the right offsets.
@@ -143,9 +147,19 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// How every script the runner writes begins: output merged, stopping at the first failure,
+/// and the job's hard limits set before any of its commands run (a non-root process cannot
+/// raise them again; set on the child from outside they would race with it).
+fn prologue(limits: Limits) -> String {
+    format!(
+        "exec 2>&1\nset -eo pipefail\nulimit -n {} -u {} -c 0\n",
+        limits.open_files, limits.processes
+    )
+}
+
 /// A bash script that echoes each command as GitLab Runner does, then runs it.
-fn script_body(lines: &[String]) -> String {
-    let mut body = String::from("exec 2>&1\nset -eo pipefail\n");
+fn script_body(lines: &[String], limits: Limits) -> String {
+    let mut body = prologue(limits);
     for line in lines {
         body.push_str(&format!(
             "printf '\\033[32;1m$ %s\\033[0;m\\n' {}\n",
@@ -157,9 +171,22 @@ fn script_body(lines: &[String]) -> String {
     body
 }
 
-/// Runs a command, streaming its output; returns its exit code, or `None` if it was stopped
-/// (timeout or cancellation).
+/// Fetches the job's commit into the project directory with the job token.
+fn fetch_body(project_dir: &Path, repo_url: &str, sha: &str, limits: Limits) -> String {
+    format!(
+        "{prologue}git -c init.defaultBranch=main init -q {dir}\ncd {dir}\ngit fetch -q --depth 50 {url} {sha}\ngit checkout -q --detach {sha}\n",
+        prologue = prologue(limits),
+        dir = shell_quote(&project_dir.to_string_lossy()),
+        url = shell_quote(repo_url),
+        sha = shell_quote(sha),
+    )
+}
+
+/// Runs one of the job's commands in its sandbox, streaming its output; returns its exit code,
+/// or `None` if it was stopped (timeout or cancellation). Whatever the command left running in
+/// its process group is killed when it ends.
 async fn run_streamed(
+    sandbox: &Sandbox,
     mut cmd: tokio::process::Command,
     trace: &mut Trace<'_>,
     timeout: Duration,
@@ -167,9 +194,8 @@ async fn run_streamed(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().context("starting a process")?;
+    let mut child = sandbox.spawn(cmd).await?;
     let mut stdout = child.stdout.take().context("no stdout")?;
     let mut stderr = child.stderr.take().context("no stderr")?;
     let pid = child.id();
@@ -195,25 +221,30 @@ async fn run_streamed(
             () = tokio::time::sleep_until(deadline) => break true,
             _ = heartbeat.tick() => trace.keep_alive().await,
             status = child.wait(), if !out_open && !err_open => {
+                kill_process_group(pid);
                 trace.flush().await;
                 return Ok(status?.code().or(Some(-1)));
             }
         }
     };
     if stopped {
-        // Kill the whole process group: a script's children go too. (Not via kill(1):
-        // procps-ng 4.0's `kill -KILL -PGID` signals every process on the machine.)
-        if let Some(pgid) = pid
-            .and_then(|p| i32::try_from(p).ok())
-            .filter(|p| *p > 1)
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-        }
+        kill_process_group(pid);
         let _ = child.kill().await;
     }
     trace.flush().await;
     Ok(None)
+}
+
+/// Kills a step's whole process group: a script's children go too. (Not via kill(1):
+/// procps-ng 4.0's `kill -KILL -PGID` signals every process on the machine.)
+fn kill_process_group(pid: Option<u32>) {
+    if let Some(pgid) = pid
+        .and_then(|p| i32::try_from(p).ok())
+        .filter(|p| *p > 1)
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
 }
 
 fn bash(script: &Path, cwd: &Path, env: &[(String, String)]) -> tokio::process::Command {
@@ -243,6 +274,110 @@ fn steps(job: &Value, name: &str) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// A job's directory, `<builds>/<job id>`: the runner's, with `project/` (`CI_PROJECT_DIR`)
+/// and `tmp/` (`HOME`, `TMPDIR`, file variables) owned by the job's user, and `scripts/` (the
+/// runner's; the job may read, not change them).
+#[derive(Clone)]
+struct JobDir {
+    root: PathBuf,
+    project: PathBuf,
+    tmp: PathBuf,
+    scripts: PathBuf,
+}
+
+impl JobDir {
+    fn new(builds_dir: &Path, id: i64) -> JobDir {
+        let root = builds_dir.join(id.to_string());
+        JobDir {
+            project: root.join("project"),
+            tmp: root.join("tmp"),
+            scripts: root.join("scripts"),
+            root,
+        }
+    }
+}
+
+/// A file the runner writes before any of the job's processes starts, so no link a job could
+/// plant is ever followed by the runner.
+struct JobFile {
+    path: PathBuf,
+    contents: String,
+    /// The job's (a file variable: mode 0600, the job user's) or the runner's (a script, 0644).
+    private: bool,
+}
+
+/// Creates the job's directory afresh with its files. Runs before any of the job's processes.
+fn prepare_job_dir(dir: &JobDir, user: Option<&JobUser>, files: &[JobFile]) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(&dir.root) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(err).with_context(|| format!("removing {}", dir.root.display()));
+        }
+        _ => {}
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.mode(0o755);
+    builder.create(&dir.root)?;
+    builder.create(&dir.scripts)?;
+    builder.mode(0o700);
+    for own in [&dir.project, &dir.tmp] {
+        builder.create(own)?;
+        crate::artifacts::give(own, user)?;
+    }
+    for file in files {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if file.private { 0o600 } else { 0o644 })
+            .open(&file.path)
+            .with_context(|| format!("writing {}", file.path.display()))?;
+        out.write_all(file.contents.as_bytes())?;
+        if file.private {
+            crate::artifacts::give(&file.path, user)?;
+        }
+    }
+    Ok(())
+}
+
+/// The job's environment: its variables (file variables become files in `tmp/`), and where it
+/// runs. Also returns the files to write.
+fn job_env(variables: &[Value], dir: &JobDir) -> (Vec<(String, String)>, Vec<JobFile>) {
+    let mut env = Vec::new();
+    let mut files = Vec::new();
+    for v in variables {
+        let (Some(key), Some(value)) = (v["key"].as_str(), v["value"].as_str()) else {
+            continue;
+        };
+        if v["file"] == true {
+            // A key names a file: only GitLab's variable-key characters, never a path.
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let path = dir.tmp.join(key);
+            env.push((key.to_string(), path.to_string_lossy().into_owned()));
+            files.push(JobFile {
+                path,
+                contents: value.to_string(),
+                private: true,
+            });
+        } else {
+            env.push((key.to_string(), value.to_string()));
+        }
+    }
+    let tmp = dir.tmp.to_string_lossy().into_owned();
+    env.push(("HOME".into(), tmp.clone()));
+    env.push(("TMPDIR".into(), tmp));
+    // The job's own directory is the only builds directory it can see.
+    env.push((
+        "CI_BUILDS_DIR".into(),
+        dir.root.to_string_lossy().into_owned(),
+    ));
+    env.push((
+        "CI_PROJECT_DIR".into(),
+        dir.project.to_string_lossy().into_owned(),
+    ));
+    (env, files)
 }
 
 /// Runs one job and reports its result.
@@ -280,87 +415,76 @@ pub async fn execute(
         line_open: false,
     };
     let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
+    let report_to = Report {
+        client,
+        job_url: &job_url,
+        token: &token,
+    };
 
-    let dir = config.builds_dir.join(id.to_string());
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    let project_dir = dir.join("project");
-    let tmp = dir.join("tmp");
-    tokio::fs::create_dir_all(&tmp).await?;
+    let dir = JobDir::new(&config.builds_dir, id);
+    let sandbox = Sandbox::new(&config.isolation, dir.root.clone());
+    let limits = config.isolation.limits();
     trace
         .write(&format!(
-            "Running with pipewright-runner {} (shell executor)\n",
-            env!("CARGO_PKG_VERSION")
+            "Running with pipewright-runner {} (shell executor)\nJob isolation: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            config.isolation
         ))
         .await;
 
-    // The environment: variables, with file variables written to files.
-    let mut env: Vec<(String, String)> = Vec::new();
-    for v in &variables {
-        let (Some(key), Some(value)) = (v["key"].as_str(), v["value"].as_str()) else {
-            continue;
-        };
-        if v["file"] == true {
-            let path = tmp.join(key);
-            tokio::fs::write(&path, value).await?;
-            env.push((key.to_string(), path.to_string_lossy().into_owned()));
-        } else {
-            env.push((key.to_string(), value.to_string()));
-        }
-    }
-    env.push(("HOME".into(), tmp.to_string_lossy().into_owned()));
-    env.push((
-        "CI_BUILDS_DIR".into(),
-        config.builds_dir.to_string_lossy().into_owned(),
-    ));
-    env.push((
-        "CI_PROJECT_DIR".into(),
-        project_dir.to_string_lossy().into_owned(),
-    ));
+    // Every file the runner writes into the job's directory is written now, before any of
+    // the job's processes exists.
+    let (env, mut files) = job_env(&variables, &dir);
+    let repo_url = job["git_info"]["repo_url"].as_str().unwrap_or_default();
+    let sha = job["git_info"]["sha"].as_str().unwrap_or_default();
+    let fetch_script = dir.scripts.join("fetch.sh");
+    let script_path = dir.scripts.join("script.sh");
+    let after_path = dir.scripts.join("after_script.sh");
+    let after = steps(&job, "after_script");
+    files.push(JobFile {
+        path: fetch_script.clone(),
+        contents: fetch_body(&dir.project, repo_url, sha, limits),
+        private: false,
+    });
+    files.push(JobFile {
+        path: script_path.clone(),
+        contents: script_body(&steps(&job, "script"), limits),
+        private: false,
+    });
+    files.push(JobFile {
+        path: after_path.clone(),
+        contents: script_body(&after, limits),
+        private: false,
+    });
+    let (user, layout) = (config.isolation.job_user().cloned(), dir.clone());
+    tokio::task::spawn_blocking(move || prepare_job_dir(&layout, user.as_ref(), &files)).await??;
 
     // Fetch the repository at the job's commit, with the job token.
     trace
         .section_start("get_sources", "Fetching the repository")
         .await;
-    let repo_url = job["git_info"]["repo_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let sha = job["git_info"]["sha"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let fetch = format!(
-        "exec 2>&1\nset -e\ngit -c init.defaultBranch=main init -q {dir}\ncd {dir}\ngit fetch -q --depth 50 {url} {sha}\ngit checkout -q --detach {sha}\n",
-        dir = shell_quote(&project_dir.to_string_lossy()),
-        url = shell_quote(&repo_url),
-        sha = shell_quote(&sha),
-    );
-    let fetch_script = tmp.join("fetch.sh");
-    tokio::fs::write(&fetch_script, fetch).await?;
     let mut fetch_cmd = bash(
         &fetch_script,
-        &dir,
-        &[("HOME".into(), tmp.to_string_lossy().into_owned())],
+        &dir.project,
+        &[
+            ("HOME".into(), dir.tmp.to_string_lossy().into_owned()),
+            ("TMPDIR".into(), dir.tmp.to_string_lossy().into_owned()),
+        ],
     );
     fetch_cmd
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1");
-    let fetched = run_streamed(fetch_cmd, &mut trace, Duration::from_secs(600)).await?;
+    let fetched = run_streamed(&sandbox, fetch_cmd, &mut trace, Duration::from_secs(600)).await?;
     trace.section_end("get_sources").await;
     if fetched != Some(0) {
         trace
             .write("\x1b[31;1mERROR: fetching the repository failed\x1b[0;m\n")
             .await;
         trace.flush().await;
-        return report(
-            client,
-            &job_url,
-            &token,
-            "failed",
-            Some("runner_system_failure"),
-            None,
-        )
-        .await;
+        let _ = tokio::fs::remove_dir_all(&dir.root).await;
+        return report_to
+            .send("failed", Some("runner_system_failure"), None)
+            .await;
     }
 
     // Artifacts of the jobs this one depends on.
@@ -374,7 +498,7 @@ pub async fn execute(
             ))
             .await;
         let dep_token = dep["token"].as_str().unwrap_or(&token);
-        match download_artifacts(client, config, dep_id, dep_token, &tmp, &project_dir).await {
+        match download_artifacts(client, config, &sandbox, dep_id, dep_token, &dir.project).await {
             Ok(n) => {
                 trace
                     .write(&format!("Downloaded {n} artifact entries\n"))
@@ -387,41 +511,38 @@ pub async fn execute(
                     ))
                     .await;
                 trace.flush().await;
-                return report(
-                    client,
-                    &job_url,
-                    &token,
-                    "failed",
-                    Some("runner_system_failure"),
-                    None,
-                )
-                .await;
+                let _ = tokio::fs::remove_dir_all(&dir.root).await;
+                return report_to
+                    .send("failed", Some("runner_system_failure"), None)
+                    .await;
             }
         }
     }
 
     // before_script + script, stopping at the first failure.
-    let script_path = tmp.join("script.sh");
-    tokio::fs::write(&script_path, script_body(&steps(&job, "script"))).await?;
     trace
         .section_start(
             "step_script",
             "Executing \"step_script\" stage of the job script",
         )
         .await;
-    let result = run_streamed(bash(&script_path, &project_dir, &env), &mut trace, timeout).await?;
+    let result = run_streamed(
+        &sandbox,
+        bash(&script_path, &dir.project, &env),
+        &mut trace,
+        timeout,
+    )
+    .await?;
     trace.section_end("step_script").await;
 
     // after_script always runs; its failure does not fail the job.
-    let after = steps(&job, "after_script");
     if !after.is_empty() && !trace.canceled {
         trace
             .section_start("after_script", "Running after_script")
             .await;
-        let after_path = tmp.join("after_script.sh");
-        tokio::fs::write(&after_path, script_body(&after)).await?;
         let _ = run_streamed(
-            bash(&after_path, &project_dir, &env),
+            &sandbox,
+            bash(&after_path, &dir.project, &env),
             &mut trace,
             Duration::from_secs(300),
         )
@@ -441,16 +562,8 @@ pub async fn execute(
             _ => succeeded,
         };
         if wanted
-            && let Err(err) = upload_artifacts(
-                client,
-                &job_url,
-                &token,
-                &spec,
-                &project_dir,
-                &tmp,
-                &mut trace,
-            )
-            .await
+            && let Err(err) =
+                upload_artifacts(&report_to, &sandbox, &spec, &dir, &env, &mut trace).await
         {
             trace
                 .write(&format!(
@@ -459,16 +572,10 @@ pub async fn execute(
                 .await;
             if succeeded {
                 trace.flush().await;
-                let _ = tokio::fs::remove_dir_all(&dir).await;
-                return report(
-                    client,
-                    &job_url,
-                    &token,
-                    "failed",
-                    Some("unknown_failure"),
-                    None,
-                )
-                .await;
+                let _ = tokio::fs::remove_dir_all(&dir.root).await;
+                return report_to
+                    .send("failed", Some("unknown_failure"), None)
+                    .await;
             }
         }
     }
@@ -497,46 +604,54 @@ pub async fn execute(
         }
     };
     trace.flush().await;
-    let _ = tokio::fs::remove_dir_all(&dir).await;
+    let _ = tokio::fs::remove_dir_all(&dir.root).await;
     if outcome.0 == "canceled" {
         return Ok(());
     }
-    report(client, &job_url, &token, outcome.0, outcome.1, outcome.2).await
+    report_to.send(outcome.0, outcome.1, outcome.2).await
 }
 
-async fn report(
-    client: &reqwest::Client,
-    job_url: &str,
-    token: &str,
-    state: &str,
-    failure_reason: Option<&str>,
-    exit_code: Option<i32>,
-) -> anyhow::Result<()> {
-    let mut body = json!({"token": token, "state": state});
-    if let Some(reason) = failure_reason {
-        body["failure_reason"] = json!(reason);
-    }
-    if let Some(code) = exit_code {
-        body["exit_code"] = json!(code);
-    }
-    for _ in 0..5 {
-        if let Ok(res) = client.put(job_url).json(&body).send().await
-            && (res.status().is_success() || res.status().as_u16() == 403)
-        {
-            return Ok(());
+/// Where and how to report a job's result (`PUT /jobs/:id`) and upload its artifacts.
+struct Report<'a> {
+    client: &'a reqwest::Client,
+    job_url: &'a str,
+    token: &'a str,
+}
+
+impl Report<'_> {
+    async fn send(
+        &self,
+        state: &str,
+        failure_reason: Option<&str>,
+        exit_code: Option<i32>,
+    ) -> anyhow::Result<()> {
+        let mut body = json!({"token": self.token, "state": state});
+        if let Some(reason) = failure_reason {
+            body["failure_reason"] = json!(reason);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if let Some(code) = exit_code {
+            body["exit_code"] = json!(code);
+        }
+        for _ in 0..5 {
+            if let Ok(res) = self.client.put(self.job_url).json(&body).send().await
+                && (res.status().is_success() || res.status().as_u16() == 403)
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::bail!("could not report the job's result")
     }
-    anyhow::bail!("could not report the job's result")
 }
 
-/// Downloads a dependency's archive and unpacks it into the project directory.
+/// Downloads a dependency's archive and unpacks it into the project directory, confined to the
+/// job's directory (a link the repository or an archive holds cannot lead out of it).
 async fn download_artifacts(
     client: &reqwest::Client,
     config: &RunnerConfig,
+    sandbox: &Sandbox,
     dep_id: i64,
     token: &str,
-    tmp: &Path,
     project_dir: &Path,
 ) -> anyhow::Result<usize> {
     let res = client
@@ -548,22 +663,54 @@ async fn download_artifacts(
         anyhow::bail!("{}", res.status());
     }
     let bytes = res.bytes().await?;
-    let archive = tmp.join(format!("dependency-{dep_id}.zip"));
-    tokio::fs::write(&archive, &bytes).await?;
     let root = project_dir.to_path_buf();
-    let count =
-        tokio::task::spawn_blocking(move || crate::artifacts::unzip(&archive, &root)).await??;
-    Ok(count)
+    let user = sandbox.isolation().job_user().cloned();
+    sandbox
+        .in_directory(move || crate::artifacts::unzip(&bytes, &root, user.as_ref()))
+        .await
 }
 
-/// Collects, zips and uploads the job's artifacts (`POST /jobs/:id/artifacts`).
+/// `git ls-files -o`, run as one of the job's processes (the repository's configuration is
+/// the job's to change, so git runs with the job's rights, never the runner's).
+async fn untracked_files(
+    sandbox: &Sandbox,
+    dir: &JobDir,
+    env: &[(String, String)],
+) -> anyhow::Result<Vec<String>> {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.args(["ls-files", "-o", "-z"])
+        .current_dir(&dir.project)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .envs(env.iter().filter(|(k, _)| k == "HOME").cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let child = sandbox.spawn(cmd).await?;
+    let pid = child.id();
+    let output = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+        .await
+        .context("listing untracked files took too long")?
+        .context("listing untracked files")?;
+    kill_process_group(pid);
+    Ok(output
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect())
+}
+
+/// Collects, zips and uploads the job's artifacts (`POST /jobs/:id/artifacts`). The files are
+/// read on a thread confined to the job's directory, regular files and links only.
 async fn upload_artifacts(
-    client: &reqwest::Client,
-    job_url: &str,
-    token: &str,
+    report: &Report<'_>,
+    sandbox: &Sandbox,
     spec: &Value,
-    project_dir: &Path,
-    tmp: &Path,
+    dir: &JobDir,
+    env: &[(String, String)],
     trace: &mut Trace<'_>,
 ) -> anyhow::Result<()> {
     let strings = |key: &str| -> Vec<String> {
@@ -576,35 +723,40 @@ async fn upload_artifacts(
             })
             .unwrap_or_default()
     };
+    let untracked = if spec["untracked"].as_bool().unwrap_or(false) {
+        Some(untracked_files(sandbox, dir, env).await?)
+    } else {
+        None
+    };
     let wanted = crate::artifacts::ArtifactSpec {
         paths: strings("paths"),
         exclude: strings("exclude"),
-        untracked: spec["untracked"].as_bool().unwrap_or(false),
+        untracked,
     };
     trace
         .write("\x1b[32;1mUploading artifacts...\x1b[0;m\n")
         .await;
-    let root = project_dir.to_path_buf();
-    let archive = tmp.join("artifacts.zip");
-    let out = archive.clone();
-    let collected = tokio::task::spawn_blocking(move || {
-        let collected = crate::artifacts::collect(&root, &wanted)?;
-        if !collected.files.is_empty() {
-            crate::artifacts::zip_files(&root, &collected.files, &out)?;
-        }
-        anyhow::Ok(collected)
-    })
-    .await??;
+    let root = dir.project.clone();
+    let (collected, archive) = sandbox
+        .in_directory(move || {
+            let collected = crate::artifacts::collect(&root, &wanted)?;
+            let archive = if collected.files.is_empty() {
+                None
+            } else {
+                Some(crate::artifacts::zip_files(&root, &collected.files)?)
+            };
+            anyhow::Ok((collected, archive))
+        })
+        .await?;
     for line in &collected.log {
         trace.write(&format!("{line}\n")).await;
     }
-    if collected.files.is_empty() {
+    let Some(data) = archive else {
         trace
             .write("\x1b[0;33mWARNING: No files to upload\x1b[0;m\n")
             .await;
         return Ok(());
-    }
-    let data = tokio::fs::read(&archive).await?;
+    };
     let mut form = reqwest::multipart::Form::new()
         .part(
             "file",
@@ -617,9 +769,10 @@ async fn upload_artifacts(
     if let Some(expire_in) = spec["expire_in"].as_str() {
         form = form.text("expire_in", expire_in.to_string());
     }
-    let res = client
-        .post(format!("{job_url}/artifacts"))
-        .header("JOB-TOKEN", token)
+    let res = report
+        .client
+        .post(format!("{}/artifacts", report.job_url))
+        .header("JOB-TOKEN", report.token)
         .multipart(form)
         .send()
         .await?;
@@ -677,8 +830,15 @@ mod tests {
 
     #[test]
     fn scripts_echo_each_command_and_stop_at_failures() {
-        let body = script_body(&["echo 'hi'".to_string(), "make upload".to_string()]);
-        assert!(body.starts_with("exec 2>&1\nset -eo pipefail\n"));
+        let limits = Limits {
+            open_files: 1024,
+            processes: 512,
+        };
+        let body = script_body(
+            &["echo 'hi'".to_string(), "make upload".to_string()],
+            limits,
+        );
+        assert!(body.starts_with("exec 2>&1\nset -eo pipefail\nulimit -n 1024 -u 512 -c 0\n"));
         assert!(body.contains(r"printf '\033[32;1m$ %s\033[0;m\n' 'echo '\''hi'\'''"));
         assert!(body.contains("\nmake upload\n"));
     }
