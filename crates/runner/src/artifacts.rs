@@ -62,8 +62,17 @@ fn walk(root: &Path, path: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// Whether `path`'s directory really is inside `real_root` (a glob may reach a path through a
+/// link to a directory elsewhere; such paths are not the project's).
+fn really_inside(real_root: &Path, path: &Path) -> bool {
+    path.parent()
+        .and_then(|p| std::fs::canonicalize(p).ok())
+        .is_some_and(|p| p.starts_with(real_root))
+}
+
 /// Finds the files an artifacts spec selects under `root`.
 pub fn collect(root: &Path, spec: &ArtifactSpec) -> anyhow::Result<Collected> {
+    let real_root = std::fs::canonicalize(root)?;
     let mut files = Vec::new();
     let mut log = Vec::new();
     let options = glob::MatchOptions {
@@ -77,7 +86,10 @@ pub fn collect(root: &Path, spec: &ArtifactSpec) -> anyhow::Result<Collected> {
         let matches = glob::glob_with(&full.to_string_lossy(), options)
             .with_context(|| format!("{pattern}: invalid pattern"))?;
         let mut found = 0;
-        for path in matches.filter_map(Result::ok) {
+        for path in matches
+            .filter_map(Result::ok)
+            .filter(|p| really_inside(&real_root, p))
+        {
             found += 1;
             walk(root, &path, &mut files);
         }
@@ -92,8 +104,10 @@ pub fn collect(root: &Path, spec: &ArtifactSpec) -> anyhow::Result<Collected> {
     }
     if let Some(untracked) = &spec.untracked {
         let before = files.len();
-        for name in untracked {
-            walk(root, &root.join(name), &mut files);
+        for path in untracked.iter().map(|name| root.join(name)) {
+            if really_inside(&real_root, &path) {
+                walk(root, &path, &mut files);
+            }
         }
         log.push(format!("untracked: found {} files", files.len() - before));
     }
@@ -251,11 +265,85 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A job's links (to a file or a directory outside its project) are archived as links:
+    /// the runner never reads what they point to.
+    #[test]
+    fn links_are_archived_as_links_and_never_followed() {
+        let dir = tempfile_dir();
+        let root = dir.join("project");
+        std::fs::create_dir_all(root.join("out")).unwrap();
+        std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+        std::fs::write(dir.join("secret"), b"server secret").unwrap();
+        std::fs::write(dir.join("elsewhere/key"), b"server key").unwrap();
+        std::fs::write(root.join("out/real.txt"), b"built").unwrap();
+        std::os::unix::fs::symlink("../../secret", root.join("out/leak")).unwrap();
+        std::os::unix::fs::symlink("../../elsewhere", root.join("out/dir")).unwrap();
+        let spec = ArtifactSpec {
+            paths: vec!["out/".into(), "out/dir/*".into(), "../secret".into()],
+            ..ArtifactSpec::default()
+        };
+        let collected = collect(&root, &spec).unwrap();
+        let names: Vec<String> = collected
+            .files
+            .iter()
+            .filter_map(|f| relative(&root, f))
+            .collect();
+        assert_eq!(names, vec!["out/dir", "out/leak", "out/real.txt"]);
+        let archive = zip_files(&root, &collected.files).unwrap();
+        let text = String::from_utf8_lossy(&archive);
+        assert!(!text.contains("server secret") && !text.contains("server key"));
+        let out = dir.join("out");
+        std::fs::create_dir(&out).unwrap();
+        unzip(&archive, &out, None).unwrap();
+        assert!(
+            std::fs::symlink_metadata(out.join("out/leak"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read(out.join("out/real.txt")).unwrap(), b"built");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Unpacking never sets setuid bits and never writes through a link already in place.
+    #[test]
+    fn unpacking_drops_setuid_and_replaces_planted_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile_dir();
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = zip::write::SimpleFileOptions::default();
+        zip.start_file("tool", options.unix_permissions(0o4755))
+            .unwrap();
+        zip.write_all(b"#!/bin/sh\n").unwrap();
+        zip.start_file("victim", options).unwrap();
+        zip.write_all(b"from the archive").unwrap();
+        let archive = zip.finish().unwrap().into_inner();
+        let out = dir.join("project");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(dir.join("target"), b"untouched").unwrap();
+        std::os::unix::fs::symlink("../target", out.join("victim")).unwrap();
+        assert_eq!(unzip(&archive, &out, None).unwrap(), 2);
+        let mode = std::fs::metadata(out.join("tool"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7000, 0, "no setuid bit: {mode:o}");
+        assert_eq!(mode & 0o111, 0o111, "the executable bits stay");
+        assert_eq!(std::fs::read(dir.join("target")).unwrap(), b"untouched");
+        assert_eq!(
+            std::fs::read(out.join("victim")).unwrap(),
+            b"from the archive"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     fn tempfile_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
-            "pipewright-runner-artifacts-{}-{:?}",
+            "pipewright-runner-artifacts-{}-{}",
             std::process::id(),
-            std::thread::current().id()
+            std::thread::current()
+                .name()
+                .unwrap_or("test")
+                .replace("::", "-")
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();

@@ -101,7 +101,11 @@ impl Isolation {
     /// not be isolated (no Landlock, unless the operator accepted that; a job user that cannot
     /// be used).
     pub fn detect(options: &IsolationOptions) -> anyhow::Result<Isolation> {
-        let landlock = landlock_abi();
+        Isolation::decide(landlock_abi(), options)
+    }
+
+    /// `detect`, given what the kernel offers.
+    fn decide(landlock: Option<i32>, options: &IsolationOptions) -> anyhow::Result<Isolation> {
         if landlock.is_none() && !options.allow_unconfined {
             bail!(
                 "this kernel does not offer Landlock, so jobs could read and change the server's \
@@ -164,7 +168,7 @@ impl fmt::Display for Isolation {
             )?,
             None => write!(
                 f,
-                "; jobs run as the runner's own user (uid {})",
+                "; jobs run under the same user as the runner (uid {})",
                 rustix::process::geteuid().as_raw()
             )?,
         }
@@ -442,6 +446,52 @@ mod tests {
         assert_eq!(parse_ids("1000:100"), Some((1000, 100)));
         assert_eq!(parse_ids("1000"), Some((1000, 1000)));
         assert_eq!(parse_ids("builder"), None);
+    }
+
+    #[test]
+    fn without_landlock_jobs_run_only_when_the_operator_accepts_the_risk() {
+        let refused = Isolation::decide(None, &IsolationOptions::default())
+            .expect_err("no Landlock, no jobs");
+        assert!(
+            refused
+                .to_string()
+                .contains("--allow-jobs-to-read-server-secrets"),
+            "{refused}"
+        );
+        let accepted = Isolation::decide(
+            None,
+            &IsolationOptions {
+                job_user: None,
+                allow_unconfined: true,
+            },
+        )
+        .expect("accepted");
+        assert!(!accepted.confined());
+        assert!(accepted.to_string().starts_with("NO ISOLATION"));
+        let partial = Isolation::decide(Some(5), &IsolationOptions::default()).expect("ABI 5");
+        assert!(partial.to_string().contains("partial"), "{partial}");
+    }
+
+    #[test]
+    fn jobs_never_run_as_root() {
+        if rustix::process::geteuid().is_root() {
+            let options = IsolationOptions {
+                job_user: Some("0:0".into()),
+                allow_unconfined: false,
+            };
+            assert!(Isolation::decide(Some(7), &options).is_err());
+            let default = Isolation::decide(Some(7), &IsolationOptions::default()).expect("nobody");
+            assert_ne!(default.job_user().map(|u| u.uid), Some(0));
+        } else {
+            let options = IsolationOptions {
+                job_user: Some("0:0".into()),
+                allow_unconfined: false,
+            };
+            assert!(
+                Isolation::decide(Some(7), &options).is_err(),
+                "only root can switch users"
+            );
+        }
     }
 
     #[test]
