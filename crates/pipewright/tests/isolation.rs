@@ -34,6 +34,7 @@ const REFUSED: &[&str] = &[
     "read-server-thread-environ",
     "open-server-memory",
     "inherited-server-files",
+    "raise-open-files-limit",
 ];
 
 /// What a job must still be able to do.
@@ -75,6 +76,8 @@ hostile:
       done
       echo "victim process: ${{sleeper:-none}}"
       echo "job uid: $(id -u)"
+      echo "hard limits: $(ulimit -Hn) files, $(ulimit -Hu) processes"
+      grep NoNewPrivs /proc/self/status
       attempt read-key cat "$DATA/pipewright.key"
       attempt read-database cat "$DATA/pipewright.sqlite3"
       attempt read-runner-token cat "$DATA/embedded-runner.token"
@@ -91,6 +94,7 @@ hostile:
       attempt open-server-memory bash -c "exec 3< /proc/$SERVER_PID/mem"
       ls -l /proc/$$/fd/ | sed -n 's/.* -> /open file: /p'
       attempt inherited-server-files bash -c "ls -l /proc/$$/fd/ | grep -q -e '$DATA/' -e sqlite -e socket"
+      attempt raise-open-files-limit bash -c 'ulimit -Hn 1048576'
       attempt own-directory bash -c 'echo mine > own.txt && grep -q mine own.txt'
       attempt private-tmp bash -c 'echo t > "$TMPDIR/t" && [ "$TMPDIR" != /tmp ] && [ "$HOME" = "$TMPDIR" ]'
       attempt api-with-job-token curl -sf -H "JOB-TOKEN: $CI_JOB_TOKEN" "$CI_API_V4_URL/job"
@@ -400,6 +404,23 @@ async fn hostile_job_scenario(name: &str, user: ServerUser) {
             "a root server runs jobs as another user:\n{hostile}"
         );
     }
+    assert!(
+        hostile.contains("NoNewPrivs:\t1"),
+        "no_new_privs:\n{hostile}"
+    );
+    let limits = hostile
+        .rsplit("hard limits: ")
+        .next()
+        .and_then(|rest| rest.lines().next())
+        .unwrap_or("");
+    let numbers: Vec<u64> = limits
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    assert!(
+        numbers.len() == 2 && numbers[0] <= 16_384 && numbers[1] <= 4_096,
+        "open files and processes are limited: {limits}"
+    );
     assert!(!data.join("planted").exists());
     assert!(!data.join("repositories/planted").exists());
 
