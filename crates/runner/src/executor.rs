@@ -33,7 +33,32 @@ struct Trace<'a> {
     line_open: bool,
 }
 
-impl Trace<'_> {
+impl<'a> Trace<'a> {
+    /// The log of the job at `url`: its masked variables and its token become `[MASKED]`.
+    fn for_job(client: &'a reqwest::Client, url: &str, token: &str, variables: &[Value]) -> Self {
+        let mut secrets: Vec<String> = variables
+            .iter()
+            .filter(|v| v["masked"] == true)
+            .filter_map(|v| v["value"].as_str().map(str::to_string))
+            .collect();
+        secrets.push(token.to_string());
+        Trace {
+            client,
+            url: url.to_string(),
+            token: token.to_string(),
+            offset: 0,
+            masker: Masker::new(secrets),
+            partial: String::new(),
+            canceled: false,
+            heartbeat: Duration::from_secs(3),
+            timestamps: variables.iter().any(|v| {
+                v["key"] == "FF_TIMESTAMPS"
+                    && v["value"].as_str().is_some_and(|x| x == "true" || x == "1")
+            }),
+            line_open: false,
+        }
+    }
+
     /// Opens a collapsible log section, as GitLab Runner marks them
     /// (`section_start:<unix time>:<name>\r\e[0K<header>`); pages fold and time them.
     async fn section_start(&mut self, name: &str, header: &str) {
@@ -297,6 +322,18 @@ impl JobDir {
             root,
         }
     }
+
+    fn fetch_script(&self) -> PathBuf {
+        self.scripts.join("fetch.sh")
+    }
+
+    fn script(&self) -> PathBuf {
+        self.scripts.join("script.sh")
+    }
+
+    fn after_script(&self) -> PathBuf {
+        self.scripts.join("after_script.sh")
+    }
 }
 
 /// A file the runner writes before any of the job's processes starts, so no link a job could
@@ -393,37 +430,14 @@ pub async fn execute(
         .to_string();
     let job_url = format!("{}/api/v4/jobs/{id}", config.url);
     let variables = job["variables"].as_array().cloned().unwrap_or_default();
-    let mut secrets: Vec<String> = variables
-        .iter()
-        .filter(|v| v["masked"] == true)
-        .filter_map(|v| v["value"].as_str().map(str::to_string))
-        .collect();
-    secrets.push(token.clone());
-    let mut trace = Trace {
-        client,
-        url: job_url.clone(),
-        token: token.clone(),
-        offset: 0,
-        masker: Masker::new(secrets),
-        partial: String::new(),
-        canceled: false,
-        heartbeat: Duration::from_secs(3),
-        timestamps: variables.iter().any(|v| {
-            v["key"] == "FF_TIMESTAMPS"
-                && v["value"].as_str().is_some_and(|x| x == "true" || x == "1")
-        }),
-        line_open: false,
-    };
-    let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
+    let mut trace = Trace::for_job(client, &job_url, &token, &variables);
     let report_to = Report {
         client,
         job_url: &job_url,
         token: &token,
     };
-
     let dir = JobDir::new(&config.builds_dir, id);
     let sandbox = Sandbox::new(&config.isolation, dir.root.clone());
-    let limits = config.isolation.limits();
     trace
         .write(&format!(
             "Running with pipewright-runner {} (shell executor)\nJob isolation: {}\n",
@@ -431,64 +445,222 @@ pub async fn execute(
             config.isolation
         ))
         .await;
+    let outcome = match write_job_files(config, &job, &variables, &dir).await {
+        Ok(env) => run_job(config, &job, &sandbox, &dir, &env, &mut trace, &report_to).await,
+        Err(err) => Err(err),
+    };
+    // A job the runner could not run (its directory, its sandbox) fails at once rather than
+    // when its lease runs out.
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            tracing::warn!(job_id = id, error = %format!("{err:#}"), "job execution failed");
+            trace
+                .write("\x1b[31;1mERROR: the runner could not run this job\x1b[0;m\n")
+                .await;
+            Outcome::failed("runner_system_failure", None)
+        }
+    };
+    trace.flush().await;
+    let _ = tokio::fs::remove_dir_all(&dir.root).await;
+    match outcome {
+        Some(o) => report_to.send(o.state, o.reason, o.exit_code).await,
+        None => Ok(()),
+    }
+}
 
-    // Every file the runner writes into the job's directory is written now, before any of
-    // the job's processes exists.
-    let (env, mut files) = job_env(&variables, &dir);
+/// How a job ended, as `PUT /jobs/:id` reports it.
+struct Outcome {
+    state: &'static str,
+    reason: Option<&'static str>,
+    exit_code: Option<i32>,
+}
+
+impl Outcome {
+    fn failed(reason: &'static str, exit_code: Option<i32>) -> Option<Outcome> {
+        Some(Outcome {
+            state: "failed",
+            reason: Some(reason),
+            exit_code,
+        })
+    }
+}
+
+/// Writes every file the runner puts into the job's directory (scripts, file variables)
+/// before any of the job's processes exists; returns the job's environment.
+async fn write_job_files(
+    config: &RunnerConfig,
+    job: &Value,
+    variables: &[Value],
+    dir: &JobDir,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let limits = config.isolation.limits();
+    let (env, mut files) = job_env(variables, dir);
     let repo_url = job["git_info"]["repo_url"].as_str().unwrap_or_default();
     let sha = job["git_info"]["sha"].as_str().unwrap_or_default();
-    let fetch_script = dir.scripts.join("fetch.sh");
-    let script_path = dir.scripts.join("script.sh");
-    let after_path = dir.scripts.join("after_script.sh");
-    let after = steps(&job, "after_script");
-    files.push(JobFile {
-        path: fetch_script.clone(),
-        contents: fetch_body(&dir.project, repo_url, sha, limits),
-        private: false,
-    });
-    files.push(JobFile {
-        path: script_path.clone(),
-        contents: script_body(&steps(&job, "script"), limits),
-        private: false,
-    });
-    files.push(JobFile {
-        path: after_path.clone(),
-        contents: script_body(&after, limits),
-        private: false,
-    });
+    for (path, contents) in [
+        (
+            dir.fetch_script(),
+            fetch_body(&dir.project, repo_url, sha, limits),
+        ),
+        (dir.script(), script_body(&steps(job, "script"), limits)),
+        (
+            dir.after_script(),
+            script_body(&steps(job, "after_script"), limits),
+        ),
+    ] {
+        files.push(JobFile {
+            path,
+            contents,
+            private: false,
+        });
+    }
     let (user, layout) = (config.isolation.job_user().cloned(), dir.clone());
     tokio::task::spawn_blocking(move || prepare_job_dir(&layout, user.as_ref(), &files)).await??;
+    Ok(env)
+}
 
-    // Fetch the repository at the job's commit, with the job token.
+/// The job's steps, in its sandbox: sources, dependencies, script, after_script, artifacts.
+/// `None`: canceled (nothing to report).
+async fn run_job(
+    config: &RunnerConfig,
+    job: &Value,
+    sandbox: &Sandbox,
+    dir: &JobDir,
+    env: &[(String, String)],
+    trace: &mut Trace<'_>,
+    report_to: &Report<'_>,
+) -> anyhow::Result<Option<Outcome>> {
+    if !fetch_sources(sandbox, dir, trace).await? {
+        return Ok(Outcome::failed("runner_system_failure", None));
+    }
+    if !download_dependencies(config, job, sandbox, dir, trace, report_to).await {
+        return Ok(Outcome::failed("runner_system_failure", None));
+    }
+
+    // before_script + script, stopping at the first failure.
+    let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
+    trace
+        .section_start(
+            "step_script",
+            "Executing \"step_script\" stage of the job script",
+        )
+        .await;
+    let result = run_streamed(
+        sandbox,
+        bash(&dir.script(), &dir.project, env),
+        trace,
+        timeout,
+    )
+    .await?;
+    trace.section_end("step_script").await;
+
+    // after_script always runs; its failure does not fail the job.
+    if !steps(job, "after_script").is_empty() && !trace.canceled {
+        trace
+            .section_start("after_script", "Running after_script")
+            .await;
+        let after = bash(&dir.after_script(), &dir.project, env);
+        let _ = run_streamed(sandbox, after, trace, Duration::from_secs(300)).await?;
+        trace.section_end("after_script").await;
+    }
+
+    // Artifacts, when the job's outcome matches their `when`.
+    let succeeded = result == Some(0);
+    if !trace.canceled
+        && let Some(spec) = job["artifacts"].as_array().and_then(|a| a.first())
+    {
+        let wanted = match spec["when"].as_str().unwrap_or("on_success") {
+            "always" => true,
+            "on_failure" => !succeeded,
+            _ => succeeded,
+        };
+        if wanted
+            && let Err(err) = upload_artifacts(report_to, sandbox, spec, dir, env, trace).await
+        {
+            trace
+                .write(&format!(
+                    "\x1b[31;1mERROR: Uploading artifacts to coordinator... {err:#}\x1b[0;m\n"
+                ))
+                .await;
+            if succeeded {
+                return Ok(Outcome::failed("unknown_failure", None));
+            }
+        }
+    }
+    Ok(final_outcome(result, trace).await)
+}
+
+/// The job's result from its script's exit code (`None`: stopped), written to its log.
+async fn final_outcome(result: Option<i32>, trace: &mut Trace<'_>) -> Option<Outcome> {
+    match result {
+        Some(0) => {
+            trace.write("\x1b[32;1mJob succeeded\x1b[0;m\n").await;
+            Some(Outcome {
+                state: "success",
+                reason: None,
+                exit_code: Some(0),
+            })
+        }
+        Some(code) => {
+            trace
+                .write(&format!(
+                    "\x1b[31;1mERROR: Job failed: exit code {code}\x1b[0;m\n"
+                ))
+                .await;
+            Outcome::failed("script_failure", Some(code))
+        }
+        None if trace.canceled => None,
+        None => {
+            trace
+                .write(
+                    "\x1b[31;1mERROR: Job failed: execution took longer than the timeout\x1b[0;m\n",
+                )
+                .await;
+            Outcome::failed("job_execution_timeout", None)
+        }
+    }
+}
+
+/// Fetches the repository at the job's commit, with the job token, as one of the job's
+/// processes; whether it worked.
+async fn fetch_sources(
+    sandbox: &Sandbox,
+    dir: &JobDir,
+    trace: &mut Trace<'_>,
+) -> anyhow::Result<bool> {
     trace
         .section_start("get_sources", "Fetching the repository")
         .await;
-    let mut fetch_cmd = bash(
-        &fetch_script,
+    let tmp = dir.tmp.to_string_lossy().into_owned();
+    let mut fetch = bash(
+        &dir.fetch_script(),
         &dir.project,
-        &[
-            ("HOME".into(), dir.tmp.to_string_lossy().into_owned()),
-            ("TMPDIR".into(), dir.tmp.to_string_lossy().into_owned()),
-        ],
+        &[("HOME".into(), tmp.clone()), ("TMPDIR".into(), tmp)],
     );
-    fetch_cmd
+    fetch
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1");
-    let fetched = run_streamed(&sandbox, fetch_cmd, &mut trace, Duration::from_secs(600)).await?;
+    let fetched = run_streamed(sandbox, fetch, trace, Duration::from_secs(600)).await?;
     trace.section_end("get_sources").await;
     if fetched != Some(0) {
         trace
             .write("\x1b[31;1mERROR: fetching the repository failed\x1b[0;m\n")
             .await;
-        trace.flush().await;
-        let _ = tokio::fs::remove_dir_all(&dir.root).await;
-        return report_to
-            .send("failed", Some("runner_system_failure"), None)
-            .await;
     }
+    Ok(fetched == Some(0))
+}
 
-    // Artifacts of the jobs this one depends on.
-    for dep in job["dependencies"].as_array().cloned().unwrap_or_default() {
+/// Downloads and unpacks the artifacts of the jobs this one depends on; whether it worked.
+async fn download_dependencies(
+    config: &RunnerConfig,
+    job: &Value,
+    sandbox: &Sandbox,
+    dir: &JobDir,
+    trace: &mut Trace<'_>,
+    report_to: &Report<'_>,
+) -> bool {
+    for dep in job["dependencies"].as_array().into_iter().flatten() {
         let (Some(dep_id), Some(name)) = (dep["id"].as_i64(), dep["name"].as_str()) else {
             continue;
         };
@@ -497,8 +669,16 @@ pub async fn execute(
                 "\x1b[32;1mDownloading artifacts for {name} ({dep_id})...\x1b[0;m\n"
             ))
             .await;
-        let dep_token = dep["token"].as_str().unwrap_or(&token);
-        match download_artifacts(client, config, &sandbox, dep_id, dep_token, &dir.project).await {
+        let dep_token = dep["token"].as_str().unwrap_or(report_to.token);
+        let downloaded = download_artifacts(
+            report_to.client,
+            config,
+            sandbox,
+            dep_id,
+            dep_token,
+            &dir.project,
+        );
+        match downloaded.await {
             Ok(n) => {
                 trace
                     .write(&format!("Downloaded {n} artifact entries\n"))
@@ -510,105 +690,11 @@ pub async fn execute(
                         "\x1b[31;1mERROR: Downloading artifacts from coordinator... {err:#}\x1b[0;m\n"
                     ))
                     .await;
-                trace.flush().await;
-                let _ = tokio::fs::remove_dir_all(&dir.root).await;
-                return report_to
-                    .send("failed", Some("runner_system_failure"), None)
-                    .await;
+                return false;
             }
         }
     }
-
-    // before_script + script, stopping at the first failure.
-    trace
-        .section_start(
-            "step_script",
-            "Executing \"step_script\" stage of the job script",
-        )
-        .await;
-    let result = run_streamed(
-        &sandbox,
-        bash(&script_path, &dir.project, &env),
-        &mut trace,
-        timeout,
-    )
-    .await?;
-    trace.section_end("step_script").await;
-
-    // after_script always runs; its failure does not fail the job.
-    if !after.is_empty() && !trace.canceled {
-        trace
-            .section_start("after_script", "Running after_script")
-            .await;
-        let _ = run_streamed(
-            &sandbox,
-            bash(&after_path, &dir.project, &env),
-            &mut trace,
-            Duration::from_secs(300),
-        )
-        .await?;
-        trace.section_end("after_script").await;
-    }
-
-    // Artifacts, when the job's outcome matches their `when`.
-    let succeeded = result == Some(0);
-    if !trace.canceled
-        && let Some(spec) = job["artifacts"].as_array().and_then(|a| a.first()).cloned()
-    {
-        let when = spec["when"].as_str().unwrap_or("on_success");
-        let wanted = match when {
-            "always" => true,
-            "on_failure" => !succeeded,
-            _ => succeeded,
-        };
-        if wanted
-            && let Err(err) =
-                upload_artifacts(&report_to, &sandbox, &spec, &dir, &env, &mut trace).await
-        {
-            trace
-                .write(&format!(
-                    "\x1b[31;1mERROR: Uploading artifacts to coordinator... {err:#}\x1b[0;m\n"
-                ))
-                .await;
-            if succeeded {
-                trace.flush().await;
-                let _ = tokio::fs::remove_dir_all(&dir.root).await;
-                return report_to
-                    .send("failed", Some("unknown_failure"), None)
-                    .await;
-            }
-        }
-    }
-
-    let outcome = match result {
-        Some(0) => {
-            trace.write("\x1b[32;1mJob succeeded\x1b[0;m\n").await;
-            ("success", None, Some(0))
-        }
-        Some(code) => {
-            trace
-                .write(&format!(
-                    "\x1b[31;1mERROR: Job failed: exit code {code}\x1b[0;m\n"
-                ))
-                .await;
-            ("failed", Some("script_failure"), Some(code))
-        }
-        None if trace.canceled => ("canceled", None, None),
-        None => {
-            trace
-                .write(
-                    "\x1b[31;1mERROR: Job failed: execution took longer than the timeout\x1b[0;m\n",
-                )
-                .await;
-            ("failed", Some("job_execution_timeout"), None)
-        }
-    };
-    trace.flush().await;
-    let _ = tokio::fs::remove_dir_all(&dir.root).await;
-    if outcome.0 == "canceled" {
-        return Ok(());
-    }
-    report_to.send(outcome.0, outcome.1, outcome.2).await
+    true
 }
 
 /// Where and how to report a job's result (`PUT /jobs/:id`) and upload its artifacts.
