@@ -256,6 +256,10 @@ fn prepare_embedded_runner(settings: &Settings) -> anyhow::Result<(Isolation, Pa
         &std::path::absolute(&settings.data_dir)?,
     )?;
     let data = std::fs::canonicalize(&settings.data_dir)?;
+    isolation.ensure_private(&data)?;
+    if let Some(config) = &settings.config_file {
+        isolation.ensure_private(config)?;
+    }
     let builds = pipewright_runner::prepare_builds_dir(&settings.builds_dir, &isolation)?;
     inside(&builds, &data)?;
     Ok((isolation, builds))

@@ -121,6 +121,8 @@ pub struct Settings {
     pub embedded_runner: bool,
     pub runner_concurrency: usize,
     pub builds_dir: PathBuf,
+    /// The TOML file the settings came from, if any (it may hold secrets jobs must not read).
+    pub config_file: Option<PathBuf>,
     pub job_user: Option<String>,
     pub allow_jobs_to_read_server_secrets: bool,
     pub job_request_long_poll: std::time::Duration,
@@ -212,6 +214,7 @@ impl Settings {
                 .or(file.max_artifacts_size)
                 .unwrap_or(100 * 1024 * 1024),
             builds_dir,
+            config_file: args.config.clone(),
             job_user: args.job_user.or(file.job_user),
             allow_jobs_to_read_server_secrets: args.allow_jobs_to_read_server_secrets
                 || file.allow_jobs_to_read_server_secrets.unwrap_or(false),

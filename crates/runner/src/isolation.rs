@@ -138,6 +138,74 @@ impl Isolation {
     pub fn limits(&self) -> Limits {
         self.limits
     }
+
+    /// Fails when a job could read `path` (the data directory, a configuration file): it lies
+    /// under a path jobs may read (`/etc`, `/opt`, …) and file permissions would not stop the
+    /// job's user. Landlock allows whole trees; what inside them must stay private is checked
+    /// here.
+    pub fn ensure_private(&self, path: &Path) -> anyhow::Result<()> {
+        if !self.confined() {
+            return Ok(());
+        }
+        let path =
+            std::fs::canonicalize(path).with_context(|| format!("resolving {}", path.display()))?;
+        let Some(granted) = SYSTEM_PATHS
+            .iter()
+            .chain(KERNEL_PATHS)
+            .find(|p| path.starts_with(p))
+        else {
+            return Ok(());
+        };
+        if let Some(user) = &self.user {
+            let meta = std::fs::metadata(&path)?;
+            let kept_out = if meta.is_dir() {
+                first_barrier(&path.join("x"), user)?.is_some()
+            } else {
+                first_barrier(&path, user)?.is_some() || !allows(&meta, user, 0o4)
+            };
+            if kept_out {
+                return Ok(());
+            }
+        }
+        bail!(
+            "jobs could read {}: it is inside {granted}, which jobs may read{}; move it out of \
+             {granted}",
+            path.display(),
+            match &self.user {
+                Some(user) => format!(", and its permissions let {} in", user.name),
+                None => String::new(),
+            }
+        )
+    }
+}
+
+/// The first directory above `path` that `user` may not pass (no search permission), with
+/// its mode; `None` when every one lets them through.
+pub(crate) fn first_barrier(path: &Path, user: &JobUser) -> anyhow::Result<Option<(PathBuf, u32)>> {
+    use std::os::unix::fs::MetadataExt;
+    for parent in path.ancestors().skip(1) {
+        let meta =
+            std::fs::metadata(parent).with_context(|| format!("reading {}", parent.display()))?;
+        if !allows(&meta, user, 0o1) {
+            return Ok(Some((parent.to_path_buf(), meta.mode())));
+        }
+    }
+    Ok(None)
+}
+
+/// Whether a file's mode grants `user` the `bits` (4 read, 2 write, 1 search/execute), by its
+/// owner, group or other class (jobs have no supplementary groups).
+fn allows(meta: &std::fs::Metadata, user: &JobUser, bits: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let mode = meta.mode();
+    let class = if meta.uid() == user.uid {
+        mode >> 6
+    } else if meta.gid() == user.gid {
+        mode >> 3
+    } else {
+        mode
+    };
+    class & bits == bits
 }
 
 /// One sentence for the log and the admin page.
@@ -492,6 +560,34 @@ mod tests {
                 "only root can switch users"
             );
         }
+    }
+
+    /// Landlock lets jobs read whole trees such as `/opt`; a data directory there is refused
+    /// unless file permissions keep the job's user out.
+    #[test]
+    fn private_paths_under_readable_trees_are_refused() {
+        let same_user = Isolation {
+            landlock: Some(7),
+            user: None,
+            limits: limits(),
+        };
+        assert!(same_user.ensure_private(Path::new("/etc/passwd")).is_err());
+        assert!(same_user.ensure_private(&std::env::temp_dir()).is_ok());
+        let other_user = Isolation {
+            user: Some(JobUser {
+                name: "nobody".into(),
+                uid: 65534,
+                gid: 65534,
+            }),
+            ..same_user.clone()
+        };
+        // /etc/passwd is world-readable: a job user could read it too.
+        assert!(other_user.ensure_private(Path::new("/etc/passwd")).is_err());
+        let unconfined = Isolation {
+            landlock: None,
+            ..same_user
+        };
+        assert!(unconfined.ensure_private(Path::new("/etc/passwd")).is_ok());
     }
 
     #[test]

@@ -93,27 +93,16 @@ pub fn prepare_builds_dir(dir: &Path, isolation: &Isolation) -> anyhow::Result<P
 /// Checks that every directory above `dir` lets `user` pass (search permission), or says
 /// which one does not.
 fn reachable_by(dir: &Path, user: &JobUser) -> anyhow::Result<()> {
-    for parent in dir.ancestors().skip(1) {
-        let meta = std::fs::metadata(parent)?;
-        let mode = meta.mode();
-        let search = if meta.uid() == user.uid {
-            mode & 0o100
-        } else if meta.gid() == user.gid {
-            mode & 0o010
-        } else {
-            mode & 0o001
-        };
-        if search == 0 {
-            bail!(
-                "jobs run as {} but cannot reach the builds directory {}: {} (mode {:o}) does \
-                 not let them pass; choose a builds directory they can reach (--builds-dir), \
-                 e.g. /var/lib/pipewright-builds",
-                user.name,
-                dir.display(),
-                parent.display(),
-                mode & 0o7777
-            );
-        }
+    if let Some((parent, mode)) = isolation::first_barrier(dir, user)? {
+        bail!(
+            "jobs run as {} but cannot reach the builds directory {}: {} (mode {:o}) does \
+             not let them pass; choose a builds directory they can reach (--builds-dir), \
+             e.g. /var/lib/pipewright-builds",
+            user.name,
+            dir.display(),
+            parent.display(),
+            mode & 0o7777
+        );
     }
     Ok(())
 }
