@@ -11,6 +11,8 @@
 //!   `mem`. Every step of every job gets a domain of its own.
 //! - **Another user**: when the runner runs as root, jobs run as an unprivileged user
 //!   (`--job-user`, default `nobody`), so file modes (the data directory is 0700) apply too.
+//!   Never root: a root job's capabilities pass file modes, and on Linux 6.18 a root process
+//!   under Landlock could still read other processes' `/proc/<pid>/environ` (tested).
 //! - `PR_SET_NO_NEW_PRIVS` (no setuid or file-capability gain), their own process group, and
 //!   hard limits on open files and processes (`ulimit` in the script's prologue, before any of
 //!   the job's commands: a limit set on the child from outside would race with it).
