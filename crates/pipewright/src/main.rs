@@ -6,9 +6,11 @@ mod lint;
 mod settings;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use pipewright_runner::{Isolation, IsolationOptions};
 use pipewright_server::bootstrap::{self, Bootstrap};
 use tokio::net::TcpListener;
 
@@ -84,8 +86,16 @@ struct RunArgs {
     #[arg(long)]
     concurrency: Option<usize>,
     /// Where jobs run; each gets a clean directory [default: ./pipewright-builds]
-    #[arg(long)]
+    #[arg(long, env = "PIPEWRIGHT_BUILDS_DIR")]
     builds_dir: Option<std::path::PathBuf>,
+    /// The user jobs run as when the runner runs as root: a name, a uid or uid:gid (never
+    /// root) [default: nobody]
+    #[arg(long, env = "PIPEWRIGHT_JOB_USER")]
+    job_user: Option<String>,
+    /// Run jobs even on a kernel without Landlock, where nothing stops them reading this
+    /// machine's secrets the runner's user can read and other jobs' files
+    #[arg(long, env = "PIPEWRIGHT_ALLOW_JOBS_TO_READ_SERVER_SECRETS")]
+    allow_jobs_to_read_server_secrets: bool,
     /// Log format
     #[arg(long, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -159,6 +169,11 @@ fn main() -> anyhow::Result<()> {
             let (Some(url), Some(token)) = (args.url, args.token) else {
                 anyhow::bail!("--url and --token are required");
             };
+            let isolation = pipewright_runner::Isolation::detect(&IsolationOptions {
+                job_user: args.job_user,
+                allow_unconfined: args.allow_jobs_to_read_server_secrets,
+            })?;
+            log_isolation(&isolation, "runner");
             let config = pipewright_runner::RunnerConfig {
                 url: url.trim_end_matches('/').to_string(),
                 token,
@@ -170,6 +185,7 @@ fn main() -> anyhow::Result<()> {
                         .map(usize::from)
                         .unwrap_or(2)
                 }),
+                isolation,
             };
             runtime.block_on(pipewright_runner::run(config, shutdown_signal()))
         }
@@ -192,9 +208,65 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Says which isolation jobs get: loudly when there is none.
+fn log_isolation(isolation: &Isolation, who: &str) {
+    if isolation.confined() {
+        tracing::info!(%isolation, "{who}: job isolation");
+    } else {
+        tracing::error!(%isolation, "{who}: JOBS ARE NOT ISOLATED");
+    }
+}
+
+/// Creates the data directory, readable by the server's user only (jobs run as another user
+/// when the server runs as root).
+fn create_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(err) if err.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(err).with_context(|| format!("creating data directory {}", dir.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// What the embedded runner needs before it can start: the isolation jobs get and its builds
+/// directory, which must not be inside the data directory. An error keeps it from starting.
+fn prepare_embedded_runner(settings: &Settings) -> anyhow::Result<(Isolation, PathBuf)> {
+    let isolation = Isolation::detect(&IsolationOptions {
+        job_user: settings.job_user.clone(),
+        allow_unconfined: settings.allow_jobs_to_read_server_secrets,
+    })?;
+    // Checked as written first (before anything is created), then as resolved.
+    let inside = |builds: &std::path::Path, data: &std::path::Path| -> anyhow::Result<()> {
+        if builds.starts_with(data) || data.starts_with(builds) {
+            anyhow::bail!(
+                "the builds directory {} must not be inside the data directory {} (nor contain it)",
+                builds.display(),
+                data.display()
+            );
+        }
+        Ok(())
+    };
+    inside(
+        &std::path::absolute(&settings.builds_dir)?,
+        &std::path::absolute(&settings.data_dir)?,
+    )?;
+    let data = std::fs::canonicalize(&settings.data_dir)?;
+    isolation.ensure_private(&data)?;
+    if let Some(config) = &settings.config_file {
+        isolation.ensure_private(config)?;
+    }
+    let builds = pipewright_runner::prepare_builds_dir(&settings.builds_dir, &isolation)?;
+    inside(&builds, &data)?;
+    Ok((isolation, builds))
+}
+
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&settings.data_dir)
-        .with_context(|| format!("creating data directory {}", settings.data_dir.display()))?;
+    create_data_dir(&settings.data_dir)?;
     let store = pipewright_store::connect(&settings.database_url)
         .await
         .context("opening the database")?;
@@ -207,6 +279,17 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     config.max_git_body_bytes = settings.max_git_push_size;
     config.max_git_fetch_body_bytes = settings.max_git_fetch_size;
     config.pipeline_limit_per_project_user_sha = settings.pipeline_limit_per_project_user_sha;
+    let embedded = settings
+        .embedded_runner
+        .then(|| prepare_embedded_runner(&settings));
+    config.embedded_runner_status = match &embedded {
+        None => "The embedded runner is off (--no-embedded-runner).".to_string(),
+        Some(Ok((isolation, builds))) => format!(
+            "The embedded runner runs jobs in {}. {isolation}.",
+            builds.display()
+        ),
+        Some(Err(err)) => format!("The embedded runner did not start: {err:#}."),
+    };
     let state = pipewright_server::app_state(config, store.clone())?;
 
     match bootstrap::ensure_root(
@@ -239,23 +322,32 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let local: SocketAddr = listener.local_addr()?;
     tracing::info!(listen = %local, external_url = %settings.external_url, backend = ?store.backend(), "pipewright is serving");
     let (stop_runner, runner_stopped) = tokio::sync::oneshot::channel::<()>();
-    if settings.embedded_runner {
-        let token = bootstrap::embedded_runner_token(&state).await?;
-        let config = pipewright_runner::RunnerConfig {
-            url: format!("http://{local}"),
-            token,
-            builds_dir: settings.data_dir.join("builds"),
-            concurrency: settings.runner_concurrency,
-        };
-        tracing::info!(concurrency = config.concurrency, "embedded runner started");
-        tokio::spawn(async move {
-            let stopped = async {
-                let _ = runner_stopped.await;
+    match embedded {
+        None => {}
+        Some(Err(err)) => tracing::error!(
+            error = %format!("{err:#}"),
+            "the embedded runner did not start; jobs wait for external runners"
+        ),
+        Some(Ok((isolation, builds_dir))) => {
+            let token = bootstrap::embedded_runner_token(&state).await?;
+            log_isolation(&isolation, "embedded runner");
+            let config = pipewright_runner::RunnerConfig {
+                url: format!("http://{local}"),
+                token,
+                builds_dir,
+                concurrency: settings.runner_concurrency,
+                isolation,
             };
-            if let Err(err) = pipewright_runner::run(config, stopped).await {
-                tracing::error!(error = %format!("{err:#}"), "embedded runner stopped");
-            }
-        });
+            tracing::info!(concurrency = config.concurrency, builds_dir = %config.builds_dir.display(), "embedded runner started");
+            tokio::spawn(async move {
+                let stopped = async {
+                    let _ = runner_stopped.await;
+                };
+                if let Err(err) = pipewright_runner::run(config, stopped).await {
+                    tracing::error!(error = %format!("{err:#}"), "embedded runner stopped");
+                }
+            });
+        }
     }
     pipewright_server::serve(listener, state, shutdown_signal()).await?;
     let _ = stop_runner.send(());

@@ -45,6 +45,18 @@ pub struct ServeArgs {
     /// Jobs the embedded runner runs at once [default: the number of CPU cores]
     #[arg(long, env = "PIPEWRIGHT_RUNNER_CONCURRENCY")]
     pub runner_concurrency: Option<usize>,
+    /// Where the embedded runner's jobs run, each in its own directory; never inside the data
+    /// directory [default: <data-dir>-builds, next to the data directory]
+    #[arg(long, env = "PIPEWRIGHT_BUILDS_DIR")]
+    pub builds_dir: Option<PathBuf>,
+    /// The user jobs run as when the server runs as root: a name, a uid or uid:gid (never
+    /// root) [default: nobody]
+    #[arg(long, env = "PIPEWRIGHT_JOB_USER")]
+    pub job_user: Option<String>,
+    /// Run the embedded runner's jobs even on a kernel without Landlock, where nothing stops
+    /// them reading the server's key, database and tokens and other jobs' files
+    #[arg(long, env = "PIPEWRIGHT_ALLOW_JOBS_TO_READ_SERVER_SECRETS")]
+    pub allow_jobs_to_read_server_secrets: bool,
     /// How long `POST /api/v4/jobs/request` waits for a job before answering 204, in seconds
     /// (GitLab Workhorse's CI long polling) [default: 5; 0 answers at once]
     #[arg(long, env = "PIPEWRIGHT_JOB_REQUEST_LONG_POLL", value_parser = clap::value_parser!(u64).range(0..=300))]
@@ -97,6 +109,9 @@ struct FileSettings {
     pipeline_limit_per_project_user_sha: Option<u32>,
     no_embedded_runner: Option<bool>,
     runner_concurrency: Option<usize>,
+    builds_dir: Option<PathBuf>,
+    job_user: Option<String>,
+    allow_jobs_to_read_server_secrets: Option<bool>,
     job_request_long_poll: Option<u64>,
     max_log_size: Option<u64>,
     max_artifacts_size: Option<usize>,
@@ -115,6 +130,11 @@ pub struct Settings {
     pub pipeline_limit_per_project_user_sha: u32,
     pub embedded_runner: bool,
     pub runner_concurrency: usize,
+    pub builds_dir: PathBuf,
+    /// The TOML file the settings came from, if any (it may hold secrets jobs must not read).
+    pub config_file: Option<PathBuf>,
+    pub job_user: Option<String>,
+    pub allow_jobs_to_read_server_secrets: bool,
     pub job_request_long_poll: std::time::Duration,
     pub max_log_size: u64,
     pub max_artifacts_size: usize,
@@ -147,6 +167,10 @@ impl Settings {
             Some(url) => url,
             None => format!("sqlite://{}", data_dir.join("pipewright.sqlite3").display()),
         };
+        let builds_dir = args
+            .builds_dir
+            .or(file.builds_dir)
+            .unwrap_or_else(|| next_to(&data_dir, "-builds"));
         if pipewright_store::Backend::from_url(&database_url).is_none() {
             bail!("--database-url must start with sqlite:// or postgres://");
         }
@@ -209,9 +233,30 @@ impl Settings {
                 .max_git_fetch_size
                 .or(file.max_git_fetch_size)
                 .unwrap_or(10 * 1024 * 1024),
+            builds_dir,
+            config_file: args.config.clone(),
+            job_user: args.job_user.or(file.job_user),
+            allow_jobs_to_read_server_secrets: args.allow_jobs_to_read_server_secrets
+                || file.allow_jobs_to_read_server_secrets.unwrap_or(false),
             root_password: args.root_password,
             root_token: args.root_token,
         })
+    }
+}
+
+/// `dir` with `suffix` added to its last component: a sibling, never a child (`.` and `..` are
+/// resolved first).
+fn next_to(dir: &std::path::Path, suffix: &str) -> PathBuf {
+    let dir = match dir.file_name() {
+        Some(_) => dir.to_path_buf(),
+        None => std::path::absolute(dir)
+            .ok()
+            .and_then(|d| std::fs::canonicalize(&d).ok().or(Some(d)))
+            .unwrap_or_else(|| dir.to_path_buf()),
+    };
+    match dir.file_name() {
+        Some(name) => dir.with_file_name(format!("{}{suffix}", name.to_string_lossy())),
+        None => dir.join(format!("pipewright{suffix}")),
     }
 }
 
@@ -230,6 +275,9 @@ mod tests {
             pipeline_limit_per_project_user_sha: None,
             no_embedded_runner: false,
             runner_concurrency: None,
+            builds_dir: None,
+            job_user: None,
+            allow_jobs_to_read_server_secrets: false,
             job_request_long_poll: None,
             max_log_size: None,
             max_artifacts_size: None,
@@ -256,6 +304,22 @@ mod tests {
         assert_eq!(s.max_artifacts_size, 100 * 1024 * 1024);
         assert_eq!(s.max_git_push_size, 1024 * 1024 * 1024);
         assert_eq!(s.max_git_fetch_size, 10 * 1024 * 1024);
+        assert_eq!(s.builds_dir, PathBuf::from("pipewright-data-builds"));
+        assert!(!s.allow_jobs_to_read_server_secrets);
+    }
+
+    #[test]
+    fn builds_go_next_to_the_data_directory_never_inside() {
+        assert_eq!(
+            next_to(std::path::Path::new("/var/lib/pipewright"), "-builds"),
+            PathBuf::from("/var/lib/pipewright-builds")
+        );
+        assert_eq!(
+            next_to(std::path::Path::new("/srv/ci/data/"), "-builds"),
+            PathBuf::from("/srv/ci/data-builds")
+        );
+        let dot = next_to(std::path::Path::new("."), "-builds");
+        assert!(dot.is_absolute() && dot.to_string_lossy().ends_with("-builds"));
     }
 
     #[test]

@@ -21,6 +21,9 @@ fn help_documents_every_serve_option() {
         "--log-format",
         "--max-body-size",
         "--config",
+        "--builds-dir",
+        "--job-user",
+        "--allow-jobs-to-read-server-secrets",
     ] {
         assert!(text.contains(flag), "missing {flag} in:\n{text}");
     }
@@ -29,9 +32,126 @@ fn help_documents_every_serve_option() {
         "PIPEWRIGHT_DATA_DIR",
         "PIPEWRIGHT_DATABASE_URL",
         "PIPEWRIGHT_EXTERNAL_URL",
+        "PIPEWRIGHT_JOB_USER",
+        "PIPEWRIGHT_ALLOW_JOBS_TO_READ_SERVER_SECRETS",
     ] {
         assert!(text.contains(env), "missing {env} in:\n{text}");
     }
+    let out = bin().args(["runner", "--help"]).output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--builds-dir",
+        "--job-user",
+        "--allow-jobs-to-read-server-secrets",
+    ] {
+        assert!(text.contains(flag), "missing {flag} in:\n{text}");
+    }
+}
+
+/// Reads `child`'s stderr until a line contains `wanted` (or 20 s pass); everything read.
+fn stderr_until(child: &mut std::process::Child, wanted: &str) -> String {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = String::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains(wanted) {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    seen
+}
+
+/// `pipewright runner` says at start-up which isolation its jobs get, and never runs jobs as
+/// root.
+#[test]
+fn the_runner_states_its_job_isolation_and_never_runs_jobs_as_root() {
+    let dir = std::env::temp_dir().join(format!("pipewright-cli-runner-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let runner = |extra: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["runner", "--url", "http://127.0.0.1:9", "--token", "glrt-x"])
+            .arg("--builds-dir")
+            .arg(dir.join("builds"))
+            .args(extra)
+            .env_remove("PIPEWRIGHT_JOB_USER")
+            .env_remove("PIPEWRIGHT_ALLOW_JOBS_TO_READ_SERVER_SECRETS");
+        cmd
+    };
+    let out = runner(&["--job-user", "0:0"]).output().expect("run");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("must not run as root") || text.contains("only a runner running as root"),
+        "{text}"
+    );
+
+    let mut child = runner(&[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let log = stderr_until(&mut child, "job isolation");
+    let _ = child.kill();
+    let _ = child.wait();
+    std::fs::remove_dir_all(&dir).ok();
+    if pipewright_runner::landlock_abi().is_some() {
+        assert!(
+            log.contains("runner: job isolation") && log.contains("Landlock ABI"),
+            "{log}"
+        );
+    } else {
+        assert!(log.contains("does not offer Landlock"), "{log}");
+    }
+}
+
+/// Builds inside the data directory are refused: the server serves, the embedded runner does
+/// not start, and the log says why.
+#[test]
+fn builds_inside_the_data_directory_keep_the_embedded_runner_from_starting() {
+    let dir = std::env::temp_dir().join(format!("pipewright-cli-builds-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let addr = format!("127.0.0.1:{}", free_port());
+    let mut child = bin()
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(&dir)
+        .arg("--builds-dir")
+        .arg(dir.join("builds"))
+        .env("PIPEWRIGHT_ROOT_PASSWORD", "a-long-cli-test-password")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let log = stderr_until(&mut child, "embedded runner did not start");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http_get(&addr, "/-/readiness", None).map(|r| r.0) != Some(200) {
+        assert!(Instant::now() < deadline, "server did not become ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        log.contains("must not be inside the data directory"),
+        "{log}"
+    );
+    assert!(!dir.join("builds").exists(), "nothing was created there");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 fn free_port() -> u16 {

@@ -1,6 +1,9 @@
-//! The shell executor: one job, start to finish, in a clean directory.
+//! The shell executor: one job, start to finish, in a clean directory, isolated as
+//! `isolation.rs` describes.
 
-use std::path::Path;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -9,6 +12,7 @@ use serde_json::{Value, json};
 use tokio::io::AsyncReadExt;
 
 use crate::RunnerConfig;
+use crate::isolation::{JobUser, Limits, Sandbox};
 use crate::mask::Masker;
 
 /// Streams the job's log to the server, masked, at the right offsets.
@@ -29,7 +33,32 @@ struct Trace<'a> {
     line_open: bool,
 }
 
-impl Trace<'_> {
+impl<'a> Trace<'a> {
+    /// The log of the job at `url`: its masked variables and its token become `[MASKED]`.
+    fn for_job(client: &'a reqwest::Client, url: &str, token: &str, variables: &[Value]) -> Self {
+        let mut secrets: Vec<String> = variables
+            .iter()
+            .filter(|v| v["masked"] == true)
+            .filter_map(|v| v["value"].as_str().map(str::to_string))
+            .collect();
+        secrets.push(token.to_string());
+        Trace {
+            client,
+            url: url.to_string(),
+            token: token.to_string(),
+            offset: 0,
+            masker: Masker::new(secrets),
+            partial: String::new(),
+            canceled: false,
+            heartbeat: Duration::from_secs(3),
+            timestamps: variables.iter().any(|v| {
+                v["key"] == "FF_TIMESTAMPS"
+                    && v["value"].as_str().is_some_and(|x| x == "true" || x == "1")
+            }),
+            line_open: false,
+        }
+    }
+
     /// Opens a collapsible log section, as GitLab Runner marks them
     /// (`section_start:<unix time>:<name>\r\e[0K<header>`); pages fold and time them.
     async fn section_start(&mut self, name: &str, header: &str) {
@@ -143,9 +172,19 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// How every script the runner writes begins: output merged, stopping at the first failure,
+/// and the job's hard limits set before any of its commands run (a non-root process cannot
+/// raise them again; set on the child from outside they would race with it).
+fn prologue(limits: Limits) -> String {
+    format!(
+        "exec 2>&1\nset -eo pipefail\nulimit -n {} -u {} -c 0\n",
+        limits.open_files, limits.processes
+    )
+}
+
 /// A bash script that echoes each command as GitLab Runner does, then runs it.
-fn script_body(lines: &[String]) -> String {
-    let mut body = String::from("exec 2>&1\nset -eo pipefail\n");
+fn script_body(lines: &[String], limits: Limits) -> String {
+    let mut body = prologue(limits);
     for line in lines {
         body.push_str(&format!(
             "printf '\\033[32;1m$ %s\\033[0;m\\n' {}\n",
@@ -157,9 +196,22 @@ fn script_body(lines: &[String]) -> String {
     body
 }
 
-/// Runs a command, streaming its output; returns its exit code, or `None` if it was stopped
-/// (timeout or cancellation).
+/// Fetches the job's commit into the project directory with the job token.
+fn fetch_body(project_dir: &Path, repo_url: &str, sha: &str, limits: Limits) -> String {
+    format!(
+        "{prologue}git -c init.defaultBranch=main init -q {dir}\ncd {dir}\ngit fetch -q --depth 50 {url} {sha}\ngit checkout -q --detach {sha}\n",
+        prologue = prologue(limits),
+        dir = shell_quote(&project_dir.to_string_lossy()),
+        url = shell_quote(repo_url),
+        sha = shell_quote(sha),
+    )
+}
+
+/// Runs one of the job's commands in its sandbox, streaming its output; returns its exit code,
+/// or `None` if it was stopped (timeout or cancellation). Whatever the command left running in
+/// its process group is killed when it ends.
 async fn run_streamed(
+    sandbox: &Sandbox,
     mut cmd: tokio::process::Command,
     trace: &mut Trace<'_>,
     timeout: Duration,
@@ -167,9 +219,8 @@ async fn run_streamed(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd.spawn().context("starting a process")?;
+    let mut child = sandbox.spawn(cmd).await?;
     let mut stdout = child.stdout.take().context("no stdout")?;
     let mut stderr = child.stderr.take().context("no stderr")?;
     let pid = child.id();
@@ -195,25 +246,30 @@ async fn run_streamed(
             () = tokio::time::sleep_until(deadline) => break true,
             _ = heartbeat.tick() => trace.keep_alive().await,
             status = child.wait(), if !out_open && !err_open => {
+                kill_process_group(pid);
                 trace.flush().await;
                 return Ok(status?.code().or(Some(-1)));
             }
         }
     };
     if stopped {
-        // Kill the whole process group: a script's children go too. (Not via kill(1):
-        // procps-ng 4.0's `kill -KILL -PGID` signals every process on the machine.)
-        if let Some(pgid) = pid
-            .and_then(|p| i32::try_from(p).ok())
-            .filter(|p| *p > 1)
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
-        }
+        kill_process_group(pid);
         let _ = child.kill().await;
     }
     trace.flush().await;
     Ok(None)
+}
+
+/// Kills a step's whole process group: a script's children go too. (Not via kill(1):
+/// procps-ng 4.0's `kill -KILL -PGID` signals every process on the machine.)
+fn kill_process_group(pid: Option<u32>) {
+    if let Some(pgid) = pid
+        .and_then(|p| i32::try_from(p).ok())
+        .filter(|p| *p > 1)
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        let _ = rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL);
+    }
 }
 
 fn bash(script: &Path, cwd: &Path, env: &[(String, String)]) -> tokio::process::Command {
@@ -245,6 +301,122 @@ fn steps(job: &Value, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// A job's directory, `<builds>/<job id>`: the runner's, with `project/` (`CI_PROJECT_DIR`)
+/// and `tmp/` (`HOME`, `TMPDIR`, file variables) owned by the job's user, and `scripts/` (the
+/// runner's; the job may read, not change them).
+#[derive(Clone)]
+struct JobDir {
+    root: PathBuf,
+    project: PathBuf,
+    tmp: PathBuf,
+    scripts: PathBuf,
+}
+
+impl JobDir {
+    fn new(builds_dir: &Path, id: i64) -> JobDir {
+        let root = builds_dir.join(id.to_string());
+        JobDir {
+            project: root.join("project"),
+            tmp: root.join("tmp"),
+            scripts: root.join("scripts"),
+            root,
+        }
+    }
+
+    fn fetch_script(&self) -> PathBuf {
+        self.scripts.join("fetch.sh")
+    }
+
+    fn script(&self) -> PathBuf {
+        self.scripts.join("script.sh")
+    }
+
+    fn after_script(&self) -> PathBuf {
+        self.scripts.join("after_script.sh")
+    }
+}
+
+/// A file the runner writes before any of the job's processes starts, so no link a job could
+/// plant is ever followed by the runner.
+struct JobFile {
+    path: PathBuf,
+    contents: String,
+    /// The job's (a file variable: mode 0600, the job user's) or the runner's (a script, 0644).
+    private: bool,
+}
+
+/// Creates the job's directory afresh with its files. Runs before any of the job's processes.
+fn prepare_job_dir(dir: &JobDir, user: Option<&JobUser>, files: &[JobFile]) -> anyhow::Result<()> {
+    match std::fs::remove_dir_all(&dir.root) {
+        Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+            return Err(err).with_context(|| format!("removing {}", dir.root.display()));
+        }
+        _ => {}
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.mode(0o755);
+    builder.create(&dir.root)?;
+    builder.create(&dir.scripts)?;
+    builder.mode(0o700);
+    for own in [&dir.project, &dir.tmp] {
+        builder.create(own)?;
+        crate::artifacts::give(own, user)?;
+    }
+    for file in files {
+        let mut out = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if file.private { 0o600 } else { 0o644 })
+            .open(&file.path)
+            .with_context(|| format!("writing {}", file.path.display()))?;
+        out.write_all(file.contents.as_bytes())?;
+        if file.private {
+            crate::artifacts::give(&file.path, user)?;
+        }
+    }
+    Ok(())
+}
+
+/// The job's environment: its variables (file variables become files in `tmp/`), and where it
+/// runs. Also returns the files to write.
+fn job_env(variables: &[Value], dir: &JobDir) -> (Vec<(String, String)>, Vec<JobFile>) {
+    let mut env = Vec::new();
+    let mut files = Vec::new();
+    for v in variables {
+        let (Some(key), Some(value)) = (v["key"].as_str(), v["value"].as_str()) else {
+            continue;
+        };
+        if v["file"] == true {
+            // A key names a file: only GitLab's variable-key characters, never a path.
+            if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                continue;
+            }
+            let path = dir.tmp.join(key);
+            env.push((key.to_string(), path.to_string_lossy().into_owned()));
+            files.push(JobFile {
+                path,
+                contents: value.to_string(),
+                private: true,
+            });
+        } else {
+            env.push((key.to_string(), value.to_string()));
+        }
+    }
+    let tmp = dir.tmp.to_string_lossy().into_owned();
+    env.push(("HOME".into(), tmp.clone()));
+    env.push(("TMPDIR".into(), tmp));
+    // The job's own directory is the only builds directory it can see.
+    env.push((
+        "CI_BUILDS_DIR".into(),
+        dir.root.to_string_lossy().into_owned(),
+    ));
+    env.push((
+        "CI_PROJECT_DIR".into(),
+        dir.project.to_string_lossy().into_owned(),
+    ));
+    (env, files)
+}
+
 /// Runs one job and reports its result.
 pub async fn execute(
     client: &reqwest::Client,
@@ -258,113 +430,237 @@ pub async fn execute(
         .to_string();
     let job_url = format!("{}/api/v4/jobs/{id}", config.url);
     let variables = job["variables"].as_array().cloned().unwrap_or_default();
-    let mut secrets: Vec<String> = variables
-        .iter()
-        .filter(|v| v["masked"] == true)
-        .filter_map(|v| v["value"].as_str().map(str::to_string))
-        .collect();
-    secrets.push(token.clone());
-    let mut trace = Trace {
+    let mut trace = Trace::for_job(client, &job_url, &token, &variables);
+    let report_to = Report {
         client,
-        url: job_url.clone(),
-        token: token.clone(),
-        offset: 0,
-        masker: Masker::new(secrets),
-        partial: String::new(),
-        canceled: false,
-        heartbeat: Duration::from_secs(3),
-        timestamps: variables.iter().any(|v| {
-            v["key"] == "FF_TIMESTAMPS"
-                && v["value"].as_str().is_some_and(|x| x == "true" || x == "1")
-        }),
-        line_open: false,
+        job_url: &job_url,
+        token: &token,
     };
-    let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
-
-    let dir = config.builds_dir.join(id.to_string());
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    let project_dir = dir.join("project");
-    let tmp = dir.join("tmp");
-    tokio::fs::create_dir_all(&tmp).await?;
+    let dir = JobDir::new(&config.builds_dir, id);
+    let sandbox = Sandbox::new(&config.isolation, dir.root.clone());
     trace
         .write(&format!(
-            "Running with pipewright-runner {} (shell executor)\n",
-            env!("CARGO_PKG_VERSION")
+            "Running with pipewright-runner {} (shell executor)\nJob isolation: {}\n",
+            env!("CARGO_PKG_VERSION"),
+            config.isolation
         ))
         .await;
+    let outcome = match write_job_files(config, &job, &variables, &dir).await {
+        Ok(env) => run_job(config, &job, &sandbox, &dir, &env, &mut trace, &report_to).await,
+        Err(err) => Err(err),
+    };
+    // A job the runner could not run (its directory, its sandbox) fails at once rather than
+    // when its lease runs out.
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            tracing::warn!(job_id = id, error = %format!("{err:#}"), "job execution failed");
+            trace
+                .write("\x1b[31;1mERROR: the runner could not run this job\x1b[0;m\n")
+                .await;
+            Outcome::failed("runner_system_failure", None)
+        }
+    };
+    trace.flush().await;
+    let _ = tokio::fs::remove_dir_all(&dir.root).await;
+    match outcome {
+        Some(o) => report_to.send(o.state, o.reason, o.exit_code).await,
+        None => Ok(()),
+    }
+}
 
-    // The environment: variables, with file variables written to files.
-    let mut env: Vec<(String, String)> = Vec::new();
-    for v in &variables {
-        let (Some(key), Some(value)) = (v["key"].as_str(), v["value"].as_str()) else {
-            continue;
+/// How a job ended, as `PUT /jobs/:id` reports it.
+struct Outcome {
+    state: &'static str,
+    reason: Option<&'static str>,
+    exit_code: Option<i32>,
+}
+
+impl Outcome {
+    fn failed(reason: &'static str, exit_code: Option<i32>) -> Option<Outcome> {
+        Some(Outcome {
+            state: "failed",
+            reason: Some(reason),
+            exit_code,
+        })
+    }
+}
+
+/// Writes every file the runner puts into the job's directory (scripts, file variables)
+/// before any of the job's processes exists; returns the job's environment.
+async fn write_job_files(
+    config: &RunnerConfig,
+    job: &Value,
+    variables: &[Value],
+    dir: &JobDir,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let limits = config.isolation.limits();
+    let (env, mut files) = job_env(variables, dir);
+    let repo_url = job["git_info"]["repo_url"].as_str().unwrap_or_default();
+    let sha = job["git_info"]["sha"].as_str().unwrap_or_default();
+    for (path, contents) in [
+        (
+            dir.fetch_script(),
+            fetch_body(&dir.project, repo_url, sha, limits),
+        ),
+        (dir.script(), script_body(&steps(job, "script"), limits)),
+        (
+            dir.after_script(),
+            script_body(&steps(job, "after_script"), limits),
+        ),
+    ] {
+        files.push(JobFile {
+            path,
+            contents,
+            private: false,
+        });
+    }
+    let (user, layout) = (config.isolation.job_user().cloned(), dir.clone());
+    tokio::task::spawn_blocking(move || prepare_job_dir(&layout, user.as_ref(), &files)).await??;
+    Ok(env)
+}
+
+/// The job's steps, in its sandbox: sources, dependencies, script, after_script, artifacts.
+/// `None`: canceled (nothing to report).
+async fn run_job(
+    config: &RunnerConfig,
+    job: &Value,
+    sandbox: &Sandbox,
+    dir: &JobDir,
+    env: &[(String, String)],
+    trace: &mut Trace<'_>,
+    report_to: &Report<'_>,
+) -> anyhow::Result<Option<Outcome>> {
+    if !fetch_sources(sandbox, dir, trace).await? {
+        return Ok(Outcome::failed("runner_system_failure", None));
+    }
+    if !download_dependencies(config, job, sandbox, dir, trace, report_to).await {
+        return Ok(Outcome::failed("runner_system_failure", None));
+    }
+
+    // before_script + script, stopping at the first failure.
+    let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
+    trace
+        .section_start(
+            "step_script",
+            "Executing \"step_script\" stage of the job script",
+        )
+        .await;
+    let result = run_streamed(
+        sandbox,
+        bash(&dir.script(), &dir.project, env),
+        trace,
+        timeout,
+    )
+    .await?;
+    trace.section_end("step_script").await;
+
+    // after_script always runs; its failure does not fail the job.
+    if !steps(job, "after_script").is_empty() && !trace.canceled {
+        trace
+            .section_start("after_script", "Running after_script")
+            .await;
+        let after = bash(&dir.after_script(), &dir.project, env);
+        let _ = run_streamed(sandbox, after, trace, Duration::from_secs(300)).await?;
+        trace.section_end("after_script").await;
+    }
+
+    // Artifacts, when the job's outcome matches their `when`.
+    let succeeded = result == Some(0);
+    if !trace.canceled
+        && let Some(spec) = job["artifacts"].as_array().and_then(|a| a.first())
+    {
+        let wanted = match spec["when"].as_str().unwrap_or("on_success") {
+            "always" => true,
+            "on_failure" => !succeeded,
+            _ => succeeded,
         };
-        if v["file"] == true {
-            let path = tmp.join(key);
-            tokio::fs::write(&path, value).await?;
-            env.push((key.to_string(), path.to_string_lossy().into_owned()));
-        } else {
-            env.push((key.to_string(), value.to_string()));
+        if wanted
+            && let Err(err) = upload_artifacts(report_to, sandbox, spec, dir, env, trace).await
+        {
+            trace
+                .write(&format!(
+                    "\x1b[31;1mERROR: Uploading artifacts to coordinator... {err:#}\x1b[0;m\n"
+                ))
+                .await;
+            if succeeded {
+                return Ok(Outcome::failed("unknown_failure", None));
+            }
         }
     }
-    env.push(("HOME".into(), tmp.to_string_lossy().into_owned()));
-    env.push((
-        "CI_BUILDS_DIR".into(),
-        config.builds_dir.to_string_lossy().into_owned(),
-    ));
-    env.push((
-        "CI_PROJECT_DIR".into(),
-        project_dir.to_string_lossy().into_owned(),
-    ));
+    Ok(final_outcome(result, trace).await)
+}
 
-    // Fetch the repository at the job's commit, with the job token.
+/// The job's result from its script's exit code (`None`: stopped), written to its log.
+async fn final_outcome(result: Option<i32>, trace: &mut Trace<'_>) -> Option<Outcome> {
+    match result {
+        Some(0) => {
+            trace.write("\x1b[32;1mJob succeeded\x1b[0;m\n").await;
+            Some(Outcome {
+                state: "success",
+                reason: None,
+                exit_code: Some(0),
+            })
+        }
+        Some(code) => {
+            trace
+                .write(&format!(
+                    "\x1b[31;1mERROR: Job failed: exit code {code}\x1b[0;m\n"
+                ))
+                .await;
+            Outcome::failed("script_failure", Some(code))
+        }
+        None if trace.canceled => None,
+        None => {
+            trace
+                .write(
+                    "\x1b[31;1mERROR: Job failed: execution took longer than the timeout\x1b[0;m\n",
+                )
+                .await;
+            Outcome::failed("job_execution_timeout", None)
+        }
+    }
+}
+
+/// Fetches the repository at the job's commit, with the job token, as one of the job's
+/// processes; whether it worked.
+async fn fetch_sources(
+    sandbox: &Sandbox,
+    dir: &JobDir,
+    trace: &mut Trace<'_>,
+) -> anyhow::Result<bool> {
     trace
         .section_start("get_sources", "Fetching the repository")
         .await;
-    let repo_url = job["git_info"]["repo_url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let sha = job["git_info"]["sha"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let fetch = format!(
-        "exec 2>&1\nset -e\ngit -c init.defaultBranch=main init -q {dir}\ncd {dir}\ngit fetch -q --depth 50 {url} {sha}\ngit checkout -q --detach {sha}\n",
-        dir = shell_quote(&project_dir.to_string_lossy()),
-        url = shell_quote(&repo_url),
-        sha = shell_quote(&sha),
+    let tmp = dir.tmp.to_string_lossy().into_owned();
+    let mut fetch = bash(
+        &dir.fetch_script(),
+        &dir.project,
+        &[("HOME".into(), tmp.clone()), ("TMPDIR".into(), tmp)],
     );
-    let fetch_script = tmp.join("fetch.sh");
-    tokio::fs::write(&fetch_script, fetch).await?;
-    let mut fetch_cmd = bash(
-        &fetch_script,
-        &dir,
-        &[("HOME".into(), tmp.to_string_lossy().into_owned())],
-    );
-    fetch_cmd
+    fetch
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_CONFIG_NOSYSTEM", "1");
-    let fetched = run_streamed(fetch_cmd, &mut trace, Duration::from_secs(600)).await?;
+    let fetched = run_streamed(sandbox, fetch, trace, Duration::from_secs(600)).await?;
     trace.section_end("get_sources").await;
     if fetched != Some(0) {
         trace
             .write("\x1b[31;1mERROR: fetching the repository failed\x1b[0;m\n")
             .await;
-        trace.flush().await;
-        return report(
-            client,
-            &job_url,
-            &token,
-            "failed",
-            Some("runner_system_failure"),
-            None,
-        )
-        .await;
     }
+    Ok(fetched == Some(0))
+}
 
-    // Artifacts of the jobs this one depends on.
-    for dep in job["dependencies"].as_array().cloned().unwrap_or_default() {
+/// Downloads and unpacks the artifacts of the jobs this one depends on; whether it worked.
+async fn download_dependencies(
+    config: &RunnerConfig,
+    job: &Value,
+    sandbox: &Sandbox,
+    dir: &JobDir,
+    trace: &mut Trace<'_>,
+    report_to: &Report<'_>,
+) -> bool {
+    for dep in job["dependencies"].as_array().into_iter().flatten() {
         let (Some(dep_id), Some(name)) = (dep["id"].as_i64(), dep["name"].as_str()) else {
             continue;
         };
@@ -373,8 +669,16 @@ pub async fn execute(
                 "\x1b[32;1mDownloading artifacts for {name} ({dep_id})...\x1b[0;m\n"
             ))
             .await;
-        let dep_token = dep["token"].as_str().unwrap_or(&token);
-        match download_artifacts(client, config, dep_id, dep_token, &tmp, &project_dir).await {
+        let dep_token = dep["token"].as_str().unwrap_or(report_to.token);
+        let downloaded = download_artifacts(
+            report_to.client,
+            config,
+            sandbox,
+            dep_id,
+            dep_token,
+            &dir.project,
+        );
+        match downloaded.await {
             Ok(n) => {
                 trace
                     .write(&format!("Downloaded {n} artifact entries\n"))
@@ -386,157 +690,54 @@ pub async fn execute(
                         "\x1b[31;1mERROR: Downloading artifacts from coordinator... {err:#}\x1b[0;m\n"
                     ))
                     .await;
-                trace.flush().await;
-                return report(
-                    client,
-                    &job_url,
-                    &token,
-                    "failed",
-                    Some("runner_system_failure"),
-                    None,
-                )
-                .await;
+                return false;
             }
         }
     }
+    true
+}
 
-    // before_script + script, stopping at the first failure.
-    let script_path = tmp.join("script.sh");
-    tokio::fs::write(&script_path, script_body(&steps(&job, "script"))).await?;
-    trace
-        .section_start(
-            "step_script",
-            "Executing \"step_script\" stage of the job script",
-        )
-        .await;
-    let result = run_streamed(bash(&script_path, &project_dir, &env), &mut trace, timeout).await?;
-    trace.section_end("step_script").await;
+/// Where and how to report a job's result (`PUT /jobs/:id`) and upload its artifacts.
+struct Report<'a> {
+    client: &'a reqwest::Client,
+    job_url: &'a str,
+    token: &'a str,
+}
 
-    // after_script always runs; its failure does not fail the job.
-    let after = steps(&job, "after_script");
-    if !after.is_empty() && !trace.canceled {
-        trace
-            .section_start("after_script", "Running after_script")
-            .await;
-        let after_path = tmp.join("after_script.sh");
-        tokio::fs::write(&after_path, script_body(&after)).await?;
-        let _ = run_streamed(
-            bash(&after_path, &project_dir, &env),
-            &mut trace,
-            Duration::from_secs(300),
-        )
-        .await?;
-        trace.section_end("after_script").await;
-    }
-
-    // Artifacts, when the job's outcome matches their `when`.
-    let succeeded = result == Some(0);
-    if !trace.canceled
-        && let Some(spec) = job["artifacts"].as_array().and_then(|a| a.first()).cloned()
-    {
-        let when = spec["when"].as_str().unwrap_or("on_success");
-        let wanted = match when {
-            "always" => true,
-            "on_failure" => !succeeded,
-            _ => succeeded,
-        };
-        if wanted
-            && let Err(err) = upload_artifacts(
-                client,
-                &job_url,
-                &token,
-                &spec,
-                &project_dir,
-                &tmp,
-                &mut trace,
-            )
-            .await
-        {
-            trace
-                .write(&format!(
-                    "\x1b[31;1mERROR: Uploading artifacts to coordinator... {err:#}\x1b[0;m\n"
-                ))
-                .await;
-            if succeeded {
-                trace.flush().await;
-                let _ = tokio::fs::remove_dir_all(&dir).await;
-                return report(
-                    client,
-                    &job_url,
-                    &token,
-                    "failed",
-                    Some("unknown_failure"),
-                    None,
-                )
-                .await;
+impl Report<'_> {
+    async fn send(
+        &self,
+        state: &str,
+        failure_reason: Option<&str>,
+        exit_code: Option<i32>,
+    ) -> anyhow::Result<()> {
+        let mut body = json!({"token": self.token, "state": state});
+        if let Some(reason) = failure_reason {
+            body["failure_reason"] = json!(reason);
+        }
+        if let Some(code) = exit_code {
+            body["exit_code"] = json!(code);
+        }
+        for _ in 0..5 {
+            if let Ok(res) = self.client.put(self.job_url).json(&body).send().await
+                && (res.status().is_success() || res.status().as_u16() == 403)
+            {
+                return Ok(());
             }
+            tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        anyhow::bail!("could not report the job's result")
     }
-
-    let outcome = match result {
-        Some(0) => {
-            trace.write("\x1b[32;1mJob succeeded\x1b[0;m\n").await;
-            ("success", None, Some(0))
-        }
-        Some(code) => {
-            trace
-                .write(&format!(
-                    "\x1b[31;1mERROR: Job failed: exit code {code}\x1b[0;m\n"
-                ))
-                .await;
-            ("failed", Some("script_failure"), Some(code))
-        }
-        None if trace.canceled => ("canceled", None, None),
-        None => {
-            trace
-                .write(
-                    "\x1b[31;1mERROR: Job failed: execution took longer than the timeout\x1b[0;m\n",
-                )
-                .await;
-            ("failed", Some("job_execution_timeout"), None)
-        }
-    };
-    trace.flush().await;
-    let _ = tokio::fs::remove_dir_all(&dir).await;
-    if outcome.0 == "canceled" {
-        return Ok(());
-    }
-    report(client, &job_url, &token, outcome.0, outcome.1, outcome.2).await
 }
 
-async fn report(
-    client: &reqwest::Client,
-    job_url: &str,
-    token: &str,
-    state: &str,
-    failure_reason: Option<&str>,
-    exit_code: Option<i32>,
-) -> anyhow::Result<()> {
-    let mut body = json!({"token": token, "state": state});
-    if let Some(reason) = failure_reason {
-        body["failure_reason"] = json!(reason);
-    }
-    if let Some(code) = exit_code {
-        body["exit_code"] = json!(code);
-    }
-    for _ in 0..5 {
-        if let Ok(res) = client.put(job_url).json(&body).send().await
-            && (res.status().is_success() || res.status().as_u16() == 403)
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    anyhow::bail!("could not report the job's result")
-}
-
-/// Downloads a dependency's archive and unpacks it into the project directory.
+/// Downloads a dependency's archive and unpacks it into the project directory, confined to the
+/// job's directory (a link the repository or an archive holds cannot lead out of it).
 async fn download_artifacts(
     client: &reqwest::Client,
     config: &RunnerConfig,
+    sandbox: &Sandbox,
     dep_id: i64,
     token: &str,
-    tmp: &Path,
     project_dir: &Path,
 ) -> anyhow::Result<usize> {
     let res = client
@@ -548,22 +749,54 @@ async fn download_artifacts(
         anyhow::bail!("{}", res.status());
     }
     let bytes = res.bytes().await?;
-    let archive = tmp.join(format!("dependency-{dep_id}.zip"));
-    tokio::fs::write(&archive, &bytes).await?;
     let root = project_dir.to_path_buf();
-    let count =
-        tokio::task::spawn_blocking(move || crate::artifacts::unzip(&archive, &root)).await??;
-    Ok(count)
+    let user = sandbox.isolation().job_user().cloned();
+    sandbox
+        .in_directory(move || crate::artifacts::unzip(&bytes, &root, user.as_ref()))
+        .await
 }
 
-/// Collects, zips and uploads the job's artifacts (`POST /jobs/:id/artifacts`).
+/// `git ls-files -o`, run as one of the job's processes (the repository's configuration is
+/// the job's to change, so git runs with the job's rights, never the runner's).
+async fn untracked_files(
+    sandbox: &Sandbox,
+    dir: &JobDir,
+    env: &[(String, String)],
+) -> anyhow::Result<Vec<String>> {
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.args(["ls-files", "-o", "-z"])
+        .current_dir(&dir.project)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .envs(env.iter().filter(|(k, _)| k == "HOME").cloned())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let child = sandbox.spawn(cmd).await?;
+    let pid = child.id();
+    let output = tokio::time::timeout(Duration::from_secs(300), child.wait_with_output())
+        .await
+        .context("listing untracked files took too long")?
+        .context("listing untracked files")?;
+    kill_process_group(pid);
+    Ok(output
+        .stdout
+        .split(|b| *b == 0)
+        .filter(|name| !name.is_empty())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect())
+}
+
+/// Collects, zips and uploads the job's artifacts (`POST /jobs/:id/artifacts`). The files are
+/// read on a thread confined to the job's directory, regular files and links only.
 async fn upload_artifacts(
-    client: &reqwest::Client,
-    job_url: &str,
-    token: &str,
+    report: &Report<'_>,
+    sandbox: &Sandbox,
     spec: &Value,
-    project_dir: &Path,
-    tmp: &Path,
+    dir: &JobDir,
+    env: &[(String, String)],
     trace: &mut Trace<'_>,
 ) -> anyhow::Result<()> {
     let strings = |key: &str| -> Vec<String> {
@@ -576,35 +809,40 @@ async fn upload_artifacts(
             })
             .unwrap_or_default()
     };
+    let untracked = if spec["untracked"].as_bool().unwrap_or(false) {
+        Some(untracked_files(sandbox, dir, env).await?)
+    } else {
+        None
+    };
     let wanted = crate::artifacts::ArtifactSpec {
         paths: strings("paths"),
         exclude: strings("exclude"),
-        untracked: spec["untracked"].as_bool().unwrap_or(false),
+        untracked,
     };
     trace
         .write("\x1b[32;1mUploading artifacts...\x1b[0;m\n")
         .await;
-    let root = project_dir.to_path_buf();
-    let archive = tmp.join("artifacts.zip");
-    let out = archive.clone();
-    let collected = tokio::task::spawn_blocking(move || {
-        let collected = crate::artifacts::collect(&root, &wanted)?;
-        if !collected.files.is_empty() {
-            crate::artifacts::zip_files(&root, &collected.files, &out)?;
-        }
-        anyhow::Ok(collected)
-    })
-    .await??;
+    let root = dir.project.clone();
+    let (collected, archive) = sandbox
+        .in_directory(move || {
+            let collected = crate::artifacts::collect(&root, &wanted)?;
+            let archive = if collected.files.is_empty() {
+                None
+            } else {
+                Some(crate::artifacts::zip_files(&root, &collected.files)?)
+            };
+            anyhow::Ok((collected, archive))
+        })
+        .await?;
     for line in &collected.log {
         trace.write(&format!("{line}\n")).await;
     }
-    if collected.files.is_empty() {
+    let Some(data) = archive else {
         trace
             .write("\x1b[0;33mWARNING: No files to upload\x1b[0;m\n")
             .await;
         return Ok(());
-    }
-    let data = tokio::fs::read(&archive).await?;
+    };
     let mut form = reqwest::multipart::Form::new()
         .part(
             "file",
@@ -617,9 +855,10 @@ async fn upload_artifacts(
     if let Some(expire_in) = spec["expire_in"].as_str() {
         form = form.text("expire_in", expire_in.to_string());
     }
-    let res = client
-        .post(format!("{job_url}/artifacts"))
-        .header("JOB-TOKEN", token)
+    let res = report
+        .client
+        .post(format!("{}/artifacts", report.job_url))
+        .header("JOB-TOKEN", report.token)
         .multipart(form)
         .send()
         .await?;
@@ -677,8 +916,15 @@ mod tests {
 
     #[test]
     fn scripts_echo_each_command_and_stop_at_failures() {
-        let body = script_body(&["echo 'hi'".to_string(), "make upload".to_string()]);
-        assert!(body.starts_with("exec 2>&1\nset -eo pipefail\n"));
+        let limits = Limits {
+            open_files: 1024,
+            processes: 512,
+        };
+        let body = script_body(
+            &["echo 'hi'".to_string(), "make upload".to_string()],
+            limits,
+        );
+        assert!(body.starts_with("exec 2>&1\nset -eo pipefail\nulimit -n 1024 -u 512 -c 0\n"));
         assert!(body.contains(r"printf '\033[32;1m$ %s\033[0;m\n' 'echo '\''hi'\'''"));
         assert!(body.contains("\nmake upload\n"));
     }

@@ -5,18 +5,24 @@
 //! the job's commit with the job token, writes file variables to files, runs `before_script` +
 //! `script` in bash (each command echoed, stopping at the first failure), always runs
 //! `after_script`, streams the log with masked values replaced by `[MASKED]`, and reports the
-//! result. It never touches the server's database or files.
+//! result. It never touches the server's database or files, and neither can its jobs: each
+//! runs confined to its own directory (`isolation.rs`).
 
 mod artifacts;
 mod executor;
+mod isolation;
 mod mask;
 
-use std::path::PathBuf;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
+pub use isolation::{
+    Isolation, IsolationOptions, JobUser, Limits, landlock_abi, protect_this_process,
+};
 pub use mask::Masker;
 
 /// How to reach the server and where to work.
@@ -30,15 +36,17 @@ pub struct RunnerConfig {
     pub builds_dir: PathBuf,
     /// Jobs run at once.
     pub concurrency: usize,
+    /// How jobs are isolated ([`Isolation::detect`], once at start-up).
+    pub isolation: Isolation,
 }
 
 /// Runs until `shutdown` resolves: `concurrency` workers each take a job, run it, report it.
 pub async fn run(
-    config: RunnerConfig,
+    mut config: RunnerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.builds_dir)
-        .with_context(|| format!("creating {}", config.builds_dir.display()))?;
+    config.builds_dir = prepare_builds_dir(&config.builds_dir, &config.isolation)?;
+    protect_this_process()?;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .build()?;
@@ -50,6 +58,51 @@ pub async fn run(
     shutdown.await;
     for w in &workers {
         w.abort();
+    }
+    Ok(())
+}
+
+/// Creates the builds directory (or checks the one there) and returns its absolute path. It
+/// must be the runner's own: jobs as another user may pass through it (mode 0711, no
+/// listing), never write to it; and that user must be able to reach it.
+pub fn prepare_builds_dir(dir: &Path, isolation: &Isolation) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let meta = std::fs::metadata(&dir)?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "the builds directory {} belongs to uid {}, not to the runner's user (uid {me})",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    let mode = if isolation.job_user().is_some() {
+        0o711
+    } else {
+        0o700
+    };
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("setting the mode of {}", dir.display()))?;
+    if let Some(user) = isolation.job_user() {
+        reachable_by(&dir, user)?;
+    }
+    Ok(dir)
+}
+
+/// Checks that every directory above `dir` lets `user` pass (search permission), or says
+/// which one does not.
+fn reachable_by(dir: &Path, user: &JobUser) -> anyhow::Result<()> {
+    if let Some((parent, mode)) = isolation::first_barrier(dir, user)? {
+        bail!(
+            "jobs run as {} but cannot reach the builds directory {}: {} (mode {:o}) does \
+             not let them pass; choose a builds directory they can reach (--builds-dir), \
+             e.g. /var/lib/pipewright-builds",
+            user.name,
+            dir.display(),
+            parent.display(),
+            mode & 0o7777
+        );
     }
     Ok(())
 }

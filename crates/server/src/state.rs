@@ -48,6 +48,9 @@ pub struct ServerConfig {
     pub max_trace_bytes: u64,
     /// The first webhook retry waits this long; later ones 6×, 30× and 180× as long.
     pub webhook_retry_base: std::time::Duration,
+    /// What the admin page says about the embedded runner: whether it runs, where, and which
+    /// job isolation is in force (set by `serve` at start-up).
+    pub embedded_runner_status: String,
 }
 
 impl ServerConfig {
@@ -65,6 +68,7 @@ impl ServerConfig {
             max_artifacts_bytes: 100 * 1024 * 1024,
             max_trace_bytes: 4 * 1024 * 1024,
             webhook_retry_base: std::time::Duration::from_secs(10),
+            embedded_runner_status: "No embedded runner runs in this process.".to_string(),
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,

@@ -1,5 +1,6 @@
 //! `/admin`: instance administration for admins (everyone else gets 404): users (create,
-//! block, unblock), every runner, and instance settings (the webhooks' local-network switch).
+//! block, unblock), every runner, the embedded runner's job isolation, and instance settings
+//! (the webhooks' local-network switch).
 //! Changes go through the API's own operations.
 
 use askama::Template;
@@ -52,6 +53,8 @@ struct AdminPage {
     layout: Layout,
     users: Vec<UserRow>,
     runners: Vec<RunnerRow>,
+    /// Whether the embedded runner runs, and which job isolation is in force.
+    embedded_runner: String,
     allow_local: bool,
     page: u32,
     next: bool,
@@ -123,6 +126,7 @@ pub async fn show(
         layout: Layout::new(&viewer, &headers, "Admin area").in_section("admin"),
         users,
         runners,
+        embedded_runner: state.config.embedded_runner_status.clone(),
         allow_local: webhooks::allow_local(&state).await?,
         page,
         next: i64::from(page) * i64::from(per_page) < found.total,

@@ -118,6 +118,7 @@ reads_artifacts:
   script:
     - cat out/greeting.txt
     - test ! -e out/debug.log
+    - echo "unpacked files are the job's own" >> out/greeting.txt
 cleanup:
   stage: deploy
   when: always

@@ -38,6 +38,13 @@ pub async fn start_runner(
         token: register_runner(app).await,
         builds_dir: builds.to_path_buf(),
         concurrency: 2,
+        // Jobs are isolated as `serve` isolates them (as `nobody` when the tests run as root);
+        // a kernel without Landlock still runs the other scenarios.
+        isolation: pipewright_runner::Isolation::detect(&pipewright_runner::IsolationOptions {
+            job_user: None,
+            allow_unconfined: true,
+        })
+        .expect("job isolation"),
     };
     tokio::spawn(pipewright_runner::run(config, std::future::pending()))
 }

@@ -754,6 +754,15 @@ async fn admins_create_and_block_users(app: TestApp) {
     let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
     let page = root.get("/admin").await;
     assert_eq!(page.status, 200);
+    // The embedded runner's isolation is stated (`serve` fills it in; here no runner runs).
+    assert!(
+        page.body.contains("Embedded runner and job isolation")
+            && page
+                .body
+                .contains("No embedded runner runs in this process."),
+        "{}",
+        page.body
+    );
     let page = root
         .submit(
             "/admin",
