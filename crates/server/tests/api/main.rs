@@ -10,6 +10,7 @@ mod bridges;
 mod browser;
 mod conventions;
 mod git;
+mod hostile;
 mod lifecycle;
 mod multi_project;
 mod projects;
