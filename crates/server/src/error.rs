@@ -7,7 +7,9 @@
 //! - `{"error":"name is missing"}` for parameter problems, as GitLab's Grape validation says it,
 //! - `{"message":{"field":["…"]}}` for model validation errors,
 //! - `{"message":"500 Internal Server Error"}` for everything unexpected; the cause is logged
-//!   here, once, and never sent to the client.
+//!   here, once, and never sent to the client,
+//! - a plain-text `Bad Request` for malformed strings (NUL bytes, invalid UTF-8), as GitLab's
+//!   middleware answers them on every route (see `malformed.rs`).
 //!
 //! Secrets never appear in messages: errors carry parameter names, not values.
 
@@ -49,6 +51,9 @@ pub enum ApiError {
     /// 400 `"400 Bad request - {reason}"`.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 400 plain-text `Bad Request`: a NUL byte or invalid UTF-8 in the request.
+    #[error("malformed string in the request")]
+    MalformedRequest,
     /// 400 `{"message": {field: [messages]}}`.
     #[error("validation failed")]
     Validation(BTreeMap<String, Vec<String>>),
@@ -87,6 +92,7 @@ impl ApiError {
             | ApiError::EmptyParam(_)
             | ApiError::ParamError(_)
             | ApiError::BadRequest(_)
+            | ApiError::MalformedRequest
             | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -121,6 +127,7 @@ impl ApiError {
             ApiError::BadRequest(reason) => {
                 json!({"message": format!("400 Bad request - {reason}")})
             }
+            ApiError::MalformedRequest => json!({"message": "Bad Request"}),
             ApiError::Validation(fields) => json!({"message": fields}),
             ApiError::Conflict(message) => json!({"message": message}),
             ApiError::PayloadTooLarge => json!({"message": "413 Request Entity Too Large"}),
@@ -135,6 +142,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(err) = &self {
             tracing::error!(error = %format!("{err:#}"), "internal error");
+        }
+        if let ApiError::MalformedRequest = self {
+            return crate::malformed::bad_request();
         }
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();

@@ -8,7 +8,11 @@ use crate::running::{register_runner, request, trace};
 use crate::support::TestApp;
 use crate::triggering::triggerable_project;
 
-both_backends!(a_log_chunk_without_a_valid_content_range_is_refused);
+both_backends!(
+    a_log_chunk_without_a_valid_content_range_is_refused,
+    nul_bytes_and_invalid_utf8_are_refused_everywhere,
+    a_body_that_cannot_be_read_is_a_bad_request,
+);
 
 /// `PATCH /jobs/:id/trace` with `Content-Range` and body given raw.
 async fn patch_trace(
@@ -80,4 +84,210 @@ async fn a_log_chunk_without_a_valid_content_range_is_refused(app: TestApp) {
         )
         .await;
     assert_eq!(res.text().await.unwrap(), "first\nsecond\n");
+}
+
+/// Asserts GitLab's answer to a malformed string: 400, plain text `Bad Request`.
+async fn assert_malformed(res: reqwest::Response, what: &str) {
+    assert_eq!(res.status(), 400, "{what}");
+    assert_eq!(res.headers()["content-type"], "text/plain", "{what}");
+    assert_eq!(res.text().await.unwrap(), "Bad Request", "{what}");
+}
+
+async fn nul_bytes_and_invalid_utf8_are_refused_everywhere(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, _, _) = triggerable_project(&app, "demo", tmp.path()).await;
+    let root = app.root_token.clone();
+    let (user_id, _) = app.create_user("alice").await;
+    let api = |path: &str| app.api(path);
+    let client = &app.client;
+
+    // In the path and the query string, percent-encoded: lookups PostgreSQL used to fail on.
+    for path in [
+        "/projects/root%2Fdemo%00".to_string(),
+        "/projects/root%2Fdem%ff".to_string(),
+        "/projects/root%2Fdemo%zz".to_string(),
+        "/projects?search=de%00mo".to_string(),
+        "/projects?search=%c0%af".to_string(),
+        "/users?username=alice%00".to_string(),
+        format!("/projects/{id}/pipelines?ref=ma%00in"),
+        format!("/projects/{id}/jobs/artifacts/main/download?job=te%00st"),
+        format!("/projects/{id}/repository/branches/ma%00in"),
+        format!("/projects/{id}/pipelines?scope%00=x"),
+    ] {
+        let res = client
+            .get(api(&path))
+            .header("PRIVATE-TOKEN", &root)
+            .send()
+            .await
+            .unwrap();
+        assert_malformed(res, &path).await;
+    }
+    // Git over HTTP and the pages, anonymous or not.
+    for url in [
+        format!(
+            "{}/root/demo%00.git/info/refs?service=git-upload-pack",
+            app.url
+        ),
+        format!(
+            "{}/root/demo.git/info/refs?service=git-upload-pack%00",
+            app.url
+        ),
+        format!("{}/root/de%00mo/-/pipelines", app.url),
+        format!("{}/users/sign_in?redirect_to=%00", app.url),
+    ] {
+        assert_malformed(client.get(&url).send().await.unwrap(), &url).await;
+    }
+    let res = client
+        .get(format!(
+            "{}/root/demo.git/info/refs?service=git-upload-pack",
+            app.url
+        ))
+        .basic_auth("root\0", Some("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_malformed(res, "NUL in Basic credentials").await;
+    // Web sign-in: a form body.
+    let res = client
+        .post(format!("{}/users/sign_in", app.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("user%5Blogin%5D=root%00&user%5Bpassword%5D=x")
+        .send()
+        .await
+        .unwrap();
+    assert_malformed(res, "sign-in form").await;
+
+    // In bodies, every way parameters arrive: values SQLite used to store.
+    let triggers = format!("/projects/{id}/triggers");
+    let json_bodies = [
+        (triggers.clone(), json!({"description": "ci\u{0}"})),
+        (
+            format!("/projects/{id}/variables"),
+            json!({"key": "K", "value": "v\u{0}"}),
+        ),
+        (
+            format!("/projects/{id}/variables"),
+            json!({"key": "K", "value": "v", "description": "d\u{0}"}),
+        ),
+        (
+            format!("/users/{user_id}/personal_access_tokens"),
+            json!({"name": "n\u{0}", "scopes": ["api"]}),
+        ),
+        (
+            format!("/projects/{id}/hooks"),
+            json!({"url": "https://example.com/hook", "token": "t\u{0}"}),
+        ),
+        (
+            "/users".to_string(),
+            json!({"username": "bob", "name": "Bob", "email": "bob\u{0}@example.com", "password": "a-long-password"}),
+        ),
+        // Nested: a pipeline variable inside a list of objects, and a key.
+        (
+            format!("/projects/{id}/pipeline"),
+            json!({"ref": "main", "variables": [{"key": "K", "value": "v\u{0}"}]}),
+        ),
+        (
+            format!("/projects/{id}/pipeline"),
+            json!({"ref": "main", "variables": [{"key": "K\u{0}", "value": "v"}]}),
+        ),
+        (triggers.clone(), json!({"description\u{0}": "ci"})),
+    ];
+    for (path, body) in &json_bodies {
+        let res = app.post(path, Some(&root), body.clone()).await;
+        assert_malformed(res, &format!("JSON {path} {body}")).await;
+    }
+    for body in ["description=ci%00", "description=ci%ff", "description=ci%0"] {
+        let res = client
+            .post(api(&triggers))
+            .header("PRIVATE-TOKEN", &root)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_malformed(res, body).await;
+    }
+    for value in [&b"ci\0"[..], b"ci\xff"] {
+        let form = reqwest::multipart::Form::new().part(
+            "description",
+            reqwest::multipart::Part::bytes(value.to_vec()),
+        );
+        let res = client
+            .post(api(&triggers))
+            .header("PRIVATE-TOKEN", &root)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap();
+        assert_malformed(res, &format!("multipart {value:?}")).await;
+    }
+
+    // Nothing was stored, and the well-formed requests still work.
+    let listed: Vec<Value> = app.root_json(&triggers).await;
+    assert_eq!(listed.len(), 1, "only the seed trigger: {listed:?}");
+    let variables: Vec<Value> = app.root_json(&format!("/projects/{id}/variables")).await;
+    assert!(variables.is_empty(), "{variables:?}");
+    let hooks: Vec<Value> = app.root_json(&format!("/projects/{id}/hooks")).await;
+    assert!(hooks.is_empty(), "{hooks:?}");
+    let users: Vec<Value> = app.root_json("/users?username=bob").await;
+    assert!(users.is_empty(), "{users:?}");
+    let res = app
+        .post(&triggers, Some(&root), json!({"description": "café ✓"}))
+        .await;
+    assert_eq!(res.status(), 201);
+    let found: Vec<Value> = app.root_json("/projects?search=de%6Do").await;
+    assert_eq!(found.len(), 1);
+    let res = client
+        .get(format!(
+            "{}/root/demo.git/info/refs?service=git-upload-pack",
+            app.url
+        ))
+        .basic_auth("root", Some(&root))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
+
+/// Sends `request` as raw bytes, closes the sending side, and returns the response's status
+/// line and body.
+async fn raw_http(app: &TestApp, request: Vec<u8>) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = app.url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(&request).await.unwrap();
+    stream.shutdown().await.unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text.lines().next().unwrap_or("").to_string();
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+async fn a_body_that_cannot_be_read_is_a_bad_request(app: TestApp) {
+    let head = |extra: &str| {
+        format!(
+            "POST /api/v4/projects HTTP/1.1\r\nHost: x\r\nPRIVATE-TOKEN: {}\r\nContent-Type: application/x-www-form-urlencoded\r\n{extra}\r\n",
+            app.root_token
+        )
+    };
+    // A chunk size that is not hexadecimal.
+    let bad_chunk = format!(
+        "{}zz\r\nname=x\r\n0\r\n\r\n",
+        head("Transfer-Encoding: chunked\r\n")
+    );
+    // A body cut short: 100 bytes announced, 6 sent, then the client stops sending.
+    let truncated = format!("{}name=x", head("Content-Length: 100\r\n"));
+    for (what, request) in [("bad chunk size", bad_chunk), ("truncated body", truncated)] {
+        let (status, body) = raw_http(&app, request.into_bytes()).await;
+        assert!(status.starts_with("HTTP/1.1 400"), "{what}: {status}");
+        assert!(
+            body.contains("400 Bad request - the request body could not be read"),
+            "{what}: {body}"
+        );
+    }
+    // Nothing was created.
+    let projects: Vec<Value> = app.root_json("/projects?search=x").await;
+    assert!(projects.iter().all(|p| p["name"] != "x"), "{projects:?}");
 }
