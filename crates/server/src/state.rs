@@ -44,6 +44,8 @@ pub struct ServerConfig {
     pub max_trace_bytes: u64,
     /// The first webhook retry waits this long; later ones 6×, 30× and 180× as long.
     pub webhook_retry_base: std::time::Duration,
+    /// How long planning one pipeline may take before it fails as a config error.
+    pub plan_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -61,6 +63,7 @@ impl ServerConfig {
             max_artifacts_bytes: 100 * 1024 * 1024,
             max_trace_bytes: 4 * 1024 * 1024,
             webhook_retry_base: std::time::Duration::from_secs(10),
+            plan_timeout: std::time::Duration::from_secs(10),
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
+use crate::git::{git_ok, local_repo, remote};
 use crate::running::{register_runner, request, trace};
 use crate::support::TestApp;
 use crate::triggering::triggerable_project;
@@ -12,6 +13,7 @@ both_backends!(
     a_log_chunk_without_a_valid_content_range_is_refused,
     nul_bytes_and_invalid_utf8_are_refused_everywhere,
     a_body_that_cannot_be_read_is_a_bad_request,
+    rules_exists_over_many_files_is_bounded_like_gitlabs,
 );
 
 /// `PATCH /jobs/:id/trace` with `Content-Range` and body given raw.
@@ -290,4 +292,92 @@ async fn a_body_that_cannot_be_read_is_a_bad_request(app: TestApp) {
     // Nothing was created.
     let projects: Vec<Value> = app.root_json("/projects?search=x").await;
     assert!(projects.iter().all(|p| p["name"] != "x"), "{projects:?}");
+}
+
+/// `rules: exists` with 200 globs that match none of 3,000 files: 600,000 comparisons, past
+/// GitLab's 50,000, so (as in GitLab) the rule is taken as satisfied without comparing.
+fn scanning_config() -> String {
+    let globs: Vec<String> = (0..200)
+        .map(|i| format!("\"missing-{i}/**/*.md\""))
+        .collect();
+    format!(
+        "build:\n  script: make\nscan:\n  script: scan\n  rules:\n    - exists: [{}]\nnarrow:\n  script: narrow\n  rules:\n    - exists: [\"missing/*.md\", \"src/dir7/*.none\"]\n",
+        globs.join(", ")
+    )
+}
+
+async fn trigger(app: &TestApp, id: i64, token: &str) -> reqwest::Response {
+    app.post(
+        &format!("/projects/{id}/trigger/pipeline"),
+        None,
+        json!({"token": token, "ref": "main"}),
+    )
+    .await
+}
+
+async fn rules_exists_over_many_files_is_bounded_like_gitlabs(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = app.create_project(&app.root_token, "scan").await;
+    let id = project["id"].as_i64().unwrap();
+    let work = local_repo(tmp.path(), &scanning_config());
+    for i in 0..3_000 {
+        let dir = work.join(format!("src/dir{}", i % 50));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("file{i}.rs")), format!("{i}\n")).unwrap();
+    }
+    git_ok(&work, tmp.path(), &["add", "."]);
+    git_ok(&work, tmp.path(), &["commit", "-q", "-m", "3,000 files"]);
+    let url = remote(&app, "root", &app.root_token, "root/scan");
+    git_ok(
+        &work,
+        tmp.path(),
+        &["push", "-q", "-o", "ci.skip", &url, "main"],
+    );
+    let res = app
+        .post(
+            &format!("/projects/{id}/triggers"),
+            Some(&app.root_token),
+            json!({"description": "scan"}),
+        )
+        .await;
+    let token = res.json::<Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Three at once: each answers, and the server keeps answering meanwhile.
+    let (a, b, c, health) = tokio::join!(
+        trigger(&app, id, &token),
+        trigger(&app, id, &token),
+        trigger(&app, id, &token),
+        app.client.get(format!("{}/-/health", app.url)).send()
+    );
+    assert_eq!(health.unwrap().status(), 200);
+    for res in [a, b, c] {
+        assert_eq!(res.status(), 201);
+        let pipeline: Value = res.json().await.unwrap();
+        let jobs: Vec<Value> = app
+            .root_json(&format!("/projects/{id}/pipelines/{}/jobs", pipeline["id"]))
+            .await;
+        let mut names: Vec<&str> = jobs.iter().map(|j| j["name"].as_str().unwrap()).collect();
+        names.sort();
+        // `scan`: past the limit, satisfied; `narrow`: 2 × 3,000 comparisons, none matches.
+        assert_eq!(names, ["build", "scan"]);
+    }
+
+    // A server whose planning budget is spent at once: the pipeline fails with a config
+    // error instead of holding the request.
+    let hurried = app
+        .start_replica_with(|c| c.plan_timeout = std::time::Duration::ZERO)
+        .await;
+    let res = trigger(&hurried, id, &token).await;
+    assert_eq!(res.status(), 422);
+    let message = pipewright_config::PLAN_INTERRUPTED;
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"message": {"base": [message]}})
+    );
+    let failed: Vec<Value> = app
+        .root_json(&format!("/projects/{id}/pipelines?status=failed"))
+        .await;
+    assert_eq!(failed.len(), 1);
 }
