@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::both_backends;
 use crate::git::{git_ok, local_repo, remote};
 use crate::running::{register_runner, request, trace};
-use crate::support::TestApp;
+use crate::support::{PgCluster, TestApp};
 use crate::triggering::triggerable_project;
 
 both_backends!(
@@ -380,4 +380,159 @@ async fn rules_exists_over_many_files_is_bounded_like_gitlabs(app: TestApp) {
         .root_json(&format!("/projects/{id}/pipelines?status=failed"))
         .await;
     assert_eq!(failed.len(), 1);
+}
+
+/// What the trigger load saw: each answer's status and, for a 201, the pipeline's id.
+type Answers = std::sync::Arc<std::sync::Mutex<Vec<(u16, Option<i64>, std::time::Duration)>>>;
+
+/// Four clients triggering pipelines back to back until `stop` is set.
+fn trigger_load(
+    app: &TestApp,
+    id: i64,
+    token: &str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    answers: Answers,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(120))
+        .build()
+        .unwrap();
+    (0..4)
+        .map(|_| {
+            let (client, stop, answers) = (client.clone(), stop.clone(), answers.clone());
+            let url = app.api(&format!("/projects/{id}/trigger/pipeline"));
+            let body = json!({"token": token, "ref": "main"});
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let started = std::time::Instant::now();
+                    let res = client.post(&url).json(&body).send().await.unwrap();
+                    let status = res.status().as_u16();
+                    let pipeline = res
+                        .json::<Value>()
+                        .await
+                        .ok()
+                        .and_then(|v| v["id"].as_i64());
+                    answers
+                        .lock()
+                        .unwrap()
+                        .push((status, pipeline, started.elapsed()));
+                    if status != 201 {
+                        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Waits until `answers` holds `n` answers with `status` after the first `skip`.
+async fn wait_for_answers(answers: &Answers, skip: usize, status: u16, n: usize) {
+    for _ in 0..600 {
+        let seen = answers
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(skip)
+            .filter(|a| a.0 == status)
+            .count();
+        if seen >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no {n} answers with status {status}");
+}
+
+/// With PostgreSQL stopped under trigger load, requests fail fast with a 503 and readiness is
+/// red; when it is back, triggers succeed again and no acknowledged pipeline is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_answers_503_at_once_and_loses_no_acknowledged_pipeline() {
+    let cluster = tokio::task::spawn_blocking(PgCluster::private)
+        .await
+        .unwrap();
+    let app = TestApp::start_on_database(&cluster.create_database().await).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, token, _) = triggerable_project(&app, "outage", tmp.path()).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answers: Answers = Default::default();
+    let load = trigger_load(&app, id, &token, stop.clone(), answers.clone());
+    wait_for_answers(&answers, 0, 201, 20).await;
+
+    let cluster = std::sync::Arc::new(cluster);
+    let stopping = cluster.clone();
+    tokio::task::spawn_blocking(move || stopping.stop())
+        .await
+        .unwrap();
+    let down = answers.lock().unwrap().len();
+    wait_for_answers(&answers, down, 503, 8).await;
+    let readiness = app
+        .client
+        .get(format!("{}/-/readiness", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readiness.status(), 503);
+    assert_eq!(readiness.json::<Value>().await.unwrap()["status"], "failed");
+    let res = app
+        .get(&format!("/projects/{id}"), Some(&app.root_token))
+        .await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "5");
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"message": "503 Service Unavailable - the database is not answering, try again later"})
+    );
+    let page = app
+        .client
+        .get(format!("{}/root/outage/-/pipelines", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+
+    let starting = cluster.clone();
+    tokio::task::spawn_blocking(move || starting.start_again())
+        .await
+        .unwrap();
+    let up = answers.lock().unwrap().len();
+    wait_for_answers(&answers, up, 201, 20).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    let readiness = app
+        .client
+        .get(format!("{}/-/readiness", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(readiness.status(), 200);
+
+    let answers = answers.lock().unwrap().clone();
+    let failed: Vec<_> = answers.iter().filter(|a| a.0 != 201).collect();
+    let slowest = failed.iter().map(|a| a.2).max().unwrap_or_default();
+    eprintln!(
+        "{} triggers: {} failed during the outage, the slowest answer after {slowest:?}",
+        answers.len(),
+        failed.len()
+    );
+    assert!(
+        failed.iter().all(|a| a.0 == 503),
+        "only 503s while the database is down: {failed:?}"
+    );
+    for (_, pipeline, _) in answers.iter().filter(|a| a.0 == 201) {
+        let pipeline = pipeline.expect("a 201 names its pipeline");
+        let res = app
+            .get(
+                &format!("/projects/{id}/pipelines/{pipeline}"),
+                Some(&app.root_token),
+            )
+            .await;
+        assert_eq!(
+            res.status(),
+            200,
+            "acknowledged pipeline {pipeline} is kept"
+        );
+    }
+    drop(app);
 }
