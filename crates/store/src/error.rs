@@ -79,3 +79,27 @@ impl From<rusqlite::Error> for StoreError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unreachable_database_is_unavailable_not_a_failure() {
+        for err in [
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::PoolClosed,
+            sqlx::Error::Io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused)),
+        ] {
+            assert!(StoreError::from(err).is_unavailable());
+        }
+        assert!(!StoreError::from(sqlx::Error::RowNotFound).is_unavailable());
+        assert!(!StoreError::from(sqlx::Error::ColumnNotFound("x".into())).is_unavailable());
+        for code in ["08006", "08001", "53300", "57P01", "57P03"] {
+            assert!(unavailable_state(code), "{code}");
+        }
+        for code in ["23505", "42P01", "57014"] {
+            assert!(!unavailable_state(code), "{code}");
+        }
+    }
+}
