@@ -39,7 +39,7 @@ pub async fn refuse_malformed(request: Request, next: Next) -> Response {
 }
 
 fn url_malformed(uri: &axum::http::Uri) -> bool {
-    if decode(uri.path().as_bytes(), false).is_none() {
+    if !well_formed(uri.path()) {
         return true;
     }
     let Some(query) = uri.query() else {
@@ -48,7 +48,13 @@ fn url_malformed(uri: &axum::http::Uri) -> bool {
     query
         .split(['&', ';'])
         .flat_map(|pair| pair.splitn(2, '='))
-        .any(|component| decode(component.as_bytes(), true).is_none())
+        .any(|component| !well_formed(component))
+}
+
+/// Whether a URL component decodes to well-formed text. A URI holds only visible ASCII, so
+/// one without `%` is well formed as it is (the common case costs no allocation).
+fn well_formed(component: &str) -> bool {
+    !component.contains('%') || decode(component.as_bytes(), false).is_some()
 }
 
 /// A NUL byte in HTTP Basic credentials (headers themselves cannot carry one; base64 can).
