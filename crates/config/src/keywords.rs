@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::error::{ConfigError, Result};
+use crate::globs::PathGlobs;
 use crate::yaml::{Map, Node, Yaml};
 
 pub const DEFAULT_STAGES: [&str; 3] = ["build", "test", "deploy"];
@@ -141,14 +142,14 @@ pub struct Need {
 pub struct Policy {
     pub refs: Option<Vec<String>>,
     pub variables: Option<Vec<Expression>>,
-    pub changes: Option<Vec<String>>,
+    pub changes: Option<PathGlobs>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Rule {
     pub condition: Option<Expression>,
-    pub changes: Option<Vec<String>>,
-    pub exists: Option<Vec<String>>,
+    pub changes: Option<PathGlobs>,
+    pub exists: Option<PathGlobs>,
     pub when: Option<When>,
     pub start_in: Option<String>,
     pub allow_failure: Option<bool>,
@@ -446,14 +447,15 @@ pub fn rules(node: &Node, what: &str, allow_needs: bool) -> Result<Vec<Rule>> {
                 )?),
                 None => None,
             };
-            let paths = |key: &str| -> Result<Option<Vec<String>>> {
-                match m.get(key) {
-                    None => Ok(None),
+            let paths = |key: &str| -> Result<Option<PathGlobs>> {
+                let list = match m.get(key) {
+                    None => return Ok(None),
                     Some(n) => match n.as_map().and_then(|mm| mm.get("paths")) {
-                        Some(p) => plain_list(p, &format!("{what}:rule:{key}")).map(Some),
-                        None => plain_list(n, &format!("{what}:rule:{key}")).map(Some),
+                        Some(p) => plain_list(p, &format!("{what}:rule:{key}"))?,
+                        None => plain_list(n, &format!("{what}:rule:{key}"))?,
                     },
-                }
+                };
+                Ok(Some(PathGlobs::new(&list)))
             };
             Ok(Rule {
                 condition,
@@ -522,7 +524,8 @@ fn policy(node: &Node, what: &str) -> Result<Policy> {
                 changes: m
                     .get("changes")
                     .map(|n| plain_list(n, &format!("{what}:changes")))
-                    .transpose()?,
+                    .transpose()?
+                    .map(|list| PathGlobs::new(&list)),
             })
         }
         _ => Err(ConfigError::new(format!(

@@ -10,6 +10,7 @@
 
 mod context;
 mod error;
+mod globs;
 mod keywords;
 mod lint;
 mod plan;
@@ -19,9 +20,10 @@ mod yaml;
 
 pub use context::{PipelineContext, ProjectInfo, RefKind, Source, UserInfo};
 pub use error::{ConfigError, Location, Result};
+pub use globs::MAX_PATTERN_COMPARISONS;
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};
-pub use plan::{InitialStatus, Plan, PlanOutcome, PlannedJob};
+pub use plan::{InitialStatus, PLAN_INTERRUPTED, Plan, PlanOutcome, PlannedJob};
 pub use variables::{
     Variable, VariableSource, expand, expand_all, job_predefined, merge as merge_variables,
     predefined, slugify,
@@ -210,7 +212,19 @@ impl Config {
 
     /// Decides which jobs run for `ctx`.
     pub fn plan(&self, ctx: &PipelineContext) -> Result<PlanOutcome> {
-        plan::plan(self, ctx)
+        plan::plan(self, ctx, &|| false)
+    }
+
+    /// Decides which jobs run for `ctx`, unless `stop` says to give up first: then the error
+    /// is [`PLAN_INTERRUPTED`]. `stop` is asked before each job and each scan of a file list
+    /// (`rules:exists`, `changes`), so planning ends within one scan of it saying yes. The
+    /// engine has no clock; a caller with a time budget reads its own in `stop`.
+    pub fn plan_until(
+        &self,
+        ctx: &PipelineContext,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<PlanOutcome> {
+        plan::plan(self, ctx, stop)
     }
 
     /// Whether any rule uses `exists:` (the caller then passes the commit's file list).

@@ -2,6 +2,7 @@
 //! each with its resolved script, variables (with provenance), `when`, `needs` and data for
 //! runners. `workflow:rules`, `rules` and `only/except` decide membership here.
 
+use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
 use pipewright_expr::Variables;
@@ -148,57 +149,45 @@ fn yaml_vars(vars: &[YamlVariable], source: VariableSource) -> impl Iterator<Ite
     })
 }
 
-/// Glob matching as `rules:changes` / `rules:exists` use it: `*` within a segment, `**` across.
-fn glob_matches(pattern: &str, path: &str) -> bool {
-    let mut re = String::from("^");
-    let mut chars = pattern.trim_start_matches("./").chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '*' if chars.peek() == Some(&'*') => {
-                chars.next();
-                if chars.peek() == Some(&'/') {
-                    chars.next();
-                    re.push_str("(?:.*/)?");
-                } else {
-                    re.push_str(".*");
-                }
-            }
-            '*' => re.push_str("[^/]*"),
-            '?' => re.push_str("[^/]"),
-            '{' => re.push_str("(?:"),
-            '}' => re.push(')'),
-            ',' => re.push('|'),
-            c => re.push_str(&regex::escape(&c.to_string())),
-        }
-    }
-    re.push('$');
-    Regex::new(&re).map(|r| r.is_match(path)).unwrap_or(false)
+/// The caller's "stop now" (the server's time budget), remembered once it has said yes.
+struct Interrupt<'a> {
+    stop: &'a dyn Fn() -> bool,
+    stopped: Cell<bool>,
 }
 
-fn any_path_matches(patterns: &[String], files: &[String]) -> bool {
-    patterns
-        .iter()
-        .any(|p| files.iter().any(|f| glob_matches(p, f)))
+impl Interrupt<'_> {
+    fn stopped(&self) -> bool {
+        if !self.stopped.get() && (self.stop)() {
+            self.stopped.set(true);
+        }
+        self.stopped.get()
+    }
 }
 
 /// Whether a `rules:` entry matches.
-fn rule_matches(rule: &Rule, vars: &dyn Variables, ctx: &PipelineContext) -> bool {
+fn rule_matches(
+    rule: &Rule,
+    vars: &dyn Variables,
+    ctx: &PipelineContext,
+    interrupt: &Interrupt,
+) -> bool {
     if let Some(cond) = &rule.condition
         && !cond.evaluate(vars)
     {
         return false;
     }
-    if let Some(patterns) = &rule.changes {
+    let stop = || interrupt.stopped();
+    if let Some(globs) = &rule.changes {
         // Without a diff (triggers, schedules, the web), `changes` is always true.
         if let Some(changed) = &ctx.changed_files
-            && !any_path_matches(patterns, changed)
+            && !globs.any_changed(changed, &stop)
         {
             return false;
         }
     }
-    if let Some(patterns) = &rule.exists {
+    if let Some(globs) = &rule.exists {
         match &ctx.files {
-            Some(files) if any_path_matches(patterns, files) => {}
+            Some(files) if globs.exists_in(files, &stop) => {}
             _ => return false,
         }
     }
@@ -274,7 +263,12 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
     pattern == ctx.ref_name
 }
 
-fn policy_matches(policy: &Policy, vars: &dyn Variables, ctx: &PipelineContext) -> bool {
+fn policy_matches(
+    policy: &Policy,
+    vars: &dyn Variables,
+    ctx: &PipelineContext,
+    interrupt: &Interrupt,
+) -> bool {
     if let Some(refs) = &policy.refs
         && !refs.iter().any(|r| ref_pattern_matches(r, ctx))
     {
@@ -285,8 +279,8 @@ fn policy_matches(policy: &Policy, vars: &dyn Variables, ctx: &PipelineContext) 
     {
         return false;
     }
-    if let (Some(patterns), Some(changed)) = (&policy.changes, &ctx.changed_files)
-        && !any_path_matches(patterns, changed)
+    if let (Some(globs), Some(changed)) = (&policy.changes, &ctx.changed_files)
+        && !globs.any_changed(changed, &|| interrupt.stopped())
     {
         return false;
     }
@@ -306,10 +300,11 @@ fn decide(
     job: &JobConfig,
     vars: &dyn Variables,
     ctx: &PipelineContext,
+    interrupt: &Interrupt,
 ) -> std::result::Result<Decision, String> {
     if let Some(rules) = &job.rules {
         for rule in rules {
-            if rule_matches(rule, vars, ctx) {
+            if rule_matches(rule, vars, ctx, interrupt) {
                 let when = rule.when.unwrap_or(job.when);
                 if when == When::Never {
                     return Err("a rule says `when: never`".into());
@@ -337,11 +332,11 @@ fn decide(
     } else {
         only
     };
-    if !policy_matches(&only, vars, ctx) {
+    if !policy_matches(&only, vars, ctx, interrupt) {
         return Err("`only` does not match".into());
     }
     if let Some(except) = &job.except
-        && policy_matches(except, vars, ctx)
+        && policy_matches(except, vars, ctx, interrupt)
     {
         return Err("`except` matches".into());
     }
@@ -369,7 +364,22 @@ fn pipeline_level(config: &Config, ctx: &PipelineContext) -> Vec<Variable> {
     )
 }
 
-pub fn plan(config: &Config, ctx: &PipelineContext) -> Result<PlanOutcome> {
+/// The error of a plan the caller's `stop` interrupted.
+pub const PLAN_INTERRUPTED: &str =
+    "The pipeline's rules took too long to evaluate; planning was stopped";
+
+/// Plans `ctx`'s pipeline, giving up with [`PLAN_INTERRUPTED`] once `stop` says so. `stop` is
+/// asked before each job and each scan of a file list, so it is heeded within one scan.
+pub fn plan(
+    config: &Config,
+    ctx: &PipelineContext,
+    stop: &dyn Fn() -> bool,
+) -> Result<PlanOutcome> {
+    let interrupt = Interrupt {
+        stop,
+        stopped: Cell::new(false),
+    };
+    let interrupted = || ConfigError::new(PLAN_INTERRUPTED);
     let base = pipeline_level(config, ctx);
     let mut workflow_vars: Vec<YamlVariable> = Vec::new();
     let mut name = None;
@@ -377,11 +387,14 @@ pub fn plan(config: &Config, ctx: &PipelineContext) -> Result<PlanOutcome> {
         name = workflow.name.clone();
         if !workflow.rules.is_empty() {
             let lookup = Lookup(&base);
-            match workflow
+            let matched = workflow
                 .rules
                 .iter()
-                .find(|r| rule_matches(r, &lookup, ctx))
-            {
+                .find(|r| rule_matches(r, &lookup, ctx, &interrupt));
+            if interrupt.stopped() {
+                return Err(interrupted());
+            }
+            match matched {
                 Some(rule) if rule.when != Some(When::Never) => {
                     workflow_vars = rule.variables.clone()
                 }
@@ -393,6 +406,9 @@ pub fn plan(config: &Config, ctx: &PipelineContext) -> Result<PlanOutcome> {
     let mut planned: Vec<PlannedJob> = Vec::new();
     let mut excluded = Vec::new();
     for job in &config.jobs {
+        if interrupt.stopped() {
+            return Err(interrupted());
+        }
         // Variables a job's rules may read: global YAML (as inherited), workflow, the job's own.
         let globals: Vec<&YamlVariable> = config
             .variables
@@ -411,7 +427,7 @@ pub fn plan(config: &Config, ctx: &PipelineContext) -> Result<PlanOutcome> {
             globals: &config.variables,
             predefined: &predefined,
         };
-        let decision = match decide(job, &view, ctx) {
+        let decision = match decide(job, &view, ctx, &interrupt) {
             Ok(d) => d,
             Err(reason) => {
                 excluded.push((job.name.clone(), reason));
@@ -463,6 +479,10 @@ pub fn plan(config: &Config, ctx: &PipelineContext) -> Result<PlanOutcome> {
             interruptible: job.interruptible,
             coverage: job.coverage.clone(),
         });
+    }
+    // A scan cut short may have answered wrongly: nothing decided under it is used.
+    if interrupt.stopped() {
+        return Err(interrupted());
     }
     // A pipeline of only `.pre`/`.post` jobs is not created (GitLab).
     let last = config.stages.len().saturating_sub(1);
@@ -577,18 +597,4 @@ fn check_needs(jobs: &mut [PlannedJob]) -> Result<()> {
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::glob_matches;
-
-    #[test]
-    fn globs() {
-        assert!(glob_matches("*.md", "README.md"));
-        assert!(!glob_matches("*.md", "docs/README.md"));
-        assert!(glob_matches("docs/**/*", "docs/a/b.md"));
-        assert!(glob_matches("**/*.rs", "src/main.rs"));
-        assert!(glob_matches("{a,b}.txt", "b.txt"));
-    }
 }

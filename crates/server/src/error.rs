@@ -7,7 +7,12 @@
 //! - `{"error":"name is missing"}` for parameter problems, as GitLab's Grape validation says it,
 //! - `{"message":{"field":["…"]}}` for model validation errors,
 //! - `{"message":"500 Internal Server Error"}` for everything unexpected; the cause is logged
-//!   here, once, and never sent to the client.
+//!   here, once, and never sent to the client,
+//! - `503` with `Retry-After` when the cause is the store's `Unavailable` (the database is
+//!   down or out of connections), however deep it was wrapped: clients and load balancers
+//!   can tell an outage from a bug and retry,
+//! - a plain-text `Bad Request` for malformed strings (NUL bytes, invalid UTF-8), as GitLab's
+//!   middleware answers them on every route (see `malformed.rs`).
 //!
 //! Secrets never appear in messages: errors carry parameter names, not values.
 
@@ -49,6 +54,9 @@ pub enum ApiError {
     /// 400 `"400 Bad request - {reason}"`.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// 400 plain-text `Bad Request`: a NUL byte or invalid UTF-8 in the request.
+    #[error("malformed string in the request")]
+    MalformedRequest,
     /// 400 `{"message": {field: [messages]}}`.
     #[error("validation failed")]
     Validation(BTreeMap<String, Vec<String>>),
@@ -79,6 +87,7 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         match self {
+            ApiError::Internal(err) if database_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::NotFound(_) | ApiError::RecordNotFound => StatusCode::NOT_FOUND,
             ApiError::Unauthorized | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) | ApiError::InsufficientScope(_) => StatusCode::FORBIDDEN,
@@ -87,6 +96,7 @@ impl ApiError {
             | ApiError::EmptyParam(_)
             | ApiError::ParamError(_)
             | ApiError::BadRequest(_)
+            | ApiError::MalformedRequest
             | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -121,11 +131,15 @@ impl ApiError {
             ApiError::BadRequest(reason) => {
                 json!({"message": format!("400 Bad request - {reason}")})
             }
+            ApiError::MalformedRequest => json!({"message": "Bad Request"}),
             ApiError::Validation(fields) => json!({"message": fields}),
             ApiError::Conflict(message) => json!({"message": message}),
             ApiError::PayloadTooLarge => json!({"message": "413 Request Entity Too Large"}),
             ApiError::UnsupportedMediaType => json!({"message": "415 Unsupported Media Type"}),
             ApiError::Custom(_, body) => body.clone(),
+            ApiError::Internal(err) if database_unavailable(err) => {
+                json!({"message": UNAVAILABLE_MESSAGE})
+            }
             ApiError::Internal(_) => json!({"message": "500 Internal Server Error"}),
         }
     }
@@ -134,7 +148,14 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let ApiError::Internal(err) = &self {
-            tracing::error!(error = %format!("{err:#}"), "internal error");
+            if database_unavailable(err) {
+                tracing::warn!(error = %format!("{err:#}"), "database unavailable");
+            } else {
+                tracing::error!(error = %format!("{err:#}"), "internal error");
+            }
+        }
+        if let ApiError::MalformedRequest = self {
+            return crate::malformed::bad_request();
         }
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
@@ -143,6 +164,12 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            );
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
@@ -164,3 +191,20 @@ impl From<pipewright_store::StoreError> for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// What a client is told while the database is unavailable.
+pub const UNAVAILABLE_MESSAGE: &str =
+    "503 Service Unavailable - the database is not answering, try again later";
+
+/// When to try again after a 503 (the store's acquire timeout is 5 s).
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
+/// Whether `err` is, or was caused by, the store's "database unavailable" — however it was
+/// wrapped on the way (`anyhow` contexts, pipeline creation's own error).
+pub fn database_unavailable(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<pipewright_store::StoreError>()
+            .is_some_and(pipewright_store::StoreError::is_unavailable)
+    })
+}

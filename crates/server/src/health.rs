@@ -1,5 +1,6 @@
 //! Health endpoints, as GitLab names them: `/-/health` (the process serves), `/-/liveness`
-//! (it is not wedged), `/-/readiness` (its dependencies, the database, answer).
+//! (it is not wedged), `/-/readiness` (its dependencies, the database, answer — within
+//! `READINESS_TIMEOUT`, so a load balancer sees an outage as a prompt 503, not a hung probe).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -8,6 +9,9 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use crate::state::AppState;
+
+/// How long readiness waits for the database's answer.
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -20,7 +24,11 @@ pub fn routes() -> Router<AppState> {
 }
 
 async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.store.ping().await {
+    let ping = tokio::time::timeout(READINESS_TIMEOUT, state.store.ping()).await;
+    match ping
+        .map_err(|_| "no answer in time".to_string())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
         Ok(()) => (
             StatusCode::OK,
             Json(

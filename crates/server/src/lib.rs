@@ -19,6 +19,7 @@ pub mod job_processing;
 pub mod job_token;
 pub mod linked_pipelines;
 pub mod maintenance;
+pub mod malformed;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
@@ -89,6 +90,8 @@ pub fn router(state: AppState) -> Router {
                 web::error::WebError::NotFound.into_response()
             }
         })
+        // GitLab's malformed-strings middleware: NUL bytes and invalid UTF-8 never get in.
+        .layer(axum::middleware::from_fn(malformed::refuse_malformed))
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
                 // Only method and path: query strings may carry tokens.

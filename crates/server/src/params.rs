@@ -9,7 +9,9 @@
 //! path parameters win over both.
 //!
 //! The body is read here, under the server's size limit, so this extractor must come last in
-//! a handler's argument list.
+//! a handler's argument list. A body that cannot be read (a broken chunked encoding, a
+//! connection cut short) is a 400; only one over the limit is a 413. Malformed strings (a NUL
+//! byte, invalid UTF-8) anywhere in the parameters are refused as `crate::malformed` explains.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Multipart, Request};
@@ -89,16 +91,15 @@ impl FromRequest<AppState> for Params {
                         data,
                     });
                 } else {
-                    let text = std::str::from_utf8(&data)
-                        .map_err(|_| ApiError::BadRequest("invalid UTF-8 in form field".into()))?;
+                    let text =
+                        std::str::from_utf8(&data).map_err(|_| ApiError::MalformedRequest)?;
                     params.insert_nested(&name, Value::String(text.to_string()))?;
                 }
             }
+            params.check_strings()?;
             return Ok(params);
         }
-        let body = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|_| ApiError::PayloadTooLarge)?;
+        let body = read_body(req.into_body(), limit).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             // python-gitlab sends `Content-Type: application/json` with no body on GET/DELETE.
             return Ok(params);
@@ -111,8 +112,26 @@ impl FromRequest<AppState> for Params {
             params.merge_urlencoded(&body)?;
         }
         // Other media types (text/plain, …) carry no parameters, as in GitLab.
+        params.check_strings()?;
         Ok(params)
     }
+}
+
+/// The whole body, up to `limit` bytes: 413 past it, 400 when it cannot be read (a broken
+/// chunked encoding, a connection cut short).
+async fn read_body(body: axum::body::Body, limit: usize) -> ApiResult<Bytes> {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::BadRequest("the request body could not be read".into()))?;
+        if buffer.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge);
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
 }
 
 impl Params {
@@ -122,7 +141,25 @@ impl Params {
         if let Some(q) = query {
             params.merge_urlencoded(q.as_bytes())?;
         }
+        params.check_strings()?;
         Ok(params)
+    }
+
+    /// Refuses a NUL byte in any key or value, at any depth, and in uploaded files' field
+    /// names and file names (their contents are data).
+    fn check_strings(&self) -> ApiResult<()> {
+        let values_ok = self
+            .values
+            .iter()
+            .all(|(k, v)| !k.contains('\0') && crate::malformed::check_value(v));
+        let files_ok = self.files.iter().all(|f| {
+            !f.field.contains('\0') && !f.filename.as_deref().unwrap_or("").contains('\0')
+        });
+        if values_ok && files_ok {
+            Ok(())
+        } else {
+            Err(ApiError::MalformedRequest)
+        }
     }
 
     fn merge_urlencoded(&mut self, raw: &[u8]) -> ApiResult<()> {
@@ -290,13 +327,7 @@ impl Params {
 
 fn decode_component(raw: &[u8]) -> ApiResult<String> {
     // `+` means space in form encoding.
-    let replaced: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    let decoded: Vec<u8> = percent_encoding::percent_decode(&replaced).collect();
-    String::from_utf8(decoded)
-        .map_err(|_| ApiError::BadRequest("invalid UTF-8 in parameters".into()))
+    crate::malformed::decode(raw, true).ok_or(ApiError::MalformedRequest)
 }
 
 /// One step below the top-level key: `[name]` or `[]`.
@@ -435,7 +466,19 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_is_a_bad_request() {
-        assert!(Params::from_query(Some("a=%ff%fe")).is_err());
+    fn malformed_strings_are_refused() {
+        for query in ["a=%ff%fe", "a=%00", "a%00=b", "a[%00]=b", "a=%zz"] {
+            assert!(
+                matches!(
+                    Params::from_query(Some(query)),
+                    Err(ApiError::MalformedRequest)
+                ),
+                "{query}"
+            );
+        }
+        let mut p = Params::default();
+        p.merge_json(br#"{"a":{"b":["c","d\u0000"]}}"#)
+            .expect("json");
+        assert!(p.check_strings().is_err());
     }
 }

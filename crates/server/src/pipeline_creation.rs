@@ -15,10 +15,10 @@
 //! one transaction.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipewright_config::{PlanOutcome, PlannedJob, Variable, VariableSource};
+use pipewright_config::{Config, ConfigError, PlanOutcome, PlannedJob, Variable, VariableSource};
 use pipewright_core::{PipelineSource, Status};
 use pipewright_git::RefKind;
 use pipewright_store::{
@@ -390,10 +390,9 @@ pub async fn create_pipeline(
         variables: sealed_vars,
         jobs: Vec::new(),
     };
-    let config = match parsed.as_ref() {
-        Ok(config) => config,
-        Err(e) => return persist_failed(state, base, e.message.clone()).await,
-    };
+    if let Err(e) = parsed.as_ref() {
+        return persist_failed(state, base, e.message.clone()).await;
+    }
     let ci_vars = crate::ci_variables::for_pipeline(state, project.id, protected_ref).await?;
     let ctx = pipewright_config::PipelineContext {
         source: pipewright_config::Source::parse(request.source.as_str())
@@ -442,7 +441,7 @@ pub async fn create_pipeline(
         changed_files: None,
         files: listing,
     };
-    let plan = match config.plan(&ctx) {
+    let plan = match plan_within(state, &parsed, ctx).await? {
         Ok(PlanOutcome::Created(plan)) => plan,
         Ok(PlanOutcome::NoJobs) => return Err(rejected("No stages / jobs for this pipeline.")),
         Ok(PlanOutcome::FilteredOutByWorkflow) => {
@@ -484,6 +483,37 @@ pub async fn create_pipeline(
         });
     }
     Ok(pipeline)
+}
+
+/// Plans the pipeline within the server's time budget (`plan_timeout`): past it, planning
+/// stops and the pipeline fails with a config error, as GitLab's config processing does past
+/// its own timeout (lib/gitlab/ci/config.rb, `TIMEOUT_SECONDS`). A plan with a commit's file
+/// list to scan (`rules:exists`) runs on the blocking pool, so a config built to stall the
+/// server cannot hold a request worker; any other plan costs at most linear time in the size of
+/// the config (≈0.25 ms for 50 jobs) and runs inline, as the config-cache hit before it does.
+async fn plan_within(
+    state: &AppState,
+    parsed: &Arc<Result<Config, ConfigError>>,
+    ctx: pipewright_config::PipelineContext,
+) -> Result<Result<PlanOutcome, ConfigError>, CreateError> {
+    let budget = state.config.plan_timeout;
+    let deadline = Instant::now() + budget;
+    let plan = move |parsed: &Result<Config, ConfigError>| {
+        let config = parsed.as_ref().map_err(Clone::clone)?;
+        config.plan_until(&ctx, &|| Instant::now() >= deadline)
+    };
+    let scans_files = parsed.as_ref().as_ref().is_ok_and(Config::uses_exists);
+    if !scans_files {
+        return Ok(plan(parsed));
+    }
+    let parsed = parsed.clone();
+    let planning = tokio::task::spawn_blocking(move || plan(&parsed));
+    // The engine stops itself at the deadline; this only guards against a step that does not
+    // ask in time.
+    match tokio::time::timeout(budget + Duration::from_secs(1), planning).await {
+        Ok(outcome) => outcome.map_err(|e| CreateError::Internal(e.into())),
+        Err(_) => Ok(Err(ConfigError::new(pipewright_config::PLAN_INTERRUPTED))),
+    }
 }
 
 fn new_job(job: &PlannedJob) -> Result<NewJob, CreateError> {

@@ -51,6 +51,8 @@ pub struct ServerConfig {
     /// What the admin page says about the embedded runner: whether it runs, where, and which
     /// job isolation is in force (set by `serve` at start-up).
     pub embedded_runner_status: String,
+    /// How long planning one pipeline may take before it fails as a config error.
+    pub plan_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -69,6 +71,7 @@ impl ServerConfig {
             max_trace_bytes: 4 * 1024 * 1024,
             webhook_retry_base: std::time::Duration::from_secs(10),
             embedded_runner_status: "No embedded runner runs in this process.".to_string(),
+            plan_timeout: std::time::Duration::from_secs(10),
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,

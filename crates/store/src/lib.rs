@@ -22,6 +22,12 @@ pub use sqlite::SqliteStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// How long a statement waits for a pooled connection before the store answers
+/// [`StoreError::Unavailable`]. With the database down every connection attempt is refused and
+/// retried until this passes, so it is how long a request takes to fail in an outage: a few
+/// seconds, so clients and load balancers can react (sqlx's default is 30 s).
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Which database a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

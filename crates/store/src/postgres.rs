@@ -33,7 +33,7 @@ impl PostgresStore {
     pub async fn connect(url: &str) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(crate::ACQUIRE_TIMEOUT)
             .connect(url)
             .await?;
         let store = PostgresStore {

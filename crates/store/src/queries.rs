@@ -697,8 +697,13 @@ async fn pipeline_writer(pool: sqlx::Pool<Db>, mut requests: tokio::sync::mpsc::
             }
             Err(err) => {
                 let message = err.to_string();
+                let unavailable = err.is_unavailable();
                 for (_, reply) in batch.drain(..) {
-                    let _ = reply.send(Err(StoreError::GroupCommit(message.clone())));
+                    let _ = reply.send(Err(if unavailable {
+                        StoreError::Unavailable(message.clone())
+                    } else {
+                        StoreError::GroupCommit(message.clone())
+                    }));
                 }
             }
         }
@@ -792,6 +797,11 @@ async fn job_writer(pool: sqlx::Pool<Db>, mut requests: tokio::sync::mpsc::Recei
         let ops: Vec<&JobOp> = batch.iter().map(|(op, _)| op).collect();
         let results = match apply_job_ops(&pool, &ops).await {
             Ok(results) => results.into_iter().map(Ok).collect::<Vec<_>>(),
+            // The database is gone: retrying each change would only wait for it again.
+            Err(err) if err.is_unavailable() => ops
+                .iter()
+                .map(|_| Err(StoreError::Unavailable(err.to_string())))
+                .collect(),
             // Something failed: each change on its own, so one bad change costs only itself.
             Err(_) => {
                 let mut results = Vec::with_capacity(ops.len());

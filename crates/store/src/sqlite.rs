@@ -64,6 +64,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(crate::ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await?;
         let (job_writer, reads) = if url.contains(":memory:") || url.contains("mode=memory") {

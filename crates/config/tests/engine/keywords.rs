@@ -235,6 +235,56 @@ fn changes_is_true_without_a_diff_and_exists_needs_files() {
     assert_eq!(job_names(&created(yaml, &ctx)), ["b"]);
 }
 
+/// A config whose `exists` lists `patterns` globs that match none of `files` (GitLab's
+/// "200 patterns over 3,000 files" case when asked so).
+fn exists_config(patterns: usize) -> String {
+    let globs: Vec<String> = (0..patterns)
+        .map(|i| format!("\"missing-{i}/**/*.md\""))
+        .collect();
+    format!(
+        "build:\n  script: x\nscan:\n  script: y\n  rules:\n    - exists: [{}]\n",
+        globs.join(", ")
+    )
+}
+
+fn listing(files: usize) -> Vec<String> {
+    (0..files)
+        .map(|i| format!("src/dir{}/file{i}.rs", i % 50))
+        .collect()
+}
+
+#[test]
+fn exists_past_gitlabs_comparison_limit_is_taken_as_satisfied() {
+    let mut ctx = branch(&[]);
+    ctx.files = Some(listing(3_000));
+    // 16 × 3,000 = 48,000 comparisons: each is made, none matches.
+    assert_eq!(job_names(&created(&exists_config(16), &ctx)), ["build"]);
+    // 200 × 3,000 = 600,000 > 50,000: GitLab does not compare and the rule matches.
+    assert_eq!(
+        job_names(&created(&exists_config(200), &ctx)),
+        ["build", "scan"]
+    );
+}
+
+#[test]
+fn planning_stops_when_the_caller_says_so() {
+    let config = parse(&exists_config(16));
+    let mut ctx = branch(&[]);
+    ctx.files = Some(listing(3_000));
+    let asked = std::cell::Cell::new(0);
+    // The caller's budget runs out after a few checks.
+    let stop = || {
+        asked.set(asked.get() + 1);
+        asked.get() > 3
+    };
+    match config.plan_until(&ctx, &stop) {
+        Err(e) => assert_eq!(e.message, pipewright_config::PLAN_INTERRUPTED),
+        Ok(outcome) => panic!("planning should have stopped: {outcome:?}"),
+    }
+    // Without a reason to stop, the same plan is made.
+    assert!(config.plan_until(&ctx, &|| false).is_ok());
+}
+
 #[test]
 fn only_except_refs_regexes_names_and_variables() {
     let yaml = r#"

@@ -69,8 +69,8 @@ async fn version() -> axum::Json<serde_json::Value> {
     }))
 }
 
-/// Path parameters, percent-decoded. Decoding failures (invalid UTF-8) are a 400 in GitLab's
-/// shape rather than axum's plain-text rejection.
+/// Path parameters, percent-decoded. A malformed one (invalid UTF-8, a NUL byte) is GitLab's
+/// plain-text 400; the `malformed` layer normally refuses it before any handler runs.
 pub struct Segments(HashMap<String, String>);
 
 impl Segments {
@@ -111,16 +111,18 @@ impl FromRequestParts<AppState> for Segments {
             .await
             .map_err(|e| match e {
                 axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_) => {
-                    ApiError::BadRequest("invalid UTF-8 in the URL".into())
+                    ApiError::MalformedRequest
                 }
                 _ => ApiError::NotFound(""),
             })?;
         let mut map = HashMap::new();
         for (key, value) in &raw {
-            let decoded = percent_encoding::percent_decode_str(value)
-                .decode_utf8()
-                .map_err(|_| ApiError::BadRequest("invalid UTF-8 in the URL".into()))?;
-            map.insert(key.to_string(), decoded.into_owned());
+            // axum has percent-decoded the value once already (decoding again would turn a
+            // file named `100%25.txt` into `100%.txt`).
+            if value.contains('\0') {
+                return Err(ApiError::MalformedRequest);
+            }
+            map.insert(key.to_string(), value.to_string());
         }
         Ok(Segments(map))
     }

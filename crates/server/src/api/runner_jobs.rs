@@ -462,15 +462,53 @@ async fn update_job(
     Ok(res)
 }
 
-/// `Content-Range: start-end` (inclusive, no `bytes ` prefix, as runners send it).
-fn content_range(headers: &HeaderMap) -> Option<(u64, u64)> {
-    let value = headers.get("content-range")?.to_str().ok()?;
-    let value = value.trim().trim_start_matches("bytes ");
-    let (start, end) = value.split_once('-')?;
-    Some((
-        start.trim().parse().ok()?,
-        end.trim().split('/').next()?.parse().ok()?,
-    ))
+/// What a log chunk's `Content-Range` says.
+#[derive(Debug, PartialEq, Eq)]
+enum ChunkRange {
+    /// No header: GitLab's `400 Missing header Content-Range`.
+    Missing,
+    /// Not `start-end` in decimal digits (`bytes=abc`, `-5-10`, an offset past `u64`):
+    /// nothing can be appended where it says.
+    Invalid,
+    /// The chunk's first byte's offset in the log.
+    Start(u64),
+}
+
+/// `Content-Range: start-end` (inclusive, no `bytes ` prefix, as runners send it; a `bytes `
+/// prefix and a `/total` suffix are tolerated). Only `start` is used: like GitLab, the end is
+/// computed from the body (runners have sent it off by one).
+// GitLab: lib/api/ci/runner.rb `patch '/:id/trace'` and
+// app/services/ci/append_build_trace_service.rb. GitLab reads a garbage start as 0 (Ruby's
+// `to_i`) and then refuses it with 416 unless the log is empty; Pipewright refuses it always.
+fn content_range(headers: &HeaderMap) -> ChunkRange {
+    let Some(value) = headers.get("content-range") else {
+        return ChunkRange::Missing;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let parsed = value.to_str().ok().and_then(|value| {
+        let value = value.trim();
+        let value = value.strip_prefix("bytes ").unwrap_or(value);
+        let (start, end) = value.split_once('-')?;
+        let end = end.split_once('/').map_or(end, |(end, _)| end);
+        if !digits(start) || !digits(end) {
+            return None;
+        }
+        start.parse::<u64>().ok()
+    });
+    parsed.map_or(ChunkRange::Invalid, ChunkRange::Start)
+}
+
+/// GitLab's 416 for a chunk that does not start where the log ends, with the log's range.
+fn range_not_satisfiable(size: u64) -> Response {
+    let mut res = (
+        StatusCode::RANGE_NOT_SATISFIABLE,
+        Json(json!({"message": "416 Range Not Satisfiable"})),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("0-{size}")) {
+        res.headers_mut().insert("range", v);
+    }
+    res
 }
 
 async fn append_trace(
@@ -494,7 +532,16 @@ async fn append_trace(
         job_status_header(&mut res, job.status);
         return Ok(res);
     }
-    let start = content_range(&headers).map_or(job.trace_size.max(0) as u64, |(start, _)| start);
+    let start = match content_range(&headers) {
+        ChunkRange::Start(start) => start,
+        ChunkRange::Missing => {
+            return Err(ApiError::Custom(
+                StatusCode::BAD_REQUEST,
+                json!({"message": "400 Missing header Content-Range"}),
+            ));
+        }
+        ChunkRange::Invalid => return Ok(range_not_satisfiable(job.trace_size.max(0) as u64)),
+    };
     // Mask again on ingest: a runner that does not mask must not leak the job token or a
     // masked variable.
     let variables = crate::ci_variables::opened(&state, job.project_id)
@@ -518,13 +565,7 @@ async fn append_trace(
         .await?
     {
         TraceAppend::Appended { size } => size,
-        TraceAppend::Mismatch { size } => {
-            let mut res = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("0-{size}")) {
-                res.headers_mut().insert("range", v);
-            }
-            return Ok(res);
-        }
+        TraceAppend::Mismatch { size } => return Ok(range_not_satisfiable(size)),
     };
     renew_lease(&state, &job).await?;
     let mut res = StatusCode::ACCEPTED.into_response();
@@ -653,4 +694,39 @@ fn mask<'a>(body: Bytes, secrets: impl Iterator<Item = &'a str>) -> Bytes {
         text = text.replace(secret, "[MASKED]");
     }
     Bytes::from(text.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(value: &[u8]) -> ChunkRange {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_bytes(value) {
+            headers.insert("content-range", v);
+        }
+        content_range(&headers)
+    }
+
+    #[test]
+    fn content_ranges_are_decimal_start_end() {
+        assert_eq!(content_range(&HeaderMap::new()), ChunkRange::Missing);
+        assert_eq!(range(b"0-9"), ChunkRange::Start(0));
+        assert_eq!(range(b"10-19"), ChunkRange::Start(10));
+        assert_eq!(range(b"bytes 10-19/20"), ChunkRange::Start(10));
+        for garbage in [
+            &b"bytes=abc"[..],
+            b"-5-10",
+            b"abc",
+            b"5",
+            b"5-",
+            b"-",
+            b"+5-10",
+            b"12345678901234567890123-12345678901234567890124",
+            "５-６".as_bytes(),
+            b"\xff-\xfe",
+        ] {
+            assert_eq!(range(garbage), ChunkRange::Invalid, "{garbage:?}");
+        }
+    }
 }

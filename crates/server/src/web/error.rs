@@ -3,7 +3,7 @@
 //! Pages never show JSON: a missing or invisible resource is GitLab's 404 page (never a 403
 //! that would reveal a private project), a signed-out visitor is sent to the sign-in page and
 //! back, and anything unexpected is logged once, here, and shown as a plain 500 page without
-//! details. API errors that reach a page (a page reusing an API operation) are mapped here too.
+//! details (a 503 page when the database is unavailable). API errors that reach a page (a page reusing an API operation) are mapped here too.
 
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -103,6 +103,19 @@ impl IntoResponse for WebError {
                 "429: Too many requests",
                 &html_escape(&text),
             ),
+            WebError::Internal(err) if crate::error::database_unavailable(&err) => {
+                tracing::warn!(error = %format!("{err:#}"), "database unavailable on a page");
+                let mut response = page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "503: Service unavailable",
+                    "The database is not answering. Try again in a moment.",
+                );
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from_static(crate::error::RETRY_AFTER_SECONDS),
+                );
+                response
+            }
             WebError::Internal(err) => {
                 tracing::error!(error = %format!("{err:#}"), "internal error on a page");
                 page(

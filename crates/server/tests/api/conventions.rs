@@ -111,7 +111,8 @@ async fn bad_input_is_a_clear_4xx(app: TestApp) {
             .await
             .unwrap(),
         400,
-        json!({"message": "400 Bad request - invalid UTF-8 in parameters"}),
+        // GitLab's malformed-strings middleware: plain text.
+        json!("Bad Request"),
     )
     .await;
     // Wrong types.
@@ -167,7 +168,7 @@ async fn bad_input_is_a_clear_4xx(app: TestApp) {
     assert_json(
         app.get("/projects/%ff%fe", Some(&token)).await,
         400,
-        json!({"message": "400 Bad request - invalid UTF-8 in the URL"}),
+        json!("Bad Request"),
     )
     .await;
     // Oversize body.

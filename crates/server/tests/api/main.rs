@@ -13,6 +13,7 @@ mod conventions;
 mod disclosure;
 mod git;
 mod git_security;
+mod hostile;
 mod lifecycle;
 mod multi_project;
 mod projects;

@@ -1,7 +1,8 @@
 //! The test harness: a real server on an ephemeral port, backed by a real SQLite file or a
 //! real PostgreSQL server that the harness starts itself from Debian's binaries (initdb into a
 //! temp dir; no Docker, no pre-existing server). One PostgreSQL cluster serves the whole test
-//! process; every test gets its own database in it.
+//! process; every test gets its own database in it. A test that stops its database starts a
+//! private cluster ([`PgCluster::private`]) instead.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -77,6 +78,13 @@ impl TestApp {
         Self::start_on(std::sync::Arc::new(data_dir), &database_url, configure).await
     }
 
+    /// A server of its own (own data directory) on an existing database: a private cluster's,
+    /// or one another test process created.
+    pub async fn start_on_database(database_url: &str) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        Self::start_on(std::sync::Arc::new(data_dir), database_url, |_| {}).await
+    }
+
     /// A second replica of this server: the same database and data directory (a replica set
     /// shares PostgreSQL and a data volume), its own listener.
     pub async fn start_replica(&self) -> TestApp {
@@ -85,13 +93,6 @@ impl TestApp {
 
     pub async fn start_replica_with(&self, configure: impl FnOnce(&mut ServerConfig)) -> TestApp {
         Self::start_on(self._data_dir.clone(), &self.database_url, configure).await
-    }
-
-    /// A server of its own (own data directory) on an existing database, e.g. one that
-    /// another test process created.
-    pub async fn start_on_database(database_url: &str) -> TestApp {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        Self::start_on(std::sync::Arc::new(data_dir), database_url, |_| {}).await
     }
 
     async fn start_on(
@@ -260,7 +261,13 @@ pub async fn assert_json(res: Response, status: u16, body: Value) {
 pub struct PgCluster {
     port: u16,
     next_db: AtomicU32,
-    _dir: PathBuf,
+    dir: PathBuf,
+    bindir: PathBuf,
+    /// `pg_ctl`'s `-o` options, to start the cluster again the same way.
+    options: String,
+    /// Stop and remove the cluster on drop (private clusters; the shared one lives as long
+    /// as the process, and its watchdog cleans up).
+    private: bool,
 }
 
 static POSTGRES: OnceLock<PgCluster> = OnceLock::new();
@@ -309,10 +316,23 @@ fn pg_command(bin: &Path, args: &[&str]) -> Command {
     }
 }
 
+static PRIVATE_CLUSTERS: AtomicU32 = AtomicU32::new(0);
+
 impl PgCluster {
     fn start() -> PgCluster {
+        Self::start_in(format!("pipewright-pg-{}", std::process::id()), false)
+    }
+
+    /// A cluster of the calling test's own, for a test that stops and starts its database
+    /// (never the shared one other tests use). Stopped and removed when dropped.
+    pub fn private() -> PgCluster {
+        let n = PRIVATE_CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        Self::start_in(format!("pipewright-pg-{}-{n}", std::process::id()), true)
+    }
+
+    fn start_in(name: String, private: bool) -> PgCluster {
         let bindir = pg_bindir();
-        let dir = std::env::temp_dir().join(format!("pipewright-pg-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("pg dir");
         if is_root() {
@@ -352,19 +372,15 @@ impl PgCluster {
             "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
             dir.display()
         );
-        let log = dir.join("server.log").to_string_lossy().to_string();
-        let out = pg_command(
-            &bindir.join("pg_ctl"),
-            &["-D", &data_s, "-o", &opts, "-l", &log, "-w", "start"],
-        )
-        .output()
-        .expect("run pg_ctl");
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
+        let cluster = PgCluster {
+            port,
+            next_db: AtomicU32::new(0),
+            dir: dir.clone(),
+            bindir: bindir.clone(),
+            options: opts,
+            private,
+        };
+        cluster.start_again();
         // Stop the cluster when this test process exits, whatever way it exits.
         let pg_ctl = bindir.join("pg_ctl");
         let runas = if is_root() {
@@ -389,11 +405,41 @@ impl PgCluster {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("spawn pg watchdog");
-        PgCluster {
-            port,
-            next_db: AtomicU32::new(0),
-            _dir: dir,
-        }
+        cluster
+    }
+
+    fn data_dir(&self) -> String {
+        self.dir.join("data").to_string_lossy().to_string()
+    }
+
+    /// Starts the (stopped) cluster and waits until it accepts connections.
+    pub fn start_again(&self) {
+        let log = self.dir.join("server.log").to_string_lossy().to_string();
+        let data = self.data_dir();
+        let out = pg_command(
+            &self.bindir.join("pg_ctl"),
+            &["-D", &data, "-o", &self.options, "-l", &log, "-w", "start"],
+        )
+        .output()
+        .expect("run pg_ctl");
+        assert!(
+            out.status.success(),
+            "pg_ctl start failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
+    /// Stops the cluster as an administrator would (`-m fast`: sessions are terminated).
+    pub fn stop(&self) {
+        let data = self.data_dir();
+        let out = pg_command(
+            &self.bindir.join("pg_ctl"),
+            &["-D", &data, "-m", "fast", "-w", "stop"],
+        )
+        .output()
+        .expect("run pg_ctl");
+        assert!(out.status.success(), "pg_ctl stop failed");
     }
 
     pub fn url(&self, db: &str) -> String {
@@ -413,5 +459,20 @@ impl PgCluster {
             .expect("create database");
         conn.close().await.ok();
         self.url(&name)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        if !self.private {
+            return;
+        }
+        let data = self.data_dir();
+        let _ = pg_command(
+            &self.bindir.join("pg_ctl"),
+            &["-D", &data, "-m", "immediate", "stop"],
+        )
+        .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
