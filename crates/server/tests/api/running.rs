@@ -329,7 +329,8 @@ pub async fn finished_pipeline(
 }
 
 pub async fn wait_for(app: &TestApp, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..300 {
+    // A minute: a loaded two-core CI machine runs confined jobs of many tests at once.
+    for _ in 0..600 {
         let v: Value = app.root_json(path).await;
         if done(&v) {
             return v;
