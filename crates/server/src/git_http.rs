@@ -9,12 +9,10 @@
 //! `git receive-pack` runs, with GitLab's message. Every accepted ref update is recorded as a
 //! push event for pipelines and webhooks to consume.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use pipewright_git::{RefUpdate, Service};
 use pipewright_store::{NewProtectedBranch, NewPushEvent, Project, ProtectionLevel};
 use serde::Deserialize;
@@ -24,13 +22,30 @@ use crate::api::projects::{lookup, project_access};
 use crate::api::protected_branches::push_allowed;
 use crate::auth::{Actor, Caller, authenticate_basic, basic_credentials};
 use crate::permissions::{Action, ProjectAccess};
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/{namespace}/{repo}/info/refs", get(info_refs))
-        .route("/{namespace}/{repo}/git-upload-pack", post(upload_pack))
-        .route("/{namespace}/{repo}/git-receive-pack", post(receive_pack))
+/// Git's three requests. Fetching is [`Access::ReadOrJobToken`]; pushing needs a Developer
+/// (`info/refs?service=git-receive-pack` is a fetch of the ref list, checked for push by its
+/// handler).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get(
+            "/{namespace}/{repo}/info/refs",
+            info_refs,
+            Access::ReadOrJobToken,
+        ),
+        Route::post(
+            "/{namespace}/{repo}/git-upload-pack",
+            upload_pack,
+            Access::ReadOrJobToken,
+        ),
+        Route::post(
+            "/{namespace}/{repo}/git-receive-pack",
+            receive_pack,
+            Access::Developer,
+        ),
+    ]
 }
 
 const NOT_FOUND_TEXT: &str =

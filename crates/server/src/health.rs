@@ -1,22 +1,24 @@
 //! Health endpoints, as GitLab names them: `/-/health` (the process serves), `/-/liveness`
 //! (it is not wedged), `/-/readiness` (its dependencies, the database, answer).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/-/health", get(|| async { "GitLab OK" }))
-        .route(
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/-/health", || async { "GitLab OK" }, Access::Open),
+        Route::get(
             "/-/liveness",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
-        .route("/-/readiness", get(readiness))
+            || async { Json(json!({"status": "ok"})) },
+            Access::Open,
+        ),
+        Route::get("/-/readiness", readiness, Access::Open),
+    ]
 }
 
 async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {

@@ -6,12 +6,11 @@
 
 use std::path::PathBuf;
 
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use pipewright_core::{Status, Timestamp};
 use pipewright_store::{Job, JobArtifacts, Project};
 use serde_json::{Value, json};
@@ -24,6 +23,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::job_token::{JobTokenCaller, running_job};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
 /// GitLab's default `expire_in`.
@@ -31,30 +31,41 @@ const DEFAULT_EXPIRY_SECS: i64 = 30 * 24 * 3600;
 /// Largest single file served out of an archive.
 const MAX_ENTRY_BYTES: u64 = 100 * 1024 * 1024;
 
-pub fn routes(max_upload: usize) -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes(max_upload: usize) -> Vec<Route> {
+    use Access::*;
+    vec![
+        Route::post("/api/v4/jobs/{id}/artifacts", upload, OwnJobToken).body_limit(max_upload),
+        Route::get(
             "/api/v4/jobs/{id}/artifacts",
-            post(upload)
-                .layer(DefaultBodyLimit::max(max_upload))
-                .get(download_for_runner),
-        )
-        .route(
+            download_for_runner,
+            OwnJobToken,
+        ),
+        Route::get(
             "/api/v4/projects/{id}/jobs/{job_id}/artifacts",
-            get(download).delete(destroy),
-        )
-        .route(
+            download,
+            ReadOrJobToken,
+        ),
+        Route::delete(
+            "/api/v4/projects/{id}/jobs/{job_id}/artifacts",
+            destroy,
+            Maintainer,
+        ),
+        Route::post(
             "/api/v4/projects/{id}/jobs/{job_id}/artifacts/keep",
-            post(keep),
-        )
-        .route(
+            keep,
+            Developer,
+        ),
+        Route::get(
             "/api/v4/projects/{id}/jobs/{job_id}/artifacts/{*artifact_path}",
-            get(download_file),
-        )
-        .route(
+            download_file,
+            ReadOrJobToken,
+        ),
+        Route::get(
             "/api/v4/projects/{id}/jobs/artifacts/{*rest}",
-            get(download_by_ref),
-        )
+            download_by_ref,
+            ReadOrJobToken,
+        ),
+    ]
 }
 
 pub fn archive_path(state: &AppState, job_id: i64) -> PathBuf {

@@ -1,11 +1,10 @@
 //! Protected branches: who may push to and merge into which branches. The git server consults
 //! [`push_allowed`] for every ref a push updates.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_core::AccessLevel;
 use pipewright_store::{NewProtectedBranch, ProtectedBranch, ProtectionLevel};
 use serde_json::Value;
@@ -18,18 +17,18 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v4/projects/{id}/protected_branches",
-            get(list).post(protect),
-        )
-        .route(
-            "/api/v4/projects/{id}/protected_branches/{name}",
-            get(show).delete(unprotect),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let branches = "/api/v4/projects/{id}/protected_branches";
+    vec![
+        Route::get(branches, list, Read),
+        Route::post(branches, protect, Maintainer),
+        Route::get(format!("{branches}/{{name}}"), show, Read),
+        Route::delete(format!("{branches}/{{name}}"), unprotect, Maintainer),
+    ]
 }
 
 /// GitLab's wildcard rule: `*` matches any run of characters, including `/`.
