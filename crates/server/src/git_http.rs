@@ -134,10 +134,9 @@ async fn authorize(
     if !access.can(action) || !scope_ok {
         return Err(match &actor {
             None => text(StatusCode::UNAUTHORIZED, "HTTP Basic: Access denied"),
+            // GitLab: git_http_controller.rb `render_denied`: 404 unless the user can see
+            // the project, 403 otherwise (a Guest who may not read the code).
             Some(_) if !access.can_see() => text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT),
-            Some(_) if !access.can(Action::ReadRepository) => {
-                text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)
-            }
             Some(_) if write => text(StatusCode::FORBIDDEN, PUSH_DENIED_TEXT),
             Some(_) => text(
                 StatusCode::FORBIDDEN,

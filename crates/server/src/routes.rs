@@ -34,9 +34,13 @@ pub enum Access {
     /// Whoever can see the project: anyone when it is public, its members (Guest and up) when
     /// it is private. Everyone else gets `404 Project Not Found`.
     See,
+    /// As [`Access::See`], for signed-in callers only (GitLab's members API).
+    SignedInToSee,
     /// Read the repository and CI/CD: anyone when the project is public, Reporters and up when
     /// it is private.
     Read,
+    /// As [`Access::Read`], for signed-in callers only (GitLab's jobs API).
+    SignedInToRead,
     /// As [`Access::Read`], or a `CI_JOB_TOKEN` of this project or of one its job token scope
     /// lets in (acting as the job's user).
     ReadOrJobToken,

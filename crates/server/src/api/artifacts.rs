@@ -97,14 +97,16 @@ fn internal(e: impl Into<anyhow::Error>) -> ApiError {
 async fn upload(
     State(state): State<AppState>,
     seg: Segments,
-    JobTokenCaller(caller): JobTokenCaller,
+    caller: Result<JobTokenCaller, ApiError>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Response> {
     let id = seg.id("id", "Job")?;
-    let job = caller.ok_or(ApiError::Unauthorized)?;
-    if job.id != id {
-        return Err(ApiError::forbidden());
-    }
+    // Only the job's own running token; anything else is 403, as GitLab's
+    // `authenticate_job!` answers (lib/api/ci/helpers/runner.rb).
+    let job = match caller {
+        Ok(JobTokenCaller(Some(job))) if job.id == id => job,
+        _ => return Err(ApiError::forbidden()),
+    };
     // Not multipart at all: GitLab's 400, not axum's plain-text rejection.
     let mut multipart =
         multipart.map_err(|_| ApiError::BadRequest("invalid multipart body".into()))?;
@@ -216,25 +218,29 @@ async fn sync_dir(dir: &std::path::Path) {
 async fn download_for_runner(
     State(state): State<AppState>,
     seg: Segments,
-    JobTokenCaller(caller): JobTokenCaller,
+    caller: Result<JobTokenCaller, ApiError>,
     params: Params,
 ) -> ApiResult<Response> {
     let id = seg.id("id", "Job")?;
+    // A missing, unknown or finished job token, an unknown job and another project's job are
+    // all 403, as GitLab's `authenticate_job_via_dependent_job!` answers
+    // (lib/api/ci/helpers/runner.rb).
     let requester = match caller {
-        Some(job) => job,
-        None => match params.str("token")? {
-            Some(token) => running_job(&state, &token).await?,
-            None => return Err(ApiError::Unauthorized),
+        Ok(JobTokenCaller(Some(job))) => job,
+        Ok(JobTokenCaller(None)) => match params.str("token")? {
+            Some(token) => running_job(&state, &token)
+                .await
+                .map_err(|_| ApiError::forbidden())?,
+            None => return Err(ApiError::forbidden()),
         },
+        Err(_) => return Err(ApiError::forbidden()),
     };
     let job = state
         .store
         .job_by_id(id)
         .await?
-        .ok_or(ApiError::NotFound(""))?;
-    if job.project_id != requester.project_id {
-        return Err(ApiError::NotFound(""));
-    }
+        .filter(|job| job.project_id == requester.project_id)
+        .ok_or_else(ApiError::forbidden)?;
     serve_archive(&state, &job).await
 }
 

@@ -28,7 +28,7 @@ pub fn routes() -> Vec<Route> {
     let job = "/api/v4/projects/{id}/jobs/{job_id}";
     let pipeline = "/api/v4/projects/{id}/pipelines/{pipeline_id}";
     vec![
-        Route::get("/api/v4/projects/{id}/jobs", list, Read),
+        Route::get("/api/v4/projects/{id}/jobs", list, SignedInToRead),
         Route::post(format!("{job}/cancel"), cancel, Developer),
         Route::post(format!("{job}/retry"), retry, Developer),
         Route::post(format!("{job}/play"), play, Developer),
@@ -51,6 +51,9 @@ async fn list(
     OriginalUri(uri): OriginalUri,
     params: Params,
 ) -> ApiResult<Response> {
+    // GitLab's jobs API is for signed-in callers only (lib/api/ci/jobs.rb,
+    // `before { authenticate! }`), even on public projects.
+    caller.required()?;
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
     let page = page_from(&params)?;

@@ -22,13 +22,17 @@ pub fn routes() -> Vec<Route> {
     use Access::*;
     let members = "/api/v4/projects/{id}/members";
     vec![
-        Route::get(members, list_members, See),
+        Route::get(members, list_members, SignedInToSee),
         Route::post(members, add_member, Maintainer),
-        Route::get(format!("{members}/all"), list_members, See),
-        Route::get(format!("{members}/{{user_id}}"), get_member, See),
+        Route::get(format!("{members}/all"), list_members, SignedInToSee),
+        Route::get(format!("{members}/{{user_id}}"), get_member, SignedInToSee),
         Route::put(format!("{members}/{{user_id}}"), update_member, Maintainer),
         Route::delete(format!("{members}/{{user_id}}"), remove_member, Maintainer),
-        Route::get(format!("{members}/all/{{user_id}}"), get_member, See),
+        Route::get(
+            format!("{members}/all/{{user_id}}"),
+            get_member,
+            SignedInToSee,
+        ),
     ]
 }
 
@@ -64,6 +68,9 @@ async fn list_members(
     OriginalUri(uri): OriginalUri,
     params: Params,
 ) -> ApiResult<Response> {
+    // GitLab's members API is for signed-in callers only (lib/api/members.rb,
+    // `before { authenticate! }`), even on public projects.
+    caller.required()?;
     let (project, _) = find_project(&state, &caller, seg.get("id")?).await?;
     let page = page_from(&params)?;
     let result = state.store.members(project.id, page).await?;
@@ -80,6 +87,7 @@ async fn get_member(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
+    caller.required()?;
     let (project, _) = find_project(&state, &caller, seg.get("id")?).await?;
     let user_id = seg.id("user_id", "Member")?;
     let member = state

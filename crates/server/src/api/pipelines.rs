@@ -33,7 +33,7 @@ pub fn routes() -> Vec<Route> {
         Route::delete(pipeline, destroy, Owner),
         Route::get(format!("{pipeline}/variables"), variables, Maintainer),
         Route::get(format!("{pipeline}/jobs"), jobs, Read),
-        Route::get("/api/v4/projects/{id}/jobs/{job_id}", job, Read),
+        Route::get("/api/v4/projects/{id}/jobs/{job_id}", job, SignedInToRead),
         Route::post("/api/v4/projects/{id}/pipeline", create, Developer),
     ]
 }
@@ -485,6 +485,8 @@ async fn job(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
+    // GitLab's jobs API is for signed-in callers only (lib/api/ci/jobs.rb).
+    caller.required()?;
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
     let id = seg.id("job_id", "")?;

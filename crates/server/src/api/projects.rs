@@ -82,12 +82,19 @@ pub async fn find_project(
 }
 
 /// As [`find_project`], then requires `action` (403 when visible but not allowed).
+///
+/// An action that needs a role asks an anonymous caller to authenticate first (401), before
+/// looking the project up, as GitLab's APIs do (`before { authenticate! }`): the answer is the
+/// same whether the project exists or not.
 pub async fn authorize_project(
     state: &AppState,
     caller: &Caller,
     id: &str,
     action: Action,
 ) -> ApiResult<(Project, ProjectAccess)> {
+    if caller.0.is_none() && !action.open_to_readers() {
+        return Err(ApiError::Unauthorized);
+    }
     let (project, access) = find_project(state, caller, id).await?;
     if !access.can(action) {
         return Err(if caller.0.is_none() {

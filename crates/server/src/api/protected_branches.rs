@@ -10,7 +10,7 @@ use pipewright_store::{NewProtectedBranch, ProtectedBranch, ProtectionLevel};
 use serde_json::Value;
 
 use super::Segments;
-use super::projects::{authorize_project, find_project};
+use super::projects::authorize_project;
 use crate::auth::Caller;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
@@ -101,7 +101,9 @@ async fn show(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
-    let (project, _) = find_project(&state, &caller, seg.get("id")?).await?;
+    // The same right as the list: a Guest of a private project sees neither.
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadRepository).await?;
     let name = seg.get("name")?;
     let rule = state
         .store

@@ -89,7 +89,7 @@ pub fn routes() -> Vec<Route> {
         Route::get(
             "/api/v4/projects/{id}/jobs/{job_id}/trace",
             read_trace,
-            Read,
+            SignedInToRead,
         ),
     ]
 }
@@ -544,6 +544,8 @@ async fn read_trace(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Response> {
+    // GitLab's jobs API is for signed-in callers only (lib/api/ci/jobs.rb).
+    caller.required()?;
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
     let id = seg.id("job_id", "")?;

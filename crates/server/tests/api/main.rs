@@ -6,11 +6,13 @@
 
 mod support;
 
+mod authorization;
 mod bridges;
 mod browser;
 mod conventions;
 mod git;
 mod lifecycle;
+mod matrix;
 mod multi_project;
 mod projects;
 mod python_gitlab;
