@@ -200,6 +200,11 @@ async fn every_route_answers_every_caller_as_gitlab_does(app: TestApp) {
         cases.len(),
         started.elapsed()
     );
+    for o in KNOWN_OPEN {
+        if !open_hits.contains_key(o.finding) {
+            eprintln!("matrix: KNOWN_OPEN `{}` passes now: remove it", o.finding);
+        }
+    }
     if !wrong.is_empty() {
         let mut report = format!("{} cells answered otherwise than GitLab:\n", wrong.len());
         for (route, who, vis, expected, got) in &wrong {
