@@ -103,8 +103,8 @@ async fn upload(
     let id = seg.id("id", "Job")?;
     // Only the job's own running token; anything else is 403, as GitLab's
     // `authenticate_job!` answers (lib/api/ci/helpers/runner.rb).
-    let job = match caller {
-        Ok(JobTokenCaller(Some(job))) if job.id == id => job,
+    let job = match caller.map_err(job_refusal)? {
+        JobTokenCaller(Some(job)) if job.id == id => job,
         _ => return Err(ApiError::forbidden()),
     };
     // Not multipart at all: GitLab's 400, not axum's plain-text rejection.
@@ -225,15 +225,12 @@ async fn download_for_runner(
     // A missing, unknown or finished job token, an unknown job and another project's job are
     // all 403, as GitLab's `authenticate_job_via_dependent_job!` answers
     // (lib/api/ci/helpers/runner.rb).
-    let requester = match caller {
-        Ok(JobTokenCaller(Some(job))) => job,
-        Ok(JobTokenCaller(None)) => match params.str("token")? {
-            Some(token) => running_job(&state, &token)
-                .await
-                .map_err(|_| ApiError::forbidden())?,
+    let requester = match caller.map_err(job_refusal)? {
+        JobTokenCaller(Some(job)) => job,
+        JobTokenCaller(None) => match params.str("token")? {
+            Some(token) => running_job(&state, &token).await.map_err(job_refusal)?,
             None => return Err(ApiError::forbidden()),
         },
-        Err(_) => return Err(ApiError::forbidden()),
     };
     let job = state
         .store
@@ -242,6 +239,15 @@ async fn download_for_runner(
         .filter(|job| job.project_id == requester.project_id)
         .ok_or_else(ApiError::forbidden)?;
     serve_archive(&state, &job).await
+}
+
+/// A job token the runner endpoints refuse: GitLab's 403, whatever the reason (a failure to
+/// look it up stays a 500).
+fn job_refusal(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Internal(e) => ApiError::Internal(e),
+        _ => ApiError::forbidden(),
+    }
 }
 
 /// Who may read a project's artifacts: a user who can read its pipelines, or a running job
