@@ -179,7 +179,11 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> ApiResult<Acto
         .await?
         .ok_or(ApiError::Unauthorized)?;
     if !user.is_active() {
-        return Err(ApiError::Unauthorized);
+        // GitLab: lib/api/api_guard.rb `find_current_user!` → `forbidden!` with
+        // lib/gitlab/auth/user_access_denied_reason.rb's message.
+        return Err(ApiError::Forbidden(Some(
+            "Your account has been blocked.".into(),
+        )));
     }
     touch_last_used(state, &pat);
     Ok(Actor {

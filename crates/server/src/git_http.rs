@@ -12,12 +12,10 @@
 //! counted as they arrive, never held whole: a fetch request may inflate to
 //! `max_git_fetch_body_bytes`, a push to `max_git_body_bytes`; beyond, the answer is 413.
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use futures_util::StreamExt;
 use pipewright_git::{IncomingPush, RefUpdate, RequestBody, Service};
 use pipewright_store::{NewProtectedBranch, NewPushEvent, Project, ProtectionLevel};
@@ -27,13 +25,30 @@ use crate::api::Segments;
 use crate::api::projects::{lookup, project_access};
 use crate::auth::{Actor, Caller, authenticate_basic, basic_credentials};
 use crate::permissions::{Action, ProjectAccess};
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/{namespace}/{repo}/info/refs", get(info_refs))
-        .route("/{namespace}/{repo}/git-upload-pack", post(upload_pack))
-        .route("/{namespace}/{repo}/git-receive-pack", post(receive_pack))
+/// Git's three requests. Fetching is [`Access::ReadOrJobToken`]; pushing needs a Developer
+/// (`info/refs?service=git-receive-pack` is a fetch of the ref list, checked for push by its
+/// handler).
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get(
+            "/{namespace}/{repo}/info/refs",
+            info_refs,
+            Access::ReadOrJobToken,
+        ),
+        Route::post(
+            "/{namespace}/{repo}/git-upload-pack",
+            upload_pack,
+            Access::ReadOrJobToken,
+        ),
+        Route::post(
+            "/{namespace}/{repo}/git-receive-pack",
+            receive_pack,
+            Access::Developer,
+        ),
+    ]
 }
 
 /// GitLab's answer to missing or wrong credentials, a locked account included
@@ -127,10 +142,9 @@ async fn authorize(
     if !access.can(action) || !scope_ok {
         return Err(match &actor {
             None => text(StatusCode::UNAUTHORIZED, ACCESS_DENIED_TEXT),
+            // GitLab: git_http_controller.rb `render_denied`: 404 unless the user can see
+            // the project, 403 otherwise (a Guest who may not read the code).
             Some(_) if !access.can_see() => text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT),
-            Some(_) if !access.can(Action::ReadRepository) => {
-                text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT)
-            }
             Some(_) if write => text(StatusCode::FORBIDDEN, PUSH_DENIED_TEXT),
             Some(_) => text(
                 StatusCode::FORBIDDEN,

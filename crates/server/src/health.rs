@@ -2,25 +2,27 @@
 //! (it is not wedged), `/-/readiness` (its dependencies, the database, answer — within
 //! `READINESS_TIMEOUT`, so a load balancer sees an outage as a prompt 503, not a hung probe).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
 /// How long readiness waits for the database's answer.
 const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/-/health", get(|| async { "GitLab OK" }))
-        .route(
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/-/health", || async { "GitLab OK" }, Access::Open),
+        Route::get(
             "/-/liveness",
-            get(|| async { Json(json!({"status": "ok"})) }),
-        )
-        .route("/-/readiness", get(readiness))
+            || async { Json(json!({"status": "ok"})) },
+            Access::Open,
+        ),
+        Route::get("/-/readiness", readiness, Access::Open),
+    ]
 }
 
 async fn readiness(State(state): State<AppState>) -> (StatusCode, Json<Value>) {

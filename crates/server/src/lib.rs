@@ -28,6 +28,7 @@ pub mod project_cache;
 pub mod protected_refs;
 pub mod push_pipelines;
 pub mod push_rules;
+pub mod routes;
 pub mod sealing;
 pub mod secrets;
 pub mod sign_in;
@@ -40,7 +41,6 @@ use std::future::Future;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use pipewright_git::Repositories;
 use pipewright_store::Store;
 use tokio::net::TcpListener;
@@ -73,14 +73,24 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
     })
 }
 
-/// Every route the server answers.
+/// Every route the server answers, as data (`routes.rs`): the router is built from it and the
+/// authorization matrix test iterates it.
+pub fn route_table(config: &ServerConfig) -> Vec<routes::Route> {
+    let git_limit = config.max_git_body_bytes;
+    let mut table = health::routes();
+    table.extend(
+        git_http::routes()
+            .into_iter()
+            .map(|route| route.body_limit(git_limit)),
+    );
+    table.extend(api::routes(config.max_artifacts_bytes));
+    table.extend(web::routes());
+    table
+}
+
+/// The router: exactly the route table, and the fallbacks.
 pub fn router(state: AppState) -> Router {
-    let git_limit = state.config.max_git_body_bytes;
-    Router::new()
-        .merge(health::routes())
-        .merge(git_http::routes().layer(DefaultBodyLimit::max(git_limit)))
-        .merge(api::router(state.config.max_artifacts_bytes))
-        .merge(web::routes())
+    routes::build(route_table(&state.config))
         // Unknown API paths answer as Grape does; anything else is the web UI's 404 page.
         .fallback(|uri: axum::http::Uri| async move {
             use axum::response::IntoResponse;

@@ -44,6 +44,15 @@ impl FromRequest<AppState> for Params {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        Params::parse(req, state.config.max_body_bytes).await
+    }
+}
+
+impl Params {
+    /// Every parameter of `req` (query string and body, whatever its media type), with the body
+    /// read under `limit` bytes. The extractor's whole work, without the server's state, so the
+    /// fuzz target (`fuzz/fuzz_targets/params.rs`) runs exactly what a request runs.
+    pub async fn parse(req: Request, limit: usize) -> ApiResult<Params> {
         let mut params = Params::default();
         if let Some(query) = req.uri().query() {
             params.merge_urlencoded(query.as_bytes())?;
@@ -54,9 +63,8 @@ impl FromRequest<AppState> for Params {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        let limit = state.config.max_body_bytes;
         if content_type.starts_with("multipart/form-data") {
-            let mut multipart = Multipart::from_request(req, state)
+            let mut multipart = Multipart::from_request(req, &())
                 .await
                 .map_err(|_| ApiError::BadRequest("invalid multipart body".into()))?;
             let mut total = 0usize;
@@ -114,6 +122,27 @@ impl FromRequest<AppState> for Params {
         // Other media types (text/plain, …) carry no parameters, as in GitLab.
         params.check_strings()?;
         Ok(params)
+    }
+
+    /// [`Params::parse`] for a request made of its pieces: the query string, the
+    /// `Content-Type` and the body. Pieces no HTTP request could carry are a 400.
+    pub async fn parse_parts(
+        query: Option<&str>,
+        content_type: &str,
+        body: Vec<u8>,
+        limit: usize,
+    ) -> ApiResult<Params> {
+        let uri = match query {
+            Some(q) => format!("/?{q}"),
+            None => "/".to_string(),
+        };
+        let req = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .header(CONTENT_TYPE, content_type)
+            .body(axum::body::Body::from(body))
+            .map_err(|_| ApiError::BadRequest("malformed request".into()))?;
+        Params::parse(req, limit).await
     }
 }
 

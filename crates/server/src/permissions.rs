@@ -76,6 +76,14 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
     }
 }
 
+impl Action {
+    /// Whether a non-member who can see the project may do this (reading). Everything else
+    /// needs a role, so an anonymous caller is asked to authenticate first.
+    pub fn open_to_readers(self) -> bool {
+        minimum_role(self).1
+    }
+}
+
 /// What is known about one caller's relation to one project.
 #[derive(Debug, Clone, Copy)]
 pub struct ProjectAccess {
@@ -106,9 +114,18 @@ impl ProjectAccess {
             return false;
         }
         let (minimum, open_to_readers) = minimum_role(action);
-        match self.role {
-            Some(role) => role >= minimum,
-            None => open_to_readers,
+        // A member may always do what a non-member may: a Guest of a public project reads its
+        // code and pipelines like any visitor.
+        self.role.is_some_and(|role| role >= minimum)
+            || (open_to_readers && self.visible_to_non_members())
+    }
+
+    /// Whether someone who is no member would see the project.
+    fn visible_to_non_members(&self) -> bool {
+        match self.visibility {
+            Visibility::Public => true,
+            Visibility::Internal => self.authenticated,
+            Visibility::Private => false,
         }
     }
 
@@ -174,6 +191,17 @@ mod tests {
         let internal_anon = access(Visibility::Internal, None, false);
         assert!(!internal_anon.can_see());
         assert!(access(Visibility::Internal, None, true).can(Action::ReadRepository));
+    }
+
+    #[test]
+    fn members_may_do_what_visitors_may() {
+        use AccessLevel::*;
+        let guest = |visibility| access(visibility, Some(Guest), true);
+        assert!(guest(Visibility::Public).can(Action::ReadRepository));
+        assert!(guest(Visibility::Public).can(Action::ReadPipelines));
+        assert!(guest(Visibility::Internal).can(Action::ReadPipelines));
+        assert!(!guest(Visibility::Private).can(Action::ReadPipelines));
+        assert!(!guest(Visibility::Public).can(Action::PushCode));
     }
 
     #[test]

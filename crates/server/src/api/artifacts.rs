@@ -7,12 +7,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use axum::Json;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use pipewright_core::{Status, Timestamp};
 use pipewright_store::{Job, JobArtifacts, Project};
 use serde_json::{Value, json};
@@ -25,6 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::job_token::{JobTokenCaller, running_job};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
 /// GitLab's default `expire_in`.
@@ -32,30 +32,41 @@ const DEFAULT_EXPIRY_SECS: i64 = 30 * 24 * 3600;
 /// Largest single file served out of an archive.
 const MAX_ENTRY_BYTES: u64 = 100 * 1024 * 1024;
 
-pub fn routes(max_upload: usize) -> Router<AppState> {
-    Router::new()
-        .route(
+pub fn routes(max_upload: usize) -> Vec<Route> {
+    use Access::*;
+    vec![
+        Route::post("/api/v4/jobs/{id}/artifacts", upload, OwnJobToken).body_limit(max_upload),
+        Route::get(
             "/api/v4/jobs/{id}/artifacts",
-            post(upload)
-                .layer(DefaultBodyLimit::max(max_upload))
-                .get(download_for_runner),
-        )
-        .route(
+            download_for_runner,
+            OwnJobToken,
+        ),
+        Route::get(
             "/api/v4/projects/{id}/jobs/{job_id}/artifacts",
-            get(download).delete(destroy),
-        )
-        .route(
+            download,
+            ReadOrJobToken,
+        ),
+        Route::delete(
+            "/api/v4/projects/{id}/jobs/{job_id}/artifacts",
+            destroy,
+            Maintainer,
+        ),
+        Route::post(
             "/api/v4/projects/{id}/jobs/{job_id}/artifacts/keep",
-            post(keep),
-        )
-        .route(
+            keep,
+            Developer,
+        ),
+        Route::get(
             "/api/v4/projects/{id}/jobs/{job_id}/artifacts/{*artifact_path}",
-            get(download_file),
-        )
-        .route(
+            download_file,
+            ReadOrJobToken,
+        ),
+        Route::get(
             "/api/v4/projects/{id}/jobs/artifacts/{*rest}",
-            get(download_by_ref),
-        )
+            download_by_ref,
+            ReadOrJobToken,
+        ),
+    ]
 }
 
 pub fn archive_path(state: &AppState, job_id: i64) -> PathBuf {
@@ -87,14 +98,16 @@ fn internal(e: impl Into<anyhow::Error>) -> ApiError {
 async fn upload(
     State(state): State<AppState>,
     seg: Segments,
-    JobTokenCaller(caller): JobTokenCaller,
+    caller: Result<JobTokenCaller, ApiError>,
     multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
 ) -> ApiResult<Response> {
     let id = seg.id("id", "Job")?;
-    let job = caller.ok_or(ApiError::Unauthorized)?;
-    if job.id != id {
-        return Err(ApiError::forbidden());
-    }
+    // Only the job's own running token; anything else is 403, as GitLab's
+    // `authenticate_job!` answers (lib/api/ci/helpers/runner.rb).
+    let job = match caller.map_err(job_refusal)? {
+        JobTokenCaller(Some(job)) if job.id == id => job,
+        _ => return Err(ApiError::forbidden()),
+    };
     // Not multipart at all: GitLab's 400, not axum's plain-text rejection.
     let mut multipart =
         multipart.map_err(|_| ApiError::BadRequest("invalid multipart body".into()))?;
@@ -224,26 +237,36 @@ async fn sync_dir(dir: &std::path::Path) {
 async fn download_for_runner(
     State(state): State<AppState>,
     seg: Segments,
-    JobTokenCaller(caller): JobTokenCaller,
+    caller: Result<JobTokenCaller, ApiError>,
     params: Params,
 ) -> ApiResult<Response> {
     let id = seg.id("id", "Job")?;
-    let requester = match caller {
-        Some(job) => job,
-        None => match params.str("token")? {
-            Some(token) => running_job(&state, &token).await?,
-            None => return Err(ApiError::Unauthorized),
+    // A missing, unknown or finished job token, an unknown job and another project's job are
+    // all 403, as GitLab's `authenticate_job_via_dependent_job!` answers
+    // (lib/api/ci/helpers/runner.rb).
+    let requester = match caller.map_err(job_refusal)? {
+        JobTokenCaller(Some(job)) => job,
+        JobTokenCaller(None) => match params.str("token")? {
+            Some(token) => running_job(&state, &token).await.map_err(job_refusal)?,
+            None => return Err(ApiError::forbidden()),
         },
     };
     let job = state
         .store
         .job_by_id(id)
         .await?
-        .ok_or(ApiError::NotFound(""))?;
-    if job.project_id != requester.project_id {
-        return Err(ApiError::NotFound(""));
-    }
+        .filter(|job| job.project_id == requester.project_id)
+        .ok_or_else(ApiError::forbidden)?;
     serve_archive(&state, &job).await
+}
+
+/// A job token the runner endpoints refuse: GitLab's 403, whatever the reason (a failure to
+/// look it up stays a 500).
+fn job_refusal(err: ApiError) -> ApiError {
+    match err {
+        ApiError::Internal(e) => ApiError::Internal(e),
+        _ => ApiError::forbidden(),
+    }
 }
 
 /// Who may read a project's artifacts: a user who can read its pipelines, or a running job

@@ -4,9 +4,8 @@
 //! `merged_yaml`, `includes`, and `jobs` when `include_jobs=true`. Included `local:` files are
 //! read from the same commit.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_config::{FileSource, LintOptions, RefKind, Source};
 use serde_json::{Value, json};
 
@@ -17,13 +16,14 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::pipeline_creation::CI_CONFIG_PATH;
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
-        "/api/v4/projects/{id}/ci/lint",
-        get(lint_ref).post(lint_content),
-    )
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::get("/api/v4/projects/{id}/ci/lint", lint_ref, Access::Read),
+        Route::post("/api/v4/projects/{id}/ci/lint", lint_content, Access::Read),
+    ]
 }
 
 const MAX_BYTES: u64 = 1024 * 1024;

@@ -4,10 +4,9 @@
 //! `allow_local_requests_from_web_hooks_and_services` under `/application/settings` (admins).
 //! Queueing and sending live in [`crate::webhooks`].
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use pipewright_core::Timestamp;
 use pipewright_store::{NewHookDelivery, Project, ProjectHook, PushEvent};
 use serde_json::{Value, json};
@@ -19,26 +18,25 @@ use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::state::AppState;
 use crate::webhooks;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/projects/{id}/hooks", get(list).post(create))
-        .route(
-            "/api/v4/projects/{id}/hooks/{hook_id}",
-            get(show).put(update).delete(destroy),
-        )
-        .route(
-            "/api/v4/projects/{id}/hooks/{hook_id}/test/{trigger}",
-            post(test),
-        )
-        .route("/api/v4/projects/{id}/hooks/{hook_id}/events", get(events))
-        .route(
-            "/api/v4/application/settings",
-            get(settings).put(update_settings),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let hook = "/api/v4/projects/{id}/hooks/{hook_id}";
+    vec![
+        Route::get("/api/v4/projects/{id}/hooks", list, Maintainer),
+        Route::post("/api/v4/projects/{id}/hooks", create, Maintainer),
+        Route::get(hook, show, Maintainer),
+        Route::put(hook, update, Maintainer),
+        Route::delete(hook, destroy, Maintainer),
+        Route::post(format!("{hook}/test/{{trigger}}"), test, Maintainer),
+        Route::get(format!("{hook}/events"), events, Maintainer),
+        Route::get("/api/v4/application/settings", settings, Admin),
+        Route::put("/api/v4/application/settings", update_settings, Admin),
+    ]
 }
 
 fn render(h: &ProjectHook) -> Value {

@@ -6,11 +6,10 @@
 //! in. [`crate::job_token::job_access`] enforces it everywhere a job token reaches another
 //! project: the trigger API, artifact downloads, git.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
-use axum::{Json, Router};
 use serde_json::{Value, json};
 
 use super::Segments;
@@ -21,22 +20,23 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v4/projects/{id}/job_token_scope",
-            get(show).patch(update),
-        )
-        .route(
-            "/api/v4/projects/{id}/job_token_scope/allowlist",
-            get(allowlist).post(add),
-        )
-        .route(
-            "/api/v4/projects/{id}/job_token_scope/allowlist/{target_project_id}",
-            delete(remove),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let scope = "/api/v4/projects/{id}/job_token_scope";
+    vec![
+        Route::get(scope, show, Maintainer),
+        Route::patch(scope, update, Maintainer),
+        Route::get(format!("{scope}/allowlist"), allowlist, Maintainer),
+        Route::post(format!("{scope}/allowlist"), add, Maintainer),
+        Route::delete(
+            format!("{scope}/allowlist/{{target_project_id}}"),
+            remove,
+            Maintainer,
+        ),
+    ]
 }
 
 async fn show(

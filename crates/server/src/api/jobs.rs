@@ -3,11 +3,10 @@
 //! and `GET /job` for a `CI_JOB_TOKEN`. The state changes themselves live in
 //! [`crate::job_processing`]; this module checks permissions and answers as GitLab does.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use pipewright_store::{Job, Pipeline, Project};
 use serde_json::Value;
 
@@ -22,28 +21,24 @@ use crate::linked_pipelines::LinkedProjects;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/projects/{id}/jobs", get(list))
-        .route("/api/v4/projects/{id}/jobs/{job_id}/cancel", post(cancel))
-        .route("/api/v4/projects/{id}/jobs/{job_id}/retry", post(retry))
-        .route("/api/v4/projects/{id}/jobs/{job_id}/play", post(play))
-        .route("/api/v4/projects/{id}/jobs/{job_id}/erase", post(erase))
-        .route(
-            "/api/v4/projects/{id}/pipelines/{pipeline_id}/cancel",
-            post(cancel_pipeline),
-        )
-        .route(
-            "/api/v4/projects/{id}/pipelines/{pipeline_id}/retry",
-            post(retry_pipeline),
-        )
-        .route("/api/v4/job", get(current_job))
-        .route(
-            "/api/v4/projects/{id}/pipelines/{pipeline_id}/bridges",
-            get(bridges),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let job = "/api/v4/projects/{id}/jobs/{job_id}";
+    let pipeline = "/api/v4/projects/{id}/pipelines/{pipeline_id}";
+    vec![
+        Route::get("/api/v4/projects/{id}/jobs", list, SignedInToRead),
+        Route::post(format!("{job}/cancel"), cancel, Developer),
+        Route::post(format!("{job}/retry"), retry, Developer),
+        Route::post(format!("{job}/play"), play, Developer),
+        Route::post(format!("{job}/erase"), erase, Maintainer),
+        Route::post(format!("{pipeline}/cancel"), cancel_pipeline, Developer),
+        Route::post(format!("{pipeline}/retry"), retry_pipeline, Developer),
+        Route::get("/api/v4/job", current_job, JobToken),
+        Route::get(format!("{pipeline}/bridges"), bridges, Read),
+    ]
 }
 
 fn internal(e: anyhow::Error) -> ApiError {
@@ -57,6 +52,9 @@ async fn list(
     OriginalUri(uri): OriginalUri,
     params: Params,
 ) -> ApiResult<Response> {
+    // GitLab's jobs API is for signed-in callers only (lib/api/ci/jobs.rb,
+    // `before { authenticate! }`), even on public projects.
+    caller.required()?;
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
     let page = page_from(&params)?;

@@ -1,10 +1,9 @@
 //! Project members and their roles (GitLab's access levels 10–50).
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_core::{AccessLevel, Timestamp};
 use serde_json::Value;
 
@@ -16,23 +15,25 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v4/projects/{id}/members",
-            get(list_members).post(add_member),
-        )
-        .route("/api/v4/projects/{id}/members/all", get(list_members))
-        .route(
-            "/api/v4/projects/{id}/members/{user_id}",
-            get(get_member).put(update_member).delete(remove_member),
-        )
-        .route(
-            "/api/v4/projects/{id}/members/all/{user_id}",
-            get(get_member),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let members = "/api/v4/projects/{id}/members";
+    vec![
+        Route::get(members, list_members, SignedInToSee),
+        Route::post(members, add_member, Maintainer),
+        Route::get(format!("{members}/all"), list_members, SignedInToSee),
+        Route::get(format!("{members}/{{user_id}}"), get_member, SignedInToSee),
+        Route::put(format!("{members}/{{user_id}}"), update_member, Maintainer),
+        Route::delete(format!("{members}/{{user_id}}"), remove_member, Maintainer),
+        Route::get(
+            format!("{members}/all/{{user_id}}"),
+            get_member,
+            SignedInToSee,
+        ),
+    ]
 }
 
 fn access_level(params: &Params) -> ApiResult<AccessLevel> {
@@ -67,6 +68,9 @@ async fn list_members(
     OriginalUri(uri): OriginalUri,
     params: Params,
 ) -> ApiResult<Response> {
+    // GitLab's members API is for signed-in callers only (lib/api/members.rb,
+    // `before { authenticate! }`), even on public projects.
+    caller.required()?;
     let (project, _) = find_project(&state, &caller, seg.get("id")?).await?;
     let page = page_from(&params)?;
     let result = state.store.members(project.id, page).await?;
@@ -83,6 +87,7 @@ async fn get_member(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
+    caller.required()?;
     let (project, _) = find_project(&state, &caller, seg.get("id")?).await?;
     let user_id = seg.id("user_id", "Member")?;
     let member = state

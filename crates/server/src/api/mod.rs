@@ -21,35 +21,36 @@ pub mod variables;
 
 use std::collections::HashMap;
 
-use axum::Router;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
-use axum::routing::get;
 use serde_json::json;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn router(max_artifacts_bytes: usize) -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/version", get(version))
-        .merge(users::routes())
-        .merge(tokens::routes())
-        .merge(projects::routes())
-        .merge(members::routes())
-        .merge(protected_branches::routes())
-        .merge(repository::routes())
-        .merge(triggers::routes())
-        .merge(pipelines::routes())
-        .merge(trigger::routes())
-        .merge(ci_lint::routes())
-        .merge(runners::routes())
-        .merge(runner_jobs::routes())
-        .merge(jobs::routes())
-        .merge(job_token_scope::routes())
-        .merge(variables::routes())
-        .merge(hooks::routes())
-        .merge(artifacts::routes(max_artifacts_bytes))
+/// Every API route, by feature.
+pub fn routes(max_artifacts_bytes: usize) -> Vec<Route> {
+    let mut table = vec![Route::get("/api/v4/version", version, Access::SignedIn)];
+    table.extend(users::routes());
+    table.extend(tokens::routes());
+    table.extend(projects::routes());
+    table.extend(members::routes());
+    table.extend(protected_branches::routes());
+    table.extend(repository::routes());
+    table.extend(triggers::routes());
+    table.extend(pipelines::routes());
+    table.extend(trigger::routes());
+    table.extend(ci_lint::routes());
+    table.extend(runners::routes());
+    table.extend(runner_jobs::routes());
+    table.extend(jobs::routes());
+    table.extend(job_token_scope::routes());
+    table.extend(variables::routes());
+    table.extend(hooks::routes());
+    table.extend(artifacts::routes(max_artifacts_bytes));
+    table
 }
 
 /// An API path no route matched: Grape's `{"error":"404 Not Found"}`.
@@ -60,13 +61,16 @@ pub fn no_route() -> ApiError {
     )
 }
 
-async fn version() -> axum::Json<serde_json::Value> {
-    axum::Json(json!({
+/// `GET /version`: for signed-in callers only, as in GitLab (`before { authenticate! }`,
+/// GitLab: lib/api/version.rb), so a stranger cannot read which release to attack.
+async fn version(caller: Caller) -> ApiResult<axum::Json<serde_json::Value>> {
+    caller.required()?;
+    Ok(axum::Json(json!({
         "version": env!("CARGO_PKG_VERSION"),
         "revision": option_env!("PIPEWRIGHT_REVISION").unwrap_or("unknown"),
         "kas": {"enabled": false, "externalUrl": null, "version": null},
         "enterprise": false,
-    }))
+    })))
 }
 
 /// Path parameters, percent-decoded. A malformed one (invalid UTF-8, a NUL byte) is GitLab's

@@ -3,11 +3,10 @@
 //! `…/pipelines/:pipeline_id/variables`, `…/pipelines/:pipeline_id/jobs`, `GET …/jobs/:job_id`,
 //! `DELETE …/pipelines/:pipeline_id`.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_core::{PipelineSource, Status, Timestamp};
 use pipewright_store::{Job, Pipeline, PipelineFilter, PipelineOrder, Project, VariableType};
 use serde_json::{Value, json};
@@ -21,30 +20,23 @@ use crate::linked_pipelines::LinkedProjects;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::state::{AppState, ServerConfig};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/projects/{id}/pipelines", get(list))
-        .route("/api/v4/projects/{id}/pipelines/latest", get(latest))
-        .route(
-            "/api/v4/projects/{id}/pipelines/{pipeline_id}",
-            get(show).delete(destroy),
-        )
-        .route(
-            "/api/v4/projects/{id}/pipelines/{pipeline_id}/variables",
-            get(variables),
-        )
-        .route(
-            "/api/v4/projects/{id}/pipelines/{pipeline_id}/jobs",
-            get(jobs),
-        )
-        .route("/api/v4/projects/{id}/jobs/{job_id}", get(job))
-        .route(
-            "/api/v4/projects/{id}/pipeline",
-            axum::routing::post(create),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let pipeline = "/api/v4/projects/{id}/pipelines/{pipeline_id}";
+    vec![
+        Route::get("/api/v4/projects/{id}/pipelines", list, Read),
+        Route::get("/api/v4/projects/{id}/pipelines/latest", latest, Read),
+        Route::get(pipeline, show, Read),
+        Route::delete(pipeline, destroy, Owner),
+        Route::get(format!("{pipeline}/variables"), variables, Maintainer),
+        Route::get(format!("{pipeline}/jobs"), jobs, Read),
+        Route::get("/api/v4/projects/{id}/jobs/{job_id}", job, SignedInToRead),
+        Route::post("/api/v4/projects/{id}/pipeline", create, Developer),
+    ]
 }
 
 /// `POST /projects/:id/pipeline`: run a pipeline for a ref as the caller (source `api`), with
@@ -513,6 +505,8 @@ async fn job(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
+    // GitLab's jobs API is for signed-in callers only (lib/api/ci/jobs.rb).
+    caller.required()?;
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
     let id = seg.id("job_id", "")?;

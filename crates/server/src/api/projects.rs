@@ -2,11 +2,10 @@
 //! that turns `:id` (a number or a URL-encoded `namespace/path`) into a project the caller
 //! may see.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_core::{Timestamp, Visibility};
 use pipewright_store::{NewProject, Project, ProjectFilter, ProjectOrder, ProjectUpdate, Viewer};
 use serde_json::{Value, json};
@@ -18,16 +17,19 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 use crate::validate;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/projects", get(list_projects).post(create_project))
-        .route(
-            "/api/v4/projects/{id}",
-            get(get_project).put(update_project).delete(delete_project),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    vec![
+        Route::get("/api/v4/projects", list_projects, Public),
+        Route::post("/api/v4/projects", create_project, SignedIn),
+        Route::get("/api/v4/projects/{id}", get_project, See),
+        Route::put("/api/v4/projects/{id}", update_project, Maintainer),
+        Route::delete("/api/v4/projects/{id}", delete_project, Owner),
+    ]
 }
 
 /// The caller's relation to a project.
@@ -80,12 +82,19 @@ pub async fn find_project(
 }
 
 /// As [`find_project`], then requires `action` (403 when visible but not allowed).
+///
+/// An action that needs a role asks an anonymous caller to authenticate first (401), before
+/// looking the project up, as GitLab's APIs do (`before { authenticate! }`): the answer is the
+/// same whether the project exists or not.
 pub async fn authorize_project(
     state: &AppState,
     caller: &Caller,
     id: &str,
     action: Action,
 ) -> ApiResult<(Project, ProjectAccess)> {
+    if caller.0.is_none() && !action.open_to_readers() {
+        return Err(ApiError::Unauthorized);
+    }
     let (project, access) = find_project(state, caller, id).await?;
     if !access.can(action) {
         return Err(if caller.0.is_none() {

@@ -1,35 +1,34 @@
 //! Protected branches: who may push to and merge into which branches. The git server consults
 //! [`push_allowed`] for every ref a push updates.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_core::AccessLevel;
 use pipewright_store::{NewProtectedBranch, ProtectedBranch, ProtectionLevel};
 use serde_json::Value;
 
 use super::Segments;
-use super::projects::{authorize_project, find_project};
+use super::projects::authorize_project;
 use crate::auth::Caller;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
+use crate::routes::{Access, Route};
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v4/projects/{id}/protected_branches",
-            get(list).post(protect),
-        )
-        .route(
-            "/api/v4/projects/{id}/protected_branches/{name}",
-            get(show).delete(unprotect),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let branches = "/api/v4/projects/{id}/protected_branches";
+    vec![
+        Route::get(branches, list, Read),
+        Route::post(branches, protect, Maintainer),
+        Route::get(format!("{branches}/{{name}}"), show, Read),
+        Route::delete(format!("{branches}/{{name}}"), unprotect, Maintainer),
+    ]
 }
 
 /// GitLab's wildcard rule: `*` matches any run of characters, including `/`.
@@ -102,7 +101,9 @@ async fn show(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
-    let (project, _) = find_project(&state, &caller, seg.get("id")?).await?;
+    // The same right as the list: a Guest of a private project sees neither.
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ReadRepository).await?;
     let name = seg.get("name")?;
     let rule = state
         .store

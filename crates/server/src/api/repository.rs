@@ -1,10 +1,9 @@
 //! Reading a project's repository through the API: branches, tags, raw files, commits.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_git::CommitInfo;
 use serde_json::{Value, json};
 
@@ -16,27 +15,34 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::state::{AppState, ServerConfig};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v4/projects/{id}/repository/branches",
-            get(list_branches),
-        )
-        .route(
-            "/api/v4/projects/{id}/repository/branches/{branch}",
-            get(get_branch),
-        )
-        .route("/api/v4/projects/{id}/repository/tags", get(list_tags))
-        .route(
-            "/api/v4/projects/{id}/repository/files/{file_path}/raw",
-            get(raw_file),
-        )
-        .route(
-            "/api/v4/projects/{id}/repository/commits/{sha}",
-            get(get_commit),
-        )
+pub fn routes() -> Vec<Route> {
+    let repository = "/api/v4/projects/{id}/repository";
+    vec![
+        Route::get(
+            format!("{repository}/branches"),
+            list_branches,
+            Access::Read,
+        ),
+        Route::get(
+            format!("{repository}/branches/{{branch}}"),
+            get_branch,
+            Access::Read,
+        ),
+        Route::get(format!("{repository}/tags"), list_tags, Access::Read),
+        Route::get(
+            format!("{repository}/files/{{file_path}}/raw"),
+            raw_file,
+            Access::Read,
+        ),
+        Route::get(
+            format!("{repository}/commits/{{sha}}"),
+            get_commit,
+            Access::Read,
+        ),
+    ]
 }
 
 fn git_error(err: pipewright_git::Error) -> ApiError {

@@ -6,12 +6,11 @@
 //! job token and a lease), so two runners — or two servers on one PostgreSQL — never get the
 //! same job: the second update finds the job no longer pending and moves on.
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, patch, post, put};
-use axum::{Json, Router};
 use pipewright_core::{Status, Timestamp};
 use pipewright_store::{Job, Runner, TraceAppend, VariableType};
 use serde_json::{Value, json};
@@ -23,6 +22,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::secrets;
 use crate::state::AppState;
@@ -80,12 +80,18 @@ async fn append_text(state: &AppState, job_id: i64, text: &str) {
     }
 }
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/jobs/request", post(request_job))
-        .route("/api/v4/jobs/{id}", put(update_job))
-        .route("/api/v4/jobs/{id}/trace", patch(append_trace))
-        .route("/api/v4/projects/{id}/jobs/{job_id}/trace", get(read_trace))
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    vec![
+        Route::post("/api/v4/jobs/request", request_job, RunnerToken),
+        Route::put("/api/v4/jobs/{id}", update_job, OwnJobToken),
+        Route::patch("/api/v4/jobs/{id}/trace", append_trace, OwnJobToken),
+        Route::get(
+            "/api/v4/projects/{id}/jobs/{job_id}/trace",
+            read_trace,
+            SignedInToRead,
+        ),
+    ]
 }
 
 /// Removes a job's log (erase).
@@ -586,6 +592,8 @@ async fn read_trace(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Response> {
+    // GitLab's jobs API is for signed-in callers only (lib/api/ci/jobs.rb).
+    caller.required()?;
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
     let id = seg.id("job_id", "")?;

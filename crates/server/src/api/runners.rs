@@ -3,11 +3,10 @@
 //! side's `POST /runners/verify` and `DELETE /runners`. Instance runners are for admins;
 //! project runners for the project's Maintainers.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use pipewright_core::Timestamp;
 use pipewright_store::{NewRunner, Runner, RunnerScope, RunnerType, RunnerUpdate};
 use serde_json::{Value, json};
@@ -19,6 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
 
@@ -27,16 +27,20 @@ pub const RUNNER_TOKEN_PREFIX: &str = "glrt-";
 /// A runner that has not called in for this long is offline (GitLab: 2 hours).
 const ONLINE_WINDOW_MS: i64 = 2 * 3600 * 1000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/user/runners", post(create))
-        .route("/api/v4/runners", get(list).delete(delete_by_token))
-        .route("/api/v4/runners/all", get(list_all))
-        .route("/api/v4/runners/verify", post(verify))
-        .route(
-            "/api/v4/runners/{id}",
-            get(show).put(update).delete(destroy),
-        )
+/// A project runner's routes are its project's Maintainers'; an instance runner's are the
+/// administrators'. (The matrix test manages a project runner.)
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    vec![
+        Route::post("/api/v4/user/runners", create, Maintainer),
+        Route::get("/api/v4/runners", list, SignedIn),
+        Route::delete("/api/v4/runners", delete_by_token, RunnerToken),
+        Route::get("/api/v4/runners/all", list_all, Admin),
+        Route::post("/api/v4/runners/verify", verify, RunnerToken),
+        Route::get("/api/v4/runners/{id}", show, Maintainer),
+        Route::put("/api/v4/runners/{id}", update, Maintainer),
+        Route::delete("/api/v4/runners/{id}", destroy, Maintainer),
+    ]
 }
 
 pub(crate) fn status(runner: &Runner) -> (&'static str, bool) {

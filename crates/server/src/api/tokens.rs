@@ -1,10 +1,9 @@
 //! Personal access tokens: created by admins for a user, listed, inspected and revoked.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_core::Timestamp;
 use pipewright_store::{NewPersonalAccessToken, PersonalAccessToken};
 use serde_json::Value;
@@ -15,26 +14,33 @@ use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
 
 pub const PAT_PREFIX: &str = "glpat-";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v4/users/{id}/personal_access_tokens",
-            get(list_for_user).post(create_for_user),
-        )
-        .route("/api/v4/personal_access_tokens", get(list_tokens))
-        .route(
-            "/api/v4/personal_access_tokens/self",
-            get(get_self).delete(revoke_self),
-        )
-        .route(
+/// `/personal_access_tokens/{id}` is the token's owner's, or an administrator's.
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let for_user = "/api/v4/users/{id}/personal_access_tokens";
+    vec![
+        Route::get(for_user, list_for_user, SelfOrAdmin),
+        Route::post(for_user, create_for_user, Admin),
+        Route::get("/api/v4/personal_access_tokens", list_tokens, SignedIn),
+        Route::get("/api/v4/personal_access_tokens/self", get_self, SignedIn),
+        Route::delete("/api/v4/personal_access_tokens/self", revoke_self, SignedIn),
+        Route::get(
             "/api/v4/personal_access_tokens/{id}",
-            get(get_token).delete(revoke_token),
-        )
+            get_token,
+            SelfOrAdmin,
+        ),
+        Route::delete(
+            "/api/v4/personal_access_tokens/{id}",
+            revoke_token,
+            SelfOrAdmin,
+        ),
+    ]
 }
 
 /// Creates a token for a user and returns it once; only its digest is stored.

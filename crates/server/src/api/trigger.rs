@@ -7,11 +7,10 @@
 //! not this project's live trigger token) → the pipeline creation chain (400/422) → 201.
 //! Authentication is the `token` parameter only; a `PRIVATE-TOKEN` header is ignored.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::{Json, Router};
 use pipewright_core::{PipelineSource, Timestamp};
 use pipewright_store::{Project, VariableType};
 use serde_json::{Map, Value, json};
@@ -21,13 +20,23 @@ use super::pipelines::pipeline_json_for;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineVariableInput, Runner};
+use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/projects/{id}/trigger/pipeline", post(trigger))
-        .route("/api/v4/projects/{id}/ref/{*rest}", post(trigger_webhook))
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route::post(
+            "/api/v4/projects/{id}/trigger/pipeline",
+            trigger,
+            Access::TriggerToken,
+        ),
+        Route::post(
+            "/api/v4/projects/{id}/ref/{*rest}",
+            trigger_webhook,
+            Access::TriggerToken,
+        ),
+    ]
 }
 
 /// The variable name GitLab gives the request's parameters.

@@ -3,11 +3,10 @@
 //! token is shown to its owner (and admins), everyone else sees the 4 characters after
 //! `glptt-`.
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_core::Timestamp;
 use pipewright_store::{NewTrigger, Trigger};
 use serde_json::{Value, json};
@@ -20,6 +19,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
+use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::secrets;
 use crate::state::AppState;
@@ -29,13 +29,16 @@ pub const TRIGGER_PREFIX: &str = "glptt-";
 /// The longest a trigger token may live, as GitLab's personal-access-token lifetime.
 const MAX_LIFETIME_DAYS: i64 = 365;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/projects/{id}/triggers", get(list).post(create))
-        .route(
-            "/api/v4/projects/{id}/triggers/{trigger_id}",
-            get(show).put(update).delete(revoke),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let trigger = "/api/v4/projects/{id}/triggers/{trigger_id}";
+    vec![
+        Route::get("/api/v4/projects/{id}/triggers", list, Maintainer),
+        Route::post("/api/v4/projects/{id}/triggers", create, Maintainer),
+        Route::get(trigger, show, Maintainer),
+        Route::put(trigger, update, Maintainer),
+        Route::delete(trigger, revoke, Maintainer),
+    ]
 }
 
 /// The 4 characters everyone may see: the first four after the `glptt-` prefix (or of a

@@ -1,10 +1,9 @@
 //! Users: `/user`, `/users`, and admin management (create, update, block, delete).
 
+use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use pipewright_store::{NewUser, UserState, UserUpdate};
 use serde_json::{Value, json};
 
@@ -14,20 +13,23 @@ use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
 use crate::validate;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v4/user", get(current_user))
-        .route("/api/v4/users", get(list_users).post(create_user))
-        .route(
-            "/api/v4/users/{id}",
-            get(get_user).put(update_user).delete(delete_user),
-        )
-        .route("/api/v4/users/{id}/block", post(block_user))
-        .route("/api/v4/users/{id}/unblock", post(unblock_user))
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    vec![
+        Route::get("/api/v4/user", current_user, SignedIn),
+        Route::get("/api/v4/users", list_users, SignedIn),
+        Route::post("/api/v4/users", create_user, Admin),
+        Route::get("/api/v4/users/{id}", get_user, SignedIn),
+        Route::put("/api/v4/users/{id}", update_user, Admin),
+        Route::delete("/api/v4/users/{id}", delete_user, Admin),
+        Route::post("/api/v4/users/{id}/block", block_user, Admin),
+        Route::post("/api/v4/users/{id}/unblock", unblock_user, Admin),
+    ]
 }
 
 async fn current_user(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {

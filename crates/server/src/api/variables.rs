@@ -4,10 +4,9 @@
 //! validated as GitLab does (one line, at least 8 characters of a restricted alphabet) so a
 //! runner can recognise them in logs. [`crate::ci_variables`] puts them into pipelines.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
 use pipewright_store::{CiVariable, VariableType};
 use serde_json::{Value, json};
 
@@ -17,31 +16,28 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::permissions::Action;
+use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::state::AppState;
 
 const MAX_VALUE_BYTES: usize = 10_000;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/v4/projects/{id}/variables",
-            get(list_project).post(create_project),
-        )
-        .route(
-            "/api/v4/projects/{id}/variables/{key}",
-            get(show_project).put(update_project).delete(delete_project),
-        )
-        .route(
-            "/api/v4/admin/ci/variables",
-            get(list_instance).post(create_instance),
-        )
-        .route(
-            "/api/v4/admin/ci/variables/{key}",
-            get(show_instance)
-                .put(update_instance)
-                .delete(delete_instance),
-        )
+pub fn routes() -> Vec<Route> {
+    use Access::*;
+    let project = "/api/v4/projects/{id}/variables";
+    let instance = "/api/v4/admin/ci/variables";
+    vec![
+        Route::get(project, list_project, Maintainer),
+        Route::post(project, create_project, Maintainer),
+        Route::get(format!("{project}/{{key}}"), show_project, Maintainer),
+        Route::put(format!("{project}/{{key}}"), update_project, Maintainer),
+        Route::delete(format!("{project}/{{key}}"), delete_project, Maintainer),
+        Route::get(instance, list_instance, Admin),
+        Route::post(instance, create_instance, Admin),
+        Route::get(format!("{instance}/{{key}}"), show_instance, Admin),
+        Route::put(format!("{instance}/{{key}}"), update_instance, Admin),
+        Route::delete(format!("{instance}/{{key}}"), delete_instance, Admin),
+    ]
 }
 
 /// Whose variables a request is about.

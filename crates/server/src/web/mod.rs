@@ -20,93 +20,97 @@ pub mod session;
 pub mod settings;
 pub mod view;
 
-use axum::Router;
-use axum::routing::{get, post};
+use crate::routes::{Access, Route};
 
-use crate::state::AppState;
-
-/// Every page and form of the web UI.
-pub fn routes() -> Router<AppState> {
+/// Every page and form of the web UI. A page's [`Access`] is the API's for the same thing;
+/// pages answer 404 where the API answers 403 or 404, and send visitors to sign in.
+pub fn routes() -> Vec<Route> {
+    use Access::*;
     let project = "/{namespace}/{repo}";
-    Router::new()
-        .route("/users/sign_in", get(account::show).post(account::create))
-        .route("/users/sign_out", post(account::destroy))
-        .route("/", get(projects::dashboard))
-        .route("/admin", get(admin::show))
-        .route("/admin/users", post(admin::create_user))
-        .route("/admin/users/{id}/{action}", post(admin::user_state))
-        .route("/admin/settings", post(admin::update_settings))
-        .route("/-/assets/{file}", get(assets::serve))
-        .route(project, get(projects::overview))
-        .route(
-            &format!("{project}/-/pipelines"),
-            get(pipelines::list).post(pipelines::run),
-        )
-        .route(
-            &format!("{project}/-/pipelines/{{id}}"),
-            get(pipelines::show),
-        )
-        .route(
-            &format!("{project}/-/pipelines/{{id}}/{{action}}"),
-            post(pipelines::act),
-        )
-        .route(&format!("{project}/-/jobs"), get(jobs::list))
-        .route(&format!("{project}/-/jobs/{{id}}"), get(jobs::show))
-        .route(
-            &format!("{project}/-/jobs/{{id}}/trace.json"),
-            get(jobs::trace),
-        )
-        .route(
-            &format!("{project}/-/jobs/{{id}}/{{action}}"),
-            post(jobs::act),
-        )
-        .route(
-            &format!("{project}/-/jobs/{{id}}/artifacts/download"),
-            get(jobs::artifacts_download),
-        )
-        .route(
-            &format!("{project}/-/jobs/{{id}}/artifacts/browse"),
-            get(jobs::artifacts_browse),
-        )
-        .route(
-            &format!("{project}/-/jobs/{{id}}/artifacts/browse/{{*dir}}"),
-            get(jobs::artifacts_browse),
-        )
-        .route(
-            &format!("{project}/-/jobs/{{id}}/artifacts/file/{{*path}}"),
-            get(jobs::artifacts_file),
-        )
-        .route(&format!("{project}/-/settings/ci_cd"), get(settings::show))
-        .route(
-            &format!("{project}/-/settings/ci_cd/triggers"),
-            post(settings::create_trigger),
-        )
-        .route(
-            &format!("{project}/-/settings/ci_cd/triggers/{{id}}/{{action}}"),
-            post(settings::trigger),
-        )
-        .route(
-            &format!("{project}/-/settings/ci_cd/variables"),
-            post(settings::variable),
-        )
-        .route(
-            &format!("{project}/-/settings/ci_cd/job_token_scope"),
-            post(settings::job_token_scope),
-        )
-        .route(
-            &format!("{project}/-/settings/ci_cd/runners"),
-            post(settings::create_runner),
-        )
-        .route(
-            &format!("{project}/-/settings/ci_cd/runners/{{id}}/remove"),
-            post(settings::remove_runner),
-        )
-        .route(
-            &format!("{project}/-/hooks"),
-            get(hooks::show).post(hooks::create),
-        )
-        .route(
-            &format!("{project}/-/hooks/{{id}}/{{action}}"),
-            post(hooks::act),
-        )
+    let pipelines = format!("{project}/-/pipelines");
+    let jobs = format!("{project}/-/jobs");
+    let job = format!("{jobs}/{{id}}");
+    let settings = format!("{project}/-/settings/ci_cd");
+    vec![
+        Route::get("/users/sign_in", account::show, Open),
+        Route::post("/users/sign_in", account::create, Open),
+        Route::post("/users/sign_out", account::destroy, Public),
+        Route::get("/", projects::dashboard, SignedIn),
+        Route::get("/admin", admin::show, Admin),
+        Route::post("/admin/users", admin::create_user, Admin),
+        Route::post("/admin/users/{id}/{action}", admin::user_state, Admin),
+        Route::post("/admin/settings", admin::update_settings, Admin),
+        Route::get("/-/assets/{file}", assets::serve, Open),
+        Route::get(project, projects::overview, See),
+        Route::get(&pipelines, pipelines::list, Read),
+        Route::post(&pipelines, pipelines::run, Developer),
+        Route::get(format!("{pipelines}/{{id}}"), pipelines::show, Read),
+        Route::post(
+            format!("{pipelines}/{{id}}/{{action}}"),
+            pipelines::act,
+            Developer,
+        ),
+        Route::get(&jobs, jobs::list, Read),
+        Route::get(&job, jobs::show, Read),
+        Route::get(format!("{job}/trace.json"), jobs::trace, Read),
+        Route::post(format!("{job}/{{action}}"), jobs::act, Developer),
+        Route::get(
+            format!("{job}/artifacts/download"),
+            jobs::artifacts_download,
+            Read,
+        ),
+        Route::get(
+            format!("{job}/artifacts/browse"),
+            jobs::artifacts_browse,
+            Read,
+        ),
+        Route::get(
+            format!("{job}/artifacts/browse/{{*dir}}"),
+            jobs::artifacts_browse,
+            Read,
+        ),
+        Route::get(
+            format!("{job}/artifacts/file/{{*path}}"),
+            jobs::artifacts_file,
+            Read,
+        ),
+        Route::get(&settings, settings::show, Maintainer),
+        Route::post(
+            format!("{settings}/triggers"),
+            settings::create_trigger,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{settings}/triggers/{{id}}/{{action}}"),
+            settings::trigger,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{settings}/variables"),
+            settings::variable,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{settings}/job_token_scope"),
+            settings::job_token_scope,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{settings}/runners"),
+            settings::create_runner,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{settings}/runners/{{id}}/remove"),
+            settings::remove_runner,
+            Maintainer,
+        ),
+        Route::get(format!("{project}/-/hooks"), hooks::show, Maintainer),
+        Route::post(format!("{project}/-/hooks"), hooks::create, Maintainer),
+        Route::post(
+            format!("{project}/-/hooks/{{id}}/{{action}}"),
+            hooks::act,
+            Maintainer,
+        ),
+    ]
 }

@@ -193,7 +193,19 @@ async fn bad_input_is_a_clear_4xx(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let v: Value = app.get("/version", None).await.json().await.unwrap();
+    let v: Value = app
+        .get("/version", Some(&app.root_token))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert!(v["version"].is_string() && v["revision"].is_string());
+    // As in GitLab, a stranger does not learn which release runs here.
+    assert_json(
+        app.get("/version", None).await,
+        401,
+        json!({"message": "401 Unauthorized"}),
+    )
+    .await;
     let _ = Method::GET;
 }

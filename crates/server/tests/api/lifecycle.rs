@@ -741,9 +741,10 @@ async fn artifacts_expire_and_uploads_need_the_jobs_token(app: TestApp) {
     run_pipeline(&app, id).await;
     let job = request(&app, &runner).await.expect("a job");
     let token = job["token"].as_str().unwrap();
+    // Anything but the job's own token: GitLab's `authenticate_job!` 403.
     assert_eq!(
         upload(&app, &job["id"], "glcbt-wrong", "1 day", EMPTY_ZIP).await,
-        401
+        403
     );
     assert_eq!(
         upload(&app, &job["id"], token, "1 day", b"not a zip at all").await,
@@ -764,10 +765,10 @@ async fn artifacts_expire_and_uploads_need_the_jobs_token(app: TestApp) {
     let gone = wait_for(&app, &job_path, |j| j["artifacts_file"].is_null()).await;
     assert!(gone["artifacts"].as_array().unwrap().is_empty());
     assert_eq!(app.get(&path, Some(&app.root_token)).await.status(), 404);
-    // A finished job's token cannot upload any more.
+    // A finished job's token cannot upload any more (GitLab: 403 `Job is not running`).
     assert_eq!(
         upload(&app, &job["id"], token, "1 day", EMPTY_ZIP).await,
-        401
+        403
     );
 }
 

@@ -7,6 +7,7 @@
 mod support;
 
 mod artifact_uploads;
+mod authorization;
 mod bridges;
 mod browser;
 mod conventions;
@@ -15,6 +16,7 @@ mod git;
 mod git_security;
 mod hostile;
 mod lifecycle;
+mod matrix;
 mod multi_project;
 mod projects;
 mod protected_refs;

@@ -84,10 +84,12 @@ async fn trigger_tokens_follow_gitlabs_rules(app: TestApp) {
         json!({"message": "404 Project Not Found"}),
     )
     .await;
+    // Anonymous callers are asked to authenticate before anything is looked up (GitLab's
+    // `before { authenticate! }`), so the answer says nothing about the project either.
     assert_json(
         app.get(&path, None).await,
-        404,
-        json!({"message": "404 Project Not Found"}),
+        401,
+        json!({"message": "401 Unauthorized"}),
     )
     .await;
 

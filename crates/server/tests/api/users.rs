@@ -224,15 +224,16 @@ async fn token_scopes_expiry_revocation_and_blocking(app: TestApp) {
     )
     .await;
 
-    // Blocking: the user's tokens stop working at once; unblocking restores them.
+    // Blocking: the user's tokens stop working at once, with GitLab's 403 (lib/api/api_guard.rb);
+    // unblocking restores them.
     let res = app
         .post(&format!("/users/{bob_id}/block"), root, json!({}))
         .await;
     assert_eq!(res.status(), 201);
     assert_json(
         app.get("/user", Some(&bob_token)).await,
-        401,
-        json!({"message": "401 Unauthorized"}),
+        403,
+        json!({"message": "403 Forbidden - Your account has been blocked."}),
     )
     .await;
     let blocked: Value = app

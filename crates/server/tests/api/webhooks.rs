@@ -150,6 +150,8 @@ async fn receive(
     StatusCode::from_u16(next).unwrap()
 }
 
+// A hook receiver of the test's own, not a Pipewright route (those live in the route table).
+#[allow(clippy::disallowed_methods)]
 async fn start_receiver(statuses: Vec<u16>, port: u16) -> (Receiver, tokio::task::JoinHandle<()>) {
     let receiver = Receiver {
         seen: Default::default(),

@@ -1,0 +1,132 @@
+//! The route table: every route the server answers, as data — method, path template, handler
+//! and who may call it. The router is built from this table (`lib.rs`), and the authorization
+//! matrix test (`tests/api/matrix.rs`) iterates the very same table, so a route cannot be added
+//! without being tested for who may reach it. axum's `Router` cannot list its routes; this can.
+//!
+//! `Router::route` is a disallowed method (`clippy.toml`) everywhere but [`build`]: a route
+//! added any other way fails the lints.
+//!
+//! [`Access`] is the requirement a route *declares* (GitLab's, for that endpoint); the handler
+//! enforces it through `permissions.rs` and the credential extractors. The matrix test checks
+//! that what the handlers enforce is what the table declares, for every kind of caller.
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::MethodRouter;
+
+use crate::state::AppState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No credentials are read at all: health checks, static assets, the sign-in form.
+    Open,
+    /// Anyone; a token, when one is sent, must be valid (GitLab's optional authentication).
+    Public,
+    /// Any signed-in user, about themselves or what they own (their tokens, their runners).
+    SignedIn,
+    /// The user named by the path's `{id}`, or an administrator.
+    SelfOrAdmin,
+    /// Instance administrators only.
+    Admin,
+    /// Whoever can see the project: anyone when it is public, its members (Guest and up) when
+    /// it is private. Everyone else gets `404 Project Not Found`.
+    See,
+    /// As [`Access::See`], for signed-in callers only (GitLab's members API).
+    SignedInToSee,
+    /// Read the repository and CI/CD: anyone when the project is public, Reporters and up when
+    /// it is private.
+    Read,
+    /// As [`Access::Read`], for signed-in callers only (GitLab's jobs API).
+    SignedInToRead,
+    /// As [`Access::Read`], or a `CI_JOB_TOKEN` of this project or of one its job token scope
+    /// lets in (acting as the job's user).
+    ReadOrJobToken,
+    /// Developers and up (and administrators).
+    Developer,
+    /// Maintainers and up (and administrators).
+    Maintainer,
+    /// Owners (and administrators).
+    Owner,
+    /// The runner protocol: a runner's authentication token in the `token` parameter.
+    RunnerToken,
+    /// The runner protocol about one job: that running job's own token.
+    OwnJobToken,
+    /// Any running job's `CI_JOB_TOKEN` (`GET /job`).
+    JobToken,
+    /// The trigger endpoint: a trigger token of the project, or a `CI_JOB_TOKEN` whose job may
+    /// create pipelines there, in the `token` parameter.
+    TriggerToken,
+}
+
+/// One route: a method on a path template, its handler and its declared [`Access`].
+pub struct Route {
+    pub method: Method,
+    pub path: String,
+    pub access: Access,
+    handler: MethodRouter<AppState>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} ({:?})", self.method, self.path, self.access)
+    }
+}
+
+macro_rules! method_constructor {
+    ($name:ident, $method:ident) => {
+        pub fn $name<H, T>(path: impl Into<String>, handler: H, access: Access) -> Route
+        where
+            H: Handler<T, AppState>,
+            T: 'static,
+        {
+            Route {
+                method: Method::$method,
+                path: path.into(),
+                access,
+                handler: axum::routing::$name(handler),
+            }
+        }
+    };
+}
+
+impl Route {
+    method_constructor!(get, GET);
+    method_constructor!(post, POST);
+    method_constructor!(put, PUT);
+    method_constructor!(patch, PATCH);
+    method_constructor!(delete, DELETE);
+
+    /// Limits this route's request body (`DefaultBodyLimit`), e.g. for uploads and git pushes.
+    pub fn body_limit(mut self, bytes: usize) -> Route {
+        self.handler = self.handler.layer(DefaultBodyLimit::max(bytes));
+        self
+    }
+}
+
+/// The router serving exactly `table`.
+#[allow(clippy::disallowed_methods)] // the one place routes are added
+pub fn build(table: Vec<Route>) -> Router<AppState> {
+    table.into_iter().fold(Router::new(), |router, route| {
+        router.route(&route.path, route.handler)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_method_and_path_is_in_the_table_once() {
+        let config = crate::ServerConfig::new("http://localhost", "/nonexistent");
+        let table = crate::route_table(&config);
+        let mut seen = std::collections::HashSet::new();
+        for route in &table {
+            assert!(
+                seen.insert((route.method.clone(), route.path.clone())),
+                "{route:?} is in the table twice"
+            );
+        }
+        assert!(table.len() > 100, "the whole server is in the table");
+    }
+}

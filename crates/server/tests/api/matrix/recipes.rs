@@ -1,0 +1,1132 @@
+//! How to ask each route: the request a caller entitled to it would make (so an allowed cell
+//! gets a real answer, not a validation error), with the path's parameters taken from the
+//! fixture. Routes that destroy what they name get a throwaway target, made again after each
+//! success. Also the route variants, and the few answers where GitLab departs from the general
+//! rules of `expect.rs`.
+
+use std::collections::HashMap;
+
+use pipewright_server::routes::Access;
+use reqwest::Method;
+use reqwest::header::LOCATION;
+use serde_json::{Value, json};
+
+use super::Case;
+use super::callers::{Cred, Who};
+use super::expect::{Expect, Got};
+use super::fixture::{Fixture, ProjectFx, Vis};
+
+/// The same route asked differently: `(method, path, variant, access)`.
+pub const VARIANTS: &[(&str, &str, &str, Access)] = &[
+    // Pushing asks for the ref list with `service=git-receive-pack`.
+    (
+        "GET",
+        "/{namespace}/{repo}/info/refs",
+        "info/refs for a push",
+        Access::Developer,
+    ),
+    // On a protected branch, acting on a job needs the right to push to it (GitLab:
+    // app/policies/ci/build_policy.rb, `protected_ref` prevents `update_build`): Maintainers.
+    (
+        "POST",
+        "/api/v4/projects/{id}/jobs/{job_id}/play",
+        "a manual job of the protected main",
+        Access::Maintainer,
+    ),
+    (
+        "POST",
+        "/api/v4/projects/{id}/jobs/{job_id}/retry",
+        "a job of the protected main",
+        Access::Maintainer,
+    ),
+];
+
+/// Where the caller's token goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// `PRIVATE-TOKEN` or `JOB-TOKEN` (API), Basic (git), the session cookie (pages).
+    Header,
+    /// The `token` parameter (the runner protocol, the trigger endpoint).
+    TokenParam,
+}
+
+enum Body {
+    None,
+    Json(Value),
+    Form(Vec<(String, String)>),
+    Text(&'static str),
+    Zip,
+}
+
+struct Req {
+    path: String,
+    body: Body,
+    slot: Slot,
+    headers: Vec<(&'static str, String)>,
+    /// The throwaway this request may destroy: made again after a success.
+    consumes: Option<String>,
+}
+
+impl Req {
+    fn get(path: impl Into<String>) -> Req {
+        Req {
+            path: path.into(),
+            body: Body::None,
+            slot: Slot::Header,
+            headers: Vec::new(),
+            consumes: None,
+        }
+    }
+
+    fn json(path: impl Into<String>, body: Value) -> Req {
+        Req {
+            body: Body::Json(body),
+            ..Req::get(path)
+        }
+    }
+
+    fn form(path: impl Into<String>, fields: &[(&str, &str)]) -> Req {
+        Req {
+            body: Body::Form(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            ..Req::get(path)
+        }
+    }
+
+    fn token_param(mut self) -> Req {
+        self.slot = Slot::TokenParam;
+        self
+    }
+
+    fn consumes(mut self, key: String) -> Req {
+        self.consumes = Some(key);
+        self
+    }
+}
+
+/// One cell: a case, a target, a caller.
+pub struct Ctx<'a> {
+    fx: &'a Fixture,
+    case: &'a Case,
+    vis: Option<Vis>,
+    who: Who,
+    throwaways: &'a mut HashMap<String, i64>,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        fx: &'a Fixture,
+        case: &'a Case,
+        vis: Option<Vis>,
+        who: Who,
+        throwaways: &'a mut HashMap<String, i64>,
+    ) -> Self {
+        Ctx {
+            fx,
+            case,
+            vis,
+            who,
+            throwaways,
+        }
+    }
+
+    /// The project asked about (the private one for routes not under a project's path).
+    fn p(&self) -> &'a ProjectFx {
+        self.fx.project(self.vis.unwrap_or(Vis::Private))
+    }
+
+    fn vis_name(&self) -> &'static str {
+        match self.vis.unwrap_or(Vis::Private) {
+            Vis::Public => "public",
+            Vis::Private => "private",
+        }
+    }
+
+    fn key(&self) -> String {
+        format!("{}:{:?}", self.case.label(), self.vis)
+    }
+
+    /// The route's throwaway target: made by `make` unless the last one is still there.
+    async fn throwaway<F: std::future::Future<Output = i64>>(&mut self, make: F) -> (i64, String) {
+        let key = self.key();
+        let id = match self.throwaways.get(&key) {
+            Some(id) => *id,
+            None => {
+                let id = make.await;
+                self.throwaways.insert(key.clone(), id);
+                id
+            }
+        };
+        (id, key)
+    }
+
+    fn owner(&self) -> &'a str {
+        self.fx.token(Who::Owner)
+    }
+
+    fn maintainer(&self) -> &'a str {
+        self.fx.token(Who::Maintainer)
+    }
+
+    /// A new pipeline on `feature` with pending jobs, by the Developer.
+    async fn pending_pipeline(fx: &Fixture, project: i64) -> i64 {
+        let p = fx
+            .call(
+                Method::POST,
+                &format!("/projects/{project}/pipeline"),
+                fx.token(Who::Developer),
+                json!({"ref": "feature"}),
+            )
+            .await;
+        p["id"].as_i64().unwrap()
+    }
+
+    async fn first_job(fx: &Fixture, project: i64, pipeline: i64) -> i64 {
+        let jobs = fx
+            .call(
+                Method::GET,
+                &format!("/projects/{project}/pipelines/{pipeline}/jobs"),
+                fx.root(),
+                json!({}),
+            )
+            .await;
+        jobs[0]["id"].as_i64().unwrap()
+    }
+
+    async fn new_user(fx: &Fixture) -> i64 {
+        let name = fx.unique("throwaway");
+        let user = fx
+            .call(
+                Method::POST,
+                "/users",
+                fx.root(),
+                json!({"username": name, "name": name, "email": format!("{name}@example.com"),
+                       "password": super::fixture::PASSWORD}),
+            )
+            .await;
+        user["id"].as_i64().unwrap()
+    }
+
+    async fn new_member(fx: &Fixture, project: i64) -> i64 {
+        let user = Self::new_user(fx).await;
+        fx.call(
+            Method::POST,
+            &format!("/projects/{project}/members"),
+            fx.token(Who::Owner),
+            json!({"user_id": user, "access_level": 30}),
+        )
+        .await;
+        user
+    }
+
+    async fn new_trigger(fx: &Fixture, project: i64) -> i64 {
+        let t = fx
+            .call(
+                Method::POST,
+                &format!("/projects/{project}/triggers"),
+                fx.token(Who::Maintainer),
+                json!({"description": "throwaway"}),
+            )
+            .await;
+        t["id"].as_i64().unwrap()
+    }
+
+    async fn public_project(fx: &Fixture) -> i64 {
+        let p = fx
+            .call(
+                Method::POST,
+                "/projects",
+                fx.token(Who::Owner),
+                json!({"name": fx.unique("allowlist-target"), "visibility": "public"}),
+            )
+            .await;
+        p["id"].as_i64().unwrap()
+    }
+}
+
+/// Whether the case has a recipe (a new route fails the matrix until it gets one).
+pub fn has_recipe(case: &Case) -> bool {
+    KNOWN
+        .iter()
+        .any(|(m, p)| *m == case.method.as_str() && *p == case.path)
+}
+
+/// Every `(method, path)` `recipe` answers.
+const KNOWN: &[(&str, &str)] = &[
+    ("GET", "/-/health"),
+    ("GET", "/-/liveness"),
+    ("GET", "/-/readiness"),
+    ("GET", "/{namespace}/{repo}/info/refs"),
+    ("POST", "/{namespace}/{repo}/git-upload-pack"),
+    ("POST", "/{namespace}/{repo}/git-receive-pack"),
+    ("GET", "/api/v4/version"),
+    ("GET", "/api/v4/user"),
+    ("GET", "/api/v4/users"),
+    ("POST", "/api/v4/users"),
+    ("GET", "/api/v4/users/{id}"),
+    ("PUT", "/api/v4/users/{id}"),
+    ("DELETE", "/api/v4/users/{id}"),
+    ("POST", "/api/v4/users/{id}/block"),
+    ("POST", "/api/v4/users/{id}/unblock"),
+    ("GET", "/api/v4/users/{id}/personal_access_tokens"),
+    ("POST", "/api/v4/users/{id}/personal_access_tokens"),
+    ("GET", "/api/v4/personal_access_tokens"),
+    ("GET", "/api/v4/personal_access_tokens/self"),
+    ("DELETE", "/api/v4/personal_access_tokens/self"),
+    ("GET", "/api/v4/personal_access_tokens/{id}"),
+    ("DELETE", "/api/v4/personal_access_tokens/{id}"),
+    ("GET", "/api/v4/projects"),
+    ("POST", "/api/v4/projects"),
+    ("GET", "/api/v4/projects/{id}"),
+    ("PUT", "/api/v4/projects/{id}"),
+    ("DELETE", "/api/v4/projects/{id}"),
+    ("GET", "/api/v4/projects/{id}/members"),
+    ("POST", "/api/v4/projects/{id}/members"),
+    ("GET", "/api/v4/projects/{id}/members/all"),
+    ("GET", "/api/v4/projects/{id}/members/{user_id}"),
+    ("PUT", "/api/v4/projects/{id}/members/{user_id}"),
+    ("DELETE", "/api/v4/projects/{id}/members/{user_id}"),
+    ("GET", "/api/v4/projects/{id}/members/all/{user_id}"),
+    ("GET", "/api/v4/projects/{id}/protected_branches"),
+    ("POST", "/api/v4/projects/{id}/protected_branches"),
+    ("GET", "/api/v4/projects/{id}/protected_branches/{name}"),
+    ("DELETE", "/api/v4/projects/{id}/protected_branches/{name}"),
+    ("GET", "/api/v4/projects/{id}/repository/branches"),
+    ("GET", "/api/v4/projects/{id}/repository/branches/{branch}"),
+    ("GET", "/api/v4/projects/{id}/repository/tags"),
+    (
+        "GET",
+        "/api/v4/projects/{id}/repository/files/{file_path}/raw",
+    ),
+    ("GET", "/api/v4/projects/{id}/repository/commits/{sha}"),
+    ("GET", "/api/v4/projects/{id}/triggers"),
+    ("POST", "/api/v4/projects/{id}/triggers"),
+    ("GET", "/api/v4/projects/{id}/triggers/{trigger_id}"),
+    ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}"),
+    ("DELETE", "/api/v4/projects/{id}/triggers/{trigger_id}"),
+    ("GET", "/api/v4/projects/{id}/pipelines"),
+    ("GET", "/api/v4/projects/{id}/pipelines/latest"),
+    ("GET", "/api/v4/projects/{id}/pipelines/{pipeline_id}"),
+    ("DELETE", "/api/v4/projects/{id}/pipelines/{pipeline_id}"),
+    (
+        "GET",
+        "/api/v4/projects/{id}/pipelines/{pipeline_id}/variables",
+    ),
+    ("GET", "/api/v4/projects/{id}/pipelines/{pipeline_id}/jobs"),
+    ("GET", "/api/v4/projects/{id}/jobs/{job_id}"),
+    ("POST", "/api/v4/projects/{id}/pipeline"),
+    ("POST", "/api/v4/projects/{id}/trigger/pipeline"),
+    ("POST", "/api/v4/projects/{id}/ref/{*rest}"),
+    ("GET", "/api/v4/projects/{id}/ci/lint"),
+    ("POST", "/api/v4/projects/{id}/ci/lint"),
+    ("POST", "/api/v4/user/runners"),
+    ("GET", "/api/v4/runners"),
+    ("DELETE", "/api/v4/runners"),
+    ("GET", "/api/v4/runners/all"),
+    ("POST", "/api/v4/runners/verify"),
+    ("GET", "/api/v4/runners/{id}"),
+    ("PUT", "/api/v4/runners/{id}"),
+    ("DELETE", "/api/v4/runners/{id}"),
+    ("POST", "/api/v4/jobs/request"),
+    ("PUT", "/api/v4/jobs/{id}"),
+    ("PATCH", "/api/v4/jobs/{id}/trace"),
+    ("GET", "/api/v4/projects/{id}/jobs/{job_id}/trace"),
+    ("GET", "/api/v4/projects/{id}/jobs"),
+    ("POST", "/api/v4/projects/{id}/jobs/{job_id}/cancel"),
+    ("POST", "/api/v4/projects/{id}/jobs/{job_id}/retry"),
+    ("POST", "/api/v4/projects/{id}/jobs/{job_id}/play"),
+    ("POST", "/api/v4/projects/{id}/jobs/{job_id}/erase"),
+    (
+        "POST",
+        "/api/v4/projects/{id}/pipelines/{pipeline_id}/cancel",
+    ),
+    (
+        "POST",
+        "/api/v4/projects/{id}/pipelines/{pipeline_id}/retry",
+    ),
+    ("GET", "/api/v4/job"),
+    (
+        "GET",
+        "/api/v4/projects/{id}/pipelines/{pipeline_id}/bridges",
+    ),
+    ("GET", "/api/v4/projects/{id}/job_token_scope"),
+    ("PATCH", "/api/v4/projects/{id}/job_token_scope"),
+    ("GET", "/api/v4/projects/{id}/job_token_scope/allowlist"),
+    ("POST", "/api/v4/projects/{id}/job_token_scope/allowlist"),
+    (
+        "DELETE",
+        "/api/v4/projects/{id}/job_token_scope/allowlist/{target_project_id}",
+    ),
+    ("GET", "/api/v4/projects/{id}/variables"),
+    ("POST", "/api/v4/projects/{id}/variables"),
+    ("GET", "/api/v4/projects/{id}/variables/{key}"),
+    ("PUT", "/api/v4/projects/{id}/variables/{key}"),
+    ("DELETE", "/api/v4/projects/{id}/variables/{key}"),
+    ("GET", "/api/v4/admin/ci/variables"),
+    ("POST", "/api/v4/admin/ci/variables"),
+    ("GET", "/api/v4/admin/ci/variables/{key}"),
+    ("PUT", "/api/v4/admin/ci/variables/{key}"),
+    ("DELETE", "/api/v4/admin/ci/variables/{key}"),
+    ("GET", "/api/v4/projects/{id}/hooks"),
+    ("POST", "/api/v4/projects/{id}/hooks"),
+    ("GET", "/api/v4/projects/{id}/hooks/{hook_id}"),
+    ("PUT", "/api/v4/projects/{id}/hooks/{hook_id}"),
+    ("DELETE", "/api/v4/projects/{id}/hooks/{hook_id}"),
+    (
+        "POST",
+        "/api/v4/projects/{id}/hooks/{hook_id}/test/{trigger}",
+    ),
+    ("GET", "/api/v4/projects/{id}/hooks/{hook_id}/events"),
+    ("GET", "/api/v4/application/settings"),
+    ("PUT", "/api/v4/application/settings"),
+    ("POST", "/api/v4/jobs/{id}/artifacts"),
+    ("GET", "/api/v4/jobs/{id}/artifacts"),
+    ("GET", "/api/v4/projects/{id}/jobs/{job_id}/artifacts"),
+    ("DELETE", "/api/v4/projects/{id}/jobs/{job_id}/artifacts"),
+    ("POST", "/api/v4/projects/{id}/jobs/{job_id}/artifacts/keep"),
+    (
+        "GET",
+        "/api/v4/projects/{id}/jobs/{job_id}/artifacts/{*artifact_path}",
+    ),
+    ("GET", "/api/v4/projects/{id}/jobs/artifacts/{*rest}"),
+    ("GET", "/users/sign_in"),
+    ("POST", "/users/sign_in"),
+    ("POST", "/users/sign_out"),
+    ("GET", "/"),
+    ("GET", "/admin"),
+    ("POST", "/admin/users"),
+    ("POST", "/admin/users/{id}/{action}"),
+    ("POST", "/admin/settings"),
+    ("GET", "/-/assets/{file}"),
+    ("GET", "/{namespace}/{repo}"),
+    ("GET", "/{namespace}/{repo}/-/pipelines"),
+    ("POST", "/{namespace}/{repo}/-/pipelines"),
+    ("GET", "/{namespace}/{repo}/-/pipelines/{id}"),
+    ("POST", "/{namespace}/{repo}/-/pipelines/{id}/{action}"),
+    ("GET", "/{namespace}/{repo}/-/jobs"),
+    ("GET", "/{namespace}/{repo}/-/jobs/{id}"),
+    ("GET", "/{namespace}/{repo}/-/jobs/{id}/trace.json"),
+    ("POST", "/{namespace}/{repo}/-/jobs/{id}/{action}"),
+    ("GET", "/{namespace}/{repo}/-/jobs/{id}/artifacts/download"),
+    ("GET", "/{namespace}/{repo}/-/jobs/{id}/artifacts/browse"),
+    (
+        "GET",
+        "/{namespace}/{repo}/-/jobs/{id}/artifacts/browse/{*dir}",
+    ),
+    (
+        "GET",
+        "/{namespace}/{repo}/-/jobs/{id}/artifacts/file/{*path}",
+    ),
+    ("GET", "/{namespace}/{repo}/-/settings/ci_cd"),
+    ("POST", "/{namespace}/{repo}/-/settings/ci_cd/triggers"),
+    (
+        "POST",
+        "/{namespace}/{repo}/-/settings/ci_cd/triggers/{id}/{action}",
+    ),
+    ("POST", "/{namespace}/{repo}/-/settings/ci_cd/variables"),
+    (
+        "POST",
+        "/{namespace}/{repo}/-/settings/ci_cd/job_token_scope",
+    ),
+    ("POST", "/{namespace}/{repo}/-/settings/ci_cd/runners"),
+    (
+        "POST",
+        "/{namespace}/{repo}/-/settings/ci_cd/runners/{id}/remove",
+    ),
+    ("GET", "/{namespace}/{repo}/-/hooks"),
+    ("POST", "/{namespace}/{repo}/-/hooks"),
+    ("POST", "/{namespace}/{repo}/-/hooks/{id}/{action}"),
+];
+
+/// The request for a cell.
+async fn recipe(ctx: &mut Ctx<'_>) -> Req {
+    let fx = ctx.fx;
+    let p = ctx.p();
+    let pid = p.id;
+    let api = |rest: &str| format!("/api/v4/projects/{pid}{rest}");
+    let page = |rest: &str| format!("/{}{rest}", p.full_path);
+    let method = ctx.case.method.as_str();
+    let variant = ctx.case.variant;
+    match (method, ctx.case.path.as_str(), variant) {
+        ("GET", "/{namespace}/{repo}/info/refs", Some(_)) => {
+            Req::get(page(".git/info/refs?service=git-receive-pack"))
+        }
+        ("POST", "/api/v4/projects/{id}/jobs/{job_id}/play", Some(_)) => {
+            let (job, key) = ctx
+                .throwaway(async { fx.finished_pipeline(p.id, Who::Maintainer, "main").await.2 })
+                .await;
+            Req::json(api(&format!("/jobs/{job}/play")), json!({})).consumes(key)
+        }
+        ("POST", "/api/v4/projects/{id}/jobs/{job_id}/retry", Some(_)) => {
+            let (job, key) = ctx
+                .throwaway(async { fx.finished_pipeline(p.id, Who::Maintainer, "main").await.1 })
+                .await;
+            Req::json(api(&format!("/jobs/{job}/retry")), json!({})).consumes(key)
+        }
+        (_, path, _) if super::is_api(path) => api_recipe(ctx, method, path).await,
+        (_, path, _) if super::is_git(path) => git_recipe(ctx, path),
+        (_, path, _) => web_recipe(ctx, fx, method, path, &page).await,
+    }
+}
+
+fn git_recipe(ctx: &Ctx<'_>, path: &str) -> Req {
+    let repo = format!("/{}.git", ctx.p().full_path);
+    match path {
+        "/{namespace}/{repo}/info/refs" => {
+            Req::get(format!("{repo}/info/refs?service=git-upload-pack"))
+        }
+        "/{namespace}/{repo}/git-upload-pack" => Req {
+            body: Body::Text("0000"),
+            headers: vec![(
+                "content-type",
+                "application/x-git-upload-pack-request".into(),
+            )],
+            ..Req::get(format!("{repo}/git-upload-pack"))
+        },
+        _ => Req {
+            body: Body::Text("0000"),
+            headers: vec![(
+                "content-type",
+                "application/x-git-receive-pack-request".into(),
+            )],
+            ..Req::get(format!("{repo}/git-receive-pack"))
+        },
+    }
+}
+
+async fn api_recipe(ctx: &mut Ctx<'_>, method: &str, path: &str) -> Req {
+    let fx = ctx.fx;
+    let p = ctx.p();
+    let pid = p.id;
+    let api = |rest: &str| format!("/api/v4/projects/{pid}{rest}");
+    let developer = fx.user(Who::Developer).id;
+    let root = fx.root().to_string();
+    match (method, path.trim_start_matches("/api/v4")) {
+        ("GET", "/-/health" | "/-/liveness" | "/-/readiness") => Req::get(path),
+        ("GET", "/version" | "/user" | "/users" | "/personal_access_tokens") => Req::get(path),
+        ("GET", "/personal_access_tokens/self" | "/runners" | "/runners/all") => Req::get(path),
+        ("GET", "/projects" | "/application/settings" | "/admin/ci/variables") => Req::get(path),
+        ("POST", "/users") => {
+            let name = fx.unique("created");
+            Req::json(
+                path,
+                json!({"username": name, "name": name, "email": format!("{name}@example.com"),
+                       "password": super::fixture::PASSWORD}),
+            )
+        }
+        ("GET", "/users/{id}") => Req::get(format!("/api/v4/users/{}", fx.user(Who::Guest).id)),
+        ("PUT", "/users/{id}") => {
+            let (id, _) = ctx.throwaway(Ctx::new_user(fx)).await;
+            Req::json(format!("/api/v4/users/{id}"), json!({"name": "Renamed"}))
+        }
+        ("DELETE", "/users/{id}") => {
+            let (id, key) = ctx.throwaway(Ctx::new_user(fx)).await;
+            Req::get(format!("/api/v4/users/{id}")).consumes(key)
+        }
+        ("POST", "/users/{id}/block") => {
+            let (id, key) = ctx.throwaway(Ctx::new_user(fx)).await;
+            Req::json(format!("/api/v4/users/{id}/block"), json!({})).consumes(key)
+        }
+        ("POST", "/users/{id}/unblock") => {
+            let (id, key) = ctx
+                .throwaway(async {
+                    let id = Ctx::new_user(fx).await;
+                    fx.call(
+                        Method::POST,
+                        &format!("/users/{id}/block"),
+                        &root,
+                        json!({}),
+                    )
+                    .await;
+                    id
+                })
+                .await;
+            Req::json(format!("/api/v4/users/{id}/unblock"), json!({})).consumes(key)
+        }
+        ("GET", "/users/{id}/personal_access_tokens") => {
+            Req::get(format!("/api/v4/users/{developer}/personal_access_tokens"))
+        }
+        ("POST", "/users/{id}/personal_access_tokens") => Req::json(
+            format!("/api/v4/users/{developer}/personal_access_tokens"),
+            json!({"name": "matrix", "scopes": ["read_api"]}),
+        ),
+        ("DELETE", "/personal_access_tokens/self") => Req::get(path),
+        ("GET", "/personal_access_tokens/{id}") => Req::get(format!(
+            "/api/v4/personal_access_tokens/{}",
+            fx.developer_token_id
+        )),
+        ("DELETE", "/personal_access_tokens/{id}") => {
+            let (id, key) = ctx
+                .throwaway(async {
+                    let t = fx
+                        .call(
+                            Method::POST,
+                            &format!("/users/{developer}/personal_access_tokens"),
+                            &root,
+                            json!({"name": "throwaway", "scopes": ["api"]}),
+                        )
+                        .await;
+                    t["id"].as_i64().unwrap()
+                })
+                .await;
+            Req::get(format!("/api/v4/personal_access_tokens/{id}")).consumes(key)
+        }
+        ("POST", "/projects") => Req::json(path, json!({"name": fx.unique("new-project")})),
+        ("POST", "/user/runners") => Req::json(
+            path,
+            json!({"runner_type": "project_type", "project_id": pid}),
+        ),
+        ("DELETE", "/runners") | ("POST", "/runners/verify") => {
+            Req::json(path, json!({})).token_param()
+        }
+        ("GET", "/runners/{id}") => Req::get(format!("/api/v4/runners/{}", p.runner_id)),
+        ("PUT", "/runners/{id}") => Req::json(
+            format!("/api/v4/runners/{}", p.runner_id),
+            json!({"description": "renamed"}),
+        ),
+        ("DELETE", "/runners/{id}") => {
+            let (id, key) = ctx.throwaway(fx.new_project_runner(pid)).await;
+            Req::get(format!("/api/v4/runners/{id}")).consumes(key)
+        }
+        ("POST", "/jobs/request") => {
+            Req::json(path, json!({"info": {"features": {"refspecs": true}}})).token_param()
+        }
+        ("PUT", "/jobs/{id}") => {
+            Req::json(format!("/api/v4/jobs/{}", p.hold), json!({})).token_param()
+        }
+        ("PATCH", "/jobs/{id}/trace") => Req {
+            body: Body::Text("x"),
+            headers: vec![
+                ("content-range", "0-0".into()),
+                ("content-type", "text/plain".into()),
+            ],
+            ..Req::get(format!("/api/v4/jobs/{}/trace", p.hold))
+        },
+        ("GET", "/job") => Req::get(path),
+        ("POST", "/jobs/{id}/artifacts") => Req {
+            body: Body::Zip,
+            ..Req::get(format!("/api/v4/jobs/{}/artifacts", p.hold))
+        },
+        ("GET", "/jobs/{id}/artifacts") => Req::get(format!("/api/v4/jobs/{}/artifacts", p.build)),
+        ("PUT", "/application/settings") => Req::json(
+            path,
+            json!({"allow_local_requests_from_web_hooks_and_services": true}),
+        ),
+        ("POST", "/admin/ci/variables") => {
+            Req::json(path, json!({"key": fx.unique("MATRIX_NEW_"), "value": "v"}))
+        }
+        ("GET", "/admin/ci/variables/{key}") => {
+            let (_, _) = ctx
+                .throwaway(instance_variable(fx, "MATRIX_INSTANCE"))
+                .await;
+            Req::get("/api/v4/admin/ci/variables/MATRIX_INSTANCE")
+        }
+        ("PUT", "/admin/ci/variables/{key}") => {
+            let (_, _) = ctx.throwaway(instance_variable(fx, "MATRIX_UPDATED")).await;
+            Req::json(
+                "/api/v4/admin/ci/variables/MATRIX_UPDATED",
+                json!({"value": "v2"}),
+            )
+        }
+        ("DELETE", "/admin/ci/variables/{key}") => {
+            let (n, key) = ctx
+                .throwaway(async {
+                    let n = fx.unique("").parse::<i64>().unwrap();
+                    instance_variable(fx, &format!("MATRIX_GONE_{n}")).await;
+                    n
+                })
+                .await;
+            Req::get(format!("/api/v4/admin/ci/variables/MATRIX_GONE_{n}")).consumes(key)
+        }
+        (_, rest) if rest.starts_with("/projects/{id}") => {
+            project_recipe(ctx, method, &rest["/projects/{id}".len()..], &api).await
+        }
+        other => panic!("no recipe for {other:?}"),
+    }
+}
+
+async fn instance_variable(fx: &Fixture, key: &str) -> i64 {
+    fx.call(
+        Method::POST,
+        "/admin/ci/variables",
+        fx.root(),
+        json!({"key": key, "value": "v"}),
+    )
+    .await;
+    0
+}
+
+async fn project_recipe(
+    ctx: &mut Ctx<'_>,
+    method: &str,
+    rest: &str,
+    api: &dyn Fn(&str) -> String,
+) -> Req {
+    let fx = ctx.fx;
+    let p = ctx.p();
+    let pid = p.id;
+    let guest = fx.user(Who::Guest).id;
+    let vis_name = ctx.vis_name();
+    let root = fx.root().to_string();
+    let owner = ctx.owner();
+    let maintainer = ctx.maintainer();
+    match (method, rest) {
+        ("GET", "") => Req::get(api("")),
+        ("PUT", "") => Req::json(api(""), json!({"description": "changed"})),
+        ("DELETE", "") => {
+            let (id, key) = ctx
+                .throwaway(async { fx.member_project(&fx.unique("doomed"), vis_name).await })
+                .await;
+            Req::get(format!("/api/v4/projects/{id}")).consumes(key)
+        }
+        ("GET", "/members" | "/members/all") => Req::get(api(rest)),
+        ("POST", "/members") => {
+            let (user, key) = ctx.throwaway(Ctx::new_user(fx)).await;
+            Req::json(
+                api("/members"),
+                json!({"user_id": user, "access_level": 30}),
+            )
+            .consumes(key)
+        }
+        ("GET", "/members/{user_id}") => Req::get(api(&format!("/members/{guest}"))),
+        ("GET", "/members/all/{user_id}") => Req::get(api(&format!("/members/all/{guest}"))),
+        ("PUT", "/members/{user_id}") => {
+            let (user, _) = ctx.throwaway(Ctx::new_member(fx, pid)).await;
+            Req::json(
+                api(&format!("/members/{user}")),
+                json!({"access_level": 20}),
+            )
+        }
+        ("DELETE", "/members/{user_id}") => {
+            let (user, key) = ctx.throwaway(Ctx::new_member(fx, pid)).await;
+            Req::get(api(&format!("/members/{user}"))).consumes(key)
+        }
+        ("GET", "/protected_branches") => Req::get(api(rest)),
+        ("POST", "/protected_branches") => {
+            Req::json(api(rest), json!({"name": fx.unique("protected-")}))
+        }
+        ("GET", "/protected_branches/{name}") => Req::get(api("/protected_branches/main")),
+        ("DELETE", "/protected_branches/{name}") => {
+            let (n, key) = ctx
+                .throwaway(async {
+                    let name = fx.unique("unprotect-");
+                    fx.call(
+                        Method::POST,
+                        &format!("/projects/{pid}/protected_branches"),
+                        maintainer,
+                        json!({"name": name}),
+                    )
+                    .await;
+                    name.trim_start_matches("unprotect-").parse().unwrap()
+                })
+                .await;
+            Req::get(api(&format!("/protected_branches/unprotect-{n}"))).consumes(key)
+        }
+        ("GET", "/repository/branches" | "/repository/tags") => Req::get(api(rest)),
+        ("GET", "/repository/branches/{branch}") => Req::get(api("/repository/branches/main")),
+        ("GET", "/repository/files/{file_path}/raw") => {
+            Req::get(api("/repository/files/.gitlab-ci.yml/raw?ref=main"))
+        }
+        ("GET", "/repository/commits/{sha}") => Req::get(api("/repository/commits/main")),
+        ("GET", "/triggers") => Req::get(api(rest)),
+        ("POST", "/triggers") => Req::json(api(rest), json!({"description": "new"})),
+        ("GET", "/triggers/{trigger_id}") => Req::get(api(&format!("/triggers/{}", p.trigger_id))),
+        ("PUT", "/triggers/{trigger_id}") => Req::json(
+            api(&format!("/triggers/{}", p.trigger_id)),
+            json!({"description": "renamed"}),
+        ),
+        ("DELETE", "/triggers/{trigger_id}") => {
+            let (id, key) = ctx.throwaway(Ctx::new_trigger(fx, pid)).await;
+            Req::get(api(&format!("/triggers/{id}"))).consumes(key)
+        }
+        ("GET", "/pipelines" | "/jobs") => Req::get(api(rest)),
+        ("GET", "/pipelines/latest") => Req::get(api("/pipelines/latest?ref=stable")),
+        ("GET", "/pipelines/{pipeline_id}") => Req::get(api(&format!("/pipelines/{}", p.pipeline))),
+        ("DELETE", "/pipelines/{pipeline_id}") => {
+            let (id, key) = ctx.throwaway(Ctx::pending_pipeline(fx, pid)).await;
+            Req::get(api(&format!("/pipelines/{id}"))).consumes(key)
+        }
+        ("GET", "/pipelines/{pipeline_id}/variables" | "/pipelines/{pipeline_id}/jobs")
+        | ("GET", "/pipelines/{pipeline_id}/bridges") => {
+            Req::get(api(&rest.replace("{pipeline_id}", &p.pipeline.to_string())))
+        }
+        ("GET", "/jobs/{job_id}" | "/jobs/{job_id}/trace" | "/jobs/{job_id}/artifacts") => {
+            Req::get(api(&rest.replace("{job_id}", &p.build.to_string())))
+        }
+        ("GET", "/jobs/{job_id}/artifacts/{*artifact_path}") => {
+            Req::get(api(&format!("/jobs/{}/artifacts/out/a.txt", p.build)))
+        }
+        ("GET", "/jobs/artifacts/{*rest}") => {
+            Req::get(api("/jobs/artifacts/stable/download?job=build"))
+        }
+        ("POST", "/pipeline") => Req::json(api(rest), json!({"ref": "feature"})),
+        ("POST", "/trigger/pipeline") => {
+            Req::json(api(rest), json!({"ref": "feature"})).token_param()
+        }
+        ("POST", "/ref/{*rest}") => {
+            Req::json(api("/ref/feature/trigger/pipeline"), json!({})).token_param()
+        }
+        ("GET", "/ci/lint") => Req::get(api(rest)),
+        ("POST", "/ci/lint") => Req::json(api(rest), json!({"content": "job:\n  script: echo\n"})),
+        ("POST", "/jobs/{job_id}/cancel") => {
+            let (job, key) = ctx
+                .throwaway(async {
+                    let pipeline = Ctx::pending_pipeline(fx, pid).await;
+                    Ctx::first_job(fx, pid, pipeline).await
+                })
+                .await;
+            Req::json(api(&format!("/jobs/{job}/cancel")), json!({})).consumes(key)
+        }
+        // A retried job is no longer retryable, a played one no longer playable (GitLab
+        // answers 403 `Job is not retryable`): each success gets a fresh target.
+        ("POST", "/jobs/{job_id}/retry") => {
+            let (job, key) = ctx
+                .throwaway(async { fx.finished_pipeline(pid, Who::Developer, "feature").await.1 })
+                .await;
+            Req::json(api(&format!("/jobs/{job}/retry")), json!({})).consumes(key)
+        }
+        ("POST", "/jobs/{job_id}/play") => {
+            let (job, key) = ctx
+                .throwaway(async { fx.finished_pipeline(pid, Who::Developer, "feature").await.2 })
+                .await;
+            Req::json(api(&format!("/jobs/{job}/play")), json!({})).consumes(key)
+        }
+        ("POST", "/jobs/{job_id}/erase") | ("DELETE", "/jobs/{job_id}/artifacts") => {
+            let (job, key) = ctx
+                .throwaway(async { fx.finished_pipeline(pid, Who::Developer, "feature").await.1 })
+                .await;
+            let req = if method == "POST" {
+                Req::json(api(&format!("/jobs/{job}/erase")), json!({}))
+            } else {
+                Req::get(api(&format!("/jobs/{job}/artifacts")))
+            };
+            req.consumes(key)
+        }
+        ("POST", "/jobs/{job_id}/artifacts/keep") => {
+            Req::json(api(&format!("/jobs/{}/artifacts/keep", p.build)), json!({}))
+        }
+        ("POST", "/pipelines/{pipeline_id}/cancel") => {
+            let (id, key) = ctx.throwaway(Ctx::pending_pipeline(fx, pid)).await;
+            Req::json(api(&format!("/pipelines/{id}/cancel")), json!({})).consumes(key)
+        }
+        ("POST", "/pipelines/{pipeline_id}/retry") => {
+            let (id, key) = ctx.throwaway(fx.failed_pipeline(pid)).await;
+            Req::json(api(&format!("/pipelines/{id}/retry")), json!({})).consumes(key)
+        }
+        ("GET", "/job_token_scope" | "/job_token_scope/allowlist") => Req::get(api(rest)),
+        ("PATCH", "/job_token_scope") => Req::json(api(rest), json!({"enabled": true})),
+        ("POST", "/job_token_scope/allowlist") => {
+            let (target, key) = ctx.throwaway(Ctx::public_project(fx)).await;
+            Req::json(api(rest), json!({"target_project_id": target})).consumes(key)
+        }
+        ("DELETE", "/job_token_scope/allowlist/{target_project_id}") => {
+            let (target, key) = ctx
+                .throwaway(async {
+                    let target = Ctx::public_project(fx).await;
+                    fx.call(
+                        Method::POST,
+                        &format!("/projects/{pid}/job_token_scope/allowlist"),
+                        &root,
+                        json!({"target_project_id": target}),
+                    )
+                    .await;
+                    target
+                })
+                .await;
+            Req::get(api(&format!("/job_token_scope/allowlist/{target}"))).consumes(key)
+        }
+        ("GET", "/variables") => Req::get(api(rest)),
+        ("POST", "/variables") => Req::json(
+            api(rest),
+            json!({"key": fx.unique("MATRIX_NEW_"), "value": "v"}),
+        ),
+        ("GET", "/variables/{key}") => Req::get(api("/variables/MATRIX_VAR")),
+        ("PUT", "/variables/{key}") => {
+            Req::json(api("/variables/MATRIX_VAR"), json!({"value": "changed"}))
+        }
+        ("DELETE", "/variables/{key}") => {
+            let (n, key) = ctx
+                .throwaway(async {
+                    let n: i64 = fx.unique("").parse().unwrap();
+                    fx.call(
+                        Method::POST,
+                        &format!("/projects/{pid}/variables"),
+                        owner,
+                        json!({"key": format!("MATRIX_GONE_{n}"), "value": "v"}),
+                    )
+                    .await;
+                    n
+                })
+                .await;
+            Req::get(api(&format!("/variables/MATRIX_GONE_{n}"))).consumes(key)
+        }
+        ("GET", "/hooks") => Req::get(api(rest)),
+        ("POST", "/hooks") => Req::json(
+            api(rest),
+            json!({"url": "http://127.0.0.1:9/matrix-new", "push_events": true}),
+        ),
+        ("GET", "/hooks/{hook_id}") => Req::get(api(&format!("/hooks/{}", p.hook_id))),
+        ("GET", "/hooks/{hook_id}/events") => {
+            Req::get(api(&format!("/hooks/{}/events", p.hook_id)))
+        }
+        ("PUT", "/hooks/{hook_id}") => Req::json(
+            api(&format!("/hooks/{}", p.hook_id)),
+            json!({"url": "http://127.0.0.1:9/matrix-hook", "push_events": true}),
+        ),
+        ("POST", "/hooks/{hook_id}/test/{trigger}") => Req::json(
+            api(&format!("/hooks/{}/test/push_events", p.hook_id)),
+            json!({}),
+        ),
+        ("DELETE", "/hooks/{hook_id}") => {
+            let (id, key) = ctx.throwaway(fx.new_hook(pid)).await;
+            Req::get(api(&format!("/hooks/{id}"))).consumes(key)
+        }
+        other => panic!("no recipe for project route {other:?}"),
+    }
+}
+
+async fn web_recipe(
+    ctx: &mut Ctx<'_>,
+    fx: &Fixture,
+    method: &str,
+    path: &str,
+    page: &dyn Fn(&str) -> String,
+) -> Req {
+    let p = ctx.p();
+    let pid = p.id;
+    let root = fx.root().to_string();
+    let project_rest = path.strip_prefix("/{namespace}/{repo}");
+    match (method, path, project_rest) {
+        ("GET", "/users/sign_in" | "/" | "/admin", _) => Req::get(path),
+        // No credentials: the form's CSRF check refuses it before anything else.
+        ("POST", "/users/sign_in", _) => Req::form(path, &[("user[login]", "nobody")]),
+        ("POST", "/users/sign_out", _) => Req::form(path, &[]),
+        ("POST", "/admin/users", _) => {
+            let name = fx.unique("web-created");
+            let email = format!("{name}@example.com");
+            Req::form(
+                path,
+                &[
+                    ("username", &name),
+                    ("name", &name),
+                    ("email", &email),
+                    ("password", super::fixture::PASSWORD),
+                ],
+            )
+        }
+        ("POST", "/admin/users/{id}/{action}", _) => {
+            let (id, key) = ctx.throwaway(Ctx::new_user(fx)).await;
+            Req::form(format!("/admin/users/{id}/block"), &[]).consumes(key)
+        }
+        ("POST", "/admin/settings", _) => Req::form(
+            path,
+            &[("allow_local_requests_from_web_hooks_and_services", "true")],
+        ),
+        ("GET", "/-/assets/{file}", _) => Req::get("/-/assets/app.css"),
+        ("GET", _, Some("" | "/-/pipelines" | "/-/jobs" | "/-/settings/ci_cd" | "/-/hooks")) => {
+            Req::get(page(project_rest.unwrap_or_default()))
+        }
+        ("POST", _, Some("/-/pipelines")) => Req::form(page("/-/pipelines"), &[("ref", "feature")]),
+        ("GET", _, Some("/-/pipelines/{id}")) => {
+            Req::get(page(&format!("/-/pipelines/{}", p.pipeline)))
+        }
+        ("POST", _, Some("/-/pipelines/{id}/{action}")) => {
+            let (id, key) = ctx.throwaway(Ctx::pending_pipeline(fx, pid)).await;
+            Req::form(page(&format!("/-/pipelines/{id}/cancel")), &[]).consumes(key)
+        }
+        ("GET", _, Some(rest)) if rest.starts_with("/-/jobs/{id}") => {
+            let rest = rest
+                .replace("{id}", &p.build.to_string())
+                .replace("{*dir}", "out")
+                .replace("{*path}", "out/a.txt");
+            Req::get(page(&rest))
+        }
+        ("POST", _, Some("/-/jobs/{id}/{action}")) => {
+            let (job, key) = ctx
+                .throwaway(async { fx.finished_pipeline(pid, Who::Developer, "feature").await.1 })
+                .await;
+            Req::form(page(&format!("/-/jobs/{job}/retry")), &[]).consumes(key)
+        }
+        ("POST", _, Some("/-/settings/ci_cd/triggers")) => Req::form(
+            page("/-/settings/ci_cd/triggers"),
+            &[("description", "web")],
+        ),
+        ("POST", _, Some("/-/settings/ci_cd/triggers/{id}/{action}")) => {
+            let (id, key) = ctx.throwaway(Ctx::new_trigger(fx, pid)).await;
+            Req::form(
+                page(&format!("/-/settings/ci_cd/triggers/{id}/revoke")),
+                &[],
+            )
+            .consumes(key)
+        }
+        ("POST", _, Some("/-/settings/ci_cd/variables")) => {
+            let key = fx.unique("MATRIX_WEB_");
+            Req::form(
+                page("/-/settings/ci_cd/variables"),
+                &[("key", &key), ("value", "v")],
+            )
+        }
+        ("POST", _, Some("/-/settings/ci_cd/job_token_scope")) => Req::form(
+            page("/-/settings/ci_cd/job_token_scope"),
+            &[("op", "enabled"), ("enabled", "true")],
+        ),
+        ("POST", _, Some("/-/settings/ci_cd/runners")) => Req::form(
+            page("/-/settings/ci_cd/runners"),
+            &[("description", "web runner")],
+        ),
+        ("POST", _, Some("/-/settings/ci_cd/runners/{id}/remove")) => {
+            let (id, key) = ctx.throwaway(fx.new_project_runner(pid)).await;
+            Req::form(page(&format!("/-/settings/ci_cd/runners/{id}/remove")), &[]).consumes(key)
+        }
+        ("POST", _, Some("/-/hooks")) => Req::form(
+            page("/-/hooks"),
+            &[
+                ("url", "http://127.0.0.1:9/matrix-web"),
+                ("push_events", "true"),
+            ],
+        ),
+        ("POST", _, Some("/-/hooks/{id}/{action}")) => {
+            let (id, key) = ctx.throwaway(fx.new_hook(pid)).await;
+            Req::form(page(&format!("/-/hooks/{id}/remove")), &[]).consumes(key)
+        }
+        other => {
+            let _ = root;
+            panic!("no recipe for page {other:?}")
+        }
+    }
+}
+
+/// Asks one cell and classifies the answer.
+pub async fn run(mut ctx: Ctx<'_>) -> Got {
+    let req = recipe(&mut ctx).await;
+    let fx = ctx.fx;
+    let who = ctx.who;
+    let cred = fx.cred(who, ctx.vis);
+    let is_git = super::is_git(&ctx.case.path);
+    let is_api = super::is_api(&ctx.case.path);
+    let mut builder = fx.client.request(
+        ctx.case.method.clone(),
+        format!("{}{}", fx.app.url, req.path),
+    );
+    for (name, value) in &req.headers {
+        builder = builder.header(*name, value);
+    }
+    let mut body = req.body;
+    if is_git {
+        if let Some((user, secret)) = cred.basic() {
+            builder = builder.basic_auth(user, Some(secret));
+        }
+    } else if req.slot == Slot::TokenParam {
+        if let Some(secret) = cred.secret() {
+            match &mut body {
+                Body::Json(Value::Object(map)) => {
+                    map.insert("token".into(), json!(secret));
+                }
+                _ => panic!("a token parameter needs a JSON body"),
+            }
+        }
+    } else {
+        match &cred {
+            Cred::Pat { token, .. } | Cred::Other(token) => {
+                builder = builder.header("PRIVATE-TOKEN", token);
+            }
+            Cred::Job(token) => builder = builder.header("JOB-TOKEN", token),
+            Cred::None => {}
+        }
+        if !is_api && let Some(session) = fx.sessions.get(&who) {
+            builder = builder.header("Cookie", &session.cookie);
+            if let Body::Form(fields) = &mut body {
+                fields.push(("authenticity_token".into(), session.csrf.clone()));
+            }
+        }
+    }
+    builder = match body {
+        Body::None => builder,
+        Body::Json(v) => builder.json(&v),
+        Body::Form(fields) => builder.form(&fields),
+        Body::Text(t) => builder.body(t),
+        Body::Zip => {
+            let form = reqwest::multipart::Form::new()
+                .part(
+                    "file",
+                    reqwest::multipart::Part::bytes(super::fixture::artifacts_zip())
+                        .file_name("artifacts.zip"),
+                )
+                .text("artifact_type", "archive")
+                .text("artifact_format", "zip");
+            builder.multipart(form)
+        }
+    };
+    let res = builder.send().await.expect("request");
+    let status = res.status().as_u16();
+    let to_sign_in = res
+        .headers()
+        .get(LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|l| l.starts_with("/users/sign_in"));
+    let got = if (300..400).contains(&status) && to_sign_in {
+        Got::SignIn
+    } else {
+        Got::Status(status)
+    };
+    let _ = res.bytes().await;
+    if let (Some(key), Got::Status(200..=399)) = (req.consumes, &got) {
+        ctx.throwaways.remove(&key);
+    }
+    got
+}
+
+/// Where GitLab's answer for one endpoint departs from the general rules of `expect.rs`.
+pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
+    let anonymous = who == Who::Anonymous || (who.is_job_token() && is_plain_api(case));
+    match (case.method.as_str(), case.path.as_str()) {
+        // Signing out ends at the sign-in page, whoever asks.
+        ("POST", "/users/sign_out") => Some(Expect::SignIn),
+        // Only the trigger's owner (the Maintainer who made it) or an administrator may change
+        // it (GitLab: app/policies/ci/trigger_policy.rb, `admin_trigger` needs `is_owner`).
+        ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}") if who == Who::Owner => {
+            Some(Expect::Status(403))
+        }
+        // Reading a pipeline's variables: GitLab's pipelines API authenticates only writes
+        // (`authenticate_non_get!`) and then asks `read_pipeline_variable`: an anonymous
+        // caller sees the public project, and is refused with 403.
+        ("GET", "/api/v4/projects/{id}/pipelines/{pipeline_id}/variables") if anonymous => {
+            Some(Expect::Status(if vis == Some(Vis::Public) {
+                403
+            } else {
+                404
+            }))
+        }
+        // Another user's token: not found, to anyone but an administrator (GitLab 16:
+        // lib/api/personal_access_tokens.rb `not_found!` unless `read_user_personal_access_tokens`;
+        // later releases answer 401 to reads and 400 to revocations — a refusal either way,
+        // and never a hint that the token exists).
+        ("GET" | "DELETE", "/api/v4/personal_access_tokens/{id}")
+            if (who.role().is_some() && who != Who::Developer) || who == Who::NonMember =>
+        {
+            if who == Who::ReadApiToken && case.method == Method::DELETE {
+                None
+            } else {
+                Some(Expect::Status(404))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// An API route that does not read job tokens.
+fn is_plain_api(case: &Case) -> bool {
+    super::is_api(&case.path)
+        && !matches!(
+            case.access,
+            Access::ReadOrJobToken
+                | Access::JobToken
+                | Access::OwnJobToken
+                | Access::TriggerToken
+                | Access::RunnerToken
+        )
+}
