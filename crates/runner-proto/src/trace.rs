@@ -4,18 +4,23 @@
 //! `X-GitLab-Trace-Update-Interval` (seconds until the next chunk). GitLab: `patch '/:id/trace'`
 //! in `lib/api/ci/runner.rb` and `app/services/ci/append_build_trace_service.rb`.
 
-/// The job token header of trace and artifact requests.
-pub const JOB_TOKEN: &str = "JOB-TOKEN";
+// Header names are case-insensitive; they are written in lowercase, as HTTP/2 writes them and
+// as `http::HeaderName::from_static` requires (GitLab writes `Job-Status`, `Content-Range`).
+
+/// The job token header of trace and artifact requests (`JOB-TOKEN`).
+pub const JOB_TOKEN: &str = "job-token";
 /// Where a log chunk goes: `start-end`, see [`ContentRange`].
-pub const CONTENT_RANGE: &str = "Content-Range";
+pub const CONTENT_RANGE: &str = "content-range";
 /// The server's log length after a chunk (`0-size`), also on a 416; see [`range_size`].
-pub const RANGE: &str = "Range";
+pub const RANGE: &str = "range";
 /// The job's status, on trace and update answers (`canceled` tells a runner to stop).
-pub const JOB_STATUS: &str = "Job-Status";
-/// Seconds the runner should wait before sending the next chunk.
-pub const TRACE_UPDATE_INTERVAL: &str = "X-GitLab-Trace-Update-Interval";
-/// On a 204 from `POST /jobs/request`: the runner's queue version, sent back as `last_update`.
-pub const LAST_UPDATE: &str = "X-GitLab-Last-Update";
+pub const JOB_STATUS: &str = "job-status";
+/// Seconds the runner should wait before sending the next chunk
+/// (`X-GitLab-Trace-Update-Interval`).
+pub const TRACE_UPDATE_INTERVAL: &str = "x-gitlab-trace-update-interval";
+/// On a 204 from `POST /jobs/request`: the runner's queue version, sent back as `last_update`
+/// (`X-GitLab-Last-Update`).
+pub const LAST_UPDATE: &str = "x-gitlab-last-update";
 
 /// A log chunk's place: bytes `start..=end` of the job's log.
 ///
@@ -113,6 +118,20 @@ mod tests {
         }
         for bad in ["", "12", "-3", "a-b", "1-", "1--2"] {
             assert_eq!(ContentRange::parse(bad), Err(ContentRangeError), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn header_names_are_lowercase_so_every_http_library_takes_them_as_they_are() {
+        for name in [
+            JOB_TOKEN,
+            CONTENT_RANGE,
+            RANGE,
+            JOB_STATUS,
+            TRACE_UPDATE_INTERVAL,
+            LAST_UPDATE,
+        ] {
+            assert_eq!(name, name.to_ascii_lowercase());
         }
     }
 
