@@ -5,6 +5,9 @@
 //! Claiming is one short conditional update (`pending` → `running` with the runner, a fresh
 //! job token and a lease), so two runners — or two servers on one PostgreSQL — never get the
 //! same job: the second update finds the job no longer pending and moves on.
+//!
+//! What goes over the wire is `pipewright_runner_proto`'s types (the runner speaks the same
+//! ones), built from the store here and read from the request's merged parameters.
 
 use axum::body::Bytes;
 use axum::extract::State;

@@ -506,3 +506,56 @@ build:
         serde_json::from_value(job.clone()).expect("the payload reads as the protocol's types");
     assert_eq!(serde_json::to_value(&typed).unwrap(), job);
 }
+
+/// `PUT /jobs/:id` reads the same from a form as from JSON (GitLab merges both): an unknown
+/// `state` is refused with Grape's message, and a failure's reason is recorded as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_reports_a_failure_with_a_form_and_an_unknown_state_is_refused() {
+    let app = TestApp::start(crate::support::Backend::Sqlite).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, token, _) = triggerable_project(&app, "forms", tmp.path()).await;
+    let runner = register_runner(&app).await;
+    let res = app
+        .post(
+            &format!("/projects/{id}/trigger/pipeline"),
+            None,
+            json!({"token": token, "ref": "main"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let job = request(&app, &runner).await.expect("a job");
+    let put = |form: Vec<(&'static str, String)>| {
+        app.client
+            .put(app.api(&format!("/jobs/{}", job["id"])))
+            .form(&form)
+            .send()
+    };
+    let job_token = job["token"].as_str().unwrap().to_string();
+
+    let res = put(vec![
+        ("token", job_token.clone()),
+        ("state", "paused".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "state does not have a valid value"})
+    );
+
+    let res = put(vec![
+        ("token", job_token),
+        ("state", "failed".into()),
+        ("failure_reason", "runner_system_failure".into()),
+        ("exit_code", "3".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["job-status"], "failed");
+    let jobs: Vec<Value> = app
+        .root_json(&format!("/projects/{id}/jobs?scope=failed"))
+        .await;
+    assert_eq!(jobs[0]["failure_reason"], "runner_system_failure");
+}
