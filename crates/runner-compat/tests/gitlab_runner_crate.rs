@@ -202,13 +202,9 @@ impl JobHandler for Interpreter {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_gitlab_runner_crate_runner_runs_a_pipeline() -> Result<()> {
-    let tmp = tempfile::tempdir()?;
-    let data_dir = tmp.path().join("data");
-    std::fs::create_dir_all(&data_dir)?;
-    let server = Pipewright::start(&data_dir).await?;
-
+/// A project `root/compat` holding `CI_CONFIG` on `main`, a pipeline for it and an instance
+/// runner's token: `(project id, pipeline path, runner token)`.
+async fn pipeline_and_runner(server: &Pipewright, tmp: &Path) -> Result<(i64, String, String)> {
     // A project with the CI config on `main`, pushed with the real git client. `[skip ci]`
     // keeps a push pipeline (should the server create one) out of the runner's way; the API
     // pipeline below ignores it, as GitLab's does.
@@ -216,20 +212,20 @@ async fn a_gitlab_runner_crate_runner_runs_a_pipeline() -> Result<()> {
         .post_json("/projects", json!({"name": "compat"}))
         .await?;
     let project_id = project["id"].as_i64().context("project id")?;
-    let work = tmp.path().join("work");
+    let work = tmp.join("work");
     std::fs::create_dir_all(&work)?;
     std::fs::write(work.join(".gitlab-ci.yml"), CI_CONFIG)?;
-    git(&work, tmp.path(), &["init", "-q"]).await?;
-    git(&work, tmp.path(), &["add", "."]).await?;
+    git(&work, tmp, &["init", "-q"]).await?;
+    git(&work, tmp, &["add", "."]).await?;
     git(
         &work,
-        tmp.path(),
+        tmp,
         &["commit", "-q", "-m", "Add CI config [skip ci]"],
     )
     .await?;
     let host = server.url.trim_start_matches("http://");
     let remote = format!("http://root:{ROOT_TOKEN}@{host}/root/compat.git");
-    git(&work, tmp.path(), &["push", "-q", &remote, "main"]).await?;
+    git(&work, tmp, &["push", "-q", &remote, "main"]).await?;
 
     // The runner token, created the way GitLab ≥ 16 does it.
     let runner = server
@@ -252,6 +248,18 @@ async fn a_gitlab_runner_crate_runner_runs_a_pipeline() -> Result<()> {
         .await?;
     let pipeline_id = pipeline["id"].as_i64().context("pipeline id")?;
     let pipeline_path = format!("/projects/{project_id}/pipelines/{pipeline_id}");
+
+    Ok((project_id, pipeline_path, runner_token))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gitlab_runner_crate_runner_runs_a_pipeline() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let data_dir = tmp.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let server = Pipewright::start(&data_dir).await?;
+    let (project_id, pipeline_path, runner_token) =
+        pipeline_and_runner(&server, tmp.path()).await?;
 
     // The runner. The crate's log lines reach the job log through its tracing layer, so the
     // runner runs under a subscriber with that layer (plus the crate's own warnings, printed
@@ -396,5 +404,91 @@ async fn a_gitlab_runner_crate_runner_runs_a_pipeline() -> Result<()> {
             "{record:?}"
         );
     }
+    Ok(())
+}
+
+/// What the crate's client sends and requires, spoken with the protocol's types by hand: its
+/// poll (token, a 14-character `system_id`, `info` with its two features) gets a payload with
+/// every key its `JobResponse` requires, that payload reads as Pipewright's `JobPayload` and
+/// writes back to the same JSON, and the crate's final `PUT` (`token` and `state` alone)
+/// finishes the job.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_payload_carries_what_the_gitlab_runner_crate_requires() -> Result<()> {
+    use pipewright_runner_proto::{Features, JobPayload, JobRequest, JobState, JobUpdate};
+
+    let tmp = tempfile::tempdir()?;
+    let data_dir = tmp.path().join("data");
+    std::fs::create_dir_all(&data_dir)?;
+    let server = Pipewright::start(&data_dir).await?;
+    let (_, _, runner_token) = pipeline_and_runner(&server, tmp.path()).await?;
+
+    // clients.md §4.1: the crate's poll.
+    let poll = JobRequest {
+        token: runner_token.into(),
+        system_id: Some("s_0123456789ab".into()),
+        info: Some(pipewright_runner_proto::VersionInfo {
+            version: Some("0.0.1".into()),
+            features: Features::supported(["upload_multiple_artifacts", "refspecs"]),
+            ..Default::default()
+        }),
+        ..JobRequest::default()
+    };
+    let response = server
+        .http
+        .post(format!("{}/api/v4/jobs/request", server.url))
+        .json(&poll)
+        .send()
+        .await?;
+    ensure!(response.status() == 201, "poll: {}", response.status());
+    let sent: Value = response.json().await?;
+
+    // clients.md §4.2: what the crate's `JobResponse` fails without.
+    for key in [
+        "id",
+        "token",
+        "allow_git_fetch",
+        "variables",
+        "steps",
+        "dependencies",
+        "artifacts",
+    ] {
+        ensure!(sent.get(key).is_some(), "{key} missing from {sent}");
+    }
+    for variable in sent["variables"].as_array().context("variables")? {
+        ensure!(
+            variable["key"].is_string()
+                && variable["public"].is_boolean()
+                && variable["masked"].is_boolean(),
+            "variable without key, public or masked: {variable}"
+        );
+    }
+    let payload: JobPayload = serde_json::from_value(sent.clone())?;
+    assert_eq!(
+        serde_json::to_value(&payload)?,
+        sent,
+        "the types hold all of it"
+    );
+    ensure!(
+        payload
+            .step(&pipewright_runner_proto::StepName::Script)
+            .is_some(),
+        "the crate needs a script step"
+    );
+
+    // clients.md §4.1: the crate's final update.
+    let finished = server
+        .http
+        .put(format!("{}/api/v4/jobs/{}", server.url, payload.id))
+        .json(&JobUpdate::new(payload.token.clone(), JobState::Success))
+        .send()
+        .await?;
+    assert_eq!(finished.status(), 200);
+    assert_eq!(
+        finished
+            .headers()
+            .get(pipewright_runner_proto::JOB_STATUS)
+            .and_then(|v| v.to_str().ok()),
+        Some("success")
+    );
     Ok(())
 }

@@ -8,7 +8,10 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::Context;
-use serde_json::{Value, json};
+use pipewright_runner_proto::{
+    self as proto, ArtifactFormat, ArtifactSpec, ArtifactType, ContentRange, FailureReason,
+    JobPayload, JobState, JobUpdate, StepName, Variable, When,
+};
 use tokio::io::AsyncReadExt;
 
 use crate::RunnerConfig;
@@ -35,11 +38,16 @@ struct Trace<'a> {
 
 impl<'a> Trace<'a> {
     /// The log of the job at `url`: its masked variables and its token become `[MASKED]`.
-    fn for_job(client: &'a reqwest::Client, url: &str, token: &str, variables: &[Value]) -> Self {
+    fn for_job(
+        client: &'a reqwest::Client,
+        url: &str,
+        token: &str,
+        variables: &[Variable],
+    ) -> Self {
         let mut secrets: Vec<String> = variables
             .iter()
-            .filter(|v| v["masked"] == true)
-            .filter_map(|v| v["value"].as_str().map(str::to_string))
+            .filter(|v| v.masked)
+            .map(|v| v.value.clone())
             .collect();
         secrets.push(token.to_string());
         Trace {
@@ -51,10 +59,9 @@ impl<'a> Trace<'a> {
             partial: String::new(),
             canceled: false,
             heartbeat: Duration::from_secs(3),
-            timestamps: variables.iter().any(|v| {
-                v["key"] == "FF_TIMESTAMPS"
-                    && v["value"].as_str().is_some_and(|x| x == "true" || x == "1")
-            }),
+            timestamps: variables
+                .iter()
+                .any(|v| v.key == "FF_TIMESTAMPS" && (v.value == "true" || v.value == "1")),
             line_open: false,
         }
     }
@@ -92,13 +99,13 @@ impl<'a> Trace<'a> {
         let res = self
             .client
             .put(&self.url)
-            .json(&json!({"token": self.token, "state": "running"}))
+            .json(&JobUpdate::new(self.token.as_str(), JobState::Running))
             .send()
             .await;
         if let Ok(r) = res
             && (r.status().as_u16() == 403
                 || r.headers()
-                    .get("job-status")
+                    .get(proto::JOB_STATUS)
                     .is_some_and(|v| v == "canceled"))
         {
             self.canceled = true;
@@ -124,12 +131,15 @@ impl<'a> Trace<'a> {
             masked = stamp(&masked, &mut self.line_open, &now);
         }
         for _ in 0..3 {
-            let end = self.offset + masked.len() - 1;
+            let Some(range) = ContentRange::of_chunk(self.offset as u64, masked.len() as u64)
+            else {
+                return;
+            };
             let res = self
                 .client
                 .patch(format!("{}/trace", self.url))
-                .header("JOB-TOKEN", &self.token)
-                .header("Content-Range", format!("{}-{end}", self.offset))
+                .header(proto::JOB_TOKEN, &self.token)
+                .header(proto::CONTENT_RANGE, range.to_string())
                 .header("Content-Type", "text/plain")
                 .body(masked.clone())
                 .send()
@@ -137,7 +147,7 @@ impl<'a> Trace<'a> {
             match res {
                 Ok(r) if r.status().as_u16() == 202 => {
                     if r.headers()
-                        .get("job-status")
+                        .get(proto::JOB_STATUS)
                         .is_some_and(|v| v == "canceled")
                     {
                         self.canceled = true;
@@ -149,10 +159,10 @@ impl<'a> Trace<'a> {
                     // The server has a different length: continue from where it is.
                     let server_len = r
                         .headers()
-                        .get("range")
+                        .get(proto::RANGE)
                         .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.split('-').nth(1))
-                        .and_then(|v| v.parse().ok());
+                        .and_then(proto::range_size)
+                        .and_then(|len| usize::try_from(len).ok());
                     match server_len {
                         Some(len) => self.offset = len,
                         None => return,
@@ -287,18 +297,9 @@ fn bash(script: &Path, cwd: &Path, env: &[(String, String)]) -> tokio::process::
     cmd
 }
 
-fn steps(job: &Value, name: &str) -> Vec<String> {
-    job["steps"]
-        .as_array()
-        .and_then(|steps| steps.iter().find(|s| s["name"] == name))
-        .and_then(|s| s["script"].as_array())
-        .map(|lines| {
-            lines
-                .iter()
-                .filter_map(|l| l.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// The lines of the job's step `name` (none if it has no such step).
+fn steps<'j>(job: &'j JobPayload, name: &StepName) -> &'j [String] {
+    job.step(name).map_or(&[], |step| &step.script)
 }
 
 /// A job's directory, `<builds>/<job id>`: the runner's, with `project/` (`CI_PROJECT_DIR`)
@@ -379,14 +380,12 @@ fn prepare_job_dir(dir: &JobDir, user: Option<&JobUser>, files: &[JobFile]) -> a
 
 /// The job's environment: its variables (file variables become files in `tmp/`), and where it
 /// runs. Also returns the files to write.
-fn job_env(variables: &[Value], dir: &JobDir) -> (Vec<(String, String)>, Vec<JobFile>) {
+fn job_env(variables: &[Variable], dir: &JobDir) -> (Vec<(String, String)>, Vec<JobFile>) {
     let mut env = Vec::new();
     let mut files = Vec::new();
     for v in variables {
-        let (Some(key), Some(value)) = (v["key"].as_str(), v["value"].as_str()) else {
-            continue;
-        };
-        if v["file"] == true {
+        let (key, value) = (v.key.as_str(), v.value.as_str());
+        if v.file {
             // A key names a file: only GitLab's variable-key characters, never a path.
             if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 continue;
@@ -421,16 +420,12 @@ fn job_env(variables: &[Value], dir: &JobDir) -> (Vec<(String, String)>, Vec<Job
 pub async fn execute(
     client: &reqwest::Client,
     config: &RunnerConfig,
-    job: Value,
+    job: JobPayload,
 ) -> anyhow::Result<()> {
-    let id = job["id"].as_i64().context("job without id")?;
-    let token = job["token"]
-        .as_str()
-        .context("job without token")?
-        .to_string();
+    let id = job.id;
+    let token = job.token.expose().to_string();
     let job_url = format!("{}/api/v4/jobs/{id}", config.url);
-    let variables = job["variables"].as_array().cloned().unwrap_or_default();
-    let mut trace = Trace::for_job(client, &job_url, &token, &variables);
+    let mut trace = Trace::for_job(client, &job_url, &token, &job.variables);
     let report_to = Report {
         client,
         job_url: &job_url,
@@ -445,7 +440,7 @@ pub async fn execute(
             config.isolation
         ))
         .await;
-    let outcome = match write_job_files(config, &job, &variables, &dir).await {
+    let outcome = match write_job_files(config, &job, &dir).await {
         Ok(env) => run_job(config, &job, &sandbox, &dir, &env, &mut trace, &report_to).await,
         Err(err) => Err(err),
     };
@@ -458,7 +453,7 @@ pub async fn execute(
             trace
                 .write("\x1b[31;1mERROR: the runner could not run this job\x1b[0;m\n")
                 .await;
-            Outcome::failed("runner_system_failure", None)
+            Outcome::failed(FailureReason::RunnerSystemFailure, None)
         }
     };
     trace.flush().await;
@@ -471,15 +466,15 @@ pub async fn execute(
 
 /// How a job ended, as `PUT /jobs/:id` reports it.
 struct Outcome {
-    state: &'static str,
-    reason: Option<&'static str>,
+    state: JobState,
+    reason: Option<FailureReason>,
     exit_code: Option<i32>,
 }
 
 impl Outcome {
-    fn failed(reason: &'static str, exit_code: Option<i32>) -> Option<Outcome> {
+    fn failed(reason: FailureReason, exit_code: Option<i32>) -> Option<Outcome> {
         Some(Outcome {
-            state: "failed",
+            state: JobState::Failed,
             reason: Some(reason),
             exit_code,
         })
@@ -490,23 +485,25 @@ impl Outcome {
 /// before any of the job's processes exists; returns the job's environment.
 async fn write_job_files(
     config: &RunnerConfig,
-    job: &Value,
-    variables: &[Value],
+    job: &JobPayload,
     dir: &JobDir,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let limits = config.isolation.limits();
-    let (env, mut files) = job_env(variables, dir);
-    let repo_url = job["git_info"]["repo_url"].as_str().unwrap_or_default();
-    let sha = job["git_info"]["sha"].as_str().unwrap_or_default();
+    let (env, mut files) = job_env(&job.variables, dir);
+    let repo_url = job.git_info.repo_url.expose();
+    let sha = job.git_info.sha.as_str();
     for (path, contents) in [
         (
             dir.fetch_script(),
             fetch_body(&dir.project, repo_url, sha, limits),
         ),
-        (dir.script(), script_body(&steps(job, "script"), limits)),
+        (
+            dir.script(),
+            script_body(steps(job, &StepName::Script), limits),
+        ),
         (
             dir.after_script(),
-            script_body(&steps(job, "after_script"), limits),
+            script_body(steps(job, &StepName::AfterScript), limits),
         ),
     ] {
         files.push(JobFile {
@@ -524,7 +521,7 @@ async fn write_job_files(
 /// `None`: canceled (nothing to report).
 async fn run_job(
     config: &RunnerConfig,
-    job: &Value,
+    job: &JobPayload,
     sandbox: &Sandbox,
     dir: &JobDir,
     env: &[(String, String)],
@@ -532,14 +529,14 @@ async fn run_job(
     report_to: &Report<'_>,
 ) -> anyhow::Result<Option<Outcome>> {
     if !fetch_sources(sandbox, dir, trace).await? {
-        return Ok(Outcome::failed("runner_system_failure", None));
+        return Ok(Outcome::failed(FailureReason::RunnerSystemFailure, None));
     }
     if !download_dependencies(config, job, sandbox, dir, trace, report_to).await {
-        return Ok(Outcome::failed("runner_system_failure", None));
+        return Ok(Outcome::failed(FailureReason::RunnerSystemFailure, None));
     }
 
     // before_script + script, stopping at the first failure.
-    let timeout = Duration::from_secs(job["runner_info"]["timeout"].as_u64().unwrap_or(3600));
+    let timeout = Duration::from_secs(job.runner_info.timeout);
     trace
         .section_start(
             "step_script",
@@ -556,7 +553,7 @@ async fn run_job(
     trace.section_end("step_script").await;
 
     // after_script always runs; its failure does not fail the job.
-    if !steps(job, "after_script").is_empty() && !trace.canceled {
+    if !steps(job, &StepName::AfterScript).is_empty() && !trace.canceled {
         trace
             .section_start("after_script", "Running after_script")
             .await;
@@ -568,11 +565,11 @@ async fn run_job(
     // Artifacts, when the job's outcome matches their `when`.
     let succeeded = result == Some(0);
     if !trace.canceled
-        && let Some(spec) = job["artifacts"].as_array().and_then(|a| a.first())
+        && let Some(spec) = job.artifacts.as_deref().and_then(<[_]>::first)
     {
-        let wanted = match spec["when"].as_str().unwrap_or("on_success") {
-            "always" => true,
-            "on_failure" => !succeeded,
+        let wanted = match spec.when.as_ref().unwrap_or(&When::OnSuccess) {
+            When::Always => true,
+            When::OnFailure => !succeeded,
             _ => succeeded,
         };
         if wanted
@@ -584,7 +581,7 @@ async fn run_job(
                 ))
                 .await;
             if succeeded {
-                return Ok(Outcome::failed("unknown_failure", None));
+                return Ok(Outcome::failed(FailureReason::UnknownFailure, None));
             }
         }
     }
@@ -597,7 +594,7 @@ async fn final_outcome(result: Option<i32>, trace: &mut Trace<'_>) -> Option<Out
         Some(0) => {
             trace.write("\x1b[32;1mJob succeeded\x1b[0;m\n").await;
             Some(Outcome {
-                state: "success",
+                state: JobState::Success,
                 reason: None,
                 exit_code: Some(0),
             })
@@ -608,7 +605,7 @@ async fn final_outcome(result: Option<i32>, trace: &mut Trace<'_>) -> Option<Out
                     "\x1b[31;1mERROR: Job failed: exit code {code}\x1b[0;m\n"
                 ))
                 .await;
-            Outcome::failed("script_failure", Some(code))
+            Outcome::failed(FailureReason::ScriptFailure, Some(code))
         }
         None if trace.canceled => None,
         None => {
@@ -617,7 +614,7 @@ async fn final_outcome(result: Option<i32>, trace: &mut Trace<'_>) -> Option<Out
                     "\x1b[31;1mERROR: Job failed: execution took longer than the timeout\x1b[0;m\n",
                 )
                 .await;
-            Outcome::failed("job_execution_timeout", None)
+            Outcome::failed(FailureReason::JobExecutionTimeout, None)
         }
     }
 }
@@ -654,22 +651,23 @@ async fn fetch_sources(
 /// Downloads and unpacks the artifacts of the jobs this one depends on; whether it worked.
 async fn download_dependencies(
     config: &RunnerConfig,
-    job: &Value,
+    job: &JobPayload,
     sandbox: &Sandbox,
     dir: &JobDir,
     trace: &mut Trace<'_>,
     report_to: &Report<'_>,
 ) -> bool {
-    for dep in job["dependencies"].as_array().into_iter().flatten() {
-        let (Some(dep_id), Some(name)) = (dep["id"].as_i64(), dep["name"].as_str()) else {
-            continue;
-        };
+    for dep in &job.dependencies {
+        let (dep_id, name) = (dep.id, &dep.name);
         trace
             .write(&format!(
                 "\x1b[32;1mDownloading artifacts for {name} ({dep_id})...\x1b[0;m\n"
             ))
             .await;
-        let dep_token = dep["token"].as_str().unwrap_or(report_to.token);
+        // GitLab sends the running job's token; an older GitLab, each dependency's own.
+        let dep_token = Some(dep.token.expose())
+            .filter(|t| !t.is_empty())
+            .unwrap_or(report_to.token);
         let downloaded = download_artifacts(
             report_to.client,
             config,
@@ -707,17 +705,15 @@ struct Report<'a> {
 impl Report<'_> {
     async fn send(
         &self,
-        state: &str,
-        failure_reason: Option<&str>,
+        state: JobState,
+        failure_reason: Option<FailureReason>,
         exit_code: Option<i32>,
     ) -> anyhow::Result<()> {
-        let mut body = json!({"token": self.token, "state": state});
-        if let Some(reason) = failure_reason {
-            body["failure_reason"] = json!(reason);
-        }
-        if let Some(code) = exit_code {
-            body["exit_code"] = json!(code);
-        }
+        let body = JobUpdate {
+            failure_reason,
+            exit_code: exit_code.map(i64::from),
+            ..JobUpdate::new(self.token, state)
+        };
         for _ in 0..5 {
             if let Ok(res) = self.client.put(self.job_url).json(&body).send().await
                 && (res.status().is_success() || res.status().as_u16() == 403)
@@ -742,7 +738,7 @@ async fn download_artifacts(
 ) -> anyhow::Result<usize> {
     let res = client
         .get(format!("{}/api/v4/jobs/{dep_id}/artifacts", config.url))
-        .header("JOB-TOKEN", token)
+        .header(proto::JOB_TOKEN, token)
         .send()
         .await?;
     if !res.status().is_success() {
@@ -794,29 +790,19 @@ async fn untracked_files(
 async fn upload_artifacts(
     report: &Report<'_>,
     sandbox: &Sandbox,
-    spec: &Value,
+    spec: &ArtifactSpec,
     dir: &JobDir,
     env: &[(String, String)],
     trace: &mut Trace<'_>,
 ) -> anyhow::Result<()> {
-    let strings = |key: &str| -> Vec<String> {
-        spec[key]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let untracked = if spec["untracked"].as_bool().unwrap_or(false) {
+    let untracked = if spec.untracked.unwrap_or(false) {
         Some(untracked_files(sandbox, dir, env).await?)
     } else {
         None
     };
     let wanted = crate::artifacts::ArtifactSpec {
-        paths: strings("paths"),
-        exclude: strings("exclude"),
+        paths: spec.paths.clone(),
+        exclude: spec.exclude.clone().unwrap_or_default(),
         untracked,
     };
     trace
@@ -850,15 +836,15 @@ async fn upload_artifacts(
                 .file_name("artifacts.zip")
                 .mime_str("application/zip")?,
         )
-        .text("artifact_format", "zip")
-        .text("artifact_type", "archive");
-    if let Some(expire_in) = spec["expire_in"].as_str() {
-        form = form.text("expire_in", expire_in.to_string());
+        .text("artifact_format", ArtifactFormat::Zip.as_str().to_string())
+        .text("artifact_type", ArtifactType::Archive.as_str().to_string());
+    if let Some(expire_in) = &spec.expire_in {
+        form = form.text("expire_in", expire_in.clone());
     }
     let res = report
         .client
         .post(format!("{}/artifacts", report.job_url))
-        .header("JOB-TOKEN", report.token)
+        .header(proto::JOB_TOKEN, report.token)
         .multipart(form)
         .send()
         .await?;

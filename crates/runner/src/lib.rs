@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use pipewright_runner_proto::{Features, JobPayload, JobRequest, VersionInfo};
 use serde_json::{Value, json};
 
 pub use isolation::{
@@ -112,7 +113,7 @@ async fn worker(n: usize, client: reqwest::Client, config: RunnerConfig) {
     loop {
         match request_job(&client, &config, &system_id).await {
             Ok(Some(job)) => {
-                let id = job.get("id").and_then(Value::as_i64).unwrap_or_default();
+                let id = job.id;
                 if let Err(err) = executor::execute(&client, &config, job).await {
                     tracing::warn!(job_id = id, error = %format!("{err:#}"), "job execution failed");
                 }
@@ -131,15 +132,22 @@ async fn request_job(
     client: &reqwest::Client,
     config: &RunnerConfig,
     system_id: &str,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<JobPayload>> {
+    let request = JobRequest {
+        token: config.token.as_str().into(),
+        system_id: Some(system_id.to_string()),
+        info: Some(VersionInfo {
+            name: Some("pipewright".into()),
+            version: Some(env!("CARGO_PKG_VERSION").into()),
+            executor: Some("shell".into()),
+            features: Features::supported(["refspecs", "trace_sections", "masking"]),
+            ..VersionInfo::default()
+        }),
+        ..JobRequest::default()
+    };
     let res = client
         .post(format!("{}/api/v4/jobs/request", config.url))
-        .json(&json!({
-            "token": config.token,
-            "system_id": system_id,
-            "info": {"name": "pipewright", "version": env!("CARGO_PKG_VERSION"), "executor": "shell",
-                     "features": {"refspecs": true, "trace_sections": true, "masking": true}},
-        }))
+        .json(&request)
         .send()
         .await?;
     match res.status().as_u16() {

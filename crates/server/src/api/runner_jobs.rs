@@ -5,6 +5,9 @@
 //! Claiming is one short conditional update (`pending` → `running` with the runner, a fresh
 //! job token and a lease), so two runners — or two servers on one PostgreSQL — never get the
 //! same job: the second update finds the job no longer pending and moves on.
+//!
+//! What goes over the wire is `pipewright_runner_proto`'s types (the runner speaks the same
+//! ones), built from the store here and read from the request's merged parameters.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,6 +15,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pipewright_core::{Status, Timestamp};
+use pipewright_runner_proto as proto;
 use pipewright_store::{Job, Runner, TraceAppend, VariableType};
 use serde_json::{Value, json};
 
@@ -106,9 +110,29 @@ fn tags_match(runner: &Runner, job_tags: &[String]) -> bool {
     job_tags.iter().all(|t| runner.tag_list.contains(t))
 }
 
-async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+/// `POST /jobs/request`'s body as the protocol's type, from whichever of query, form or JSON
+/// carried it. Only the token decides anything; `info` and `session` are kept when they are
+/// well-formed and ignored otherwise, as runners differ in what they send.
+fn job_request(params: &Params) -> ApiResult<proto::JobRequest> {
     let token = params.str("token")?;
-    let runner = runner_for_token(&state, token.as_deref()).await?;
+    let token = token.ok_or_else(|| ApiError::MissingParam("token".into()))?;
+    Ok(proto::JobRequest {
+        token: token.into(),
+        system_id: params.str("system_id").ok().flatten(),
+        last_update: params.str("last_update").ok().flatten(),
+        info: well_formed(params.get("info")),
+        session: well_formed(params.get("session")),
+    })
+}
+
+/// `value` as a protocol type, or `None` when it is absent or not that type's shape.
+fn well_formed<T: serde::de::DeserializeOwned>(value: Option<&Value>) -> Option<T> {
+    serde_json::from_value(value?.clone()).ok()
+}
+
+async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let request = job_request(&params)?;
+    let runner = runner_for_token(&state, Some(request.token.expose())).await?;
     // `contacted_at` to the minute is all anyone reads; a write per request would cost a
     // transaction per long poll.
     let now = Timestamp::now();
@@ -140,7 +164,7 @@ async fn request_job(State(state): State<AppState>, params: Params) -> ApiResult
         if now >= deadline {
             let mut res = StatusCode::NO_CONTENT.into_response();
             res.headers_mut()
-                .insert("x-gitlab-last-update", HeaderValue::from_static("0"));
+                .insert(proto::LAST_UPDATE, HeaderValue::from_static("0"));
             return Ok(res);
         }
         let wake = deadline.min(now + state.config.job_request_recheck);
@@ -296,8 +320,8 @@ async fn load_payload_context(state: &AppState, job: &Job) -> ApiResult<PayloadC
     })
 }
 
-/// GitLab's job payload for a runner.
-async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
+/// GitLab's job payload for a runner (`API::Entities::Ci::JobRequest::Response`).
+async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<proto::JobPayload> {
     let shared = state
         .payload_cache
         .get_or_load(job.pipeline_id, load_payload_context(state, job))
@@ -327,66 +351,156 @@ async fn payload(state: &AppState, job: &Job, token: &str) -> ApiResult<Value> {
     );
     // The job's `timeout:`, else the project's `build_timeout`, else GitLab's hour.
     let timeout = spec.timeout.or(*build_timeout).unwrap_or(3600);
-    let host = state
-        .config
-        .external_url
-        .splitn(2, "://")
-        .collect::<Vec<_>>();
-    let repo_url = match host.as_slice() {
-        [scheme, rest] => format!(
-            "{scheme}://gitlab-ci-token:{token}@{rest}/{}.git",
-            project.full_path()
-        ),
-        _ => format!("{}/{}.git", state.config.external_url, project.full_path()),
+    Ok(proto::JobPayload {
+        id: job.id,
+        token: token.into(),
+        allow_git_fetch: true,
+        job_info: proto::JobInfo {
+            id: job.id,
+            name: job.name.clone(),
+            stage: job.stage.clone(),
+            project_id: project.id,
+            project_name: project.name.clone(),
+            time_in_queue_seconds: Some(0),
+            ..proto::JobInfo::default()
+        },
+        git_info: git_info(state, project, pipeline, token),
+        runner_info: proto::RunnerInfo {
+            timeout,
+            runner_session_url: None,
+        },
+        variables: variables.iter().map(runner_variable).collect(),
+        steps: steps(&spec, timeout),
+        image: spec.image.as_ref().and_then(image),
+        services: spec.services.iter().filter_map(service).collect(),
+        artifacts: artifacts_spec(spec.artifacts.as_ref()),
+        cache: Vec::new(),
+        credentials: Vec::new(),
+        dependencies: dependencies(state, job, &spec, token).await?,
+        features: proto::GitlabFeatures {
+            trace_sections: true,
+            token_mask_prefixes: None,
+            failure_reasons: vec![
+                proto::FailureReason::UnknownFailure,
+                proto::FailureReason::ScriptFailure,
+                proto::FailureReason::RunnerSystemFailure,
+                proto::FailureReason::JobExecutionTimeout,
+            ],
+        },
+    })
+}
+
+/// Where the runner fetches the pipeline's commit: the repository with the job token in its
+/// URL, and refspecs for the commit and its ref. GitLab: `job_request/git_info.rb`.
+fn git_info(
+    state: &AppState,
+    project: &pipewright_store::Project,
+    pipeline: &pipewright_store::Pipeline,
+    token: &str,
+) -> proto::GitInfo {
+    let path = project.full_path();
+    let external_url = &state.config.external_url;
+    let repo_url = match external_url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://gitlab-ci-token:{token}@{rest}/{path}.git"),
+        None => format!("{external_url}/{path}.git"),
     };
+    let (ref_type, ref_refspec) = if pipeline.tag {
+        (
+            proto::RefType::Tag,
+            format!("+refs/tags/{0}:refs/tags/{0}", pipeline.ref_name),
+        )
+    } else {
+        (
+            proto::RefType::Branch,
+            format!("+refs/heads/{0}:refs/remotes/origin/{0}", pipeline.ref_name),
+        )
+    };
+    proto::GitInfo {
+        repo_url: repo_url.into(),
+        ref_name: pipeline.ref_name.clone(),
+        sha: pipeline.sha.clone(),
+        before_sha: pipeline.before_sha.clone(),
+        ref_type,
+        refspecs: vec![
+            format!("+{}:refs/pipelines/{}", pipeline.sha, pipeline.id),
+            ref_refspec,
+        ],
+        depth: Some(20),
+        repo_object_format: None,
+        protected: None,
+    }
+}
+
+/// A variable as the runner receives it.
+fn runner_variable(v: &pipewright_config::Variable) -> proto::Variable {
+    proto::Variable {
+        key: v.key.clone(),
+        value: v.value.clone(),
+        public: v.public,
+        masked: v.masked,
+        file: v.file,
+        raw: v.raw,
+    }
+}
+
+/// `before_script` + `script` as the `script` step, then `after_script` (always, failures
+/// allowed), each with the job's timeout.
+fn steps(spec: &pipewright_config::PlannedJob, timeout: u64) -> Vec<proto::Step> {
     let mut script = spec.before_script.clone();
     script.extend(spec.script.iter().cloned());
-    let dependencies = dependencies(state, job, &spec, token).await?;
-    let artifacts = artifacts_spec(spec.artifacts.as_ref());
-    Ok(json!({
-        "id": job.id,
-        "token": token,
-        "allow_git_fetch": true,
-        "job_info": {
-            "id": job.id,
-            "name": job.name,
-            "stage": job.stage,
-            "project_id": project.id,
-            "project_name": project.name,
-            "time_in_queue_seconds": 0,
+    vec![
+        proto::Step {
+            name: proto::StepName::Script,
+            script,
+            timeout,
+            when: proto::When::OnSuccess,
+            allow_failure: false,
         },
-        "git_info": {
-            "repo_url": repo_url,
-            "ref": pipeline.ref_name,
-            "sha": pipeline.sha,
-            "before_sha": pipeline.before_sha,
-            "ref_type": if pipeline.tag { "tag" } else { "branch" },
-            "refspecs": [format!("+{}:refs/pipelines/{}", pipeline.sha, pipeline.id),
-                         if pipeline.tag { format!("+refs/tags/{0}:refs/tags/{0}", pipeline.ref_name) }
-                         else { format!("+refs/heads/{0}:refs/remotes/origin/{0}", pipeline.ref_name) }],
-            "depth": 20,
+        proto::Step {
+            name: proto::StepName::AfterScript,
+            script: spec.after_script.clone(),
+            timeout,
+            when: proto::When::Always,
+            allow_failure: true,
         },
-        "runner_info": {"timeout": timeout, "runner_session_url": null},
-        "variables": variables.iter().map(|v| json!({
-            "key": v.key,
-            "value": v.value,
-            "public": v.public,
-            "masked": v.masked,
-            "file": v.file,
-            "raw": v.raw,
-        })).collect::<Vec<_>>(),
-        "steps": [
-            {"name": "script", "script": script, "timeout": timeout, "when": "on_success", "allow_failure": false},
-            {"name": "after_script", "script": spec.after_script, "timeout": timeout, "when": "always", "allow_failure": true},
-        ],
-        "image": spec.image.map(|i| if i.is_string() { json!({"name": i}) } else { i }),
-        "services": spec.services,
-        "artifacts": artifacts,
-        "cache": [],
-        "credentials": [],
-        "dependencies": dependencies,
-        "features": {"trace_sections": true, "failure_reasons": ["unknown_failure", "script_failure", "runner_system_failure", "job_execution_timeout"]},
-    }))
+    ]
+}
+
+/// The job's `image:` as GitLab hands it to runners: a name alone is `{name}`; one without a
+/// name is no image. GitLab: `Gitlab::Ci::Build::Image` (`lib/gitlab/ci/build/image.rb`).
+fn image(config: &Value) -> Option<proto::Image> {
+    match config {
+        Value::String(name) if !name.is_empty() => Some(proto::Image::named(name)),
+        Value::Object(_) => {
+            let mut image: proto::Image = well_formed(Some(config))?;
+            image.executor_opts = image.executor_opts.or_else(|| executor_opts(config));
+            (!image.name.is_empty()).then_some(image)
+        }
+        _ => None,
+    }
+}
+
+/// One of the job's `services:`, as [`image`] reads an image; one without a name is dropped.
+fn service(config: &Value) -> Option<proto::Service> {
+    match config {
+        Value::String(name) if !name.is_empty() => Some(proto::Service::named(name)),
+        Value::Object(_) => {
+            let mut service: proto::Service = well_formed(Some(config))?;
+            service.executor_opts = service.executor_opts.or_else(|| executor_opts(config));
+            (!service.name.is_empty()).then_some(service)
+        }
+        _ => None,
+    }
+}
+
+/// `docker:` and `kubernetes:` of an image or service in the YAML become its
+/// `executor_opts`. GitLab: `lib/gitlab/ci/config/entry/image.rb` (`#value`).
+fn executor_opts(config: &Value) -> Option<proto::ExecutorOptions> {
+    let opts = proto::ExecutorOptions {
+        docker: well_formed(config.get("docker")),
+        kubernetes: well_formed(config.get("kubernetes")),
+    };
+    (opts != proto::ExecutorOptions::default()).then_some(opts)
 }
 
 /// The running job a job token belongs to, checked against the URL's job id.
@@ -405,8 +519,25 @@ async fn running_job(state: &AppState, id: i64, token: Option<&str>) -> ApiResul
 
 fn job_status_header(response: &mut Response, status: Status) {
     if let Ok(v) = HeaderValue::from_str(status.as_str()) {
-        response.headers_mut().insert("job-status", v);
+        response.headers_mut().insert(proto::JOB_STATUS, v);
     }
+}
+
+/// `PUT /jobs/:id`'s body as the protocol's type, from whichever of query, form or JSON carried
+/// it (a form's `exit_code=2` is a number too). A missing token is an empty one, which no job
+/// has. Parameters are checked before the job is looked at, as Grape checks them.
+fn job_update(params: &Params) -> ApiResult<proto::JobUpdate> {
+    Ok(proto::JobUpdate {
+        token: params.str("token")?.unwrap_or_default().into(),
+        state: params.str("state")?.map(|s| proto::JobState::parse(&s)),
+        failure_reason: params
+            .str("failure_reason")?
+            .map(|s| proto::FailureReason::parse(&s)),
+        exit_code: params.i64("exit_code")?,
+        checksum: params.str("checksum").ok().flatten(),
+        output: well_formed(params.get("output")),
+        info: well_formed(params.get("info")),
+    })
 }
 
 async fn update_job(
@@ -415,7 +546,9 @@ async fn update_job(
     params: Params,
 ) -> ApiResult<Response> {
     let id = seg.id("id", "Job")?;
-    let job = running_job(&state, id, params.str("token")?.as_deref()).await?;
+    let update = job_update(&params)?;
+    let token = Some(update.token.expose()).filter(|t| !t.is_empty());
+    let job = running_job(&state, id, token).await?;
     if job.status != Status::Running {
         let mut res = (
             StatusCode::FORBIDDEN,
@@ -425,11 +558,10 @@ async fn update_job(
         job_status_header(&mut res, job.status);
         return Ok(res);
     }
-    let state_param = params.str("state")?;
-    let final_status = match state_param.as_deref() {
-        None | Some("running") => None,
-        Some("success") => Some(Status::Success),
-        Some("failed") => Some(Status::Failed),
+    let final_status = match &update.state {
+        None | Some(proto::JobState::Running) => None,
+        Some(proto::JobState::Success) => Some(Status::Success),
+        Some(proto::JobState::Failed) => Some(Status::Failed),
         Some(_) => {
             return Err(ApiError::ParamError(
                 "state does not have a valid value".into(),
@@ -440,24 +572,16 @@ async fn update_job(
     match final_status {
         None => renew_lease(&state, &job).await?,
         Some(s) => {
-            let reason = if s == Status::Failed {
-                Some(
-                    params
-                        .str("failure_reason")?
-                        .unwrap_or_else(|| "script_failure".into()),
-                )
-            } else {
-                None
-            };
-            if crate::job_processing::finish_job(
-                &state,
-                &job,
-                s,
-                reason.as_deref(),
-                params.i64("exit_code")?,
-            )
-            .await
-            .map_err(ApiError::Internal)?
+            // A failure without a reason is the script's, as GitLab records it.
+            let reason = (s == Status::Failed).then(|| {
+                update
+                    .failure_reason
+                    .as_ref()
+                    .map_or("script_failure", proto::FailureReason::as_str)
+            });
+            if crate::job_processing::finish_job(&state, &job, s, reason, update.exit_code)
+                .await
+                .map_err(ApiError::Internal)?
             {
                 status = s;
             }
@@ -487,7 +611,7 @@ enum ChunkRange {
 // app/services/ci/append_build_trace_service.rb. GitLab reads a garbage start as 0 (Ruby's
 // `to_i`) and then refuses it with 416 unless the log is empty; Pipewright refuses it always.
 fn content_range(headers: &HeaderMap) -> ChunkRange {
-    let Some(value) = headers.get("content-range") else {
+    let Some(value) = headers.get(proto::CONTENT_RANGE) else {
         return ChunkRange::Missing;
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
@@ -620,7 +744,7 @@ async fn dependencies(
     job: &Job,
     spec: &pipewright_config::PlannedJob,
     token: &str,
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<proto::Dependency>> {
     let first_stage = spec.needs.is_none() && job.stage_idx == 0;
     if spec.dependencies.as_ref().is_some_and(Vec::is_empty)
         || spec.needs.as_ref().is_some_and(Vec::is_empty)
@@ -644,21 +768,23 @@ async fn dependencies(
         .filter(|other| super::artifacts::has_artifacts(other))
         .filter_map(|other| {
             let a = other.artifacts.as_ref()?;
-            Some(json!({
-                "id": other.id,
-                "name": other.name,
-                "token": token,
-                "artifacts_file": {"filename": a.filename, "size": a.size},
-            }))
+            Some(proto::Dependency {
+                id: other.id,
+                name: other.name.clone(),
+                token: token.into(),
+                artifacts_file: Some(proto::ArtifactFile {
+                    filename: a.filename.clone(),
+                    size: u64::try_from(a.size).unwrap_or(0),
+                }),
+            })
         })
         .collect())
 }
 
-/// GitLab's `artifacts` list for the runner, from the job's `artifacts:` keyword.
-fn artifacts_spec(artifacts: Option<&Value>) -> Value {
-    let Some(a) = artifacts.and_then(Value::as_object) else {
-        return Value::Null;
-    };
+/// GitLab's `artifacts` list for the runner, from the job's `artifacts:` keyword; `None` (sent
+/// as `null`) when it keeps nothing. GitLab: `job_request/artifacts.rb`.
+fn artifacts_spec(artifacts: Option<&Value>) -> Option<Vec<proto::ArtifactSpec>> {
+    let a = artifacts.and_then(Value::as_object)?;
     let strings = |key: &str| -> Vec<String> {
         a.get(key)
             .and_then(Value::as_array)
@@ -672,20 +798,29 @@ fn artifacts_spec(artifacts: Option<&Value>) -> Value {
     let paths = strings("paths");
     let untracked = a.get("untracked").and_then(Value::as_bool).unwrap_or(false);
     if paths.is_empty() && !untracked {
-        return Value::Null;
+        return None;
     }
-    json!([{
-        "name": a.get("name").and_then(Value::as_str).unwrap_or("artifacts"),
-        "untracked": untracked,
-        "paths": paths,
-        "exclude": strings("exclude"),
-        "when": a.get("when").and_then(Value::as_str).unwrap_or("on_success"),
-        "artifact_type": "archive",
-        "artifact_format": "zip",
-        "expire_in": a.get("expire_in").map(|v| match v {
+    Some(vec![proto::ArtifactSpec {
+        name: Some(
+            a.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("artifacts")
+                .to_string(),
+        ),
+        untracked: Some(untracked),
+        paths,
+        exclude: Some(strings("exclude")),
+        when: Some(proto::When::parse(
+            a.get("when")
+                .and_then(Value::as_str)
+                .unwrap_or("on_success"),
+        )),
+        expire_in: a.get("expire_in").map(|v| match v {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         }),
+        artifact_type: proto::ArtifactType::Archive,
+        artifact_format: Some(proto::ArtifactFormat::Zip),
     }])
 }
 

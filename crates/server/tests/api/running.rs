@@ -440,3 +440,123 @@ async fn the_seed_pipeline_runs_end_to_end_on_pipewrights_runner(app: TestApp) {
     assert!(!upload.contains("uploading package"), "{upload}");
     runner.abort();
 }
+
+/// A job's payload has the shape of GitLab's `JobRequest::Response` entity: images and services
+/// as objects (a string is a name; one without a name is dropped, as GitLab drops it; `docker:`
+/// becomes `executor_opts`), variables with `public` and `masked` always and `file` only when
+/// true, `artifacts` and `dependencies` present — and it reads back as the protocol's types
+/// into exactly the JSON that was sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_payload_has_the_shape_of_gitlabs_job_request_entity() {
+    let app = TestApp::start(crate::support::Backend::Sqlite).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "\
+build:
+  image: ruby:3.3
+  services:
+    - postgres:16
+    - name: redis:7
+      alias: cache
+      docker: {platform: linux/amd64}
+    - alias: nameless
+  variables: {GREETING: hello}
+  script: [make]
+  artifacts: {paths: [dist/], expire_in: 1 week}
+";
+    let id = project_in(&app, "shape", config, tmp.path()).await;
+    let res = app
+        .post(
+            &format!("/projects/{id}/pipeline"),
+            Some(&app.root_token),
+            json!({"ref": "main"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let runner = register_runner(&app).await;
+    let job = request(&app, &runner).await.expect("a job");
+
+    assert_eq!(
+        job["image"],
+        json!({"name": "ruby:3.3", "entrypoint": null, "ports": null, "executor_opts": null,
+               "pull_policy": null})
+    );
+    let services = job["services"].as_array().unwrap();
+    assert_eq!(
+        services.len(),
+        2,
+        "the nameless service is dropped: {services:?}"
+    );
+    assert_eq!(services[0]["name"], "postgres:16");
+    assert_eq!(services[1]["alias"], "cache");
+    assert_eq!(
+        services[1]["executor_opts"],
+        json!({"docker": {"platform": "linux/amd64"}})
+    );
+    for variable in job["variables"].as_array().unwrap() {
+        assert!(variable["public"].is_boolean(), "{variable}");
+        assert!(variable["masked"].is_boolean(), "{variable}");
+        assert_ne!(variable.get("file"), Some(&json!(false)), "{variable}");
+    }
+    assert_eq!(vars(&job)["GREETING"]["value"], "hello");
+    assert_eq!(job["dependencies"], json!([]));
+    assert_eq!(job["artifacts"][0]["paths"], json!(["dist/"]));
+    assert_eq!(job["artifacts"][0]["expire_in"], "1 week");
+    assert_eq!(job["steps"][1]["name"], "after_script");
+
+    let typed: pipewright_runner_proto::JobPayload =
+        serde_json::from_value(job.clone()).expect("the payload reads as the protocol's types");
+    assert_eq!(serde_json::to_value(&typed).unwrap(), job);
+}
+
+/// `PUT /jobs/:id` reads the same from a form as from JSON (GitLab merges both): an unknown
+/// `state` is refused with Grape's message, and a failure's reason is recorded as sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runner_reports_a_failure_with_a_form_and_an_unknown_state_is_refused() {
+    let app = TestApp::start(crate::support::Backend::Sqlite).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, token, _) = triggerable_project(&app, "forms", tmp.path()).await;
+    let runner = register_runner(&app).await;
+    let res = app
+        .post(
+            &format!("/projects/{id}/trigger/pipeline"),
+            None,
+            json!({"token": token, "ref": "main"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let job = request(&app, &runner).await.expect("a job");
+    let put = |form: Vec<(&'static str, String)>| {
+        app.client
+            .put(app.api(&format!("/jobs/{}", job["id"])))
+            .form(&form)
+            .send()
+    };
+    let job_token = job["token"].as_str().unwrap().to_string();
+
+    let res = put(vec![
+        ("token", job_token.clone()),
+        ("state", "paused".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "state does not have a valid value"})
+    );
+
+    let res = put(vec![
+        ("token", job_token),
+        ("state", "failed".into()),
+        ("failure_reason", "runner_system_failure".into()),
+        ("exit_code", "3".into()),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["job-status"], "failed");
+    let jobs: Vec<Value> = app
+        .root_json(&format!("/projects/{id}/jobs?scope=failed"))
+        .await;
+    assert_eq!(jobs[0]["failure_reason"], "runner_system_failure");
+}
