@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use pipewright_config::{
-    Config, Limits, NoFiles, PipelineContext, PlanOutcome, ProjectInfo, RefKind, Source, Variable,
-    VariableSource,
+    Config, Limits, NoFiles, PipelineContext, PipelineSource, PlanOutcome, ProjectInfo, RefKind,
+    Variable, VariableSource,
 };
 
 fn config() -> String {
@@ -62,7 +62,7 @@ default:
 
 fn context() -> PipelineContext {
     PipelineContext {
-        source: Source::Trigger,
+        source: PipelineSource::Trigger,
         ref_name: "main".into(),
         ref_kind: RefKind::Branch,
         protected_ref: true,

@@ -1,68 +1,9 @@
 //! What the planner needs to know about the pipeline being created: where, why, by whom, with
 //! which user variables. The server fills it in; the engine never looks anything up itself.
 
+use pipewright_core::{PipelineSource, RefKind};
+
 use crate::variables::Variable;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefKind {
-    Branch,
-    Tag,
-}
-
-/// `CI_PIPELINE_SOURCE` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Push,
-    Web,
-    Trigger,
-    Schedule,
-    Api,
-    External,
-    Pipeline,
-    Chat,
-    Webide,
-    MergeRequestEvent,
-    ExternalPullRequestEvent,
-    ParentPipeline,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Push => "push",
-            Source::Web => "web",
-            Source::Trigger => "trigger",
-            Source::Schedule => "schedule",
-            Source::Api => "api",
-            Source::External => "external",
-            Source::Pipeline => "pipeline",
-            Source::Chat => "chat",
-            Source::Webide => "webide",
-            Source::MergeRequestEvent => "merge_request_event",
-            Source::ExternalPullRequestEvent => "external_pull_request_event",
-            Source::ParentPipeline => "parent_pipeline",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Source> {
-        [
-            Source::Push,
-            Source::Web,
-            Source::Trigger,
-            Source::Schedule,
-            Source::Api,
-            Source::External,
-            Source::Pipeline,
-            Source::Chat,
-            Source::Webide,
-            Source::MergeRequestEvent,
-            Source::ExternalPullRequestEvent,
-            Source::ParentPipeline,
-        ]
-        .into_iter()
-        .find(|src| src.as_str() == s)
-    }
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct ProjectInfo {
@@ -85,7 +26,7 @@ pub struct UserInfo {
 
 #[derive(Debug, Clone)]
 pub struct PipelineContext {
-    pub source: Source,
+    pub source: PipelineSource,
     pub ref_name: String,
     pub ref_kind: RefKind,
     pub protected_ref: bool,

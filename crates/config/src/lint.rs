@@ -1,16 +1,17 @@
 //! The linter: "what would this config run?" for a given source and ref, as text for people
 //! and as JSON for tools (`pipewright ci lint`, and the CI Lint API).
 
+use pipewright_core::{PipelineSource, RefKind};
 use serde::Serialize;
 
-use crate::context::{PipelineContext, ProjectInfo, RefKind, Source};
+use crate::context::{PipelineContext, ProjectInfo};
 use crate::plan::PlanOutcome;
 use crate::variables::{Variable, VariableSource};
 use crate::{Config, FileSource, Limits};
 
 #[derive(Debug, Clone)]
 pub struct LintOptions {
-    pub source: Source,
+    pub source: PipelineSource,
     pub ref_name: String,
     pub ref_kind: RefKind,
     pub variables: Vec<(String, String)>,
@@ -19,7 +20,7 @@ pub struct LintOptions {
 impl Default for LintOptions {
     fn default() -> Self {
         LintOptions {
-            source: Source::Push,
+            source: PipelineSource::Push,
             ref_name: "main".into(),
             ref_kind: RefKind::Branch,
             variables: Vec::new(),
@@ -81,7 +82,8 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         pipeline_id: None,
         pipeline_iid: None,
         user: None,
-        trigger_short_token: (options.source == Source::Trigger).then(|| "lint".to_string()),
+        trigger_short_token: (options.source == PipelineSource::Trigger)
+            .then(|| "lint".to_string()),
         pipeline_variables: options
             .variables
             .iter()

@@ -1,9 +1,10 @@
 //! CI/CD variables: the predefined ones for a pipeline, GitLab's precedence, and expansion of
 //! `$VAR` / `${VAR}` inside values.
 
+use pipewright_core::RefKind;
 use serde::{Deserialize, Serialize};
 
-use crate::context::{PipelineContext, RefKind};
+use crate::context::PipelineContext;
 
 /// Where a variable came from, lowest precedence first (GitLab's order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]

@@ -19,8 +19,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use pipewright_config::{PlanOutcome, PlannedJob, Variable, VariableSource};
-use pipewright_core::{PipelineSource, Status};
-use pipewright_git::RefKind;
+use pipewright_core::{PipelineSource, RefKind, Status};
 use pipewright_store::{
     NewJob, NewPipeline, Pipeline, Project, StoredVariable, Trigger, Upstream, User, VariableType,
 };
@@ -396,13 +395,9 @@ pub async fn create_pipeline(
     };
     let ci_vars = crate::ci_variables::for_pipeline(state, project.id, protected_ref).await?;
     let ctx = pipewright_config::PipelineContext {
-        source: pipewright_config::Source::parse(request.source.as_str())
-            .unwrap_or(pipewright_config::Source::Api),
+        source: request.source,
         ref_name: resolved.name.clone(),
-        ref_kind: match resolved.kind {
-            RefKind::Branch => pipewright_config::RefKind::Branch,
-            RefKind::Tag => pipewright_config::RefKind::Tag,
-        },
+        ref_kind: resolved.kind,
         protected_ref,
         sha: resolved.sha.clone(),
         before_sha: request

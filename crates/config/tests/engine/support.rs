@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use pipewright_config::{
-    Config, FileSource, Limits, PipelineContext, Plan, PlanOutcome, ProjectInfo, RefKind, Source,
-    UserInfo, Variable, VariableSource,
+    Config, FileSource, Limits, PipelineContext, PipelineSource, Plan, PlanOutcome, ProjectInfo,
+    RefKind, UserInfo, Variable, VariableSource,
 };
 
 pub struct Files(pub HashMap<String, String>);
@@ -16,7 +16,7 @@ impl FileSource for Files {
 }
 
 pub fn context(
-    source: Source,
+    source: PipelineSource,
     ref_name: &str,
     kind: RefKind,
     vars: &[(&str, &str)],
@@ -46,7 +46,7 @@ pub fn context(
             name: "Administrator".into(),
             email: "admin@example.com".into(),
         }),
-        trigger_short_token: (source == Source::Trigger).then(|| "abcd".to_string()),
+        trigger_short_token: (source == PipelineSource::Trigger).then(|| "abcd".to_string()),
         pipeline_variables: vars
             .iter()
             .map(|(k, v)| Variable::new(k, *v, VariableSource::Pipeline))
@@ -88,7 +88,7 @@ pub fn job_names(plan: &Plan) -> Vec<&str> {
 }
 
 /// The names of jobs that would run for `source` on a branch `main`.
-pub fn runs(yaml: &str, source: Source) -> Vec<String> {
+pub fn runs(yaml: &str, source: PipelineSource) -> Vec<String> {
     match plan_in(yaml, &context(source, "main", RefKind::Branch, &[])) {
         PlanOutcome::Created(p) => p.jobs.iter().map(|j| j.name.clone()).collect(),
         _ => Vec::new(),

@@ -242,13 +242,12 @@ async fn load_payload_context(state: &AppState, job: &Job) -> ApiResult<PayloadC
         .await?
         .and_then(|t| u64::try_from(t).ok());
     let ctx = pipewright_config::PipelineContext {
-        source: pipewright_config::Source::parse(pipeline.source.as_str())
-            .unwrap_or(pipewright_config::Source::Api),
+        source: pipeline.source,
         ref_name: pipeline.ref_name.clone(),
         ref_kind: if pipeline.tag {
-            pipewright_config::RefKind::Tag
+            pipewright_core::RefKind::Tag
         } else {
-            pipewright_config::RefKind::Branch
+            pipewright_core::RefKind::Branch
         },
         protected_ref: pipeline.protected_ref,
         sha: pipeline.sha.clone(),
