@@ -22,7 +22,7 @@ pub use error::{ConfigError, Location, Result};
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};
 /// The context speaks core's vocabulary; re-exported so the engine's callers need only this crate.
-pub use pipewright_core::{PipelineSource, RefKind};
+pub use pipewright_core::{PipelineSource, RefKind, Visibility};
 pub use plan::{InitialStatus, Plan, PlanOutcome, PlannedJob};
 pub use variables::{
     Variable, VariableSource, expand, expand_all, job_predefined, merge as merge_variables,

@@ -146,7 +146,10 @@ pub fn predefined(ctx: &PipelineContext) -> Vec<Variable> {
         "CI_PROJECT_DIR",
         format!("/builds/{}", ctx.project.path_with_namespace),
     );
-    add("CI_PROJECT_VISIBILITY", ctx.project.visibility.clone());
+    add(
+        "CI_PROJECT_VISIBILITY",
+        ctx.project.visibility.as_str().into(),
+    );
     add("CI_REPOSITORY_URL", format!("{project_url}.git"));
     if let Some(user) = &ctx.user {
         add("GITLAB_USER_ID", user.id.to_string());

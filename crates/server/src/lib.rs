@@ -22,6 +22,7 @@ pub mod maintenance;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
+pub mod pipeline_context;
 pub mod pipeline_creation;
 pub mod project_cache;
 pub mod protected_refs;

@@ -395,34 +395,6 @@ pub async fn create_pipeline(
     };
     let ci_vars = crate::ci_variables::for_pipeline(state, project.id, protected_ref).await?;
     let ctx = pipewright_config::PipelineContext {
-        source: request.source,
-        ref_name: resolved.name.clone(),
-        ref_kind: resolved.kind,
-        protected_ref,
-        sha: resolved.sha.clone(),
-        before_sha: request
-            .before_sha
-            .clone()
-            .unwrap_or_else(|| pipewright_git::ZERO_SHA.to_string()),
-        commit_message: resolved.commit.message.clone(),
-        project: pipewright_config::ProjectInfo {
-            id: project.id,
-            name: project.name.clone(),
-            path_with_namespace: project.full_path(),
-            namespace: project.namespace.path.clone(),
-            default_branch: project.default_branch.clone(),
-            visibility: project.visibility.as_str().to_string(),
-        },
-        server_url: state.config.external_url.clone(),
-        pipeline_id: None,
-        pipeline_iid: None,
-        user: user.as_ref().map(|u| pipewright_config::UserInfo {
-            id: u.id,
-            login: u.username.clone(),
-            name: u.name.clone(),
-            email: u.email.clone(),
-        }),
-        trigger_short_token: request.trigger.as_ref().map(|t| t.short_token.clone()),
         pipeline_variables: request
             .variables
             .iter()
@@ -434,8 +406,14 @@ pub async fn create_pipeline(
             .collect(),
         project_variables: ci_vars.project,
         instance_variables: ci_vars.instance,
-        changed_files: None,
         files: listing,
+        ..crate::pipeline_context::build(
+            state,
+            &base,
+            project,
+            user.as_ref(),
+            &resolved.commit.message,
+        )
     };
     let plan = match config.plan(&ctx) {
         Ok(PlanOutcome::Created(plan)) => plan,

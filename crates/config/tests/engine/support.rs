@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use pipewright_config::{
     Config, FileSource, Limits, PipelineContext, PipelineSource, Plan, PlanOutcome, ProjectInfo,
-    RefKind, UserInfo, Variable, VariableSource,
+    RefKind, UserInfo, Variable, VariableSource, Visibility,
 };
 
 pub struct Files(pub HashMap<String, String>);
@@ -21,23 +21,16 @@ pub fn context(
     kind: RefKind,
     vars: &[(&str, &str)],
 ) -> PipelineContext {
+    let project = ProjectInfo {
+        id: 9,
+        name: "demo".into(),
+        path_with_namespace: "group/demo".into(),
+        namespace: "group".into(),
+        default_branch: "main".into(),
+        visibility: Visibility::Private,
+    };
     PipelineContext {
-        source,
-        ref_name: ref_name.to_string(),
-        ref_kind: kind,
-        protected_ref: false,
-        sha: "a".repeat(40),
-        before_sha: "0".repeat(40),
         commit_message: "Add the pipeline\n\nWith a body.".into(),
-        project: ProjectInfo {
-            id: 9,
-            name: "demo".into(),
-            path_with_namespace: "group/demo".into(),
-            namespace: "group".into(),
-            default_branch: "main".into(),
-            visibility: "private".into(),
-        },
-        server_url: "https://gitlab.example.com".into(),
         pipeline_id: Some(257),
         pipeline_iid: Some(118),
         user: Some(UserInfo {
@@ -51,10 +44,14 @@ pub fn context(
             .iter()
             .map(|(k, v)| Variable::new(k, *v, VariableSource::Pipeline))
             .collect(),
-        project_variables: Vec::new(),
-        instance_variables: Vec::new(),
-        changed_files: None,
-        files: None,
+        ..PipelineContext::new(
+            source,
+            ref_name,
+            kind,
+            "a".repeat(40),
+            project,
+            "https://gitlab.example.com",
+        )
     }
 }
 

@@ -241,45 +241,13 @@ async fn load_payload_context(state: &AppState, job: &Job) -> ApiResult<PayloadC
         .project_build_timeout(project.id)
         .await?
         .and_then(|t| u64::try_from(t).ok());
-    let ctx = pipewright_config::PipelineContext {
-        source: pipeline.source,
-        ref_name: pipeline.ref_name.clone(),
-        ref_kind: if pipeline.tag {
-            pipewright_core::RefKind::Tag
-        } else {
-            pipewright_core::RefKind::Branch
-        },
-        protected_ref: pipeline.protected_ref,
-        sha: pipeline.sha.clone(),
-        before_sha: pipeline.before_sha.clone(),
-        commit_message: commit
-            .as_ref()
-            .map(|c| c.message.clone())
-            .unwrap_or_default(),
-        project: pipewright_config::ProjectInfo {
-            id: project.id,
-            name: project.name.clone(),
-            path_with_namespace: project.full_path(),
-            namespace: project.namespace.path.clone(),
-            default_branch: project.default_branch.clone(),
-            visibility: project.visibility.as_str().to_string(),
-        },
-        server_url: state.config.external_url.clone(),
-        pipeline_id: Some(pipeline.id),
-        pipeline_iid: Some(pipeline.iid),
-        user: user.as_ref().map(|u| pipewright_config::UserInfo {
-            id: u.id,
-            login: u.username.clone(),
-            name: u.name.clone(),
-            email: u.email.clone(),
-        }),
-        trigger_short_token: pipeline.trigger_short_token.clone(),
-        pipeline_variables: Vec::new(),
-        project_variables: Vec::new(),
-        instance_variables: Vec::new(),
-        changed_files: None,
-        files: None,
-    };
+    let ctx = crate::pipeline_context::build(
+        state,
+        &pipeline,
+        &project,
+        user.as_ref(),
+        commit.as_ref().map_or("", |c| c.message.as_str()),
+    );
     Ok(PayloadContext {
         pipeline,
         project,
