@@ -13,8 +13,8 @@ use pipewright_store::{Job, Pipeline, Upstream, User, VariableType};
 use serde_json::Value;
 
 use crate::permissions::Action;
-use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineVariableInput, Runner};
-use crate::sealing::Purpose;
+use crate::pipeline_creation::{CreateError, CreatePipeline, Runner};
+use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 /// Whether a job is a bridge (has `trigger:`).
@@ -189,7 +189,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
     let mut variables = Vec::new();
     if trigger.forward_yaml_variables {
         for v in &spec.variables {
-            variables.push(PipelineVariableInput {
+            variables.push(PipelineVariable {
                 key: v.key.clone(),
                 value: v.value.clone(),
                 variable_type: if v.file {
@@ -201,16 +201,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
         }
     }
     if trigger.forward_pipeline_variables {
-        for v in state.store.pipeline_variables(upstream.id).await? {
-            let value = state
-                .sealer
-                .open(Purpose::PipelineVariable, &v.value_sealed)?;
-            variables.push(PipelineVariableInput {
-                key: v.key,
-                value,
-                variable_type: v.variable_type,
-            });
-        }
+        variables.extend(crate::pipeline_variables::opened(state, upstream.id).await?);
     }
     let link = Upstream {
         job_id: bridge.id,

@@ -24,6 +24,7 @@ pub mod params;
 pub mod permissions;
 pub mod pipeline_context;
 pub mod pipeline_creation;
+pub mod pipeline_variables;
 pub mod project_cache;
 pub mod protected_refs;
 pub mod push_pipelines;

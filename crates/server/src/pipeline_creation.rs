@@ -18,29 +18,19 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use pipewright_config::{PlanOutcome, PlannedJob, Variable, VariableSource};
+use pipewright_config::{PlanOutcome, PlannedJob};
 use pipewright_core::{PipelineSource, RefKind, Status};
-use pipewright_store::{
-    NewJob, NewPipeline, Pipeline, Project, StoredVariable, Trigger, Upstream, User, VariableType,
-};
+use pipewright_store::{NewJob, NewPipeline, Pipeline, Project, Trigger, Upstream, User};
 
 use crate::api::protected_branches::rules_for;
 use crate::permissions::{Action, ProjectAccess};
-use crate::sealing::Purpose;
+use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 pub const CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// How many paths `rules:exists` looks at (GitLab caps its search similarly).
 const MAX_LISTED_FILES: usize = 50_000;
-
-/// A variable given for this pipeline (trigger, API, downstream).
-#[derive(Debug, Clone)]
-pub struct PipelineVariableInput {
-    pub key: String,
-    pub value: String,
-    pub variable_type: VariableType,
-}
 
 /// Who runs the pipeline.
 #[derive(Debug, Clone)]
@@ -61,7 +51,7 @@ pub struct CreatePipeline {
     pub source: PipelineSource,
     pub runner: Runner,
     pub trigger: Option<Trigger>,
-    pub variables: Vec<PipelineVariableInput>,
+    pub variables: Vec<PipelineVariable>,
     pub upstream: Option<Upstream>,
     /// Triggers run even when the commit says `[skip ci]`.
     pub ignore_skip_ci: bool,
@@ -358,14 +348,11 @@ pub async fn create_pipeline(
         return Err(rejected("Missing CI config file"));
     };
 
-    let mut sealed_vars = Vec::with_capacity(request.variables.len());
-    for v in &request.variables {
-        sealed_vars.push(StoredVariable {
-            key: v.key.clone(),
-            value_sealed: state.sealer.seal(Purpose::PipelineVariable, &v.value)?,
-            variable_type: v.variable_type,
-        });
-    }
+    let sealed_vars = request
+        .variables
+        .iter()
+        .map(|v| v.seal(&state.sealer))
+        .collect::<anyhow::Result<_>>()?;
     let base = NewPipeline {
         project_id: project.id,
         sha: resolved.sha.clone(),
@@ -398,11 +385,7 @@ pub async fn create_pipeline(
         pipeline_variables: request
             .variables
             .iter()
-            .map(|v| {
-                let mut var = Variable::new(&v.key, v.value.clone(), VariableSource::Pipeline);
-                var.file = v.variable_type == VariableType::File;
-                var
-            })
+            .map(PipelineVariable::to_config)
             .collect(),
         project_variables: ci_vars.project,
         instance_variables: ci_vars.instance,

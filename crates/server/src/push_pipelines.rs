@@ -7,9 +7,8 @@
 use pipewright_core::PipelineSource;
 use pipewright_store::{PushEvent, VariableType};
 
-use crate::pipeline_creation::{
-    CreateError, CreatePipeline, PipelineVariableInput, Runner, create_pipeline,
-};
+use crate::pipeline_creation::{CreateError, CreatePipeline, Runner, create_pipeline};
+use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 /// Creates pipelines for every push waiting in the outbox.
@@ -104,7 +103,7 @@ async fn pipeline_for(state: &AppState, event: &PushEvent) -> anyhow::Result<()>
         variables: options
             .variables
             .into_iter()
-            .map(|(key, value)| PipelineVariableInput {
+            .map(|(key, value)| PipelineVariable {
                 key,
                 value,
                 variable_type: VariableType::EnvVar,

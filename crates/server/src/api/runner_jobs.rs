@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use pipewright_core::{Status, Timestamp};
-use pipewright_store::{Job, Runner, TraceAppend, VariableType};
+use pipewright_store::{Job, Runner, TraceAppend};
 use serde_json::{Value, json};
 
 use super::Segments;
@@ -23,7 +23,6 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::permissions::Action;
-use crate::sealing::Purpose;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -222,20 +221,12 @@ async fn load_payload_context(state: &AppState, job: &Job) -> ApiResult<PayloadC
         .await
         .ok()
         .flatten();
-    let mut pipeline_vars = Vec::new();
-    for v in state.store.pipeline_variables(pipeline.id).await? {
-        let value = state
-            .sealer
-            .open(Purpose::PipelineVariable, &v.value_sealed)
-            .map_err(ApiError::Internal)?;
-        let mut var = pipewright_config::Variable::new(
-            &v.key,
-            value,
-            pipewright_config::VariableSource::Pipeline,
-        );
-        var.file = v.variable_type == VariableType::File;
-        pipeline_vars.push(var);
-    }
+    let pipeline_vars = crate::pipeline_variables::opened(state, pipeline.id)
+        .await
+        .map_err(ApiError::Internal)?
+        .iter()
+        .map(crate::pipeline_variables::PipelineVariable::to_config)
+        .collect();
     let build_timeout = state
         .store
         .project_build_timeout(project.id)

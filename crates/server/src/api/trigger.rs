@@ -20,7 +20,8 @@ use super::Segments;
 use super::pipelines::pipeline_json_for;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineVariableInput, Runner};
+use crate::pipeline_creation::{self, CreateError, CreatePipeline, Runner};
+use crate::pipeline_variables::PipelineVariable;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -162,7 +163,7 @@ async fn run(
             pipeline_creation::MAX_TRIGGER_PAYLOAD_BYTES
         )));
     }
-    let mut inputs: Vec<PipelineVariableInput> = Vec::with_capacity(variables.len() + 1);
+    let mut inputs: Vec<PipelineVariable> = Vec::with_capacity(variables.len() + 1);
     for (key, value) in variables {
         if key == TRIGGER_PAYLOAD {
             return Err(base_error(&format!(
@@ -174,13 +175,13 @@ async fn run(
                 "Failed to build pipeline variables: variable keys can contain only letters, digits and '_' (at most 255)",
             ));
         }
-        inputs.push(PipelineVariableInput {
+        inputs.push(PipelineVariable {
             key,
             value,
             variable_type: VariableType::EnvVar,
         });
     }
-    inputs.push(PipelineVariableInput {
+    inputs.push(PipelineVariable {
         key: TRIGGER_PAYLOAD.into(),
         value: payload,
         variable_type: VariableType::File,
