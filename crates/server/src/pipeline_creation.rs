@@ -32,9 +32,10 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// How many paths `rules:exists` looks at (GitLab caps its search similarly).
 const MAX_LISTED_FILES: usize = 50_000;
 
-/// Who runs the pipeline.
+/// Who a pipeline runs as: the user its abilities are checked for and its jobs act as
+/// (`GITLAB_USER_*`, `CI_JOB_TOKEN`). Not a CI runner: those only execute the jobs.
 #[derive(Debug, Clone)]
-pub enum Runner {
+pub enum PipelineUser {
     /// A user, with their role in the project.
     User {
         user: User,
@@ -49,7 +50,7 @@ pub struct CreatePipeline {
     pub project: Project,
     pub ref_name: String,
     pub source: PipelineSource,
-    pub runner: Runner,
+    pub run_as: PipelineUser,
     pub trigger: Option<Trigger>,
     pub variables: Vec<PipelineVariable>,
     pub upstream: Option<Upstream>,
@@ -165,8 +166,8 @@ pub async fn create_pipeline(
 ) -> Result<Pipeline, CreateError> {
     let project = &request.project;
     // 1. Abilities.
-    let (user, access) = match &request.runner {
-        Runner::User { user, role } => {
+    let (user, access) = match &request.run_as {
+        PipelineUser::User { user, role } => {
             let access = ProjectAccess {
                 visibility: project.visibility,
                 role: *role,
@@ -180,7 +181,7 @@ pub async fn create_pipeline(
             }
             (Some(user.clone()), Some(access))
         }
-        Runner::Nobody => (None, None),
+        PipelineUser::Nobody => (None, None),
     };
     // 1b. Who may pass pipeline variables (`ci_pipeline_variables_minimum_override_role`);
     // a trigger's own TRIGGER_PAYLOAD does not count.
@@ -199,12 +200,16 @@ pub async fn create_pipeline(
             Some("owner") => Some(pipewright_core::AccessLevel::Owner),
             _ => None,
         };
-        let allowed = match (&request.runner, required) {
+        let allowed = match (&request.run_as, required) {
             (_, None) => false,
-            (Runner::User { user, .. }, Some(_)) if user.is_admin => true,
-            (Runner::User { role, .. }, Some(required)) => role.is_some_and(|r| r >= required),
+            (PipelineUser::User { user, .. }, Some(_)) if user.is_admin => true,
+            (PipelineUser::User { role, .. }, Some(required)) => {
+                role.is_some_and(|r| r >= required)
+            }
             // An owner-less legacy trigger passes variables only under the default.
-            (Runner::Nobody, Some(required)) => required == pipewright_core::AccessLevel::Developer,
+            (PipelineUser::Nobody, Some(required)) => {
+                required == pipewright_core::AccessLevel::Developer
+            }
         };
         if !allowed {
             return Err(rejected(

@@ -7,7 +7,7 @@
 use pipewright_core::PipelineSource;
 use pipewright_store::{PushEvent, VariableType};
 
-use crate::pipeline_creation::{CreateError, CreatePipeline, Runner, create_pipeline};
+use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineUser, create_pipeline};
 use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
@@ -98,7 +98,7 @@ async fn pipeline_for(state: &AppState, event: &PushEvent) -> anyhow::Result<()>
         project,
         ref_name: ref_name.to_string(),
         source: PipelineSource::Push,
-        runner: Runner::User { user, role },
+        run_as: PipelineUser::User { user, role },
         trigger: None,
         variables: options
             .variables

@@ -97,7 +97,7 @@ async fn create(
         project: project.clone(),
         ref_name,
         source: PipelineSource::Api,
-        runner: crate::pipeline_creation::Runner::User {
+        run_as: crate::pipeline_creation::PipelineUser::User {
             user: actor.user.clone(),
             role: access.role(),
         },

@@ -20,7 +20,7 @@ use super::Segments;
 use super::pipelines::pipeline_json_for;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::pipeline_creation::{self, CreateError, CreatePipeline, Runner};
+use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineUser};
 use crate::pipeline_variables::PipelineVariable;
 use crate::secrets;
 use crate::state::AppState;
@@ -141,7 +141,7 @@ async fn run(
         return Err(ApiError::forbidden());
     }
     let variables = trigger_variables(&params)?;
-    let (project, runner, origin) = if token.starts_with(crate::job_token::JOB_TOKEN_PREFIX) {
+    let (project, run_as, origin) = if token.starts_with(crate::job_token::JOB_TOKEN_PREFIX) {
         by_job_token(&state, &id, &token).await?
     } else {
         by_trigger_token(&state, &id, &token).await?
@@ -187,9 +187,9 @@ async fn run(
         variable_type: VariableType::File,
     });
 
-    let user = match &runner {
-        Runner::User { user, .. } => Some(user.clone()),
-        Runner::Nobody => None,
+    let user = match &run_as {
+        PipelineUser::User { user, .. } => Some(user.clone()),
+        PipelineUser::Nobody => None,
     };
     let (source, trigger, upstream) = match origin {
         Origin::Trigger(trigger) => (PipelineSource::Trigger, Some(trigger), None),
@@ -199,7 +199,7 @@ async fn run(
         project: project.clone(),
         ref_name,
         source,
-        runner,
+        run_as,
         trigger,
         variables: inputs,
         upstream,
@@ -228,7 +228,7 @@ async fn by_trigger_token(
     state: &AppState,
     id: &str,
     token: &str,
-) -> ApiResult<(Project, Runner, Origin)> {
+) -> ApiResult<(Project, PipelineUser, Origin)> {
     // One statement finds the token with its project, owner and the owner's role. Only this
     // project's live trigger token is accepted; an unknown project, an unknown, revoked or
     // expired token and another project's token are the same 404, so the answer reveals
@@ -252,12 +252,12 @@ async fn by_trigger_token(
         owner,
         owner_role,
     } = context;
-    let runner = match (owner, trigger.legacy) {
-        (Some(user), _) => Runner::User {
+    let run_as = match (owner, trigger.legacy) {
+        (Some(user), _) => PipelineUser::User {
             user,
             role: owner_role,
         },
-        (None, true) => Runner::Nobody,
+        (None, true) => PipelineUser::Nobody,
         // An owner that was deleted leaves a trigger that may no longer run.
         (None, false) => {
             return Err(base_error(
@@ -265,7 +265,7 @@ async fn by_trigger_token(
             ));
         }
     };
-    Ok((project, runner, Origin::Trigger(trigger)))
+    Ok((project, run_as, Origin::Trigger(trigger)))
 }
 
 /// `token=$CI_JOB_TOKEN`: the job must be running (401 `Job is not running`), and the target
@@ -275,7 +275,7 @@ async fn by_job_token(
     state: &AppState,
     id: &str,
     token: &str,
-) -> ApiResult<(Project, Runner, Origin)> {
+) -> ApiResult<(Project, PipelineUser, Origin)> {
     let job = crate::job_token::running_job(state, token).await?;
     let project = super::projects::lookup(state, id)
         .await?
@@ -291,7 +291,7 @@ async fn by_job_token(
     };
     Ok((
         project,
-        Runner::User {
+        PipelineUser::User {
             user,
             role: access.role(),
         },

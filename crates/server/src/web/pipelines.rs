@@ -524,7 +524,7 @@ pub async fn run(
         project: project.clone(),
         ref_name,
         source: PipelineSource::Web,
-        runner: crate::pipeline_creation::Runner::User {
+        run_as: crate::pipeline_creation::PipelineUser::User {
             user,
             role: access.role(),
         },
