@@ -8,8 +8,8 @@
 use std::time::{Duration, Instant};
 
 use pipewright_config::{
-    Config, Limits, NoFiles, PipelineContext, PlanOutcome, ProjectInfo, RefKind, Source, Variable,
-    VariableSource,
+    Config, Limits, NoFiles, PipelineContext, PipelineSource, PlanOutcome, ProjectInfo, RefKind,
+    Variable, VariableSource, Visibility,
 };
 
 fn config() -> String {
@@ -63,36 +63,31 @@ default:
 }
 
 fn context() -> PipelineContext {
+    let project = ProjectInfo {
+        id: 1,
+        name: "bench".into(),
+        path_with_namespace: "group/bench".into(),
+        namespace: "group".into(),
+        default_branch: "main".into(),
+        visibility: Visibility::Private,
+    };
     PipelineContext {
-        source: Source::Trigger,
-        ref_name: "main".into(),
-        ref_kind: RefKind::Branch,
         protected_ref: true,
-        sha: "a".repeat(40),
-        before_sha: "0".repeat(40),
         commit_message: "Bench".into(),
-        project: ProjectInfo {
-            id: 1,
-            name: "bench".into(),
-            path_with_namespace: "group/bench".into(),
-            namespace: "group".into(),
-            default_branch: "main".into(),
-            visibility: "private".into(),
-        },
-        server_url: "http://localhost:8929".into(),
-        pipeline_id: None,
-        pipeline_iid: None,
-        user: None,
         trigger_short_token: Some("abcd".into()),
         pipeline_variables: vec![Variable::new(
             "UPLOAD_TO_S3",
             "true",
             VariableSource::Pipeline,
         )],
-        project_variables: Vec::new(),
-        instance_variables: Vec::new(),
-        changed_files: None,
-        files: None,
+        ..PipelineContext::new(
+            PipelineSource::Trigger,
+            "main",
+            RefKind::Branch,
+            "a".repeat(40),
+            project,
+            "http://localhost:8929",
+        )
     }
 }
 

@@ -1,70 +1,13 @@
 //! What the planner needs to know about the pipeline being created: where, why, by whom, with
 //! which user variables. The server fills it in; the engine never looks anything up itself.
+//! Every context starts from [`PipelineContext::new`], so a field added here gets one default
+//! in one place rather than one per caller.
+
+use pipewright_core::{PipelineSource, RefKind, Visibility};
 
 use crate::variables::Variable;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefKind {
-    Branch,
-    Tag,
-}
-
-/// `CI_PIPELINE_SOURCE` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Push,
-    Web,
-    Trigger,
-    Schedule,
-    Api,
-    External,
-    Pipeline,
-    Chat,
-    Webide,
-    MergeRequestEvent,
-    ExternalPullRequestEvent,
-    ParentPipeline,
-}
-
-impl Source {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Source::Push => "push",
-            Source::Web => "web",
-            Source::Trigger => "trigger",
-            Source::Schedule => "schedule",
-            Source::Api => "api",
-            Source::External => "external",
-            Source::Pipeline => "pipeline",
-            Source::Chat => "chat",
-            Source::Webide => "webide",
-            Source::MergeRequestEvent => "merge_request_event",
-            Source::ExternalPullRequestEvent => "external_pull_request_event",
-            Source::ParentPipeline => "parent_pipeline",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Source> {
-        [
-            Source::Push,
-            Source::Web,
-            Source::Trigger,
-            Source::Schedule,
-            Source::Api,
-            Source::External,
-            Source::Pipeline,
-            Source::Chat,
-            Source::Webide,
-            Source::MergeRequestEvent,
-            Source::ExternalPullRequestEvent,
-            Source::ParentPipeline,
-        ]
-        .into_iter()
-        .find(|src| src.as_str() == s)
-    }
-}
-
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ProjectInfo {
     pub id: i64,
     pub name: String,
@@ -72,7 +15,7 @@ pub struct ProjectInfo {
     pub path_with_namespace: String,
     pub namespace: String,
     pub default_branch: String,
-    pub visibility: String,
+    pub visibility: Visibility,
 }
 
 #[derive(Debug, Clone)]
@@ -85,7 +28,7 @@ pub struct UserInfo {
 
 #[derive(Debug, Clone)]
 pub struct PipelineContext {
-    pub source: Source,
+    pub source: PipelineSource,
     pub ref_name: String,
     pub ref_kind: RefKind,
     pub protected_ref: bool,
@@ -108,4 +51,44 @@ pub struct PipelineContext {
     pub changed_files: Option<Vec<String>>,
     /// Every file at the commit, for `exists`; `None` makes `exists` false.
     pub files: Option<Vec<String>>,
+}
+
+/// The all-zero commit id git uses for "no commit": a pipeline without a previous commit.
+const NO_COMMIT: &str = "0000000000000000000000000000000000000000";
+
+impl PipelineContext {
+    /// A pipeline of `source` on `ref_name` (a `ref_kind`) at commit `sha` of `project`, on the
+    /// server at `server_url`, with nothing else known yet: an unprotected ref, no previous
+    /// commit, an empty commit message, no pipeline row, no user or trigger, no variables and
+    /// no file lists. Callers add what they know:
+    /// `PipelineContext { protected_ref: true, ..PipelineContext::new(…) }`.
+    pub fn new(
+        source: PipelineSource,
+        ref_name: impl Into<String>,
+        ref_kind: RefKind,
+        sha: impl Into<String>,
+        project: ProjectInfo,
+        server_url: impl Into<String>,
+    ) -> Self {
+        PipelineContext {
+            source,
+            ref_name: ref_name.into(),
+            ref_kind,
+            protected_ref: false,
+            sha: sha.into(),
+            before_sha: NO_COMMIT.to_string(),
+            commit_message: String::new(),
+            project,
+            server_url: server_url.into(),
+            pipeline_id: None,
+            pipeline_iid: None,
+            user: None,
+            trigger_short_token: None,
+            pipeline_variables: Vec::new(),
+            project_variables: Vec::new(),
+            instance_variables: Vec::new(),
+            changed_files: None,
+            files: None,
+        }
+    }
 }

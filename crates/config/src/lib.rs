@@ -18,11 +18,13 @@ mod resolve;
 mod variables;
 mod yaml;
 
-pub use context::{PipelineContext, ProjectInfo, RefKind, Source, UserInfo};
+pub use context::{PipelineContext, ProjectInfo, UserInfo};
 pub use error::{ConfigError, Location, Result};
 pub use globs::MAX_PATTERN_COMPARISONS;
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};
+/// The context speaks core's vocabulary; re-exported so the engine's callers need only this crate.
+pub use pipewright_core::{PipelineSource, RefKind, Visibility};
 pub use plan::{InitialStatus, PLAN_INTERRUPTED, Plan, PlanOutcome, PlannedJob};
 pub use variables::{
     Variable, VariableSource, expand, expand_all, job_predefined, merge as merge_variables,

@@ -1,16 +1,17 @@
 //! The linter: "what would this config run?" for a given source and ref, as text for people
 //! and as JSON for tools (`pipewright ci lint`, and the CI Lint API).
 
+use pipewright_core::{PipelineSource, RefKind, Visibility};
 use serde::Serialize;
 
-use crate::context::{PipelineContext, ProjectInfo, RefKind, Source};
+use crate::context::{PipelineContext, ProjectInfo};
 use crate::plan::PlanOutcome;
 use crate::variables::{Variable, VariableSource};
 use crate::{Config, FileSource, Limits};
 
 #[derive(Debug, Clone)]
 pub struct LintOptions {
-    pub source: Source,
+    pub source: PipelineSource,
     pub ref_name: String,
     pub ref_kind: RefKind,
     pub variables: Vec<(String, String)>,
@@ -19,7 +20,7 @@ pub struct LintOptions {
 impl Default for LintOptions {
     fn default() -> Self {
         LintOptions {
-            source: Source::Push,
+            source: PipelineSource::Push,
             ref_name: "main".into(),
             ref_kind: RefKind::Branch,
             variables: Vec::new(),
@@ -61,36 +62,31 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
             return report;
         }
     };
+    // A stand-in project and commit: linting is about the file, not where it lives.
+    let project = ProjectInfo {
+        id: 0,
+        name: "project".into(),
+        path_with_namespace: "group/project".into(),
+        namespace: "group".into(),
+        default_branch: "main".into(),
+        visibility: Visibility::Private,
+    };
     let ctx = PipelineContext {
-        source: options.source,
-        ref_name: options.ref_name.clone(),
-        ref_kind: options.ref_kind,
-        protected_ref: false,
-        sha: "0".repeat(40),
-        before_sha: "0".repeat(40),
-        commit_message: String::new(),
-        project: ProjectInfo {
-            id: 0,
-            name: "project".into(),
-            path_with_namespace: "group/project".into(),
-            namespace: "group".into(),
-            default_branch: "main".into(),
-            visibility: "private".into(),
-        },
-        server_url: "http://localhost".into(),
-        pipeline_id: None,
-        pipeline_iid: None,
-        user: None,
-        trigger_short_token: (options.source == Source::Trigger).then(|| "lint".to_string()),
+        trigger_short_token: (options.source == PipelineSource::Trigger)
+            .then(|| "lint".to_string()),
         pipeline_variables: options
             .variables
             .iter()
             .map(|(k, v)| Variable::new(k, v.clone(), VariableSource::Pipeline))
             .collect(),
-        project_variables: Vec::new(),
-        instance_variables: Vec::new(),
-        changed_files: None,
-        files: None,
+        ..PipelineContext::new(
+            options.source,
+            options.ref_name.clone(),
+            options.ref_kind,
+            "0".repeat(40),
+            project,
+            "http://localhost",
+        )
     };
     match config.plan(&ctx) {
         Err(e) => report.errors.push(e.to_string()),

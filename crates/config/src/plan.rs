@@ -5,13 +5,14 @@
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
+use pipewright_core::{PipelineSource, RefKind};
 use pipewright_expr::Variables;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::Config;
-use crate::context::{PipelineContext, RefKind, Source};
+use crate::context::PipelineContext;
 use crate::error::{ConfigError, Result};
 use crate::keywords::{AllowFailure, JobConfig, Need, Policy, Retry, Rule, When, YamlVariable};
 use crate::variables::{self, Variable, VariableSource};
@@ -214,7 +215,7 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
     let keyword = match pattern {
         "branches" => Some(ctx.ref_kind == RefKind::Branch),
         "tags" => Some(ctx.ref_kind == RefKind::Tag),
-        "merge_requests" => Some(matches!(ctx.source, Source::MergeRequestEvent)),
+        "merge_requests" => Some(matches!(ctx.source, PipelineSource::MergeRequestEvent)),
         _ => None,
     };
     if let Some(result) = keyword {

@@ -1,9 +1,10 @@
 //! CI/CD variables: the predefined ones for a pipeline, GitLab's precedence, and expansion of
 //! `$VAR` / `${VAR}` inside values.
 
+use pipewright_core::RefKind;
 use serde::{Deserialize, Serialize};
 
-use crate::context::{PipelineContext, RefKind};
+use crate::context::PipelineContext;
 
 /// Where a variable came from, lowest precedence first (GitLab's order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -145,7 +146,10 @@ pub fn predefined(ctx: &PipelineContext) -> Vec<Variable> {
         "CI_PROJECT_DIR",
         format!("/builds/{}", ctx.project.path_with_namespace),
     );
-    add("CI_PROJECT_VISIBILITY", ctx.project.visibility.clone());
+    add(
+        "CI_PROJECT_VISIBILITY",
+        ctx.project.visibility.as_str().into(),
+    );
     add("CI_REPOSITORY_URL", format!("{project_url}.git"));
     if let Some(user) = &ctx.user {
         add("GITLAB_USER_ID", user.id.to_string());

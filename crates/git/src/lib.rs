@@ -23,7 +23,7 @@ pub use body::RequestBody;
 pub use error::Error;
 pub use hooks::FORCE_PUSH_MESSAGE;
 pub use push::{IncomingPush, ReceiveRequest, RefUpdate, parse_receive_commands, reject_push};
-pub use read::{Blob, Branch, CommitInfo, RefKind, ResolvedRef, Tag};
+pub use read::{Blob, Branch, CommitInfo, ResolvedRef, Tag};
 pub use refname::{is_valid_branch_name, is_valid_ref_name};
 pub use smart::{ReceiveOutcome, Service};
 

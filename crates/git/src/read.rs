@@ -1,7 +1,7 @@
 //! Reading repositories: branches, tags, ref resolution with GitLab's rules, commits, files.
 
 use git2::{ObjectType, Oid, Repository};
-use pipewright_core::Timestamp;
+use pipewright_core::{RefKind, Timestamp};
 
 use crate::refname::{is_valid_branch_name, is_valid_ref_name};
 use crate::{Error, Repositories, Result};
@@ -35,12 +35,6 @@ pub struct Tag {
     pub message: Option<String>,
     pub annotated: bool,
     pub commit: CommitInfo,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefKind {
-    Branch,
-    Tag,
 }
 
 /// A branch or tag name resolved to its commit.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use pipewright_config::{FileSource, LintOptions, RefKind, Source};
+use pipewright_config::{FileSource, LintOptions, PipelineSource, RefKind};
 
 #[derive(Debug, Args)]
 pub struct LintArgs {
@@ -72,7 +72,7 @@ pub fn run(args: &LintArgs) -> anyhow::Result<bool> {
     }
     let source = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let source_kind = Source::parse(&args.source).ok_or_else(|| {
+    let source_kind = PipelineSource::parse(&args.source).ok_or_else(|| {
         anyhow::anyhow!(
             "unknown --source {}: use trigger, push, api, web, schedule, pipeline, …",
             args.source

@@ -13,8 +13,8 @@ use pipewright_store::{Job, Pipeline, Upstream, User, VariableType};
 use serde_json::Value;
 
 use crate::permissions::Action;
-use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineVariableInput, Runner};
-use crate::sealing::Purpose;
+use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
+use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 /// Whether a job is a bridge (has `trigger:`).
@@ -55,15 +55,16 @@ enum Target {
     },
 }
 
+/// A bridge's `trigger:` keyword, read from its spec.
 #[derive(Debug, PartialEq)]
-struct Trigger {
+struct TriggerKeyword {
     target: Target,
     depend: bool,
     forward_yaml_variables: bool,
     forward_pipeline_variables: bool,
 }
 
-fn parse(trigger: &Value) -> Option<Trigger> {
+fn parse(trigger: &Value) -> Option<TriggerKeyword> {
     let forward = trigger.get("forward");
     let flag = |key: &str, default: bool| {
         forward
@@ -105,7 +106,7 @@ fn parse(trigger: &Value) -> Option<Trigger> {
         }
         _ => return None,
     };
-    Some(Trigger {
+    Some(TriggerKeyword {
         target,
         depend,
         forward_yaml_variables: flag("yaml_variables", true),
@@ -165,7 +166,7 @@ type Outcome = Result<(Pipeline, bool), (&'static str, String)>;
 
 async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Outcome> {
     let spec: PlannedJob = serde_json::from_str(&bridge.spec)?;
-    let Some(trigger) = spec.trigger.as_ref().and_then(parse) else {
+    let Some(keyword) = spec.trigger.as_ref().and_then(parse) else {
         return Ok(Err((
             "downstream_pipeline_creation_failed",
             "the trigger: keyword could not be read".into(),
@@ -187,9 +188,9 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
         )));
     };
     let mut variables = Vec::new();
-    if trigger.forward_yaml_variables {
+    if keyword.forward_yaml_variables {
         for v in &spec.variables {
-            variables.push(PipelineVariableInput {
+            variables.push(PipelineVariable {
                 key: v.key.clone(),
                 value: v.value.clone(),
                 variable_type: if v.file {
@@ -200,24 +201,15 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
             });
         }
     }
-    if trigger.forward_pipeline_variables {
-        for v in state.store.pipeline_variables(upstream.id).await? {
-            let value = state
-                .sealer
-                .open(Purpose::PipelineVariable, &v.value_sealed)?;
-            variables.push(PipelineVariableInput {
-                key: v.key,
-                value,
-                variable_type: v.variable_type,
-            });
-        }
+    if keyword.forward_pipeline_variables {
+        variables.extend(crate::pipeline_variables::opened(state, upstream.id).await?);
     }
     let link = Upstream {
         job_id: bridge.id,
         pipeline_id: upstream.id,
         project_id: upstream.project_id,
     };
-    let (project, ref_name, source, config_path, at_sha) = match &trigger.target {
+    let (project, ref_name, source, config_path, at_sha) = match &keyword.target {
         Target::Project { path, branch } => {
             let Some(project) = crate::api::projects::lookup(state, path)
                 .await
@@ -261,7 +253,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
         project,
         ref_name,
         source,
-        runner: Runner::User { user, role },
+        run_as: PipelineUser::User { user, role },
         trigger: None,
         variables,
         upstream: Some(link),
@@ -272,7 +264,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
     };
     Ok(
         match crate::pipeline_creation::create_pipeline(state, request).await {
-            Ok(pipeline) => Ok((pipeline, trigger.depend)),
+            Ok(pipeline) => Ok((pipeline, keyword.depend)),
             Err(CreateError::Rejected(message)) => Err((
                 if message.contains("permission") {
                     "insufficient_bridge_permissions"
@@ -303,7 +295,7 @@ pub async fn user_may_start(
     user: Option<&User>,
     bridge: &Job,
 ) -> anyhow::Result<bool> {
-    let Some(trigger) = serde_json::from_str::<PlannedJob>(&bridge.spec)
+    let Some(keyword) = serde_json::from_str::<PlannedJob>(&bridge.spec)
         .ok()
         .and_then(|spec| spec.trigger.as_ref().and_then(parse))
     else {
@@ -312,7 +304,7 @@ pub async fn user_may_start(
     let Some(upstream) = state.store.pipeline_by_id(bridge.pipeline_id).await? else {
         return Ok(false);
     };
-    let (project, ref_name) = match &trigger.target {
+    let (project, ref_name) = match &keyword.target {
         Target::Project { path, branch } => {
             let Some(project) = crate::api::projects::lookup(state, path)
                 .await

@@ -18,16 +18,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pipewright_config::{Config, ConfigError, PlanOutcome, PlannedJob, Variable, VariableSource};
-use pipewright_core::{PipelineSource, Status};
-use pipewright_git::RefKind;
-use pipewright_store::{
-    NewJob, NewPipeline, Pipeline, Project, StoredVariable, Trigger, Upstream, User, VariableType,
-};
+use pipewright_config::{Config, ConfigError, PlanOutcome, PlannedJob};
+use pipewright_core::{PipelineSource, RefKind, Status};
+use pipewright_store::{NewJob, NewPipeline, Pipeline, Project, Trigger, Upstream, User};
 
 use crate::api::protected_branches::rules_for;
 use crate::permissions::{Action, ProjectAccess};
-use crate::sealing::Purpose;
+use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 pub const CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
@@ -35,17 +32,10 @@ const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// How many paths `rules:exists` looks at (GitLab caps its search similarly).
 const MAX_LISTED_FILES: usize = 50_000;
 
-/// A variable given for this pipeline (trigger, API, downstream).
+/// Who a pipeline runs as: the user its abilities are checked for and its jobs act as
+/// (`GITLAB_USER_*`, `CI_JOB_TOKEN`). Not a CI runner: those only execute the jobs.
 #[derive(Debug, Clone)]
-pub struct PipelineVariableInput {
-    pub key: String,
-    pub value: String,
-    pub variable_type: VariableType,
-}
-
-/// Who runs the pipeline.
-#[derive(Debug, Clone)]
-pub enum Runner {
+pub enum PipelineUser {
     /// A user, with their role in the project.
     User {
         user: User,
@@ -60,9 +50,9 @@ pub struct CreatePipeline {
     pub project: Project,
     pub ref_name: String,
     pub source: PipelineSource,
-    pub runner: Runner,
+    pub run_as: PipelineUser,
     pub trigger: Option<Trigger>,
-    pub variables: Vec<PipelineVariableInput>,
+    pub variables: Vec<PipelineVariable>,
     pub upstream: Option<Upstream>,
     /// Triggers run even when the commit says `[skip ci]`.
     pub ignore_skip_ci: bool,
@@ -176,8 +166,8 @@ pub async fn create_pipeline(
 ) -> Result<Pipeline, CreateError> {
     let project = &request.project;
     // 1. Abilities.
-    let (user, access) = match &request.runner {
-        Runner::User { user, role } => {
+    let (user, access) = match &request.run_as {
+        PipelineUser::User { user, role } => {
             let access = ProjectAccess {
                 visibility: project.visibility,
                 role: *role,
@@ -191,7 +181,7 @@ pub async fn create_pipeline(
             }
             (Some(user.clone()), Some(access))
         }
-        Runner::Nobody => (None, None),
+        PipelineUser::Nobody => (None, None),
     };
     // 1b. Who may pass pipeline variables (`ci_pipeline_variables_minimum_override_role`);
     // a trigger's own TRIGGER_PAYLOAD does not count.
@@ -210,12 +200,16 @@ pub async fn create_pipeline(
             Some("owner") => Some(pipewright_core::AccessLevel::Owner),
             _ => None,
         };
-        let allowed = match (&request.runner, required) {
+        let allowed = match (&request.run_as, required) {
             (_, None) => false,
-            (Runner::User { user, .. }, Some(_)) if user.is_admin => true,
-            (Runner::User { role, .. }, Some(required)) => role.is_some_and(|r| r >= required),
+            (PipelineUser::User { user, .. }, Some(_)) if user.is_admin => true,
+            (PipelineUser::User { role, .. }, Some(required)) => {
+                role.is_some_and(|r| r >= required)
+            }
             // An owner-less legacy trigger passes variables only under the default.
-            (Runner::Nobody, Some(required)) => required == pipewright_core::AccessLevel::Developer,
+            (PipelineUser::Nobody, Some(required)) => {
+                required == pipewright_core::AccessLevel::Developer
+            }
         };
         if !allowed {
             return Err(rejected(
@@ -359,14 +353,11 @@ pub async fn create_pipeline(
         return Err(rejected("Missing CI config file"));
     };
 
-    let mut sealed_vars = Vec::with_capacity(request.variables.len());
-    for v in &request.variables {
-        sealed_vars.push(StoredVariable {
-            key: v.key.clone(),
-            value_sealed: state.sealer.seal(Purpose::PipelineVariable, &v.value)?,
-            variable_type: v.variable_type,
-        });
-    }
+    let sealed_vars = request
+        .variables
+        .iter()
+        .map(|v| v.seal(&state.sealer))
+        .collect::<anyhow::Result<_>>()?;
     let base = NewPipeline {
         project_id: project.id,
         sha: resolved.sha.clone(),
@@ -395,51 +386,21 @@ pub async fn create_pipeline(
     }
     let ci_vars = crate::ci_variables::for_pipeline(state, project.id, protected_ref).await?;
     let ctx = pipewright_config::PipelineContext {
-        source: pipewright_config::Source::parse(request.source.as_str())
-            .unwrap_or(pipewright_config::Source::Api),
-        ref_name: resolved.name.clone(),
-        ref_kind: match resolved.kind {
-            RefKind::Branch => pipewright_config::RefKind::Branch,
-            RefKind::Tag => pipewright_config::RefKind::Tag,
-        },
-        protected_ref,
-        sha: resolved.sha.clone(),
-        before_sha: request
-            .before_sha
-            .clone()
-            .unwrap_or_else(|| pipewright_git::ZERO_SHA.to_string()),
-        commit_message: resolved.commit.message.clone(),
-        project: pipewright_config::ProjectInfo {
-            id: project.id,
-            name: project.name.clone(),
-            path_with_namespace: project.full_path(),
-            namespace: project.namespace.path.clone(),
-            default_branch: project.default_branch.clone(),
-            visibility: project.visibility.as_str().to_string(),
-        },
-        server_url: state.config.external_url.clone(),
-        pipeline_id: None,
-        pipeline_iid: None,
-        user: user.as_ref().map(|u| pipewright_config::UserInfo {
-            id: u.id,
-            login: u.username.clone(),
-            name: u.name.clone(),
-            email: u.email.clone(),
-        }),
-        trigger_short_token: request.trigger.as_ref().map(|t| t.short_token.clone()),
         pipeline_variables: request
             .variables
             .iter()
-            .map(|v| {
-                let mut var = Variable::new(&v.key, v.value.clone(), VariableSource::Pipeline);
-                var.file = v.variable_type == VariableType::File;
-                var
-            })
+            .map(PipelineVariable::to_config)
             .collect(),
         project_variables: ci_vars.project,
         instance_variables: ci_vars.instance,
-        changed_files: None,
         files: listing,
+        ..crate::pipeline_context::build(
+            state,
+            &base,
+            project,
+            user.as_ref(),
+            &resolved.commit.message,
+        )
     };
     let plan = match plan_within(state, &parsed, ctx).await? {
         Ok(PlanOutcome::Created(plan)) => plan,

@@ -7,9 +7,8 @@
 use pipewright_core::PipelineSource;
 use pipewright_store::{PushEvent, VariableType};
 
-use crate::pipeline_creation::{
-    CreateError, CreatePipeline, PipelineVariableInput, Runner, create_pipeline,
-};
+use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineUser, create_pipeline};
+use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 /// Creates pipelines for every push waiting in the outbox.
@@ -99,12 +98,12 @@ async fn pipeline_for(state: &AppState, event: &PushEvent) -> anyhow::Result<()>
         project,
         ref_name: ref_name.to_string(),
         source: PipelineSource::Push,
-        runner: Runner::User { user, role },
+        run_as: PipelineUser::User { user, role },
         trigger: None,
         variables: options
             .variables
             .into_iter()
-            .map(|(key, value)| PipelineVariableInput {
+            .map(|(key, value)| PipelineVariable {
                 key,
                 value,
                 variable_type: VariableType::EnvVar,

@@ -1,6 +1,6 @@
 //! Each error the engine reports, in GitLab's words, and the limits that keep bad input cheap.
 
-use pipewright_config::{Config, Limits, NoFiles, RefKind, Source};
+use pipewright_config::{Config, Limits, NoFiles, PipelineSource, RefKind};
 
 use crate::support::*;
 
@@ -88,7 +88,7 @@ fn gitlabs_messages() {
 fn plan_time_errors() {
     let yaml = "build:\n  stage: build\n  script: x\n  rules: [{if: $NEVER}]\ntest:\n  script: y\n  needs: [build]\n";
     let err = parse(yaml)
-        .plan(&context(Source::Push, "main", RefKind::Branch, &[]))
+        .plan(&context(PipelineSource::Push, "main", RefKind::Branch, &[]))
         .unwrap_err();
     assert_eq!(
         err.message,
@@ -96,7 +96,7 @@ fn plan_time_errors() {
     );
     let cycle = "a:\n  script: x\n  needs: [b]\nb:\n  script: y\n  needs: [a]\n";
     let err = parse(cycle)
-        .plan(&context(Source::Push, "main", RefKind::Branch, &[]))
+        .plan(&context(PipelineSource::Push, "main", RefKind::Branch, &[]))
         .unwrap_err();
     assert_eq!(err.message, "The pipeline has circular dependencies");
 }
@@ -152,7 +152,7 @@ mod properties {
         #[test]
         fn yaml_shaped_text_never_panics(src in "[a-z:&*<\\[\\]{}\\-! \n$\"'.,0-9]{0,300}") {
             if let Ok(config) = Config::parse(&src, &NoFiles, &Limits::default()) {
-                let _ = config.plan(&crate::support::context(Source::Trigger, "main", RefKind::Branch, &[]));
+                let _ = config.plan(&crate::support::context(PipelineSource::Trigger, "main", RefKind::Branch, &[]));
             }
         }
     }

@@ -1,11 +1,13 @@
 //! One test per keyword or rule, as the CI YAML reference describes it.
 
-use pipewright_config::{InitialStatus, PlanOutcome, RefKind, Source, VariableSource, When};
+use pipewright_config::{
+    InitialStatus, PipelineSource, PlanOutcome, RefKind, VariableSource, When,
+};
 
 use crate::support::*;
 
 fn branch(vars: &[(&str, &str)]) -> pipewright_config::PipelineContext {
-    context(Source::Push, "main", RefKind::Branch, vars)
+    context(PipelineSource::Push, "main", RefKind::Branch, vars)
 }
 
 #[test]
@@ -212,10 +214,13 @@ test:
     assert_eq!(test.needs.as_ref().map(|n| n.len()), Some(1));
     let never = created(
         yaml,
-        &context(Source::Push, "never-branch", RefKind::Branch, &[]),
+        &context(PipelineSource::Push, "never-branch", RefKind::Branch, &[]),
     );
     assert_eq!(job_names(&never), ["build"]);
-    let api = created(yaml, &context(Source::Api, "main", RefKind::Branch, &[]));
+    let api = created(
+        yaml,
+        &context(PipelineSource::Api, "main", RefKind::Branch, &[]),
+    );
     assert_eq!(api.jobs[1].when, When::OnSuccess);
 }
 
@@ -225,7 +230,7 @@ fn changes_is_true_without_a_diff_and_exists_needs_files() {
     assert_eq!(
         job_names(&created(
             yaml,
-            &context(Source::Trigger, "main", RefKind::Branch, &[])
+            &context(PipelineSource::Trigger, "main", RefKind::Branch, &[])
         )),
         ["docs"]
     );
@@ -310,7 +315,7 @@ e:
     assert_eq!(job_names(&plan), ["b", "d"]);
     let release = created(
         yaml,
-        &context(Source::Push, "release-1", RefKind::Branch, &[]),
+        &context(PipelineSource::Push, "release-1", RefKind::Branch, &[]),
     );
     assert_eq!(job_names(&release), ["a", "c"]);
 }
@@ -342,12 +347,15 @@ job:
     assert!(matches!(
         plan_in(
             yaml,
-            &context(Source::Schedule, "main", RefKind::Branch, &[])
+            &context(PipelineSource::Schedule, "main", RefKind::Branch, &[])
         ),
         PlanOutcome::FilteredOutByWorkflow
     ));
     assert!(matches!(
-        plan_in(yaml, &context(Source::Push, "v1", RefKind::Tag, &[])),
+        plan_in(
+            yaml,
+            &context(PipelineSource::Push, "v1", RefKind::Tag, &[])
+        ),
         PlanOutcome::FilteredOutByWorkflow
     ));
 }

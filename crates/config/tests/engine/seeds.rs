@@ -1,6 +1,6 @@
 //! Every `.gitlab-ci.yml` example in the specification (shared/seeds), planned as GitLab would.
 
-use pipewright_config::{InitialStatus, PlanOutcome, RefKind, Source};
+use pipewright_config::{InitialStatus, PipelineSource, PlanOutcome, RefKind};
 
 use crate::support::*;
 
@@ -29,7 +29,7 @@ upload_package:
 #[test]
 fn the_three_stage_upload_example() {
     let ctx = context(
-        Source::Trigger,
+        PipelineSource::Trigger,
         "main",
         RefKind::Branch,
         &[("UPLOAD_TO_S3", "true")],
@@ -64,9 +64,15 @@ trigger_pipeline:
   rules:
     - if: $CI_COMMIT_TAG
 "#;
-    let on_branch = plan_in(yaml, &context(Source::Push, "main", RefKind::Branch, &[]));
+    let on_branch = plan_in(
+        yaml,
+        &context(PipelineSource::Push, "main", RefKind::Branch, &[]),
+    );
     assert!(matches!(on_branch, PlanOutcome::NoJobs));
-    let on_tag = created(yaml, &context(Source::Push, "v1.0", RefKind::Tag, &[]));
+    let on_tag = created(
+        yaml,
+        &context(PipelineSource::Push, "v1.0", RefKind::Tag, &[]),
+    );
     assert_eq!(job_names(&on_tag), ["trigger_pipeline"]);
     assert_eq!(on_tag.stages, ["deploy"]);
 }
@@ -82,13 +88,16 @@ build_docs:
   - tags
 "#;
     assert!(matches!(
-        plan_in(yaml, &context(Source::Push, "master", RefKind::Branch, &[])),
+        plan_in(
+            yaml,
+            &context(PipelineSource::Push, "master", RefKind::Branch, &[])
+        ),
         PlanOutcome::NoJobs
     ));
     assert_eq!(
         job_names(&created(
             yaml,
-            &context(Source::Push, "v2", RefKind::Tag, &[])
+            &context(PipelineSource::Push, "v2", RefKind::Tag, &[])
         )),
         ["build_docs"]
     );
@@ -107,7 +116,10 @@ build_submodule:
   rules:
     - if: $CI_COMMIT_TAG
 "#;
-    let plan = created(yaml, &context(Source::Push, "v1", RefKind::Tag, &[]));
+    let plan = created(
+        yaml,
+        &context(PipelineSource::Push, "v1", RefKind::Tag, &[]),
+    );
     assert_eq!(plan.jobs[0].image, Some(serde_json::json!("debian")));
     assert_eq!(plan.jobs[0].script.len(), 3);
 }
@@ -120,23 +132,9 @@ fn only_and_except_triggers_and_pipelines_against_every_source() {
     let except_pipelines = "job:\n  script: echo\n  except: [pipelines]\n";
     let by_source =
         "job:\n  script: echo\n  rules:\n    - if: $CI_PIPELINE_SOURCE == \"trigger\"\n";
-    let all = [
-        Source::Push,
-        Source::Web,
-        Source::Trigger,
-        Source::Schedule,
-        Source::Api,
-        Source::External,
-        Source::Pipeline,
-        Source::Chat,
-        Source::Webide,
-        Source::MergeRequestEvent,
-        Source::ExternalPullRequestEvent,
-        Source::ParentPipeline,
-    ];
-    for source in all {
-        let is_trigger = source == Source::Trigger;
-        let is_pipeline = source == Source::Pipeline;
+    for source in PipelineSource::ALL {
+        let is_trigger = source == PipelineSource::Trigger;
+        let is_pipeline = source == PipelineSource::Pipeline;
         assert_eq!(
             !runs(only_triggers, source).is_empty(),
             is_trigger,
@@ -169,7 +167,7 @@ fn only_and_except_triggers_and_pipelines_against_every_source() {
 #[test]
 fn triggered_pipelines_get_trigger_variables() {
     let ctx = context(
-        Source::Trigger,
+        PipelineSource::Trigger,
         "main",
         RefKind::Branch,
         &[("UPLOAD_TO_S3", "true")],
@@ -196,8 +194,12 @@ fn triggered_pipelines_get_trigger_variables() {
         Some("https://gitlab.example.com/api/v4")
     );
     assert_eq!(get("GITLAB_USER_LOGIN"), Some("root"));
-    let pipeline =
-        pipewright_config::predefined(&context(Source::Pipeline, "main", RefKind::Branch, &[]));
+    let pipeline = pipewright_config::predefined(&context(
+        PipelineSource::Pipeline,
+        "main",
+        RefKind::Branch,
+        &[],
+    ));
     assert!(!pipeline.iter().any(|v| v.key == "CI_PIPELINE_TRIGGERED"));
     // A trigger variable decides a rule.
     let yaml = "upload:\n  script: make upload\n  rules:\n    - if: $UPLOAD_TO_S3 == \"true\"\n";
@@ -205,7 +207,7 @@ fn triggered_pipelines_get_trigger_variables() {
     assert!(matches!(
         plan_in(
             yaml,
-            &context(Source::Trigger, "main", RefKind::Branch, &[])
+            &context(PipelineSource::Trigger, "main", RefKind::Branch, &[])
         ),
         PlanOutcome::NoJobs
     ));

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 
 use pipewright_config::{
-    Config, FileSource, Limits, PipelineContext, Plan, PlanOutcome, ProjectInfo, RefKind, Source,
-    UserInfo, Variable, VariableSource,
+    Config, FileSource, Limits, PipelineContext, PipelineSource, Plan, PlanOutcome, ProjectInfo,
+    RefKind, UserInfo, Variable, VariableSource, Visibility,
 };
 
 pub struct Files(pub HashMap<String, String>);
@@ -16,28 +16,21 @@ impl FileSource for Files {
 }
 
 pub fn context(
-    source: Source,
+    source: PipelineSource,
     ref_name: &str,
     kind: RefKind,
     vars: &[(&str, &str)],
 ) -> PipelineContext {
+    let project = ProjectInfo {
+        id: 9,
+        name: "demo".into(),
+        path_with_namespace: "group/demo".into(),
+        namespace: "group".into(),
+        default_branch: "main".into(),
+        visibility: Visibility::Private,
+    };
     PipelineContext {
-        source,
-        ref_name: ref_name.to_string(),
-        ref_kind: kind,
-        protected_ref: false,
-        sha: "a".repeat(40),
-        before_sha: "0".repeat(40),
         commit_message: "Add the pipeline\n\nWith a body.".into(),
-        project: ProjectInfo {
-            id: 9,
-            name: "demo".into(),
-            path_with_namespace: "group/demo".into(),
-            namespace: "group".into(),
-            default_branch: "main".into(),
-            visibility: "private".into(),
-        },
-        server_url: "https://gitlab.example.com".into(),
         pipeline_id: Some(257),
         pipeline_iid: Some(118),
         user: Some(UserInfo {
@@ -46,15 +39,19 @@ pub fn context(
             name: "Administrator".into(),
             email: "admin@example.com".into(),
         }),
-        trigger_short_token: (source == Source::Trigger).then(|| "abcd".to_string()),
+        trigger_short_token: (source == PipelineSource::Trigger).then(|| "abcd".to_string()),
         pipeline_variables: vars
             .iter()
             .map(|(k, v)| Variable::new(k, *v, VariableSource::Pipeline))
             .collect(),
-        project_variables: Vec::new(),
-        instance_variables: Vec::new(),
-        changed_files: None,
-        files: None,
+        ..PipelineContext::new(
+            source,
+            ref_name,
+            kind,
+            "a".repeat(40),
+            project,
+            "https://gitlab.example.com",
+        )
     }
 }
 
@@ -88,7 +85,7 @@ pub fn job_names(plan: &Plan) -> Vec<&str> {
 }
 
 /// The names of jobs that would run for `source` on a branch `main`.
-pub fn runs(yaml: &str, source: Source) -> Vec<String> {
+pub fn runs(yaml: &str, source: PipelineSource) -> Vec<String> {
     match plan_in(yaml, &context(source, "main", RefKind::Branch, &[])) {
         PlanOutcome::Created(p) => p.jobs.iter().map(|j| j.name.clone()).collect(),
         _ => Vec::new(),

@@ -6,7 +6,8 @@
 
 use axum::Json;
 use axum::extract::State;
-use pipewright_config::{FileSource, LintOptions, RefKind, Source};
+use pipewright_config::{FileSource, LintOptions};
+use pipewright_core::{PipelineSource, RefKind};
 use serde_json::{Value, json};
 
 use super::Segments;
@@ -66,7 +67,7 @@ async fn run(
         sha,
     };
     let options = LintOptions {
-        source: Source::Push,
+        source: PipelineSource::Push,
         ref_name,
         ref_kind: kind,
         variables: Vec::new(),
@@ -99,13 +100,7 @@ async fn resolve(
     rev: &str,
 ) -> ApiResult<(String, RefKind, String)> {
     match state.repos.resolve_ref_async(project.id, rev).await {
-        Ok(r) => {
-            let kind = match r.kind {
-                pipewright_git::RefKind::Branch => RefKind::Branch,
-                pipewright_git::RefKind::Tag => RefKind::Tag,
-            };
-            Ok((r.name, kind, r.sha))
-        }
+        Ok(r) => Ok((r.name, r.kind, r.sha)),
         Err(_) => {
             let commit = state
                 .repos

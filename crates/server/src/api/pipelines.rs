@@ -21,7 +21,6 @@ use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
-use crate::sealing::Purpose;
 use crate::state::{AppState, ServerConfig};
 
 pub fn routes() -> Vec<Route> {
@@ -74,7 +73,7 @@ async fn create(
                     (Some(key), Some(value))
                         if !key.is_empty() && crate::validate::variable_key_chars(key) =>
                     {
-                        variables.push(crate::pipeline_creation::PipelineVariableInput {
+                        variables.push(crate::pipeline_variables::PipelineVariable {
                             key: key.to_string(),
                             value,
                             variable_type: kind,
@@ -90,7 +89,7 @@ async fn create(
         project: project.clone(),
         ref_name,
         source: PipelineSource::Api,
-        runner: crate::pipeline_creation::Runner::User {
+        run_as: crate::pipeline_creation::PipelineUser::User {
             user: actor.user.clone(),
             role: access.role(),
         },
@@ -464,19 +463,19 @@ async fn variables(
     if !access.can(Action::ReadPipelineVariableValues) {
         return Err(ApiError::forbidden());
     }
-    let mut out = Vec::new();
-    for v in state.store.pipeline_variables(pipeline.id).await? {
-        let value = state
-            .sealer
-            .open(Purpose::PipelineVariable, &v.value_sealed)
-            .map_err(ApiError::Internal)?;
-        out.push(json!({
-            "key": v.key,
-            "value": value,
-            "variable_type": v.variable_type.as_str(),
-            "raw": false,
-        }));
-    }
+    let out = crate::pipeline_variables::opened(&state, pipeline.id)
+        .await
+        .map_err(ApiError::Internal)?
+        .into_iter()
+        .map(|v| {
+            json!({
+                "key": v.key,
+                "value": v.value,
+                "variable_type": v.variable_type.as_str(),
+                "raw": false,
+            })
+        })
+        .collect();
     Ok(Json(Value::Array(out)))
 }
 

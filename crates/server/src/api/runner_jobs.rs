@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pipewright_core::{Status, Timestamp};
 use pipewright_runner_proto as proto;
-use pipewright_store::{Job, Runner, TraceAppend, VariableType};
+use pipewright_store::{Job, Runner, TraceAppend};
 use serde_json::{Value, json};
 
 use super::Segments;
@@ -27,7 +27,6 @@ use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
-use crate::sealing::Purpose;
 use crate::secrets;
 use crate::state::AppState;
 
@@ -252,65 +251,24 @@ async fn load_payload_context(state: &AppState, job: &Job) -> ApiResult<PayloadC
         .await
         .ok()
         .flatten();
-    let mut pipeline_vars = Vec::new();
-    for v in state.store.pipeline_variables(pipeline.id).await? {
-        let value = state
-            .sealer
-            .open(Purpose::PipelineVariable, &v.value_sealed)
-            .map_err(ApiError::Internal)?;
-        let mut var = pipewright_config::Variable::new(
-            &v.key,
-            value,
-            pipewright_config::VariableSource::Pipeline,
-        );
-        var.file = v.variable_type == VariableType::File;
-        pipeline_vars.push(var);
-    }
+    let pipeline_vars = crate::pipeline_variables::opened(state, pipeline.id)
+        .await
+        .map_err(ApiError::Internal)?
+        .iter()
+        .map(crate::pipeline_variables::PipelineVariable::to_config)
+        .collect();
     let build_timeout = state
         .store
         .project_build_timeout(project.id)
         .await?
         .and_then(|t| u64::try_from(t).ok());
-    let ctx = pipewright_config::PipelineContext {
-        source: pipewright_config::Source::parse(pipeline.source.as_str())
-            .unwrap_or(pipewright_config::Source::Api),
-        ref_name: pipeline.ref_name.clone(),
-        ref_kind: if pipeline.tag {
-            pipewright_config::RefKind::Tag
-        } else {
-            pipewright_config::RefKind::Branch
-        },
-        protected_ref: pipeline.protected_ref,
-        sha: pipeline.sha.clone(),
-        before_sha: pipeline.before_sha.clone(),
-        commit_message: commit
-            .as_ref()
-            .map(|c| c.message.clone())
-            .unwrap_or_default(),
-        project: pipewright_config::ProjectInfo {
-            id: project.id,
-            name: project.name.clone(),
-            path_with_namespace: project.full_path(),
-            namespace: project.namespace.path.clone(),
-            default_branch: project.default_branch.clone(),
-            visibility: project.visibility.as_str().to_string(),
-        },
-        server_url: state.config.external_url.clone(),
-        pipeline_id: Some(pipeline.id),
-        pipeline_iid: Some(pipeline.iid),
-        user: user.as_ref().map(|u| pipewright_config::UserInfo {
-            id: u.id,
-            login: u.username.clone(),
-            name: u.name.clone(),
-            email: u.email.clone(),
-        }),
-        trigger_short_token: pipeline.trigger_short_token.clone(),
-        pipeline_variables: Vec::new(),
-        project_variables: Vec::new(),
-        instance_variables: Vec::new(),
-        changed_files: None,
-        files: None,
-    };
+    let ctx = crate::pipeline_context::build(
+        state,
+        &pipeline,
+        &project,
+        user.as_ref(),
+        commit.as_ref().map_or("", |c| c.message.as_str()),
+    );
     Ok(PayloadContext {
         pipeline,
         project,

@@ -19,7 +19,8 @@ use super::Segments;
 use super::pipelines::pipeline_json_for;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineVariableInput, Runner};
+use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineUser};
+use crate::pipeline_variables::PipelineVariable;
 use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
@@ -149,7 +150,7 @@ async fn run(
         return Err(ApiError::forbidden());
     }
     let variables = trigger_variables(&params)?;
-    let (project, runner, origin) = if token.starts_with(crate::job_token::JOB_TOKEN_PREFIX) {
+    let (project, run_as, origin) = if token.starts_with(crate::job_token::JOB_TOKEN_PREFIX) {
         by_job_token(&state, &id, &token).await?
     } else {
         by_trigger_token(&state, &id, &token).await?
@@ -171,7 +172,7 @@ async fn run(
             pipeline_creation::MAX_TRIGGER_PAYLOAD_BYTES
         )));
     }
-    let mut inputs: Vec<PipelineVariableInput> = Vec::with_capacity(variables.len() + 1);
+    let mut inputs: Vec<PipelineVariable> = Vec::with_capacity(variables.len() + 1);
     for (key, value) in variables {
         if key == TRIGGER_PAYLOAD {
             return Err(base_error(&format!(
@@ -183,21 +184,21 @@ async fn run(
                 "Failed to build pipeline variables: variable keys can contain only letters, digits and '_' (at most 255)",
             ));
         }
-        inputs.push(PipelineVariableInput {
+        inputs.push(PipelineVariable {
             key,
             value,
             variable_type: VariableType::EnvVar,
         });
     }
-    inputs.push(PipelineVariableInput {
+    inputs.push(PipelineVariable {
         key: TRIGGER_PAYLOAD.into(),
         value: payload,
         variable_type: VariableType::File,
     });
 
-    let user = match &runner {
-        Runner::User { user, .. } => Some(user.clone()),
-        Runner::Nobody => None,
+    let user = match &run_as {
+        PipelineUser::User { user, .. } => Some(user.clone()),
+        PipelineUser::Nobody => None,
     };
     let (source, trigger, upstream) = match origin {
         Origin::Trigger(trigger) => (PipelineSource::Trigger, Some(trigger), None),
@@ -207,7 +208,7 @@ async fn run(
         project: project.clone(),
         ref_name,
         source,
-        runner,
+        run_as,
         trigger,
         variables: inputs,
         upstream,
@@ -236,7 +237,7 @@ async fn by_trigger_token(
     state: &AppState,
     id: &str,
     token: &str,
-) -> ApiResult<(Project, Runner, Origin)> {
+) -> ApiResult<(Project, PipelineUser, Origin)> {
     // One statement finds the token with its project, owner and the owner's role. Only this
     // project's live trigger token is accepted; an unknown project, an unknown, revoked or
     // expired token and another project's token are the same 404, so the answer reveals
@@ -260,12 +261,12 @@ async fn by_trigger_token(
         owner,
         owner_role,
     } = context;
-    let runner = match (owner, trigger.legacy) {
-        (Some(user), _) => Runner::User {
+    let run_as = match (owner, trigger.legacy) {
+        (Some(user), _) => PipelineUser::User {
             user,
             role: owner_role,
         },
-        (None, true) => Runner::Nobody,
+        (None, true) => PipelineUser::Nobody,
         // An owner that was deleted leaves a trigger that may no longer run.
         (None, false) => {
             return Err(base_error(
@@ -273,7 +274,7 @@ async fn by_trigger_token(
             ));
         }
     };
-    Ok((project, runner, Origin::Trigger(trigger)))
+    Ok((project, run_as, Origin::Trigger(trigger)))
 }
 
 /// `token=$CI_JOB_TOKEN`: the job must be running (401 `Job is not running`), and the target
@@ -283,7 +284,7 @@ async fn by_job_token(
     state: &AppState,
     id: &str,
     token: &str,
-) -> ApiResult<(Project, Runner, Origin)> {
+) -> ApiResult<(Project, PipelineUser, Origin)> {
     let job = crate::job_token::running_job(state, token).await?;
     let project = super::projects::lookup(state, id)
         .await?
@@ -299,7 +300,7 @@ async fn by_job_token(
     };
     Ok((
         project,
-        Runner::User {
+        PipelineUser::User {
             user,
             role: access.role(),
         },

@@ -16,7 +16,7 @@ use pipewright_store::{Job, Project};
 use serde_json::json;
 
 use super::error::{WebError, WebResult};
-use super::pipelines::{VariableRow, users_by_id};
+use super::pipelines::{VariableRow, users_by_id, variable_rows};
 use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
@@ -24,7 +24,6 @@ use crate::api::artifacts;
 use crate::job_processing;
 use crate::params::Params;
 use crate::permissions::Action;
-use crate::sealing::Purpose;
 use crate::state::AppState;
 
 pub struct JobRow {
@@ -226,21 +225,11 @@ pub async fn show(
         .ok_or(WebError::NotFound)?;
     let triggered = pipeline.source == PipelineSource::Trigger;
     let can_reveal = access.can(Action::ReadPipelineVariableValues);
-    let mut trigger_variables = Vec::new();
-    if triggered {
-        for v in state.store.pipeline_variables(pipeline.id).await? {
-            let value = if can_reveal {
-                Some(
-                    state
-                        .sealer
-                        .open(Purpose::PipelineVariable, &v.value_sealed)?,
-                )
-            } else {
-                None
-            };
-            trigger_variables.push(VariableRow { key: v.key, value });
-        }
-    }
+    let trigger_variables = if triggered {
+        variable_rows(&state, pipeline.id, can_reveal).await?
+    } else {
+        Vec::new()
+    };
     let runner = match job.runner_id {
         Some(id) => match state.store.runner(id).await? {
             Some(r) if !r.description.is_empty() => format!("#{} ({})", r.id, r.description),
@@ -342,17 +331,14 @@ async fn details_json(
     });
     if pipeline.source == PipelineSource::Trigger {
         let reveal = access.can(Action::ReadPipelineVariableValues);
-        let mut variables = Vec::new();
-        for v in state.store.pipeline_variables(pipeline.id).await? {
-            let mut item = json!({"key": v.key, "public": false});
-            if reveal {
-                item["value"] = state
-                    .sealer
-                    .open(Purpose::PipelineVariable, &v.value_sealed)?
-                    .into();
-            }
-            variables.push(item);
-        }
+        let variables: Vec<_> = variable_rows(state, pipeline.id, reveal)
+            .await?
+            .into_iter()
+            .map(|v| match v.value {
+                Some(value) => json!({"key": v.key, "public": false, "value": value}),
+                None => json!({"key": v.key, "public": false}),
+            })
+            .collect();
         body["trigger"] = json!({
             "short_token": pipeline.trigger_short_token,
             "variables": variables,

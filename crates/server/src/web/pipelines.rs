@@ -19,7 +19,6 @@ use crate::job_processing;
 use crate::linked_pipelines::LinkedProjects;
 use crate::params::Params;
 use crate::permissions::Action;
-use crate::sealing::Purpose;
 use crate::state::AppState;
 
 /// A pipeline as a row of the pipelines table.
@@ -256,6 +255,36 @@ pub struct VariableRow {
     pub value: Option<String>,
 }
 
+/// A pipeline's variables as pages show them: every key, and the values only when `reveal`
+/// (they are opened only then).
+pub async fn variable_rows(
+    state: &AppState,
+    pipeline_id: i64,
+    reveal: bool,
+) -> WebResult<Vec<VariableRow>> {
+    Ok(if reveal {
+        crate::pipeline_variables::opened(state, pipeline_id)
+            .await?
+            .into_iter()
+            .map(|v| VariableRow {
+                key: v.key,
+                value: Some(v.value),
+            })
+            .collect()
+    } else {
+        state
+            .store
+            .pipeline_variables(pipeline_id)
+            .await?
+            .into_iter()
+            .map(|v| VariableRow {
+                key: v.key,
+                value: None,
+            })
+            .collect()
+    })
+}
+
 #[derive(Template)]
 #[template(path = "pipeline.html")]
 struct ShowPage {
@@ -363,19 +392,7 @@ pub async fn show(
         None => None,
     };
     let can_reveal = access.can(Action::ReadPipelineVariableValues);
-    let mut variables = Vec::new();
-    for v in state.store.pipeline_variables(pipeline.id).await? {
-        let value = if can_reveal {
-            Some(
-                state
-                    .sealer
-                    .open(Purpose::PipelineVariable, &v.value_sealed)?,
-            )
-        } else {
-            None
-        };
-        variables.push(VariableRow { key: v.key, value });
-    }
+    let variables = variable_rows(&state, pipeline.id, can_reveal).await?;
     // On a protected branch, only those who may update it may cancel or retry.
     let can_update = access.can(Action::UpdatePipelines)
         && crate::protected_refs::may_update(&state, &access, &pipeline).await?;
@@ -497,7 +514,7 @@ pub async fn run(
                 Flash::alert("Variable keys may contain only letters, digits and _."),
             ));
         }
-        variables.push(crate::pipeline_creation::PipelineVariableInput {
+        variables.push(crate::pipeline_variables::PipelineVariable {
             key,
             value: field("variable_value"),
             variable_type: pipewright_store::VariableType::EnvVar,
@@ -507,7 +524,7 @@ pub async fn run(
         project: project.clone(),
         ref_name,
         source: PipelineSource::Web,
-        runner: crate::pipeline_creation::Runner::User {
+        run_as: crate::pipeline_creation::PipelineUser::User {
             user,
             role: access.role(),
         },
