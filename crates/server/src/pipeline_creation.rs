@@ -188,7 +188,7 @@ pub async fn create_pipeline(
     if request
         .variables
         .iter()
-        .any(|v| v.key != crate::api::trigger::TRIGGER_PAYLOAD)
+        .any(|v| v.key != crate::api::trigger_pipeline::TRIGGER_PAYLOAD)
     {
         let minimum = state
             .store

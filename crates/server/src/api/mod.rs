@@ -14,8 +14,8 @@ pub mod repository;
 pub mod runner_jobs;
 pub mod runners;
 pub mod tokens;
-pub mod trigger;
-pub mod triggers;
+pub mod trigger_pipeline;
+pub mod trigger_tokens;
 pub mod users;
 pub mod variables;
 
@@ -39,9 +39,9 @@ pub fn routes(max_artifacts_bytes: usize) -> Vec<Route> {
     table.extend(members::routes());
     table.extend(protected_branches::routes());
     table.extend(repository::routes());
-    table.extend(triggers::routes());
+    table.extend(trigger_tokens::routes());
     table.extend(pipelines::routes());
-    table.extend(trigger::routes());
+    table.extend(trigger_pipeline::routes());
     table.extend(ci_lint::routes());
     table.extend(runners::routes());
     table.extend(runner_jobs::routes());

@@ -102,7 +102,7 @@ async fn create(
         ignore_skip_ci: true,
     };
     let result = crate::pipeline_creation::create_pipeline(&state, request).await;
-    super::trigger::respond(&state, &project, result, Some(&actor.user)).await
+    super::trigger_pipeline::respond(&state, &project, result, Some(&actor.user)).await
 }
 
 /// GitLab's `detailed_status` for a status.

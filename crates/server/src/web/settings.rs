@@ -154,7 +154,7 @@ pub async fn show(
     let owners = super::pipelines::users_by_id(&state, owner_ids).await?;
     let mut trigger_rows = Vec::new();
     for t in &triggers.items {
-        let full = api::triggers::may_administer(&caller, &access, t);
+        let full = api::trigger_tokens::may_administer(&caller, &access, t);
         let token = if full {
             state.sealer.open(Purpose::TriggerToken, &t.token_sealed)?
         } else {
@@ -298,7 +298,7 @@ pub async fn create_trigger(
     params: Params,
 ) -> WebResult<Response> {
     let (project, _) = settings_form(&state, &viewer, &namespace, &path, &params).await?;
-    let result = api::triggers::create(
+    let result = api::trigger_tokens::create(
         State(state.clone()),
         viewer.caller(),
         project_segments(&project, &[]),
@@ -326,13 +326,13 @@ pub async fn trigger(
     let st = State(state.clone());
     let (result, done) = match action.as_str() {
         "update" => (
-            api::triggers::update(st, viewer.caller(), seg, params)
+            api::trigger_tokens::update(st, viewer.caller(), seg, params)
                 .await
                 .map(|_| ()),
             "Trigger token was updated.",
         ),
         "revoke" => (
-            api::triggers::revoke(st, viewer.caller(), seg, HeaderMap::new())
+            api::trigger_tokens::revoke(st, viewer.caller(), seg, HeaderMap::new())
                 .await
                 .map(|_| ()),
             "Trigger token was revoked.",
