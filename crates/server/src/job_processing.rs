@@ -76,6 +76,13 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
                 .unwrap_or(Status::Skipped);
             // A pipeline with jobs waiting for a runner is `pending`, as GitLab shows it.
             set_pipeline_status(state, pipeline_id, status).await?;
+            // Several jobs of one pipeline finish at once (bridges, parallel jobs, other
+            // replicas): a status computed from jobs that changed before it was written is
+            // stale and may have overwritten a fresher one. Whoever writes last looks again, so
+            // the last write always matches the jobs as they ended.
+            if !same_statuses(&jobs, &state.store.pipeline_all_jobs(pipeline_id).await?) {
+                continue;
+            }
             start_bridges(state, &jobs);
             // A finished downstream pipeline settles a `strategy: depend` bridge upstream.
             if status.is_complete()
@@ -101,6 +108,15 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
         state.store.set_job_statuses(&changes).await?;
     }
     Ok(())
+}
+
+/// Whether two reads of a pipeline's jobs saw the same statuses.
+fn same_statuses(before: &[Job], after: &[Job]) -> bool {
+    before.len() == after.len()
+        && before
+            .iter()
+            .zip(after)
+            .all(|(a, b)| a.id == b.id && a.status == b.status)
 }
 
 /// Starts the pending bridges (`trigger:` jobs) among `jobs`, wherever they stand — the
