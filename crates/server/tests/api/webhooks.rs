@@ -352,6 +352,9 @@ mod deliveries_survive_a_restart {
             tmp.path(),
             &["commit", "-q", "--allow-empty", "-m", "Second"],
         );
+        let second_sha = git_ok(&work, tmp.path(), &["rev-parse", "HEAD"])
+            .trim()
+            .to_string();
         let url = remote(&first, "root", &first.root_token, "root/restarts");
         git_ok(
             &work,
@@ -390,14 +393,16 @@ mod deliveries_survive_a_restart {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         assert!(delivered, "the queued delivery was sent after the restart");
-        // Only this project's push counts: the port was free when the hook was made, so under
-        // load another test's server may have used it (and queued its own hooks to it) since.
+        // Only this push counts: the port was free when the hook was made, so under load
+        // another test's server may have used it (and queued its own hooks to it) since, and
+        // the first push's event may still have been waiting for its hooks when this one's
+        // hook was added.
         let ours = receiver
             .seen
             .lock()
             .unwrap()
             .iter()
-            .filter(|(_, body)| body.contains("root/restarts"))
+            .filter(|(_, body)| body.contains(&second_sha))
             .count();
         assert_eq!(ours, 1, "delivered exactly once");
         task.abort();
