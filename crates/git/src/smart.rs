@@ -71,6 +71,22 @@ async fn feed(mut stdin: ChildStdin, prefix: Bytes, mut body: RequestBody) -> Re
     Ok(true)
 }
 
+/// What the task feeding git its request ended with: `Ok` when all of it went in, git stopped
+/// reading, or the client was too slow (git then sees the request end and answers or fails as
+/// it will); the body's error (too large, not gzip) otherwise.
+fn request_fed(
+    fed: std::result::Result<
+        std::result::Result<Result<bool>, tokio::time::error::Elapsed>,
+        tokio::task::JoinError,
+    >,
+) -> Result<()> {
+    match fed {
+        Ok(Ok(Ok(_)) | Err(_)) => Ok(()),
+        Ok(Ok(Err(err))) => Err(err),
+        Err(join) => Err(Error::Process(join.to_string())),
+    }
+}
+
 /// Aborts a task when dropped (the response stream owns the task feeding git its request).
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
@@ -187,20 +203,24 @@ impl Repositories {
             feed(stdin, Bytes::new(), body),
         ));
         let mut first = vec![0u8; 64 * 1024];
+        // `biased`: when the feeder has failed, its error wins even if git's stdout has also
+        // just closed (git exits on the early end of its input the feeder's failure caused).
         let first_len = tokio::select! {
+            biased;
             fed = &mut feeder => {
-                match fed {
-                    // All sent, git stopped reading, or the client was too slow (git then
-                    // sees the request end and answers or fails as it will).
-                    Ok(Ok(Ok(_)) | Err(_)) => {}
-                    Ok(Ok(Err(err))) => return Err(err),
-                    Err(join) => return Err(Error::Process(join.to_string())),
-                }
+                request_fed(fed)?;
                 None
             }
             read = stdout.read(&mut first) => Some(read?),
         };
         let first = match first_len {
+            // git ended without a byte of output: if that is because the request failed (over
+            // its limit, not gzip), the client must get that error, never an empty 200. git
+            // is gone, so the feeder stops at its next write.
+            Some(0) => {
+                request_fed((&mut feeder).await)?;
+                None
+            }
             Some(n) => {
                 first.truncate(n);
                 Some(Bytes::from(first))
@@ -369,4 +389,41 @@ fn output_stream(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    /// A request whose body goes over its limit is that error, never an empty success — also
+    /// when git has already exited without a byte of output (here: the request starts with a
+    /// flush, so git has nothing to do) before the body's excess arrives. Before, the server
+    /// answered 200 with an empty body whenever git's exit was noticed first.
+    #[tokio::test]
+    async fn a_request_over_its_limit_is_too_large_even_after_git_exited() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repos = Repositories::new(dir.path());
+        repos.create(1, "main").expect("create");
+        let chunks = futures_util::stream::iter([
+            Bytes::from_static(b"0000"),
+            Bytes::from(vec![b'0'; 128 * 1024]),
+        ])
+        .then(|chunk| async move {
+            if chunk.len() > 4 {
+                // Long enough for git to have read the flush and exited.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            Ok(chunk)
+        });
+        let body = RequestBody::new(chunks, false, 64 * 1024);
+        match repos.upload_pack(1, body, None).await {
+            Err(Error::TooLarge { limit }) => assert_eq!(limit, 64 * 1024),
+            Err(other) => panic!("{other}"),
+            Ok(stream) => {
+                let out: Vec<_> = stream.collect().await;
+                panic!("answered with {out:?}");
+            }
+        }
+    }
 }
