@@ -4,6 +4,7 @@
 
 mod lint;
 mod settings;
+mod trigger_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,6 +46,10 @@ enum Command {
     /// Work with CI configuration files.
     #[command(subcommand)]
     Ci(CiCommand),
+    /// Trigger a pipeline with a trigger token and print its URL; optionally wait for it,
+    /// follow its jobs' logs and play its manual jobs (exit 0 success, 1 failed, 2 canceled or
+    /// skipped, 3 timeout, 4 error).
+    Trigger(trigger_cli::TriggerArgs),
 }
 
 #[derive(Subcommand)]
@@ -124,7 +129,17 @@ struct RegisterArgs {
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // `trigger`'s exit codes 1–3 describe the pipeline; its usage errors are 4, not clap's 2.
+        Err(err)
+            if err.use_stderr() && std::env::args_os().nth(1).is_some_and(|a| a == "trigger") =>
+        {
+            let _ = err.print();
+            std::process::exit(trigger_cli::EXIT_ERROR);
+        }
+        Err(err) => err.exit(),
+    };
     match cli.command {
         Command::Serve(args) => {
             let settings = Settings::resolve(args)?;
@@ -189,6 +204,7 @@ fn main() -> anyhow::Result<()> {
             };
             runtime.block_on(pipewright_runner::run(config, shutdown_signal()))
         }
+        Command::Trigger(args) => std::process::exit(trigger_cli::run(args)),
         Command::Ci(CiCommand::Lint(args)) => {
             let valid = lint::run(&args)?;
             std::process::exit(if valid { 0 } else { 1 });

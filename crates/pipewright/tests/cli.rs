@@ -1,4 +1,8 @@
-//! The binary as an operator runs it: `--help`, first start, health, graceful shutdown.
+//! The binary as an operator runs it: `--help`, first start, health, graceful shutdown; and
+//! `pipewright trigger` as a user runs it (`cli/trigger.rs`).
+
+#[path = "cli/trigger.rs"]
+mod trigger;
 
 use std::io::Read;
 use std::process::{Command, Stdio};

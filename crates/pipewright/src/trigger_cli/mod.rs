@@ -1,0 +1,193 @@
+//! `pipewright trigger`: fire a pipeline with a trigger token, print its URL, and optionally
+//! wait for it (`--wait`), stream its jobs' logs (`--follow`) and play its manual jobs, with an
+//! exit code scripts can branch on. It is an API client only — GitLab's public API v4
+//! (`api.rs`) — so it works against GitLab as well as Pipewright.
+//!
+//! - `args.rs`: flags, parsers and which token is used for what.
+//! - `api.rs`: the HTTP calls and the server's error messages.
+//! - `wait.rs`: the polling loop, manual jobs, transient failures.
+//! - `follow.rs`: job logs, incrementally, made safe for a terminal.
+//! - `progress.rs`: the status line or plain lines, and the summary table.
+
+mod api;
+mod args;
+mod follow;
+mod progress;
+mod wait;
+
+use std::io::IsTerminal;
+
+use anyhow::Context;
+use serde_json::Value;
+
+pub use args::TriggerArgs;
+
+use api::{Api, Job, Pipeline, Triggered};
+use args::OnManual;
+use progress::Progress;
+use wait::{Ending, Watch};
+
+/// The pipeline did not finish within `--timeout`.
+pub const EXIT_TIMEOUT: i32 = 3;
+/// A usage error, or a request the server refused or that did not reach it.
+pub const EXIT_ERROR: i32 = 4;
+
+/// Runs the command; the process's exit code.
+pub fn run(args: TriggerArgs) -> i32 {
+    let result = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .and_then(|runtime| runtime.block_on(trigger(args)));
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            EXIT_ERROR
+        }
+    }
+}
+
+async fn trigger(args: TriggerArgs) -> anyhow::Result<i32> {
+    let credentials = args::credentials(&args, |name| std::env::var(name).ok()).context(
+        "no trigger token: pass --token, or set PIPEWRIGHT_TRIGGER_TOKEN (in a CI job, \
+         CI_JOB_TOKEN is used)",
+    )?;
+    if args.waits() && credentials.read.is_none() {
+        anyhow::bail!(
+            "--wait and --follow read the pipeline through the API: pass --api-token (or set \
+             PIPEWRIGHT_API_TOKEN), or trigger with CI_JOB_TOKEN"
+        );
+    }
+    let mut api = Api::new(&args.url, &args.project, credentials.read.as_ref())?;
+    let triggered = api
+        .trigger(
+            &credentials.trigger_token,
+            &args.git_ref,
+            &args.vars,
+            args.idempotency_key.as_deref(),
+            args.dry_run,
+        )
+        .await?;
+    if args.dry_run {
+        return Ok(print_dry_run(&triggered));
+    }
+    let pipeline: Pipeline = serde_json::from_value(triggered.body)
+        .context("the server's answer to the trigger is not a pipeline")?;
+    println!("{}", web_url(&pipeline));
+    if triggered.replayed {
+        eprintln!(
+            "note: the server answered with the pipeline an earlier request with this \
+             idempotency key created"
+        );
+    }
+    if !args.waits() {
+        return Ok(0);
+    }
+    if let Some(project_id) = pipeline.project_id {
+        api.use_project_id(project_id);
+    }
+    wait_for(&api, &pipeline, &args).await
+}
+
+/// Waits (and follows), then says how the pipeline ended.
+async fn wait_for(api: &Api, pipeline: &Pipeline, args: &TriggerArgs) -> anyhow::Result<i32> {
+    let mut out = Progress::new(std::io::stdout().is_terminal());
+    let options = wait::Options {
+        on_manual: args.on_manual.unwrap_or(OnManual::Fail),
+        // Never hammer the server, whatever was asked.
+        interval: args
+            .poll_interval
+            .max(std::time::Duration::from_millis(100)),
+        follow: args.follow,
+    };
+    let mut watch = Watch::new(api, pipeline.id, options);
+    let ending = match args.timeout {
+        Some(limit) => tokio::time::timeout(limit, watch.run(&mut out)).await.ok(),
+        None => Some(watch.run(&mut out).await),
+    };
+    out.clear();
+    let ending = ending.transpose()?;
+    let (last, jobs) = match watch.last.take() {
+        Some((last, jobs)) => (last, jobs),
+        None => (pipeline.clone(), Vec::new()),
+    };
+    if args.follow && !jobs.is_empty() {
+        out.line("");
+        out.line(progress::summary(&jobs).trim_end());
+    }
+    let url = web_url(&last);
+    let code = match ending {
+        None => {
+            let limit = args.timeout.map(|t| progress::clock(t.as_secs_f64()));
+            out.line(&format!(
+                "timed out after {}: pipeline #{} is still {}: {url}",
+                limit.unwrap_or_default(),
+                last.id,
+                last.status
+            ));
+            EXIT_TIMEOUT
+        }
+        Some(Ending::Blocked) => {
+            out.line(&format!(
+                "pipeline #{} waits for manual jobs ({}): {url}\n\
+                 (--on-manual play plays them, --on-manual skip counts the pipeline as finished)",
+                last.id,
+                names(&jobs, |j| j.status == "manual"),
+            ));
+            1
+        }
+        Some(Ending::Finished) => {
+            out.line(&format!("pipeline #{} {}: {url}", last.id, last.status));
+            for job in jobs
+                .iter()
+                .filter(|j| j.status == "failed" && !j.allow_failure)
+            {
+                let reason = job.failure_reason.as_deref().unwrap_or("failed");
+                let job_url = job.web_url.as_deref().unwrap_or("");
+                out.line(&format!("  failed: {} ({reason}) {job_url}", job.name));
+            }
+            wait::exit_code(&last.status)
+        }
+    };
+    Ok(code)
+}
+
+fn names(jobs: &[Job], which: impl Fn(&Job) -> bool) -> String {
+    let names: Vec<&str> = jobs
+        .iter()
+        .filter(|j| which(j))
+        .map(|j| j.name.as_str())
+        .collect();
+    names.join(", ")
+}
+
+fn web_url(pipeline: &Pipeline) -> String {
+    pipeline
+        .web_url
+        .clone()
+        .unwrap_or_else(|| format!("pipeline #{}", pipeline.id))
+}
+
+/// Prints the dry run's answer. A server that ignores `dry_run` has created a real pipeline:
+/// that is said loudly and is an error, so a script notices.
+fn print_dry_run(triggered: &Triggered) -> i32 {
+    if triggered.body.get("dry_run") == Some(&Value::Bool(true)) {
+        match serde_json::to_string_pretty(&triggered.body) {
+            Ok(text) => println!("{text}"),
+            Err(_) => println!("{}", triggered.body),
+        }
+        return 0;
+    }
+    let url = triggered
+        .body
+        .get("web_url")
+        .and_then(Value::as_str)
+        .unwrap_or("(no URL in the answer)");
+    eprintln!(
+        "error: the server does not support dry runs: it answered {} and created a real \
+         pipeline: {url}",
+        triggered.status
+    );
+    EXIT_ERROR
+}
