@@ -170,6 +170,19 @@ impl Api {
         })
     }
 
+    /// `GET /projects/:id` with the read credentials: a wrong token or a project they cannot
+    /// read is found out before a pipeline is created that could not be watched. The
+    /// project's numeric id is returned.
+    pub async fn project_id(&self) -> Result<i64, ApiError> {
+        #[derive(Deserialize)]
+        struct Project {
+            id: i64,
+        }
+        let what = "reading the project";
+        let res = send(self.read(self.http.get(&self.project_url)), what).await?;
+        Ok(read_json::<Project>(res, what).await?.id)
+    }
+
     pub async fn pipeline(&self, id: i64) -> Result<Pipeline, ApiError> {
         let url = format!("{}/pipelines/{id}", self.project_url);
         let res = send(self.read(self.http.get(url)), "reading the pipeline").await?;

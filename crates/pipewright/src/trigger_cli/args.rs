@@ -204,6 +204,40 @@ mod tests {
         }
     }
 
+    fn parse(extra: &[&str]) -> TriggerArgs {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: TriggerArgs,
+        }
+        let base = ["t", "--url", "http://h", "--project", "1", "--ref", "main"];
+        let all: Vec<&str> = base.iter().chain(extra).copied().collect();
+        <Cli as clap::Parser>::try_parse_from(all)
+            .map(|c| c.args)
+            .expect("valid flags")
+    }
+
+    #[test]
+    fn the_job_token_triggers_and_reads_when_nothing_else_is_given() {
+        let env = |name: &str| (name == "CI_JOB_TOKEN").then(|| "glcbt-job".to_string());
+        let creds = credentials(&parse(&["--wait"]), env).expect("a token");
+        assert_eq!(creds.trigger_token, "glcbt-job");
+        assert!(matches!(creds.read, Some(ReadAuth::Job(ref t)) if t == "glcbt-job"));
+
+        // A trigger token of its own does not borrow the job's token for reading.
+        let creds = credentials(&parse(&["--token", "glptt-x"]), env).expect("a token");
+        assert_eq!(creds.trigger_token, "glptt-x");
+        assert!(creds.read.is_none());
+
+        let creds = credentials(
+            &parse(&["--token", "glptt-x", "--api-token", "glpat-y"]),
+            env,
+        )
+        .expect("a token");
+        assert!(matches!(creds.read, Some(ReadAuth::Private(ref t)) if t == "glpat-y"));
+        assert!(credentials(&parse(&[]), |_| None).is_none());
+    }
+
     #[test]
     fn variables_and_keys_are_checked_before_anything_is_sent() {
         assert_eq!(parse_var("A=b=c"), Ok(("A".into(), "b=c".into())));

@@ -60,6 +60,12 @@ async fn trigger(args: TriggerArgs) -> anyhow::Result<i32> {
         );
     }
     let mut api = Api::new(&args.url, &args.project, credentials.read.as_ref())?;
+    // A job token may read pipelines without reading the project (GitLab's job token
+    // permissions), so only a personal access token is checked before triggering.
+    if args.waits() && matches!(credentials.read, Some(args::ReadAuth::Private(_))) {
+        let id = api.project_id().await?;
+        api.use_project_id(id);
+    }
     let triggered = api
         .trigger(
             &credentials.trigger_token,
@@ -87,7 +93,23 @@ async fn trigger(args: TriggerArgs) -> anyhow::Result<i32> {
     if let Some(project_id) = pipeline.project_id {
         api.use_project_id(project_id);
     }
-    wait_for(&api, &pipeline, &args).await
+    let waited = wait_for(&api, &pipeline, &args).await;
+    match waited {
+        Err(err) if job_token_refused(&credentials, &err) => Err(err.context(
+            "the server let the CI job token trigger the pipeline but not read it (GitLab does \
+             not let job tokens read pipelines: gitlab-org/gitlab#506668); pass --api-token to wait",
+        )),
+        other => other,
+    }
+}
+
+/// A read with a job token was refused as unauthenticated or not allowed.
+fn job_token_refused(credentials: &args::Credentials, err: &anyhow::Error) -> bool {
+    matches!(credentials.read, Some(args::ReadAuth::Job(_)))
+        && matches!(
+            err.downcast_ref::<api::ApiError>(),
+            Some(api::ApiError::Refused { status, .. }) if matches!(status.as_u16(), 401 | 403 | 404)
+        )
 }
 
 /// Waits (and follows), then says how the pipeline ended.

@@ -69,24 +69,22 @@ impl Progress {
         }
     }
 
-    /// Prints what changed since the last poll and redraws the status line.
-    pub fn update(&mut self, pipeline: &Pipeline, jobs: &[Job]) {
+    /// Before a poll's log lines: measures the log prefixes and prints the jobs that started
+    /// (so a job's "running" comes before its log).
+    pub fn begin_poll(&mut self, jobs: &[Job]) {
         self.prefix_width = jobs
             .iter()
             .map(|j| j.name.len())
             .max()
             .unwrap_or(0)
             .min(MAX_PREFIX);
-        for job in jobs {
-            if self.seen.get(&job.id) == Some(&job.status) {
-                continue;
-            }
-            let first_sight = !self.seen.contains_key(&job.id);
-            self.seen.insert(job.id, job.status.clone());
-            if let Some(text) = self.transition(job, first_sight) {
-                self.line(&text);
-            }
-        }
+        self.print_transitions(jobs, |status| !ended(status));
+    }
+
+    /// After a poll's log lines: prints the jobs that ended (after their last log line) and the
+    /// pipeline's new status, and redraws the status line.
+    pub fn end_poll(&mut self, pipeline: &Pipeline, jobs: &[Job]) {
+        self.print_transitions(jobs, |_| true);
         if self.pipeline_seen != pipeline.status {
             self.pipeline_seen = pipeline.status.clone();
             if !self.tty {
@@ -101,6 +99,19 @@ impl Progress {
         }
         if self.tty {
             self.draw_status(pipeline, jobs);
+        }
+    }
+
+    fn print_transitions(&mut self, jobs: &[Job], which: impl Fn(&str) -> bool) {
+        for job in jobs.iter().filter(|j| which(&j.status)) {
+            if self.seen.get(&job.id) == Some(&job.status) {
+                continue;
+            }
+            let first_sight = !self.seen.contains_key(&job.id);
+            self.seen.insert(job.id, job.status.clone());
+            if let Some(text) = self.transition(job, first_sight) {
+                self.line(&text);
+            }
         }
     }
 
@@ -194,6 +205,14 @@ impl Progress {
     fn elapsed(&self) -> String {
         clock(self.started.elapsed().as_secs_f64())
     }
+}
+
+/// A status after which a job's log does not grow (until someone plays or retries it).
+fn ended(status: &str) -> bool {
+    matches!(
+        status,
+        "success" | "failed" | "canceled" | "skipped" | "manual"
+    )
 }
 
 /// `m:ss`, or `h:mm:ss` past an hour.

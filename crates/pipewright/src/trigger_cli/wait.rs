@@ -77,14 +77,15 @@ impl<'a> Watch<'a> {
     async fn step(&mut self, out: &mut Progress) -> Result<Option<Ending>, ApiError> {
         let pipeline = self.api.pipeline(self.pipeline_id).await?;
         let jobs = self.api.jobs(self.pipeline_id).await?;
+        out.begin_poll(&jobs);
+        if self.options.follow {
+            self.follower.poll(self.api, &jobs, out).await?;
+        }
+        out.end_poll(&pipeline, &jobs);
         let played = match self.options.on_manual {
             OnManual::Play => self.play_manual_jobs(&jobs, out).await?,
             OnManual::Skip | OnManual::Fail => false,
         };
-        if self.options.follow {
-            self.follower.poll(self.api, &jobs, out).await?;
-        }
-        out.update(&pipeline, &jobs);
         let ending = if played {
             // The statuses just read are already stale.
             None

@@ -361,3 +361,30 @@ async fn a_wrong_token_exits_4_with_the_servers_404_message() {
     assert_eq!(run.code, 4, "{}", run.stderr);
     assert!(run.stderr.contains("--api-token"), "{}", run.stderr);
 }
+
+/// A wrong API token is found out before the trigger, so no pipeline is left behind that
+/// nobody watches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_api_token_is_refused_before_any_pipeline_is_created() {
+    let server = Server::start("wrong-api");
+    let token = server.project("app", TWO_STAGES).await;
+
+    let run = server
+        .trigger("app", &token, &["--wait", "--api-token", "glpat-wrong"])
+        .await;
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr
+            .contains("reading the project: the server answered 401 Unauthorized"),
+        "{}",
+        run.stderr
+    );
+    let pipelines = server
+        .api(
+            reqwest::Method::GET,
+            "/projects/root%2Fapp/pipelines",
+            json!({}),
+        )
+        .await;
+    assert_eq!(pipelines, json!([]));
+}
