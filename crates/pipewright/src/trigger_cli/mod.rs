@@ -80,7 +80,7 @@ async fn trigger(args: TriggerArgs) -> anyhow::Result<i32> {
     }
     let pipeline: Pipeline = serde_json::from_value(triggered.body)
         .context("the server's answer to the trigger is not a pipeline")?;
-    println!("{}", web_url(&pipeline));
+    print_line(&web_url(&pipeline));
     if triggered.replayed {
         eprintln!(
             "note: the server answered with the pipeline an earlier request with this \
@@ -184,6 +184,12 @@ fn names(jobs: &[Job], which: impl Fn(&Job) -> bool) -> String {
     names.join(", ")
 }
 
+/// A line on stdout; a closed stdout (`| head -1`) is not an error worth a panic.
+fn print_line(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
 fn web_url(pipeline: &Pipeline) -> String {
     pipeline
         .web_url
@@ -195,10 +201,9 @@ fn web_url(pipeline: &Pipeline) -> String {
 /// that is said loudly and is an error, so a script notices.
 fn print_dry_run(triggered: &Triggered) -> i32 {
     if triggered.body.get("dry_run") == Some(&Value::Bool(true)) {
-        match serde_json::to_string_pretty(&triggered.body) {
-            Ok(text) => println!("{text}"),
-            Err(_) => println!("{}", triggered.body),
-        }
+        let text = serde_json::to_string_pretty(&triggered.body)
+            .unwrap_or_else(|_| triggered.body.to_string());
+        print_line(&text);
         return 0;
     }
     let url = triggered

@@ -150,6 +150,38 @@ fn git(dir: &Path, args: &[&str]) {
     assert!(out.status.success(), "git {args:?}: {out:?}");
 }
 
+#[test]
+fn trigger_help_documents_every_flag_and_exit_code() {
+    let out = bin().args(["trigger", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--url",
+        "--project",
+        "--ref",
+        "--token",
+        "--var",
+        "--idempotency-key",
+        "--dry-run",
+        "--wait",
+        "--follow",
+        "--on-manual",
+        "--timeout",
+        "--api-token",
+        "PIPEWRIGHT_TRIGGER_TOKEN",
+        "CI_JOB_TOKEN",
+        "PIPEWRIGHT_API_TOKEN",
+    ] {
+        assert!(text.contains(flag), "missing {flag} in:\n{text}");
+    }
+    for code in ["0  ", "1  ", "2  ", "3  ", "4  "] {
+        assert!(
+            text.contains(&format!("\n  {code}")),
+            "exit code {code}in:\n{text}"
+        );
+    }
+}
+
 const TWO_STAGES: &str = r#"stages: [build, test]
 build:
   stage: build
@@ -313,7 +345,7 @@ async fn on_manual_play_plays_the_manual_job_and_fail_and_skip_do_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_still_running_at_the_timeout_exits_3() {
     let server = Server::start("timeout");
-    let token = server.project("app", "slow:\n  script: [sleep 60]\n").await;
+    let token = server.project("app", "slow:\n  script: [sleep 15]\n").await;
 
     let started = Instant::now();
     let run = server
