@@ -1,8 +1,19 @@
-//! Schema migrations, embedded in the binary and applied at start-up. Each backend has its own
-//! folder of SQL files; both must list the same versions so that a feature never exists on one
-//! database only (a test compares the lists). We run them ourselves instead of through sqlx's
-//! migrator so the binary needs no proc-macro crates and the bookkeeping table is identical on
-//! both backends.
+//! Schema migrations, embedded in the binary and applied at start-up, and the one runner that
+//! applies them on either database. Each backend has its own folder of SQL files (their DDL
+//! differs: identity columns, BLOB/BYTEA); both must list the same versions so that a feature
+//! never exists on one database only (a test compares the lists). We run them ourselves
+//! instead of through sqlx's migrator so the binary needs no proc-macro crates and the
+//! bookkeeping table is identical on both backends.
+//!
+//! Each migration is applied in its own write transaction that first checks it was not
+//! applied meanwhile: on SQLite the transaction holds the write lock from its start, on
+//! PostgreSQL it takes an advisory lock, so replicas starting together apply each migration
+//! exactly once.
+
+use pipewright_core::Timestamp;
+
+use crate::db::{Commit, Db, Exec, Tx, query};
+use crate::{Backend, Result, StoreError};
 
 /// One migration: a version (the file's numeric prefix), a name and its SQL.
 #[derive(Debug, Clone, Copy)]
@@ -54,11 +65,65 @@ pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
     13 => "0013_web_ui.sql",
 );
 
-pub(crate) const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT PRIMARY KEY,
     name TEXT NOT NULL,
     applied_at BIGINT NOT NULL
 )";
+
+/// The migrations of a backend.
+pub(crate) fn for_backend(backend: Backend) -> &'static [Migration] {
+    match backend {
+        Backend::Sqlite => MIGRATIONS_SQLITE,
+        Backend::Postgres => MIGRATIONS_POSTGRES,
+    }
+}
+
+/// Applies the backend's migrations up to `version` (all of them with `None`) that this
+/// database has not applied yet.
+pub(crate) async fn run(db: &Db, version: Option<i64>) -> Result<()> {
+    let mut tx = begin(db).await?;
+    tx.execute(&query(BOOKKEEPING)).await?;
+    tx.commit().await?;
+    let wanted = for_backend(db.backend())
+        .iter()
+        .filter(|m| version.is_none_or(|v| m.version <= v));
+    for migration in wanted {
+        apply(db, migration).await?;
+    }
+    Ok(())
+}
+
+/// A write transaction that no other migrating replica is inside.
+async fn begin(db: &Db) -> Result<Tx> {
+    let mut tx = db.begin_write().await?;
+    if db.backend() == Backend::Postgres {
+        crate::db::postgres::lock_for_migration(&mut tx).await?;
+    }
+    Ok(tx)
+}
+
+async fn apply(db: &Db, m: &Migration) -> Result<()> {
+    let mut tx = begin(db).await?;
+    let applied = query("SELECT version FROM schema_migrations WHERE version = $1").bind(m.version);
+    if tx.fetch_optional(&applied, |_| Ok(())).await?.is_some() {
+        return Ok(());
+    }
+    tracing::info!(version = m.version, name = m.name, "applying migration");
+    tx.execute_script(m.sql)
+        .await
+        .map_err(|source| StoreError::Migration {
+            version: m.version,
+            source,
+        })?;
+    let record =
+        query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+            .bind(m.version)
+            .bind(m.name)
+            .bind(Timestamp::now());
+    tx.execute(&record).await?;
+    tx.commit().await
+}
 
 #[cfg(test)]
 mod tests {

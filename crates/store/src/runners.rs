@@ -1,0 +1,158 @@
+//! Runners: the machines that take jobs. A runner's token is stored only as its digest.
+
+use async_trait::async_trait;
+use pipewright_core::Timestamp;
+
+use crate::db::{Listing, Query, Row, RowExt, column, query, split_list};
+use crate::model::*;
+use crate::store::SqlStore;
+use crate::users::found;
+use crate::{Result, StoreError};
+
+/// Runners.
+#[async_trait]
+pub trait RunnerStore: Send + Sync {
+    async fn create_runner(&self, runner: &NewRunner) -> Result<Runner>;
+    async fn runner(&self, id: i64) -> Result<Option<Runner>>;
+    async fn runner_by_digest(&self, digest: &str) -> Result<Option<Runner>>;
+    async fn runners(&self, scope: RunnerScope, page: Page) -> Result<Paged<Runner>>;
+    async fn update_runner(&self, id: i64, update: &RunnerUpdate) -> Result<Runner>;
+    async fn delete_runner(&self, id: i64) -> Result<()>;
+    async fn touch_runner(&self, id: i64, at: Timestamp) -> Result<()>;
+}
+
+macro_rules! runner_columns {
+    () => {
+        "id, runner_type, project_id, creator_id, description, tag_list, run_untagged, paused, \
+         locked, access_level, maximum_timeout, created_at, contacted_at"
+    };
+}
+const RUNNER_COLUMNS: &str = runner_columns!();
+
+fn runner_from_row(row: &dyn Row) -> Result<Runner> {
+    macro_rules! c {
+        ($name:literal) => {
+            const { column(RUNNER_COLUMNS, $name) }
+        };
+    }
+    let kind: String = row.get(c!("runner_type"))?;
+    Ok(Runner {
+        id: row.get(c!("id"))?,
+        runner_type: RunnerType::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown runner type {kind}")))?,
+        project_id: row.get(c!("project_id"))?,
+        creator_id: row.get(c!("creator_id"))?,
+        description: row.get(c!("description"))?,
+        tag_list: split_list(&row.get::<String>(c!("tag_list"))?, ','),
+        run_untagged: row.get(c!("run_untagged"))?,
+        paused: row.get(c!("paused"))?,
+        locked: row.get(c!("locked"))?,
+        access_level: row.get(c!("access_level"))?,
+        maximum_timeout: row.get(c!("maximum_timeout"))?,
+        created_at: row.get(c!("created_at"))?,
+        contacted_at: row.get(c!("contacted_at"))?,
+    })
+}
+
+#[async_trait]
+impl RunnerStore for SqlStore {
+    async fn create_runner(&self, r: &NewRunner) -> Result<Runner> {
+        let sql = concat!(
+            "INSERT INTO runners (token_digest, runner_type, project_id, creator_id, description, \
+             tag_list, run_untagged, paused, locked, access_level, maximum_timeout, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+            runner_columns!()
+        );
+        let q = query(sql)
+            .bind(&r.token_digest)
+            .bind(r.runner_type.as_str())
+            .bind(r.project_id)
+            .bind(r.creator_id)
+            .bind(&r.description)
+            .bind(r.tag_list.join(","))
+            .bind(r.run_untagged)
+            .bind(r.paused)
+            .bind(r.locked)
+            .bind(&r.access_level)
+            .bind(r.maximum_timeout)
+            .bind(Timestamp::now());
+        self.db.fetch_one(&q, runner_from_row).await
+    }
+
+    async fn runner(&self, id: i64) -> Result<Option<Runner>> {
+        let sql = concat!("SELECT ", runner_columns!(), " FROM runners WHERE id = $1");
+        self.db
+            .fetch_optional(&query(sql).bind(id), runner_from_row)
+            .await
+    }
+
+    async fn runner_by_digest(&self, digest: &str) -> Result<Option<Runner>> {
+        let sql = concat!(
+            "SELECT ",
+            runner_columns!(),
+            " FROM runners WHERE token_digest = $1"
+        );
+        self.hot_read_one(&query(sql).bind(digest), runner_from_row)
+            .await
+    }
+
+    async fn runners(&self, scope: RunnerScope, page: Page) -> Result<Paged<Runner>> {
+        let filter = |q: &mut Query<'_>| {
+            if let RunnerScope::ManagedBy(user_id) = scope {
+                q.push(
+                    " WHERE project_id IN (SELECT project_id FROM project_members \
+                     WHERE user_id = ",
+                )
+                .push_bind(user_id)
+                .push(" AND access_level >= 40)");
+            }
+        };
+        let listing = Listing {
+            columns: RUNNER_COLUMNS,
+            from: "runners",
+            filter: &filter,
+            order: &["id"],
+        };
+        self.db.paged(listing, page, runner_from_row).await
+    }
+
+    async fn update_runner(&self, id: i64, u: &RunnerUpdate) -> Result<Runner> {
+        let (set_timeout, timeout) = match u.maximum_timeout {
+            Some(t) => (true, t),
+            None => (false, None),
+        };
+        let sql = concat!(
+            "UPDATE runners SET description = COALESCE($2, description), \
+             tag_list = COALESCE($3, tag_list), run_untagged = COALESCE($4, run_untagged), \
+             paused = COALESCE($5, paused), locked = COALESCE($6, locked), \
+             access_level = COALESCE($7, access_level), \
+             maximum_timeout = CASE WHEN $8 THEN $9 ELSE maximum_timeout END \
+             WHERE id = $1 RETURNING ",
+            runner_columns!()
+        );
+        let q = query(sql)
+            .bind(id)
+            .bind(&u.description)
+            .bind(u.tag_list.as_ref().map(|t| t.join(",")))
+            .bind(u.run_untagged)
+            .bind(u.paused)
+            .bind(u.locked)
+            .bind(&u.access_level)
+            .bind(set_timeout)
+            .bind(timeout);
+        self.db.fetch_one(&q, runner_from_row).await
+    }
+
+    async fn delete_runner(&self, id: i64) -> Result<()> {
+        let q = query("DELETE FROM runners WHERE id = $1").bind(id);
+        found(self.db.execute(&q).await?)
+    }
+
+    async fn touch_runner(&self, id: i64, at: Timestamp) -> Result<()> {
+        let q = query("UPDATE runners SET contacted_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(at);
+        self.db.execute(&q).await?;
+        Ok(())
+    }
+}

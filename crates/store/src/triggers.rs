@@ -1,0 +1,174 @@
+//! Pipeline trigger tokens, and what the trigger endpoint reads about one in one statement.
+
+use async_trait::async_trait;
+use pipewright_core::{AccessLevel, Timestamp};
+
+use crate::Result;
+use crate::db::{Listing, Query, Row, RowExt, column, query, width};
+use crate::model::*;
+use crate::projects::project_at;
+use crate::store::SqlStore;
+use crate::users::{found, user_at};
+
+/// Pipeline trigger tokens.
+#[async_trait]
+pub trait TriggerStore: Send + Sync {
+    async fn create_trigger(&self, trigger: &NewTrigger) -> Result<Trigger>;
+    async fn trigger(&self, project_id: ProjectId, id: i64) -> Result<Option<Trigger>>;
+    /// Everything the trigger endpoint needs about a token, in one statement: the trigger, its
+    /// project, its owner and the owner's current role there.
+    async fn trigger_run_context(&self, digest: &str) -> Result<Option<TriggerContext>>;
+    async fn triggers(&self, project_id: ProjectId, page: Page) -> Result<Paged<Trigger>>;
+    async fn update_trigger_description(&self, id: i64, description: &str) -> Result<Trigger>;
+    async fn delete_trigger(&self, id: i64) -> Result<()>;
+}
+
+macro_rules! trigger_columns {
+    () => {
+        "id, project_id, owner_id, legacy, description, token_sealed, short_token, created_at, \
+         updated_at, expires_at, last_used_at"
+    };
+}
+const TRIGGER_COLUMNS: &str = trigger_columns!();
+
+/// `trigger_run_context`'s columns: the trigger's (as `t.*`), its project's, its owner's
+/// (NULL when it has none) and the owner's membership.
+macro_rules! context_columns {
+    () => {
+        concat!(
+            $crate::projects::project_columns!(),
+            ", ",
+            $crate::users::user_columns!(),
+            ", m.access_level, m.expires_at"
+        )
+    };
+}
+const CONTEXT_COLUMNS: &str = concat!(trigger_columns!(), ", ", context_columns!());
+
+fn trigger_from_row(row: &dyn Row) -> Result<Trigger> {
+    macro_rules! c {
+        ($name:literal) => {
+            const { column(TRIGGER_COLUMNS, $name) }
+        };
+    }
+    Ok(Trigger {
+        id: row.get(c!("id"))?,
+        project_id: row.get(c!("project_id"))?,
+        owner_id: row.get(c!("owner_id"))?,
+        legacy: row.get(c!("legacy"))?,
+        description: row.get(c!("description"))?,
+        token_sealed: row.get(c!("token_sealed"))?,
+        short_token: row.get(c!("short_token"))?,
+        created_at: row.get(c!("created_at"))?,
+        updated_at: row.get(c!("updated_at"))?,
+        expires_at: row.get(c!("expires_at"))?,
+        last_used_at: row.get(c!("last_used_at"))?,
+    })
+}
+
+fn context_from_row(row: &dyn Row) -> Result<TriggerContext> {
+    macro_rules! c {
+        ($name:literal) => {
+            const { column(CONTEXT_COLUMNS, $name) }
+        };
+    }
+    const { assert!(column(CONTEXT_COLUMNS, "p.id") == width(TRIGGER_COLUMNS)) };
+    let owner = match row.get::<Option<i64>>(c!("u.id"))? {
+        None => None,
+        // What the endpoint needs of the owner; never their password.
+        Some(_) => Some(User {
+            password_hash: None,
+            ..user_at(row, c!("u.id"))?
+        }),
+    };
+    let role: Option<i64> = row.get(c!("m.access_level"))?;
+    let expires: Option<i64> = row.get(c!("m.expires_at"))?;
+    let owner_role = match (role, expires) {
+        (Some(level), expires) if expires.is_none_or(|t| t > Timestamp::now().millis()) => {
+            AccessLevel::from_i64(level)
+        }
+        _ => None,
+    };
+    Ok(TriggerContext {
+        trigger: trigger_from_row(row)?,
+        project: project_at(row, c!("p.id"))?,
+        owner,
+        owner_role,
+    })
+}
+
+#[async_trait]
+impl TriggerStore for SqlStore {
+    async fn create_trigger(&self, trigger: &NewTrigger) -> Result<Trigger> {
+        let sql = concat!(
+            "INSERT INTO triggers (project_id, owner_id, legacy, description, token_digest, \
+             token_sealed, short_token, created_at, updated_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING ",
+            trigger_columns!()
+        );
+        let q = query(sql)
+            .bind(trigger.project_id)
+            .bind(trigger.owner_id)
+            .bind(trigger.legacy)
+            .bind(&trigger.description)
+            .bind(&trigger.token_digest)
+            .bind(&trigger.token_sealed)
+            .bind(&trigger.short_token)
+            .bind(Timestamp::now())
+            .bind(trigger.expires_at);
+        self.db.fetch_one(&q, trigger_from_row).await
+    }
+
+    async fn trigger(&self, project_id: ProjectId, id: i64) -> Result<Option<Trigger>> {
+        let sql = concat!(
+            "SELECT ",
+            trigger_columns!(),
+            " FROM triggers WHERE project_id = $1 AND id = $2"
+        );
+        let q = query(sql).bind(project_id).bind(id);
+        self.db.fetch_optional(&q, trigger_from_row).await
+    }
+
+    async fn trigger_run_context(&self, digest: &str) -> Result<Option<TriggerContext>> {
+        let sql = concat!(
+            "SELECT t.*, ",
+            context_columns!(),
+            " FROM (SELECT ",
+            trigger_columns!(),
+            " FROM triggers WHERE token_digest = $1) t \
+             JOIN projects p ON p.id = t.project_id JOIN namespaces n ON n.id = p.namespace_id \
+             LEFT JOIN users u ON u.id = t.owner_id \
+             LEFT JOIN project_members m ON m.project_id = t.project_id AND m.user_id = t.owner_id"
+        );
+        self.db
+            .fetch_optional(&query(sql).bind(digest), context_from_row)
+            .await
+    }
+
+    async fn triggers(&self, project_id: ProjectId, page: Page) -> Result<Paged<Trigger>> {
+        let filter = |q: &mut Query<'_>| {
+            q.push(" WHERE project_id = ").push_bind(project_id);
+        };
+        let listing = Listing {
+            columns: TRIGGER_COLUMNS,
+            from: "triggers",
+            filter: &filter,
+            order: &["id"],
+        };
+        self.db.paged(listing, page, trigger_from_row).await
+    }
+
+    async fn update_trigger_description(&self, id: i64, description: &str) -> Result<Trigger> {
+        let sql = concat!(
+            "UPDATE triggers SET description = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+            trigger_columns!()
+        );
+        let q = query(sql).bind(id).bind(description).bind(Timestamp::now());
+        self.db.fetch_one(&q, trigger_from_row).await
+    }
+
+    async fn delete_trigger(&self, id: i64) -> Result<()> {
+        let q = query("DELETE FROM triggers WHERE id = $1").bind(id);
+        found(self.db.execute(&q).await?)
+    }
+}

@@ -1,0 +1,196 @@
+//! CI/CD variables of projects and of the instance (values sealed under the server key), and
+//! a project's CI/CD settings: who may pass pipeline variables, the default job timeout.
+
+use async_trait::async_trait;
+use pipewright_core::Timestamp;
+
+use crate::db::{Row, RowExt, column, first, query};
+use crate::model::*;
+use crate::store::SqlStore;
+use crate::{Result, StoreError};
+
+/// CI/CD variables and project CI/CD settings.
+#[async_trait]
+pub trait VariableStore: Send + Sync {
+    /// The variables of a project (`Some`) or of the instance (`None`), by key.
+    async fn ci_variables(&self, project_id: Option<ProjectId>) -> Result<Vec<CiVariable>>;
+    /// The instance's and a project's variables in one read (what a pipeline needs).
+    async fn ci_variables_for_pipeline(&self, project_id: ProjectId) -> Result<Vec<CiVariable>>;
+    /// Creates a variable; `None` when one with that key (and scope) exists.
+    async fn create_ci_variable(&self, variable: &CiVariable) -> Result<Option<CiVariable>>;
+    /// Replaces a variable's fields (found by id).
+    async fn update_ci_variable(&self, variable: &CiVariable) -> Result<CiVariable>;
+    async fn delete_ci_variable(&self, id: i64) -> Result<()>;
+    /// `ci_pipeline_variables_minimum_override_role`, when the project set it.
+    async fn pipeline_variables_minimum_role(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<Option<String>>;
+    async fn set_pipeline_variables_minimum_role(
+        &self,
+        project_id: ProjectId,
+        role: &str,
+    ) -> Result<()>;
+    /// The project's default job timeout in seconds (`build_timeout`), when set.
+    async fn project_build_timeout(&self, project_id: ProjectId) -> Result<Option<i64>>;
+    async fn set_project_build_timeout(&self, project_id: ProjectId, seconds: i64) -> Result<()>;
+}
+
+macro_rules! variable_columns {
+    () => {
+        "id, project_id, key, value_sealed, variable_type, protected, masked, raw, description, \
+         environment_scope"
+    };
+}
+const VARIABLE_COLUMNS: &str = variable_columns!();
+
+fn variable_from_row(row: &dyn Row) -> Result<CiVariable> {
+    macro_rules! c {
+        ($name:literal) => {
+            const { column(VARIABLE_COLUMNS, $name) }
+        };
+    }
+    let kind: String = row.get(c!("variable_type"))?;
+    Ok(CiVariable {
+        id: row.get(c!("id"))?,
+        project_id: row.get(c!("project_id"))?,
+        key: row.get(c!("key"))?,
+        value_sealed: row.get(c!("value_sealed"))?,
+        variable_type: VariableType::parse(&kind)
+            .ok_or_else(|| StoreError::Corrupt(format!("variable type {kind}")))?,
+        protected: row.get(c!("protected"))?,
+        masked: row.get(c!("masked"))?,
+        raw: row.get(c!("raw"))?,
+        description: row.get(c!("description"))?,
+        environment_scope: row.get(c!("environment_scope"))?,
+    })
+}
+
+#[async_trait]
+impl VariableStore for SqlStore {
+    async fn ci_variables(&self, project_id: Option<ProjectId>) -> Result<Vec<CiVariable>> {
+        let q = match project_id {
+            Some(id) => query(concat!(
+                "SELECT ",
+                variable_columns!(),
+                " FROM ci_variables WHERE project_id = $1 ORDER BY key, environment_scope"
+            ))
+            .bind(id),
+            None => query(concat!(
+                "SELECT ",
+                variable_columns!(),
+                " FROM ci_variables WHERE project_id IS NULL ORDER BY key"
+            )),
+        };
+        self.db.fetch_all(&q, variable_from_row).await
+    }
+
+    async fn ci_variables_for_pipeline(&self, project_id: ProjectId) -> Result<Vec<CiVariable>> {
+        let sql = concat!(
+            "SELECT ",
+            variable_columns!(),
+            " FROM ci_variables WHERE project_id = $1 OR project_id IS NULL ORDER BY key"
+        );
+        self.db
+            .fetch_all(&query(sql).bind(project_id), variable_from_row)
+            .await
+    }
+
+    async fn create_ci_variable(&self, v: &CiVariable) -> Result<Option<CiVariable>> {
+        let sql = concat!(
+            "INSERT INTO ci_variables (project_id, key, value_sealed, variable_type, protected, \
+             masked, raw, description, environment_scope, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
+            variable_columns!()
+        );
+        let q = query(sql)
+            .bind(v.project_id)
+            .bind(&v.key)
+            .bind(&v.value_sealed)
+            .bind(v.variable_type.as_str())
+            .bind(v.protected)
+            .bind(v.masked)
+            .bind(v.raw)
+            .bind(&v.description)
+            .bind(&v.environment_scope)
+            .bind(Timestamp::now());
+        match self.db.fetch_one(&q, variable_from_row).await {
+            Ok(created) => Ok(Some(created)),
+            Err(StoreError::Conflict(_)) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn update_ci_variable(&self, v: &CiVariable) -> Result<CiVariable> {
+        let sql = concat!(
+            "UPDATE ci_variables SET value_sealed = $2, variable_type = $3, protected = $4, \
+             masked = $5, raw = $6, description = $7, environment_scope = $8 \
+             WHERE id = $1 RETURNING ",
+            variable_columns!()
+        );
+        let q = query(sql)
+            .bind(v.id)
+            .bind(&v.value_sealed)
+            .bind(v.variable_type.as_str())
+            .bind(v.protected)
+            .bind(v.masked)
+            .bind(v.raw)
+            .bind(&v.description)
+            .bind(&v.environment_scope);
+        self.db.fetch_one(&q, variable_from_row).await
+    }
+
+    async fn delete_ci_variable(&self, id: i64) -> Result<()> {
+        let q = query("DELETE FROM ci_variables WHERE id = $1").bind(id);
+        self.db.execute(&q).await?;
+        Ok(())
+    }
+
+    async fn pipeline_variables_minimum_role(
+        &self,
+        project_id: ProjectId,
+    ) -> Result<Option<String>> {
+        let q = query(
+            "SELECT pipeline_variables_minimum_override_role FROM project_ci_settings \
+             WHERE project_id = $1",
+        )
+        .bind(project_id);
+        self.db.fetch_optional(&q, first).await
+    }
+
+    async fn set_pipeline_variables_minimum_role(
+        &self,
+        project_id: ProjectId,
+        role: &str,
+    ) -> Result<()> {
+        let q = query(
+            "INSERT INTO project_ci_settings (project_id, pipeline_variables_minimum_override_role) \
+             VALUES ($1, $2) ON CONFLICT (project_id) DO UPDATE SET \
+             pipeline_variables_minimum_override_role = \
+             excluded.pipeline_variables_minimum_override_role",
+        )
+        .bind(project_id)
+        .bind(role);
+        self.db.execute(&q).await?;
+        Ok(())
+    }
+
+    async fn project_build_timeout(&self, project_id: ProjectId) -> Result<Option<i64>> {
+        let q = query("SELECT build_timeout FROM project_ci_settings WHERE project_id = $1")
+            .bind(project_id);
+        let timeout: Option<Option<i64>> = self.db.fetch_optional(&q, first).await?;
+        Ok(timeout.flatten())
+    }
+
+    async fn set_project_build_timeout(&self, project_id: ProjectId, seconds: i64) -> Result<()> {
+        let q = query(
+            "INSERT INTO project_ci_settings (project_id, pipeline_variables_minimum_override_role, \
+             build_timeout) VALUES ($1, 'developer', $2) \
+             ON CONFLICT (project_id) DO UPDATE SET build_timeout = excluded.build_timeout",
+        )
+        .bind(project_id)
+        .bind(seconds);
+        self.db.execute(&q).await?;
+        Ok(())
+    }
+}
