@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use pipewright_core::Timestamp;
 
 use crate::Result;
-use crate::db::{Commit, Exec, Row, RowExt, column, first, query};
+use crate::db::{Commit, Exec, Query, Row, RowExt, col, first, query, select};
 use crate::model::*;
 use crate::store::SqlStore;
 
@@ -51,57 +51,62 @@ macro_rules! delivery_columns {
 const DELIVERY_COLUMNS: &str = delivery_columns!();
 
 fn hook_from_row(row: &dyn Row) -> Result<ProjectHook> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(HOOK_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = HOOK_COLUMNS;
     Ok(ProjectHook {
-        id: row.get(c!("id"))?,
-        project_id: row.get(c!("project_id"))?,
-        url: row.get(c!("url"))?,
-        token_sealed: row.get(c!("token_sealed"))?,
-        push_events: row.get(c!("push_events"))?,
-        push_events_branch_filter: row.get(c!("push_events_branch_filter"))?,
-        tag_push_events: row.get(c!("tag_push_events"))?,
-        pipeline_events: row.get(c!("pipeline_events"))?,
-        job_events: row.get(c!("job_events"))?,
-        enable_ssl_verification: row.get(c!("enable_ssl_verification"))?,
-        created_at: row.get(c!("created_at"))?,
+        id: row.get(col!("id"))?,
+        project_id: row.get(col!("project_id"))?,
+        url: row.get(col!("url"))?,
+        token_sealed: row.get(col!("token_sealed"))?,
+        push_events: row.get(col!("push_events"))?,
+        push_events_branch_filter: row.get(col!("push_events_branch_filter"))?,
+        tag_push_events: row.get(col!("tag_push_events"))?,
+        pipeline_events: row.get(col!("pipeline_events"))?,
+        job_events: row.get(col!("job_events"))?,
+        enable_ssl_verification: row.get(col!("enable_ssl_verification"))?,
+        created_at: row.get(col!("created_at"))?,
     })
 }
 
 fn delivery_from_row(row: &dyn Row) -> Result<HookDelivery> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(DELIVERY_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = DELIVERY_COLUMNS;
     Ok(HookDelivery {
-        id: row.get(c!("id"))?,
-        hook_id: row.get(c!("hook_id"))?,
-        event: row.get(c!("event"))?,
-        uuid: row.get(c!("uuid"))?,
-        payload: row.get(c!("payload"))?,
-        state: row.get(c!("state"))?,
-        attempts: row.get(c!("attempts"))?,
-        next_attempt_at: row.get(c!("next_attempt_at"))?,
-        response_status: row.get(c!("response_status"))?,
-        response_body: row.get(c!("response_body"))?,
-        duration_ms: row.get(c!("duration_ms"))?,
-        error: row.get(c!("error"))?,
-        created_at: row.get(c!("created_at"))?,
-        updated_at: row.get(c!("updated_at"))?,
+        id: row.get(col!("id"))?,
+        hook_id: row.get(col!("hook_id"))?,
+        event: row.get(col!("event"))?,
+        uuid: row.get(col!("uuid"))?,
+        payload: row.get(col!("payload"))?,
+        state: row.get(col!("state"))?,
+        attempts: row.get(col!("attempts"))?,
+        next_attempt_at: row.get(col!("next_attempt_at"))?,
+        response_status: row.get(col!("response_status"))?,
+        response_body: row.get(col!("response_body"))?,
+        duration_ms: row.get(col!("duration_ms"))?,
+        error: row.get(col!("error"))?,
+        created_at: row.get(col!("created_at"))?,
+        updated_at: row.get(col!("updated_at"))?,
     })
+}
+
+/// Binds a hook's settings, `url` to `enable_ssl_verification` in column order (what both
+/// creating and updating a hook write).
+fn bind_settings<'a>(q: Query<'a>, h: &'a ProjectHook) -> Query<'a> {
+    q.bind(&h.url)
+        .bind(&h.token_sealed)
+        .bind(h.push_events)
+        .bind(&h.push_events_branch_filter)
+        .bind(h.tag_push_events)
+        .bind(h.pipeline_events)
+        .bind(h.job_events)
+        .bind(h.enable_ssl_verification)
 }
 
 #[async_trait]
 impl HookStore for SqlStore {
     async fn project_hooks(&self, project_id: ProjectId) -> Result<Vec<ProjectHook>> {
-        let sql = concat!(
-            "SELECT ",
-            hook_columns!(),
-            " FROM project_hooks WHERE project_id = $1 ORDER BY id"
+        let sql = select!(
+            hook_columns,
+            "project_hooks",
+            "WHERE project_id = $1 ORDER BY id"
         );
         self.db
             .fetch_all(&query(sql).bind(project_id), hook_from_row)
@@ -109,21 +114,17 @@ impl HookStore for SqlStore {
     }
 
     async fn project_hook(&self, project_id: ProjectId, id: i64) -> Result<Option<ProjectHook>> {
-        let sql = concat!(
-            "SELECT ",
-            hook_columns!(),
-            " FROM project_hooks WHERE project_id = $1 AND id = $2"
+        let sql = select!(
+            hook_columns,
+            "project_hooks",
+            "WHERE project_id = $1 AND id = $2"
         );
         let q = query(sql).bind(project_id).bind(id);
         self.db.fetch_optional(&q, hook_from_row).await
     }
 
     async fn project_hook_by_id(&self, id: i64) -> Result<Option<ProjectHook>> {
-        let sql = concat!(
-            "SELECT ",
-            hook_columns!(),
-            " FROM project_hooks WHERE id = $1"
-        );
+        let sql = select!(hook_columns, "project_hooks", "WHERE id = $1");
         self.db
             .fetch_optional(&query(sql).bind(id), hook_from_row)
             .await
@@ -137,17 +138,7 @@ impl HookStore for SqlStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
             hook_columns!()
         );
-        let q = query(sql)
-            .bind(h.project_id)
-            .bind(&h.url)
-            .bind(&h.token_sealed)
-            .bind(h.push_events)
-            .bind(&h.push_events_branch_filter)
-            .bind(h.tag_push_events)
-            .bind(h.pipeline_events)
-            .bind(h.job_events)
-            .bind(h.enable_ssl_verification)
-            .bind(Timestamp::now());
+        let q = bind_settings(query(sql).bind(h.project_id), h).bind(Timestamp::now());
         self.db.fetch_one(&q, hook_from_row).await
     }
 
@@ -158,16 +149,7 @@ impl HookStore for SqlStore {
              job_events = $8, enable_ssl_verification = $9 WHERE id = $1 RETURNING ",
             hook_columns!()
         );
-        let q = query(sql)
-            .bind(h.id)
-            .bind(&h.url)
-            .bind(&h.token_sealed)
-            .bind(h.push_events)
-            .bind(&h.push_events_branch_filter)
-            .bind(h.tag_push_events)
-            .bind(h.pipeline_events)
-            .bind(h.job_events)
-            .bind(h.enable_ssl_verification);
+        let q = bind_settings(query(sql).bind(h.id), h);
         self.db.fetch_one(&q, hook_from_row).await
     }
 
@@ -250,10 +232,10 @@ impl HookStore for SqlStore {
     }
 
     async fn hook_deliveries(&self, hook_id: i64, limit: i64) -> Result<Vec<HookDelivery>> {
-        let sql = concat!(
-            "SELECT ",
-            delivery_columns!(),
-            " FROM hook_deliveries WHERE hook_id = $1 ORDER BY id DESC LIMIT $2"
+        let sql = select!(
+            delivery_columns,
+            "hook_deliveries",
+            "WHERE hook_id = $1 ORDER BY id DESC LIMIT $2"
         );
         let q = query(sql).bind(hook_id).bind(limit);
         self.db.fetch_all(&q, delivery_from_row).await

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use pipewright_core::{Status, Timestamp};
 
 use crate::Result;
-use crate::db::{Commit, Exec, Listing, Query, Row, RowExt, column, first, query};
+use crate::db::{Commit, Exec, Listing, Query, Row, RowExt, col, first, query, select};
 use crate::model::*;
 use crate::store::SqlStore;
 
@@ -81,44 +81,40 @@ pub(crate) use job_columns;
 const JOB_COLUMNS: &str = job_columns!();
 
 pub(crate) fn job_from_row(row: &dyn Row) -> Result<Job> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(JOB_COLUMNS, $name) }
-        };
-    }
-    let artifacts = match row.get::<Option<String>>(c!("artifacts_filename"))? {
+    const COLUMNS: &str = JOB_COLUMNS;
+    let artifacts = match row.get::<Option<String>>(col!("artifacts_filename"))? {
         Some(filename) => Some(JobArtifacts {
             filename,
-            size: row.get::<Option<i64>>(c!("artifacts_size"))?.unwrap_or(0),
-            expire_at: row.get(c!("artifacts_expire_at"))?,
+            size: row.get::<Option<i64>>(col!("artifacts_size"))?.unwrap_or(0),
+            expire_at: row.get(col!("artifacts_expire_at"))?,
         }),
         None => None,
     };
     Ok(Job {
-        id: row.get(c!("id"))?,
-        pipeline_id: row.get(c!("pipeline_id"))?,
-        project_id: row.get(c!("project_id"))?,
-        name: row.get(c!("name"))?,
-        stage: row.get(c!("stage"))?,
-        stage_idx: row.get(c!("stage_idx"))?,
-        position: row.get(c!("position"))?,
-        status: row.get(c!("status"))?,
-        when: row.get(c!("when_condition"))?,
-        allow_failure: row.get(c!("allow_failure"))?,
-        spec: row.get(c!("spec"))?,
-        failure_reason: row.get(c!("failure_reason"))?,
-        created_at: row.get(c!("created_at"))?,
-        queued_at: row.get(c!("queued_at"))?,
-        started_at: row.get(c!("started_at"))?,
-        finished_at: row.get(c!("finished_at"))?,
-        runner_id: row.get(c!("runner_id"))?,
-        lease_expires_at: row.get(c!("lease_expires_at"))?,
-        exit_code: row.get(c!("exit_code"))?,
-        retried: row.get(c!("retried"))?,
-        scheduled_at: row.get(c!("scheduled_at"))?,
-        erased_at: row.get(c!("erased_at"))?,
+        id: row.get(col!("id"))?,
+        pipeline_id: row.get(col!("pipeline_id"))?,
+        project_id: row.get(col!("project_id"))?,
+        name: row.get(col!("name"))?,
+        stage: row.get(col!("stage"))?,
+        stage_idx: row.get(col!("stage_idx"))?,
+        position: row.get(col!("position"))?,
+        status: row.get(col!("status"))?,
+        when: row.get(col!("when_condition"))?,
+        allow_failure: row.get(col!("allow_failure"))?,
+        spec: row.get(col!("spec"))?,
+        failure_reason: row.get(col!("failure_reason"))?,
+        created_at: row.get(col!("created_at"))?,
+        queued_at: row.get(col!("queued_at"))?,
+        started_at: row.get(col!("started_at"))?,
+        finished_at: row.get(col!("finished_at"))?,
+        runner_id: row.get(col!("runner_id"))?,
+        lease_expires_at: row.get(col!("lease_expires_at"))?,
+        exit_code: row.get(col!("exit_code"))?,
+        retried: row.get(col!("retried"))?,
+        scheduled_at: row.get(col!("scheduled_at"))?,
+        erased_at: row.get(col!("erased_at"))?,
         artifacts,
-        trace_size: row.get(c!("trace_size"))?,
+        trace_size: row.get(col!("trace_size"))?,
     })
 }
 
@@ -174,27 +170,23 @@ fn trace_tail(chunks: Vec<(i64, Vec<u8>)>, offset: i64) -> Vec<u8> {
 #[async_trait]
 impl JobStore for SqlStore {
     async fn job(&self, project_id: ProjectId, id: i64) -> Result<Option<Job>> {
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE project_id = $1 AND id = $2"
-        );
+        let sql = select!(job_columns, "jobs", "WHERE project_id = $1 AND id = $2");
         let q = query(sql).bind(project_id).bind(id);
         self.db.fetch_optional(&q, job_from_row).await
     }
 
     async fn job_by_id(&self, id: i64) -> Result<Option<Job>> {
-        let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
+        let sql = select!(job_columns, "jobs", "WHERE id = $1");
         self.db
             .fetch_optional(&query(sql).bind(id), job_from_row)
             .await
     }
 
     async fn pipeline_all_jobs(&self, pipeline_id: i64) -> Result<Vec<Job>> {
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE pipeline_id = $1 AND retried = FALSE ORDER BY position"
+        let sql = select!(
+            job_columns,
+            "jobs",
+            "WHERE pipeline_id = $1 AND retried = FALSE ORDER BY position"
         );
         self.hot_read(&query(sql).bind(pipeline_id), job_from_row)
             .await
@@ -246,12 +238,7 @@ impl JobStore for SqlStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Job>> {
-        let mut q = query(concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE project_id = $1"
-        ))
-        .bind(project_id);
+        let mut q = query(select!(job_columns, "jobs", "WHERE project_id = $1")).bind(project_id);
         push_statuses(&mut q, statuses);
         q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
         q.push(" OFFSET ").push_bind(offset);
@@ -295,10 +282,10 @@ impl JobStore for SqlStore {
     }
 
     async fn due_scheduled_jobs(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>> {
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE status = 'scheduled' AND scheduled_at <= $1 \
+        let sql = select!(
+            job_columns,
+            "jobs",
+            "WHERE status = 'scheduled' AND scheduled_at <= $1 \
              ORDER BY scheduled_at LIMIT $2"
         );
         let q = query(sql).bind(now).bind(limit);
@@ -365,10 +352,10 @@ impl JobStore for SqlStore {
     }
 
     async fn expired_artifacts(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>> {
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE artifacts_expire_at < $1 ORDER BY artifacts_expire_at LIMIT $2"
+        let sql = select!(
+            job_columns,
+            "jobs",
+            "WHERE artifacts_expire_at < $1 ORDER BY artifacts_expire_at LIMIT $2"
         );
         let q = query(sql).bind(now).bind(limit);
         self.db.fetch_all(&q, job_from_row).await
@@ -380,10 +367,10 @@ impl JobStore for SqlStore {
         ref_name: &str,
         job_name: &str,
     ) -> Result<Option<Job>> {
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE pipeline_id = (SELECT id FROM pipelines WHERE project_id = $1 \
+        let sql = select!(
+            job_columns,
+            "jobs",
+            "WHERE pipeline_id = (SELECT id FROM pipelines WHERE project_id = $1 \
              AND ref_name = $2 AND status = 'success' ORDER BY id DESC LIMIT 1) \
              AND name = $3 AND status = 'success' AND retried = FALSE ORDER BY id DESC LIMIT 1"
         );

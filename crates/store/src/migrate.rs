@@ -23,17 +23,26 @@ pub struct Migration {
     pub sql: &'static str,
 }
 
+/// Both backends' lists from one list of versions: a migration cannot be listed for one
+/// database only (and a test checks that each folder holds exactly the listed files).
 macro_rules! migrations {
-    ($dir:literal: $($version:literal => $file:literal),* $(,)?) => {
-        &[$(Migration {
+    ($($version:literal => $file:literal),* $(,)?) => {
+        /// SQLite's migrations, oldest first.
+        pub const MIGRATIONS_SQLITE: &[Migration] = &[$(Migration {
             version: $version,
             name: $file,
-            sql: include_str!(concat!("../migrations/", $dir, "/", $file)),
-        }),*]
+            sql: include_str!(concat!("../migrations/sqlite/", $file)),
+        }),*];
+        /// PostgreSQL's migrations, oldest first.
+        pub const MIGRATIONS_POSTGRES: &[Migration] = &[$(Migration {
+            version: $version,
+            name: $file,
+            sql: include_str!(concat!("../migrations/postgres/", $file)),
+        }),*];
     };
 }
 
-pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
+migrations! {
     1 => "0001_foundation.sql",
     2 => "0002_triggers.sql",
     3 => "0003_pipelines.sql",
@@ -47,23 +56,7 @@ pub const MIGRATIONS_SQLITE: &[Migration] = migrations!("sqlite":
     11 => "0011_webhooks.sql",
     12 => "0012_build_timeout.sql",
     13 => "0013_web_ui.sql",
-);
-
-pub const MIGRATIONS_POSTGRES: &[Migration] = migrations!("postgres":
-    1 => "0001_foundation.sql",
-    2 => "0002_triggers.sql",
-    3 => "0003_pipelines.sql",
-    4 => "0004_runners.sql",
-    5 => "0005_job_execution.sql",
-    6 => "0006_job_lifecycle.sql",
-    7 => "0007_trace_chunks.sql",
-    8 => "0008_job_token_scope.sql",
-    9 => "0009_ci_variables.sql",
-    10 => "0010_bridges.sql",
-    11 => "0011_webhooks.sql",
-    12 => "0012_build_timeout.sql",
-    13 => "0013_web_ui.sql",
-);
+}
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version BIGINT PRIMARY KEY,

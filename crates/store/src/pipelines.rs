@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use pipewright_core::{PipelineSource, Status, Timestamp};
 
-use crate::db::{Arg, Commit, Db, Exec, Listing, Query, Row, RowExt, Tx, column, first, query};
+use crate::db::{
+    Arg, Commit, Db, Exec, Listing, Query, Row, RowExt, Tx, col, first, query, select,
+};
 use crate::group_commit::{self, Writer};
 use crate::jobs::push_statuses;
 use crate::model::*;
@@ -64,16 +66,12 @@ macro_rules! pipeline_columns {
 const PIPELINE_COLUMNS: &str = pipeline_columns!();
 
 fn pipeline_from_row(row: &dyn Row) -> Result<Pipeline> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(PIPELINE_COLUMNS, $name) }
-        };
-    }
-    let source: String = row.get(c!("source"))?;
+    const COLUMNS: &str = PIPELINE_COLUMNS;
+    let source: String = row.get(col!("source"))?;
     let upstream = match (
-        row.get(c!("upstream_job_id"))?,
-        row.get(c!("upstream_pipeline_id"))?,
-        row.get(c!("upstream_project_id"))?,
+        row.get(col!("upstream_job_id"))?,
+        row.get(col!("upstream_pipeline_id"))?,
+        row.get(col!("upstream_project_id"))?,
     ) {
         (Some(job_id), Some(pipeline_id), Some(project_id)) => Some(Upstream {
             job_id,
@@ -83,29 +81,29 @@ fn pipeline_from_row(row: &dyn Row) -> Result<Pipeline> {
         _ => None,
     };
     Ok(Pipeline {
-        id: row.get(c!("id"))?,
-        project_id: row.get(c!("project_id"))?,
-        iid: row.get(c!("iid"))?,
-        sha: row.get(c!("sha"))?,
-        before_sha: row.get(c!("before_sha"))?,
-        ref_name: row.get(c!("ref_name"))?,
-        tag: row.get(c!("tag"))?,
-        protected_ref: row.get(c!("protected_ref"))?,
+        id: row.get(col!("id"))?,
+        project_id: row.get(col!("project_id"))?,
+        iid: row.get(col!("iid"))?,
+        sha: row.get(col!("sha"))?,
+        before_sha: row.get(col!("before_sha"))?,
+        ref_name: row.get(col!("ref_name"))?,
+        tag: row.get(col!("tag"))?,
+        protected_ref: row.get(col!("protected_ref"))?,
         source: PipelineSource::parse(&source)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown source {source}")))?,
-        status: row.get(c!("status"))?,
-        user_id: row.get(c!("user_id"))?,
-        trigger_id: row.get(c!("trigger_id"))?,
-        trigger_short_token: row.get(c!("trigger_short_token"))?,
+        status: row.get(col!("status"))?,
+        user_id: row.get(col!("user_id"))?,
+        trigger_id: row.get(col!("trigger_id"))?,
+        trigger_short_token: row.get(col!("trigger_short_token"))?,
         upstream,
-        name: row.get(c!("name"))?,
-        yaml_errors: row.get(c!("yaml_errors"))?,
-        failure_reason: row.get(c!("failure_reason"))?,
-        committed_at: row.get(c!("committed_at"))?,
-        created_at: row.get(c!("created_at"))?,
-        updated_at: row.get(c!("updated_at"))?,
-        started_at: row.get(c!("started_at"))?,
-        finished_at: row.get(c!("finished_at"))?,
+        name: row.get(col!("name"))?,
+        yaml_errors: row.get(col!("yaml_errors"))?,
+        failure_reason: row.get(col!("failure_reason"))?,
+        committed_at: row.get(col!("committed_at"))?,
+        created_at: row.get(col!("created_at"))?,
+        updated_at: row.get(col!("updated_at"))?,
+        started_at: row.get(col!("started_at"))?,
+        finished_at: row.get(col!("finished_at"))?,
     })
 }
 
@@ -373,21 +371,17 @@ impl PipelineStore for SqlStore {
     }
 
     async fn pipeline(&self, project_id: ProjectId, id: i64) -> Result<Option<Pipeline>> {
-        let sql = concat!(
-            "SELECT ",
-            pipeline_columns!(),
-            " FROM pipelines WHERE project_id = $1 AND id = $2"
+        let sql = select!(
+            pipeline_columns,
+            "pipelines",
+            "WHERE project_id = $1 AND id = $2"
         );
         let q = query(sql).bind(project_id).bind(id);
         self.db.fetch_optional(&q, pipeline_from_row).await
     }
 
     async fn pipeline_by_id(&self, id: i64) -> Result<Option<Pipeline>> {
-        let sql = concat!(
-            "SELECT ",
-            pipeline_columns!(),
-            " FROM pipelines WHERE id = $1"
-        );
+        let sql = select!(pipeline_columns, "pipelines", "WHERE id = $1");
         self.hot_read_one(&query(sql).bind(id), pipeline_from_row)
             .await
     }
@@ -423,7 +417,7 @@ impl PipelineStore for SqlStore {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Pipeline>> {
-        let mut q = query(concat!("SELECT ", pipeline_columns!(), " FROM pipelines"));
+        let mut q = query(select!(pipeline_columns, "pipelines", ""));
         push_filter(&mut q, project_id, filter);
         q.push(" ORDER BY id DESC LIMIT ").push_bind(limit);
         q.push(" OFFSET ").push_bind(offset);
@@ -434,20 +428,16 @@ impl PipelineStore for SqlStore {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = query(concat!(
-            "SELECT ",
-            pipeline_columns!(),
-            " FROM pipelines WHERE id IN ("
-        ));
+        let mut q = query(select!(pipeline_columns, "pipelines", "WHERE id IN ("));
         q.push_list(ids.iter().copied()).push(")");
         self.db.fetch_all(&q, pipeline_from_row).await
     }
 
     async fn downstream_pipeline(&self, job_id: i64) -> Result<Option<Pipeline>> {
-        let sql = concat!(
-            "SELECT ",
-            pipeline_columns!(),
-            " FROM pipelines WHERE upstream_job_id = $1 ORDER BY id DESC LIMIT 1"
+        let sql = select!(
+            pipeline_columns,
+            "pipelines",
+            "WHERE upstream_job_id = $1 ORDER BY id DESC LIMIT 1"
         );
         self.db
             .fetch_optional(&query(sql).bind(job_id), pipeline_from_row)

@@ -6,7 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use pipewright_core::{AccessLevel, Timestamp, Visibility};
 
-use crate::db::{Commit, Exec, Listing, Query, Row, RowExt, column, first, like_pattern, query};
+use crate::db::{
+    Commit, Exec, Listing, Query, Row, RowExt, col, first, like_pattern, query, select,
+};
 use crate::model::*;
 use crate::store::SqlStore;
 use crate::users::{namespace_at, user_at};
@@ -95,24 +97,20 @@ const PROTECTED_BRANCH_COLUMNS: &str = protected_branch_columns!();
 
 /// The project whose [`PROJECT_COLUMNS`] start at column `at`.
 pub(crate) fn project_at(row: &dyn Row, at: usize) -> Result<Project> {
-    macro_rules! c {
-        ($name:literal) => {
-            at + const { column(PROJECT_COLUMNS, $name) }
-        };
-    }
-    let visibility: String = row.get(c!("p.visibility"))?;
+    const COLUMNS: &str = PROJECT_COLUMNS;
+    let visibility: String = row.get(col!(at, "p.visibility"))?;
     Ok(Project {
-        id: row.get(c!("p.id"))?,
-        namespace: namespace_at(row, c!("n.id"))?,
-        name: row.get(c!("p.name"))?,
-        path: row.get(c!("p.path"))?,
-        description: row.get(c!("p.description"))?,
+        id: row.get(col!(at, "p.id"))?,
+        namespace: namespace_at(row, col!(at, "n.id"))?,
+        name: row.get(col!(at, "p.name"))?,
+        path: row.get(col!(at, "p.path"))?,
+        description: row.get(col!(at, "p.description"))?,
         visibility: Visibility::parse(&visibility).unwrap_or(Visibility::Private),
-        default_branch: row.get(c!("p.default_branch"))?,
-        creator_id: row.get(c!("p.creator_id"))?,
-        created_at: row.get(c!("p.created_at"))?,
-        updated_at: row.get(c!("p.updated_at"))?,
-        last_activity_at: row.get(c!("p.last_activity_at"))?,
+        default_branch: row.get(col!(at, "p.default_branch"))?,
+        creator_id: row.get(col!(at, "p.creator_id"))?,
+        created_at: row.get(col!(at, "p.created_at"))?,
+        updated_at: row.get(col!(at, "p.updated_at"))?,
+        last_activity_at: row.get(col!(at, "p.last_activity_at"))?,
     })
 }
 
@@ -121,39 +119,31 @@ pub(crate) fn project_from_row(row: &dyn Row) -> Result<Project> {
 }
 
 fn member_from_row(row: &dyn Row) -> Result<Member> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(MEMBER_COLUMNS, $name) }
-        };
-    }
-    let level: i64 = row.get(c!("m.access_level"))?;
+    const COLUMNS: &str = MEMBER_COLUMNS;
+    let level: i64 = row.get(col!("m.access_level"))?;
     Ok(Member {
-        project_id: row.get(c!("m.project_id"))?,
+        project_id: row.get(col!("m.project_id"))?,
         user: user_at(row, 0)?,
         access_level: AccessLevel::from_i64(level).unwrap_or(AccessLevel::Guest),
-        expires_at: row.get(c!("m.expires_at"))?,
-        created_at: row.get(c!("m.created_at"))?,
+        expires_at: row.get(col!("m.expires_at"))?,
+        created_at: row.get(col!("m.created_at"))?,
     })
 }
 
 fn protected_branch_from_row(row: &dyn Row) -> Result<ProtectedBranch> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(PROTECTED_BRANCH_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = PROTECTED_BRANCH_COLUMNS;
     let level = |value: i64| {
         ProtectionLevel::from_i64(value)
             .unwrap_or(ProtectionLevel::AtLeast(AccessLevel::Maintainer))
     };
     Ok(ProtectedBranch {
-        id: row.get(c!("id"))?,
-        project_id: row.get(c!("project_id"))?,
-        name: row.get(c!("name"))?,
-        push_access_level: level(row.get(c!("push_access_level"))?),
-        merge_access_level: level(row.get(c!("merge_access_level"))?),
-        allow_force_push: row.get(c!("allow_force_push"))?,
-        created_at: row.get(c!("created_at"))?,
+        id: row.get(col!("id"))?,
+        project_id: row.get(col!("project_id"))?,
+        name: row.get(col!("name"))?,
+        push_access_level: level(row.get(col!("push_access_level"))?),
+        merge_access_level: level(row.get(col!("merge_access_level"))?),
+        allow_force_push: row.get(col!("allow_force_push"))?,
+        created_at: row.get(col!("created_at"))?,
     })
 }
 
@@ -278,25 +268,17 @@ impl ProjectStore for SqlStore {
     }
 
     async fn project(&self, id: ProjectId) -> Result<Option<Project>> {
-        let sql = concat!(
-            "SELECT ",
-            project_columns!(),
-            " FROM ",
-            project_from!(),
-            " WHERE p.id = $1"
-        );
+        let sql = select!(project_columns, project_from!(), "WHERE p.id = $1");
         self.db
             .fetch_optional(&query(sql).bind(id), project_from_row)
             .await
     }
 
     async fn project_by_full_path(&self, namespace: &str, path: &str) -> Result<Option<Project>> {
-        let sql = concat!(
-            "SELECT ",
-            project_columns!(),
-            " FROM ",
+        let sql = select!(
+            project_columns,
             project_from!(),
-            " WHERE n.path_lower = $1 AND p.path_lower = $2"
+            "WHERE n.path_lower = $1 AND p.path_lower = $2"
         );
         let q = query(sql)
             .bind(namespace.to_lowercase())
@@ -360,12 +342,10 @@ impl ProjectStore for SqlStore {
     }
 
     async fn member(&self, project_id: ProjectId, user_id: UserId) -> Result<Option<Member>> {
-        let sql = concat!(
-            "SELECT ",
-            member_columns!(),
-            " FROM ",
+        let sql = select!(
+            member_columns,
             member_from!(),
-            " WHERE m.project_id = $1 AND m.user_id = $2"
+            "WHERE m.project_id = $1 AND m.user_id = $2"
         );
         let q = query(sql).bind(project_id).bind(user_id);
         self.db.fetch_optional(&q, member_from_row).await
@@ -442,10 +422,10 @@ impl ProjectStore for SqlStore {
         if let Some(rules) = cached {
             return Ok(rules);
         }
-        let sql = concat!(
-            "SELECT ",
-            protected_branch_columns!(),
-            " FROM protected_branches WHERE project_id = $1 ORDER BY name"
+        let sql = select!(
+            protected_branch_columns,
+            "protected_branches",
+            "WHERE project_id = $1 ORDER BY name"
         );
         let q = query(sql).bind(project_id);
         let rules = self.db.fetch_all(&q, protected_branch_from_row).await?;

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use pipewright_core::Timestamp;
 
 use crate::Result;
-use crate::db::{Commit, Exec, Row, RowExt, column, query, split_list};
+use crate::db::{Commit, Exec, Row, RowExt, col, query, select, split_list};
 use crate::model::*;
 use crate::store::SqlStore;
 
@@ -26,20 +26,16 @@ macro_rules! push_event_columns {
 const PUSH_EVENT_COLUMNS: &str = push_event_columns!();
 
 fn push_event_from_row(row: &dyn Row) -> Result<PushEvent> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(PUSH_EVENT_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = PUSH_EVENT_COLUMNS;
     Ok(PushEvent {
-        id: row.get(c!("id"))?,
-        project_id: row.get(c!("project_id"))?,
-        user_id: row.get(c!("user_id"))?,
-        ref_name: row.get(c!("ref_name"))?,
-        before_sha: row.get(c!("before_sha"))?,
-        after_sha: row.get(c!("after_sha"))?,
-        push_options: split_list(&row.get::<String>(c!("push_options"))?, '\n'),
-        created_at: row.get(c!("created_at"))?,
+        id: row.get(col!("id"))?,
+        project_id: row.get(col!("project_id"))?,
+        user_id: row.get(col!("user_id"))?,
+        ref_name: row.get(col!("ref_name"))?,
+        before_sha: row.get(col!("before_sha"))?,
+        after_sha: row.get(col!("after_sha"))?,
+        push_options: split_list(&row.get::<String>(col!("push_options"))?, '\n'),
+        created_at: row.get(col!("created_at"))?,
     })
 }
 
@@ -73,10 +69,10 @@ impl PushEventStore for SqlStore {
     }
 
     async fn pending_push_events(&self, limit: i64) -> Result<Vec<PushEvent>> {
-        let sql = concat!(
-            "SELECT ",
-            push_event_columns!(),
-            " FROM push_events WHERE processed_at IS NULL ORDER BY id LIMIT $1"
+        let sql = select!(
+            push_event_columns,
+            "push_events",
+            "WHERE processed_at IS NULL ORDER BY id LIMIT $1"
         );
         self.db
             .fetch_all(&query(sql).bind(limit), push_event_from_row)

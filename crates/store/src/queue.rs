@@ -15,7 +15,7 @@
 use async_trait::async_trait;
 use pipewright_core::{Status, Timestamp};
 
-use crate::db::{Commit, Exec, Query, Transactional, first, query};
+use crate::db::{Commit, Exec, Query, Transactional, first, query, select};
 use crate::group_commit::{self, Writer};
 use crate::jobs::{job_columns, job_from_row};
 use crate::model::*;
@@ -285,10 +285,10 @@ impl SqlStore {
 #[async_trait]
 impl QueueStore for SqlStore {
     async fn pending_jobs(&self, limit: i64) -> Result<Vec<Job>> {
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE status = 'pending' ORDER BY id LIMIT $1"
+        let sql = select!(
+            job_columns,
+            "jobs",
+            "WHERE status = 'pending' ORDER BY id LIMIT $1"
         );
         self.hot_read(&query(sql).bind(limit), job_from_row).await
     }
@@ -297,12 +297,11 @@ impl QueueStore for SqlStore {
         // A job is protected when its pipeline's ref was protected at creation (GitLab copies
         // `protected_ref?` into `ci_builds.protected`; retries keep it), so the pipeline's flag
         // is the job's.
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE status = 'pending' AND EXISTS \
-             (SELECT 1 FROM pipelines p WHERE p.id = jobs.pipeline_id AND p.protected_ref = TRUE) \
-             ORDER BY id LIMIT $1"
+        let sql = select!(
+            job_columns,
+            "jobs",
+            "WHERE status = 'pending' AND EXISTS (SELECT 1 FROM pipelines p \
+             WHERE p.id = jobs.pipeline_id AND p.protected_ref = TRUE) ORDER BY id LIMIT $1"
         );
         self.hot_read(&query(sql).bind(limit), job_from_row).await
     }
@@ -364,11 +363,7 @@ impl QueueStore for SqlStore {
     }
 
     async fn job_by_token(&self, token_digest: &str) -> Result<Option<Job>> {
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE token_digest = $1"
-        );
+        let sql = select!(job_columns, "jobs", "WHERE token_digest = $1");
         self.hot_read_one(&query(sql).bind(token_digest), job_from_row)
             .await
     }
@@ -382,10 +377,10 @@ impl QueueStore for SqlStore {
     }
 
     async fn expired_leases(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>> {
-        let sql = concat!(
-            "SELECT ",
-            job_columns!(),
-            " FROM jobs WHERE status = 'running' AND lease_expires_at < $1 \
+        let sql = select!(
+            job_columns,
+            "jobs",
+            "WHERE status = 'running' AND lease_expires_at < $1 \
              ORDER BY lease_expires_at LIMIT $2"
         );
         let q = query(sql).bind(now).bind(limit);

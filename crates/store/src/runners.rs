@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use pipewright_core::Timestamp;
 
-use crate::db::{Listing, Query, Row, RowExt, column, query, split_list};
+use crate::db::{Listing, Query, Row, RowExt, col, query, select, split_list};
 use crate::model::*;
 use crate::store::SqlStore;
 use crate::users::found;
@@ -30,27 +30,23 @@ macro_rules! runner_columns {
 const RUNNER_COLUMNS: &str = runner_columns!();
 
 fn runner_from_row(row: &dyn Row) -> Result<Runner> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(RUNNER_COLUMNS, $name) }
-        };
-    }
-    let kind: String = row.get(c!("runner_type"))?;
+    const COLUMNS: &str = RUNNER_COLUMNS;
+    let kind: String = row.get(col!("runner_type"))?;
     Ok(Runner {
-        id: row.get(c!("id"))?,
+        id: row.get(col!("id"))?,
         runner_type: RunnerType::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("unknown runner type {kind}")))?,
-        project_id: row.get(c!("project_id"))?,
-        creator_id: row.get(c!("creator_id"))?,
-        description: row.get(c!("description"))?,
-        tag_list: split_list(&row.get::<String>(c!("tag_list"))?, ','),
-        run_untagged: row.get(c!("run_untagged"))?,
-        paused: row.get(c!("paused"))?,
-        locked: row.get(c!("locked"))?,
-        access_level: row.get(c!("access_level"))?,
-        maximum_timeout: row.get(c!("maximum_timeout"))?,
-        created_at: row.get(c!("created_at"))?,
-        contacted_at: row.get(c!("contacted_at"))?,
+        project_id: row.get(col!("project_id"))?,
+        creator_id: row.get(col!("creator_id"))?,
+        description: row.get(col!("description"))?,
+        tag_list: split_list(&row.get::<String>(col!("tag_list"))?, ','),
+        run_untagged: row.get(col!("run_untagged"))?,
+        paused: row.get(col!("paused"))?,
+        locked: row.get(col!("locked"))?,
+        access_level: row.get(col!("access_level"))?,
+        maximum_timeout: row.get(col!("maximum_timeout"))?,
+        created_at: row.get(col!("created_at"))?,
+        contacted_at: row.get(col!("contacted_at"))?,
     })
 }
 
@@ -80,18 +76,14 @@ impl RunnerStore for SqlStore {
     }
 
     async fn runner(&self, id: i64) -> Result<Option<Runner>> {
-        let sql = concat!("SELECT ", runner_columns!(), " FROM runners WHERE id = $1");
+        let sql = select!(runner_columns, "runners", "WHERE id = $1");
         self.db
             .fetch_optional(&query(sql).bind(id), runner_from_row)
             .await
     }
 
     async fn runner_by_digest(&self, digest: &str) -> Result<Option<Runner>> {
-        let sql = concat!(
-            "SELECT ",
-            runner_columns!(),
-            " FROM runners WHERE token_digest = $1"
-        );
+        let sql = select!(runner_columns, "runners", "WHERE token_digest = $1");
         self.hot_read_one(&query(sql).bind(digest), runner_from_row)
             .await
     }

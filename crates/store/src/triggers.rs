@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use pipewright_core::{AccessLevel, Timestamp};
 
 use crate::Result;
-use crate::db::{Listing, Query, Row, RowExt, column, query, width};
+use crate::db::{Listing, Query, Row, RowExt, col, column, query, select, width};
 use crate::model::*;
 use crate::projects::project_at;
 use crate::store::SqlStore;
@@ -46,43 +46,36 @@ macro_rules! context_columns {
 const CONTEXT_COLUMNS: &str = concat!(trigger_columns!(), ", ", context_columns!());
 
 fn trigger_from_row(row: &dyn Row) -> Result<Trigger> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(TRIGGER_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = TRIGGER_COLUMNS;
     Ok(Trigger {
-        id: row.get(c!("id"))?,
-        project_id: row.get(c!("project_id"))?,
-        owner_id: row.get(c!("owner_id"))?,
-        legacy: row.get(c!("legacy"))?,
-        description: row.get(c!("description"))?,
-        token_sealed: row.get(c!("token_sealed"))?,
-        short_token: row.get(c!("short_token"))?,
-        created_at: row.get(c!("created_at"))?,
-        updated_at: row.get(c!("updated_at"))?,
-        expires_at: row.get(c!("expires_at"))?,
-        last_used_at: row.get(c!("last_used_at"))?,
+        id: row.get(col!("id"))?,
+        project_id: row.get(col!("project_id"))?,
+        owner_id: row.get(col!("owner_id"))?,
+        legacy: row.get(col!("legacy"))?,
+        description: row.get(col!("description"))?,
+        token_sealed: row.get(col!("token_sealed"))?,
+        short_token: row.get(col!("short_token"))?,
+        created_at: row.get(col!("created_at"))?,
+        updated_at: row.get(col!("updated_at"))?,
+        expires_at: row.get(col!("expires_at"))?,
+        last_used_at: row.get(col!("last_used_at"))?,
     })
 }
 
 fn context_from_row(row: &dyn Row) -> Result<TriggerContext> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(CONTEXT_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = CONTEXT_COLUMNS;
+    // `t.*` yields the trigger's columns, so the project's start where that list ends.
     const { assert!(column(CONTEXT_COLUMNS, "p.id") == width(TRIGGER_COLUMNS)) };
-    let owner = match row.get::<Option<i64>>(c!("u.id"))? {
+    let owner = match row.get::<Option<i64>>(col!("u.id"))? {
         None => None,
         // What the endpoint needs of the owner; never their password.
         Some(_) => Some(User {
             password_hash: None,
-            ..user_at(row, c!("u.id"))?
+            ..user_at(row, col!("u.id"))?
         }),
     };
-    let role: Option<i64> = row.get(c!("m.access_level"))?;
-    let expires: Option<i64> = row.get(c!("m.expires_at"))?;
+    let role: Option<i64> = row.get(col!("m.access_level"))?;
+    let expires: Option<i64> = row.get(col!("m.expires_at"))?;
     let owner_role = match (role, expires) {
         (Some(level), expires) if expires.is_none_or(|t| t > Timestamp::now().millis()) => {
             AccessLevel::from_i64(level)
@@ -91,7 +84,7 @@ fn context_from_row(row: &dyn Row) -> Result<TriggerContext> {
     };
     Ok(TriggerContext {
         trigger: trigger_from_row(row)?,
-        project: project_at(row, c!("p.id"))?,
+        project: project_at(row, col!("p.id"))?,
         owner,
         owner_role,
     })
@@ -120,10 +113,10 @@ impl TriggerStore for SqlStore {
     }
 
     async fn trigger(&self, project_id: ProjectId, id: i64) -> Result<Option<Trigger>> {
-        let sql = concat!(
-            "SELECT ",
-            trigger_columns!(),
-            " FROM triggers WHERE project_id = $1 AND id = $2"
+        let sql = select!(
+            trigger_columns,
+            "triggers",
+            "WHERE project_id = $1 AND id = $2"
         );
         let q = query(sql).bind(project_id).bind(id);
         self.db.fetch_optional(&q, trigger_from_row).await

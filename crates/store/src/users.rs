@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use pipewright_core::Timestamp;
 
 use crate::db::{
-    Commit, Exec, Listing, Query, Row, RowExt, column, first, like_pattern, query, split_list,
+    Commit, Exec, Listing, Query, Row, RowExt, col, first, like_pattern, query, select, split_list,
 };
 use crate::model::*;
 use crate::store::SqlStore;
@@ -73,21 +73,17 @@ const TOKEN_COLUMNS: &str = token_columns!();
 
 /// The user whose [`USER_COLUMNS`] start at column `at`.
 pub(crate) fn user_at(row: &dyn Row, at: usize) -> Result<User> {
-    macro_rules! c {
-        ($name:literal) => {
-            at + const { column(USER_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = USER_COLUMNS;
     Ok(User {
-        id: row.get(c!("u.id"))?,
-        username: row.get(c!("u.username"))?,
-        name: row.get(c!("u.name"))?,
-        email: row.get(c!("u.email"))?,
-        password_hash: row.get(c!("u.password_hash"))?,
-        is_admin: row.get(c!("u.is_admin"))?,
-        state: UserState::parse(&row.get::<String>(c!("u.state"))?),
-        created_at: row.get(c!("u.created_at"))?,
-        updated_at: row.get(c!("u.updated_at"))?,
+        id: row.get(col!(at, "u.id"))?,
+        username: row.get(col!(at, "u.username"))?,
+        name: row.get(col!(at, "u.name"))?,
+        email: row.get(col!(at, "u.email"))?,
+        password_hash: row.get(col!(at, "u.password_hash"))?,
+        is_admin: row.get(col!(at, "u.is_admin"))?,
+        state: UserState::parse(&row.get::<String>(col!(at, "u.state"))?),
+        created_at: row.get(col!(at, "u.created_at"))?,
+        updated_at: row.get(col!(at, "u.updated_at"))?,
     })
 }
 
@@ -97,18 +93,14 @@ fn user_from_row(row: &dyn Row) -> Result<User> {
 
 /// The namespace whose [`NAMESPACE_COLUMNS`] start at column `at`.
 pub(crate) fn namespace_at(row: &dyn Row, at: usize) -> Result<Namespace> {
-    macro_rules! c {
-        ($name:literal) => {
-            at + const { column(NAMESPACE_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = NAMESPACE_COLUMNS;
     Ok(Namespace {
-        id: row.get(c!("n.id"))?,
-        name: row.get(c!("n.name"))?,
-        path: row.get(c!("n.path"))?,
-        kind: NamespaceKind::parse(&row.get::<String>(c!("n.kind"))?),
-        owner_id: row.get(c!("n.owner_id"))?,
-        created_at: row.get(c!("n.created_at"))?,
+        id: row.get(col!(at, "n.id"))?,
+        name: row.get(col!(at, "n.name"))?,
+        path: row.get(col!(at, "n.path"))?,
+        kind: NamespaceKind::parse(&row.get::<String>(col!(at, "n.kind"))?),
+        owner_id: row.get(col!(at, "n.owner_id"))?,
+        created_at: row.get(col!(at, "n.created_at"))?,
     })
 }
 
@@ -117,20 +109,16 @@ fn namespace_from_row(row: &dyn Row) -> Result<Namespace> {
 }
 
 fn token_from_row(row: &dyn Row) -> Result<PersonalAccessToken> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(TOKEN_COLUMNS, $name) }
-        };
-    }
+    const COLUMNS: &str = TOKEN_COLUMNS;
     Ok(PersonalAccessToken {
-        id: row.get(c!("id"))?,
-        user_id: row.get(c!("user_id"))?,
-        name: row.get(c!("name"))?,
-        scopes: split_list(&row.get::<String>(c!("scopes"))?, ','),
-        expires_at: row.get(c!("expires_at"))?,
-        revoked: row.get(c!("revoked"))?,
-        created_at: row.get(c!("created_at"))?,
-        last_used_at: row.get(c!("last_used_at"))?,
+        id: row.get(col!("id"))?,
+        user_id: row.get(col!("user_id"))?,
+        name: row.get(col!("name"))?,
+        scopes: split_list(&row.get::<String>(col!("scopes"))?, ','),
+        expires_at: row.get(col!("expires_at"))?,
+        revoked: row.get(col!("revoked"))?,
+        created_at: row.get(col!("created_at"))?,
+        last_used_at: row.get(col!("last_used_at"))?,
     })
 }
 
@@ -176,18 +164,14 @@ impl UserStore for SqlStore {
     }
 
     async fn user(&self, id: UserId) -> Result<Option<User>> {
-        let sql = concat!("SELECT ", user_columns!(), " FROM users u WHERE u.id = $1");
+        let sql = select!(user_columns, "users u", "WHERE u.id = $1");
         self.db
             .fetch_optional(&query(sql).bind(id), user_from_row)
             .await
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<User>> {
-        let sql = concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users u WHERE u.username_lower = $1"
-        );
+        let sql = select!(user_columns, "users u", "WHERE u.username_lower = $1");
         let q = query(sql).bind(username.to_lowercase());
         self.db.fetch_optional(&q, user_from_row).await
     }
@@ -269,21 +253,17 @@ impl UserStore for SqlStore {
     }
 
     async fn namespace(&self, id: NamespaceId) -> Result<Option<Namespace>> {
-        let sql = concat!(
-            "SELECT ",
-            namespace_columns!(),
-            " FROM namespaces n WHERE n.id = $1"
-        );
+        let sql = select!(namespace_columns, "namespaces n", "WHERE n.id = $1");
         self.db
             .fetch_optional(&query(sql).bind(id), namespace_from_row)
             .await
     }
 
     async fn user_namespace(&self, user_id: UserId) -> Result<Option<Namespace>> {
-        let sql = concat!(
-            "SELECT ",
-            namespace_columns!(),
-            " FROM namespaces n WHERE n.owner_id = $1 AND n.kind = 'user'"
+        let sql = select!(
+            namespace_columns,
+            "namespaces n",
+            "WHERE n.owner_id = $1 AND n.kind = 'user'"
         );
         self.db
             .fetch_optional(&query(sql).bind(user_id), namespace_from_row)
@@ -314,10 +294,10 @@ impl UserStore for SqlStore {
         &self,
         digest: &str,
     ) -> Result<Option<PersonalAccessToken>> {
-        let sql = concat!(
-            "SELECT ",
-            token_columns!(),
-            " FROM personal_access_tokens WHERE token_digest = $1"
+        let sql = select!(
+            token_columns,
+            "personal_access_tokens",
+            "WHERE token_digest = $1"
         );
         self.db
             .fetch_optional(&query(sql).bind(digest), token_from_row)
@@ -325,11 +305,7 @@ impl UserStore for SqlStore {
     }
 
     async fn personal_access_token(&self, id: i64) -> Result<Option<PersonalAccessToken>> {
-        let sql = concat!(
-            "SELECT ",
-            token_columns!(),
-            " FROM personal_access_tokens WHERE id = $1"
-        );
+        let sql = select!(token_columns, "personal_access_tokens", "WHERE id = $1");
         self.db
             .fetch_optional(&query(sql).bind(id), token_from_row)
             .await

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use pipewright_core::Timestamp;
 
-use crate::db::{Row, RowExt, column, first, query};
+use crate::db::{Query, Row, RowExt, col, first, query, select};
 use crate::model::*;
 use crate::store::SqlStore;
 use crate::{Result, StoreError};
@@ -45,51 +45,59 @@ macro_rules! variable_columns {
 const VARIABLE_COLUMNS: &str = variable_columns!();
 
 fn variable_from_row(row: &dyn Row) -> Result<CiVariable> {
-    macro_rules! c {
-        ($name:literal) => {
-            const { column(VARIABLE_COLUMNS, $name) }
-        };
-    }
-    let kind: String = row.get(c!("variable_type"))?;
+    const COLUMNS: &str = VARIABLE_COLUMNS;
+    let kind: String = row.get(col!("variable_type"))?;
     Ok(CiVariable {
-        id: row.get(c!("id"))?,
-        project_id: row.get(c!("project_id"))?,
-        key: row.get(c!("key"))?,
-        value_sealed: row.get(c!("value_sealed"))?,
+        id: row.get(col!("id"))?,
+        project_id: row.get(col!("project_id"))?,
+        key: row.get(col!("key"))?,
+        value_sealed: row.get(col!("value_sealed"))?,
         variable_type: VariableType::parse(&kind)
             .ok_or_else(|| StoreError::Corrupt(format!("variable type {kind}")))?,
-        protected: row.get(c!("protected"))?,
-        masked: row.get(c!("masked"))?,
-        raw: row.get(c!("raw"))?,
-        description: row.get(c!("description"))?,
-        environment_scope: row.get(c!("environment_scope"))?,
+        protected: row.get(col!("protected"))?,
+        masked: row.get(col!("masked"))?,
+        raw: row.get(col!("raw"))?,
+        description: row.get(col!("description"))?,
+        environment_scope: row.get(col!("environment_scope"))?,
     })
+}
+
+/// Binds a variable's value and settings, `value_sealed` to `environment_scope` in column
+/// order (what both creating and updating a variable write).
+fn bind_settings<'a>(q: Query<'a>, v: &'a CiVariable) -> Query<'a> {
+    q.bind(&v.value_sealed)
+        .bind(v.variable_type.as_str())
+        .bind(v.protected)
+        .bind(v.masked)
+        .bind(v.raw)
+        .bind(&v.description)
+        .bind(&v.environment_scope)
 }
 
 #[async_trait]
 impl VariableStore for SqlStore {
     async fn ci_variables(&self, project_id: Option<ProjectId>) -> Result<Vec<CiVariable>> {
         let q = match project_id {
-            Some(id) => query(concat!(
-                "SELECT ",
-                variable_columns!(),
-                " FROM ci_variables WHERE project_id = $1 ORDER BY key, environment_scope"
+            Some(id) => query(select!(
+                variable_columns,
+                "ci_variables",
+                "WHERE project_id = $1 ORDER BY key, environment_scope"
             ))
             .bind(id),
-            None => query(concat!(
-                "SELECT ",
-                variable_columns!(),
-                " FROM ci_variables WHERE project_id IS NULL ORDER BY key"
+            None => query(select!(
+                variable_columns,
+                "ci_variables",
+                "WHERE project_id IS NULL ORDER BY key"
             )),
         };
         self.db.fetch_all(&q, variable_from_row).await
     }
 
     async fn ci_variables_for_pipeline(&self, project_id: ProjectId) -> Result<Vec<CiVariable>> {
-        let sql = concat!(
-            "SELECT ",
-            variable_columns!(),
-            " FROM ci_variables WHERE project_id = $1 OR project_id IS NULL ORDER BY key"
+        let sql = select!(
+            variable_columns,
+            "ci_variables",
+            "WHERE project_id = $1 OR project_id IS NULL ORDER BY key"
         );
         self.db
             .fetch_all(&query(sql).bind(project_id), variable_from_row)
@@ -103,17 +111,8 @@ impl VariableStore for SqlStore {
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
             variable_columns!()
         );
-        let q = query(sql)
-            .bind(v.project_id)
-            .bind(&v.key)
-            .bind(&v.value_sealed)
-            .bind(v.variable_type.as_str())
-            .bind(v.protected)
-            .bind(v.masked)
-            .bind(v.raw)
-            .bind(&v.description)
-            .bind(&v.environment_scope)
-            .bind(Timestamp::now());
+        let q = query(sql).bind(v.project_id).bind(&v.key);
+        let q = bind_settings(q, v).bind(Timestamp::now());
         match self.db.fetch_one(&q, variable_from_row).await {
             Ok(created) => Ok(Some(created)),
             Err(StoreError::Conflict(_)) => Ok(None),
@@ -128,15 +127,7 @@ impl VariableStore for SqlStore {
              WHERE id = $1 RETURNING ",
             variable_columns!()
         );
-        let q = query(sql)
-            .bind(v.id)
-            .bind(&v.value_sealed)
-            .bind(v.variable_type.as_str())
-            .bind(v.protected)
-            .bind(v.masked)
-            .bind(v.raw)
-            .bind(&v.description)
-            .bind(&v.environment_scope);
+        let q = bind_settings(query(sql).bind(v.id), v);
         self.db.fetch_one(&q, variable_from_row).await
     }
 

@@ -245,6 +245,27 @@ pub(crate) const fn column(list: &str, name: &str) -> usize {
     panic!("no such column in the list");
 }
 
+/// Where a column stands in the list `COLUMNS` that a decoder declares (`const COLUMNS: &str =
+/// …;`), found at compile time; `col!(at, "name")` when that list starts at column `at`.
+macro_rules! col {
+    ($name:literal) => {
+        const { $crate::db::column(COLUMNS, $name) }
+    };
+    ($at:expr, $name:literal) => {
+        $at + const { $crate::db::column(COLUMNS, $name) }
+    };
+}
+pub(crate) use col;
+
+/// `SELECT <columns> FROM <from> <rest>` as one literal, where `<columns>` is an entity's
+/// column list macro (the list its decoder reads): `select!(job_columns, "jobs", "WHERE id = $1")`.
+macro_rules! select {
+    ($columns:ident, $from:expr, $rest:literal) => {
+        concat!("SELECT ", $columns!(), " FROM ", $from, " ", $rest)
+    };
+}
+pub(crate) use select;
+
 /// How many columns a comma-separated list has (where the next table's columns start in a
 /// join).
 pub(crate) const fn width(list: &str) -> usize {

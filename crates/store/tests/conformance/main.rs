@@ -1,0 +1,20 @@
+//! The store's conformance suite: the same tests, at the level of the `Store` trait, on a real
+//! SQLite file and on a real PostgreSQL database, so the two backends cannot drift apart.
+//! One module per entity; `queue` checks the job queue's invariants (one winner per claim,
+//! conditional transitions, leases) and `migrations` upgrades a database holding rows written
+//! at the oldest schema.
+
+// A failed unwrap is a failed test, with its location; that is what we want here.
+#![allow(clippy::unwrap_used)]
+
+mod hooks;
+mod jobs;
+mod migrations;
+mod pipelines;
+mod projects;
+mod queue;
+mod runners;
+mod sessions;
+mod support;
+mod users;
+mod variables;
