@@ -155,7 +155,8 @@ impl VariableStore for SqlStore {
         role: &str,
     ) -> Result<()> {
         let q = query(
-            "INSERT INTO project_ci_settings (project_id, pipeline_variables_minimum_override_role) \
+            "INSERT INTO project_ci_settings \
+             (project_id, pipeline_variables_minimum_override_role) \
              VALUES ($1, $2) ON CONFLICT (project_id) DO UPDATE SET \
              pipeline_variables_minimum_override_role = \
              excluded.pipeline_variables_minimum_override_role",
@@ -175,8 +176,9 @@ impl VariableStore for SqlStore {
 
     async fn set_project_build_timeout(&self, project_id: ProjectId, seconds: i64) -> Result<()> {
         let q = query(
-            "INSERT INTO project_ci_settings (project_id, pipeline_variables_minimum_override_role, \
-             build_timeout) VALUES ($1, 'developer', $2) \
+            "INSERT INTO project_ci_settings \
+             (project_id, pipeline_variables_minimum_override_role, build_timeout) \
+             VALUES ($1, 'developer', $2) \
              ON CONFLICT (project_id) DO UPDATE SET build_timeout = excluded.build_timeout",
         )
         .bind(project_id)

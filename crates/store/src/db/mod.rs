@@ -135,9 +135,56 @@ impl<'a> Query<'a> {
         &self.sql
     }
 
+    /// The text to send to `backend`. SQLite keeps the names of `$N` (and `?N`) parameters in
+    /// a list it searches on every lookup, both while parsing and while binding, which is
+    /// quadratic in the thousands of parameters of a multi-row insert. So on SQLite a built
+    /// statement (the only kind with that many, and not cached) whose placeholders appear once
+    /// each and in order gets anonymous `?`s, which SQLite numbers by position, as sqlx's own
+    /// query builder does. No statement has a `$` in a string literal.
+    pub(crate) fn text(&self, backend: Backend) -> Cow<'static, str> {
+        match (&self.sql, backend) {
+            (Cow::Owned(sql), Backend::Sqlite) => Cow::Owned(anonymous(sql)),
+            (sql, _) => sql.clone(),
+        }
+    }
+
     pub(crate) fn args(&self) -> &[Arg<'a>] {
         &self.args
     }
+}
+
+/// `sql` with its `$1`, `$2`, … written `?` when they appear once each and in order, else
+/// `?1`, `?2`, … (which SQLite also binds by number).
+fn anonymous(sql: &str) -> String {
+    let in_order = placeholders(sql)
+        .zip(1..)
+        .all(|((start, end), n)| sql[start + 1..end].parse() == Ok(n));
+    let mut out = String::with_capacity(sql.len());
+    let mut copied = 0;
+    for (start, end) in placeholders(sql) {
+        out.push_str(&sql[copied..start]);
+        out.push('?');
+        if !in_order {
+            out.push_str(&sql[start + 1..end]);
+        }
+        copied = end;
+    }
+    out.push_str(&sql[copied..]);
+    out
+}
+
+/// Where each `$N` in `sql` stands, as byte ranges.
+fn placeholders(sql: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let bytes = sql.as_bytes();
+    let digit = move |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
+    (0..bytes.len())
+        .filter(move |&i| bytes[i] == b'$' && digit(i + 1))
+        .map(move |i| {
+            (
+                i,
+                (i + 1..=bytes.len()).find(|&j| !digit(j)).unwrap_or(i + 1),
+            )
+        })
 }
 
 /// A result row of any driver, read by column position. Each method reads one column as that
@@ -330,14 +377,15 @@ pub(crate) enum Tx {
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
 }
 
-/// `q` as a sqlx query, for whichever backend the executor it then runs on belongs to. (A
-/// macro, not a function: each expansion is checked against one concrete backend, so no
-/// `Encode`/`Type` bounds need spelling out.)
+/// `q` as a sqlx query for `backend` (see [`Query::text`]), to run on an executor of that
+/// backend. (A macro, not a function: each expansion is checked against one concrete backend,
+/// so no `Encode`/`Type` bounds need spelling out.)
 macro_rules! sqlx_query {
-    ($q:expr) => {{
+    ($q:expr, $backend:expr) => {{
         let q: &Query<'_> = $q;
-        // Safe: `Query` text is built only from `&'static str` and `$N` placeholders.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(q.sql.clone())).persistent(q.persistent);
+        // Safe: `Query` text is built only from `&'static str` and placeholders.
+        let sql = sqlx::AssertSqlSafe(q.text($backend));
+        let mut query = sqlx::query(sql).persistent(q.persistent);
         for arg in &q.args {
             query = match arg {
                 Arg::Int(v) => query.bind(*v),
@@ -350,12 +398,25 @@ macro_rules! sqlx_query {
     }};
 }
 
-/// Runs `$body` with `$conn` bound to the pool or transaction of whichever backend `$on` is.
+/// Runs `$body` with `$conn` bound to the pool or transaction of whichever backend `$on` is
+/// (and `$backend` to that [`Backend`], when named).
 macro_rules! on_backend {
     ($on:expr, $enum:ident, $conn:ident => $body:expr) => {
         match $on {
             $enum::Sqlite($conn) => $body,
             $enum::Postgres($conn) => $body,
+        }
+    };
+    ($on:expr, $enum:ident, $conn:ident, $backend:ident => $body:expr) => {
+        match $on {
+            $enum::Sqlite($conn) => {
+                let $backend = Backend::Sqlite;
+                $body
+            }
+            $enum::Postgres($conn) => {
+                let $backend = Backend::Postgres;
+                $body
+            }
         }
     };
 }
@@ -390,11 +451,17 @@ impl Db {
     }
 
     pub(crate) async fn execute(&self, q: &Query<'_>) -> Result<u64> {
-        on_backend!(self, Db, pool => Ok(sqlx_query!(q).execute(pool).await?.rows_affected()))
+        on_backend!(self, Db, pool, backend => {
+            let done = sqlx_query!(q, backend).execute(pool).await?;
+            Ok(done.rows_affected())
+        })
     }
 
     pub(crate) async fn fetch_all<T>(&self, q: &Query<'_>, decode: Decode<T>) -> Result<Vec<T>> {
-        on_backend!(self, Db, pool => decode_all(&sqlx_query!(q).fetch_all(pool).await?, decode))
+        on_backend!(self, Db, pool, backend => {
+            let rows = sqlx_query!(q, backend).fetch_all(pool).await?;
+            decode_all(&rows, decode)
+        })
     }
 
     pub(crate) async fn fetch_optional<T>(
@@ -402,8 +469,8 @@ impl Db {
         q: &Query<'_>,
         decode: Decode<T>,
     ) -> Result<Option<T>> {
-        on_backend!(self, Db, pool => {
-            let row = sqlx_query!(q).fetch_optional(pool).await?;
+        on_backend!(self, Db, pool, backend => {
+            let row = sqlx_query!(q, backend).fetch_optional(pool).await?;
             row.as_ref().map(|row| decode(row)).transpose()
         })
     }
@@ -435,16 +502,22 @@ impl Tx {
 
 impl Exec for Tx {
     async fn execute(&mut self, q: &Query<'_>) -> Result<u64> {
-        on_backend!(self, Tx, tx => Ok(sqlx_query!(q).execute(&mut **tx).await?.rows_affected()))
+        on_backend!(self, Tx, tx, backend => {
+            let done = sqlx_query!(q, backend).execute(&mut **tx).await?;
+            Ok(done.rows_affected())
+        })
     }
 
     async fn fetch_all<T>(&mut self, q: &Query<'_>, decode: Decode<T>) -> Result<Vec<T>> {
-        on_backend!(self, Tx, tx => decode_all(&sqlx_query!(q).fetch_all(&mut **tx).await?, decode))
+        on_backend!(self, Tx, tx, backend => {
+            let rows = sqlx_query!(q, backend).fetch_all(&mut **tx).await?;
+            decode_all(&rows, decode)
+        })
     }
 
     async fn fetch_optional<T>(&mut self, q: &Query<'_>, decode: Decode<T>) -> Result<Option<T>> {
-        on_backend!(self, Tx, tx => {
-            let row = sqlx_query!(q).fetch_optional(&mut **tx).await?;
+        on_backend!(self, Tx, tx, backend => {
+            let row = sqlx_query!(q, backend).fetch_optional(&mut **tx).await?;
             row.as_ref().map(|row| decode(row)).transpose()
         })
     }
@@ -574,5 +647,17 @@ mod tests {
             "SELECT 1 WHERE a = $1 AND b IN ($2, $3) VALUES ($4, $5)"
         );
         assert_eq!(q.args().len(), 5);
+        assert_eq!(
+            q.text(Backend::Sqlite),
+            "SELECT 1 WHERE a = ? AND b IN (?, ?) VALUES (?, ?)"
+        );
+        let mut repeated = query("UPDATE t SET a = $2, b = $2 WHERE id = $1 AND c IN (").bind(1);
+        repeated.push_list([10]).push(")");
+        assert_eq!(
+            repeated.text(Backend::Sqlite),
+            "UPDATE t SET a = ?2, b = ?2 WHERE id = ?1 AND c IN (?2)"
+        );
+        assert_eq!(q.text(Backend::Postgres), q.sql());
+        assert_eq!(query("SELECT $1").text(Backend::Sqlite), "SELECT $1");
     }
 }

@@ -63,16 +63,18 @@ pub(crate) async fn begin_write(
 pub(crate) struct Rusqlite<'c>(pub(crate) &'c rusqlite::Connection);
 
 impl Rusqlite<'_> {
-    /// The statement, prepared (cached) and with its `$N` parameters bound. SQLite numbers
-    /// named parameters by first appearance, so each is bound by its name's number.
+    /// The statement, prepared (cached) and with its parameters bound. SQLite numbers named
+    /// parameters (`$N`) by first appearance, so each is bound by its name's number.
     fn prepare(&self, q: &Query<'_>) -> Result<rusqlite::CachedStatement<'_>> {
-        let mut stmt = self.0.prepare_cached(q.sql())?;
+        let mut stmt = self.0.prepare_cached(&q.text(crate::Backend::Sqlite))?;
         for index in 1..=stmt.parameter_count() {
-            let arg = stmt
-                .parameter_name(index)
-                .and_then(|name| name.strip_prefix('$'))
-                .and_then(|n| n.parse::<usize>().ok())
-                .and_then(|n| q.args().get(n.checked_sub(1)?))
+            // Anonymous `?`s (see `Query::text`) are bound by position.
+            let number = match stmt.parameter_name(index) {
+                Some(name) => name.strip_prefix(['$', '?']).and_then(|n| n.parse().ok()),
+                None => Some(index),
+            };
+            let arg = number
+                .and_then(|n: usize| q.args().get(n.checked_sub(1)?))
                 .ok_or_else(|| StoreError::Corrupt(format!("unbound parameter in {}", q.sql())))?;
             match arg {
                 Arg::Int(v) => stmt.raw_bind_parameter(index, v)?,
