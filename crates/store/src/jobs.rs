@@ -167,6 +167,20 @@ fn trace_tail(chunks: Vec<(i64, Vec<u8>)>, offset: i64) -> Vec<u8> {
     out
 }
 
+impl SqlStore {
+    /// The jobs `sql` (`… $1 … LIMIT $2`) finds due at `now`: what the maintenance loop acts
+    /// on (delayed jobs, expired artifacts, expired leases).
+    pub(crate) async fn jobs_due(
+        &self,
+        sql: &'static str,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<Vec<Job>> {
+        let q = query(sql).bind(now).bind(limit);
+        self.db.fetch_all(&q, job_from_row).await
+    }
+}
+
 #[async_trait]
 impl JobStore for SqlStore {
     async fn job(&self, project_id: ProjectId, id: i64) -> Result<Option<Job>> {
@@ -288,8 +302,7 @@ impl JobStore for SqlStore {
             "WHERE status = 'scheduled' AND scheduled_at <= $1 \
              ORDER BY scheduled_at LIMIT $2"
         );
-        let q = query(sql).bind(now).bind(limit);
-        self.db.fetch_all(&q, job_from_row).await
+        self.jobs_due(sql, now, limit).await
     }
 
     async fn retry_job(&self, job_id: i64, status: Status) -> Result<Option<Job>> {
@@ -357,8 +370,7 @@ impl JobStore for SqlStore {
             "jobs",
             "WHERE artifacts_expire_at < $1 ORDER BY artifacts_expire_at LIMIT $2"
         );
-        let q = query(sql).bind(now).bind(limit);
-        self.db.fetch_all(&q, job_from_row).await
+        self.jobs_due(sql, now, limit).await
     }
 
     async fn latest_successful_job_for_ref(

@@ -383,8 +383,7 @@ impl QueueStore for SqlStore {
             "WHERE status = 'running' AND lease_expires_at < $1 \
              ORDER BY lease_expires_at LIMIT $2"
         );
-        let q = query(sql).bind(now).bind(limit);
-        self.db.fetch_all(&q, job_from_row).await
+        self.jobs_due(sql, now, limit).await
     }
 
     async fn expire_runner_leases(&self, runner_id: i64) -> Result<u64> {

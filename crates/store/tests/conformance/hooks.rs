@@ -4,7 +4,7 @@ use pipewright_core::Timestamp;
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, project, user};
+use crate::support::{Fresh, demo_project};
 
 on_both!(
     a_hook_is_created_updated_and_deleted,
@@ -31,8 +31,7 @@ async fn hook(store: &dyn Store, project_id: ProjectId) -> ProjectHook {
 
 async fn a_hook_is_created_updated_and_deleted(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let created = hook(&*store, demo.id).await;
     assert!(created.created_at.millis() > 0);
     let changed = ProjectHook {
@@ -66,8 +65,7 @@ async fn a_hook_is_created_updated_and_deleted(db: Fresh) {
 
 async fn a_due_delivery_is_claimed_by_one_sender_until_its_claim_runs_out(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let hook = hook(&*store, demo.id).await;
     let delivery = |uuid: &str| NewHookDelivery {
         hook_id: hook.id,

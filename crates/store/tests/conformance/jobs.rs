@@ -5,7 +5,7 @@ use pipewright_core::{Status, Timestamp};
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, new_pipeline, page, pending_jobs, project, user};
+use crate::support::{Fresh, demo_project, new_pipeline, page, pending_jobs};
 
 on_both!(
     jobs_are_listed_per_pipeline_and_per_project,
@@ -18,8 +18,7 @@ on_both!(
 
 async fn jobs_are_listed_per_pipeline_and_per_project(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let jobs = pending_jobs(&*store, &demo, 3).await;
     let pipeline_id = jobs[0].pipeline_id;
     store
@@ -54,8 +53,7 @@ async fn jobs_are_listed_per_pipeline_and_per_project(db: Fresh) {
 
 async fn a_transition_happens_only_from_the_statuses_it_names(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let job = pending_jobs(&*store, &demo, 1).await.remove(0);
     let manual = [Status::Manual];
     assert!(
@@ -100,8 +98,7 @@ async fn a_transition_happens_only_from_the_statuses_it_names(db: Fresh) {
 
 async fn only_jobs_that_have_not_started_take_new_statuses_in_bulk(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let new = new_pipeline(&demo, &["a", "b", "c"], Status::Created);
     let pipeline = store.create_pipeline(&new).await.unwrap();
     let jobs = store.pipeline_all_jobs(pipeline.id).await.unwrap();
@@ -129,8 +126,7 @@ async fn only_jobs_that_have_not_started_take_new_statuses_in_bulk(db: Fresh) {
 
 async fn a_finished_job_is_retried_once_as_a_new_attempt(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let job = pending_jobs(&*store, &demo, 1).await.remove(0);
     assert!(
         store
@@ -176,8 +172,7 @@ async fn a_finished_job_is_retried_once_as_a_new_attempt(db: Fresh) {
 
 async fn a_delayed_job_is_due_at_its_time(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let job = pending_jobs(&*store, &demo, 1).await.remove(0);
     let pending = [Status::Pending];
     store
@@ -202,8 +197,7 @@ async fn a_delayed_job_is_due_at_its_time(db: Fresh) {
 
 async fn artifacts_are_found_until_they_expire_or_the_job_is_erased(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let jobs = pending_jobs(&*store, &demo, 2).await;
     for job in &jobs {
         store

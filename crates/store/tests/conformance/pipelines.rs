@@ -5,7 +5,7 @@ use pipewright_core::{AccessLevel, PipelineSource, Status, Timestamp};
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, new_pipeline, page, project, user};
+use crate::support::{Fresh, demo_project, new_pipeline, page, project, user};
 
 on_both!(
     concurrent_pipelines_get_consecutive_iids_per_project,
@@ -75,8 +75,7 @@ async fn a_pipeline_whose_project_is_gone_fails_alone(db: Fresh) {
 
 async fn a_pipeline_keeps_its_variables_and_jobs_in_order(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let mut new = new_pipeline(&demo, &["lint", "test", "deploy"], Status::Created);
     new.jobs[0].status = Status::Pending;
     new.variables = ["B", "A"]
@@ -132,8 +131,7 @@ async fn a_pipeline_keeps_its_variables_and_jobs_in_order(db: Fresh) {
 
 async fn pipelines_are_filtered_paged_and_windowed(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let mut new = new_pipeline(&demo, &["build"], Status::Pending);
@@ -178,8 +176,7 @@ async fn pipelines_are_filtered_paged_and_windowed(db: Fresh) {
 
 async fn a_pipeline_status_change_stamps_its_times_once(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let new = new_pipeline(&demo, &["build"], Status::Pending);
     let pipeline = store.create_pipeline(&new).await.unwrap();
     assert!(

@@ -4,7 +4,7 @@ use pipewright_core::{AccessLevel, Timestamp, Visibility};
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, page, project, user};
+use crate::support::{Fresh, demo_project, page, project, user};
 
 on_both!(
     a_project_belongs_to_its_namespace_and_its_creator_is_owner,
@@ -95,8 +95,7 @@ async fn each_viewer_lists_the_projects_they_may_see(db: Fresh) {
 
 async fn a_project_is_updated_field_by_field_and_deleted(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let described = ProjectUpdate {
         description: Some(Some("What it does".into())),
         default_branch: Some("trunk".into()),
@@ -184,8 +183,7 @@ async fn members_are_added_once_changed_and_removed(db: Fresh) {
 
 async fn protected_branches_are_listed_by_name_and_forgotten_when_deleted(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     // Read first, so a cache (SQLite's) holds the empty list the writes must invalidate.
     assert!(store.protected_branches(demo.id).await.unwrap().is_empty());
     let protect = |name: &str, push| NewProtectedBranch {

@@ -8,7 +8,7 @@ use pipewright_core::{Status, Timestamp};
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, pending_jobs, project, runner, user};
+use crate::support::{Fresh, demo_project, pending_jobs, project, runner, user};
 
 on_both!(
     racing_runners_on_two_servers_claim_each_job_once,
@@ -89,8 +89,7 @@ async fn racing_runners_on_two_servers_claim_each_job_once(db: Fresh) {
 
 async fn a_claimed_job_is_found_by_its_job_token(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let jobs = pending_jobs(&*store, &demo, 2).await;
     let runner = runner(&*store, "r1").await;
     assert_eq!(
@@ -119,8 +118,7 @@ async fn a_claimed_job_is_found_by_its_job_token(db: Fresh) {
 
 async fn a_result_applies_once_and_only_to_a_running_job(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let jobs = pending_jobs(&*store, &demo, 2).await;
     let runner = runner(&*store, "r1").await;
     let failed = Some("script_failure");
@@ -157,8 +155,7 @@ async fn a_result_applies_once_and_only_to_a_running_job(db: Fresh) {
 
 async fn a_lease_runs_out_unless_renewed(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let jobs = pending_jobs(&*store, &demo, 3).await;
     let runner = runner(&*store, "r1").await;
     for job in &jobs {
@@ -200,8 +197,7 @@ async fn a_lease_runs_out_unless_renewed(db: Fresh) {
 
 async fn a_log_grows_only_where_it_ends_and_stops_at_its_limit(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let job = pending_jobs(&*store, &demo, 1).await.remove(0);
     let note = b"[cut]";
     let append = |start, data: &'static [u8]| {

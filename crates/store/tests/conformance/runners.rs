@@ -4,7 +4,7 @@ use pipewright_core::{AccessLevel, Timestamp};
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, page, project, runner, user};
+use crate::support::{Fresh, alice_and_demo, page, project, runner, user};
 
 on_both!(
     a_runner_is_updated_field_by_field_and_listed_to_its_managers,
@@ -98,8 +98,7 @@ async fn a_runner_is_updated_field_by_field_and_listed_to_its_managers(db: Fresh
 
 async fn a_push_event_is_claimed_once(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let (alice, demo) = alice_and_demo(&*store).await;
     let push = |ref_name: &str, options: Vec<String>| NewPushEvent {
         project_id: demo.id,
         user_id: Some(alice.id),

@@ -170,3 +170,15 @@ pub async fn runner(store: &dyn Store, digest: &str) -> Runner {
 pub fn page(page: u32, per_page: u32) -> Page {
     Page { page, per_page }
 }
+
+/// Alice and her private project `demo`.
+pub async fn alice_and_demo(store: &dyn Store) -> (User, Project) {
+    let alice = user(store, "alice").await;
+    let demo = project(store, &alice, "demo").await;
+    (alice, demo)
+}
+
+/// Alice's private project `demo`.
+pub async fn demo_project(store: &dyn Store) -> Project {
+    alice_and_demo(store).await.1
+}

@@ -3,7 +3,7 @@
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, project, user};
+use crate::support::{Fresh, demo_project};
 
 on_both!(
     variables_are_unique_per_key_and_scope_and_merge_for_a_pipeline,
@@ -27,8 +27,7 @@ fn variable(project_id: Option<ProjectId>, key: &str, scope: &str) -> CiVariable
 
 async fn variables_are_unique_per_key_and_scope_and_merge_for_a_pipeline(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     let project_var = |key, scope| variable(Some(demo.id), key, scope);
     let deploy = store.create_ci_variable(&project_var("DEPLOY", "*")).await;
     let deploy = deploy.unwrap().expect("created");
@@ -82,8 +81,7 @@ async fn variables_are_unique_per_key_and_scope_and_merge_for_a_pipeline(db: Fre
 
 async fn project_ci_settings_are_unset_until_set(db: Fresh) {
     let store = db.open().await;
-    let alice = user(&*store, "alice").await;
-    let demo = project(&*store, &alice, "demo").await;
+    let demo = demo_project(&*store).await;
     assert_eq!(
         store
             .pipeline_variables_minimum_role(demo.id)
