@@ -8,11 +8,12 @@ use pipewright_core::{Status, Timestamp};
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, demo_project, pending_jobs, project, runner, user};
+use crate::support::{Fresh, demo_project, new_pipeline, pending_jobs, project, runner, user};
 
 on_both!(
     racing_runners_on_two_servers_claim_each_job_once,
     a_claimed_job_is_found_by_its_job_token,
+    a_protected_runner_is_offered_only_jobs_of_protected_refs,
     a_result_applies_once_and_only_to_a_running_job,
     a_lease_runs_out_unless_renewed,
     a_log_grows_only_where_it_ends_and_stops_at_its_limit,
@@ -114,6 +115,40 @@ async fn a_claimed_job_is_found_by_its_job_token(db: Fresh) {
     let found = store.runner_by_digest("r1").await.unwrap().unwrap();
     assert_eq!(found.tag_list, ["docker", "linux"]);
     assert!(store.pending_jobs(10).await.unwrap().is_empty());
+}
+
+async fn a_protected_runner_is_offered_only_jobs_of_protected_refs(db: Fresh) {
+    let store = db.open().await;
+    let demo = demo_project(&*store).await;
+    let mut feature = new_pipeline(&demo, &["unprotected"], Status::Pending);
+    feature.ref_name = "feature".into();
+    feature.protected_ref = false;
+    store.create_pipeline(&feature).await.unwrap();
+    let protected = pending_jobs(&*store, &demo, 2).await;
+    let names = |jobs: Vec<Job>| jobs.into_iter().map(|j| j.name).collect::<Vec<_>>();
+    assert_eq!(
+        names(store.pending_jobs(10).await.unwrap()),
+        ["unprotected", "job 0", "job 1"]
+    );
+    assert_eq!(
+        names(store.pending_protected_jobs(10).await.unwrap()),
+        ["job 0", "job 1"],
+        "only the protected pipeline's, oldest first"
+    );
+    assert_eq!(
+        names(store.pending_protected_jobs(1).await.unwrap()),
+        ["job 0"]
+    );
+    // A claimed job is no longer pending.
+    let runner = runner(&*store, "r1").await;
+    store
+        .claim_job(&[protected[0].id], runner.id, "d0", LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(store.pending_protected_jobs(10).await.unwrap()),
+        ["job 1"]
+    );
 }
 
 async fn a_result_applies_once_and_only_to_a_running_job(db: Fresh) {
