@@ -116,3 +116,70 @@ async fn commit<W: Writer>(writer: &mut W, batch: &mut Vec<Request<W::Change, W:
         let _ = reply.send(result);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A writer whose every write fails with `error`, counting its attempts.
+    struct Failing {
+        error: fn() -> StoreError,
+        writes: usize,
+    }
+
+    impl Writer for Failing {
+        type Change = u32;
+        type Output = u32;
+        async fn write(&mut self, _: &[&u32]) -> Result<Vec<u32>> {
+            self.writes += 1;
+            Err((self.error)())
+        }
+    }
+
+    /// Commits a batch of three changes; each caller's answer.
+    async fn commit_three(writer: &mut Failing) -> Vec<Result<u32>> {
+        let (mut batch, mut answers) = (Vec::new(), Vec::new());
+        for change in 0..3 {
+            let (reply, answer) = oneshot::channel();
+            batch.push((change, reply));
+            answers.push(answer);
+        }
+        commit(writer, &mut batch).await;
+        let mut results = Vec::new();
+        for answer in answers {
+            results.push(answer.await.expect("answered"));
+        }
+        results
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_database_fails_the_whole_batch_at_once() {
+        let mut writer = Failing {
+            error: || StoreError::Unavailable("connection refused".into()),
+            writes: 0,
+        };
+        let results = commit_three(&mut writer).await;
+        assert_eq!(writer.writes, 1, "no change is retried on its own");
+        for result in results {
+            match result {
+                Err(StoreError::Unavailable(message)) => assert_eq!(message, "connection refused"),
+                other => panic!("expected Unavailable, got {other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_writes_each_change_on_its_own() {
+        let mut writer = Failing {
+            error: || StoreError::Conflict("one bad change".into()),
+            writes: 0,
+        };
+        let results = commit_three(&mut writer).await;
+        assert_eq!(writer.writes, 4, "the batch, then each change");
+        assert!(
+            results
+                .iter()
+                .all(|r| matches!(r, Err(StoreError::Conflict(_))))
+        );
+    }
+}
