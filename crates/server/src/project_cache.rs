@@ -62,3 +62,25 @@ impl<T> ProjectCache<T> {
         }
     }
 }
+
+// What is cached.
+
+/// A project's and the instance's variables, opened once when they are (re)loaded: jobs and
+/// log chunks read them all the time, and unsealing is not free.
+pub struct OpenedVariables {
+    /// Each variable's stored row (scope, flags) and its value as a job receives it.
+    pub all: Vec<(pipewright_store::CiVariable, pipewright_config::Variable)>,
+    /// The masked values, for masking logs on ingest.
+    pub masked: Vec<String>,
+}
+
+/// What every job of a pipeline shares in its payload: read once per pipeline and kept for a
+/// moment, since a pipeline's jobs are usually claimed together (none of it changes while the
+/// pipeline runs, except the project's name).
+pub struct PayloadContext {
+    pub pipeline: pipewright_store::Pipeline,
+    pub project: pipewright_store::Project,
+    pub ctx: pipewright_config::PipelineContext,
+    pub pipeline_vars: Vec<pipewright_config::Variable>,
+    pub build_timeout: Option<u64>,
+}

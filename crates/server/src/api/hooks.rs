@@ -2,7 +2,7 @@
 //! `GET/PUT/DELETE /projects/:id/hooks/:hook_id`, `POST …/hooks/:hook_id/test/:trigger`, and
 //! the recent deliveries at `GET …/hooks/:hook_id/events`; plus the instance setting
 //! `allow_local_requests_from_web_hooks_and_services` under `/application/settings` (admins).
-//! Queueing and sending live in [`crate::webhooks`].
+//! Queueing and sending live in [`crate::domain::webhooks`].
 
 use axum::Json;
 use axum::extract::State;
@@ -12,8 +12,9 @@ use pipewright_store::{NewHookDelivery, Project, ProjectHook, PushEvent};
 use serde_json::{Value, json};
 
 use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::projects::authorize_project;
+use crate::domain::webhooks;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
@@ -21,7 +22,6 @@ use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::state::AppState;
-use crate::webhooks;
 
 pub fn routes() -> Vec<Route> {
     use Access::*;

@@ -1,7 +1,7 @@
 //! Acting on jobs and pipelines: `GET /projects/:id/jobs` (with `scope[]`),
 //! `POST …/jobs/:job_id/cancel|retry|play|erase`, `POST …/pipelines/:pipeline_id/cancel|retry`,
 //! and `GET /job` for a `CI_JOB_TOKEN`. The state changes themselves live in
-//! [`crate::job_processing`]; this module checks permissions and answers as GitLab does.
+//! [`crate::domain::job_processing`]; this module checks permissions and answers as GitLab does.
 
 use axum::Json;
 use axum::extract::{OriginalUri, State};
@@ -12,12 +12,12 @@ use serde_json::Value;
 
 use super::Segments;
 use super::pipelines::{find_pipeline, job_json, parse_statuses, pipeline_json};
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::job_processing;
+use crate::domain::job_token::JobTokenCaller;
+use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
-use crate::job_processing;
-use crate::job_token::JobTokenCaller;
-use crate::linked_pipelines::LinkedProjects;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::{Action, ProjectAccess};
@@ -103,13 +103,13 @@ async fn target(
 }
 
 /// `403 Forbidden` when `job` is a bridge the caller may not start by hand
-/// ([`crate::bridges::user_may_start`]).
+/// ([`crate::domain::bridges::user_may_start`]).
 async fn require_bridge_start(state: &AppState, caller: &Caller, job: &Job) -> ApiResult<()> {
-    if !crate::bridges::is_bridge(job) {
+    if !crate::domain::bridges::is_bridge(job) {
         return Ok(());
     }
     let user = caller.0.as_ref().map(|a| &a.user);
-    if crate::bridges::user_may_start(state, user, job)
+    if crate::domain::bridges::user_may_start(state, user, job)
         .await
         .map_err(internal)?
     {
@@ -120,13 +120,13 @@ async fn require_bridge_start(state: &AppState, caller: &Caller, job: &Job) -> A
 }
 
 /// `403 Forbidden` unless the caller may update the pipeline's branch
-/// ([`crate::protected_refs`]).
+/// ([`crate::domain::protected_refs`]).
 pub(crate) async fn require_ref_update(
     state: &AppState,
     access: &ProjectAccess,
     pipeline: &Pipeline,
 ) -> ApiResult<()> {
-    if crate::protected_refs::may_update(state, access, pipeline).await? {
+    if crate::domain::protected_refs::may_update(state, access, pipeline).await? {
         Ok(())
     } else {
         Err(ApiError::forbidden())
@@ -205,10 +205,10 @@ async fn erase(
     if !job.status.is_complete() {
         return Err(ApiError::Forbidden(Some("Job is not erasable!".into())));
     }
-    crate::api::artifacts::remove(&state, &job)
+    crate::domain::artifacts::remove(&state, &job)
         .await
         .map_err(internal)?;
-    crate::api::runner_jobs::erase_trace(&state, job.id).await?;
+    crate::domain::job_logs::erase(&state, job.id).await?;
     state.store.erase_job(job.id).await?;
     answer(&state, &project, job.id, StatusCode::CREATED).await
 }
@@ -246,7 +246,7 @@ async fn retry_pipeline(
     // and `cancel_pipeline`).
     require_ref_update(&state, &access, &pipeline).await?;
     let user = caller.0.as_ref().map(|a| &a.user);
-    if !crate::bridges::user_may_restart_bridges(&state, user, pipeline.id)
+    if !crate::domain::bridges::user_may_restart_bridges(&state, user, pipeline.id)
         .await
         .map_err(internal)?
     {
@@ -300,7 +300,7 @@ async fn bridges(
         .pipeline_all_jobs(pipeline.id)
         .await?
         .into_iter()
-        .filter(crate::bridges::is_bridge)
+        .filter(crate::domain::bridges::is_bridge)
         .filter(|j| scope.is_empty() || scope.contains(&j.status))
         .collect();
     let total = bridges.len() as i64;

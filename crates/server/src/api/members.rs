@@ -8,8 +8,8 @@ use pipewright_core::{AccessLevel, Timestamp};
 use serde_json::Value;
 
 use super::Segments;
-use super::projects::{authorize_project, find_project};
 use crate::auth::Caller;
+use crate::domain::projects::{authorize_project, find_project};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};

@@ -12,11 +12,11 @@ use pipewright_store::{Job, Pipeline, PipelineFilter, PipelineOrder, Project, Va
 use serde_json::{Value, json};
 
 use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::projects::authorize_project;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
-use crate::linked_pipelines::LinkedProjects;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::permissions::Action;
@@ -73,7 +73,7 @@ async fn create(
                     (Some(key), Some(value))
                         if !key.is_empty() && crate::validate::variable_key_chars(key) =>
                     {
-                        variables.push(crate::pipeline_variables::PipelineVariable {
+                        variables.push(crate::domain::pipeline_variables::PipelineVariable {
                             key: key.to_string(),
                             value,
                             variable_type: kind,
@@ -85,11 +85,11 @@ async fn create(
         }
         Some(_) => return Err(ApiError::InvalidParam("variables".into())),
     }
-    let request = crate::pipeline_creation::CreatePipeline {
+    let request = crate::domain::pipeline_creation::CreatePipeline {
         project: project.clone(),
         ref_name,
         source: PipelineSource::Api,
-        run_as: crate::pipeline_creation::PipelineUser::User {
+        run_as: crate::domain::pipeline_creation::PipelineUser::User {
             user: actor.user.clone(),
             role: access.role(),
         },
@@ -101,7 +101,7 @@ async fn create(
         at_sha: None,
         ignore_skip_ci: true,
     };
-    let result = crate::pipeline_creation::create_pipeline(&state, request).await;
+    let result = crate::domain::pipeline_creation::create_pipeline(&state, request).await;
     super::trigger_pipeline::respond(&state, &project, result, Some(&actor.user)).await
 }
 
@@ -143,7 +143,7 @@ fn seconds_between(a: Option<Timestamp>, b: Option<Timestamp>) -> Value {
 
 /// `Entities::Ci::Pipeline` as `caller` may see it: the `upstream` link of a multi-project
 /// pipeline is `null` when the caller may not read the upstream project's pipelines
-/// (`crate::linked_pipelines`).
+/// (`crate::domain::linked_pipelines`).
 pub async fn pipeline_json(
     state: &AppState,
     caller: &Caller,
@@ -463,7 +463,7 @@ async fn variables(
     if !access.can(Action::ReadPipelineVariableValues) {
         return Err(ApiError::forbidden());
     }
-    let out = crate::pipeline_variables::opened(&state, pipeline.id)
+    let out = crate::domain::pipeline_variables::opened(&state, pipeline.id)
         .await
         .map_err(ApiError::Internal)?
         .into_iter()

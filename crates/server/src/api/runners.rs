@@ -12,8 +12,8 @@ use pipewright_store::{NewRunner, Runner, RunnerScope, RunnerType, RunnerUpdate}
 use serde_json::{Value, json};
 
 use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;

@@ -17,10 +17,12 @@ use serde_json::{Map, Value, json};
 
 use super::Segments;
 use super::pipelines::pipeline_json_for;
+use crate::domain::pipeline_creation::{self, CreateError, CreatePipeline, PipelineUser};
+use crate::domain::pipeline_variables::{
+    MAX_TRIGGER_PAYLOAD_BYTES, PipelineVariable, TRIGGER_PAYLOAD,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineUser};
-use crate::pipeline_variables::PipelineVariable;
 use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
@@ -39,9 +41,6 @@ pub fn routes() -> Vec<Route> {
         ),
     ]
 }
-
-/// The variable name GitLab gives the request's parameters.
-pub const TRIGGER_PAYLOAD: &str = "TRIGGER_PAYLOAD";
 
 async fn trigger(
     State(state): State<AppState>,
@@ -150,7 +149,8 @@ async fn run(
         return Err(ApiError::forbidden());
     }
     let variables = trigger_variables(&params)?;
-    let (project, run_as, origin) = if token.starts_with(crate::job_token::JOB_TOKEN_PREFIX) {
+    let (project, run_as, origin) = if token.starts_with(crate::domain::job_token::JOB_TOKEN_PREFIX)
+    {
         by_job_token(&state, &id, &token).await?
     } else {
         by_trigger_token(&state, &id, &token).await?
@@ -166,10 +166,10 @@ async fn run(
         .entry("variables")
         .or_insert_with(|| Value::Object(Map::new()));
     let payload = Value::Object(payload).to_string();
-    if payload.len() > pipeline_creation::MAX_TRIGGER_PAYLOAD_BYTES {
+    if payload.len() > MAX_TRIGGER_PAYLOAD_BYTES {
         return Err(ApiError::BadRequest(format!(
             "{TRIGGER_PAYLOAD} is larger than {} bytes",
-            pipeline_creation::MAX_TRIGGER_PAYLOAD_BYTES
+            MAX_TRIGGER_PAYLOAD_BYTES
         )));
     }
     let mut inputs: Vec<PipelineVariable> = Vec::with_capacity(variables.len() + 1);
@@ -285,11 +285,11 @@ async fn by_job_token(
     id: &str,
     token: &str,
 ) -> ApiResult<(Project, PipelineUser, Origin)> {
-    let job = crate::job_token::running_job(state, token).await?;
-    let project = super::projects::lookup(state, id)
+    let job = crate::domain::job_token::running_job(state, token).await?;
+    let project = crate::domain::projects::lookup(state, id)
         .await?
         .ok_or(ApiError::NotFound("Project"))?;
-    let (user, access) = crate::job_token::job_access(state, &job, &project).await?;
+    let (user, access) = crate::domain::job_token::job_access(state, &job, &project).await?;
     let Some(user) = user else {
         return Err(ApiError::NotFound("Project"));
     };

@@ -12,8 +12,8 @@ use pipewright_store::{NewTrigger, Trigger};
 use serde_json::{Value, json};
 
 use super::Segments;
-use super::projects::{authorize_project, find_project};
 use crate::auth::Caller;
+use crate::domain::projects::{authorize_project, find_project};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};

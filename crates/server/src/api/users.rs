@@ -233,7 +233,7 @@ async fn delete_user(
             per_page: 100_000,
         };
         for project in state.store.projects(&filter, page).await?.items {
-            crate::api::projects::remove_repository(&state, project.id).await;
+            crate::domain::projects::remove_repository(&state, project.id).await;
         }
     }
     state.store.delete_user(id).await?;

@@ -14,9 +14,9 @@ use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Layout};
 use crate::api::{self, Segments};
+use crate::domain::webhooks;
 use crate::params::Params;
 use crate::state::AppState;
-use crate::webhooks;
 
 fn admin(viewer: &Viewer) -> WebResult<()> {
     viewer.required()?;

@@ -12,10 +12,10 @@ use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Flash, Layout, ProjectNav};
 use crate::api::{self, Segments};
+use crate::domain::webhooks;
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
-use crate::webhooks;
 
 /// Deliveries listed per hook.
 const RECENT: i64 = 10;

@@ -21,7 +21,7 @@ use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::api::artifacts;
-use crate::job_processing;
+use crate::domain::job_processing;
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
@@ -243,7 +243,7 @@ pub async fn show(
     let (items, cursor) = pipewright_logview::render(&trace, &Cursor::default(), complete);
     // On a protected branch, only those who may update it may act on its jobs.
     let can_update = access.can(Action::UpdatePipelines)
-        && crate::protected_refs::may_update(&state, &access, &pipeline).await?;
+        && crate::domain::protected_refs::may_update(&state, &access, &pipeline).await?;
     let full_path = project.full_path();
     let page = ShowPage {
         layout: Layout::new(
@@ -287,12 +287,16 @@ pub async fn show(
                 .map(view::time_ago)
                 .unwrap_or_else(|| "never".into()),
         }),
-        can_retry: can_update && complete && !job.retried && !crate::bridges::is_bridge(&job),
+        can_retry: can_update
+            && complete
+            && !job.retried
+            && !crate::domain::bridges::is_bridge(&job),
         can_cancel: can_update && !complete,
         can_play: can_update
             && job.status == Status::Manual
-            && (!crate::bridges::is_bridge(&job)
-                || crate::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?),
+            && (!crate::domain::bridges::is_bridge(&job)
+                || crate::domain::bridges::user_may_start(&state, viewer.user.as_ref(), &job)
+                    .await?),
         live: view::is_live(job.status),
         can_keep: can_update
             && job
@@ -410,12 +414,12 @@ pub async fn act(
         .pipeline_by_id(job.pipeline_id)
         .await?
         .ok_or(WebError::NotFound)?;
-    if !crate::protected_refs::may_update(&state, &access, &pipeline).await? {
+    if !crate::domain::protected_refs::may_update(&state, &access, &pipeline).await? {
         return Err(WebError::NotFound);
     }
     if matches!(action.as_str(), "play" | "retry")
-        && crate::bridges::is_bridge(&job)
-        && !crate::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?
+        && crate::domain::bridges::is_bridge(&job)
+        && !crate::domain::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?
     {
         return Err(WebError::NotFound);
     }
@@ -505,9 +509,6 @@ struct BrowsePage {
     entries: Vec<Entry>,
 }
 
-/// Most entries a browse page lists.
-const MAX_LISTED: usize = 1_000;
-
 /// `GET …/-/jobs/:id/artifacts/browse[/*dir]`.
 pub async fn artifacts_browse(
     State(state): State<AppState>,
@@ -527,47 +528,13 @@ pub async fn artifacts_browse(
     let (project, access) =
         project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
     let job = find_job(&state, &project, &id).await?;
-    if job.artifacts.is_none() {
-        return Err(WebError::NotFound);
-    }
-    let archive = artifacts::archive_path(&state, job.id);
+    let listing = crate::domain::artifacts::list_dir(&state, &job, &dir)
+        .await?
+        .ok_or(WebError::NotFound)?;
     let prefix = if dir.is_empty() {
         String::new()
     } else {
         format!("{dir}/")
-    };
-    let listing = {
-        let prefix = prefix.clone();
-        tokio::task::spawn_blocking(move || -> Option<Vec<(String, bool, u64)>> {
-            let file = std::fs::File::open(archive).ok()?;
-            let mut zip = zip::ZipArchive::new(file).ok()?;
-            let mut seen = std::collections::BTreeMap::new();
-            for i in 0..zip.len() {
-                let Ok(entry) = zip.by_index(i) else { continue };
-                let name = entry.name().to_string();
-                let Some(rest) = name.strip_prefix(&prefix) else {
-                    continue;
-                };
-                if rest.is_empty() {
-                    continue;
-                }
-                match rest.split_once('/') {
-                    Some((child, _)) => {
-                        seen.entry(child.to_string()).or_insert((true, 0));
-                    }
-                    None => {
-                        seen.insert(rest.to_string(), (entry.is_dir(), entry.size()));
-                    }
-                }
-                if seen.len() >= MAX_LISTED {
-                    break;
-                }
-            }
-            Some(seen.into_iter().map(|(n, (d, s))| (n, d, s)).collect())
-        })
-        .await
-        .map_err(|e| WebError::Internal(e.into()))?
-        .ok_or(WebError::NotFound)?
     };
     if listing.is_empty() && !dir.is_empty() {
         return Err(WebError::NotFound);
@@ -576,20 +543,22 @@ pub async fn artifacts_browse(
     let base = format!("/{full_path}/-/jobs/{}/artifacts", job.id);
     let mut entries: Vec<Entry> = listing
         .into_iter()
-        .map(|(name, is_dir, size)| Entry {
-            url: if is_dir {
-                format!("{base}/browse/{prefix}{name}")
-            } else {
-                format!("{base}/file/{prefix}{name}")
+        .map(
+            |crate::domain::artifacts::Listed { name, is_dir, size }| Entry {
+                url: if is_dir {
+                    format!("{base}/browse/{prefix}{name}")
+                } else {
+                    format!("{base}/file/{prefix}{name}")
+                },
+                name,
+                is_dir,
+                size: if is_dir {
+                    String::new()
+                } else {
+                    human_size(size as i64)
+                },
             },
-            name,
-            is_dir,
-            size: if is_dir {
-                String::new()
-            } else {
-                human_size(size as i64)
-            },
-        })
+        )
         .collect();
     entries.sort_by_key(|e| (!e.is_dir, e.name.clone()));
     let parent = (!dir.is_empty()).then(|| match dir.rsplit_once('/') {

@@ -15,8 +15,8 @@ use super::error::{WebError, WebResult};
 use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
-use crate::job_processing;
-use crate::linked_pipelines::LinkedProjects;
+use crate::domain::job_processing;
+use crate::domain::linked_pipelines::LinkedProjects;
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
@@ -263,7 +263,7 @@ pub async fn variable_rows(
     reveal: bool,
 ) -> WebResult<Vec<VariableRow>> {
     Ok(if reveal {
-        crate::pipeline_variables::opened(state, pipeline_id)
+        crate::domain::pipeline_variables::opened(state, pipeline_id)
             .await?
             .into_iter()
             .map(|v| VariableRow {
@@ -323,7 +323,7 @@ pub async fn job_nodes(
     let mut stages: Vec<(i64, StageColumn)> = Vec::new();
     let current: Vec<&Job> = jobs.iter().filter(|j| !j.retried).collect();
     for job in current.iter().copied() {
-        let downstream = if crate::bridges::is_bridge(job) {
+        let downstream = if crate::domain::bridges::is_bridge(job) {
             match state.store.downstream_pipeline(job.id).await? {
                 Some(d) => pipeline_link(linked, d.project_id, d.id)
                     .await?
@@ -395,7 +395,7 @@ pub async fn show(
     let variables = variable_rows(&state, pipeline.id, can_reveal).await?;
     // On a protected branch, only those who may update it may cancel or retry.
     let can_update = access.can(Action::UpdatePipelines)
-        && crate::protected_refs::may_update(&state, &access, &pipeline).await?;
+        && crate::domain::protected_refs::may_update(&state, &access, &pipeline).await?;
     let row = rows(&state, &viewer, &project, std::slice::from_ref(&pipeline))
         .await?
         .remove(0);
@@ -418,8 +418,12 @@ pub async fn show(
         can_cancel: can_update && !pipeline.status.is_complete(),
         can_retry: can_update
             && job_processing::pipeline_retryable(pipeline.status)
-            && crate::bridges::user_may_restart_bridges(&state, viewer.user.as_ref(), pipeline.id)
-                .await?,
+            && crate::domain::bridges::user_may_restart_bridges(
+                &state,
+                viewer.user.as_ref(),
+                pipeline.id,
+            )
+            .await?,
         queued: view::seconds_between(Some(pipeline.created_at), pipeline.started_at)
             .map(view::duration)
             .unwrap_or_default(),
@@ -447,7 +451,7 @@ pub async fn act(
     .await?;
     let pipeline = find_pipeline(&state, &project, &id).await?;
     // As the API (a 403 there is a 404 page here).
-    if !crate::protected_refs::may_update(&state, &access, &pipeline).await? {
+    if !crate::domain::protected_refs::may_update(&state, &access, &pipeline).await? {
         return Err(WebError::NotFound);
     }
     let back = format!("/{}/-/pipelines/{}", project.full_path(), pipeline.id);
@@ -457,7 +461,7 @@ pub async fn act(
             Flash::notice("The pipeline was canceled.")
         }
         "retry"
-            if !crate::bridges::user_may_restart_bridges(
+            if !crate::domain::bridges::user_may_restart_bridges(
                 &state,
                 viewer.user.as_ref(),
                 pipeline.id,
@@ -514,17 +518,17 @@ pub async fn run(
                 Flash::alert("Variable keys may contain only letters, digits and _."),
             ));
         }
-        variables.push(crate::pipeline_variables::PipelineVariable {
+        variables.push(crate::domain::pipeline_variables::PipelineVariable {
             key,
             value: field("variable_value"),
             variable_type: pipewright_store::VariableType::EnvVar,
         });
     }
-    let request = crate::pipeline_creation::CreatePipeline {
+    let request = crate::domain::pipeline_creation::CreatePipeline {
         project: project.clone(),
         ref_name,
         source: PipelineSource::Web,
-        run_as: crate::pipeline_creation::PipelineUser::User {
+        run_as: crate::domain::pipeline_creation::PipelineUser::User {
             user,
             role: access.role(),
         },
@@ -536,8 +540,8 @@ pub async fn run(
         at_sha: None,
         ignore_skip_ci: true,
     };
-    use crate::pipeline_creation::CreateError;
-    match crate::pipeline_creation::create_pipeline(&state, request).await {
+    use crate::domain::pipeline_creation::CreateError;
+    match crate::domain::pipeline_creation::create_pipeline(&state, request).await {
         Ok(pipeline) => Ok(view::redirect_with(
             &state,
             &format!("{back}/{}", pipeline.id),

@@ -12,7 +12,7 @@ use super::error::{WebError, WebResult};
 use super::pipelines::PipelineRow;
 use super::session::Viewer;
 use super::view::{self, Layout, ProjectNav, StatusView};
-use crate::api::projects::find_project;
+use crate::domain::projects::find_project;
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
 

@@ -206,7 +206,7 @@ pub async fn show(
         .await?
         .items
     {
-        let visible = api::projects::project_access(&state, &viewer.caller(), &p)
+        let visible = crate::domain::projects::project_access(&state, &viewer.caller(), &p)
             .await?
             .can_see();
         allowlist.push(AllowedProject {
@@ -397,7 +397,7 @@ async fn allowlist_target(
     viewer: &Viewer,
     target: &str,
 ) -> WebResult<Option<Project>> {
-    match api::projects::find_project(state, &viewer.caller(), target).await {
+    match crate::domain::projects::find_project(state, &viewer.caller(), target).await {
         Ok((project, _)) => Ok(Some(project)),
         Err(ApiError::Internal(e)) => Err(WebError::Internal(e)),
         Err(_) => Ok(None),

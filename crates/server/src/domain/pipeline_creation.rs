@@ -14,17 +14,16 @@
 //! created pipeline — row, per-project iid, jobs, sealed variables, trigger link — is written in
 //! one transaction.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pipewright_config::{Config, ConfigError, PlanOutcome, PlannedJob};
 use pipewright_core::{PipelineSource, RefKind, Status};
 use pipewright_store::{NewJob, NewPipeline, Pipeline, Project, Trigger, Upstream, User};
 
-use crate::api::protected_branches::rules_for;
+use crate::domain::pipeline_variables::PipelineVariable;
+use crate::domain::protected_refs::rules_for;
 use crate::permissions::{Action, ProjectAccess};
-use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 pub const CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
@@ -83,47 +82,6 @@ impl From<anyhow::Error> for CreateError {
 impl From<pipewright_store::StoreError> for CreateError {
     fn from(e: pipewright_store::StoreError) -> Self {
         CreateError::Internal(e.into())
-    }
-}
-
-/// (project, user, commit sha).
-type WindowKey = (i64, Option<i64>, String);
-
-/// GitLab's per-project-user-commit pipeline creation limit (per minute; 0 = off).
-#[derive(Default)]
-pub struct RateLimiter {
-    limit: u32,
-    windows: Mutex<HashMap<WindowKey, (Instant, u32)>>,
-}
-
-impl RateLimiter {
-    pub fn new(limit_per_minute: u32) -> Self {
-        RateLimiter {
-            limit: limit_per_minute,
-            windows: Mutex::default(),
-        }
-    }
-
-    /// Counts one creation; false when over the limit.
-    fn allow(&self, project: i64, user: Option<i64>, sha: &str) -> bool {
-        if self.limit == 0 {
-            return true;
-        }
-        let Ok(mut windows) = self.windows.lock() else {
-            return true;
-        };
-        let now = Instant::now();
-        if windows.len() > 100_000 {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < Duration::from_secs(60));
-        }
-        let entry = windows
-            .entry((project, user, sha.to_string()))
-            .or_insert((now, 0));
-        if now.duration_since(entry.0) >= Duration::from_secs(60) {
-            *entry = (now, 0);
-        }
-        entry.1 += 1;
-        entry.1 <= self.limit
     }
 }
 
@@ -188,7 +146,7 @@ pub async fn create_pipeline(
     if request
         .variables
         .iter()
-        .any(|v| v.key != crate::api::trigger_pipeline::TRIGGER_PAYLOAD)
+        .any(|v| v.key != crate::domain::pipeline_variables::TRIGGER_PAYLOAD)
     {
         let minimum = state
             .store
@@ -262,7 +220,11 @@ pub async fn create_pipeline(
                 ));
             }
             Some(access)
-                if !crate::protected_refs::update_allowed(&rules, &resolved.name, access) =>
+                if !crate::domain::protected_refs::update_allowed(
+                    &rules,
+                    &resolved.name,
+                    access,
+                ) =>
             {
                 return Err(CreateError::Rejected(format!(
                     "You do not have sufficient permission to run a pipeline on '{}'. Please select a different branch or contact your administrator for assistance.",
@@ -384,7 +346,8 @@ pub async fn create_pipeline(
     if let Err(e) = parsed.as_ref() {
         return persist_failed(state, base, e.message.clone()).await;
     }
-    let ci_vars = crate::ci_variables::for_pipeline(state, project.id, protected_ref).await?;
+    let ci_vars =
+        crate::domain::ci_variables::for_pipeline(state, project.id, protected_ref).await?;
     let ctx = pipewright_config::PipelineContext {
         pipeline_variables: request
             .variables
@@ -394,7 +357,7 @@ pub async fn create_pipeline(
         project_variables: ci_vars.project,
         instance_variables: ci_vars.instance,
         files: listing,
-        ..crate::pipeline_context::build(
+        ..crate::domain::pipeline_context::build(
             state,
             &base,
             project,
@@ -424,13 +387,13 @@ pub async fn create_pipeline(
     // ...while the creating request answers as GitLab's does, before that processing:
     // `"status": "created"`.
     pipeline.status = Status::Created;
-    crate::webhooks::pipeline_changed(state, pipeline.id);
+    crate::domain::webhooks::pipeline_changed(state, pipeline.id);
     // Bridges (`trigger:` jobs) that start at once are the server's to start.
     if plan.jobs.iter().any(|j| {
         j.trigger.is_some() && j.initial_status == pipewright_config::InitialStatus::Pending
     }) {
         let jobs = state.store.pipeline_all_jobs(pipeline.id).await?;
-        crate::job_processing::start_bridges(state, &jobs);
+        crate::domain::job_processing::start_bridges(state, &jobs);
     }
     // Runners waiting in a long poll take the first stage's jobs at once.
     if new.jobs.iter().any(|j| j.status == Status::Pending) {
@@ -508,6 +471,3 @@ async fn persist_failed(
     let pipeline = state.store.create_pipeline(&base).await?;
     Err(CreateError::ConfigError(Box::new(pipeline), message))
 }
-
-/// `TRIGGER_PAYLOAD`'s default size limit (GitLab proposes 1–3 MiB for file variables).
-pub const MAX_TRIGGER_PAYLOAD_BYTES: usize = 1024 * 1024;

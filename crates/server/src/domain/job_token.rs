@@ -90,7 +90,7 @@ pub async fn job_access(
         },
         None => None,
     };
-    let mut access = crate::api::projects::user_access(state, user.as_ref(), target).await?;
+    let mut access = crate::domain::projects::user_access(state, user.as_ref(), target).await?;
     if target.id == job.project_id {
         // A job can always read its own project (an owner-less legacy trigger has no user).
         access.role = access

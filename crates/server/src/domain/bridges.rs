@@ -12,9 +12,9 @@ use pipewright_core::{PipelineSource, Status};
 use pipewright_store::{Job, Pipeline, Upstream, User, VariableType};
 use serde_json::Value;
 
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
+use crate::domain::pipeline_variables::PipelineVariable;
 use crate::permissions::Action;
-use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
-use crate::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 /// Whether a job is a bridge (has `trigger:`).
@@ -133,30 +133,43 @@ async fn start_bridge(state: &AppState, bridge: &Job) -> anyhow::Result<()> {
         return Ok(());
     }
     // A running bridge makes its pipeline `running`, as a runner's claim does.
-    crate::job_processing::set_pipeline_status(state, bridge.pipeline_id, Status::Running).await?;
+    crate::domain::job_processing::set_pipeline_status(state, bridge.pipeline_id, Status::Running)
+        .await?;
     match create_downstream(state, bridge).await? {
         Ok((downstream, depend)) => {
             let line = format!(
                 "Created the downstream pipeline {} (project {})",
                 downstream.id, downstream.project_id
             );
-            crate::api::runner_jobs::append_system_note(state, bridge.id, &line).await;
+            crate::domain::job_logs::append_system_note(state, bridge.id, &line).await;
             if !depend {
-                crate::job_processing::finish_job(state, bridge, Status::Success, None, None)
-                    .await?;
+                crate::domain::job_processing::finish_job(
+                    state,
+                    bridge,
+                    Status::Success,
+                    None,
+                    None,
+                )
+                .await?;
             } else if downstream.status.is_complete() {
                 mirror_status(state, &downstream).await?;
             }
         }
         Err((reason, message)) => {
-            crate::api::runner_jobs::append_system_line(
+            crate::domain::job_logs::append_system_line(
                 state,
                 bridge.id,
                 &format!("ERROR: {message}"),
             )
             .await;
-            crate::job_processing::finish_job(state, bridge, Status::Failed, Some(reason), None)
-                .await?;
+            crate::domain::job_processing::finish_job(
+                state,
+                bridge,
+                Status::Failed,
+                Some(reason),
+                None,
+            )
+            .await?;
         }
     }
     Ok(())
@@ -202,7 +215,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
         }
     }
     if keyword.forward_pipeline_variables {
-        variables.extend(crate::pipeline_variables::opened(state, upstream.id).await?);
+        variables.extend(crate::domain::pipeline_variables::opened(state, upstream.id).await?);
     }
     let link = Upstream {
         job_id: bridge.id,
@@ -211,7 +224,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
     };
     let (project, ref_name, source, config_path, at_sha) = match &keyword.target {
         Target::Project { path, branch } => {
-            let Some(project) = crate::api::projects::lookup(state, path)
+            let Some(project) = crate::domain::projects::lookup(state, path)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
             else {
@@ -220,7 +233,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
                     format!("downstream project {path} could not be found"),
                 )));
             };
-            let access = crate::api::projects::user_access(state, Some(&user), &project)
+            let access = crate::domain::projects::user_access(state, Some(&user), &project)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             if !access.can_see() {
@@ -245,7 +258,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
             )
         }
     };
-    let role = crate::api::projects::user_access(state, Some(&user), &project)
+    let role = crate::domain::projects::user_access(state, Some(&user), &project)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .role();
@@ -263,7 +276,7 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
         at_sha,
     };
     Ok(
-        match crate::pipeline_creation::create_pipeline(state, request).await {
+        match crate::domain::pipeline_creation::create_pipeline(state, request).await {
             Ok(pipeline) => Ok((pipeline, keyword.depend)),
             Err(CreateError::Rejected(message)) => Err((
                 if message.contains("permission") {
@@ -306,7 +319,7 @@ pub async fn user_may_start(
     };
     let (project, ref_name) = match &keyword.target {
         Target::Project { path, branch } => {
-            let Some(project) = crate::api::projects::lookup(state, path)
+            let Some(project) = crate::domain::projects::lookup(state, path)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?
             else {
@@ -320,14 +333,14 @@ pub async fn user_may_start(
             None => return Ok(false),
         },
     };
-    let access = crate::api::projects::user_access(state, user, &project)
+    let access = crate::domain::projects::user_access(state, user, &project)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     if !access.can(Action::PushCode) {
         return Ok(false);
     }
     let rules = state.store.protected_branches(project.id).await?;
-    Ok(crate::protected_refs::update_allowed(
+    Ok(crate::domain::protected_refs::update_allowed(
         &rules, &ref_name, &access,
     ))
 }
@@ -377,7 +390,7 @@ async fn mirror_status(state: &AppState, downstream: &Pipeline) -> anyhow::Resul
         Status::Canceled => (Status::Canceled, None),
         _ => (Status::Failed, Some("downstream_pipeline_failed")),
     };
-    crate::job_processing::finish_job(state, &bridge, status, reason, None).await?;
+    crate::domain::job_processing::finish_job(state, &bridge, status, reason, None).await?;
     Ok(())
 }
 

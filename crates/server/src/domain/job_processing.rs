@@ -91,7 +91,7 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
             {
                 let state = state.clone();
                 tokio::spawn(async move {
-                    if let Err(err) = crate::bridges::mirror(&state, &pipeline).await {
+                    if let Err(err) = crate::domain::bridges::mirror(&state, &pipeline).await {
                         tracing::warn!(error = %format!("{err:#}"), "updating a bridge failed");
                     }
                 });
@@ -126,11 +126,11 @@ fn same_statuses(before: &[Job], after: &[Job]) -> bool {
 pub fn start_bridges(state: &AppState, jobs: &[Job]) {
     for bridge in jobs
         .iter()
-        .filter(|j| j.status == Status::Pending && crate::bridges::is_bridge(j))
+        .filter(|j| j.status == Status::Pending && crate::domain::bridges::is_bridge(j))
     {
         let (state, bridge) = (state.clone(), bridge.clone());
         tokio::spawn(async move {
-            if let Err(err) = crate::bridges::start(&state, &bridge).await {
+            if let Err(err) = crate::domain::bridges::start(&state, &bridge).await {
                 tracing::warn!(job_id = bridge.id, error = %format!("{err:#}"), "starting a bridge failed");
             }
         });
@@ -166,7 +166,7 @@ pub async fn set_pipeline_status(
     }
     let changed = state.store.set_pipeline_status(pipeline_id, status).await?;
     if changed {
-        crate::webhooks::pipeline_changed(state, pipeline_id);
+        crate::domain::webhooks::pipeline_changed(state, pipeline_id);
     }
     Ok(changed)
 }
@@ -202,7 +202,7 @@ pub async fn finish_job(
     {
         return Ok(false);
     }
-    crate::webhooks::job_changed(state, job);
+    crate::domain::webhooks::job_changed(state, job);
     if status == Status::Failed {
         auto_retry(state, job, failure_reason.unwrap_or("unknown_failure")).await?;
     }
