@@ -50,7 +50,7 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
             "ERROR: Job failed (system failure): the runner stopped responding",
         )
         .await;
-        crate::domain::job_processing::finish_job(
+        crate::domain::dispatch::finish_job(
             state,
             &job,
             Status::Failed,
@@ -65,7 +65,7 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
             .transition_job(job.id, &[Status::Scheduled], Status::Pending)
             .await?
         {
-            crate::domain::job_processing::advance_pipeline(state, job.pipeline_id).await?;
+            crate::domain::dispatch::advance_pipeline(state, job.pipeline_id).await?;
         }
     }
     for job in state.store.expired_artifacts(now, 100).await? {

@@ -13,10 +13,10 @@ use serde_json::Value;
 use super::Segments;
 use super::pipelines::{find_pipeline, job_json, parse_statuses, pipeline_json};
 use crate::auth::Caller;
-use crate::domain::job_processing;
 use crate::domain::job_token::JobTokenCaller;
 use crate::domain::linked_pipelines::LinkedProjects;
 use crate::domain::projects::authorize_project;
+use crate::domain::{dispatch, job_processing};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
@@ -105,7 +105,7 @@ async fn target(
 /// `403 Forbidden` when `job` is a bridge the caller may not start by hand
 /// ([`crate::domain::bridges::user_may_start`]).
 async fn require_bridge_start(state: &AppState, caller: &Caller, job: &Job) -> ApiResult<()> {
-    if !crate::domain::bridges::is_bridge(job) {
+    if !crate::domain::job_spec::is_bridge(job) {
         return Ok(());
     }
     let user = caller.0.as_ref().map(|a| &a.user);
@@ -155,9 +155,7 @@ async fn cancel(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
     // Canceling a finished job is a no-op that still answers with the job, as GitLab does.
-    job_processing::cancel_job(&state, &job)
-        .await
-        .map_err(internal)?;
+    dispatch::cancel_job(&state, &job).await.map_err(internal)?;
     answer(&state, &project, job.id, StatusCode::CREATED).await
 }
 
@@ -168,10 +166,7 @@ async fn retry(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
     require_bridge_start(&state, &caller, &job).await?;
-    let Some(new_job) = job_processing::retry_job(&state, &job)
-        .await
-        .map_err(internal)?
-    else {
+    let Some(new_job) = dispatch::retry_job(&state, &job).await.map_err(internal)? else {
         return Err(ApiError::Forbidden(Some("Job is not retryable".into())));
     };
     answer(&state, &project, new_job.id, StatusCode::CREATED).await
@@ -184,10 +179,7 @@ async fn play(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
     require_bridge_start(&state, &caller, &job).await?;
-    if !job_processing::play_job(&state, &job)
-        .await
-        .map_err(internal)?
-    {
+    if !dispatch::play_job(&state, &job).await.map_err(internal)? {
         return Err(ApiError::BadRequest(format!(
             "Unplayable Job: {}",
             job.name
@@ -224,7 +216,7 @@ async fn cancel_pipeline(
     // GitLab: app/policies/ci/pipeline_policy.rb (`protected_ref` prevents `update_pipeline`
     // and `cancel_pipeline`).
     require_ref_update(&state, &access, &pipeline).await?;
-    job_processing::cancel_pipeline(&state, pipeline.id)
+    dispatch::cancel_pipeline(&state, pipeline.id)
         .await
         .map_err(internal)?;
     let pipeline = find_pipeline(&state, &project, &seg).await?;
@@ -257,7 +249,7 @@ async fn retry_pipeline(
             "Pipeline is not retryable".into(),
         )));
     }
-    job_processing::retry_pipeline(&state, pipeline.id)
+    dispatch::retry_pipeline(&state, pipeline.id)
         .await
         .map_err(internal)?;
     let pipeline = find_pipeline(&state, &project, &seg).await?;
@@ -300,7 +292,7 @@ async fn bridges(
         .pipeline_all_jobs(pipeline.id)
         .await?
         .into_iter()
-        .filter(crate::domain::bridges::is_bridge)
+        .filter(crate::domain::job_spec::is_bridge)
         .filter(|j| scope.is_empty() || scope.contains(&j.status))
         .collect();
     let total = bridges.len() as i64;

@@ -101,7 +101,7 @@ async fn create(
         at_sha: None,
         ignore_skip_ci: true,
     };
-    let result = crate::domain::pipeline_creation::create_pipeline(&state, request).await;
+    let result = crate::domain::dispatch::create_pipeline(&state, request).await;
     super::trigger_pipeline::respond(&state, &project, result, Some(&actor.user)).await
 }
 

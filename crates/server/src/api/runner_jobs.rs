@@ -151,7 +151,7 @@ async fn update_job(
                     .as_ref()
                     .map_or("script_failure", proto::FailureReason::as_str)
             });
-            if crate::domain::job_processing::finish_job(&state, &job, s, reason, update.exit_code)
+            if crate::domain::dispatch::finish_job(&state, &job, s, reason, update.exit_code)
                 .await
                 .map_err(ApiError::Internal)?
             {

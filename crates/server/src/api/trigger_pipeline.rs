@@ -17,7 +17,7 @@ use serde_json::{Map, Value, json};
 
 use super::Segments;
 use super::pipelines::pipeline_json_for;
-use crate::domain::pipeline_creation::{self, CreateError, CreatePipeline, PipelineUser};
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
 use crate::domain::pipeline_variables::{
     MAX_TRIGGER_PAYLOAD_BYTES, PipelineVariable, TRIGGER_PAYLOAD,
 };
@@ -220,7 +220,7 @@ async fn run(
     respond(
         &state,
         &project,
-        pipeline_creation::create_pipeline(&state, request).await,
+        crate::domain::dispatch::create_pipeline(&state, request).await,
         user.as_ref(),
     )
     .await

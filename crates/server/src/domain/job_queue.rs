@@ -80,7 +80,7 @@ const REF_PROTECTED: &str = "ref_protected";
 /// Whether this runner may take this job: not a bridge (the server runs those), and the
 /// runner's tags cover the job's.
 pub fn claimable(runner: &Runner, job: &Job) -> bool {
-    let routing = crate::domain::bridges::Routing::of(job);
+    let routing = crate::domain::job_spec::Routing::of(job);
     !routing.is_bridge() && tags_match(runner, &routing.tags)
 }
 

@@ -11,10 +11,12 @@
 pub mod artifacts;
 pub mod bridges;
 pub mod ci_variables;
+pub mod dispatch;
 pub mod job_logs;
 pub mod job_payload;
 pub mod job_processing;
 pub mod job_queue;
+pub mod job_spec;
 pub mod job_token;
 pub mod linked_pipelines;
 pub mod pipeline_context;

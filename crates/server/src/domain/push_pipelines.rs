@@ -7,9 +7,8 @@
 use pipewright_core::PipelineSource;
 use pipewright_store::{PushEvent, VariableType};
 
-use crate::domain::pipeline_creation::{
-    CreateError, CreatePipeline, PipelineUser, create_pipeline,
-};
+use crate::domain::dispatch::create_pipeline;
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
 use crate::domain::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 

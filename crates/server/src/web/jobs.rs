@@ -21,7 +21,7 @@ use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::api::artifacts;
-use crate::domain::job_processing;
+use crate::domain::dispatch;
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
@@ -290,11 +290,11 @@ pub async fn show(
         can_retry: can_update
             && complete
             && !job.retried
-            && !crate::domain::bridges::is_bridge(&job),
+            && !crate::domain::job_spec::is_bridge(&job),
         can_cancel: can_update && !complete,
         can_play: can_update
             && job.status == Status::Manual
-            && (!crate::domain::bridges::is_bridge(&job)
+            && (!crate::domain::job_spec::is_bridge(&job)
                 || crate::domain::bridges::user_may_start(&state, viewer.user.as_ref(), &job)
                     .await?),
         live: view::is_live(job.status),
@@ -418,7 +418,7 @@ pub async fn act(
         return Err(WebError::NotFound);
     }
     if matches!(action.as_str(), "play" | "retry")
-        && crate::domain::bridges::is_bridge(&job)
+        && crate::domain::job_spec::is_bridge(&job)
         && !crate::domain::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?
     {
         return Err(WebError::NotFound);
@@ -426,7 +426,7 @@ pub async fn act(
     let full_path = project.full_path();
     let mut back = format!("/{full_path}/-/jobs/{}", job.id);
     let flash = match action.as_str() {
-        "retry" => match job_processing::retry_job(&state, &job).await? {
+        "retry" => match dispatch::retry_job(&state, &job).await? {
             Some(new_job) => {
                 back = format!("/{full_path}/-/jobs/{}", new_job.id);
                 Flash::notice("The job is retrying.")
@@ -434,14 +434,14 @@ pub async fn act(
             None => Flash::alert("This job cannot be retried."),
         },
         "cancel" => {
-            if job_processing::cancel_job(&state, &job).await? {
+            if dispatch::cancel_job(&state, &job).await? {
                 Flash::notice("The job was canceled.")
             } else {
                 Flash::alert("This job cannot be canceled.")
             }
         }
         "play" => {
-            if job_processing::play_job(&state, &job).await? {
+            if dispatch::play_job(&state, &job).await? {
                 Flash::notice("The job is starting.")
             } else {
                 Flash::alert("This job cannot be started.")

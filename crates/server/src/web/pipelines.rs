@@ -15,8 +15,8 @@ use super::error::{WebError, WebResult};
 use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
-use crate::domain::job_processing;
 use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::{dispatch, job_processing};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
@@ -323,7 +323,7 @@ pub async fn job_nodes(
     let mut stages: Vec<(i64, StageColumn)> = Vec::new();
     let current: Vec<&Job> = jobs.iter().filter(|j| !j.retried).collect();
     for job in current.iter().copied() {
-        let downstream = if crate::domain::bridges::is_bridge(job) {
+        let downstream = if crate::domain::job_spec::is_bridge(job) {
             match state.store.downstream_pipeline(job.id).await? {
                 Some(d) => pipeline_link(linked, d.project_id, d.id)
                     .await?
@@ -338,7 +338,7 @@ pub async fn job_nodes(
             name: job.name.clone(),
             url: format!("/{}/-/jobs/{}", project.full_path(), job.id),
             status: StatusView::of_job(job.status, job.allow_failure),
-            needs: job_processing::job_needs(job)
+            needs: crate::domain::job_spec::job_needs(job)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|name| {
@@ -457,7 +457,7 @@ pub async fn act(
     let back = format!("/{}/-/pipelines/{}", project.full_path(), pipeline.id);
     let flash = match action.as_str() {
         "cancel" => {
-            job_processing::cancel_pipeline(&state, pipeline.id).await?;
+            dispatch::cancel_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline was canceled.")
         }
         "retry"
@@ -471,7 +471,7 @@ pub async fn act(
             return Err(WebError::NotFound);
         }
         "retry" if job_processing::pipeline_retryable(pipeline.status) => {
-            job_processing::retry_pipeline(&state, pipeline.id).await?;
+            dispatch::retry_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline's failed and canceled jobs are retrying.")
         }
         "retry" => Flash::alert("Only a failed or canceled pipeline can be retried."),
@@ -541,7 +541,7 @@ pub async fn run(
         ignore_skip_ci: true,
     };
     use crate::domain::pipeline_creation::CreateError;
-    match crate::domain::pipeline_creation::create_pipeline(&state, request).await {
+    match crate::domain::dispatch::create_pipeline(&state, request).await {
         Ok(pipeline) => Ok(view::redirect_with(
             &state,
             &format!("{back}/{}", pipeline.id),
