@@ -21,9 +21,9 @@ use pipewright_git::{IncomingPush, RefUpdate, RequestBody, Service};
 use pipewright_store::{NewProtectedBranch, NewPushEvent, Project, ProtectionLevel};
 use serde::Deserialize;
 
-use crate::api::Segments;
 use crate::auth::{Actor, Caller, authenticate_basic};
 use crate::domain::projects::{lookup, project_access};
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -107,7 +107,7 @@ async fn authorize(
     {
         return authorize_job_token(state, &format!("{namespace}/{path}"), &secret, write).await;
     }
-    let ip = crate::web::session::client_ip(extensions);
+    let ip = crate::sign_in::client_ip(extensions);
     let actor = match authenticate_basic(state, headers, ip).await {
         Ok(actor) => actor,
         Err(crate::error::ApiError::Internal(err)) => return Err(internal(err)),

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::Segments;
 use crate::auth::Caller;
 use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::pipeline_creation::CreateError;
 use crate::domain::projects::authorize_project;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
@@ -102,7 +103,7 @@ async fn create(
         ignore_skip_ci: true,
     };
     let result = crate::domain::dispatch::create_pipeline(&state, request).await;
-    super::trigger_pipeline::respond(&state, &project, result, Some(&actor.user)).await
+    respond(&state, &project, result, Some(&actor.user)).await
 }
 
 /// GitLab's `detailed_status` for a status.
@@ -532,4 +533,34 @@ async fn destroy(
     let pipeline = find_pipeline(&state, &project, &seg).await?;
     state.store.delete_pipeline(pipeline.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"message":{"base":[message]}}` with 400.
+pub fn base_error(message: &str) -> ApiError {
+    ApiError::Custom(
+        StatusCode::BAD_REQUEST,
+        json!({"message": {"base": [message]}}),
+    )
+}
+
+/// Maps the creation chain's outcome to GitLab's responses: 201, 400 or 422.
+pub async fn respond(
+    state: &AppState,
+    project: &Project,
+    result: Result<pipewright_store::Pipeline, CreateError>,
+    user: Option<&pipewright_store::User>,
+) -> ApiResult<Response> {
+    match result {
+        Ok(pipeline) => Ok((
+            StatusCode::CREATED,
+            Json(pipeline_json_for(state, project, &pipeline, user).await?),
+        )
+            .into_response()),
+        Err(CreateError::Rejected(message)) => Err(base_error(&message)),
+        Err(CreateError::ConfigError(_, message)) => Err(ApiError::Custom(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"message": {"base": [message]}}),
+        )),
+        Err(CreateError::Internal(e)) => Err(ApiError::Internal(e)),
+    }
 }

@@ -22,8 +22,6 @@ use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
 
-pub const RUNNER_TOKEN_PREFIX: &str = "glrt-";
-
 /// A runner that has not called in for this long is offline (GitLab: 2 hours).
 const ONLINE_WINDOW_MS: i64 = 2 * 3600 * 1000;
 
@@ -144,7 +142,7 @@ pub(crate) async fn create(
             Some(project.id)
         }
     };
-    let token = secrets::random_token(RUNNER_TOKEN_PREFIX, 24);
+    let token = secrets::random_token(secrets::RUNNER_TOKEN_PREFIX, 24);
     let new = NewRunner {
         token_digest: secrets::token_digest(&token),
         runner_type,

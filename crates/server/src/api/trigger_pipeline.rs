@@ -7,17 +7,16 @@
 //! not this project's live trigger token) → the pipeline creation chain (400/422) → 201.
 //! Authentication is the `token` parameter only; a `PRIVATE-TOKEN` header is ignored.
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use pipewright_core::{PipelineSource, Timestamp};
 use pipewright_store::{Project, VariableType};
 use serde_json::{Map, Value, json};
 
 use super::Segments;
-use super::pipelines::pipeline_json_for;
-use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
+use super::pipelines::{base_error, respond};
+use crate::domain::pipeline_creation::{CreatePipeline, PipelineUser};
 use crate::domain::pipeline_variables::{
     MAX_TRIGGER_PAYLOAD_BYTES, PipelineVariable, TRIGGER_PAYLOAD,
 };
@@ -314,34 +313,4 @@ fn names_project(project: &Project, id: &str) -> bool {
         return id.parse::<i64>().is_ok_and(|n| n == project.id);
     }
     id.eq_ignore_ascii_case(&project.full_path())
-}
-
-/// `{"message":{"base":[message]}}` with 400.
-pub fn base_error(message: &str) -> ApiError {
-    ApiError::Custom(
-        StatusCode::BAD_REQUEST,
-        json!({"message": {"base": [message]}}),
-    )
-}
-
-/// Maps the creation chain's outcome to GitLab's responses: 201, 400 or 422.
-pub async fn respond(
-    state: &AppState,
-    project: &Project,
-    result: Result<pipewright_store::Pipeline, CreateError>,
-    user: Option<&pipewright_store::User>,
-) -> ApiResult<Response> {
-    match result {
-        Ok(pipeline) => Ok((
-            StatusCode::CREATED,
-            Json(pipeline_json_for(state, project, &pipeline, user).await?),
-        )
-            .into_response()),
-        Err(CreateError::Rejected(message)) => Err(base_error(&message)),
-        Err(CreateError::ConfigError(_, message)) => Err(ApiError::Custom(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"message": {"base": [message]}}),
-        )),
-        Err(CreateError::Internal(e)) => Err(ApiError::Internal(e)),
-    }
 }

@@ -6,6 +6,8 @@
 //! Nothing here starts a bridge or settles one: each step returns what it made startable
 //! ([`ToStart`]), and [`crate::domain::dispatch`] starts it (bridges create pipelines, which
 //! advance in turn). So this module never calls back into `bridges` and needs no boxed futures.
+//! The steps are visible to the domain only: from `api/`, `web/` and the maintenance loop they
+//! are reached through `dispatch`, so nothing a step made startable is forgotten.
 
 use pipewright_config::PlannedJob;
 use pipewright_core::status::composite;
@@ -75,7 +77,10 @@ fn decide(job: &Job, prior: Option<Status>) -> Option<Status> {
 /// Re-evaluates a pipeline's waiting jobs and its status, and returns what that made
 /// startable: its pending bridges, and the pipeline itself when it finished as a downstream
 /// pipeline (its bridge upstream may mirror it).
-pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<ToStart> {
+pub(in crate::domain) async fn advance_pipeline(
+    state: &AppState,
+    pipeline_id: i64,
+) -> anyhow::Result<ToStart> {
     // Deciding a stage can unblock the next one (skips complete at once), so repeat until stable.
     for _ in 0..64 {
         let jobs = state.store.pipeline_all_jobs(pipeline_id).await?;
@@ -193,7 +198,7 @@ pub const CANCELABLE: &[Status] = &[
 
 /// Ends a running job with the runner's (or the server's) verdict, retries it when its
 /// `retry` allows, and moves the pipeline on. `None` when the job was not running.
-pub async fn finish_job(
+pub(in crate::domain) async fn finish_job(
     state: &AppState,
     job: &Job,
     status: Status,
@@ -237,7 +242,10 @@ async fn auto_retry(state: &AppState, job: &Job, reason: &str) -> anyhow::Result
 
 /// Cancels one job; a running one is told through `Job-Status` on its runner's next update.
 /// `None` when it could not be canceled.
-pub async fn cancel_job(state: &AppState, job: &Job) -> anyhow::Result<Option<ToStart>> {
+pub(in crate::domain) async fn cancel_job(
+    state: &AppState,
+    job: &Job,
+) -> anyhow::Result<Option<ToStart>> {
     let canceled = state
         .store
         .transition_job(job.id, CANCELABLE, Status::Canceled)
@@ -249,7 +257,10 @@ pub async fn cancel_job(state: &AppState, job: &Job) -> anyhow::Result<Option<To
 }
 
 /// Cancels every job of a pipeline that has not finished.
-pub async fn cancel_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<ToStart> {
+pub(in crate::domain) async fn cancel_pipeline(
+    state: &AppState,
+    pipeline_id: i64,
+) -> anyhow::Result<ToStart> {
     for job in state.store.pipeline_all_jobs(pipeline_id).await? {
         state
             .store
@@ -260,7 +271,10 @@ pub async fn cancel_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Resu
 }
 
 /// Retries one finished job now: a new attempt, pending. `None` when it could not be retried.
-pub async fn retry_job(state: &AppState, job: &Job) -> anyhow::Result<Option<(Job, ToStart)>> {
+pub(in crate::domain) async fn retry_job(
+    state: &AppState,
+    job: &Job,
+) -> anyhow::Result<Option<(Job, ToStart)>> {
     let Some(retried) = state.store.retry_job(job.id, Status::Pending).await? else {
         return Ok(None);
     };
@@ -275,7 +289,10 @@ pub fn pipeline_retryable(status: Status) -> bool {
 
 /// GitLab's pipeline retry: failed and canceled jobs get new attempts, and the jobs they
 /// had skipped wait again, so the pipeline runs on from where it failed.
-pub async fn retry_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<ToStart> {
+pub(in crate::domain) async fn retry_pipeline(
+    state: &AppState,
+    pipeline_id: i64,
+) -> anyhow::Result<ToStart> {
     for job in state.store.pipeline_all_jobs(pipeline_id).await? {
         match job.status {
             Status::Failed | Status::Canceled => {
@@ -294,7 +311,10 @@ pub async fn retry_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Resul
 }
 
 /// Starts a manual job. `None` when it was not waiting to be played.
-pub async fn play_job(state: &AppState, job: &Job) -> anyhow::Result<Option<ToStart>> {
+pub(in crate::domain) async fn play_job(
+    state: &AppState,
+    job: &Job,
+) -> anyhow::Result<Option<ToStart>> {
     let played = state
         .store
         .transition_job(

@@ -26,4 +26,5 @@ pub mod projects;
 pub mod protected_refs;
 pub mod push_pipelines;
 pub mod push_rules;
+pub mod tokens;
 pub mod webhooks;

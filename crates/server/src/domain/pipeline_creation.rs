@@ -125,7 +125,7 @@ fn rejected(message: &str) -> CreateError {
 
 /// Runs the creation chain and writes the pipeline. Returns it with what it made startable
 /// (the bridges of its first stage), which [`crate::domain::dispatch::create_pipeline`] starts.
-pub async fn create_pipeline(
+pub(in crate::domain) async fn create_pipeline(
     state: &AppState,
     request: CreatePipeline,
 ) -> Result<(Pipeline, ToStart), CreateError> {

@@ -6,8 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::access::{project_for, project_form};
 use super::error::{WebError, WebResult};
-use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Flash, Layout, ProjectNav};

@@ -15,9 +15,9 @@ use pipewright_logview::Cursor;
 use pipewright_store::{Job, Project};
 use serde_json::json;
 
+use super::access::{project_for, project_form};
 use super::error::{WebError, WebResult};
 use super::pipelines::{VariableRow, users_by_id, variable_rows};
-use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::api::artifacts;

@@ -11,8 +11,8 @@ use axum::response::Response;
 use pipewright_core::{PipelineSource, Status};
 use pipewright_store::{Job, Pipeline, PipelineFilter, Project, User};
 
+use super::access::{project_for, project_form};
 use super::error::{WebError, WebResult};
-use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::domain::linked_pipelines::LinkedProjects;

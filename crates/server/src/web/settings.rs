@@ -14,8 +14,8 @@ use pipewright_core::Timestamp;
 use pipewright_store::{Page, Project, RunnerScope, RunnerType};
 use serde_json::Value;
 
+use super::access::project_for;
 use super::error::{WebError, WebResult};
-use super::projects::project_for;
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav};
 use crate::api::{self, Segments};
@@ -269,7 +269,7 @@ async fn settings_form(
     path: &str,
     params: &Params,
 ) -> WebResult<(Project, ProjectAccess)> {
-    super::projects::project_form(
+    super::access::project_form(
         state,
         viewer,
         namespace,
