@@ -14,13 +14,13 @@ use pipewright_store::{Job, Project};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::artifacts;
 use crate::domain::job_token::{JobTokenCaller, running_job};
 use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::AppState;

@@ -11,13 +11,13 @@ use pipewright_core::Timestamp;
 use pipewright_store::{NewHookDelivery, Project, ProjectHook, PushEvent};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::projects::authorize_project;
 use crate::domain::webhooks;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;

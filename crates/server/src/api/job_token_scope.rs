@@ -12,13 +12,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::projects::{authorize_project, find_project, project_access};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::AppState;

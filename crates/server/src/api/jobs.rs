@@ -10,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use pipewright_store::{Job, Pipeline, Project};
 use serde_json::Value;
 
-use super::Segments;
 use super::pipelines::{find_pipeline, job_json, parse_statuses, pipeline_json};
 use crate::auth::Caller;
 use crate::domain::job_token::JobTokenCaller;
@@ -20,6 +19,7 @@ use crate::domain::{dispatch, job_processing};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::state::AppState;

@@ -1,5 +1,5 @@
-//! GitLab API v4, by feature. Each module owns its routes and handlers; shared lookups (path
-//! segments, project resolution) live here.
+//! GitLab API v4, by feature. Each module owns its routes and handlers: parameters in, a call
+//! into the domain (`crate::domain`), GitLab's JSON out. This module gathers their routes.
 
 pub mod artifacts;
 pub mod ci_lint;
@@ -20,8 +20,6 @@ pub mod users;
 pub mod variables;
 
 use serde_json::json;
-
-pub use crate::params::Segments;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};

@@ -11,7 +11,6 @@ use pipewright_core::{PipelineSource, Status, Timestamp};
 use pipewright_store::{Job, Pipeline, PipelineFilter, PipelineOrder, Project, VariableType};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::linked_pipelines::LinkedProjects;
 use crate::domain::pipeline_creation::CreateError;
@@ -20,6 +19,7 @@ use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::{AppState, ServerConfig};

@@ -10,13 +10,13 @@ use pipewright_core::Visibility;
 use pipewright_store::{NewProject, Project, ProjectFilter, ProjectOrder, ProjectUpdate, Viewer};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::projects::{authorize_project, find_project, project_access, remove_repository};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::state::AppState;

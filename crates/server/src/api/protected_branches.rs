@@ -9,13 +9,13 @@ use pipewright_core::AccessLevel;
 use pipewright_store::{NewProtectedBranch, ProtectionLevel};
 use serde_json::Value;
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::projects::authorize_project;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::AppState;

@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use pipewright_git::CommitInfo;
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::projects::authorize_project;
 use crate::domain::protected_refs::rules_for;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::{AppState, ServerConfig};

@@ -17,13 +17,13 @@ use pipewright_runner_proto as proto;
 use pipewright_store::{Job, TraceAppend};
 use serde_json::json;
 
-use super::Segments;
 use super::runners::runner_for_token;
 use crate::auth::Caller;
 use crate::domain::job_payload::well_formed;
 use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::secrets;

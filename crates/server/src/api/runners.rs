@@ -11,12 +11,12 @@ use pipewright_core::Timestamp;
 use pipewright_store::{NewRunner, Runner, RunnerScope, RunnerType, RunnerUpdate};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::secrets;

@@ -8,12 +8,12 @@ use pipewright_core::Timestamp;
 use pipewright_store::PersonalAccessToken;
 use serde_json::Value;
 
-use super::Segments;
 use crate::auth::{Actor, Caller, Credential, KNOWN_SCOPES};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
 

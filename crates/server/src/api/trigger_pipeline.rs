@@ -14,7 +14,6 @@ use pipewright_core::{PipelineSource, Timestamp};
 use pipewright_store::{Project, VariableType};
 use serde_json::{Map, Value, json};
 
-use super::Segments;
 use super::pipelines::{base_error, respond};
 use crate::domain::pipeline_creation::{CreatePipeline, PipelineUser};
 use crate::domain::pipeline_variables::{
@@ -22,6 +21,7 @@ use crate::domain::pipeline_variables::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;

@@ -11,13 +11,13 @@ use pipewright_core::Timestamp;
 use pipewright_store::{NewTrigger, Trigger};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::projects::{authorize_project, find_project};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;

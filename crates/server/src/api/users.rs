@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use pipewright_store::{NewUser, UserState, UserUpdate};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;

@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use pipewright_store::{CiVariable, VariableType};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;

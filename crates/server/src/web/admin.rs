@@ -13,9 +13,10 @@ use super::error::{WebError, WebResult};
 use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Layout};
-use crate::api::{self, Segments};
+use crate::api;
 use crate::domain::webhooks;
 use crate::params::Params;
+use crate::params::Segments;
 use crate::state::AppState;
 
 fn admin(viewer: &Viewer) -> WebResult<()> {

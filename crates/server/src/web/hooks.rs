@@ -11,9 +11,10 @@ use super::error::{WebError, WebResult};
 use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Flash, Layout, ProjectNav};
-use crate::api::{self, Segments};
+use crate::api;
 use crate::domain::webhooks;
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::state::AppState;
 
