@@ -85,6 +85,14 @@ impl ApiError {
         ApiError::Forbidden(None)
     }
 
+    /// GitLab's 400 for a model's base error: `{"message":{"base":[message]}}`.
+    pub fn base(message: &str) -> Self {
+        ApiError::Custom(
+            StatusCode::BAD_REQUEST,
+            json!({"message": {"base": [message]}}),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Internal(err) if database_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,

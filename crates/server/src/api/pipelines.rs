@@ -86,22 +86,14 @@ async fn create(
         }
         Some(_) => return Err(ApiError::InvalidParam("variables".into())),
     }
-    let request = crate::domain::pipeline_creation::CreatePipeline {
-        project: project.clone(),
+    let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
+        project.clone(),
         ref_name,
-        source: PipelineSource::Api,
-        run_as: crate::domain::pipeline_creation::PipelineUser::User {
-            user: actor.user.clone(),
-            role: access.role(),
-        },
-        trigger: None,
+        PipelineSource::Api,
+        actor.user.clone(),
+        access.role(),
         variables,
-        upstream: None,
-        before_sha: None,
-        config_path: None,
-        at_sha: None,
-        ignore_skip_ci: true,
-    };
+    );
     let result = crate::domain::dispatch::create_pipeline(&state, request).await;
     respond(&state, &project, result, Some(&actor.user)).await
 }
@@ -535,14 +527,6 @@ async fn destroy(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `{"message":{"base":[message]}}` with 400.
-pub fn base_error(message: &str) -> ApiError {
-    ApiError::Custom(
-        StatusCode::BAD_REQUEST,
-        json!({"message": {"base": [message]}}),
-    )
-}
-
 /// Maps the creation chain's outcome to GitLab's responses: 201, 400 or 422.
 pub async fn respond(
     state: &AppState,
@@ -556,7 +540,7 @@ pub async fn respond(
             Json(pipeline_json_for(state, project, &pipeline, user).await?),
         )
             .into_response()),
-        Err(CreateError::Rejected(message)) => Err(base_error(&message)),
+        Err(CreateError::Rejected(message)) => Err(ApiError::base(&message)),
         Err(CreateError::ConfigError(_, message)) => Err(ApiError::Custom(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"message": {"base": [message]}}),

@@ -27,4 +27,5 @@ pub mod protected_refs;
 pub mod push_pipelines;
 pub mod push_rules;
 pub mod tokens;
+pub mod triggers;
 pub mod webhooks;

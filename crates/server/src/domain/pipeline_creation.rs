@@ -69,6 +69,33 @@ pub struct CreatePipeline {
     pub at_sha: Option<String>,
 }
 
+impl CreatePipeline {
+    /// A pipeline a user runs by hand for a ref (the API's `POST /pipeline`, the pipelines
+    /// page's form), as themselves, with the variables they gave; `[skip ci]` does not apply.
+    pub fn run_by(
+        project: Project,
+        ref_name: String,
+        source: PipelineSource,
+        user: User,
+        role: Option<pipewright_core::AccessLevel>,
+        variables: Vec<PipelineVariable>,
+    ) -> Self {
+        CreatePipeline {
+            project,
+            ref_name,
+            source,
+            run_as: PipelineUser::User { user, role },
+            trigger: None,
+            variables,
+            upstream: None,
+            ignore_skip_ci: true,
+            before_sha: None,
+            config_path: None,
+            at_sha: None,
+        }
+    }
+}
+
 /// Why no pipeline (or a failed one) was created.
 #[derive(Debug)]
 pub enum CreateError {

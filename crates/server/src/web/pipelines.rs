@@ -524,22 +524,14 @@ pub async fn run(
             variable_type: pipewright_store::VariableType::EnvVar,
         });
     }
-    let request = crate::domain::pipeline_creation::CreatePipeline {
-        project: project.clone(),
+    let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
+        project.clone(),
         ref_name,
-        source: PipelineSource::Web,
-        run_as: crate::domain::pipeline_creation::PipelineUser::User {
-            user,
-            role: access.role(),
-        },
-        trigger: None,
+        PipelineSource::Web,
+        user,
+        access.role(),
         variables,
-        upstream: None,
-        before_sha: None,
-        config_path: None,
-        at_sha: None,
-        ignore_skip_ci: true,
-    };
+    );
     use crate::domain::pipeline_creation::CreateError;
     match crate::domain::dispatch::create_pipeline(&state, request).await {
         Ok(pipeline) => Ok(view::redirect_with(
