@@ -17,6 +17,7 @@ use tokio::io::AsyncWriteExt;
 use crate::auth::Caller;
 use crate::domain::artifacts;
 use crate::domain::job_token::{JobTokenCaller, running_job};
+use crate::domain::manual_actions::{self, JobAction};
 use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
@@ -332,7 +333,11 @@ async fn keep(
         .ok_or(ApiError::NotFound(""))?;
     // GitLab: `authorize!(:update_build, build)` (lib/api/ci/job_artifacts.rb), which a
     // protected branch the caller may not update prevents.
-    super::jobs::require_ref_update(&state, &access, &pipeline).await?;
+    let user = caller.0.as_ref().map(|a| &a.user);
+    let keep = JobAction::KeepArtifacts;
+    if !manual_actions::may_change_job(&state, &access, user, &pipeline, &job, keep).await? {
+        return Err(ApiError::forbidden());
+    }
     if !artifacts::keep_forever(&state, &job).await? {
         return Err(ApiError::NotFound(""));
     }

@@ -14,13 +14,14 @@ use super::pipelines::{find_pipeline, job_json, parse_statuses, pipeline_json};
 use crate::auth::Caller;
 use crate::domain::job_token::JobTokenCaller;
 use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::manual_actions::{self, JobAction, PipelineAction};
 use crate::domain::projects::authorize_project;
 use crate::domain::{dispatch, job_processing};
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
 use crate::params::Segments;
-use crate::permissions::{Action, ProjectAccess};
+use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
 
@@ -76,17 +77,17 @@ async fn render(state: &AppState, project: &Project, job: &Job) -> ApiResult<Val
     job_json(state, project, &pipeline, job).await
 }
 
-/// The project and job for a change that needs `action`: cancel, retry, play and erase. On
-/// a protected branch each also needs the right to update the branch (GitLab's
-/// `protected_ref` rule in app/policies/ci/build_policy.rb prevents every job write ability,
-/// and `authorize!` answers `403 Forbidden`).
+/// The project and job for a change by hand, if the caller has the role `needed` and may
+/// `action` the job ([`manual_actions::may_change_job`]: its protected ref, a bridge's
+/// downstream branch); `403 Forbidden` otherwise, as GitLab's `authorize!` answers.
 async fn target(
     state: &AppState,
     caller: &Caller,
     seg: &Segments,
-    action: Action,
+    needed: Action,
+    action: JobAction,
 ) -> ApiResult<(Project, Job)> {
-    let (project, access) = authorize_project(state, caller, seg.get("id")?, action).await?;
+    let (project, access) = authorize_project(state, caller, seg.get("id")?, needed).await?;
     let id = seg.id("job_id", "")?;
     let job = state
         .store
@@ -98,39 +99,28 @@ async fn target(
         .pipeline(project.id, job.pipeline_id)
         .await?
         .ok_or(ApiError::NotFound(""))?;
-    require_ref_update(state, &access, &pipeline).await?;
+    let user = caller.0.as_ref().map(|a| &a.user);
+    if !manual_actions::may_change_job(state, &access, user, &pipeline, &job, action).await? {
+        return Err(ApiError::forbidden());
+    }
     Ok((project, job))
 }
 
-/// `403 Forbidden` when `job` is a bridge the caller may not start by hand
-/// ([`crate::domain::bridges::user_may_start`]).
-async fn require_bridge_start(state: &AppState, caller: &Caller, job: &Job) -> ApiResult<()> {
-    if !crate::domain::job_spec::is_bridge(job) {
-        return Ok(());
-    }
-    let user = caller.0.as_ref().map(|a| &a.user);
-    if crate::domain::bridges::user_may_start(state, user, job)
-        .await
-        .map_err(internal)?
-    {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
-/// `403 Forbidden` unless the caller may update the pipeline's branch
-/// ([`crate::domain::protected_refs`]).
-pub(crate) async fn require_ref_update(
+/// The project and pipeline for a change by hand, as [`target`] finds a job's.
+async fn target_pipeline(
     state: &AppState,
-    access: &ProjectAccess,
-    pipeline: &Pipeline,
-) -> ApiResult<()> {
-    if crate::domain::protected_refs::may_update(state, access, pipeline).await? {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
+    caller: &Caller,
+    seg: &Segments,
+    action: PipelineAction,
+) -> ApiResult<(Project, Pipeline)> {
+    let (project, access) =
+        authorize_project(state, caller, seg.get("id")?, Action::UpdatePipelines).await?;
+    let pipeline = find_pipeline(state, &project, seg).await?;
+    let user = caller.0.as_ref().map(|a| &a.user);
+    if !manual_actions::may_change_pipeline(state, &access, user, &pipeline, action).await? {
+        return Err(ApiError::forbidden());
     }
+    Ok((project, pipeline))
 }
 
 /// Answers an action with the job as it is now.
@@ -153,7 +143,14 @@ async fn cancel(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    let (project, job) = target(
+        &state,
+        &caller,
+        &seg,
+        Action::UpdatePipelines,
+        JobAction::Cancel,
+    )
+    .await?;
     // Canceling a finished job is a no-op that still answers with the job, as GitLab does.
     dispatch::cancel_job(&state, &job).await.map_err(internal)?;
     answer(&state, &project, job.id, StatusCode::CREATED).await
@@ -164,8 +161,14 @@ async fn retry(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
-    require_bridge_start(&state, &caller, &job).await?;
+    let (project, job) = target(
+        &state,
+        &caller,
+        &seg,
+        Action::UpdatePipelines,
+        JobAction::Retry,
+    )
+    .await?;
     let Some(new_job) = dispatch::retry_job(&state, &job).await.map_err(internal)? else {
         return Err(ApiError::Forbidden(Some("Job is not retryable".into())));
     };
@@ -177,8 +180,14 @@ async fn play(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
-    require_bridge_start(&state, &caller, &job).await?;
+    let (project, job) = target(
+        &state,
+        &caller,
+        &seg,
+        Action::UpdatePipelines,
+        JobAction::Play,
+    )
+    .await?;
     if !dispatch::play_job(&state, &job).await.map_err(internal)? {
         return Err(ApiError::BadRequest(format!(
             "Unplayable Job: {}",
@@ -193,15 +202,17 @@ async fn erase(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, job) = target(&state, &caller, &seg, Action::DeleteArtifacts).await?;
-    if !job.status.is_complete() {
+    let (project, job) = target(
+        &state,
+        &caller,
+        &seg,
+        Action::DeleteArtifacts,
+        JobAction::Erase,
+    )
+    .await?;
+    if !manual_actions::erase_job(&state, &job).await? {
         return Err(ApiError::Forbidden(Some("Job is not erasable!".into())));
     }
-    crate::domain::artifacts::remove(&state, &job)
-        .await
-        .map_err(internal)?;
-    crate::domain::job_logs::erase(&state, job.id).await?;
-    state.store.erase_job(job.id).await?;
     answer(&state, &project, job.id, StatusCode::CREATED).await
 }
 
@@ -210,12 +221,8 @@ async fn cancel_pipeline(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, access) =
-        authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
-    let pipeline = find_pipeline(&state, &project, &seg).await?;
-    // GitLab: app/policies/ci/pipeline_policy.rb (`protected_ref` prevents `update_pipeline`
-    // and `cancel_pipeline`).
-    require_ref_update(&state, &access, &pipeline).await?;
+    let (project, pipeline) =
+        target_pipeline(&state, &caller, &seg, PipelineAction::Cancel).await?;
     dispatch::cancel_pipeline(&state, pipeline.id)
         .await
         .map_err(internal)?;
@@ -231,19 +238,7 @@ async fn retry_pipeline(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, access) =
-        authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
-    let pipeline = find_pipeline(&state, &project, &seg).await?;
-    // GitLab: app/policies/ci/pipeline_policy.rb (`protected_ref` prevents `update_pipeline`
-    // and `cancel_pipeline`).
-    require_ref_update(&state, &access, &pipeline).await?;
-    let user = caller.0.as_ref().map(|a| &a.user);
-    if !crate::domain::bridges::user_may_restart_bridges(&state, user, pipeline.id)
-        .await
-        .map_err(internal)?
-    {
-        return Err(ApiError::forbidden());
-    }
+    let (project, pipeline) = target_pipeline(&state, &caller, &seg, PipelineAction::Retry).await?;
     if !job_processing::pipeline_retryable(pipeline.status) {
         return Err(ApiError::Forbidden(Some(
             "Pipeline is not retryable".into(),

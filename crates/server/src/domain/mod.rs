@@ -19,6 +19,7 @@ pub mod job_queue;
 pub mod job_spec;
 pub mod job_token;
 pub mod linked_pipelines;
+pub mod manual_actions;
 pub mod pipeline_context;
 pub mod pipeline_creation;
 pub mod pipeline_variables;

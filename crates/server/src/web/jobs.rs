@@ -22,6 +22,7 @@ use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::api::artifacts;
 use crate::domain::dispatch;
+use crate::domain::manual_actions::{self, JobAction};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
@@ -399,63 +400,59 @@ pub async fn act(
     Path((namespace, path, id, action)): Path<(String, String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    let needed = if action == "erase" {
-        Action::DeleteArtifacts
-    } else {
-        Action::UpdatePipelines
+    let (action, needed) = match action.as_str() {
+        "retry" => (JobAction::Retry, Action::UpdatePipelines),
+        "cancel" => (JobAction::Cancel, Action::UpdatePipelines),
+        "play" => (JobAction::Play, Action::UpdatePipelines),
+        "keep" => (JobAction::KeepArtifacts, Action::UpdatePipelines),
+        "erase" => (JobAction::Erase, Action::DeleteArtifacts),
+        _ => return Err(WebError::NotFound),
     };
     let (project, access) =
         project_form(&state, &viewer, &namespace, &path, &params, needed).await?;
     let job = find_job(&state, &project, &id).await?;
-    // As the API (a 403 there is a 404 page here): a protected branch's jobs are changed
-    // only by those who may update the branch.
+    // As the API (a 403 there is a 404 page here).
     let pipeline = state
         .store
         .pipeline_by_id(job.pipeline_id)
         .await?
         .ok_or(WebError::NotFound)?;
-    if !crate::domain::protected_refs::may_update(&state, &access, &pipeline).await? {
-        return Err(WebError::NotFound);
-    }
-    if matches!(action.as_str(), "play" | "retry")
-        && crate::domain::job_spec::is_bridge(&job)
-        && !crate::domain::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?
-    {
+    let user = viewer.user.as_ref();
+    if !manual_actions::may_change_job(&state, &access, user, &pipeline, &job, action).await? {
         return Err(WebError::NotFound);
     }
     let full_path = project.full_path();
     let mut back = format!("/{full_path}/-/jobs/{}", job.id);
-    let flash = match action.as_str() {
-        "retry" => match dispatch::retry_job(&state, &job).await? {
+    let flash = match action {
+        JobAction::Retry => match dispatch::retry_job(&state, &job).await? {
             Some(new_job) => {
                 back = format!("/{full_path}/-/jobs/{}", new_job.id);
                 Flash::notice("The job is retrying.")
             }
             None => Flash::alert("This job cannot be retried."),
         },
-        "cancel" => {
+        JobAction::Cancel => {
             if dispatch::cancel_job(&state, &job).await? {
                 Flash::notice("The job was canceled.")
             } else {
                 Flash::alert("This job cannot be canceled.")
             }
         }
-        "play" => {
+        JobAction::Play => {
             if dispatch::play_job(&state, &job).await? {
                 Flash::notice("The job is starting.")
             } else {
                 Flash::alert("This job cannot be started.")
             }
         }
-        "keep" => {
-            let Some(mut kept) = job.artifacts.clone() else {
+        JobAction::KeepArtifacts => {
+            if !crate::domain::artifacts::keep_forever(&state, &job).await? {
                 return Err(WebError::NotFound);
-            };
-            kept.expire_at = None;
-            state.store.set_job_artifacts(job.id, Some(&kept)).await?;
+            }
             Flash::notice("The artifacts will be kept.")
         }
-        _ => return Err(WebError::NotFound),
+        // The pages do not erase jobs (the API does).
+        JobAction::Erase => return Err(WebError::NotFound),
     };
     Ok(view::redirect_with(&state, &back, flash))
 }

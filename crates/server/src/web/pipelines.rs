@@ -16,6 +16,7 @@ use super::error::{WebError, WebResult};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::manual_actions::{self, PipelineAction};
 use crate::domain::{dispatch, job_processing};
 use crate::params::Params;
 use crate::permissions::Action;
@@ -449,33 +450,28 @@ pub async fn act(
         Action::UpdatePipelines,
     )
     .await?;
+    let action = match action.as_str() {
+        "cancel" => PipelineAction::Cancel,
+        "retry" => PipelineAction::Retry,
+        _ => return Err(WebError::NotFound),
+    };
     let pipeline = find_pipeline(&state, &project, &id).await?;
     // As the API (a 403 there is a 404 page here).
-    if !crate::domain::protected_refs::may_update(&state, &access, &pipeline).await? {
+    let user = viewer.user.as_ref();
+    if !manual_actions::may_change_pipeline(&state, &access, user, &pipeline, action).await? {
         return Err(WebError::NotFound);
     }
     let back = format!("/{}/-/pipelines/{}", project.full_path(), pipeline.id);
-    let flash = match action.as_str() {
-        "cancel" => {
+    let flash = match action {
+        PipelineAction::Cancel => {
             dispatch::cancel_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline was canceled.")
         }
-        "retry"
-            if !crate::domain::bridges::user_may_restart_bridges(
-                &state,
-                viewer.user.as_ref(),
-                pipeline.id,
-            )
-            .await? =>
-        {
-            return Err(WebError::NotFound);
-        }
-        "retry" if job_processing::pipeline_retryable(pipeline.status) => {
+        PipelineAction::Retry if job_processing::pipeline_retryable(pipeline.status) => {
             dispatch::retry_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline's failed and canceled jobs are retrying.")
         }
-        "retry" => Flash::alert("Only a failed or canceled pipeline can be retried."),
-        _ => return Err(WebError::NotFound),
+        PipelineAction::Retry => Flash::alert("Only a failed or canceled pipeline can be retried."),
     };
     Ok(view::redirect_with(&state, &back, flash))
 }
