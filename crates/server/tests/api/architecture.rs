@@ -476,23 +476,26 @@ fn block_end(code: &str, open: usize) -> usize {
     code.len()
 }
 
+/// Where the keyword `word` (followed by a space) starts in `code`, as a whole word.
+fn keyword_offsets<'a>(code: &'a str, word: &'a str) -> impl Iterator<Item = usize> + 'a {
+    code.match_indices(word)
+        .map(|(at, _)| at)
+        .filter(move |at| {
+            code[at + word.len()..].starts_with(' ')
+                && (*at == 0 || !is_ident(code.as_bytes()[at - 1]))
+        })
+}
+
 /// Inline modules (`mod name { … }`): their spans and names.
 fn inline_module_spans(code: &str) -> Vec<(usize, usize, String)> {
     let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(found) = code[from..].find("mod ") {
-        let at = from + found;
-        from = at + 4;
-        if at > 0 && is_ident(code.as_bytes()[at - 1]) {
-            continue;
-        }
-        let rest = &code[at + 4..];
+    for at in keyword_offsets(code, "mod") {
+        let rest = code[at + 3..].trim_start();
         let name: String = rest
-            .trim_start()
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        let after = rest.trim_start()[name.len()..].trim_start();
+        let after = rest[name.len()..].trim_start();
         if !name.is_empty() && after.starts_with('{') {
             let open = code.len() - after.len();
             out.push((at, block_end(code, open), name));
@@ -516,23 +519,15 @@ fn test_module_spans(code: &str) -> Vec<(usize, usize)> {
 
 /// Every `use` tree in `code` (`use a::{b, c};` → `a::{b, c}`), with its offset.
 fn use_trees(code: &str) -> Vec<(usize, String)> {
-    let mut out = Vec::new();
-    let mut from = 0;
-    while let Some(found) = code[from..].find("use ") {
-        let at = from + found;
-        from = at + 4;
-        if at > 0 && is_ident(code.as_bytes()[at - 1]) {
-            continue;
-        }
-        if let Some(end) = code[at..].find(';') {
+    keyword_offsets(code, "use")
+        .filter_map(|at| {
+            let end = code[at..].find(';')?;
             let tree = code[at + 4..at + end]
                 .split_whitespace()
-                .collect::<Vec<_>>()
-                .join(" ");
-            out.push((at, tree));
-        }
-    }
-    out
+                .collect::<Vec<_>>();
+            Some((at, tree.join(" ")))
+        })
+        .collect()
 }
 
 /// `a::{b, c::{self, d as e}}` → `a::b`, `a::c`, `a::c::d` (renames and globs dropped).
