@@ -29,6 +29,7 @@ pub mod sign_in;
 pub mod state;
 pub mod validate;
 pub mod web;
+pub mod webhook_delivery;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -31,7 +31,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                if let Err(err) = crate::domain::webhooks::deliver_due(&state).await {
+                if let Err(err) = crate::webhook_delivery::deliver_due(&state).await {
                     tracing::warn!(error = %format!("{err:#}"), "webhook delivery failed");
                 }
             }

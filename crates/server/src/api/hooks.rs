@@ -22,6 +22,7 @@ use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::state::AppState;
+use crate::webhook_delivery;
 
 pub fn routes() -> Vec<Route> {
     use Access::*;
@@ -102,10 +103,10 @@ async fn apply(
 ) -> ApiResult<()> {
     match params.str("url")? {
         Some(url) => {
-            let allow_local = webhooks::allow_local(state)
+            let allow_local = webhook_delivery::allow_local(state)
                 .await
                 .map_err(ApiError::Internal)?;
-            if webhooks::resolve(&url, allow_local).await.is_err() {
+            if webhook_delivery::resolve(&url, allow_local).await.is_err() {
                 return Err(invalid_url());
             }
             h.url = url;
@@ -288,7 +289,7 @@ pub(crate) async fn test(
         .enqueue_hook_deliveries(&[NewHookDelivery {
             hook_id: h.id,
             event,
-            uuid: webhooks::new_uuid(),
+            uuid: webhook_delivery::new_uuid(),
             payload: payload.to_string(),
         }])
         .await?;
@@ -334,11 +335,11 @@ pub(crate) async fn settings(
     caller: Caller,
 ) -> ApiResult<Json<Value>> {
     caller.admin()?;
-    let allow = webhooks::allow_local(&state)
+    let allow = webhook_delivery::allow_local(&state)
         .await
         .map_err(ApiError::Internal)?;
     Ok(Json(json!({
-        webhooks::ALLOW_LOCAL_SETTING: allow,
+        webhook_delivery::ALLOW_LOCAL_SETTING: allow,
         "allow_local_requests_from_system_hooks": allow,
     })))
 }
@@ -349,11 +350,11 @@ pub(crate) async fn update_settings(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.admin()?;
-    if let Some(allow) = params.bool(webhooks::ALLOW_LOCAL_SETTING)? {
+    if let Some(allow) = params.bool(webhook_delivery::ALLOW_LOCAL_SETTING)? {
         state
             .store
             .set_setting(
-                webhooks::ALLOW_LOCAL_SETTING,
+                webhook_delivery::ALLOW_LOCAL_SETTING,
                 if allow { "true" } else { "false" },
             )
             .await?;
