@@ -3,7 +3,10 @@
 //! endpoints.
 //! It owns request parsing, authentication, permissions and GitLab's response shapes; it never
 //! writes SQL (that is the store's) and never touches a repository's files directly (that is
-//! the git crate's). Modules are by feature; `error.rs` is the one place errors become HTTP.
+//! the git crate's). Modules are by feature, in layers that import downwards only: handlers
+//! (`api/`, `web/`, `git_http.rs`, …) over the domain (`domain/`, which decides things) over
+//! the foundation (state, errors, parameters, auth); `error.rs` is the one place errors become
+//! HTTP.
 
 pub mod api;
 pub mod auth;
