@@ -5,13 +5,14 @@
 //! GitLab. Git over HTTP uses Basic auth with a token or the user's password (see
 //! [`authenticate_basic`]). Every failure is a plain 401 that does not say whether the token
 //! exists; revoked and expired tokens get GitLab's OAuth-style 401 bodies, which name the reason
-//! but never the token.
+//! but never the token. A `CI_JOB_TOKEN` resolves to its running job ([`JobTokenCaller`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
-use pipewright_core::Timestamp;
-use pipewright_store::{PersonalAccessToken, User};
+use axum::http::{HeaderMap, Method, StatusCode};
+use pipewright_core::{Status, Timestamp};
+use pipewright_store::{Job, PersonalAccessToken, User};
+use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
@@ -252,4 +253,63 @@ pub async fn authenticate_basic(
             Err(ApiError::Unauthorized)
         }
     }
+}
+
+// Job tokens.
+//
+// `CI_JOB_TOKEN` as a credential: the `JOB-TOKEN` header or the `job_token` parameter resolves
+// to the running job it was issued to. A token stays attached to its job after the job
+// finishes (the digest is kept), so a late use gets GitLab's 401 `Job is not running` rather
+// than a generic 401. Tokens are looked up by digest only. What the job may do with it is
+// `domain::job_token`'s to say.
+
+pub const JOB_TOKEN_PREFIX: &str = "glcbt-";
+
+/// The job a request's job token belongs to, when one was sent.
+#[derive(Debug, Clone)]
+pub struct JobTokenCaller(pub Option<Job>);
+
+impl FromRequestParts<AppState> for JobTokenCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = match parts.headers.get("job-token") {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| ApiError::Unauthorized)?
+                    .trim()
+                    .to_string(),
+            ),
+            None => Params::from_query(parts.uri.query())?.str("job_token")?,
+        };
+        match token {
+            None => Ok(JobTokenCaller(None)),
+            Some(token) => Ok(JobTokenCaller(Some(running_job(state, &token).await?))),
+        }
+    }
+}
+
+/// The running job `token` was issued to: 401 for an unknown token, 401 `Job is not running`
+/// once its job has finished.
+pub async fn running_job(state: &AppState, token: &str) -> ApiResult<Job> {
+    let job = state
+        .store
+        .job_by_token(&secrets::token_digest(token))
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if job.status != Status::Running {
+        return Err(not_running());
+    }
+    Ok(job)
+}
+
+pub fn not_running() -> ApiError {
+    ApiError::Custom(
+        StatusCode::UNAUTHORIZED,
+        json!({"message": "Job is not running"}),
+    )
 }

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
 use crate::auth::Caller;
+use crate::auth::{JobTokenCaller, running_job};
 use crate::domain::artifacts;
-use crate::domain::job_token::{JobTokenCaller, running_job};
 use crate::domain::manual_actions::{self, JobAction};
 use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::pipelines::{find_pipeline, job_json, parse_statuses, pipeline_json};
 use crate::auth::Caller;
-use crate::domain::job_token::JobTokenCaller;
+use crate::auth::JobTokenCaller;
 use crate::domain::linked_pipelines::LinkedProjects;
 use crate::domain::manual_actions::{self, JobAction, PipelineAction};
 use crate::domain::projects::authorize_project;

@@ -10,7 +10,7 @@ use pipewright_core::{Status, Timestamp};
 use pipewright_runner_proto as proto;
 use pipewright_store::{Job, Runner};
 
-use crate::domain::job_token::JOB_TOKEN_PREFIX;
+use crate::auth::JOB_TOKEN_PREFIX;
 use crate::error::{ApiError, ApiResult};
 use crate::secrets;
 use crate::state::AppState;

@@ -35,8 +35,7 @@ pub async fn run(
     variables: Vec<(String, String)>,
     payload: String,
 ) -> ApiResult<Triggered> {
-    let (project, run_as, origin) = if token.starts_with(crate::domain::job_token::JOB_TOKEN_PREFIX)
-    {
+    let (project, run_as, origin) = if token.starts_with(crate::auth::JOB_TOKEN_PREFIX) {
         by_job_token(state, id, token).await?
     } else {
         by_trigger_token(state, id, token).await?
@@ -167,7 +166,7 @@ async fn by_job_token(
     id: &str,
     token: &str,
 ) -> ApiResult<(Project, PipelineUser, Origin)> {
-    let job = crate::domain::job_token::running_job(state, token).await?;
+    let job = crate::auth::running_job(state, token).await?;
     let project = crate::domain::projects::lookup(state, id)
         .await?
         .ok_or(ApiError::NotFound("Project"))?;
