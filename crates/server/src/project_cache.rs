@@ -2,7 +2,9 @@
 //! but changes rarely (a project's webhooks and CI/CD variables, what a pipeline's job
 //! payloads share). Entries live for a short time-to-live and are
 //! dropped at once when this process changes them, so a change made through this server is
-//! seen immediately and one made through another replica within the TTL.
+//! seen immediately and one made through another replica within the TTL. The values cached
+//! ([`OpenedVariables`], [`PayloadContext`]) are defined here, beside the cache `AppState`
+//! holds them in; the domain loads them (`domain::ci_variables`, `domain::job_payload`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -62,8 +64,6 @@ impl<T> ProjectCache<T> {
         }
     }
 }
-
-// What is cached.
 
 /// A project's and the instance's variables, opened once when they are (re)loaded: jobs and
 /// log chunks read them all the time, and unsealing is not free.
