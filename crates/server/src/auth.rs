@@ -5,13 +5,14 @@
 //! GitLab. Git over HTTP uses Basic auth with a token or the user's password (see
 //! [`authenticate_basic`]). Every failure is a plain 401 that does not say whether the token
 //! exists; revoked and expired tokens get GitLab's OAuth-style 401 bodies, which name the reason
-//! but never the token.
+//! but never the token. A `CI_JOB_TOKEN` resolves to its running job ([`JobTokenCaller`]).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method};
-use pipewright_core::Timestamp;
-use pipewright_store::{PersonalAccessToken, User};
+use axum::http::{HeaderMap, Method, StatusCode};
+use pipewright_core::{Status, Timestamp};
+use pipewright_store::{Job, PersonalAccessToken, User};
+use serde_json::json;
 
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
@@ -221,24 +222,6 @@ fn touch_last_used(state: &AppState, pat: &PersonalAccessToken) {
     }
 }
 
-/// HTTP Basic credentials `(username, secret)`, if any were sent.
-pub fn basic_credentials(headers: &HeaderMap) -> ApiResult<Option<(String, String)>> {
-    let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| ApiError::Unauthorized)?;
-    let Some(encoded) = value
-        .strip_prefix("Basic ")
-        .or_else(|| value.strip_prefix("basic "))
-    else {
-        return Err(ApiError::Unauthorized);
-    };
-    let decoded = decode_base64(encoded.trim()).ok_or(ApiError::Unauthorized)?;
-    let decoded = String::from_utf8(decoded).map_err(|_| ApiError::Unauthorized)?;
-    let (username, secret) = decoded.split_once(':').ok_or(ApiError::Unauthorized)?;
-    Ok(Some((username.to_string(), secret.to_string())))
-}
-
 /// Authenticates git's HTTP Basic credentials: any username with a personal access token, or
 /// the username (or email) with its password — the password through [`crate::sign_in`], so it
 /// counts towards the same lockout as the sign-in page. Returns `Ok(None)` when no
@@ -248,7 +231,7 @@ pub async fn authenticate_basic(
     headers: &HeaderMap,
     ip: Option<std::net::IpAddr>,
 ) -> ApiResult<Option<Actor>> {
-    let Some((username, secret)) = basic_credentials(headers)? else {
+    let Some((username, secret)) = crate::basic_auth::credentials(headers)? else {
         return Ok(None);
     };
     if username == "gitlab-ci-token" {
@@ -272,47 +255,61 @@ pub async fn authenticate_basic(
     }
 }
 
-/// Standard base64 (with or without padding), as HTTP Basic uses it.
-fn decode_base64(input: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        match c {
-            b'A'..=b'Z' => Some(u32::from(c - b'A')),
-            b'a'..=b'z' => Some(u32::from(c - b'a') + 26),
-            b'0'..=b'9' => Some(u32::from(c - b'0') + 52),
-            b'+' => Some(62),
-            b'/' => Some(63),
-            _ => None,
+// Job tokens.
+//
+// `CI_JOB_TOKEN` as a credential: the `JOB-TOKEN` header or the `job_token` parameter resolves
+// to the running job it was issued to. A token stays attached to its job after the job
+// finishes (the digest is kept), so a late use gets GitLab's 401 `Job is not running` rather
+// than a generic 401. Tokens are looked up by digest only. What the job may do with it is
+// `domain::job_token`'s to say.
+
+pub const JOB_TOKEN_PREFIX: &str = "glcbt-";
+
+/// The job a request's job token belongs to, when one was sent.
+#[derive(Debug, Clone)]
+pub struct JobTokenCaller(pub Option<Job>);
+
+impl FromRequestParts<AppState> for JobTokenCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = match parts.headers.get("job-token") {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| ApiError::Unauthorized)?
+                    .trim()
+                    .to_string(),
+            ),
+            None => Params::from_query(parts.uri.query())?.str("job_token")?,
+        };
+        match token {
+            None => Ok(JobTokenCaller(None)),
+            Some(token) => Ok(JobTokenCaller(Some(running_job(state, &token).await?))),
         }
     }
-    let bytes: Vec<u8> = input.bytes().filter(|b| *b != b'=').collect();
-    if bytes.len() % 4 == 1 {
-        return None;
-    }
-    let mut out = Vec::with_capacity(bytes.len() * 3 / 4);
-    for chunk in bytes.chunks(4) {
-        let mut acc = 0u32;
-        for (i, c) in chunk.iter().enumerate() {
-            acc |= value(*c)? << (18 - 6 * i);
-        }
-        let produced = chunk.len() - 1;
-        for i in 0..produced {
-            out.push(((acc >> (16 - 8 * i)) & 0xff) as u8);
-        }
-    }
-    Some(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::decode_base64;
-
-    #[test]
-    fn base64_decodes_basic_credentials() {
-        assert_eq!(
-            decode_base64("cm9vdDpzZWNyZXQ=").as_deref(),
-            Some(&b"root:secret"[..])
-        );
-        assert_eq!(decode_base64("YQ").as_deref(), Some(&b"a"[..]));
-        assert_eq!(decode_base64("!!!"), None);
+/// The running job `token` was issued to: 401 for an unknown token, 401 `Job is not running`
+/// once its job has finished.
+pub async fn running_job(state: &AppState, token: &str) -> ApiResult<Job> {
+    let job = state
+        .store
+        .job_by_token(&secrets::token_digest(token))
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if job.status != Status::Running {
+        return Err(not_running());
     }
+    Ok(job)
+}
+
+pub fn not_running() -> ApiError {
+    ApiError::Custom(
+        StatusCode::UNAUTHORIZED,
+        json!({"message": "Job is not running"}),
+    )
 }

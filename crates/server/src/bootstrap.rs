@@ -69,7 +69,7 @@ pub async fn ensure_root(
     let token_registered = if let Some(token) = token {
         let scopes = vec!["api".to_string()];
         debug_assert!(KNOWN_SCOPES.contains(&"api"));
-        crate::api::tokens::issue_token(
+        crate::domain::tokens::issue_token(
             state,
             root.id,
             "root-bootstrap",
@@ -114,7 +114,7 @@ pub async fn embedded_runner_token(state: &AppState) -> anyhow::Result<String> {
             return Ok(token);
         }
     }
-    let token = secrets::random_token(crate::api::runners::RUNNER_TOKEN_PREFIX, 24);
+    let token = secrets::random_token(secrets::RUNNER_TOKEN_PREFIX, 24);
     state
         .store
         .create_runner(&pipewright_store::NewRunner {

@@ -85,6 +85,14 @@ impl ApiError {
         ApiError::Forbidden(None)
     }
 
+    /// GitLab's 400 for a model's base error: `{"message":{"base":[message]}}`.
+    pub fn base(message: &str) -> Self {
+        ApiError::Custom(
+            StatusCode::BAD_REQUEST,
+            json!({"message": {"base": [message]}}),
+        )
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::Internal(err) if database_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
@@ -155,7 +163,7 @@ impl IntoResponse for ApiError {
             }
         }
         if let ApiError::MalformedRequest = self {
-            return crate::malformed::bad_request();
+            return malformed_response();
         }
         let status = self.status();
         let mut response = (status, axum::Json(self.body())).into_response();
@@ -207,4 +215,13 @@ pub fn database_unavailable(err: &anyhow::Error) -> bool {
             .downcast_ref::<pipewright_store::StoreError>()
             .is_some_and(pipewright_store::StoreError::is_unavailable)
     })
+}
+
+/// GitLab's answer to a malformed string, whatever the route.
+pub fn malformed_response() -> Response {
+    let mut response = (StatusCode::BAD_REQUEST, "Bad Request").into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    response
 }

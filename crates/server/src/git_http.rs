@@ -21,9 +21,9 @@ use pipewright_git::{IncomingPush, RefUpdate, RequestBody, Service};
 use pipewright_store::{NewProtectedBranch, NewPushEvent, Project, ProtectionLevel};
 use serde::Deserialize;
 
-use crate::api::Segments;
-use crate::api::projects::{lookup, project_access};
-use crate::auth::{Actor, Caller, authenticate_basic, basic_credentials};
+use crate::auth::{Actor, Caller, authenticate_basic};
+use crate::domain::projects::{lookup, project_access};
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -102,12 +102,12 @@ async fn authorize(
         .map_err(|_| text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT))?;
     let path = repo.strip_suffix(".git").unwrap_or(repo);
     // `gitlab-ci-token` + a running job's token: read access to that job's project.
-    if let Ok(Some((user, secret))) = basic_credentials(headers)
+    if let Ok(Some((user, secret))) = crate::basic_auth::credentials(headers)
         && user == "gitlab-ci-token"
     {
         return authorize_job_token(state, &format!("{namespace}/{path}"), &secret, write).await;
     }
-    let ip = crate::web::session::client_ip(extensions);
+    let ip = crate::sign_in::client_ip(extensions);
     let actor = match authenticate_basic(state, headers, ip).await {
         Ok(actor) => actor,
         Err(crate::error::ApiError::Internal(err)) => return Err(internal(err)),
@@ -186,7 +186,7 @@ async fn authorize_job_token(
         Err(e) => return Err(internal(e)),
     };
     // Its own project, or another one whose job token scope lets it in, as the job's user.
-    let access = match crate::job_token::job_access(state, &job, &project).await {
+    let access = match crate::domain::job_token::job_access(state, &job, &project).await {
         Ok((_, access)) if access.can(Action::ReadRepository) => access,
         Ok(_) | Err(crate::error::ApiError::NotFound(_)) => {
             return Err(text(StatusCode::NOT_FOUND, NOT_FOUND_TEXT));
@@ -368,7 +368,7 @@ async fn receive_pack(
         .is_empty_async(project.id)
         .await
         .unwrap_or(false);
-    let decision = crate::push_rules::check(
+    let decision = crate::domain::push_rules::check(
         &project.default_branch,
         &rules,
         &auth.access,
@@ -466,7 +466,7 @@ async fn after_push(
     // Create their pipelines now rather than on the maintenance loop's next tick.
     let state = state.clone();
     tokio::spawn(async move {
-        if let Err(err) = crate::push_pipelines::process(&state).await {
+        if let Err(err) = crate::domain::push_pipelines::process(&state).await {
             tracing::warn!(error = %format!("{err:#}"), "push pipelines failed");
         }
     });

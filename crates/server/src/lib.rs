@@ -3,33 +3,28 @@
 //! endpoints.
 //! It owns request parsing, authentication, permissions and GitLab's response shapes; it never
 //! writes SQL (that is the store's) and never touches a repository's files directly (that is
-//! the git crate's). Modules are by feature; `error.rs` is the one place errors become HTTP.
+//! the git crate's). Modules are by feature, in layers that import downwards only: handlers
+//! (`api/`, `web/`, `git_http.rs`, …) over the domain (`domain/`, which decides things) over
+//! the foundation (state, errors, parameters, auth); `error.rs` is the one place errors become
+//! HTTP.
 
 pub mod api;
 pub mod auth;
+pub mod basic_auth;
 pub mod bootstrap;
-pub mod bridges;
-pub mod ci_variables;
 pub mod config_cache;
+pub mod domain;
 pub mod entities;
 pub mod error;
 pub mod git_http;
 pub mod health;
-pub mod job_processing;
-pub mod job_token;
-pub mod linked_pipelines;
 pub mod maintenance;
 pub mod malformed;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
-pub mod pipeline_context;
-pub mod pipeline_creation;
-pub mod pipeline_variables;
 pub mod project_cache;
-pub mod protected_refs;
-pub mod push_pipelines;
-pub mod push_rules;
+pub mod rate_limit;
 pub mod routes;
 pub mod sealing;
 pub mod secrets;
@@ -37,7 +32,7 @@ pub mod sign_in;
 pub mod state;
 pub mod validate;
 pub mod web;
-pub mod webhooks;
+pub mod webhook_delivery;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -58,8 +53,7 @@ const CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
 pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<AppState> {
     let repos = Repositories::new(config.data_dir.join("repositories"));
     let sealer = sealing::Sealer::load_or_create(&config.secret_key_file)?;
-    let rate_limiter =
-        pipeline_creation::RateLimiter::new(config.pipeline_limit_per_project_user_sha);
+    let rate_limiter = rate_limit::RateLimiter::new(config.pipeline_limit_per_project_user_sha);
     Ok(AppState {
         store,
         repos: Arc::new(repos),

@@ -31,7 +31,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
-                if let Err(err) = crate::webhooks::deliver_due(&state).await {
+                if let Err(err) = crate::webhook_delivery::deliver_due(&state).await {
                     tracing::warn!(error = %format!("{err:#}"), "webhook delivery failed");
                 }
             }
@@ -44,13 +44,13 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 pub async fn tick(state: &AppState) -> anyhow::Result<()> {
     let now = Timestamp::now();
     for job in state.store.expired_leases(now, 100).await? {
-        crate::api::runner_jobs::append_system_line(
+        crate::domain::job_logs::append_system_line(
             state,
             job.id,
             "ERROR: Job failed (system failure): the runner stopped responding",
         )
         .await;
-        crate::job_processing::finish_job(
+        crate::domain::dispatch::finish_job(
             state,
             &job,
             Status::Failed,
@@ -65,13 +65,13 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
             .transition_job(job.id, &[Status::Scheduled], Status::Pending)
             .await?
         {
-            crate::job_processing::advance_pipeline(state, job.pipeline_id).await?;
+            crate::domain::dispatch::advance_pipeline(state, job.pipeline_id).await?;
         }
     }
     for job in state.store.expired_artifacts(now, 100).await? {
-        crate::api::artifacts::remove(state, &job).await?;
+        crate::domain::artifacts::remove(state, &job).await?;
     }
-    crate::push_pipelines::process(state).await?;
+    crate::domain::push_pipelines::process(state).await?;
     sweep_sessions(state, now).await?;
     Ok(())
 }

@@ -16,24 +16,14 @@
 //! values, and nesting is checked to any depth (GitLab stops at three levels).
 
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::Value;
-
-/// GitLab's answer to a malformed string, whatever the route.
-pub fn bad_request() -> Response {
-    let mut response = (StatusCode::BAD_REQUEST, "Bad Request").into_response();
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    response
-}
 
 /// The layer: refuses a request whose path, query string or Basic credentials are malformed.
 pub async fn refuse_malformed(request: Request, next: Next) -> Response {
     if url_malformed(request.uri()) || credentials_malformed(request.headers()) {
-        return bad_request();
+        return crate::error::malformed_response();
     }
     next.run(request).await
 }
@@ -60,7 +50,7 @@ fn well_formed(component: &str) -> bool {
 /// A NUL byte in HTTP Basic credentials (headers themselves cannot carry one; base64 can).
 fn credentials_malformed(headers: &axum::http::HeaderMap) -> bool {
     matches!(
-        crate::auth::basic_credentials(headers),
+        crate::basic_auth::credentials(headers),
         Ok(Some((username, secret))) if username.contains('\0') || secret.contains('\0')
     )
 }

@@ -12,10 +12,14 @@
 //! a handler's argument list. A body that cannot be read (a broken chunked encoding, a
 //! connection cut short) is a 400; only one over the limit is a 413. Malformed strings (a NUL
 //! byte, invalid UTF-8) anywhere in the parameters are refused as `crate::malformed` explains.
+//! Path parameters ([`Segments`]) are read here too, for the API, the pages and git over HTTP.
+
+use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::{FromRequest, FromRequestParts, Multipart, RawPathParams, Request};
 use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -443,6 +447,65 @@ fn insert_into(slot: &mut Value, segment: &Segment, rest: &[Segment], value: Val
                 }
             }
         }
+    }
+}
+
+/// Path parameters, percent-decoded. A malformed one (invalid UTF-8, a NUL byte) is GitLab's
+/// plain-text 400; the `malformed` layer normally refuses it before any handler runs.
+pub struct Segments(HashMap<String, String>);
+
+impl Segments {
+    /// Path parameters for calling a handler from elsewhere (the web UI reuses the API's
+    /// operations, so both apply the same checks).
+    pub fn from_pairs(pairs: &[(&str, String)]) -> Self {
+        Segments(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> ApiResult<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| ApiError::MissingParam(name.to_string()))
+    }
+
+    /// A numeric id segment; anything else is a 404 (GitLab's routes only match digits).
+    pub fn id(&self, name: &str, what: &'static str) -> ApiResult<i64> {
+        self.get(name)?
+            .parse::<i64>()
+            .map_err(|_| ApiError::NotFound(what))
+    }
+}
+
+impl FromRequestParts<AppState> for Segments {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let raw = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| match e {
+                axum::extract::rejection::RawPathParamsRejection::InvalidUtf8InPathParam(_) => {
+                    ApiError::MalformedRequest
+                }
+                _ => ApiError::NotFound(""),
+            })?;
+        let mut map = HashMap::new();
+        for (key, value) in &raw {
+            // axum has percent-decoded the value once already (decoding again would turn a
+            // file named `100%25.txt` into `100%.txt`).
+            if value.contains('\0') {
+                return Err(ApiError::MalformedRequest);
+            }
+            map.insert(key.to_string(), value.to_string());
+        }
+        Ok(Segments(map))
     }
 }
 

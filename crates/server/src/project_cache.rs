@@ -2,7 +2,9 @@
 //! but changes rarely (a project's webhooks and CI/CD variables, what a pipeline's job
 //! payloads share). Entries live for a short time-to-live and are
 //! dropped at once when this process changes them, so a change made through this server is
-//! seen immediately and one made through another replica within the TTL.
+//! seen immediately and one made through another replica within the TTL. The values cached
+//! ([`OpenedVariables`], [`PayloadContext`]) are defined here, beside the cache `AppState`
+//! holds them in; the domain loads them (`domain::ci_variables`, `domain::job_payload`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -61,4 +63,24 @@ impl<T> ProjectCache<T> {
             entries.clear();
         }
     }
+}
+
+/// A project's and the instance's variables, opened once when they are (re)loaded: jobs and
+/// log chunks read them all the time, and unsealing is not free.
+pub struct OpenedVariables {
+    /// Each variable's stored row (scope, flags) and its value as a job receives it.
+    pub all: Vec<(pipewright_store::CiVariable, pipewright_config::Variable)>,
+    /// The masked values, for masking logs on ingest.
+    pub masked: Vec<String>,
+}
+
+/// What every job of a pipeline shares in its payload: read once per pipeline and kept for a
+/// moment, since a pipeline's jobs are usually claimed together (none of it changes while the
+/// pipeline runs, except the project's name).
+pub struct PayloadContext {
+    pub pipeline: pipewright_store::Pipeline,
+    pub project: pipewright_store::Project,
+    pub ctx: pipewright_config::PipelineContext,
+    pub pipeline_vars: Vec<pipewright_config::Variable>,
+    pub build_timeout: Option<u64>,
 }

@@ -11,6 +11,13 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+/// Personal access tokens (GitLab's `glpat-`).
+pub const PAT_PREFIX: &str = "glpat-";
+/// Runner authentication tokens (GitLab's `glrt-`).
+pub const RUNNER_TOKEN_PREFIX: &str = "glrt-";
+/// Pipeline trigger tokens (GitLab's `glptt-`).
+pub const TRIGGER_PREFIX: &str = "glptt-";
+
 const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// `prefix` followed by `len` random characters from a 64-letter alphabet (6 bits each; the

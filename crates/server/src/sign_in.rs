@@ -189,6 +189,13 @@ pub mod throttle {
     }
 }
 
+/// The client's address, when the server was started with connection info.
+pub fn client_ip(parts_extensions: &axum::http::Extensions) -> Option<IpAddr> {
+    parts_extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(addr)| addr.ip())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use pipewright_git::Repositories;
 use pipewright_store::Store;
 
 use crate::config_cache::ConfigCache;
-use crate::pipeline_creation::RateLimiter;
+use crate::rate_limit::RateLimiter;
 use crate::sealing::Sealer;
 
 /// Settings the server needs at run time (the binary builds this from flags, env and file).
@@ -101,8 +101,8 @@ pub struct AppState {
     pub hooks_cache: Arc<crate::project_cache::ProjectCache<Vec<pipewright_store::ProjectHook>>>,
     /// Projects' (and the instance's) CI/CD variables, read on every job and log chunk.
     pub variables_cache:
-        Arc<crate::project_cache::ProjectCache<crate::ci_variables::OpenedVariables>>,
+        Arc<crate::project_cache::ProjectCache<crate::project_cache::OpenedVariables>>,
     /// Per pipeline: what its jobs' payloads share (keyed by pipeline id).
     pub payload_cache:
-        Arc<crate::project_cache::ProjectCache<crate::api::runner_jobs::PayloadContext>>,
+        Arc<crate::project_cache::ProjectCache<crate::project_cache::PayloadContext>>,
 }

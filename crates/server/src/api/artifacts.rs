@@ -1,36 +1,30 @@
-//! Job artifacts: the runner uploads a job's zip (`POST /jobs/:id/artifacts`), later jobs and
-//! people download it whole or one file at a time, by job id or as "the `NAME` job of the latest
-//! successful pipeline for this ref", and they expire (`expire_in`, default 30 days) unless
-//! kept. Archives live at `<data-dir>/artifacts/<job id>/artifacts.zip`, written to a temporary
-//! file, synced and renamed into place, so a reader sees a whole archive or none.
+//! Job artifacts over the API: the runner uploads a job's zip (`POST /jobs/:id/artifacts`),
+//! later jobs and people download it whole or one file at a time, by job id or as "the `NAME`
+//! job of the latest successful pipeline for this ref", keep it or delete it. Where archives
+//! live and how they expire is [`crate::domain::artifacts`].
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Multipart, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pipewright_core::{Status, Timestamp};
-use pipewright_store::{Job, JobArtifacts, Project};
+use pipewright_store::{Job, Project};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::auth::{JobTokenCaller, running_job};
+use crate::domain::artifacts;
+use crate::domain::manual_actions::{self, JobAction};
+use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
-use crate::job_token::{JobTokenCaller, running_job};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
-
-/// GitLab's default `expire_in`.
-const DEFAULT_EXPIRY_SECS: i64 = 30 * 24 * 3600;
-/// Largest single file served out of an archive.
-const MAX_ENTRY_BYTES: u64 = 100 * 1024 * 1024;
 
 pub fn routes(max_upload: usize) -> Vec<Route> {
     use Access::*;
@@ -69,25 +63,6 @@ pub fn routes(max_upload: usize) -> Vec<Route> {
     ]
 }
 
-pub fn archive_path(state: &AppState, job_id: i64) -> PathBuf {
-    state
-        .config
-        .data_dir
-        .join("artifacts")
-        .join(job_id.to_string())
-        .join("artifacts.zip")
-}
-
-/// Deletes a job's archive and forgets it (expiry, `DELETE`, erase).
-pub async fn remove(state: &AppState, job: &Job) -> anyhow::Result<()> {
-    state.store.set_job_artifacts(job.id, None).await?;
-    match tokio::fs::remove_file(archive_path(state, job.id)).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
 fn internal(e: impl Into<anyhow::Error>) -> ApiError {
     ApiError::Internal(e.into())
 }
@@ -111,14 +86,7 @@ async fn upload(
     // Not multipart at all: GitLab's 400, not axum's plain-text rejection.
     let mut multipart =
         multipart.map_err(|_| ApiError::BadRequest("invalid multipart body".into()))?;
-    let dir = archive_path(&state, job.id)
-        .parent()
-        .map(PathBuf::from)
-        .ok_or_else(|| internal(anyhow::anyhow!("artifacts path")))?;
-    tokio::fs::create_dir_all(&dir).await.map_err(internal)?;
-    // Removed when dropped — on every error below, and when the client goes away mid-upload —
-    // unless it is persisted into place at the end.
-    let tmp = upload_file(&dir).await?;
+    let tmp = artifacts::new_upload(&state, job.id).await?;
     let (fields, received) = read_upload(&mut multipart, &tmp).await?;
     let Some((filename, size)) = received else {
         return Err(ApiError::MissingParam("file".into()));
@@ -130,54 +98,9 @@ async fn upload(
     if artifact_type != "archive" {
         return Ok((StatusCode::CREATED, Json(json!({"id": job.id}))).into_response());
     }
-    if !is_zip(&tmp).await {
-        return Err(ApiError::BadRequest(
-            "artifacts must be a zip archive".into(),
-        ));
-    }
-    let expire_at = match fields.get("expire_in").map(|s| s.trim()) {
-        Some("never") => None,
-        Some(text) if !text.is_empty() => {
-            let secs = pipewright_config::duration_seconds(text)
-                .ok_or_else(|| ApiError::InvalidParam("expire_in".into()))?;
-            Some(Timestamp(Timestamp::now().millis() + secs as i64 * 1000))
-        }
-        _ => Some(Timestamp(
-            Timestamp::now().millis() + DEFAULT_EXPIRY_SECS * 1000,
-        )),
-    };
-    let target = archive_path(&state, job.id);
-    tokio::task::spawn_blocking(move || tmp.persist(target))
-        .await
-        .map_err(internal)?
-        .map_err(|e| internal(e.error))?;
-    sync_dir(&dir).await;
-    state
-        .store
-        .set_job_artifacts(
-            job.id,
-            Some(&JobArtifacts {
-                filename,
-                size,
-                expire_at,
-            }),
-        )
-        .await?;
+    let expire_in = fields.get("expire_in").map(String::as_str);
+    artifacts::keep_upload(&state, job.id, tmp, filename, size, expire_in).await?;
     Ok((StatusCode::CREATED, Json(json!({"id": job.id}))).into_response())
-}
-
-/// A new, empty temporary file in `dir` for an upload, deleted when dropped.
-async fn upload_file(dir: &std::path::Path) -> ApiResult<tempfile::TempPath> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        tempfile::Builder::new()
-            .prefix(".upload-")
-            .tempfile_in(dir)
-            .map(tempfile::NamedTempFile::into_temp_path)
-    })
-    .await
-    .map_err(internal)?
-    .map_err(internal)
 }
 
 /// The upload's form fields, and the `file` field's name and size; its bytes go to `tmp`,
@@ -213,22 +136,6 @@ fn multipart_error(e: axum::extract::multipart::MultipartError) -> ApiError {
         ApiError::PayloadTooLarge
     } else {
         ApiError::BadRequest("invalid multipart body".into())
-    }
-}
-
-async fn is_zip(path: &std::path::Path) -> bool {
-    use tokio::io::AsyncReadExt;
-    let mut magic = [0u8; 4];
-    match tokio::fs::File::open(path).await {
-        Ok(mut f) => f.read_exact(&mut magic).await.is_ok() && &magic[..2] == b"PK",
-        Err(_) => false,
-    }
-}
-
-/// Makes a rename durable.
-async fn sync_dir(dir: &std::path::Path) {
-    if let Ok(d) = tokio::fs::File::open(dir).await {
-        let _ = d.sync_all().await;
     }
 }
 
@@ -278,10 +185,10 @@ async fn readable_project(
     id: &str,
 ) -> ApiResult<Project> {
     if let Some(job) = job_caller {
-        let project = super::projects::lookup(state, id)
+        let project = crate::domain::projects::lookup(state, id)
             .await?
             .ok_or(ApiError::NotFound("Project"))?;
-        let (_, access) = crate::job_token::job_access(state, job, &project).await?;
+        let (_, access) = crate::domain::job_token::job_access(state, job, &project).await?;
         if !access.can(Action::ReadPipelines) {
             return Err(ApiError::forbidden());
         }
@@ -353,13 +260,9 @@ async fn download_by_ref(
 }
 
 pub async fn serve_archive(state: &AppState, job: &Job) -> ApiResult<Response> {
-    let Some(artifacts) = &job.artifacts else {
-        return Err(ApiError::NotFound(""));
-    };
-    let file = match tokio::fs::File::open(archive_path(state, job.id)).await {
-        Ok(f) => f,
-        Err(_) => return Err(ApiError::NotFound("")),
-    };
+    let (file, artifacts) = artifacts::open_archive(state, job)
+        .await
+        .ok_or(ApiError::NotFound(""))?;
     let stream = futures_util::stream::unfold(file, |mut file| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 64 * 1024];
@@ -392,26 +295,9 @@ pub async fn serve_archive(state: &AppState, job: &Job) -> ApiResult<Response> {
 
 /// One file out of a job's archive.
 pub async fn serve_entry(state: &AppState, job: &Job, path: &str) -> ApiResult<Response> {
-    if job.artifacts.is_none() {
-        return Err(ApiError::NotFound(""));
-    }
-    let archive = archive_path(state, job.id);
-    let wanted = path.trim_start_matches('/').to_string();
-    let data = tokio::task::spawn_blocking(move || -> Option<Vec<u8>> {
-        use std::io::Read;
-        let file = std::fs::File::open(archive).ok()?;
-        let mut zip = zip::ZipArchive::new(file).ok()?;
-        let entry = zip.by_name(&wanted).ok()?;
-        if entry.is_dir() || entry.size() > MAX_ENTRY_BYTES {
-            return None;
-        }
-        let mut data = Vec::with_capacity(entry.size() as usize);
-        entry.take(MAX_ENTRY_BYTES).read_to_end(&mut data).ok()?;
-        Some(data)
-    })
-    .await
-    .map_err(internal)?
-    .ok_or(ApiError::NotFound(""))?;
+    let data = artifacts::read_entry(state, job, path)
+        .await?
+        .ok_or(ApiError::NotFound(""))?;
     let mut res = (StatusCode::OK, data).into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -428,7 +314,7 @@ async fn destroy(
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::DeleteArtifacts).await?;
     let job = project_job(&state, &project, &seg).await?;
-    remove(&state, &job).await.map_err(internal)?;
+    artifacts::remove(&state, &job).await.map_err(internal)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -447,22 +333,16 @@ async fn keep(
         .ok_or(ApiError::NotFound(""))?;
     // GitLab: `authorize!(:update_build, build)` (lib/api/ci/job_artifacts.rb), which a
     // protected branch the caller may not update prevents.
-    super::jobs::require_ref_update(&state, &access, &pipeline).await?;
-    let Some(mut artifacts) = job.artifacts.clone() else {
+    let user = caller.0.as_ref().map(|a| &a.user);
+    let keep = JobAction::KeepArtifacts;
+    if !manual_actions::may_change_job(&state, &access, user, &pipeline, &job, keep).await? {
+        return Err(ApiError::forbidden());
+    }
+    if !artifacts::keep_forever(&state, &job).await? {
         return Err(ApiError::NotFound(""));
-    };
-    artifacts.expire_at = None;
-    state
-        .store
-        .set_job_artifacts(job.id, Some(&artifacts))
-        .await?;
+    }
     let job = project_job(&state, &project, &seg).await?;
     Ok(Json(
         super::pipelines::job_json(&state, &project, &pipeline, &job).await?,
     ))
-}
-
-/// Whether a job's artifacts are part of what its dependants download.
-pub fn has_artifacts(job: &Job) -> bool {
-    job.artifacts.is_some() && job.status == Status::Success
 }

@@ -10,13 +10,13 @@ use pipewright_config::{FileSource, LintOptions};
 use pipewright_core::{PipelineSource, RefKind};
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::pipeline_creation::CI_CONFIG_PATH;
+use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
-use crate::pipeline_creation::CI_CONFIG_PATH;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
 

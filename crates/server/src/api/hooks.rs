@@ -2,7 +2,7 @@
 //! `GET/PUT/DELETE /projects/:id/hooks/:hook_id`, `POST …/hooks/:hook_id/test/:trigger`, and
 //! the recent deliveries at `GET …/hooks/:hook_id/events`; plus the instance setting
 //! `allow_local_requests_from_web_hooks_and_services` under `/application/settings` (admins).
-//! Queueing and sending live in [`crate::webhooks`].
+//! Queueing and sending live in [`crate::domain::webhooks`].
 
 use axum::Json;
 use axum::extract::State;
@@ -11,17 +11,18 @@ use pipewright_core::Timestamp;
 use pipewright_store::{NewHookDelivery, Project, ProjectHook, PushEvent};
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::projects::authorize_project;
+use crate::domain::webhooks;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::state::AppState;
-use crate::webhooks;
+use crate::webhook_delivery;
 
 pub fn routes() -> Vec<Route> {
     use Access::*;
@@ -102,10 +103,10 @@ async fn apply(
 ) -> ApiResult<()> {
     match params.str("url")? {
         Some(url) => {
-            let allow_local = webhooks::allow_local(state)
+            let allow_local = webhook_delivery::allow_local(state)
                 .await
                 .map_err(ApiError::Internal)?;
-            if webhooks::resolve(&url, allow_local).await.is_err() {
+            if webhook_delivery::resolve(&url, allow_local).await.is_err() {
                 return Err(invalid_url());
             }
             h.url = url;
@@ -288,7 +289,7 @@ pub(crate) async fn test(
         .enqueue_hook_deliveries(&[NewHookDelivery {
             hook_id: h.id,
             event,
-            uuid: webhooks::new_uuid(),
+            uuid: webhook_delivery::new_uuid(),
             payload: payload.to_string(),
         }])
         .await?;
@@ -334,11 +335,11 @@ pub(crate) async fn settings(
     caller: Caller,
 ) -> ApiResult<Json<Value>> {
     caller.admin()?;
-    let allow = webhooks::allow_local(&state)
+    let allow = webhook_delivery::allow_local(&state)
         .await
         .map_err(ApiError::Internal)?;
     Ok(Json(json!({
-        webhooks::ALLOW_LOCAL_SETTING: allow,
+        webhook_delivery::ALLOW_LOCAL_SETTING: allow,
         "allow_local_requests_from_system_hooks": allow,
     })))
 }
@@ -349,11 +350,11 @@ pub(crate) async fn update_settings(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.admin()?;
-    if let Some(allow) = params.bool(webhooks::ALLOW_LOCAL_SETTING)? {
+    if let Some(allow) = params.bool(webhook_delivery::ALLOW_LOCAL_SETTING)? {
         state
             .store
             .set_setting(
-                webhooks::ALLOW_LOCAL_SETTING,
+                webhook_delivery::ALLOW_LOCAL_SETTING,
                 if allow { "true" } else { "false" },
             )
             .await?;

@@ -3,7 +3,7 @@
 //! `GET/POST /projects/:id/job_token_scope/allowlist`,
 //! `DELETE …/allowlist/:target_project_id` (Maintainer+). The scope is enabled by default and
 //! lets in only the project itself; each allowlist entry lets one more project's job tokens
-//! in. [`crate::job_token::job_access`] enforces it everywhere a job token reaches another
+//! in. [`crate::domain::job_token::job_access`] enforces it everywhere a job token reaches another
 //! project: the trigger API, artifact downloads, git.
 
 use axum::Json;
@@ -12,13 +12,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::{authorize_project, find_project, project_access};
 use crate::auth::Caller;
+use crate::domain::projects::{authorize_project, find_project, project_access};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::AppState;

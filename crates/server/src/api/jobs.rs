@@ -1,7 +1,7 @@
 //! Acting on jobs and pipelines: `GET /projects/:id/jobs` (with `scope[]`),
 //! `POST …/jobs/:job_id/cancel|retry|play|erase`, `POST …/pipelines/:pipeline_id/cancel|retry`,
 //! and `GET /job` for a `CI_JOB_TOKEN`. The state changes themselves live in
-//! [`crate::job_processing`]; this module checks permissions and answers as GitLab does.
+//! [`crate::domain::job_processing`]; this module checks permissions and answers as GitLab does.
 
 use axum::Json;
 use axum::extract::{OriginalUri, State};
@@ -10,17 +10,18 @@ use axum::response::{IntoResponse, Response};
 use pipewright_store::{Job, Pipeline, Project};
 use serde_json::Value;
 
-use super::Segments;
 use super::pipelines::{find_pipeline, job_json, parse_statuses, pipeline_json};
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::auth::JobTokenCaller;
+use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::manual_actions::{self, JobAction, PipelineAction};
+use crate::domain::projects::authorize_project;
+use crate::domain::{dispatch, job_processing};
 use crate::error::{ApiError, ApiResult};
-use crate::job_processing;
-use crate::job_token::JobTokenCaller;
-use crate::linked_pipelines::LinkedProjects;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
-use crate::permissions::{Action, ProjectAccess};
+use crate::params::Segments;
+use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
 
@@ -76,17 +77,17 @@ async fn render(state: &AppState, project: &Project, job: &Job) -> ApiResult<Val
     job_json(state, project, &pipeline, job).await
 }
 
-/// The project and job for a change that needs `action`: cancel, retry, play and erase. On
-/// a protected branch each also needs the right to update the branch (GitLab's
-/// `protected_ref` rule in app/policies/ci/build_policy.rb prevents every job write ability,
-/// and `authorize!` answers `403 Forbidden`).
+/// The project and job for a change by hand, if the caller has the role `needed` and may
+/// `action` the job ([`manual_actions::may_change_job`]: its protected ref, a bridge's
+/// downstream branch); `403 Forbidden` otherwise, as GitLab's `authorize!` answers.
 async fn target(
     state: &AppState,
     caller: &Caller,
     seg: &Segments,
-    action: Action,
+    needed: Action,
+    action: JobAction,
 ) -> ApiResult<(Project, Job)> {
-    let (project, access) = authorize_project(state, caller, seg.get("id")?, action).await?;
+    let (project, access) = authorize_project(state, caller, seg.get("id")?, needed).await?;
     let id = seg.id("job_id", "")?;
     let job = state
         .store
@@ -98,39 +99,28 @@ async fn target(
         .pipeline(project.id, job.pipeline_id)
         .await?
         .ok_or(ApiError::NotFound(""))?;
-    require_ref_update(state, &access, &pipeline).await?;
+    let user = caller.0.as_ref().map(|a| &a.user);
+    if !manual_actions::may_change_job(state, &access, user, &pipeline, &job, action).await? {
+        return Err(ApiError::forbidden());
+    }
     Ok((project, job))
 }
 
-/// `403 Forbidden` when `job` is a bridge the caller may not start by hand
-/// ([`crate::bridges::user_may_start`]).
-async fn require_bridge_start(state: &AppState, caller: &Caller, job: &Job) -> ApiResult<()> {
-    if !crate::bridges::is_bridge(job) {
-        return Ok(());
-    }
-    let user = caller.0.as_ref().map(|a| &a.user);
-    if crate::bridges::user_may_start(state, user, job)
-        .await
-        .map_err(internal)?
-    {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
-    }
-}
-
-/// `403 Forbidden` unless the caller may update the pipeline's branch
-/// ([`crate::protected_refs`]).
-pub(crate) async fn require_ref_update(
+/// The project and pipeline for a change by hand, as [`target`] finds a job's.
+async fn target_pipeline(
     state: &AppState,
-    access: &ProjectAccess,
-    pipeline: &Pipeline,
-) -> ApiResult<()> {
-    if crate::protected_refs::may_update(state, access, pipeline).await? {
-        Ok(())
-    } else {
-        Err(ApiError::forbidden())
+    caller: &Caller,
+    seg: &Segments,
+    action: PipelineAction,
+) -> ApiResult<(Project, Pipeline)> {
+    let (project, access) =
+        authorize_project(state, caller, seg.get("id")?, Action::UpdatePipelines).await?;
+    let pipeline = find_pipeline(state, &project, seg).await?;
+    let user = caller.0.as_ref().map(|a| &a.user);
+    if !manual_actions::may_change_pipeline(state, &access, user, &pipeline, action).await? {
+        return Err(ApiError::forbidden());
     }
+    Ok((project, pipeline))
 }
 
 /// Answers an action with the job as it is now.
@@ -153,11 +143,16 @@ async fn cancel(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
+    let (project, job) = target(
+        &state,
+        &caller,
+        &seg,
+        Action::UpdatePipelines,
+        JobAction::Cancel,
+    )
+    .await?;
     // Canceling a finished job is a no-op that still answers with the job, as GitLab does.
-    job_processing::cancel_job(&state, &job)
-        .await
-        .map_err(internal)?;
+    dispatch::cancel_job(&state, &job).await.map_err(internal)?;
     answer(&state, &project, job.id, StatusCode::CREATED).await
 }
 
@@ -166,12 +161,15 @@ async fn retry(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
-    require_bridge_start(&state, &caller, &job).await?;
-    let Some(new_job) = job_processing::retry_job(&state, &job)
-        .await
-        .map_err(internal)?
-    else {
+    let (project, job) = target(
+        &state,
+        &caller,
+        &seg,
+        Action::UpdatePipelines,
+        JobAction::Retry,
+    )
+    .await?;
+    let Some(new_job) = dispatch::retry_job(&state, &job).await.map_err(internal)? else {
         return Err(ApiError::Forbidden(Some("Job is not retryable".into())));
     };
     answer(&state, &project, new_job.id, StatusCode::CREATED).await
@@ -182,12 +180,15 @@ async fn play(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, job) = target(&state, &caller, &seg, Action::UpdatePipelines).await?;
-    require_bridge_start(&state, &caller, &job).await?;
-    if !job_processing::play_job(&state, &job)
-        .await
-        .map_err(internal)?
-    {
+    let (project, job) = target(
+        &state,
+        &caller,
+        &seg,
+        Action::UpdatePipelines,
+        JobAction::Play,
+    )
+    .await?;
+    if !dispatch::play_job(&state, &job).await.map_err(internal)? {
         return Err(ApiError::BadRequest(format!(
             "Unplayable Job: {}",
             job.name
@@ -201,15 +202,17 @@ async fn erase(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, job) = target(&state, &caller, &seg, Action::DeleteArtifacts).await?;
-    if !job.status.is_complete() {
+    let (project, job) = target(
+        &state,
+        &caller,
+        &seg,
+        Action::DeleteArtifacts,
+        JobAction::Erase,
+    )
+    .await?;
+    if !manual_actions::erase_job(&state, &job).await? {
         return Err(ApiError::Forbidden(Some("Job is not erasable!".into())));
     }
-    crate::api::artifacts::remove(&state, &job)
-        .await
-        .map_err(internal)?;
-    crate::api::runner_jobs::erase_trace(&state, job.id).await?;
-    state.store.erase_job(job.id).await?;
     answer(&state, &project, job.id, StatusCode::CREATED).await
 }
 
@@ -218,13 +221,9 @@ async fn cancel_pipeline(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, access) =
-        authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
-    let pipeline = find_pipeline(&state, &project, &seg).await?;
-    // GitLab: app/policies/ci/pipeline_policy.rb (`protected_ref` prevents `update_pipeline`
-    // and `cancel_pipeline`).
-    require_ref_update(&state, &access, &pipeline).await?;
-    job_processing::cancel_pipeline(&state, pipeline.id)
+    let (project, pipeline) =
+        target_pipeline(&state, &caller, &seg, PipelineAction::Cancel).await?;
+    dispatch::cancel_pipeline(&state, pipeline.id)
         .await
         .map_err(internal)?;
     let pipeline = find_pipeline(&state, &project, &seg).await?;
@@ -239,25 +238,13 @@ async fn retry_pipeline(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (project, access) =
-        authorize_project(&state, &caller, seg.get("id")?, Action::UpdatePipelines).await?;
-    let pipeline = find_pipeline(&state, &project, &seg).await?;
-    // GitLab: app/policies/ci/pipeline_policy.rb (`protected_ref` prevents `update_pipeline`
-    // and `cancel_pipeline`).
-    require_ref_update(&state, &access, &pipeline).await?;
-    let user = caller.0.as_ref().map(|a| &a.user);
-    if !crate::bridges::user_may_restart_bridges(&state, user, pipeline.id)
-        .await
-        .map_err(internal)?
-    {
-        return Err(ApiError::forbidden());
-    }
+    let (project, pipeline) = target_pipeline(&state, &caller, &seg, PipelineAction::Retry).await?;
     if !job_processing::pipeline_retryable(pipeline.status) {
         return Err(ApiError::Forbidden(Some(
             "Pipeline is not retryable".into(),
         )));
     }
-    job_processing::retry_pipeline(&state, pipeline.id)
+    dispatch::retry_pipeline(&state, pipeline.id)
         .await
         .map_err(internal)?;
     let pipeline = find_pipeline(&state, &project, &seg).await?;
@@ -300,7 +287,7 @@ async fn bridges(
         .pipeline_all_jobs(pipeline.id)
         .await?
         .into_iter()
-        .filter(crate::bridges::is_bridge)
+        .filter(crate::domain::job_spec::is_bridge)
         .filter(|j| scope.is_empty() || scope.contains(&j.status))
         .collect();
     let total = bridges.len() as i64;

@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use pipewright_core::{AccessLevel, Timestamp};
 use serde_json::Value;
 
-use super::Segments;
-use super::projects::{authorize_project, find_project};
 use crate::auth::Caller;
+use crate::domain::projects::{authorize_project, find_project};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::state::AppState;

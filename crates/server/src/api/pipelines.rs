@@ -11,14 +11,15 @@ use pipewright_core::{PipelineSource, Status, Timestamp};
 use pipewright_store::{Job, Pipeline, PipelineFilter, PipelineOrder, Project, VariableType};
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::pipeline_creation::CreateError;
+use crate::domain::projects::authorize_project;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
-use crate::linked_pipelines::LinkedProjects;
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::{AppState, ServerConfig};
@@ -73,7 +74,7 @@ async fn create(
                     (Some(key), Some(value))
                         if !key.is_empty() && crate::validate::variable_key_chars(key) =>
                     {
-                        variables.push(crate::pipeline_variables::PipelineVariable {
+                        variables.push(crate::domain::pipeline_variables::PipelineVariable {
                             key: key.to_string(),
                             value,
                             variable_type: kind,
@@ -85,24 +86,16 @@ async fn create(
         }
         Some(_) => return Err(ApiError::InvalidParam("variables".into())),
     }
-    let request = crate::pipeline_creation::CreatePipeline {
-        project: project.clone(),
+    let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
+        project.clone(),
         ref_name,
-        source: PipelineSource::Api,
-        run_as: crate::pipeline_creation::PipelineUser::User {
-            user: actor.user.clone(),
-            role: access.role(),
-        },
-        trigger: None,
+        PipelineSource::Api,
+        actor.user.clone(),
+        access.role(),
         variables,
-        upstream: None,
-        before_sha: None,
-        config_path: None,
-        at_sha: None,
-        ignore_skip_ci: true,
-    };
-    let result = crate::pipeline_creation::create_pipeline(&state, request).await;
-    super::trigger_pipeline::respond(&state, &project, result, Some(&actor.user)).await
+    );
+    let result = crate::domain::dispatch::create_pipeline(&state, request).await;
+    respond(&state, &project, result, Some(&actor.user)).await
 }
 
 /// GitLab's `detailed_status` for a status.
@@ -143,7 +136,7 @@ fn seconds_between(a: Option<Timestamp>, b: Option<Timestamp>) -> Value {
 
 /// `Entities::Ci::Pipeline` as `caller` may see it: the `upstream` link of a multi-project
 /// pipeline is `null` when the caller may not read the upstream project's pipelines
-/// (`crate::linked_pipelines`).
+/// (`crate::domain::linked_pipelines`).
 pub async fn pipeline_json(
     state: &AppState,
     caller: &Caller,
@@ -463,7 +456,7 @@ async fn variables(
     if !access.can(Action::ReadPipelineVariableValues) {
         return Err(ApiError::forbidden());
     }
-    let out = crate::pipeline_variables::opened(&state, pipeline.id)
+    let out = crate::domain::pipeline_variables::opened(&state, pipeline.id)
         .await
         .map_err(ApiError::Internal)?
         .into_iter()
@@ -532,4 +525,26 @@ async fn destroy(
     let pipeline = find_pipeline(&state, &project, &seg).await?;
     state.store.delete_pipeline(pipeline.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Maps the creation chain's outcome to GitLab's responses: 201, 400 or 422.
+pub async fn respond(
+    state: &AppState,
+    project: &Project,
+    result: Result<pipewright_store::Pipeline, CreateError>,
+    user: Option<&pipewright_store::User>,
+) -> ApiResult<Response> {
+    match result {
+        Ok(pipeline) => Ok((
+            StatusCode::CREATED,
+            Json(pipeline_json_for(state, project, &pipeline, user).await?),
+        )
+            .into_response()),
+        Err(CreateError::Rejected(message)) => Err(ApiError::base(&message)),
+        Err(CreateError::ConfigError(_, message)) => Err(ApiError::Custom(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"message": {"base": [message]}}),
+        )),
+        Err(CreateError::Internal(e)) => Err(ApiError::Internal(e)),
+    }
 }

@@ -6,16 +6,17 @@ use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pipewright_core::{Timestamp, Visibility};
+use pipewright_core::Visibility;
 use pipewright_store::{NewProject, Project, ProjectFilter, ProjectOrder, ProjectUpdate, Viewer};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
+use crate::domain::projects::{authorize_project, find_project, project_access, remove_repository};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::state::AppState;
@@ -30,95 +31,6 @@ pub fn routes() -> Vec<Route> {
         Route::put("/api/v4/projects/{id}", update_project, Maintainer),
         Route::delete("/api/v4/projects/{id}", delete_project, Owner),
     ]
-}
-
-/// The caller's relation to a project.
-pub async fn project_access(
-    state: &AppState,
-    caller: &Caller,
-    project: &Project,
-) -> ApiResult<ProjectAccess> {
-    user_access(state, caller.0.as_ref().map(|a| &a.user), project).await
-}
-
-/// What `user` (or an anonymous caller) may do in `project`.
-pub async fn user_access(
-    state: &AppState,
-    user: Option<&pipewright_store::User>,
-    project: &Project,
-) -> ApiResult<ProjectAccess> {
-    let role = match user {
-        Some(u) => state
-            .store
-            .member(project.id, u.id)
-            .await?
-            .filter(|m| m.expires_at.is_none_or(|t| t > Timestamp::now()))
-            .map(|m| m.access_level),
-        None => None,
-    };
-    Ok(ProjectAccess {
-        visibility: project.visibility,
-        role,
-        authenticated: user.is_some(),
-        admin: user.is_some_and(|u| u.is_admin),
-    })
-}
-
-/// Finds a project by numeric id or full path; an unknown project and one the caller may not
-/// see are the same `404 Project Not Found`.
-pub async fn find_project(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-) -> ApiResult<(Project, ProjectAccess)> {
-    let project = lookup(state, id)
-        .await?
-        .ok_or(ApiError::NotFound("Project"))?;
-    let access = project_access(state, caller, &project).await?;
-    if !access.can_see() {
-        return Err(ApiError::NotFound("Project"));
-    }
-    Ok((project, access))
-}
-
-/// As [`find_project`], then requires `action` (403 when visible but not allowed).
-///
-/// An action that needs a role asks an anonymous caller to authenticate first (401), before
-/// looking the project up, as GitLab's APIs do (`before { authenticate! }`): the answer is the
-/// same whether the project exists or not.
-pub async fn authorize_project(
-    state: &AppState,
-    caller: &Caller,
-    id: &str,
-    action: Action,
-) -> ApiResult<(Project, ProjectAccess)> {
-    if caller.0.is_none() && !action.open_to_readers() {
-        return Err(ApiError::Unauthorized);
-    }
-    let (project, access) = find_project(state, caller, id).await?;
-    if !access.can(action) {
-        return Err(if caller.0.is_none() {
-            ApiError::Unauthorized
-        } else {
-            ApiError::forbidden()
-        });
-    }
-    Ok((project, access))
-}
-
-pub async fn lookup(state: &AppState, id: &str) -> ApiResult<Option<Project>> {
-    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
-        return match id.parse::<i64>() {
-            Ok(n) => Ok(state.store.project(n).await?),
-            Err(_) => Ok(None),
-        };
-    }
-    match id.rsplit_once('/') {
-        Some((namespace, path)) if !namespace.is_empty() && !path.is_empty() => {
-            Ok(state.store.project_by_full_path(namespace, path).await?)
-        }
-        _ => Ok(None),
-    }
 }
 
 pub async fn render(
@@ -473,13 +385,6 @@ async fn delete_project(
         Json(json!({"message": "202 Accepted"})),
     )
         .into_response())
-}
-
-/// Deletes a project's repository from disk; failures are logged, not fatal (the row is gone).
-pub async fn remove_repository(state: &AppState, project_id: i64) {
-    if let Err(err) = state.repos.delete_async(project_id).await {
-        tracing::warn!(project_id, error = %err, "could not remove repository");
-    }
 }
 
 #[cfg(test)]

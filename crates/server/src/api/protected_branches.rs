@@ -1,22 +1,22 @@
-//! Protected branches: who may push to and merge into which branches. The git server consults
-//! [`push_allowed`] for every ref a push updates.
+//! Protected branches: the API that lists, protects and unprotects them. What the rules mean
+//! (which branch a rule matches, who may push or merge) is [`crate::domain::protected_refs`].
 
 use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pipewright_core::AccessLevel;
-use pipewright_store::{NewProtectedBranch, ProtectedBranch, ProtectionLevel};
+use pipewright_store::{NewProtectedBranch, ProtectionLevel};
 use serde_json::Value;
 
-use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::projects::authorize_project;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
-use crate::permissions::{Action, ProjectAccess};
+use crate::params::Segments;
+use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::AppState;
 
@@ -29,44 +29,6 @@ pub fn routes() -> Vec<Route> {
         Route::get(format!("{branches}/{{name}}"), show, Read),
         Route::delete(format!("{branches}/{{name}}"), unprotect, Maintainer),
     ]
-}
-
-/// GitLab's wildcard rule: `*` matches any run of characters, including `/`.
-pub fn matches(pattern: &str, branch: &str) -> bool {
-    if !pattern.contains('*') {
-        return pattern == branch;
-    }
-    let parts: Vec<&str> = pattern.split('*').collect();
-    let mut rest = branch;
-    for (i, part) in parts.iter().enumerate() {
-        if i == 0 {
-            match rest.strip_prefix(part) {
-                Some(r) => rest = r,
-                None => return false,
-            }
-        } else if i == parts.len() - 1 {
-            return rest.ends_with(part);
-        } else {
-            match rest.find(part) {
-                Some(pos) => rest = &rest[pos + part.len()..],
-                None => return false,
-            }
-        }
-    }
-    true
-}
-
-/// The rules that apply to a branch (exact and wildcard).
-pub fn rules_for<'a>(rules: &'a [ProtectedBranch], branch: &str) -> Vec<&'a ProtectedBranch> {
-    rules.iter().filter(|r| matches(&r.name, branch)).collect()
-}
-
-/// Whether a push to `branch` is allowed: unprotected branches need only push access
-/// (checked by the caller); protected ones need every matching rule's push level.
-pub fn push_allowed(rules: &[ProtectedBranch], branch: &str, access: &ProjectAccess) -> bool {
-    rules_for(rules, branch)
-        .iter()
-        .all(|r| r.push_access_level.allows(access.role(), access.admin))
 }
 
 fn level_param(params: &Params, key: &str) -> ApiResult<ProtectionLevel> {
@@ -170,19 +132,4 @@ async fn unprotect(
             other => other.into(),
         })?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::matches;
-
-    #[test]
-    fn wildcards() {
-        assert!(matches("main", "main"));
-        assert!(!matches("main", "main2"));
-        assert!(matches("release/*", "release/1.0"));
-        assert!(matches("*-stable", "6-0-stable"));
-        assert!(matches("*", "anything/at/all"));
-        assert!(!matches("release/*", "feature/x"));
-    }
 }

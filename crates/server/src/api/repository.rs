@@ -7,13 +7,13 @@ use axum::response::{IntoResponse, Response};
 use pipewright_git::CommitInfo;
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::authorize_project;
-use super::protected_branches::rules_for;
 use crate::auth::Caller;
+use crate::domain::projects::authorize_project;
+use crate::domain::protected_refs::rules_for;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from, page_of};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::state::{AppState, ServerConfig};
@@ -132,7 +132,7 @@ fn branch_json(
         "protected": protected,
         "developers_can_push": developers_can(|r| r.push_access_level),
         "developers_can_merge": developers_can(|r| r.merge_access_level),
-        "can_push": access.can(Action::PushCode) && crate::api::protected_branches::push_allowed(rules, name, access),
+        "can_push": access.can(Action::PushCode) && crate::domain::protected_refs::push_allowed(rules, name, access),
         "default": name == default_branch,
         "web_url": format!("{}/{}/-/tree/{}", config.external_url, project_path, name),
     })

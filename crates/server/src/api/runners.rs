@@ -11,18 +11,16 @@ use pipewright_core::Timestamp;
 use pipewright_store::{NewRunner, Runner, RunnerScope, RunnerType, RunnerUpdate};
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
-
-pub const RUNNER_TOKEN_PREFIX: &str = "glrt-";
 
 /// A runner that has not called in for this long is offline (GitLab: 2 hours).
 const ONLINE_WINDOW_MS: i64 = 2 * 3600 * 1000;
@@ -144,7 +142,7 @@ pub(crate) async fn create(
             Some(project.id)
         }
     };
-    let token = secrets::random_token(RUNNER_TOKEN_PREFIX, 24);
+    let token = secrets::random_token(secrets::RUNNER_TOKEN_PREFIX, 24);
     let new = NewRunner {
         token_digest: secrets::token_digest(&token),
         runner_type,

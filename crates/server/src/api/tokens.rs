@@ -5,20 +5,17 @@ use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pipewright_core::Timestamp;
-use pipewright_store::{NewPersonalAccessToken, PersonalAccessToken};
+use pipewright_store::PersonalAccessToken;
 use serde_json::Value;
 
-use super::Segments;
 use crate::auth::{Actor, Caller, Credential, KNOWN_SCOPES};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::routes::{Access, Route};
-use crate::secrets;
 use crate::state::AppState;
-
-pub const PAT_PREFIX: &str = "glpat-";
 
 /// `/personal_access_tokens/{id}` is the token's owner's, or an administrator's.
 pub fn routes() -> Vec<Route> {
@@ -41,27 +38,6 @@ pub fn routes() -> Vec<Route> {
             SelfOrAdmin,
         ),
     ]
-}
-
-/// Creates a token for a user and returns it once; only its digest is stored.
-pub async fn issue_token(
-    state: &AppState,
-    user_id: i64,
-    name: &str,
-    scopes: Vec<String>,
-    expires_at: Option<Timestamp>,
-    token: Option<String>,
-) -> ApiResult<(PersonalAccessToken, String)> {
-    let token = token.unwrap_or_else(|| secrets::random_token(PAT_PREFIX, 32));
-    let new = NewPersonalAccessToken {
-        user_id,
-        name: name.to_string(),
-        token_digest: secrets::token_digest(&token),
-        scopes,
-        expires_at,
-    };
-    let pat = state.store.create_personal_access_token(&new).await?;
-    Ok((pat, token))
 }
 
 async fn create_for_user(
@@ -95,7 +71,9 @@ async fn create_for_user(
         }
         _ => None,
     };
-    let (pat, token) = issue_token(&state, user_id, &name, scopes, expires_at, None).await?;
+    let (pat, token) =
+        crate::domain::tokens::issue_token(&state, user_id, &name, scopes, expires_at, None)
+            .await?;
     Ok((
         StatusCode::CREATED,
         Json(entities::personal_access_token(&pat, Some(&token))),

@@ -5,24 +5,20 @@
 //! parameter validation (`token`, `ref`, `variables` shape) → `X-Gitlab-Event: Pipeline Hook`
 //! (403, loop protection) → variable values → project (404) → token (404 for anything that is
 //! not this project's live trigger token) → the pipeline creation chain (400/422) → 201.
-//! Authentication is the `token` parameter only; a `PRIVATE-TOKEN` header is ignored.
+//! Authentication is the `token` parameter only; a `PRIVATE-TOKEN` header is ignored. Who runs
+//! the pipeline and with which variables is decided in [`crate::domain::triggers`].
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use pipewright_core::{PipelineSource, Timestamp};
-use pipewright_store::{Project, VariableType};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::Segments;
-use super::pipelines::pipeline_json_for;
+use super::pipelines::respond;
+use crate::domain::triggers;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
-use crate::pipeline_creation::{self, CreateError, CreatePipeline, PipelineUser};
-use crate::pipeline_variables::PipelineVariable;
+use crate::params::Segments;
 use crate::routes::{Access, Route};
-use crate::secrets;
 use crate::state::AppState;
 
 pub fn routes() -> Vec<Route> {
@@ -39,9 +35,6 @@ pub fn routes() -> Vec<Route> {
         ),
     ]
 }
-
-/// The variable name GitLab gives the request's parameters.
-pub const TRIGGER_PAYLOAD: &str = "TRIGGER_PAYLOAD";
 
 async fn trigger(
     State(state): State<AppState>,
@@ -97,10 +90,6 @@ fn trigger_variables(params: &Params) -> ApiResult<Vec<(String, String)>> {
     }
 }
 
-fn not_found() -> ApiError {
-    ApiError::NotFound("")
-}
-
 async fn run(
     state: AppState,
     headers: HeaderMap,
@@ -150,12 +139,6 @@ async fn run(
         return Err(ApiError::forbidden());
     }
     let variables = trigger_variables(&params)?;
-    let (project, run_as, origin) = if token.starts_with(crate::job_token::JOB_TOKEN_PREFIX) {
-        by_job_token(&state, &id, &token).await?
-    } else {
-        by_trigger_token(&state, &id, &token).await?
-    };
-
     // TRIGGER_PAYLOAD: every parameter but the token, with the project id as given, the
     // effective ref, and `variables` always present.
     params.set_path("ref", ref_name.clone());
@@ -165,183 +148,20 @@ async fn run(
     payload
         .entry("variables")
         .or_insert_with(|| Value::Object(Map::new()));
-    let payload = Value::Object(payload).to_string();
-    if payload.len() > pipeline_creation::MAX_TRIGGER_PAYLOAD_BYTES {
-        return Err(ApiError::BadRequest(format!(
-            "{TRIGGER_PAYLOAD} is larger than {} bytes",
-            pipeline_creation::MAX_TRIGGER_PAYLOAD_BYTES
-        )));
-    }
-    let mut inputs: Vec<PipelineVariable> = Vec::with_capacity(variables.len() + 1);
-    for (key, value) in variables {
-        if key == TRIGGER_PAYLOAD {
-            return Err(base_error(&format!(
-                "Duplicate variable name: {TRIGGER_PAYLOAD}"
-            )));
-        }
-        if key.is_empty() || key.len() > 255 || !crate::validate::variable_key_chars(&key) {
-            return Err(base_error(
-                "Failed to build pipeline variables: variable keys can contain only letters, digits and '_' (at most 255)",
-            ));
-        }
-        inputs.push(PipelineVariable {
-            key,
-            value,
-            variable_type: VariableType::EnvVar,
-        });
-    }
-    inputs.push(PipelineVariable {
-        key: TRIGGER_PAYLOAD.into(),
-        value: payload,
-        variable_type: VariableType::File,
-    });
-
-    let user = match &run_as {
-        PipelineUser::User { user, .. } => Some(user.clone()),
-        PipelineUser::Nobody => None,
-    };
-    let (source, trigger, upstream) = match origin {
-        Origin::Trigger(trigger) => (PipelineSource::Trigger, Some(trigger), None),
-        Origin::Job(upstream) => (PipelineSource::Pipeline, None, Some(upstream)),
-    };
-    let request = CreatePipeline {
-        project: project.clone(),
+    let triggered = triggers::run(
+        &state,
+        &id,
+        &token,
         ref_name,
-        source,
-        run_as,
-        trigger,
-        variables: inputs,
-        upstream,
-        before_sha: None,
-        config_path: None,
-        at_sha: None,
-        ignore_skip_ci: true,
-    };
+        variables,
+        Value::Object(payload).to_string(),
+    )
+    .await?;
     respond(
         &state,
-        &project,
-        pipeline_creation::create_pipeline(&state, request).await,
-        user.as_ref(),
+        &triggered.project,
+        triggered.result,
+        triggered.user.as_ref(),
     )
     .await
-}
-
-/// Where a triggered pipeline comes from: a trigger token, or a running job's `CI_JOB_TOKEN`
-/// (a multi-project pipeline, linked to the job that started it).
-enum Origin {
-    Trigger(pipewright_store::Trigger),
-    Job(pipewright_store::Upstream),
-}
-
-async fn by_trigger_token(
-    state: &AppState,
-    id: &str,
-    token: &str,
-) -> ApiResult<(Project, PipelineUser, Origin)> {
-    // One statement finds the token with its project, owner and the owner's role. Only this
-    // project's live trigger token is accepted; an unknown project, an unknown, revoked or
-    // expired token and another project's token are the same 404, so the answer reveals
-    // neither the project nor the token.
-    let context = state
-        .store
-        .trigger_run_context(&secrets::token_digest(token))
-        .await?
-        .ok_or_else(not_found)?;
-    if !names_project(&context.project, id)
-        || context
-            .trigger
-            .expires_at
-            .is_some_and(|t| t <= Timestamp::now())
-    {
-        return Err(not_found());
-    }
-    let pipewright_store::TriggerContext {
-        trigger,
-        project,
-        owner,
-        owner_role,
-    } = context;
-    let run_as = match (owner, trigger.legacy) {
-        (Some(user), _) => PipelineUser::User {
-            user,
-            role: owner_role,
-        },
-        (None, true) => PipelineUser::Nobody,
-        // An owner that was deleted leaves a trigger that may no longer run.
-        (None, false) => {
-            return Err(base_error(
-                "Insufficient permissions to create a new pipeline",
-            ));
-        }
-    };
-    Ok((project, run_as, Origin::Trigger(trigger)))
-}
-
-/// `token=$CI_JOB_TOKEN`: the job must be running (401 `Job is not running`), and the target
-/// project must let the job's project in and be visible to the job's user (404 otherwise).
-/// The pipeline runs as the job's user.
-async fn by_job_token(
-    state: &AppState,
-    id: &str,
-    token: &str,
-) -> ApiResult<(Project, PipelineUser, Origin)> {
-    let job = crate::job_token::running_job(state, token).await?;
-    let project = super::projects::lookup(state, id)
-        .await?
-        .ok_or(ApiError::NotFound("Project"))?;
-    let (user, access) = crate::job_token::job_access(state, &job, &project).await?;
-    let Some(user) = user else {
-        return Err(ApiError::NotFound("Project"));
-    };
-    let upstream = pipewright_store::Upstream {
-        job_id: job.id,
-        pipeline_id: job.pipeline_id,
-        project_id: job.project_id,
-    };
-    Ok((
-        project,
-        PipelineUser::User {
-            user,
-            role: access.role(),
-        },
-        Origin::Job(upstream),
-    ))
-}
-
-/// Whether the URL's `:id` (a number or `namespace/path`) names this project.
-fn names_project(project: &Project, id: &str) -> bool {
-    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) {
-        return id.parse::<i64>().is_ok_and(|n| n == project.id);
-    }
-    id.eq_ignore_ascii_case(&project.full_path())
-}
-
-/// `{"message":{"base":[message]}}` with 400.
-pub fn base_error(message: &str) -> ApiError {
-    ApiError::Custom(
-        StatusCode::BAD_REQUEST,
-        json!({"message": {"base": [message]}}),
-    )
-}
-
-/// Maps the creation chain's outcome to GitLab's responses: 201, 400 or 422.
-pub async fn respond(
-    state: &AppState,
-    project: &Project,
-    result: Result<pipewright_store::Pipeline, CreateError>,
-    user: Option<&pipewright_store::User>,
-) -> ApiResult<Response> {
-    match result {
-        Ok(pipeline) => Ok((
-            StatusCode::CREATED,
-            Json(pipeline_json_for(state, project, &pipeline, user).await?),
-        )
-            .into_response()),
-        Err(CreateError::Rejected(message)) => Err(base_error(&message)),
-        Err(CreateError::ConfigError(_, message)) => Err(ApiError::Custom(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"message": {"base": [message]}}),
-        )),
-        Err(CreateError::Internal(e)) => Err(ApiError::Internal(e)),
-    }
 }

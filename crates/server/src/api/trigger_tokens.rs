@@ -11,20 +11,18 @@ use pipewright_core::Timestamp;
 use pipewright_store::{NewTrigger, Trigger};
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::{authorize_project, find_project};
 use crate::auth::Caller;
+use crate::domain::projects::{authorize_project, find_project};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
 use crate::secrets;
 use crate::state::AppState;
-
-pub const TRIGGER_PREFIX: &str = "glptt-";
 
 /// The longest a trigger token may live, as GitLab's personal-access-token lifetime.
 const MAX_LIFETIME_DAYS: i64 = 365;
@@ -45,7 +43,7 @@ pub fn routes() -> Vec<Route> {
 /// legacy prefix-less token).
 pub fn short_token(token: &str) -> String {
     token
-        .strip_prefix(TRIGGER_PREFIX)
+        .strip_prefix(secrets::TRIGGER_PREFIX)
         .unwrap_or(token)
         .chars()
         .take(4)
@@ -173,7 +171,7 @@ pub(crate) async fn create(
         ));
     }
     let expires_at = parse_expiry(&params)?;
-    let token = secrets::random_hex_token(TRIGGER_PREFIX, 20);
+    let token = secrets::random_hex_token(secrets::TRIGGER_PREFIX, 20);
     let new = NewTrigger {
         project_id: project.id,
         owner_id: Some(actor.user.id),

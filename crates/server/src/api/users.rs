@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use pipewright_store::{NewUser, UserState, UserUpdate};
 use serde_json::{Value, json};
 
-use super::Segments;
 use crate::auth::Caller;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::routes::{Access, Route};
 use crate::secrets;
 use crate::state::AppState;
@@ -233,7 +233,7 @@ async fn delete_user(
             per_page: 100_000,
         };
         for project in state.store.projects(&filter, page).await?.items {
-            crate::api::projects::remove_repository(&state, project.id).await;
+            crate::domain::projects::remove_repository(&state, project.id).await;
         }
     }
     state.store.delete_user(id).await?;

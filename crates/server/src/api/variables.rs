@@ -2,7 +2,7 @@
 //! /projects/:id/variables/:key` (Maintainer+), and the instance's `/admin/ci/variables`
 //! (administrators). Values are sealed at rest under the server key; masked values are
 //! validated as GitLab does (one line, at least 8 characters of a restricted alphabet) so a
-//! runner can recognise them in logs. [`crate::ci_variables`] puts them into pipelines.
+//! runner can recognise them in logs. [`crate::domain::ci_variables`] puts them into pipelines.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use pipewright_store::{CiVariable, VariableType};
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::authorize_project;
 use crate::auth::Caller;
+use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;

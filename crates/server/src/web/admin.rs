@@ -13,10 +13,11 @@ use super::error::{WebError, WebResult};
 use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Layout};
-use crate::api::{self, Segments};
+use crate::api;
 use crate::params::Params;
+use crate::params::Segments;
 use crate::state::AppState;
-use crate::webhooks;
+use crate::webhook_delivery;
 
 fn admin(viewer: &Viewer) -> WebResult<()> {
     viewer.required()?;
@@ -127,7 +128,7 @@ pub async fn show(
         users,
         runners,
         embedded_runner: state.config.embedded_runner_status.clone(),
-        allow_local: webhooks::allow_local(&state).await?,
+        allow_local: webhook_delivery::allow_local(&state).await?,
         page,
         next: i64::from(page) * i64::from(per_page) < found.total,
     };
@@ -184,13 +185,13 @@ pub async fn update_settings(
 ) -> WebResult<Response> {
     checked(&viewer, &params)?;
     let allow = params
-        .bool(webhooks::ALLOW_LOCAL_SETTING)
+        .bool(webhook_delivery::ALLOW_LOCAL_SETTING)
         .ok()
         .flatten()
         .unwrap_or(false);
     let mut p = Params::default();
     p.set_path(
-        webhooks::ALLOW_LOCAL_SETTING,
+        webhook_delivery::ALLOW_LOCAL_SETTING,
         if allow { "true" } else { "false" },
     );
     let result = api::hooks::update_settings(State(state.clone()), viewer.caller(), p).await;

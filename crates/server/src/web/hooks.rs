@@ -6,16 +6,17 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 
+use super::access::{project_for, project_form};
 use super::error::{WebError, WebResult};
-use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Flash, Layout, ProjectNav};
-use crate::api::{self, Segments};
+use crate::api;
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::Action;
 use crate::state::AppState;
-use crate::webhooks;
+use crate::webhook_delivery;
 
 /// Deliveries listed per hook.
 const RECENT: i64 = 10;
@@ -129,8 +130,8 @@ pub async fn create(
         && api::hooks::is_invalid_url(err)
     {
         // The API says only "Invalid url given"; the page says why, as GitLab's UI does.
-        let allow_local = webhooks::allow_local(&state).await?;
-        if let Err(blocked) = webhooks::resolve(&url, allow_local).await {
+        let allow_local = webhook_delivery::allow_local(&state).await?;
+        if let Err(blocked) = webhook_delivery::resolve(&url, allow_local).await {
             return Ok(view::redirect_with(
                 &state,
                 &back,

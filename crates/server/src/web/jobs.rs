@@ -15,13 +15,14 @@ use pipewright_logview::Cursor;
 use pipewright_store::{Job, Project};
 use serde_json::json;
 
+use super::access::{project_for, project_form};
 use super::error::{WebError, WebResult};
 use super::pipelines::{VariableRow, users_by_id, variable_rows};
-use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
 use crate::api::artifacts;
-use crate::job_processing;
+use crate::domain::dispatch;
+use crate::domain::manual_actions::{self, JobAction};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
@@ -243,7 +244,7 @@ pub async fn show(
     let (items, cursor) = pipewright_logview::render(&trace, &Cursor::default(), complete);
     // On a protected branch, only those who may update it may act on its jobs.
     let can_update = access.can(Action::UpdatePipelines)
-        && crate::protected_refs::may_update(&state, &access, &pipeline).await?;
+        && crate::domain::protected_refs::may_update(&state, &access, &pipeline).await?;
     let full_path = project.full_path();
     let page = ShowPage {
         layout: Layout::new(
@@ -287,12 +288,16 @@ pub async fn show(
                 .map(view::time_ago)
                 .unwrap_or_else(|| "never".into()),
         }),
-        can_retry: can_update && complete && !job.retried && !crate::bridges::is_bridge(&job),
+        can_retry: can_update
+            && complete
+            && !job.retried
+            && !crate::domain::job_spec::is_bridge(&job),
         can_cancel: can_update && !complete,
         can_play: can_update
             && job.status == Status::Manual
-            && (!crate::bridges::is_bridge(&job)
-                || crate::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?),
+            && (!crate::domain::job_spec::is_bridge(&job)
+                || crate::domain::bridges::user_may_start(&state, viewer.user.as_ref(), &job)
+                    .await?),
         live: view::is_live(job.status),
         can_keep: can_update
             && job
@@ -395,63 +400,59 @@ pub async fn act(
     Path((namespace, path, id, action)): Path<(String, String, String, String)>,
     params: Params,
 ) -> WebResult<Response> {
-    let needed = if action == "erase" {
-        Action::DeleteArtifacts
-    } else {
-        Action::UpdatePipelines
+    let (action, needed) = match action.as_str() {
+        "retry" => (JobAction::Retry, Action::UpdatePipelines),
+        "cancel" => (JobAction::Cancel, Action::UpdatePipelines),
+        "play" => (JobAction::Play, Action::UpdatePipelines),
+        "keep" => (JobAction::KeepArtifacts, Action::UpdatePipelines),
+        "erase" => (JobAction::Erase, Action::DeleteArtifacts),
+        _ => return Err(WebError::NotFound),
     };
     let (project, access) =
         project_form(&state, &viewer, &namespace, &path, &params, needed).await?;
     let job = find_job(&state, &project, &id).await?;
-    // As the API (a 403 there is a 404 page here): a protected branch's jobs are changed
-    // only by those who may update the branch.
+    // As the API (a 403 there is a 404 page here).
     let pipeline = state
         .store
         .pipeline_by_id(job.pipeline_id)
         .await?
         .ok_or(WebError::NotFound)?;
-    if !crate::protected_refs::may_update(&state, &access, &pipeline).await? {
-        return Err(WebError::NotFound);
-    }
-    if matches!(action.as_str(), "play" | "retry")
-        && crate::bridges::is_bridge(&job)
-        && !crate::bridges::user_may_start(&state, viewer.user.as_ref(), &job).await?
-    {
+    let user = viewer.user.as_ref();
+    if !manual_actions::may_change_job(&state, &access, user, &pipeline, &job, action).await? {
         return Err(WebError::NotFound);
     }
     let full_path = project.full_path();
     let mut back = format!("/{full_path}/-/jobs/{}", job.id);
-    let flash = match action.as_str() {
-        "retry" => match job_processing::retry_job(&state, &job).await? {
+    let flash = match action {
+        JobAction::Retry => match dispatch::retry_job(&state, &job).await? {
             Some(new_job) => {
                 back = format!("/{full_path}/-/jobs/{}", new_job.id);
                 Flash::notice("The job is retrying.")
             }
             None => Flash::alert("This job cannot be retried."),
         },
-        "cancel" => {
-            if job_processing::cancel_job(&state, &job).await? {
+        JobAction::Cancel => {
+            if dispatch::cancel_job(&state, &job).await? {
                 Flash::notice("The job was canceled.")
             } else {
                 Flash::alert("This job cannot be canceled.")
             }
         }
-        "play" => {
-            if job_processing::play_job(&state, &job).await? {
+        JobAction::Play => {
+            if dispatch::play_job(&state, &job).await? {
                 Flash::notice("The job is starting.")
             } else {
                 Flash::alert("This job cannot be started.")
             }
         }
-        "keep" => {
-            let Some(mut kept) = job.artifacts.clone() else {
+        JobAction::KeepArtifacts => {
+            if !crate::domain::artifacts::keep_forever(&state, &job).await? {
                 return Err(WebError::NotFound);
-            };
-            kept.expire_at = None;
-            state.store.set_job_artifacts(job.id, Some(&kept)).await?;
+            }
             Flash::notice("The artifacts will be kept.")
         }
-        _ => return Err(WebError::NotFound),
+        // The pages do not erase jobs (the API does).
+        JobAction::Erase => return Err(WebError::NotFound),
     };
     Ok(view::redirect_with(&state, &back, flash))
 }
@@ -505,9 +506,6 @@ struct BrowsePage {
     entries: Vec<Entry>,
 }
 
-/// Most entries a browse page lists.
-const MAX_LISTED: usize = 1_000;
-
 /// `GET …/-/jobs/:id/artifacts/browse[/*dir]`.
 pub async fn artifacts_browse(
     State(state): State<AppState>,
@@ -527,47 +525,13 @@ pub async fn artifacts_browse(
     let (project, access) =
         project_for(&state, &viewer, &namespace, &path, Action::ReadPipelines).await?;
     let job = find_job(&state, &project, &id).await?;
-    if job.artifacts.is_none() {
-        return Err(WebError::NotFound);
-    }
-    let archive = artifacts::archive_path(&state, job.id);
+    let listing = crate::domain::artifacts::list_dir(&state, &job, &dir)
+        .await?
+        .ok_or(WebError::NotFound)?;
     let prefix = if dir.is_empty() {
         String::new()
     } else {
         format!("{dir}/")
-    };
-    let listing = {
-        let prefix = prefix.clone();
-        tokio::task::spawn_blocking(move || -> Option<Vec<(String, bool, u64)>> {
-            let file = std::fs::File::open(archive).ok()?;
-            let mut zip = zip::ZipArchive::new(file).ok()?;
-            let mut seen = std::collections::BTreeMap::new();
-            for i in 0..zip.len() {
-                let Ok(entry) = zip.by_index(i) else { continue };
-                let name = entry.name().to_string();
-                let Some(rest) = name.strip_prefix(&prefix) else {
-                    continue;
-                };
-                if rest.is_empty() {
-                    continue;
-                }
-                match rest.split_once('/') {
-                    Some((child, _)) => {
-                        seen.entry(child.to_string()).or_insert((true, 0));
-                    }
-                    None => {
-                        seen.insert(rest.to_string(), (entry.is_dir(), entry.size()));
-                    }
-                }
-                if seen.len() >= MAX_LISTED {
-                    break;
-                }
-            }
-            Some(seen.into_iter().map(|(n, (d, s))| (n, d, s)).collect())
-        })
-        .await
-        .map_err(|e| WebError::Internal(e.into()))?
-        .ok_or(WebError::NotFound)?
     };
     if listing.is_empty() && !dir.is_empty() {
         return Err(WebError::NotFound);
@@ -576,20 +540,22 @@ pub async fn artifacts_browse(
     let base = format!("/{full_path}/-/jobs/{}/artifacts", job.id);
     let mut entries: Vec<Entry> = listing
         .into_iter()
-        .map(|(name, is_dir, size)| Entry {
-            url: if is_dir {
-                format!("{base}/browse/{prefix}{name}")
-            } else {
-                format!("{base}/file/{prefix}{name}")
+        .map(
+            |crate::domain::artifacts::Listed { name, is_dir, size }| Entry {
+                url: if is_dir {
+                    format!("{base}/browse/{prefix}{name}")
+                } else {
+                    format!("{base}/file/{prefix}{name}")
+                },
+                name,
+                is_dir,
+                size: if is_dir {
+                    String::new()
+                } else {
+                    human_size(size as i64)
+                },
             },
-            name,
-            is_dir,
-            size: if is_dir {
-                String::new()
-            } else {
-                human_size(size as i64)
-            },
-        })
+        )
         .collect();
     entries.sort_by_key(|e| (!e.is_dir, e.name.clone()));
     let parent = (!dir.is_empty()).then(|| match dir.rsplit_once('/') {

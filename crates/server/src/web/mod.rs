@@ -8,6 +8,7 @@
 //! shows JSON errors: `error.rs` turns failures into 404 pages, sign-in redirects and flash
 //! messages. Forms are protected by CSRF tokens (`session.rs`).
 
+pub mod access;
 pub mod account;
 pub mod admin;
 pub mod assets;

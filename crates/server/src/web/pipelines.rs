@@ -11,12 +11,13 @@ use axum::response::Response;
 use pipewright_core::{PipelineSource, Status};
 use pipewright_store::{Job, Pipeline, PipelineFilter, Project, User};
 
+use super::access::{project_for, project_form};
 use super::error::{WebError, WebResult};
-use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav, StatusView, Window};
-use crate::job_processing;
-use crate::linked_pipelines::LinkedProjects;
+use crate::domain::linked_pipelines::LinkedProjects;
+use crate::domain::manual_actions::{self, PipelineAction};
+use crate::domain::{dispatch, job_processing};
 use crate::params::Params;
 use crate::permissions::Action;
 use crate::state::AppState;
@@ -263,7 +264,7 @@ pub async fn variable_rows(
     reveal: bool,
 ) -> WebResult<Vec<VariableRow>> {
     Ok(if reveal {
-        crate::pipeline_variables::opened(state, pipeline_id)
+        crate::domain::pipeline_variables::opened(state, pipeline_id)
             .await?
             .into_iter()
             .map(|v| VariableRow {
@@ -323,7 +324,7 @@ pub async fn job_nodes(
     let mut stages: Vec<(i64, StageColumn)> = Vec::new();
     let current: Vec<&Job> = jobs.iter().filter(|j| !j.retried).collect();
     for job in current.iter().copied() {
-        let downstream = if crate::bridges::is_bridge(job) {
+        let downstream = if crate::domain::job_spec::is_bridge(job) {
             match state.store.downstream_pipeline(job.id).await? {
                 Some(d) => pipeline_link(linked, d.project_id, d.id)
                     .await?
@@ -338,7 +339,7 @@ pub async fn job_nodes(
             name: job.name.clone(),
             url: format!("/{}/-/jobs/{}", project.full_path(), job.id),
             status: StatusView::of_job(job.status, job.allow_failure),
-            needs: job_processing::job_needs(job)
+            needs: crate::domain::job_spec::job_needs(job)
                 .unwrap_or_default()
                 .into_iter()
                 .map(|name| {
@@ -395,7 +396,7 @@ pub async fn show(
     let variables = variable_rows(&state, pipeline.id, can_reveal).await?;
     // On a protected branch, only those who may update it may cancel or retry.
     let can_update = access.can(Action::UpdatePipelines)
-        && crate::protected_refs::may_update(&state, &access, &pipeline).await?;
+        && crate::domain::protected_refs::may_update(&state, &access, &pipeline).await?;
     let row = rows(&state, &viewer, &project, std::slice::from_ref(&pipeline))
         .await?
         .remove(0);
@@ -418,8 +419,12 @@ pub async fn show(
         can_cancel: can_update && !pipeline.status.is_complete(),
         can_retry: can_update
             && job_processing::pipeline_retryable(pipeline.status)
-            && crate::bridges::user_may_restart_bridges(&state, viewer.user.as_ref(), pipeline.id)
-                .await?,
+            && crate::domain::bridges::user_may_restart_bridges(
+                &state,
+                viewer.user.as_ref(),
+                pipeline.id,
+            )
+            .await?,
         queued: view::seconds_between(Some(pipeline.created_at), pipeline.started_at)
             .map(view::duration)
             .unwrap_or_default(),
@@ -445,33 +450,28 @@ pub async fn act(
         Action::UpdatePipelines,
     )
     .await?;
+    let action = match action.as_str() {
+        "cancel" => PipelineAction::Cancel,
+        "retry" => PipelineAction::Retry,
+        _ => return Err(WebError::NotFound),
+    };
     let pipeline = find_pipeline(&state, &project, &id).await?;
     // As the API (a 403 there is a 404 page here).
-    if !crate::protected_refs::may_update(&state, &access, &pipeline).await? {
+    let user = viewer.user.as_ref();
+    if !manual_actions::may_change_pipeline(&state, &access, user, &pipeline, action).await? {
         return Err(WebError::NotFound);
     }
     let back = format!("/{}/-/pipelines/{}", project.full_path(), pipeline.id);
-    let flash = match action.as_str() {
-        "cancel" => {
-            job_processing::cancel_pipeline(&state, pipeline.id).await?;
+    let flash = match action {
+        PipelineAction::Cancel => {
+            dispatch::cancel_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline was canceled.")
         }
-        "retry"
-            if !crate::bridges::user_may_restart_bridges(
-                &state,
-                viewer.user.as_ref(),
-                pipeline.id,
-            )
-            .await? =>
-        {
-            return Err(WebError::NotFound);
-        }
-        "retry" if job_processing::pipeline_retryable(pipeline.status) => {
-            job_processing::retry_pipeline(&state, pipeline.id).await?;
+        PipelineAction::Retry if job_processing::pipeline_retryable(pipeline.status) => {
+            dispatch::retry_pipeline(&state, pipeline.id).await?;
             Flash::notice("The pipeline's failed and canceled jobs are retrying.")
         }
-        "retry" => Flash::alert("Only a failed or canceled pipeline can be retried."),
-        _ => return Err(WebError::NotFound),
+        PipelineAction::Retry => Flash::alert("Only a failed or canceled pipeline can be retried."),
     };
     Ok(view::redirect_with(&state, &back, flash))
 }
@@ -514,30 +514,22 @@ pub async fn run(
                 Flash::alert("Variable keys may contain only letters, digits and _."),
             ));
         }
-        variables.push(crate::pipeline_variables::PipelineVariable {
+        variables.push(crate::domain::pipeline_variables::PipelineVariable {
             key,
             value: field("variable_value"),
             variable_type: pipewright_store::VariableType::EnvVar,
         });
     }
-    let request = crate::pipeline_creation::CreatePipeline {
-        project: project.clone(),
+    let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
+        project.clone(),
         ref_name,
-        source: PipelineSource::Web,
-        run_as: crate::pipeline_creation::PipelineUser::User {
-            user,
-            role: access.role(),
-        },
-        trigger: None,
+        PipelineSource::Web,
+        user,
+        access.role(),
         variables,
-        upstream: None,
-        before_sha: None,
-        config_path: None,
-        at_sha: None,
-        ignore_skip_ci: true,
-    };
-    use crate::pipeline_creation::CreateError;
-    match crate::pipeline_creation::create_pipeline(&state, request).await {
+    );
+    use crate::domain::pipeline_creation::CreateError;
+    match crate::domain::dispatch::create_pipeline(&state, request).await {
         Ok(pipeline) => Ok(view::redirect_with(
             &state,
             &format!("{back}/{}", pipeline.id),

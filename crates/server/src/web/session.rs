@@ -8,9 +8,7 @@
 //! double-submit cookie instead. Blocked users are signed out on their next request, because the
 //! user is re-read with every request.
 
-use std::net::{IpAddr, SocketAddr};
-
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use pipewright_core::Timestamp;
@@ -212,13 +210,6 @@ pub async fn end(state: &AppState, viewer: &Viewer) -> Result<HeaderValue, WebEr
         state.store.delete_web_session(&digest).await?;
     }
     Ok(set_cookie(state, SESSION_COOKIE, "", Some(0)))
-}
-
-/// The client's address, when the server was started with connection info.
-pub fn client_ip(parts_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    parts_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
 }
 
 /// Sign-in throttling lives with every other password check, in `crate::sign_in`.

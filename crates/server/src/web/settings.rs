@@ -14,13 +14,14 @@ use pipewright_core::Timestamp;
 use pipewright_store::{Page, Project, RunnerScope, RunnerType};
 use serde_json::Value;
 
+use super::access::project_for;
 use super::error::{WebError, WebResult};
-use super::projects::project_for;
 use super::session::Viewer;
 use super::view::{self, Flash, Layout, ProjectNav};
-use crate::api::{self, Segments};
+use crate::api;
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::sealing::Purpose;
 use crate::state::AppState;
@@ -139,28 +140,47 @@ pub async fn show(
     Path((namespace, path)): Path<(String, String)>,
 ) -> WebResult<Response> {
     let (project, access) = settings_project(&state, &viewer, &namespace, &path).await?;
-    let caller = viewer.caller();
-    let triggers = state
-        .store
-        .triggers(
-            project.id,
-            Page {
-                page: 1,
-                per_page: 100,
-            },
+    let max_expiry = Timestamp(Timestamp::now().millis() + 364 * 24 * 3600 * 1000).to_date_string();
+    let page = SettingsPage {
+        layout: Layout::new(
+            &viewer,
+            &headers,
+            format!("CI/CD Settings · {}", project.name),
         )
-        .await?;
+        .with_project(ProjectNav::new(&project, &access, "ci_cd")),
+        full_path: project.full_path(),
+        project_id: project.id,
+        api_url: state.config.api_url(),
+        triggers: trigger_rows(&state, &viewer, &access, &project).await?,
+        variables: variable_rows(&state, &project).await?,
+        scope_enabled: state.store.job_token_scope_enabled(project.id).await?,
+        allowlist: allowlist(&state, &viewer, &project).await?,
+        runners: runner_rows(&state, &project).await?,
+        max_expiry,
+    };
+    view::render(&state, &page.layout, &page)
+}
+
+/// The first 100 trigger tokens: whole for those who may administer them, else shortened.
+async fn trigger_rows(
+    state: &AppState,
+    viewer: &Viewer,
+    access: &ProjectAccess,
+    project: &Project,
+) -> WebResult<Vec<TriggerRow>> {
+    let caller = viewer.caller();
+    let triggers = state.store.triggers(project.id, FIRST_100).await?;
     let owner_ids = triggers.items.iter().filter_map(|t| t.owner_id).collect();
-    let owners = super::pipelines::users_by_id(&state, owner_ids).await?;
-    let mut trigger_rows = Vec::new();
+    let owners = super::pipelines::users_by_id(state, owner_ids).await?;
+    let mut rows = Vec::new();
     for t in &triggers.items {
-        let full = api::trigger_tokens::may_administer(&caller, &access, t);
+        let full = api::trigger_tokens::may_administer(&caller, access, t);
         let token = if full {
             state.sealer.open(Purpose::TriggerToken, &t.token_sealed)?
         } else {
             t.short_token.clone()
         };
-        trigger_rows.push(TriggerRow {
+        rows.push(TriggerRow {
             id: t.id,
             token,
             full,
@@ -182,6 +202,11 @@ pub async fn show(
             can_edit: full,
         });
     }
+    Ok(rows)
+}
+
+/// The project's CI/CD variables, opened (only Maintainers see this page).
+async fn variable_rows(state: &AppState, project: &Project) -> WebResult<Vec<VariableRow>> {
     let mut variables = Vec::new();
     for v in state.store.ci_variables(Some(project.id)).await? {
         variables.push(VariableRow {
@@ -192,21 +217,23 @@ pub async fn show(
             masked: v.masked,
         });
     }
-    let scope_enabled = state.store.job_token_scope_enabled(project.id).await?;
+    Ok(variables)
+}
+
+/// The first 100 projects of the job token allowlist, paths shown only where the viewer may see.
+async fn allowlist(
+    state: &AppState,
+    viewer: &Viewer,
+    project: &Project,
+) -> WebResult<Vec<AllowedProject>> {
     let mut allowlist = Vec::new();
     for p in state
         .store
-        .job_token_allowlist(
-            project.id,
-            Page {
-                page: 1,
-                per_page: 100,
-            },
-        )
+        .job_token_allowlist(project.id, FIRST_100)
         .await?
         .items
     {
-        let visible = api::projects::project_access(&state, &viewer.caller(), &p)
+        let visible = crate::domain::projects::project_access(state, &viewer.caller(), &p)
             .await?
             .can_see();
         allowlist.push(AllowedProject {
@@ -214,15 +241,14 @@ pub async fn show(
             full_path: visible.then(|| p.full_path()),
         });
     }
-    let runners = state
+    Ok(allowlist)
+}
+
+/// The instance runners and this project's own (of the first 100 runners).
+async fn runner_rows(state: &AppState, project: &Project) -> WebResult<Vec<RunnerRow>> {
+    Ok(state
         .store
-        .runners(
-            RunnerScope::All,
-            Page {
-                page: 1,
-                per_page: 100,
-            },
-        )
+        .runners(RunnerScope::All, FIRST_100)
         .await?
         .items
         .into_iter()
@@ -240,27 +266,14 @@ pub async fn show(
             can_remove: r.runner_type != RunnerType::Instance,
             description: r.description,
         })
-        .collect();
-    let max_expiry = Timestamp(Timestamp::now().millis() + 364 * 24 * 3600 * 1000).to_date_string();
-    let page = SettingsPage {
-        layout: Layout::new(
-            &viewer,
-            &headers,
-            format!("CI/CD Settings · {}", project.name),
-        )
-        .with_project(ProjectNav::new(&project, &access, "ci_cd")),
-        full_path: project.full_path(),
-        project_id: project.id,
-        api_url: state.config.api_url(),
-        triggers: trigger_rows,
-        variables,
-        scope_enabled,
-        allowlist,
-        runners,
-        max_expiry,
-    };
-    view::render(&state, &page.layout, &page)
+        .collect())
 }
+
+/// What the settings page lists of each kind.
+const FIRST_100: Page = Page {
+    page: 1,
+    per_page: 100,
+};
 
 async fn settings_form(
     state: &AppState,
@@ -269,7 +282,7 @@ async fn settings_form(
     path: &str,
     params: &Params,
 ) -> WebResult<(Project, ProjectAccess)> {
-    super::projects::project_form(
+    super::access::project_form(
         state,
         viewer,
         namespace,
@@ -397,7 +410,7 @@ async fn allowlist_target(
     viewer: &Viewer,
     target: &str,
 ) -> WebResult<Option<Project>> {
-    match api::projects::find_project(state, &viewer.caller(), target).await {
+    match crate::domain::projects::find_project(state, &viewer.caller(), target).await {
         Ok((project, _)) => Ok(Some(project)),
         Err(ApiError::Internal(e)) => Err(WebError::Internal(e)),
         Err(_) => Ok(None),

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod architecture;
 mod artifact_uploads;
 mod authorization;
 mod bridges;

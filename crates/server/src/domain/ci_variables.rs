@@ -3,8 +3,9 @@
 //! GitLab's flags (masked, file, raw) so the runner masks and writes them as it should.
 
 use pipewright_config::{Variable, VariableSource};
-use pipewright_store::{CiVariable, VariableType};
+use pipewright_store::VariableType;
 
+use crate::project_cache::OpenedVariables;
 use crate::sealing::Purpose;
 use crate::state::AppState;
 
@@ -12,15 +13,6 @@ use crate::state::AppState;
 pub struct PipelineVariables {
     pub instance: Vec<Variable>,
     pub project: Vec<Variable>,
-}
-
-/// A project's and the instance's variables, opened once when they are (re)loaded: jobs and
-/// log chunks read them all the time, and unsealing is not free.
-pub struct OpenedVariables {
-    /// Each variable's stored row (scope, flags) and its value as a job receives it.
-    all: Vec<(CiVariable, Variable)>,
-    /// The masked values, for masking logs on ingest.
-    pub masked: Vec<String>,
 }
 
 async fn load(state: &AppState, project_id: i64) -> anyhow::Result<OpenedVariables> {

@@ -1,8 +1,10 @@
-//! Protected branches beyond `git push`: who may change what runs on them. A pipeline of a
-//! protected branch runs with the protected CI/CD variables and on protected runners, so GitLab
-//! lets only those who may update the branch — push to it or merge into it — run pipelines
-//! there, and play, retry, cancel or erase their jobs (or keep their artifacts). The API and
-//! the pages ask [`may_update`] before any of those.
+//! Protected branches: which rules protect a branch ([`rules_for`], GitLab's wildcards), who
+//! may push to it ([`push_allowed`], asked for every ref a push updates) and, beyond
+//! `git push`, who may change what runs on it. A pipeline of a protected branch runs with the
+//! protected CI/CD variables and on protected runners, so GitLab lets only those who may update
+//! the branch — push to it or merge into it — run pipelines there, and play, retry, cancel or
+//! erase their jobs (or keep their artifacts). The API and the pages ask [`may_update`] before
+//! any of those.
 //!
 //! GitLab: `Gitlab::UserAccess#can_update_branch?` (lib/gitlab/user_access.rb), used by the
 //! `protected_ref` conditions of app/policies/ci/build_policy.rb (which prevents every
@@ -12,9 +14,46 @@
 
 use pipewright_store::{Pipeline, ProtectedBranch, StoreError};
 
-use crate::api::protected_branches::{push_allowed, rules_for};
 use crate::permissions::ProjectAccess;
 use crate::state::AppState;
+
+/// GitLab's wildcard rule: `*` matches any run of characters, including `/`.
+pub fn matches(pattern: &str, branch: &str) -> bool {
+    if !pattern.contains('*') {
+        return pattern == branch;
+    }
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let mut rest = branch;
+    for (i, part) in parts.iter().enumerate() {
+        if i == 0 {
+            match rest.strip_prefix(part) {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        } else if i == parts.len() - 1 {
+            return rest.ends_with(part);
+        } else {
+            match rest.find(part) {
+                Some(pos) => rest = &rest[pos + part.len()..],
+                None => return false,
+            }
+        }
+    }
+    true
+}
+
+/// The rules that apply to a branch (exact and wildcard).
+pub fn rules_for<'a>(rules: &'a [ProtectedBranch], branch: &str) -> Vec<&'a ProtectedBranch> {
+    rules.iter().filter(|r| matches(&r.name, branch)).collect()
+}
+
+/// Whether a push to `branch` is allowed: unprotected branches need only push access
+/// (checked by the caller); protected ones need every matching rule's push level.
+pub fn push_allowed(rules: &[ProtectedBranch], branch: &str, access: &ProjectAccess) -> bool {
+    rules_for(rules, branch)
+        .iter()
+        .all(|r| r.push_access_level.allows(access.role(), access.admin))
+}
 
 /// Whether `access` may update `branch`: it is unprotected, or every rule protecting it lets
 /// the caller push, or every one lets the caller merge. (GitLab accepts any one matching
@@ -83,5 +122,15 @@ mod tests {
         assert!(update_allowed(&merge_only, "main", &member(Developer)));
         let nobody = [rule("release/*", NoOne, NoOne)];
         assert!(!update_allowed(&nobody, "release/1", &member(Owner)));
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(matches("main", "main"));
+        assert!(!matches("main", "main2"));
+        assert!(matches("release/*", "release/1.0"));
+        assert!(matches("*-stable", "6-0-stable"));
+        assert!(matches("*", "anything/at/all"));
+        assert!(!matches("release/*", "feature/x"));
     }
 }

@@ -13,7 +13,7 @@
 use pipewright_git::{RefUpdate, is_valid_ref_name};
 use pipewright_store::ProtectedBranch;
 
-use crate::api::protected_branches::{push_allowed, rules_for};
+use crate::domain::protected_refs::{push_allowed, rules_for};
 use crate::permissions::{Action, ProjectAccess};
 
 /// The messages GitLab's branch checks raise, with the `GitLab: ` prefix its hook prints

@@ -2,13 +2,53 @@
 //! waiting jobs may start, which are skipped, and what the pipeline's status is now — GitLab's
 //! stage ordering and `needs`, with `when` and `allow_failure`, derived through
 //! [`pipewright_core::status::composite`].
+//!
+//! Nothing here starts a bridge or settles one: each step returns what it made startable
+//! ([`ToStart`]), and [`crate::domain::dispatch`] starts it (bridges create pipelines, which
+//! advance in turn). So this module never calls back into `bridges` and needs no boxed futures.
+//! The steps are visible to the domain only: from `api/`, `web/` and the maintenance loop they
+//! are reached through `dispatch`, so nothing a step made startable is forgotten.
 
 use pipewright_config::PlannedJob;
 use pipewright_core::status::composite;
 use pipewright_core::{Status, Timestamp};
-use pipewright_store::Job;
+use pipewright_store::{Job, Pipeline};
 
 use crate::state::AppState;
+
+/// What a step of pipeline processing made startable, for [`crate::domain::dispatch`] to start.
+/// (Jobs for runners need nothing more: runners are woken when a step leaves jobs pending.)
+#[must_use = "bridges and upstream bridges wait until dispatch::start starts them"]
+#[derive(Debug, Default)]
+pub struct ToStart {
+    /// Pending bridges (`trigger:` jobs): the server runs them, not runners. Starting one twice
+    /// is harmless (the first start moves it out of `pending`).
+    pub bridges: Vec<Job>,
+    /// A finished downstream pipeline whose `strategy: depend` bridge upstream it now settles.
+    pub settled_downstream: Option<Pipeline>,
+}
+
+impl ToStart {
+    /// The pending bridges among `jobs`, wherever they stand — the first stage of a new
+    /// pipeline or one a finished stage unblocked.
+    pub fn bridges_among(jobs: &[Job]) -> ToStart {
+        ToStart {
+            bridges: jobs
+                .iter()
+                .filter(|j| j.status == Status::Pending && crate::domain::job_spec::is_bridge(j))
+                .cloned()
+                .collect(),
+            settled_downstream: None,
+        }
+    }
+
+    /// Both steps' startable work.
+    pub fn and(mut self, other: ToStart) -> ToStart {
+        self.bridges.extend(other.bridges);
+        self.settled_downstream = self.settled_downstream.or(other.settled_downstream);
+        self
+    }
+}
 
 /// What a waiting job becomes once what it waits on is known.
 fn decide(job: &Job, prior: Option<Status>) -> Option<Status> {
@@ -34,14 +74,19 @@ fn decide(job: &Job, prior: Option<Status>) -> Option<Status> {
     }
 }
 
-/// Re-evaluates a pipeline's waiting jobs and its status.
-pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<()> {
+/// Re-evaluates a pipeline's waiting jobs and its status, and returns what that made
+/// startable: its pending bridges, and the pipeline itself when it finished as a downstream
+/// pipeline (its bridge upstream may mirror it).
+pub(in crate::domain) async fn advance_pipeline(
+    state: &AppState,
+    pipeline_id: i64,
+) -> anyhow::Result<ToStart> {
     // Deciding a stage can unblock the next one (skips complete at once), so repeat until stable.
     for _ in 0..64 {
         let jobs = state.store.pipeline_all_jobs(pipeline_id).await?;
         let mut changes: Vec<(i64, Status)> = Vec::new();
         for job in jobs.iter().filter(|j| j.status == Status::Created) {
-            let needs = job_needs(job);
+            let needs = crate::domain::job_spec::job_needs(job);
             let prior = match needs {
                 Some(needs) => {
                     let needed = jobs
@@ -83,18 +128,13 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
             if !same_statuses(&jobs, &state.store.pipeline_all_jobs(pipeline_id).await?) {
                 continue;
             }
-            start_bridges(state, &jobs);
+            let mut to_start = ToStart::bridges_among(&jobs);
             // A finished downstream pipeline settles a `strategy: depend` bridge upstream.
             if status.is_complete()
                 && let Some(pipeline) = state.store.pipeline_by_id(pipeline_id).await?
                 && pipeline.upstream.is_some()
             {
-                let state = state.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = crate::bridges::mirror(&state, &pipeline).await {
-                        tracing::warn!(error = %format!("{err:#}"), "updating a bridge failed");
-                    }
-                });
+                to_start.settled_downstream = Some(pipeline);
             }
             if jobs.iter().any(|j| j.status == Status::Pending) {
                 state.job_available.notify_waiters();
@@ -103,11 +143,11 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
                     tracing::warn!(error = %err, "announcing pending jobs failed");
                 }
             }
-            return Ok(());
+            return Ok(to_start);
         }
         state.store.set_job_statuses(&changes).await?;
     }
-    Ok(())
+    Ok(ToStart::default())
 }
 
 /// Whether two reads of a pipeline's jobs saw the same statuses.
@@ -117,36 +157,6 @@ fn same_statuses(before: &[Job], after: &[Job]) -> bool {
             .iter()
             .zip(after)
             .all(|(a, b)| a.id == b.id && a.status == b.status)
-}
-
-/// Starts the pending bridges (`trigger:` jobs) among `jobs`, wherever they stand — the
-/// first stage of a new pipeline or one a finished stage unblocked: the server runs them, not
-/// runners. Each starts in its own task; starting one twice is harmless (the first moves it
-/// out of `pending`).
-pub fn start_bridges(state: &AppState, jobs: &[Job]) {
-    for bridge in jobs
-        .iter()
-        .filter(|j| j.status == Status::Pending && crate::bridges::is_bridge(j))
-    {
-        let (state, bridge) = (state.clone(), bridge.clone());
-        tokio::spawn(async move {
-            if let Err(err) = crate::bridges::start(&state, &bridge).await {
-                tracing::warn!(job_id = bridge.id, error = %format!("{err:#}"), "starting a bridge failed");
-            }
-        });
-    }
-}
-
-/// The job's `needs` names from its planned spec, if it has `needs`.
-pub fn job_needs(job: &Job) -> Option<Vec<String>> {
-    let spec: serde_json::Value = serde_json::from_str(&job.spec).ok()?;
-    let needs = spec.get("needs")?.as_array()?;
-    Some(
-        needs
-            .iter()
-            .filter_map(|n| n.get("job").and_then(|j| j.as_str()).map(str::to_string))
-            .collect(),
-    )
 }
 
 /// Sets a pipeline's status when it differs. The check is a read, so the common no-change
@@ -166,7 +176,7 @@ pub async fn set_pipeline_status(
     }
     let changed = state.store.set_pipeline_status(pipeline_id, status).await?;
     if changed {
-        crate::webhooks::pipeline_changed(state, pipeline_id);
+        crate::domain::webhooks::pipeline_changed(state, pipeline_id);
     }
     Ok(changed)
 }
@@ -187,27 +197,26 @@ pub const CANCELABLE: &[Status] = &[
 ];
 
 /// Ends a running job with the runner's (or the server's) verdict, retries it when its
-/// `retry` allows, and moves the pipeline on. Returns false when the job was not running.
-pub async fn finish_job(
+/// `retry` allows, and moves the pipeline on. `None` when the job was not running.
+pub(in crate::domain) async fn finish_job(
     state: &AppState,
     job: &Job,
     status: Status,
     failure_reason: Option<&str>,
     exit_code: Option<i64>,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<ToStart>> {
     if !state
         .store
         .finish_job(job.id, status, failure_reason, exit_code)
         .await?
     {
-        return Ok(false);
+        return Ok(None);
     }
-    crate::webhooks::job_changed(state, job);
+    crate::domain::webhooks::job_changed(state, job);
     if status == Status::Failed {
         auto_retry(state, job, failure_reason.unwrap_or("unknown_failure")).await?;
     }
-    advance_pipeline(state, job.pipeline_id).await?;
-    Ok(true)
+    Ok(Some(advance_pipeline(state, job.pipeline_id).await?))
 }
 
 /// GitLab's `retry: {max, when}`: a failed job runs again, up to `max` more times, when its
@@ -232,19 +241,26 @@ async fn auto_retry(state: &AppState, job: &Job, reason: &str) -> anyhow::Result
 }
 
 /// Cancels one job; a running one is told through `Job-Status` on its runner's next update.
-pub async fn cancel_job(state: &AppState, job: &Job) -> anyhow::Result<bool> {
+/// `None` when it could not be canceled.
+pub(in crate::domain) async fn cancel_job(
+    state: &AppState,
+    job: &Job,
+) -> anyhow::Result<Option<ToStart>> {
     let canceled = state
         .store
         .transition_job(job.id, CANCELABLE, Status::Canceled)
         .await?;
-    if canceled {
-        advance_pipeline(state, job.pipeline_id).await?;
+    if !canceled {
+        return Ok(None);
     }
-    Ok(canceled)
+    Ok(Some(advance_pipeline(state, job.pipeline_id).await?))
 }
 
 /// Cancels every job of a pipeline that has not finished.
-pub async fn cancel_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<()> {
+pub(in crate::domain) async fn cancel_pipeline(
+    state: &AppState,
+    pipeline_id: i64,
+) -> anyhow::Result<ToStart> {
     for job in state.store.pipeline_all_jobs(pipeline_id).await? {
         state
             .store
@@ -254,23 +270,29 @@ pub async fn cancel_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Resu
     advance_pipeline(state, pipeline_id).await
 }
 
-/// Retries one finished job now: a new attempt, pending.
-pub async fn retry_job(state: &AppState, job: &Job) -> anyhow::Result<Option<Job>> {
-    let retried = state.store.retry_job(job.id, Status::Pending).await?;
-    if retried.is_some() {
-        advance_pipeline(state, job.pipeline_id).await?;
-    }
-    Ok(retried)
+/// Retries one finished job now: a new attempt, pending. `None` when it could not be retried.
+pub(in crate::domain) async fn retry_job(
+    state: &AppState,
+    job: &Job,
+) -> anyhow::Result<Option<(Job, ToStart)>> {
+    let Some(retried) = state.store.retry_job(job.id, Status::Pending).await? else {
+        return Ok(None);
+    };
+    let to_start = advance_pipeline(state, job.pipeline_id).await?;
+    Ok(Some((retried, to_start)))
 }
 
-/// GitLab's pipeline retry: failed and canceled jobs get new attempts, and the jobs they
-/// had skipped wait again, so the pipeline runs on from where it failed.
 /// GitLab retries only failed and canceled pipelines.
 pub fn pipeline_retryable(status: Status) -> bool {
     matches!(status, Status::Failed | Status::Canceled)
 }
 
-pub async fn retry_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Result<()> {
+/// GitLab's pipeline retry: failed and canceled jobs get new attempts, and the jobs they
+/// had skipped wait again, so the pipeline runs on from where it failed.
+pub(in crate::domain) async fn retry_pipeline(
+    state: &AppState,
+    pipeline_id: i64,
+) -> anyhow::Result<ToStart> {
     for job in state.store.pipeline_all_jobs(pipeline_id).await? {
         match job.status {
             Status::Failed | Status::Canceled => {
@@ -288,8 +310,11 @@ pub async fn retry_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Resul
     advance_pipeline(state, pipeline_id).await
 }
 
-/// Starts a manual job.
-pub async fn play_job(state: &AppState, job: &Job) -> anyhow::Result<bool> {
+/// Starts a manual job. `None` when it was not waiting to be played.
+pub(in crate::domain) async fn play_job(
+    state: &AppState,
+    job: &Job,
+) -> anyhow::Result<Option<ToStart>> {
     let played = state
         .store
         .transition_job(
@@ -298,8 +323,8 @@ pub async fn play_job(state: &AppState, job: &Job) -> anyhow::Result<bool> {
             Status::Pending,
         )
         .await?;
-    if played {
-        advance_pipeline(state, job.pipeline_id).await?;
+    if !played {
+        return Ok(None);
     }
-    Ok(played)
+    Ok(Some(advance_pipeline(state, job.pipeline_id).await?))
 }

@@ -7,8 +7,9 @@
 use pipewright_core::PipelineSource;
 use pipewright_store::{PushEvent, VariableType};
 
-use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineUser, create_pipeline};
-use crate::pipeline_variables::PipelineVariable;
+use crate::domain::dispatch::create_pipeline;
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
+use crate::domain::pipeline_variables::PipelineVariable;
 use crate::state::AppState;
 
 /// Creates pipelines for every push waiting in the outbox.
@@ -24,7 +25,7 @@ pub async fn process(state: &AppState) -> anyhow::Result<()> {
             if !state.store.mark_push_event_processed(event.id).await? {
                 continue;
             }
-            if let Err(err) = crate::webhooks::on_push(state, &event).await {
+            if let Err(err) = crate::domain::webhooks::on_push(state, &event).await {
                 tracing::warn!(
                     project_id = event.project_id,
                     error = %format!("{err:#}"),

@@ -9,6 +9,12 @@ use pipewright_store::{StoredVariable, VariableType};
 use crate::sealing::{Purpose, Sealer};
 use crate::state::AppState;
 
+/// The variable a trigger's request becomes: every parameter but the token, as JSON.
+pub const TRIGGER_PAYLOAD: &str = "TRIGGER_PAYLOAD";
+
+/// `TRIGGER_PAYLOAD`'s default size limit (GitLab proposes 1–3 MiB for file variables).
+pub const MAX_TRIGGER_PAYLOAD_BYTES: usize = 1024 * 1024;
+
 /// A variable given for one pipeline, in clear.
 #[derive(Debug, Clone)]
 pub struct PipelineVariable {

@@ -6,42 +6,21 @@
 //! pipeline exists; with it, the bridge mirrors the downstream pipeline's final status. A
 //! missing project, missing permission or a downstream config error fails the bridge with a
 //! reason in its log, never the server.
+//!
+//! Starting a bridge finishes it (or creates a pipeline), which moves pipelines on: each
+//! function here returns what that made startable ([`ToStart`]) for
+//! [`crate::domain::dispatch`] to start, rather than starting it itself.
 
 use pipewright_config::PlannedJob;
 use pipewright_core::{PipelineSource, Status};
-use pipewright_store::{Job, Pipeline, Upstream, User, VariableType};
+use pipewright_store::{Job, Pipeline, Project, Upstream, User, VariableType};
 use serde_json::Value;
 
-use crate::permissions::Action;
-use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
-use crate::pipeline_variables::PipelineVariable;
+use crate::domain::job_processing::{self, ToStart};
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
+use crate::domain::pipeline_variables::PipelineVariable;
+use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
-
-/// Whether a job is a bridge (has `trigger:`).
-pub fn is_bridge(job: &Job) -> bool {
-    Routing::of(job).is_bridge()
-}
-
-/// What decides who runs a job — `trigger:` (the server, for a bridge) and `tags:` — read
-/// from its spec without building the rest of it (the claim and every pipeline advance ask).
-#[derive(Default, serde::Deserialize)]
-pub struct Routing {
-    #[serde(default)]
-    trigger: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-}
-
-impl Routing {
-    /// A spec that cannot be read routes like one without `trigger:` and `tags:`.
-    pub fn of(job: &Job) -> Routing {
-        serde_json::from_str(&job.spec).unwrap_or_default()
-    }
-
-    pub fn is_bridge(&self) -> bool {
-        self.trigger.is_some()
-    }
-}
 
 /// What a bridge's `trigger:` asks for.
 #[derive(Debug, PartialEq)]
@@ -114,57 +93,68 @@ fn parse(trigger: &Value) -> Option<TriggerKeyword> {
     })
 }
 
-/// A boxed, `Send` future: bridges and job processing call each other, and naming the type
-/// here breaks the cycle the compiler would otherwise have to see through.
-pub type BoxFuture<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send + 'a>>;
-
-/// Starts a pending bridge: marks it running and creates its downstream pipeline.
-pub fn start<'a>(state: &'a AppState, bridge: &'a Job) -> BoxFuture<'a> {
-    Box::pin(start_bridge(state, bridge))
-}
-
-async fn start_bridge(state: &AppState, bridge: &Job) -> anyhow::Result<()> {
+/// Starts a pending bridge: marks it running and creates its downstream pipeline. Returns what
+/// that made startable: the downstream pipeline's own first bridges, and what finishing this
+/// bridge (when it does not wait for the downstream pipeline) made startable upstream.
+pub async fn start(state: &AppState, bridge: &Job) -> anyhow::Result<ToStart> {
     if !state
         .store
         .transition_job(bridge.id, &[Status::Pending], Status::Running)
         .await?
     {
-        return Ok(());
+        return Ok(ToStart::default());
     }
     // A running bridge makes its pipeline `running`, as a runner's claim does.
-    crate::job_processing::set_pipeline_status(state, bridge.pipeline_id, Status::Running).await?;
-    match create_downstream(state, bridge).await? {
-        Ok((downstream, depend)) => {
+    job_processing::set_pipeline_status(state, bridge.pipeline_id, Status::Running).await?;
+    let to_start = match create_downstream(state, bridge).await? {
+        Ok(downstream) => {
             let line = format!(
                 "Created the downstream pipeline {} (project {})",
-                downstream.id, downstream.project_id
+                downstream.pipeline.id, downstream.pipeline.project_id
             );
-            crate::api::runner_jobs::append_system_note(state, bridge.id, &line).await;
-            if !depend {
-                crate::job_processing::finish_job(state, bridge, Status::Success, None, None)
-                    .await?;
-            } else if downstream.status.is_complete() {
-                mirror_status(state, &downstream).await?;
-            }
+            crate::domain::job_logs::append_system_note(state, bridge.id, &line).await;
+            let upstream = if !downstream.depend {
+                job_processing::finish_job(state, bridge, Status::Success, None, None)
+                    .await?
+                    .unwrap_or_default()
+            } else if downstream.pipeline.status.is_complete() {
+                mirror(state, &downstream.pipeline).await?
+            } else {
+                ToStart::default()
+            };
+            upstream.and(downstream.to_start)
         }
         Err((reason, message)) => {
-            crate::api::runner_jobs::append_system_line(
-                state,
-                bridge.id,
-                &format!("ERROR: {message}"),
-            )
-            .await;
-            crate::job_processing::finish_job(state, bridge, Status::Failed, Some(reason), None)
-                .await?;
+            let line = format!("ERROR: {message}");
+            crate::domain::job_logs::append_system_line(state, bridge.id, &line).await;
+            job_processing::finish_job(state, bridge, Status::Failed, Some(reason), None)
+                .await?
+                .unwrap_or_default()
         }
-    }
-    Ok(())
+    };
+    Ok(to_start)
 }
 
-type Outcome = Result<(Pipeline, bool), (&'static str, String)>;
+/// A downstream pipeline a bridge created.
+struct Downstream {
+    pipeline: Pipeline,
+    /// The bridge waits for it (`strategy: depend`).
+    depend: bool,
+    /// What creating it made startable (its first stage's bridges).
+    to_start: ToStart,
+}
 
-async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Outcome> {
+/// Why a bridge failed: GitLab's failure reason, and the line its log says.
+type Failure = (&'static str, String);
+
+/// Creates a bridge's downstream pipeline, as the upstream pipeline's user: reads its
+/// `trigger:`, finds where the pipeline runs, forwards the variables it asks for, and runs the
+/// creation chain. A reason the bridge fails is an `Ok(Err(…))`; only the unexpected is an
+/// `Err`.
+async fn create_downstream(
+    state: &AppState,
+    bridge: &Job,
+) -> anyhow::Result<Result<Downstream, Failure>> {
     let spec: PlannedJob = serde_json::from_str(&bridge.spec)?;
     let Some(keyword) = spec.trigger.as_ref().and_then(parse) else {
         return Ok(Err((
@@ -187,48 +177,62 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
             "the upstream pipeline has no user to run the downstream pipeline as".into(),
         )));
     };
-    let mut variables = Vec::new();
-    if keyword.forward_yaml_variables {
-        for v in &spec.variables {
-            variables.push(PipelineVariable {
-                key: v.key.clone(),
-                value: v.value.clone(),
-                variable_type: if v.file {
-                    VariableType::File
-                } else {
-                    VariableType::EnvVar
-                },
-            });
-        }
-    }
-    if keyword.forward_pipeline_variables {
-        variables.extend(crate::pipeline_variables::opened(state, upstream.id).await?);
-    }
-    let link = Upstream {
-        job_id: bridge.id,
-        pipeline_id: upstream.id,
-        project_id: upstream.project_id,
+    let destination = match destination(state, &keyword.target, &upstream, Some(&user)).await? {
+        Ok(destination) => destination,
+        Err(failure) => return Ok(Err(failure)),
     };
-    let (project, ref_name, source, config_path, at_sha) = match &keyword.target {
+    let request = CreatePipeline {
+        ref_name: destination.ref_name,
+        source: destination.source,
+        run_as: PipelineUser::User {
+            user,
+            role: destination.access.role(),
+        },
+        project: destination.project,
+        trigger: None,
+        variables: forwarded_variables(state, &keyword, &spec, upstream.id).await?,
+        upstream: Some(Upstream {
+            job_id: bridge.id,
+            pipeline_id: upstream.id,
+            project_id: upstream.project_id,
+        }),
+        ignore_skip_ci: true,
+        before_sha: None,
+        config_path: destination.config_path,
+        at_sha: destination.at_sha,
+    };
+    let created = crate::domain::pipeline_creation::create_pipeline(state, request).await;
+    downstream_or_failure(created, keyword.depend)
+}
+
+/// Where a bridge's downstream pipeline runs, and what `user` may do there.
+struct Destination {
+    project: Project,
+    access: ProjectAccess,
+    ref_name: String,
+    source: PipelineSource,
+    /// A child pipeline's config file.
+    config_path: Option<String>,
+    /// A child pipeline runs at its parent's commit.
+    at_sha: Option<String>,
+}
+
+/// Where `target` points from `upstream`: another project's branch (its default unless named)
+/// that `user` can see, or a file of the upstream pipeline's own commit.
+async fn destination(
+    state: &AppState,
+    target: &Target,
+    upstream: &Pipeline,
+    user: Option<&User>,
+) -> anyhow::Result<Result<Destination, Failure>> {
+    let (project, ref_name, source, config_path, at_sha) = match target {
         Target::Project { path, branch } => {
-            let Some(project) = crate::api::projects::lookup(state, path)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            else {
-                return Ok(Err((
-                    "downstream_bridge_project_not_found",
-                    format!("downstream project {path} could not be found"),
-                )));
-            };
-            let access = crate::api::projects::user_access(state, Some(&user), &project)
+            let project = crate::domain::projects::lookup(state, path)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            if !access.can_see() {
-                return Ok(Err((
-                    "downstream_bridge_project_not_found",
-                    format!("downstream project {path} could not be found"),
-                )));
-            }
+            let Some(project) = project else {
+                return Ok(Err(project_not_found(path)));
+            };
             let branch = branch.clone().unwrap_or(project.default_branch.clone());
             (project, branch, PipelineSource::Pipeline, None, None)
         }
@@ -245,44 +249,88 @@ async fn create_downstream(state: &AppState, bridge: &Job) -> anyhow::Result<Out
             )
         }
     };
-    let role = crate::api::projects::user_access(state, Some(&user), &project)
+    let access = crate::domain::projects::user_access(state, user, &project)
         .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .role();
-    let request = CreatePipeline {
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Target::Project { path, .. } = target
+        && !access.can_see()
+    {
+        return Ok(Err(project_not_found(path)));
+    }
+    Ok(Ok(Destination {
         project,
+        access,
         ref_name,
         source,
-        run_as: PipelineUser::User { user, role },
-        trigger: None,
-        variables,
-        upstream: Some(link),
-        ignore_skip_ci: true,
-        before_sha: None,
         config_path,
         at_sha,
-    };
-    Ok(
-        match crate::pipeline_creation::create_pipeline(state, request).await {
-            Ok(pipeline) => Ok((pipeline, keyword.depend)),
-            Err(CreateError::Rejected(message)) => Err((
-                if message.contains("permission") {
-                    "insufficient_bridge_permissions"
-                } else {
-                    "downstream_pipeline_creation_failed"
-                },
-                format!("downstream pipeline could not be created: {message}"),
-            )),
-            Err(CreateError::ConfigError(pipeline, message)) => Err((
-                "downstream_pipeline_creation_failed",
-                format!(
-                    "downstream pipeline {} has a configuration error: {message}",
-                    pipeline.id
-                ),
-            )),
-            Err(CreateError::Internal(e)) => return Err(e),
-        },
+    }))
+}
+
+fn project_not_found(path: &str) -> Failure {
+    (
+        "downstream_bridge_project_not_found",
+        format!("downstream project {path} could not be found"),
     )
+}
+
+/// The variables a bridge passes down: its own YAML variables (unless
+/// `forward: yaml_variables: false`) and, with `forward: pipeline_variables: true`, the
+/// upstream pipeline's.
+async fn forwarded_variables(
+    state: &AppState,
+    keyword: &TriggerKeyword,
+    spec: &PlannedJob,
+    upstream_id: i64,
+) -> anyhow::Result<Vec<PipelineVariable>> {
+    let mut variables = Vec::new();
+    if keyword.forward_yaml_variables {
+        for v in &spec.variables {
+            variables.push(PipelineVariable {
+                key: v.key.clone(),
+                value: v.value.clone(),
+                variable_type: if v.file {
+                    VariableType::File
+                } else {
+                    VariableType::EnvVar
+                },
+            });
+        }
+    }
+    if keyword.forward_pipeline_variables {
+        variables.extend(crate::domain::pipeline_variables::opened(state, upstream_id).await?);
+    }
+    Ok(variables)
+}
+
+/// The creation chain's answer as the bridge sees it: its downstream pipeline, or why it fails.
+fn downstream_or_failure(
+    created: Result<(Pipeline, ToStart), CreateError>,
+    depend: bool,
+) -> anyhow::Result<Result<Downstream, Failure>> {
+    Ok(match created {
+        Ok((pipeline, to_start)) => Ok(Downstream {
+            pipeline,
+            depend,
+            to_start,
+        }),
+        Err(CreateError::Rejected(message)) => Err((
+            if message.contains("permission") {
+                "insufficient_bridge_permissions"
+            } else {
+                "downstream_pipeline_creation_failed"
+            },
+            format!("downstream pipeline could not be created: {message}"),
+        )),
+        Err(CreateError::ConfigError(pipeline, message)) => Err((
+            "downstream_pipeline_creation_failed",
+            format!(
+                "downstream pipeline {} has a configuration error: {message}",
+                pipeline.id
+            ),
+        )),
+        Err(CreateError::Internal(e)) => return Err(e),
+    })
 }
 
 /// Whether `user` may start `bridge` by hand (play or retry it): they must be able to update
@@ -304,31 +352,20 @@ pub async fn user_may_start(
     let Some(upstream) = state.store.pipeline_by_id(bridge.pipeline_id).await? else {
         return Ok(false);
     };
-    let (project, ref_name) = match &keyword.target {
-        Target::Project { path, branch } => {
-            let Some(project) = crate::api::projects::lookup(state, path)
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-            else {
-                return Ok(false);
-            };
-            let branch = branch.clone().unwrap_or(project.default_branch.clone());
-            (project, branch)
-        }
-        Target::Child { .. } => match state.store.project(upstream.project_id).await? {
-            Some(project) => (project, upstream.ref_name.clone()),
-            None => return Ok(false),
-        },
+    let Ok(destination) = destination(state, &keyword.target, &upstream, user).await? else {
+        return Ok(false);
     };
-    let access = crate::api::projects::user_access(state, user, &project)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if !access.can(Action::PushCode) {
+    if !destination.access.can(Action::PushCode) {
         return Ok(false);
     }
-    let rules = state.store.protected_branches(project.id).await?;
-    Ok(crate::protected_refs::update_allowed(
-        &rules, &ref_name, &access,
+    let rules = state
+        .store
+        .protected_branches(destination.project.id)
+        .await?;
+    Ok(crate::domain::protected_refs::update_allowed(
+        &rules,
+        &destination.ref_name,
+        &destination.access,
     ))
 }
 
@@ -341,7 +378,7 @@ pub async fn user_may_restart_bridges(
 ) -> anyhow::Result<bool> {
     for job in state.store.pipeline_all_jobs(pipeline_id).await? {
         if matches!(job.status, Status::Failed | Status::Canceled)
-            && is_bridge(&job)
+            && crate::domain::job_spec::is_bridge(&job)
             && !user_may_start(state, user, &job).await?
         {
             return Ok(false);
@@ -351,34 +388,34 @@ pub async fn user_may_restart_bridges(
 }
 
 /// With `strategy: depend`, a finished downstream pipeline decides its bridge's status.
-pub fn mirror<'a>(state: &'a AppState, downstream: &'a Pipeline) -> BoxFuture<'a> {
-    Box::pin(mirror_status(state, downstream))
-}
-
-async fn mirror_status(state: &AppState, downstream: &Pipeline) -> anyhow::Result<()> {
+/// Returns what finishing the bridge made startable upstream.
+pub async fn mirror(state: &AppState, downstream: &Pipeline) -> anyhow::Result<ToStart> {
     let Some(link) = &downstream.upstream else {
-        return Ok(());
+        return Ok(ToStart::default());
     };
     let Some(bridge) = state.store.job_by_id(link.job_id).await? else {
-        return Ok(());
+        return Ok(ToStart::default());
     };
     if bridge.status != Status::Running {
-        return Ok(());
+        return Ok(ToStart::default());
     }
     let depend = serde_json::from_str::<PlannedJob>(&bridge.spec)
         .ok()
         .and_then(|spec| spec.trigger.as_ref().and_then(parse))
         .is_some_and(|t| t.depend);
     if !depend {
-        return Ok(());
+        return Ok(ToStart::default());
     }
     let (status, reason) = match downstream.status {
         Status::Success | Status::Skipped => (Status::Success, None),
         Status::Canceled => (Status::Canceled, None),
         _ => (Status::Failed, Some("downstream_pipeline_failed")),
     };
-    crate::job_processing::finish_job(state, &bridge, status, reason, None).await?;
-    Ok(())
+    Ok(
+        job_processing::finish_job(state, &bridge, status, reason, None)
+            .await?
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]

@@ -13,8 +13,8 @@ use std::collections::HashMap;
 
 use pipewright_store::Project;
 
-use crate::api::projects::project_access;
 use crate::auth::Caller;
+use crate::domain::projects::project_access;
 use crate::error::ApiResult;
 use crate::permissions::Action;
 use crate::state::AppState;

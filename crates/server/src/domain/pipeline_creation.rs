@@ -1,0 +1,596 @@
+//! Creating a pipeline: the one path every source takes (trigger tokens, job tokens, the API,
+//! pushes, bridges). It runs GitLab's creation chain in GitLab's order, and the first failing
+//! step decides the answer; [`create_pipeline`] reads as this list:
+//!
+//! 1. abilities — the pipeline's user may create pipelines here (Developer+, active), and may
+//!    pass pipeline variables (`ci_pipeline_variables_minimum_override_role`);
+//! 2. repository — the ref is a branch or tag (`Reference not found`, `Ref is ambiguous`);
+//! 3. protected refs — the user may update (push to or merge into) a protected branch it runs on;
+//! 4. rate limit — `pipeline_limit_per_project_user_sha`, when configured;
+//! 5. `[skip ci]` — for pushes only;
+//! 6. config — `.gitlab-ci.yml` at the commit, parsed (cached by blob id) and planned;
+//! 7. write — the pipeline, in one transaction.
+//!
+//! Errors before the config is read leave nothing behind (400). A config that does not parse
+//! or plan is saved as a failed pipeline with `yaml_errors` (422), as current GitLab does. A
+//! created pipeline — row, per-project iid, jobs, sealed variables, trigger link — is written in
+//! one transaction. Its first stage's bridges are returned to start, not started here (bridges
+//! create pipelines through this module): callers outside the domain go through
+//! [`crate::domain::dispatch::create_pipeline`], which starts them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pipewright_config::{Config, ConfigError, PlanOutcome, PlannedJob};
+use pipewright_core::{PipelineSource, RefKind, Status};
+use pipewright_git::ResolvedRef;
+use pipewright_store::{NewJob, NewPipeline, Pipeline, Project, Trigger, Upstream, User};
+
+use crate::domain::job_processing::ToStart;
+use crate::domain::pipeline_variables::PipelineVariable;
+use crate::domain::protected_refs::rules_for;
+use crate::permissions::{Action, ProjectAccess};
+use crate::state::AppState;
+
+pub const CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// How many paths `rules:exists` looks at (GitLab caps its search similarly).
+const MAX_LISTED_FILES: usize = 50_000;
+
+/// Who a pipeline runs as: the user its abilities are checked for and its jobs act as
+/// (`GITLAB_USER_*`, `CI_JOB_TOKEN`). Not a CI runner: those only execute the jobs.
+#[derive(Debug, Clone)]
+pub enum PipelineUser {
+    /// A user, with their role in the project.
+    User {
+        user: User,
+        role: Option<pipewright_core::AccessLevel>,
+    },
+    /// An owner-less legacy trigger: no user, unprotected refs only.
+    Nobody,
+}
+
+#[derive(Debug, Clone)]
+pub struct CreatePipeline {
+    pub project: Project,
+    pub ref_name: String,
+    pub source: PipelineSource,
+    pub run_as: PipelineUser,
+    pub trigger: Option<Trigger>,
+    pub variables: Vec<PipelineVariable>,
+    pub upstream: Option<Upstream>,
+    /// Triggers run even when the commit says `[skip ci]`.
+    pub ignore_skip_ci: bool,
+    /// The ref's previous commit, for push pipelines (`CI_COMMIT_BEFORE_SHA`).
+    pub before_sha: Option<String>,
+    /// The config file, when not `.gitlab-ci.yml` (a child pipeline's `trigger: include:`).
+    pub config_path: Option<String>,
+    /// Run at this commit of the ref rather than its head (child pipelines).
+    pub at_sha: Option<String>,
+}
+
+impl CreatePipeline {
+    /// A pipeline a user runs by hand for a ref (the API's `POST /pipeline`, the pipelines
+    /// page's form), as themselves, with the variables they gave; `[skip ci]` does not apply.
+    pub fn run_by(
+        project: Project,
+        ref_name: String,
+        source: PipelineSource,
+        user: User,
+        role: Option<pipewright_core::AccessLevel>,
+        variables: Vec<PipelineVariable>,
+    ) -> Self {
+        CreatePipeline {
+            project,
+            ref_name,
+            source,
+            run_as: PipelineUser::User { user, role },
+            trigger: None,
+            variables,
+            upstream: None,
+            ignore_skip_ci: true,
+            before_sha: None,
+            config_path: None,
+            at_sha: None,
+        }
+    }
+}
+
+/// Why no pipeline (or a failed one) was created.
+#[derive(Debug)]
+pub enum CreateError {
+    /// Nothing was saved: 400 `{"message":{"base":[message]}}`.
+    Rejected(String),
+    /// A failed pipeline was saved: 422 with the error.
+    ConfigError(Box<Pipeline>, String),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for CreateError {
+    fn from(e: anyhow::Error) -> Self {
+        CreateError::Internal(e)
+    }
+}
+
+impl From<pipewright_store::StoreError> for CreateError {
+    fn from(e: pipewright_store::StoreError) -> Self {
+        CreateError::Internal(e.into())
+    }
+}
+
+/// Reads included files from the commit being planned.
+struct CommitFiles<'a> {
+    repos: &'a pipewright_git::Repositories,
+    project_id: i64,
+    sha: &'a str,
+}
+
+impl pipewright_config::FileSource for CommitFiles<'_> {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        match self
+            .repos
+            .read_file(self.project_id, self.sha, path, MAX_CONFIG_BYTES)
+        {
+            Ok(Some(blob)) => String::from_utf8(blob.content)
+                .map(Some)
+                .map_err(|_| format!("Local file `{path}` is not UTF-8")),
+            Ok(None) => Ok(None),
+            Err(pipewright_git::Error::TooLarge { .. }) => {
+                Err(format!("Local file `{path}` is too large"))
+            }
+            Err(pipewright_git::Error::InvalidPath(_)) => {
+                Err(format!("Local file `{path}` is not a valid path"))
+            }
+            Err(e) => Err(format!("Local file `{path}` could not be read: {e}")),
+        }
+    }
+}
+
+fn rejected(message: &str) -> CreateError {
+    CreateError::Rejected(message.to_string())
+}
+
+/// Runs the creation chain and writes the pipeline. Returns it with what it made startable
+/// (the bridges of its first stage), which [`crate::domain::dispatch::create_pipeline`] starts.
+pub(in crate::domain) async fn create_pipeline(
+    state: &AppState,
+    request: CreatePipeline,
+) -> Result<(Pipeline, ToStart), CreateError> {
+    let project = &request.project;
+    // 1. Abilities, and who may pass pipeline variables.
+    let (user, access) = abilities(&request)?;
+    check_variables_allowed(state, &request).await?;
+    // 2. Repository: the ref, its commit, and the config file's blob there.
+    let config_path = request
+        .config_path
+        .clone()
+        .unwrap_or_else(|| CI_CONFIG_PATH.to_string());
+    let (resolved, blob) = resolve_commit(state, &request, &config_path).await?;
+    // 3. Protected refs.
+    let protected_ref = check_protected_ref(state, project.id, &resolved, access.as_ref()).await?;
+    // 4. Rate limit.
+    check_rate_limit(state, project.id, user.as_ref(), &resolved.sha)?;
+    // 5. [skip ci] (pushes only; triggers ignore it).
+    if !request.ignore_skip_ci && skips_ci(&resolved.commit.message) {
+        return Err(rejected("Pipeline creation skipped by [skip ci]"));
+    }
+    // 6. Config: read and parse (cached by blob id), then plan.
+    let (parsed, listing) =
+        read_config(state, project.id, &resolved.sha, blob, config_path).await?;
+    let base = pipeline_row(state, &request, &resolved, protected_ref, user.as_ref())?;
+    if let Err(e) = parsed.as_ref() {
+        return Err(config_error(state, base, e.message.clone()).await);
+    }
+    let ctx = planning_context(state, &request, &base, user.as_ref(), &resolved, listing).await?;
+    let plan = match plan_within(state, &parsed, ctx).await? {
+        Ok(PlanOutcome::Created(plan)) => plan,
+        Ok(PlanOutcome::NoJobs) => return Err(rejected("No stages / jobs for this pipeline.")),
+        Ok(PlanOutcome::FilteredOutByWorkflow) => {
+            return Err(rejected("Pipeline filtered out by workflow rules."));
+        }
+        Err(e) => return Err(config_error(state, base, e.message).await),
+    };
+    // 7. One transaction: the pipeline, its jobs, its sealed variables, its trigger link.
+    write(state, base, plan).await
+}
+
+/// Step 1: the pipeline's user must be active and allowed to create pipelines here. Returns
+/// the user and their access (none for an owner-less legacy trigger).
+fn abilities(
+    request: &CreatePipeline,
+) -> Result<(Option<User>, Option<ProjectAccess>), CreateError> {
+    match &request.run_as {
+        PipelineUser::User { user, role } => {
+            let access = ProjectAccess {
+                visibility: request.project.visibility,
+                role: *role,
+                authenticated: true,
+                admin: user.is_admin,
+            };
+            if !user.is_active() || !access.can(Action::CreatePipeline) {
+                return Err(rejected(
+                    "Insufficient permissions to create a new pipeline",
+                ));
+            }
+            Ok((Some(user.clone()), Some(access)))
+        }
+        PipelineUser::Nobody => Ok((None, None)),
+    }
+}
+
+/// Step 1b: who may pass pipeline variables (`ci_pipeline_variables_minimum_override_role`);
+/// a trigger's own `TRIGGER_PAYLOAD` does not count.
+async fn check_variables_allowed(
+    state: &AppState,
+    request: &CreatePipeline,
+) -> Result<(), CreateError> {
+    if !request
+        .variables
+        .iter()
+        .any(|v| v.key != crate::domain::pipeline_variables::TRIGGER_PAYLOAD)
+    {
+        return Ok(());
+    }
+    let minimum = state
+        .store
+        .pipeline_variables_minimum_role(request.project.id)
+        .await?;
+    let required = match minimum.as_deref() {
+        None | Some("developer") => Some(pipewright_core::AccessLevel::Developer),
+        Some("maintainer") => Some(pipewright_core::AccessLevel::Maintainer),
+        Some("owner") => Some(pipewright_core::AccessLevel::Owner),
+        _ => None,
+    };
+    let allowed = match (&request.run_as, required) {
+        (_, None) => false,
+        (PipelineUser::User { user, .. }, Some(_)) if user.is_admin => true,
+        (PipelineUser::User { role, .. }, Some(required)) => role.is_some_and(|r| r >= required),
+        // An owner-less legacy trigger passes variables only under the default.
+        (PipelineUser::Nobody, Some(required)) => {
+            required == pipewright_core::AccessLevel::Developer
+        }
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(rejected(
+            "Insufficient permissions to set pipeline variables",
+        ))
+    }
+}
+
+/// Step 2: the ref as a branch or tag, its commit, and the id of the config file's blob there
+/// (one git call). A child pipeline runs at its parent's commit even if the branch has moved
+/// since.
+async fn resolve_commit(
+    state: &AppState,
+    request: &CreatePipeline,
+    config_path: &str,
+) -> Result<(ResolvedRef, Option<String>), CreateError> {
+    let project_id = request.project.id;
+    let (mut resolved, mut blob) = state
+        .repos
+        .resolve_ref_with_blob_async(project_id, &request.ref_name, config_path)
+        .await
+        .map_err(|e| match e {
+            pipewright_git::Error::Ambiguous(_) => rejected("Ref is ambiguous"),
+            pipewright_git::Error::InvalidRef(_) | pipewright_git::Error::RepositoryNotFound => {
+                rejected("Reference not found")
+            }
+            other => CreateError::Internal(other.into()),
+        })?;
+    if let Some(sha) = &request.at_sha
+        && *sha != resolved.sha
+    {
+        resolved.commit = state
+            .repos
+            .commit_async(project_id, sha)
+            .await
+            .map_err(|e| CreateError::Internal(e.into()))?
+            .ok_or_else(|| rejected("Reference not found"))?;
+        resolved.sha = sha.clone();
+        blob = state
+            .repos
+            .blob_id_async(project_id, sha, config_path)
+            .await
+            .map_err(|e| CreateError::Internal(e.into()))?;
+    }
+    Ok((resolved, blob))
+}
+
+/// Step 3: on a protected branch, the user must be allowed to push to or merge into it.
+/// Returns whether the ref is protected.
+async fn check_protected_ref(
+    state: &AppState,
+    project_id: i64,
+    resolved: &ResolvedRef,
+    access: Option<&ProjectAccess>,
+) -> Result<bool, CreateError> {
+    let rules = state.store.protected_branches(project_id).await?;
+    let protected_ref =
+        resolved.kind == RefKind::Branch && !rules_for(&rules, &resolved.name).is_empty();
+    if !protected_ref {
+        return Ok(false);
+    }
+    match access {
+        None => Err(rejected(
+            "Insufficient permissions to create a new pipeline",
+        )),
+        Some(access)
+            if !crate::domain::protected_refs::update_allowed(&rules, &resolved.name, access) =>
+        {
+            Err(CreateError::Rejected(format!(
+                "You do not have sufficient permission to run a pipeline on '{}'. Please select a different branch or contact your administrator for assistance.",
+                resolved.name
+            )))
+        }
+        Some(_) => Ok(true),
+    }
+}
+
+/// Step 4: `pipeline_limit_per_project_user_sha`, when configured.
+fn check_rate_limit(
+    state: &AppState,
+    project_id: i64,
+    user: Option<&User>,
+    sha: &str,
+) -> Result<(), CreateError> {
+    if state
+        .rate_limiter
+        .allow(project_id, user.map(|u| u.id), sha)
+    {
+        return Ok(());
+    }
+    tracing::info!(project_id, "Activated pipeline creation rate limit");
+    Err(rejected(
+        "Too many pipelines created in the last minute. Try again later.",
+    ))
+}
+
+/// Step 5: whether a commit message asks for no pipeline.
+fn skips_ci(message: &str) -> bool {
+    let message = message.to_lowercase();
+    message.contains("[skip ci]") || message.contains("[ci skip]")
+}
+
+/// A config as parsed (or why it could not be), shared through the cache.
+type Parsed = Arc<Result<Config, ConfigError>>;
+
+/// Step 6a: the config file at the commit, parsed (cached by blob id), and — only when a
+/// `rules:exists` asks — the commit's file list. The common case, a config already parsed for
+/// this blob with no `exists:` rules, needs no blocking work at all.
+async fn read_config(
+    state: &AppState,
+    project_id: i64,
+    sha: &str,
+    blob: Option<String>,
+    config_path: String,
+) -> Result<(Parsed, Option<Vec<String>>), CreateError> {
+    let cached = blob.as_deref().and_then(|b| state.config_cache.get(b, sha));
+    if let Some(parsed) = cached
+        && parsed.as_ref().as_ref().is_ok_and(|c| !c.uses_exists())
+    {
+        return Ok((parsed, None));
+    }
+    let Some(blob) = blob else {
+        return Err(rejected("Missing CI config file"));
+    };
+    let repos = state.repos.clone();
+    let cache = state.config_cache.clone();
+    let sha = sha.to_string();
+    tokio::task::spawn_blocking(move || {
+        let files = CommitFiles {
+            repos: &repos,
+            project_id,
+            sha: &sha,
+        };
+        let read_main = || read_main_config(&repos, project_id, &sha, &config_path);
+        let parsed = cache.get_or_parse(&blob, &sha, read_main, &files);
+        // `rules:exists` needs the commit's file list; only pay for it when a rule asks.
+        let listing = match parsed.as_ref() {
+            Ok(config) if config.uses_exists() => {
+                Some(repos.list_paths(project_id, &sha, MAX_LISTED_FILES)?)
+            }
+            _ => None,
+        };
+        Ok::<_, pipewright_git::Error>((parsed, listing))
+    })
+    .await
+    .map_err(|e| CreateError::Internal(e.into()))?
+    .map_err(|e| CreateError::Internal(e.into()))
+}
+
+/// The config file's text, or the config error a pipeline fails with.
+fn read_main_config(
+    repos: &pipewright_git::Repositories,
+    project_id: i64,
+    sha: &str,
+    config_path: &str,
+) -> Result<String, ConfigError> {
+    match repos.read_file(project_id, sha, config_path, MAX_CONFIG_BYTES) {
+        Ok(Some(b)) => String::from_utf8(b.content)
+            .map_err(|_| ConfigError::new("The CI config is not valid UTF-8")),
+        Ok(None) => Err(ConfigError::new("Missing CI config file")),
+        Err(pipewright_git::Error::TooLarge { .. }) => Err(ConfigError::new(format!(
+            "{CI_CONFIG_PATH}: the CI config is larger than {MAX_CONFIG_BYTES} bytes"
+        ))),
+        Err(e) => Err(ConfigError::new(format!(
+            "The CI config could not be read: {e}"
+        ))),
+    }
+}
+
+/// The pipeline's row before planning: its commit and ref, who runs it, how it was started,
+/// and its variables sealed.
+fn pipeline_row(
+    state: &AppState,
+    request: &CreatePipeline,
+    resolved: &ResolvedRef,
+    protected_ref: bool,
+    user: Option<&User>,
+) -> Result<NewPipeline, CreateError> {
+    let variables = request
+        .variables
+        .iter()
+        .map(|v| v.seal(&state.sealer))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(NewPipeline {
+        project_id: request.project.id,
+        sha: resolved.sha.clone(),
+        before_sha: request
+            .before_sha
+            .clone()
+            .unwrap_or_else(|| pipewright_git::ZERO_SHA.to_string()),
+        ref_name: resolved.name.clone(),
+        tag: resolved.kind == RefKind::Tag,
+        protected_ref,
+        source: request.source,
+        status: Status::Created,
+        user_id: user.map(|u| u.id),
+        trigger_id: request.trigger.as_ref().map(|t| t.id),
+        trigger_short_token: request.trigger.as_ref().map(|t| t.short_token.clone()),
+        upstream: request.upstream,
+        name: None,
+        yaml_errors: None,
+        failure_reason: None,
+        committed_at: Some(resolved.commit.committed_date),
+        variables,
+        jobs: Vec::new(),
+    })
+}
+
+/// Step 6b's input: the pipeline's context for the config engine, with the pipeline's own,
+/// the project's and the instance's variables (protected ones only on a protected ref).
+async fn planning_context(
+    state: &AppState,
+    request: &CreatePipeline,
+    base: &NewPipeline,
+    user: Option<&User>,
+    resolved: &ResolvedRef,
+    listing: Option<Vec<String>>,
+) -> Result<pipewright_config::PipelineContext, CreateError> {
+    let project = &request.project;
+    let ci_vars =
+        crate::domain::ci_variables::for_pipeline(state, project.id, base.protected_ref).await?;
+    Ok(pipewright_config::PipelineContext {
+        pipeline_variables: request
+            .variables
+            .iter()
+            .map(PipelineVariable::to_config)
+            .collect(),
+        project_variables: ci_vars.project,
+        instance_variables: ci_vars.instance,
+        files: listing,
+        ..crate::domain::pipeline_context::build(
+            state,
+            base,
+            project,
+            user,
+            &resolved.commit.message,
+        )
+    })
+}
+
+/// Step 7: writes the planned pipeline in one transaction, tells webhooks and waiting runners,
+/// and returns it with its first stage's bridges to start.
+async fn write(
+    state: &AppState,
+    mut new: NewPipeline,
+    plan: pipewright_config::Plan,
+) -> Result<(Pipeline, ToStart), CreateError> {
+    new.name = plan.name.clone();
+    new.jobs = plan.jobs.iter().map(new_job).collect::<Result<_, _>>()?;
+    // Stored already processed (a first stage waiting for runners makes it `pending`, as
+    // GitLab shows it once its pipeline processing has run)...
+    new.status = pipewright_core::status::composite(
+        new.jobs.iter().map(|j| (j.status, j.allow_failure)),
+        false,
+    )
+    .map_or(Status::Created, |c| c.status);
+    let mut pipeline = state.store.create_pipeline(&new).await?;
+    // ...while the creating request answers as GitLab's does, before that processing:
+    // `"status": "created"`.
+    pipeline.status = Status::Created;
+    crate::domain::webhooks::pipeline_changed(state, pipeline.id);
+    // Bridges (`trigger:` jobs) that start at once are the server's to start.
+    let to_start = if plan.jobs.iter().any(|j| {
+        j.trigger.is_some() && j.initial_status == pipewright_config::InitialStatus::Pending
+    }) {
+        ToStart::bridges_among(&state.store.pipeline_all_jobs(pipeline.id).await?)
+    } else {
+        ToStart::default()
+    };
+    // Runners waiting in a long poll take the first stage's jobs at once.
+    if new.jobs.iter().any(|j| j.status == Status::Pending) {
+        state.job_available.notify_waiters();
+        // Other servers on the same database too, off the trigger's response path.
+        let store = state.store.clone();
+        tokio::spawn(async move {
+            if let Err(err) = store.announce_jobs().await {
+                tracing::warn!(error = %err, "announcing pending jobs failed");
+            }
+        });
+    }
+    Ok((pipeline, to_start))
+}
+
+/// Plans the pipeline within the server's time budget (`plan_timeout`): past it, planning
+/// stops and the pipeline fails with a config error, as GitLab's config processing does past
+/// its own timeout (lib/gitlab/ci/config.rb, `TIMEOUT_SECONDS`). A plan with a commit's file
+/// list to scan (`rules:exists`) runs on the blocking pool, so a config built to stall the
+/// server cannot hold a request worker; any other plan costs at most linear time in the size of
+/// the config (≈0.25 ms for 50 jobs) and runs inline, as the config-cache hit before it does.
+async fn plan_within(
+    state: &AppState,
+    parsed: &Arc<Result<Config, ConfigError>>,
+    ctx: pipewright_config::PipelineContext,
+) -> Result<Result<PlanOutcome, ConfigError>, CreateError> {
+    let budget = state.config.plan_timeout;
+    let deadline = Instant::now() + budget;
+    let plan = move |parsed: &Result<Config, ConfigError>| {
+        let config = parsed.as_ref().map_err(Clone::clone)?;
+        config.plan_until(&ctx, &|| Instant::now() >= deadline)
+    };
+    let scans_files = parsed.as_ref().as_ref().is_ok_and(Config::uses_exists);
+    if !scans_files {
+        return Ok(plan(parsed));
+    }
+    let parsed = parsed.clone();
+    let planning = tokio::task::spawn_blocking(move || plan(&parsed));
+    // The engine stops itself at the deadline; this only guards against a step that does not
+    // ask in time.
+    match tokio::time::timeout(budget + Duration::from_secs(1), planning).await {
+        Ok(outcome) => outcome.map_err(|e| CreateError::Internal(e.into())),
+        Err(_) => Ok(Err(ConfigError::new(pipewright_config::PLAN_INTERRUPTED))),
+    }
+}
+
+fn new_job(job: &PlannedJob) -> Result<NewJob, CreateError> {
+    let status = match job.initial_status {
+        pipewright_config::InitialStatus::Pending => Status::Pending,
+        pipewright_config::InitialStatus::Created => Status::Created,
+        pipewright_config::InitialStatus::Manual => Status::Manual,
+        pipewright_config::InitialStatus::Scheduled => Status::Scheduled,
+    };
+    Ok(NewJob {
+        name: job.name.clone(),
+        stage: job.stage.clone(),
+        stage_idx: job.stage_idx as i64,
+        status,
+        when: job.when.as_str().to_string(),
+        allow_failure: job.allow_failure,
+        spec: serde_json::to_string(job).map_err(|e| CreateError::Internal(e.into()))?,
+    })
+}
+
+/// Saves a config-error pipeline: status failed, `yaml_errors` set, no jobs (GitLab's
+/// `config_error` failure reason), and answers 422.
+async fn config_error(state: &AppState, mut base: NewPipeline, message: String) -> CreateError {
+    base.status = Status::Failed;
+    base.yaml_errors = Some(message.clone());
+    base.failure_reason = Some("config_error".into());
+    match state.store.create_pipeline(&base).await {
+        Ok(pipeline) => CreateError::ConfigError(Box::new(pipeline), message),
+        Err(e) => e.into(),
+    }
+}
