@@ -14,7 +14,8 @@ use serde_json::Value as Json;
 use crate::Config;
 use crate::context::PipelineContext;
 use crate::error::{ConfigError, Result};
-use crate::keywords::{AllowFailure, JobConfig, Need, Policy, Retry, Rule, When, YamlVariable};
+use crate::keywords::{AllowFailure, JobConfig, Need, Retry, When, YamlVariable};
+use crate::rules::{Policy, Rule};
 use crate::variables::{self, Variable, VariableSource};
 
 /// What planning produced.
@@ -213,7 +214,11 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
     }
     let source = ctx.source.as_str().trim_end_matches("_event");
     let keyword = match pattern {
-        "branches" => Some(ctx.ref_kind == RefKind::Branch),
+        // A merge request pipeline is not a branch pipeline (GitLab: `branch?` is
+        // `!tag? && !merge_request?` in app/models/concerns/ci/has_ref.rb).
+        "branches" => {
+            Some(ctx.ref_kind == RefKind::Branch && ctx.source != PipelineSource::MergeRequestEvent)
+        }
         "tags" => Some(ctx.ref_kind == RefKind::Tag),
         "merge_requests" => Some(matches!(ctx.source, PipelineSource::MergeRequestEvent)),
         _ => None,
@@ -264,28 +269,49 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
     pattern == ctx.ref_name
 }
 
-fn policy_matches(
-    policy: &Policy,
-    vars: &dyn Variables,
-    ctx: &PipelineContext,
-    interrupt: &Interrupt,
-) -> bool {
-    if let Some(refs) = &policy.refs
-        && !refs.iter().any(|r| ref_pattern_matches(r, ctx))
-    {
-        return false;
-    }
-    if let Some(exprs) = &policy.variables
-        && !exprs.iter().any(|e| e.evaluate(vars))
-    {
-        return false;
-    }
-    if let (Some(globs), Some(changed)) = (&policy.changes, &ctx.changed_files)
-        && !globs.any_changed(changed, &|| interrupt.stopped())
-    {
-        return false;
-    }
-    true
+/// One key of an `only`/`except` policy.
+#[derive(Clone, Copy)]
+enum Spec {
+    Refs,
+    Variables,
+    Changes,
+    Kubernetes,
+}
+
+/// Whether each specification an `only`/`except` policy gives is satisfied, evaluated lazily
+/// (so `all`/`any` stop at the first answer), in GitLab's order.
+/// GitLab: lib/gitlab/ci/build/policy/{refs,variables,changes,kubernetes}.rb
+fn policy_specs<'p>(
+    policy: &'p Policy,
+    vars: &'p dyn Variables,
+    ctx: &'p PipelineContext,
+    interrupt: &'p Interrupt,
+) -> impl Iterator<Item = bool> + 'p {
+    [
+        policy.refs.is_some().then_some(Spec::Refs),
+        policy.variables.is_some().then_some(Spec::Variables),
+        policy.changes.is_some().then_some(Spec::Changes),
+        policy.kubernetes.then_some(Spec::Kubernetes),
+    ]
+    .into_iter()
+    .flatten()
+    .map(move |spec| match spec {
+        Spec::Refs => policy
+            .refs
+            .iter()
+            .flatten()
+            .any(|r| ref_pattern_matches(r, ctx)),
+        Spec::Variables => policy.variables.iter().flatten().any(|e| e.evaluate(vars)),
+        // Without a diff (triggers, schedules, the web) `changes` is satisfied (GitLab:
+        // `return true unless pipeline.branch_updated?`).
+        Spec::Changes => match (&policy.changes, &ctx.changed_files) {
+            (Some(globs), Some(changed)) => globs.any_changed(changed, &|| interrupt.stopped()),
+            _ => true,
+        },
+        // `kubernetes: active` asks for an active Kubernetes integration, which Pipewright
+        // projects never have (GitLab's `pipeline.has_kubernetes_active?` is false for them).
+        Spec::Kubernetes => false,
+    })
 }
 
 /// A job's fate under its rules or only/except.
@@ -321,28 +347,17 @@ fn decide(
         }
         return Err("no rule matched".into());
     }
-    let only = job.only.clone().unwrap_or_else(|| Policy {
-        refs: Some(vec!["branches".into(), "tags".into()]),
-        ..Policy::default()
-    });
-    let only = if only.refs.is_none() && only.variables.is_none() && only.changes.is_none() {
-        Policy {
-            refs: Some(vec!["branches".into(), "tags".into()]),
-            ..only
-        }
-    } else {
-        only
-    };
-    if !policy_matches(&only, vars, ctx, interrupt) {
+    // GitLab: `all_of_only? && none_of_except?` (lib/gitlab/ci/pipeline/seed/build.rb). The
+    // default `only` (branches and tags) was filled in when the config was parsed.
+    if let Some(only) = &job.only
+        && !policy_specs(only, vars, ctx, interrupt).all(|satisfied| satisfied)
+    {
         return Err("`only` does not match".into());
     }
     if let Some(except) = &job.except
-        && policy_matches(except, vars, ctx, interrupt)
+        && policy_specs(except, vars, ctx, interrupt).any(|satisfied| satisfied)
     {
         return Err("`except` matches".into());
-    }
-    if job.when == When::Never {
-        return Err("`when: never`".into());
     }
     Ok(Decision {
         when: job.when,
@@ -439,8 +454,11 @@ pub fn plan(
             (Some(b), _) => (*b, Vec::new()),
             (None, Some(AllowFailure::Bool(b))) => (*b, Vec::new()),
             (None, Some(AllowFailure::ExitCodes { exit_codes })) => (false, exit_codes.clone()),
-            // Manual jobs may fail by default (GitLab).
-            (None, None) => (decision.when == When::Manual, Vec::new()),
+            // A job written `when: manual` may fail unless it says otherwise; a rule that
+            // makes a job manual does not change its default (false), so such a job blocks
+            // its pipeline. GitLab: `ignored?` in lib/gitlab/ci/config/entry/job.rb
+            // (`manual_action?` reads the job's own `when`) and `Build::Rules::Result`.
+            (None, None) => (job.when == When::Manual, Vec::new()),
         };
         let job_vars = variables::merge(
             yaml_vars(&global_vars, VariableSource::Global)

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod errors;
+mod gitlab_semantics;
 mod keywords;
 mod seeds;
 mod support;
