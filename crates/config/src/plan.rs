@@ -5,7 +5,8 @@
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
-use pipewright_core::{PipelineSource, RefKind};
+use pipewright_core::status::{composite, next_status};
+use pipewright_core::{PipelineSource, RefKind, Status};
 use pipewright_expr::Variables;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -53,6 +54,8 @@ pub enum InitialStatus {
     Manual,
     /// A delayed job nothing blocks.
     Scheduled,
+    /// Will not run: an `on_failure` job when nothing before it failed.
+    Skipped,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -143,8 +146,11 @@ impl Variables for JobLookup<'_> {
     }
 }
 
-fn yaml_vars(vars: &[YamlVariable], source: VariableSource) -> impl Iterator<Item = Variable> + '_ {
-    vars.iter().map(move |v| {
+fn yaml_vars<'v>(
+    vars: impl IntoIterator<Item = &'v YamlVariable>,
+    source: VariableSource,
+) -> impl Iterator<Item = Variable> {
+    vars.into_iter().map(move |v| {
         let mut var = Variable::new(&v.key, v.value.clone(), source);
         var.raw = !v.expand;
         var
@@ -396,28 +402,11 @@ pub fn plan(
         stopped: Cell::new(false),
     };
     let interrupted = || ConfigError::new(PLAN_INTERRUPTED);
-    let base = pipeline_level(config, ctx);
-    let mut workflow_vars: Vec<YamlVariable> = Vec::new();
-    let mut name = None;
-    if let Some(workflow) = &config.workflow {
-        name = workflow.name.clone();
-        if !workflow.rules.is_empty() {
-            let lookup = Lookup(&base);
-            let matched = workflow
-                .rules
-                .iter()
-                .find(|r| rule_matches(r, &lookup, ctx, &interrupt));
-            if interrupt.stopped() {
-                return Err(interrupted());
-            }
-            match matched {
-                Some(rule) if rule.when != Some(When::Never) => {
-                    workflow_vars = rule.variables.clone()
-                }
-                _ => return Ok(PlanOutcome::FilteredOutByWorkflow),
-            }
-        }
-    }
+    let workflow_vars = match workflow_decision(config, ctx, &interrupt) {
+        _ if interrupt.stopped() => return Err(interrupted()),
+        None => return Ok(PlanOutcome::FilteredOutByWorkflow),
+        Some(vars) => vars,
+    };
     let predefined = variables::predefined(ctx);
     let mut planned: Vec<PlannedJob> = Vec::new();
     let mut excluded = Vec::new();
@@ -425,79 +414,17 @@ pub fn plan(
         if interrupt.stopped() {
             return Err(interrupted());
         }
-        // Variables a job's rules may read: global YAML (as inherited), workflow, the job's own.
-        let globals: Vec<&YamlVariable> = config
-            .variables
-            .iter()
-            .filter(|v| job.inherit_global_variables.includes(&v.key))
-            .collect();
-        let global_vars: Vec<YamlVariable> = globals
-            .into_iter()
-            .cloned()
-            .chain(workflow_vars.iter().cloned())
-            .collect();
         let view = JobLookup {
             ctx,
             job,
-            workflow: &workflow_vars,
+            workflow: workflow_vars,
             globals: &config.variables,
             predefined: &predefined,
         };
-        let decision = match decide(job, &view, ctx, &interrupt) {
-            Ok(d) => d,
-            Err(reason) => {
-                excluded.push((job.name.clone(), reason));
-                continue;
-            }
-        };
-        let (allow_failure, exit_codes) = match (&decision.allow_failure, &job.allow_failure) {
-            (Some(b), _) => (*b, Vec::new()),
-            (None, Some(AllowFailure::Bool(b))) => (*b, Vec::new()),
-            (None, Some(AllowFailure::ExitCodes { exit_codes })) => (false, exit_codes.clone()),
-            // A job written `when: manual` may fail unless it says otherwise; a rule that
-            // makes a job manual does not change its default (false), so such a job blocks
-            // its pipeline. GitLab: `ignored?` in lib/gitlab/ci/config/entry/job.rb
-            // (`manual_action?` reads the job's own `when`) and `Build::Rules::Result`.
-            (None, None) => (job.when == When::Manual, Vec::new()),
-        };
-        let job_vars = variables::merge(
-            yaml_vars(&global_vars, VariableSource::Global)
-                .chain(yaml_vars(&job.variables, VariableSource::Job))
-                .chain(yaml_vars(&decision.variables, VariableSource::Job)),
-        );
-        let stage_idx = config
-            .stages
-            .iter()
-            .position(|s| s == &job.stage)
-            .unwrap_or(0);
-        planned.push(PlannedJob {
-            name: job.name.clone(),
-            stage: job.stage.clone(),
-            stage_idx,
-            when: decision.when,
-            start_in: decision.start_in,
-            allow_failure,
-            allow_failure_exit_codes: exit_codes,
-            initial_status: InitialStatus::Created,
-            needs: decision.needs.or_else(|| job.needs.clone()),
-            dependencies: job.dependencies.clone(),
-            before_script: job.before_script.clone(),
-            script: job.script.clone(),
-            after_script: job.after_script.clone(),
-            image: job.image.clone(),
-            services: job.services.clone(),
-            tags: job.tags.clone(),
-            variables: job_vars,
-            artifacts: job.artifacts.clone(),
-            cache: job.cache.clone(),
-            retry: job.retry.clone(),
-            timeout: job.timeout,
-            trigger: job.trigger.clone(),
-            environment: job.environment.clone(),
-            resource_group: job.resource_group.clone(),
-            interruptible: job.interruptible,
-            coverage: job.coverage.clone(),
-        });
+        match decide(job, &view, ctx, &interrupt) {
+            Ok(decision) => planned.push(planned_job(config, job, decision, workflow_vars)),
+            Err(reason) => excluded.push((job.name.clone(), reason)),
+        }
     }
     // A scan cut short may have answered wrongly: nothing decided under it is used.
     if interrupt.stopped() {
@@ -513,19 +440,7 @@ pub fn plan(
     }
     planned.sort_by_key(|j| j.stage_idx);
     check_needs(&mut planned)?;
-    let first_stage = planned.iter().map(|j| j.stage_idx).min().unwrap_or(0);
-    for job in &mut planned {
-        let unblocked = match &job.needs {
-            Some(needs) => needs.is_empty(),
-            None => job.stage_idx == first_stage,
-        };
-        job.initial_status = match (unblocked, job.when) {
-            (true, When::OnSuccess | When::Always) => InitialStatus::Pending,
-            (true, When::Manual) => InitialStatus::Manual,
-            (true, When::Delayed) => InitialStatus::Scheduled,
-            _ => InitialStatus::Created,
-        };
-    }
+    set_initial_statuses(&mut planned);
     let mut stages: Vec<String> = Vec::new();
     for job in &planned {
         if !stages.contains(&job.stage) {
@@ -535,9 +450,158 @@ pub fn plan(
     Ok(PlanOutcome::Created(Plan {
         stages,
         jobs: planned,
-        name,
+        name: config.workflow.as_ref().and_then(|w| w.name.clone()),
         excluded,
     }))
+}
+
+/// `workflow:rules`: `None` when they filter the pipeline out, else the matching rule's
+/// variables (none without rules).
+fn workflow_decision<'c>(
+    config: &'c Config,
+    ctx: &PipelineContext,
+    interrupt: &Interrupt,
+) -> Option<&'c [YamlVariable]> {
+    let Some(workflow) = config.workflow.as_ref().filter(|w| !w.rules.is_empty()) else {
+        return Some(&[]);
+    };
+    let base = pipeline_level(config, ctx);
+    let lookup = Lookup(&base);
+    let matched = workflow
+        .rules
+        .iter()
+        .find(|r| rule_matches(r, &lookup, ctx, interrupt))?;
+    (matched.when != Some(When::Never)).then_some(matched.variables.as_slice())
+}
+
+/// A job the rules let in, with its variables, `when` and `allow_failure` settled.
+fn planned_job(
+    config: &Config,
+    job: &JobConfig,
+    decision: Decision,
+    workflow_vars: &[YamlVariable],
+) -> PlannedJob {
+    let (allow_failure, exit_codes) = match (&decision.allow_failure, &job.allow_failure) {
+        (Some(b), _) => (*b, Vec::new()),
+        (None, Some(AllowFailure::Bool(b))) => (*b, Vec::new()),
+        (None, Some(AllowFailure::ExitCodes { exit_codes })) => (false, exit_codes.clone()),
+        // A job written `when: manual` may fail unless it says otherwise; a rule that
+        // makes a job manual does not change its default (false), so such a job blocks
+        // its pipeline. GitLab: `ignored?` in lib/gitlab/ci/config/entry/job.rb
+        // (`manual_action?` reads the job's own `when`) and `Build::Rules::Result`.
+        (None, None) => (job.when == When::Manual, Vec::new()),
+    };
+    // Global YAML variables (as `inherit:` allows), the workflow's, the job's, the rule's.
+    let globals = config
+        .variables
+        .iter()
+        .filter(|v| job.inherit_global_variables.includes(&v.key));
+    let job_vars = variables::merge(
+        yaml_vars(globals, VariableSource::Global)
+            .chain(yaml_vars(workflow_vars, VariableSource::Global))
+            .chain(yaml_vars(&job.variables, VariableSource::Job))
+            .chain(yaml_vars(&decision.variables, VariableSource::Job)),
+    );
+    PlannedJob {
+        name: job.name.clone(),
+        stage: job.stage.clone(),
+        stage_idx: config
+            .stages
+            .iter()
+            .position(|s| s == &job.stage)
+            .unwrap_or(0),
+        when: decision.when,
+        start_in: decision.start_in,
+        allow_failure,
+        allow_failure_exit_codes: exit_codes,
+        initial_status: InitialStatus::Created,
+        needs: decision.needs.or_else(|| job.needs.clone()),
+        dependencies: job.dependencies.clone(),
+        before_script: job.before_script.clone(),
+        script: job.script.clone(),
+        after_script: job.after_script.clone(),
+        image: job.image.clone(),
+        services: job.services.clone(),
+        tags: job.tags.clone(),
+        variables: job_vars,
+        artifacts: job.artifacts.clone(),
+        cache: job.cache.clone(),
+        retry: job.retry.clone(),
+        timeout: job.timeout,
+        trigger: job.trigger.clone(),
+        environment: job.environment.clone(),
+        resource_group: job.resource_group.clone(),
+        interruptible: job.interruptible,
+        coverage: job.coverage.clone(),
+    }
+}
+
+/// The statuses a new pipeline's jobs start in: GitLab's first processing pass, stage by stage
+/// and within a stage until `needs` settle (app/services/ci/pipeline_processing/
+/// atomic_processing_service.rb), with the rules the server applies later
+/// ([`composite`], [`next_status`]). So a stage that cannot hold the pipeline up — manual jobs
+/// that may fail, `on_failure` jobs when nothing failed — lets the next one start at once, and
+/// a pipeline waiting on a manual job that may not fail is `manual`. `jobs` are in stage order.
+fn set_initial_statuses(jobs: &mut [PlannedJob]) {
+    let statuses = first_processing_pass(jobs);
+    for (job, status) in jobs.iter_mut().zip(statuses) {
+        job.initial_status = match status {
+            Some(Status::Pending) => InitialStatus::Pending,
+            Some(Status::Manual) => InitialStatus::Manual,
+            Some(Status::Scheduled) => InitialStatus::Scheduled,
+            Some(Status::Skipped) => InitialStatus::Skipped,
+            _ => InitialStatus::Created,
+        };
+    }
+}
+
+/// Each job's status after the first pass; `None` for a job that waits (`created`).
+fn first_processing_pass(jobs: &[PlannedJob]) -> Vec<Option<Status>> {
+    let index: HashMap<&str, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
+    let mut statuses: Vec<Option<Status>> = vec![None; jobs.len()];
+    let counted = |statuses: &[Option<Status>], i: usize| {
+        (
+            statuses[i].unwrap_or(Status::Created),
+            jobs[i].allow_failure,
+        )
+    };
+    let mut start = 0;
+    while start < jobs.len() {
+        let stage = jobs[start].stage_idx;
+        let end = start
+            + jobs[start..]
+                .iter()
+                .take_while(|j| j.stage_idx == stage)
+                .count();
+        let earlier = composite((0..start).map(|i| counted(&statuses, i)), false).map(|c| c.status);
+        // A job may need another of its own stage: go round until nothing changes.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for i in start..end {
+                if statuses[i].is_some() {
+                    continue;
+                }
+                let prior = match &jobs[i].needs {
+                    None => earlier,
+                    Some(needs) => {
+                        let needed = needs.iter().filter_map(|n| index.get(n.job.as_str()));
+                        composite(needed.map(|&k| counted(&statuses, k)), true).map(|c| c.status)
+                    }
+                };
+                if let Some(status) = next_status(jobs[i].when.as_str(), prior) {
+                    statuses[i] = Some(status);
+                    changed = true;
+                }
+            }
+        }
+        start = end;
+    }
+    statuses
 }
 
 /// `needs` must name jobs in this pipeline (optional needs may be absent) and form no cycle.

@@ -10,28 +10,10 @@ use pipewright_store::Job;
 
 use crate::state::AppState;
 
-/// What a waiting job becomes once what it waits on is known.
+/// What a waiting job becomes once what it waits on is known (the rule lives in core, shared
+/// with the config engine's planning).
 fn decide(job: &Job, prior: Option<Status>) -> Option<Status> {
-    let when = job.when.as_str();
-    match prior {
-        // Nothing before it, or everything before it succeeded (or was skipped).
-        None | Some(Status::Success) | Some(Status::Skipped) => Some(match when {
-            "on_failure" => Status::Skipped,
-            "manual" => Status::Manual,
-            "delayed" => Status::Scheduled,
-            _ => Status::Pending,
-        }),
-        Some(Status::Failed) => Some(match when {
-            "on_failure" | "always" => Status::Pending,
-            _ => Status::Skipped,
-        }),
-        Some(Status::Canceled) => Some(match when {
-            "always" => Status::Pending,
-            _ => Status::Skipped,
-        }),
-        // Still running, pending, created, manual or scheduled: keep waiting.
-        _ => None,
-    }
+    pipewright_core::status::next_status(job.when.as_str(), prior)
 }
 
 /// Re-evaluates a pipeline's waiting jobs and its status.

@@ -483,6 +483,7 @@ fn new_job(job: &PlannedJob) -> Result<NewJob, CreateError> {
         pipewright_config::InitialStatus::Created => Status::Created,
         pipewright_config::InitialStatus::Manual => Status::Manual,
         pipewright_config::InitialStatus::Scheduled => Status::Scheduled,
+        pipewright_config::InitialStatus::Skipped => Status::Skipped,
     };
     Ok(NewJob {
         name: job.name.clone(),

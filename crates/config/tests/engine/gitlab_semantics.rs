@@ -419,3 +419,35 @@ manual-job-with-rules:
         .expect("build");
     assert!(!build.allow_failure);
 }
+
+#[test]
+fn a_stage_of_manual_jobs_that_may_fail_lets_the_next_stage_start_at_once() {
+    // GitLab's first processing pass (app/services/ci/pipeline_processing/
+    // atomic_processing_service.rb): a manual job that may fail does not count toward its
+    // stage's status (`Ci::Status::Composite` ignores it), so the next stage starts; one that
+    // may not fail holds the stage, and the pipeline is `manual` (blocked).
+    let optional = "stages: [approve, deploy]\napprove:\n  stage: approve\n  when: manual\n  script: ok\ndeploy:\n  stage: deploy\n  script: deploy\n";
+    let blocking = "stages: [approve, deploy]\napprove:\n  stage: approve\n  rules:\n    - when: manual\n  script: ok\ndeploy:\n  stage: deploy\n  script: deploy\n";
+    let statuses = |yaml: &str| -> Vec<InitialStatus> {
+        created(yaml, &context(PUSH, "main", RefKind::Branch, &[]))
+            .jobs
+            .iter()
+            .map(|j| j.initial_status)
+            .collect()
+    };
+    assert_eq!(
+        statuses(optional),
+        [InitialStatus::Manual, InitialStatus::Pending]
+    );
+    assert_eq!(
+        statuses(blocking),
+        [InitialStatus::Manual, InitialStatus::Created]
+    );
+    // `on_failure` jobs of a first stage are skipped at once (nothing failed before them),
+    // and do not hold the next stage either.
+    let on_failure = "stages: [notify, build]\nalert:\n  stage: notify\n  when: on_failure\n  script: page\nbuild:\n  stage: build\n  script: make\n";
+    assert_eq!(
+        statuses(on_failure),
+        [InitialStatus::Skipped, InitialStatus::Pending]
+    );
+}
