@@ -42,12 +42,7 @@ pub async fn advance_pipeline(state: &AppState, pipeline_id: i64) -> anyhow::Res
             };
             if let Some(status) = decide(job, prior) {
                 if status == Status::Scheduled {
-                    let delay = planned(job)
-                        .and_then(|spec| spec.start_in)
-                        .and_then(|s| pipewright_config::duration_seconds(&s))
-                        .unwrap_or(0);
-                    let at = Timestamp(Timestamp::now().millis() + delay as i64 * 1000);
-                    state.store.schedule_job(job.id, at).await?;
+                    schedule(state, job).await?;
                 }
                 changes.push((job.id, status));
             }
@@ -151,6 +146,17 @@ pub async fn set_pipeline_status(
         crate::webhooks::pipeline_changed(state, pipeline_id);
     }
     Ok(changed)
+}
+
+/// Sets when a `delayed` job becomes pending: its `start_in` from now.
+pub async fn schedule(state: &AppState, job: &Job) -> anyhow::Result<()> {
+    let delay = planned(job)
+        .and_then(|spec| spec.start_in)
+        .and_then(|s| pipewright_config::duration_seconds(&s))
+        .unwrap_or(0);
+    let at = Timestamp(Timestamp::now().millis() + delay as i64 * 1000);
+    state.store.schedule_job(job.id, at).await?;
+    Ok(())
 }
 
 fn planned(job: &Job) -> Option<PlannedJob> {

@@ -425,6 +425,18 @@ pub async fn create_pipeline(
     // `"status": "created"`.
     pipeline.status = Status::Created;
     crate::webhooks::pipeline_changed(state, pipeline.id);
+    // Delayed jobs that start out scheduled count their `start_in` from now.
+    if plan
+        .jobs
+        .iter()
+        .any(|j| j.initial_status == pipewright_config::InitialStatus::Scheduled)
+    {
+        for job in state.store.pipeline_all_jobs(pipeline.id).await? {
+            if job.status == Status::Scheduled {
+                crate::job_processing::schedule(state, &job).await?;
+            }
+        }
+    }
     // Bridges (`trigger:` jobs) that start at once are the server's to start.
     if plan.jobs.iter().any(|j| {
         j.trigger.is_some() && j.initial_status == pipewright_config::InitialStatus::Pending

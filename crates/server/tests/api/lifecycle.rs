@@ -24,7 +24,8 @@ both_backends!(
     pushes_create_pipelines,
     artifacts_expire_and_uploads_need_the_jobs_token,
     the_project_build_timeout_is_the_default_job_timeout,
-    a_manual_job_blocks_its_pipeline_only_when_it_may_not_fail
+    a_manual_job_blocks_its_pipeline_only_when_it_may_not_fail,
+    a_delayed_job_that_starts_a_pipeline_runs_after_start_in
 );
 
 /// A project `root/<name>` whose `main` has `config` (pushed with `ci.skip`, so the push itself
@@ -163,6 +164,19 @@ async fn a_manual_job_blocks_its_pipeline_only_when_it_may_not_fail(app: TestApp
             ("deploy".to_string(), "pending".to_string(), false)
         ]
     );
+}
+
+/// `when: delayed` in the first stage: the job is `scheduled` at once and becomes `pending`
+/// `start_in` later (GitLab: ci/yaml `when: delayed`), like a delayed job after a stage.
+async fn a_delayed_job_that_starts_a_pipeline_runs_after_start_in(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "later:\n  when: delayed\n  start_in: 1 second\n  script: [echo later]\n";
+    let id = project_with(&app, "delayed", config, tmp.path()).await;
+    let pipeline = run_pipeline(&app, id).await;
+    let path = format!("/projects/{id}/pipelines/{}/jobs", pipeline["id"]);
+    let jobs: Vec<Value> = app.root_json(&path).await;
+    assert_eq!(jobs[0]["status"], "scheduled");
+    wait_for(&app, &path, |jobs| jobs[0]["status"] == "pending").await;
 }
 
 const LIFECYCLE: &str = r#"stages: [build, test, deploy]
