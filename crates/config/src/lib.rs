@@ -8,6 +8,7 @@
 //! [`Config::parse`] (YAML → validated config; `Send + Sync`, reusable) and [`Config::plan`]
 //! (config + context → [`PlanOutcome`]; cheap, per pipeline).
 
+mod compat;
 mod context;
 mod error;
 mod globs;
@@ -19,6 +20,7 @@ mod rules;
 mod variables;
 mod yaml;
 
+pub use compat::ignored_keywords;
 pub use context::{PipelineContext, ProjectInfo, UserInfo};
 pub use error::{ConfigError, Location, Result};
 pub use globs::MAX_PATTERN_COMPARISONS;
@@ -61,16 +63,21 @@ pub struct Config {
     /// All stages, including `.pre` first and `.post` last.
     pub stages: Vec<String>,
     pub variables: Vec<YamlVariable>,
+    /// Keywords the file uses that Pipewright accepts and ignores, one warning per keyword
+    /// (`ci lint` shows them).
+    pub warnings: Vec<String>,
     pub(crate) workflow: Option<Workflow>,
     pub(crate) jobs: Vec<JobConfig>,
 }
 
 impl Config {
     pub fn parse(source: &str, files: &dyn FileSource, limits: &Limits) -> Result<Config> {
-        let map = resolve::load_with_includes(source, files, limits)?;
+        let mut ignored_includes = Vec::new();
+        let map = resolve::load_with_includes(source, files, limits, &mut ignored_includes)?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
 
+        let warnings = compat::warnings(&map, GLOBAL_KEYWORDS, &ignored_includes);
         let stages = stages(&map)?;
         let variables = match map.get("variables") {
             Some(node) => keywords::variables(node, "variables")?,
@@ -97,6 +104,7 @@ impl Config {
         Ok(Config {
             stages,
             variables,
+            warnings,
             workflow,
             jobs,
         })

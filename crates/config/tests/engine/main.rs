@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod compatibility;
 mod errors;
 mod gitlab_semantics;
 mod keywords;
