@@ -281,6 +281,44 @@ nested-references:
     assert_eq!(job.after_script, ["echo \"ONE!\""]);
 }
 
+#[test]
+fn references_reuse_variables_and_rule_conditions_as_documented() {
+    // ci/yaml/yaml_optimization.md, "!reference tags": a whole `variables:` hash, or one
+    // variable of it; and a rule's `if` taken from elsewhere (merge request 219221 made the
+    // resolver reach references inside hashes inside lists).
+    let yaml = r#"
+.vars:
+  variables:
+    URL: "http://my-url.internal"
+    IMPORTANT_VAR: "the details"
+.predicates:
+  is_main: $CI_COMMIT_BRANCH == "main"
+test-vars-1:
+  variables: !reference [.vars, variables]
+  script: printenv
+test-vars-2:
+  variables:
+    MY_VAR: !reference [.vars, variables, IMPORTANT_VAR]
+  script: printenv MY_VAR
+  rules:
+    - if: !reference [.predicates, is_main]
+"#;
+    let value = |plan: &pipewright_config::Plan, job: usize, key: &str| {
+        plan.jobs[job]
+            .variables
+            .iter()
+            .find(|v| v.key == key)
+            .map(|v| v.value.clone())
+    };
+    let plan = created(yaml, &context(PUSH, "main", RefKind::Branch, &[]));
+    assert_eq!(
+        value(&plan, 0, "URL").as_deref(),
+        Some("http://my-url.internal")
+    );
+    assert_eq!(value(&plan, 1, "MY_VAR").as_deref(), Some("the details"));
+    assert_eq!(jobs_for(yaml, PUSH, "feature", &[]), ["test-vars-1"]);
+}
+
 // ── `when` ──────────────────────────────────────────────────────────────────────────────────
 
 #[test]
