@@ -1,7 +1,7 @@
 //! The typed configuration: global keywords and jobs, validated with GitLab's messages.
 //! Keywords whose contents only runners care about (`artifacts`, `cache`, `image`, …) are kept
-//! as JSON data; keywords that decide what runs (`stage`, `rules`, `only/except`, `when`,
-//! `needs`, …) are parsed into types.
+//! as JSON data; keywords that decide what runs (`stage`, `when`, `needs`, …) are parsed into
+//! types (`rules` and `only/except` in `rules.rs`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
