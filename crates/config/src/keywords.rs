@@ -1,14 +1,13 @@
 //! The typed configuration: global keywords and jobs, validated with GitLab's messages.
 //! Keywords whose contents only runners care about (`artifacts`, `cache`, `image`, …) are kept
-//! as JSON data; keywords that decide what runs (`stage`, `rules`, `only/except`, `when`,
-//! `needs`, …) are parsed into types.
+//! as JSON data; keywords that decide what runs (`stage`, `when`, `needs`, …) are parsed into
+//! types (`rules` and `only/except` in `rules.rs`).
 
-use pipewright_expr::Expression;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::error::{ConfigError, Result};
-use crate::globs::PathGlobs;
+use crate::rules::{Policy, PolicyKind, Rule, RuleScope, policy, rules};
 use crate::yaml::{Map, Node, Yaml};
 
 pub const DEFAULT_STAGES: [&str; 3] = ["build", "test", "deploy"];
@@ -137,32 +136,6 @@ pub struct Need {
     pub optional: bool,
 }
 
-/// `only:` / `except:` (GitLab's legacy job policy).
-#[derive(Debug, Clone, Default)]
-pub struct Policy {
-    pub refs: Option<Vec<String>>,
-    pub variables: Option<Vec<Expression>>,
-    pub changes: Option<PathGlobs>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Rule {
-    pub condition: Option<Expression>,
-    pub changes: Option<PathGlobs>,
-    pub exists: Option<PathGlobs>,
-    pub when: Option<When>,
-    pub start_in: Option<String>,
-    pub allow_failure: Option<bool>,
-    pub variables: Vec<YamlVariable>,
-    pub needs: Option<Vec<Need>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Workflow {
-    pub rules: Vec<Rule>,
-    pub name: Option<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AllowFailure {
@@ -267,7 +240,7 @@ pub fn string_list(node: &Node, what: &str) -> Result<Vec<String>> {
     }
 }
 
-fn plain_list(node: &Node, what: &str) -> Result<Vec<String>> {
+pub(crate) fn plain_list(node: &Node, what: &str) -> Result<Vec<String>> {
     match &node.value {
         Yaml::Seq(items) => items
             .iter()
@@ -347,190 +320,67 @@ pub fn variables(node: &Node, what: &str) -> Result<Vec<YamlVariable>> {
     Ok(out)
 }
 
-fn expression(text: &str, what: &str) -> Result<Expression> {
-    Expression::parse(text)
-        .map_err(|_| ConfigError::new(format!("{what} invalid expression syntax")))
+/// `needs:` — job names or hashes with `job`. Lists inside the list (what
+/// `- !reference [.base, needs]` produces) are flattened into it, as GitLab's `Entry::Needs`
+/// composes `[config].flatten` (lib/gitlab/ci/config/entry/needs.rb).
+pub(crate) fn needs(node: &Node, what: &str) -> Result<Vec<Need>> {
+    fn flatten<'a>(node: &'a Node, out: &mut Vec<&'a Node>) {
+        match &node.value {
+            Yaml::Seq(items) => items.iter().for_each(|item| flatten(item, out)),
+            _ => out.push(node),
+        }
+    }
+    let mut items = Vec::new();
+    flatten(node, &mut items);
+    items.into_iter().map(|item| need(item, what)).collect()
 }
 
-fn needs(node: &Node, what: &str) -> Result<Vec<Need>> {
-    let items = match &node.value {
-        Yaml::Seq(items) => items.clone(),
-        _ => vec![node.clone()],
-    };
-    items
-        .iter()
-        .map(|item| match &item.value {
-            Yaml::Map(m) => {
-                let job = m.get("job").and_then(Node::scalar_text).ok_or_else(|| {
-                    ConfigError::new(format!(
-                        "{what} config has to be a string or a hash with job"
-                    ))
-                })?;
-                Ok(Need {
-                    job,
-                    artifacts: !matches!(
-                        m.get("artifacts").map(|n| &n.value),
-                        Some(Yaml::Bool(false))
-                    ),
-                    optional: matches!(m.get("optional").map(|n| &n.value), Some(Yaml::Bool(true))),
-                })
-            }
-            _ => item
-                .scalar_text()
-                .map(|job| Need {
-                    job,
-                    artifacts: true,
-                    optional: false,
-                })
-                .ok_or_else(|| {
-                    ConfigError::new(format!("{what} config can only contain strings or hashes"))
-                }),
-        })
-        .collect()
-}
-
-fn when(node: &Node, what: &str) -> Result<When> {
-    node.as_str().and_then(When::parse).ok_or_else(|| {
-        ConfigError::new(format!(
-            "{what} config should be one of: on_success, on_failure, always, manual, delayed, never"
-        ))
-    })
-}
-
-pub fn rules(node: &Node, what: &str, allow_needs: bool) -> Result<Vec<Rule>> {
-    let Yaml::Seq(items) = &node.value else {
-        return Err(ConfigError::new(format!(
-            "{what} config should be an array of hashes"
-        )));
-    };
-    items
-        .iter()
-        .map(|item| {
-            let m = item
-                .as_map()
-                .ok_or_else(|| ConfigError::new(format!("{what}:rule config should be a hash")))?;
-            let allowed: &[&str] = if allow_needs {
-                &[
-                    "if",
-                    "changes",
-                    "exists",
-                    "when",
-                    "start_in",
-                    "allow_failure",
-                    "variables",
-                    "needs",
-                ]
-            } else {
-                &[
-                    "if",
-                    "changes",
-                    "exists",
-                    "when",
-                    "variables",
-                    "name",
-                    "auto_cancel",
-                ]
-            };
-            let unknown: Vec<&str> = m.keys().filter(|k| !allowed.contains(k)).collect();
-            if !unknown.is_empty() {
-                return Err(ConfigError::new(format!(
-                    "{what}:rule config contains unknown keys: {}",
-                    unknown.join(", ")
-                )));
-            }
-            let condition = match m.get("if") {
-                Some(n) => Some(expression(
-                    &n.scalar_text().ok_or_else(|| {
-                        ConfigError::new(format!("{what}:rule if should be a string"))
-                    })?,
-                    &format!("{what}:rule if"),
-                )?),
-                None => None,
-            };
-            let paths = |key: &str| -> Result<Option<PathGlobs>> {
-                let list = match m.get(key) {
-                    None => return Ok(None),
-                    Some(n) => match n.as_map().and_then(|mm| mm.get("paths")) {
-                        Some(p) => plain_list(p, &format!("{what}:rule:{key}"))?,
-                        None => plain_list(n, &format!("{what}:rule:{key}"))?,
-                    },
-                };
-                Ok(Some(PathGlobs::new(&list)))
-            };
-            Ok(Rule {
-                condition,
-                changes: paths("changes")?,
-                exists: paths("exists")?,
-                when: m
-                    .get("when")
-                    .map(|n| when(n, &format!("{what}:rule when")))
-                    .transpose()?,
-                start_in: m.get("start_in").and_then(Node::scalar_text),
-                allow_failure: match m.get("allow_failure").map(|n| &n.value) {
-                    None => None,
-                    Some(Yaml::Bool(b)) => Some(*b),
-                    Some(_) => {
-                        return Err(ConfigError::new(format!(
-                            "{what}:rule allow_failure should be a boolean value"
-                        )));
-                    }
-                },
-                variables: m
-                    .get("variables")
-                    .map(|n| variables(n, &format!("{what}:rule:variables")))
-                    .transpose()?
-                    .unwrap_or_default(),
-                needs: m
-                    .get("needs")
-                    .map(|n| needs(n, &format!("{what}:rule:needs")))
-                    .transpose()?,
-            })
-        })
-        .collect()
-}
-
-fn policy(node: &Node, what: &str) -> Result<Policy> {
-    match &node.value {
-        Yaml::Seq(_) | Yaml::Str(_) => Ok(Policy {
-            refs: Some(plain_list(node, what)?),
-            ..Policy::default()
-        }),
+fn need(item: &Node, what: &str) -> Result<Need> {
+    match &item.value {
         Yaml::Map(m) => {
-            let unknown: Vec<&str> = m
-                .keys()
-                .filter(|k| !["refs", "variables", "changes", "kubernetes"].contains(k))
-                .collect();
-            if !unknown.is_empty() {
-                return Err(ConfigError::new(format!(
-                    "{what} config contains unknown keys: {}",
-                    unknown.join(", ")
-                )));
-            }
-            let variables = match m.get("variables") {
-                None => None,
-                Some(n) => Some(
-                    plain_list(n, &format!("{what}:variables"))?
-                        .iter()
-                        .map(|e| expression(e, &format!("{what}:variables")))
-                        .collect::<Result<Vec<_>>>()?,
+            let job = m.get("job").and_then(Node::scalar_text).ok_or_else(|| {
+                ConfigError::new(format!(
+                    "{what} config has to be a string or a hash with job"
+                ))
+            })?;
+            Ok(Need {
+                job,
+                artifacts: !matches!(
+                    m.get("artifacts").map(|n| &n.value),
+                    Some(Yaml::Bool(false))
                 ),
-            };
-            Ok(Policy {
-                refs: m
-                    .get("refs")
-                    .map(|n| plain_list(n, &format!("{what}:refs")))
-                    .transpose()?,
-                variables,
-                changes: m
-                    .get("changes")
-                    .map(|n| plain_list(n, &format!("{what}:changes")))
-                    .transpose()?
-                    .map(|list| PathGlobs::new(&list)),
+                optional: matches!(m.get("optional").map(|n| &n.value), Some(Yaml::Bool(true))),
             })
         }
-        _ => Err(ConfigError::new(format!(
-            "{what} config should be an array of strings or a hash"
+        _ => item
+            .scalar_text()
+            .map(|job| Need {
+                job,
+                artifacts: true,
+                optional: false,
+            })
+            .ok_or_else(|| {
+                ConfigError::new(format!("{what} config can only contain strings or hashes"))
+            }),
+    }
+}
+
+/// The longest `start_in` GitLab allows: a week (`duration: { limit: '1 week' }`).
+const MAX_START_IN_SECONDS: u64 = 7 * 86_400;
+
+/// A delayed job's or rule's `start_in`: a duration of at most a week. `what` is the owner
+/// (`jobs:build`, `jobs:build:rules:rule`). GitLab: `DurationValidator` in
+/// lib/gitlab/config/entry/validators.rb.
+pub(crate) fn start_in(node: &Node, what: &str) -> Result<String> {
+    let text = node.scalar_text().unwrap_or_default();
+    match duration_seconds(&text) {
+        None => Err(ConfigError::new(format!(
+            "{what} start in should be a duration"
         ))),
+        Some(seconds) if seconds > MAX_START_IN_SECONDS => Err(ConfigError::new(format!(
+            "{what} start in should not exceed the limit"
+        ))),
+        Some(_) => Ok(text),
     }
 }
 
@@ -618,6 +468,67 @@ pub fn job(name: &str, node: &Node, defaults: Option<&Map>) -> Result<JobConfig>
             node.location(".gitlab-ci.yml"),
         ));
     }
+    let m = with_defaults(own, name, defaults)?;
+    let script = commands(&m, "script", &what)?;
+    let trigger = m.get("trigger").map(to_json);
+    if script.is_empty() && trigger.is_none() {
+        return Err(ConfigError::new(format!(
+            "{what} config should implement the script:, run:, or trigger: keyword"
+        )));
+    }
+    let (rules, only, except) = membership(&m, &what)?;
+    let when = job_when(&m, &what, trigger.is_some())?;
+    let start_in = job_start_in(&m, &what, when, rules.is_some())?;
+    Ok(JobConfig {
+        name: name.to_string(),
+        stage: stage(&m, &what)?,
+        before_script: commands(&m, "before_script", &what)?,
+        after_script: commands(&m, "after_script", &what)?,
+        script,
+        image: m.get("image").map(to_json),
+        services: services(&m, &what)?,
+        tags: m
+            .get("tags")
+            .map(|n| plain_list(n, &format!("{what}:tags")))
+            .transpose()?
+            .unwrap_or_default(),
+        variables: m
+            .get("variables")
+            .map(|n| variables(n, &format!("{what}:variables")))
+            .transpose()?
+            .unwrap_or_default(),
+        inherit_global_variables: inherit(own, "variables", name)?,
+        rules,
+        only,
+        except,
+        when,
+        start_in,
+        allow_failure: allow_failure(&m, &what)?,
+        needs: m
+            .get("needs")
+            .map(|n| needs(n, &format!("{what}:needs")))
+            .transpose()?,
+        dependencies: m
+            .get("dependencies")
+            .map(|n| plain_list(n, &format!("{what}:dependencies")))
+            .transpose()?,
+        artifacts: m.get("artifacts").map(to_json),
+        cache: m.get("cache").map(to_json),
+        retry: retry(&m, &what)?,
+        timeout: timeout(&m, &what)?,
+        trigger,
+        environment: m.get("environment").map(to_json),
+        resource_group: m.get("resource_group").and_then(Node::scalar_text),
+        interruptible: match m.get("interruptible").map(|n| &n.value) {
+            Some(Yaml::Bool(b)) => Some(*b),
+            _ => None,
+        },
+        coverage: m.get("coverage").and_then(Node::scalar_text),
+    })
+}
+
+/// The job's own keys over the `default:` keys its `inherit:` takes.
+fn with_defaults(own: &Map, name: &str, defaults: Option<&Map>) -> Result<Map> {
     let inherit_default = inherit(own, "default", name)?;
     let mut m = Map::default();
     if let Some(defaults) = defaults {
@@ -630,63 +541,163 @@ pub fn job(name: &str, node: &Node, defaults: Option<&Map>) -> Result<JobConfig>
     for (k, v) in &own.0 {
         m.insert(k.clone(), v.clone());
     }
-    let list = |key: &str| -> Result<Vec<String>> {
-        match m.get(key) {
-            None
-            | Some(Node {
-                value: Yaml::Null, ..
-            }) => Ok(Vec::new()),
-            Some(n) => string_list(n, &format!("{what}:{key}")),
-        }
-    };
-    let script = list("script")?;
-    let trigger = m.get("trigger").map(to_json);
-    if script.is_empty() && trigger.is_none() {
-        return Err(ConfigError::new(format!(
-            "{what} config should implement the script:, run:, or trigger: keyword"
-        )));
+    Ok(m)
+}
+
+/// `script`, `before_script` or `after_script`; absent or null is empty.
+fn commands(m: &Map, key: &str, what: &str) -> Result<Vec<String>> {
+    match m.get(key) {
+        None
+        | Some(Node {
+            value: Yaml::Null, ..
+        }) => Ok(Vec::new()),
+        Some(n) => string_list(n, &format!("{what}:{key}")),
     }
-    let stage = match m.get("stage").or_else(|| m.get("type")) {
-        None => "test".to_string(),
+}
+
+/// A key given a value other than null (GitLab ignores `only: null` next to `rules:`).
+fn given<'m>(m: &'m Map, key: &str) -> Option<&'m Node> {
+    m.get(key).filter(|n| n.value != Yaml::Null)
+}
+
+/// `rules:`, `only:` and `except:`. `rules:` excludes the other two and `start_in`
+/// (GitLab: `disallowed_keys` in lib/gitlab/ci/config/entry/processable.rb, named in the
+/// order the job writes them).
+#[allow(clippy::type_complexity)]
+fn membership(m: &Map, what: &str) -> Result<(Option<Vec<Rule>>, Option<Policy>, Option<Policy>)> {
+    let rules = given(m, "rules")
+        .map(|n| rules(n, what, RuleScope::Job))
+        .transpose()?;
+    if rules.is_some() {
+        let clashing: Vec<&str> = m
+            .keys()
+            .filter(|k| ["only", "except", "start_in"].contains(k) && given(m, k).is_some())
+            .collect();
+        if !clashing.is_empty() {
+            return Err(ConfigError::new(format!(
+                "{what} config key may not be used with `rules`: {}",
+                clashing.join(", ")
+            )));
+        }
+    }
+    let only = given(m, "only")
+        .map(|n| policy(n, &format!("{what}:only"), PolicyKind::Only))
+        .transpose()?;
+    let except = given(m, "except")
+        .map(|n| policy(n, &format!("{what}:except"), PolicyKind::Except))
+        .transpose()?;
+    Ok((rules, only, except))
+}
+
+/// A job's `when`. `never` belongs to rules only; a trigger job cannot be delayed.
+/// GitLab: `ALLOWED_WHEN` in lib/gitlab/ci/config/entry/job.rb and bridge.rb.
+fn job_when(m: &Map, what: &str, trigger: bool) -> Result<When> {
+    let allowed: &[When] = if trigger {
+        &[When::OnSuccess, When::OnFailure, When::Always, When::Manual]
+    } else {
+        &[
+            When::OnSuccess,
+            When::OnFailure,
+            When::Always,
+            When::Manual,
+            When::Delayed,
+        ]
+    };
+    let Some(node) = given(m, "when") else {
+        return Ok(When::OnSuccess);
+    };
+    match node.as_str().and_then(When::parse) {
+        Some(when) if allowed.contains(&when) => Ok(when),
+        _ => {
+            let names: Vec<&str> = allowed.iter().map(|w| w.as_str()).collect();
+            Err(ConfigError::new(format!(
+                "{what} when should be one of: {}",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// A job's `start_in`: a duration when the job is `delayed`, absent otherwise and with
+/// `rules:` (there, a rule carries it). GitLab: lib/gitlab/ci/config/entry/job.rb.
+fn job_start_in(m: &Map, what: &str, when: When, has_rules: bool) -> Result<Option<String>> {
+    let node = given(m, "start_in");
+    let start_in = match (when, node) {
+        (When::Delayed, Some(node)) => Some(start_in(node, what)?),
+        (When::Delayed, None) => {
+            return Err(ConfigError::new(format!(
+                "{what} start in should be a duration"
+            )));
+        }
+        (_, _) => None,
+    };
+    if node.is_some() && (has_rules || when != When::Delayed) {
+        return Err(ConfigError::new(format!("{what} start in must be blank")));
+    }
+    Ok(start_in)
+}
+
+/// `stage:` (or the deprecated `type:`); `test` by default.
+fn stage(m: &Map, what: &str) -> Result<String> {
+    match m.get("stage").or_else(|| m.get("type")) {
+        None => Ok("test".to_string()),
         Some(n) => n
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| ConfigError::new(format!("{what}:stage config should be a string")))?,
+            .ok_or_else(|| ConfigError::new(format!("{what}:stage config should be a string"))),
+    }
+}
+
+fn services(m: &Map, what: &str) -> Result<Vec<Json>> {
+    match m.get("services") {
+        Some(Node {
+            value: Yaml::Seq(items),
+            ..
+        }) => Ok(items.iter().map(to_json).collect()),
+        Some(_) => Err(ConfigError::new(format!(
+            "{what}:services config should be an array"
+        ))),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `allow_failure: true|false` or `allow_failure: {exit_codes: …}`.
+fn allow_failure(m: &Map, what: &str) -> Result<Option<AllowFailure>> {
+    let bad = || {
+        ConfigError::new(format!(
+            "{what}:allow_failure config should be a hash or a boolean value"
+        ))
     };
-    let when_value = m
-        .get("when")
-        .map(|n| when(n, &format!("{what} when")))
-        .transpose()?
-        .unwrap_or(When::OnSuccess);
-    let allow_failure = match m.get("allow_failure").map(|n| &n.value) {
-        None => None,
-        Some(Yaml::Bool(b)) => Some(AllowFailure::Bool(*b)),
-        Some(Yaml::Map(af)) => {
-            let codes = match af.get("exit_codes").map(|n| &n.value) {
-                Some(Yaml::Int(i)) => vec![*i],
-                Some(Yaml::Seq(items)) => items
-                    .iter()
-                    .map(|i| match i.value {
-                        Yaml::Int(n) => Ok(n),
-                        _ => Err(ConfigError::new(format!("{what}:allow_failure exit_codes should be an array of integers or an integer"))),
-                    })
-                    .collect::<Result<Vec<_>>>()?,
-                _ => return Err(ConfigError::new(format!("{what}:allow_failure config should be a hash or a boolean value"))),
-            };
-            Some(AllowFailure::ExitCodes { exit_codes: codes })
-        }
-        Some(_) => {
-            return Err(ConfigError::new(format!(
-                "{what}:allow_failure config should be a hash or a boolean value"
-            )));
-        }
+    let af = match m.get("allow_failure").map(|n| &n.value) {
+        None => return Ok(None),
+        Some(Yaml::Bool(b)) => return Ok(Some(AllowFailure::Bool(*b))),
+        Some(Yaml::Map(af)) => af,
+        Some(_) => return Err(bad()),
     };
-    let retry = match m.get("retry").map(|n| &n.value) {
-        None => None,
-        Some(Yaml::Int(n)) if (0..=2).contains(n) => Some(Retry {
+    let exit_codes = match af.get("exit_codes").map(|n| &n.value) {
+        Some(Yaml::Int(i)) => vec![*i],
+        Some(Yaml::Seq(items)) => items
+            .iter()
+            .map(|i| match i.value {
+                Yaml::Int(n) => Ok(n),
+                _ => Err(ConfigError::new(format!(
+                    "{what}:allow_failure exit_codes should be an array of integers or an integer"
+                ))),
+            })
+            .collect::<Result<Vec<_>>>()?,
+        _ => return Err(bad()),
+    };
+    Ok(Some(AllowFailure::ExitCodes { exit_codes }))
+}
+
+/// `retry: 0..=2` or `retry: {max, when}`.
+fn retry(m: &Map, what: &str) -> Result<Option<Retry>> {
+    match m.get("retry").map(|n| &n.value) {
+        None => Ok(None),
+        Some(Yaml::Int(n)) if (0..=2).contains(n) => Ok(Some(Retry {
             max: *n as u8,
             when: vec!["always".into()],
-        }),
+        })),
         Some(Yaml::Map(r)) => {
             let max = match r.get("max").map(|n| &n.value) {
                 Some(Yaml::Int(n)) if (0..=2).contains(n) => *n as u8,
@@ -702,104 +713,23 @@ pub fn job(name: &str, node: &Node, defaults: Option<&Map>) -> Result<JobConfig>
                 .map(|n| plain_list(n, &format!("{what}:retry:when")))
                 .transpose()?
                 .unwrap_or_else(|| vec!["always".into()]);
-            Some(Retry { max, when })
+            Ok(Some(Retry { max, when }))
         }
-        Some(_) => {
-            return Err(ConfigError::new(format!(
-                "{what}:retry config has to be either an integer or a hash"
-            )));
-        }
-    };
-    let timeout = match m.get("timeout") {
-        None => None,
-        Some(n) => Some(
-            n.scalar_text()
-                .as_deref()
-                .and_then(duration_seconds)
-                .ok_or_else(|| {
-                    ConfigError::new(format!("{what}:timeout config should be a duration"))
-                })?,
-        ),
-    };
-    let rules_value = m
-        .get("rules")
-        .map(|n| rules(n, &format!("{what}:rules"), true))
-        .transpose()?;
-    let only = m
-        .get("only")
-        .map(|n| policy(n, &format!("{what}:only")))
-        .transpose()?;
-    let except = m
-        .get("except")
-        .map(|n| policy(n, &format!("{what}:except")))
-        .transpose()?;
-    if rules_value.is_some() && (only.is_some() || except.is_some()) {
-        return Err(ConfigError::new(format!(
-            "{what} config key may not be used with `rules`: only, except"
-        )));
+        Some(_) => Err(ConfigError::new(format!(
+            "{what}:retry config has to be either an integer or a hash"
+        ))),
     }
-    if when_value == When::Delayed && m.get("start_in").is_none() {
-        return Err(ConfigError::new(format!(
-            "{what} start in should be specified for delayed job"
-        )));
-    }
-    Ok(JobConfig {
-        name: name.to_string(),
-        stage,
-        before_script: list("before_script")?,
-        after_script: list("after_script")?,
-        script,
-        image: m.get("image").map(to_json),
-        services: match m.get("services") {
-            Some(Node {
-                value: Yaml::Seq(items),
-                ..
-            }) => items.iter().map(to_json).collect(),
-            Some(_) => {
-                return Err(ConfigError::new(format!(
-                    "{what}:services config should be an array"
-                )));
-            }
-            None => Vec::new(),
-        },
-        tags: m
-            .get("tags")
-            .map(|n| plain_list(n, &format!("{what}:tags")))
-            .transpose()?
-            .unwrap_or_default(),
-        variables: m
-            .get("variables")
-            .map(|n| variables(n, &format!("{what}:variables")))
-            .transpose()?
-            .unwrap_or_default(),
-        inherit_global_variables: inherit(own, "variables", name)?,
-        rules: rules_value,
-        only,
-        except,
-        when: when_value,
-        start_in: m.get("start_in").and_then(Node::scalar_text),
-        allow_failure,
-        needs: m
-            .get("needs")
-            .map(|n| needs(n, &format!("{what}:needs")))
-            .transpose()?,
-        dependencies: m
-            .get("dependencies")
-            .map(|n| plain_list(n, &format!("{what}:dependencies")))
-            .transpose()?,
-        artifacts: m.get("artifacts").map(to_json),
-        cache: m.get("cache").map(to_json),
-        retry,
-        timeout,
-        trigger,
-        environment: m.get("environment").map(to_json),
-        resource_group: m.get("resource_group").and_then(Node::scalar_text),
-        interruptible: match m.get("interruptible").map(|n| &n.value) {
-            Some(Yaml::Bool(b)) => Some(*b),
-            _ => None,
-        },
-        coverage: m.get("coverage").and_then(Node::scalar_text),
-    })
+}
+
+fn timeout(m: &Map, what: &str) -> Result<Option<u64>> {
+    let Some(n) = m.get("timeout") else {
+        return Ok(None);
+    };
+    n.scalar_text()
+        .as_deref()
+        .and_then(duration_seconds)
+        .map(Some)
+        .ok_or_else(|| ConfigError::new(format!("{what}:timeout config should be a duration")))
 }
 
 /// Validates `default:`.

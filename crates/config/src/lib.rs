@@ -8,6 +8,7 @@
 //! [`Config::parse`] (YAML → validated config; `Send + Sync`, reusable) and [`Config::plan`]
 //! (config + context → [`PlanOutcome`]; cheap, per pipeline).
 
+mod compat;
 mod context;
 mod error;
 mod globs;
@@ -15,9 +16,11 @@ mod keywords;
 mod lint;
 mod plan;
 mod resolve;
+mod rules;
 mod variables;
 mod yaml;
 
+pub use compat::ignored_keywords;
 pub use context::{PipelineContext, ProjectInfo, UserInfo};
 pub use error::{ConfigError, Location, Result};
 pub use globs::MAX_PATTERN_COMPARISONS;
@@ -32,7 +35,8 @@ pub use variables::{
 };
 pub use yaml::Limits;
 
-use keywords::{GLOBAL_KEYWORDS, JobConfig, Workflow};
+use keywords::{GLOBAL_KEYWORDS, JobConfig};
+use rules::{Policy, RuleScope, Workflow};
 use yaml::{Node, Yaml};
 
 /// Where included files come from (the same commit as `.gitlab-ci.yml`).
@@ -59,154 +63,48 @@ pub struct Config {
     /// All stages, including `.pre` first and `.post` last.
     pub stages: Vec<String>,
     pub variables: Vec<YamlVariable>,
+    /// Keywords the file uses that Pipewright accepts and ignores, one warning per keyword
+    /// (`ci lint` shows them).
+    pub warnings: Vec<String>,
     pub(crate) workflow: Option<Workflow>,
     pub(crate) jobs: Vec<JobConfig>,
 }
 
 impl Config {
     pub fn parse(source: &str, files: &dyn FileSource, limits: &Limits) -> Result<Config> {
-        let map = resolve::load_with_includes(source, files, limits)?;
+        let mut ignored_includes = Vec::new();
+        let map = resolve::load_with_includes(source, files, limits, &mut ignored_includes)?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
 
-        let mut stages = vec![".pre".to_string()];
-        match map.get("stages").or_else(|| map.get("types")) {
-            None => stages.extend(keywords::DEFAULT_STAGES.iter().map(|s| s.to_string())),
-            Some(node) => {
-                let list = keywords::string_list(node, "stages")
-                    .map_err(|_| ConfigError::new("stages config should be an array of strings"))?;
-                stages.extend(list.into_iter().filter(|s| s != ".pre" && s != ".post"));
-            }
-        }
-        stages.push(".post".to_string());
-
+        let warnings = compat::warnings(&map, GLOBAL_KEYWORDS, &ignored_includes);
+        let stages = stages(&map)?;
         let variables = match map.get("variables") {
             Some(node) => keywords::variables(node, "variables")?,
             None => Vec::new(),
         };
-        let mut defaults = match map.get("default") {
-            Some(node) => keywords::defaults(node)?,
-            None => yaml::Map::default(),
-        };
-        // Deprecated global keywords act as defaults.
-        for key in [
-            "image",
-            "services",
-            "cache",
-            "before_script",
-            "after_script",
-        ] {
-            if let Some(node) = map.get(key)
-                && defaults.get(key).is_none()
+        let defaults = defaults(&map)?;
+        let workflow = map.get("workflow").map(workflow).transpose()?;
+        let mut jobs = jobs(&map, &defaults)?;
+        // GitLab: lib/gitlab/ci/config/entry/processable.rb — a job without `rules`, `only`
+        // or `except` runs for branches and tags (`only:`'s default), unless the config has
+        // `workflow:rules`: then the workflow alone decides, and the job runs in every
+        // pipeline it lets through.
+        let workflow_rules = workflow.as_ref().is_some_and(|w| !w.rules.is_empty());
+        if !workflow_rules {
+            for job in jobs
+                .iter_mut()
+                .filter(|j| j.rules.is_none() && j.only.is_none())
             {
-                defaults.insert(key.to_string(), node.clone());
+                job.only = Some(Policy::default_only());
             }
         }
-        let workflow = match map.get("workflow") {
-            None => None,
-            Some(node) => {
-                let m = node
-                    .as_map()
-                    .ok_or_else(|| ConfigError::new("workflow config should be a hash"))?;
-                let unknown: Vec<&str> = m
-                    .keys()
-                    .filter(|k| !["rules", "name", "auto_cancel"].contains(k))
-                    .collect();
-                if !unknown.is_empty() {
-                    return Err(ConfigError::new(format!(
-                        "workflow config contains unknown keys: {}",
-                        unknown.join(", ")
-                    )));
-                }
-                Some(Workflow {
-                    rules: m
-                        .get("rules")
-                        .map(|n| keywords::rules(n, "workflow:rules", false))
-                        .transpose()?
-                        .unwrap_or_default(),
-                    name: m.get("name").and_then(Node::scalar_text),
-                })
-            }
-        };
-
-        let mut jobs = Vec::new();
-        for (name, node) in &map.0 {
-            if GLOBAL_KEYWORDS.contains(&name.as_str()) || name.starts_with('.') {
-                continue;
-            }
-            if name.is_empty() {
-                return Err(ConfigError::new(
-                    "jobs config should contain valid job names",
-                ));
-            }
-            if !matches!(node.value, Yaml::Map(_)) {
-                return Err(ConfigError::at(
-                    format!("jobs:{name} config should be a hash"),
-                    node.location(resolve::CONFIG_FILE),
-                ));
-            }
-            let base = keywords::job(name, node, Some(&defaults))?;
-            for (instance, matrix_vars) in keywords::expand_parallel(name, node)? {
-                let mut job = base.clone();
-                job.name = instance;
-                job.variables.extend(matrix_vars);
-                jobs.push(job);
-            }
-            if jobs.len() > MAX_JOBS {
-                return Err(ConfigError::new(format!(
-                    "The pipeline has too many jobs (maximum is {MAX_JOBS})"
-                )));
-            }
-        }
-        if jobs.is_empty() {
-            return Err(ConfigError::new(
-                "jobs config should contain at least one visible job",
-            ));
-        }
-        let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
-        for job in &jobs {
-            if !stages.contains(&job.stage) {
-                return Err(ConfigError::new(format!(
-                    "jobs:{} chosen stage {} does not exist; available stages are {}",
-                    job.name,
-                    job.stage,
-                    stages.join(", ")
-                )));
-            }
-            let stage_idx = stages.iter().position(|s| s == &job.stage).unwrap_or(0);
-            for need in job.needs.iter().flatten() {
-                // `needs: [build]` also names every instance of a parallel `build`.
-                let Some(target) = jobs
-                    .iter()
-                    .find(|j| j.name == need.job || parallel_base(&j.name) == need.job)
-                else {
-                    return Err(ConfigError::new(format!(
-                        "{} job: undefined need: {}",
-                        job.name, need.job
-                    )));
-                };
-                let target_idx = stages.iter().position(|s| s == &target.stage).unwrap_or(0);
-                if target_idx > stage_idx {
-                    return Err(ConfigError::new(format!(
-                        "{} job: need {} is not defined in current or prior stages",
-                        job.name, need.job
-                    )));
-                }
-            }
-            for dep in job.dependencies.iter().flatten() {
-                if !names.contains(&dep.as_str()) {
-                    return Err(ConfigError::new(format!(
-                        "{} job: undefined dependency: {dep}",
-                        job.name
-                    )));
-                }
-            }
-        }
-        let mut jobs = jobs;
+        check_stages_and_needs(&jobs, &stages)?;
         expand_parallel_needs(&mut jobs);
         Ok(Config {
             stages,
             variables,
+            warnings,
             workflow,
             jobs,
         })
@@ -240,6 +138,153 @@ impl Config {
     pub fn job_names(&self) -> Vec<&str> {
         self.jobs.iter().map(|j| j.name.as_str()).collect()
     }
+}
+
+/// `stages:` (or the deprecated `types:`) between `.pre` and `.post`; GitLab's three when absent.
+fn stages(map: &yaml::Map) -> Result<Vec<String>> {
+    let mut stages = vec![".pre".to_string()];
+    match map.get("stages").or_else(|| map.get("types")) {
+        None => stages.extend(keywords::DEFAULT_STAGES.iter().map(|s| s.to_string())),
+        Some(node) => {
+            let list = keywords::string_list(node, "stages")
+                .map_err(|_| ConfigError::new("stages config should be an array of strings"))?;
+            stages.extend(list.into_iter().filter(|s| s != ".pre" && s != ".post"));
+        }
+    }
+    stages.push(".post".to_string());
+    Ok(stages)
+}
+
+/// `default:`, with the deprecated global `image`, `services`, `cache`, `before_script` and
+/// `after_script` acting as defaults where `default:` does not set them.
+fn defaults(map: &yaml::Map) -> Result<yaml::Map> {
+    let mut defaults = match map.get("default") {
+        Some(node) => keywords::defaults(node)?,
+        None => yaml::Map::default(),
+    };
+    for key in [
+        "image",
+        "services",
+        "cache",
+        "before_script",
+        "after_script",
+    ] {
+        if let Some(node) = map.get(key)
+            && defaults.get(key).is_none()
+        {
+            defaults.insert(key.to_string(), node.clone());
+        }
+    }
+    Ok(defaults)
+}
+
+/// `workflow:` (`rules`, `name`; `auto_cancel` is accepted and ignored).
+fn workflow(node: &Node) -> Result<Workflow> {
+    let m = node
+        .as_map()
+        .ok_or_else(|| ConfigError::new("workflow config should be a hash"))?;
+    let unknown: Vec<&str> = m
+        .keys()
+        .filter(|k| !["rules", "name", "auto_cancel"].contains(k))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(ConfigError::new(format!(
+            "workflow config contains unknown keys: {}",
+            unknown.join(", ")
+        )));
+    }
+    Ok(Workflow {
+        rules: m
+            .get("rules")
+            .map(|n| rules::rules(n, "workflow", RuleScope::Workflow))
+            .transpose()?
+            .unwrap_or_default(),
+        name: m.get("name").and_then(Node::scalar_text),
+    })
+}
+
+/// Every visible job, `parallel:` expanded into its instances, in definition order.
+fn jobs(map: &yaml::Map, defaults: &yaml::Map) -> Result<Vec<JobConfig>> {
+    let mut jobs = Vec::new();
+    for (name, node) in &map.0 {
+        if GLOBAL_KEYWORDS.contains(&name.as_str()) || name.starts_with('.') {
+            continue;
+        }
+        if name.is_empty() {
+            return Err(ConfigError::new(
+                "jobs config should contain valid job names",
+            ));
+        }
+        if !matches!(node.value, Yaml::Map(_)) {
+            return Err(ConfigError::at(
+                format!("jobs:{name} config should be a hash"),
+                node.location(resolve::CONFIG_FILE),
+            ));
+        }
+        let base = keywords::job(name, node, Some(defaults))?;
+        for (instance, matrix_vars) in keywords::expand_parallel(name, node)? {
+            let mut job = base.clone();
+            job.name = instance;
+            job.variables.extend(matrix_vars);
+            jobs.push(job);
+        }
+        if jobs.len() > MAX_JOBS {
+            return Err(ConfigError::new(format!(
+                "The pipeline has too many jobs (maximum is {MAX_JOBS})"
+            )));
+        }
+    }
+    if jobs.is_empty() {
+        return Err(ConfigError::new(
+            "jobs config should contain at least one visible job",
+        ));
+    }
+    Ok(jobs)
+}
+
+/// Each job's stage exists, and its `needs` and `dependencies` name jobs of this or earlier
+/// stages.
+fn check_stages_and_needs(jobs: &[JobConfig], stages: &[String]) -> Result<()> {
+    let names: Vec<&str> = jobs.iter().map(|j| j.name.as_str()).collect();
+    for job in jobs {
+        if !stages.contains(&job.stage) {
+            return Err(ConfigError::new(format!(
+                "jobs:{} chosen stage {} does not exist; available stages are {}",
+                job.name,
+                job.stage,
+                stages.join(", ")
+            )));
+        }
+        let stage_idx = stages.iter().position(|s| s == &job.stage).unwrap_or(0);
+        for need in job.needs.iter().flatten() {
+            // `needs: [build]` also names every instance of a parallel `build`.
+            let Some(target) = jobs
+                .iter()
+                .find(|j| j.name == need.job || parallel_base(&j.name) == need.job)
+            else {
+                return Err(ConfigError::new(format!(
+                    "{} job: undefined need: {}",
+                    job.name, need.job
+                )));
+            };
+            let target_idx = stages.iter().position(|s| s == &target.stage).unwrap_or(0);
+            if target_idx > stage_idx {
+                return Err(ConfigError::new(format!(
+                    "{} job: need {} is not defined in current or prior stages",
+                    job.name, need.job
+                )));
+            }
+        }
+        for dep in job.dependencies.iter().flatten() {
+            if !names.contains(&dep.as_str()) {
+                return Err(ConfigError::new(format!(
+                    "{} job: undefined dependency: {dep}",
+                    job.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `build 1/3` and `build: [a, b]` → `build`.

@@ -62,6 +62,8 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
             return report;
         }
     };
+    // What the file uses that Pipewright ignores comes first, whatever the plan says.
+    report.warnings.extend(config.warnings.iter().cloned());
     // A stand-in project and commit: linting is about the file, not where it lives.
     let project = ProjectInfo {
         id: 0,

@@ -5,7 +5,8 @@
 use std::cell::Cell;
 use std::collections::{HashMap, HashSet};
 
-use pipewright_core::{PipelineSource, RefKind};
+use pipewright_core::status::{composite, next_status};
+use pipewright_core::{PipelineSource, RefKind, Status};
 use pipewright_expr::Variables;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,8 @@ use serde_json::Value as Json;
 use crate::Config;
 use crate::context::PipelineContext;
 use crate::error::{ConfigError, Result};
-use crate::keywords::{AllowFailure, JobConfig, Need, Policy, Retry, Rule, When, YamlVariable};
+use crate::keywords::{AllowFailure, JobConfig, Need, Retry, When, YamlVariable};
+use crate::rules::{Policy, Rule};
 use crate::variables::{self, Variable, VariableSource};
 
 /// What planning produced.
@@ -52,6 +54,8 @@ pub enum InitialStatus {
     Manual,
     /// A delayed job nothing blocks.
     Scheduled,
+    /// Will not run: an `on_failure` job when nothing before it failed.
+    Skipped,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,8 +146,11 @@ impl Variables for JobLookup<'_> {
     }
 }
 
-fn yaml_vars(vars: &[YamlVariable], source: VariableSource) -> impl Iterator<Item = Variable> + '_ {
-    vars.iter().map(move |v| {
+fn yaml_vars<'v>(
+    vars: impl IntoIterator<Item = &'v YamlVariable>,
+    source: VariableSource,
+) -> impl Iterator<Item = Variable> {
+    vars.into_iter().map(move |v| {
         let mut var = Variable::new(&v.key, v.value.clone(), source);
         var.raw = !v.expand;
         var
@@ -213,7 +220,11 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
     }
     let source = ctx.source.as_str().trim_end_matches("_event");
     let keyword = match pattern {
-        "branches" => Some(ctx.ref_kind == RefKind::Branch),
+        // A merge request pipeline is not a branch pipeline (GitLab: `branch?` is
+        // `!tag? && !merge_request?` in app/models/concerns/ci/has_ref.rb).
+        "branches" => {
+            Some(ctx.ref_kind == RefKind::Branch && ctx.source != PipelineSource::MergeRequestEvent)
+        }
         "tags" => Some(ctx.ref_kind == RefKind::Tag),
         "merge_requests" => Some(matches!(ctx.source, PipelineSource::MergeRequestEvent)),
         _ => None,
@@ -264,28 +275,49 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
     pattern == ctx.ref_name
 }
 
-fn policy_matches(
-    policy: &Policy,
-    vars: &dyn Variables,
-    ctx: &PipelineContext,
-    interrupt: &Interrupt,
-) -> bool {
-    if let Some(refs) = &policy.refs
-        && !refs.iter().any(|r| ref_pattern_matches(r, ctx))
-    {
-        return false;
-    }
-    if let Some(exprs) = &policy.variables
-        && !exprs.iter().any(|e| e.evaluate(vars))
-    {
-        return false;
-    }
-    if let (Some(globs), Some(changed)) = (&policy.changes, &ctx.changed_files)
-        && !globs.any_changed(changed, &|| interrupt.stopped())
-    {
-        return false;
-    }
-    true
+/// One key of an `only`/`except` policy.
+#[derive(Clone, Copy)]
+enum Spec {
+    Refs,
+    Variables,
+    Changes,
+    Kubernetes,
+}
+
+/// Whether each specification an `only`/`except` policy gives is satisfied, evaluated lazily
+/// (so `all`/`any` stop at the first answer), in GitLab's order.
+/// GitLab: lib/gitlab/ci/build/policy/{refs,variables,changes,kubernetes}.rb
+fn policy_specs<'p>(
+    policy: &'p Policy,
+    vars: &'p dyn Variables,
+    ctx: &'p PipelineContext,
+    interrupt: &'p Interrupt,
+) -> impl Iterator<Item = bool> + 'p {
+    [
+        policy.refs.is_some().then_some(Spec::Refs),
+        policy.variables.is_some().then_some(Spec::Variables),
+        policy.changes.is_some().then_some(Spec::Changes),
+        policy.kubernetes.then_some(Spec::Kubernetes),
+    ]
+    .into_iter()
+    .flatten()
+    .map(move |spec| match spec {
+        Spec::Refs => policy
+            .refs
+            .iter()
+            .flatten()
+            .any(|r| ref_pattern_matches(r, ctx)),
+        Spec::Variables => policy.variables.iter().flatten().any(|e| e.evaluate(vars)),
+        // Without a diff (triggers, schedules, the web) `changes` is satisfied (GitLab:
+        // `return true unless pipeline.branch_updated?`).
+        Spec::Changes => match (&policy.changes, &ctx.changed_files) {
+            (Some(globs), Some(changed)) => globs.any_changed(changed, &|| interrupt.stopped()),
+            _ => true,
+        },
+        // `kubernetes: active` asks for an active Kubernetes integration, which Pipewright
+        // projects never have (GitLab's `pipeline.has_kubernetes_active?` is false for them).
+        Spec::Kubernetes => false,
+    })
 }
 
 /// A job's fate under its rules or only/except.
@@ -321,28 +353,17 @@ fn decide(
         }
         return Err("no rule matched".into());
     }
-    let only = job.only.clone().unwrap_or_else(|| Policy {
-        refs: Some(vec!["branches".into(), "tags".into()]),
-        ..Policy::default()
-    });
-    let only = if only.refs.is_none() && only.variables.is_none() && only.changes.is_none() {
-        Policy {
-            refs: Some(vec!["branches".into(), "tags".into()]),
-            ..only
-        }
-    } else {
-        only
-    };
-    if !policy_matches(&only, vars, ctx, interrupt) {
+    // GitLab: `all_of_only? && none_of_except?` (lib/gitlab/ci/pipeline/seed/build.rb). The
+    // default `only` (branches and tags) was filled in when the config was parsed.
+    if let Some(only) = &job.only
+        && !policy_specs(only, vars, ctx, interrupt).all(|satisfied| satisfied)
+    {
         return Err("`only` does not match".into());
     }
     if let Some(except) = &job.except
-        && policy_matches(except, vars, ctx, interrupt)
+        && policy_specs(except, vars, ctx, interrupt).any(|satisfied| satisfied)
     {
         return Err("`except` matches".into());
-    }
-    if job.when == When::Never {
-        return Err("`when: never`".into());
     }
     Ok(Decision {
         when: job.when,
@@ -381,28 +402,11 @@ pub fn plan(
         stopped: Cell::new(false),
     };
     let interrupted = || ConfigError::new(PLAN_INTERRUPTED);
-    let base = pipeline_level(config, ctx);
-    let mut workflow_vars: Vec<YamlVariable> = Vec::new();
-    let mut name = None;
-    if let Some(workflow) = &config.workflow {
-        name = workflow.name.clone();
-        if !workflow.rules.is_empty() {
-            let lookup = Lookup(&base);
-            let matched = workflow
-                .rules
-                .iter()
-                .find(|r| rule_matches(r, &lookup, ctx, &interrupt));
-            if interrupt.stopped() {
-                return Err(interrupted());
-            }
-            match matched {
-                Some(rule) if rule.when != Some(When::Never) => {
-                    workflow_vars = rule.variables.clone()
-                }
-                _ => return Ok(PlanOutcome::FilteredOutByWorkflow),
-            }
-        }
-    }
+    let workflow_vars = match workflow_decision(config, ctx, &interrupt) {
+        _ if interrupt.stopped() => return Err(interrupted()),
+        None => return Ok(PlanOutcome::FilteredOutByWorkflow),
+        Some(vars) => vars,
+    };
     let predefined = variables::predefined(ctx);
     let mut planned: Vec<PlannedJob> = Vec::new();
     let mut excluded = Vec::new();
@@ -410,76 +414,17 @@ pub fn plan(
         if interrupt.stopped() {
             return Err(interrupted());
         }
-        // Variables a job's rules may read: global YAML (as inherited), workflow, the job's own.
-        let globals: Vec<&YamlVariable> = config
-            .variables
-            .iter()
-            .filter(|v| job.inherit_global_variables.includes(&v.key))
-            .collect();
-        let global_vars: Vec<YamlVariable> = globals
-            .into_iter()
-            .cloned()
-            .chain(workflow_vars.iter().cloned())
-            .collect();
         let view = JobLookup {
             ctx,
             job,
-            workflow: &workflow_vars,
+            workflow: workflow_vars,
             globals: &config.variables,
             predefined: &predefined,
         };
-        let decision = match decide(job, &view, ctx, &interrupt) {
-            Ok(d) => d,
-            Err(reason) => {
-                excluded.push((job.name.clone(), reason));
-                continue;
-            }
-        };
-        let (allow_failure, exit_codes) = match (&decision.allow_failure, &job.allow_failure) {
-            (Some(b), _) => (*b, Vec::new()),
-            (None, Some(AllowFailure::Bool(b))) => (*b, Vec::new()),
-            (None, Some(AllowFailure::ExitCodes { exit_codes })) => (false, exit_codes.clone()),
-            // Manual jobs may fail by default (GitLab).
-            (None, None) => (decision.when == When::Manual, Vec::new()),
-        };
-        let job_vars = variables::merge(
-            yaml_vars(&global_vars, VariableSource::Global)
-                .chain(yaml_vars(&job.variables, VariableSource::Job))
-                .chain(yaml_vars(&decision.variables, VariableSource::Job)),
-        );
-        let stage_idx = config
-            .stages
-            .iter()
-            .position(|s| s == &job.stage)
-            .unwrap_or(0);
-        planned.push(PlannedJob {
-            name: job.name.clone(),
-            stage: job.stage.clone(),
-            stage_idx,
-            when: decision.when,
-            start_in: decision.start_in,
-            allow_failure,
-            allow_failure_exit_codes: exit_codes,
-            initial_status: InitialStatus::Created,
-            needs: decision.needs.or_else(|| job.needs.clone()),
-            dependencies: job.dependencies.clone(),
-            before_script: job.before_script.clone(),
-            script: job.script.clone(),
-            after_script: job.after_script.clone(),
-            image: job.image.clone(),
-            services: job.services.clone(),
-            tags: job.tags.clone(),
-            variables: job_vars,
-            artifacts: job.artifacts.clone(),
-            cache: job.cache.clone(),
-            retry: job.retry.clone(),
-            timeout: job.timeout,
-            trigger: job.trigger.clone(),
-            environment: job.environment.clone(),
-            resource_group: job.resource_group.clone(),
-            interruptible: job.interruptible,
-            coverage: job.coverage.clone(),
-        });
+        match decide(job, &view, ctx, &interrupt) {
+            Ok(decision) => planned.push(planned_job(config, job, decision, workflow_vars)),
+            Err(reason) => excluded.push((job.name.clone(), reason)),
+        }
     }
     // A scan cut short may have answered wrongly: nothing decided under it is used.
     if interrupt.stopped() {
@@ -495,19 +440,7 @@ pub fn plan(
     }
     planned.sort_by_key(|j| j.stage_idx);
     check_needs(&mut planned)?;
-    let first_stage = planned.iter().map(|j| j.stage_idx).min().unwrap_or(0);
-    for job in &mut planned {
-        let unblocked = match &job.needs {
-            Some(needs) => needs.is_empty(),
-            None => job.stage_idx == first_stage,
-        };
-        job.initial_status = match (unblocked, job.when) {
-            (true, When::OnSuccess | When::Always) => InitialStatus::Pending,
-            (true, When::Manual) => InitialStatus::Manual,
-            (true, When::Delayed) => InitialStatus::Scheduled,
-            _ => InitialStatus::Created,
-        };
-    }
+    set_initial_statuses(&mut planned);
     let mut stages: Vec<String> = Vec::new();
     for job in &planned {
         if !stages.contains(&job.stage) {
@@ -517,9 +450,158 @@ pub fn plan(
     Ok(PlanOutcome::Created(Plan {
         stages,
         jobs: planned,
-        name,
+        name: config.workflow.as_ref().and_then(|w| w.name.clone()),
         excluded,
     }))
+}
+
+/// `workflow:rules`: `None` when they filter the pipeline out, else the matching rule's
+/// variables (none without rules).
+fn workflow_decision<'c>(
+    config: &'c Config,
+    ctx: &PipelineContext,
+    interrupt: &Interrupt,
+) -> Option<&'c [YamlVariable]> {
+    let Some(workflow) = config.workflow.as_ref().filter(|w| !w.rules.is_empty()) else {
+        return Some(&[]);
+    };
+    let base = pipeline_level(config, ctx);
+    let lookup = Lookup(&base);
+    let matched = workflow
+        .rules
+        .iter()
+        .find(|r| rule_matches(r, &lookup, ctx, interrupt))?;
+    (matched.when != Some(When::Never)).then_some(matched.variables.as_slice())
+}
+
+/// A job the rules let in, with its variables, `when` and `allow_failure` settled.
+fn planned_job(
+    config: &Config,
+    job: &JobConfig,
+    decision: Decision,
+    workflow_vars: &[YamlVariable],
+) -> PlannedJob {
+    let (allow_failure, exit_codes) = match (&decision.allow_failure, &job.allow_failure) {
+        (Some(b), _) => (*b, Vec::new()),
+        (None, Some(AllowFailure::Bool(b))) => (*b, Vec::new()),
+        (None, Some(AllowFailure::ExitCodes { exit_codes })) => (false, exit_codes.clone()),
+        // A job written `when: manual` may fail unless it says otherwise; a rule that
+        // makes a job manual does not change its default (false), so such a job blocks
+        // its pipeline. GitLab: `ignored?` in lib/gitlab/ci/config/entry/job.rb
+        // (`manual_action?` reads the job's own `when`) and `Build::Rules::Result`.
+        (None, None) => (job.when == When::Manual, Vec::new()),
+    };
+    // Global YAML variables (as `inherit:` allows), the workflow's, the job's, the rule's.
+    let globals = config
+        .variables
+        .iter()
+        .filter(|v| job.inherit_global_variables.includes(&v.key));
+    let job_vars = variables::merge(
+        yaml_vars(globals, VariableSource::Global)
+            .chain(yaml_vars(workflow_vars, VariableSource::Global))
+            .chain(yaml_vars(&job.variables, VariableSource::Job))
+            .chain(yaml_vars(&decision.variables, VariableSource::Job)),
+    );
+    PlannedJob {
+        name: job.name.clone(),
+        stage: job.stage.clone(),
+        stage_idx: config
+            .stages
+            .iter()
+            .position(|s| s == &job.stage)
+            .unwrap_or(0),
+        when: decision.when,
+        start_in: decision.start_in,
+        allow_failure,
+        allow_failure_exit_codes: exit_codes,
+        initial_status: InitialStatus::Created,
+        needs: decision.needs.or_else(|| job.needs.clone()),
+        dependencies: job.dependencies.clone(),
+        before_script: job.before_script.clone(),
+        script: job.script.clone(),
+        after_script: job.after_script.clone(),
+        image: job.image.clone(),
+        services: job.services.clone(),
+        tags: job.tags.clone(),
+        variables: job_vars,
+        artifacts: job.artifacts.clone(),
+        cache: job.cache.clone(),
+        retry: job.retry.clone(),
+        timeout: job.timeout,
+        trigger: job.trigger.clone(),
+        environment: job.environment.clone(),
+        resource_group: job.resource_group.clone(),
+        interruptible: job.interruptible,
+        coverage: job.coverage.clone(),
+    }
+}
+
+/// The statuses a new pipeline's jobs start in: GitLab's first processing pass, stage by stage
+/// and within a stage until `needs` settle (app/services/ci/pipeline_processing/
+/// atomic_processing_service.rb), with the rules the server applies later
+/// ([`composite`], [`next_status`]). So a stage that cannot hold the pipeline up — manual jobs
+/// that may fail, `on_failure` jobs when nothing failed — lets the next one start at once, and
+/// a pipeline waiting on a manual job that may not fail is `manual`. `jobs` are in stage order.
+fn set_initial_statuses(jobs: &mut [PlannedJob]) {
+    let statuses = first_processing_pass(jobs);
+    for (job, status) in jobs.iter_mut().zip(statuses) {
+        job.initial_status = match status {
+            Some(Status::Pending) => InitialStatus::Pending,
+            Some(Status::Manual) => InitialStatus::Manual,
+            Some(Status::Scheduled) => InitialStatus::Scheduled,
+            Some(Status::Skipped) => InitialStatus::Skipped,
+            _ => InitialStatus::Created,
+        };
+    }
+}
+
+/// Each job's status after the first pass; `None` for a job that waits (`created`).
+fn first_processing_pass(jobs: &[PlannedJob]) -> Vec<Option<Status>> {
+    let index: HashMap<&str, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
+    let mut statuses: Vec<Option<Status>> = vec![None; jobs.len()];
+    let counted = |statuses: &[Option<Status>], i: usize| {
+        (
+            statuses[i].unwrap_or(Status::Created),
+            jobs[i].allow_failure,
+        )
+    };
+    let mut start = 0;
+    while start < jobs.len() {
+        let stage = jobs[start].stage_idx;
+        let end = start
+            + jobs[start..]
+                .iter()
+                .take_while(|j| j.stage_idx == stage)
+                .count();
+        let earlier = composite((0..start).map(|i| counted(&statuses, i)), false).map(|c| c.status);
+        // A job may need another of its own stage: go round until nothing changes.
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for i in start..end {
+                if statuses[i].is_some() {
+                    continue;
+                }
+                let prior = match &jobs[i].needs {
+                    None => earlier,
+                    Some(needs) => {
+                        let needed = needs.iter().filter_map(|n| index.get(n.job.as_str()));
+                        composite(needed.map(|&k| counted(&statuses, k)), true).map(|c| c.status)
+                    }
+                };
+                if let Some(status) = next_status(jobs[i].when.as_str(), prior) {
+                    statuses[i] = Some(status);
+                    changed = true;
+                }
+            }
+        }
+        start = end;
+    }
+    statuses
 }
 
 /// `needs` must name jobs in this pipeline (optional needs may be absent) and form no cycle.

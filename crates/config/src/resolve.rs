@@ -16,8 +16,18 @@ const MAX_EXTENDS_DEPTH: usize = 11;
 
 pub const CONFIG_FILE: &str = ".gitlab-ci.yml";
 
-/// Loads `source` and everything it includes into one mapping.
-pub fn load_with_includes(source: &str, files: &dyn FileSource, limits: &Limits) -> Result<Map> {
+/// An `include:` keyword Pipewright accepts and ignores, and the file that uses it (for the
+/// warnings in `compat.rs`).
+pub type IgnoredInclude = (&'static str, String);
+
+/// Loads `source` and everything it includes into one mapping; `ignored` collects the
+/// `include:` keywords that were accepted but not acted on.
+pub fn load_with_includes(
+    source: &str,
+    files: &dyn FileSource,
+    limits: &Limits,
+    ignored: &mut Vec<IgnoredInclude>,
+) -> Result<Map> {
     let root = yaml::load(source, CONFIG_FILE, limits)?;
     let mut seen = HashSet::new();
     let mut count = 0;
@@ -26,7 +36,35 @@ pub fn load_with_includes(source: &str, files: &dyn FileSource, limits: &Limits)
         Yaml::Null => return Err(ConfigError::new("Please provide content of .gitlab-ci.yml")),
         _ => return Err(ConfigError::new("Invalid configuration format")),
     };
-    expand_includes(map, files, limits, &mut seen, &mut count, 0)
+    let mut walk = IncludeWalk {
+        files,
+        limits,
+        seen: &mut seen,
+        count: &mut count,
+        ignored,
+    };
+    walk.expand(map, CONFIG_FILE, 0)
+}
+
+/// Notes the keys of `include:` entries Pipewright does not act on yet (`rules`, `inputs`):
+/// the file is included as if they were absent.
+fn note_ignored_include_keys(node: &Node, file: &str, ignored: &mut Vec<IgnoredInclude>) {
+    let entries: &[Node] = match &node.value {
+        Yaml::Seq(items) => items,
+        _ => std::slice::from_ref(node),
+    };
+    for entry in entries.iter().filter_map(Node::as_map) {
+        for key in ["rules", "inputs"] {
+            if entry.get(key).is_some() {
+                let keyword = if key == "rules" {
+                    "include:rules"
+                } else {
+                    "include:inputs"
+                };
+                ignored.push((keyword, file.to_string()));
+            }
+        }
+    }
 }
 
 fn include_paths(node: &Node) -> Result<Vec<String>> {
@@ -60,59 +98,66 @@ fn include_paths(node: &Node) -> Result<Vec<String>> {
     }
 }
 
-fn expand_includes(
-    mut map: Map,
-    files: &dyn FileSource,
-    limits: &Limits,
-    seen: &mut HashSet<String>,
-    count: &mut usize,
-    depth: usize,
-) -> Result<Map> {
-    let Some(include) = map.remove("include") else {
-        return Ok(map);
-    };
-    if depth > 100 {
-        return Err(ConfigError::new(
-            "Maximum of 100 nested includes are allowed",
-        ));
-    }
-    let mut merged = Map::default();
-    for raw in include_paths(&include)? {
-        let path = raw.trim_start_matches('/').to_string();
-        if raw.starts_with("http://") || raw.starts_with("https://") {
-            return Err(ConfigError::new(format!(
-                "Remote file `{raw}` is not supported by Pipewright yet; use `include: local`"
-            )));
+/// What expanding includes carries from file to file.
+struct IncludeWalk<'a> {
+    files: &'a dyn FileSource,
+    limits: &'a Limits,
+    seen: &'a mut HashSet<String>,
+    count: &'a mut usize,
+    ignored: &'a mut Vec<IgnoredInclude>,
+}
+
+impl IncludeWalk<'_> {
+    /// `map` (read from `file`) with what it includes merged underneath.
+    fn expand(&mut self, mut map: Map, file: &str, depth: usize) -> Result<Map> {
+        let Some(include) = map.remove("include") else {
+            return Ok(map);
+        };
+        if depth > 100 {
+            return Err(ConfigError::new(
+                "Maximum of 100 nested includes are allowed",
+            ));
         }
-        *count += 1;
-        if *count > MAX_INCLUDES {
-            return Err(ConfigError::new(format!(
-                "Maximum of {MAX_INCLUDES} includes are allowed"
-            )));
-        }
-        if !seen.insert(path.clone()) {
-            continue;
-        }
-        let text = files
-            .read(&path)
-            .map_err(ConfigError::new)?
-            .ok_or_else(|| ConfigError::new(format!("Local file `{path}` does not exist!")))?;
-        let node = yaml::load(&text, &path, limits)?;
-        let included = match node.value {
-            Yaml::Map(m) => m,
-            Yaml::Null => Map::default(),
-            _ => {
+        note_ignored_include_keys(&include, file, self.ignored);
+        let mut merged = Map::default();
+        for raw in include_paths(&include)? {
+            let path = raw.trim_start_matches('/').to_string();
+            if raw.starts_with("http://") || raw.starts_with("https://") {
                 return Err(ConfigError::new(format!(
-                    "Included file `{path}` does not have valid YAML syntax!"
+                    "Remote file `{raw}` is not supported by Pipewright yet; use `include: local`"
                 )));
             }
-        };
-        let included = expand_includes(included, files, limits, seen, count, depth + 1)?;
-        merged.deep_merge(&included);
+            *self.count += 1;
+            if *self.count > MAX_INCLUDES {
+                return Err(ConfigError::new(format!(
+                    "Maximum of {MAX_INCLUDES} includes are allowed"
+                )));
+            }
+            if !self.seen.insert(path.clone()) {
+                continue;
+            }
+            let text = self
+                .files
+                .read(&path)
+                .map_err(ConfigError::new)?
+                .ok_or_else(|| ConfigError::new(format!("Local file `{path}` does not exist!")))?;
+            let node = yaml::load(&text, &path, self.limits)?;
+            let included = match node.value {
+                Yaml::Map(m) => m,
+                Yaml::Null => Map::default(),
+                _ => {
+                    return Err(ConfigError::new(format!(
+                        "Included file `{path}` does not have valid YAML syntax!"
+                    )));
+                }
+            };
+            let included = self.expand(included, &path, depth + 1)?;
+            merged.deep_merge(&included);
+        }
+        // The including file wins over what it includes.
+        merged.deep_merge(&map);
+        Ok(merged)
     }
-    // The including file wins over what it includes.
-    merged.deep_merge(&map);
-    Ok(merged)
 }
 
 /// Replaces every `!reference [a, b, …]` with the value it names.

@@ -222,23 +222,16 @@ pub fn load(source: &str, file: &str, limits: &Limits) -> Result<Node> {
             limits.max_bytes
         )));
     }
-    let mut parser = Parser::new_from_str(source);
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
-    let mut produced = 0usize;
-    let mut root: Option<Node> = None;
-    let mut documents = 0usize;
-    let err_at = |msg: String, span: &Span| {
-        ConfigError::at(
-            msg,
-            Location {
-                file: file.to_string(),
-                line: span.start.line(),
-                column: span.start.col() + 1,
-            },
-        )
+    let mut loader = Loader {
+        file,
+        limits,
+        stack: Vec::new(),
+        anchors: HashMap::new(),
+        produced: 0,
+        root: None,
+        documents: 0,
     };
-
+    let mut parser = Parser::new_from_str(source);
     while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|e| {
             ConfigError::at(
@@ -250,36 +243,51 @@ pub fn load(source: &str, file: &str, limits: &Limits) -> Result<Node> {
                 },
             )
         })?;
-        let line = span.start.line();
-        let column = span.start.col() + 1;
+        loader.event(event, &span)?;
+    }
+    Ok(loader.root.unwrap_or_else(|| Node::new(Yaml::Null)))
+}
+
+/// Builds the tree from saphyr's events: collections under construction on a stack, anchors
+/// remembered for aliases, every node produced counted against the budget.
+struct Loader<'a> {
+    file: &'a str,
+    limits: &'a Limits,
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    /// Nodes produced so far, alias expansions included.
+    produced: usize,
+    root: Option<Node>,
+    documents: usize,
+}
+
+impl Loader<'_> {
+    fn err_at(&self, msg: &str, span: &Span) -> ConfigError {
+        ConfigError::at(
+            msg,
+            Location {
+                file: self.file.to_string(),
+                line: span.start.line(),
+                column: span.start.col() + 1,
+            },
+        )
+    }
+
+    /// Takes one event; a node it completes is attached to its parent (or becomes the root).
+    fn event(&mut self, event: Event<'_>, span: &Span) -> Result<()> {
+        let (line, column) = (span.start.line(), span.start.col() + 1);
         let complete: Option<(Node, usize)> = match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing | Event::DocumentEnd => None,
             Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
-                    return Err(err_at(
-                        "a CI config file must hold one YAML document".into(),
-                        &span,
-                    ));
+                self.documents += 1;
+                if self.documents > 1 {
+                    return Err(self.err_at("a CI config file must hold one YAML document", span));
                 }
                 None
             }
-            Event::Alias(id) => {
-                let node = anchors
-                    .get(&id)
-                    .ok_or_else(|| err_at("unknown alias".into(), &span))?;
-                produced += node.count();
-                if produced > limits.max_nodes {
-                    return Err(err_at(
-                        "the CI config expands to too many nodes (are aliases nested too deeply?)"
-                            .into(),
-                        &span,
-                    ));
-                }
-                Some((node.clone(), 0))
-            }
+            Event::Alias(id) => Some(self.alias(id, span)?),
             Event::Scalar(text, style, anchor, _tag) => {
-                produced += 1;
+                self.produced += 1;
                 let value = if style == ScalarStyle::Plain {
                     resolve_plain(&text)
                 } else {
@@ -295,107 +303,132 @@ pub fn load(source: &str, file: &str, limits: &Limits) -> Result<Node> {
                 ))
             }
             Event::SequenceStart(anchor, tag) => {
-                if stack.len() >= limits.max_depth {
-                    return Err(err_at("the CI config is nested too deeply".into(), &span));
-                }
                 let reference = tag
                     .as_ref()
                     .is_some_and(|t| t.handle == "!" && t.suffix == "reference");
-                stack.push(Frame::Seq {
-                    items: Vec::new(),
-                    anchor,
-                    line,
-                    column,
-                    reference,
-                });
+                self.open(
+                    Frame::Seq {
+                        items: Vec::new(),
+                        anchor,
+                        line,
+                        column,
+                        reference,
+                    },
+                    span,
+                )?;
                 None
             }
             Event::MappingStart(anchor, _tag) => {
-                if stack.len() >= limits.max_depth {
-                    return Err(err_at("the CI config is nested too deeply".into(), &span));
-                }
-                stack.push(Frame::Map {
-                    entries: Vec::new(),
-                    pending_key: None,
-                    anchor,
-                    line,
-                    column,
-                });
+                self.open(
+                    Frame::Map {
+                        entries: Vec::new(),
+                        pending_key: None,
+                        anchor,
+                        line,
+                        column,
+                    },
+                    span,
+                )?;
                 None
             }
-            Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq {
-                    items,
-                    anchor,
-                    line,
-                    column,
-                    reference,
-                }) => {
-                    produced += 1;
-                    let value = if reference {
-                        let mut path = Vec::new();
-                        for item in &items {
-                            match item.scalar_text() {
-                                Some(t) => path.push(t),
-                                None => {
-                                    return Err(err_at(
-                                        "!reference must be a list of names".into(),
-                                        &span,
-                                    ));
-                                }
-                            }
-                        }
-                        Yaml::Reference(path)
-                    } else {
-                        Yaml::Seq(items)
-                    };
-                    Some((
-                        Node {
-                            value,
-                            line,
-                            column,
-                        },
-                        anchor,
-                    ))
-                }
-                _ => return Err(err_at("unbalanced sequence".into(), &span)),
-            },
-            Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map {
-                    entries,
-                    anchor,
-                    line,
-                    column,
-                    ..
-                }) => {
-                    produced += 1;
-                    let map = build_map(entries).map_err(|m| err_at(m, &span))?;
-                    Some((
-                        Node {
-                            value: Yaml::Map(map),
-                            line,
-                            column,
-                        },
-                        anchor,
-                    ))
-                }
-                _ => return Err(err_at("unbalanced mapping".into(), &span)),
-            },
+            Event::SequenceEnd => Some(self.close_seq(span)?),
+            Event::MappingEnd => Some(self.close_map(span)?),
         };
-        if produced > limits.max_nodes {
-            return Err(err_at(
-                "the CI config expands to too many nodes".into(),
-                &span,
+        if self.produced > self.limits.max_nodes {
+            return Err(self.err_at("the CI config expands to too many nodes", span));
+        }
+        if let Some((node, anchor)) = complete {
+            self.attach(node, anchor);
+        }
+        Ok(())
+    }
+
+    /// An alias: a copy of its anchor's node, counted in full against the budget.
+    fn alias(&mut self, id: usize, span: &Span) -> Result<(Node, usize)> {
+        let node = self
+            .anchors
+            .get(&id)
+            .ok_or_else(|| self.err_at("unknown alias", span))?;
+        self.produced += node.count();
+        if self.produced > self.limits.max_nodes {
+            return Err(self.err_at(
+                "the CI config expands to too many nodes (are aliases nested too deeply?)",
+                span,
             ));
         }
-        let Some((node, anchor)) = complete else {
-            continue;
-        };
-        if anchor != 0 {
-            anchors.insert(anchor, node.clone());
+        Ok((node.clone(), 0))
+    }
+
+    fn open(&mut self, frame: Frame, span: &Span) -> Result<()> {
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(self.err_at("the CI config is nested too deeply", span));
         }
-        match stack.last_mut() {
-            None => root = Some(node),
+        self.stack.push(frame);
+        Ok(())
+    }
+
+    /// Ends a sequence; one tagged `!reference` becomes a [`Yaml::Reference`].
+    fn close_seq(&mut self, span: &Span) -> Result<(Node, usize)> {
+        let Some(Frame::Seq {
+            items,
+            anchor,
+            line,
+            column,
+            reference,
+        }) = self.stack.pop()
+        else {
+            return Err(self.err_at("unbalanced sequence", span));
+        };
+        self.produced += 1;
+        let value = if reference {
+            let path: Option<Vec<String>> = items.iter().map(Node::scalar_text).collect();
+            Yaml::Reference(
+                path.ok_or_else(|| self.err_at("!reference must be a list of names", span))?,
+            )
+        } else {
+            Yaml::Seq(items)
+        };
+        Ok((
+            Node {
+                value,
+                line,
+                column,
+            },
+            anchor,
+        ))
+    }
+
+    fn close_map(&mut self, span: &Span) -> Result<(Node, usize)> {
+        let Some(Frame::Map {
+            entries,
+            anchor,
+            line,
+            column,
+            ..
+        }) = self.stack.pop()
+        else {
+            return Err(self.err_at("unbalanced mapping", span));
+        };
+        self.produced += 1;
+        let map = build_map(entries).map_err(|m| self.err_at(&m, span))?;
+        Ok((
+            Node {
+                value: Yaml::Map(map),
+                line,
+                column,
+            },
+            anchor,
+        ))
+    }
+
+    /// Puts a finished node where it belongs: under its anchor, and into its parent
+    /// collection (as a mapping's key or value) or as the document's root.
+    fn attach(&mut self, node: Node, anchor: usize) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.root = Some(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
                 entries,
@@ -407,7 +440,6 @@ pub fn load(source: &str, file: &str, limits: &Limits) -> Result<Node> {
             },
         }
     }
-    Ok(root.unwrap_or_else(|| Node::new(Yaml::Null)))
 }
 
 /// Builds a mapping, applying merge keys: `<<: *a` or `<<: [*a, *b]` copy entries the map

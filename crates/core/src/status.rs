@@ -223,6 +223,58 @@ pub fn composite(jobs: impl IntoIterator<Item = (Status, bool)>, dag: bool) -> O
     })
 }
 
+/// What a job waiting on others becomes once their composite status is known: `prior` is
+/// the status of the stages before it, or (the job has `needs`) of what it needs; `None` when
+/// nothing comes before it. `None` back while it must keep waiting. The server applies this
+/// as jobs finish and the config engine as it plans a pipeline, so a pipeline starts in the
+/// state its first processing pass leaves it in.
+/// GitLab: app/services/ci/pipeline_processing/atomic_processing_service.rb (`update_job!`:
+/// nothing happens until what precedes the job is complete) and
+/// app/services/ci/process_build_service.rb (`valid_statuses_for_build`). Two differences
+/// remain, listed in docs/gitlab-compatibility.md: GitLab skips a `needs` job whose need did
+/// not run (and resets it when that need is played), and skips `when: always` after a
+/// canceled stage.
+pub fn next_status(when: &str, prior: Option<Status>) -> Option<Status> {
+    match prior {
+        // Nothing before it, or everything before it succeeded (or was skipped).
+        None | Some(Status::Success) | Some(Status::Skipped) => Some(match when {
+            "on_failure" => Status::Skipped,
+            "manual" => Status::Manual,
+            "delayed" => Status::Scheduled,
+            _ => Status::Pending,
+        }),
+        Some(Status::Failed) => Some(match when {
+            "on_failure" | "always" => Status::Pending,
+            _ => Status::Skipped,
+        }),
+        Some(Status::Canceled) => Some(match when {
+            "always" => Status::Pending,
+            _ => Status::Skipped,
+        }),
+        // Still running, pending, created, manual or scheduled: keep waiting.
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod next_status_tests {
+    use super::Status::*;
+    use super::next_status;
+
+    #[test]
+    fn a_waiting_job_follows_what_came_before_it() {
+        assert_eq!(next_status("on_success", None,), Some(Pending));
+        assert_eq!(next_status("on_failure", None), Some(Skipped));
+        assert_eq!(next_status("manual", Some(Skipped)), Some(Manual));
+        assert_eq!(next_status("delayed", Some(Success)), Some(Scheduled));
+        assert_eq!(next_status("on_success", Some(Running)), None);
+        assert_eq!(next_status("on_success", Some(Manual)), None);
+        assert_eq!(next_status("on_success", Some(Failed)), Some(Skipped));
+        assert_eq!(next_status("on_failure", Some(Failed)), Some(Pending));
+        assert_eq!(next_status("always", Some(Failed)), Some(Pending));
+    }
+}
+
 #[cfg(test)]
 mod composite_tests {
     use super::Status::*;

@@ -100,32 +100,22 @@ pub fn lex(source: &str) -> Result<Vec<Token>, ParseError> {
         let (token, len) = match b {
             b'(' => (Token::Open, 1),
             b')' => (Token::Close, 1),
+            // Only `$NAME` is a variable here: `${NAME}` is not part of the language (GitLab:
+            // `Lexeme::Variable::PATTERN = /\$(?<name>\w+)/` in
+            // lib/gitlab/ci/pipeline/expression/lexeme/variable.rb), so `${` is an unknown
+            // lexeme and the rule is invalid.
             b'$' => {
-                if rest.starts_with("${") {
-                    let name_len = bytes[i + 2..]
-                        .iter()
-                        .take_while(|c| is_name_byte(**c))
-                        .count();
-                    if name_len == 0 || bytes.get(i + 2 + name_len) != Some(&b'}') {
-                        return Err(ParseError::new("Unknown lexeme found!"));
-                    }
-                    (
-                        Token::Variable(source[i + 2..i + 2 + name_len].to_string()),
-                        name_len + 3,
-                    )
-                } else {
-                    let name_len = bytes[i + 1..]
-                        .iter()
-                        .take_while(|c| is_name_byte(**c))
-                        .count();
-                    if name_len == 0 {
-                        return Err(ParseError::new("Unknown lexeme found!"));
-                    }
-                    (
-                        Token::Variable(source[i + 1..i + 1 + name_len].to_string()),
-                        name_len + 1,
-                    )
+                let name_len = bytes[i + 1..]
+                    .iter()
+                    .take_while(|c| is_name_byte(**c))
+                    .count();
+                if name_len == 0 {
+                    return Err(ParseError::new("Unknown lexeme found!"));
                 }
+                (
+                    Token::Variable(source[i + 1..i + 1 + name_len].to_string()),
+                    name_len + 1,
+                )
             }
             b'"' | b'\'' => {
                 let end = rest[1..]

@@ -8,7 +8,7 @@
 //! ```text
 //! expression := operand | expression binary expression | "!" expression | "(" expression ")"
 //! operand    := variable | string | pattern | "null" | "true" | "false"
-//! variable   := "$" NAME | "${" NAME "}"          NAME = [A-Za-z0-9_]+
+//! variable   := "$" NAME                          NAME = [A-Za-z0-9_]+   (no `${NAME}`)
 //! string     := '"' any-but-'"' '"' | "'" any-but-"'" "'"      (no escapes, as in GitLab)
 //! pattern    := "/" (any-but-"/" | "\/")* "/" [imsxU]*        (RE2 semantics, via `regex`)
 //! binary     := "==" | "!=" | "=~" | "!~" | "&&" | "||"

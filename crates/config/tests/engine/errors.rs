@@ -30,7 +30,8 @@ fn gitlabs_messages() {
         ("build: 3\n", "jobs:build config should be a hash"),
         (
             "build:\n  script: x\n  when: sometimes\n",
-            "jobs:build when config should be one of: on_success, on_failure, always, manual, delayed, never",
+            // GitLab: spec/lib/gitlab/ci/yaml_processor_spec.rb (`Entry::Job::ALLOWED_WHEN`).
+            "jobs:build when should be one of: on_success, on_failure, always, manual, delayed",
         ),
         (
             "build:\n  script: x\n  rules:\n    - if: $A ==\n",
@@ -66,11 +67,13 @@ fn gitlabs_messages() {
         ),
         (
             "build:\n  script: x\n  rules: [{if: $A}]\n  only: [main]\n",
-            "jobs:build config key may not be used with `rules`: only, except",
+            // GitLab names the keys the job writes (spec/lib/gitlab/ci/config/entry/job_spec.rb).
+            "jobs:build config key may not be used with `rules`: only",
         ),
         (
             "build:\n  script: x\n  when: delayed\n",
-            "jobs:build start in should be specified for delayed job",
+            // GitLab: spec/lib/gitlab/ci/yaml_processor_spec.rb ("without start_in").
+            "jobs:build start in should be a duration",
         ),
         (
             "include:\n  remote: https://example.com/x.yml\njob:\n  script: x\n",

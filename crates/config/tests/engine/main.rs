@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod compatibility;
 mod errors;
+mod gitlab_semantics;
 mod keywords;
 mod seeds;
 mod support;

@@ -50,28 +50,10 @@ impl ToStart {
     }
 }
 
-/// What a waiting job becomes once what it waits on is known.
+/// What a waiting job becomes once what it waits on is known (the rule lives in core, shared
+/// with the config engine's planning).
 fn decide(job: &Job, prior: Option<Status>) -> Option<Status> {
-    let when = job.when.as_str();
-    match prior {
-        // Nothing before it, or everything before it succeeded (or was skipped).
-        None | Some(Status::Success) | Some(Status::Skipped) => Some(match when {
-            "on_failure" => Status::Skipped,
-            "manual" => Status::Manual,
-            "delayed" => Status::Scheduled,
-            _ => Status::Pending,
-        }),
-        Some(Status::Failed) => Some(match when {
-            "on_failure" | "always" => Status::Pending,
-            _ => Status::Skipped,
-        }),
-        Some(Status::Canceled) => Some(match when {
-            "always" => Status::Pending,
-            _ => Status::Skipped,
-        }),
-        // Still running, pending, created, manual or scheduled: keep waiting.
-        _ => None,
-    }
+    pipewright_core::status::next_status(job.when.as_str(), prior)
 }
 
 /// Re-evaluates a pipeline's waiting jobs and its status, and returns what that made
@@ -105,12 +87,7 @@ pub(in crate::domain) async fn advance_pipeline(
             };
             if let Some(status) = decide(job, prior) {
                 if status == Status::Scheduled {
-                    let delay = planned(job)
-                        .and_then(|spec| spec.start_in)
-                        .and_then(|s| pipewright_config::duration_seconds(&s))
-                        .unwrap_or(0);
-                    let at = Timestamp(Timestamp::now().millis() + delay as i64 * 1000);
-                    state.store.schedule_job(job.id, at).await?;
+                    schedule(state, job).await?;
                 }
                 changes.push((job.id, status));
             }
@@ -179,6 +156,17 @@ pub async fn set_pipeline_status(
         crate::domain::webhooks::pipeline_changed(state, pipeline_id);
     }
     Ok(changed)
+}
+
+/// Sets when a `delayed` job becomes pending: its `start_in` from now.
+pub async fn schedule(state: &AppState, job: &Job) -> anyhow::Result<()> {
+    let delay = planned(job)
+        .and_then(|spec| spec.start_in)
+        .and_then(|s| pipewright_config::duration_seconds(&s))
+        .unwrap_or(0);
+    let at = Timestamp(Timestamp::now().millis() + delay as i64 * 1000);
+    state.store.schedule_job(job.id, at).await?;
+    Ok(())
 }
 
 fn planned(job: &Job) -> Option<PlannedJob> {

@@ -512,6 +512,18 @@ async fn write(
     // `"status": "created"`.
     pipeline.status = Status::Created;
     crate::domain::webhooks::pipeline_changed(state, pipeline.id);
+    // Delayed jobs that start out scheduled count their `start_in` from now.
+    if plan
+        .jobs
+        .iter()
+        .any(|j| j.initial_status == pipewright_config::InitialStatus::Scheduled)
+    {
+        for job in state.store.pipeline_all_jobs(pipeline.id).await? {
+            if job.status == Status::Scheduled {
+                crate::domain::job_processing::schedule(state, &job).await?;
+            }
+        }
+    }
     // Bridges (`trigger:` jobs) that start at once are the server's to start.
     let to_start = if plan.jobs.iter().any(|j| {
         j.trigger.is_some() && j.initial_status == pipewright_config::InitialStatus::Pending
@@ -571,6 +583,7 @@ fn new_job(job: &PlannedJob) -> Result<NewJob, CreateError> {
         pipewright_config::InitialStatus::Created => Status::Created,
         pipewright_config::InitialStatus::Manual => Status::Manual,
         pipewright_config::InitialStatus::Scheduled => Status::Scheduled,
+        pipewright_config::InitialStatus::Skipped => Status::Skipped,
     };
     Ok(NewJob {
         name: job.name.clone(),

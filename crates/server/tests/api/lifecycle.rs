@@ -23,7 +23,9 @@ both_backends!(
     a_job_token_works_only_while_its_job_runs,
     pushes_create_pipelines,
     artifacts_expire_and_uploads_need_the_jobs_token,
-    the_project_build_timeout_is_the_default_job_timeout
+    the_project_build_timeout_is_the_default_job_timeout,
+    a_manual_job_blocks_its_pipeline_only_when_it_may_not_fail,
+    a_delayed_job_that_starts_a_pipeline_runs_after_start_in
 );
 
 /// A project `root/<name>` whose `main` has `config` (pushed with `ci.skip`, so the push itself
@@ -95,6 +97,86 @@ async fn needs_start_a_job_before_its_stage(app: TestApp) {
     finish(&app, &second, "success").await;
     let late = request(&app, &runner).await.expect("deploy_late");
     assert_eq!(late["job_info"]["name"], "deploy_late");
+}
+
+/// A rule makes `approve` manual; the job says nothing about `allow_failure`.
+const RULE_MANUAL: &str = "stages: [build, deploy]\napprove:\n  stage: build\n  script: [echo approve]\n  rules:\n    - when: manual\ndeploy:\n  stage: deploy\n  script: [echo deploy]\n";
+
+/// GitLab (ci/yaml `allow_failure`; lib/gitlab/ci/config/entry/job.rb `ignored?`): a job
+/// written `when: manual` may fail, so the pipeline goes on past it; a rule's `when: manual`
+/// leaves `allow_failure` false, so the pipeline waits for someone to play the job and shows
+/// `manual` (blocked) meanwhile.
+async fn a_manual_job_blocks_its_pipeline_only_when_it_may_not_fail(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let statuses = |jobs: &[Value]| -> Vec<(String, String, bool)> {
+        jobs.iter()
+            .map(|j| {
+                let name = j["name"].as_str().unwrap_or_default().to_string();
+                let status = j["status"].as_str().unwrap_or_default().to_string();
+                (
+                    name,
+                    status,
+                    j["allow_failure"].as_bool().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+
+    let blocking = project_with(
+        &app,
+        "blocking",
+        RULE_MANUAL,
+        tmp.path().join("a").as_path(),
+    )
+    .await;
+    let pipeline = run_pipeline(&app, blocking).await;
+    let path = format!("/projects/{blocking}/pipelines/{}", pipeline["id"]);
+    let shown = wait_for(&app, &path, |p| p["status"] != "created").await;
+    assert_eq!(shown["status"], "manual");
+    let mut jobs = statuses(&app.root_json::<Vec<Value>>(&format!("{path}/jobs")).await);
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        [
+            ("approve".to_string(), "manual".to_string(), false),
+            ("deploy".to_string(), "created".to_string(), false)
+        ]
+    );
+
+    let job_manual = RULE_MANUAL.replace("  rules:\n    - when: manual\n", "  when: manual\n");
+    let optional = project_with(
+        &app,
+        "optional",
+        &job_manual,
+        tmp.path().join("b").as_path(),
+    )
+    .await;
+    let pipeline = run_pipeline(&app, optional).await;
+    let path = format!("/projects/{optional}/pipelines/{}", pipeline["id"]);
+    let shown = wait_for(&app, &path, |p| p["status"] != "created").await;
+    assert_eq!(shown["status"], "pending", "the deploy stage goes on");
+    let mut jobs = statuses(&app.root_json::<Vec<Value>>(&format!("{path}/jobs")).await);
+    jobs.sort();
+    assert_eq!(
+        jobs,
+        [
+            ("approve".to_string(), "manual".to_string(), true),
+            ("deploy".to_string(), "pending".to_string(), false)
+        ]
+    );
+}
+
+/// `when: delayed` in the first stage: the job is `scheduled` at once and becomes `pending`
+/// `start_in` later (GitLab: ci/yaml `when: delayed`), like a delayed job after a stage.
+async fn a_delayed_job_that_starts_a_pipeline_runs_after_start_in(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = "later:\n  when: delayed\n  start_in: 1 second\n  script: [echo later]\n";
+    let id = project_with(&app, "delayed", config, tmp.path()).await;
+    let pipeline = run_pipeline(&app, id).await;
+    let path = format!("/projects/{id}/pipelines/{}/jobs", pipeline["id"]);
+    let jobs: Vec<Value> = app.root_json(&path).await;
+    assert_eq!(jobs[0]["status"], "scheduled");
+    wait_for(&app, &path, |jobs| jobs[0]["status"] == "pending").await;
 }
 
 const LIFECYCLE: &str = r#"stages: [build, test, deploy]

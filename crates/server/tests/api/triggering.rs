@@ -974,6 +974,23 @@ async fn the_ci_lint_api(app: TestApp) {
     assert_eq!(body["valid"], true);
     assert_eq!(body["errors"], json!([]));
     assert_eq!(body["jobs"].as_array().map(Vec::len), Some(3));
+    // What Pipewright accepts but ignores is named in `warnings` (docs/gitlab-compatibility.md).
+    let ignored = "job:\n  script: x\n  cache: {paths: [vendor/]}\n";
+    let body: Value = app
+        .post(
+            &format!("/projects/{id}/ci/lint"),
+            root,
+            json!({"content": ignored}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["valid"], true);
+    assert_eq!(
+        body["warnings"],
+        json!(["`cache` is ignored (Pipewright sends no caches to runners): jobs:job"])
+    );
     let res = app
         .post(
             &format!("/projects/{id}/ci/lint"),
