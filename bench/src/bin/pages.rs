@@ -49,69 +49,8 @@ async fn main() {
         }
     }
     let server = Arc::new(Server::start(database_url.as_deref(), &["--no-embedded-runner"]).await);
-    let project = server.project_with("history", CONFIG).await;
-    let trigger = server
-        .post_form(
-            &format!("/projects/{project}/triggers"),
-            &[("description", "bench")],
-        )
-        .await;
-    let token = trigger["token"].as_str().unwrap_or_default().to_string();
-
-    let started = Instant::now();
-    let url = format!("{}/api/v4/projects/{project}/trigger/pipeline", server.url);
-    let mut tasks = Vec::new();
-    let per_task = pipelines.div_ceil(32);
-    for t in 0..32 {
-        let (server, url, token) = (server.clone(), url.clone(), token.clone());
-        let count = per_task.min(pipelines.saturating_sub(t * per_task));
-        tasks.push(tokio::spawn(async move {
-            for _ in 0..count {
-                let res = server
-                    .client
-                    .post(&url)
-                    .form(&[("token", token.as_str()), ("ref", "main")])
-                    .send()
-                    .await
-                    .expect("trigger");
-                assert_eq!(res.status(), 201, "trigger");
-            }
-        }));
-    }
-    for task in tasks {
-        task.await.expect("trigger task");
-    }
-    println!(
-        "history: {pipelines} pipelines ({} jobs) in {:?}",
-        pipelines * 3,
-        started.elapsed()
-    );
-
-    // Sign in the way a browser does: the form's CSRF cookie and token, then the session.
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client");
-    let form = client
-        .get(format!("{}/users/sign_in", server.url))
-        .send()
-        .await
-        .expect("sign-in page");
-    let form_cookie = cookie_of(&form, "_pipewright_csrf").unwrap_or_default();
-    let token = csrf(&form.text().await.unwrap_or_default());
-    let signed_in = client
-        .post(format!("{}/users/sign_in", server.url))
-        .header("Cookie", form_cookie)
-        .form(&[
-            ("authenticity_token", token.as_str()),
-            ("user[login]", "root"),
-            ("user[password]", "bench-password"),
-        ])
-        .send()
-        .await
-        .expect("sign in");
-    let session = cookie_of(&signed_in, "_pipewright_session").expect("a session cookie");
-
+    let project = fill_history(&server, pipelines).await;
+    let (client, session) = sign_in(&server).await;
     let newest = server
         .get(&format!("/projects/{project}/pipelines?per_page=1"))
         .await;
@@ -167,4 +106,77 @@ async fn main() {
         }
         println!("  {name:<26} {}", quantiles(&hist));
     }
+}
+
+/// A project with `pipelines` triggered pipelines (32 clients at once); its id.
+async fn fill_history(server: &Arc<Server>, pipelines: usize) -> i64 {
+    let project = server.project_with("history", CONFIG).await;
+    let trigger = server
+        .post_form(
+            &format!("/projects/{project}/triggers"),
+            &[("description", "bench")],
+        )
+        .await;
+    let token = trigger["token"].as_str().unwrap_or_default().to_string();
+
+    let started = Instant::now();
+    let url = format!("{}/api/v4/projects/{project}/trigger/pipeline", server.url);
+    let mut tasks = Vec::new();
+    let per_task = pipelines.div_ceil(32);
+    for t in 0..32 {
+        let (server, url, token) = (server.clone(), url.clone(), token.clone());
+        let count = per_task.min(pipelines.saturating_sub(t * per_task));
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..count {
+                let res = server
+                    .client
+                    .post(&url)
+                    .form(&[("token", token.as_str()), ("ref", "main")])
+                    .send()
+                    .await
+                    .expect("trigger");
+                assert_eq!(res.status(), 201, "trigger");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("trigger task");
+    }
+    println!(
+        "history: {pipelines} pipelines ({} jobs) in {:?}",
+        pipelines * 3,
+        started.elapsed()
+    );
+
+    project
+}
+
+/// Signs in the way a browser does: the form's CSRF cookie and token, then the session. The
+/// client (no redirects) and the session cookie.
+async fn sign_in(server: &Server) -> (reqwest::Client, String) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = client
+        .get(format!("{}/users/sign_in", server.url))
+        .send()
+        .await
+        .expect("sign-in page");
+    let form_cookie = cookie_of(&form, "_pipewright_csrf").unwrap_or_default();
+    let token = csrf(&form.text().await.unwrap_or_default());
+    let signed_in = client
+        .post(format!("{}/users/sign_in", server.url))
+        .header("Cookie", form_cookie)
+        .form(&[
+            ("authenticity_token", token.as_str()),
+            ("user[login]", "root"),
+            ("user[password]", "bench-password"),
+        ])
+        .send()
+        .await
+        .expect("sign in");
+    let session = cookie_of(&signed_in, "_pipewright_session").expect("a session cookie");
+
+    (client, session)
 }

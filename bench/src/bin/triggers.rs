@@ -100,27 +100,7 @@ async fn main() {
     let args = args();
     // Only the trigger path: no runner takes the pipelines' jobs.
     let server = Server::start(args.database_url.as_deref(), &["--no-embedded-runner"]).await;
-    let (client, url) = (server.client.clone(), server.url.clone());
-    let token = ROOT_TOKEN;
-    let id = server.project_with("bench", CONFIG).await;
-    let trigger: serde_json::Value = client
-        .post(format!("{url}/api/v4/projects/{id}/triggers"))
-        .header("PRIVATE-TOKEN", token)
-        .form(&[("description", "bench")])
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .expect("create trigger")
-        .json()
-        .await
-        .expect("trigger json");
-    let trigger_token = trigger["token"].as_str().unwrap_or_default().to_string();
-    let endpoint = format!("{url}/api/v4/projects/{id}/trigger/pipeline");
-    let form = Arc::new(vec![
-        ("token".to_string(), trigger_token),
-        ("ref".to_string(), "main".to_string()),
-        ("variables[UPLOAD_TO_S3]".to_string(), "true".to_string()),
-    ]);
+    let target = Target::create(&server).await;
     println!(
         "server pid {}, backend {}",
         server.child.id(),
@@ -130,42 +110,82 @@ async fn main() {
             "sqlite"
         }
     );
+    saturate(&target, &args).await;
+    let (rss, peak) = server.rss_kib();
+    println!("server RSS {} MiB (peak {} MiB)", rss / 1024, peak / 1024);
+    fixed_rate(&target, &args).await;
+    let (rss, peak) = server.rss_kib();
+    println!("server RSS {} MiB (peak {} MiB)", rss / 1024, peak / 1024);
+}
 
-    // 1. Saturation.
+/// What every request fires: the endpoint and the trigger form of a project made for it.
+#[derive(Clone)]
+struct Target {
+    client: reqwest::Client,
+    endpoint: String,
+    form: Arc<Vec<(String, String)>>,
+}
+
+impl Target {
+    async fn create(server: &Server) -> Target {
+        let (client, url) = (server.client.clone(), server.url.clone());
+        let id = server.project_with("bench", CONFIG).await;
+        let trigger: serde_json::Value = client
+            .post(format!("{url}/api/v4/projects/{id}/triggers"))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .form(&[("description", "bench")])
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("create trigger")
+            .json()
+            .await
+            .expect("trigger json");
+        let trigger_token = trigger["token"].as_str().unwrap_or_default().to_string();
+        Target {
+            client,
+            endpoint: format!("{url}/api/v4/projects/{id}/trigger/pipeline"),
+            form: Arc::new(vec![
+                ("token".to_string(), trigger_token),
+                ("ref".to_string(), "main".to_string()),
+                ("variables[UPLOAD_TO_S3]".to_string(), "true".to_string()),
+            ]),
+        }
+    }
+
+    /// One trigger; its status once the body is read (so the connection goes back to the
+    /// pool: keep-alive).
+    async fn fire(&self) -> reqwest::Result<u16> {
+        let r = self
+            .client
+            .post(&self.endpoint)
+            .form(self.form.as_slice())
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        r.bytes().await.map(|_| status)
+    }
+}
+
+/// 1. Saturation: `concurrency` clients firing back to back for `seconds`.
+async fn saturate(target: &Target, args: &Args) {
     let ok = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (client, endpoint, form, ok, errors) = (
-            client.clone(),
-            endpoint.clone(),
-            form.clone(),
-            ok.clone(),
-            errors.clone(),
-        );
+        let target = target.clone();
+        let (ok, errors) = (ok.clone(), errors.clone());
         workers.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let res = client.post(&endpoint).form(form.as_slice()).send().await;
-                // Read the body so the connection goes back to the pool (keep-alive).
-                let res = match res {
-                    Ok(r) => {
-                        let status = r.status().as_u16();
-                        r.bytes().await.map(|_| status)
-                    }
-                    Err(e) => Err(e),
-                };
-                match res {
-                    Ok(201) => {
-                        ok.fetch_add(1, Ordering::Relaxed);
-                        let _ = hist.record(t.elapsed().as_micros() as u64);
-                    }
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                if let Ok(201) = target.fire().await {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    let _ = hist.record(t.elapsed().as_micros() as u64);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
                 }
             }
             hist
@@ -184,10 +204,10 @@ async fn main() {
         errors.load(Ordering::Relaxed),
         start.elapsed(),
     );
-    let (rss, peak) = server.rss_kib();
-    println!("server RSS {} MiB (peak {} MiB)", rss / 1024, peak / 1024);
+}
 
-    // 2. Fixed rate, open loop.
+/// 2. Fixed rate, open loop: latency counted from when each request was due.
+async fn fixed_rate(target: &Target, args: &Args) {
     let total = args.rate * args.seconds;
     let interval = Duration::from_nanos(1_000_000_000 / args.rate.max(1));
     let ok = Arc::new(AtomicU64::new(0));
@@ -200,32 +220,16 @@ async fn main() {
     for i in 0..total {
         let scheduled = start + interval * i as u32;
         tokio::time::sleep_until(scheduled.into()).await;
-        let (client, endpoint, form, ok, errors, hist) = (
-            client.clone(),
-            endpoint.clone(),
-            form.clone(),
-            ok.clone(),
-            errors.clone(),
-            hist.clone(),
-        );
+        let target = target.clone();
+        let (ok, errors, hist) = (ok.clone(), errors.clone(), hist.clone());
         tasks.push(tokio::spawn(async move {
-            let res = match client.post(&endpoint).form(form.as_slice()).send().await {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    r.bytes().await.map(|_| status)
+            if let Ok(201) = target.fire().await {
+                ok.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut h) = hist.lock() {
+                    let _ = h.record(scheduled.elapsed().as_micros() as u64);
                 }
-                Err(e) => Err(e),
-            };
-            match res {
-                Ok(201) => {
-                    ok.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut h) = hist.lock() {
-                        let _ = h.record(scheduled.elapsed().as_micros() as u64);
-                    }
-                }
-                _ => {
-                    errors.fetch_add(1, Ordering::Relaxed);
-                }
+            } else {
+                errors.fetch_add(1, Ordering::Relaxed);
             }
         }));
     }
@@ -243,6 +247,4 @@ async fn main() {
         errors.load(Ordering::Relaxed),
         start.elapsed(),
     );
-    let (rss, peak) = server.rss_kib();
-    println!("server RSS {} MiB (peak {} MiB)", rss / 1024, peak / 1024);
 }
