@@ -47,7 +47,7 @@ pub use error::StoreError;
 pub use hooks::HookStore;
 pub use job_token_scope::JobTokenScopeStore;
 pub use jobs::JobStore;
-pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
+pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, latest_version};
 pub use model::*;
 pub use pipelines::PipelineStore;
 pub use projects::ProjectStore;
