@@ -428,6 +428,34 @@ mod tests {
         std::fs::remove_dir_all(dir).ok();
     }
 
+    #[test]
+    fn backup_finds_the_data_directory_and_database_as_serve_does() {
+        let dir = tempfile_dir();
+        let file = dir.join("location.toml");
+        std::fs::write(&file, "data_dir = \"/srv/ci\"\nlisten = \"0.0.0.0:80\"\n").expect("write");
+        let location = DataLocation::resolve(DataArgs {
+            data_dir: None,
+            database_url: None,
+            config: Some(file.clone()),
+        })
+        .expect("resolve");
+        let mut a = args();
+        a.config = Some(file.clone());
+        let serve = Settings::resolve(a).expect("resolve");
+        assert_eq!(location.data_dir, serve.data_dir);
+        assert_eq!(location.database_url, serve.database_url);
+        assert_eq!(location.database_url, "sqlite:///srv/ci/pipewright.sqlite3");
+        let location = DataLocation::resolve(DataArgs {
+            data_dir: Some("/elsewhere".into()),
+            database_url: Some("postgres://ci@db/ci".into()),
+            config: Some(file),
+        })
+        .expect("resolve");
+        assert_eq!(location.data_dir, PathBuf::from("/elsewhere"));
+        assert_eq!(location.database_url, "postgres://ci@db/ci");
+        std::fs::remove_dir_all(dir).ok();
+    }
+
     fn tempfile_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
             "pipewright-settings-{}-{:?}",

@@ -1,6 +1,9 @@
-//! The binary as an operator runs it: `--help`, first start, health, graceful shutdown; and
-//! `pipewright trigger` as a user runs it (`cli/trigger.rs`).
+//! The binary as an operator runs it: `--help`, first start, health, graceful shutdown; backup,
+//! restore and upgrades (`cli/operations.rs`); and `pipewright trigger` as a user runs it
+//! (`cli/trigger.rs`).
 
+#[path = "cli/operations.rs"]
+mod operations;
 #[path = "cli/trigger.rs"]
 mod trigger;
 
