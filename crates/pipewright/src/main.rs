@@ -3,6 +3,7 @@
 //! optional TOML file, then defaults, in that order of precedence and never the reverse.
 
 mod backup;
+mod health_check;
 mod lint;
 mod settings;
 mod trigger_cli;
@@ -57,6 +58,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into a new data directory (then start `serve` on it).
     Restore(backup::RestoreArgs),
+    /// Ask a running server whether it is ready (`GET /-/readiness`); exit 0 when it is. The
+    /// container image's health check.
+    HealthCheck(health_check::HealthCheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -214,6 +218,7 @@ fn main() -> anyhow::Result<()> {
         Command::Trigger(args) => std::process::exit(trigger_cli::run(args)),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
+        Command::HealthCheck(args) => health_check::run(args),
         Command::Ci(CiCommand::Lint(args)) => {
             let valid = lint::run(&args)?;
             std::process::exit(if valid { 0 } else { 1 });

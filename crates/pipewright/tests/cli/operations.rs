@@ -393,3 +393,37 @@ async fn serve_refuses_a_database_a_newer_version_migrated_and_says_why() {
         "{stderr}"
     );
 }
+
+#[test]
+fn backup_restore_and_health_check_document_their_options() {
+    for (command, flags) in [
+        (
+            "backup",
+            &[
+                "--to",
+                "--data-dir",
+                "--database-url",
+                "--config",
+                "PIPEWRIGHT_DATA_DIR",
+            ][..],
+        ),
+        ("restore", &["--from", "--data-dir", "--max-size"][..]),
+        (
+            "health-check",
+            &["--listen", "--url", "PIPEWRIGHT_LISTEN"][..],
+        ),
+    ] {
+        let out = bin().args([command, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        for flag in flags {
+            assert!(text.contains(flag), "{command}: missing {flag} in:\n{text}");
+        }
+    }
+    let out = bin().arg("--help").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("backup") && text.contains("restore"),
+        "{text}"
+    );
+}
