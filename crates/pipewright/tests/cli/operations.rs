@@ -1,7 +1,8 @@
 //! Operating a server over time with the real binary: `pipewright backup` while triggers keep
 //! arriving, `pipewright restore` into a new directory and a server started on it that has
-//! everything acknowledged before the backup began; and an upgrade's other side, a server
-//! refusing a database that a newer version has migrated.
+//! everything acknowledged before the backup began; the same on PostgreSQL with `pg_dump` and
+//! `pg_restore`; and an upgrade's other side, a server refusing a database that a newer version
+//! has migrated.
 
 #![allow(clippy::unwrap_used)]
 
@@ -53,6 +54,10 @@ impl Drop for Server {
 impl Server {
     /// Starts a server on `data` whose embedded runner runs jobs in `builds`.
     fn start(data: &Path, builds: &Path) -> Server {
+        Server::start_with(data, builds, &[])
+    }
+
+    fn start_with(data: &Path, builds: &Path, flags: &[&str]) -> Server {
         let addr = format!("127.0.0.1:{}", free_port());
         let child = bin()
             .args(["serve", "--listen", &addr, "--data-dir"])
@@ -60,6 +65,7 @@ impl Server {
             .arg("--builds-dir")
             .arg(builds)
             .args(["--runner-concurrency", "1"])
+            .args(flags)
             .env("PIPEWRIGHT_ROOT_TOKEN", TOKEN)
             .env(
                 "PIPEWRIGHT_ROOT_PASSWORD",
@@ -345,6 +351,82 @@ async fn a_backup_under_trigger_load_restores_every_acknowledged_pipeline_reposi
         .unwrap();
     assert_eq!(download.status(), 200, "the job's artifacts came back too");
     assert!(download.bytes().await.unwrap().starts_with(b"PK"));
+}
+
+/// On PostgreSQL the database is the operator's to dump, first; `backup` saves the rest, and
+/// both together restore a server: README's procedure, step by step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_server_comes_back_from_its_pg_dump_and_a_backup_of_the_rest() {
+    let scratch = Scratch::new("postgres");
+    let cluster = pipewright_test_postgres::postgres();
+    let (database, restored_database) = (
+        cluster.create_database().await,
+        cluster.create_database().await,
+    );
+    let data = scratch.0.join("data");
+    let flags = ["--database-url", &database, "--no-embedded-runner"];
+    let source = Server::start_with(&data, &scratch.0.join("builds"), &flags);
+    let (project, trigger_token, sha) = project(&source, &scratch.0.join("work")).await;
+    let pipeline = source.trigger(project, &trigger_token, &[]).await.unwrap();
+
+    let dump = scratch.0.join("pipewright.pgdump");
+    let out = Command::new("pg_dump")
+        .args(["--format=custom", "--file"])
+        .arg(&dump)
+        .arg(&database)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_dump: {out:?}");
+    let archive = scratch.0.join("backup.zip");
+    let out = bin()
+        .args(["backup", "--to"])
+        .arg(&archive)
+        .arg("--data-dir")
+        .arg(&data)
+        .args(["--database-url", &database])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the database is PostgreSQL, so it is not in this archive")
+            && stderr.contains("pg_dump --format=custom"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(&database),
+        "the database URL (it may hold a password) is never printed"
+    );
+    drop(source);
+
+    let out = Command::new("pg_restore")
+        .args(["--no-owner", "--dbname", &restored_database])
+        .arg(&dump)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "pg_restore: {out:?}");
+    let restored = scratch.0.join("restored");
+    let out = bin()
+        .args(["restore", "--from"])
+        .arg(&archive)
+        .arg("--data-dir")
+        .arg(&restored)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pg_restore"));
+    let flags = ["--database-url", &restored_database, "--no-embedded-runner"];
+    let server = Server::start_with(&restored, &scratch.0.join("restored-builds"), &flags);
+    assert!(server.pipeline_ids(project).await.contains(&pipeline));
+    assert!(server.trigger(project, &trigger_token, &[]).await.is_some());
+    let host = server.base.trim_start_matches("http://");
+    let clone = scratch.0.join("clone");
+    let remote = format!("http://root:{TOKEN}@{host}/root/app.git");
+    git(
+        &scratch.0,
+        &["clone", "-q", &remote, clone.to_str().unwrap()],
+    );
+    assert_eq!(git(&clone, &["rev-parse", "HEAD"]), sha);
 }
 
 /// As after running a newer Pipewright on this data directory and going back to this one.
