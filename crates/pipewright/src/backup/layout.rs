@@ -46,6 +46,31 @@ pub const SECRET_WARNING: &str = "This archive holds the server key (data/pipewr
 opens every secret sealed in the database (trigger tokens, CI/CD variables), and the embedded \
 runner's token. Keep it as secret as the server itself.";
 
+impl Manifest {
+    /// What the archive holds, in words: "the database (schema version 13), 2 repositories,
+    /// 1 artifacts archive".
+    pub fn contents(&self) -> String {
+        let database = match (self.database.as_str(), self.schema_version) {
+            ("sqlite", Some(v)) => format!("the database (schema version {v})"),
+            ("sqlite", None) => "the database (empty)".to_string(),
+            _ => "no database (PostgreSQL: it is dumped with pg_dump)".to_string(),
+        };
+        let plural = |n: u64, one: &str, many: &str| match n {
+            1 => format!("1 {one}"),
+            n => format!("{n} {many}"),
+        };
+        format!(
+            "{database}, {}, {}",
+            plural(self.repositories, "repository", "repositories"),
+            plural(self.artifacts, "artifacts archive", "artifacts archives")
+        )
+    }
+}
+
+pub const KEYLESS_NOTE: &str = "This archive does not hold the server key: keep a copy of \
+pipewright.key apart from it. A restore needs both: without the key the sealed trigger tokens \
+and CI/CD variables cannot be opened.";
+
 /// Where an entry goes, relative to the data directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

@@ -21,7 +21,8 @@
 //! (what it holds, and from which version), and under `data/` the data directory's files as
 //! `restore` puts them back. It holds the server key, which opens every secret sealed in the
 //! database (trigger tokens, CI/CD variables): the file is created mode 0600 and the command
-//! says so. `restore` treats the archive as untrusted input: it writes only the files a backup
+//! says so (`--without-key` leaves it out, to be kept apart, as GitLab keeps its secrets file
+//! out of its backups). `restore` treats the archive as untrusted input: it writes only the files a backup
 //! writes, by names it checks (no absolute paths, no `..`, no links), within a size bound, into
 //! a new or empty directory.
 
@@ -45,6 +46,11 @@ pub struct BackupArgs {
     /// it as secret as the server itself
     #[arg(long, value_name = "FILE")]
     pub to: PathBuf,
+    /// Leave the server key (and the embedded runner's token) out, to keep it apart from the
+    /// data it opens, as GitLab does with its secrets file. A restore then needs a copy of
+    /// `pipewright.key` put into the data directory before the server starts
+    #[arg(long)]
+    pub without_key: bool,
     #[command(flatten)]
     pub data: DataArgs,
 }

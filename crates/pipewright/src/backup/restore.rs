@@ -233,11 +233,10 @@ fn check_database(dir: &Path, manifest: &Manifest) -> anyhow::Result<()> {
 
 fn report(dir: &Path, manifest: &Manifest) {
     println!(
-        "Restored a backup of Pipewright {} ({} repositories, {} artifacts archives) into {}.",
-        manifest.pipewright_version,
-        manifest.repositories,
-        manifest.artifacts,
-        dir.display()
+        "Restored into {}: {} (backed up by Pipewright {}).",
+        dir.display(),
+        manifest.contents(),
+        manifest.pipewright_version
     );
     if manifest.database == "sqlite" {
         println!(
@@ -249,6 +248,14 @@ fn report(dir: &Path, manifest: &Manifest) {
             "The database was PostgreSQL and is not in the archive: restore its pg_dump into a \
              new, empty database (pg_restore --no-owner --dbname=…), then start with: \
              pipewright serve --data-dir {} --database-url postgres://…",
+            dir.display()
+        );
+    }
+    if !dir.join(layout::KEY).is_file() {
+        println!(
+            "The server key is not in this backup: copy the server's pipewright.key into {} \
+             (mode 0600) before starting it. Without it the server makes a new key, and the \
+             trigger tokens and CI/CD variables sealed under the old one cannot be opened.",
             dir.display()
         );
     }

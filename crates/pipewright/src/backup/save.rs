@@ -41,12 +41,16 @@ pub fn run(args: BackupArgs) -> anyhow::Result<()> {
         schema_version: None,
         repositories: 0,
         artifacts: 0,
-        secrets: [layout::KEY, layout::RUNNER_TOKEN]
+        secrets: Vec::new(),
+        warning: layout::KEYLESS_NOTE.to_string(),
+    };
+    if !args.without_key {
+        manifest.secrets = [layout::KEY, layout::RUNNER_TOKEN]
             .iter()
             .map(|name| format!("{}{name}", layout::DATA))
-            .collect(),
-        warning: layout::SECRET_WARNING.to_string(),
-    };
+            .collect();
+        manifest.warning = layout::SECRET_WARNING.to_string();
+    }
 
     // 1. The database, as of one instant.
     let (database, snapshot) = copy_database(&location.database_url, &staging.0, &mut manifest)?;
@@ -128,12 +132,14 @@ fn write_archive(
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     let mut archive = Archive(zip::ZipWriter::new(BufWriter::new(file)));
-    archive.0.set_comment(layout::SECRET_WARNING)?;
+    archive.0.set_comment(manifest.warning.clone())?;
     if let Some(database) = database {
         archive.file(layout::DATABASE, database, true)?;
     }
-    for secret in [layout::KEY, layout::RUNNER_TOKEN] {
-        archive.file(secret, &data.join(secret), true)?;
+    if !manifest.secrets.is_empty() {
+        for secret in [layout::KEY, layout::RUNNER_TOKEN] {
+            archive.file(secret, &data.join(secret), true)?;
+        }
     }
     archive.dir(layout::REPOSITORIES)?;
     for copy in &saved.copies {
@@ -284,19 +290,7 @@ fn now() -> u64 {
 }
 
 fn report(to: &Path, manifest: &Manifest, saved: &repositories::Saved) {
-    let database = match manifest.database.as_str() {
-        "sqlite" => "the database",
-        _ => "no database (PostgreSQL: see above)",
-    };
-    println!(
-        "Backed up {database}, {} repositories and {} artifacts archives to {} (schema version {}).",
-        manifest.repositories,
-        manifest.artifacts,
-        to.display(),
-        manifest
-            .schema_version
-            .map_or_else(|| "none".to_string(), |v| v.to_string())
-    );
+    println!("Backed up to {}: {}.", to.display(), manifest.contents());
     for (project, shas) in &saved.missing_commits {
         eprintln!(
             "warning: project {project}: {} pipelines' commits are on no branch or tag any more \
@@ -305,9 +299,12 @@ fn report(to: &Path, manifest: &Manifest, saved: &repositories::Saved) {
             shas.join(", ")
         );
     }
-    eprintln!(
-        "WARNING: {} ({} is mode 0600.)",
-        layout::SECRET_WARNING,
-        to.display()
-    );
+    match manifest.secrets.is_empty() {
+        true => eprintln!("note: {}", manifest.warning),
+        false => eprintln!(
+            "WARNING: {} ({} is mode 0600.)",
+            manifest.warning,
+            to.display()
+        ),
+    }
 }
