@@ -160,3 +160,74 @@ fn missing_objects(repo: &Path, shas: &[&str]) -> anyhow::Result<Vec<String>> {
     }
     Ok(missing)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn git_in(dir: &Path, args: &[&str]) -> String {
+        let out = git(dir)
+            .args(["-c", "user.name=T", "-c", "user.email=t@example.com"])
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// A branch force-pushed after the database was copied leaves a pipeline's commit on no
+    /// ref: the copy cannot hold it, and the backup names it instead of passing in silence.
+    #[test]
+    fn a_copy_holds_every_ref_and_names_pipeline_commits_no_ref_reaches() {
+        let dir = std::env::temp_dir().join(format!("pipewright-repos-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (live, work) = (dir.join("live"), dir.join("work"));
+        std::fs::create_dir_all(&work).unwrap();
+        git_in(
+            &dir,
+            &["init", "-q", "--bare", live.join("7.git").to_str().unwrap()],
+        );
+        git_in(&work, &["init", "-q", "-b", "main"]);
+        git_in(&work, &["commit", "-q", "--allow-empty", "-m", "first"]);
+        let first = git_in(&work, &["rev-parse", "HEAD"]);
+        let remote = live.join("7.git");
+        git_in(
+            &work,
+            &["push", "-q", remote.to_str().unwrap(), "main", "--tags"],
+        );
+        git_in(&work, &["tag", "v1"]);
+        git_in(&work, &["push", "-q", remote.to_str().unwrap(), "v1"]);
+        git_in(
+            &work,
+            &[
+                "commit",
+                "-q",
+                "--amend",
+                "--allow-empty",
+                "-m",
+                "rewritten",
+            ],
+        );
+        let rewritten = git_in(&work, &["rev-parse", "HEAD"]);
+        git_in(&work, &["tag", "-d", "v1"]);
+        git_in(
+            &work,
+            &["push", "-q", "-f", remote.to_str().unwrap(), "main", ":v1"],
+        );
+        std::fs::create_dir(live.join("not-a-repository")).unwrap();
+
+        let commits = vec![(7, first.clone()), (7, rewritten.clone())];
+        let saved = save(&live, &dir.join("copies"), &commits).unwrap();
+        assert_eq!(saved.copies, [dir.join("copies/7.git")]);
+        assert_eq!(saved.missing_commits.get(&7), Some(&vec![first]));
+        let copy = &saved.copies[0];
+        assert_eq!(git_in(copy, &["rev-parse", "main"]), rewritten);
+        assert_eq!(
+            std::fs::read_to_string(copy.join("HEAD")).unwrap(),
+            std::fs::read_to_string(remote.join("HEAD")).unwrap()
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
