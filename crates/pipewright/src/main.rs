@@ -2,6 +2,8 @@
 //! features. Configuration comes from flags, then `PIPEWRIGHT_*` environment variables, then an
 //! optional TOML file, then defaults, in that order of precedence and never the reverse.
 
+mod backup;
+mod health_check;
 mod lint;
 mod settings;
 mod trigger_cli;
@@ -50,6 +52,15 @@ enum Command {
     /// follow its jobs' logs and play its manual jobs (exit 0 success, 1 failed, 2 canceled or
     /// skipped, 3 timeout, 4 error).
     Trigger(trigger_cli::TriggerArgs),
+    /// Back up a server while it runs: its SQLite database, repositories, artifacts and key,
+    /// in one archive (PostgreSQL: prints how to pg_dump the database). The archive holds the
+    /// server key: keep it secret.
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a new data directory (then start `serve` on it).
+    Restore(backup::RestoreArgs),
+    /// Ask a running server whether it is ready (`GET /-/readiness`); exit 0 when it is. The
+    /// container image's health check.
+    HealthCheck(health_check::HealthCheckArgs),
 }
 
 #[derive(Subcommand)]
@@ -205,6 +216,9 @@ fn main() -> anyhow::Result<()> {
             runtime.block_on(pipewright_runner::run(config, shutdown_signal()))
         }
         Command::Trigger(args) => std::process::exit(trigger_cli::run(args)),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
+        Command::HealthCheck(args) => health_check::run(args),
         Command::Ci(CiCommand::Lint(args)) => {
             let valid = lint::run(&args)?;
             std::process::exit(if valid { 0 } else { 1 });

@@ -1,6 +1,8 @@
 //! Resolving `serve`'s settings: flags > `PIPEWRIGHT_*` environment > TOML file > defaults.
 //! clap reads flags and environment (so both land in `ServeArgs` as `Some`); the file and the
-//! defaults only fill what is still `None`.
+//! defaults only fill what is still `None`. `backup` finds the data directory and database the
+//! same way ([`DataLocation`]), so it reads what `serve` writes given the same flags,
+//! environment and file.
 
 use std::path::PathBuf;
 
@@ -144,17 +146,72 @@ pub struct Settings {
     pub root_token: Option<String>,
 }
 
+/// Where a server keeps its state, as `backup` is told it.
+#[derive(Debug, Args)]
+pub struct DataArgs {
+    /// The server's data directory [default: ./pipewright-data]
+    #[arg(long, env = "PIPEWRIGHT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The server's database URL: `sqlite://PATH` or `postgres://…` [default: the SQLite file
+    /// in the data dir]
+    #[arg(long, env = "PIPEWRIGHT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// The server's TOML configuration file, whose `data_dir` and `database_url` apply as for
+    /// `serve`
+    #[arg(long, env = "PIPEWRIGHT_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+/// The data directory and database a server with these flags, environment and file uses.
+#[derive(Debug)]
+pub struct DataLocation {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+}
+
+impl DataLocation {
+    pub fn resolve(args: DataArgs) -> anyhow::Result<Self> {
+        let file = read_file(args.config.as_deref())?;
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(default_data_dir);
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| default_database_url(&data_dir));
+        if pipewright_store::Backend::from_url(&database_url).is_none() {
+            bail!("--database-url must start with sqlite:// or postgres://");
+        }
+        Ok(DataLocation {
+            data_dir,
+            database_url,
+        })
+    }
+}
+
+fn read_file(path: Option<&std::path::Path>) -> anyhow::Result<FileSettings> {
+    let Some(path) = path else {
+        return Ok(FileSettings::default());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str::<FileSettings>(&text)
+        .with_context(|| format!("parsing config file {}", path.display()))
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("pipewright-data")
+}
+
+/// The SQLite file in the data directory.
+fn default_database_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}", data_dir.join("pipewright.sqlite3").display())
+}
+
 impl Settings {
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
-        let file = match &args.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("reading config file {}", path.display()))?;
-                toml::from_str::<FileSettings>(&text)
-                    .with_context(|| format!("parsing config file {}", path.display()))?
-            }
-            None => FileSettings::default(),
-        };
+        let file = read_file(args.config.as_deref())?;
         let listen = args
             .listen
             .or(file.listen)
@@ -162,11 +219,11 @@ impl Settings {
         let data_dir = args
             .data_dir
             .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("pipewright-data"));
-        let database_url = match args.database_url.or(file.database_url) {
-            Some(url) => url,
-            None => format!("sqlite://{}", data_dir.join("pipewright.sqlite3").display()),
-        };
+            .unwrap_or_else(default_data_dir);
+        let database_url = args
+            .database_url
+            .or(file.database_url)
+            .unwrap_or_else(|| default_database_url(&data_dir));
         let builds_dir = args
             .builds_dir
             .or(file.builds_dir)
@@ -368,6 +425,34 @@ mod tests {
         let mut a = args();
         a.config = Some(file);
         assert!(Settings::resolve(a).is_err());
+        std::fs::remove_dir_all(dir).ok();
+    }
+
+    #[test]
+    fn backup_finds_the_data_directory_and_database_as_serve_does() {
+        let dir = tempfile_dir();
+        let file = dir.join("location.toml");
+        std::fs::write(&file, "data_dir = \"/srv/ci\"\nlisten = \"0.0.0.0:80\"\n").expect("write");
+        let location = DataLocation::resolve(DataArgs {
+            data_dir: None,
+            database_url: None,
+            config: Some(file.clone()),
+        })
+        .expect("resolve");
+        let mut a = args();
+        a.config = Some(file.clone());
+        let serve = Settings::resolve(a).expect("resolve");
+        assert_eq!(location.data_dir, serve.data_dir);
+        assert_eq!(location.database_url, serve.database_url);
+        assert_eq!(location.database_url, "sqlite:///srv/ci/pipewright.sqlite3");
+        let location = DataLocation::resolve(DataArgs {
+            data_dir: Some("/elsewhere".into()),
+            database_url: Some("postgres://ci@db/ci".into()),
+            config: Some(file),
+        })
+        .expect("resolve");
+        assert_eq!(location.data_dir, PathBuf::from("/elsewhere"));
+        assert_eq!(location.database_url, "postgres://ci@db/ci");
         std::fs::remove_dir_all(dir).ok();
     }
 

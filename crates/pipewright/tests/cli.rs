@@ -1,6 +1,11 @@
-//! The binary as an operator runs it: `--help`, first start, health, graceful shutdown; and
-//! `pipewright trigger` as a user runs it (`cli/trigger.rs`).
+//! The binary as an operator runs it: `--help`, first start, health, graceful shutdown; backup,
+//! restore and upgrades (`cli/operations.rs`); the container image and systemd unit as they
+//! start it (`cli/deploy.rs`); and `pipewright trigger` as a user runs it (`cli/trigger.rs`).
 
+#[path = "cli/deploy.rs"]
+mod deploy;
+#[path = "cli/operations.rs"]
+mod operations;
 #[path = "cli/trigger.rs"]
 mod trigger;
 

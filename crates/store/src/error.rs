@@ -22,6 +22,15 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database URL must start with sqlite: or postgres://")]
     InvalidUrl,
+    /// The database was migrated by a newer Pipewright than this one: running on it could
+    /// misread or damage what the newer version wrote, so the store refuses to open it.
+    #[error(
+        "the database's schema is at version {database}, newer than this Pipewright knows \
+         (up to {supported}): a newer version of Pipewright has upgraded it. Run that version \
+         (or a later one), or restore a backup taken before the upgrade; migrations only go \
+         forward"
+    )]
+    SchemaTooNew { database: i64, supported: i64 },
     #[error("migration {version} failed: {source}")]
     Migration { version: i64, source: sqlx::Error },
     #[error("database error: {0}")]

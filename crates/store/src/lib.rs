@@ -14,6 +14,8 @@
 //!   queue hot path on rusqlite connections (see `db/sqlite.rs`). Rows are read by position
 //!   through one `Row` trait that every driver's row implements. Dialect-only code lives in
 //!   `db/sqlite.rs` and `db/postgres.rs`, never in an entity module.
+//! - `backup` snapshots a SQLite database for `pipewright backup` (`VACUUM INTO`) and reads
+//!   a database's schema version without migrating it.
 //! - `group_commit` batches pipeline creations and job changes into one transaction each;
 //!   `migrate` holds the per-backend migration lists and the one runner.
 //!
@@ -22,6 +24,7 @@
 //! row trait, each statement, decoder and job-queue step is written and compiled once, and
 //! rustfmt and editors see every file.
 
+pub mod backup;
 mod db;
 mod error;
 mod group_commit;
@@ -47,7 +50,7 @@ pub use error::StoreError;
 pub use hooks::HookStore;
 pub use job_token_scope::JobTokenScopeStore;
 pub use jobs::JobStore;
-pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
+pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, latest_version};
 pub use model::*;
 pub use pipelines::PipelineStore;
 pub use projects::ProjectStore;

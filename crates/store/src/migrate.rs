@@ -5,14 +5,22 @@
 //! instead of through sqlx's migrator so the binary needs no proc-macro crates and the
 //! bookkeeping table is identical on both backends.
 //!
-//! Each migration is applied in its own write transaction that first checks it was not
-//! applied meanwhile: on SQLite the transaction holds the write lock from its start, on
-//! PostgreSQL it takes an advisory lock, so replicas starting together apply each migration
-//! exactly once.
+//! Migrations only go forward: there are no down migrations, and a released migration is never
+//! edited (a fix is a new migration). So an upgrade is "start the new version"; a downgrade is
+//! "restore a backup taken before the upgrade" (`pipewright backup`).
+//!
+//! One write transaction holds the whole run: the check that the database is not newer than
+//! this binary, then every pending migration. On SQLite the transaction holds the write lock
+//! from its start; on PostgreSQL it first takes an advisory lock (`pg_advisory_xact_lock`,
+//! released when the transaction ends, even if the process dies). So replicas starting
+//! together, even of different versions, migrate one after the other, never both at once: the
+//! second finds the work done, or, if it is the older one, a schema newer than it knows, and
+//! refuses to start ([`StoreError::SchemaTooNew`]) instead of running on it. A failed migration
+//! rolls the whole run back, so the database is never left between two versions.
 
 use pipewright_core::Timestamp;
 
-use crate::db::{Commit, Db, Exec, Tx, query};
+use crate::db::{Commit, Db, Exec, RowExt, Tx, query};
 use crate::{Backend, Result, StoreError};
 
 /// One migration: a version (the file's numeric prefix), a name and its SQL.
@@ -72,19 +80,41 @@ pub(crate) fn for_backend(backend: Backend) -> &'static [Migration] {
     }
 }
 
+/// The newest schema version this binary knows.
+pub fn latest_version() -> i64 {
+    // Both lists hold the same versions (a test checks it).
+    MIGRATIONS_SQLITE.last().map_or(0, |m| m.version)
+}
+
 /// Applies the backend's migrations up to `version` (all of them with `None`) that this
-/// database has not applied yet.
+/// database has not applied yet, all in one transaction under the migration lock; refuses a
+/// database that a newer version has migrated further than this binary knows.
 pub(crate) async fn run(db: &Db, version: Option<i64>) -> Result<()> {
     let mut tx = begin(db).await?;
     tx.execute(&query(BOOKKEEPING)).await?;
-    tx.commit().await?;
-    let wanted = for_backend(db.backend())
-        .iter()
-        .filter(|m| version.is_none_or(|v| m.version <= v));
-    for migration in wanted {
-        apply(db, migration).await?;
+    let applied = applied_versions(&mut tx).await?;
+    let latest = latest_version();
+    if let Some(&newest) = applied.last()
+        && newest > latest
+    {
+        return Err(StoreError::SchemaTooNew {
+            database: newest,
+            supported: latest,
+        });
     }
-    Ok(())
+    let pending = for_backend(db.backend()).iter().filter(|m| {
+        version.is_none_or(|v| m.version <= v) && applied.binary_search(&m.version).is_err()
+    });
+    for migration in pending {
+        apply(&mut tx, migration).await?;
+    }
+    tx.commit().await
+}
+
+/// The versions this database has applied, in ascending order.
+async fn applied_versions(tx: &mut Tx) -> Result<Vec<i64>> {
+    let versions = query("SELECT version FROM schema_migrations ORDER BY version");
+    tx.fetch_all(&versions, |row| row.get(0)).await
 }
 
 /// A write transaction that no other migrating replica is inside.
@@ -96,12 +126,7 @@ async fn begin(db: &Db) -> Result<Tx> {
     Ok(tx)
 }
 
-async fn apply(db: &Db, m: &Migration) -> Result<()> {
-    let mut tx = begin(db).await?;
-    let applied = query("SELECT version FROM schema_migrations WHERE version = $1").bind(m.version);
-    if tx.fetch_optional(&applied, |_| Ok(())).await?.is_some() {
-        return Ok(());
-    }
+async fn apply(tx: &mut Tx, m: &Migration) -> Result<()> {
     tracing::info!(version = m.version, name = m.name, "applying migration");
     tx.execute_script(m.sql)
         .await
@@ -115,7 +140,7 @@ async fn apply(db: &Db, m: &Migration) -> Result<()> {
             .bind(m.name)
             .bind(Timestamp::now());
     tx.execute(&record).await?;
-    tx.commit().await
+    Ok(())
 }
 
 #[cfg(test)]

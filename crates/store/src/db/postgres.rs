@@ -1,6 +1,6 @@
 //! PostgreSQL: the scale-out store that several `serve` replicas share. What only PostgreSQL
 //! has lives here: the pool's settings, `LISTEN/NOTIFY` for waking runners on other replicas,
-//! and the advisory lock that makes replicas starting together apply each migration once.
+//! and the advisory lock under which one replica at a time checks and migrates the schema.
 
 use std::time::Duration;
 
@@ -58,7 +58,8 @@ pub(crate) fn watch_jobs(
     })
 }
 
-/// Serializes migrating replicas: held until the transaction `tx` ends.
+/// Serializes migrating replicas: held until the transaction `tx` ends (commit, rollback or a
+/// dropped connection), so a replica that dies while migrating never leaves it held.
 pub(crate) async fn lock_for_migration(tx: &mut Tx) -> Result<()> {
     let lock: Query<'_> = query("SELECT pg_advisory_xact_lock($1)").bind(MIGRATION_LOCK_KEY);
     tx.execute(&lock).await?;

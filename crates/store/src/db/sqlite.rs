@@ -51,6 +51,25 @@ pub(crate) fn file(url: &str) -> Result<Option<std::path::PathBuf>> {
     Ok(Some(options(url)?.get_filename().to_path_buf()))
 }
 
+/// Opens an existing database file for reading only (it is never created).
+pub(crate) fn open_read_only(path: &std::path::Path) -> Result<rusqlite::Connection> {
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}
+
+/// Writes a consistent copy of the database at `path` into the new file `dest` (`VACUUM INTO`:
+/// one read transaction, so writers carry on in WAL mode; the copy is compact and has no WAL).
+pub(crate) fn vacuum_into(path: &std::path::Path, dest: &std::path::Path) -> Result<()> {
+    let dest = dest
+        .to_str()
+        .ok_or_else(|| StoreError::Corrupt(format!("not a UTF-8 path: {}", dest.display())))?;
+    open_read_only(path)?.execute("VACUUM INTO ?1", [dest])?;
+    Ok(())
+}
+
 /// Write transactions take the write lock up front (see the module docs).
 pub(crate) async fn begin_write(
     pool: &sqlx::SqlitePool,

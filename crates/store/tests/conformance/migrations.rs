@@ -1,6 +1,8 @@
 //! Upgrading a database that holds rows written by older versions: rows inserted at the oldest
 //! schema (and more at an intermediate one) survive every later migration and read correctly
-//! through the store, which then keeps writing where they left off.
+//! through the store, which then keeps writing where they left off. And what keeps replicas
+//! and versions apart: a database a newer version migrated is refused, and servers starting
+//! together on a fresh database migrate it once between them.
 
 use pipewright_core::{AccessLevel, PipelineSource, Status, Visibility};
 use pipewright_store::*;
@@ -8,7 +10,11 @@ use pipewright_store::*;
 use crate::on_both;
 use crate::support::{Db, Fresh, new_pipeline, page};
 
-on_both!(rows_written_at_the_oldest_schema_survive_every_migration);
+on_both!(
+    rows_written_at_the_oldest_schema_survive_every_migration,
+    a_database_a_newer_version_migrated_is_refused_with_a_clear_message,
+    servers_starting_together_on_a_fresh_database_migrate_it_once,
+);
 
 /// What version 1 (`0001_foundation.sql`) could hold: users, namespaces, a token, a project
 /// with members and a protected branch, a push event.
@@ -195,4 +201,78 @@ async fn check_new_writes(store: &dyn Store) {
     let fresh = crate::support::user(store, "newcomer").await;
     assert_eq!(store.count_users().await.unwrap(), 3);
     assert!(store.user_namespace(fresh.id).await.unwrap().is_some());
+}
+
+/// As after a newer Pipewright ran its migration 1000: this one must not run on that schema.
+async fn a_database_a_newer_version_migrated_is_refused_with_a_clear_message(db: Fresh) {
+    db.open().await.close().await;
+    let future = 1000;
+    assert!(future > latest_version());
+    execute(
+        &db,
+        "INSERT INTO schema_migrations (version, name, applied_at) \
+         VALUES (1000, '1000_from_the_future.sql', 1700000000000)",
+    )
+    .await;
+    let refused = pipewright_store::connect(&db.url).await.err();
+    let Some(
+        err @ StoreError::SchemaTooNew {
+            database,
+            supported,
+        },
+    ) = refused
+    else {
+        panic!("a newer schema must be refused, got {refused:?}");
+    };
+    assert_eq!((database, supported), (future, latest_version()));
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("schema is at version {future}"))
+            && message.contains(&format!("up to {}", latest_version()))
+            && message.contains("a newer version of Pipewright has upgraded it"),
+        "{message}"
+    );
+}
+
+/// Replicas started at once on an empty database: both come up (neither trips over the
+/// other's half-made tables), and every migration is recorded exactly once.
+async fn servers_starting_together_on_a_fresh_database_migrate_it_once(db: Fresh) {
+    let (first, second) = tokio::join!(
+        pipewright_store::connect(&db.url),
+        pipewright_store::connect(&db.url)
+    );
+    let (first, second) = (first.unwrap(), second.unwrap());
+    let owner = crate::support::user(&*first, "owner").await;
+    assert_eq!(
+        second
+            .user_by_username("owner")
+            .await
+            .unwrap()
+            .map(|u| u.id),
+        Some(owner.id)
+    );
+    first.close().await;
+    second.close().await;
+    let recorded = applied_versions(&db).await;
+    let expected: Vec<i64> = MIGRATIONS_SQLITE.iter().map(|m| m.version).collect();
+    assert_eq!(recorded, expected, "each migration recorded once");
+}
+
+/// `schema_migrations`' versions, in order (duplicates included, were there any).
+async fn applied_versions(db: &Fresh) -> Vec<i64> {
+    let sql = "SELECT version FROM schema_migrations ORDER BY version";
+    match db.db {
+        Db::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(&db.url).await.expect("connect");
+            let rows: Vec<(i64,)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows.into_iter().map(|r| r.0).collect()
+        }
+        Db::Postgres => {
+            let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+            let rows: Vec<(i64,)> = sqlx::query_as(sql).fetch_all(&pool).await.unwrap();
+            pool.close().await;
+            rows.into_iter().map(|r| r.0).collect()
+        }
+    }
 }
