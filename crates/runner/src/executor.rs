@@ -2,7 +2,7 @@
 //! `isolation.rs` describes.
 
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -354,22 +354,30 @@ fn prepare_job_dir(dir: &JobDir, user: Option<&JobUser>, files: &[JobFile]) -> a
         }
         _ => {}
     }
+    // Modes are set after creating, not only asked for: the process's umask (a service
+    // manager's `UMask=0077`) would otherwise leave the job user locked out of its scripts.
     let mut builder = std::fs::DirBuilder::new();
-    builder.mode(0o755);
-    builder.create(&dir.root)?;
-    builder.create(&dir.scripts)?;
-    builder.mode(0o700);
+    for (path, mode) in [
+        (&dir.root, 0o755),
+        (&dir.scripts, 0o755),
+        (&dir.project, 0o700),
+        (&dir.tmp, 0o700),
+    ] {
+        builder.create(path)?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
     for own in [&dir.project, &dir.tmp] {
-        builder.create(own)?;
         crate::artifacts::give(own, user)?;
     }
     for file in files {
+        let mode = if file.private { 0o600 } else { 0o644 };
         let mut out = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(if file.private { 0o600 } else { 0o644 })
+            .mode(mode)
             .open(&file.path)
             .with_context(|| format!("writing {}", file.path.display()))?;
+        out.set_permissions(std::fs::Permissions::from_mode(mode))?;
         out.write_all(file.contents.as_bytes())?;
         if file.private {
             crate::artifacts::give(&file.path, user)?;

@@ -40,12 +40,26 @@ struct Run {
 
 impl Server {
     fn start(name: &str) -> Server {
+        Server::start_with_umask(name, None)
+    }
+
+    /// A server started by a shell that first sets `umask` (as a service manager's `UMask=`).
+    fn start_with_umask(name: &str, umask: Option<&str>) -> Server {
         let dir =
             std::env::temp_dir().join(format!("pipewright-trigger-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let addr = format!("127.0.0.1:{}", free_port());
-        let child = bin()
+        let mut cmd = match umask {
+            None => bin(),
+            Some(mask) => {
+                let mut sh = Command::new("sh");
+                sh.args(["-c", &format!("umask {mask} && exec \"$0\" \"$@\"")])
+                    .arg(env!("CARGO_BIN_EXE_pipewright"));
+                sh
+            }
+        };
+        let child = cmd
             .args(["serve", "--listen", &addr, "--data-dir"])
             .arg(dir.join("data"))
             .env("PIPEWRIGHT_ROOT_TOKEN", TOKEN)
@@ -218,6 +232,18 @@ async fn trigger_prints_the_pipeline_url_and_wait_exits_0_when_it_succeeds() {
     let run = server.trigger("app", &token, &[]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.lines().count(), 1, "{}", run.stdout);
+}
+
+/// A service manager's `UMask=0077` must not keep jobs (run as another user) from their own
+/// scripts: the runner sets its directories' and files' modes itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_run_when_the_server_starts_under_a_strict_umask() {
+    let server = Server::start_with_umask("umask", Some("0077"));
+    let token = server.project("app", TWO_STAGES).await;
+    let run = server
+        .trigger("app", &token, &["--wait", "--api-token", TOKEN])
+        .await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
