@@ -356,14 +356,13 @@ fn prepare_job_dir(dir: &JobDir, user: Option<&JobUser>, files: &[JobFile]) -> a
     }
     // Modes are set after creating, not only asked for: the process's umask (a service
     // manager's `UMask=0077`) would otherwise leave the job user locked out of its scripts.
-    let mut builder = std::fs::DirBuilder::new();
     for (path, mode) in [
         (&dir.root, 0o755),
         (&dir.scripts, 0o755),
         (&dir.project, 0o700),
         (&dir.tmp, 0o700),
     ] {
-        builder.create(path)?;
+        std::fs::DirBuilder::new().mode(mode).create(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }
     for own in [&dir.project, &dir.tmp] {
