@@ -13,6 +13,7 @@ pub mod auth;
 pub mod basic_auth;
 pub mod bootstrap;
 pub mod config_cache;
+pub mod cron;
 pub mod domain;
 pub mod entities;
 pub mod error;
