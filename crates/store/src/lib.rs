@@ -7,8 +7,8 @@
 //! How it is laid out:
 //!
 //! - One module per entity (`users`, `projects`, `job_token_scope`, `triggers`, `pipelines`,
-//!   `jobs`, `queue`, `runners`, `variables`, `hooks`, `push_events`, `sessions`) holds its
-//!   sub-trait, its SQL, its row decoders and its implementation, once for both databases.
+//!   `jobs`, `queue`, `runners`, `variables`, `hooks`, `push_events`, `sessions`, `schedules`)
+//!   holds its sub-trait, its SQL, its row decoders and its implementation, once for both databases.
 //! - `db` runs those statements: SQL text with `$N` placeholders (which SQLite and PostgreSQL
 //!   both accept) and typed arguments, on the sqlx pool of either backend, or on SQLite's job
 //!   queue hot path on rusqlite connections (see `db/sqlite.rs`). Rows are read by position
@@ -38,6 +38,7 @@ mod projects;
 mod push_events;
 mod queue;
 mod runners;
+mod schedules;
 mod sessions;
 mod store;
 mod triggers;
@@ -57,6 +58,9 @@ pub use projects::ProjectStore;
 pub use push_events::PushEventStore;
 pub use queue::QueueStore;
 pub use runners::RunnerStore;
+pub use schedules::{
+    PipelineSchedule, PipelineScheduleFields, PipelineScheduleStore, ScheduleVariable,
+};
 pub use sessions::SessionStore;
 pub use triggers::TriggerStore;
 pub use users::UserStore;
@@ -121,6 +125,7 @@ pub trait Store:
     + HookStore
     + PushEventStore
     + SessionStore
+    + PipelineScheduleStore
     + Send
     + Sync
     + 'static

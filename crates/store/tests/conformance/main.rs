@@ -15,6 +15,7 @@ mod pipelines;
 mod projects;
 mod queue;
 mod runners;
+mod schedules;
 mod sessions;
 mod support;
 mod users;

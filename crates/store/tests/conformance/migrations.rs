@@ -154,6 +154,8 @@ async fn check_users_and_projects(store: &dyn Store) {
     assert!(store.job_token_scope_enabled(demo.id).await.unwrap());
     assert_eq!(store.project_build_timeout(demo.id).await.unwrap(), None);
     assert!(store.project_hooks(demo.id).await.unwrap().is_empty());
+    let schedules = store.pipeline_schedules(demo.id, None, page(1, 20)).await;
+    assert_eq!(schedules.unwrap().total, 0);
 }
 
 async fn check_pipelines(store: &dyn Store) {
