@@ -27,6 +27,7 @@ pub mod permissions;
 pub mod project_cache;
 pub mod rate_limit;
 pub mod routes;
+pub mod schedules;
 pub mod sealing;
 pub mod secrets;
 pub mod sign_in;

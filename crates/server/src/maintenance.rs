@@ -1,7 +1,8 @@
 //! The maintenance loop: the work nobody's request triggers. Each tick fails running jobs
 //! whose runner went silent past its lease (`runner_system_failure`, retried when the job's
 //! `retry` allows), starts delayed jobs that are due, deletes expired artifacts, and turns
-//! recorded pushes into pipelines and webhook deliveries, sends the deliveries that are due,
+//! recorded pushes into pipelines and webhook deliveries, runs the pipeline schedules that are
+//! due (`schedules.rs`), sends the deliveries that are due,
 //! and (once a minute) removes expired web sessions and finished sign-in throttling windows. Every step is a conditional update, so
 //! several servers sharing one PostgreSQL can run it at once without doing anything twice.
 
@@ -72,6 +73,7 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
         crate::domain::artifacts::remove(state, &job).await?;
     }
     crate::domain::push_pipelines::process(state).await?;
+    crate::schedules::run_due(state).await?;
     sweep_sessions(state, now).await?;
     Ok(())
 }

@@ -47,6 +47,9 @@ pub enum Action {
     ManageHooks,
     /// Create, edit and remove the project's runners.
     ManageRunners,
+    /// Edit, delete and take over anyone's pipeline schedule (GitLab's `admin_pipeline`);
+    /// a schedule's own owner needs only `UpdatePipelines`.
+    AdministerPipelineSchedules,
 }
 
 /// The least role an action needs, and whether non-members can do it on readable projects.
@@ -73,6 +76,7 @@ fn minimum_role(action: Action) -> (AccessLevel, bool) {
         Action::ManageVariables => (Maintainer, false),
         Action::ManageHooks => (Maintainer, false),
         Action::ManageRunners => (Maintainer, false),
+        Action::AdministerPipelineSchedules => (Maintainer, false),
     }
 }
 

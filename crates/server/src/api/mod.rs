@@ -7,6 +7,7 @@ pub mod hooks;
 pub mod job_token_scope;
 pub mod jobs;
 pub mod members;
+pub mod pipeline_schedules;
 pub mod pipelines;
 pub mod projects;
 pub mod protected_branches;
@@ -36,6 +37,7 @@ pub fn routes(max_artifacts_bytes: usize) -> Vec<Route> {
     table.extend(repository::routes());
     table.extend(trigger_tokens::routes());
     table.extend(pipelines::routes());
+    table.extend(pipeline_schedules::routes());
     table.extend(trigger_pipeline::routes());
     table.extend(ci_lint::routes());
     table.extend(runners::routes());

@@ -205,7 +205,7 @@ pub async fn pipeline_json_for(
 }
 
 /// The short form in lists (`Entities::Ci::PipelineBasic`).
-fn pipeline_basic(config: &ServerConfig, project: &Project, p: &Pipeline) -> Value {
+pub(crate) fn pipeline_basic(config: &ServerConfig, project: &Project, p: &Pipeline) -> Value {
     json!({
         "id": p.id,
         "iid": p.iid,
