@@ -22,6 +22,7 @@ mod hostile;
 mod lifecycle;
 mod matrix;
 mod multi_project;
+mod pipeline_schedules;
 mod projects;
 mod protected_refs;
 mod python_gitlab;

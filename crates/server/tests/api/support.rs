@@ -139,6 +139,14 @@ impl TestApp {
         }
     }
 
+    /// Stops this server (listener and maintenance loop, as a shutdown does) and keeps its
+    /// database and data directory, so a replica started from it is the server restarting.
+    pub fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
     /// The server's data directory (repositories, artifacts, the server key).
     pub fn data_dir(&self) -> &Path {
         self._data_dir.path()
