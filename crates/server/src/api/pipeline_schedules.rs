@@ -253,15 +253,31 @@ async fn validated(
     Ok(fields)
 }
 
-pub(crate) async fn create(
+async fn create(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
     params: Params,
 ) -> ApiResult<Response> {
+    let (project, created) = create_schedule(&state, &caller, &seg, &params).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(details(&state, &project, &created, false).await?),
+    )
+        .into_response())
+}
+
+/// `POST /projects/:id/pipeline_schedules` without its answer: the schedule it created
+/// (the web form's way in).
+pub async fn create_schedule(
+    state: &AppState,
+    caller: &Caller,
+    seg: &Segments,
+    params: &Params,
+) -> ApiResult<(Project, PipelineSchedule)> {
     let actor = caller.required()?.clone();
     let (project, _) =
-        authorize_project(&state, &caller, seg.get("id")?, Action::CreatePipeline).await?;
+        authorize_project(state, caller, seg.get("id")?, Action::CreatePipeline).await?;
     let description = params.required_str("description")?;
     let ref_name = params.non_blank("ref")?;
     let cron = params.required_str("cron")?;
@@ -276,7 +292,7 @@ pub(crate) async fn create(
         next_run_at: None,
         active,
     };
-    let mut fields = validated(&state, &project, fields, Some(ref_name)).await?;
+    let mut fields = validated(state, &project, fields, Some(ref_name)).await?;
     fields.next_run_at = schedules::next_run(&fields.cron, &fields.cron_timezone, Timestamp::now());
     let created = state
         .store
@@ -296,20 +312,27 @@ pub(crate) async fn create(
                 ),
             )
         })?;
-    Ok((
-        StatusCode::CREATED,
-        Json(details(&state, &project, &created, false).await?),
-    )
-        .into_response())
+    Ok((project, created))
 }
 
-pub(crate) async fn update(
+async fn update(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    let found = find_schedule(&state, &caller, &seg).await?;
+    let (project, updated) = update_schedule(&state, &caller, &seg, &params).await?;
+    Ok(Json(details(&state, &project, &updated, false).await?))
+}
+
+/// `PUT …/:schedule_id` without its answer: the schedule as edited.
+pub async fn update_schedule(
+    state: &AppState,
+    caller: &Caller,
+    seg: &Segments,
+    params: &Params,
+) -> ApiResult<(Project, PipelineSchedule)> {
+    let found = find_schedule(state, caller, seg).await?;
     if !found.abilities().update {
         return Err(ApiError::forbidden());
     }
@@ -329,7 +352,7 @@ pub(crate) async fn update(
         next_run_at: old.next_run_at,
         active: params.bool("active")?.unwrap_or(old.active),
     };
-    let mut fields = validated(&state, &found.project, fields, new_ref).await?;
+    let mut fields = validated(state, &found.project, fields, new_ref).await?;
     // GitLab reschedules on every save. Here a schedule is rescheduled when its pattern,
     // zone or activity changes; otherwise a tick that is due but not yet run stays due (an
     // edit must not swallow it), and a future one is what rescheduling would compute anyway.
@@ -345,12 +368,10 @@ pub(crate) async fn update(
         .store
         .update_pipeline_schedule(old.id, &fields)
         .await?;
-    Ok(Json(
-        details(&state, &found.project, &updated, false).await?,
-    ))
+    Ok((found.project, updated))
 }
 
-pub(crate) async fn destroy(
+pub async fn destroy(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -435,7 +456,7 @@ async fn pipelines(
 /// `RunPipelineScheduleWorker`), leaving its next scheduled run as it was. GitLab answers
 /// 201 once the run is queued, whatever becomes of the pipeline; here the pipeline is created
 /// before the answer, and a creation the chain refuses is logged as GitLab's worker logs it.
-pub(crate) async fn play(
+pub async fn play(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -456,7 +477,7 @@ pub(crate) async fn play(
 
 /// `POST …/take_ownership`: 201 with the schedule now owned by the caller, or 200 when it
 /// already was.
-pub(crate) async fn take_ownership(
+pub async fn take_ownership(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -507,7 +528,7 @@ fn check_value(value: &str) -> ApiResult<()> {
     Ok(())
 }
 
-pub(crate) async fn create_variable(
+pub async fn create_variable(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -584,7 +605,7 @@ async fn show_variable(
     Ok(Json(variable_json(&state, &variable)?))
 }
 
-pub(crate) async fn update_variable(
+pub async fn update_variable(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -614,7 +635,7 @@ pub(crate) async fn update_variable(
 }
 
 /// `DELETE …/variables/:key`: 202 with the variable as it was.
-pub(crate) async fn delete_variable(
+pub async fn delete_variable(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

@@ -15,6 +15,7 @@ pub mod assets;
 pub mod error;
 pub mod hooks;
 pub mod jobs;
+pub mod pipeline_schedules;
 pub mod pipelines;
 pub mod projects;
 pub mod session;
@@ -32,6 +33,8 @@ pub fn routes() -> Vec<Route> {
     let jobs = format!("{project}/-/jobs");
     let job = format!("{jobs}/{{id}}");
     let settings = format!("{project}/-/settings/ci_cd");
+    let schedules = format!("{project}/-/pipeline_schedules");
+    let schedule = format!("{schedules}/{{id}}");
     vec![
         Route::get("/users/sign_in", account::show, Open),
         Route::post("/users/sign_in", account::create, Open),
@@ -49,6 +52,24 @@ pub fn routes() -> Vec<Route> {
         Route::post(
             format!("{pipelines}/{{id}}/{{action}}"),
             pipelines::act,
+            Developer,
+        ),
+        Route::get(&schedules, pipeline_schedules::list, Read),
+        Route::post(&schedules, pipeline_schedules::create, Developer),
+        Route::get(
+            format!("{schedules}/new"),
+            pipeline_schedules::new,
+            Developer,
+        ),
+        Route::get(
+            format!("{schedule}/edit"),
+            pipeline_schedules::edit,
+            Developer,
+        ),
+        Route::post(&schedule, pipeline_schedules::update, Developer),
+        Route::post(
+            format!("{schedule}/{{action}}"),
+            pipeline_schedules::act,
             Developer,
         ),
         Route::get(&jobs, jobs::list, Read),

@@ -13,6 +13,7 @@ use crate::git::{git_ok, remote};
 use crate::python_gitlab::run_script_as;
 use crate::running::{finished_pipeline, job_log, project_in, start_runner, wait_for};
 use crate::support::{Backend, TestApp, assert_json};
+use crate::web::Browser;
 
 both_backends!(
     schedules_are_created_read_edited_and_deleted_as_gitlab_answers,
@@ -21,6 +22,7 @@ both_backends!(
     a_tick_missed_while_the_server_was_down_runs_once_at_start,
     a_schedule_whose_owner_lost_access_is_deactivated_not_run,
     pipeline_schedules_through_python_gitlab,
+    the_schedules_page_creates_edits_plays_takes_over_and_deletes,
 );
 
 /// Jobs for schedules only, one for everything else, and what a scheduled job sees.
@@ -768,4 +770,150 @@ async fn two_replicas_on_one_postgresql_run_each_due_tick_once() {
         ))
         .await;
     assert_eq!(all.len(), ids.len());
+}
+
+/// The page, through a browser's forms: a Developer creates and edits a schedule with its
+/// variables, a Reporter only looks, a Maintainer plays, takes over and deletes it.
+async fn the_schedules_page_creates_edits_plays_takes_over_and_deletes(app: TestApp) {
+    const PASSWORD: &str = "a-long-password";
+    let tmp = tempfile::tempdir().unwrap();
+    let id = project_in(&app, "pages", CONFIG, tmp.path()).await;
+    for (name, level) in [("dave", 30), ("rita", 20), ("mara", 40)] {
+        let (user, _) = app.create_user(name).await;
+        app.add_member(id, user, level).await;
+    }
+    let list = "/root/pages/-/pipeline_schedules";
+    let new = format!("{list}/new");
+
+    let mut dave = Browser::sign_in(&app, "dave", PASSWORD).await;
+    let page = dave.get(list).await;
+    assert!(
+        page.body.contains("No pipeline schedules here."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("data-testid=\"new-schedule\""));
+    let form = [
+        ("description", "Nightly build"),
+        ("cron", "0 4 * * *"),
+        ("cron_timezone", "Europe/Berlin"),
+        ("ref", "main"),
+        ("variables[0][key]", "GREETING"),
+        ("variables[0][value]", "hello"),
+        ("variables[0][variable_type]", "env_var"),
+        ("variables[1][key]", ""),
+        ("variables[1][value]", ""),
+        ("active", "false"),
+        ("active", "true"),
+    ];
+    let page = dave.submit(&new, list, &form).await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some(list)));
+    let page = dave.get(list).await;
+    assert!(
+        page.body.contains("Pipeline schedule was created."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Nightly build") && page.body.contains("data-testid=\"next-run\""));
+    let listed: Vec<Value> = app.root_json(&schedules(id)).await;
+    let sid = id_of(&listed[0]);
+    let shown: Value = app.root_json(&format!("{}/{sid}", schedules(id))).await;
+    assert_eq!(shown["owner"]["username"], "dave");
+    assert_eq!(shown["ref"], "refs/heads/main");
+    assert_eq!(shown["variables"][0]["key"], "GREETING");
+
+    // The API's validation, as the flash message.
+    let bad = [("description", "x"), ("cron", "whenever"), ("ref", "main")];
+    let page = dave.submit(&new, list, &bad).await;
+    let page = dave.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        page.body.contains("cron syntax is invalid"),
+        "{}",
+        page.body
+    );
+
+    // Editing: a new description, the variable removed, another added, deactivated.
+    let edit = format!("{list}/{sid}/edit");
+    let page = dave.get(&edit).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("value=\"hello\""),
+        "the owner sees its values"
+    );
+    let changes = [
+        ("description", "Nightly build (paused)"),
+        ("cron", "0 4 * * *"),
+        ("cron_timezone", "Europe/Berlin"),
+        ("ref", "main"),
+        ("variables[0][key]", "GREETING"),
+        ("variables[0][value]", "hello"),
+        ("variables[0][destroy]", "1"),
+        ("variables[1][key]", "TARGET"),
+        ("variables[1][value]", "staging"),
+        ("variables[1][variable_type]", "file"),
+        ("active", "false"),
+    ];
+    let page = dave.submit(&edit, &format!("{list}/{sid}"), &changes).await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some(list)));
+    let shown: Value = app.root_json(&format!("{}/{sid}", schedules(id))).await;
+    assert_eq!(shown["description"], "Nightly build (paused)");
+    assert_eq!(shown["active"], false);
+    assert_eq!(
+        shown["variables"],
+        json!([{"variable_type": "file", "key": "TARGET", "value": "staging", "raw": false}])
+    );
+    let page = dave.get(&format!("{list}?scope=inactive")).await;
+    assert!(page.body.contains("Nightly build (paused)") && page.body.contains("inactive"));
+
+    // A Reporter sees the list, and nothing to press.
+    let mut rita = Browser::sign_in(&app, "rita", PASSWORD).await;
+    let page = rita.get(list).await;
+    assert!(page.body.contains("Nightly build (paused)"));
+    for button in [
+        "play-schedule",
+        "edit-schedule",
+        "delete-schedule",
+        "take-ownership",
+        "new-schedule",
+    ] {
+        assert!(!page.body.contains(button), "{button} shown to a Reporter");
+    }
+    assert_eq!(rita.get(&edit).await.status, 404);
+    let page = rita.submit(list, &format!("{list}/{sid}/play"), &[]).await;
+    assert_eq!(page.status, 404);
+
+    // A Maintainer plays it (main is protected), takes it over and deletes it.
+    let mut mara = Browser::sign_in(&app, "mara", PASSWORD).await;
+    let page = mara.get(list).await;
+    for button in ["play-schedule", "take-ownership", "delete-schedule"] {
+        assert!(
+            page.body.contains(button),
+            "{button} not shown to a Maintainer"
+        );
+    }
+    assert!(!page.body.contains("edit-schedule"), "only the owner edits");
+    let page = mara.submit(list, &format!("{list}/{sid}/play"), &[]).await;
+    assert_eq!(page.status, 303);
+    let page = mara.get(list).await;
+    assert!(
+        page.body
+            .contains("Successfully scheduled a pipeline to run."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("data-testid=\"last-pipeline\""));
+    assert_eq!(schedule_pipelines(&app, id, sid).await.len(), 1);
+    mara.submit(list, &format!("{list}/{sid}/take_ownership"), &[])
+        .await;
+    let shown: Value = app.root_json(&format!("{}/{sid}", schedules(id))).await;
+    assert_eq!(shown["owner"]["username"], "mara");
+    assert_eq!(
+        dave.get(&edit).await.status,
+        404,
+        "no longer dave's to edit"
+    );
+    mara.submit(list, &format!("{list}/{sid}/delete"), &[])
+        .await;
+    let left: Vec<Value> = app.root_json(&schedules(id)).await;
+    assert!(left.is_empty());
 }

@@ -235,6 +235,29 @@ impl<'a> Ctx<'a> {
         t["id"].as_i64().unwrap()
     }
 
+    /// A schedule of `feature` (unprotected) owned by the Developer, with the variable
+    /// `MATRIX_VAR`.
+    async fn new_schedule(fx: &Fixture, project: i64) -> i64 {
+        let developer = fx.token(Who::Developer);
+        let s = fx
+            .call(
+                Method::POST,
+                &format!("/projects/{project}/pipeline_schedules"),
+                developer,
+                json!({"description": "matrix", "ref": "feature", "cron": "0 4 1 1 *"}),
+            )
+            .await;
+        let id = s["id"].as_i64().unwrap();
+        fx.call(
+            Method::POST,
+            &format!("/projects/{project}/pipeline_schedules/{id}/variables"),
+            developer,
+            json!({"key": "MATRIX_VAR", "value": "v"}),
+        )
+        .await;
+        id
+    }
+
     async fn public_project(fx: &Fixture) -> i64 {
         let p = fx
             .call(
@@ -309,6 +332,48 @@ const KNOWN: &[(&str, &str)] = &[
     ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}"),
     ("DELETE", "/api/v4/projects/{id}/triggers/{trigger_id}"),
     ("GET", "/api/v4/projects/{id}/pipelines"),
+    ("GET", "/api/v4/projects/{id}/pipeline_schedules"),
+    ("POST", "/api/v4/projects/{id}/pipeline_schedules"),
+    (
+        "GET",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}",
+    ),
+    (
+        "PUT",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}",
+    ),
+    (
+        "DELETE",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}",
+    ),
+    (
+        "GET",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/pipelines",
+    ),
+    (
+        "POST",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/play",
+    ),
+    (
+        "POST",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/take_ownership",
+    ),
+    (
+        "POST",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/variables",
+    ),
+    (
+        "GET",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/variables/{key}",
+    ),
+    (
+        "PUT",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/variables/{key}",
+    ),
+    (
+        "DELETE",
+        "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/variables/{key}",
+    ),
     ("GET", "/api/v4/projects/{id}/pipelines/latest"),
     ("GET", "/api/v4/projects/{id}/pipelines/{pipeline_id}"),
     ("DELETE", "/api/v4/projects/{id}/pipelines/{pipeline_id}"),
@@ -420,6 +485,15 @@ const KNOWN: &[(&str, &str)] = &[
     (
         "GET",
         "/{namespace}/{repo}/-/jobs/{id}/artifacts/file/{*path}",
+    ),
+    ("GET", "/{namespace}/{repo}/-/pipeline_schedules"),
+    ("POST", "/{namespace}/{repo}/-/pipeline_schedules"),
+    ("GET", "/{namespace}/{repo}/-/pipeline_schedules/new"),
+    ("GET", "/{namespace}/{repo}/-/pipeline_schedules/{id}/edit"),
+    ("POST", "/{namespace}/{repo}/-/pipeline_schedules/{id}"),
+    (
+        "POST",
+        "/{namespace}/{repo}/-/pipeline_schedules/{id}/{action}",
     ),
     ("GET", "/{namespace}/{repo}/-/settings/ci_cd"),
     ("POST", "/{namespace}/{repo}/-/settings/ci_cd/triggers"),
@@ -864,6 +938,14 @@ async fn project_recipe(
                 .await;
             Req::get(api(&format!("/variables/MATRIX_GONE_{n}"))).consumes(key)
         }
+        ("GET", "/pipeline_schedules") => Req::get(api(rest)),
+        ("POST", "/pipeline_schedules") => Req::json(
+            api(rest),
+            json!({"description": "new", "ref": "feature", "cron": "0 4 1 1 *"}),
+        ),
+        (_, rest) if rest.starts_with("/pipeline_schedules/{schedule_id}") => {
+            schedule_recipe(ctx, method, rest, api).await
+        }
         ("GET", "/hooks") => Req::get(api(rest)),
         ("POST", "/hooks") => Req::json(
             api(rest),
@@ -886,6 +968,36 @@ async fn project_recipe(
             Req::get(api(&format!("/hooks/{id}"))).consumes(key)
         }
         other => panic!("no recipe for project route {other:?}"),
+    }
+}
+
+/// `/pipeline_schedules/{schedule_id}…`: each route gets a Developer-owned schedule of its own
+/// (made again after a success for the routes that consume it).
+async fn schedule_recipe(
+    ctx: &mut Ctx<'_>,
+    method: &str,
+    rest: &str,
+    api: &dyn Fn(&str) -> String,
+) -> Req {
+    let fx = ctx.fx;
+    let pid = ctx.p().id;
+    let (sid, key) = ctx.throwaway(Ctx::new_schedule(fx, pid)).await;
+    let sub = &rest["/pipeline_schedules/{schedule_id}".len()..];
+    let path = api(&format!(
+        "/pipeline_schedules/{sid}{}",
+        sub.replace("{key}", "MATRIX_VAR")
+    ));
+    match (method, sub) {
+        ("GET", "" | "/pipelines" | "/variables/{key}") => Req::get(path),
+        ("PUT", "") => Req::json(path, json!({"description": "renamed"})),
+        ("DELETE", "" | "/variables/{key}") => Req::get(path).consumes(key),
+        ("POST", "/play") => Req::json(path, json!({})),
+        ("POST", "/take_ownership") => Req::json(path, json!({})).consumes(key),
+        ("POST", "/variables") => {
+            Req::json(path, json!({"key": fx.unique("MATRIX_NEW_"), "value": "v"}))
+        }
+        ("PUT", "/variables/{key}") => Req::json(path, json!({"value": "changed"})),
+        other => panic!("no recipe for schedule route {other:?}"),
     }
 }
 
@@ -950,6 +1062,33 @@ async fn web_recipe(
                 .throwaway(async { fx.finished_pipeline(pid, Who::Developer, "feature").await.1 })
                 .await;
             Req::form(page(&format!("/-/jobs/{job}/retry")), &[]).consumes(key)
+        }
+        ("GET", _, Some("/-/pipeline_schedules" | "/-/pipeline_schedules/new")) => {
+            Req::get(page(project_rest.unwrap_or_default()))
+        }
+        ("POST", _, Some("/-/pipeline_schedules")) => Req::form(
+            page("/-/pipeline_schedules"),
+            &[
+                ("description", "web"),
+                ("ref", "feature"),
+                ("cron", "0 4 1 1 *"),
+                ("cron_timezone", "UTC"),
+            ],
+        ),
+        ("GET", _, Some("/-/pipeline_schedules/{id}/edit")) => {
+            let (id, _) = ctx.throwaway(Ctx::new_schedule(fx, pid)).await;
+            Req::get(page(&format!("/-/pipeline_schedules/{id}/edit")))
+        }
+        ("POST", _, Some("/-/pipeline_schedules/{id}")) => {
+            let (id, _) = ctx.throwaway(Ctx::new_schedule(fx, pid)).await;
+            Req::form(
+                page(&format!("/-/pipeline_schedules/{id}")),
+                &[("description", "renamed on the page")],
+            )
+        }
+        ("POST", _, Some("/-/pipeline_schedules/{id}/{action}")) => {
+            let (id, _) = ctx.throwaway(Ctx::new_schedule(fx, pid)).await;
+            Req::form(page(&format!("/-/pipeline_schedules/{id}/play")), &[])
         }
         ("POST", _, Some("/-/settings/ci_cd/triggers")) => Req::form(
             page("/-/settings/ci_cd/triggers"),
@@ -1114,8 +1253,43 @@ pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
                 Some(Expect::Status(404))
             }
         }
-        _ => None,
+        _ => schedule_exception(case, who, vis),
     }
+}
+
+/// GitLab's pipeline schedule API (lib/api/ci/pipeline_schedules.rb) finds the schedule
+/// before it authorizes: whoever sees the project but may not read its schedules (a Guest of
+/// the private one) gets `404 Pipeline Schedule Not Found` — except on the variable writes,
+/// which ask `set_pipeline_variables` of the project first (403). Editing a schedule and its
+/// variables is its owner's alone (`update_pipeline_schedule`: the Developer here), so
+/// Maintainers and Owners are refused; pages answer those with 404.
+fn schedule_exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
+    let path = case.path.as_str();
+    let method = case.method.as_str();
+    let owner_only = matches!(
+        (method, path),
+        (
+            "PUT",
+            "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}"
+        ) | (
+            "POST",
+            "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/variables"
+        ) | (
+            "PUT",
+            "/api/v4/projects/{id}/pipeline_schedules/{schedule_id}/variables/{key}"
+        ) | ("GET", "/{namespace}/{repo}/-/pipeline_schedules/{id}/edit")
+            | ("POST", "/{namespace}/{repo}/-/pipeline_schedules/{id}")
+    );
+    if owner_only && matches!(who, Who::Maintainer | Who::Owner) {
+        let page = !super::is_api(path);
+        return Some(Expect::Status(if page { 404 } else { 403 }));
+    }
+    let finds_first = path.starts_with("/api/v4/projects/{id}/pipeline_schedules/{schedule_id}")
+        && !(path.contains("/variables") && method != "GET");
+    if finds_first && who == Who::Guest && vis == Some(Vis::Private) {
+        return Some(Expect::Status(404));
+    }
+    None
 }
 
 /// An API route that does not read job tokens.
