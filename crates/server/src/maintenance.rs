@@ -73,7 +73,7 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
         crate::domain::artifacts::remove(state, &job).await?;
     }
     crate::domain::push_pipelines::process(state).await?;
-    crate::schedules::run_due(state).await?;
+    crate::domain::schedules::run_due(state).await?;
     sweep_sessions(state, now).await?;
     Ok(())
 }

@@ -22,18 +22,17 @@ use pipewright_store::{
 };
 use serde_json::{Value, json};
 
-use super::Segments;
-use super::projects::{authorize_project, find_project};
 use crate::auth::{Actor, Caller};
-use crate::cron::CronSchedule;
+use crate::domain::cron::CronSchedule;
+use crate::domain::pipeline_creation::PipelineUser;
+use crate::domain::projects::{authorize_project, find_project};
+use crate::domain::schedules::{self, Abilities};
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
-use crate::params::Params;
+use crate::params::{Params, Segments};
 use crate::permissions::{Action, ProjectAccess};
-use crate::pipeline_creation::PipelineUser;
 use crate::routes::{Access, Route};
-use crate::schedules::{self, Abilities};
 use crate::sealing::Purpose;
 use crate::state::AppState;
 use crate::validate::Errors;

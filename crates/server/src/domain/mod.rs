@@ -11,6 +11,7 @@
 pub mod artifacts;
 pub mod bridges;
 pub mod ci_variables;
+pub mod cron;
 pub mod dispatch;
 pub mod job_logs;
 pub mod job_payload;
@@ -27,6 +28,7 @@ pub mod projects;
 pub mod protected_refs;
 pub mod push_pipelines;
 pub mod push_rules;
+pub mod schedules;
 pub mod tokens;
 pub mod triggers;
 pub mod webhooks;

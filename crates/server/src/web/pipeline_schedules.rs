@@ -13,18 +13,17 @@ use axum::response::Response;
 use pipewright_store::{Page, PipelineSchedule, Project};
 use serde_json::Value;
 
+use super::access::{project_for, project_form};
 use super::error::{WebError, WebResult};
-use super::projects::{project_for, project_form};
 use super::session::Viewer;
 use super::settings::{api_message, outcome};
 use super::view::{self, Flash, Layout, ProjectNav, StatusView};
-use crate::api::Segments;
 use crate::api::pipeline_schedules as schedules_api;
 use crate::auth::Caller;
+use crate::domain::schedules;
 use crate::error::ApiError;
-use crate::params::Params;
+use crate::params::{Params, Segments};
 use crate::permissions::{Action, ProjectAccess};
-use crate::schedules;
 use crate::sealing::Purpose;
 use crate::state::AppState;
 

@@ -24,10 +24,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use pipewright_core::{PipelineSource, Timestamp};
 use pipewright_store::{Pipeline, PipelineSchedule, Project, StoreError, User};
 
-use crate::cron::CronSchedule;
+use crate::domain::cron::CronSchedule;
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
+use crate::domain::pipeline_variables::PipelineVariable;
 use crate::permissions::{Action, ProjectAccess};
-use crate::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
-use crate::pipeline_variables::PipelineVariable;
 use crate::sealing::Purpose;
 use crate::state::AppState;
 
@@ -83,7 +83,7 @@ pub async fn may_play(
         .strip_prefix("refs/heads/")
         .unwrap_or(&schedule.ref_name);
     let rules = state.store.protected_branches(schedule.project_id).await?;
-    Ok(crate::protected_refs::update_allowed(
+    Ok(crate::domain::protected_refs::update_allowed(
         &rules, branch, access,
     ))
 }
@@ -183,7 +183,7 @@ pub async fn run(
         config_path: None,
         at_sha: None,
     };
-    let pipeline = match crate::pipeline_creation::create_pipeline(state, request).await {
+    let pipeline = match crate::domain::dispatch::create_pipeline(state, request).await {
         Ok(pipeline) => pipeline,
         Err(CreateError::ConfigError(pipeline, message)) => {
             tracing::info!(schedule_id = schedule.id, %message, "scheduled pipeline failed");
