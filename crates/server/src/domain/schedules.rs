@@ -250,23 +250,15 @@ async fn run_claimed(state: &AppState, schedule: &PipelineSchedule) -> anyhow::R
         deactivate(state, schedule, "its owner was deleted").await?;
         return Ok(());
     };
-    let role = state
-        .store
-        .member(project.id, owner.id)
-        .await?
-        .filter(|m| m.expires_at.is_none_or(|t| t > Timestamp::now()))
-        .map(|m| m.access_level);
-    let access = ProjectAccess {
-        visibility: project.visibility,
-        role,
-        authenticated: true,
-        admin: owner.is_admin,
-    };
+    let access = crate::domain::projects::user_access(state, Some(&owner), &project).await?;
     if !access.can(Action::CreatePipeline) {
         deactivate(state, schedule, "its owner may no longer run pipelines").await?;
         return Ok(());
     }
-    let run_as = PipelineUser::User { user: owner, role };
+    let run_as = PipelineUser::User {
+        user: owner,
+        role: access.role(),
+    };
     run(state, &project, schedule, run_as).await?;
     Ok(())
 }
