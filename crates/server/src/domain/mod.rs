@@ -28,5 +28,6 @@ pub mod protected_refs;
 pub mod push_pipelines;
 pub mod push_rules;
 pub mod tokens;
+pub mod trigger_tokens;
 pub mod triggers;
 pub mod webhooks;

@@ -308,6 +308,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/api/v4/projects/{id}/triggers/{trigger_id}"),
     ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}"),
     ("DELETE", "/api/v4/projects/{id}/triggers/{trigger_id}"),
+    ("POST", "/api/v4/projects/{id}/triggers/{trigger_id}/rotate"),
     ("GET", "/api/v4/projects/{id}/pipelines"),
     ("GET", "/api/v4/projects/{id}/pipelines/latest"),
     ("GET", "/api/v4/projects/{id}/pipelines/{pipeline_id}"),
@@ -739,6 +740,11 @@ async fn project_recipe(
             api(&format!("/triggers/{}", p.trigger_id)),
             json!({"description": "renamed"}),
         ),
+        // A throwaway: rotating the fixture's trigger would change the token other cells use.
+        ("POST", "/triggers/{trigger_id}/rotate") => {
+            let (id, _) = ctx.throwaway(Ctx::new_trigger(fx, pid)).await;
+            Req::json(api(&format!("/triggers/{id}/rotate")), json!({}))
+        }
         ("DELETE", "/triggers/{trigger_id}") => {
             let (id, key) = ctx.throwaway(Ctx::new_trigger(fx, pid)).await;
             Req::get(api(&format!("/triggers/{id}"))).consumes(key)
@@ -1088,7 +1094,11 @@ pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
         ("POST", "/users/sign_out") => Some(Expect::SignIn),
         // Only the trigger's owner (the Maintainer who made it) or an administrator may change
         // it (GitLab: app/policies/ci/trigger_policy.rb, `admin_trigger` needs `is_owner`).
-        ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}") if who == Who::Owner => {
+        // Rotating (issue 14 §2) follows the same rule.
+        ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}")
+        | ("POST", "/api/v4/projects/{id}/triggers/{trigger_id}/rotate")
+            if who == Who::Owner =>
+        {
             Some(Expect::Status(403))
         }
         // Reading a pipeline's variables: GitLab's pipelines API authenticates only writes
