@@ -4,8 +4,9 @@
 use serde_json::{Value, json};
 
 use crate::both_backends;
-use crate::support::{TestApp, assert_json};
+use crate::support::{ROOT_PASSWORD, TestApp, assert_json};
 use crate::triggering::triggerable_project;
+use crate::web::Browser;
 
 both_backends!(
     rotating_a_trigger_token_replaces_it_and_the_old_one_stops,
@@ -13,6 +14,7 @@ both_backends!(
     only_the_tokens_owner_rotates_it,
     a_restricted_token_runs_only_its_refs_and_variables,
     restrictions_come_from_forms_and_are_bounded,
+    the_settings_page_rotates_and_restricts_a_token,
 );
 
 async fn trigger(app: &TestApp, project: i64, token: &str, body: Value) -> (u16, Value) {
@@ -362,4 +364,77 @@ async fn restrictions_come_from_forms_and_are_bounded(app: TestApp) {
         json!({"error": "ref_patterns is invalid"}),
     )
     .await;
+}
+
+async fn the_settings_page_rotates_and_restricts_a_token(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, old, _) = triggerable_project(&app, "paged", tmp.path()).await;
+    let list: Vec<Value> = app.root_json(&format!("/projects/{id}/triggers")).await;
+    let trigger_id = list[0]["id"].as_i64().unwrap();
+    let settings = "/root/paged/-/settings/ci_cd";
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+    assert!(
+        root.get(settings)
+            .await
+            .body
+            .contains("data-testid=\"rotate-trigger\"")
+    );
+
+    // Restrictions from the row's form, comma-separated.
+    let page = root
+        .submit(
+            settings,
+            &format!("{settings}/triggers/{trigger_id}/update"),
+            &[
+                ("description", "seed"),
+                ("ref_patterns", "main, v*"),
+                ("allowed_variables", "DEPLOY"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let page = root.get(page.location.as_deref().unwrap()).await;
+    assert!(page.body.contains("<code>main, v*</code>"), "{}", page.body);
+    let shown: Value = app
+        .root_json(&format!("/projects/{id}/triggers/{trigger_id}"))
+        .await;
+    assert_eq!(shown["ref_patterns"], json!(["main", "v*"]));
+    assert_eq!(shown["allowed_variables"], json!(["DEPLOY"]));
+
+    // Rotate, keeping the old token for an hour.
+    let page = root
+        .submit(
+            settings,
+            &format!("{settings}/triggers/{trigger_id}/rotate"),
+            &[("grace_period_seconds", "3600")],
+        )
+        .await;
+    assert_eq!(page.status, 303);
+    let page = root.get(page.location.as_deref().unwrap()).await;
+    assert!(
+        page.body.contains("Trigger token was rotated."),
+        "{}",
+        page.body
+    );
+    let shown: Value = app
+        .root_json(&format!("/projects/{id}/triggers/{trigger_id}"))
+        .await;
+    let new = shown["token"].as_str().unwrap();
+    assert_ne!(new, old);
+    assert!(page.body.contains(new) && !page.body.contains(&old));
+    assert_eq!(trigger(&app, id, &old, json!({"ref": "main"})).await.0, 201);
+    assert_eq!(trigger(&app, id, new, json!({"ref": "main"})).await.0, 201);
+
+    // A form without its CSRF token changes nothing.
+    let page = root
+        .post(
+            &format!("{settings}/triggers/{trigger_id}/rotate"),
+            &[("grace_period_seconds", "0")],
+        )
+        .await;
+    assert_ne!(page.status, 303);
+    let again: Value = app
+        .root_json(&format!("/projects/{id}/triggers/{trigger_id}"))
+        .await;
+    assert_eq!(again["token"], new);
 }
