@@ -16,6 +16,7 @@ pub mod runners;
 pub mod tokens;
 pub mod trigger_pipeline;
 pub mod trigger_tokens;
+pub mod trigger_webhook;
 pub mod users;
 pub mod variables;
 
@@ -37,6 +38,7 @@ pub fn routes(max_artifacts_bytes: usize) -> Vec<Route> {
     table.extend(trigger_tokens::routes());
     table.extend(pipelines::routes());
     table.extend(trigger_pipeline::routes());
+    table.extend(trigger_webhook::routes());
     table.extend(ci_lint::routes());
     table.extend(runners::routes());
     table.extend(runner_jobs::routes());

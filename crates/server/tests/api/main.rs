@@ -24,6 +24,7 @@ mod protected_refs;
 mod python_gitlab;
 mod runners;
 mod running;
+mod signed_webhooks;
 mod trigger_rotation;
 mod trigger_tokens;
 mod triggering;
