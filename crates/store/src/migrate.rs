@@ -65,6 +65,7 @@ migrations! {
     12 => "0012_build_timeout.sql",
     13 => "0013_web_ui.sql",
     14 => "0014_pipeline_schedules.sql",
+    15 => "0015_trigger_rotation.sql",
 }
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -331,6 +331,26 @@ pub struct Trigger {
     pub updated_at: Timestamp,
     pub expires_at: Option<Timestamp>,
     pub last_used_at: Option<Timestamp>,
+    /// Which refs and variables the token may use.
+    pub restrictions: TriggerRestrictions,
+}
+
+/// What a trigger token may run: refs matching one of `ref_patterns` (globs on the branch or
+/// tag name) and variables named in `allowed_variables`; an empty list allows any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TriggerRestrictions {
+    pub ref_patterns: Vec<String>,
+    pub allowed_variables: Vec<String>,
+}
+
+/// A rotated trigger token: the new token's digest, sealed copy and short form, and until when
+/// the replaced token still works (`None`: not at all).
+#[derive(Debug, Clone)]
+pub struct RotatedToken {
+    pub token_digest: String,
+    pub token_sealed: String,
+    pub short_token: String,
+    pub previous_valid_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone)]
@@ -343,6 +363,7 @@ pub struct NewTrigger {
     pub token_sealed: String,
     pub short_token: String,
     pub expires_at: Option<Timestamp>,
+    pub restrictions: TriggerRestrictions,
 }
 
 /// A pipeline's link to the job that started it (multi-project pipelines).

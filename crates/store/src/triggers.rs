@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use pipewright_core::{AccessLevel, Timestamp};
 
 use crate::Result;
-use crate::db::{Listing, Query, Row, RowExt, col, column, query, select, width};
+use crate::db::{Listing, Query, Row, RowExt, col, column, query, select, split_list, width};
 use crate::model::*;
 use crate::projects::project_at;
 use crate::store::SqlStore;
@@ -16,17 +16,27 @@ pub trait TriggerStore: Send + Sync {
     async fn create_trigger(&self, trigger: &NewTrigger) -> Result<Trigger>;
     async fn trigger(&self, project_id: ProjectId, id: i64) -> Result<Option<Trigger>>;
     /// Everything the trigger endpoint needs about a token, in one statement: the trigger, its
-    /// project, its owner and the owner's current role there.
+    /// project, its owner and the owner's current role there. A token replaced by a rotation
+    /// is found too until its grace period ends.
     async fn trigger_run_context(&self, digest: &str) -> Result<Option<TriggerContext>>;
     async fn triggers(&self, project_id: ProjectId, page: Page) -> Result<Paged<Trigger>>;
-    async fn update_trigger_description(&self, id: i64, description: &str) -> Result<Trigger>;
+    /// Sets a trigger's description and restrictions.
+    async fn update_trigger(
+        &self,
+        id: i64,
+        description: &str,
+        restrictions: &TriggerRestrictions,
+    ) -> Result<Trigger>;
+    /// Replaces a trigger's token; the replaced one keeps working (by its digest only) until
+    /// `rotated.previous_valid_until`, and a token replaced earlier stops at once.
+    async fn rotate_trigger(&self, id: i64, rotated: &RotatedToken) -> Result<Trigger>;
     async fn delete_trigger(&self, id: i64) -> Result<()>;
 }
 
 macro_rules! trigger_columns {
     () => {
         "id, project_id, owner_id, legacy, description, token_sealed, short_token, created_at, \
-         updated_at, expires_at, last_used_at"
+         updated_at, expires_at, last_used_at, ref_patterns, allowed_variables"
     };
 }
 const TRIGGER_COLUMNS: &str = trigger_columns!();
@@ -59,6 +69,10 @@ fn trigger_from_row(row: &dyn Row) -> Result<Trigger> {
         updated_at: row.get(col!("updated_at"))?,
         expires_at: row.get(col!("expires_at"))?,
         last_used_at: row.get(col!("last_used_at"))?,
+        restrictions: TriggerRestrictions {
+            ref_patterns: split_list(&row.get::<String>(col!("ref_patterns"))?, '\n'),
+            allowed_variables: split_list(&row.get::<String>(col!("allowed_variables"))?, '\n'),
+        },
     })
 }
 
@@ -95,8 +109,9 @@ impl TriggerStore for SqlStore {
     async fn create_trigger(&self, trigger: &NewTrigger) -> Result<Trigger> {
         let sql = concat!(
             "INSERT INTO triggers (project_id, owner_id, legacy, description, token_digest, \
-             token_sealed, short_token, created_at, updated_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING ",
+             token_sealed, short_token, created_at, updated_at, expires_at, ref_patterns, \
+             allowed_variables) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11) RETURNING ",
             trigger_columns!()
         );
         let q = query(sql)
@@ -108,7 +123,9 @@ impl TriggerStore for SqlStore {
             .bind(&trigger.token_sealed)
             .bind(&trigger.short_token)
             .bind(Timestamp::now())
-            .bind(trigger.expires_at);
+            .bind(trigger.expires_at)
+            .bind(trigger.restrictions.ref_patterns.join("\n"))
+            .bind(trigger.restrictions.allowed_variables.join("\n"));
         self.db.fetch_one(&q, trigger_from_row).await
     }
 
@@ -128,13 +145,17 @@ impl TriggerStore for SqlStore {
             context_columns!(),
             " FROM (SELECT ",
             trigger_columns!(),
-            " FROM triggers WHERE token_digest = $1) t \
+            " FROM triggers WHERE token_digest = $1 \
+             OR (previous_token_digest = $1 AND previous_token_expires_at > $2)) t \
              JOIN projects p ON p.id = t.project_id JOIN namespaces n ON n.id = p.namespace_id \
              LEFT JOIN users u ON u.id = t.owner_id \
              LEFT JOIN project_members m ON m.project_id = t.project_id AND m.user_id = t.owner_id"
         );
         self.db
-            .fetch_optional(&query(sql).bind(digest), context_from_row)
+            .fetch_optional(
+                &query(sql).bind(digest).bind(Timestamp::now()),
+                context_from_row,
+            )
             .await
     }
 
@@ -151,12 +172,44 @@ impl TriggerStore for SqlStore {
         self.db.paged(listing, page, trigger_from_row).await
     }
 
-    async fn update_trigger_description(&self, id: i64, description: &str) -> Result<Trigger> {
+    async fn update_trigger(
+        &self,
+        id: i64,
+        description: &str,
+        restrictions: &TriggerRestrictions,
+    ) -> Result<Trigger> {
         let sql = concat!(
-            "UPDATE triggers SET description = $2, updated_at = $3 WHERE id = $1 RETURNING ",
+            "UPDATE triggers SET description = $2, ref_patterns = $3, allowed_variables = $4, \
+             updated_at = $5 WHERE id = $1 RETURNING ",
             trigger_columns!()
         );
-        let q = query(sql).bind(id).bind(description).bind(Timestamp::now());
+        let q = query(sql)
+            .bind(id)
+            .bind(description)
+            .bind(restrictions.ref_patterns.join("\n"))
+            .bind(restrictions.allowed_variables.join("\n"))
+            .bind(Timestamp::now());
+        self.db.fetch_one(&q, trigger_from_row).await
+    }
+
+    async fn rotate_trigger(&self, id: i64, rotated: &RotatedToken) -> Result<Trigger> {
+        // The right-hand `token_digest` is the row's value before this update.
+        let sql = concat!(
+            "UPDATE triggers SET \
+             previous_token_digest = CASE WHEN $5 THEN token_digest ELSE NULL END, \
+             previous_token_expires_at = $6, \
+             token_digest = $2, token_sealed = $3, short_token = $4, updated_at = $7 \
+             WHERE id = $1 RETURNING ",
+            trigger_columns!()
+        );
+        let q = query(sql)
+            .bind(id)
+            .bind(&rotated.token_digest)
+            .bind(&rotated.token_sealed)
+            .bind(&rotated.short_token)
+            .bind(rotated.previous_valid_until.is_some())
+            .bind(rotated.previous_valid_until)
+            .bind(Timestamp::now());
         self.db.fetch_one(&q, trigger_from_row).await
     }
 

@@ -17,6 +17,7 @@ pub mod runners;
 pub mod tokens;
 pub mod trigger_pipeline;
 pub mod trigger_tokens;
+pub mod trigger_webhook;
 pub mod users;
 pub mod variables;
 
@@ -39,6 +40,7 @@ pub fn routes(max_artifacts_bytes: usize) -> Vec<Route> {
     table.extend(pipelines::routes());
     table.extend(pipeline_schedules::routes());
     table.extend(trigger_pipeline::routes());
+    table.extend(trigger_webhook::routes());
     table.extend(ci_lint::routes());
     table.extend(runners::routes());
     table.extend(runner_jobs::routes());

@@ -2,17 +2,22 @@
 //! API": Maintainers list, create and revoke them; only a token's owner may edit it; the full
 //! token is shown to its owner (and admins), everyone else sees the 4 characters after
 //! `glptt-`.
+//!
+//! Beyond GitLab (issue 14): `…/rotate` gives a token a new value (the old one may keep
+//! working for a grace period), and `ref_patterns` / `allowed_variables` restrict what a token
+//! may run; both are decided in [`crate::domain::trigger_tokens`].
 
 use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use pipewright_core::Timestamp;
-use pipewright_store::{NewTrigger, Trigger};
+use pipewright_store::{NewTrigger, Trigger, TriggerRestrictions};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::domain::projects::{authorize_project, find_project};
+use crate::domain::trigger_tokens;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
 use crate::pagination::{Paginated, page_from};
@@ -21,7 +26,6 @@ use crate::params::Segments;
 use crate::permissions::{Action, ProjectAccess};
 use crate::routes::{Access, Route};
 use crate::sealing::Purpose;
-use crate::secrets;
 use crate::state::AppState;
 
 /// The longest a trigger token may live, as GitLab's personal-access-token lifetime.
@@ -36,18 +40,12 @@ pub fn routes() -> Vec<Route> {
         Route::get(trigger, show, Maintainer),
         Route::put(trigger, update, Maintainer),
         Route::delete(trigger, revoke, Maintainer),
+        Route::post(
+            "/api/v4/projects/{id}/triggers/{trigger_id}/rotate",
+            rotate,
+            Maintainer,
+        ),
     ]
-}
-
-/// The 4 characters everyone may see: the first four after the `glptt-` prefix (or of a
-/// legacy prefix-less token).
-pub fn short_token(token: &str) -> String {
-    token
-        .strip_prefix(secrets::TRIGGER_PREFIX)
-        .unwrap_or(token)
-        .chars()
-        .take(4)
-        .collect()
 }
 
 /// Whether the caller may see (and edit) this trigger's full token: its owner while still a
@@ -96,6 +94,8 @@ async fn render(
         "last_used": entities::opt_time(trigger.last_used_at),
         "expires_at": entities::opt_time(trigger.expires_at),
         "owner": owner,
+        "ref_patterns": trigger.restrictions.ref_patterns,
+        "allowed_variables": trigger.restrictions.allowed_variables,
     }))
 }
 
@@ -171,19 +171,18 @@ pub(crate) async fn create(
         ));
     }
     let expires_at = parse_expiry(&params)?;
-    let token = secrets::random_hex_token(secrets::TRIGGER_PREFIX, 20);
+    let restrictions = parse_restrictions(&params, &TriggerRestrictions::default())?;
+    let (token_digest, token_sealed, short_token, _token) = trigger_tokens::new_token(&state)?;
     let new = NewTrigger {
         project_id: project.id,
         owner_id: Some(actor.user.id),
         legacy: false,
         description,
-        token_digest: secrets::token_digest(&token),
-        token_sealed: state
-            .sealer
-            .seal(Purpose::TriggerToken, &token)
-            .map_err(ApiError::Internal)?,
-        short_token: short_token(&token),
+        token_digest,
+        token_sealed,
+        short_token,
         expires_at,
+        restrictions,
     };
     let trigger = state.store.create_trigger(&new).await?;
     Ok((
@@ -207,16 +206,63 @@ pub(crate) async fn update(
             "The current user is not authorized to update the pipeline trigger token".into(),
         )));
     }
-    let updated = match params.str("description")? {
-        Some(description) => {
-            state
-                .store
-                .update_trigger_description(trigger.id, &description)
-                .await?
-        }
-        None => trigger,
-    };
+    let description = params.str("description")?;
+    let restrictions = parse_restrictions(&params, &trigger.restrictions)?;
+    if description.is_none() && restrictions == trigger.restrictions {
+        return Ok(Json(render(&state, &caller, &access, &trigger).await?));
+    }
+    let description = description.unwrap_or_else(|| trigger.description.clone());
+    if description.chars().count() > 255 {
+        return Err(ApiError::BadRequest(
+            json!({"description": ["is too long (maximum is 255 characters)"]}).to_string(),
+        ));
+    }
+    let updated = state
+        .store
+        .update_trigger(trigger.id, &description, &restrictions)
+        .await?;
     Ok(Json(render(&state, &caller, &access, &updated).await?))
+}
+
+/// `ref_patterns` and `allowed_variables` (`x[]=…` forms or JSON arrays); a list not given
+/// keeps its `current` value.
+fn parse_restrictions(
+    params: &Params,
+    current: &TriggerRestrictions,
+) -> ApiResult<TriggerRestrictions> {
+    let ref_patterns = params.string_list("ref_patterns")?;
+    let allowed_variables = params.string_list("allowed_variables")?;
+    trigger_tokens::validate(
+        ref_patterns.unwrap_or_else(|| current.ref_patterns.clone()),
+        allowed_variables.unwrap_or_else(|| current.allowed_variables.clone()),
+    )
+}
+
+/// `POST …/triggers/:trigger_id/rotate` (`grace_period_seconds`, 0–604800): a new token for
+/// the token's owner (or any Maintainer for an owner-less legacy token, or an admin); 201
+/// with the trigger and its new full token.
+pub(crate) async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    caller.required()?;
+    let grace = trigger_tokens::grace_until(params.i64("grace_period_seconds")?)?;
+    let (project, access) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageTriggers).await?;
+    let trigger = find_trigger(&state, project.id, &seg).await?;
+    if !may_administer(&caller, &access, &trigger) {
+        return Err(ApiError::Forbidden(Some(
+            "The current user is not authorized to rotate the pipeline trigger token".into(),
+        )));
+    }
+    let rotated = trigger_tokens::rotate(&state, &trigger, grace).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(render(&state, &caller, &access, &rotated).await?),
+    )
+        .into_response())
 }
 
 pub(crate) async fn revoke(
@@ -242,15 +288,4 @@ pub(crate) async fn revoke(
     }
     state.store.delete_trigger(trigger.id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::short_token;
-
-    #[test]
-    fn short_tokens_skip_the_prefix() {
-        assert_eq!(short_token("glptt-abcd0123"), "abcd");
-        assert_eq!(short_token("6d056f63e50fe6f8c5f8f4aa10edb7"), "6d05");
-    }
 }

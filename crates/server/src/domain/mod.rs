@@ -29,6 +29,8 @@ pub mod protected_refs;
 pub mod push_pipelines;
 pub mod push_rules;
 pub mod schedules;
+pub mod signed_webhooks;
 pub mod tokens;
+pub mod trigger_tokens;
 pub mod triggers;
 pub mod webhooks;

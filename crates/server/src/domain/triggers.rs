@@ -12,6 +12,7 @@ use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser
 use crate::domain::pipeline_variables::{
     MAX_TRIGGER_PAYLOAD_BYTES, PipelineVariable, TRIGGER_PAYLOAD,
 };
+use crate::domain::trigger_tokens;
 use crate::error::{ApiError, ApiResult};
 use crate::secrets;
 use crate::state::AppState;
@@ -41,6 +42,14 @@ pub async fn run(
         by_trigger_token(state, id, token).await?
     };
     let variables = trigger_variables(variables, payload)?;
+    if let Origin::Trigger(trigger) = &origin {
+        // Issue 14 §3: the token's own restrictions, once it is known to be this project's.
+        trigger_tokens::check(
+            &trigger.restrictions,
+            &ref_name,
+            variables.iter().map(|v| v.key.as_str()),
+        )?;
+    }
     let user = match &run_as {
         PipelineUser::User { user, .. } => Some(user.clone()),
         PipelineUser::Nobody => None,

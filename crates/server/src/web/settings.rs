@@ -81,6 +81,9 @@ pub struct TriggerRow {
     pub last_used_at: String,
     pub expires: String,
     pub can_edit: bool,
+    /// The token's restrictions, comma-separated ("" = any).
+    pub ref_patterns: String,
+    pub allowed_variables: String,
 }
 
 pub struct VariableRow {
@@ -200,6 +203,8 @@ async fn trigger_rows(
                 .map(|e| e.to_date_string())
                 .unwrap_or_else(|| "Never".into()),
             can_edit: full,
+            ref_patterns: t.restrictions.ref_patterns.join(", "),
+            allowed_variables: t.restrictions.allowed_variables.join(", "),
         });
     }
     Ok(rows)
@@ -326,8 +331,9 @@ pub async fn create_trigger(
     )
 }
 
-/// `POST …/-/settings/ci_cd/triggers/:id/update` (a new description; the owner's own token
-/// only) and `…/revoke`.
+/// `POST …/-/settings/ci_cd/triggers/:id/update` (a new description and restrictions; the
+/// owner's own token only), `…/rotate` (a new token, the old one working for
+/// `grace_period_seconds`) and `…/revoke`.
 pub async fn trigger(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -343,6 +349,12 @@ pub async fn trigger(
                 .await
                 .map(|_| ()),
             "Trigger token was updated.",
+        ),
+        "rotate" => (
+            api::trigger_tokens::rotate(st, viewer.caller(), seg, params)
+                .await
+                .map(|_| ()),
+            "Trigger token was rotated. Update the places that use it.",
         ),
         "revoke" => (
             api::trigger_tokens::revoke(st, viewer.caller(), seg, HeaderMap::new())

@@ -28,6 +28,8 @@ mod protected_refs;
 mod python_gitlab;
 mod runners;
 mod running;
+mod signed_webhooks;
+mod trigger_rotation;
 mod trigger_tokens;
 mod triggering;
 mod user_entities;

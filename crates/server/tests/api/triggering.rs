@@ -779,6 +779,7 @@ async fn every_trigger_error_is_gitlabs(app: TestApp) {
             expires_at: Some(pipewright_core::Timestamp(
                 pipewright_core::Timestamp::now().millis() - 1,
             )),
+            restrictions: Default::default(),
         })
         .await
         .unwrap();
@@ -922,6 +923,7 @@ async fn clients_and_legacy_triggers(app: TestApp) {
             token_sealed: "00".into(),
             short_token: "6d05".into(),
             expires_at: None,
+            restrictions: Default::default(),
         })
         .await
         .unwrap();

@@ -14,6 +14,7 @@ on_both!(
     pipelines_are_filtered_paged_and_windowed,
     a_pipeline_status_change_stamps_its_times_once,
     a_trigger_token_brings_its_project_owner_and_role,
+    a_rotated_trigger_token_keeps_the_old_digest_for_its_grace_period,
 );
 
 async fn concurrent_pipelines_get_consecutive_iids_per_project(db: Fresh) {
@@ -234,6 +235,7 @@ async fn a_trigger_token_brings_its_project_owner_and_role(db: Fresh) {
         token_sealed: "sealed".into(),
         short_token: "abcd".into(),
         expires_at: None,
+        restrictions: TriggerRestrictions::default(),
     };
     let owned = store
         .create_trigger(&new(Some(bob.id), "t1"))
@@ -275,8 +277,18 @@ async fn a_trigger_token_brings_its_project_owner_and_role(db: Fresh) {
     store.create_pipeline(&with_trigger).await.unwrap();
     let used = store.trigger(demo.id, owned.id).await.unwrap().unwrap();
     assert!(used.last_used_at.is_some());
-    let renamed = store.update_trigger_description(legacy.id, "renamed").await;
-    assert_eq!(renamed.unwrap().description, "renamed");
+    let restrictions = TriggerRestrictions {
+        ref_patterns: vec!["main".into(), "release/*".into()],
+        allowed_variables: vec!["DEPLOY".into()],
+    };
+    let renamed = store
+        .update_trigger(legacy.id, "renamed", &restrictions)
+        .await
+        .unwrap();
+    assert_eq!(
+        (renamed.description.as_str(), &renamed.restrictions),
+        ("renamed", &restrictions)
+    );
     let listed = store.triggers(demo.id, page(1, 20)).await.unwrap();
     assert_eq!(listed.total, 2);
     store.delete_trigger(legacy.id).await.unwrap();
@@ -285,7 +297,71 @@ async fn a_trigger_token_brings_its_project_owner_and_role(db: Fresh) {
         Err(StoreError::NotFound)
     ));
     assert!(matches!(
-        store.update_trigger_description(legacy.id, "x").await,
+        store
+            .update_trigger(legacy.id, "x", &TriggerRestrictions::default())
+            .await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn a_rotated_trigger_token_keeps_the_old_digest_for_its_grace_period(db: Fresh) {
+    let store = db.open().await;
+    let alice = user(&*store, "alice").await;
+    let demo = project(&*store, &alice, "demo").await;
+    let restrictions = TriggerRestrictions {
+        ref_patterns: vec!["v*".into()],
+        allowed_variables: vec![],
+    };
+    let trigger = store
+        .create_trigger(&NewTrigger {
+            project_id: demo.id,
+            owner_id: Some(alice.id),
+            legacy: false,
+            description: "deploy".into(),
+            token_digest: "old".into(),
+            token_sealed: "sealed-old".into(),
+            short_token: "olda".into(),
+            expires_at: None,
+            restrictions: restrictions.clone(),
+        })
+        .await
+        .unwrap();
+    let rotate = |digest: &str, until: Option<Timestamp>| RotatedToken {
+        token_digest: digest.into(),
+        token_sealed: format!("sealed-{digest}"),
+        short_token: "newa".into(),
+        previous_valid_until: until,
+    };
+    let later = Timestamp(Timestamp::now().millis() + 60_000);
+    let rotated = store
+        .rotate_trigger(trigger.id, &rotate("new", Some(later)))
+        .await
+        .unwrap();
+    assert_eq!(
+        (rotated.token_sealed.as_str(), rotated.short_token.as_str()),
+        ("sealed-new", "newa")
+    );
+    assert_eq!(
+        rotated.restrictions, restrictions,
+        "restrictions carry over"
+    );
+    assert_eq!(rotated.description, "deploy");
+    for digest in ["old", "new"] {
+        let context = store.trigger_run_context(digest).await.unwrap().unwrap();
+        assert_eq!(context.trigger.id, trigger.id, "{digest} works");
+    }
+    // A second rotation ends the first grace period at once; an elapsed one ends it too.
+    store
+        .rotate_trigger(trigger.id, &rotate("newer", Some(Timestamp(1))))
+        .await
+        .unwrap();
+    for digest in ["old", "new"] {
+        assert!(store.trigger_run_context(digest).await.unwrap().is_none());
+    }
+    store
+        .rotate_trigger(trigger.id, &rotate("newest", None))
+        .await
+        .unwrap();
+    assert!(store.trigger_run_context("newer").await.unwrap().is_none());
+    assert!(store.trigger_run_context("newest").await.unwrap().is_some());
 }

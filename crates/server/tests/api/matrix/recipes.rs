@@ -48,6 +48,9 @@ enum Slot {
     Header,
     /// The `token` parameter (the runner protocol, the trigger endpoint).
     TokenParam,
+    /// The JSON body signed with the caller's secret, GitHub's way (`X-Hub-Signature-256`):
+    /// signed webhooks.
+    Signature,
 }
 
 enum Body {
@@ -55,6 +58,8 @@ enum Body {
     Json(Value),
     Form(Vec<(String, String)>),
     Text(&'static str),
+    /// Exact bytes, as signed.
+    Signed(String),
     Zip,
 }
 
@@ -99,6 +104,11 @@ impl Req {
 
     fn token_param(mut self) -> Req {
         self.slot = Slot::TokenParam;
+        self
+    }
+
+    fn signed(mut self) -> Req {
+        self.slot = Slot::Signature;
         self
     }
 
@@ -331,6 +341,11 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/api/v4/projects/{id}/triggers/{trigger_id}"),
     ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}"),
     ("DELETE", "/api/v4/projects/{id}/triggers/{trigger_id}"),
+    ("POST", "/api/v4/projects/{id}/triggers/{trigger_id}/rotate"),
+    (
+        "POST",
+        "/api/v4/projects/{id}/triggers/{trigger_id}/webhook",
+    ),
     ("GET", "/api/v4/projects/{id}/pipelines"),
     ("GET", "/api/v4/projects/{id}/pipeline_schedules"),
     ("POST", "/api/v4/projects/{id}/pipeline_schedules"),
@@ -813,6 +828,16 @@ async fn project_recipe(
             api(&format!("/triggers/{}", p.trigger_id)),
             json!({"description": "renamed"}),
         ),
+        ("POST", "/triggers/{trigger_id}/webhook") => Req::json(
+            api(&format!("/triggers/{}/webhook?ref=feature", p.trigger_id)),
+            json!({"ref": "refs/heads/feature"}),
+        )
+        .signed(),
+        // A throwaway: rotating the fixture's trigger would change the token other cells use.
+        ("POST", "/triggers/{trigger_id}/rotate") => {
+            let (id, _) = ctx.throwaway(Ctx::new_trigger(fx, pid)).await;
+            Req::json(api(&format!("/triggers/{id}/rotate")), json!({}))
+        }
         ("DELETE", "/triggers/{trigger_id}") => {
             let (id, key) = ctx.throwaway(Ctx::new_trigger(fx, pid)).await;
             Req::get(api(&format!("/triggers/{id}"))).consumes(key)
@@ -1168,6 +1193,20 @@ pub async fn run(mut ctx: Ctx<'_>) -> Got {
                 _ => panic!("a token parameter needs a JSON body"),
             }
         }
+    } else if req.slot == Slot::Signature {
+        let Body::Json(value) = &body else {
+            panic!("a signed webhook needs a JSON body")
+        };
+        let text = value.to_string();
+        if let Some(secret) = cred.secret() {
+            use hmac::{KeyInit, Mac};
+            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(text.as_bytes());
+            let signature = hex::encode(mac.finalize().into_bytes());
+            builder = builder.header("X-Hub-Signature-256", format!("sha256={signature}"));
+        }
+        builder = builder.header("Content-Type", "application/json");
+        body = Body::Signed(text);
     } else {
         match &cred {
             Cred::Pat { token, .. } | Cred::Other(token) => {
@@ -1188,6 +1227,7 @@ pub async fn run(mut ctx: Ctx<'_>) -> Got {
         Body::Json(v) => builder.json(&v),
         Body::Form(fields) => builder.form(&fields),
         Body::Text(t) => builder.body(t),
+        Body::Signed(text) => builder.body(text),
         Body::Zip => {
             let form = reqwest::multipart::Form::new()
                 .part(
@@ -1227,7 +1267,18 @@ pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
         ("POST", "/users/sign_out") => Some(Expect::SignIn),
         // Only the trigger's owner (the Maintainer who made it) or an administrator may change
         // it (GitLab: app/policies/ci/trigger_policy.rb, `admin_trigger` needs `is_owner`).
-        ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}") if who == Who::Owner => {
+        // A signed webhook (issue 14 §5): only the trigger's own token signs it; anything
+        // else (a job token, a user's token, no signature) is a wrong signature, 404.
+        ("POST", "/api/v4/projects/{id}/triggers/{trigger_id}/webhook")
+            if who != Who::TriggerToken =>
+        {
+            Some(Expect::Status(404))
+        }
+        // Rotating (issue 14 §2) follows the same rule.
+        ("PUT", "/api/v4/projects/{id}/triggers/{trigger_id}")
+        | ("POST", "/api/v4/projects/{id}/triggers/{trigger_id}/rotate")
+            if who == Who::Owner =>
+        {
             Some(Expect::Status(403))
         }
         // Reading a pipeline's variables: GitLab's pipelines API authenticates only writes
