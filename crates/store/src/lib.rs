@@ -26,6 +26,7 @@ mod db;
 mod error;
 mod group_commit;
 mod hooks;
+mod idempotency;
 mod job_token_scope;
 mod jobs;
 mod migrate;
@@ -45,6 +46,7 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use hooks::HookStore;
+pub use idempotency::{IdempotencyRecord, IdempotencyScope, IdempotencyStore};
 pub use job_token_scope::JobTokenScopeStore;
 pub use jobs::JobStore;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration};
@@ -118,6 +120,7 @@ pub trait Store:
     + HookStore
     + PushEventStore
     + SessionStore
+    + IdempotencyStore
     + Send
     + Sync
     + 'static

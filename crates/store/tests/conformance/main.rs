@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod hooks;
+mod idempotency;
 mod jobs;
 mod migrations;
 mod pipelines;
