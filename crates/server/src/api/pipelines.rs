@@ -43,6 +43,7 @@ pub fn routes() -> Vec<Route> {
 /// `variables: [{key, value, variable_type}]`. Shares the creation chain with triggers.
 async fn create(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     caller: Caller,
     seg: Segments,
     params: Params,
@@ -86,6 +87,23 @@ async fn create(
         }
         Some(_) => return Err(ApiError::InvalidParam("variables".into())),
     }
+    let key = super::idempotency::key(&headers)?;
+    let fingerprint = crate::domain::idempotency::fingerprint(
+        &ref_name,
+        &variables
+            .iter()
+            .map(|v| {
+                (
+                    v.key.clone(),
+                    v.value.clone(),
+                    v.variable_type.as_str().to_string(),
+                )
+            })
+            .collect::<Vec<_>>(),
+        params.get("inputs"),
+    );
+    let credential = format!("user:{}", actor.user.id);
+    let project_id = project.id;
     let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
         project.clone(),
         ref_name,
@@ -94,8 +112,12 @@ async fn create(
         access.role(),
         variables,
     );
-    let result = crate::domain::dispatch::create_pipeline(&state, request).await;
-    respond(&state, &project, result, Some(&actor.user)).await
+    let creating = state.clone();
+    let create = async move {
+        let result = crate::domain::dispatch::create_pipeline(&creating, request).await;
+        respond(&creating, &project, result, Some(&actor.user)).await
+    };
+    super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await
 }
 
 /// GitLab's `detailed_status` for a status.

@@ -12,6 +12,7 @@ pub mod artifacts;
 pub mod bridges;
 pub mod ci_variables;
 pub mod dispatch;
+pub mod idempotency;
 pub mod job_logs;
 pub mod job_payload;
 pub mod job_processing;

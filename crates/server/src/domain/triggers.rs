@@ -23,6 +23,15 @@ pub struct Triggered {
     pub result: Result<Pipeline, CreateError>,
 }
 
+/// A token that may trigger pipelines in a project: the project, who the pipeline runs as,
+/// where it comes from, and the credential's identity (`token:<digest>`, never the token).
+pub struct Authorized {
+    pub project: Project,
+    pub credential: String,
+    run_as: PipelineUser,
+    origin: Origin,
+}
+
 /// Runs a pipeline for `ref_name` of the project `id` names (a number or `namespace/path`),
 /// as the owner of trigger token `token` or as the user of the running job whose
 /// `CI_JOB_TOKEN` it is, with `variables` and `payload` (the request, as JSON) as
@@ -35,11 +44,40 @@ pub async fn run(
     variables: Vec<(String, String)>,
     payload: String,
 ) -> ApiResult<Triggered> {
+    let authorized = authorize(state, id, token).await?;
+    create(state, authorized, ref_name, variables, payload).await
+}
+
+/// The project `id` names and who its pipeline runs as, for trigger token or `CI_JOB_TOKEN`
+/// `token` (404 for anything that is not this project's live trigger token).
+pub async fn authorize(state: &AppState, id: &str, token: &str) -> ApiResult<Authorized> {
     let (project, run_as, origin) = if token.starts_with(crate::auth::JOB_TOKEN_PREFIX) {
         by_job_token(state, id, token).await?
     } else {
         by_trigger_token(state, id, token).await?
     };
+    Ok(Authorized {
+        project,
+        credential: format!("token:{}", secrets::token_digest(token)),
+        run_as,
+        origin,
+    })
+}
+
+/// The rest of [`run`] once the token is [`authorize`]d: the variables, then the creation chain.
+pub async fn create(
+    state: &AppState,
+    authorized: Authorized,
+    ref_name: String,
+    variables: Vec<(String, String)>,
+    payload: String,
+) -> ApiResult<Triggered> {
+    let Authorized {
+        project,
+        run_as,
+        origin,
+        ..
+    } = authorized;
     let variables = trigger_variables(variables, payload)?;
     let user = match &run_as {
         PipelineUser::User { user, .. } => Some(user.clone()),

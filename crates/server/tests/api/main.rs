@@ -16,6 +16,7 @@ mod disclosure;
 mod git;
 mod git_security;
 mod hostile;
+mod idempotent_triggers;
 mod lifecycle;
 mod matrix;
 mod multi_project;
