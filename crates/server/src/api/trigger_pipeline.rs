@@ -6,6 +6,8 @@
 //! (403, loop protection) → variable values → project (404) → token (404 for anything that is
 //! not this project's live trigger token) → `Idempotency-Key` (a replay, or 422 for other
 //! parameters; see [`super::idempotency`]) → the pipeline creation chain (400/422) → 201.
+//! `dry_run=true` runs the same checks and chain up to the write and answers 200 with what the
+//! pipeline would be (see [`respond_dry_run`]).
 //! Authentication is the `token` parameter only; a `PRIVATE-TOKEN` header is ignored. Who runs
 //! the pipeline and with which variables is decided in [`crate::domain::triggers`].
 
@@ -14,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::pipelines::respond;
+use super::pipelines::{respond, respond_dry_run};
 use crate::domain::{idempotency, triggers};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
@@ -132,6 +134,7 @@ async fn run(
         return Err(ApiError::MissingParam("token".into()));
     };
     let key = super::idempotency::key(&headers)?;
+    let dry_run = params.bool("dry_run")?.unwrap_or(false);
     // A pipeline event hook pointed at a trigger URL would loop forever.
     if headers
         .get("x-gitlab-event")
@@ -153,6 +156,11 @@ async fn run(
     // Idempotency-Key: the token is checked first, so a key is only ever claimed by a
     // credential that may trigger here (see `super::idempotency`).
     let authorized = triggers::authorize(&state, &id, &token).await?;
+    if dry_run {
+        let payload = Value::Object(payload).to_string();
+        let checked = triggers::dry_run(&state, authorized, ref_name, variables, payload).await?;
+        return respond_dry_run(checked);
+    }
     let fingerprint = idempotency::fingerprint(
         &ref_name,
         &variables

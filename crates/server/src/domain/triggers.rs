@@ -8,7 +8,7 @@
 use pipewright_core::{PipelineSource, Timestamp};
 use pipewright_store::{Pipeline, Project, User, VariableType};
 
-use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, DryRunOutcome, PipelineUser};
 use crate::domain::pipeline_variables::{
     MAX_TRIGGER_PAYLOAD_BYTES, PipelineVariable, TRIGGER_PAYLOAD,
 };
@@ -72,6 +72,35 @@ pub async fn create(
     variables: Vec<(String, String)>,
     payload: String,
 ) -> ApiResult<Triggered> {
+    let (request, user) = creation_request(authorized, ref_name, variables, payload)?;
+    let project = request.project.clone();
+    let result = crate::domain::dispatch::create_pipeline(state, request).await;
+    Ok(Triggered {
+        project,
+        user,
+        result,
+    })
+}
+
+/// As [`create`], up to the write: what the pipeline would be (`dry_run=true`).
+pub async fn dry_run(
+    state: &AppState,
+    authorized: Authorized,
+    ref_name: String,
+    variables: Vec<(String, String)>,
+    payload: String,
+) -> ApiResult<Result<DryRunOutcome, CreateError>> {
+    let (request, _) = creation_request(authorized, ref_name, variables, payload)?;
+    Ok(crate::domain::pipeline_creation::dry_run(state, request).await)
+}
+
+/// The creation chain's request for a triggered pipeline, and the user it runs as.
+fn creation_request(
+    authorized: Authorized,
+    ref_name: String,
+    variables: Vec<(String, String)>,
+    payload: String,
+) -> ApiResult<(CreatePipeline, Option<User>)> {
     let Authorized {
         project,
         run_as,
@@ -88,7 +117,7 @@ pub async fn create(
         Origin::Job(upstream) => (PipelineSource::Pipeline, None, Some(upstream)),
     };
     let request = CreatePipeline {
-        project: project.clone(),
+        project,
         ref_name,
         source,
         run_as,
@@ -100,12 +129,7 @@ pub async fn create(
         at_sha: None,
         ignore_skip_ci: true,
     };
-    let result = crate::domain::dispatch::create_pipeline(state, request).await;
-    Ok(Triggered {
-        project,
-        user,
-        result,
-    })
+    Ok((request, user))
 }
 
 /// The trigger's variables (keys checked) and `TRIGGER_PAYLOAD`, a file variable.

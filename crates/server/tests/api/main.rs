@@ -13,6 +13,7 @@ mod bridges;
 mod browser;
 mod conventions;
 mod disclosure;
+mod dry_run;
 mod git;
 mod git_security;
 mod hostile;
