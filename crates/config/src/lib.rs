@@ -11,6 +11,7 @@
 mod compat;
 mod context;
 mod error;
+mod explain;
 mod globs;
 mod keywords;
 mod lint;
@@ -23,6 +24,7 @@ mod yaml;
 pub use compat::ignored_keywords;
 pub use context::{PipelineContext, ProjectInfo, UserInfo};
 pub use error::{ConfigError, Location, Result};
+pub use explain::{DecidedBy, PolicyKey};
 pub use globs::MAX_PATTERN_COMPARISONS;
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};

@@ -37,9 +37,9 @@ pub struct Plan {
     pub jobs: Vec<PlannedJob>,
     /// `workflow:name`, if set.
     pub name: Option<String>,
-    /// Jobs the rules left out, with why (for the linter).
+    /// Jobs the rules left out, with what decided it ([`crate::Config::explain`] says why).
     #[serde(skip)]
-    pub excluded: Vec<(String, String)>,
+    pub excluded: Vec<(String, DecidedBy)>,
 }
 
 /// The state a planned job starts in.
@@ -88,6 +88,9 @@ pub struct PlannedJob {
     pub resource_group: Option<String>,
     pub interruptible: Option<bool>,
     pub coverage: Option<String>,
+    /// What let the job in ([`crate::Config::explain`] says why); not stored.
+    #[serde(skip)]
+    pub decided_by: DecidedBy,
 }
 
 /// Variables visible to rules: a name → value view over a merged list.
@@ -275,14 +278,7 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
     pattern == ctx.ref_name
 }
 
-/// One key of an `only`/`except` policy.
-#[derive(Clone, Copy)]
-enum Spec {
-    Refs,
-    Variables,
-    Changes,
-    Kubernetes,
-}
+use crate::explain::{DecidedBy, PolicyKey as Spec};
 
 /// Whether each specification an `only`/`except` policy gives is satisfied, evaluated lazily
 /// (so `all`/`any` stop at the first answer), in GitLab's order.
@@ -292,7 +288,7 @@ fn policy_specs<'p>(
     vars: &'p dyn Variables,
     ctx: &'p PipelineContext,
     interrupt: &'p Interrupt,
-) -> impl Iterator<Item = bool> + 'p {
+) -> impl Iterator<Item = (Spec, bool)> + 'p {
     [
         policy.refs.is_some().then_some(Spec::Refs),
         policy.variables.is_some().then_some(Spec::Variables),
@@ -301,22 +297,29 @@ fn policy_specs<'p>(
     ]
     .into_iter()
     .flatten()
-    .map(move |spec| match spec {
-        Spec::Refs => policy
-            .refs
-            .iter()
-            .flatten()
-            .any(|r| ref_pattern_matches(r, ctx)),
-        Spec::Variables => policy.variables.iter().flatten().any(|e| e.evaluate(vars)),
-        // Without a diff (triggers, schedules, the web) `changes` is satisfied (GitLab:
-        // `return true unless pipeline.branch_updated?`).
-        Spec::Changes => match (&policy.changes, &ctx.changed_files) {
-            (Some(globs), Some(changed)) => globs.any_changed(changed, &|| interrupt.stopped()),
-            _ => true,
-        },
-        // `kubernetes: active` asks for an active Kubernetes integration, which Pipewright
-        // projects never have (GitLab's `pipeline.has_kubernetes_active?` is false for them).
-        Spec::Kubernetes => false,
+    .map(move |spec| {
+        (
+            spec,
+            match spec {
+                Spec::Refs => policy
+                    .refs
+                    .iter()
+                    .flatten()
+                    .any(|r| ref_pattern_matches(r, ctx)),
+                Spec::Variables => policy.variables.iter().flatten().any(|e| e.evaluate(vars)),
+                // Without a diff (triggers, schedules, the web) `changes` is satisfied (GitLab:
+                // `return true unless pipeline.branch_updated?`).
+                Spec::Changes => match (&policy.changes, &ctx.changed_files) {
+                    (Some(globs), Some(changed)) => {
+                        globs.any_changed(changed, &|| interrupt.stopped())
+                    }
+                    _ => true,
+                },
+                // `kubernetes: active` asks for an active Kubernetes integration, which Pipewright
+                // projects never have (GitLab's `pipeline.has_kubernetes_active?` is false for them).
+                Spec::Kubernetes => false,
+            },
+        )
     })
 }
 
@@ -327,6 +330,7 @@ struct Decision {
     allow_failure: Option<bool>,
     variables: Vec<YamlVariable>,
     needs: Option<Vec<Need>>,
+    decided_by: DecidedBy,
 }
 
 fn decide(
@@ -334,13 +338,13 @@ fn decide(
     vars: &dyn Variables,
     ctx: &PipelineContext,
     interrupt: &Interrupt,
-) -> std::result::Result<Decision, String> {
+) -> std::result::Result<Decision, DecidedBy> {
     if let Some(rules) = &job.rules {
-        for rule in rules {
+        for (index, rule) in rules.iter().enumerate() {
             if rule_matches(rule, vars, ctx, interrupt) {
                 let when = rule.when.unwrap_or(job.when);
                 if when == When::Never {
-                    return Err("a rule says `when: never`".into());
+                    return Err(DecidedBy::Rule(index));
                 }
                 return Ok(Decision {
                     when,
@@ -348,22 +352,25 @@ fn decide(
                     allow_failure: rule.allow_failure,
                     variables: rule.variables.clone(),
                     needs: rule.needs.clone(),
+                    decided_by: DecidedBy::Rule(index),
                 });
             }
         }
-        return Err("no rule matched".into());
+        return Err(DecidedBy::NoRuleMatched);
     }
     // GitLab: `all_of_only? && none_of_except?` (lib/gitlab/ci/pipeline/seed/build.rb). The
     // default `only` (branches and tags) was filled in when the config was parsed.
     if let Some(only) = &job.only
-        && !policy_specs(only, vars, ctx, interrupt).all(|satisfied| satisfied)
+        && let Some((spec, _)) =
+            policy_specs(only, vars, ctx, interrupt).find(|(_, satisfied)| !satisfied)
     {
-        return Err("`only` does not match".into());
+        return Err(DecidedBy::Only(spec));
     }
     if let Some(except) = &job.except
-        && policy_specs(except, vars, ctx, interrupt).any(|satisfied| satisfied)
+        && let Some((spec, _)) =
+            policy_specs(except, vars, ctx, interrupt).find(|(_, satisfied)| *satisfied)
     {
-        return Err("`except` matches".into());
+        return Err(DecidedBy::Except(spec));
     }
     Ok(Decision {
         when: job.when,
@@ -371,6 +378,7 @@ fn decide(
         allow_failure: None,
         variables: Vec::new(),
         needs: None,
+        decided_by: DecidedBy::OnlyExcept,
     })
 }
 
@@ -533,6 +541,7 @@ fn planned_job(
         resource_group: job.resource_group.clone(),
         interruptible: job.interruptible,
         coverage: job.coverage.clone(),
+        decided_by: decision.decided_by,
     }
 }
 

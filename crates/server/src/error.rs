@@ -63,6 +63,9 @@ pub enum ApiError {
     /// 409 `{"message": text}`.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 422 `{"message": text}`.
+    #[error("unprocessable: {0}")]
+    Unprocessable(String),
     #[error("request body too large")]
     PayloadTooLarge,
     #[error("unsupported media type")]
@@ -107,6 +110,7 @@ impl ApiError {
             | ApiError::MalformedRequest
             | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Custom(status, _) => *status,
@@ -141,7 +145,9 @@ impl ApiError {
             }
             ApiError::MalformedRequest => json!({"message": "Bad Request"}),
             ApiError::Validation(fields) => json!({"message": fields}),
-            ApiError::Conflict(message) => json!({"message": message}),
+            ApiError::Conflict(message) | ApiError::Unprocessable(message) => {
+                json!({"message": message})
+            }
             ApiError::PayloadTooLarge => json!({"message": "413 Request Entity Too Large"}),
             ApiError::UnsupportedMediaType => json!({"message": "415 Unsupported Media Type"}),
             ApiError::Custom(_, body) => body.clone(),

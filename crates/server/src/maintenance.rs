@@ -82,8 +82,8 @@ pub async fn tick(state: &AppState) -> anyhow::Result<()> {
 static LAST_SESSION_SWEEP: AtomicI64 = AtomicI64::new(0);
 const SESSION_SWEEP_EVERY_MS: i64 = 60_000;
 
-/// Expired sessions no longer sign anyone in; removing them only keeps the table small, so
-/// once a minute is enough (and spares SQLite a write lock per tick).
+/// Expired sessions (and idempotency keys) no longer do anything; removing them only keeps the
+/// tables small, so once a minute is enough (and spares SQLite a write lock per tick).
 async fn sweep_sessions(state: &AppState, now: Timestamp) -> anyhow::Result<()> {
     let last = LAST_SESSION_SWEEP.load(Ordering::Relaxed);
     if now.millis() - last < SESSION_SWEEP_EVERY_MS {
@@ -92,5 +92,7 @@ async fn sweep_sessions(state: &AppState, now: Timestamp) -> anyhow::Result<()> 
     LAST_SESSION_SWEEP.store(now.millis(), Ordering::Relaxed);
     state.store.delete_expired_web_sessions(now).await?;
     crate::sign_in::throttle::sweep(state, now).await?;
+    // Idempotency keys past their 24 hours (an expired one is taken over on use anyway).
+    state.store.delete_expired_idempotency_keys(now).await?;
     Ok(())
 }

@@ -24,6 +24,22 @@ impl RateLimiter {
         }
     }
 
+    /// Whether one more creation would be allowed now, without counting it (a dry run).
+    pub fn would_allow(&self, project: i64, user: Option<i64>, sha: &str) -> bool {
+        if self.limit == 0 {
+            return true;
+        }
+        let Ok(windows) = self.windows.lock() else {
+            return true;
+        };
+        match windows.get(&(project, user, sha.to_string())) {
+            Some((start, count)) if start.elapsed() < Duration::from_secs(60) => {
+                *count < self.limit
+            }
+            _ => true,
+        }
+    }
+
     /// Counts one creation; false when over the limit.
     pub fn allow(&self, project: i64, user: Option<i64>, sha: &str) -> bool {
         if self.limit == 0 {

@@ -29,6 +29,7 @@ mod db;
 mod error;
 mod group_commit;
 mod hooks;
+mod idempotency;
 mod job_token_scope;
 mod jobs;
 mod migrate;
@@ -49,6 +50,7 @@ use async_trait::async_trait;
 
 pub use error::StoreError;
 pub use hooks::HookStore;
+pub use idempotency::{IdempotencyRecord, IdempotencyScope, IdempotencyStore};
 pub use job_token_scope::JobTokenScopeStore;
 pub use jobs::JobStore;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE, Migration, latest_version};
@@ -126,6 +128,7 @@ pub trait Store:
     + PushEventStore
     + SessionStore
     + PipelineScheduleStore
+    + IdempotencyStore
     + Send
     + Sync
     + 'static

@@ -66,6 +66,7 @@ migrations! {
     13 => "0013_web_ui.sql",
     14 => "0014_pipeline_schedules.sql",
     15 => "0015_trigger_rotation.sql",
+    16 => "0016_idempotency_keys.sql",
 }
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -49,9 +49,9 @@ pub struct TriggerArgs {
     /// first request created instead of creating another (on servers that support it)
     #[arg(long, value_name = "KEY", value_parser = parse_idempotency_key)]
     pub idempotency_key: Option<String>,
-    /// Ask which jobs the pipeline would run, without running it (sends dry_run=true and prints
-    /// the server's answer). A server without dry-run support creates a real pipeline; this
-    /// then says so and exits 4
+    /// Ask which jobs the pipeline would run and why, without running it (sends dry_run=true
+    /// and prints a line per job with the rule that decided). A server without dry-run support
+    /// creates a real pipeline; this then says so and exits 4
     #[arg(long, conflicts_with_all = ["wait", "follow"])]
     pub dry_run: bool,
     /// Wait until the pipeline finishes; the exit code says how it ended

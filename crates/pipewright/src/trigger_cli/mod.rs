@@ -197,13 +197,14 @@ fn web_url(pipeline: &Pipeline) -> String {
         .unwrap_or_else(|| format!("pipeline #{}", pipeline.id))
 }
 
-/// Prints the dry run's answer. A server that ignores `dry_run` has created a real pipeline:
-/// that is said loudly and is an error, so a script notices.
+/// Prints the dry run's answer (which jobs would run, which not, and why), one line each. A
+/// server that ignores `dry_run` (GitLab) has created a real pipeline: that is said loudly and
+/// is an error, so a script notices.
 fn print_dry_run(triggered: &Triggered) -> i32 {
     if triggered.body.get("dry_run") == Some(&Value::Bool(true)) {
-        let text = serde_json::to_string_pretty(&triggered.body)
-            .unwrap_or_else(|_| triggered.body.to_string());
-        print_line(&text);
+        for line in dry_run_lines(&triggered.body) {
+            print_line(&line);
+        }
         return 0;
     }
     let url = triggered
@@ -217,4 +218,53 @@ fn print_dry_run(triggered: &Triggered) -> i32 {
         triggered.status
     );
     EXIT_ERROR
+}
+
+/// `dry run: main at 1a2b3c4d (source trigger), nothing was created`, then a line per job
+/// that would run (`run   name  stage  when [allow_failure] [needs: …]  — reason`) and per job
+/// left out (`skip  name  — reason`).
+fn dry_run_lines(body: &Value) -> Vec<String> {
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_string();
+    let sha = text(body, "sha");
+    let mut lines = vec![format!(
+        "dry run: {} at {} (source {}), nothing was created",
+        text(body, "ref"),
+        sha.get(..8).unwrap_or(&sha),
+        text(body, "source")
+    )];
+    let list = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    for job in list("jobs") {
+        let mut what = format!("{} {}", text(&job, "stage"), text(&job, "when"));
+        if job.get("allow_failure") == Some(&Value::Bool(true)) {
+            what.push_str(" allow_failure");
+        }
+        let needs: Vec<String> = job
+            .get("needs")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect();
+        if !needs.is_empty() {
+            what.push_str(&format!(" needs: {}", needs.join(", ")));
+        }
+        lines.push(format!(
+            "run   {}  {what}  — {}",
+            text(&job, "name"),
+            text(&job, "reason")
+        ));
+    }
+    for job in list("excluded") {
+        lines.push(format!(
+            "skip  {}  — {}",
+            text(&job, "name"),
+            text(&job, "reason")
+        ));
+    }
+    lines
 }

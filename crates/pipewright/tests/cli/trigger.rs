@@ -446,3 +446,68 @@ async fn a_wrong_api_token_is_refused_before_any_pipeline_is_created() {
         .await;
     assert_eq!(pipelines, json!([]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_lists_what_would_run_and_why_and_creates_nothing() {
+    let server = Server::start("dry-run");
+    let ci = format!("{TWO_STAGES}docs:\n  stage: test\n  script: [make docs]\n  only: [tags]\n");
+    let token = server.project("app", &ci).await;
+
+    let run = server.trigger("app", &token, &["--dry-run"]).await;
+    assert_eq!(run.code, 0, "{}\n{}", run.stdout, run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("dry run: main at ") && lines[0].contains("(source trigger)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        &lines[1..],
+        [
+            "run   build  build on_success  — only:refs [branches, tags]",
+            "run   test  test on_success  — only:refs [branches, tags]",
+            "skip  docs  — only:refs [tags] does not match",
+        ],
+        "{}",
+        run.stdout
+    );
+    let pipelines = server
+        .api(
+            reqwest::Method::GET,
+            "/projects/root%2Fapp/pipelines",
+            json!({}),
+        )
+        .await;
+    assert_eq!(pipelines, json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_makes_a_retried_trigger_print_the_first_pipeline() {
+    let server = Server::start("idempotent");
+    let token = server.project("app", TWO_STAGES).await;
+
+    let first = server
+        .trigger("app", &token, &["--idempotency-key", "release-1.2"])
+        .await;
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let again = server
+        .trigger("app", &token, &["--idempotency-key", "release-1.2"])
+        .await;
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    assert_eq!(again.stdout, first.stdout);
+    assert!(
+        again
+            .stderr
+            .contains("an earlier request with this idempotency key"),
+        "{}",
+        again.stderr
+    );
+    let pipelines = server
+        .api(
+            reqwest::Method::GET,
+            "/projects/root%2Fapp/pipelines",
+            json!({}),
+        )
+        .await;
+    assert_eq!(pipelines.as_array().unwrap().len(), 1);
+}

@@ -4,6 +4,7 @@
 pub mod artifacts;
 pub mod ci_lint;
 pub mod hooks;
+pub mod idempotency;
 pub mod job_token_scope;
 pub mod jobs;
 pub mod members;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::domain::linked_pipelines::LinkedProjects;
-use crate::domain::pipeline_creation::CreateError;
+use crate::domain::pipeline_creation::{CreateError, DryRunOutcome};
 use crate::domain::projects::authorize_project;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
@@ -40,9 +40,11 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// `POST /projects/:id/pipeline`: run a pipeline for a ref as the caller (source `api`), with
-/// `variables: [{key, value, variable_type}]`. Shares the creation chain with triggers.
+/// `variables: [{key, value, variable_type}]`. Shares the creation chain with triggers;
+/// `Idempotency-Key` and `dry_run=true` as there.
 async fn create(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     caller: Caller,
     seg: Segments,
     params: Params,
@@ -86,6 +88,34 @@ async fn create(
         }
         Some(_) => return Err(ApiError::InvalidParam("variables".into())),
     }
+    let key = super::idempotency::key(&headers)?;
+    if params.bool("dry_run")?.unwrap_or(false) {
+        let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
+            project,
+            ref_name,
+            PipelineSource::Api,
+            actor.user.clone(),
+            access.role(),
+            variables,
+        );
+        return respond_dry_run(crate::domain::pipeline_creation::dry_run(&state, request).await);
+    }
+    let fingerprint = crate::domain::idempotency::fingerprint(
+        &ref_name,
+        &variables
+            .iter()
+            .map(|v| {
+                (
+                    v.key.clone(),
+                    v.value.clone(),
+                    v.variable_type.as_str().to_string(),
+                )
+            })
+            .collect::<Vec<_>>(),
+        params.get("inputs"),
+    );
+    let credential = format!("user:{}", actor.user.id);
+    let project_id = project.id;
     let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
         project.clone(),
         ref_name,
@@ -94,8 +124,12 @@ async fn create(
         access.role(),
         variables,
     );
-    let result = crate::domain::dispatch::create_pipeline(&state, request).await;
-    respond(&state, &project, result, Some(&actor.user)).await
+    let creating = state.clone();
+    let create = async move {
+        let result = crate::domain::dispatch::create_pipeline(&creating, request).await;
+        respond(&creating, &project, result, Some(&actor.user)).await
+    };
+    super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await
 }
 
 /// GitLab's `detailed_status` for a status.
@@ -540,11 +574,60 @@ pub async fn respond(
             Json(pipeline_json_for(state, project, &pipeline, user).await?),
         )
             .into_response()),
-        Err(CreateError::Rejected(message)) => Err(ApiError::base(&message)),
-        Err(CreateError::ConfigError(_, message)) => Err(ApiError::Custom(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"message": {"base": [message]}}),
-        )),
-        Err(CreateError::Internal(e)) => Err(ApiError::Internal(e)),
+        Err(error) => Err(creation_error(error)),
     }
+}
+
+/// GitLab's answer to a creation chain's error: 400 (nothing saved), 422 (a config error).
+fn creation_error(error: CreateError) -> ApiError {
+    match error {
+        CreateError::Rejected(message) => ApiError::base(&message),
+        CreateError::ConfigError(_, message) => config_error(message),
+        CreateError::Internal(e) => ApiError::Internal(e),
+    }
+}
+
+fn config_error(message: String) -> ApiError {
+    ApiError::Custom(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"message": {"base": [message]}}),
+    )
+}
+
+/// `dry_run=true`'s answer (issue 14 §6): 200 with the pipeline the request would create and
+/// why each job is in or out, or the error the real request would get.
+pub fn respond_dry_run(result: Result<DryRunOutcome, CreateError>) -> ApiResult<Response> {
+    let dry_run = match result {
+        Ok(DryRunOutcome::Planned(dry_run)) => dry_run,
+        Ok(DryRunOutcome::ConfigError(message)) => return Err(config_error(message)),
+        Err(error) => return Err(creation_error(error)),
+    };
+    let jobs: Vec<Value> = dry_run
+        .jobs
+        .iter()
+        .map(|job| {
+            json!({
+                "name": job.name,
+                "stage": job.stage,
+                "when": job.when,
+                "allow_failure": job.allow_failure,
+                "needs": job.needs,
+                "reason": job.reason,
+            })
+        })
+        .collect();
+    let excluded: Vec<Value> = dry_run
+        .excluded
+        .iter()
+        .map(|(name, reason)| json!({"name": name, "reason": reason}))
+        .collect();
+    Ok(Json(json!({
+        "dry_run": true,
+        "ref": dry_run.ref_name,
+        "sha": dry_run.sha,
+        "source": dry_run.source.as_str(),
+        "jobs": jobs,
+        "excluded": excluded,
+    }))
+    .into_response())
 }

@@ -4,7 +4,10 @@
 //! The order of checks is GitLab's, because clients and users rely on which error wins:
 //! parameter validation (`token`, `ref`, `variables` shape) → `X-Gitlab-Event: Pipeline Hook`
 //! (403, loop protection) → variable values → project (404) → token (404 for anything that is
-//! not this project's live trigger token) → the pipeline creation chain (400/422) → 201.
+//! not this project's live trigger token) → `Idempotency-Key` (a replay, or 422 for other
+//! parameters; see [`super::idempotency`]) → the pipeline creation chain (400/422) → 201.
+//! `dry_run=true` runs the same checks and chain up to the write and answers 200 with what the
+//! pipeline would be (see [`respond_dry_run`]).
 //! Authentication is the `token` parameter only; a `PRIVATE-TOKEN` header is ignored. Who runs
 //! the pipeline and with which variables is decided in [`crate::domain::triggers`].
 
@@ -13,8 +16,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::pipelines::respond;
-use crate::domain::triggers;
+use super::pipelines::{respond, respond_dry_run};
+use crate::domain::{idempotency, triggers};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
 use crate::params::Segments;
@@ -130,6 +133,8 @@ async fn run(
     let (Some(ref_name), Some(token)) = (ref_name, token) else {
         return Err(ApiError::MissingParam("token".into()));
     };
+    let key = super::idempotency::key(&headers)?;
+    let dry_run = params.bool("dry_run")?.unwrap_or(false);
     // A pipeline event hook pointed at a trigger URL would loop forever.
     if headers
         .get("x-gitlab-event")
@@ -148,20 +153,35 @@ async fn run(
     payload
         .entry("variables")
         .or_insert_with(|| Value::Object(Map::new()));
-    let triggered = triggers::run(
-        &state,
-        &id,
-        &token,
-        ref_name,
-        variables,
-        Value::Object(payload).to_string(),
-    )
-    .await?;
-    respond(
-        &state,
-        &triggered.project,
-        triggered.result,
-        triggered.user.as_ref(),
-    )
-    .await
+    // Idempotency-Key: the token is checked first, so a key is only ever claimed by a
+    // credential that may trigger here (see `super::idempotency`).
+    let authorized = triggers::authorize(&state, &id, &token).await?;
+    if dry_run {
+        let payload = Value::Object(payload).to_string();
+        let checked = triggers::dry_run(&state, authorized, ref_name, variables, payload).await?;
+        return respond_dry_run(checked);
+    }
+    let fingerprint = idempotency::fingerprint(
+        &ref_name,
+        &variables
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone(), String::new()))
+            .collect::<Vec<_>>(),
+        params.get("inputs"),
+    );
+    let (project_id, credential) = (authorized.project.id, authorized.credential.clone());
+    let payload = Value::Object(payload).to_string();
+    let creating = state.clone();
+    let create = async move {
+        let triggered =
+            triggers::create(&creating, authorized, ref_name, variables, payload).await?;
+        respond(
+            &creating,
+            &triggered.project,
+            triggered.result,
+            triggered.user.as_ref(),
+        )
+        .await
+    };
+    super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await
 }

@@ -4,7 +4,8 @@
 //! verified in [`crate::domain::signed_webhooks`] (404 `{"message":"404 Not Found"}` for
 //! anything that does not verify, as a wrong token), then the ref comes from the query's `ref`
 //! or the body's `ref` (`refs/heads/main`, `refs/tags/v1`), and the pipeline is a trigger
-//! pipeline with the raw body as `TRIGGER_PAYLOAD`.
+//! pipeline with the raw body as `TRIGGER_PAYLOAD`. A forge's delivery id (or an
+//! `Idempotency-Key`) makes a redelivery answer the first pipeline again.
 
 use axum::body::Body;
 use axum::extract::{RawQuery, State};
@@ -14,7 +15,7 @@ use serde_json::Value;
 
 use super::pipelines::respond;
 use crate::domain::pipeline_variables::MAX_TRIGGER_PAYLOAD_BYTES;
-use crate::domain::{signed_webhooks, triggers};
+use crate::domain::{idempotency, signed_webhooks, triggers};
 use crate::error::{ApiError, ApiResult};
 use crate::params::Segments;
 use crate::routes::{Access, Route};
@@ -53,24 +54,51 @@ async fn webhook(
         signature.as_deref(),
     )
     .await?;
-    // SEAM (issue 14 §4, not on this branch yet): a repeated delivery id within 24 hours is an
-    // idempotency key. The id is read here; hand it to the idempotency check once it exists.
-    let _delivery_id = signed_webhooks::DELIVERY_HEADERS
-        .iter()
-        .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()));
     let payload = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
     let ref_name = query_ref(query.as_deref())
         .or_else(|| body_ref(&payload))
         .ok_or_else(|| ApiError::MissingParam("ref".into()))?;
-    let triggered = triggers::run(&state, &id, &token, ref_name, Vec::new(), payload).await?;
-    respond(
-        &state,
-        &triggered.project,
-        triggered.result,
-        triggered.user.as_ref(),
-    )
-    .await
+    let key = delivery_key(&headers)?;
+    let authorized = triggers::authorize(&state, &id, &token).await?;
+    // A redelivery carries the same id and body: the body is part of what a repeat must match.
+    let fingerprint = idempotency::fingerprint(
+        &ref_name,
+        &[(
+            "TRIGGER_PAYLOAD".to_string(),
+            crate::secrets::token_digest(&payload),
+            String::new(),
+        )],
+        None,
+    );
+    let (project_id, credential) = (authorized.project.id, authorized.credential.clone());
+    let creating = state.clone();
+    let create = async move {
+        let triggered =
+            triggers::create(&creating, authorized, ref_name, Vec::new(), payload).await?;
+        respond(
+            &creating,
+            &triggered.project,
+            triggered.result,
+            triggered.user.as_ref(),
+        )
+        .await
+    };
+    super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await
+}
+
+/// The request's idempotency key: an `Idempotency-Key` header, else the forge's delivery id
+/// (`X-GitHub-Delivery`, `X-Gitea-Delivery`, `X-Forgejo-Delivery`), so a redelivered webhook
+/// within 24 hours answers the first pipeline again instead of starting another.
+fn delivery_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    if let Some(key) = super::idempotency::key(headers)? {
+        return Ok(Some(key));
+    }
+    signed_webhooks::DELIVERY_HEADERS
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .map(|id| idempotency::validate_key(id.as_bytes()))
+        .transpose()
 }
 
 /// `?ref=…`, if given and not blank.

@@ -11,6 +11,9 @@
 //! 6. config — `.gitlab-ci.yml` at the commit, parsed (cached by blob id) and planned;
 //! 7. write — the pipeline, in one transaction.
 //!
+//! Steps 1–6 are [`check`]; a dry run ([`dry_run`]) is the same steps, then a report instead
+//! of step 7.
+//!
 //! Errors before the config is read leave nothing behind (400). A config that does not parse
 //! or plan is saved as a failed pipeline with `yaml_errors` (422), as current GitLab does. A
 //! created pipeline — row, per-project iid, jobs, sealed variables, trigger link — is written in
@@ -156,20 +159,48 @@ pub(in crate::domain) async fn create_pipeline(
     state: &AppState,
     request: CreatePipeline,
 ) -> Result<(Pipeline, ToStart), CreateError> {
+    let checked = check(state, &request, Mode::Create).await?;
+    match checked.plan {
+        // 7. One transaction: the pipeline, its jobs, its sealed variables, its trigger link.
+        Ok(plan) => write(state, checked.base, plan).await,
+        Err(message) => Err(config_error(state, checked.base, message).await),
+    }
+}
+
+/// Whether the chain goes on to write, or stops before it (a dry run: nothing counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Create,
+    DryRun,
+}
+
+/// What steps 1–6 decided: the pipeline's row, and its plan or the config error it fails with.
+struct Checked {
+    base: NewPipeline,
+    parsed: Parsed,
+    plan: Result<pipewright_config::Plan, String>,
+}
+
+/// Steps 1–6 of the chain, everything before the write; the first failing step's error.
+async fn check(
+    state: &AppState,
+    request: &CreatePipeline,
+    mode: Mode,
+) -> Result<Checked, CreateError> {
     let project = &request.project;
     // 1. Abilities, and who may pass pipeline variables.
-    let (user, access) = abilities(&request)?;
-    check_variables_allowed(state, &request).await?;
+    let (user, access) = abilities(request)?;
+    check_variables_allowed(state, request).await?;
     // 2. Repository: the ref, its commit, and the config file's blob there.
     let config_path = request
         .config_path
         .clone()
         .unwrap_or_else(|| CI_CONFIG_PATH.to_string());
-    let (resolved, blob) = resolve_commit(state, &request, &config_path).await?;
+    let (resolved, blob) = resolve_commit(state, request, &config_path).await?;
     // 3. Protected refs.
     let protected_ref = check_protected_ref(state, project.id, &resolved, access.as_ref()).await?;
-    // 4. Rate limit.
-    check_rate_limit(state, project.id, user.as_ref(), &resolved.sha)?;
+    // 4. Rate limit (a dry run is checked against it without counting).
+    check_rate_limit(state, project.id, user.as_ref(), &resolved.sha, mode)?;
     // 5. [skip ci] (pushes only; triggers ignore it).
     if !request.ignore_skip_ci && skips_ci(&resolved.commit.message) {
         return Err(rejected("Pipeline creation skipped by [skip ci]"));
@@ -177,21 +208,92 @@ pub(in crate::domain) async fn create_pipeline(
     // 6. Config: read and parse (cached by blob id), then plan.
     let (parsed, listing) =
         read_config(state, project.id, &resolved.sha, blob, config_path).await?;
-    let base = pipeline_row(state, &request, &resolved, protected_ref, user.as_ref())?;
+    let base = pipeline_row(state, request, &resolved, protected_ref, user.as_ref())?;
     if let Err(e) = parsed.as_ref() {
-        return Err(config_error(state, base, e.message.clone()).await);
+        let message = e.message.clone();
+        return Ok(Checked {
+            base,
+            parsed,
+            plan: Err(message),
+        });
     }
-    let ctx = planning_context(state, &request, &base, user.as_ref(), &resolved, listing).await?;
+    let ctx = planning_context(state, request, &base, user.as_ref(), &resolved, listing).await?;
     let plan = match plan_within(state, &parsed, ctx).await? {
-        Ok(PlanOutcome::Created(plan)) => plan,
+        Ok(PlanOutcome::Created(plan)) => Ok(plan),
         Ok(PlanOutcome::NoJobs) => return Err(rejected("No stages / jobs for this pipeline.")),
         Ok(PlanOutcome::FilteredOutByWorkflow) => {
             return Err(rejected("Pipeline filtered out by workflow rules."));
         }
-        Err(e) => return Err(config_error(state, base, e.message).await),
+        Err(e) => Err(e.message),
     };
-    // 7. One transaction: the pipeline, its jobs, its sealed variables, its trigger link.
-    write(state, base, plan).await
+    Ok(Checked { base, parsed, plan })
+}
+
+/// A dry run's answer: the pipeline a request would create, and why each job is in or out.
+#[derive(Debug, Clone)]
+pub struct DryRun {
+    pub ref_name: String,
+    pub sha: String,
+    pub source: PipelineSource,
+    pub jobs: Vec<DryRunJob>,
+    /// Jobs left out: (name, reason).
+    pub excluded: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DryRunJob {
+    pub name: String,
+    pub stage: String,
+    pub when: &'static str,
+    pub allow_failure: bool,
+    pub needs: Vec<String>,
+    pub reason: String,
+}
+
+/// What a dry run found: the plan, or the config error the real request fails with (422).
+#[derive(Debug)]
+pub enum DryRunOutcome {
+    Planned(DryRun),
+    ConfigError(String),
+}
+
+/// Runs the creation chain up to the write and reports what it would create. Nothing is
+/// stored and nothing counted: no pipeline, no iid, no trigger `last_used`, no rate limit.
+/// Errors are the real request's (steps 1–6 are the same code).
+pub async fn dry_run(
+    state: &AppState,
+    request: CreatePipeline,
+) -> Result<DryRunOutcome, CreateError> {
+    let checked = check(state, &request, Mode::DryRun).await?;
+    let (plan, config) = match (checked.plan, checked.parsed.as_ref()) {
+        (Ok(plan), Ok(config)) => (plan, config),
+        (Err(message), _) => return Ok(DryRunOutcome::ConfigError(message)),
+        (Ok(_), Err(e)) => return Ok(DryRunOutcome::ConfigError(e.message.clone())),
+    };
+    let jobs = plan
+        .jobs
+        .iter()
+        .map(|job| DryRunJob {
+            name: job.name.clone(),
+            stage: job.stage.clone(),
+            when: job.when.as_str(),
+            allow_failure: job.allow_failure,
+            needs: job.needs.iter().flatten().map(|n| n.job.clone()).collect(),
+            reason: config.explain(&job.name, job.decided_by),
+        })
+        .collect();
+    let excluded = plan
+        .excluded
+        .iter()
+        .map(|(name, by)| (name.clone(), config.explain(name, *by)))
+        .collect();
+    Ok(DryRunOutcome::Planned(DryRun {
+        ref_name: checked.base.ref_name,
+        sha: checked.base.sha,
+        source: request.source,
+        jobs,
+        excluded,
+    }))
 }
 
 /// Step 1: the pipeline's user must be active and allowed to create pipelines here. Returns
@@ -334,11 +436,14 @@ fn check_rate_limit(
     project_id: i64,
     user: Option<&User>,
     sha: &str,
+    mode: Mode,
 ) -> Result<(), CreateError> {
-    if state
-        .rate_limiter
-        .allow(project_id, user.map(|u| u.id), sha)
-    {
+    let user = user.map(|u| u.id);
+    let allowed = match mode {
+        Mode::Create => state.rate_limiter.allow(project_id, user, sha),
+        Mode::DryRun => state.rate_limiter.would_allow(project_id, user, sha),
+    };
+    if allowed {
         return Ok(());
     }
     tracing::info!(project_id, "Activated pipeline creation rate limit");

@@ -8,7 +8,7 @@
 use pipewright_core::{PipelineSource, Timestamp};
 use pipewright_store::{Pipeline, Project, User, VariableType};
 
-use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, DryRunOutcome, PipelineUser};
 use crate::domain::pipeline_variables::{
     MAX_TRIGGER_PAYLOAD_BYTES, PipelineVariable, TRIGGER_PAYLOAD,
 };
@@ -24,6 +24,15 @@ pub struct Triggered {
     pub result: Result<Pipeline, CreateError>,
 }
 
+/// A token that may trigger pipelines in a project: the project, who the pipeline runs as,
+/// where it comes from, and the credential's identity (`token:<digest>`, never the token).
+pub struct Authorized {
+    pub project: Project,
+    pub credential: String,
+    run_as: PipelineUser,
+    origin: Origin,
+}
+
 /// Runs a pipeline for `ref_name` of the project `id` names (a number or `namespace/path`),
 /// as the owner of trigger token `token` or as the user of the running job whose
 /// `CI_JOB_TOKEN` it is, with `variables` and `payload` (the request, as JSON) as
@@ -36,11 +45,69 @@ pub async fn run(
     variables: Vec<(String, String)>,
     payload: String,
 ) -> ApiResult<Triggered> {
+    let authorized = authorize(state, id, token).await?;
+    create(state, authorized, ref_name, variables, payload).await
+}
+
+/// The project `id` names and who its pipeline runs as, for trigger token or `CI_JOB_TOKEN`
+/// `token` (404 for anything that is not this project's live trigger token).
+pub async fn authorize(state: &AppState, id: &str, token: &str) -> ApiResult<Authorized> {
     let (project, run_as, origin) = if token.starts_with(crate::auth::JOB_TOKEN_PREFIX) {
         by_job_token(state, id, token).await?
     } else {
         by_trigger_token(state, id, token).await?
     };
+    Ok(Authorized {
+        project,
+        credential: format!("token:{}", secrets::token_digest(token)),
+        run_as,
+        origin,
+    })
+}
+
+/// The rest of [`run`] once the token is [`authorize`]d: the variables, then the creation chain.
+pub async fn create(
+    state: &AppState,
+    authorized: Authorized,
+    ref_name: String,
+    variables: Vec<(String, String)>,
+    payload: String,
+) -> ApiResult<Triggered> {
+    let (request, user) = creation_request(authorized, ref_name, variables, payload)?;
+    let project = request.project.clone();
+    let result = crate::domain::dispatch::create_pipeline(state, request).await;
+    Ok(Triggered {
+        project,
+        user,
+        result,
+    })
+}
+
+/// As [`create`], up to the write: what the pipeline would be (`dry_run=true`).
+pub async fn dry_run(
+    state: &AppState,
+    authorized: Authorized,
+    ref_name: String,
+    variables: Vec<(String, String)>,
+    payload: String,
+) -> ApiResult<Result<DryRunOutcome, CreateError>> {
+    let (request, _) = creation_request(authorized, ref_name, variables, payload)?;
+    Ok(crate::domain::pipeline_creation::dry_run(state, request).await)
+}
+
+/// The creation chain's request for a triggered pipeline, and the user it runs as.
+fn creation_request(
+    authorized: Authorized,
+    ref_name: String,
+    variables: Vec<(String, String)>,
+    payload: String,
+) -> ApiResult<(CreatePipeline, Option<User>)> {
+    let Authorized {
+        project,
+        run_as,
+        origin,
+        ..
+    } = authorized;
     let variables = trigger_variables(variables, payload)?;
     if let Origin::Trigger(trigger) = &origin {
         // Issue 14 §3: the token's own restrictions, once it is known to be this project's.
@@ -59,7 +126,7 @@ pub async fn run(
         Origin::Job(upstream) => (PipelineSource::Pipeline, None, Some(upstream)),
     };
     let request = CreatePipeline {
-        project: project.clone(),
+        project,
         ref_name,
         source,
         run_as,
@@ -71,12 +138,7 @@ pub async fn run(
         at_sha: None,
         ignore_skip_ci: true,
     };
-    let result = crate::domain::dispatch::create_pipeline(state, request).await;
-    Ok(Triggered {
-        project,
-        user,
-        result,
-    })
+    Ok((request, user))
 }
 
 /// The trigger's variables (keys checked) and `TRIGGER_PAYLOAD`, a file variable.

@@ -13,6 +13,7 @@ both_backends!(
     github_gitea_and_forgejo_signed_pushes_run_trigger_pipelines,
     unsigned_or_wrongly_signed_webhooks_are_not_found,
     a_signed_webhook_obeys_the_tokens_restrictions_and_limits,
+    a_redelivered_webhook_answers_its_first_pipeline_again,
 );
 
 fn sign(key: &str, body: &str) -> String {
@@ -265,4 +266,47 @@ async fn a_signed_webhook_obeys_the_tokens_restrictions_and_limits(app: TestApp)
     assert_eq!(res.status(), 404);
     let res = deliver(&app, &path, &[("X-Gitea-Signature", sign(new, tag))], tag).await;
     assert_eq!(res.status(), 201);
+}
+
+/// A forge redelivers a webhook with the same delivery id (after a timeout, or by hand): the
+/// id is an idempotency key, so the redelivery answers the first pipeline again instead of
+/// starting another; another delivery id is another pipeline.
+async fn a_redelivered_webhook_answers_its_first_pipeline_again(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (id, token, _) = triggerable_project(&app, "redelivered", tmp.path()).await;
+    let trigger_id = first_trigger(&app, id).await;
+    let path = format!("/projects/{id}/triggers/{trigger_id}/webhook");
+    let body = r#"{"ref":"refs/heads/main","after":"0123"}"#;
+    let sig = sign(&token, body);
+    for delivery_header in [
+        "X-GitHub-Delivery",
+        "X-Gitea-Delivery",
+        "X-Forgejo-Delivery",
+    ] {
+        let headers = [
+            ("X-Hub-Signature-256", format!("sha256={sig}")),
+            (delivery_header, format!("{delivery_header}-72d3162e")),
+        ];
+        let first = deliver(&app, &path, &headers, body).await;
+        assert_eq!(first.status(), 201);
+        assert!(first.headers().get("idempotent-replayed").is_none());
+        let first: Value = first.json().await.unwrap();
+        let again = deliver(&app, &path, &headers, body).await;
+        assert_eq!(again.status(), 201, "{delivery_header}");
+        assert_eq!(
+            again.headers().get("idempotent-replayed").unwrap(),
+            "true",
+            "{delivery_header}"
+        );
+        let again: Value = again.json().await.unwrap();
+        assert_eq!(again["id"], first["id"], "{delivery_header}");
+    }
+    assert_eq!(pipeline_count(&app, id).await, 3);
+    // A new delivery id is a new pipeline.
+    let headers = [
+        ("X-Hub-Signature-256", format!("sha256={sig}")),
+        ("X-GitHub-Delivery", "another".to_string()),
+    ];
+    assert_eq!(deliver(&app, &path, &headers, body).await.status(), 201);
+    assert_eq!(pipeline_count(&app, id).await, 4);
 }

@@ -9,6 +9,7 @@
 
 mod backup;
 mod hooks;
+mod idempotency;
 mod jobs;
 mod migrations;
 mod pipelines;
