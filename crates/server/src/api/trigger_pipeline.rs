@@ -171,17 +171,24 @@ async fn run(
     );
     let (project_id, credential) = (authorized.project.id, authorized.credential.clone());
     let payload = Value::Object(payload).to_string();
-    let creating = state.clone();
-    let create = async move {
-        let triggered =
-            triggers::create(&creating, authorized, ref_name, variables, payload).await?;
-        respond(
-            &creating,
-            &triggered.project,
-            triggered.result,
-            triggered.user.as_ref(),
-        )
-        .await
-    };
+    let create = create_and_respond(state.clone(), authorized, ref_name, variables, payload);
     super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await
+}
+
+/// The triggered pipeline (or its creation error) as the endpoint answers it.
+pub(super) async fn create_and_respond(
+    state: AppState,
+    authorized: triggers::Authorized,
+    ref_name: String,
+    variables: Vec<(String, String)>,
+    payload: String,
+) -> ApiResult<Response> {
+    let triggered = triggers::create(&state, authorized, ref_name, variables, payload).await?;
+    respond(
+        &state,
+        &triggered.project,
+        triggered.result,
+        triggered.user.as_ref(),
+    )
+    .await
 }

@@ -13,7 +13,6 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde_json::Value;
 
-use super::pipelines::respond;
 use crate::domain::pipeline_variables::MAX_TRIGGER_PAYLOAD_BYTES;
 use crate::domain::{idempotency, signed_webhooks, triggers};
 use crate::error::{ApiError, ApiResult};
@@ -72,18 +71,13 @@ async fn webhook(
         None,
     );
     let (project_id, credential) = (authorized.project.id, authorized.credential.clone());
-    let creating = state.clone();
-    let create = async move {
-        let triggered =
-            triggers::create(&creating, authorized, ref_name, Vec::new(), payload).await?;
-        respond(
-            &creating,
-            &triggered.project,
-            triggered.result,
-            triggered.user.as_ref(),
-        )
-        .await
-    };
+    let create = super::trigger_pipeline::create_and_respond(
+        state.clone(),
+        authorized,
+        ref_name,
+        Vec::new(),
+        payload,
+    );
     super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await
 }
 
