@@ -151,6 +151,10 @@ pub fn predefined(ctx: &PipelineContext) -> Vec<Variable> {
         ctx.project.visibility.as_str().into(),
     );
     add("CI_REPOSITORY_URL", format!("{project_url}.git"));
+    // GitLab: `Project#predefined_project_variables` (`app/models/project.rb`) and
+    // `Ci::Pipeline#predefined_variables`: the project's `ci_config_path_or_default`.
+    // Runners read it (a third-party runner failed every job without it: issue 15 §4).
+    add("CI_CONFIG_PATH", ctx.ci_config_path.clone());
     if let Some(user) = &ctx.user {
         add("GITLAB_USER_ID", user.id.to_string());
         add("GITLAB_USER_LOGIN", user.login.clone());

@@ -56,6 +56,7 @@ migrations! {
     11 => "0011_webhooks.sql",
     12 => "0012_build_timeout.sql",
     13 => "0013_web_ui.sql",
+    17 => "0017_runner_compat.sql",
 }
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

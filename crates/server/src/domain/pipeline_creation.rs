@@ -160,11 +160,13 @@ pub(in crate::domain) async fn create_pipeline(
     // 1. Abilities, and who may pass pipeline variables.
     let (user, access) = abilities(&request)?;
     check_variables_allowed(state, &request).await?;
-    // 2. Repository: the ref, its commit, and the config file's blob there.
+    // 2. Repository: the ref, its commit, and the config file's blob there (the project's
+    // `ci_config_path`, unless a child pipeline names its own file).
+    let project_config_path = crate::domain::projects::ci_config_path(state, project.id).await?;
     let config_path = request
         .config_path
         .clone()
-        .unwrap_or_else(|| CI_CONFIG_PATH.to_string());
+        .unwrap_or_else(|| project_config_path.clone());
     let (resolved, blob) = resolve_commit(state, &request, &config_path).await?;
     // 3. Protected refs.
     let protected_ref = check_protected_ref(state, project.id, &resolved, access.as_ref()).await?;
@@ -181,7 +183,9 @@ pub(in crate::domain) async fn create_pipeline(
     if let Err(e) = parsed.as_ref() {
         return Err(config_error(state, base, e.message.clone()).await);
     }
-    let ctx = planning_context(state, &request, &base, user.as_ref(), &resolved, listing).await?;
+    let mut ctx =
+        planning_context(state, &request, &base, user.as_ref(), &resolved, listing).await?;
+    ctx.ci_config_path = project_config_path;
     let plan = match plan_within(state, &parsed, ctx).await? {
         Ok(PlanOutcome::Created(plan)) => plan,
         Ok(PlanOutcome::NoJobs) => return Err(rejected("No stages / jobs for this pipeline.")),

@@ -24,6 +24,7 @@ mod protected_refs;
 mod python_gitlab;
 mod runners;
 mod running;
+mod third_party_runner;
 mod trigger_tokens;
 mod triggering;
 mod user_entities;
