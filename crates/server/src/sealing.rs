@@ -23,6 +23,7 @@ pub enum Purpose {
     PipelineVariable,
     CiVariable,
     HookToken,
+    RegistrationToken,
 }
 
 impl Purpose {
@@ -32,6 +33,7 @@ impl Purpose {
             Purpose::PipelineVariable => b"pipewright:pipeline-variable:v1",
             Purpose::CiVariable => b"pipewright:ci-variable:v1",
             Purpose::HookToken => b"pipewright:hook-token:v1",
+            Purpose::RegistrationToken => b"pipewright:runner-registration-token:v1",
         }
     }
 }

@@ -103,7 +103,29 @@ async fn get_project(
     let (project, access) = find_project(&state, &caller, seg.get("id")?).await?;
     let mut out = render(&state, &project, &access).await?;
     add_ci_settings(&state, &project, &mut out).await?;
+    add_runners_token(&state, &project, &access, &mut out).await?;
     Ok(Json(out))
+}
+
+/// `runners_token`, the project's runner registration token, for those who manage its runners
+/// (GitLab's project entity: `expose :runners_token, if: user_can_admin_project`); `null`
+/// while registration tokens are off, as GitLab 17 answers (`runners_token` is nil then).
+async fn add_runners_token(
+    state: &AppState,
+    project: &Project,
+    access: &crate::permissions::ProjectAccess,
+    out: &mut Value,
+) -> ApiResult<()> {
+    use crate::domain::runner_registration;
+    if !access.can(Action::ManageRunners) {
+        return Ok(());
+    }
+    out["runners_token"] = if runner_registration::allowed(state).await? {
+        json!(runner_registration::token(state, Some(project.id), false).await?)
+    } else {
+        Value::Null
+    };
+    Ok(())
 }
 
 /// Project CI settings shown on the single-project answers.
@@ -414,6 +436,7 @@ async fn update_project(
     }
     let mut out = render(&state, &updated, &access).await?;
     add_ci_settings(&state, &updated, &mut out).await?;
+    add_runners_token(&state, &updated, &access, &mut out).await?;
     Ok(Json(out))
 }
 

@@ -27,6 +27,7 @@ pub mod projects;
 pub mod protected_refs;
 pub mod push_pipelines;
 pub mod push_rules;
+pub mod runner_registration;
 pub mod tokens;
 pub mod triggers;
 pub mod webhooks;

@@ -32,7 +32,7 @@ use crate::domain::protected_refs::rules_for;
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
 
-pub const CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
+pub const CI_CONFIG_PATH: &str = crate::domain::projects::DEFAULT_CI_CONFIG_PATH;
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// How many paths `rules:exists` looks at (GitLab caps its search similarly).
 const MAX_LISTED_FILES: usize = 50_000;

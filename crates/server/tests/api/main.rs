@@ -22,6 +22,7 @@ mod multi_project;
 mod projects;
 mod protected_refs;
 mod python_gitlab;
+mod runner_registration;
 mod runners;
 mod running;
 mod third_party_runner;
