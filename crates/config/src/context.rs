@@ -51,6 +51,9 @@ pub struct PipelineContext {
     pub changed_files: Option<Vec<String>>,
     /// Every file at the commit, for `exists`; `None` makes `exists` false.
     pub files: Option<Vec<String>>,
+    /// The project's CI config path (`CI_CONFIG_PATH`): its `ci_config_path` setting, else
+    /// `.gitlab-ci.yml`.
+    pub ci_config_path: String,
 }
 
 /// The all-zero commit id git uses for "no commit": a pipeline without a previous commit.
@@ -89,6 +92,7 @@ impl PipelineContext {
             instance_variables: Vec::new(),
             changed_files: None,
             files: None,
+            ci_config_path: crate::resolve::CONFIG_FILE.to_string(),
         }
     }
 }

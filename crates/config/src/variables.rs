@@ -94,6 +94,18 @@ pub fn predefined(ctx: &PipelineContext) -> Vec<Variable> {
         "CI_SERVER_HOST",
         host.split(':').next().unwrap_or("").to_string(),
     );
+    // GitLab: `Project#predefined_ci_server_variables` (`app/models/project.rb`):
+    // `CI_SERVER_PROTOCOL`, `CI_SERVER_PORT` (the scheme's default when the URL names none)
+    // and `CI_SERVER_FQDN` (host, with the port when it is not the default).
+    let protocol = server.split("://").next().unwrap_or("http").to_string();
+    let default_port = if protocol == "https" { "443" } else { "80" };
+    let port = host
+        .split_once(':')
+        .map_or(default_port, |(_, p)| p)
+        .to_string();
+    add("CI_SERVER_PROTOCOL", protocol);
+    add("CI_SERVER_PORT", port);
+    add("CI_SERVER_FQDN", host.clone());
     add("CI_SERVER_NAME", "Pipewright".into());
     add("CI_API_V4_URL", format!("{server}/api/v4"));
     add("CI_PIPELINE_SOURCE", ctx.source.as_str().into());
@@ -135,12 +147,22 @@ pub fn predefined(ctx: &PipelineContext) -> Vec<Variable> {
     add("CI_DEFAULT_BRANCH", ctx.project.default_branch.clone());
     add("CI_PROJECT_ID", ctx.project.id.to_string());
     add("CI_PROJECT_NAME", ctx.project.name.clone());
+    add("CI_PROJECT_TITLE", ctx.project.name.clone());
     add("CI_PROJECT_PATH", ctx.project.path_with_namespace.clone());
     add(
         "CI_PROJECT_PATH_SLUG",
         slugify(&ctx.project.path_with_namespace),
     );
     add("CI_PROJECT_NAMESPACE", ctx.project.namespace.clone());
+    add(
+        "CI_PROJECT_ROOT_NAMESPACE",
+        ctx.project
+            .namespace
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .to_string(),
+    );
     add("CI_PROJECT_URL", project_url.clone());
     add(
         "CI_PROJECT_DIR",
@@ -151,6 +173,10 @@ pub fn predefined(ctx: &PipelineContext) -> Vec<Variable> {
         ctx.project.visibility.as_str().into(),
     );
     add("CI_REPOSITORY_URL", format!("{project_url}.git"));
+    // GitLab: `Project#predefined_project_variables` (`app/models/project.rb`) and
+    // `Ci::Pipeline#predefined_variables`: the project's `ci_config_path_or_default`.
+    // Runners read it (a third-party runner failed every job without it: issue 15 §4).
+    add("CI_CONFIG_PATH", ctx.ci_config_path.clone());
     if let Some(user) = &ctx.user {
         add("GITLAB_USER_ID", user.id.to_string());
         add("GITLAB_USER_LOGIN", user.login.clone());
@@ -175,6 +201,12 @@ pub fn job_predefined(
     vec![
         Variable::new("CI_JOB_ID", job_id.to_string(), VariableSource::Predefined),
         Variable::new("CI_JOB_NAME", name, VariableSource::Predefined),
+        // GitLab: `Ci::Build#predefined_variables` (`CI_JOB_NAME_SLUG`, slugified to 63).
+        Variable::new(
+            "CI_JOB_NAME_SLUG",
+            slugify(name),
+            VariableSource::Predefined,
+        ),
         Variable::new("CI_JOB_STAGE", stage, VariableSource::Predefined),
         Variable::new(
             "CI_JOB_URL",
@@ -286,6 +318,53 @@ pub fn expand_all(vars: &[Variable]) -> Vec<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_variables_come_from_the_url() {
+        let project = crate::context::ProjectInfo {
+            id: 1,
+            name: "Demo".into(),
+            path_with_namespace: "group/demo".into(),
+            namespace: "group".into(),
+            default_branch: "main".into(),
+            visibility: pipewright_core::Visibility::Private,
+        };
+        let value = |url: &str, key: &str| {
+            let ctx = PipelineContext::new(
+                pipewright_core::PipelineSource::Push,
+                "main",
+                RefKind::Branch,
+                "a".repeat(40),
+                project.clone(),
+                url,
+            );
+            predefined(&ctx)
+                .into_iter()
+                .find(|v| v.key == key)
+                .map(|v| v.value)
+        };
+        let https = "https://ci.example.com";
+        assert_eq!(value(https, "CI_SERVER_PORT").as_deref(), Some("443"));
+        assert_eq!(value(https, "CI_SERVER_PROTOCOL").as_deref(), Some("https"));
+        assert_eq!(
+            value(https, "CI_SERVER_FQDN").as_deref(),
+            Some("ci.example.com")
+        );
+        let local = "http://localhost:8080";
+        assert_eq!(value(local, "CI_SERVER_PORT").as_deref(), Some("8080"));
+        assert_eq!(
+            value(local, "CI_SERVER_FQDN").as_deref(),
+            Some("localhost:8080")
+        );
+        assert_eq!(
+            value(local, "CI_CONFIG_PATH").as_deref(),
+            Some(".gitlab-ci.yml")
+        );
+        assert_eq!(
+            value(local, "CI_PROJECT_ROOT_NAMESPACE").as_deref(),
+            Some("group")
+        );
+    }
 
     #[test]
     fn slugs() {

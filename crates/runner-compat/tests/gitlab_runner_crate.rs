@@ -150,15 +150,20 @@ struct Seen {
     name: Option<String>,
     /// `CI_JOB_TOKEN` as the crate displays it (masked variables show as `<MASKED>`).
     job_token_display: Option<String>,
+    /// `CI_CONFIG_PATH`, which GitLab always sends (issue 15 §4: a third-party runner failed
+    /// every job without it).
+    config_path: Option<String>,
     phases: Vec<Phase>,
 }
 
 type SeenJobs = Arc<Mutex<BTreeMap<u64, Seen>>>;
 
-/// The job handler: `echo X` prints X to the job log, `exit N` ends the step with N.
+/// The job handler: `echo X` prints X to the job log, `exit N` ends the step with N. Like
+/// the third-party runner of issue 15, it refuses a job without `CI_CONFIG_PATH`.
 struct Interpreter {
     id: u64,
     seen: SeenJobs,
+    has_config_path: bool,
 }
 
 impl Interpreter {
@@ -166,12 +171,20 @@ impl Interpreter {
         let record = Seen {
             name: job.variable("CI_JOB_NAME").map(|v| v.value().to_string()),
             job_token_display: job.variable("CI_JOB_TOKEN").map(|v| v.to_string()),
+            config_path: job
+                .variable("CI_CONFIG_PATH")
+                .map(|v| v.value().to_string()),
             phases: Vec::new(),
         };
+        let has_config_path = record.config_path.is_some();
         if let Ok(mut seen) = seen.lock() {
             seen.insert(job.id(), record);
         }
-        Interpreter { id: job.id(), seen }
+        Interpreter {
+            id: job.id(),
+            seen,
+            has_config_path,
+        }
     }
 }
 
@@ -182,6 +195,10 @@ impl JobHandler for Interpreter {
             && let Some(job) = seen.get_mut(&self.id)
         {
             job.phases.push(phase);
+        }
+        if !self.has_config_path {
+            outputln!("CI_CONFIG_PATH is not set: is this a GitLab server?");
+            return Err(());
         }
         for line in script {
             outputln!("$ {line}");
@@ -347,6 +364,12 @@ async fn a_gitlab_runner_crate_runner_runs_a_pipeline() -> Result<()> {
         status, "success",
         "broken fails but is allowed to, so the pipeline succeeds"
     );
+    // GitLab: `lib/gitlab/ci/status/success_warning.rb`.
+    let pipeline = server.get_json(&pipeline_path).await?;
+    assert_eq!(
+        pipeline["detailed_status"]["group"], "success-with-warnings",
+        "{pipeline}"
+    );
 
     let jobs = server
         .get_json(&format!("{pipeline_path}/jobs"))
@@ -398,6 +421,11 @@ async fn a_gitlab_runner_crate_runner_runs_a_pipeline() -> Result<()> {
         let record = seen.get(&id).with_context(|| format!("{name} not seen"))?;
         assert_eq!(record.name.as_deref(), Some(name), "{record:?}");
         assert_eq!(
+            record.config_path.as_deref(),
+            Some(".gitlab-ci.yml"),
+            "{record:?}"
+        );
+        assert_eq!(
             record.job_token_display.as_deref(),
             Some("<MASKED>"),
             "{record:?}"
@@ -409,6 +437,45 @@ async fn a_gitlab_runner_crate_runner_runs_a_pipeline() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A runner registered the legacy way (`gitlab-runner register --registration-token`,
+/// `POST /api/v4/runners`), as GitLab 17 allows it: refused with 410 until an administrator
+/// turns registration tokens on, then an instance runner for the instance's token.
+async fn registered_with_a_registration_token(server: &Pipewright) -> Result<String> {
+    let token = server
+        .post_json("/runners/reset_registration_token", json!({}))
+        .await?["token"]
+        .as_str()
+        .context("registration token")?
+        .to_string();
+    let register = || {
+        server
+            .http
+            .post(format!("{}/api/v4/runners", server.url))
+            .json(
+                &json!({"token": token, "description": "third-party", "info": {"name": "compat"}}),
+            )
+            .send()
+    };
+    let refused = register().await?;
+    assert_eq!(
+        refused.status(),
+        410,
+        "registration tokens are off by default"
+    );
+    server
+        .api(
+            reqwest::Method::PUT,
+            "/application/settings",
+            Some(json!({"allow_runner_registration_token": true})),
+            200,
+        )
+        .await?;
+    let registered = register().await?;
+    assert_eq!(registered.status(), 201);
+    let body: Value = registered.json().await?;
+    Ok(body["token"].as_str().context("runner token")?.to_string())
 }
 
 /// What the crate's client sends and requires, spoken with the protocol's types by hand: its
@@ -424,7 +491,8 @@ async fn the_job_payload_carries_what_the_gitlab_runner_crate_requires() -> Resu
     let data_dir = tmp.path().join("data");
     std::fs::create_dir_all(&data_dir)?;
     let server = Pipewright::start(&data_dir).await?;
-    let (_, _, runner_token) = pipeline_and_runner(&server, tmp.path()).await?;
+    let (_, _, _) = pipeline_and_runner(&server, tmp.path()).await?;
+    let runner_token = registered_with_a_registration_token(&server).await?;
 
     // clients.md §4.1: the crate's poll.
     let poll = JobRequest {

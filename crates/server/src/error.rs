@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 403 for a token whose scopes do not cover the request.
     #[error("insufficient scope")]
     InsufficientScope(&'static str),
+    /// 410 `"410 Gone - {reason}"` (GitLab's `render_api_error_with_reason!(410, …)`).
+    #[error("gone: {0}")]
+    Gone(&'static str),
     #[error("{0} is missing")]
     MissingParam(String),
     #[error("{0} is invalid")]
@@ -111,6 +114,7 @@ impl ApiError {
             | ApiError::Validation(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Gone(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Custom(status, _) => *status,
@@ -136,6 +140,7 @@ impl ApiError {
                 "error_description": "The request requires higher privileges than provided by the access token.",
                 "scope": scope,
             }),
+            ApiError::Gone(reason) => json!({"message": format!("410 Gone - {reason}")}),
             ApiError::MissingParam(name) => json!({"error": format!("{name} is missing")}),
             ApiError::InvalidParam(name) => json!({"error": format!("{name} is invalid")}),
             ApiError::EmptyParam(name) => json!({"error": format!("{name} is empty")}),

@@ -115,9 +115,13 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let maintenance = maintenance::spawn(state.clone());
     let watcher = state.store.watch_jobs(state.job_available.clone());
-    let app = router(state);
+    // The path is normalised before the router sees it (`routes::trim_api_trailing_slash`).
+    let app = tower::Layer::layer(
+        &tower::util::MapRequestLayer::new(routes::trim_api_trailing_slash::<axum::body::Body>),
+        router(state),
+    );
     // Connection info gives sign-in throttling the client's address.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = axum::ServiceExt::<axum::http::Request<axum::body::Body>>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;

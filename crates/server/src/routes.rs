@@ -114,8 +114,46 @@ pub fn build(table: Vec<Route>) -> Router<AppState> {
     })
 }
 
+/// `GET /api/v4/projects/` is `GET /api/v4/projects`: GitLab's API router accepts a trailing
+/// slash (issue 15 §4 — a third-party runner client sent one; not verified in GitLab's source:
+/// Grape's path patterns are Mustermann's, which allow it). Applied before routing (`lib.rs`
+/// wraps the router with it), only to `/api/v4/...` paths, so the route table stays the only
+/// place routes are added and page URLs keep their own meaning.
+pub fn trim_api_trailing_slash<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    let path = req.uri().path();
+    if !path.starts_with("/api/v4/") || !path.ends_with('/') {
+        return req;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let rewritten = match req.uri().query() {
+        Some(q) => format!("{trimmed}?{q}"),
+        None => trimmed.to_string(),
+    };
+    if let Ok(pq) = axum::http::uri::PathAndQuery::try_from(rewritten) {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_trailing_slash_on_an_api_path_is_dropped_before_routing() {
+        let trim = |uri: &str| {
+            let req = axum::http::Request::builder().uri(uri).body(()).unwrap();
+            super::trim_api_trailing_slash(req).uri().to_string()
+        };
+        assert_eq!(trim("/api/v4/projects/"), "/api/v4/projects");
+        assert_eq!(trim("/api/v4/projects//?page=2"), "/api/v4/projects?page=2");
+        assert_eq!(trim("/api/v4/projects"), "/api/v4/projects");
+        assert_eq!(trim("/root/project/"), "/root/project/");
+        assert_eq!(trim("/api/v4/"), "/api/v4");
+    }
+
     #[test]
     fn every_method_and_path_is_in_the_table_once() {
         let config = crate::ServerConfig::new("http://localhost", "/nonexistent");

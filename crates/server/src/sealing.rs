@@ -24,6 +24,7 @@ pub enum Purpose {
     CiVariable,
     HookToken,
     ScheduleVariable,
+    RegistrationToken,
 }
 
 impl Purpose {
@@ -34,6 +35,7 @@ impl Purpose {
             Purpose::CiVariable => b"pipewright:ci-variable:v1",
             Purpose::HookToken => b"pipewright:hook-token:v1",
             Purpose::ScheduleVariable => b"pipewright:schedule-variable:v1",
+            Purpose::RegistrationToken => b"pipewright:runner-registration-token:v1",
         }
     }
 }

@@ -51,6 +51,9 @@ pub trait JobStore: Send + Sync {
     async fn retry_job(&self, job_id: i64, status: Status) -> Result<Option<Job>>;
     /// How many attempts of a job a pipeline has had.
     async fn job_attempts(&self, pipeline_id: i64, name: &str) -> Result<i64>;
+    /// Whether a current job of the pipeline failed or was canceled but was allowed to
+    /// (GitLab's `has_warnings?`: `builds.latest.failed_but_allowed`).
+    async fn pipeline_has_warnings(&self, pipeline_id: i64) -> Result<bool>;
     async fn set_job_artifacts(&self, job_id: i64, artifacts: Option<&JobArtifacts>) -> Result<()>;
     async fn erase_job(&self, job_id: i64) -> Result<()>;
     async fn expired_artifacts(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>>;
@@ -338,6 +341,16 @@ impl JobStore for SqlStore {
             .bind(pipeline_id)
             .bind(name);
         self.db.fetch_one(&q, first).await
+    }
+
+    async fn pipeline_has_warnings(&self, pipeline_id: i64) -> Result<bool> {
+        let q = query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE pipeline_id = $1 AND retried = FALSE \
+             AND allow_failure = TRUE AND status IN ('failed', 'canceled') LIMIT 1) AS warned",
+        )
+        .bind(pipeline_id);
+        let count: i64 = self.db.fetch_one(&q, first).await?;
+        Ok(count > 0)
     }
 
     async fn set_job_artifacts(&self, job_id: i64, artifacts: Option<&JobArtifacts>) -> Result<()> {

@@ -67,6 +67,7 @@ migrations! {
     14 => "0014_pipeline_schedules.sql",
     15 => "0015_trigger_rotation.sql",
     16 => "0016_idempotency_keys.sql",
+    17 => "0017_runner_compat.sql",
 }
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -19,6 +19,28 @@ pub trait RunnerStore: Send + Sync {
     async fn update_runner(&self, id: i64, update: &RunnerUpdate) -> Result<Runner>;
     async fn delete_runner(&self, id: i64) -> Result<()>;
     async fn touch_runner(&self, id: i64, at: Timestamp) -> Result<()>;
+    /// The sealed registration token of a project (`Some`) or of the instance (`None`).
+    async fn registration_token(&self, project_id: Option<i64>) -> Result<Option<String>>;
+    /// Stores a registration token; `replace: false` keeps one that exists (so two requests
+    /// that both found none agree on the first one written).
+    async fn set_registration_token(
+        &self,
+        project_id: Option<i64>,
+        digest: &str,
+        sealed: &str,
+        replace: bool,
+    ) -> Result<()>;
+    /// Whose registration token has this digest: `Some(None)` the instance's,
+    /// `Some(Some(id))` project `id`'s.
+    async fn registration_token_owner(&self, digest: &str) -> Result<Option<Option<i64>>>;
+}
+
+/// The `owner` key of a registration token.
+fn registration_owner(project_id: Option<i64>) -> String {
+    match project_id {
+        Some(id) => format!("project:{id}"),
+        None => "instance".to_string(),
+    }
 }
 
 macro_rules! runner_columns {
@@ -146,5 +168,41 @@ impl RunnerStore for SqlStore {
             .bind(at);
         self.db.execute(&q).await?;
         Ok(())
+    }
+
+    async fn registration_token(&self, project_id: Option<i64>) -> Result<Option<String>> {
+        let q = query("SELECT token_sealed FROM runner_registration_tokens WHERE owner = $1")
+            .bind(registration_owner(project_id));
+        self.db.fetch_optional(&q, crate::db::first).await
+    }
+
+    async fn set_registration_token(
+        &self,
+        project_id: Option<i64>,
+        digest: &str,
+        sealed: &str,
+        replace: bool,
+    ) -> Result<()> {
+        let sql = if replace {
+            "INSERT INTO runner_registration_tokens (owner, project_id, token_digest, token_sealed) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (owner) DO UPDATE SET \
+             token_digest = excluded.token_digest, token_sealed = excluded.token_sealed"
+        } else {
+            "INSERT INTO runner_registration_tokens (owner, project_id, token_digest, token_sealed) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (owner) DO NOTHING"
+        };
+        let q = query(sql)
+            .bind(registration_owner(project_id))
+            .bind(project_id)
+            .bind(digest)
+            .bind(sealed);
+        self.db.execute(&q).await?;
+        Ok(())
+    }
+
+    async fn registration_token_owner(&self, digest: &str) -> Result<Option<Option<i64>>> {
+        let q = query("SELECT project_id FROM runner_registration_tokens WHERE token_digest = $1")
+            .bind(digest);
+        self.db.fetch_optional(&q, crate::db::first).await
     }
 }

@@ -34,6 +34,14 @@ pub trait VariableStore: Send + Sync {
     /// The project's default job timeout in seconds (`build_timeout`), when set.
     async fn project_build_timeout(&self, project_id: ProjectId) -> Result<Option<i64>>;
     async fn set_project_build_timeout(&self, project_id: ProjectId, seconds: i64) -> Result<()>;
+    /// The project's `ci_config_path`, when set (GitLab's default is `.gitlab-ci.yml`).
+    async fn project_ci_config_path(&self, project_id: ProjectId) -> Result<Option<String>>;
+    /// Sets (`Some`) or clears (`None`) the project's `ci_config_path`.
+    async fn set_project_ci_config_path(
+        &self,
+        project_id: ProjectId,
+        path: Option<&str>,
+    ) -> Result<()>;
 }
 
 macro_rules! variable_columns {
@@ -183,6 +191,30 @@ impl VariableStore for SqlStore {
         )
         .bind(project_id)
         .bind(seconds);
+        self.db.execute(&q).await?;
+        Ok(())
+    }
+
+    async fn project_ci_config_path(&self, project_id: ProjectId) -> Result<Option<String>> {
+        let q = query("SELECT ci_config_path FROM project_ci_settings WHERE project_id = $1")
+            .bind(project_id);
+        let path: Option<Option<String>> = self.db.fetch_optional(&q, first).await?;
+        Ok(path.flatten())
+    }
+
+    async fn set_project_ci_config_path(
+        &self,
+        project_id: ProjectId,
+        path: Option<&str>,
+    ) -> Result<()> {
+        let q = query(
+            "INSERT INTO project_ci_settings \
+             (project_id, pipeline_variables_minimum_override_role, ci_config_path) \
+             VALUES ($1, 'developer', $2) \
+             ON CONFLICT (project_id) DO UPDATE SET ci_config_path = excluded.ci_config_path",
+        )
+        .bind(project_id)
+        .bind(path);
         self.db.execute(&q).await?;
         Ok(())
     }

@@ -11,7 +11,6 @@ use pipewright_core::{PipelineSource, RefKind};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
-use crate::domain::pipeline_creation::CI_CONFIG_PATH;
 use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
@@ -155,9 +154,11 @@ async fn lint_ref(
         .or(params.str("ref")?)
         .unwrap_or_else(|| project.default_branch.clone());
     let resolved = resolve(&state, &project, &rev).await?;
+    // The project's `ci_config_path`, as pipeline creation reads it.
+    let config_path = crate::domain::projects::ci_config_path(&state, project.id).await?;
     let blob = state
         .repos
-        .read_file_async(project.id, &resolved.2, CI_CONFIG_PATH, MAX_BYTES)
+        .read_file_async(project.id, &resolved.2, &config_path, MAX_BYTES)
         .await
         .map_err(|e| ApiError::Internal(e.into()))?;
     let Some(blob) = blob else {

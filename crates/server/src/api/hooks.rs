@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::domain::projects::authorize_project;
+use crate::domain::runner_registration;
 use crate::domain::webhooks;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
@@ -341,6 +342,7 @@ pub(crate) async fn settings(
     Ok(Json(json!({
         webhook_delivery::ALLOW_LOCAL_SETTING: allow,
         "allow_local_requests_from_system_hooks": allow,
+        runner_registration::ALLOW_SETTING: runner_registration::allowed(&state).await?,
     })))
 }
 
@@ -350,6 +352,17 @@ pub(crate) async fn update_settings(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     caller.admin()?;
+    // GitLab 17: `allow_runner_registration_token` (default off) lets runners register with
+    // registration tokens (`POST /runners`).
+    if let Some(allow) = params.bool(runner_registration::ALLOW_SETTING)? {
+        state
+            .store
+            .set_setting(
+                runner_registration::ALLOW_SETTING,
+                if allow { "true" } else { "false" },
+            )
+            .await?;
+    }
     if let Some(allow) = params.bool(webhook_delivery::ALLOW_LOCAL_SETTING)? {
         state
             .store

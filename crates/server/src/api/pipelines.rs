@@ -132,8 +132,12 @@ async fn create(
     super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await
 }
 
-/// GitLab's `detailed_status` for a status.
-pub fn detailed_status(status: Status, details_path: &str) -> Value {
+/// GitLab's `detailed_status` for a pipeline's status; `warnings` when a job that was allowed
+/// to fail did (`Ci::Pipeline#has_warnings?`), which turns a success into GitLab's
+/// `Gitlab::Ci::Status::SuccessWarning` (`lib/gitlab/ci/status/success_warning.rb`: text
+/// `passed`, label `passed with warnings`, icon `status_warning`, group
+/// `success-with-warnings`).
+pub fn detailed_status(status: Status, warnings: bool, details_path: &str) -> Value {
     let (text, label) = match status {
         Status::Success => ("passed", "passed"),
         Status::Failed => ("failed", "failed"),
@@ -147,9 +151,13 @@ pub fn detailed_status(status: Status, details_path: &str) -> Value {
         Status::Preparing => ("preparing", "preparing"),
         Status::WaitingForResource => ("waiting", "waiting for resource"),
     };
-    let group = status.as_str();
+    let (label, group, icon) = if status == Status::Success && warnings {
+        ("passed with warnings", "success-with-warnings", "warning")
+    } else {
+        (label, status.as_str(), status.as_str())
+    };
     json!({
-        "icon": format!("status_{group}"),
+        "icon": format!("status_{icon}"),
         "text": text,
         "label": label,
         "group": group,
@@ -157,8 +165,16 @@ pub fn detailed_status(status: Status, details_path: &str) -> Value {
         "has_details": true,
         "details_path": details_path,
         "illustration": null,
-        "favicon": format!("/assets/ci_favicons/favicon_status_{group}.png"),
+        "favicon": format!("/assets/ci_favicons/favicon_status_{icon}.png"),
     })
+}
+
+/// Whether a pipeline passed with warnings (asked only of successful ones: one indexed query).
+pub async fn passed_with_warnings(state: &AppState, p: &Pipeline) -> ApiResult<bool> {
+    if p.status != Status::Success {
+        return Ok(false);
+    }
+    Ok(state.store.pipeline_has_warnings(p.id).await?)
 }
 
 fn seconds_between(a: Option<Timestamp>, b: Option<Timestamp>) -> Value {
@@ -197,6 +213,7 @@ pub async fn pipeline_json_for(
 ) -> ApiResult<Value> {
     let config: &ServerConfig = &state.config;
     let path = format!("/{}/-/pipelines/{}", project.full_path(), p.id);
+    let warnings = passed_with_warnings(state, p).await?;
     let user = match p.user_id {
         Some(id) if known_user.is_some_and(|u| u.id == id) => {
             known_user.map(|u| entities::user_basic(config, u))
@@ -234,7 +251,7 @@ pub async fn pipeline_json_for(
         "duration": seconds_between(p.started_at, p.finished_at),
         "queued_duration": seconds_between(Some(p.created_at), p.started_at),
         "coverage": null,
-        "detailed_status": detailed_status(p.status, &path),
+        "detailed_status": detailed_status(p.status, warnings, &path),
     }))
 }
 

@@ -103,7 +103,29 @@ async fn get_project(
     let (project, access) = find_project(&state, &caller, seg.get("id")?).await?;
     let mut out = render(&state, &project, &access).await?;
     add_ci_settings(&state, &project, &mut out).await?;
+    add_runners_token(&state, &project, &access, &mut out).await?;
     Ok(Json(out))
+}
+
+/// `runners_token`, the project's runner registration token, for those who manage its runners
+/// (GitLab's project entity: `expose :runners_token, if: user_can_admin_project`); `null`
+/// while registration tokens are off, as GitLab 17 answers (`runners_token` is nil then).
+async fn add_runners_token(
+    state: &AppState,
+    project: &Project,
+    access: &crate::permissions::ProjectAccess,
+    out: &mut Value,
+) -> ApiResult<()> {
+    use crate::domain::runner_registration;
+    if !access.can(Action::ManageRunners) {
+        return Ok(());
+    }
+    out["runners_token"] = if runner_registration::allowed(state).await? {
+        json!(runner_registration::token(state, Some(project.id), false).await?)
+    } else {
+        Value::Null
+    };
+    Ok(())
 }
 
 /// Project CI settings shown on the single-project answers.
@@ -123,6 +145,46 @@ async fn add_ci_settings(state: &AppState, project: &Project, out: &mut Value) -
             .await?
             .unwrap_or(DEFAULT_BUILD_TIMEOUT)
     );
+    // `ci_config_path`: `null` until set, as GitLab's project entity shows it.
+    out["ci_config_path"] = json!(state.store.project_ci_config_path(project.id).await?);
+    Ok(())
+}
+
+/// `ci_config_path` as given (`Some("")` clears it), checked as GitLab's `Project` model
+/// validates it (`app/models/project.rb`: no leading slash, no `..`, at most 255
+/// characters). A config in another project (`path@group/project`) or at a URL is GitLab's
+/// too, but not supported here: refused rather than stored and failing every pipeline.
+fn ci_config_path_param(
+    params: &Params,
+    errors: &mut validate::Errors,
+) -> ApiResult<Option<String>> {
+    let Some(path) = params.str("ci_config_path")? else {
+        return Ok(None);
+    };
+    let path = path.trim().to_string();
+    if path.starts_with('/') || path.contains("..") {
+        errors.add(
+            "ci_config_path",
+            "cannot include leading slash or directory traversal.",
+        );
+    } else if path.chars().count() > 255 {
+        errors.add("ci_config_path", "is too long (maximum is 255 characters)");
+    } else if path.contains('@') || path.contains("://") {
+        errors.add(
+            "ci_config_path",
+            "a config file in another project or at a URL is not supported",
+        );
+    }
+    Ok(Some(path))
+}
+
+/// Stores a checked `ci_config_path` (an empty one clears the setting).
+async fn save_ci_config_path(state: &AppState, project: &Project, path: &str) -> ApiResult<()> {
+    let value = Some(path).filter(|p| !p.is_empty());
+    state
+        .store
+        .set_project_ci_config_path(project.id, value)
+        .await?;
     Ok(())
 }
 
@@ -227,6 +289,7 @@ async fn create_project(
     if !branch_name_is_valid(&default_branch) {
         errors.add("default_branch", "is invalid");
     }
+    let ci_config_path = ci_config_path_param(&params, &mut errors)?;
     errors.into_result()?;
     let new = NewProject {
         namespace_id: namespace.id,
@@ -263,12 +326,13 @@ async fn create_project(
             anyhow::Error::new(err).context("creating repository"),
         ));
     }
+    if let Some(path) = &ci_config_path {
+        save_ci_config_path(&state, &project, path).await?;
+    }
     let access = project_access(&state, &caller, &project).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(render(&state, &project, &access).await?),
-    )
-        .into_response())
+    let mut out = render(&state, &project, &access).await?;
+    add_ci_settings(&state, &project, &mut out).await?;
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 async fn update_project(
@@ -319,7 +383,11 @@ async fn update_project(
         }
         _ => {}
     }
+    let ci_config_path = ci_config_path_param(&params, &mut errors)?;
     errors.into_result()?;
+    if let Some(path) = &ci_config_path {
+        save_ci_config_path(&state, &project, path).await?;
+    }
     if let Some(seconds) = build_timeout {
         if !access.can(Action::ManageVariables) {
             return Err(ApiError::forbidden());
@@ -368,6 +436,7 @@ async fn update_project(
     }
     let mut out = render(&state, &updated, &access).await?;
     add_ci_settings(&state, &updated, &mut out).await?;
+    add_runners_token(&state, &updated, &access, &mut out).await?;
     Ok(Json(out))
 }
 

@@ -144,12 +144,14 @@ async fn update_job(
     match final_status {
         None => crate::domain::job_queue::renew_lease(&state, &job).await?,
         Some(s) => {
-            // A failure without a reason is the script's, as GitLab records it.
+            // A failure without a reason is an unknown one. GitLab:
+            // `build.drop!(params[:failure_reason] || :unknown_failure)` in
+            // `app/services/ci/update_build_state_service.rb`.
             let reason = (s == Status::Failed).then(|| {
                 update
                     .failure_reason
                     .as_ref()
-                    .map_or("script_failure", proto::FailureReason::as_str)
+                    .map_or("unknown_failure", proto::FailureReason::as_str)
             });
             if crate::domain::dispatch::finish_job(&state, &job, s, reason, update.exit_code)
                 .await

@@ -31,6 +31,18 @@ pub fn routes() -> Vec<Route> {
     use Access::*;
     vec![
         Route::post("/api/v4/user/runners", create, Maintainer),
+        // The legacy registration-token flow: no user credentials, a registration token.
+        Route::post("/api/v4/runners", register, Open),
+        Route::post(
+            "/api/v4/runners/reset_registration_token",
+            reset_instance_registration_token,
+            Admin,
+        ),
+        Route::post(
+            "/api/v4/projects/{id}/runners/reset_registration_token",
+            reset_project_registration_token,
+            Maintainer,
+        ),
         Route::get("/api/v4/runners", list, SignedIn),
         Route::delete("/api/v4/runners", delete_by_token, RunnerToken),
         Route::get("/api/v4/runners/all", list_all, Admin),
@@ -142,18 +154,42 @@ pub(crate) async fn create(
             Some(project.id)
         }
     };
+    new_runner(
+        &state,
+        &params,
+        runner_type,
+        project_id,
+        Some(actor.user.id),
+    )
+    .await
+}
+
+/// Creates a runner from the request's attributes and answers GitLab's
+/// `Entities::Ci::RunnerRegistrationDetails` (`id`, `token`, `token_expires_at`), 201.
+async fn new_runner(
+    state: &AppState,
+    params: &Params,
+    runner_type: RunnerType,
+    project_id: Option<i64>,
+    creator_id: Option<i64>,
+) -> ApiResult<Response> {
+    let mut paused = params.bool("paused")?;
+    // `active` is the older name (active = !paused).
+    if paused.is_none() {
+        paused = params.bool("active")?.map(|a| !a);
+    }
     let token = secrets::random_token(secrets::RUNNER_TOKEN_PREFIX, 24);
     let new = NewRunner {
         token_digest: secrets::token_digest(&token),
         runner_type,
         project_id,
-        creator_id: Some(actor.user.id),
+        creator_id,
         description: params.str("description")?.unwrap_or_default(),
         tag_list: params.string_list("tag_list")?.unwrap_or_default(),
         run_untagged: params.bool("run_untagged")?.unwrap_or(true),
-        paused: params.bool("paused")?.unwrap_or(false),
+        paused: paused.unwrap_or(false),
         locked: params.bool("locked")?.unwrap_or(false),
-        access_level: access_level(&params)?.unwrap_or_else(|| "not_protected".into()),
+        access_level: access_level(params)?.unwrap_or_else(|| "not_protected".into()),
         maximum_timeout: params.i64("maximum_timeout")?,
     };
     let runner = state.store.create_runner(&new).await?;
@@ -162,6 +198,51 @@ pub(crate) async fn create(
         Json(json!({"id": runner.id, "token": token, "token_expires_at": null})),
     )
         .into_response())
+}
+
+/// `POST /runners`: registers a runner with a registration token (GitLab's legacy flow,
+/// `lib/api/ci/runner.rb`): `400` without `token`, `410 Gone - runner registration
+/// disallowed` while registration tokens are off (the default), `403 Forbidden - invalid
+/// token supplied` for a token that is nobody's; otherwise the runner, as `POST /user/runners`
+/// makes it (an instance runner for the instance's token, a project runner for a project's).
+async fn register(State(state): State<AppState>, params: Params) -> ApiResult<Response> {
+    let token = params.required_str("token")?;
+    let (runner_type, project_id) =
+        crate::domain::runner_registration::runner_scope(&state, &token).await?;
+    new_runner(&state, &params, runner_type, project_id, None).await
+}
+
+/// GitLab's `Entities::Ci::ResetTokenResult`.
+fn reset_token_result(token: String) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(json!({"token": token, "token_expires_at": null})),
+    )
+        .into_response()
+}
+
+/// `POST /runners/reset_registration_token` (administrators): a new instance registration
+/// token (GitLab: `lib/api/ci/runners.rb`).
+async fn reset_instance_registration_token(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    caller.admin()?;
+    let token = crate::domain::runner_registration::token(&state, None, true).await?;
+    Ok(reset_token_result(token))
+}
+
+/// `POST /projects/:id/runners/reset_registration_token` (Maintainers): a new registration
+/// token for the project (GitLab: `lib/api/ci/runners.rb`).
+async fn reset_project_registration_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageRunners).await?;
+    let token = crate::domain::runner_registration::token(&state, Some(project.id), true).await?;
+    Ok(reset_token_result(token))
 }
 
 async fn list(

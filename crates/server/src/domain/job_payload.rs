@@ -44,13 +44,16 @@ async fn load_payload_context(state: &AppState, job: &Job) -> ApiResult<PayloadC
         .project_build_timeout(project.id)
         .await?
         .and_then(|t| u64::try_from(t).ok());
-    let ctx = crate::domain::pipeline_context::build(
-        state,
-        &pipeline,
-        &project,
-        user.as_ref(),
-        commit.as_ref().map_or("", |c| c.message.as_str()),
-    );
+    let ctx = pipewright_config::PipelineContext {
+        ci_config_path: crate::domain::projects::ci_config_path(state, project.id).await?,
+        ..crate::domain::pipeline_context::build(
+            state,
+            &pipeline,
+            &project,
+            user.as_ref(),
+            commit.as_ref().map_or("", |c| c.message.as_str()),
+        )
+    };
     Ok(PayloadContext {
         pipeline,
         project,

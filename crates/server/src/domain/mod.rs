@@ -29,6 +29,7 @@ pub mod projects;
 pub mod protected_refs;
 pub mod push_pipelines;
 pub mod push_rules;
+pub mod runner_registration;
 pub mod schedules;
 pub mod signed_webhooks;
 pub mod tokens;

@@ -35,7 +35,7 @@ use crate::domain::protected_refs::rules_for;
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
 
-pub const CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
+pub const CI_CONFIG_PATH: &str = crate::domain::projects::DEFAULT_CI_CONFIG_PATH;
 const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 /// How many paths `rules:exists` looks at (GitLab caps its search similarly).
 const MAX_LISTED_FILES: usize = 50_000;
@@ -191,11 +191,13 @@ async fn check(
     // 1. Abilities, and who may pass pipeline variables.
     let (user, access) = abilities(request)?;
     check_variables_allowed(state, request).await?;
-    // 2. Repository: the ref, its commit, and the config file's blob there.
+    // 2. Repository: the ref, its commit, and the config file's blob there (the project's
+    // `ci_config_path`, unless a child pipeline names its own file).
+    let project_config_path = crate::domain::projects::ci_config_path(state, project.id).await?;
     let config_path = request
         .config_path
         .clone()
-        .unwrap_or_else(|| CI_CONFIG_PATH.to_string());
+        .unwrap_or_else(|| project_config_path.clone());
     let (resolved, blob) = resolve_commit(state, request, &config_path).await?;
     // 3. Protected refs.
     let protected_ref = check_protected_ref(state, project.id, &resolved, access.as_ref()).await?;
@@ -217,7 +219,9 @@ async fn check(
             plan: Err(message),
         });
     }
-    let ctx = planning_context(state, request, &base, user.as_ref(), &resolved, listing).await?;
+    let mut ctx =
+        planning_context(state, request, &base, user.as_ref(), &resolved, listing).await?;
+    ctx.ci_config_path = project_config_path;
     let plan = match plan_within(state, &parsed, ctx).await? {
         Ok(PlanOutcome::Created(plan)) => Ok(plan),
         Ok(PlanOutcome::NoJobs) => return Err(rejected("No stages / jobs for this pipeline.")),

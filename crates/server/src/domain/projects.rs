@@ -106,3 +106,21 @@ pub async fn remove_repository(state: &AppState, project_id: i64) {
         tracing::warn!(project_id, error = %err, "could not remove repository");
     }
 }
+
+/// GitLab's default CI config path (`Gitlab::FileDetector::PATTERNS[:gitlab_ci]`).
+pub const DEFAULT_CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
+
+/// The project's CI config path: its `ci_config_path`, else `.gitlab-ci.yml` (GitLab's
+/// `Project#ci_config_path_or_default`, `app/models/project.rb`). Where pipeline creation
+/// reads the config, and the jobs' `CI_CONFIG_PATH`.
+pub async fn ci_config_path(
+    state: &AppState,
+    project_id: i64,
+) -> Result<String, pipewright_store::StoreError> {
+    Ok(state
+        .store
+        .project_ci_config_path(project_id)
+        .await?
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| DEFAULT_CI_CONFIG_PATH.to_string()))
+}

@@ -1,6 +1,7 @@
 //! `/admin`: instance administration for admins (everyone else gets 404): users (create,
 //! block, unblock), every runner, the embedded runner's job isolation, and instance settings
-//! (the webhooks' local-network switch).
+//! (the webhooks' local-network switch; whether runners may register with registration
+//! tokens, and the instance's token).
 //! Changes go through the API's own operations.
 
 use askama::Template;
@@ -14,6 +15,7 @@ use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Layout};
 use crate::api;
+use crate::domain::runner_registration;
 use crate::params::Params;
 use crate::params::Segments;
 use crate::state::AppState;
@@ -57,6 +59,9 @@ struct AdminPage {
     /// Whether the embedded runner runs, and which job isolation is in force.
     embedded_runner: String,
     allow_local: bool,
+    /// Whether runners may register with registration tokens, and the instance's token then.
+    allow_registration_tokens: bool,
+    registration_token: String,
     page: u32,
     next: bool,
 }
@@ -123,12 +128,20 @@ pub async fn show(
             description: r.description,
         });
     }
+    let allow_registration_tokens = runner_registration::allowed(&state).await?;
+    let registration_token = if allow_registration_tokens {
+        runner_registration::token(&state, None, false).await?
+    } else {
+        String::new()
+    };
     let page_view = AdminPage {
         layout: Layout::new(&viewer, &headers, "Admin area").in_section("admin"),
         users,
         runners,
         embedded_runner: state.config.embedded_runner_status.clone(),
         allow_local: webhook_delivery::allow_local(&state).await?,
+        allow_registration_tokens,
+        registration_token,
         page,
         next: i64::from(page) * i64::from(per_page) < found.total,
     };
@@ -189,10 +202,19 @@ pub async fn update_settings(
         .ok()
         .flatten()
         .unwrap_or(false);
+    let registration = params
+        .bool(runner_registration::ALLOW_SETTING)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
     let mut p = Params::default();
     p.set_path(
         webhook_delivery::ALLOW_LOCAL_SETTING,
         if allow { "true" } else { "false" },
+    );
+    p.set_path(
+        runner_registration::ALLOW_SETTING,
+        if registration { "true" } else { "false" },
     );
     let result = api::hooks::update_settings(State(state.clone()), viewer.caller(), p).await;
     outcome(&state, "/admin#settings", "Settings were saved.", result)

@@ -90,7 +90,10 @@ pub async fn rows(
             id: p.id,
             iid: p.iid,
             url: format!("/{}/-/pipelines/{}", project.full_path(), p.id),
-            status: StatusView::of(p.status),
+            status: StatusView::of_pipeline(
+                p.status,
+                crate::api::pipelines::passed_with_warnings(state, p).await?,
+            ),
             source: p.source.as_str(),
             triggered: p.source == PipelineSource::Trigger,
             trigger_short_token: p.trigger_short_token.clone().unwrap_or_default(),

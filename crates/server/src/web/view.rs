@@ -239,12 +239,28 @@ impl StatusView {
         }
     }
 
-    /// A passed job that was allowed to fail shows a warning, as GitLab does.
+    /// A pipeline that passed while a job allowed to fail failed shows a warning. GitLab:
+    /// `lib/gitlab/ci/status/success_warning.rb` (label `passed with warnings`).
+    pub fn of_pipeline(status: Status, warnings: bool) -> Self {
+        if status == Status::Success && warnings {
+            StatusView {
+                name: "warning",
+                label: "passed with warnings",
+                icon: "!",
+            }
+        } else {
+            Self::of(status)
+        }
+    }
+
+    /// A failed job that was allowed to fail shows a warning. GitLab:
+    /// `lib/gitlab/ci/status/build/failed_allowed.rb` (label `failed (allowed to fail)`,
+    /// group `failed-with-warnings`).
     pub fn of_job(status: Status, allow_failure: bool) -> Self {
         if status == Status::Failed && allow_failure {
             StatusView {
                 name: "warning",
-                label: "failed (allowed)",
+                label: "failed (allowed to fail)",
                 icon: "!",
             }
         } else {

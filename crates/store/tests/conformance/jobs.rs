@@ -14,6 +14,7 @@ on_both!(
     a_finished_job_is_retried_once_as_a_new_attempt,
     a_delayed_job_is_due_at_its_time,
     artifacts_are_found_until_they_expire_or_the_job_is_erased,
+    a_pipeline_has_warnings_when_a_job_allowed_to_fail_failed,
 );
 
 async fn jobs_are_listed_per_pipeline_and_per_project(db: Fresh) {
@@ -260,4 +261,26 @@ async fn artifacts_are_found_until_they_expire_or_the_job_is_erased(db: Fresh) {
     let erased = store.job_by_id(jobs[0].id).await.unwrap().unwrap();
     assert!(erased.artifacts.is_none() && erased.erased_at.is_some());
     store.set_job_artifacts(jobs[1].id, None).await.unwrap();
+}
+
+/// GitLab's `Ci::Pipeline#has_warnings?`: a current job that failed (or was canceled) while
+/// allowed to fail (`failed_but_allowed`); a failure that was not allowed is no warning.
+async fn a_pipeline_has_warnings_when_a_job_allowed_to_fail_failed(db: Fresh) {
+    let store = db.open().await;
+    let demo = demo_project(&*store).await;
+    let mut new = new_pipeline(&demo, &["lint", "test"], Status::Pending);
+    new.jobs[0].allow_failure = true;
+    let pipeline = store.create_pipeline(&new).await.unwrap();
+    let jobs = store.pipeline_all_jobs(pipeline.id).await.unwrap();
+    assert!(!store.pipeline_has_warnings(pipeline.id).await.unwrap());
+    store
+        .transition_job(jobs[1].id, &[Status::Pending], Status::Failed)
+        .await
+        .unwrap();
+    assert!(!store.pipeline_has_warnings(pipeline.id).await.unwrap());
+    store
+        .transition_job(jobs[0].id, &[Status::Pending], Status::Failed)
+        .await
+        .unwrap();
+    assert!(store.pipeline_has_warnings(pipeline.id).await.unwrap());
 }

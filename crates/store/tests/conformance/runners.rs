@@ -4,9 +4,10 @@ use pipewright_core::{AccessLevel, Timestamp};
 use pipewright_store::*;
 
 use crate::on_both;
-use crate::support::{Fresh, alice_and_demo, page, project, runner, user};
+use crate::support::{Fresh, alice_and_demo, demo_project, page, project, runner, user};
 
 on_both!(
+    registration_tokens_belong_to_the_instance_or_a_project,
     a_runner_is_updated_field_by_field_and_listed_to_its_managers,
     a_push_event_is_claimed_once,
 );
@@ -139,4 +140,54 @@ async fn a_push_event_is_claimed_once(db: Fresh) {
         [recorded[1].id]
     );
     assert!(pending[0].push_options.is_empty());
+}
+
+/// Registration tokens (GitLab's legacy `POST /runners`): one for the instance, one per
+/// project, found by digest; a second writer without `replace` keeps the first token.
+async fn registration_tokens_belong_to_the_instance_or_a_project(db: Fresh) {
+    let store = db.open().await;
+    let demo = demo_project(&*store).await;
+    assert_eq!(store.registration_token(None).await.unwrap(), None);
+    store
+        .set_registration_token(None, "d-instance", "sealed-1", false)
+        .await
+        .unwrap();
+    store
+        .set_registration_token(None, "d-other", "sealed-2", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.registration_token(None).await.unwrap().as_deref(),
+        Some("sealed-1"),
+        "the first token written stays"
+    );
+    store
+        .set_registration_token(Some(demo.id), "d-project", "sealed-p", false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.registration_token_owner("d-instance").await.unwrap(),
+        Some(None)
+    );
+    assert_eq!(
+        store.registration_token_owner("d-project").await.unwrap(),
+        Some(Some(demo.id))
+    );
+    assert_eq!(
+        store.registration_token_owner("d-other").await.unwrap(),
+        None
+    );
+    // A reset replaces the token; the old one no longer registers anything.
+    store
+        .set_registration_token(None, "d-reset", "sealed-3", true)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.registration_token_owner("d-instance").await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.registration_token_owner("d-reset").await.unwrap(),
+        Some(None)
+    );
 }

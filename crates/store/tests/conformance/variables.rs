@@ -117,4 +117,27 @@ async fn project_ci_settings_are_unset_until_set(db: Fresh) {
         store.project_build_timeout(demo.id).await.unwrap(),
         Some(600)
     );
+    // `ci_config_path`: unset, set, cleared, without touching the other settings.
+    assert_eq!(store.project_ci_config_path(demo.id).await.unwrap(), None);
+    store
+        .set_project_ci_config_path(demo.id, Some("ci/pipeline.yml"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .project_ci_config_path(demo.id)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ci/pipeline.yml")
+    );
+    store
+        .set_project_ci_config_path(demo.id, None)
+        .await
+        .unwrap();
+    assert_eq!(store.project_ci_config_path(demo.id).await.unwrap(), None);
+    assert_eq!(
+        store.project_build_timeout(demo.id).await.unwrap(),
+        Some(600)
+    );
 }

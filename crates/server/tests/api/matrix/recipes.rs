@@ -408,6 +408,12 @@ const KNOWN: &[(&str, &str)] = &[
     ("DELETE", "/api/v4/runners"),
     ("GET", "/api/v4/runners/all"),
     ("POST", "/api/v4/runners/verify"),
+    ("POST", "/api/v4/runners"),
+    ("POST", "/api/v4/runners/reset_registration_token"),
+    (
+        "POST",
+        "/api/v4/projects/{id}/runners/reset_registration_token",
+    ),
     ("GET", "/api/v4/runners/{id}"),
     ("PUT", "/api/v4/runners/{id}"),
     ("DELETE", "/api/v4/runners/{id}"),
@@ -669,6 +675,10 @@ async fn api_recipe(ctx: &mut Ctx<'_>, method: &str, path: &str) -> Req {
             path,
             json!({"runner_type": "project_type", "project_id": pid}),
         ),
+        // Legacy registration reads no user credentials: whoever asks, a token that is
+        // nobody's is refused for what it is (410 while registration tokens are off).
+        ("POST", "/runners") => Req::json(path, json!({"token": "GR1348941matrix-nobody"})),
+        ("POST", "/runners/reset_registration_token") => Req::json(path, json!({})),
         ("DELETE", "/runners") | ("POST", "/runners/verify") => {
             Req::json(path, json!({})).token_param()
         }
@@ -821,6 +831,7 @@ async fn project_recipe(
             Req::get(api("/repository/files/.gitlab-ci.yml/raw?ref=main"))
         }
         ("GET", "/repository/commits/{sha}") => Req::get(api("/repository/commits/main")),
+        ("POST", "/runners/reset_registration_token") => Req::json(api(rest), json!({})),
         ("GET", "/triggers") => Req::get(api(rest)),
         ("POST", "/triggers") => Req::json(api(rest), json!({"description": "new"})),
         ("GET", "/triggers/{trigger_id}") => Req::get(api(&format!("/triggers/{}", p.trigger_id))),
