@@ -121,9 +121,11 @@ fn branch_json(
     let protected = !matching.is_empty();
     let developers_can =
         |f: fn(&pipewright_store::ProtectedBranch) -> pipewright_store::ProtectionLevel| {
-            matching
-                .iter()
-                .all(|r| f(r).allows(Some(pipewright_core::AccessLevel::Developer), false))
+            // GitLab's `developers_can?`: any matching rule (protected_ref.rb).
+            matching.is_empty()
+                || matching
+                    .iter()
+                    .any(|r| f(r).allows(Some(pipewright_core::AccessLevel::Developer), false))
         };
     json!({
         "name": name,

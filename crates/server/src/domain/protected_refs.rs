@@ -48,22 +48,32 @@ pub fn rules_for<'a>(rules: &'a [ProtectedBranch], branch: &str) -> Vec<&'a Prot
 }
 
 /// Whether a push to `branch` is allowed: unprotected branches need only push access
-/// (checked by the caller); protected ones need every matching rule's push level.
+/// (checked by the caller); a protected one needs the push level of any one rule that matches
+/// it, as GitLab: `access_levels_for_ref(ref, action:).any? { … check_access(user) }` over
+/// every matching rule's levels (app/models/concerns/protected_ref.rb).
 pub fn push_allowed(rules: &[ProtectedBranch], branch: &str, access: &ProjectAccess) -> bool {
-    rules_for(rules, branch)
-        .iter()
-        .all(|r| r.push_access_level.allows(access.role(), access.admin))
+    any_rule_allows(rules, branch, |r| {
+        r.push_access_level.allows(access.role(), access.admin)
+    })
 }
 
-/// Whether `access` may update `branch`: it is unprotected, or every rule protecting it lets
-/// the caller push, or every one lets the caller merge. (GitLab accepts any one matching
-/// rule's level; Pipewright's push check asks all of them, and this follows it, so it is never
-/// more permissive than a push.)
+/// Whether `access` may update `branch`: it is unprotected, or a rule protecting it lets the
+/// caller push or merge (GitLab's `can_update_branch?`: push or merge access).
 pub fn update_allowed(rules: &[ProtectedBranch], branch: &str, access: &ProjectAccess) -> bool {
     push_allowed(rules, branch, access)
-        || rules_for(rules, branch)
-            .iter()
-            .all(|r| r.merge_access_level.allows(access.role(), access.admin))
+        || any_rule_allows(rules, branch, |r| {
+            r.merge_access_level.allows(access.role(), access.admin)
+        })
+}
+
+/// True for a branch no rule protects; otherwise whether one of its rules allows.
+fn any_rule_allows(
+    rules: &[ProtectedBranch],
+    branch: &str,
+    allows: impl Fn(&ProtectedBranch) -> bool,
+) -> bool {
+    let matching = rules_for(rules, branch);
+    matching.is_empty() || matching.into_iter().any(allows)
 }
 
 /// Whether `access` may change `pipeline` and its jobs as far as its ref is concerned (the
@@ -122,6 +132,23 @@ mod tests {
         assert!(update_allowed(&merge_only, "main", &member(Developer)));
         let nobody = [rule("release/*", NoOne, NoOne)];
         assert!(!update_allowed(&nobody, "release/1", &member(Owner)));
+    }
+
+    /// GitLab grants an action when any rule matching the branch grants it: `main` for
+    /// Maintainers and `*` for Developers lets a Developer push to `main`.
+    #[test]
+    fn any_matching_rule_grants_as_on_gitlab() {
+        use AccessLevel::*;
+        use ProtectionLevel::*;
+        let rules = [
+            rule("main", AtLeast(Maintainer), AtLeast(Maintainer)),
+            rule("*", AtLeast(Developer), NoOne),
+        ];
+        assert!(push_allowed(&rules, "main", &member(Developer)));
+        assert!(!push_allowed(&rules, "main", &member(Reporter)));
+        let closed = [rule("main", NoOne, NoOne), rule("ma*", NoOne, NoOne)];
+        assert!(!update_allowed(&closed, "main", &member(Owner)));
+        assert!(push_allowed(&closed, "feature", &member(Developer)));
     }
 
     #[test]

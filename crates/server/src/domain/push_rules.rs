@@ -104,9 +104,10 @@ fn check_branch(
         }
     } else if command.is_create() {
         if !can_push {
+            // Any matching rule's merge level (GitLab: protected_ref.rb, `any?`).
             let can_merge = matching
                 .iter()
-                .all(|r| r.merge_access_level.allows(access.role(), access.admin));
+                .any(|r| r.merge_access_level.allows(access.role(), access.admin));
             return Err(if can_merge {
                 // GitLab also checks that the new branch starts from a protected branch's
                 // commit before this; either way a push is refused.

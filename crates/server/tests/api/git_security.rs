@@ -19,6 +19,7 @@ use crate::web::Browser;
 both_backends!(
     a_ref_git_would_normalise_is_not_found_before_the_protected_branch_check,
     protected_branches_refuse_force_pushes_and_deletions,
+    any_protected_branch_rule_that_matches_lets_a_developer_push,
     git_passwords_share_the_sign_in_lockout,
 );
 
@@ -487,4 +488,38 @@ async fn a_cr_lf_in_a_git_path_is_a_404_not_a_broken_redirect() {
     // The ordinary redirect is still there.
     let page = browser.get("/root/demo.git").await;
     assert_eq!(page.location.as_deref(), Some("/root/demo"));
+}
+
+/// GitLab grants a push when any protected-branch rule matching the branch grants it
+/// (`access_levels_for_ref(ref, action:).any?`, app/models/concerns/protected_ref.rb): with
+/// `main` for Maintainers and a wildcard `*` for Developers, a Developer may push to `main`.
+async fn any_protected_branch_rule_that_matches_lets_a_developer_push(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = app.create_project(&app.root_token, "two-rules").await;
+    let id = project["id"].as_i64().unwrap();
+    let (dev_id, dev) = app.create_user("developer").await;
+    app.add_member(id, dev_id, 30).await;
+    let work = local_repo(tmp.path(), "job:\n  script: true\n");
+    let root_url = remote(&app, "root", &app.root_token, "root/two-rules");
+    let dev_url = remote(&app, "developer", &dev, "root/two-rules");
+    let w = |args: &[&str]| git_ok(&work, tmp.path(), args);
+    // The first push protects `main` for Maintainers, as GitLab's default.
+    w(&["push", "-q", &root_url, "main"]);
+    std::fs::write(work.join("next.txt"), "next").unwrap();
+    w(&["add", "."]);
+    w(&["commit", "-q", "-m", "Next"]);
+    let refused = git(&work, tmp.path(), &["push", &dev_url, "main"]);
+    assert!(
+        !refused.status.success(),
+        "only Maintainers push to main yet"
+    );
+    let res = app
+        .post(
+            &format!("/projects/{id}/protected_branches"),
+            Some(&app.root_token),
+            json!({"name": "*", "push_access_level": 30}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    w(&["push", "-q", &dev_url, "main"]);
 }
