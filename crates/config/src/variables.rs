@@ -107,6 +107,19 @@ pub fn predefined(ctx: &PipelineContext) -> Vec<Variable> {
     add("CI_SERVER_PORT", port);
     add("CI_SERVER_FQDN", host.clone());
     add("CI_SERVER_NAME", "Pipewright".into());
+    // The server's version, whole and in parts (GitLab: doc/ci/variables/predefined_variables.md,
+    // `CI_SERVER_VERSION`, `_MAJOR`, `_MINOR`, `_PATCH`; the builder that sends them was not
+    // checked). Pipewright's own version, as `GET /api/v4/version` answers it.
+    let version = env!("CARGO_PKG_VERSION");
+    add("CI_SERVER_VERSION", version.to_string());
+    let mut parts = version.split(['.', '-', '+']);
+    for key in [
+        "CI_SERVER_VERSION_MAJOR",
+        "CI_SERVER_VERSION_MINOR",
+        "CI_SERVER_VERSION_PATCH",
+    ] {
+        add(key, parts.next().unwrap_or("0").to_string());
+    }
     add("CI_API_V4_URL", format!("{server}/api/v4"));
     add("CI_PIPELINE_SOURCE", ctx.source.as_str().into());
     if let Some(id) = ctx.pipeline_id {
@@ -364,6 +377,13 @@ mod tests {
             value(local, "CI_PROJECT_ROOT_NAMESPACE").as_deref(),
             Some("group")
         );
+        let version = value(local, "CI_SERVER_VERSION").unwrap();
+        assert_eq!(version, env!("CARGO_PKG_VERSION"));
+        let parts: Vec<String> = ["MAJOR", "MINOR", "PATCH"]
+            .iter()
+            .map(|p| value(local, &format!("CI_SERVER_VERSION_{p}")).unwrap())
+            .collect();
+        assert_eq!(parts.join("."), version);
     }
 
     #[test]
