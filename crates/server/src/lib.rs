@@ -66,6 +66,7 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         hooks_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         variables_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         payload_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
+        ci_config_path_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
     })
 }
 

@@ -105,4 +105,6 @@ pub struct AppState {
     /// Per pipeline: what its jobs' payloads share (keyed by pipeline id).
     pub payload_cache:
         Arc<crate::project_cache::ProjectCache<crate::project_cache::PayloadContext>>,
+    /// Projects' `ci_config_path`, read by every pipeline creation.
+    pub ci_config_path_cache: Arc<crate::project_cache::ProjectCache<Option<String>>>,
 }

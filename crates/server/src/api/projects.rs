@@ -181,10 +181,7 @@ fn ci_config_path_param(
 /// Stores a checked `ci_config_path` (an empty one clears the setting).
 async fn save_ci_config_path(state: &AppState, project: &Project, path: &str) -> ApiResult<()> {
     let value = Some(path).filter(|p| !p.is_empty());
-    state
-        .store
-        .set_project_ci_config_path(project.id, value)
-        .await?;
+    crate::domain::projects::set_ci_config_path(state, project.id, value).await?;
     Ok(())
 }
 

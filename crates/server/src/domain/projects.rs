@@ -112,15 +112,33 @@ pub const DEFAULT_CI_CONFIG_PATH: &str = ".gitlab-ci.yml";
 
 /// The project's CI config path: its `ci_config_path`, else `.gitlab-ci.yml` (GitLab's
 /// `Project#ci_config_path_or_default`, `app/models/project.rb`). Where pipeline creation
-/// reads the config, and the jobs' `CI_CONFIG_PATH`.
+/// reads the config, and the jobs' `CI_CONFIG_PATH`. Every pipeline creation asks, so the
+/// setting is cached per project ([`set_ci_config_path`] drops the entry).
 pub async fn ci_config_path(
     state: &AppState,
     project_id: i64,
 ) -> Result<String, pipewright_store::StoreError> {
-    Ok(state
-        .store
-        .project_ci_config_path(project_id)
-        .await?
+    let stored = state
+        .ci_config_path_cache
+        .get_or_load(project_id, state.store.project_ci_config_path(project_id))
+        .await?;
+    Ok(stored
+        .as_deref()
         .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| DEFAULT_CI_CONFIG_PATH.to_string()))
+        .unwrap_or(DEFAULT_CI_CONFIG_PATH)
+        .to_string())
+}
+
+/// Stores the project's `ci_config_path` (`None` clears it).
+pub async fn set_ci_config_path(
+    state: &AppState,
+    project_id: i64,
+    path: Option<&str>,
+) -> Result<(), pipewright_store::StoreError> {
+    state
+        .store
+        .set_project_ci_config_path(project_id, path)
+        .await?;
+    state.ci_config_path_cache.invalidate(project_id);
+    Ok(())
 }
