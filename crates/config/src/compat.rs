@@ -4,7 +4,7 @@
 //! it silently. `docs/gitlab-compatibility.md` lists the same keywords (a test keeps the two in
 //! step).
 
-use crate::resolve::IgnoredInclude;
+use crate::include::IgnoredInclude;
 use crate::yaml::{Map, Node, Yaml};
 
 /// An accepted keyword Pipewright ignores, and why.

@@ -13,6 +13,7 @@ mod context;
 mod error;
 mod explain;
 mod globs;
+mod include;
 mod keywords;
 mod lint;
 mod plan;
@@ -75,7 +76,7 @@ pub struct Config {
 impl Config {
     pub fn parse(source: &str, files: &dyn FileSource, limits: &Limits) -> Result<Config> {
         let mut ignored_includes = Vec::new();
-        let map = resolve::load_with_includes(source, files, limits, &mut ignored_includes)?;
+        let map = include::load_with_includes(source, files, limits, &mut ignored_includes)?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
 
