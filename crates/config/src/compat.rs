@@ -168,16 +168,10 @@ static SPEC: Ignored = Ignored {
     keyword: "spec",
     reason: "Pipewright does not support CI/CD inputs yet",
 };
-static INCLUDE_KEYWORDS: [Ignored; 2] = [
-    Ignored {
-        keyword: "include:rules",
-        reason: "Pipewright includes every listed file",
-    },
-    Ignored {
-        keyword: "include:inputs",
-        reason: "Pipewright does not support CI/CD inputs yet",
-    },
-];
+static INCLUDE_KEYWORDS: [Ignored; 1] = [Ignored {
+    keyword: "include:inputs",
+    reason: "Pipewright does not support CI/CD inputs yet",
+}];
 static VARIABLE_PREFILL: Ignored = Ignored {
     keyword: "variables:description and variables:options",
     reason: "Pipewright has no run-pipeline form to prefill",
