@@ -28,6 +28,7 @@ pub use context::{PipelineContext, ProjectInfo, UserInfo};
 pub use error::{ConfigError, Location, Result};
 pub use explain::{DecidedBy, PolicyKey};
 pub use globs::MAX_PATTERN_COMPARISONS;
+pub use include::project_not_found;
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};
 /// The context speaks core's vocabulary; re-exported so the engine's callers need only this crate.
