@@ -4,7 +4,7 @@
 //! it silently. `docs/gitlab-compatibility.md` lists the same keywords (a test keeps the two in
 //! step).
 
-use crate::resolve::IgnoredInclude;
+use crate::include::IgnoredInclude;
 use crate::yaml::{Map, Node, Yaml};
 
 /// An accepted keyword Pipewright ignores, and why.
@@ -168,16 +168,10 @@ static SPEC: Ignored = Ignored {
     keyword: "spec",
     reason: "Pipewright does not support CI/CD inputs yet",
 };
-static INCLUDE_KEYWORDS: [Ignored; 2] = [
-    Ignored {
-        keyword: "include:rules",
-        reason: "Pipewright includes every listed file",
-    },
-    Ignored {
-        keyword: "include:inputs",
-        reason: "Pipewright does not support CI/CD inputs yet",
-    },
-];
+static INCLUDE_KEYWORDS: [Ignored; 1] = [Ignored {
+    keyword: "include:inputs",
+    reason: "Pipewright does not support CI/CD inputs yet",
+}];
 static VARIABLE_PREFILL: Ignored = Ignored {
     keyword: "variables:description and variables:options",
     reason: "Pipewright has no run-pipeline form to prefill",

@@ -1,8 +1,9 @@
 //! The CI config engine: `.gitlab-ci.yml` plus a pipeline context become a typed plan of the
 //! jobs that run. It owns GitLab's CI YAML semantics (anchors and merge keys, `!reference`,
-//! `extends`, `include: local`, `default`, `rules`, `only/except`, `workflow`, variables and
-//! their precedence) and never does I/O: files come in through [`FileSource`], which the
-//! caller implements over a git commit, and nothing here reads a clock or a database.
+//! `extends`, `include:` (local, project, remote, rules, wildcards), `default`, `rules`,
+//! `only/except`, `workflow`, variables and their precedence) and never does I/O: files,
+//! other projects' files and remote files come in through [`FileSource`], which the caller
+//! implements, and nothing here reads a clock, a database or the network.
 //!
 //! Two steps, so the server can cache the expensive one by blob id:
 //! [`Config::parse`] (YAML → validated config; `Send + Sync`, reusable) and [`Config::plan`]
@@ -13,6 +14,7 @@ mod context;
 mod error;
 mod explain;
 mod globs;
+mod include;
 mod keywords;
 mod lint;
 mod plan;
@@ -26,6 +28,7 @@ pub use context::{PipelineContext, ProjectInfo, UserInfo};
 pub use error::{ConfigError, Location, Result};
 pub use explain::{DecidedBy, PolicyKey};
 pub use globs::MAX_PATTERN_COMPARISONS;
+pub use include::project_not_found;
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};
 /// The context speaks core's vocabulary; re-exported so the engine's callers need only this crate.
@@ -41,10 +44,77 @@ use keywords::{GLOBAL_KEYWORDS, JobConfig};
 use rules::{Policy, RuleScope, Workflow};
 use yaml::{Node, Yaml};
 
-/// Where included files come from (the same commit as `.gitlab-ci.yml`).
+/// Everything the engine asks its caller while it expands `include:` — files, file lists,
+/// the pipeline's variables — so that the engine itself does no I/O. Only [`read`] is
+/// required; the others answer as if the feature were unavailable (no files to list, no other
+/// projects, no network, no variables). A caller that caches parsed configs can tell from the
+/// methods called what a config depended on.
+///
+/// [`read`]: FileSource::read
 pub trait FileSource {
-    /// The file's text, `Ok(None)` if there is no such file, `Err` with a message on failure.
+    /// A file of the pipeline's commit (the same commit as `.gitlab-ci.yml`): its text,
+    /// `Ok(None)` if there is no such file, `Err` with a message on failure.
     fn read(&self, path: &str) -> std::result::Result<Option<String>, String>;
+
+    /// Every file path of the pipeline's commit, for `include: local:` wildcards and the
+    /// `exists:` of include rules. The caller bounds its length.
+    fn list(&self) -> std::result::Result<Vec<String>, String> {
+        Ok(Vec::new())
+    }
+
+    /// A file of another project (`include: project:`) at `git_ref` — a branch, tag or
+    /// commit; the project's default branch when `None` — read on behalf of the pipeline's
+    /// user. `Err` with GitLab's message when the project does not exist or the user may not
+    /// read its code (``Project `x` not found or access denied! …``) or the ref does not exist.
+    fn read_project(
+        &self,
+        project: &str,
+        _git_ref: Option<&str>,
+        _path: &str,
+    ) -> std::result::Result<Option<String>, String> {
+        Err(include::project_not_found(project))
+    }
+
+    /// Every file path of another project at `git_ref` (wildcards in a `local:` include
+    /// written inside that project's file).
+    fn list_project(
+        &self,
+        project: &str,
+        _git_ref: Option<&str>,
+    ) -> std::result::Result<Vec<String>, String> {
+        Err(include::project_not_found(project))
+    }
+
+    /// The body of `url` (`include: remote:`), or GitLab's
+    /// ``Remote file `url` could not be fetched because …`` message.
+    fn read_remote(&self, url: &str) -> std::result::Result<String, String> {
+        Err(format!(
+            "Remote file `{url}` could not be fetched because remote includes are not available here!"
+        ))
+    }
+
+    /// The variables include rules (`rules:if`) and `$VARIABLES` in include locations see:
+    /// predefined, instance, project and pipeline variables, later entries winning
+    /// ([`include_variables`] builds them from a [`PipelineContext`]).
+    fn variables(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
+}
+
+/// The variables GitLab evaluates `include:` rules and locations with (its
+/// `variables_builder.config_variables`): the predefined ones, then instance, project and
+/// pipeline variables; the YAML's own `variables:` are not known before includes are read.
+pub fn include_variables(ctx: &PipelineContext) -> Vec<(String, String)> {
+    variables::merge(
+        variables::predefined(ctx)
+            .into_iter()
+            .chain(ctx.instance_variables.iter().cloned())
+            .chain(ctx.project_variables.iter().cloned())
+            .chain(ctx.pipeline_variables.iter().cloned()),
+    )
+    .into_iter()
+    .map(|v| (v.key, v.value))
+    .collect()
 }
 
 /// A config without includes.
@@ -75,7 +145,7 @@ pub struct Config {
 impl Config {
     pub fn parse(source: &str, files: &dyn FileSource, limits: &Limits) -> Result<Config> {
         let mut ignored_includes = Vec::new();
-        let map = resolve::load_with_includes(source, files, limits, &mut ignored_includes)?;
+        let map = include::load_with_includes(source, files, limits, &mut ignored_includes)?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
 

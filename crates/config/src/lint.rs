@@ -46,6 +46,48 @@ pub struct LintReport {
     pub jobs: Vec<LintJob>,
 }
 
+/// The caller's files, with the lint's pipeline variables for include rules when the caller
+/// gives none.
+struct LintFiles<'a> {
+    inner: &'a dyn FileSource,
+    ctx: &'a PipelineContext,
+}
+
+impl FileSource for LintFiles<'_> {
+    fn read(&self, path: &str) -> std::result::Result<Option<String>, String> {
+        self.inner.read(path)
+    }
+    fn list(&self) -> std::result::Result<Vec<String>, String> {
+        self.inner.list()
+    }
+    fn read_project(
+        &self,
+        project: &str,
+        git_ref: Option<&str>,
+        path: &str,
+    ) -> std::result::Result<Option<String>, String> {
+        self.inner.read_project(project, git_ref, path)
+    }
+    fn list_project(
+        &self,
+        project: &str,
+        git_ref: Option<&str>,
+    ) -> std::result::Result<Vec<String>, String> {
+        self.inner.list_project(project, git_ref)
+    }
+    fn read_remote(&self, url: &str) -> std::result::Result<String, String> {
+        self.inner.read_remote(url)
+    }
+    fn variables(&self) -> Vec<(String, String)> {
+        let own = self.inner.variables();
+        if own.is_empty() {
+            crate::include_variables(self.ctx)
+        } else {
+            own
+        }
+    }
+}
+
 /// Parses and plans `source` as a pipeline of `options.source` on `options.ref_name`.
 pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> LintReport {
     let mut report = LintReport {
@@ -55,15 +97,6 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         stages: Vec::new(),
         jobs: Vec::new(),
     };
-    let config = match Config::parse(source, files, &Limits::default()) {
-        Ok(c) => c,
-        Err(e) => {
-            report.errors.push(e.to_string());
-            return report;
-        }
-    };
-    // What the file uses that Pipewright ignores comes first, whatever the plan says.
-    report.warnings.extend(config.warnings.iter().cloned());
     // A stand-in project and commit: linting is about the file, not where it lives.
     let project = ProjectInfo {
         id: 0,
@@ -90,6 +123,20 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
             "http://localhost",
         )
     };
+    // Include rules see the lint's variables when the caller has none of its own.
+    let with_vars = LintFiles {
+        inner: files,
+        ctx: &ctx,
+    };
+    let config = match Config::parse(source, &with_vars, &Limits::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            report.errors.push(e.to_string());
+            return report;
+        }
+    };
+    // What the file uses that Pipewright ignores comes first, whatever the plan says.
+    report.warnings.extend(config.warnings.iter().cloned());
     match config.plan(&ctx) {
         Err(e) => report.errors.push(e.to_string()),
         Ok(PlanOutcome::FilteredOutByWorkflow) => {

@@ -36,6 +36,9 @@ pub struct Workflow {
 pub enum RuleScope {
     Job,
     Workflow,
+    /// An `include:` entry's rules (GitLab: lib/gitlab/ci/config/entry/include/rules/rule.rb:
+    /// `ALLOWED_KEYS = if exists when changes`, `ALLOWED_WHEN = never always`).
+    Include,
 }
 
 impl RuleScope {
@@ -66,6 +69,7 @@ impl RuleScope {
                 "needs",
                 "auto_cancel",
             ],
+            RuleScope::Include => &["if", "exists", "when", "changes"],
         }
     }
 
@@ -80,7 +84,7 @@ impl RuleScope {
                 When::Manual,
                 When::Delayed,
             ],
-            RuleScope::Workflow => &[When::Always, When::Never],
+            RuleScope::Workflow | RuleScope::Include => &[When::Always, When::Never],
         }
     }
 }
@@ -97,7 +101,9 @@ pub fn rules(node: &Node, owner: &str, scope: RuleScope) -> Result<Vec<Rule>> {
             RuleScope::Job => {
                 format!("{owner} rules should be an array containing hashes and arrays of hashes")
             }
-            RuleScope::Workflow => format!("{owner}:rules config should be an array"),
+            RuleScope::Workflow | RuleScope::Include => {
+                format!("{owner}:rules config should be an array")
+            }
         })
     };
     let Yaml::Seq(items) = &node.value else {
@@ -106,9 +112,9 @@ pub fn rules(node: &Node, owner: &str, scope: RuleScope) -> Result<Vec<Rule>> {
     let mut flat = Vec::with_capacity(items.len());
     let max_depth = match scope {
         RuleScope::Job => MAX_RULES_NESTING,
-        // Workflow rules are flattened without a limit of their own; the YAML loader's
-        // nesting limit bounds them.
-        RuleScope::Workflow => usize::MAX,
+        // Workflow and include rules are flattened without a limit of their own; the YAML
+        // loader's nesting limit bounds them.
+        RuleScope::Workflow | RuleScope::Include => usize::MAX,
     };
     if !flatten_rules(items, 1, max_depth, scope, &mut flat) {
         return Err(shape_error());
@@ -136,7 +142,7 @@ fn flatten_rules<'a>(
             out.push(item);
             true
         }
-        _ if scope == RuleScope::Workflow => {
+        _ if scope != RuleScope::Job => {
             out.push(item);
             true
         }
@@ -188,7 +194,7 @@ fn rule(node: &Node, what: &str, scope: RuleScope) -> Result<Rule> {
                 .get("needs")
                 .map(|n| needs(n, &format!("{what}:needs")))
                 .transpose()?,
-            RuleScope::Workflow => None,
+            RuleScope::Workflow | RuleScope::Include => None,
         },
     })
 }

@@ -1,5 +1,6 @@
 //! `pipewright ci lint`: "what would this config run?", for people (text) and tools (`--json`).
-//! Included `local:` files are read relative to the config file's directory.
+//! Included `local:` files (and wildcards) are read relative to the config file's directory;
+//! `include: project:` and `remote:` need a server (`POST /projects/:id/ci/lint`).
 
 use std::path::{Path, PathBuf};
 
@@ -48,7 +49,37 @@ impl FileSource for Directory {
             Err(e) => Err(format!("Local file `{path}` could not be read: {e}")),
         }
     }
+
+    /// The directory's files (not `.git`), for wildcards and `rules:exists`, up to
+    /// [`MAX_LISTED_FILES`].
+    fn list(&self) -> Result<Vec<String>, String> {
+        let mut out = Vec::new();
+        let mut dirs = vec![(self.0.clone(), String::new())];
+        while let Some((dir, prefix)) = dirs.pop() {
+            let entries = std::fs::read_dir(&dir)
+                .map_err(|e| format!("{} could not be listed: {e}", dir.display()))?;
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() && name != ".git" {
+                    dirs.push((entry.path(), format!("{prefix}{name}/")));
+                } else if kind.is_file() {
+                    out.push(format!("{prefix}{name}"));
+                    if out.len() >= MAX_LISTED_FILES {
+                        return Ok(out);
+                    }
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
 }
+
+/// How many files wildcards look at (as the server).
+const MAX_LISTED_FILES: usize = 50_000;
 
 /// Lints and prints; returns whether the config is valid.
 pub fn run(args: &LintArgs) -> anyhow::Result<bool> {

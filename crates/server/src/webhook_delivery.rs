@@ -11,7 +11,8 @@
 //! goes to exactly the address that was checked (no second lookup a rebinding DNS server
 //! could answer differently, and no proxy from the environment, which would do that lookup
 //! itself). Redirects are not followed; requests time out; answers are read up to a cap. This
-//! sender is the server's only outbound HTTP client.
+//! sender is the server's only outbound HTTP client: [`fetch`], for `include: remote:`, goes
+//! through the same checks and the same client.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -263,6 +264,119 @@ fn failed_attempt(
     }
 }
 
+/// A client that connects only to `addr` (the checked address of `url`'s host), follows no
+/// redirects and gives up after `timeout`.
+fn client(
+    url: &url::Url,
+    addr: SocketAddr,
+    timeout: Duration,
+    verify_tls: bool,
+) -> reqwest::Result<reqwest::Client> {
+    let host = url.host_str().unwrap_or_default().to_string();
+    reqwest::Client::builder()
+        // No `HTTP(S)_PROXY`/`ALL_PROXY`: a proxy would resolve the name again, itself, and
+        // reach whatever the checked address was not. (GitLab turns its DNS-rebinding
+        // protection off when a proxy is set; Pipewright connects directly instead.)
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .danger_accept_invalid_certs(!verify_tls)
+        .resolve(&host, addr)
+        .build()
+}
+
+/// Why [`fetch`] got no text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FetchError {
+    Blocked(Blocked),
+    Timeout,
+    /// No connection, or the connection broke.
+    Socket,
+    /// An answer of 400 or more (or a redirect left unanswered).
+    Status(u16),
+    /// A redirect to another host (or one with no usable `Location`).
+    Redirect,
+    TooLarge(usize),
+    NotText,
+}
+
+/// Redirects [`fetch`] follows, each to the same host (and each checked again).
+const MAX_REDIRECTS: usize = 3;
+
+/// GETs `url` as text, with the hook checks (scheme, every address of the host, local
+/// addresses only when `allow_local`), within `timeout`, reading at most `max_bytes`.
+/// Redirects are followed only to the same host and port, at most [`MAX_REDIRECTS`].
+pub async fn fetch(
+    url: &str,
+    allow_local: bool,
+    timeout: Duration,
+    max_bytes: usize,
+) -> Result<String, FetchError> {
+    let mut current = url.to_string();
+    for _ in 0..=MAX_REDIRECTS {
+        let (parsed, addr) = resolve(&current, allow_local)
+            .await
+            .map_err(FetchError::Blocked)?;
+        let client = client(&parsed, addr, timeout, true).map_err(|_| FetchError::Socket)?;
+        let started = Instant::now();
+        let mut res = client
+            .get(parsed.clone())
+            .header(
+                "User-Agent",
+                concat!("GitLab/", env!("CARGO_PKG_VERSION"), " (Pipewright)"),
+            )
+            .send()
+            .await
+            .map_err(|e| {
+                if e.is_timeout() {
+                    FetchError::Timeout
+                } else {
+                    FetchError::Socket
+                }
+            })?;
+        let status = res.status();
+        if status.is_redirection() {
+            current = same_host_redirect(&parsed, &res).ok_or(FetchError::Redirect)?;
+            continue;
+        }
+        if status.as_u16() >= 400 {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        let mut body = Vec::new();
+        loop {
+            // The client's timeout covers the body too; this keeps a trickle within it.
+            let left = timeout.saturating_sub(started.elapsed());
+            let chunk = match tokio::time::timeout(left, res.chunk()).await {
+                Err(_) => return Err(FetchError::Timeout),
+                Ok(Err(e)) if e.is_timeout() => return Err(FetchError::Timeout),
+                Ok(Err(_)) => return Err(FetchError::Socket),
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            if body.len() + chunk.len() > max_bytes {
+                return Err(FetchError::TooLarge(max_bytes));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        return String::from_utf8(body).map_err(|_| FetchError::NotText);
+    }
+    Err(FetchError::Redirect)
+}
+
+/// Where a redirect leads, if it stays on the same scheme, host and port.
+fn same_host_redirect(from: &url::Url, res: &reqwest::Response) -> Option<String> {
+    let location = res
+        .headers()
+        .get(reqwest::header::LOCATION)?
+        .to_str()
+        .ok()?;
+    let to = from.join(location).ok()?;
+    (to.scheme() == from.scheme()
+        && to.host_str() == from.host_str()
+        && to.port_or_known_default() == from.port_or_known_default())
+    .then(|| to.to_string())
+}
+
 /// One attempt at one delivery.
 pub async fn send(state: &AppState, delivery: &HookDelivery, allow_local: bool) -> DeliveryAttempt {
     let hook = match state.store.project_hook_by_id(delivery.hook_id).await {
@@ -297,18 +411,7 @@ pub async fn send(state: &AppState, delivery: &HookDelivery, allow_local: bool) 
             return attempt;
         }
     };
-    let host = url.host_str().unwrap_or_default().to_string();
-    let client = match reqwest::Client::builder()
-        // No `HTTP(S)_PROXY`/`ALL_PROXY`: a proxy would resolve the name again, itself, and
-        // reach whatever the checked address was not. (GitLab turns its DNS-rebinding
-        // protection off when a proxy is set; Pipewright connects directly instead.)
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .danger_accept_invalid_certs(!hook.enable_ssl_verification)
-        .resolve(&host, addr)
-        .build()
-    {
+    let client = match client(&url, addr, TIMEOUT, hook.enable_ssl_verification) {
         Ok(c) => c,
         Err(e) => return failed_attempt(state, delivery, e.to_string(), None, None, None),
     };

@@ -76,8 +76,9 @@ fn gitlabs_messages() {
             "jobs:build start in should be a duration",
         ),
         (
+            // Without a caller that fetches (the server does), a remote file cannot be read.
             "include:\n  remote: https://example.com/x.yml\njob:\n  script: x\n",
-            "Remote file `https://example.com/x.yml` is not supported by Pipewright yet; use `include: local`",
+            "Remote file `https://example.com/x.yml` could not be fetched because remote includes are not available here!",
         ),
         ("", "Please provide content of .gitlab-ci.yml"),
         ("- a\n- b\n", "Invalid configuration format"),

@@ -6,6 +6,7 @@
 mod compatibility;
 mod errors;
 mod gitlab_semantics;
+mod includes;
 mod keywords;
 mod seeds;
 mod support;

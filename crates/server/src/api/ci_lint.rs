@@ -1,16 +1,17 @@
 //! The CI Lint API: `POST /projects/:id/ci/lint` checks given `content`, `GET
 //! /projects/:id/ci/lint` checks the project's `.gitlab-ci.yml` at `sha` or `ref` (default
 //! branch by default). Both answer GitLab's shape: `valid`, `errors`, `warnings`,
-//! `merged_yaml`, `includes`, and `jobs` when `include_jobs=true`. Included `local:` files are
-//! read from the same commit.
+//! `merged_yaml`, `includes`, and `jobs` when `include_jobs=true`. Included files are read as
+//! pipeline creation reads them (`domain/config_files.rs`), as the caller.
 
 use axum::Json;
 use axum::extract::State;
-use pipewright_config::{FileSource, LintOptions};
+use pipewright_config::LintOptions;
 use pipewright_core::{PipelineSource, RefKind};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
+use crate::domain::config_files::ConfigFiles;
 use crate::domain::projects::authorize_project;
 use crate::error::{ApiError, ApiResult};
 use crate::params::Params;
@@ -26,31 +27,11 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-const MAX_BYTES: u64 = 1024 * 1024;
-
-struct CommitFiles {
-    repos: std::sync::Arc<pipewright_git::Repositories>,
-    project_id: i64,
-    sha: Option<String>,
-}
-
-impl FileSource for CommitFiles {
-    fn read(&self, path: &str) -> Result<Option<String>, String> {
-        let Some(sha) = &self.sha else {
-            return Ok(None);
-        };
-        match self.repos.read_file(self.project_id, sha, path, MAX_BYTES) {
-            Ok(Some(b)) => String::from_utf8(b.content)
-                .map(Some)
-                .map_err(|_| format!("Local file `{path}` is not UTF-8")),
-            Ok(None) => Ok(None),
-            Err(e) => Err(format!("Local file `{path}` could not be read: {e}")),
-        }
-    }
-}
+const MAX_BYTES: u64 = crate::domain::config_files::MAX_CONFIG_BYTES;
 
 async fn run(
     state: &AppState,
+    caller: &Caller,
     project_id: i64,
     content: String,
     rev: Option<(String, RefKind, String)>,
@@ -60,11 +41,10 @@ async fn run(
         Some((name, kind, sha)) => (name, kind, Some(sha)),
         None => ("main".to_string(), RefKind::Branch, None),
     };
-    let files = CommitFiles {
-        repos: state.repos.clone(),
-        project_id,
-        sha,
-    };
+    // Other projects' files are read as the caller may read them; include rules see the
+    // variables `ci lint` plans with (none given here).
+    let user = caller.0.as_ref().map(|a| a.user.clone());
+    let files = ConfigFiles::new(state, project_id, sha, user, Vec::new());
     let options = LintOptions {
         source: PipelineSource::Push,
         ref_name,
@@ -133,6 +113,7 @@ async fn lint_content(
     };
     run(
         &state,
+        &caller,
         project.id,
         content,
         rev,
@@ -174,6 +155,7 @@ async fn lint_ref(
         .map_err(|_| ApiError::BadRequest("the CI config is not UTF-8".into()))?;
     run(
         &state,
+        &caller,
         project.id,
         content,
         Some(resolved),

@@ -11,6 +11,7 @@
 pub mod artifacts;
 pub mod bridges;
 pub mod ci_variables;
+pub mod config_files;
 pub mod cron;
 pub mod dispatch;
 pub mod idempotency;

@@ -35,10 +35,9 @@ use crate::domain::protected_refs::rules_for;
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
 
+use crate::domain::config_files::{ConfigFiles, MAX_CONFIG_BYTES, MAX_LISTED_FILES};
+
 pub const CI_CONFIG_PATH: &str = crate::domain::projects::DEFAULT_CI_CONFIG_PATH;
-const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
-/// How many paths `rules:exists` looks at (GitLab caps its search similarly).
-const MAX_LISTED_FILES: usize = 50_000;
 
 /// Who a pipeline runs as: the user its abilities are checked for and its jobs act as
 /// (`GITLAB_USER_*`, `CI_JOB_TOKEN`). Not a CI runner: those only execute the jobs.
@@ -121,34 +120,6 @@ impl From<pipewright_store::StoreError> for CreateError {
     }
 }
 
-/// Reads included files from the commit being planned.
-struct CommitFiles<'a> {
-    repos: &'a pipewright_git::Repositories,
-    project_id: i64,
-    sha: &'a str,
-}
-
-impl pipewright_config::FileSource for CommitFiles<'_> {
-    fn read(&self, path: &str) -> Result<Option<String>, String> {
-        match self
-            .repos
-            .read_file(self.project_id, self.sha, path, MAX_CONFIG_BYTES)
-        {
-            Ok(Some(blob)) => String::from_utf8(blob.content)
-                .map(Some)
-                .map_err(|_| format!("Local file `{path}` is not UTF-8")),
-            Ok(None) => Ok(None),
-            Err(pipewright_git::Error::TooLarge { .. }) => {
-                Err(format!("Local file `{path}` is too large"))
-            }
-            Err(pipewright_git::Error::InvalidPath(_)) => {
-                Err(format!("Local file `{path}` is not a valid path"))
-            }
-            Err(e) => Err(format!("Local file `{path}` could not be read: {e}")),
-        }
-    }
-}
-
 fn rejected(message: &str) -> CreateError {
     CreateError::Rejected(message.to_string())
 }
@@ -207,10 +178,19 @@ async fn check(
     if !request.ignore_skip_ci && skips_ci(&resolved.commit.message) {
         return Err(rejected("Pipeline creation skipped by [skip ci]"));
     }
-    // 6. Config: read and parse (cached by blob id), then plan.
-    let (parsed, listing) =
-        read_config(state, project.id, &resolved.sha, blob, config_path).await?;
+    // 6. Config: read and parse (cached by blob id), then plan. Includes are read as the
+    // pipeline's user and their rules see the pipeline's variables, so the context comes first.
     let base = pipeline_row(state, request, &resolved, protected_ref, user.as_ref())?;
+    let mut ctx = planning_context(state, request, &base, user.as_ref(), &resolved).await?;
+    ctx.ci_config_path = project_config_path;
+    let files = ConfigFiles::new(
+        state,
+        project.id,
+        Some(resolved.sha.clone()),
+        user.clone(),
+        pipewright_config::include_variables(&ctx),
+    );
+    let (parsed, listing) = read_config(state, files, blob, config_path).await?;
     if let Err(e) = parsed.as_ref() {
         let message = e.message.clone();
         return Ok(Checked {
@@ -219,9 +199,7 @@ async fn check(
             plan: Err(message),
         });
     }
-    let mut ctx =
-        planning_context(state, request, &base, user.as_ref(), &resolved, listing).await?;
-    ctx.ci_config_path = project_config_path;
+    ctx.files = listing;
     let plan = match plan_within(state, &parsed, ctx).await? {
         Ok(PlanOutcome::Created(plan)) => Ok(plan),
         Ok(PlanOutcome::NoJobs) => return Err(rejected("No stages / jobs for this pipeline.")),
@@ -470,12 +448,17 @@ type Parsed = Arc<Result<Config, ConfigError>>;
 /// this blob with no `exists:` rules, needs no blocking work at all.
 async fn read_config(
     state: &AppState,
-    project_id: i64,
-    sha: &str,
+    files: ConfigFiles,
     blob: Option<String>,
     config_path: String,
 ) -> Result<(Parsed, Option<Vec<String>>), CreateError> {
-    let cached = blob.as_deref().and_then(|b| state.config_cache.get(b, sha));
+    let (project_id, sha) = (
+        files.project_id(),
+        files.sha().unwrap_or_default().to_string(),
+    );
+    let cached = blob
+        .as_deref()
+        .and_then(|b| state.config_cache.get(b, &sha));
     if let Some(parsed) = cached
         && parsed.as_ref().as_ref().is_ok_and(|c| !c.uses_exists())
     {
@@ -486,13 +469,7 @@ async fn read_config(
     };
     let repos = state.repos.clone();
     let cache = state.config_cache.clone();
-    let sha = sha.to_string();
     tokio::task::spawn_blocking(move || {
-        let files = CommitFiles {
-            repos: &repos,
-            project_id,
-            sha: &sha,
-        };
         let read_main = || read_main_config(&repos, project_id, &sha, &config_path);
         let parsed = cache.get_or_parse(&blob, &sha, read_main, &files);
         // `rules:exists` needs the commit's file list; only pay for it when a rule asks.
@@ -568,15 +545,15 @@ fn pipeline_row(
     })
 }
 
-/// Step 6b's input: the pipeline's context for the config engine, with the pipeline's own,
-/// the project's and the instance's variables (protected ones only on a protected ref).
+/// Step 6's input: the pipeline's context for the config engine, with the pipeline's own,
+/// the project's and the instance's variables (protected ones only on a protected ref); the
+/// commit's file list is added once the config says it needs it.
 async fn planning_context(
     state: &AppState,
     request: &CreatePipeline,
     base: &NewPipeline,
     user: Option<&User>,
     resolved: &ResolvedRef,
-    listing: Option<Vec<String>>,
 ) -> Result<pipewright_config::PipelineContext, CreateError> {
     let project = &request.project;
     let ci_vars =
@@ -589,7 +566,6 @@ async fn planning_context(
             .collect(),
         project_variables: ci_vars.project,
         instance_variables: ci_vars.instance,
-        files: listing,
         ..crate::domain::pipeline_context::build(
             state,
             base,

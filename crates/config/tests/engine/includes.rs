@@ -1,0 +1,282 @@
+//! `include:` as GitLab's CI/CD YAML reference documents it ("include", "Use CI/CD
+//! configuration from other files"): `project:` with `ref` and a list of `file`s, `remote:`,
+//! `rules:` (`if`, `exists`, `when`) and wildcards in `local:`. The engine asks its caller for
+//! everything through `FileSource`; these tests answer from memory.
+
+use std::collections::HashMap;
+
+use pipewright_config::{Config, FileSource, Limits};
+
+/// A pipeline's commit, other projects' refs, remote URLs and the pipeline's variables.
+#[derive(Default)]
+struct World {
+    local: HashMap<String, String>,
+    /// (project, ref or "HEAD", path) → text; a project absent here is not readable.
+    projects: HashMap<(String, String, String), String>,
+    remote: HashMap<String, String>,
+    variables: Vec<(String, String)>,
+}
+
+impl World {
+    fn local(mut self, path: &str, text: &str) -> Self {
+        self.local.insert(path.into(), text.into());
+        self
+    }
+    fn project(mut self, project: &str, git_ref: &str, path: &str, text: &str) -> Self {
+        self.projects
+            .insert((project.into(), git_ref.into(), path.into()), text.into());
+        self
+    }
+    fn var(mut self, key: &str, value: &str) -> Self {
+        self.variables.push((key.into(), value.into()));
+        self
+    }
+    fn jobs(&self, yaml: &str) -> Vec<String> {
+        match Config::parse(yaml, self, &Limits::default()) {
+            Ok(config) => config.job_names().iter().map(|s| s.to_string()).collect(),
+            Err(e) => panic!("{}", e.message),
+        }
+    }
+    fn error(&self, yaml: &str) -> String {
+        match Config::parse(yaml, self, &Limits::default()) {
+            Ok(config) => panic!("parsed: {:?}", config.job_names()),
+            Err(e) => e.message,
+        }
+    }
+}
+
+impl FileSource for World {
+    fn read(&self, path: &str) -> Result<Option<String>, String> {
+        Ok(self.local.get(path).cloned())
+    }
+    fn list(&self) -> Result<Vec<String>, String> {
+        let mut paths: Vec<String> = self.local.keys().cloned().collect();
+        paths.sort();
+        Ok(paths)
+    }
+    fn read_project(
+        &self,
+        project: &str,
+        git_ref: Option<&str>,
+        path: &str,
+    ) -> Result<Option<String>, String> {
+        if !self.projects.keys().any(|(p, _, _)| p == project) {
+            return Err(format!(
+                "Project `{project}` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined."
+            ));
+        }
+        let key = (
+            project.to_string(),
+            git_ref.unwrap_or("HEAD").to_string(),
+            path.to_string(),
+        );
+        Ok(self.projects.get(&key).cloned())
+    }
+    fn read_remote(&self, url: &str) -> Result<String, String> {
+        self.remote.get(url).cloned().ok_or_else(|| {
+            format!("Remote file `{url}` could not be fetched because of HTTP code `404` error!")
+        })
+    }
+    fn variables(&self) -> Vec<(String, String)> {
+        self.variables.clone()
+    }
+}
+
+const BUILD: &str = "build:\n  script: make\n";
+const TEST: &str = "test:\n  script: make test\n";
+
+#[test]
+fn project_includes_read_each_file_at_the_default_branch_or_the_given_ref() {
+    // The reference's example: one file, then a list of files from another project.
+    let world = World::default()
+        .project(
+            "my-group/my-project",
+            "HEAD",
+            "templates/.gitlab-ci-template.yml",
+            BUILD,
+        )
+        .project(
+            "my-group/my-subgroup/my-project-2",
+            "v1.0.0",
+            "templates/.builds.yml",
+            TEST,
+        )
+        .project(
+            "my-group/my-subgroup/my-project-2",
+            "v1.0.0",
+            "templates/.tests.yml",
+            "lint:\n  script: lint\n",
+        );
+    let yaml = "include:
+  - project: 'my-group/my-project'
+    file: '/templates/.gitlab-ci-template.yml'
+  - project: 'my-group/my-subgroup/my-project-2'
+    ref: v1.0.0
+    file:
+      - '/templates/.builds.yml'
+      - '/templates/.tests.yml'
+";
+    assert_eq!(world.jobs(yaml), ["build", "test", "lint"]);
+}
+
+#[test]
+fn a_project_file_includes_local_files_of_its_own_project() {
+    // GitLab: file/project.rb — what a project's file includes is read in that project.
+    let world = World::default()
+        .local("ci/shared.yml", "from_pipeline_project:\n  script: no\n")
+        .project("tools/ci", "main", "entry.yml", "include: ci/shared.yml\n")
+        .project("tools/ci", "main", "ci/shared.yml", BUILD);
+    let yaml = "include:\n  project: tools/ci\n  ref: main\n  file: entry.yml\n";
+    assert_eq!(world.jobs(yaml), ["build"]);
+}
+
+#[test]
+fn a_project_the_user_cannot_read_is_gitlabs_error() {
+    let world = World::default();
+    assert_eq!(
+        world.error("include:\n  project: secret/templates\n  file: ci.yml\njob:\n  script: x\n"),
+        "Project `secret/templates` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined."
+    );
+    let world = World::default().project("tools/ci", "HEAD", "a.yml", BUILD);
+    assert_eq!(
+        world.error("include:\n  project: tools/ci\n  file: missing.yml\njob:\n  script: x\n"),
+        "Project `tools/ci` file `missing.yml` does not exist!"
+    );
+}
+
+#[test]
+fn remote_files_come_from_the_caller_and_urls_are_checked() {
+    let mut world = World::default();
+    world
+        .remote
+        .insert("https://example.com/ci/build.yml".into(), BUILD.into());
+    assert_eq!(
+        world.jobs("include: 'https://example.com/ci/build.yml'\n"),
+        ["build"]
+    );
+    assert_eq!(
+        world.jobs("include:\n  - remote: 'https://example.com/ci/build.yml'\n"),
+        ["build"]
+    );
+    assert_eq!(
+        world.error("include:\n  remote: 'ftp://example.com/x.yml'\njob:\n  script: x\n"),
+        "Remote file `ftp://example.com/x.yml` does not have a valid address!"
+    );
+    assert_eq!(
+        world.error("include:\n  remote: 'https://example.com/none.yml'\njob:\n  script: x\n"),
+        "Remote file `https://example.com/none.yml` could not be fetched because of HTTP code `404` error!"
+    );
+}
+
+/// The reference's `include:rules:if` example.
+#[test]
+fn include_rules_if_decide_with_the_pipelines_variables() {
+    let yaml = "include:
+  - local: builds.yml
+    rules:
+      - if: $DONT_INCLUDE_BUILDS == \"true\"
+        when: never
+      - if: $INCLUDE_BUILDS == \"true\"
+  - local: deploys.yml
+    rules:
+      - if: $CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH
+test:
+  script: make test
+";
+    let on_feature = World::default()
+        .local("builds.yml", BUILD)
+        .local("deploys.yml", "deploy:\n  script: deploy\n")
+        .var("CI_COMMIT_BRANCH", "feature")
+        .var("CI_DEFAULT_BRANCH", "main");
+    assert_eq!(on_feature.jobs(yaml), ["test"]);
+    let on_main = World::default()
+        .local("builds.yml", BUILD)
+        .local("deploys.yml", "deploy:\n  script: deploy\n")
+        .var("CI_COMMIT_BRANCH", "main")
+        .var("CI_DEFAULT_BRANCH", "main")
+        .var("INCLUDE_BUILDS", "true");
+    assert_eq!(on_main.jobs(yaml), ["build", "deploy", "test"]);
+    let never = on_main.var("DONT_INCLUDE_BUILDS", "true");
+    assert_eq!(never.jobs(yaml), ["deploy", "test"]);
+}
+
+/// The reference's `include:rules:exists` example.
+#[test]
+fn include_rules_exists_look_at_the_commits_files() {
+    let yaml = "include:
+  - local: builds.yml
+    rules:
+      - exists:
+          - exception-file.md
+        when: never
+      - exists:
+          - file.md
+test:
+  script: make test
+";
+    let world = World::default().local("builds.yml", BUILD);
+    assert_eq!(world.jobs(yaml), ["test"]);
+    let with_file = World::default()
+        .local("builds.yml", BUILD)
+        .local("file.md", "");
+    assert_eq!(with_file.jobs(yaml), ["build", "test"]);
+    let excepted = with_file.local("exception-file.md", "");
+    assert_eq!(excepted.jobs(yaml), ["test"]);
+}
+
+#[test]
+fn include_rules_take_gitlabs_keys_and_when_values() {
+    let world = World::default().local("a.yml", BUILD);
+    assert_eq!(
+        world.error(
+            "include:\n  - local: a.yml\n    rules:\n      - when: manual\njob:\n  script: x\n"
+        ),
+        "include:rules:rule when unknown value: manual"
+    );
+    assert_eq!(
+        world.error("include:\n  - local: a.yml\n    rules:\n      - allow_failure: true\njob:\n  script: x\n"),
+        "include:rules:rule config contains unknown keys: allow_failure"
+    );
+    assert_eq!(
+        world.error(
+            "include:\n  - local: a.yml\n    rules:\n      - if: ${A}x\njob:\n  script: x\n"
+        ),
+        "include:rules:rule if invalid expression syntax"
+    );
+}
+
+/// The reference's `include:local` wildcard examples: `*` stays in a folder, `**` does not.
+#[test]
+fn local_wildcards_include_every_matching_file() {
+    let world = World::default()
+        .local("configs/a.yml", "a:\n  script: a\n")
+        .local("configs/b.yml", "b:\n  script: b\n")
+        .local("configs/sub/c.yml", "c:\n  script: c\n")
+        .local("configs/readme.md", "not yaml: [");
+    assert_eq!(world.jobs("include: 'configs/*.yml'\n"), ["a", "b"]);
+    assert_eq!(world.jobs("include: 'configs/**.yml'\n"), ["a", "b", "c"]);
+    assert_eq!(
+        world.jobs(
+            "include:\n  - local: configs/*.yml\n    rules:\n      - if: $NOPE\njob:\n  script: x\n"
+        ),
+        ["job"]
+    );
+}
+
+#[test]
+fn include_locations_expand_the_pipelines_variables() {
+    // GitLab: mapper/variables_expander.rb; the reference's "Use variables with include".
+    let world = World::default()
+        .project("group/templates", "v2", "ci.yml", BUILD)
+        .var("CI_PROJECT_NAMESPACE", "group")
+        .var("TEMPLATES_REF", "v2");
+    let yaml = "include:\n  project: $CI_PROJECT_NAMESPACE/templates\n  ref: $TEMPLATES_REF\n  file: ci.yml\n";
+    assert_eq!(world.jobs(yaml), ["build"]);
+}
+
+#[test]
+fn templates_are_refused_with_a_reason() {
+    let message = World::default()
+        .error("include:\n  template: Auto-DevOps.gitlab-ci.yml\njob:\n  script: x\n");
+    assert!(message.starts_with("Included file `template` is not supported by Pipewright"));
+}
