@@ -162,6 +162,9 @@ async fn a_trigger_runs_jobs_from_a_template_in_another_project(app: TestApp) {
     // ...and POST /pipeline answers 400 and saves nothing (GitLab: `save_on_errors: false`).
     let res = run_pipeline(&app, a, &dev_token, json!({"ref": "main"})).await;
     assert_json(res, 400, json!({"message": {"base": [DENIED]}})).await;
+    // Its dry run answers as the real request does.
+    let res = run_pipeline(&app, a, &dev_token, json!({"ref": "main", "dry_run": true})).await;
+    assert_json(res, 400, json!({"message": {"base": [DENIED]}})).await;
     assert_eq!(pipelines(&app, a).await.len(), 1);
 
     // As a Reporter of templates dev may read its code: the template's jobs run in A.
