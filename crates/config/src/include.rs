@@ -17,7 +17,8 @@ use crate::yaml::{self, Limits, Map, Node, Yaml};
 
 /// GitLab's limit of included files per pipeline.
 const MAX_INCLUDES: usize = 150;
-/// GitLab's limit of include nesting.
+/// How deep includes may nest (GitLab bounds only the count, `MAX_INCLUDES`; a depth bound keeps
+/// the walk's recursion shallow).
 const MAX_NESTING: usize = 100;
 /// The longest `local:` wildcard pattern matched against a commit's files (each match costs
 /// pattern × path length).
@@ -309,7 +310,7 @@ impl IncludeWalk<'_> {
         let Some(include) = map.remove("include") else {
             return Ok(map);
         };
-        if depth >= MAX_NESTING {
+        if depth > MAX_NESTING {
             return Err(ConfigError::new(format!(
                 "Maximum of {MAX_NESTING} nested includes are allowed"
             )));
