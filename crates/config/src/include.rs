@@ -17,7 +17,8 @@ use crate::yaml::{self, Limits, Map, Node, Yaml};
 
 /// GitLab's limit of included files per pipeline.
 const MAX_INCLUDES: usize = 150;
-/// GitLab's limit of include nesting.
+/// How deep includes may nest (GitLab bounds only the count, `MAX_INCLUDES`; a depth bound keeps
+/// the walk's recursion shallow).
 const MAX_NESTING: usize = 100;
 /// The longest `local:` wildcard pattern matched against a commit's files (each match costs
 /// pattern × path length).
@@ -82,6 +83,7 @@ pub fn load_with_includes(
         count: 0,
         ignored,
         variables: None,
+        masked: Vec::new(),
         listings: HashMap::new(),
     };
     walk.expand(map, CONFIG_FILE, &Scope::Pipeline, 0)
@@ -296,6 +298,8 @@ struct IncludeWalk<'a> {
     ignored: &'a mut Vec<IgnoredInclude>,
     /// The caller's variables, asked for once, when an entry first needs them.
     variables: Option<HashMap<String, String>>,
+    /// The values of the masked ones, hidden in error messages.
+    masked: Vec<String>,
     /// File lists by scope, asked for once each.
     listings: HashMap<Scope, Vec<String>>,
 }
@@ -306,7 +310,7 @@ impl IncludeWalk<'_> {
         let Some(include) = map.remove("include") else {
             return Ok(map);
         };
-        if depth >= MAX_NESTING {
+        if depth > MAX_NESTING {
             return Err(ConfigError::new(format!(
                 "Maximum of {MAX_NESTING} nested includes are allowed"
             )));
@@ -315,28 +319,59 @@ impl IncludeWalk<'_> {
         note_ignored_keys(&entries, file, self.ignored);
         let mut merged = Map::default();
         for entry in &entries {
-            if !self.rules_pass(entry, scope)? {
-                continue;
-            }
-            for location in self.locations(entry, scope)? {
-                self.count += 1;
-                if self.count > MAX_INCLUDES {
-                    return Err(ConfigError::new(format!(
-                        "Maximum of {MAX_INCLUDES} includes are allowed"
-                    )));
-                }
-                if !self.seen.insert(location.key(scope)) {
-                    continue;
-                }
-                let (text, name, inner) = self.fetch(&location, scope)?;
-                let included = self.load_entry(entry, &text, &name)?;
-                let included = self.expand(included, &name, &inner, depth + 1)?;
-                merged.deep_merge(&included);
-            }
+            self.include(entry, scope, depth, &mut merged)
+                .map_err(|e| self.mask(e))?;
         }
         // The including file wins over what it includes.
         merged.deep_merge(&map);
         Ok(merged)
+    }
+
+    /// Merges what one entry names (if its rules let it in) into `merged`.
+    fn include(
+        &mut self,
+        entry: &IncludeEntry,
+        scope: &Scope,
+        depth: usize,
+        merged: &mut Map,
+    ) -> Result<()> {
+        if !self.rules_pass(entry, scope)? {
+            return Ok(());
+        }
+        for location in self.locations(entry, scope)? {
+            self.count += 1;
+            if self.count > MAX_INCLUDES {
+                return Err(ConfigError::new(format!(
+                    "Maximum of {MAX_INCLUDES} includes are allowed"
+                )));
+            }
+            if !self.seen.insert(location.key(scope)) {
+                continue;
+            }
+            let (text, name, inner) = self.fetch(&location, scope)?;
+            let included = self.load_entry(entry, &text, &name)?;
+            let included = self.expand(included, &name, &inner, depth + 1)?;
+            merged.deep_merge(&included);
+        }
+        Ok(())
+    }
+
+    /// `error` with the values of masked variables hidden, as GitLab's
+    /// `Context#mask_variables_from` hides them (`Gitlab::Ci::MaskSecret`: `[MASKED]` padded
+    /// with `x` to the value's length): a location written with `$SECRET` must not show the
+    /// secret in a pipeline's `yaml_errors`.
+    fn mask(&self, mut error: ConfigError) -> ConfigError {
+        for secret in self.masked.iter().filter(|s| !s.is_empty()) {
+            if error.message.contains(secret.as_str()) {
+                let mask = if secret.len() >= 8 {
+                    format!("[MASKED]{}", "x".repeat(secret.len() - 8))
+                } else {
+                    "x".repeat(secret.len())
+                };
+                error.message = error.message.replace(secret.as_str(), &mask);
+            }
+        }
+        error
     }
 
     /// An included file's text as a mapping: the one step every entry's content goes
@@ -386,9 +421,16 @@ impl IncludeWalk<'_> {
     }
 
     fn variables(&mut self) -> &HashMap<String, String> {
-        let files = self.files;
-        self.variables
-            .get_or_insert_with(|| files.variables().into_iter().collect())
+        if self.variables.is_none() {
+            let variables = self.files.variables();
+            self.masked = variables
+                .iter()
+                .filter(|v| v.masked)
+                .map(|v| v.value.clone())
+                .collect();
+            self.variables = Some(variables.into_iter().map(|v| (v.key, v.value)).collect());
+        }
+        self.variables.get_or_insert_with(HashMap::new)
     }
 
     /// `$VARIABLES` in an include location, expanded (GitLab:

@@ -95,8 +95,9 @@ pub trait FileSource {
 
     /// The variables include rules (`rules:if`) and `$VARIABLES` in include locations see:
     /// predefined, instance, project and pipeline variables, later entries winning
-    /// ([`include_variables`] builds them from a [`PipelineContext`]).
-    fn variables(&self) -> Vec<(String, String)> {
+    /// ([`include_variables`] builds them from a [`PipelineContext`]). Masked values are hidden
+    /// in error messages.
+    fn variables(&self) -> Vec<Variable> {
         Vec::new()
     }
 }
@@ -104,7 +105,7 @@ pub trait FileSource {
 /// The variables GitLab evaluates `include:` rules and locations with (its
 /// `variables_builder.config_variables`): the predefined ones, then instance, project and
 /// pipeline variables; the YAML's own `variables:` are not known before includes are read.
-pub fn include_variables(ctx: &PipelineContext) -> Vec<(String, String)> {
+pub fn include_variables(ctx: &PipelineContext) -> Vec<Variable> {
     variables::merge(
         variables::predefined(ctx)
             .into_iter()
@@ -112,9 +113,6 @@ pub fn include_variables(ctx: &PipelineContext) -> Vec<(String, String)> {
             .chain(ctx.project_variables.iter().cloned())
             .chain(ctx.pipeline_variables.iter().cloned()),
     )
-    .into_iter()
-    .map(|v| (v.key, v.value))
-    .collect()
 }
 
 /// A config without includes.

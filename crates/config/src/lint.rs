@@ -78,7 +78,7 @@ impl FileSource for LintFiles<'_> {
     fn read_remote(&self, url: &str) -> std::result::Result<String, String> {
         self.inner.read_remote(url)
     }
-    fn variables(&self) -> Vec<(String, String)> {
+    fn variables(&self) -> Vec<crate::Variable> {
         let own = self.inner.variables();
         if own.is_empty() {
             crate::include_variables(self.ctx)

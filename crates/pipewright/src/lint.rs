@@ -50,6 +50,23 @@ impl FileSource for Directory {
         }
     }
 
+    fn read_project(
+        &self,
+        project: &str,
+        _git_ref: Option<&str>,
+        _path: &str,
+    ) -> Result<Option<String>, String> {
+        Err(format!(
+            "Project `{project}` cannot be read by `pipewright ci lint`: lint on the server (POST /projects/:id/ci/lint)"
+        ))
+    }
+
+    fn read_remote(&self, url: &str) -> Result<String, String> {
+        Err(format!(
+            "Remote file `{url}` is not fetched by `pipewright ci lint`: lint on the server (POST /projects/:id/ci/lint)"
+        ))
+    }
+
     /// The directory's files (not `.git`), for wildcards and `rules:exists`, up to
     /// [`MAX_LISTED_FILES`].
     fn list(&self) -> Result<Vec<String>, String> {

@@ -396,3 +396,42 @@ fn the_repository_tracks_no_data_directory_key_or_database() {
         "data directories, keys or databases are tracked by git (git rm --cached them): {tracked:?}"
     );
 }
+
+/// `include:` wildcards read the config's directory, and include rules see `--var`
+/// (GitLab's reference: "Use `include:local` with wildcard file paths", `include:rules:if`).
+#[test]
+fn ci_lint_expands_include_wildcards_and_rules() {
+    let dir = std::env::temp_dir().join(format!("pipewright-lint-includes-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("ci")).expect("mkdir");
+    for (path, text) in [
+        ("ci/a.yml", "a:\n  script: a\n"),
+        ("ci/b.yml", "b:\n  script: b\n"),
+        ("deploy.yml", "deploy:\n  script: deploy\n"),
+        (
+            ".gitlab-ci.yml",
+            "include:\n  - local: 'ci/*.yml'\n  - local: deploy.yml\n    rules:\n      - if: $DEPLOY == \"yes\"\n",
+        ),
+    ] {
+        std::fs::write(dir.join(path), text).expect("write");
+    }
+    let run = |args: &[&str]| {
+        let out = bin()
+            .args(["ci", "lint", "--json"])
+            .arg(dir.join(".gitlab-ci.yml"))
+            .args(args)
+            .output()
+            .expect("run");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let mut names: Vec<String> = report["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .map(|j| j["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(run(&[]), ["a", "b"]);
+    assert_eq!(run(&["--var", "DEPLOY=yes"]), ["a", "b", "deploy"]);
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -113,7 +113,7 @@ impl FileSource for Recording<'_> {
         self.inner.read_remote(url)
     }
 
-    fn variables(&self) -> Vec<(String, String)> {
+    fn variables(&self) -> Vec<pipewright_config::Variable> {
         self.note(Depends::Uncacheable);
         self.inner.variables()
     }

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use pipewright_config::{Config, FileSource, Limits};
+use pipewright_config::{Config, FileSource, Limits, Variable, VariableSource};
 
 /// A pipeline's commit, other projects' refs, remote URLs and the pipeline's variables.
 #[derive(Default)]
@@ -14,7 +14,7 @@ struct World {
     /// (project, ref or "HEAD", path) → text; a project absent here is not readable.
     projects: HashMap<(String, String, String), String>,
     remote: HashMap<String, String>,
-    variables: Vec<(String, String)>,
+    variables: Vec<Variable>,
 }
 
 impl World {
@@ -28,7 +28,17 @@ impl World {
         self
     }
     fn var(mut self, key: &str, value: &str) -> Self {
-        self.variables.push((key.into(), value.into()));
+        self.variables.push(Variable::new(
+            key,
+            value.to_string(),
+            VariableSource::Project,
+        ));
+        self
+    }
+    fn masked_var(mut self, key: &str, value: &str) -> Self {
+        let mut var = Variable::new(key, value.to_string(), VariableSource::Project);
+        var.masked = true;
+        self.variables.push(var);
         self
     }
     fn jobs(&self, yaml: &str) -> Vec<String> {
@@ -77,7 +87,7 @@ impl FileSource for World {
             format!("Remote file `{url}` could not be fetched because of HTTP code `404` error!")
         })
     }
-    fn variables(&self) -> Vec<(String, String)> {
+    fn variables(&self) -> Vec<Variable> {
         self.variables.clone()
     }
 }
@@ -279,4 +289,15 @@ fn templates_are_refused_with_a_reason() {
     let message = World::default()
         .error("include:\n  template: Auto-DevOps.gitlab-ci.yml\njob:\n  script: x\n");
     assert!(message.starts_with("Included file `template` is not supported by Pipewright"));
+}
+
+#[test]
+fn masked_variables_stay_hidden_in_include_errors() {
+    // GitLab: external/context.rb `mask_variables_from` (`Gitlab::Ci::MaskSecret`).
+    let world = World::default().masked_var("TEMPLATES", "s3cr3t-group/templates");
+    // 22 characters: `[MASKED]` and 14 `x`.
+    assert_eq!(
+        world.error("include:\n  project: $TEMPLATES\n  file: ci.yml\njob:\n  script: x\n"),
+        "Project `[MASKED]xxxxxxxxxxxxxx` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined."
+    );
 }

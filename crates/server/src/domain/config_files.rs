@@ -11,9 +11,9 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use pipewright_config::{FileSource, project_not_found};
+use pipewright_config::{FileSource, Variable, project_not_found};
 use pipewright_store::User;
 use tokio::runtime::Handle;
 
@@ -30,6 +30,10 @@ pub const MAX_LISTED_FILES: usize = 50_000;
 /// client.rb `DEFAULT_TIMEOUT_OPTIONS`; not verified against the current source); Pipewright
 /// gives the whole request 10 s, as it does a webhook.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one config may spend fetching files, remote ones included. GitLab:
+/// lib/gitlab/ci/config.rb, `TIMEOUT_SECONDS` (30 by default) and `TIMEOUT_MESSAGE`.
+const FETCH_BUDGET: Duration = Duration::from_secs(30);
+const FETCH_TIMEOUT_MESSAGE: &str = "Request timed out when fetching configuration files.";
 
 /// A project's commit, as an `include: project:` entry resolved it, or the error it gave.
 type ResolvedProject = Result<(i64, String), String>;
@@ -43,9 +47,11 @@ pub struct ConfigFiles {
     sha: Option<String>,
     /// Whose access decides which other projects may be read; `None` reads public ones only.
     user: Option<User>,
-    variables: Vec<(String, String)>,
+    variables: Vec<Variable>,
     /// Each (project, ref) resolved once per config, so all its files come from one commit.
     resolved: Mutex<HashMap<(String, Option<String>), ResolvedProject>>,
+    /// When fetching has taken [`FETCH_BUDGET`].
+    deadline: Instant,
 }
 
 impl ConfigFiles {
@@ -55,7 +61,7 @@ impl ConfigFiles {
         project_id: i64,
         sha: Option<String>,
         user: Option<User>,
-        variables: Vec<(String, String)>,
+        variables: Vec<Variable>,
     ) -> Self {
         ConfigFiles {
             state: state.clone(),
@@ -65,6 +71,7 @@ impl ConfigFiles {
             user,
             variables,
             resolved: Mutex::new(HashMap::new()),
+            deadline: Instant::now() + FETCH_BUDGET,
         }
     }
 
@@ -231,6 +238,10 @@ impl FileSource for ConfigFiles {
     }
 
     fn read_remote(&self, url: &str) -> Result<String, String> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(FETCH_TIMEOUT_MESSAGE.to_string());
+        }
         let allow_local = self
             .handle
             .block_on(webhook_delivery::allow_local(&self.state))
@@ -239,13 +250,13 @@ impl FileSource for ConfigFiles {
             .block_on(webhook_delivery::fetch(
                 url,
                 allow_local,
-                REMOTE_TIMEOUT,
+                REMOTE_TIMEOUT.min(left),
                 MAX_CONFIG_BYTES as usize,
             ))
             .map_err(|e| remote_error(url, e))
     }
 
-    fn variables(&self) -> Vec<(String, String)> {
+    fn variables(&self) -> Vec<Variable> {
         self.variables.clone()
     }
 }

@@ -15,7 +15,9 @@
 //! of step 7.
 //!
 //! Errors before the config is read leave nothing behind (400). A config that does not parse
-//! or plan is saved as a failed pipeline with `yaml_errors` (422), as current GitLab does. A
+//! or plan is saved as a failed pipeline with `yaml_errors` (422), as current GitLab does —
+//! except for `POST /projects/:id/pipeline`, which answers 400 and saves nothing, as GitLab's
+//! does (`save_on_errors: false`). A
 //! created pipeline — row, per-project iid, jobs, sealed variables, trigger link — is written in
 //! one transaction. Its first stage's bridges are returned to start, not started here (bridges
 //! create pipelines through this module): callers outside the domain go through
@@ -134,8 +136,17 @@ pub(in crate::domain) async fn create_pipeline(
     match checked.plan {
         // 7. One transaction: the pipeline, its jobs, its sealed variables, its trigger link.
         Ok(plan) => write(state, checked.base, plan).await,
+        Err(message) if !saves_config_errors(request.source) => Err(CreateError::Rejected(message)),
         Err(message) => Err(config_error(state, checked.base, message).await),
     }
+}
+
+/// Whether a config error is saved as a failed pipeline (422) or only answered (400, nothing
+/// saved). GitLab: lib/api/ci/pipelines.rb creates `POST /projects/:id/pipeline` with
+/// `save_on_errors: false` and answers `render_validation_error!` (400); triggers and the other
+/// sources save the failed pipeline.
+fn saves_config_errors(source: PipelineSource) -> bool {
+    source != PipelineSource::Api
 }
 
 /// Whether the chain goes on to write, or stops before it (a dry run: nothing counted).
@@ -249,6 +260,9 @@ pub async fn dry_run(
     let checked = check(state, &request, Mode::DryRun).await?;
     let (plan, config) = match (checked.plan, checked.parsed.as_ref()) {
         (Ok(plan), Ok(config)) => (plan, config),
+        (Err(message), _) if !saves_config_errors(request.source) => {
+            return Err(CreateError::Rejected(message));
+        }
         (Err(message), _) => return Ok(DryRunOutcome::ConfigError(message)),
         (Ok(_), Err(e)) => return Ok(DryRunOutcome::ConfigError(e.message.clone())),
     };
