@@ -164,20 +164,16 @@ static AUTO_CANCEL: Ignored = Ignored {
     keyword: "workflow:auto_cancel",
     reason: "Pipewright does not auto-cancel pipelines",
 };
+/// A `spec:` in the content document: inputs are declared in a header, the first of two YAML
+/// documents (`spec:` … `---` … jobs), as GitLab reads them.
 static SPEC: Ignored = Ignored {
     keyword: "spec",
-    reason: "Pipewright does not support CI/CD inputs yet",
+    reason: "a `spec:` header must be its own YAML document, followed by a `---` line",
 };
-static INCLUDE_KEYWORDS: [Ignored; 2] = [
-    Ignored {
-        keyword: "include:rules",
-        reason: "Pipewright includes every listed file",
-    },
-    Ignored {
-        keyword: "include:inputs",
-        reason: "Pipewright does not support CI/CD inputs yet",
-    },
-];
+static INCLUDE_KEYWORDS: [Ignored; 1] = [Ignored {
+    keyword: "include:rules",
+    reason: "Pipewright includes every listed file",
+}];
 static VARIABLE_PREFILL: Ignored = Ignored {
     keyword: "variables:description and variables:options",
     reason: "Pipewright has no run-pipeline form to prefill",

@@ -13,6 +13,7 @@ mod context;
 mod error;
 mod explain;
 mod globs;
+mod inputs;
 mod keywords;
 mod lint;
 mod plan;
@@ -26,6 +27,7 @@ pub use context::{PipelineContext, ProjectInfo, UserInfo};
 pub use error::{ConfigError, Location, Result};
 pub use explain::{DecidedBy, PolicyKey};
 pub use globs::MAX_PATTERN_COMPARISONS;
+pub use inputs::{Inputs, Interpolation};
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};
 /// The context speaks core's vocabulary; re-exported so the engine's callers need only this crate.
@@ -74,8 +76,25 @@ pub struct Config {
 
 impl Config {
     pub fn parse(source: &str, files: &dyn FileSource, limits: &Limits) -> Result<Config> {
+        Config::parse_with(source, files, limits, &Interpolation::default())
+    }
+
+    /// [`Config::parse`] for a pipeline given `inputs` (for a root file with a `spec:` header),
+    /// whose `expand_vars` may expand `interpolation.variables`.
+    pub fn parse_with(
+        source: &str,
+        files: &dyn FileSource,
+        limits: &Limits,
+        interpolation: &Interpolation,
+    ) -> Result<Config> {
         let mut ignored_includes = Vec::new();
-        let map = resolve::load_with_includes(source, files, limits, &mut ignored_includes)?;
+        let map = resolve::load_with_includes(
+            source,
+            files,
+            limits,
+            &mut ignored_includes,
+            interpolation,
+        )?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
 

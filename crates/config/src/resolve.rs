@@ -7,6 +7,7 @@ use std::collections::HashSet;
 
 use crate::FileSource;
 use crate::error::{ConfigError, Result};
+use crate::inputs::{self, Inputs, Interpolation};
 use crate::yaml::{self, Limits, Map, Node, Yaml};
 
 /// GitLab's limits: includes per pipeline, `!reference` nesting, `extends` depth.
@@ -21,14 +22,18 @@ pub const CONFIG_FILE: &str = ".gitlab-ci.yml";
 pub type IgnoredInclude = (&'static str, String);
 
 /// Loads `source` and everything it includes into one mapping; `ignored` collects the
-/// `include:` keywords that were accepted but not acted on.
+/// `include:` keywords that were accepted but not acted on. Each file's `$[[ inputs.… ]]` are
+/// interpolated before it is parsed (the root file's with the pipeline's inputs).
 pub fn load_with_includes(
     source: &str,
     files: &dyn FileSource,
     limits: &Limits,
     ignored: &mut Vec<IgnoredInclude>,
+    interpolation: &Interpolation,
 ) -> Result<Map> {
-    let root = yaml::load(source, CONFIG_FILE, limits)?;
+    let source = inputs::interpolate(source, Some(&interpolation.inputs), interpolation, limits)
+        .map_err(ConfigError::new)?;
+    let root = yaml::load(&source, CONFIG_FILE, limits)?;
     let mut seen = HashSet::new();
     let mut count = 0;
     let map = match root.value {
@@ -42,41 +47,37 @@ pub fn load_with_includes(
         seen: &mut seen,
         count: &mut count,
         ignored,
+        interpolation,
     };
     walk.expand(map, CONFIG_FILE, 0)
 }
 
-/// Notes the keys of `include:` entries Pipewright does not act on yet (`rules`, `inputs`):
-/// the file is included as if they were absent.
+/// Notes the keys of `include:` entries Pipewright does not act on yet (`rules`): the file is
+/// included as if they were absent.
 fn note_ignored_include_keys(node: &Node, file: &str, ignored: &mut Vec<IgnoredInclude>) {
     let entries: &[Node] = match &node.value {
         Yaml::Seq(items) => items,
         _ => std::slice::from_ref(node),
     };
     for entry in entries.iter().filter_map(Node::as_map) {
-        for key in ["rules", "inputs"] {
-            if entry.get(key).is_some() {
-                let keyword = if key == "rules" {
-                    "include:rules"
-                } else {
-                    "include:inputs"
-                };
-                ignored.push((keyword, file.to_string()));
-            }
+        if entry.get("rules").is_some() {
+            ignored.push(("include:rules", file.to_string()));
         }
     }
 }
 
-fn include_paths(node: &Node) -> Result<Vec<String>> {
+/// Each `include:` entry's path and the `inputs:` it gives the file, if any.
+fn include_paths(node: &Node) -> Result<Vec<(String, Option<Inputs>)>> {
     let bad = || {
         ConfigError::new("Included file `include` config should be a string, a hash or an array")
     };
-    let one = |n: &Node| -> Result<String> {
+    let one = |n: &Node| -> Result<(String, Option<Inputs>)> {
         match &n.value {
-            Yaml::Str(s) => Ok(s.clone()),
+            Yaml::Str(s) => Ok((s.clone(), None)),
             Yaml::Map(m) => {
                 if let Some(local) = m.get("local").and_then(Node::as_str) {
-                    return Ok(local.to_string());
+                    let given = m.get("inputs").map(inputs::from_node).transpose();
+                    return Ok((local.to_string(), given.map_err(ConfigError::new)?));
                 }
                 if let Some(remote) = m.get("remote").and_then(Node::as_str) {
                     return Err(ConfigError::new(format!(
@@ -105,6 +106,7 @@ struct IncludeWalk<'a> {
     seen: &'a mut HashSet<String>,
     count: &'a mut usize,
     ignored: &'a mut Vec<IgnoredInclude>,
+    interpolation: &'a Interpolation,
 }
 
 impl IncludeWalk<'_> {
@@ -120,7 +122,7 @@ impl IncludeWalk<'_> {
         }
         note_ignored_include_keys(&include, file, self.ignored);
         let mut merged = Map::default();
-        for raw in include_paths(&include)? {
+        for (raw, given) in include_paths(&include)? {
             let path = raw.trim_start_matches('/').to_string();
             if raw.starts_with("http://") || raw.starts_with("https://") {
                 return Err(ConfigError::new(format!(
@@ -133,7 +135,13 @@ impl IncludeWalk<'_> {
                     "Maximum of {MAX_INCLUDES} includes are allowed"
                 )));
             }
-            if !self.seen.insert(path.clone()) {
+            // The same file with other inputs is another include (GitLab documents including
+            // one template several times with different inputs).
+            let seen_as = match &given {
+                Some(given) => format!("{path}\n{}", serde_json::Value::Object(given.clone())),
+                None => path.clone(),
+            };
+            if !self.seen.insert(seen_as) {
                 continue;
             }
             let text = self
@@ -141,6 +149,9 @@ impl IncludeWalk<'_> {
                 .read(&path)
                 .map_err(ConfigError::new)?
                 .ok_or_else(|| ConfigError::new(format!("Local file `{path}` does not exist!")))?;
+            // GitLab: lib/gitlab/ci/config/external/file/base.rb — "`location`: error".
+            let text = inputs::interpolate(&text, given.as_ref(), self.interpolation, self.limits)
+                .map_err(|e| ConfigError::new(format!("`{path}`: {e}")))?;
             let node = yaml::load(&text, &path, self.limits)?;
             let included = match node.value {
                 Yaml::Map(m) => m,

@@ -6,6 +6,7 @@
 mod compatibility;
 mod errors;
 mod gitlab_semantics;
+mod inputs;
 mod keywords;
 mod seeds;
 mod support;
