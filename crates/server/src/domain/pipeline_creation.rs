@@ -70,6 +70,11 @@ pub struct CreatePipeline {
     pub config_path: Option<String>,
     /// Run at this commit of the ref rather than its head (child pipelines).
     pub at_sha: Option<String>,
+    /// CI/CD inputs for the config file's `spec:inputs` header (`inputs` of the API).
+    pub inputs: pipewright_config::Inputs,
+    /// Whether a config error saves a failed pipeline (422) or creates nothing (400), as
+    /// GitLab's `save_on_errors`: its API's `POST /pipeline` passes `false`.
+    pub save_on_errors: bool,
 }
 
 impl CreatePipeline {
@@ -95,6 +100,8 @@ impl CreatePipeline {
             before_sha: None,
             config_path: None,
             at_sha: None,
+            inputs: pipewright_config::Inputs::new(),
+            save_on_errors: true,
         }
     }
 }
@@ -163,6 +170,7 @@ pub(in crate::domain) async fn create_pipeline(
     match checked.plan {
         // 7. One transaction: the pipeline, its jobs, its sealed variables, its trigger link.
         Ok(plan) => write(state, checked.base, plan).await,
+        Err(message) if !request.save_on_errors => Err(CreateError::Rejected(message)),
         Err(message) => Err(config_error(state, checked.base, message).await),
     }
 }
@@ -207,10 +215,19 @@ async fn check(
     if !request.ignore_skip_ci && skips_ci(&resolved.commit.message) {
         return Err(rejected("Pipeline creation skipped by [skip ci]"));
     }
-    // 6. Config: read and parse (cached by blob id), then plan.
-    let (parsed, listing) =
-        read_config(state, project.id, &resolved.sha, blob, config_path).await?;
+    // 6. Config: read and parse (cached by blob id and inputs), then plan. The context comes
+    // first: `expand_vars` in the config's inputs may read the pipeline's variables.
     let base = pipeline_row(state, request, &resolved, protected_ref, user.as_ref())?;
+    let mut ctx = planning_context(state, request, &base, user.as_ref(), &resolved).await?;
+    ctx.ci_config_path = project_config_path;
+    let interpolation = interpolation(request, &ctx);
+    let source = ConfigSource {
+        project_id: project.id,
+        sha: resolved.sha.clone(),
+        blob,
+        path: config_path,
+    };
+    let (parsed, listing) = read_config(state, source, interpolation).await?;
     if let Err(e) = parsed.as_ref() {
         let message = e.message.clone();
         return Ok(Checked {
@@ -219,9 +236,7 @@ async fn check(
             plan: Err(message),
         });
     }
-    let mut ctx =
-        planning_context(state, request, &base, user.as_ref(), &resolved, listing).await?;
-    ctx.ci_config_path = project_config_path;
+    ctx.files = listing;
     let plan = match plan_within(state, &parsed, ctx).await? {
         Ok(PlanOutcome::Created(plan)) => Ok(plan),
         Ok(PlanOutcome::NoJobs) => return Err(rejected("No stages / jobs for this pipeline.")),
@@ -271,6 +286,7 @@ pub async fn dry_run(
     let checked = check(state, &request, Mode::DryRun).await?;
     let (plan, config) = match (checked.plan, checked.parsed.as_ref()) {
         (Ok(plan), Ok(config)) => (plan, config),
+        (Err(message), _) if !request.save_on_errors => return Err(CreateError::Rejected(message)),
         (Err(message), _) => return Ok(DryRunOutcome::ConfigError(message)),
         (Ok(_), Err(e)) => return Ok(DryRunOutcome::ConfigError(e.message.clone())),
     };
@@ -465,17 +481,50 @@ fn skips_ci(message: &str) -> bool {
 /// A config as parsed (or why it could not be), shared through the cache.
 type Parsed = Arc<Result<Config, ConfigError>>;
 
-/// Step 6a: the config file at the commit, parsed (cached by blob id), and — only when a
-/// `rules:exists` asks — the commit's file list. The common case, a config already parsed for
-/// this blob with no `exists:` rules, needs no blocking work at all.
+/// What interpolating the config's inputs may use: the request's inputs, and for
+/// `expand_vars` the variables GitLab's include context holds (predefined, instance, project
+/// and pipeline variables).
+fn interpolation(
+    request: &CreatePipeline,
+    ctx: &pipewright_config::PipelineContext,
+) -> pipewright_config::Interpolation {
+    let layers = pipewright_config::predefined(ctx)
+        .into_iter()
+        .chain(ctx.instance_variables.iter().cloned())
+        .chain(ctx.project_variables.iter().cloned())
+        .chain(ctx.pipeline_variables.iter().cloned());
+    pipewright_config::Interpolation {
+        variables: pipewright_config::merge_variables(layers),
+        ..pipewright_config::Interpolation::with_inputs(request.inputs.clone())
+    }
+}
+
+/// Where the config file is: the project, the commit, and the file's blob id and path there.
+struct ConfigSource {
+    project_id: i64,
+    sha: String,
+    blob: Option<String>,
+    path: String,
+}
+
+/// Step 6a: the config file at the commit, parsed with the request's inputs (cached by blob id
+/// and inputs), and — only when a `rules:exists` asks — the commit's file list. The common
+/// case, a config already parsed for this blob with no `exists:` rules, needs no blocking work
+/// at all.
 async fn read_config(
     state: &AppState,
-    project_id: i64,
-    sha: &str,
-    blob: Option<String>,
-    config_path: String,
+    source: ConfigSource,
+    interpolation: pipewright_config::Interpolation,
 ) -> Result<(Parsed, Option<Vec<String>>), CreateError> {
-    let cached = blob.as_deref().and_then(|b| state.config_cache.get(b, sha));
+    let ConfigSource {
+        project_id,
+        sha,
+        blob,
+        path: config_path,
+    } = source;
+    let cached = blob
+        .as_deref()
+        .and_then(|b| state.config_cache.get(b, &sha, &interpolation.inputs));
     if let Some(parsed) = cached
         && parsed.as_ref().as_ref().is_ok_and(|c| !c.uses_exists())
     {
@@ -486,7 +535,6 @@ async fn read_config(
     };
     let repos = state.repos.clone();
     let cache = state.config_cache.clone();
-    let sha = sha.to_string();
     tokio::task::spawn_blocking(move || {
         let files = CommitFiles {
             repos: &repos,
@@ -494,7 +542,7 @@ async fn read_config(
             sha: &sha,
         };
         let read_main = || read_main_config(&repos, project_id, &sha, &config_path);
-        let parsed = cache.get_or_parse(&blob, &sha, read_main, &files);
+        let parsed = cache.get_or_parse(&blob, &sha, read_main, &files, &interpolation);
         // `rules:exists` needs the commit's file list; only pay for it when a rule asks.
         let listing = match parsed.as_ref() {
             Ok(config) if config.uses_exists() => {
@@ -569,14 +617,14 @@ fn pipeline_row(
 }
 
 /// Step 6b's input: the pipeline's context for the config engine, with the pipeline's own,
-/// the project's and the instance's variables (protected ones only on a protected ref).
+/// the project's and the instance's variables (protected ones only on a protected ref); the
+/// commit's file list is added once the config asks for it.
 async fn planning_context(
     state: &AppState,
     request: &CreatePipeline,
     base: &NewPipeline,
     user: Option<&User>,
     resolved: &ResolvedRef,
-    listing: Option<Vec<String>>,
 ) -> Result<pipewright_config::PipelineContext, CreateError> {
     let project = &request.project;
     let ci_vars =
@@ -589,7 +637,6 @@ async fn planning_context(
             .collect(),
         project_variables: ci_vars.project,
         instance_variables: ci_vars.instance,
-        files: listing,
         ..crate::domain::pipeline_context::build(
             state,
             base,

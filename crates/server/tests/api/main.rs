@@ -21,6 +21,7 @@ mod git;
 mod git_security;
 mod hostile;
 mod idempotent_triggers;
+mod inputs;
 mod lifecycle;
 mod matrix;
 mod multi_project;
