@@ -93,7 +93,7 @@ pub fn interpolate<'t>(
     let specs = header_specs(&header).map_err(|e| e.to_string())?;
     let empty = Inputs::new();
     let values = resolve_values(&specs, given.unwrap_or(&empty)).map_err(join_errors)?;
-    let out = interpolate_text(&content, &values, ctx).map_err(join_errors)?;
+    let out = interpolate_text(&content, &values, ctx, limits.max_bytes).map_err(join_errors)?;
     Ok(Cow::Owned(out))
 }
 
@@ -461,12 +461,19 @@ static TRUNCATE: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// `content` with every block replaced by its value: text as is, anything else as JSON
-/// (text_template.rb). The first invalid block's errors stop it.
+/// (text_template.rb). The first invalid block's errors stop it. GitLab checks the size before
+/// interpolating ("config too large"); we also stop as soon as the result outgrows `max_bytes`,
+/// so 10,000 blocks of a large input cannot take the server's memory.
 fn interpolate_text(
     content: &str,
     values: &Inputs,
     ctx: &Interpolation,
+    max_bytes: usize,
 ) -> Result<String, Vec<String>> {
+    let too_large = || vec!["config too large".to_string()];
+    if content.len() > max_bytes {
+        return Err(too_large());
+    }
     if !content.contains("$[[") {
         return Ok(content.to_string());
     }
@@ -485,6 +492,9 @@ fn interpolate_text(
             None => out.push_str(whole.as_str()),
             Some(Value::String(s)) => out.push_str(&s),
             Some(other) => out.push_str(&other.to_string()),
+        }
+        if out.len() > max_bytes {
+            return Err(too_large());
         }
     }
     out.push_str(&content[last..]);

@@ -385,3 +385,12 @@ fn errors_after_the_header_keep_their_line_numbers() {
         "the error points into the content document: {line}"
     );
 }
+
+#[test]
+fn interpolation_that_would_outgrow_the_size_limit_is_refused() {
+    // 10,000 blocks of a 64 KiB input would be 640 MB of YAML: stopped at the limit instead.
+    let blocks = "$[[ inputs.big ]]".repeat(10_000);
+    let yaml = format!("spec:\n  inputs:\n    big:\n---\njob:\n  script: echo {blocks}\n");
+    let err = parse_root(&yaml, json!({"big": "x".repeat(64 * 1024)})).unwrap_err();
+    assert_eq!(err, "config too large");
+}
