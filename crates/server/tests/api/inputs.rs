@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::git::{git_ok, local_repo, remote};
+use crate::idempotent_triggers::pipeline_count;
 use crate::support::{TestApp, assert_json};
 
 both_backends!(
@@ -78,13 +79,6 @@ async fn job_names(app: &TestApp, project: i64, pipeline: &Value) -> Vec<String>
         .collect();
     names.sort();
     names
-}
-
-async fn pipeline_count(app: &TestApp, project: i64) -> usize {
-    let all: Vec<Value> = app
-        .root_json(&format!("/projects/{project}/pipelines"))
-        .await;
-    all.len()
 }
 
 fn base(message: &str) -> Value {
