@@ -29,6 +29,7 @@ mod pipeline_schedules;
 mod projects;
 mod protected_refs;
 mod python_gitlab;
+mod python_runner;
 mod runner_registration;
 mod runners;
 mod running;
