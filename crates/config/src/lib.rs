@@ -1,7 +1,7 @@
 //! The CI config engine: `.gitlab-ci.yml` plus a pipeline context become a typed plan of the
 //! jobs that run. It owns GitLab's CI YAML semantics (anchors and merge keys, `!reference`,
-//! `extends`, `include: local`, `default`, `rules`, `only/except`, `workflow`, variables and
-//! their precedence) and never does I/O: files come in through [`FileSource`], which the
+//! `extends`, `include: local`, CI/CD inputs (`spec:inputs`, `$[[ inputs.… ]]`), `default`,
+//! `rules`, `only/except`, `workflow`, variables and their precedence) and never does I/O: files come in through [`FileSource`], which the
 //! caller implements over a git commit, and nothing here reads a clock or a database.
 //!
 //! Two steps, so the server can cache the expensive one by blob id:
