@@ -4,7 +4,6 @@
 //! it silently. `docs/gitlab-compatibility.md` lists the same keywords (a test keeps the two in
 //! step).
 
-use crate::include::IgnoredInclude;
 use crate::yaml::{Map, Node, Yaml};
 
 /// An accepted keyword Pipewright ignores, and why.
@@ -164,14 +163,12 @@ static AUTO_CANCEL: Ignored = Ignored {
     keyword: "workflow:auto_cancel",
     reason: "Pipewright does not auto-cancel pipelines",
 };
+/// A `spec:` in the content document: inputs are declared in a header, the first of two YAML
+/// documents (`spec:` … `---` … jobs), as GitLab reads them.
 static SPEC: Ignored = Ignored {
     keyword: "spec",
-    reason: "Pipewright does not support CI/CD inputs yet",
+    reason: "a `spec:` header must be its own YAML document, followed by a `---` line",
 };
-static INCLUDE_KEYWORDS: [Ignored; 1] = [Ignored {
-    keyword: "include:inputs",
-    reason: "Pipewright does not support CI/CD inputs yet",
-}];
 static VARIABLE_PREFILL: Ignored = Ignored {
     keyword: "variables:description and variables:options",
     reason: "Pipewright has no run-pipeline form to prefill",
@@ -183,7 +180,6 @@ pub fn ignored_keywords() -> impl Iterator<Item = &'static str> {
     JOB_KEYWORDS
         .iter()
         .chain(parts)
-        .chain(INCLUDE_KEYWORDS.iter())
         .chain([&AUTO_CANCEL, &SPEC, &VARIABLE_PREFILL])
         .map(|i| i.keyword)
 }
@@ -191,14 +187,9 @@ pub fn ignored_keywords() -> impl Iterator<Item = &'static str> {
 /// How many places one warning names before it says "and N more".
 const MAX_PLACES: usize = 5;
 
-/// The warnings for `root` (the whole config, includes merged, `extends` applied) and the
-/// `include:` keywords noted while merging: one per ignored keyword, naming where it is
-/// written, in the order keywords first appear.
-pub fn warnings(
-    root: &Map,
-    global_keywords: &[&str],
-    ignored_includes: &[IgnoredInclude],
-) -> Vec<String> {
+/// The warnings for `root` (the whole config, includes merged, `extends` applied): one per
+/// ignored keyword, naming where it is written, in the order keywords first appear.
+pub fn warnings(root: &Map, global_keywords: &[&str]) -> Vec<String> {
     let mut found: Vec<(&Ignored, Vec<String>)> = Vec::new();
     let mut note = |ignored: &'static Ignored, place: String| match found
         .iter_mut()
@@ -207,11 +198,6 @@ pub fn warnings(
         Some((_, places)) => places.push(place),
         None => found.push((ignored, vec![place])),
     };
-    for (keyword, file) in ignored_includes {
-        if let Some(ignored) = INCLUDE_KEYWORDS.iter().find(|i| i.keyword == *keyword) {
-            note(ignored, format!("include in {file}"));
-        }
-    }
     if root.get("spec").is_some() {
         note(&SPEC, "spec".into());
     }

@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::FileSource;
 use crate::error::{ConfigError, Result};
+use crate::inputs::{self, Interpolation};
 use crate::resolve::CONFIG_FILE;
 use crate::rules::{self, Rule, RuleScope};
 use crate::yaml::{self, Limits, Map, Node, Yaml};
@@ -31,10 +32,6 @@ pub fn project_not_found(project: &str) -> String {
         "Project `{project}` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined."
     )
 }
-
-/// An `include:` keyword Pipewright accepts and ignores, and the file that uses it (for the
-/// warnings in `compat.rs`).
-pub type IgnoredInclude = (&'static str, String);
 
 /// One `include:` entry: where the file comes from, and the entry's own `rules:` and
 /// `inputs:` as written.
@@ -62,15 +59,17 @@ pub enum IncludeKind {
     Template { name: String },
 }
 
-/// Loads `source` and everything it includes into one mapping; `ignored` collects the
-/// `include:` keywords that were accepted but not acted on.
+/// Loads `source` and everything it includes into one mapping. Each file's `$[[ inputs.… ]]` are
+/// interpolated before it is parsed (the root file's with the pipeline's inputs).
 pub fn load_with_includes(
     source: &str,
     files: &dyn FileSource,
     limits: &Limits,
-    ignored: &mut Vec<IgnoredInclude>,
+    interpolation: &Interpolation,
 ) -> Result<Map> {
-    let root = yaml::load(source, CONFIG_FILE, limits)?;
+    let source = inputs::interpolate(source, Some(&interpolation.inputs), interpolation, limits)
+        .map_err(ConfigError::new)?;
+    let root = yaml::load(&source, CONFIG_FILE, limits)?;
     let map = match root.value {
         Yaml::Map(m) => m,
         Yaml::Null => return Err(ConfigError::new("Please provide content of .gitlab-ci.yml")),
@@ -81,12 +80,12 @@ pub fn load_with_includes(
         limits,
         seen: HashSet::new(),
         count: 0,
-        ignored,
         variables: None,
         masked: Vec::new(),
         listings: HashMap::new(),
+        interpolation,
     };
-    walk.expand(map, CONFIG_FILE, &Scope::Pipeline, 0)
+    walk.expand(map, &Scope::Pipeline, 0)
 }
 
 /// GitLab's `URI` check for a plain string entry (`Gitlab::UrlSanitizer.valid?`).
@@ -207,13 +206,6 @@ fn project_files(m: &Map) -> Result<Vec<String>> {
     Ok(files)
 }
 
-/// Notes the keys of `include:` entries Pipewright does not act on yet (`inputs`): the file
-/// is included as if they were absent.
-fn note_ignored_keys(entries: &[IncludeEntry], file: &str, ignored: &mut Vec<IgnoredInclude>) {
-    for _ in entries.iter().filter(|e| e.inputs.is_some()) {
-        ignored.push(("include:inputs", file.to_string()));
-    }
-}
 
 /// Whose repository a `local:` path is read from: the pipeline's commit, or — inside a file
 /// included with `project:` — that project at that ref (GitLab: file/project.rb
@@ -295,18 +287,19 @@ struct IncludeWalk<'a> {
     limits: &'a Limits,
     seen: HashSet<String>,
     count: usize,
-    ignored: &'a mut Vec<IgnoredInclude>,
     /// The caller's variables, asked for once, when an entry first needs them.
     variables: Option<HashMap<String, String>>,
     /// The values of the masked ones, hidden in error messages.
     masked: Vec<String>,
     /// File lists by scope, asked for once each.
     listings: HashMap<Scope, Vec<String>>,
+    /// The pipeline's inputs and what `expand_vars` may expand.
+    interpolation: &'a Interpolation,
 }
 
 impl IncludeWalk<'_> {
-    /// `map` (read from `file`, in `scope`) with what it includes merged underneath.
-    fn expand(&mut self, mut map: Map, file: &str, scope: &Scope, depth: usize) -> Result<Map> {
+    /// `map` (read in `scope`) with what it includes merged underneath.
+    fn expand(&mut self, mut map: Map, scope: &Scope, depth: usize) -> Result<Map> {
         let Some(include) = map.remove("include") else {
             return Ok(map);
         };
@@ -316,7 +309,6 @@ impl IncludeWalk<'_> {
             )));
         }
         let entries = entries(&include)?;
-        note_ignored_keys(&entries, file, self.ignored);
         let mut merged = Map::default();
         for entry in &entries {
             self.include(entry, scope, depth, &mut merged)
@@ -345,12 +337,22 @@ impl IncludeWalk<'_> {
                     "Maximum of {MAX_INCLUDES} includes are allowed"
                 )));
             }
-            if !self.seen.insert(location.key(scope)) {
+            // The same file with other inputs is another include (GitLab documents including
+            // one template several times with different inputs).
+            let seen_as = match entry.inputs.as_ref().map(inputs::from_node) {
+                Some(Ok(given)) => format!(
+                    "{}\n{}",
+                    location.key(scope),
+                    serde_json::Value::Object(given)
+                ),
+                _ => location.key(scope),
+            };
+            if !self.seen.insert(seen_as) {
                 continue;
             }
             let (text, name, inner) = self.fetch(&location, scope)?;
             let included = self.load_entry(entry, &text, &name)?;
-            let included = self.expand(included, &name, &inner, depth + 1)?;
+            let included = self.expand(included, &inner, depth + 1)?;
             merged.deep_merge(&included);
         }
         Ok(())
@@ -377,8 +379,17 @@ impl IncludeWalk<'_> {
     /// An included file's text as a mapping: the one step every entry's content goes
     /// through (the seam for `include: inputs:` interpolation). `name` says where it came
     /// from in error messages.
-    fn load_entry(&mut self, _entry: &IncludeEntry, text: &str, name: &str) -> Result<Map> {
-        let node = yaml::load(text, name, self.limits)?;
+    fn load_entry(&mut self, entry: &IncludeEntry, text: &str, name: &str) -> Result<Map> {
+        let given = entry
+            .inputs
+            .as_ref()
+            .map(inputs::from_node)
+            .transpose()
+            .map_err(ConfigError::new)?;
+        // GitLab: lib/gitlab/ci/config/external/file/base.rb — "`location`: error".
+        let text = inputs::interpolate(text, given.as_ref(), self.interpolation, self.limits)
+            .map_err(|e| ConfigError::new(format!("`{name}`: {e}")))?;
+        let node = yaml::load(&text, name, self.limits)?;
         match node.value {
             Yaml::Map(m) => Ok(m),
             Yaml::Null => Ok(Map::default()),

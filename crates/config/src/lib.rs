@@ -1,9 +1,10 @@
 //! The CI config engine: `.gitlab-ci.yml` plus a pipeline context become a typed plan of the
 //! jobs that run. It owns GitLab's CI YAML semantics (anchors and merge keys, `!reference`,
-//! `extends`, `include:` (local, project, remote, rules, wildcards), `default`, `rules`,
-//! `only/except`, `workflow`, variables and their precedence) and never does I/O: files,
-//! other projects' files and remote files come in through [`FileSource`], which the caller
-//! implements, and nothing here reads a clock, a database or the network.
+//! `extends`, `include:` (local, project, remote, rules, wildcards), CI/CD inputs
+//! (`spec:inputs`, `$[[ inputs.… ]]`), `default`, `rules`, `only/except`, `workflow`,
+//! variables and their precedence) and never does I/O: files, other projects' files and remote
+//! files come in through [`FileSource`], which the caller implements, and nothing here reads a
+//! clock, a database or the network.
 //!
 //! Two steps, so the server can cache the expensive one by blob id:
 //! [`Config::parse`] (YAML → validated config; `Send + Sync`, reusable) and [`Config::plan`]
@@ -15,6 +16,7 @@ mod error;
 mod explain;
 mod globs;
 mod include;
+mod inputs;
 mod keywords;
 mod lint;
 mod plan;
@@ -29,6 +31,7 @@ pub use error::{ConfigError, Location, Result};
 pub use explain::{DecidedBy, PolicyKey};
 pub use globs::MAX_PATTERN_COMPARISONS;
 pub use include::project_not_found;
+pub use inputs::{Inputs, Interpolation};
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};
 /// The context speaks core's vocabulary; re-exported so the engine's callers need only this crate.
@@ -142,12 +145,27 @@ pub struct Config {
 
 impl Config {
     pub fn parse(source: &str, files: &dyn FileSource, limits: &Limits) -> Result<Config> {
-        let mut ignored_includes = Vec::new();
-        let map = include::load_with_includes(source, files, limits, &mut ignored_includes)?;
+        Config::parse_with(source, files, limits, &Interpolation::default())
+    }
+
+    /// [`Config::parse`] for a pipeline given `inputs` (for a root file with a `spec:` header),
+    /// whose `expand_vars` may expand `interpolation.variables`.
+    pub fn parse_with(
+        source: &str,
+        files: &dyn FileSource,
+        limits: &Limits,
+        interpolation: &Interpolation,
+    ) -> Result<Config> {
+        let map = include::load_with_includes(
+            source,
+            files,
+            limits,
+            interpolation,
+        )?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
 
-        let warnings = compat::warnings(&map, GLOBAL_KEYWORDS, &ignored_includes);
+        let warnings = compat::warnings(&map, GLOBAL_KEYWORDS);
         let stages = stages(&map)?;
         let variables = match map.get("variables") {
             Some(node) => keywords::variables(node, "variables")?,

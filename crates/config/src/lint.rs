@@ -15,6 +15,8 @@ pub struct LintOptions {
     pub ref_name: String,
     pub ref_kind: RefKind,
     pub variables: Vec<(String, String)>,
+    /// CI/CD inputs for the file's `spec:inputs` header, as a pipeline would be given them.
+    pub inputs: crate::Inputs,
 }
 
 impl Default for LintOptions {
@@ -24,6 +26,7 @@ impl Default for LintOptions {
             ref_name: "main".into(),
             ref_kind: RefKind::Branch,
             variables: Vec::new(),
+            inputs: crate::Inputs::new(),
         }
     }
 }
@@ -128,7 +131,12 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         inner: files,
         ctx: &ctx,
     };
-    let config = match Config::parse(source, &with_vars, &Limits::default()) {
+    // `expand_vars` in inputs sees the same variables as include rules.
+    let interpolation = crate::Interpolation {
+        variables: with_vars.variables(),
+        ..crate::Interpolation::with_inputs(options.inputs.clone())
+    };
+    let config = match Config::parse_with(source, &with_vars, &Limits::default(), &interpolation) {
         Ok(c) => c,
         Err(e) => {
             report.errors.push(e.to_string());

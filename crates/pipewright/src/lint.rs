@@ -15,6 +15,10 @@ pub struct LintArgs {
     /// A pipeline variable, as a trigger would pass it (repeatable)
     #[arg(long = "var", value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
+    /// A CI/CD input for the file's `spec:inputs` header, as `inputs[NAME]=VALUE` on the API
+    /// (repeatable); a number, boolean or JSON array is read as one for inputs of that type
+    #[arg(long = "input", value_name = "NAME=VALUE")]
+    pub inputs: Vec<String>,
     /// The pipeline source: trigger, push, api, web, schedule, pipeline, …
     #[arg(long, default_value = "push")]
     pub source: String,
@@ -138,6 +142,16 @@ pub fn run(args: &LintArgs) -> anyhow::Result<bool> {
             .ok_or_else(|| anyhow::anyhow!("--var takes KEY=VALUE, got {var}"))?;
         variables.push((k.to_string(), v.to_string()));
     }
+    let mut inputs = pipewright_config::Inputs::new();
+    for input in &args.inputs {
+        let (name, value) = input
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--input takes NAME=VALUE, got {input}"))?;
+        inputs.insert(
+            name.to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
+    }
     let dir = args
         .file
         .parent()
@@ -148,6 +162,7 @@ pub fn run(args: &LintArgs) -> anyhow::Result<bool> {
         ref_name,
         ref_kind,
         variables,
+        inputs,
     };
     let report = pipewright_config::lint(&source, &Directory(dir), &options);
     print_report(args, &report)?;

@@ -333,6 +333,41 @@ fn ci_lint_shows_what_a_trigger_would_run() {
     );
 }
 
+/// A `.gitlab-ci.yml` with a `spec:inputs` header (GitLab docs, "CI/CD inputs").
+const WITH_INPUTS: &str = "spec:\n  inputs:\n    environment:\n      options: [staging, production]\n      default: staging\n    replicas:\n      type: number\n      default: 1\n---\n\"deploy-$[[ inputs.environment ]]-$[[ inputs.replicas ]]\":\n  script: deploy\n";
+
+#[test]
+fn ci_lint_shows_what_inputs_make_of_a_config() {
+    let (code, out) = lint(&["--json"], WITH_INPUTS);
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["jobs"][0]["name"], "deploy-staging-1");
+    let given = [
+        "--input",
+        "environment=production",
+        "--input",
+        "replicas=3",
+        "--json",
+    ];
+    let (code, out) = lint(&given, WITH_INPUTS);
+    assert_eq!(code, 0, "{out}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["jobs"][0]["name"], "deploy-production-3");
+    assert_eq!(
+        report["warnings"],
+        serde_json::json!([]),
+        "inputs are not ignored"
+    );
+    let (code, out) = lint(&["--input", "environment=qa"], WITH_INPUTS);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains(
+            "`environment` input: `qa` cannot be used because it is not in the list of allowed options"
+        ),
+        "{out}"
+    );
+}
+
 #[test]
 fn ci_lint_refuses_alias_bombs_and_huge_files() {
     let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");

@@ -1,19 +1,22 @@
 //! Parsed CI configs, cached by the git blob id of `.gitlab-ci.yml`, so repeated triggers on
 //! the same commit skip YAML parsing. A config that includes other files of its commit (or
 //! lists them, for wildcards and `exists:`) is also keyed by the commit (its includes may change
-//! while the main file does not). Errors are cached too: a broken config stays broken until its
-//! blob changes.
+//! while the main file does not), and a pipeline's CI/CD inputs are part of the key (they change
+//! the parsed config). Errors are cached too: a broken config stays broken until its blob
+//! changes.
 //!
 //! A config that read another project (`include: project:`), a URL (`include: remote:`) or the
-//! pipeline's variables (include `rules:if`, `$VARIABLES` in locations) is not cached at all:
-//! its result depends on the user's access to that project, on what the URL answers now, and
-//! on the pipeline. Other projects' files are cached instead, by (project, commit sha, path) —
-//! a commit's file never changes — after the access check, which runs every time.
+//! pipeline's variables (include `rules:if`, `$VARIABLES` in locations, `expand_vars` in
+//! inputs) is not cached at all: its result depends on the user's access to that project, on
+//! what the URL answers now, and on the pipeline. Other projects' files are cached instead, by
+//! (project, commit sha, path) — a commit's file never changes — after the access check, which
+//! runs every time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use pipewright_config::{Config, ConfigError, FileSource};
+use pipewright_config::{Config, ConfigError, FileSource, Inputs, Interpolation};
+use sha2::{Digest, Sha256};
 
 /// Entries kept before the cache starts over (a crude bound; configs are small).
 const MAX_ENTRIES: usize = 4096;
@@ -119,27 +122,48 @@ impl FileSource for Recording<'_> {
     }
 }
 
+/// The cache keys of blob `blob_id` with `inputs`: alone, and at `commit` (for a config that
+/// includes files).
+fn keys(blob_id: &str, commit: &str, inputs: &Inputs) -> (String, String) {
+    let base = if inputs.is_empty() {
+        blob_id.to_string()
+    } else {
+        let json = serde_json::Value::Object(inputs.clone()).to_string();
+        format!("{blob_id}#{}", hex::encode(Sha256::digest(json.as_bytes())))
+    };
+    let with_commit = format!("{base}@{commit}");
+    (base, with_commit)
+}
+
 impl ConfigCache {
-    /// The cached result for blob `blob_id` at `commit`, if any.
-    pub fn get(&self, blob_id: &str, commit: &str) -> Option<Arc<Result<Config, ConfigError>>> {
+    /// The cached result for blob `blob_id` at `commit` with `inputs`, if any.
+    pub fn get(
+        &self,
+        blob_id: &str,
+        commit: &str,
+        inputs: &Inputs,
+    ) -> Option<Arc<Result<Config, ConfigError>>> {
+        let (base, with_commit) = keys(blob_id, commit, inputs);
         let entries = self.entries.lock().ok()?;
         entries
-            .get(blob_id)
-            .or_else(|| entries.get(&format!("{blob_id}@{commit}")))
+            .get(&base)
+            .or_else(|| entries.get(&with_commit))
             .cloned()
     }
 
-    /// The parsed config for blob `blob_id` at `commit`, parsing it if needed.
+    /// The parsed config for blob `blob_id` at `commit` with `interpolation`'s inputs, parsing
+    /// it if needed.
     pub fn get_or_parse(
         &self,
         blob_id: &str,
         commit: &str,
         source: impl FnOnce() -> Result<String, ConfigError>,
         files: &dyn FileSource,
+        interpolation: &Interpolation,
     ) -> Arc<Result<Config, ConfigError>> {
-        let with_commit = format!("{blob_id}@{commit}");
+        let (base, with_commit) = keys(blob_id, commit, &interpolation.inputs);
         if let Ok(entries) = self.entries.lock()
-            && let Some(hit) = entries.get(blob_id).or_else(|| entries.get(&with_commit))
+            && let Some(hit) = entries.get(&base).or_else(|| entries.get(&with_commit))
         {
             return hit.clone();
         }
@@ -148,11 +172,15 @@ impl ConfigCache {
             depends: std::cell::Cell::new(Depends::Blob),
         };
         let parsed = source().and_then(|text| {
-            Config::parse(&text, &recording, &pipewright_config::Limits::default())
+            let limits = pipewright_config::Limits::default();
+            Config::parse_with(&text, &recording, &limits, interpolation)
         });
         let parsed = Arc::new(parsed);
+        if interpolation.variables_used.get() {
+            return parsed;
+        }
         let key = match recording.depends.get() {
-            Depends::Blob => blob_id.to_string(),
+            Depends::Blob => base,
             Depends::Commit => with_commit,
             Depends::Uncacheable => return parsed,
         };

@@ -271,6 +271,18 @@ impl Params {
         self.values.remove(key)
     }
 
+    /// A hash parameter (Grape's `type: Hash`): `name[KEY]=value` in forms and query strings, an
+    /// object in JSON; absent, `null` or an empty form value is an empty hash, anything else
+    /// `"{key} is invalid"`. GitLab reads `variables` and `inputs` (CI/CD inputs) this way.
+    pub fn hash(&self, key: &str) -> ApiResult<Map<String, Value>> {
+        match self.values.get(key) {
+            None | Some(Value::Null) => Ok(Map::new()),
+            Some(Value::Object(map)) => Ok(map.clone()),
+            Some(Value::String(s)) if s.is_empty() => Ok(Map::new()),
+            Some(_) => Err(ApiError::InvalidParam(key.to_string())),
+        }
+    }
+
     /// A scalar parameter as text; numbers and booleans (from JSON) are accepted as their text.
     pub fn str(&self, key: &str) -> ApiResult<Option<String>> {
         match self.values.get(key) {

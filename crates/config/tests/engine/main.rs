@@ -7,6 +7,7 @@ mod compatibility;
 mod errors;
 mod gitlab_semantics;
 mod includes;
+mod inputs;
 mod keywords;
 mod seeds;
 mod support;

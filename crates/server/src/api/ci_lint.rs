@@ -49,7 +49,8 @@ async fn run(
         source: PipelineSource::Push,
         ref_name,
         ref_kind: kind,
-        variables: Vec::new(),
+        // GitLab's CI Lint API takes no inputs (lib/api/lint.rb): a header's defaults apply.
+        ..LintOptions::default()
     };
     let (report, content) = tokio::task::spawn_blocking(move || {
         let report = pipewright_config::lint(&content, &files, &options);

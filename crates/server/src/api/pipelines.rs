@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::domain::linked_pipelines::LinkedProjects;
-use crate::domain::pipeline_creation::{CreateError, DryRunOutcome};
+use crate::domain::pipeline_creation::{CreateError, CreatePipeline, DryRunOutcome};
 use crate::domain::projects::authorize_project;
 use crate::entities;
 use crate::error::{ApiError, ApiResult};
@@ -88,16 +88,24 @@ async fn create(
         }
         Some(_) => return Err(ApiError::InvalidParam("variables".into())),
     }
+    let inputs = params.hash("inputs")?;
     let key = super::idempotency::key(&headers)?;
-    if params.bool("dry_run")?.unwrap_or(false) {
-        let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
+    // GitLab's API creates no pipeline for a config error (`save_on_errors: false`): 400.
+    // GitLab: lib/api/ci/pipelines.rb (`post ':id/pipeline'`).
+    let request = |project: Project| CreatePipeline {
+        inputs: inputs.clone(),
+        save_on_errors: false,
+        ..CreatePipeline::run_by(
             project,
-            ref_name,
+            ref_name.clone(),
             PipelineSource::Api,
             actor.user.clone(),
             access.role(),
-            variables,
-        );
+            variables.clone(),
+        )
+    };
+    if params.bool("dry_run")?.unwrap_or(false) {
+        let request = request(project);
         return respond_dry_run(crate::domain::pipeline_creation::dry_run(&state, request).await);
     }
     let fingerprint = crate::domain::idempotency::fingerprint(
@@ -116,14 +124,7 @@ async fn create(
     );
     let credential = format!("user:{}", actor.user.id);
     let project_id = project.id;
-    let request = crate::domain::pipeline_creation::CreatePipeline::run_by(
-        project.clone(),
-        ref_name,
-        PipelineSource::Api,
-        actor.user.clone(),
-        access.role(),
-        variables,
-    );
+    let request = request(project.clone());
     let creating = state.clone();
     let create = async move {
         let result = crate::domain::dispatch::create_pipeline(&creating, request).await;

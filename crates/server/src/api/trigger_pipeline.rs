@@ -2,7 +2,7 @@
 //! `POST /projects/:id/ref/:ref/trigger/pipeline`, as GitLab's `API::Ci::Triggers` answers them.
 //!
 //! The order of checks is GitLab's, because clients and users rely on which error wins:
-//! parameter validation (`token`, `ref`, `variables` shape) → `X-Gitlab-Event: Pipeline Hook`
+//! parameter validation (`token`, `ref`, `variables` and `inputs` shapes) → `X-Gitlab-Event: Pipeline Hook`
 //! (403, loop protection) → variable values → project (404) → token (404 for anything that is
 //! not this project's live trigger token) → `Idempotency-Key` (a replay, or 422 for other
 //! parameters; see [`super::idempotency`]) → the pipeline creation chain (400/422) → 201.
@@ -127,6 +127,11 @@ async fn run(
     if !variables_shape_ok {
         problems.push("variables is invalid".to_string());
     }
+    // CI/CD inputs for a `.gitlab-ci.yml` with a `spec:inputs` header (GitLab 17.x).
+    let inputs = params.hash("inputs").unwrap_or_else(|_| {
+        problems.push("inputs is invalid".to_string());
+        Map::new()
+    });
     if !problems.is_empty() {
         return Err(ApiError::ParamError(problems.join(", ")));
     }
@@ -158,7 +163,8 @@ async fn run(
     let authorized = triggers::authorize(&state, &id, &token).await?;
     if dry_run {
         let payload = Value::Object(payload).to_string();
-        let checked = triggers::dry_run(&state, authorized, ref_name, variables, payload).await?;
+        let checked =
+            triggers::dry_run(&state, authorized, ref_name, variables, inputs, payload).await?;
         return respond_dry_run(checked);
     }
     let fingerprint = idempotency::fingerprint(
@@ -171,7 +177,14 @@ async fn run(
     );
     let (project_id, credential) = (authorized.project.id, authorized.credential.clone());
     let payload = Value::Object(payload).to_string();
-    let create = create_and_respond(state.clone(), authorized, ref_name, variables, payload);
+    let create = create_and_respond(
+        state.clone(),
+        authorized,
+        ref_name,
+        variables,
+        inputs,
+        payload,
+    );
     super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await
 }
 
@@ -181,9 +194,11 @@ pub(super) async fn create_and_respond(
     authorized: triggers::Authorized,
     ref_name: String,
     variables: Vec<(String, String)>,
+    inputs: pipewright_config::Inputs,
     payload: String,
 ) -> ApiResult<Response> {
-    let triggered = triggers::create(&state, authorized, ref_name, variables, payload).await?;
+    let triggered =
+        triggers::create(&state, authorized, ref_name, variables, inputs, payload).await?;
     respond(
         &state,
         &triggered.project,

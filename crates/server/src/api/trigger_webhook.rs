@@ -76,6 +76,7 @@ async fn webhook(
         authorized,
         ref_name,
         Vec::new(),
+        pipewright_config::Inputs::new(),
         payload,
     );
     super::idempotency::guard(&state, key, project_id, credential, &fingerprint, create).await

@@ -200,6 +200,8 @@ async fn create_downstream(
         before_sha: None,
         config_path: destination.config_path,
         at_sha: destination.at_sha,
+        inputs: pipewright_config::Inputs::new(),
+        save_on_errors: true,
     };
     let created = crate::domain::pipeline_creation::create_pipeline(state, request).await;
     downstream_or_failure(created, keyword.depend)

@@ -16,9 +16,8 @@
 //!
 //! Errors before the config is read leave nothing behind (400). A config that does not parse
 //! or plan is saved as a failed pipeline with `yaml_errors` (422), as current GitLab does —
-//! except for `POST /projects/:id/pipeline`, which answers 400 and saves nothing, as GitLab's
-//! does (`save_on_errors: false`). A
-//! created pipeline — row, per-project iid, jobs, sealed variables, trigger link — is written in
+//! except where the caller passes GitLab's `save_on_errors: false` (`POST /projects/:id/pipeline`
+//! and schedules): then it answers 400 and saves nothing. A created pipeline — row, per-project iid, jobs, sealed variables, trigger link — is written in
 //! one transaction. Its first stage's bridges are returned to start, not started here (bridges
 //! create pipelines through this module): callers outside the domain go through
 //! [`crate::domain::dispatch::create_pipeline`], which starts them.
@@ -71,6 +70,11 @@ pub struct CreatePipeline {
     pub config_path: Option<String>,
     /// Run at this commit of the ref rather than its head (child pipelines).
     pub at_sha: Option<String>,
+    /// CI/CD inputs for the config file's `spec:inputs` header (`inputs` of the API).
+    pub inputs: pipewright_config::Inputs,
+    /// Whether a config error saves a failed pipeline (422) or creates nothing (400), as
+    /// GitLab's `save_on_errors`: its API's `POST /pipeline` passes `false`.
+    pub save_on_errors: bool,
 }
 
 impl CreatePipeline {
@@ -96,6 +100,8 @@ impl CreatePipeline {
             before_sha: None,
             config_path: None,
             at_sha: None,
+            inputs: pipewright_config::Inputs::new(),
+            save_on_errors: true,
         }
     }
 }
@@ -136,18 +142,11 @@ pub(in crate::domain) async fn create_pipeline(
     match checked.plan {
         // 7. One transaction: the pipeline, its jobs, its sealed variables, its trigger link.
         Ok(plan) => write(state, checked.base, plan).await,
-        Err(message) if !saves_config_errors(request.source) => Err(CreateError::Rejected(message)),
+        Err(message) if !request.save_on_errors => Err(CreateError::Rejected(message)),
         Err(message) => Err(config_error(state, checked.base, message).await),
     }
 }
 
-/// Whether a config error is saved as a failed pipeline (422) or only answered (400, nothing
-/// saved). GitLab: lib/api/ci/pipelines.rb creates `POST /projects/:id/pipeline` with
-/// `save_on_errors: false` and answers `render_validation_error!` (400); triggers and the other
-/// sources save the failed pipeline.
-fn saves_config_errors(source: PipelineSource) -> bool {
-    source != PipelineSource::Api
-}
 
 /// Whether the chain goes on to write, or stops before it (a dry run: nothing counted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,19 +188,21 @@ async fn check(
     if !request.ignore_skip_ci && skips_ci(&resolved.commit.message) {
         return Err(rejected("Pipeline creation skipped by [skip ci]"));
     }
-    // 6. Config: read and parse (cached by blob id), then plan. Includes are read as the
-    // pipeline's user and their rules see the pipeline's variables, so the context comes first.
+    // 6. Config: read and parse (cached by blob id and inputs), then plan. Includes are read as
+    // the pipeline's user, and their rules and the inputs' `expand_vars` see the pipeline's
+    // variables, so the context comes first.
     let base = pipeline_row(state, request, &resolved, protected_ref, user.as_ref())?;
     let mut ctx = planning_context(state, request, &base, user.as_ref(), &resolved).await?;
     ctx.ci_config_path = project_config_path;
+    let interpolation = interpolation(request, &ctx);
     let files = ConfigFiles::new(
         state,
         project.id,
         Some(resolved.sha.clone()),
         user.clone(),
-        pipewright_config::include_variables(&ctx),
+        interpolation.variables.clone(),
     );
-    let (parsed, listing) = read_config(state, files, blob, config_path).await?;
+    let (parsed, listing) = read_config(state, files, blob, config_path, interpolation).await?;
     if let Err(e) = parsed.as_ref() {
         let message = e.message.clone();
         return Ok(Checked {
@@ -260,9 +261,7 @@ pub async fn dry_run(
     let checked = check(state, &request, Mode::DryRun).await?;
     let (plan, config) = match (checked.plan, checked.parsed.as_ref()) {
         (Ok(plan), Ok(config)) => (plan, config),
-        (Err(message), _) if !saves_config_errors(request.source) => {
-            return Err(CreateError::Rejected(message));
-        }
+        (Err(message), _) if !request.save_on_errors => return Err(CreateError::Rejected(message)),
         (Err(message), _) => return Ok(DryRunOutcome::ConfigError(message)),
         (Ok(_), Err(e)) => return Ok(DryRunOutcome::ConfigError(e.message.clone())),
     };
@@ -457,14 +456,29 @@ fn skips_ci(message: &str) -> bool {
 /// A config as parsed (or why it could not be), shared through the cache.
 type Parsed = Arc<Result<Config, ConfigError>>;
 
-/// Step 6a: the config file at the commit, parsed (cached by blob id), and — only when a
-/// `rules:exists` asks — the commit's file list. The common case, a config already parsed for
-/// this blob with no `exists:` rules, needs no blocking work at all.
+/// What interpolating the config's inputs may use: the request's inputs, and for
+/// `expand_vars` the variables GitLab's include context holds (predefined, instance, project
+/// and pipeline variables).
+fn interpolation(
+    request: &CreatePipeline,
+    ctx: &pipewright_config::PipelineContext,
+) -> pipewright_config::Interpolation {
+    pipewright_config::Interpolation {
+        variables: pipewright_config::include_variables(ctx),
+        ..pipewright_config::Interpolation::with_inputs(request.inputs.clone())
+    }
+}
+
+/// Step 6a: the config file at the commit, parsed with the request's inputs (cached by blob id
+/// and inputs), and — only when a `rules:exists` asks — the commit's file list. The common
+/// case, a config already parsed for this blob with no `exists:` rules, needs no blocking work
+/// at all.
 async fn read_config(
     state: &AppState,
     files: ConfigFiles,
     blob: Option<String>,
     config_path: String,
+    interpolation: pipewright_config::Interpolation,
 ) -> Result<(Parsed, Option<Vec<String>>), CreateError> {
     let (project_id, sha) = (
         files.project_id(),
@@ -472,7 +486,7 @@ async fn read_config(
     );
     let cached = blob
         .as_deref()
-        .and_then(|b| state.config_cache.get(b, &sha));
+        .and_then(|b| state.config_cache.get(b, &sha, &interpolation.inputs));
     if let Some(parsed) = cached
         && parsed.as_ref().as_ref().is_ok_and(|c| !c.uses_exists())
     {
@@ -485,7 +499,7 @@ async fn read_config(
     let cache = state.config_cache.clone();
     tokio::task::spawn_blocking(move || {
         let read_main = || read_main_config(&repos, project_id, &sha, &config_path);
-        let parsed = cache.get_or_parse(&blob, &sha, read_main, &files);
+        let parsed = cache.get_or_parse(&blob, &sha, read_main, &files, &interpolation);
         // `rules:exists` needs the commit's file list; only pay for it when a rule asks.
         let listing = match parsed.as_ref() {
             Ok(config) if config.uses_exists() => {

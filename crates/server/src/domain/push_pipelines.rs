@@ -115,6 +115,8 @@ async fn pipeline_for(state: &AppState, event: &PushEvent) -> anyhow::Result<()>
         before_sha: Some(event.before_sha.clone()),
         config_path: None,
         at_sha: None,
+        inputs: pipewright_config::Inputs::new(),
+        save_on_errors: true,
     };
     match create_pipeline(state, request).await {
         Ok(_) | Err(CreateError::ConfigError(..)) | Err(CreateError::Rejected(_)) => Ok(()),

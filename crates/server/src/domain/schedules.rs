@@ -182,6 +182,8 @@ pub async fn run(
         before_sha: None,
         config_path: None,
         at_sha: None,
+        inputs: pipewright_config::Inputs::new(),
+        save_on_errors: true,
     };
     let pipeline = match crate::domain::dispatch::create_pipeline(state, request).await {
         Ok(pipeline) => pipeline,

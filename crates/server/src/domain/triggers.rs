@@ -46,7 +46,8 @@ pub async fn run(
     payload: String,
 ) -> ApiResult<Triggered> {
     let authorized = authorize(state, id, token).await?;
-    create(state, authorized, ref_name, variables, payload).await
+    let inputs = pipewright_config::Inputs::new();
+    create(state, authorized, ref_name, variables, inputs, payload).await
 }
 
 /// The project `id` names and who its pipeline runs as, for trigger token or `CI_JOB_TOKEN`
@@ -65,15 +66,17 @@ pub async fn authorize(state: &AppState, id: &str, token: &str) -> ApiResult<Aut
     })
 }
 
-/// The rest of [`run`] once the token is [`authorize`]d: the variables, then the creation chain.
+/// The rest of [`run`] once the token is [`authorize`]d: the variables, then the creation chain
+/// (with the CI/CD `inputs` for the config's `spec:inputs`).
 pub async fn create(
     state: &AppState,
     authorized: Authorized,
     ref_name: String,
     variables: Vec<(String, String)>,
+    inputs: pipewright_config::Inputs,
     payload: String,
 ) -> ApiResult<Triggered> {
-    let (request, user) = creation_request(authorized, ref_name, variables, payload)?;
+    let (request, user) = creation_request(authorized, ref_name, variables, inputs, payload)?;
     let project = request.project.clone();
     let result = crate::domain::dispatch::create_pipeline(state, request).await;
     Ok(Triggered {
@@ -89,9 +92,10 @@ pub async fn dry_run(
     authorized: Authorized,
     ref_name: String,
     variables: Vec<(String, String)>,
+    inputs: pipewright_config::Inputs,
     payload: String,
 ) -> ApiResult<Result<DryRunOutcome, CreateError>> {
-    let (request, _) = creation_request(authorized, ref_name, variables, payload)?;
+    let (request, _) = creation_request(authorized, ref_name, variables, inputs, payload)?;
     Ok(crate::domain::pipeline_creation::dry_run(state, request).await)
 }
 
@@ -100,6 +104,7 @@ fn creation_request(
     authorized: Authorized,
     ref_name: String,
     variables: Vec<(String, String)>,
+    inputs: pipewright_config::Inputs,
     payload: String,
 ) -> ApiResult<(CreatePipeline, Option<User>)> {
     let Authorized {
@@ -137,6 +142,8 @@ fn creation_request(
         config_path: None,
         at_sha: None,
         ignore_skip_ci: true,
+        inputs,
+        save_on_errors: true,
     };
     Ok((request, user))
 }

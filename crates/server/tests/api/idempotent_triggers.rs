@@ -24,7 +24,8 @@ async fn trigger(app: &TestApp, path: &str, key: Option<&str>, body: Value) -> R
     req.send().await.unwrap()
 }
 
-async fn pipeline_count(app: &TestApp, project: i64) -> usize {
+/// How many pipelines a project has (up to 100).
+pub async fn pipeline_count(app: &TestApp, project: i64) -> usize {
     let list: Vec<Value> = app
         .root_json(&format!("/projects/{project}/pipelines?per_page=100"))
         .await;
