@@ -17,6 +17,7 @@ both_backends!(
     a_trigger_runs_jobs_from_a_template_in_another_project,
     remote_includes_pass_the_outbound_guard,
     include_rules_and_wildcards_decide_per_pipeline,
+    a_masked_variable_in_an_include_location_stays_masked,
 );
 
 /// A project of root's whose `main` holds `files`; each `(branch, files)` of `branches` is a
@@ -379,4 +380,38 @@ async fn include_rules_and_wildcards_decide_per_pipeline(app: TestApp) {
     assert_eq!(res.status(), 201);
     let triggered: Value = res.json().await.unwrap();
     assert_eq!(job_names(&app, id, &triggered).await, ["a", "b", "docs"]);
+}
+
+/// GitLab: lib/gitlab/ci/config/external/context.rb `mask_variables_from` — a location
+/// written with a masked project variable does not show its value in the pipeline's error.
+async fn a_masked_variable_in_an_include_location_stays_masked(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = new_project(&app, "masking").await;
+    project_repo(
+        &app,
+        tmp.path(),
+        "masking",
+        &[(
+            ".gitlab-ci.yml",
+            "include:\n  project: $TEMPLATES\n  file: ci.yml\njob:\n  script: x\n",
+        )],
+        &[],
+    );
+    let res = app
+        .post(
+            &format!("/projects/{id}/variables"),
+            Some(&app.root_token),
+            json!({"key": "TEMPLATES", "value": "hidden-group/templates", "masked": true}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let token = trigger_token(&app, id, &app.root_token).await;
+    let res = trigger(&app, id, &token).await;
+    let hidden = "Project `[MASKED]xxxxxxxxxxxxxx` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined.";
+    assert_json(res, 422, json!({"message": {"base": [hidden]}})).await;
+    let failed = pipelines(&app, id).await;
+    let failed: Value = app
+        .root_json(&format!("/projects/{id}/pipelines/{}", failed[0]["id"]))
+        .await;
+    assert_eq!(failed["yaml_errors"], hidden);
 }
