@@ -206,7 +206,6 @@ fn project_files(m: &Map) -> Result<Vec<String>> {
     Ok(files)
 }
 
-
 /// Whose repository a `local:` path is read from: the pipeline's commit, or — inside a file
 /// included with `project:` — that project at that ref (GitLab: file/project.rb
 /// `expand_context_attrs` makes the included project the context of what it includes).

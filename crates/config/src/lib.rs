@@ -156,12 +156,7 @@ impl Config {
         limits: &Limits,
         interpolation: &Interpolation,
     ) -> Result<Config> {
-        let map = include::load_with_includes(
-            source,
-            files,
-            limits,
-            interpolation,
-        )?;
+        let map = include::load_with_includes(source, files, limits, interpolation)?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
 

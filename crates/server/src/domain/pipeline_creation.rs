@@ -147,7 +147,6 @@ pub(in crate::domain) async fn create_pipeline(
     }
 }
 
-
 /// Whether the chain goes on to write, or stops before it (a dry run: nothing counted).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {

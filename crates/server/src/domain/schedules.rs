@@ -183,7 +183,9 @@ pub async fn run(
         config_path: None,
         at_sha: None,
         inputs: pipewright_config::Inputs::new(),
-        save_on_errors: true,
+        // GitLab: app/workers/run_pipeline_schedule_worker.rb, `save_on_errors: false` — a
+        // schedule whose config is broken creates nothing; the worker logs why.
+        save_on_errors: false,
     };
     let pipeline = match crate::domain::dispatch::create_pipeline(state, request).await {
         Ok(pipeline) => pipeline,

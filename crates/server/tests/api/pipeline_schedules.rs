@@ -19,6 +19,7 @@ both_backends!(
     schedules_are_created_read_edited_and_deleted_as_gitlab_answers,
     gitlab_permissions_decide_who_edits_plays_and_takes_over,
     a_played_schedule_runs_its_schedule_jobs_with_its_variables,
+    a_schedule_on_a_broken_config_creates_no_pipeline,
     a_tick_missed_while_the_server_was_down_runs_once_at_start,
     a_schedule_whose_owner_lost_access_is_deactivated_not_run,
     pipeline_schedules_through_python_gitlab,
@@ -619,6 +620,43 @@ async fn a_played_schedule_runs_its_schedule_jobs_with_its_variables(app: TestAp
         .root_json(&format!("/projects/{id}/pipelines?source=schedule"))
         .await;
     assert_eq!(listed.len(), 1);
+}
+
+/// GitLab: app/workers/run_pipeline_schedule_worker.rb runs the schedule with
+/// `save_on_errors: false`: a config that does not parse leaves no failed pipeline behind (a
+/// trigger's would), and the schedule keeps its next run.
+async fn a_schedule_on_a_broken_config_creates_no_pipeline(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = project_in(&app, "broken", "build:\n  script: [\n", tmp.path()).await;
+    let root = app.root_token.clone();
+    let schedule = create(
+        &app,
+        &root,
+        id,
+        json!({"description": "nightly", "ref": "main", "cron": YEARLY}),
+    )
+    .await;
+    let sid = schedule["id"].as_i64().unwrap();
+    // (The push that made the project may have saved its own failed pipeline: pushes do.)
+    let before: Vec<Value> = app.root_json(&format!("/projects/{id}/pipelines")).await;
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &format!("{}/{sid}/play", schedules(id)),
+        &root,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        status, 201,
+        "queued, as GitLab answers whatever becomes of it"
+    );
+    // The pipeline is created (or not) before play answers.
+    let all: Vec<Value> = app.root_json(&format!("/projects/{id}/pipelines")).await;
+    assert_eq!(all, before, "no failed pipeline is saved");
+    assert!(schedule_pipelines(&app, id, sid).await.is_empty());
+    let after: Value = app.root_json(&format!("{}/{sid}", schedules(id))).await;
+    assert_eq!(after["last_pipeline"], Value::Null);
 }
 
 async fn a_tick_missed_while_the_server_was_down_runs_once_at_start(mut app: TestApp) {
