@@ -78,6 +78,8 @@ pub struct ProjectNav {
     pub name: String,
     pub full_path: String,
     pub can_manage: bool,
+    /// The default branch's files, for viewers who may read the code.
+    pub repository_url: Option<String>,
     pub active: &'static str,
 }
 
@@ -88,6 +90,13 @@ impl ProjectNav {
             name: project.name.clone(),
             full_path: project.full_path(),
             can_manage: access.can(Action::ManageTriggers),
+            repository_url: access.can(Action::ReadRepository).then(|| {
+                format!(
+                    "/{}/-/tree/{}",
+                    project.full_path(),
+                    super::repository::encode_path(&project.default_branch)
+                )
+            }),
             active,
         }
     }

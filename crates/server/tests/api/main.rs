@@ -28,6 +28,7 @@ mod pipeline_schedules;
 mod projects;
 mod protected_refs;
 mod python_gitlab;
+mod repository_pages;
 mod runner_registration;
 mod runners;
 mod running;

@@ -507,6 +507,12 @@ const KNOWN: &[(&str, &str)] = &[
         "GET",
         "/{namespace}/{repo}/-/jobs/{id}/artifacts/file/{*path}",
     ),
+    ("GET", "/{namespace}/{repo}/-/tree/{*id}"),
+    ("GET", "/{namespace}/{repo}/-/blob/{*id}"),
+    ("GET", "/{namespace}/{repo}/-/raw/{*id}"),
+    ("GET", "/{namespace}/{repo}/-/commits/{*id}"),
+    ("GET", "/{namespace}/{repo}/-/branches"),
+    ("GET", "/{namespace}/{repo}/-/tags"),
     ("GET", "/{namespace}/{repo}/-/pipeline_schedules"),
     ("POST", "/{namespace}/{repo}/-/pipeline_schedules"),
     ("GET", "/{namespace}/{repo}/-/pipeline_schedules/new"),
@@ -1078,6 +1084,18 @@ async fn web_recipe(
         ("GET", _, Some("" | "/-/pipelines" | "/-/jobs" | "/-/settings/ci_cd" | "/-/hooks")) => {
             Req::get(page(project_rest.unwrap_or_default()))
         }
+        // The repository pages (issue 17): the fixture's `.gitlab-ci.yml` on `stable`.
+        ("GET", _, Some("/-/branches" | "/-/tags")) => {
+            Req::get(page(project_rest.unwrap_or_default()))
+        }
+        ("GET", _, Some("/-/tree/{*id}" | "/-/commits/{*id}")) => Req::get(page(
+            &project_rest.unwrap_or_default().replace("{*id}", "stable"),
+        )),
+        ("GET", _, Some("/-/blob/{*id}" | "/-/raw/{*id}")) => Req::get(page(
+            &project_rest
+                .unwrap_or_default()
+                .replace("{*id}", "stable/.gitlab-ci.yml"),
+        )),
         ("POST", _, Some("/-/pipelines")) => Req::form(page("/-/pipelines"), &[("ref", "feature")]),
         ("GET", _, Some("/-/pipelines/{id}")) => {
             Req::get(page(&format!("/-/pipelines/{}", p.pipeline)))
