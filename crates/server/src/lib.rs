@@ -20,6 +20,7 @@ pub mod git_http;
 pub mod health;
 pub mod maintenance;
 pub mod malformed;
+pub mod metrics;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
@@ -66,6 +67,7 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         hooks_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         variables_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         payload_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
+        metrics: Arc::new(metrics::Metrics::new()),
     })
 }
 
@@ -96,6 +98,11 @@ pub fn router(state: AppState) -> Router {
                 web::error::WebError::NotFound.into_response()
             }
         })
+        // Counted by route template: a layer on the router runs after routing (`MatchedPath`).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            health::count_request,
+        ))
         // GitLab's malformed-strings middleware: NUL bytes and invalid UTF-8 never get in.
         .layer(axum::middleware::from_fn(malformed::refuse_malformed))
         .layer(

@@ -23,6 +23,7 @@ mod hostile;
 mod idempotent_triggers;
 mod lifecycle;
 mod matrix;
+mod metrics;
 mod multi_project;
 mod pipeline_schedules;
 mod projects;

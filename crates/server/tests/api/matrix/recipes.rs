@@ -293,6 +293,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/-/health"),
     ("GET", "/-/liveness"),
     ("GET", "/-/readiness"),
+    ("GET", "/-/metrics"),
     ("GET", "/{namespace}/{repo}/info/refs"),
     ("POST", "/{namespace}/{repo}/git-upload-pack"),
     ("POST", "/{namespace}/{repo}/git-receive-pack"),
@@ -607,7 +608,8 @@ async fn api_recipe(ctx: &mut Ctx<'_>, method: &str, path: &str) -> Req {
     let developer = fx.user(Who::Developer).id;
     let root = fx.root().to_string();
     match (method, path.trim_start_matches("/api/v4")) {
-        ("GET", "/-/health" | "/-/liveness" | "/-/readiness") => Req::get(path),
+        // `/-/metrics`: the matrix asks from loopback, inside the default allowlist.
+        ("GET", "/-/health" | "/-/liveness" | "/-/readiness" | "/-/metrics") => Req::get(path),
         ("GET", "/version" | "/user" | "/users" | "/personal_access_tokens") => Req::get(path),
         ("GET", "/personal_access_tokens/self" | "/runners" | "/runners/all") => Req::get(path),
         ("GET", "/projects" | "/application/settings" | "/admin/ci/variables") => Req::get(path),
