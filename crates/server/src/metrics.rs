@@ -149,7 +149,12 @@ impl Metrics {
     /// how long it took.
     pub fn http_request(&self, route: Option<&str>, method: &str, status: u16, took: Duration) {
         let route = route.unwrap_or("unmatched").to_string();
-        let method = method.to_string();
+        // HTTP allows any token as a method: only the standard ones get a series of their own.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+            _ => "other",
+        }
+        .to_string();
         self.http_requests
             .get_or_create(&vec![
                 ("route", route.clone()),
@@ -347,11 +352,13 @@ mod tests {
             Duration::from_millis(3),
         );
         m.http_request(None, "GET", 404, Duration::from_millis(1));
+        m.http_request(None, "BREW", 405, Duration::from_millis(1));
         let text = m.encode(&Snapshot::default()).unwrap();
         assert!(text.contains(
             "pipewright_http_requests_total{route=\"/api/v4/projects/{id}\",method=\"GET\",status=\"200\"} 1"
         ));
         assert!(text.contains("route=\"unmatched\""));
+        assert!(text.contains("method=\"other\"") && !text.contains("BREW"));
         assert!(text.ends_with("# EOF\n"));
     }
 }
