@@ -51,8 +51,8 @@ pub async fn count_request(
     response
 }
 
-/// `GET /-/metrics`: the metrics as OpenMetrics text, to an allowlisted address; the 404 page
-/// to anyone else (GitLab: app/controllers/concerns/requires_allowlisted_monitoring_client.rb).
+/// `GET /-/metrics`: the metrics as OpenMetrics text, to an allowlisted address; a 404 to
+/// anyone else (GitLab: app/controllers/concerns/requires_allowlisted_monitoring_client.rb).
 async fn scrape(
     State(state): State<AppState>,
     req: axum::extract::Request,
@@ -65,7 +65,7 @@ async fn scrape(
         .map(|axum::extract::ConnectInfo(addr)| addr.ip());
     let allowed = peer.is_some_and(|ip| state.config.monitoring_allowlist.allows(ip));
     if !allowed {
-        return crate::web::error::WebError::NotFound.into_response();
+        return (StatusCode::NOT_FOUND, "404 Not Found").into_response();
     }
     let snapshot = store_snapshot(&state).await;
     match state.metrics.encode(&snapshot) {

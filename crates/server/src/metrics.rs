@@ -9,7 +9,7 @@
 //! never the raw path, so a scanner cannot create a series per URL.
 //!
 //! Who may scrape: addresses in the monitoring allowlist (`--monitoring-allowlist`, loopback by
-//! default), as GitLab's `monitoring.ip_whitelist`; everyone else gets the 404 page. GitLab:
+//! default), as GitLab's `monitoring.ip_whitelist`; everyone else gets a 404. GitLab:
 //! app/controllers/concerns/requires_allowlisted_monitoring_client.rb (`render_404 unless
 //! client_ip_allowlisted?`, IPv4 entries also matched as IPv4-mapped IPv6). GitLab's other
 //! way in, the health-check access token, is not implemented. The address is the TCP peer's:

@@ -22,7 +22,7 @@ use super::access::project_for;
 use super::error::{WebError, WebResult};
 use super::projects::PageQuery;
 use super::session::Viewer;
-use super::view::{self, Layout, ProjectNav, StatusView, Window};
+use super::view::{self, Layout, ProjectNav, StatusView, Window, encode_path};
 use crate::permissions::{Action, ProjectAccess};
 use crate::state::AppState;
 
@@ -31,20 +31,11 @@ const MAX_ENTRIES: usize = 1_000;
 /// A file larger than this is not shown on its page (GitLab's blob viewer has such a limit
 /// too; its number is not verified here), only linked.
 const MAX_DISPLAYED_BYTES: u64 = 1024 * 1024;
+/// A file with more lines than this is not shown either: each line is a table row, and a
+/// megabyte of newlines would otherwise be a page a hundred times its size.
+const MAX_DISPLAYED_LINES: usize = 20_000;
 /// The history page reads at most this far back (page × 20 commits walked per request).
 const MAX_COMMITS_PAGE: u32 = 500;
-
-/// Characters a path segment of a URL keeps as they are; `/` separates segments.
-const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'/')
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
-pub fn encode_path(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, PATH).to_string()
-}
 
 fn git_error(err: pipewright_git::Error) -> WebError {
     use pipewright_git::Error as E;
@@ -311,6 +302,10 @@ pub async fn blob(
             Some("The file is stored in a binary format. Download it to see it."),
             Vec::new(),
         ),
+        (Some(bytes), false) if bytecount_lines(bytes) > MAX_DISPLAYED_LINES => (
+            Some("The file is too large to display here. Download it to see it."),
+            Vec::new(),
+        ),
         (Some(bytes), false) => (None, text_lines(bytes)),
     };
     let links = RepoLinks::new(&project, &at.ref_name);
@@ -332,6 +327,10 @@ pub async fn blob(
         ref_name: at.ref_name,
     };
     view::render(&state, &page.layout, &page)
+}
+
+fn bytecount_lines(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|b| **b == b'\n').count()
 }
 
 /// A text file's lines (invalid UTF-8 shown as replacement characters; the template escapes).
@@ -664,11 +663,5 @@ mod tests {
         assert_eq!(text_lines(b""), Vec::<String>::new());
         assert_eq!(text_lines(b"\n\n"), vec![""]);
         assert_eq!(text_lines(b"x"), vec!["x"]);
-    }
-
-    #[test]
-    fn paths_in_links_are_encoded_but_keep_their_slashes() {
-        assert_eq!(encode_path("feature/x"), "feature/x");
-        assert_eq!(encode_path("a b/#?.md"), "a%20b/%23%3F.md");
     }
 }

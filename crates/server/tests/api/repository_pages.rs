@@ -38,6 +38,7 @@ async fn browsable_project(app: &TestApp, name: &str, tmp: &Path) -> i64 {
     .unwrap();
     std::fs::write(work.join("image.bin"), [0x89, b'P', b'N', b'G', 0, 0, 1, 2]).unwrap();
     std::fs::write(work.join("big.txt"), "x".repeat(1024 * 1024 + 10)).unwrap();
+    std::fs::write(work.join("lines.txt"), "\n".repeat(100_000)).unwrap();
     git_ok(&work, tmp, &["add", "."]);
     git_ok(&work, tmp, &["commit", "-q", "-m", "Add files"]);
     git_ok(&work, tmp, &["tag", "feature"]);
@@ -163,6 +164,11 @@ async fn files_are_shown_and_served_without_running_as_pages(app: TestApp) {
         !big.body.contains("xxxxxxxxxxxxxxxx"),
         "its bytes are not on the page"
     );
+    // Small in bytes, huge as a page: a hundred thousand empty lines are not shown either.
+    let lines = root.get("/root/safe/-/blob/main/lines.txt").await;
+    assert_eq!(lines.status, 200);
+    assert!(lines.body.contains("too large to display"));
+    assert!(lines.body.len() < 100_000, "{} bytes", lines.body.len());
 
     let raw = |path: &str| {
         let url = format!("{}{path}", app.url);
