@@ -661,7 +661,7 @@ mod tests {
     fn text_is_split_into_lines_without_a_phantom_last_line() {
         assert_eq!(text_lines(b"a\r\nb\n"), vec!["a", "b"]);
         assert_eq!(text_lines(b""), Vec::<String>::new());
-        assert_eq!(text_lines(b"\n\n"), vec![""]);
+        assert_eq!(text_lines(b"\n\n"), vec!["", ""]);
         assert_eq!(text_lines(b"x"), vec!["x"]);
     }
 }
