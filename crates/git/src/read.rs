@@ -59,7 +59,7 @@ fn timestamp(t: git2::Time) -> Timestamp {
     Timestamp(t.seconds().saturating_mul(1000))
 }
 
-fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {
+pub(crate) fn commit_info(commit: &git2::Commit<'_>) -> CommitInfo {
     let id = commit.id().to_string();
     let message = String::from_utf8_lossy(commit.message_bytes()).into_owned();
     let title = message.lines().next().unwrap_or("").to_string();
@@ -372,7 +372,7 @@ impl Repositories {
 
 /// Async wrappers for request handlers: the same calls on tokio's blocking pool.
 impl Repositories {
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(Repositories) -> Result<T> + Send + 'static,
     ) -> Result<T> {

@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// decompression (git-http-backend's limit) [default: 10485760]
     #[arg(long, env = "PIPEWRIGHT_MAX_GIT_FETCH_SIZE")]
     pub max_git_fetch_size: Option<usize>,
+    /// Who may scrape `/-/metrics`: comma-separated addresses and CIDR ranges, matched
+    /// against the TCP peer (GitLab's monitoring IP allowlist); others get 404
+    /// [default: 127.0.0.0/8,::1]
+    #[arg(long, env = "PIPEWRIGHT_MONITORING_ALLOWLIST")]
+    pub monitoring_allowlist: Option<String>,
     /// Optional TOML configuration file (same keys as these options, with underscores)
     #[arg(long, env = "PIPEWRIGHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -119,6 +124,7 @@ struct FileSettings {
     max_artifacts_size: Option<usize>,
     max_git_push_size: Option<usize>,
     max_git_fetch_size: Option<usize>,
+    monitoring_allowlist: Option<String>,
 }
 
 #[derive(Debug)]
@@ -142,6 +148,7 @@ pub struct Settings {
     pub max_artifacts_size: usize,
     pub max_git_push_size: usize,
     pub max_git_fetch_size: usize,
+    pub monitoring_allowlist: pipewright_server::metrics::Allowlist,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -238,6 +245,11 @@ impl Settings {
         if !(external_url.starts_with("http://") || external_url.starts_with("https://")) {
             bail!("--external-url must start with http:// or https://");
         }
+        let monitoring_allowlist = match args.monitoring_allowlist.or(file.monitoring_allowlist) {
+            Some(list) => pipewright_server::metrics::Allowlist::parse(&list)
+                .map_err(|e| anyhow::anyhow!("--monitoring-allowlist: {e}"))?,
+            None => pipewright_server::metrics::Allowlist::default(),
+        };
         Ok(Settings {
             listen,
             data_dir,
@@ -291,6 +303,7 @@ impl Settings {
                 .or(file.max_git_fetch_size)
                 .unwrap_or(10 * 1024 * 1024),
             builds_dir,
+            monitoring_allowlist,
             config_file: args.config.clone(),
             job_user: args.job_user.or(file.job_user),
             allow_jobs_to_read_server_secrets: args.allow_jobs_to_read_server_secrets
@@ -340,10 +353,24 @@ mod tests {
             max_artifacts_size: None,
             max_git_push_size: None,
             max_git_fetch_size: None,
+            monitoring_allowlist: None,
             config: None,
             root_password: None,
             root_token: None,
         }
+    }
+
+    #[test]
+    fn the_monitoring_allowlist_is_parsed_and_a_bad_one_refused() {
+        let mut a = args();
+        a.monitoring_allowlist = Some("10.0.0.0/8, ::1".into());
+        let s = Settings::resolve(a).expect("resolve");
+        assert!(s.monitoring_allowlist.allows("10.2.3.4".parse().unwrap()));
+        assert!(!s.monitoring_allowlist.allows("127.0.0.1".parse().unwrap()));
+        let mut a = args();
+        a.monitoring_allowlist = Some("10.0.0.0/99".into());
+        let err = Settings::resolve(a).expect_err("refused");
+        assert!(err.to_string().contains("--monitoring-allowlist"), "{err}");
     }
 
     #[test]

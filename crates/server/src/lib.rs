@@ -20,6 +20,7 @@ pub mod git_http;
 pub mod health;
 pub mod maintenance;
 pub mod malformed;
+pub mod metrics;
 pub mod pagination;
 pub mod params;
 pub mod permissions;
@@ -67,6 +68,7 @@ pub fn app_state(config: ServerConfig, store: Arc<dyn Store>) -> anyhow::Result<
         variables_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         payload_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
         ci_config_path_cache: Arc::new(project_cache::ProjectCache::new(CACHE_TTL)),
+        metrics: Arc::new(metrics::Metrics::new()),
     })
 }
 
@@ -97,6 +99,11 @@ pub fn router(state: AppState) -> Router {
                 web::error::WebError::NotFound.into_response()
             }
         })
+        // Counted by route template: a layer on the router runs after routing (`MatchedPath`).
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            health::count_request,
+        ))
         // GitLab's malformed-strings middleware: NUL bytes and invalid UTF-8 never get in.
         .layer(axum::middleware::from_fn(malformed::refuse_malformed))
         .layer(

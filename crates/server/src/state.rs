@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub embedded_runner_status: String,
     /// How long planning one pipeline may take before it fails as a config error.
     pub plan_timeout: std::time::Duration,
+    /// Who may scrape `/-/metrics` (`--monitoring-allowlist`; loopback by default).
+    pub monitoring_allowlist: crate::metrics::Allowlist,
 }
 
 impl ServerConfig {
@@ -72,6 +74,7 @@ impl ServerConfig {
             webhook_retry_base: std::time::Duration::from_secs(10),
             embedded_runner_status: "No embedded runner runs in this process.".to_string(),
             plan_timeout: std::time::Duration::from_secs(10),
+            monitoring_allowlist: crate::metrics::Allowlist::default(),
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,
@@ -107,4 +110,6 @@ pub struct AppState {
         Arc<crate::project_cache::ProjectCache<crate::project_cache::PayloadContext>>,
     /// Projects' `ci_config_path`, read by every pipeline creation.
     pub ci_config_path_cache: Arc<crate::project_cache::ProjectCache<Option<String>>>,
+    /// What `/-/metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

@@ -233,6 +233,7 @@ pub async fn deliver_due(state: &AppState) -> anyhow::Result<()> {
         let state = state.clone();
         sends.push(tokio::spawn(async move {
             let attempt = send(&state, &delivery, allow_local).await;
+            state.metrics.webhook_delivery(&attempt.state);
             if let Err(err) = state.store.record_hook_attempt(delivery.id, &attempt).await {
                 tracing::warn!(error = %err, "recording a webhook delivery failed");
             }

@@ -136,6 +136,11 @@ pub trait Store:
     fn backend(&self) -> Backend;
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<()>;
+    /// The database's part of the server's metrics (`/-/metrics`): jobs waiting for a runner
+    /// and webhook deliveries waiting to be sent, as one statement.
+    async fn gauges(&self) -> Result<Gauges>;
+    /// The connection pool right now: (connections open, of which idle).
+    fn pool_status(&self) -> (u32, u32);
     /// Waits for in-flight statements and closes every connection.
     async fn close(&self);
 

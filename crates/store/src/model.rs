@@ -711,3 +711,12 @@ pub struct WebSession {
     pub last_seen_at: Timestamp,
     pub expires_at: Timestamp,
 }
+
+/// What the database reports to the server's metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Jobs in `pending`: the runners' queue depth.
+    pub pending_jobs: i64,
+    /// Webhook deliveries waiting for their first or next attempt (or being sent).
+    pub queued_deliveries: i64,
+}

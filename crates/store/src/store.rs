@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::db::sqlite::{InlineReads, WriterConnection};
-use crate::db::{Db, Decode, Query, query};
+use crate::db::{Db, Decode, Query, RowExt, query};
 use crate::group_commit;
 use crate::pipelines::{NewPipelines, PipelineWriter};
 use crate::projects::ProtectedCache;
@@ -98,6 +98,36 @@ impl Store for SqlStore {
     async fn ping(&self) -> Result<()> {
         self.db.execute(&query("SELECT 1")).await?;
         Ok(())
+    }
+
+    async fn gauges(&self) -> Result<crate::Gauges> {
+        // Both counts walk an index (`jobs_status`, `hook_deliveries_due`) over the rows
+        // waiting, not the tables.
+        let q = query(
+            "SELECT (SELECT COUNT(*) FROM jobs WHERE status = 'pending'), \
+                    (SELECT COUNT(*) FROM hook_deliveries WHERE state IN ('pending', 'sending'))",
+        );
+        self.db
+            .fetch_one(&q, |row| {
+                Ok(crate::Gauges {
+                    pending_jobs: row.get(0)?,
+                    queued_deliveries: row.get(1)?,
+                })
+            })
+            .await
+    }
+
+    fn pool_status(&self) -> (u32, u32) {
+        match &self.db {
+            Db::Sqlite(pool) => (
+                pool.size(),
+                u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            ),
+            Db::Postgres(pool) => (
+                pool.size(),
+                u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            ),
+        }
     }
 
     async fn close(&self) {

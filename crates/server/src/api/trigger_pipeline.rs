@@ -160,7 +160,13 @@ async fn run(
         .or_insert_with(|| Value::Object(Map::new()));
     // Idempotency-Key: the token is checked first, so a key is only ever claimed by a
     // credential that may trigger here (see `super::idempotency`).
-    let authorized = triggers::authorize(&state, &id, &token).await?;
+    let authorized = triggers::authorize(&state, &id, &token)
+        .await
+        .inspect_err(|e| {
+            if e.status() == StatusCode::NOT_FOUND {
+                state.metrics.trigger_request("not_found");
+            }
+        })?;
     if dry_run {
         let payload = Value::Object(payload).to_string();
         let checked =
@@ -199,6 +205,10 @@ pub(super) async fn create_and_respond(
 ) -> ApiResult<Response> {
     let triggered =
         triggers::create(&state, authorized, ref_name, variables, inputs, payload).await?;
+    state.metrics.trigger_request(match &triggered.result {
+        Ok(_) => "created",
+        Err(e) => e.outcome(),
+    });
     respond(
         &state,
         &triggered.project,

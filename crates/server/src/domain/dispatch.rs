@@ -73,12 +73,20 @@ pub async fn finish_job(
 ) -> anyhow::Result<bool> {
     let finished =
         job_processing::finish_job(state, job, status, failure_reason, exit_code).await?;
+    if finished.is_some() {
+        state.metrics.job_finished(status.as_str());
+    }
     Ok(started(state, finished))
 }
 
 /// Cancels one job; false when it could not be canceled.
 pub async fn cancel_job(state: &AppState, job: &Job) -> anyhow::Result<bool> {
     let canceled = job_processing::cancel_job(state, job).await?;
+    if canceled.is_some() {
+        state
+            .metrics
+            .job_finished(pipewright_core::Status::Canceled.as_str());
+    }
     Ok(started(state, canceled))
 }
 

@@ -250,10 +250,13 @@ pub(in crate::domain) async fn cancel_pipeline(
     pipeline_id: i64,
 ) -> anyhow::Result<ToStart> {
     for job in state.store.pipeline_all_jobs(pipeline_id).await? {
-        state
+        if state
             .store
             .transition_job(job.id, CANCELABLE, Status::Canceled)
-            .await?;
+            .await?
+        {
+            state.metrics.job_finished(Status::Canceled.as_str());
+        }
     }
     advance_pipeline(state, pipeline_id).await
 }

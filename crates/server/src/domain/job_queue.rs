@@ -68,6 +68,17 @@ pub async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, 
             lease_until(state),
         )
         .await?;
+    if let Some(job) = &claimed {
+        // Time to first runner: since the job became pending (GitLab's `queued_at`).
+        let since = job.queued_at.unwrap_or(job.created_at);
+        let waited = Timestamp::now()
+            .millis()
+            .saturating_sub(since.millis())
+            .max(0);
+        state
+            .metrics
+            .job_claimed(std::time::Duration::from_millis(waited.unsigned_abs()));
+    }
     Ok(claimed.map(|job| (job, token)))
 }
 
@@ -116,6 +127,7 @@ pub async fn next_job(state: &AppState, runner: &Runner) -> ApiResult<Offer> {
     if runner.paused {
         return Ok(Offer::Paused);
     }
+    let _in_flight = state.metrics.long_poll();
     let deadline = tokio::time::Instant::now() + state.config.job_request_long_poll;
     loop {
         // Register interest before looking, so a job that appears meanwhile wakes us.

@@ -132,6 +132,26 @@ fn rejected(message: &str) -> CreateError {
     CreateError::Rejected(message.to_string())
 }
 
+/// GitLab's messages for the rejections `/-/metrics` tells apart.
+const REFERENCE_NOT_FOUND: &str = "Reference not found";
+const REF_IS_AMBIGUOUS: &str = "Ref is ambiguous";
+const RATE_LIMITED: &str = "Too many pipelines created in the last minute. Try again later.";
+
+impl CreateError {
+    /// How `/-/metrics` counts a trigger request that ended with this error.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            CreateError::Rejected(m) if m == REFERENCE_NOT_FOUND || m == REF_IS_AMBIGUOUS => {
+                "bad_ref"
+            }
+            CreateError::Rejected(m) if m == RATE_LIMITED => "rate_limited",
+            CreateError::Rejected(_) => "rejected",
+            CreateError::ConfigError(..) => "config_error",
+            CreateError::Internal(_) => "error",
+        }
+    }
+}
+
 /// Runs the creation chain and writes the pipeline. Returns it with what it made startable
 /// (the bridges of its first stage), which [`crate::domain::dispatch::create_pipeline`] starts.
 pub(in crate::domain) async fn create_pipeline(
@@ -139,12 +159,17 @@ pub(in crate::domain) async fn create_pipeline(
     request: CreatePipeline,
 ) -> Result<(Pipeline, ToStart), CreateError> {
     let checked = check(state, &request, Mode::Create).await?;
-    match checked.plan {
+    let created = match checked.plan {
         // 7. One transaction: the pipeline, its jobs, its sealed variables, its trigger link.
         Ok(plan) => write(state, checked.base, plan).await,
         Err(message) if !request.save_on_errors => Err(CreateError::Rejected(message)),
         Err(message) => Err(config_error(state, checked.base, message).await),
+    };
+    // A config error saves a failed pipeline: it is created too.
+    if matches!(created, Ok(_) | Err(CreateError::ConfigError(..))) {
+        state.metrics.pipeline_created(request.source.as_str());
     }
+    created
 }
 
 /// Whether the chain goes on to write, or stops before it (a dry run: nothing counted).
@@ -369,9 +394,9 @@ async fn resolve_commit(
         .resolve_ref_with_blob_async(project_id, &request.ref_name, config_path)
         .await
         .map_err(|e| match e {
-            pipewright_git::Error::Ambiguous(_) => rejected("Ref is ambiguous"),
+            pipewright_git::Error::Ambiguous(_) => rejected(REF_IS_AMBIGUOUS),
             pipewright_git::Error::InvalidRef(_) | pipewright_git::Error::RepositoryNotFound => {
-                rejected("Reference not found")
+                rejected(REFERENCE_NOT_FOUND)
             }
             other => CreateError::Internal(other.into()),
         })?;
@@ -383,7 +408,7 @@ async fn resolve_commit(
             .commit_async(project_id, sha)
             .await
             .map_err(|e| CreateError::Internal(e.into()))?
-            .ok_or_else(|| rejected("Reference not found"))?;
+            .ok_or_else(|| rejected(REFERENCE_NOT_FOUND))?;
         resolved.sha = sha.clone();
         blob = state
             .repos
@@ -441,9 +466,7 @@ fn check_rate_limit(
         return Ok(());
     }
     tracing::info!(project_id, "Activated pipeline creation rate limit");
-    Err(rejected(
-        "Too many pipelines created in the last minute. Try again later.",
-    ))
+    Err(rejected(RATE_LIMITED))
 }
 
 /// Step 5: whether a commit message asks for no pipeline.

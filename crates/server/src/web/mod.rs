@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod pipeline_schedules;
 pub mod pipelines;
 pub mod projects;
+pub mod repository;
 pub mod session;
 pub mod settings;
 pub mod view;
@@ -46,6 +47,16 @@ pub fn routes() -> Vec<Route> {
         Route::post("/admin/settings", admin::update_settings, Admin),
         Route::get("/-/assets/{file}", assets::serve, Open),
         Route::get(project, projects::overview, See),
+        Route::get(format!("{project}/-/tree/{{*id}}"), repository::tree, Read),
+        Route::get(format!("{project}/-/blob/{{*id}}"), repository::blob, Read),
+        Route::get(format!("{project}/-/raw/{{*id}}"), repository::raw, Read),
+        Route::get(
+            format!("{project}/-/commits/{{*id}}"),
+            repository::commits,
+            Read,
+        ),
+        Route::get(format!("{project}/-/branches"), repository::branches, Read),
+        Route::get(format!("{project}/-/tags"), repository::tags, Read),
         Route::get(&pipelines, pipelines::list, Read),
         Route::post(&pipelines, pipelines::run, Developer),
         Route::get(format!("{pipelines}/{{id}}"), pipelines::show, Read),

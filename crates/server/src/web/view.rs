@@ -78,6 +78,8 @@ pub struct ProjectNav {
     pub name: String,
     pub full_path: String,
     pub can_manage: bool,
+    /// The default branch's files, for viewers who may read the code.
+    pub repository_url: Option<String>,
     pub active: &'static str,
 }
 
@@ -88,6 +90,13 @@ impl ProjectNav {
             name: project.name.clone(),
             full_path: project.full_path(),
             can_manage: access.can(Action::ManageTriggers),
+            repository_url: access.can(Action::ReadRepository).then(|| {
+                format!(
+                    "/{}/-/tree/{}",
+                    project.full_path(),
+                    encode_path(&project.default_branch)
+                )
+            }),
             active,
         }
     }
@@ -323,6 +332,19 @@ pub fn seconds_between(start: Option<Timestamp>, end: Option<Timestamp>) -> Opti
     Some((end.millis() - start.millis()) / 1000)
 }
 
+/// Characters a path segment of a URL keeps as they are; `/` separates segments.
+const PATH: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'/')
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// A ref or file path as a URL path: each segment percent-encoded, the slashes kept.
+pub fn encode_path(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, PATH).to_string()
+}
+
 pub fn short_sha(sha: &str) -> String {
     sha.chars().take(8).collect()
 }
@@ -336,6 +358,12 @@ mod tests {
         let flash = Flash::alert("Description can't be blank; <b>ü</b>");
         assert_eq!(Flash::decode(&flash.encode()), Some(flash));
         assert_eq!(Flash::decode("evil:text"), None);
+    }
+
+    #[test]
+    fn paths_in_links_are_encoded_but_keep_their_slashes() {
+        assert_eq!(encode_path("feature/x"), "feature/x");
+        assert_eq!(encode_path("a b/#?.md"), "a%20b/%23%3F.md");
     }
 
     #[test]

@@ -111,7 +111,12 @@ async fn story(backend: Backend) {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    for shot in ["settings-ci-cd.png", "pipeline.png", "job.png"] {
+    for shot in [
+        "settings-ci-cd.png",
+        "pipeline.png",
+        "job.png",
+        "repository-commits.png",
+    ] {
         let meta = std::fs::metadata(screenshots.join(shot)).expect(shot);
         assert!(meta.len() > 10_000, "{shot} is a real screenshot");
     }

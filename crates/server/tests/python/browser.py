@@ -178,6 +178,12 @@ def main():
              timeout=60, what="the pipeline to pass")
         settled(driver, "pipeline-live")
         screenshot(driver, "pipeline.png")
+
+        # The branch's history, each commit with its pipeline (issue 17), for the README.
+        driver.get(f"{BASE}/{PROJECT}/-/commits/main")
+        wait(driver, EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=commit-row] .ci-status")),
+             what="a commit's pipeline on the commits page")
+        screenshot(driver, "repository-commits.png")
         sign_out(driver)
 
         # Another Maintainer sees only the 4 characters.

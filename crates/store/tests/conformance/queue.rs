@@ -17,6 +17,7 @@ on_both!(
     a_result_applies_once_and_only_to_a_running_job,
     a_lease_runs_out_unless_renewed,
     a_log_grows_only_where_it_ends_and_stops_at_its_limit,
+    the_metrics_gauges_count_pending_jobs_until_one_is_claimed,
 );
 
 const LEASE: Timestamp = Timestamp(4_000_000_000_000);
@@ -266,4 +267,23 @@ async fn a_log_grows_only_where_it_ends_and_stops_at_its_limit(db: Fresh) {
     store.erase_trace(job.id).await.unwrap();
     assert_eq!(store.job_trace(job.id).await.unwrap(), b"");
     assert_eq!(append(0, b"again").await, TraceAppend::Appended { size: 5 });
+}
+
+/// `/-/metrics`' queue depth: pending jobs, one fewer once a runner claims one; the pool
+/// reports the connection it just used.
+async fn the_metrics_gauges_count_pending_jobs_until_one_is_claimed(db: Fresh) {
+    let store = db.open().await;
+    assert_eq!(store.gauges().await.unwrap(), Gauges::default());
+    let alice = user(&*store, "alice").await;
+    let demo = project(&*store, &alice, "demo").await;
+    let jobs = pending_jobs(&*store, &demo, 3).await;
+    assert_eq!(store.gauges().await.unwrap().pending_jobs, 3);
+    let runner = runner(&*store, "r").await;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let claimed = store.claim_job(&ids, runner.id, "t", LEASE).await.unwrap();
+    assert!(claimed.is_some());
+    assert_eq!(store.gauges().await.unwrap().pending_jobs, 2);
+    assert_eq!(store.gauges().await.unwrap().queued_deliveries, 0);
+    let (open, idle) = store.pool_status();
+    assert!(open >= 1 && idle <= open, "{open} open, {idle} idle");
 }

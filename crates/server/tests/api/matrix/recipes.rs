@@ -293,6 +293,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/-/health"),
     ("GET", "/-/liveness"),
     ("GET", "/-/readiness"),
+    ("GET", "/-/metrics"),
     ("GET", "/{namespace}/{repo}/info/refs"),
     ("POST", "/{namespace}/{repo}/git-upload-pack"),
     ("POST", "/{namespace}/{repo}/git-receive-pack"),
@@ -507,6 +508,12 @@ const KNOWN: &[(&str, &str)] = &[
         "GET",
         "/{namespace}/{repo}/-/jobs/{id}/artifacts/file/{*path}",
     ),
+    ("GET", "/{namespace}/{repo}/-/tree/{*id}"),
+    ("GET", "/{namespace}/{repo}/-/blob/{*id}"),
+    ("GET", "/{namespace}/{repo}/-/raw/{*id}"),
+    ("GET", "/{namespace}/{repo}/-/commits/{*id}"),
+    ("GET", "/{namespace}/{repo}/-/branches"),
+    ("GET", "/{namespace}/{repo}/-/tags"),
     ("GET", "/{namespace}/{repo}/-/pipeline_schedules"),
     ("POST", "/{namespace}/{repo}/-/pipeline_schedules"),
     ("GET", "/{namespace}/{repo}/-/pipeline_schedules/new"),
@@ -601,7 +608,8 @@ async fn api_recipe(ctx: &mut Ctx<'_>, method: &str, path: &str) -> Req {
     let developer = fx.user(Who::Developer).id;
     let root = fx.root().to_string();
     match (method, path.trim_start_matches("/api/v4")) {
-        ("GET", "/-/health" | "/-/liveness" | "/-/readiness") => Req::get(path),
+        // `/-/metrics`: the matrix asks from loopback, inside the default allowlist.
+        ("GET", "/-/health" | "/-/liveness" | "/-/readiness" | "/-/metrics") => Req::get(path),
         ("GET", "/version" | "/user" | "/users" | "/personal_access_tokens") => Req::get(path),
         ("GET", "/personal_access_tokens/self" | "/runners" | "/runners/all") => Req::get(path),
         ("GET", "/projects" | "/application/settings" | "/admin/ci/variables") => Req::get(path),
@@ -1078,6 +1086,18 @@ async fn web_recipe(
         ("GET", _, Some("" | "/-/pipelines" | "/-/jobs" | "/-/settings/ci_cd" | "/-/hooks")) => {
             Req::get(page(project_rest.unwrap_or_default()))
         }
+        // The repository pages (issue 17): the fixture's `.gitlab-ci.yml` on `stable`.
+        ("GET", _, Some("/-/branches" | "/-/tags")) => {
+            Req::get(page(project_rest.unwrap_or_default()))
+        }
+        ("GET", _, Some("/-/tree/{*id}" | "/-/commits/{*id}")) => Req::get(page(
+            &project_rest.unwrap_or_default().replace("{*id}", "stable"),
+        )),
+        ("GET", _, Some("/-/blob/{*id}" | "/-/raw/{*id}")) => Req::get(page(
+            &project_rest
+                .unwrap_or_default()
+                .replace("{*id}", "stable/.gitlab-ci.yml"),
+        )),
         ("POST", _, Some("/-/pipelines")) => Req::form(page("/-/pipelines"), &[("ref", "feature")]),
         ("GET", _, Some("/-/pipelines/{id}")) => {
             Req::get(page(&format!("/-/pipelines/{}", p.pipeline)))
