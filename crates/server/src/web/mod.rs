@@ -13,6 +13,7 @@ pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod error;
+pub mod forms;
 pub mod hooks;
 pub mod jobs;
 pub mod pipeline_schedules;
@@ -20,6 +21,7 @@ pub mod pipelines;
 pub mod projects;
 pub mod session;
 pub mod settings;
+pub mod user_settings;
 pub mod view;
 
 use crate::routes::{Access, Route};
@@ -29,6 +31,7 @@ use crate::routes::{Access, Route};
 pub fn routes() -> Vec<Route> {
     use Access::*;
     let project = "/{namespace}/{repo}";
+    let tokens = "/-/user_settings/personal_access_tokens";
     let pipelines = format!("{project}/-/pipelines");
     let jobs = format!("{project}/-/jobs");
     let job = format!("{jobs}/{{id}}");
@@ -45,6 +48,13 @@ pub fn routes() -> Vec<Route> {
         Route::post("/admin/users/{id}/{action}", admin::user_state, Admin),
         Route::post("/admin/settings", admin::update_settings, Admin),
         Route::get("/-/assets/{file}", assets::serve, Open),
+        Route::get(tokens, user_settings::tokens, SignedIn),
+        Route::post(tokens, user_settings::create_token, SignedIn),
+        Route::post(
+            format!("{tokens}/{{id}}/{{action}}"),
+            user_settings::token_action,
+            SignedIn,
+        ),
         Route::get(project, projects::overview, See),
         Route::get(&pipelines, pipelines::list, Read),
         Route::post(&pipelines, pipelines::run, Developer),

@@ -31,6 +31,7 @@ mod python_gitlab;
 mod runner_registration;
 mod runners;
 mod running;
+mod self_service;
 mod signed_webhooks;
 mod third_party_runner;
 mod trigger_rotation;

@@ -221,6 +221,20 @@ impl<'a> Ctx<'a> {
         user["id"].as_i64().unwrap()
     }
 
+    /// A new token of the Developer's (scope `api`).
+    async fn developer_token(fx: &Fixture) -> i64 {
+        let developer = fx.user(Who::Developer).id;
+        let t = fx
+            .call(
+                Method::POST,
+                &format!("/users/{developer}/personal_access_tokens"),
+                fx.root(),
+                json!({"name": "throwaway", "scopes": ["api"]}),
+            )
+            .await;
+        t["id"].as_i64().unwrap()
+    }
+
     async fn new_member(fx: &Fixture, project: i64) -> i64 {
         let user = Self::new_user(fx).await;
         fx.call(
@@ -312,6 +326,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("DELETE", "/api/v4/personal_access_tokens/self"),
     ("GET", "/api/v4/personal_access_tokens/{id}"),
     ("DELETE", "/api/v4/personal_access_tokens/{id}"),
+    ("POST", "/api/v4/personal_access_tokens/self/rotate"),
+    ("POST", "/api/v4/personal_access_tokens/{id}/rotate"),
     ("GET", "/api/v4/projects"),
     ("POST", "/api/v4/projects"),
     ("GET", "/api/v4/projects/{id}"),
@@ -488,6 +504,12 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/admin/users/{id}/{action}"),
     ("POST", "/admin/settings"),
     ("GET", "/-/assets/{file}"),
+    ("GET", "/-/user_settings/personal_access_tokens"),
+    ("POST", "/-/user_settings/personal_access_tokens"),
+    (
+        "POST",
+        "/-/user_settings/personal_access_tokens/{id}/{action}",
+    ),
     ("GET", "/{namespace}/{repo}"),
     ("GET", "/{namespace}/{repo}/-/pipelines"),
     ("POST", "/{namespace}/{repo}/-/pipelines"),
@@ -655,20 +677,21 @@ async fn api_recipe(ctx: &mut Ctx<'_>, method: &str, path: &str) -> Req {
             fx.developer_token_id
         )),
         ("DELETE", "/personal_access_tokens/{id}") => {
-            let (id, key) = ctx
-                .throwaway(async {
-                    let t = fx
-                        .call(
-                            Method::POST,
-                            &format!("/users/{developer}/personal_access_tokens"),
-                            &root,
-                            json!({"name": "throwaway", "scopes": ["api"]}),
-                        )
-                        .await;
-                    t["id"].as_i64().unwrap()
-                })
-                .await;
+            let (id, key) = ctx.throwaway(Ctx::developer_token(fx)).await;
             Req::get(format!("/api/v4/personal_access_tokens/{id}")).consumes(key)
+        }
+        // A rotation the caller may make is refused for its date (400), so the caller's own
+        // token is not revoked halfway through the matrix.
+        ("POST", "/personal_access_tokens/self/rotate") => {
+            Req::json(path, json!({"expires_at": "2001-01-01"}))
+        }
+        ("POST", "/personal_access_tokens/{id}/rotate") => {
+            let (id, key) = ctx.throwaway(Ctx::developer_token(fx)).await;
+            Req::json(
+                format!("/api/v4/personal_access_tokens/{id}/rotate"),
+                json!({}),
+            )
+            .consumes(key)
         }
         ("POST", "/projects") => Req::json(path, json!({"name": fx.unique("new-project")})),
         ("POST", "/user/runners") => Req::json(
@@ -1075,6 +1098,18 @@ async fn web_recipe(
             &[("allow_local_requests_from_web_hooks_and_services", "true")],
         ),
         ("GET", "/-/assets/{file}", _) => Req::get("/-/assets/app.css"),
+        ("GET", "/-/user_settings/personal_access_tokens", _) => Req::get(path),
+        ("POST", "/-/user_settings/personal_access_tokens", _) => {
+            Req::form(path, &[("name", "matrix"), ("scopes[]", "read_api")])
+        }
+        ("POST", "/-/user_settings/personal_access_tokens/{id}/{action}", _) => {
+            let (id, key) = ctx.throwaway(Ctx::developer_token(fx)).await;
+            Req::form(
+                format!("/-/user_settings/personal_access_tokens/{id}/revoke"),
+                &[],
+            )
+            .consumes(key)
+        }
         ("GET", _, Some("" | "/-/pipelines" | "/-/jobs" | "/-/settings/ci_cd" | "/-/hooks")) => {
             Req::get(page(project_rest.unwrap_or_default()))
         }
@@ -1274,6 +1309,13 @@ pub async fn run(mut ctx: Ctx<'_>) -> Got {
 pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
     let anonymous = who == Who::Anonymous || (who.is_job_token() && is_plain_api(case));
     match (case.method.as_str(), case.path.as_str()) {
+        // A token on the user settings page is its owner's alone (the Developer's here); it
+        // is not found for anyone else, administrators included.
+        ("POST", "/-/user_settings/personal_access_tokens/{id}/{action}")
+            if who.has_session() && who != Who::Blocked && who != Who::Developer =>
+        {
+            Some(Expect::Status(404))
+        }
         // Signing out ends at the sign-in page, whoever asks.
         ("POST", "/users/sign_out") => Some(Expect::SignIn),
         // Only the trigger's owner (the Maintainer who made it) or an administrator may change
@@ -1306,10 +1348,11 @@ pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
         // lib/api/personal_access_tokens.rb `not_found!` unless `read_user_personal_access_tokens`;
         // later releases answer 401 to reads and 400 to revocations — a refusal either way,
         // and never a hint that the token exists).
-        ("GET" | "DELETE", "/api/v4/personal_access_tokens/{id}")
-            if (who.role().is_some() && who != Who::Developer) || who == Who::NonMember =>
-        {
-            if who == Who::ReadApiToken && case.method == Method::DELETE {
+        (
+            "GET" | "DELETE" | "POST",
+            "/api/v4/personal_access_tokens/{id}" | "/api/v4/personal_access_tokens/{id}/rotate",
+        ) if (who.role().is_some() && who != Who::Developer) || who == Who::NonMember => {
+            if who == Who::ReadApiToken && case.method != Method::GET {
                 None
             } else {
                 Some(Expect::Status(404))

@@ -1,0 +1,224 @@
+//! Self-service in the web UI (issue 17): what a team member does for themselves without an
+//! administrator — personal access tokens, password, profile, sign-up, new projects, project
+//! settings, members and protected branches — and the token rotation API behind it.
+
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::support::TestApp;
+use crate::web::Browser;
+
+both_backends!(
+    a_user_creates_uses_rotates_and_revokes_a_token_on_the_page,
+    the_api_rotates_a_token_as_gitlab_16_does,
+);
+
+const PASSWORD: &str = "a-long-password";
+const TOKENS: &str = "/-/user_settings/personal_access_tokens";
+
+/// The value of the read-only field that shows a new token once.
+fn shown_token(body: &str) -> String {
+    let marker = "data-testid=\"created-token\" type=\"text\" readonly value=\"";
+    let start = body.find(marker).expect("the new token is shown") + marker.len();
+    let end = body[start..].find('"').unwrap();
+    body[start..start + end].to_string()
+}
+
+/// Follows a form's redirect and returns the page it lands on.
+async fn landed(browser: &mut Browser, page: crate::web::Page) -> crate::web::Page {
+    assert_eq!(page.status, 303, "{}", page.body);
+    browser.get(page.location.as_deref().unwrap()).await
+}
+
+async fn whoami(app: &TestApp, token: &str) -> reqwest::Response {
+    app.get("/user", Some(token)).await
+}
+
+async fn a_user_creates_uses_rotates_and_revokes_a_token_on_the_page(app: TestApp) {
+    let (_, _) = app.create_user("alice").await;
+    let (_, bobs_token) = app.create_user("bob").await;
+    let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+
+    let page = alice.get(TOKENS).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Add a personal access token"));
+    assert!(!page.body.contains("value=\"sudo\""), "sudo is for admins");
+
+    // Created: shown once, and it works with the API as alice.
+    let page = alice
+        .submit(
+            TOKENS,
+            TOKENS,
+            &[("name", "laptop"), ("scopes[]", "api"), ("expires_at", "")],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let token = shown_token(&page.body);
+    assert!(token.starts_with("glpat-"), "{token}");
+    let me: Value = whoami(&app, &token).await.json().await.unwrap();
+    assert_eq!(me["username"], "alice");
+    let page = alice.get(TOKENS).await;
+    assert!(!page.body.contains(&token), "the token is shown only once");
+    assert!(page.body.contains("laptop"));
+
+    // GitLab's validation messages; an administrator's scope is refused to a user.
+    let page = alice.submit(TOKENS, TOKENS, &[("name", " ")]).await;
+    let page = landed(&mut alice, page).await;
+    assert!(
+        page.body.contains("Name can&#39;t be blank"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Scopes can&#39;t be blank"));
+    let form = [("name", "root-ish"), ("scopes[]", "sudo")];
+    let page = alice.submit(TOKENS, TOKENS, &form).await;
+    let page = landed(&mut alice, page).await;
+    assert!(
+        page.body
+            .contains("Scopes can only contain available scopes")
+    );
+    let form = [
+        ("name", "old"),
+        ("scopes[]", "api"),
+        ("expires_at", "2001-01-01"),
+    ];
+    let page = alice.submit(TOKENS, TOKENS, &form).await;
+    let page = landed(&mut alice, page).await;
+    assert!(page.body.contains("Expires at must be in the future"));
+
+    // Rotated: a new token shown once, the old one stops working at once.
+    let id = token_id(&app, &token).await;
+    let page = alice
+        .submit(TOKENS, &format!("{TOKENS}/{id}/rotate"), &[])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let rotated = shown_token(&page.body);
+    assert_ne!(rotated, token);
+    assert_eq!(whoami(&app, &token).await.status(), 401);
+    assert_eq!(whoami(&app, &rotated).await.status(), 200);
+
+    // Revoked.
+    let new_id = token_id(&app, &rotated).await;
+    let page = alice
+        .submit(TOKENS, &format!("{TOKENS}/{new_id}/revoke"), &[])
+        .await;
+    let page = landed(&mut alice, page).await;
+    assert!(page.body.contains("Revoked personal access token laptop!"));
+    assert_eq!(whoami(&app, &rotated).await.status(), 401);
+
+    // Someone else's token is not alice's to rotate or revoke, nor is a forged form.
+    let bobs_id = token_id(&app, &bobs_token).await;
+    for action in ["rotate", "revoke"] {
+        let path = format!("{TOKENS}/{bobs_id}/{action}");
+        assert_eq!(alice.submit(TOKENS, &path, &[]).await.status, 404);
+    }
+    assert_eq!(whoami(&app, &bobs_token).await.status(), 200);
+    let forged = alice
+        .post(TOKENS, &[("name", "x"), ("scopes[]", "api")])
+        .await;
+    assert_ne!(forged.status, 200, "no token without the form's CSRF token");
+
+    // Signed out, the page asks to sign in.
+    let page = Browser::new(&app).get(TOKENS).await;
+    assert!(page.location.unwrap().starts_with("/users/sign_in"));
+}
+
+async fn token_id(app: &TestApp, token: &str) -> i64 {
+    let res = app.get("/personal_access_tokens/self", Some(token)).await;
+    let body: Value = res.json().await.unwrap();
+    body["id"].as_i64().expect("token id")
+}
+
+async fn the_api_rotates_a_token_as_gitlab_16_does(app: TestApp) {
+    let (alice_id, token) = app.create_user("alice").await;
+    let (_, bobs_token) = app.create_user("bob").await;
+    let id = token_id(&app, &token).await;
+
+    // The owner rotates: 200, the same name and scopes, a week's expiry, the old one revoked.
+    let res = app
+        .post(
+            &format!("/personal_access_tokens/{id}/rotate"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let week = pipewright_core::Timestamp(
+        pipewright_core::Timestamp::now().millis() + 7 * 24 * 3600 * 1000,
+    );
+    assert_eq!(body["name"], "test");
+    assert_eq!(body["scopes"], json!(["api"]));
+    assert_eq!(body["user_id"], alice_id);
+    assert_eq!(body["expires_at"], week.to_date_string());
+    assert_eq!(body["revoked"], false);
+    let new = body["token"].as_str().unwrap().to_string();
+    assert_eq!(whoami(&app, &token).await.status(), 401);
+    assert_eq!(whoami(&app, &new).await.status(), 200);
+
+    // The revoked token cannot be rotated again (an administrator asks, so it is found).
+    let res = app
+        .post(
+            &format!("/personal_access_tokens/{id}/rotate"),
+            Some(&app.root_token),
+            json!({}),
+        )
+        .await;
+    crate::support::assert_json(
+        res,
+        400,
+        json!({"message": "400 Bad request - token already revoked"}),
+    )
+    .await;
+
+    // Another user's token is not found; an expiry is taken as given.
+    let new_id = token_id(&app, &new).await;
+    let path = format!("/personal_access_tokens/{new_id}/rotate");
+    assert_eq!(
+        app.post(&path, Some(&bobs_token), json!({})).await.status(),
+        404
+    );
+    let res = app
+        .post(&path, Some(&new), json!({"expires_at": "2099-01-31"}))
+        .await;
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["expires_at"], "2099-01-31");
+    let res = app
+        .post(
+            &path,
+            Some(&app.root_token),
+            json!({"expires_at": "2001-01-01"}),
+        )
+        .await;
+    assert_eq!(res.status(), 400, "a rotated token never starts expired");
+
+    // `self/rotate` with a token scoped `self_rotate` only: that token, and nothing else.
+    let res = app
+        .post(
+            &format!("/users/{alice_id}/personal_access_tokens"),
+            Some(&app.root_token),
+            json!({"name": "rotor", "scopes": ["self_rotate"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let rotor: Value = res.json().await.unwrap();
+    let rotor = rotor["token"].as_str().unwrap();
+    let res = app
+        .post(
+            "/personal_access_tokens/self/rotate",
+            Some(rotor),
+            json!({}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["scopes"], json!(["self_rotate"]));
+    let next = body["token"].as_str().unwrap();
+    assert_eq!(
+        app.post("/projects", Some(next), json!({"name": "x"}))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(whoami(&app, rotor).await.status(), 401);
+}
