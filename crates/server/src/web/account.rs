@@ -25,6 +25,8 @@ struct SignInPage {
     login: String,
     redirect_to: String,
     error: Option<String>,
+    /// Whether the instance takes sign-ups (a "Register now" link).
+    signup: bool,
 }
 
 /// The longest `redirect_to` kept; a longer one is nobody's page of ours.
@@ -53,7 +55,7 @@ fn safe_redirect(target: Option<&str>) -> String {
     }
 }
 
-fn sign_in_page(
+async fn sign_in_page(
     state: &AppState,
     viewer: &Viewer,
     headers: &HeaderMap,
@@ -71,6 +73,7 @@ fn sign_in_page(
         login,
         redirect_to,
         error,
+        signup: crate::domain::accounts::signup_enabled(state).await?,
     };
     let mut response = view::render(state, &page.layout, &page)?;
     *response.status_mut() = status;
@@ -100,6 +103,7 @@ pub async fn show(
         None,
         axum::http::StatusCode::OK,
     )
+    .await
 }
 
 pub async fn create(
@@ -148,7 +152,8 @@ pub async fn create(
                 redirect_to,
                 Some("Invalid login or password.".into()),
                 axum::http::StatusCode::UNAUTHORIZED,
-            );
+            )
+            .await;
         }
     };
     // A new session id on every sign-in (no session fixation); the old one ends.

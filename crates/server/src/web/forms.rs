@@ -65,10 +65,11 @@ pub fn field(params: &crate::params::Params, name: &str) -> String {
     params.str(name).ok().flatten().unwrap_or_default()
 }
 
-/// A JSON body's string field, or "" (for API answers a page reads back).
-pub fn json_str(value: &Value, key: &str) -> String {
-    value
-        .get(key)
+/// A Rack-nested field (`user[password]` arrives as `{"user": {"password": …}}`), or "".
+pub fn nested(params: &crate::params::Params, outer: &str, name: &str) -> String {
+    params
+        .get(outer)
+        .and_then(|o| o.get(name))
         .and_then(Value::as_str)
         .unwrap_or_default()
         .to_string()

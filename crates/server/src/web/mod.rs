@@ -21,6 +21,7 @@ pub mod pipelines;
 pub mod projects;
 pub mod session;
 pub mod settings;
+pub mod sign_up;
 pub mod user_settings;
 pub mod view;
 
@@ -42,12 +43,30 @@ pub fn routes() -> Vec<Route> {
         Route::get("/users/sign_in", account::show, Open),
         Route::post("/users/sign_in", account::create, Open),
         Route::post("/users/sign_out", account::destroy, Public),
+        Route::get("/users/sign_up", sign_up::new, Open),
+        Route::post("/users", sign_up::create, Open),
         Route::get("/", projects::dashboard, SignedIn),
         Route::get("/admin", admin::show, Admin),
         Route::post("/admin/users", admin::create_user, Admin),
         Route::post("/admin/users/{id}/{action}", admin::user_state, Admin),
         Route::post("/admin/settings", admin::update_settings, Admin),
         Route::get("/-/assets/{file}", assets::serve, Open),
+        Route::get("/-/user_settings/profile", user_settings::profile, SignedIn),
+        Route::post(
+            "/-/user_settings/profile",
+            user_settings::update_profile,
+            SignedIn,
+        ),
+        Route::get(
+            "/-/user_settings/password/edit",
+            user_settings::edit_password,
+            SignedIn,
+        ),
+        Route::post(
+            "/-/user_settings/password",
+            user_settings::update_password,
+            SignedIn,
+        ),
         Route::get(tokens, user_settings::tokens, SignedIn),
         Route::post(tokens, user_settings::create_token, SignedIn),
         Route::post(

@@ -15,15 +15,18 @@ use pipewright_core::Timestamp;
 use pipewright_store::{Page, PersonalAccessToken, User};
 
 use super::error::{WebError, WebResult};
-use super::forms::{field, finish, full_message};
+use super::forms::{field, finish, full_message, nested};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout};
 use crate::auth::KNOWN_SCOPES;
+use crate::domain::accounts;
 use crate::domain::tokens::{self, RotatedExpiry};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
 
+const PROFILE_PATH: &str = "/-/user_settings/profile";
+const PASSWORD_PATH: &str = "/-/user_settings/password/edit";
 const TOKENS_PATH: &str = "/-/user_settings/personal_access_tokens";
 /// Tokens listed on the page (a user with more revokes them through the API).
 const LISTED: u32 = 100;
@@ -247,5 +250,100 @@ pub async fn token_action(
             Err(err) => finish(&state, TOKENS_PATH, |()| String::new(), Err(err)),
         },
         _ => Err(WebError::NotFound),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "user_settings_profile.html")]
+struct ProfilePage {
+    layout: Layout,
+    name: String,
+    email: String,
+    username: String,
+}
+
+/// `GET /-/user_settings/profile`.
+pub async fn profile(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+) -> WebResult<Response> {
+    let user = signed_in(&viewer, None)?;
+    let page = ProfilePage {
+        layout: Layout::new(&viewer, &headers, "Edit profile").in_section("user_settings"),
+        name: user.name.clone(),
+        email: user.email.clone(),
+        username: user.username.clone(),
+    };
+    view::render(&state, &page.layout, &page)
+}
+
+/// `POST /-/user_settings/profile` (GitLab's `PUT`): name and email; a new email needs the
+/// current password.
+pub async fn update_profile(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    request: axum::http::Extensions,
+    params: Params,
+) -> WebResult<Response> {
+    let user = signed_in(&viewer, Some(&params))?;
+    let ip = crate::sign_in::client_ip(&request);
+    let name = nested(&params, "user", "name");
+    let email = nested(&params, "user", "email");
+    let password = nested(&params, "user", "validation_password");
+    let result = accounts::update_profile(&state, user, name.trim(), email.trim(), &password, ip);
+    let done = |_| "Profile was successfully updated".to_string();
+    finish(&state, PROFILE_PATH, done, result.await)
+}
+
+#[derive(Template)]
+#[template(path = "user_settings_password.html")]
+struct PasswordPage {
+    layout: Layout,
+}
+
+/// `GET /-/user_settings/password/edit`.
+pub async fn edit_password(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+) -> WebResult<Response> {
+    signed_in(&viewer, None)?;
+    let page = PasswordPage {
+        layout: Layout::new(&viewer, &headers, "Password").in_section("user_settings"),
+    };
+    view::render(&state, &page.layout, &page)
+}
+
+/// `POST /-/user_settings/password` (GitLab's `PUT`): the current password, the new one twice.
+/// Every session ends, this one too: sign in again with the new password, as GitLab asks.
+pub async fn update_password(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    request: axum::http::Extensions,
+    params: Params,
+) -> WebResult<Response> {
+    let user = signed_in(&viewer, Some(&params))?;
+    let ip = crate::sign_in::client_ip(&request);
+    let result = accounts::change_password(
+        &state,
+        user,
+        &nested(&params, "user", "password"),
+        &nested(&params, "user", "new_password"),
+        &nested(&params, "user", "password_confirmation"),
+        ip,
+    )
+    .await;
+    match result {
+        Ok(()) => {
+            let notice = Flash::notice("Password was successfully updated. Please sign in again.");
+            let mut response = view::redirect_with(&state, "/users/sign_in", notice);
+            let ended = super::session::end(&state, &viewer).await?;
+            response
+                .headers_mut()
+                .append(axum::http::header::SET_COOKIE, ended);
+            Ok(response)
+        }
+        Err(err) => finish(&state, PASSWORD_PATH, |()| String::new(), Err(err)),
     }
 }

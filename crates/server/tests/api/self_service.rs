@@ -11,6 +11,9 @@ use crate::web::Browser;
 both_backends!(
     a_user_creates_uses_rotates_and_revokes_a_token_on_the_page,
     the_api_rotates_a_token_as_gitlab_16_does,
+    a_user_changes_their_password_and_every_session_ends,
+    a_user_edits_their_profile_with_gitlabs_validations,
+    sign_up_is_off_until_an_administrator_turns_it_on,
 );
 
 const PASSWORD: &str = "a-long-password";
@@ -28,6 +31,17 @@ fn shown_token(body: &str) -> String {
 async fn landed(browser: &mut Browser, page: crate::web::Page) -> crate::web::Page {
     assert_eq!(page.status, 303, "{}", page.body);
     browser.get(page.location.as_deref().unwrap()).await
+}
+
+/// Submits a form from the page at `from` and follows its redirect.
+async fn follow(
+    browser: &mut Browser,
+    from: &str,
+    path: &str,
+    form: &[(&str, &str)],
+) -> crate::web::Page {
+    let page = browser.submit(from, path, form).await;
+    landed(browser, page).await
 }
 
 async fn whoami(app: &TestApp, token: &str) -> reqwest::Response {
@@ -221,4 +235,184 @@ async fn the_api_rotates_a_token_as_gitlab_16_does(app: TestApp) {
         403
     );
     assert_eq!(whoami(&app, rotor).await.status(), 401);
+}
+
+async fn a_user_changes_their_password_and_every_session_ends(app: TestApp) {
+    app.create_user("alice").await;
+    let mut laptop = Browser::sign_in(&app, "alice", PASSWORD).await;
+    let mut phone = Browser::sign_in(&app, "alice", PASSWORD).await;
+    const EDIT: &str = "/-/user_settings/password/edit";
+    const UPDATE: &str = "/-/user_settings/password";
+
+    // A wrong current password is refused, and counts towards the sign-in lockout.
+    let form = [
+        ("user[password]", "not-my-password"),
+        ("user[new_password]", "a-newer-password"),
+        ("user[password_confirmation]", "a-newer-password"),
+    ];
+    let page = laptop.submit(EDIT, UPDATE, &form).await;
+    let page = landed(&mut laptop, page).await;
+    assert!(
+        page.body
+            .contains("You must provide a valid current password")
+    );
+    // GitLab's rules for the new one.
+    let form = [
+        ("user[password]", PASSWORD),
+        ("user[new_password]", "short"),
+        ("user[password_confirmation]", "shorter"),
+    ];
+    let page = laptop.submit(EDIT, UPDATE, &form).await;
+    let page = landed(&mut laptop, page).await;
+    assert!(
+        page.body
+            .contains("Password is too short (minimum is 8 characters)")
+    );
+    assert!(
+        page.body
+            .contains("Password confirmation doesn&#39;t match Password")
+    );
+
+    let form = [
+        ("user[password]", PASSWORD),
+        ("user[new_password]", "a-newer-password"),
+        ("user[password_confirmation]", "a-newer-password"),
+    ];
+    let page = laptop.submit(EDIT, UPDATE, &form).await;
+    assert_eq!(page.location.as_deref(), Some("/users/sign_in"));
+    // Both sessions ended; the old password no longer signs in, the new one does.
+    for browser in [&mut laptop, &mut phone] {
+        let page = browser.get("/").await;
+        assert!(page.location.unwrap().starts_with("/users/sign_in"));
+    }
+    let page = Browser::new(&app).sign_in_as("alice", PASSWORD).await;
+    assert_eq!(page.status, 401);
+    Browser::sign_in(&app, "alice", "a-newer-password").await;
+}
+
+async fn a_user_edits_their_profile_with_gitlabs_validations(app: TestApp) {
+    app.create_user("alice").await;
+    app.create_user("bob").await;
+    let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+    const PROFILE: &str = "/-/user_settings/profile";
+    let page = alice.get(PROFILE).await;
+    assert!(page.body.contains("alice@example.com"));
+
+    let form = [
+        ("user[name]", "Alice Liddell"),
+        ("user[email]", "alice@example.com"),
+    ];
+    let page = follow(&mut alice, PROFILE, PROFILE, &form).await;
+    assert!(page.body.contains("Profile was successfully updated"));
+    assert!(page.body.contains("value=\"Alice Liddell\""));
+
+    let form = [("user[name]", ""), ("user[email]", "not-an-email")];
+    let page = follow(&mut alice, PROFILE, PROFILE, &form).await;
+    assert!(
+        page.body.contains("Name can&#39;t be blank"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("Email is invalid"));
+
+    // A new email needs the current password; a taken one is GitLab's sentence.
+    let form = [("user[name]", "Alice"), ("user[email]", "new@example.com")];
+    let page = follow(&mut alice, PROFILE, PROFILE, &form).await;
+    assert!(
+        page.body
+            .contains("You must provide a valid current password")
+    );
+    let form = [
+        ("user[name]", "Alice"),
+        ("user[email]", "bob@example.com"),
+        ("user[validation_password]", PASSWORD),
+    ];
+    let page = follow(&mut alice, PROFILE, PROFILE, &form).await;
+    assert!(page.body.contains("Email has already been taken"));
+    let form = [
+        ("user[name]", "Alice"),
+        ("user[email]", "new@example.com"),
+        ("user[validation_password]", PASSWORD),
+    ];
+    follow(&mut alice, PROFILE, PROFILE, &form).await;
+    let me: Value = app.root_json("/users?username=alice").await;
+    assert_eq!(me[0]["email"], "new@example.com");
+}
+
+async fn sign_up_is_off_until_an_administrator_turns_it_on(app: TestApp) {
+    let mut visitor = Browser::new(&app);
+    assert_eq!(visitor.get("/users/sign_up").await.status, 404);
+    assert!(
+        !visitor
+            .get("/users/sign_in")
+            .await
+            .body
+            .contains("Register now")
+    );
+
+    let res = app
+        .request(
+            reqwest::Method::PUT,
+            "/application/settings",
+            Some(&app.root_token),
+            Some(json!({"signup_enabled": true})),
+        )
+        .await;
+    let settings: Value = res.json().await.unwrap();
+    assert_eq!(settings["signup_enabled"], true);
+    assert!(
+        visitor
+            .get("/users/sign_in")
+            .await
+            .body
+            .contains("Register now")
+    );
+
+    // GitLab's validations, the form kept.
+    let bad = [
+        ("new_user[name]", "Carol"),
+        ("new_user[username]", "-carol"),
+        ("new_user[email]", "carol@example.com"),
+        ("new_user[password]", "short"),
+    ];
+    let page = sign_up(&mut visitor, &bad).await;
+    assert_eq!(page.status, 422);
+    assert!(
+        page.body
+            .contains("Password is too short (minimum is 8 characters)")
+    );
+    assert!(page.body.contains("value=\"carol@example.com\""));
+    // Without the form's token, nothing is made.
+    let forged = visitor.post("/users", &bad[..2]).await;
+    assert_ne!(forged.status, 303);
+
+    let good = [
+        ("new_user[name]", "Carol"),
+        ("new_user[username]", "carol"),
+        ("new_user[email]", "carol@example.com"),
+        ("new_user[password]", PASSWORD),
+        ("new_user[admin]", "true"),
+    ];
+    let page = sign_up(&mut visitor, &good).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let home = visitor.get("/").await;
+    assert_eq!(home.status, 200, "signed in at once");
+    assert!(home.body.contains("@carol"));
+    let carol: Value = app.root_json("/users?username=carol").await;
+    assert_eq!(
+        carol[0]["is_admin"], false,
+        "nobody signs up as an administrator"
+    );
+    let mut again = Browser::new(&app);
+    let mut taken = good;
+    taken[2] = ("new_user[email]", "carol2@example.com");
+    let page = sign_up(&mut again, &taken).await;
+    assert!(page.body.contains("Username has already been taken"));
+}
+
+async fn sign_up(browser: &mut Browser, form: &[(&str, &str)]) -> crate::web::Page {
+    let token = browser.get("/users/sign_up").await.csrf();
+    let mut fields = vec![("authenticity_token", token.as_str())];
+    fields.extend_from_slice(form);
+    browser.post("/users", &fields).await
 }

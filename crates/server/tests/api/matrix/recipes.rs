@@ -504,6 +504,12 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/admin/users/{id}/{action}"),
     ("POST", "/admin/settings"),
     ("GET", "/-/assets/{file}"),
+    ("GET", "/users/sign_up"),
+    ("POST", "/users"),
+    ("GET", "/-/user_settings/profile"),
+    ("POST", "/-/user_settings/profile"),
+    ("GET", "/-/user_settings/password/edit"),
+    ("POST", "/-/user_settings/password"),
     ("GET", "/-/user_settings/personal_access_tokens"),
     ("POST", "/-/user_settings/personal_access_tokens"),
     (
@@ -1099,6 +1105,20 @@ async fn web_recipe(
         ),
         ("GET", "/-/assets/{file}", _) => Req::get("/-/assets/app.css"),
         ("GET", "/-/user_settings/personal_access_tokens", _) => Req::get(path),
+        (
+            "GET",
+            "/users/sign_up" | "/-/user_settings/profile" | "/-/user_settings/password/edit",
+            _,
+        ) => Req::get(path),
+        ("POST", "/users", _) => Req::form(path, &[("new_user[username]", "nobody")]),
+        // The name is kept and the email left as it is: nothing a later cell depends on.
+        ("POST", "/-/user_settings/profile", _) => Req::form(path, &[("user[name]", "Matrix")]),
+        // A wrong current password: refused (422) without changing anything or ending the
+        // caller's sessions.
+        ("POST", "/-/user_settings/password", _) => Req::form(
+            path,
+            &[("user[password]", "wrong"), ("user[new_password]", "x")],
+        ),
         ("POST", "/-/user_settings/personal_access_tokens", _) => {
             Req::form(path, &[("name", "matrix"), ("scopes[]", "read_api")])
         }
@@ -1316,6 +1336,8 @@ pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
         {
             Some(Expect::Status(404))
         }
+        // Sign-up is off in the fixture (GitLab's `signup_enabled`): the page does not exist.
+        ("GET", "/users/sign_up") | ("POST", "/users") => Some(Expect::Status(404)),
         // Signing out ends at the sign-in page, whoever asks.
         ("POST", "/users/sign_out") => Some(Expect::SignIn),
         // Only the trigger's owner (the Maintainer who made it) or an administrator may change
