@@ -32,48 +32,22 @@ use crate::routes::{Access, Route};
 pub fn routes() -> Vec<Route> {
     use Access::*;
     let project = "/{namespace}/{repo}";
-    let tokens = "/-/user_settings/personal_access_tokens";
     let pipelines = format!("{project}/-/pipelines");
     let jobs = format!("{project}/-/jobs");
     let job = format!("{jobs}/{{id}}");
     let settings = format!("{project}/-/settings/ci_cd");
     let schedules = format!("{project}/-/pipeline_schedules");
     let schedule = format!("{schedules}/{{id}}");
-    vec![
+    let mut table = vec![
         Route::get("/users/sign_in", account::show, Open),
         Route::post("/users/sign_in", account::create, Open),
         Route::post("/users/sign_out", account::destroy, Public),
-        Route::get("/users/sign_up", sign_up::new, Open),
-        Route::post("/users", sign_up::create, Open),
         Route::get("/", projects::dashboard, SignedIn),
         Route::get("/admin", admin::show, Admin),
         Route::post("/admin/users", admin::create_user, Admin),
         Route::post("/admin/users/{id}/{action}", admin::user_state, Admin),
         Route::post("/admin/settings", admin::update_settings, Admin),
         Route::get("/-/assets/{file}", assets::serve, Open),
-        Route::get("/-/user_settings/profile", user_settings::profile, SignedIn),
-        Route::post(
-            "/-/user_settings/profile",
-            user_settings::update_profile,
-            SignedIn,
-        ),
-        Route::get(
-            "/-/user_settings/password/edit",
-            user_settings::edit_password,
-            SignedIn,
-        ),
-        Route::post(
-            "/-/user_settings/password",
-            user_settings::update_password,
-            SignedIn,
-        ),
-        Route::get(tokens, user_settings::tokens, SignedIn),
-        Route::post(tokens, user_settings::create_token, SignedIn),
-        Route::post(
-            format!("{tokens}/{{id}}/{{action}}"),
-            user_settings::token_action,
-            SignedIn,
-        ),
         Route::get(project, projects::overview, See),
         Route::get(&pipelines, pipelines::list, Read),
         Route::post(&pipelines, pipelines::run, Developer),
@@ -162,6 +136,42 @@ pub fn routes() -> Vec<Route> {
             format!("{project}/-/hooks/{{id}}/{{action}}"),
             hooks::act,
             Maintainer,
+        ),
+    ];
+    table.extend(self_service_routes());
+    table
+}
+
+/// The self-service pages (issue 17): sign-up, the user's own settings, new projects and a
+/// project's settings, members and protected branches.
+fn self_service_routes() -> Vec<Route> {
+    use Access::*;
+    let tokens = "/-/user_settings/personal_access_tokens";
+    vec![
+        Route::get("/users/sign_up", sign_up::new, Open),
+        Route::post("/users", sign_up::create, Open),
+        Route::get("/-/user_settings/profile", user_settings::profile, SignedIn),
+        Route::post(
+            "/-/user_settings/profile",
+            user_settings::update_profile,
+            SignedIn,
+        ),
+        Route::get(
+            "/-/user_settings/password/edit",
+            user_settings::edit_password,
+            SignedIn,
+        ),
+        Route::post(
+            "/-/user_settings/password",
+            user_settings::update_password,
+            SignedIn,
+        ),
+        Route::get(tokens, user_settings::tokens, SignedIn),
+        Route::post(tokens, user_settings::create_token, SignedIn),
+        Route::post(
+            format!("{tokens}/{{id}}/{{action}}"),
+            user_settings::token_action,
+            SignedIn,
         ),
     ]
 }
