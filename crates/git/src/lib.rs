@@ -14,6 +14,7 @@ mod push;
 mod read;
 mod refname;
 mod smart;
+mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,7 @@ pub use push::{IncomingPush, ReceiveRequest, RefUpdate, parse_receive_commands, 
 pub use read::{Blob, Branch, CommitInfo, ResolvedRef, Tag};
 pub use refname::{is_valid_branch_name, is_valid_ref_name};
 pub use smart::{ReceiveOutcome, Service};
+pub use write::Author;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -372,7 +372,7 @@ impl Repositories {
 
 /// Async wrappers for request handlers: the same calls on tokio's blocking pool.
 impl Repositories {
-    async fn blocking<T: Send + 'static>(
+    pub(crate) async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(Repositories) -> Result<T> + Send + 'static,
     ) -> Result<T> {

@@ -234,7 +234,7 @@ fn branch_name_is_valid(name: &str) -> bool {
             .any(|c| c.is_control() || " ~^:?*[\\".contains(c))
 }
 
-async fn create_project(
+pub(crate) async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
     params: Params,
@@ -328,6 +328,9 @@ async fn create_project(
     }
     if let Some(path) = &ci_config_path {
         save_ci_config_path(&state, &project, path).await?;
+    }
+    if params.bool("initialize_with_readme")?.unwrap_or(false) {
+        crate::domain::projects::initialize_with_readme(&state, &project, &actor.user).await?;
     }
     let access = project_access(&state, &caller, &project).await?;
     let mut out = render(&state, &project, &access).await?;

@@ -16,6 +16,7 @@ pub mod error;
 pub mod forms;
 pub mod hooks;
 pub mod jobs;
+pub mod new_project;
 pub mod pipeline_schedules;
 pub mod pipelines;
 pub mod projects;
@@ -148,6 +149,8 @@ fn self_service_routes() -> Vec<Route> {
     use Access::*;
     let tokens = "/-/user_settings/personal_access_tokens";
     vec![
+        Route::get("/projects/new", new_project::new, SignedIn),
+        Route::post("/projects", new_project::create, SignedIn),
         Route::get("/users/sign_up", sign_up::new, Open),
         Route::post("/users", sign_up::create, Open),
         Route::get("/-/user_settings/profile", user_settings::profile, SignedIn),

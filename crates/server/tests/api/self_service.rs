@@ -14,6 +14,7 @@ both_backends!(
     a_user_changes_their_password_and_every_session_ends,
     a_user_edits_their_profile_with_gitlabs_validations,
     sign_up_is_off_until_an_administrator_turns_it_on,
+    a_user_creates_a_project_with_a_readme_and_clones_it_at_once,
 );
 
 const PASSWORD: &str = "a-long-password";
@@ -415,4 +416,111 @@ async fn sign_up(browser: &mut Browser, form: &[(&str, &str)]) -> crate::web::Pa
     let mut fields = vec![("authenticity_token", token.as_str())];
     fields.extend_from_slice(form);
     browser.post("/users", &fields).await
+}
+
+async fn a_user_creates_a_project_with_a_readme_and_clones_it_at_once(app: TestApp) {
+    let (_, token) = app.create_user("alice").await;
+    let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+    const NEW: &str = "/projects/new";
+    let page = alice.get(NEW).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("<option value="),
+        "the user's own namespace"
+    );
+
+    let form = [
+        ("name", "My Demo"),
+        ("path", ""),
+        ("description", "What we build"),
+        ("visibility", "internal"),
+        ("initialize_with_readme", "true"),
+    ];
+    let page = alice.submit(NEW, "/projects", &form).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/alice/my-demo"),
+        "{}",
+        page.body
+    );
+    let page = alice.get("/alice/my-demo").await;
+    assert!(
+        page.body
+            .contains("Project &#39;My Demo&#39; was successfully created.")
+    );
+    let project: Value = app
+        .get("/projects/alice%2Fmy-demo", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(project["visibility"], "internal");
+    assert_eq!(project["description"], "What we build");
+
+    // The README is on the default branch: the project clones at once, with the token.
+    let tmp = tempfile::tempdir().unwrap();
+    let url = crate::git::remote(&app, "alice", &token, "alice/my-demo");
+    crate::git::git_ok(tmp.path(), tmp.path(), &["clone", "-q", &url, "clone"]);
+    let readme = std::fs::read_to_string(tmp.path().join("clone/README.md")).unwrap();
+    assert_eq!(readme, "# My Demo\n\nWhat we build\n");
+    let log = crate::git::git_ok(
+        &tmp.path().join("clone"),
+        tmp.path(),
+        &["log", "--format=%an %s"],
+    );
+    assert_eq!(log.trim(), "User alice Initial commit");
+
+    // GitLab's validation messages; a taken path.
+    let page = follow(&mut alice, NEW, "/projects", &[("name", "My Demo")]).await;
+    assert!(
+        page.body.contains("has already been taken"),
+        "{}",
+        page.body
+    );
+    let page = follow(
+        &mut alice,
+        NEW,
+        "/projects",
+        &[("name", "x"), ("path", "-bad")],
+    )
+    .await;
+    assert!(
+        page.body.contains("Path can contain only letters"),
+        "{}",
+        page.body
+    );
+    // Without a README the repository is empty, and the default private.
+    let form = [("name", "empty")];
+    alice.submit(NEW, "/projects", &form).await;
+    let project: Value = app
+        .get("/projects/alice%2Fempty", Some(&token))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(project["visibility"], "private");
+    assert_eq!(project["empty_repo"], true);
+    // Another user's namespace is not a choice.
+    let (_, _) = app.create_user("mallory").await;
+    let mut mallory = Browser::sign_in(&app, "mallory", PASSWORD).await;
+    let alice_ns = alice_namespace_id(&app).await;
+    let form = [
+        ("name", "sneaky"),
+        ("namespace_id", &alice_ns.to_string()[..]),
+    ];
+    let page = follow(&mut mallory, NEW, "/projects", &form).await;
+    assert!(page.body.contains("flash-alert"), "{}", page.body);
+    assert_eq!(
+        app.get("/projects/alice%2Fsneaky", Some(&app.root_token))
+            .await
+            .status(),
+        404
+    );
+}
+
+async fn alice_namespace_id(app: &TestApp) -> i64 {
+    let projects: Value = app.root_json("/projects?search=my-demo").await;
+    projects[0]["namespace"]["id"]
+        .as_i64()
+        .expect("namespace id")
 }

@@ -504,6 +504,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/admin/users/{id}/{action}"),
     ("POST", "/admin/settings"),
     ("GET", "/-/assets/{file}"),
+    ("GET", "/projects/new"),
+    ("POST", "/projects"),
     ("GET", "/users/sign_up"),
     ("POST", "/users"),
     ("GET", "/-/user_settings/profile"),
@@ -1111,6 +1113,11 @@ async fn web_recipe(
             _,
         ) => Req::get(path),
         ("POST", "/users", _) => Req::form(path, &[("new_user[username]", "nobody")]),
+        ("GET", "/projects/new", _) => Req::get(path),
+        ("POST", "/projects", _) => {
+            let name = fx.unique("web-project");
+            Req::form(path, &[("name", &name)])
+        }
         // The name is kept and the email left as it is: nothing a later cell depends on.
         ("POST", "/-/user_settings/profile", _) => Req::form(path, &[("user[name]", "Matrix")]),
         // A wrong current password: refused (422) without changing anything or ending the
