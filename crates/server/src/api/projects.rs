@@ -338,7 +338,7 @@ pub(crate) async fn create_project(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-async fn update_project(
+pub(crate) async fn update_project(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -443,7 +443,7 @@ async fn update_project(
     Ok(Json(out))
 }
 
-async fn delete_project(
+pub(crate) async fn delete_project(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

@@ -16,9 +16,11 @@ pub mod error;
 pub mod forms;
 pub mod hooks;
 pub mod jobs;
+pub mod members;
 pub mod new_project;
 pub mod pipeline_schedules;
 pub mod pipelines;
+pub mod project_settings;
 pub mod projects;
 pub mod session;
 pub mod settings;
@@ -148,7 +150,42 @@ pub fn routes() -> Vec<Route> {
 fn self_service_routes() -> Vec<Route> {
     use Access::*;
     let tokens = "/-/user_settings/personal_access_tokens";
+    let project = "/{namespace}/{repo}";
+    let members = format!("{project}/-/project_members");
     vec![
+        Route::get(
+            format!("{project}/edit"),
+            project_settings::edit,
+            Maintainer,
+        ),
+        Route::post(project, project_settings::update, Maintainer),
+        Route::post(
+            format!("{project}/-/delete"),
+            project_settings::destroy,
+            Owner,
+        ),
+        Route::get(
+            format!("{project}/-/settings/repository"),
+            project_settings::repository,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{project}/-/protected_branches"),
+            project_settings::protect,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{project}/-/protected_branches/{{id}}/unprotect"),
+            project_settings::unprotect,
+            Maintainer,
+        ),
+        Route::get(&members, members::list, See),
+        Route::post(&members, members::create, Maintainer),
+        Route::post(
+            format!("{members}/{{user_id}}/{{action}}"),
+            members::act,
+            Maintainer,
+        ),
         Route::get("/projects/new", new_project::new, SignedIn),
         Route::post("/projects", new_project::create, SignedIn),
         Route::get("/users/sign_up", sign_up::new, Open),

@@ -15,6 +15,9 @@ both_backends!(
     a_user_edits_their_profile_with_gitlabs_validations,
     sign_up_is_off_until_an_administrator_turns_it_on,
     a_user_creates_a_project_with_a_readme_and_clones_it_at_once,
+    maintainers_manage_members_by_gitlabs_rules,
+    a_protected_branch_refuses_a_developers_push_until_unprotected,
+    owners_edit_and_delete_their_project,
 );
 
 const PASSWORD: &str = "a-long-password";
@@ -523,4 +526,259 @@ async fn alice_namespace_id(app: &TestApp) -> i64 {
     projects[0]["namespace"]["id"]
         .as_i64()
         .expect("namespace id")
+}
+
+/// alice's project `alice/team` (created with a README through the page), and her browser.
+async fn team_project(app: &TestApp) -> (Browser, i64) {
+    app.create_user("alice").await;
+    let mut alice = Browser::sign_in(app, "alice", PASSWORD).await;
+    let form = [("name", "team"), ("initialize_with_readme", "true")];
+    let page = alice.submit("/projects/new", "/projects", &form).await;
+    assert_eq!(page.location.as_deref(), Some("/alice/team"));
+    let project: Value = app.root_json("/projects/alice%2Fteam").await;
+    (alice, project["id"].as_i64().unwrap())
+}
+
+async fn maintainers_manage_members_by_gitlabs_rules(app: TestApp) {
+    let (mut alice, id) = team_project(&app).await;
+    let (bob_id, _) = app.create_user("bob").await;
+    let (carol_id, _) = app.create_user("carol").await;
+    const MEMBERS: &str = "/alice/team/-/project_members";
+
+    let add = |who: &'static str, level: &'static str| {
+        [
+            ("username", who),
+            ("access_level", level),
+            ("expires_at", ""),
+        ]
+    };
+    let page = follow(&mut alice, MEMBERS, MEMBERS, &add("bob", "40")).await;
+    assert!(
+        page.body.contains("bob was added to the project."),
+        "{}",
+        page.body
+    );
+    let page = follow(&mut alice, MEMBERS, MEMBERS, &add("nobody", "30")).await;
+    assert!(page.body.contains("404 User Not Found"), "{}", page.body);
+    let page = follow(&mut alice, MEMBERS, MEMBERS, &add("bob", "30")).await;
+    assert!(page.body.contains("Member already exists"));
+
+    // bob, a Maintainer, adds carol as a Developer with an expiry, but may not grant Owner.
+    let mut bob = Browser::sign_in(&app, "bob", PASSWORD).await;
+    let page = bob.get(MEMBERS).await;
+    assert!(
+        !page.body.contains("<option value=\"50\""),
+        "no Owner role offered"
+    );
+    let form = [
+        ("username", "carol"),
+        ("access_level", "30"),
+        ("expires_at", "2099-12-31"),
+    ];
+    follow(&mut bob, MEMBERS, MEMBERS, &form).await;
+    let member: Value = app
+        .root_json(&format!("/projects/{id}/members/{carol_id}"))
+        .await;
+    assert_eq!(member["access_level"], 30);
+    assert_eq!(member["expires_at"], "2099-12-31");
+    let path = format!("{MEMBERS}/{carol_id}/update");
+    let page = follow(&mut bob, MEMBERS, &path, &[("access_level", "50")]).await;
+    assert!(page.body.contains("403 Forbidden"), "{}", page.body);
+    // Nor change or remove the Owner.
+    let alice_id: Value = app.root_json("/users?username=alice").await;
+    let alice_id = alice_id[0]["id"].as_i64().unwrap();
+    let path = format!("{MEMBERS}/{alice_id}/remove");
+    let page = follow(&mut bob, MEMBERS, &path, &[]).await;
+    assert!(page.body.contains("403 Forbidden"));
+
+    // The last Owner cannot leave or step down.
+    let path = format!("{MEMBERS}/{alice_id}/update");
+    let page = follow(&mut alice, MEMBERS, &path, &[("access_level", "40")]).await;
+    assert!(
+        page.body.contains("A project must keep at least one Owner"),
+        "{}",
+        page.body
+    );
+    let path = format!("{MEMBERS}/{alice_id}/remove");
+    let page = follow(&mut alice, MEMBERS, &path, &[]).await;
+    assert!(page.body.contains("A project must keep at least one Owner"));
+    // With a second Owner, she may.
+    let path = format!("{MEMBERS}/{bob_id}/update");
+    follow(&mut alice, MEMBERS, &path, &[("access_level", "50")]).await;
+    let path = format!("{MEMBERS}/{alice_id}/update");
+    let page = follow(&mut alice, MEMBERS, &path, &[("access_level", "40")]).await;
+    assert!(
+        page.body.contains("The member was updated."),
+        "{}",
+        page.body
+    );
+
+    // A Developer sees the members but cannot change them; the forms are not there either.
+    let mut carol = Browser::sign_in(&app, "carol", PASSWORD).await;
+    let page = carol.get(MEMBERS).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("Add a member"));
+    let path = format!("{MEMBERS}/{bob_id}/remove");
+    assert_eq!(carol.submit(MEMBERS, &path, &[]).await.status, 404);
+    let path = format!("{MEMBERS}/{carol_id}/remove");
+    let page = follow(&mut bob, MEMBERS, &path, &[]).await;
+    assert!(page.body.contains("The member was removed."));
+    // Now a stranger to the private project: 404.
+    assert_eq!(carol.get(MEMBERS).await.status, 404);
+}
+
+async fn a_protected_branch_refuses_a_developers_push_until_unprotected(app: TestApp) {
+    let (mut alice, id) = team_project(&app).await;
+    let (dev_id, dev_token) = app.create_user("dev").await;
+    app.add_member(id, dev_id, 30).await;
+    const REPO: &str = "/alice/team/-/settings/repository";
+    const PROTECT: &str = "/alice/team/-/protected_branches";
+
+    let form = [
+        ("name", "main"),
+        ("push_access_level", "40"),
+        ("merge_access_level", "40"),
+    ];
+    let page = follow(&mut alice, REPO, PROTECT, &form).await;
+    assert!(
+        page.body.contains("Branch main was protected."),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("<code>main</code>"));
+    let page = follow(&mut alice, REPO, PROTECT, &form).await;
+    assert!(
+        page.body
+            .contains("Protected branch &#39;main&#39; already exists"),
+        "{}",
+        page.body
+    );
+
+    // The Developer's push to main is refused by git.
+    let tmp = tempfile::tempdir().unwrap();
+    let url = crate::git::remote(&app, "dev", &dev_token, "alice/team");
+    crate::git::git_ok(tmp.path(), tmp.path(), &["clone", "-q", &url, "work"]);
+    let work = tmp.path().join("work");
+    std::fs::write(work.join("file.txt"), "change").unwrap();
+    crate::git::git_ok(&work, tmp.path(), &["add", "."]);
+    crate::git::git_ok(&work, tmp.path(), &["commit", "-q", "-m", "change"]);
+    let out = crate::git::git(&work, tmp.path(), &["push", "-q", "origin", "main"]);
+    assert!(
+        !out.status.success(),
+        "a Developer may not push to a protected main"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not allowed to push"), "{stderr}");
+
+    // A Developer cannot see the settings page; unprotected, the push goes through.
+    let mut dev = Browser::sign_in(&app, "dev", PASSWORD).await;
+    assert_eq!(dev.get(REPO).await.status, 404);
+    let rules: Value = app
+        .root_json(&format!("/projects/{id}/protected_branches"))
+        .await;
+    let rule = rules[0]["id"].as_i64().unwrap();
+    assert_eq!(
+        dev.submit("/", &format!("{PROTECT}/{rule}/unprotect"), &[])
+            .await
+            .status,
+        404
+    );
+    let page = follow(
+        &mut alice,
+        REPO,
+        &format!("{PROTECT}/{rule}/unprotect"),
+        &[],
+    )
+    .await;
+    assert!(page.body.contains("Branch main was unprotected."));
+    crate::git::git_ok(&work, tmp.path(), &["push", "-q", "origin", "main"]);
+}
+
+async fn owners_edit_and_delete_their_project(app: TestApp) {
+    let (mut alice, id) = team_project(&app).await;
+    let (bob_id, _) = app.create_user("bob").await;
+    app.add_member(id, bob_id, 40).await;
+    const EDIT: &str = "/alice/team/edit";
+
+    let form = [
+        ("name", "Team"),
+        ("description", "Our team"),
+        ("visibility", "internal"),
+        ("default_branch", "main"),
+        ("build_timeout_minutes", "30"),
+        ("ci_pipeline_variables_minimum_override_role", "maintainer"),
+    ];
+    let page = follow(&mut alice, EDIT, "/alice/team", &form).await;
+    assert!(
+        page.body.contains("was successfully updated."),
+        "{}",
+        page.body
+    );
+    let project: Value = app.root_json(&format!("/projects/{id}")).await;
+    assert_eq!(project["name"], "Team");
+    assert_eq!(project["description"], "Our team");
+    assert_eq!(project["visibility"], "internal");
+    assert_eq!(project["build_timeout"], 1800);
+    assert_eq!(
+        project["ci_pipeline_variables_minimum_override_role"],
+        "maintainer"
+    );
+
+    // GitLab's validations come back as the flash.
+    let page = follow(
+        &mut alice,
+        EDIT,
+        "/alice/team",
+        &[("build_timeout_minutes", "1")],
+    )
+    .await;
+    assert!(
+        page.body
+            .contains("Build timeout is too short (minimum is 10 minutes)"),
+        "{}",
+        page.body
+    );
+
+    // A Maintainer edits but cannot change the visibility nor delete.
+    let mut bob = Browser::sign_in(&app, "bob", PASSWORD).await;
+    let page = bob.get(EDIT).await;
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("name=\"visibility\""));
+    assert!(!page.body.contains("Delete project"));
+    let page = follow(&mut bob, EDIT, "/alice/team", &[("visibility", "public")]).await;
+    assert!(page.body.contains("403 Forbidden"), "{}", page.body);
+    assert_eq!(
+        bob.submit(
+            EDIT,
+            "/alice/team/-/delete",
+            &[("confirm_name", "alice/team")]
+        )
+        .await
+        .status,
+        404
+    );
+
+    // Deleting needs the typed path.
+    let page = follow(
+        &mut alice,
+        EDIT,
+        "/alice/team/-/delete",
+        &[("confirm_name", "team")],
+    )
+    .await;
+    assert!(page.body.contains("the project was not deleted"));
+    let page = alice
+        .submit(
+            EDIT,
+            "/alice/team/-/delete",
+            &[("confirm_name", "alice/team")],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/"));
+    assert_eq!(
+        app.get(&format!("/projects/{id}"), Some(&app.root_token))
+            .await
+            .status(),
+        404
+    );
 }

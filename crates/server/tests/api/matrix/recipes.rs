@@ -247,6 +247,18 @@ impl<'a> Ctx<'a> {
         user
     }
 
+    async fn new_protected_branch(fx: &Fixture, project: i64) -> i64 {
+        let rule = fx
+            .call(
+                Method::POST,
+                &format!("/projects/{project}/protected_branches"),
+                fx.token(Who::Maintainer),
+                json!({"name": fx.unique("throwaway-")}),
+            )
+            .await;
+        rule["id"].as_i64().unwrap()
+    }
+
     async fn new_trigger(fx: &Fixture, project: i64) -> i64 {
         let t = fx
             .call(
@@ -561,6 +573,21 @@ const KNOWN: &[(&str, &str)] = &[
     (
         "POST",
         "/{namespace}/{repo}/-/settings/ci_cd/runners/{id}/remove",
+    ),
+    ("GET", "/{namespace}/{repo}/edit"),
+    ("POST", "/{namespace}/{repo}"),
+    ("POST", "/{namespace}/{repo}/-/delete"),
+    ("GET", "/{namespace}/{repo}/-/settings/repository"),
+    ("POST", "/{namespace}/{repo}/-/protected_branches"),
+    (
+        "POST",
+        "/{namespace}/{repo}/-/protected_branches/{id}/unprotect",
+    ),
+    ("GET", "/{namespace}/{repo}/-/project_members"),
+    ("POST", "/{namespace}/{repo}/-/project_members"),
+    (
+        "POST",
+        "/{namespace}/{repo}/-/project_members/{user_id}/{action}",
     ),
     ("GET", "/{namespace}/{repo}/-/hooks"),
     ("POST", "/{namespace}/{repo}/-/hooks"),
@@ -1218,6 +1245,31 @@ async fn web_recipe(
         ("POST", _, Some("/-/settings/ci_cd/runners/{id}/remove")) => {
             let (id, key) = ctx.throwaway(fx.new_project_runner(pid)).await;
             Req::form(page(&format!("/-/settings/ci_cd/runners/{id}/remove")), &[]).consumes(key)
+        }
+        ("GET", _, Some("/edit" | "/-/settings/repository" | "/-/project_members")) => {
+            Req::get(page(project_rest.unwrap_or_default()))
+        }
+        ("POST", _, Some("")) => Req::form(page(""), &[("description", "matrix")]),
+        // The wrong confirmation: refused (a redirect with a message), nothing deleted.
+        ("POST", _, Some("/-/delete")) => {
+            Req::form(page("/-/delete"), &[("confirm_name", "not-the-path")])
+        }
+        ("POST", _, Some("/-/protected_branches")) => {
+            let name = fx.unique("matrix-web-");
+            Req::form(page("/-/protected_branches"), &[("name", &name)])
+        }
+        ("POST", _, Some("/-/protected_branches/{id}/unprotect")) => {
+            let (id, key) = ctx.throwaway(Ctx::new_protected_branch(fx, pid)).await;
+            Req::form(page(&format!("/-/protected_branches/{id}/unprotect")), &[]).consumes(key)
+        }
+        // Nobody by that name: the API's refusal comes back as the page's message.
+        ("POST", _, Some("/-/project_members")) => Req::form(
+            page("/-/project_members"),
+            &[("username", "matrix-nobody"), ("access_level", "30")],
+        ),
+        ("POST", _, Some("/-/project_members/{user_id}/{action}")) => {
+            let (id, key) = ctx.throwaway(Ctx::new_member(fx, pid)).await;
+            Req::form(page(&format!("/-/project_members/{id}/remove")), &[]).consumes(key)
         }
         ("POST", _, Some("/-/hooks")) => Req::form(
             page("/-/hooks"),
