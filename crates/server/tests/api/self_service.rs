@@ -782,3 +782,76 @@ async fn owners_edit_and_delete_their_project(app: TestApp) {
         404
     );
 }
+
+/// The story in Chromium: an administrator creates erin; she signs in, makes a token
+/// and uses it with python-gitlab and `git clone`, creates a project with a README, adds frank
+/// as a Developer, protects main so frank's push is refused, and sees her commit's pipeline
+/// pass. With `PIPEWRIGHT_SCREENSHOTS=<dir>` (SQLite run) it saves the README's screenshots of
+/// the new pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_member_serves_themselves_in_chromium_on_sqlite() {
+    browser_story(crate::support::Backend::Sqlite).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_team_member_serves_themselves_in_chromium_on_postgres() {
+    browser_story(crate::support::Backend::Postgres).await
+}
+
+async fn browser_story(backend: crate::support::Backend) {
+    use std::path::PathBuf;
+    let Some(python) = crate::browser::tools() else {
+        return;
+    };
+    let app = TestApp::start(backend).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, frank_token) = app.create_user("frank").await;
+    let builds = tempfile::tempdir().unwrap();
+    let runner = crate::running::start_runner(&app, builds.path()).await;
+    let screenshots = std::env::var("PIPEWRIGHT_SCREENSHOTS")
+        .ok()
+        .filter(|_| backend == crate::support::Backend::Sqlite)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.path().join("screenshots"));
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let work = tmp.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/self_service_browser.py");
+    let out = tokio::process::Command::new(python)
+        .arg(&script)
+        .env("PIPEWRIGHT_URL", &app.url)
+        // browser.py's own story reads these at import; unused here.
+        .env("PIPEWRIGHT_PROJECT", "erin/story")
+        .env("PIPEWRIGHT_PROJECT_ID", "0")
+        .env("PIPEWRIGHT_ROOT_PASSWORD", crate::support::ROOT_PASSWORD)
+        .env("PIPEWRIGHT_PASSWORD", PASSWORD)
+        .env("PIPEWRIGHT_COLLEAGUE_TOKEN", &frank_token)
+        .env("PIPEWRIGHT_CHROMIUM", crate::browser::CHROMIUM)
+        .env("PIPEWRIGHT_CHROMEDRIVER", crate::browser::CHROMEDRIVER)
+        .env("PIPEWRIGHT_SCREENSHOTS", &screenshots)
+        .env(
+            "PIPEWRIGHT_BROWSER_PROFILE",
+            tmp.path().join("chromium-profile"),
+        )
+        .env("PIPEWRIGHT_WORK", &work)
+        .output()
+        .await
+        .expect("run the browser script");
+    runner.abort();
+    assert!(
+        out.status.success(),
+        "self_service_browser.py failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for shot in [
+        "user-settings-tokens.png",
+        "new-project.png",
+        "project-members.png",
+        "settings-repository.png",
+    ] {
+        let meta = std::fs::metadata(screenshots.join(shot)).expect(shot);
+        assert!(meta.len() > 10_000, "{shot} is a real screenshot");
+    }
+}
