@@ -198,6 +198,17 @@ pub const DEFAULT_BUILD_TIMEOUT: i64 = 3600;
 const MIN_BUILD_TIMEOUT: i64 = 600;
 const MAX_BUILD_TIMEOUT: i64 = 30 * 24 * 3600;
 
+/// GitLab: app/models/project.rb, `validates :description, length: { maximum: 2000 }`.
+fn description_length(params: &Params, errors: &mut validate::Errors) -> ApiResult<()> {
+    if params
+        .str("description")?
+        .is_some_and(|d| d.chars().count() > 2000)
+    {
+        errors.add("description", "is too long (maximum is 2000 characters)");
+    }
+    Ok(())
+}
+
 fn parse_visibility(params: &Params) -> ApiResult<Option<Visibility>> {
     match params.str("visibility")? {
         None => Ok(None),
@@ -290,6 +301,7 @@ pub(crate) async fn create_project(
         errors.add("default_branch", "is invalid");
     }
     let ci_config_path = ci_config_path_param(&params, &mut errors)?;
+    description_length(&params, &mut errors)?;
     errors.into_result()?;
     let new = NewProject {
         namespace_id: namespace.id,
@@ -387,6 +399,7 @@ pub(crate) async fn update_project(
         _ => {}
     }
     let ci_config_path = ci_config_path_param(&params, &mut errors)?;
+    description_length(&params, &mut errors)?;
     errors.into_result()?;
     if let Some(path) = &ci_config_path {
         save_ci_config_path(&state, &project, path).await?;
