@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::{WebError, WebResult};
-use super::session::{self, CSRF_FIELD, SIGN_IN_CSRF_COOKIE, Viewer};
+use super::session::{self, SIGN_IN_CSRF_COOKIE, Viewer};
 use super::view::{self, Layout};
 use crate::params::Params;
 use crate::secrets;
@@ -113,12 +113,7 @@ pub async fn create(
     request_parts: axum::http::Extensions,
     params: Params,
 ) -> WebResult<Response> {
-    let submitted = params.str(CSRF_FIELD).ok().flatten();
-    let expected = session::cookie(&headers, SIGN_IN_CSRF_COOKIE);
-    match (submitted.as_deref(), expected) {
-        (Some(a), Some(b)) if !a.is_empty() && secrets::digests_equal(a, b) => {}
-        _ => return Err(WebError::InvalidCsrf),
-    }
+    session::verify_pre_session_form(&headers, &params)?;
     // Rack nesting: `user[login]` arrives as {"user": {"login": …}}.
     let field = |name: &str| {
         params

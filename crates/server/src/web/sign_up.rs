@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::{WebError, WebResult};
 use super::forms::{full_message, nested};
-use super::session::{self, CSRF_FIELD, SIGN_IN_CSRF_COOKIE, Viewer};
+use super::session::{self, SIGN_IN_CSRF_COOKIE, Viewer};
 use super::view::{self, Flash, Layout};
 use crate::domain::accounts::{self, SignUp};
 use crate::error::ApiError;
@@ -92,14 +92,7 @@ pub async fn create(
     if let Some(away) = open_for(&state, &viewer).await? {
         return Ok(away);
     }
-    let submitted = params.str(CSRF_FIELD).ok().flatten();
-    match (
-        submitted.as_deref(),
-        session::cookie(&headers, SIGN_IN_CSRF_COOKIE),
-    ) {
-        (Some(a), Some(b)) if !a.is_empty() && secrets::digests_equal(a, b) => {}
-        _ => return Err(WebError::InvalidCsrf),
-    }
+    session::verify_pre_session_form(&headers, &params)?;
     let field = |name: &str| nested(&params, "new_user", name).trim().to_string();
     let form = SignUp {
         name: field("name"),
