@@ -412,6 +412,14 @@ async fn sign_up_is_off_until_an_administrator_turns_it_on(app: TestApp) {
     taken[2] = ("new_user[email]", "carol2@example.com");
     let page = sign_up(&mut again, &taken).await;
     assert!(page.body.contains("Username has already been taken"));
+    // A name the server's own pages use is nobody's (GitLab's reserved top-level routes).
+    taken[1] = ("new_user[username]", "Projects");
+    let page = sign_up(&mut again, &taken).await;
+    assert!(
+        page.body.contains("Username is a reserved name"),
+        "{}",
+        page.body
+    );
 }
 
 async fn sign_up(browser: &mut Browser, form: &[(&str, &str)]) -> crate::web::Page {
