@@ -15,6 +15,7 @@ mod push;
 mod read;
 mod refname;
 mod smart;
+mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +29,7 @@ pub use push::{IncomingPush, ReceiveRequest, RefUpdate, parse_receive_commands, 
 pub use read::{Blob, Branch, CommitInfo, ResolvedRef, Tag};
 pub use refname::{is_valid_branch_name, is_valid_ref_name};
 pub use smart::{ReceiveOutcome, Service};
+pub use write::Author;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

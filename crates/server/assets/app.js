@@ -68,6 +68,21 @@
     });
   }
 
+  // The new-project form: the path follows the name (as GitLab's does) until edited by hand.
+  document.addEventListener('input', function (event) {
+    var source = event.target;
+    var targetId = source.getAttribute && source.getAttribute('data-path-source');
+    if (targetId) {
+      var path = document.getElementById(targetId);
+      if (path && !path.dataset.edited) {
+        path.value = source.value.trim().toLowerCase()
+          .replace(/[^a-z0-9_.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
+      }
+    } else if (source.id === 'project_path') {
+      source.dataset.edited = 'true';
+    }
+  });
+
   document.addEventListener('submit', function (event) {
     var form = event.target;
     var question = form.getAttribute && form.getAttribute('data-confirm');

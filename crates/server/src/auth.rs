@@ -33,7 +33,12 @@ pub const KNOWN_SCOPES: &[&str] = &[
     "admin_mode",
     "create_runner",
     "manage_runner",
+    "self_rotate",
 ];
+
+/// The one request a `self_rotate` token may make (GitLab:
+/// lib/api/personal_access_tokens/self_rotation.rb, `allow_access_with_scope :self_rotate`).
+const SELF_ROTATE_PATH: &str = "/api/v4/personal_access_tokens/self/rotate";
 
 /// How the caller proved who they are.
 #[derive(Debug, Clone)]
@@ -129,6 +134,7 @@ impl FromRequestParts<AppState> for Caller {
                 || (parts.uri.path() == "/api/v4/user" && actor.has_scope(&["read_user"]))
         } else {
             actor.can_write_api()
+                || (parts.uri.path() == SELF_ROTATE_PATH && actor.has_scope(&["self_rotate"]))
         };
         if !allowed {
             return Err(ApiError::InsufficientScope(if read_only {

@@ -52,9 +52,57 @@ pub fn path_is_valid(path: &str) -> bool {
         && !path.contains("..")
 }
 
+/// Top-level paths a namespace may not take, as its pages would be masked by the server's own
+/// routes (GitLab: lib/gitlab/path_regex.rb, `TOP_LEVEL_ROUTES`; the message is the
+/// namespace path validator's, not verified word for word).
+const RESERVED_NAMESPACES: &[&str] = &[
+    "-",
+    ".well-known",
+    "404.html",
+    "422.html",
+    "500.html",
+    "502.html",
+    "503.html",
+    "abuse_reports",
+    "admin",
+    "api",
+    "assets",
+    "autocomplete",
+    "ci",
+    "dashboard",
+    "explore",
+    "favicon.ico",
+    "files",
+    "groups",
+    "health_check",
+    "help",
+    "import",
+    "invites",
+    "jwt",
+    "notification_settings",
+    "oauth",
+    "profile",
+    "projects",
+    "public",
+    "robots.txt",
+    "s",
+    "search",
+    "sent_notifications",
+    "snippets",
+    "u",
+    "unsubscribes",
+    "uploads",
+    "users",
+];
+
 pub fn username(errors: &mut Errors, username: &str) {
     if username.is_empty() {
         errors.add("username", "can't be blank");
+    } else if RESERVED_NAMESPACES
+        .iter()
+        .any(|r| r.eq_ignore_ascii_case(username))
+    {
+        errors.add("username", "is a reserved name");
     } else if !path_is_valid(username) {
         errors.add(
             "username",

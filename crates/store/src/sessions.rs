@@ -21,6 +21,9 @@ pub trait SessionStore: Send + Sync {
         expires_at: Timestamp,
     ) -> Result<()>;
     async fn delete_web_session(&self, id_digest: &str) -> Result<()>;
+    /// Ends every session of the user but `keep` (the one changing the password); returns
+    /// how many ended.
+    async fn delete_user_web_sessions(&self, user_id: UserId, keep: Option<&str>) -> Result<u64>;
     /// Removes sessions that expired before `now`; returns how many.
     async fn delete_expired_web_sessions(&self, now: Timestamp) -> Result<u64>;
     /// Counts a failed sign-in under `key`; a window that started before `window_after` starts
@@ -93,6 +96,13 @@ impl SessionStore for SqlStore {
         let q = query("DELETE FROM web_sessions WHERE id_digest = $1").bind(id_digest);
         self.db.execute(&q).await?;
         Ok(())
+    }
+
+    async fn delete_user_web_sessions(&self, user_id: UserId, keep: Option<&str>) -> Result<u64> {
+        let q = query("DELETE FROM web_sessions WHERE user_id = $1 AND id_digest <> $2")
+            .bind(user_id)
+            .bind(keep.unwrap_or(""));
+        self.db.execute(&q).await
     }
 
     async fn delete_expired_web_sessions(&self, now: Timestamp) -> Result<u64> {

@@ -42,6 +42,14 @@ pub trait UserStore: Send + Sync {
         page: Page,
     ) -> Result<Paged<PersonalAccessToken>>;
     async fn revoke_personal_access_token(&self, id: i64) -> Result<()>;
+    /// Revokes the token `id` and creates `new` in its place, in one transaction (GitLab's
+    /// `PersonalAccessTokens::RotateService`). `None`, and nothing changed, when `id` was
+    /// already revoked — so two rotations of one token cannot both succeed.
+    async fn rotate_personal_access_token(
+        &self,
+        id: i64,
+        new: &NewPersonalAccessToken,
+    ) -> Result<Option<PersonalAccessToken>>;
     async fn touch_personal_access_token(&self, id: i64, at: Timestamp) -> Result<()>;
 }
 
@@ -120,6 +128,19 @@ fn token_from_row(row: &dyn Row) -> Result<PersonalAccessToken> {
         created_at: row.get(col!("created_at"))?,
         last_used_at: row.get(col!("last_used_at"))?,
     })
+}
+
+fn insert_token(token: &NewPersonalAccessToken) -> Query<'_> {
+    query(
+        "INSERT INTO personal_access_tokens (user_id, name, token_digest, scopes, expires_at, \
+         revoked, created_at) VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
+    )
+    .bind(token.user_id)
+    .bind(&token.name)
+    .bind(&token.token_digest)
+    .bind(token.scopes.join(","))
+    .bind(token.expires_at)
+    .bind(Timestamp::now())
 }
 
 /// `Err(NotFound)` when a statement that targets one row by id changed none.
@@ -274,17 +295,7 @@ impl UserStore for SqlStore {
         &self,
         token: &NewPersonalAccessToken,
     ) -> Result<PersonalAccessToken> {
-        let q = query(
-            "INSERT INTO personal_access_tokens (user_id, name, token_digest, scopes, expires_at, \
-             revoked, created_at) VALUES ($1, $2, $3, $4, $5, FALSE, $6) RETURNING id",
-        )
-        .bind(token.user_id)
-        .bind(&token.name)
-        .bind(&token.token_digest)
-        .bind(token.scopes.join(","))
-        .bind(token.expires_at)
-        .bind(Timestamp::now());
-        let id: i64 = self.db.fetch_one(&q, first).await?;
+        let id: i64 = self.db.fetch_one(&insert_token(token), first).await?;
         self.personal_access_token(id)
             .await?
             .ok_or(StoreError::NotFound)
@@ -333,6 +344,24 @@ impl UserStore for SqlStore {
     async fn revoke_personal_access_token(&self, id: i64) -> Result<()> {
         let q = query("UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1").bind(id);
         found(self.db.execute(&q).await?)
+    }
+
+    async fn rotate_personal_access_token(
+        &self,
+        id: i64,
+        new: &NewPersonalAccessToken,
+    ) -> Result<Option<PersonalAccessToken>> {
+        let mut tx = self.db.begin_write().await?;
+        let revoke = query(
+            "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1 AND revoked = FALSE",
+        )
+        .bind(id);
+        if tx.execute(&revoke).await? == 0 {
+            return Ok(None);
+        }
+        let id: i64 = tx.fetch_one(&insert_token(new), first).await?;
+        tx.commit().await?;
+        self.personal_access_token(id).await
     }
 
     async fn touch_personal_access_token(&self, id: i64, at: Timestamp) -> Result<()> {

@@ -12,6 +12,7 @@ use pipewright_store::{NewHookDelivery, Project, ProjectHook, PushEvent};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
+use crate::domain::accounts;
 use crate::domain::projects::authorize_project;
 use crate::domain::runner_registration;
 use crate::domain::webhooks;
@@ -343,6 +344,7 @@ pub(crate) async fn settings(
         webhook_delivery::ALLOW_LOCAL_SETTING: allow,
         "allow_local_requests_from_system_hooks": allow,
         runner_registration::ALLOW_SETTING: runner_registration::allowed(&state).await?,
+        accounts::SIGNUP_SETTING: accounts::signup_enabled(&state).await?,
     })))
 }
 
@@ -361,6 +363,14 @@ pub(crate) async fn update_settings(
                 runner_registration::ALLOW_SETTING,
                 if allow { "true" } else { "false" },
             )
+            .await?;
+    }
+    // GitLab's `signup_enabled` (off by default here): the sign-up page exists only when on.
+    if let Some(on) = params.bool(accounts::SIGNUP_SETTING)? {
+        let value = if on { "true" } else { "false" };
+        state
+            .store
+            .set_setting(accounts::SIGNUP_SETTING, value)
             .await?;
     }
     if let Some(allow) = params.bool(webhook_delivery::ALLOW_LOCAL_SETTING)? {

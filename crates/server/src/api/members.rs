@@ -5,6 +5,7 @@ use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pipewright_core::{AccessLevel, Timestamp};
+use pipewright_store::{Member, Page};
 use serde_json::Value;
 
 use crate::auth::Caller;
@@ -61,6 +62,41 @@ fn check_owner_rule(access: &ProjectAccess, levels: &[AccessLevel]) -> ApiResult
     Ok(())
 }
 
+/// The last Owner of a project cannot be removed or given a lower role, so the project always
+/// keeps someone who may administer it (GitLab refuses to remove or demote the last owner of
+/// a namespace; this message is ours, not verified in GitLab's source).
+async fn keeps_an_owner(state: &AppState, member: &Member) -> ApiResult<()> {
+    if member.access_level != AccessLevel::Owner {
+        return Ok(());
+    }
+    let now = Timestamp::now();
+    let mut owners = 0;
+    let mut page = Page {
+        page: 1,
+        per_page: 100,
+    };
+    loop {
+        let found = state.store.members(member.project_id, page).await?;
+        owners += found
+            .items
+            .iter()
+            .filter(|m| m.access_level == AccessLevel::Owner)
+            .filter(|m| m.expires_at.is_none_or(|t| t > now))
+            .count();
+        if owners > 1 || i64::from(page.page) * i64::from(page.per_page) >= found.total {
+            break;
+        }
+        page.page += 1;
+    }
+    if owners > 1 {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(Some(
+            "A project must keep at least one Owner".into(),
+        )))
+    }
+}
+
 async fn list_members(
     State(state): State<AppState>,
     caller: Caller,
@@ -98,7 +134,7 @@ async fn get_member(
     Ok(Json(entities::member(&state.config, &member)))
 }
 
-async fn add_member(
+pub(crate) async fn add_member(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -138,7 +174,7 @@ async fn add_member(
         .into_response())
 }
 
-async fn update_member(
+pub(crate) async fn update_member(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -154,6 +190,9 @@ async fn update_member(
         .ok_or(ApiError::NotFound("Member"))?;
     let level = access_level(&params)?;
     check_owner_rule(&access, &[level, existing.access_level])?;
+    if level != AccessLevel::Owner {
+        keeps_an_owner(&state, &existing).await?;
+    }
     let member = state
         .store
         .update_member(project.id, user_id, level, expires_at(&params)?)
@@ -161,7 +200,7 @@ async fn update_member(
     Ok(Json(entities::member(&state.config, &member)))
 }
 
-async fn remove_member(
+pub(crate) async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -175,6 +214,7 @@ async fn remove_member(
         .await?
         .ok_or(ApiError::NotFound("Member"))?;
     check_owner_rule(&access, &[existing.access_level])?;
+    keeps_an_owner(&state, &existing).await?;
     state.store.remove_member(project.id, user_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

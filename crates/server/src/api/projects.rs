@@ -195,6 +195,17 @@ pub const DEFAULT_BUILD_TIMEOUT: i64 = 3600;
 const MIN_BUILD_TIMEOUT: i64 = 600;
 const MAX_BUILD_TIMEOUT: i64 = 30 * 24 * 3600;
 
+/// GitLab: app/models/project.rb, `validates :description, length: { maximum: 2000 }`.
+fn description_length(params: &Params, errors: &mut validate::Errors) -> ApiResult<()> {
+    if params
+        .str("description")?
+        .is_some_and(|d| d.chars().count() > 2000)
+    {
+        errors.add("description", "is too long (maximum is 2000 characters)");
+    }
+    Ok(())
+}
+
 fn parse_visibility(params: &Params) -> ApiResult<Option<Visibility>> {
     match params.str("visibility")? {
         None => Ok(None),
@@ -231,7 +242,7 @@ fn branch_name_is_valid(name: &str) -> bool {
             .any(|c| c.is_control() || " ~^:?*[\\".contains(c))
 }
 
-async fn create_project(
+pub(crate) async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
     params: Params,
@@ -287,6 +298,7 @@ async fn create_project(
         errors.add("default_branch", "is invalid");
     }
     let ci_config_path = ci_config_path_param(&params, &mut errors)?;
+    description_length(&params, &mut errors)?;
     errors.into_result()?;
     let new = NewProject {
         namespace_id: namespace.id,
@@ -326,13 +338,16 @@ async fn create_project(
     if let Some(path) = &ci_config_path {
         save_ci_config_path(&state, &project, path).await?;
     }
+    if params.bool("initialize_with_readme")?.unwrap_or(false) {
+        crate::domain::projects::initialize_with_readme(&state, &project, &actor.user).await?;
+    }
     let access = project_access(&state, &caller, &project).await?;
     let mut out = render(&state, &project, &access).await?;
     add_ci_settings(&state, &project, &mut out).await?;
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-async fn update_project(
+pub(crate) async fn update_project(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -381,6 +396,7 @@ async fn update_project(
         _ => {}
     }
     let ci_config_path = ci_config_path_param(&params, &mut errors)?;
+    description_length(&params, &mut errors)?;
     errors.into_result()?;
     if let Some(path) = &ci_config_path {
         save_ci_config_path(&state, &project, path).await?;
@@ -437,7 +453,7 @@ async fn update_project(
     Ok(Json(out))
 }
 
-async fn delete_project(
+pub(crate) async fn delete_project(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

@@ -77,7 +77,7 @@ async fn show(
     Ok(Json(entities::protected_branch(&rule)))
 }
 
-async fn protect(
+pub(crate) async fn protect(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -111,7 +111,7 @@ async fn protect(
     Ok((StatusCode::CREATED, Json(entities::protected_branch(&rule))).into_response())
 }
 
-async fn unprotect(
+pub(crate) async fn unprotect(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

@@ -1,4 +1,6 @@
-//! Personal access tokens: created by admins for a user, listed, inspected and revoked.
+//! Personal access tokens: created by admins for a user, listed, inspected, revoked and
+//! rotated (GitLab: lib/api/personal_access_tokens.rb, lib/api/personal_access_tokens/
+//! self_rotation.rb).
 
 use axum::Json;
 use axum::extract::{OriginalUri, State};
@@ -27,6 +29,16 @@ pub fn routes() -> Vec<Route> {
         Route::get("/api/v4/personal_access_tokens", list_tokens, SignedIn),
         Route::get("/api/v4/personal_access_tokens/self", get_self, SignedIn),
         Route::delete("/api/v4/personal_access_tokens/self", revoke_self, SignedIn),
+        Route::post(
+            "/api/v4/personal_access_tokens/self/rotate",
+            rotate_self,
+            SignedIn,
+        ),
+        Route::post(
+            "/api/v4/personal_access_tokens/{id}/rotate",
+            rotate_token,
+            SelfOrAdmin,
+        ),
         Route::get(
             "/api/v4/personal_access_tokens/{id}",
             get_token,
@@ -60,17 +72,7 @@ async fn create_for_user(
     if scopes.is_empty() || scopes.iter().any(|s| !KNOWN_SCOPES.contains(&s.as_str())) {
         return Err(ApiError::InvalidParam("scopes".into()));
     }
-    let expires_at = match params.str("expires_at")? {
-        Some(text) if !text.is_empty() => {
-            let at = Timestamp::parse(&text)
-                .ok_or_else(|| ApiError::InvalidParam("expires_at".into()))?;
-            if at <= Timestamp::now() {
-                return Err(ApiError::validation("expires_at", "must be in the future"));
-            }
-            Some(at)
-        }
-        _ => None,
-    };
+    let expires_at = expires_at_param(&params)?;
     let (pat, token) =
         crate::domain::tokens::issue_token(&state, user_id, &name, scopes, expires_at, None)
             .await?;
@@ -79,6 +81,21 @@ async fn create_for_user(
         Json(entities::personal_access_token(&pat, Some(&token))),
     )
         .into_response())
+}
+
+/// `expires_at`, a date in the future, if given.
+pub(crate) fn expires_at_param(params: &Params) -> ApiResult<Option<Timestamp>> {
+    match params.str("expires_at")? {
+        Some(text) if !text.is_empty() => {
+            let at = Timestamp::parse(&text)
+                .ok_or_else(|| ApiError::InvalidParam("expires_at".into()))?;
+            if at <= Timestamp::now() {
+                return Err(ApiError::validation("expires_at", "must be in the future"));
+            }
+            Ok(Some(at))
+        }
+        _ => Ok(None),
+    }
 }
 
 async fn list_for_user(
@@ -190,4 +207,44 @@ async fn revoke_token(
     }
     state.store.revoke_personal_access_token(pat.id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /personal_access_tokens/:id/rotate`: the caller's own token (any, for admins); others
+/// are 404 (`manage_user_personal_access_token`). 200 with the new token.
+async fn rotate_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Response> {
+    let actor = caller.required()?;
+    let pat = visible_token(&state, actor, seg.id("id", "")?).await?;
+    rotated(&state, &pat, &params).await
+}
+
+/// `POST /personal_access_tokens/self/rotate`: the token that authenticates the request
+/// (scope `api` or `self_rotate`).
+async fn rotate_self(
+    State(state): State<AppState>,
+    caller: Caller,
+    params: Params,
+) -> ApiResult<Response> {
+    let actor = caller.required()?;
+    let id = current_token_id(actor)?;
+    let pat = visible_token(&state, actor, id).await?;
+    rotated(&state, &pat, &params).await
+}
+
+async fn rotated(
+    state: &AppState,
+    pat: &PersonalAccessToken,
+    params: &Params,
+) -> ApiResult<Response> {
+    use crate::domain::tokens::{RotatedExpiry, rotate_token};
+    let expiry = match expires_at_param(params)? {
+        Some(at) => RotatedExpiry::At(at),
+        None => RotatedExpiry::DefaultPeriod,
+    };
+    let (new, token) = rotate_token(state, pat, expiry).await?;
+    Ok(Json(entities::personal_access_token(&new, Some(&token))).into_response())
 }

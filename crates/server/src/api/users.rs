@@ -143,7 +143,11 @@ pub(crate) async fn create_user(
         password_hash: Some(hash),
         is_admin: params.bool("admin")?.unwrap_or(false),
     };
-    let user = state.store.create_user(&new).await.map_err(user_conflict)?;
+    let user = state
+        .store
+        .create_user(&new)
+        .await
+        .map_err(crate::domain::accounts::user_conflict)?;
     Ok((
         StatusCode::CREATED,
         Json(entities::user_full(&state.config, &user)),
@@ -197,7 +201,7 @@ async fn update_user(
         .store
         .update_user(id, &update)
         .await
-        .map_err(user_conflict)?;
+        .map_err(crate::domain::accounts::user_conflict)?;
     Ok(Json(entities::user_full(&state.config, &user)))
 }
 
@@ -282,17 +286,4 @@ pub async fn hash_password(password: String) -> ApiResult<String> {
     secrets::hash_password_async(password)
         .await
         .map_err(ApiError::Internal)
-}
-
-/// GitLab answers duplicate usernames and emails with 409 and a sentence.
-fn user_conflict(err: pipewright_store::StoreError) -> ApiError {
-    match err {
-        pipewright_store::StoreError::Conflict(what) if what.contains("email") => {
-            ApiError::Conflict("Email has already been taken".into())
-        }
-        pipewright_store::StoreError::Conflict(_) => {
-            ApiError::Conflict("Username has already been taken".into())
-        }
-        other => other.into(),
-    }
 }

@@ -8,6 +8,7 @@
 //! this layer; nothing here imports from `api/` or `web/` (a test in `tests/api/architecture.rs`
 //! holds every module of the crate to that, and to an acyclic module graph).
 
+pub mod accounts;
 pub mod artifacts;
 pub mod bridges;
 pub mod ci_variables;

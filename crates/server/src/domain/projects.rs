@@ -142,3 +142,35 @@ pub async fn set_ci_config_path(
     state.ci_config_path_cache.invalidate(project_id);
     Ok(())
 }
+
+/// "Initialize repository with a README": the default branch gets one commit holding
+/// `README.md` (the project's name and description), by `author`, so the project can be cloned
+/// at once. GitLab: app/services/projects/create_service.rb (`initialize_with_readme`, commit
+/// message "Initial commit"; GitLab's README template says more, this one only the name and
+/// description).
+pub async fn initialize_with_readme(
+    state: &AppState,
+    project: &Project,
+    author: &pipewright_store::User,
+) -> ApiResult<String> {
+    let mut readme = format!("# {}\n", project.name);
+    if let Some(description) = project.description.as_deref().filter(|d| !d.is_empty()) {
+        readme.push_str(&format!("\n{description}\n"));
+    }
+    let author = pipewright_git::Author {
+        name: author.name.clone(),
+        email: author.email.clone(),
+    };
+    let files = vec![("README.md".to_string(), readme.into_bytes())];
+    state
+        .repos
+        .initial_commit_async(
+            project.id,
+            &project.default_branch,
+            files,
+            author,
+            "Initial commit",
+        )
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("initial commit")))
+}

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::error::{WebError, WebResult};
-use super::session::{self, CSRF_FIELD, SIGN_IN_CSRF_COOKIE, Viewer};
+use super::session::{self, SIGN_IN_CSRF_COOKIE, Viewer};
 use super::view::{self, Layout};
 use crate::params::Params;
 use crate::secrets;
@@ -25,6 +25,8 @@ struct SignInPage {
     login: String,
     redirect_to: String,
     error: Option<String>,
+    /// Whether the instance takes sign-ups (a "Register now" link).
+    signup: bool,
 }
 
 /// The longest `redirect_to` kept; a longer one is nobody's page of ours.
@@ -53,7 +55,7 @@ fn safe_redirect(target: Option<&str>) -> String {
     }
 }
 
-fn sign_in_page(
+async fn sign_in_page(
     state: &AppState,
     viewer: &Viewer,
     headers: &HeaderMap,
@@ -71,6 +73,7 @@ fn sign_in_page(
         login,
         redirect_to,
         error,
+        signup: crate::domain::accounts::signup_enabled(state).await?,
     };
     let mut response = view::render(state, &page.layout, &page)?;
     *response.status_mut() = status;
@@ -100,6 +103,7 @@ pub async fn show(
         None,
         axum::http::StatusCode::OK,
     )
+    .await
 }
 
 pub async fn create(
@@ -109,12 +113,7 @@ pub async fn create(
     request_parts: axum::http::Extensions,
     params: Params,
 ) -> WebResult<Response> {
-    let submitted = params.str(CSRF_FIELD).ok().flatten();
-    let expected = session::cookie(&headers, SIGN_IN_CSRF_COOKIE);
-    match (submitted.as_deref(), expected) {
-        (Some(a), Some(b)) if !a.is_empty() && secrets::digests_equal(a, b) => {}
-        _ => return Err(WebError::InvalidCsrf),
-    }
+    session::verify_pre_session_form(&headers, &params)?;
     // Rack nesting: `user[login]` arrives as {"user": {"login": …}}.
     let field = |name: &str| {
         params
@@ -148,7 +147,8 @@ pub async fn create(
                 redirect_to,
                 Some("Invalid login or password.".into()),
                 axum::http::StatusCode::UNAUTHORIZED,
-            );
+            )
+            .await;
         }
     };
     // A new session id on every sign-in (no session fixation); the old one ends.

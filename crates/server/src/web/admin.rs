@@ -59,6 +59,7 @@ struct AdminPage {
     /// Whether the embedded runner runs, and which job isolation is in force.
     embedded_runner: String,
     allow_local: bool,
+    signup_enabled: bool,
     /// Whether runners may register with registration tokens, and the instance's token then.
     allow_registration_tokens: bool,
     registration_token: String,
@@ -140,6 +141,7 @@ pub async fn show(
         runners,
         embedded_runner: state.config.embedded_runner_status.clone(),
         allow_local: webhook_delivery::allow_local(&state).await?,
+        signup_enabled: crate::domain::accounts::signup_enabled(&state).await?,
         allow_registration_tokens,
         registration_token,
         page,
@@ -207,7 +209,16 @@ pub async fn update_settings(
         .ok()
         .flatten()
         .unwrap_or(false);
+    let signup = params
+        .bool(crate::domain::accounts::SIGNUP_SETTING)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
     let mut p = Params::default();
+    p.set_path(
+        crate::domain::accounts::SIGNUP_SETTING,
+        if signup { "true" } else { "false" },
+    );
     p.set_path(
         webhook_delivery::ALLOW_LOCAL_SETTING,
         if allow { "true" } else { "false" },

@@ -13,14 +13,20 @@ pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod error;
+pub mod forms;
 pub mod hooks;
 pub mod jobs;
+pub mod members;
+pub mod new_project;
 pub mod pipeline_schedules;
 pub mod pipelines;
+pub mod project_settings;
 pub mod projects;
 pub mod repository;
 pub mod session;
 pub mod settings;
+pub mod sign_up;
+pub mod user_settings;
 pub mod view;
 
 use crate::routes::{Access, Route};
@@ -36,7 +42,7 @@ pub fn routes() -> Vec<Route> {
     let settings = format!("{project}/-/settings/ci_cd");
     let schedules = format!("{project}/-/pipeline_schedules");
     let schedule = format!("{schedules}/{{id}}");
-    vec![
+    let mut table = vec![
         Route::get("/users/sign_in", account::show, Open),
         Route::post("/users/sign_in", account::create, Open),
         Route::post("/users/sign_out", account::destroy, Public),
@@ -144,6 +150,79 @@ pub fn routes() -> Vec<Route> {
             format!("{project}/-/hooks/{{id}}/{{action}}"),
             hooks::act,
             Maintainer,
+        ),
+    ];
+    table.extend(self_service_routes());
+    table
+}
+
+/// The self-service pages (issue 17): sign-up, the user's own settings, new projects and a
+/// project's settings, members and protected branches.
+fn self_service_routes() -> Vec<Route> {
+    use Access::*;
+    let tokens = "/-/user_settings/personal_access_tokens";
+    let project = "/{namespace}/{repo}";
+    let members = format!("{project}/-/project_members");
+    vec![
+        Route::get(
+            format!("{project}/edit"),
+            project_settings::edit,
+            Maintainer,
+        ),
+        Route::post(project, project_settings::update, Maintainer),
+        Route::post(
+            format!("{project}/-/delete"),
+            project_settings::destroy,
+            Owner,
+        ),
+        Route::get(
+            format!("{project}/-/settings/repository"),
+            project_settings::repository,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{project}/-/protected_branches"),
+            project_settings::protect,
+            Maintainer,
+        ),
+        Route::post(
+            format!("{project}/-/protected_branches/{{id}}/unprotect"),
+            project_settings::unprotect,
+            Maintainer,
+        ),
+        Route::get(&members, members::list, See),
+        Route::post(&members, members::create, Maintainer),
+        Route::post(
+            format!("{members}/{{user_id}}/{{action}}"),
+            members::act,
+            Maintainer,
+        ),
+        Route::get("/projects/new", new_project::new, SignedIn),
+        Route::post("/projects", new_project::create, SignedIn),
+        Route::get("/users/sign_up", sign_up::new, Open),
+        Route::post("/users", sign_up::create, Open),
+        Route::get("/-/user_settings/profile", user_settings::profile, SignedIn),
+        Route::post(
+            "/-/user_settings/profile",
+            user_settings::update_profile,
+            SignedIn,
+        ),
+        Route::get(
+            "/-/user_settings/password/edit",
+            user_settings::edit_password,
+            SignedIn,
+        ),
+        Route::post(
+            "/-/user_settings/password",
+            user_settings::update_password,
+            SignedIn,
+        ),
+        Route::get(tokens, user_settings::tokens, SignedIn),
+        Route::post(tokens, user_settings::create_token, SignedIn),
+        Route::post(
+            format!("{tokens}/{{id}}/{{action}}"),
+            user_settings::token_action,
+            SignedIn,
         ),
     ]
 }

@@ -98,6 +98,19 @@ fn csrf_for(session_id: &str) -> String {
 }
 
 /// A cookie's value from the request headers.
+/// Checks a form posted before there is a session (signing in, signing up): its token must
+/// equal the double-submit cookie the form's page set.
+pub fn verify_pre_session_form(
+    headers: &HeaderMap,
+    params: &crate::params::Params,
+) -> Result<(), WebError> {
+    let submitted = params.str(CSRF_FIELD).ok().flatten();
+    match (submitted.as_deref(), cookie(headers, SIGN_IN_CSRF_COOKIE)) {
+        (Some(a), Some(b)) if !a.is_empty() && secrets::digests_equal(a, b) => Ok(()),
+        _ => Err(WebError::InvalidCsrf),
+    }
+}
+
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)

@@ -12,10 +12,10 @@ use crate::running::{MAKEFILE, start_runner};
 use crate::support::{Backend, TestApp};
 use crate::triggering::UPLOAD_CONFIG;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
-fn tools() -> Option<PathBuf> {
+pub fn tools() -> Option<PathBuf> {
     let python = std::env::var_os("PIPEWRIGHT_PYTHON").map(PathBuf::from);
     let ready =
         python.is_some() && Path::new(CHROMIUM).exists() && Path::new(CHROMEDRIVER).exists();

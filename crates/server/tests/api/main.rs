@@ -36,6 +36,7 @@ mod repository_pages;
 mod runner_registration;
 mod runners;
 mod running;
+mod self_service;
 mod signed_webhooks;
 mod third_party_runner;
 mod trigger_rotation;

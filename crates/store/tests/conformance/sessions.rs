@@ -54,6 +54,22 @@ async fn a_session_slides_until_it_expires(db: Fresh) {
     store.create_web_session(&session).await.unwrap();
     store.delete_web_session("digest").await.unwrap();
     assert!(store.web_session("digest").await.unwrap().is_none());
+
+    // A password change ends every other session of the user.
+    let bob = user(&*store, "bob").await;
+    for (digest, user_id) in [("a1", alice.id), ("a2", alice.id), ("b1", bob.id)] {
+        let s = WebSession {
+            id_digest: digest.into(),
+            user_id,
+            ..session.clone()
+        };
+        store.create_web_session(&s).await.unwrap();
+    }
+    let ended = store.delete_user_web_sessions(alice.id, Some("a1")).await;
+    assert_eq!(ended.unwrap(), 1);
+    assert!(store.web_session("a1").await.unwrap().is_some());
+    assert!(store.web_session("a2").await.unwrap().is_none());
+    assert!(store.web_session("b1").await.unwrap().is_some());
 }
 
 async fn failed_sign_ins_count_per_window(db: Fresh) {

@@ -12,6 +12,7 @@ on_both!(
     user_search_matches_wildcards_literally,
     a_blocked_user_stays_blocked_and_a_deleted_one_is_gone,
     tokens_are_found_by_digest_listed_per_user_revoked_and_touched,
+    a_token_is_rotated_once_into_a_new_one,
 );
 
 async fn a_user_is_found_by_any_case_of_their_name_and_renamed_with_their_namespace(db: Fresh) {
@@ -149,4 +150,44 @@ async fn tokens_are_found_by_digest_listed_per_user_revoked_and_touched(db: Fres
         store.revoke_personal_access_token(9_999).await,
         Err(StoreError::NotFound)
     ));
+}
+
+async fn a_token_is_rotated_once_into_a_new_one(db: Fresh) {
+    let store = db.open().await;
+    let dave = user(&*store, "dave").await;
+    let new = |digest: &str| NewPersonalAccessToken {
+        user_id: dave.id,
+        name: "ci".into(),
+        token_digest: digest.into(),
+        scopes: vec!["api".into()],
+        expires_at: Some(Timestamp(1_900_000_000_000)),
+    };
+    let old = store
+        .create_personal_access_token(&new("old"))
+        .await
+        .unwrap();
+    let rotated = store
+        .rotate_personal_access_token(old.id, &new("new"))
+        .await
+        .unwrap()
+        .expect("rotated");
+    assert_ne!(rotated.id, old.id);
+    assert!(!rotated.revoked);
+    let old = store.personal_access_token(old.id).await.unwrap().unwrap();
+    assert!(old.revoked, "the old token is revoked with the rotation");
+    // A second rotation of the same (now revoked) token changes nothing.
+    assert!(
+        store
+            .rotate_personal_access_token(old.id, &new("again"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .personal_access_token_by_digest("again")
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -87,7 +87,10 @@ impl Case {
 
 /// API routes (and the health checks, which answer like them).
 fn is_api(path: &str) -> bool {
-    path.starts_with("/api/") || (path.starts_with("/-/") && !path.starts_with("/-/assets/"))
+    path.starts_with("/api/")
+        || (path.starts_with("/-/")
+            && !path.starts_with("/-/assets/")
+            && !path.starts_with("/-/user_settings/"))
 }
 
 fn is_git(path: &str) -> bool {

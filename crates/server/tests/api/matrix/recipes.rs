@@ -221,6 +221,20 @@ impl<'a> Ctx<'a> {
         user["id"].as_i64().unwrap()
     }
 
+    /// A new token of the Developer's (scope `api`).
+    async fn developer_token(fx: &Fixture) -> i64 {
+        let developer = fx.user(Who::Developer).id;
+        let t = fx
+            .call(
+                Method::POST,
+                &format!("/users/{developer}/personal_access_tokens"),
+                fx.root(),
+                json!({"name": "throwaway", "scopes": ["api"]}),
+            )
+            .await;
+        t["id"].as_i64().unwrap()
+    }
+
     async fn new_member(fx: &Fixture, project: i64) -> i64 {
         let user = Self::new_user(fx).await;
         fx.call(
@@ -231,6 +245,18 @@ impl<'a> Ctx<'a> {
         )
         .await;
         user
+    }
+
+    async fn new_protected_branch(fx: &Fixture, project: i64) -> i64 {
+        let rule = fx
+            .call(
+                Method::POST,
+                &format!("/projects/{project}/protected_branches"),
+                fx.token(Who::Maintainer),
+                json!({"name": fx.unique("throwaway-")}),
+            )
+            .await;
+        rule["id"].as_i64().unwrap()
     }
 
     async fn new_trigger(fx: &Fixture, project: i64) -> i64 {
@@ -313,6 +339,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("DELETE", "/api/v4/personal_access_tokens/self"),
     ("GET", "/api/v4/personal_access_tokens/{id}"),
     ("DELETE", "/api/v4/personal_access_tokens/{id}"),
+    ("POST", "/api/v4/personal_access_tokens/self/rotate"),
+    ("POST", "/api/v4/personal_access_tokens/{id}/rotate"),
     ("GET", "/api/v4/projects"),
     ("POST", "/api/v4/projects"),
     ("GET", "/api/v4/projects/{id}"),
@@ -489,6 +517,20 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/admin/users/{id}/{action}"),
     ("POST", "/admin/settings"),
     ("GET", "/-/assets/{file}"),
+    ("GET", "/projects/new"),
+    ("POST", "/projects"),
+    ("GET", "/users/sign_up"),
+    ("POST", "/users"),
+    ("GET", "/-/user_settings/profile"),
+    ("POST", "/-/user_settings/profile"),
+    ("GET", "/-/user_settings/password/edit"),
+    ("POST", "/-/user_settings/password"),
+    ("GET", "/-/user_settings/personal_access_tokens"),
+    ("POST", "/-/user_settings/personal_access_tokens"),
+    (
+        "POST",
+        "/-/user_settings/personal_access_tokens/{id}/{action}",
+    ),
     ("GET", "/{namespace}/{repo}"),
     ("GET", "/{namespace}/{repo}/-/pipelines"),
     ("POST", "/{namespace}/{repo}/-/pipelines"),
@@ -538,6 +580,21 @@ const KNOWN: &[(&str, &str)] = &[
     (
         "POST",
         "/{namespace}/{repo}/-/settings/ci_cd/runners/{id}/remove",
+    ),
+    ("GET", "/{namespace}/{repo}/edit"),
+    ("POST", "/{namespace}/{repo}"),
+    ("POST", "/{namespace}/{repo}/-/delete"),
+    ("GET", "/{namespace}/{repo}/-/settings/repository"),
+    ("POST", "/{namespace}/{repo}/-/protected_branches"),
+    (
+        "POST",
+        "/{namespace}/{repo}/-/protected_branches/{id}/unprotect",
+    ),
+    ("GET", "/{namespace}/{repo}/-/project_members"),
+    ("POST", "/{namespace}/{repo}/-/project_members"),
+    (
+        "POST",
+        "/{namespace}/{repo}/-/project_members/{user_id}/{action}",
     ),
     ("GET", "/{namespace}/{repo}/-/hooks"),
     ("POST", "/{namespace}/{repo}/-/hooks"),
@@ -663,20 +720,21 @@ async fn api_recipe(ctx: &mut Ctx<'_>, method: &str, path: &str) -> Req {
             fx.developer_token_id
         )),
         ("DELETE", "/personal_access_tokens/{id}") => {
-            let (id, key) = ctx
-                .throwaway(async {
-                    let t = fx
-                        .call(
-                            Method::POST,
-                            &format!("/users/{developer}/personal_access_tokens"),
-                            &root,
-                            json!({"name": "throwaway", "scopes": ["api"]}),
-                        )
-                        .await;
-                    t["id"].as_i64().unwrap()
-                })
-                .await;
+            let (id, key) = ctx.throwaway(Ctx::developer_token(fx)).await;
             Req::get(format!("/api/v4/personal_access_tokens/{id}")).consumes(key)
+        }
+        // A rotation the caller may make is refused for its date (400), so the caller's own
+        // token is not revoked halfway through the matrix.
+        ("POST", "/personal_access_tokens/self/rotate") => {
+            Req::json(path, json!({"expires_at": "2001-01-01"}))
+        }
+        ("POST", "/personal_access_tokens/{id}/rotate") => {
+            let (id, key) = ctx.throwaway(Ctx::developer_token(fx)).await;
+            Req::json(
+                format!("/api/v4/personal_access_tokens/{id}/rotate"),
+                json!({}),
+            )
+            .consumes(key)
         }
         ("POST", "/projects") => Req::json(path, json!({"name": fx.unique("new-project")})),
         ("POST", "/user/runners") => Req::json(
@@ -1083,6 +1141,37 @@ async fn web_recipe(
             &[("allow_local_requests_from_web_hooks_and_services", "true")],
         ),
         ("GET", "/-/assets/{file}", _) => Req::get("/-/assets/app.css"),
+        ("GET", "/-/user_settings/personal_access_tokens", _) => Req::get(path),
+        (
+            "GET",
+            "/users/sign_up" | "/-/user_settings/profile" | "/-/user_settings/password/edit",
+            _,
+        ) => Req::get(path),
+        ("POST", "/users", _) => Req::form(path, &[("new_user[username]", "nobody")]),
+        ("GET", "/projects/new", _) => Req::get(path),
+        ("POST", "/projects", _) => {
+            let name = fx.unique("web-project");
+            Req::form(path, &[("name", &name)])
+        }
+        // The name is kept and the email left as it is: nothing a later cell depends on.
+        ("POST", "/-/user_settings/profile", _) => Req::form(path, &[("user[name]", "Matrix")]),
+        // A wrong current password: refused (422) without changing anything or ending the
+        // caller's sessions.
+        ("POST", "/-/user_settings/password", _) => Req::form(
+            path,
+            &[("user[password]", "wrong"), ("user[new_password]", "x")],
+        ),
+        ("POST", "/-/user_settings/personal_access_tokens", _) => {
+            Req::form(path, &[("name", "matrix"), ("scopes[]", "read_api")])
+        }
+        ("POST", "/-/user_settings/personal_access_tokens/{id}/{action}", _) => {
+            let (id, key) = ctx.throwaway(Ctx::developer_token(fx)).await;
+            Req::form(
+                format!("/-/user_settings/personal_access_tokens/{id}/revoke"),
+                &[],
+            )
+            .consumes(key)
+        }
         ("GET", _, Some("" | "/-/pipelines" | "/-/jobs" | "/-/settings/ci_cd" | "/-/hooks")) => {
             Req::get(page(project_rest.unwrap_or_default()))
         }
@@ -1176,6 +1265,31 @@ async fn web_recipe(
         ("POST", _, Some("/-/settings/ci_cd/runners/{id}/remove")) => {
             let (id, key) = ctx.throwaway(fx.new_project_runner(pid)).await;
             Req::form(page(&format!("/-/settings/ci_cd/runners/{id}/remove")), &[]).consumes(key)
+        }
+        ("GET", _, Some("/edit" | "/-/settings/repository" | "/-/project_members")) => {
+            Req::get(page(project_rest.unwrap_or_default()))
+        }
+        ("POST", _, Some("")) => Req::form(page(""), &[("description", "matrix")]),
+        // The wrong confirmation: refused (a redirect with a message), nothing deleted.
+        ("POST", _, Some("/-/delete")) => {
+            Req::form(page("/-/delete"), &[("confirm_name", "not-the-path")])
+        }
+        ("POST", _, Some("/-/protected_branches")) => {
+            let name = fx.unique("matrix-web-");
+            Req::form(page("/-/protected_branches"), &[("name", &name)])
+        }
+        ("POST", _, Some("/-/protected_branches/{id}/unprotect")) => {
+            let (id, key) = ctx.throwaway(Ctx::new_protected_branch(fx, pid)).await;
+            Req::form(page(&format!("/-/protected_branches/{id}/unprotect")), &[]).consumes(key)
+        }
+        // Nobody by that name: the API's refusal comes back as the page's message.
+        ("POST", _, Some("/-/project_members")) => Req::form(
+            page("/-/project_members"),
+            &[("username", "matrix-nobody"), ("access_level", "30")],
+        ),
+        ("POST", _, Some("/-/project_members/{user_id}/{action}")) => {
+            let (id, key) = ctx.throwaway(Ctx::new_member(fx, pid)).await;
+            Req::form(page(&format!("/-/project_members/{id}/remove")), &[]).consumes(key)
         }
         ("POST", _, Some("/-/hooks")) => Req::form(
             page("/-/hooks"),
@@ -1294,6 +1408,15 @@ pub async fn run(mut ctx: Ctx<'_>) -> Got {
 pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
     let anonymous = who == Who::Anonymous || (who.is_job_token() && is_plain_api(case));
     match (case.method.as_str(), case.path.as_str()) {
+        // A token on the user settings page is its owner's alone (the Developer's here); it
+        // is not found for anyone else, administrators included.
+        ("POST", "/-/user_settings/personal_access_tokens/{id}/{action}")
+            if who.has_session() && who != Who::Blocked && who != Who::Developer =>
+        {
+            Some(Expect::Status(404))
+        }
+        // Sign-up is off in the fixture (GitLab's `signup_enabled`): the page does not exist.
+        ("GET", "/users/sign_up") | ("POST", "/users") => Some(Expect::Status(404)),
         // Signing out ends at the sign-in page, whoever asks.
         ("POST", "/users/sign_out") => Some(Expect::SignIn),
         // Only the trigger's owner (the Maintainer who made it) or an administrator may change
@@ -1326,10 +1449,11 @@ pub fn exception(case: &Case, who: Who, vis: Option<Vis>) -> Option<Expect> {
         // lib/api/personal_access_tokens.rb `not_found!` unless `read_user_personal_access_tokens`;
         // later releases answer 401 to reads and 400 to revocations — a refusal either way,
         // and never a hint that the token exists).
-        ("GET" | "DELETE", "/api/v4/personal_access_tokens/{id}")
-            if (who.role().is_some() && who != Who::Developer) || who == Who::NonMember =>
-        {
-            if who == Who::ReadApiToken && case.method == Method::DELETE {
+        (
+            "GET" | "DELETE" | "POST",
+            "/api/v4/personal_access_tokens/{id}" | "/api/v4/personal_access_tokens/{id}/rotate",
+        ) if (who.role().is_some() && who != Who::Developer) || who == Who::NonMember => {
+            if who == Who::ReadApiToken && case.method != Method::GET {
                 None
             } else {
                 Some(Expect::Status(404))
