@@ -252,7 +252,7 @@ pub async fn repository(
             &headers,
             format!("Repository settings · {}", project.name),
         )
-        .with_project(ProjectNav::new(&project, &access, "repository")),
+        .with_project(ProjectNav::new(&project, &access, "settings_repository")),
         full_path: project.full_path(),
         branches,
         protected,

@@ -192,7 +192,7 @@ pub async fn tree(
 ) -> WebResult<Response> {
     let (project, access) = repository_project(&state, &viewer, &namespace, &repo).await?;
     let layout = Layout::new(&viewer, &headers, format!("Files · {}", project.name))
-        .with_project(ProjectNav::new(&project, &access, "repository"));
+        .with_project(ProjectNav::new(&project, &access, "code"));
     if state
         .repos
         .is_empty_async(project.id)
@@ -313,7 +313,7 @@ pub async fn blob(
     let name = crumbs.pop().map(|(name, _)| name).unwrap_or_default();
     let page = BlobPage {
         layout: Layout::new(&viewer, &headers, format!("{name} · {}", project.name))
-            .with_project(ProjectNav::new(&project, &access, "repository")),
+            .with_project(ProjectNav::new(&project, &access, "code")),
         full_path: project.full_path(),
         root_url: links.to("tree", ""),
         crumbs,
@@ -504,7 +504,7 @@ pub async fn commits(
     let page_url = |n: u32| format!("{here}?page={n}");
     let page_view = CommitsPage {
         layout: Layout::new(&viewer, &headers, format!("Commits · {}", project.name))
-            .with_project(ProjectNav::new(&project, &access, "repository")),
+            .with_project(ProjectNav::new(&project, &access, "code")),
         full_path: project.full_path(),
         tree_url: links.to("tree", ""),
         commits,
@@ -643,7 +643,7 @@ async fn render_refs(
             headers,
             format!("{} · {}", listed.title, project.name),
         )
-        .with_project(ProjectNav::new(project, access, "repository")),
+        .with_project(ProjectNav::new(project, access, "code")),
         title: listed.title,
         rows,
         page,
