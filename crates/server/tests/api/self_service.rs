@@ -807,7 +807,6 @@ async fn a_team_member_serves_themselves_in_chromium_on_postgres() {
 }
 
 async fn browser_story(backend: crate::support::Backend) {
-    use std::path::PathBuf;
     let Some(python) = crate::browser::tools() else {
         return;
     };
@@ -816,36 +815,23 @@ async fn browser_story(backend: crate::support::Backend) {
     let (_, frank_token) = app.create_user("frank").await;
     let builds = tempfile::tempdir().unwrap();
     let runner = crate::running::start_runner(&app, builds.path()).await;
-    let screenshots = std::env::var("PIPEWRIGHT_SCREENSHOTS")
-        .ok()
-        .filter(|_| backend == crate::support::Backend::Sqlite)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tmp.path().join("screenshots"));
-    std::fs::create_dir_all(&screenshots).unwrap();
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/self_service_browser.py");
-    let out = tokio::process::Command::new(python)
-        .arg(&script)
-        .env("PIPEWRIGHT_URL", &app.url)
+    let env = [
         // browser.py's own story reads these at import; unused here.
-        .env("PIPEWRIGHT_PROJECT", "erin/story")
-        .env("PIPEWRIGHT_PROJECT_ID", "0")
-        .env("PIPEWRIGHT_ROOT_PASSWORD", crate::support::ROOT_PASSWORD)
-        .env("PIPEWRIGHT_PASSWORD", PASSWORD)
-        .env("PIPEWRIGHT_COLLEAGUE_TOKEN", &frank_token)
-        .env("PIPEWRIGHT_CHROMIUM", crate::browser::CHROMIUM)
-        .env("PIPEWRIGHT_CHROMEDRIVER", crate::browser::CHROMEDRIVER)
-        .env("PIPEWRIGHT_SCREENSHOTS", &screenshots)
-        .env(
-            "PIPEWRIGHT_BROWSER_PROFILE",
-            tmp.path().join("chromium-profile"),
-        )
-        .env("PIPEWRIGHT_WORK", &work)
-        .output()
-        .await
-        .expect("run the browser script");
+        ("PIPEWRIGHT_PROJECT", "erin/story".to_string()),
+        ("PIPEWRIGHT_PROJECT_ID", "0".to_string()),
+        (
+            "PIPEWRIGHT_ROOT_PASSWORD",
+            crate::support::ROOT_PASSWORD.to_string(),
+        ),
+        ("PIPEWRIGHT_PASSWORD", PASSWORD.to_string()),
+        ("PIPEWRIGHT_COLLEAGUE_TOKEN", frank_token),
+        ("PIPEWRIGHT_WORK", work.display().to_string()),
+    ];
+    let script = "self_service_browser.py";
+    let (out, screenshots) =
+        crate::browser::run_script(&python, script, &app, backend, tmp.path(), &env).await;
     runner.abort();
     assert!(
         out.status.success(),
