@@ -14,6 +14,7 @@ both_backends!(
     a_user_changes_their_password_and_every_session_ends,
     a_user_edits_their_profile_with_gitlabs_validations,
     sign_up_is_off_until_an_administrator_turns_it_on,
+    sign_ups_from_one_address_are_throttled,
     a_user_creates_a_project_with_a_readme_and_clones_it_at_once,
     maintainers_manage_members_by_gitlabs_rules,
     a_protected_branch_refuses_a_developers_push_until_unprotected,
@@ -420,6 +421,41 @@ async fn sign_up_is_off_until_an_administrator_turns_it_on(app: TestApp) {
         "{}",
         page.body
     );
+}
+
+async fn sign_ups_from_one_address_are_throttled(app: TestApp) {
+    let res = app
+        .request(
+            reqwest::Method::PUT,
+            "/application/settings",
+            Some(&app.root_token),
+            Some(json!({"signup_enabled": true})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // Every attempt counts, refused or not: a script cannot probe usernames without bound.
+    let mut visitor = Browser::new(&app);
+    let probe = [
+        ("new_user[name]", "Probe"),
+        ("new_user[username]", "root"),
+        ("new_user[email]", "probe@example.com"),
+        ("new_user[password]", "short"),
+    ];
+    for _ in 0..20 {
+        assert_eq!(sign_up(&mut visitor, &probe).await.status, 422);
+    }
+    let page = sign_up(&mut visitor, &probe).await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(page.body.contains("Too many sign-ups from this address"));
+    let good = [
+        ("new_user[name]", "Late"),
+        ("new_user[username]", "late"),
+        ("new_user[email]", "late@example.com"),
+        ("new_user[password]", PASSWORD),
+    ];
+    assert_eq!(sign_up(&mut visitor, &good).await.status, 429);
+    let users: Value = app.root_json("/users?username=late").await;
+    assert_eq!(users, json!([]));
 }
 
 async fn sign_up(browser: &mut Browser, form: &[(&str, &str)]) -> crate::web::Page {
