@@ -113,7 +113,6 @@ async fn a_user_creates_uses_rotates_and_revokes_a_token_on_the_page(app: TestAp
     assert_eq!(page.status, 200, "{}", page.body);
     let rotated = shown_token(&page.body);
     assert_ne!(rotated, token);
-    assert_eq!(whoami(&app, &token).await.status(), 401);
     assert_eq!(whoami(&app, &rotated).await.status(), 200);
 
     // Revoked.
@@ -124,6 +123,11 @@ async fn a_user_creates_uses_rotates_and_revokes_a_token_on_the_page(app: TestAp
     let page = landed(&mut alice, page).await;
     assert!(page.body.contains("Revoked personal access token laptop!"));
     assert_eq!(whoami(&app, &rotated).await.status(), 401);
+    assert_eq!(
+        whoami(&app, &token).await.status(),
+        401,
+        "rotation revoked it"
+    );
 
     // Someone else's token is not alice's to rotate or revoke, nor is a forged form.
     let bobs_id = token_id(&app, &bobs_token).await;
@@ -172,8 +176,24 @@ async fn the_api_rotates_a_token_as_gitlab_16_does(app: TestApp) {
     assert_eq!(body["expires_at"], week.to_date_string());
     assert_eq!(body["revoked"], false);
     let new = body["token"].as_str().unwrap().to_string();
-    assert_eq!(whoami(&app, &token).await.status(), 401);
     assert_eq!(whoami(&app, &new).await.status(), 200);
+    // GitLab's reuse detection: the old token in use again (it may have leaked) is refused,
+    // and revokes what rotation made from it.
+    assert_eq!(whoami(&app, &token).await.status(), 401);
+    assert_eq!(
+        whoami(&app, &new).await.status(),
+        401,
+        "the family is revoked"
+    );
+    let res = app
+        .post(
+            &format!("/users/{alice_id}/personal_access_tokens"),
+            Some(&app.root_token),
+            json!({"name": "fresh", "scopes": ["api"]}),
+        )
+        .await;
+    let fresh: Value = res.json().await.unwrap();
+    let new = fresh["token"].as_str().unwrap().to_string();
 
     // The revoked token cannot be rotated again (an administrator asks, so it is found).
     let res = app
