@@ -11,6 +11,7 @@ use crate::web::Browser;
 both_backends!(
     a_user_creates_uses_rotates_and_revokes_a_token_on_the_page,
     the_api_rotates_a_token_as_gitlab_16_does,
+    the_token_page_lists_the_newest_hundred,
     a_user_changes_their_password_and_every_session_ends,
     a_user_edits_their_profile_with_gitlabs_validations,
     sign_up_is_off_until_an_administrator_turns_it_on,
@@ -144,6 +145,31 @@ async fn a_user_creates_uses_rotates_and_revokes_a_token_on_the_page(app: TestAp
     // Signed out, the page asks to sign in.
     let page = Browser::new(&app).get(TOKENS).await;
     assert!(page.location.unwrap().starts_with("/users/sign_in"));
+}
+
+async fn the_token_page_lists_the_newest_hundred(app: TestApp) {
+    let (alice_id, _) = app.create_user("alice").await;
+    for n in 0..120 {
+        let res = app
+            .post(
+                &format!("/users/{alice_id}/personal_access_tokens"),
+                Some(&app.root_token),
+                json!({"name": format!("token-{n:03}"), "scopes": ["read_api"]}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+    let page = alice.get(TOKENS).await;
+    assert!(
+        page.body.contains("token-119"),
+        "the newest token is listed"
+    );
+    assert!(
+        !page.body.contains("token-019"),
+        "older ones beyond a hundred are not"
+    );
+    assert!(page.body.contains("Active personal access tokens (100)"));
 }
 
 async fn token_id(app: &TestApp, token: &str) -> i64 {
