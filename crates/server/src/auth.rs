@@ -179,6 +179,9 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> ApiResult<Acto
     let Some(pat) = state.store.personal_access_token_by_digest(&digest).await? else {
         return Err(ApiError::Unauthorized);
     };
+    if pat.revoked {
+        revoke_family(state, &pat).await;
+    }
     check_token_usable(&pat)?;
     let user = state
         .store
@@ -200,6 +203,25 @@ pub async fn authenticate_token(state: &AppState, token: &str) -> ApiResult<Acto
             scopes: pat.scopes,
         },
     })
+}
+
+/// A revoked token in use may have leaked: every token rotation made from it is revoked too
+/// (GitLab's reuse detection: lib/gitlab/auth/auth_finders.rb `revoke_token_family`,
+/// PersonalAccessTokens::RevokeTokenFamilyService). A failure is logged; the answer stays 401.
+async fn revoke_family(state: &AppState, pat: &PersonalAccessToken) {
+    match state
+        .store
+        .revoke_personal_access_token_family(pat.id)
+        .await
+    {
+        Ok(0) => {}
+        Ok(revoked) => tracing::warn!(
+            token_id = pat.id,
+            revoked,
+            "a rotated personal access token was used: its family is revoked"
+        ),
+        Err(err) => tracing::error!(token_id = pat.id, error = %err, "revoking a token family"),
+    }
 }
 
 fn check_token_usable(pat: &PersonalAccessToken) -> ApiResult<()> {

@@ -51,6 +51,9 @@ pub trait UserStore: Send + Sync {
         new: &NewPersonalAccessToken,
     ) -> Result<Option<PersonalAccessToken>>;
     async fn touch_personal_access_token(&self, id: i64, at: Timestamp) -> Result<()>;
+    /// Revokes every token rotation made from `id`, directly or through others (its
+    /// descendants); returns how many were still active.
+    async fn revoke_personal_access_token_family(&self, id: i64) -> Result<u64>;
 }
 
 /// A user's columns, for `FROM users u` (members and trigger owners join them too).
@@ -359,9 +362,30 @@ impl UserStore for SqlStore {
         if tx.execute(&revoke).await? == 0 {
             return Ok(None);
         }
-        let id: i64 = tx.fetch_one(&insert_token(new), first).await?;
+        let new_id: i64 = tx.fetch_one(&insert_token(new), first).await?;
+        let link = query(
+            "UPDATE personal_access_tokens SET previous_personal_access_token_id = $2 WHERE id = $1",
+        )
+        .bind(new_id)
+        .bind(id);
+        tx.execute(&link).await?;
         tx.commit().await?;
-        self.personal_access_token(id).await
+        self.personal_access_token(new_id).await
+    }
+
+    async fn revoke_personal_access_token_family(&self, id: i64) -> Result<u64> {
+        let q = query(
+            "WITH RECURSIVE family(id) AS ( \
+               SELECT id FROM personal_access_tokens WHERE previous_personal_access_token_id = $1 \
+               UNION \
+               SELECT t.id FROM personal_access_tokens t \
+                 JOIN family f ON t.previous_personal_access_token_id = f.id \
+             ) \
+             UPDATE personal_access_tokens SET revoked = TRUE \
+             WHERE revoked = FALSE AND id IN (SELECT id FROM family)",
+        )
+        .bind(id);
+        self.db.execute(&q).await
     }
 
     async fn touch_personal_access_token(&self, id: i64, at: Timestamp) -> Result<()> {

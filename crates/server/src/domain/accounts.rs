@@ -24,7 +24,9 @@ pub const SIGNUP_SETTING: &str = "signup_enabled";
 /// Sign-ups one address may make per window (GitLab throttles `user_sign_up` per IP with
 /// `Gitlab::ApplicationRateLimiter`; the exact limit here is ours, not verified).
 const SIGN_UPS_PER_WINDOW: i64 = 20;
-const SIGN_UP_WINDOW_MS: i64 = 3600 * 1000;
+/// The sign-in lockout's window: the counts live beside sign-in failures, and the maintenance
+/// loop forgets windows older than that.
+const SIGN_UP_WINDOW_MS: i64 = sign_in::throttle::LOCK.as_millis() as i64;
 
 pub async fn signup_enabled(state: &AppState) -> ApiResult<bool> {
     Ok(state.store.setting(SIGNUP_SETTING).await?.as_deref() == Some("true"))

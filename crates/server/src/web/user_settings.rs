@@ -123,6 +123,37 @@ fn token_row(t: &PersonalAccessToken) -> TokenRow {
     }
 }
 
+/// The user's newest [`LISTED`] tokens, newest first (the store lists oldest first: the last
+/// two pages hold the newest).
+async fn newest_tokens(state: &AppState, user: &User) -> WebResult<Vec<PersonalAccessToken>> {
+    let page = |page| Page {
+        page,
+        per_page: LISTED,
+    };
+    let first = state
+        .store
+        .personal_access_tokens(Some(user.id), page(1))
+        .await?;
+    let per_page = i64::from(LISTED);
+    let pages = u32::try_from((first.total + per_page - 1) / per_page).unwrap_or(u32::MAX);
+    let mut list = first.items;
+    if pages > 1 {
+        list = state
+            .store
+            .personal_access_tokens(Some(user.id), page(pages - 1))
+            .await?
+            .items;
+        let last = state
+            .store
+            .personal_access_tokens(Some(user.id), page(pages))
+            .await?;
+        list.extend(last.items);
+    }
+    list.sort_by_key(|t| std::cmp::Reverse(t.id));
+    list.truncate(LISTED as usize);
+    Ok(list)
+}
+
 async fn tokens_page(
     state: &AppState,
     viewer: &Viewer,
@@ -130,16 +161,7 @@ async fn tokens_page(
     created: Option<NewToken>,
 ) -> WebResult<Response> {
     let user = signed_in(viewer, None)?;
-    let page = Page {
-        page: 1,
-        per_page: LISTED,
-    };
-    let mut list = state
-        .store
-        .personal_access_tokens(Some(user.id), page)
-        .await?
-        .items;
-    list.sort_by_key(|t| std::cmp::Reverse(t.id));
+    let list = newest_tokens(state, user).await?;
     let (active, inactive): (Vec<_>, Vec<_>) = list
         .iter()
         .map(token_row)

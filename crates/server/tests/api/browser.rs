@@ -12,8 +12,8 @@ use crate::running::{MAKEFILE, start_runner};
 use crate::support::{Backend, TestApp};
 use crate::triggering::UPLOAD_CONFIG;
 
-pub const CHROMIUM: &str = "/usr/bin/chromium";
-pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 pub fn tools() -> Option<PathBuf> {
     let python = std::env::var_os("PIPEWRIGHT_PYTHON").map(PathBuf::from);
@@ -48,6 +48,41 @@ async fn a_maintainer_triggers_and_watches_a_pipeline_in_chromium_on_postgres() 
     story(Backend::Postgres).await
 }
 
+/// Runs a browser script of `tests/python` against `app` in headless Chromium, with `env`
+/// besides the URL, the browser's paths, a profile in `tmp` and the screenshots directory
+/// (`PIPEWRIGHT_SCREENSHOTS` for the SQLite run, so the README's come from one backend);
+/// returns its output and that directory.
+pub async fn run_script(
+    python: &Path,
+    script: &str,
+    app: &TestApp,
+    backend: Backend,
+    tmp: &Path,
+    env: &[(&str, String)],
+) -> (std::process::Output, PathBuf) {
+    let screenshots = std::env::var("PIPEWRIGHT_SCREENSHOTS")
+        .ok()
+        .filter(|_| backend == Backend::Sqlite)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| tmp.join("screenshots"));
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(script);
+    let out = tokio::process::Command::new(python)
+        .arg(&path)
+        .env("PIPEWRIGHT_URL", &app.url)
+        .env("PIPEWRIGHT_CHROMIUM", CHROMIUM)
+        .env("PIPEWRIGHT_CHROMEDRIVER", CHROMEDRIVER)
+        .env("PIPEWRIGHT_SCREENSHOTS", &screenshots)
+        .env("PIPEWRIGHT_BROWSER_PROFILE", tmp.join("chromium-profile"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .output()
+        .await
+        .expect("run the browser script");
+    (out, screenshots)
+}
+
 async fn story(backend: Backend) {
     let Some(python) = tools() else { return };
     let app = TestApp::start(backend).await;
@@ -80,30 +115,13 @@ async fn story(backend: Backend) {
     let builds = tempfile::tempdir().unwrap();
     let runner = start_runner(&app, builds.path()).await;
 
-    // The README's screenshots come from the SQLite run.
-    let screenshots = std::env::var("PIPEWRIGHT_SCREENSHOTS")
-        .ok()
-        .filter(|_| backend == Backend::Sqlite)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tmp.path().join("screenshots"));
-    std::fs::create_dir_all(&screenshots).unwrap();
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/browser.py");
-    let out = tokio::process::Command::new(python)
-        .arg(&script)
-        .env("PIPEWRIGHT_URL", &app.url)
-        .env("PIPEWRIGHT_PROJECT", "root/demo")
-        .env("PIPEWRIGHT_PROJECT_ID", id.to_string())
-        .env("PIPEWRIGHT_PASSWORD", "a-long-password")
-        .env("PIPEWRIGHT_CHROMIUM", CHROMIUM)
-        .env("PIPEWRIGHT_CHROMEDRIVER", CHROMEDRIVER)
-        .env("PIPEWRIGHT_SCREENSHOTS", &screenshots)
-        .env(
-            "PIPEWRIGHT_BROWSER_PROFILE",
-            tmp.path().join("chromium-profile"),
-        )
-        .output()
-        .await
-        .expect("run the browser script");
+    let env = [
+        ("PIPEWRIGHT_PROJECT", "root/demo".to_string()),
+        ("PIPEWRIGHT_PROJECT_ID", id.to_string()),
+        ("PIPEWRIGHT_PASSWORD", "a-long-password".to_string()),
+    ];
+    let (out, screenshots) =
+        run_script(&python, "browser.py", &app, backend, tmp.path(), &env).await;
     runner.abort();
     assert!(
         out.status.success(),

@@ -11,9 +11,11 @@ use crate::web::Browser;
 both_backends!(
     a_user_creates_uses_rotates_and_revokes_a_token_on_the_page,
     the_api_rotates_a_token_as_gitlab_16_does,
+    the_token_page_lists_the_newest_hundred,
     a_user_changes_their_password_and_every_session_ends,
     a_user_edits_their_profile_with_gitlabs_validations,
     sign_up_is_off_until_an_administrator_turns_it_on,
+    sign_ups_from_one_address_are_throttled,
     a_user_creates_a_project_with_a_readme_and_clones_it_at_once,
     maintainers_manage_members_by_gitlabs_rules,
     a_protected_branch_refuses_a_developers_push_until_unprotected,
@@ -112,7 +114,6 @@ async fn a_user_creates_uses_rotates_and_revokes_a_token_on_the_page(app: TestAp
     assert_eq!(page.status, 200, "{}", page.body);
     let rotated = shown_token(&page.body);
     assert_ne!(rotated, token);
-    assert_eq!(whoami(&app, &token).await.status(), 401);
     assert_eq!(whoami(&app, &rotated).await.status(), 200);
 
     // Revoked.
@@ -123,6 +124,11 @@ async fn a_user_creates_uses_rotates_and_revokes_a_token_on_the_page(app: TestAp
     let page = landed(&mut alice, page).await;
     assert!(page.body.contains("Revoked personal access token laptop!"));
     assert_eq!(whoami(&app, &rotated).await.status(), 401);
+    assert_eq!(
+        whoami(&app, &token).await.status(),
+        401,
+        "rotation revoked it"
+    );
 
     // Someone else's token is not alice's to rotate or revoke, nor is a forged form.
     let bobs_id = token_id(&app, &bobs_token).await;
@@ -139,6 +145,31 @@ async fn a_user_creates_uses_rotates_and_revokes_a_token_on_the_page(app: TestAp
     // Signed out, the page asks to sign in.
     let page = Browser::new(&app).get(TOKENS).await;
     assert!(page.location.unwrap().starts_with("/users/sign_in"));
+}
+
+async fn the_token_page_lists_the_newest_hundred(app: TestApp) {
+    let (alice_id, _) = app.create_user("alice").await;
+    for n in 0..120 {
+        let res = app
+            .post(
+                &format!("/users/{alice_id}/personal_access_tokens"),
+                Some(&app.root_token),
+                json!({"name": format!("token-{n:03}"), "scopes": ["read_api"]}),
+            )
+            .await;
+        assert_eq!(res.status(), 201);
+    }
+    let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+    let page = alice.get(TOKENS).await;
+    assert!(
+        page.body.contains("token-119"),
+        "the newest token is listed"
+    );
+    assert!(
+        !page.body.contains("token-019"),
+        "older ones beyond a hundred are not"
+    );
+    assert!(page.body.contains("Active personal access tokens (100)"));
 }
 
 async fn token_id(app: &TestApp, token: &str) -> i64 {
@@ -171,8 +202,24 @@ async fn the_api_rotates_a_token_as_gitlab_16_does(app: TestApp) {
     assert_eq!(body["expires_at"], week.to_date_string());
     assert_eq!(body["revoked"], false);
     let new = body["token"].as_str().unwrap().to_string();
-    assert_eq!(whoami(&app, &token).await.status(), 401);
     assert_eq!(whoami(&app, &new).await.status(), 200);
+    // GitLab's reuse detection: the old token in use again (it may have leaked) is refused,
+    // and revokes what rotation made from it.
+    assert_eq!(whoami(&app, &token).await.status(), 401);
+    assert_eq!(
+        whoami(&app, &new).await.status(),
+        401,
+        "the family is revoked"
+    );
+    let res = app
+        .post(
+            &format!("/users/{alice_id}/personal_access_tokens"),
+            Some(&app.root_token),
+            json!({"name": "fresh", "scopes": ["api"]}),
+        )
+        .await;
+    let fresh: Value = res.json().await.unwrap();
+    let new = fresh["token"].as_str().unwrap().to_string();
 
     // The revoked token cannot be rotated again (an administrator asks, so it is found).
     let res = app
@@ -420,6 +467,41 @@ async fn sign_up_is_off_until_an_administrator_turns_it_on(app: TestApp) {
         "{}",
         page.body
     );
+}
+
+async fn sign_ups_from_one_address_are_throttled(app: TestApp) {
+    let res = app
+        .request(
+            reqwest::Method::PUT,
+            "/application/settings",
+            Some(&app.root_token),
+            Some(json!({"signup_enabled": true})),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    // Every attempt counts, refused or not: a script cannot probe usernames without bound.
+    let mut visitor = Browser::new(&app);
+    let probe = [
+        ("new_user[name]", "Probe"),
+        ("new_user[username]", "root"),
+        ("new_user[email]", "probe@example.com"),
+        ("new_user[password]", "short"),
+    ];
+    for _ in 0..20 {
+        assert_eq!(sign_up(&mut visitor, &probe).await.status, 422);
+    }
+    let page = sign_up(&mut visitor, &probe).await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    assert!(page.body.contains("Too many sign-ups from this address"));
+    let good = [
+        ("new_user[name]", "Late"),
+        ("new_user[username]", "late"),
+        ("new_user[email]", "late@example.com"),
+        ("new_user[password]", PASSWORD),
+    ];
+    assert_eq!(sign_up(&mut visitor, &good).await.status, 429);
+    let users: Value = app.root_json("/users?username=late").await;
+    assert_eq!(users, json!([]));
 }
 
 async fn sign_up(browser: &mut Browser, form: &[(&str, &str)]) -> crate::web::Page {
@@ -807,7 +889,6 @@ async fn a_team_member_serves_themselves_in_chromium_on_postgres() {
 }
 
 async fn browser_story(backend: crate::support::Backend) {
-    use std::path::PathBuf;
     let Some(python) = crate::browser::tools() else {
         return;
     };
@@ -816,36 +897,23 @@ async fn browser_story(backend: crate::support::Backend) {
     let (_, frank_token) = app.create_user("frank").await;
     let builds = tempfile::tempdir().unwrap();
     let runner = crate::running::start_runner(&app, builds.path()).await;
-    let screenshots = std::env::var("PIPEWRIGHT_SCREENSHOTS")
-        .ok()
-        .filter(|_| backend == crate::support::Backend::Sqlite)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| tmp.path().join("screenshots"));
-    std::fs::create_dir_all(&screenshots).unwrap();
     let work = tmp.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/self_service_browser.py");
-    let out = tokio::process::Command::new(python)
-        .arg(&script)
-        .env("PIPEWRIGHT_URL", &app.url)
+    let env = [
         // browser.py's own story reads these at import; unused here.
-        .env("PIPEWRIGHT_PROJECT", "erin/story")
-        .env("PIPEWRIGHT_PROJECT_ID", "0")
-        .env("PIPEWRIGHT_ROOT_PASSWORD", crate::support::ROOT_PASSWORD)
-        .env("PIPEWRIGHT_PASSWORD", PASSWORD)
-        .env("PIPEWRIGHT_COLLEAGUE_TOKEN", &frank_token)
-        .env("PIPEWRIGHT_CHROMIUM", crate::browser::CHROMIUM)
-        .env("PIPEWRIGHT_CHROMEDRIVER", crate::browser::CHROMEDRIVER)
-        .env("PIPEWRIGHT_SCREENSHOTS", &screenshots)
-        .env(
-            "PIPEWRIGHT_BROWSER_PROFILE",
-            tmp.path().join("chromium-profile"),
-        )
-        .env("PIPEWRIGHT_WORK", &work)
-        .output()
-        .await
-        .expect("run the browser script");
+        ("PIPEWRIGHT_PROJECT", "erin/story".to_string()),
+        ("PIPEWRIGHT_PROJECT_ID", "0".to_string()),
+        (
+            "PIPEWRIGHT_ROOT_PASSWORD",
+            crate::support::ROOT_PASSWORD.to_string(),
+        ),
+        ("PIPEWRIGHT_PASSWORD", PASSWORD.to_string()),
+        ("PIPEWRIGHT_COLLEAGUE_TOKEN", frank_token),
+        ("PIPEWRIGHT_WORK", work.display().to_string()),
+    ];
+    let script = "self_service_browser.py";
+    let (out, screenshots) =
+        crate::browser::run_script(&python, script, &app, backend, tmp.path(), &env).await;
     runner.abort();
     assert!(
         out.status.success(),

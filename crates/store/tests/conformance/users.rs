@@ -190,4 +190,31 @@ async fn a_token_is_rotated_once_into_a_new_one(db: Fresh) {
             .unwrap()
             .is_none()
     );
+
+    // Reuse of a rotated token revokes its family: what rotation made from it, and onwards.
+    let next = store
+        .rotate_personal_access_token(rotated.id, &new("next"))
+        .await
+        .unwrap()
+        .unwrap();
+    let unrelated = store
+        .create_personal_access_token(&new("other"))
+        .await
+        .unwrap();
+    let revoked = store
+        .revoke_personal_access_token_family(old.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        revoked, 1,
+        "the rotated one was already revoked; the newest was not"
+    );
+    let next = store.personal_access_token(next.id).await.unwrap().unwrap();
+    assert!(next.revoked);
+    let unrelated = store
+        .personal_access_token(unrelated.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!unrelated.revoked);
 }
