@@ -68,6 +68,7 @@ migrations! {
     15 => "0015_trigger_rotation.sql",
     16 => "0016_idempotency_keys.sql",
     17 => "0017_runner_compat.sql",
+    18 => "0018_groups.sql",
 }
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -114,7 +114,7 @@ impl RunnerStore for SqlStore {
         let filter = |q: &mut Query<'_>| {
             if let RunnerScope::ManagedBy(user_id) = scope {
                 q.push(
-                    " WHERE project_id IN (SELECT project_id FROM project_members \
+                    " WHERE project_id IN (SELECT project_id FROM project_authorizations \
                      WHERE user_id = ",
                 )
                 .push_bind(user_id)

@@ -80,6 +80,7 @@ async fn list_projects(
         membership_of: if membership { caller.user_id() } else { None },
         owned_by: if owned { caller.user_id() } else { None },
         search: params.str("search")?,
+        namespace: None,
         order_by,
         ascending,
     };

@@ -51,6 +51,7 @@ pub async fn dashboard(
         membership_of: if user.is_admin { None } else { Some(user.id) },
         owned_by: None,
         search: None,
+        namespace: None,
         order_by: ProjectOrder::LastActivityAt,
         ascending: false,
     };
