@@ -50,6 +50,16 @@ pub enum Access {
     Maintainer,
     /// Owners (and administrators).
     Owner,
+    /// Whoever can see the group (`{id}`): anyone when it is public, signed-in users when it
+    /// is internal, its members and its ancestors' when it is private; `404 Group Not Found`
+    /// to everyone else.
+    GroupSee,
+    /// As [`Access::GroupSee`], for signed-in callers only (GitLab's members API).
+    GroupSignedInToSee,
+    /// Maintainers of the group and up, direct or inherited (and administrators).
+    GroupMaintainer,
+    /// Owners of the group, direct or inherited (and administrators).
+    GroupOwner,
     /// The runner protocol: a runner's authentication token in the `token` parameter.
     RunnerToken,
     /// The runner protocol about one job: that running job's own token.
@@ -139,26 +149,6 @@ pub fn trim_api_trailing_slash<B>(mut req: axum::http::Request<B>) -> axum::http
     req
 }
 
-/// Top-level paths that belong to the server, never to a namespace: a group may not take
-/// them (GitLab: `lib/gitlab/path_regex.rb`, `TOP_LEVEL_ROUTES`, the part of that list this
-/// server routes or may route), and [`collapse_nested_namespace`] leaves their URLs alone.
-pub const RESERVED_TOP_LEVEL: &[&str] = &[
-    "-",
-    ".well-known",
-    "admin",
-    "api",
-    "assets",
-    "dashboard",
-    "explore",
-    "groups",
-    "help",
-    "projects",
-    "public",
-    "search",
-    "uploads",
-    "users",
-];
-
 /// Every request path is normalised here, once, before routing (`lib.rs`).
 pub fn normalize_path<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
     collapse_nested_namespace(trim_api_trailing_slash(req))
@@ -192,7 +182,7 @@ pub fn collapse_nested_namespace<B>(mut req: axum::http::Request<B>) -> axum::ht
 /// The collapsed path, when `path` names a project below a top-level namespace.
 fn collapsed(path: &str) -> Option<String> {
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
-    if RESERVED_TOP_LEVEL.contains(segments.first()?) {
+    if crate::validate::RESERVED_TOP_LEVEL.contains(segments.first()?) {
         return None;
     }
     // The project is the segment before the first `-`, or the first `….git`, or (an

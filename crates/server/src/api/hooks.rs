@@ -12,6 +12,7 @@ use pipewright_store::{NewHookDelivery, Project, ProjectHook, PushEvent};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
+use crate::domain::groups::CAN_CREATE_GROUP_SETTING;
 use crate::domain::projects::authorize_project;
 use crate::domain::runner_registration;
 use crate::domain::webhooks;
@@ -343,6 +344,7 @@ pub(crate) async fn settings(
         webhook_delivery::ALLOW_LOCAL_SETTING: allow,
         "allow_local_requests_from_system_hooks": allow,
         runner_registration::ALLOW_SETTING: runner_registration::allowed(&state).await?,
+        CAN_CREATE_GROUP_SETTING: state.store.setting(CAN_CREATE_GROUP_SETTING).await?.as_deref() != Some("false"),
     })))
 }
 
@@ -361,6 +363,14 @@ pub(crate) async fn update_settings(
                 runner_registration::ALLOW_SETTING,
                 if allow { "true" } else { "false" },
             )
+            .await?;
+    }
+    // GitLab's `can_create_group`: whether non-admins may create top-level groups.
+    if let Some(allow) = params.bool(CAN_CREATE_GROUP_SETTING)? {
+        let value = if allow { "true" } else { "false" };
+        state
+            .store
+            .set_setting(CAN_CREATE_GROUP_SETTING, value)
             .await?;
     }
     if let Some(allow) = params.bool(webhook_delivery::ALLOW_LOCAL_SETTING)? {

@@ -36,7 +36,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-fn access_level(params: &Params) -> ApiResult<AccessLevel> {
+pub(crate) fn access_level(params: &Params) -> ApiResult<AccessLevel> {
     let raw = params
         .i64("access_level")?
         .ok_or_else(|| ApiError::MissingParam("access_level".into()))?;
@@ -44,7 +44,7 @@ fn access_level(params: &Params) -> ApiResult<AccessLevel> {
         .ok_or_else(|| ApiError::ParamError("access_level does not have a valid value".into()))
 }
 
-fn expires_at(params: &Params) -> ApiResult<Option<Timestamp>> {
+pub(crate) fn expires_at(params: &Params) -> ApiResult<Option<Timestamp>> {
     match params.str("expires_at")? {
         Some(s) if !s.is_empty() => Timestamp::parse(&s)
             .map(Some)

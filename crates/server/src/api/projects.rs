@@ -235,6 +235,54 @@ fn branch_name_is_valid(name: &str) -> bool {
             .any(|c| c.is_control() || " ~^:?*[\\".contains(c))
 }
 
+/// Where a new project goes: `namespace_id` (a number, or a full path as python-gitlab and
+/// GitLab accept) or `namespace_path`, else the caller's own namespace. A group needs a
+/// Developer there (GitLab's default `project_creation_level`); another user's namespace is
+/// an admin's only. Whatever the caller may not use is `404 Namespace Not Found`.
+async fn target_namespace(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+) -> ApiResult<pipewright_store::Namespace> {
+    use crate::permissions::GroupAction;
+    let actor = caller.required()?;
+    let wanted = match params.str("namespace_id")? {
+        Some(id) => Some(id),
+        None => params.str("namespace_path")?,
+    };
+    let Some(wanted) = wanted.filter(|w| !w.is_empty()) else {
+        return state
+            .store
+            .user_namespace(actor.user.id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::Internal(anyhow::anyhow!("user {} has no namespace", actor.user.id))
+            });
+    };
+    let namespace = if wanted.bytes().all(|b| b.is_ascii_digit()) {
+        let id = wanted
+            .parse::<i64>()
+            .map_err(|_| ApiError::NotFound("Namespace"))?;
+        state.store.namespace(id).await?
+    } else {
+        state.store.namespace_by_full_path(&wanted).await?
+    }
+    .ok_or(ApiError::NotFound("Namespace"))?;
+    if namespace.is_group() {
+        let user = Some(&actor.user);
+        let access = crate::domain::groups::group_access(state, user, &namespace).await?;
+        if !access.can_see() {
+            return Err(ApiError::NotFound("Namespace"));
+        }
+        if !access.can(GroupAction::CreateProjects) {
+            return Err(ApiError::forbidden());
+        }
+    } else if namespace.owner_id != Some(actor.user.id) && !actor.is_admin() {
+        return Err(ApiError::NotFound("Namespace"));
+    }
+    Ok(namespace)
+}
+
 async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -256,26 +304,7 @@ async fn create_project(
         }
         (None, Some(p)) => (p.clone(), p),
     };
-    let namespace = match params.i64("namespace_id")? {
-        Some(ns_id) => {
-            let ns = state
-                .store
-                .namespace(ns_id)
-                .await?
-                .ok_or(ApiError::NotFound("Namespace"))?;
-            if ns.owner_id != Some(actor.user.id) && !actor.is_admin() {
-                return Err(ApiError::NotFound("Namespace"));
-            }
-            ns
-        }
-        None => state
-            .store
-            .user_namespace(actor.user.id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("user {} has no namespace", actor.user.id))
-            })?,
-    };
+    let namespace = target_namespace(&state, &caller, &params).await?;
     let default_branch = params
         .str("default_branch")?
         .unwrap_or_else(|| "main".into());
@@ -291,13 +320,15 @@ async fn create_project(
         errors.add("default_branch", "is invalid");
     }
     let ci_config_path = ci_config_path_param(&params, &mut errors)?;
+    let visibility = parse_visibility(&params)?.unwrap_or(Visibility::Private);
+    crate::domain::groups::check_project_visibility(&mut errors, visibility, &namespace);
     errors.into_result()?;
     let new = NewProject {
         namespace_id: namespace.id,
         name: name.clone(),
         path,
         description: params.str("description")?,
-        visibility: parse_visibility(&params)?.unwrap_or(Visibility::Private),
+        visibility,
         default_branch: default_branch.clone(),
         creator_id: actor.user.id,
     };

@@ -13,6 +13,7 @@ pub mod bridges;
 pub mod ci_variables;
 pub mod cron;
 pub mod dispatch;
+pub mod groups;
 pub mod idempotency;
 pub mod job_logs;
 pub mod job_payload;
