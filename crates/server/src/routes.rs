@@ -56,8 +56,6 @@ pub enum Access {
     GroupSee,
     /// As [`Access::GroupSee`], for signed-in callers only (GitLab's members API).
     GroupSignedInToSee,
-    /// Maintainers of the group and up, direct or inherited (and administrators).
-    GroupMaintainer,
     /// Owners of the group, direct or inherited (and administrators).
     GroupOwner,
     /// The runner protocol: a runner's authentication token in the `token` parameter.

@@ -314,6 +314,20 @@ const KNOWN: &[(&str, &str)] = &[
     ("DELETE", "/api/v4/personal_access_tokens/{id}"),
     ("GET", "/api/v4/projects"),
     ("POST", "/api/v4/projects"),
+    ("GET", "/api/v4/groups"),
+    ("POST", "/api/v4/groups"),
+    ("GET", "/api/v4/groups/{id}"),
+    ("PUT", "/api/v4/groups/{id}"),
+    ("DELETE", "/api/v4/groups/{id}"),
+    ("GET", "/api/v4/groups/{id}/subgroups"),
+    ("GET", "/api/v4/groups/{id}/projects"),
+    ("GET", "/api/v4/groups/{id}/members"),
+    ("POST", "/api/v4/groups/{id}/members"),
+    ("GET", "/api/v4/groups/{id}/members/all"),
+    ("GET", "/api/v4/groups/{id}/members/{user_id}"),
+    ("PUT", "/api/v4/groups/{id}/members/{user_id}"),
+    ("DELETE", "/api/v4/groups/{id}/members/{user_id}"),
+    ("GET", "/api/v4/groups/{id}/members/all/{user_id}"),
     ("GET", "/api/v4/projects/{id}"),
     ("PUT", "/api/v4/projects/{id}"),
     ("DELETE", "/api/v4/projects/{id}"),
@@ -741,6 +755,14 @@ async fn api_recipe(ctx: &mut Ctx<'_>, method: &str, path: &str) -> Req {
                 .await;
             Req::get(format!("/api/v4/admin/ci/variables/MATRIX_GONE_{n}")).consumes(key)
         }
+        ("GET", "/groups") => Req::get(path),
+        ("POST", "/groups") => {
+            let name = fx.unique("created-group-");
+            Req::json(path, json!({"name": name, "path": name}))
+        }
+        (_, rest) if rest.starts_with("/groups/{id}") => {
+            group_recipe(ctx, method, &rest["/groups/{id}".len()..]).await
+        }
         (_, rest) if rest.starts_with("/projects/{id}") => {
             project_recipe(ctx, method, &rest["/projects/{id}".len()..], &api).await
         }
@@ -757,6 +779,56 @@ async fn instance_variable(fx: &Fixture, key: &str) -> i64 {
     )
     .await;
     0
+}
+
+/// A group route, on the fixture's public or private group; what it destroys is a throwaway
+/// subgroup (whose members are the group's, inherited) or a throwaway member.
+async fn group_recipe(ctx: &mut Ctx<'_>, method: &str, rest: &str) -> Req {
+    let fx = ctx.fx;
+    let vis = ctx.vis.unwrap_or(Vis::Private);
+    let gid = fx.group(vis);
+    let api = |rest: &str| format!("/api/v4/groups/{gid}{rest}");
+    let guest = fx.user(Who::Guest).id;
+    let vis_name = ctx.vis_name();
+    let new_member = || async move {
+        let user = Ctx::new_user(fx).await;
+        fx.call(
+            Method::POST,
+            &format!("/groups/{gid}/members"),
+            fx.token(Who::Owner),
+            json!({"user_id": user, "access_level": 30}),
+        )
+        .await;
+        user
+    };
+    match (method, rest) {
+        ("GET", "" | "/subgroups" | "/projects" | "/members" | "/members/all") => {
+            Req::get(api(rest))
+        }
+        ("PUT", "") => Req::json(api(""), json!({"description": "changed"})),
+        ("DELETE", "") => {
+            let (id, key) = ctx.throwaway(fx.member_group(Some(gid), vis_name)).await;
+            Req::get(format!("/api/v4/groups/{id}")).consumes(key)
+        }
+        ("POST", "/members") => {
+            let (user, key) = ctx.throwaway(Ctx::new_user(fx)).await;
+            Req::json(api(rest), json!({"user_id": user, "access_level": 30})).consumes(key)
+        }
+        ("GET", "/members/{user_id}") => Req::get(api(&format!("/members/{guest}"))),
+        ("GET", "/members/all/{user_id}") => Req::get(api(&format!("/members/all/{guest}"))),
+        ("PUT", "/members/{user_id}") => {
+            let (user, _) = ctx.throwaway(new_member()).await;
+            Req::json(
+                api(&format!("/members/{user}")),
+                json!({"access_level": 20}),
+            )
+        }
+        ("DELETE", "/members/{user_id}") => {
+            let (user, key) = ctx.throwaway(new_member()).await;
+            Req::get(api(&format!("/members/{user}"))).consumes(key)
+        }
+        other => panic!("no recipe for the group route {other:?}"),
+    }
 }
 
 async fn project_recipe(
