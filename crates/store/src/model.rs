@@ -694,7 +694,10 @@ pub enum RunnerScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CiVariable {
     pub id: i64,
+    /// `None` with `group_id` `None`: an instance variable.
     pub project_id: Option<ProjectId>,
+    /// A group's variable, which every project below the group receives.
+    pub group_id: Option<NamespaceId>,
     pub key: String,
     /// The value, sealed under the server key.
     pub value_sealed: String,

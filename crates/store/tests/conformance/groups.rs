@@ -12,6 +12,7 @@ on_both!(
     renaming_a_group_moves_its_descendants_full_paths,
     deleting_a_group_deletes_its_subgroups_and_projects,
     listing_groups_shows_each_viewer_what_they_may_see,
+    a_pipeline_reads_group_variables_between_the_instance_and_the_project,
 );
 
 fn new_group(name: &str, parent: Option<i64>, creator: &User) -> NewGroup {
@@ -284,5 +285,66 @@ async fn listing_groups_shows_each_viewer_what_they_may_see(db: Fresh) {
     assert_eq!(
         ids(Viewer::User(bob.id), Some(Some(private.id))).await,
         vec![sub.id]
+    );
+}
+
+async fn a_pipeline_reads_group_variables_between_the_instance_and_the_project(db: Fresh) {
+    let store = db.open().await;
+    let alice = user(&*store, "alice").await;
+    let acme = store
+        .create_group(&new_group("Acme", None, &alice))
+        .await
+        .unwrap();
+    let backend = store
+        .create_group(&new_group("Backend", Some(acme.id), &alice))
+        .await
+        .unwrap();
+    let other = store
+        .create_group(&new_group("Other", None, &alice))
+        .await
+        .unwrap();
+    let api = project_in(&*store, &backend, &alice, "api").await;
+    let var = |project_id, group_id, key: &str, value: &str| CiVariable {
+        id: 0,
+        project_id,
+        group_id,
+        key: key.into(),
+        value_sealed: value.into(),
+        variable_type: VariableType::EnvVar,
+        protected: false,
+        masked: false,
+        raw: false,
+        description: None,
+        environment_scope: "*".into(),
+    };
+    for v in [
+        var(Some(api.id), None, "K", "project"),
+        var(None, Some(backend.id), "K", "backend"),
+        var(None, Some(acme.id), "K", "acme"),
+        var(None, None, "K", "instance"),
+        var(None, Some(other.id), "K", "other"),
+    ] {
+        assert!(store.create_ci_variable(&v).await.unwrap().is_some());
+    }
+    // The same key in a group and on the instance are different variables; twice in one
+    // group is not.
+    let again = store
+        .create_ci_variable(&var(None, Some(acme.id), "K", "again"))
+        .await
+        .unwrap();
+    assert!(again.is_none());
+    let values =
+        |vars: Vec<CiVariable>| vars.into_iter().map(|v| v.value_sealed).collect::<Vec<_>>();
+    assert_eq!(
+        values(store.ci_variables_for_pipeline(api.id).await.unwrap()),
+        ["instance", "acme", "backend", "project"]
+    );
+    assert_eq!(
+        values(store.ci_variables(None).await.unwrap()),
+        ["instance"]
+    );
+    assert_eq!(
+        values(store.group_ci_variables(acme.id).await.unwrap()),
+        ["acme"]
     );
 }
