@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::both_backends;
 use crate::git::{git, git_ok, local_repo, remote};
-use crate::running::finished_pipeline;
+use crate::running::{finished_pipeline, register_runner, request, vars};
 use crate::support::TestApp;
 use crate::web::Browser;
 
@@ -19,6 +19,7 @@ both_backends!(
     a_trigger_token_stops_working_when_its_owner_leaves_the_group,
     a_bridge_triggers_a_project_in_a_subgroup_by_its_full_path,
     deleting_a_group_deletes_its_subgroups_and_projects,
+    a_job_receives_group_variables_the_nearest_group_first,
 );
 
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -534,4 +535,80 @@ async fn deleting_a_group_deletes_its_subgroups_and_projects(app: TestApp) {
     );
     // The path is free again.
     create_group(&app, &owner, json!({"name": "Acme", "path": "acme"})).await;
+}
+
+async fn a_job_receives_group_variables_the_nearest_group_first(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (maintainer_id, maintainer) = app.create_user("maintainer").await;
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, backend, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    let set = |target: String, key: &'static str, value: &'static str| {
+        let owner = owner.clone();
+        let app = &app;
+        async move {
+            let body = json!({"key": key, "value": value});
+            let (status, v) = call(
+                app,
+                Method::POST,
+                &format!("{target}/variables"),
+                &owner,
+                body,
+            )
+            .await;
+            assert_eq!(status, 201, "{v}");
+        }
+    };
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/admin/ci/variables",
+        &app.root_token,
+        json!({"key": "EVERYWHERE", "value": "instance"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/admin/ci/variables",
+        &app.root_token,
+        json!({"key": "REGION", "value": "instance"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    set(format!("/groups/{}", acme["id"]), "REGION", "acme").await;
+    set(format!("/groups/{}", acme["id"]), "TIER", "acme").await;
+    set(format!("/groups/{}", acme["id"]), "DEPLOY_TO", "acme").await;
+    set(format!("/groups/{}", backend["id"]), "TIER", "backend").await;
+    set(format!("/groups/{}", backend["id"]), "DEPLOY_TO", "backend").await;
+    set(format!("/projects/{}", api["id"]), "DEPLOY_TO", "project").await;
+    // Group variables are the group Owners' (a Maintainer is refused, a stranger never sees).
+    let path = format!("/groups/{}/variables", acme["id"]);
+    assert_eq!(
+        call(&app, Method::GET, &path, &maintainer, json!({}))
+            .await
+            .0,
+        403
+    );
+    let (status, listed) = call(&app, Method::GET, &path, &owner, json!({})).await;
+    assert_eq!((status, listed.as_array().unwrap().len()), (200, 3));
+
+    let runner = register_runner(&app).await;
+    let (status, pipeline) = call(
+        &app,
+        Method::POST,
+        &format!("/projects/{}/pipeline", api["id"]),
+        &owner,
+        json!({"ref": "main"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pipeline}");
+    let job = request(&app, &runner).await.expect("a pending job");
+    let vars = vars(&job);
+    let value = |k: &str| vars[k]["value"].as_str().unwrap().to_string();
+    assert_eq!(value("EVERYWHERE"), "instance");
+    assert_eq!(value("REGION"), "acme");
+    assert_eq!(value("TIER"), "backend");
+    assert_eq!(value("DEPLOY_TO"), "project");
 }

@@ -52,6 +52,16 @@ try:
 except gitlab.exceptions.GitlabGetError as e:
     assert e.response_code == 404, e.response_code
 
+# Group CI/CD variables.
+acme.variables.create({"key": "DEPLOY_REGION", "value": "eu-west-1"})
+assert [v.key for v in acme.variables.list(get_all=True)] == ["DEPLOY_REGION"]
+region = acme.variables.get("DEPLOY_REGION")
+region.value = "us-east-1"
+region.save()
+assert acme.variables.get("DEPLOY_REGION").value == "us-east-1"
+acme.variables.delete("DEPLOY_REGION")
+assert acme.variables.list(get_all=True) == []
+
 backend.description = "The backend"
 backend.save()
 assert gl.groups.get(backend.id).description == "The backend"

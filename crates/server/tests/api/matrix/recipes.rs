@@ -328,6 +328,11 @@ const KNOWN: &[(&str, &str)] = &[
     ("PUT", "/api/v4/groups/{id}/members/{user_id}"),
     ("DELETE", "/api/v4/groups/{id}/members/{user_id}"),
     ("GET", "/api/v4/groups/{id}/members/all/{user_id}"),
+    ("GET", "/api/v4/groups/{id}/variables"),
+    ("POST", "/api/v4/groups/{id}/variables"),
+    ("GET", "/api/v4/groups/{id}/variables/{key}"),
+    ("PUT", "/api/v4/groups/{id}/variables/{key}"),
+    ("DELETE", "/api/v4/groups/{id}/variables/{key}"),
     ("GET", "/api/v4/projects/{id}"),
     ("PUT", "/api/v4/projects/{id}"),
     ("DELETE", "/api/v4/projects/{id}"),
@@ -826,6 +831,32 @@ async fn group_recipe(ctx: &mut Ctx<'_>, method: &str, rest: &str) -> Req {
         ("DELETE", "/members/{user_id}") => {
             let (user, key) = ctx.throwaway(new_member()).await;
             Req::get(api(&format!("/members/{user}"))).consumes(key)
+        }
+        ("GET", "/variables") => Req::get(api(rest)),
+        ("POST", "/variables") => Req::json(
+            api(rest),
+            json!({"key": fx.unique("MATRIX_GROUP_"), "value": "v"}),
+        ),
+        (_, "/variables/{key}") => {
+            let (n, key) = ctx
+                .throwaway(async {
+                    let n = i64::from(fx.unique("").parse::<u32>().unwrap());
+                    fx.call(
+                        Method::POST,
+                        &format!("/groups/{gid}/variables"),
+                        fx.root(),
+                        json!({"key": format!("MATRIX_GV_{n}"), "value": "v"}),
+                    )
+                    .await;
+                    n
+                })
+                .await;
+            let path = api(&format!("/variables/MATRIX_GV_{n}"));
+            match method {
+                "PUT" => Req::json(path, json!({"value": "changed"})),
+                "DELETE" => Req::get(path).consumes(key),
+                _ => Req::get(path),
+            }
         }
         other => panic!("no recipe for the group route {other:?}"),
     }
