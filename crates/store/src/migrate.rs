@@ -69,7 +69,7 @@ migrations! {
     16 => "0016_idempotency_keys.sql",
     17 => "0017_runner_compat.sql",
     18 => "0018_groups.sql",
-    19 => "0019_group_variables.sql",
+    19 => "0019_group_ci.sql",
 }
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -20,6 +20,7 @@ both_backends!(
     a_bridge_triggers_a_project_in_a_subgroup_by_its_full_path,
     deleting_a_group_deletes_its_subgroups_and_projects,
     a_job_receives_group_variables_the_nearest_group_first,
+    a_job_token_reaches_a_project_whose_allowlist_names_its_group,
 );
 
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -611,4 +612,70 @@ async fn a_job_receives_group_variables_the_nearest_group_first(app: TestApp) {
     assert_eq!(value("REGION"), "acme");
     assert_eq!(value("TIER"), "backend");
     assert_eq!(value("DEPLOY_TO"), "project");
+}
+
+async fn a_job_token_reaches_a_project_whose_allowlist_names_its_group(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, _, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    let target = app.create_project(&owner, "target").await;
+    let dir = tmp.path().join("target");
+    std::fs::create_dir_all(&dir).unwrap();
+    let work = local_repo(&dir, "deploy:\n  script: echo deploy\n");
+    let url = remote(&app, "owner", &owner, "owner/target");
+    git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+
+    let runner = register_runner(&app).await;
+    let path = format!("/projects/{}/pipeline", api["id"]);
+    assert_eq!(
+        call(&app, Method::POST, &path, &owner, json!({"ref": "main"}))
+            .await
+            .0,
+        201
+    );
+    let job = request(&app, &runner).await.expect("a pending job");
+    let job_token = job["token"].as_str().unwrap().to_string();
+    let trigger = || async {
+        app.post(
+            &format!("/projects/{}/trigger/pipeline", target["id"]),
+            None,
+            json!({"token": job_token, "ref": "main"}),
+        )
+        .await
+        .status()
+        .as_u16()
+    };
+    // The target's scope is on (GitLab's default) and names nothing: not found.
+    assert_eq!(trigger().await, 404);
+    let scope = format!(
+        "/projects/{}/job_token_scope/groups_allowlist",
+        target["id"]
+    );
+    let (status, link) = call(
+        &app,
+        Method::POST,
+        &scope,
+        &owner,
+        json!({"target_group_id": acme["id"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, link),
+        (
+            201,
+            json!({"source_project_id": target["id"], "target_group_id": acme["id"]})
+        )
+    );
+    // A job of a project in a subgroup of the named group is let in.
+    assert_eq!(trigger().await, 201);
+    let (_, listed) = call(&app, Method::GET, &scope, &owner, json!({})).await;
+    assert_eq!(listed[0]["id"], acme["id"]);
+    let remove = format!("{scope}/{}", acme["id"]);
+    assert_eq!(
+        call(&app, Method::DELETE, &remove, &owner, json!({}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(trigger().await, 404);
 }

@@ -268,6 +268,19 @@ impl<'a> Ctx<'a> {
         id
     }
 
+    async fn public_group(fx: &Fixture) -> i64 {
+        let path = fx.unique("allowlist-group-");
+        let g = fx
+            .call(
+                Method::POST,
+                "/groups",
+                fx.root(),
+                json!({"name": path, "path": path, "visibility": "public"}),
+            )
+            .await;
+        g["id"].as_i64().unwrap()
+    }
+
     async fn public_project(fx: &Fixture) -> i64 {
         let p = fx
             .call(
@@ -465,6 +478,18 @@ const KNOWN: &[(&str, &str)] = &[
     (
         "DELETE",
         "/api/v4/projects/{id}/job_token_scope/allowlist/{target_project_id}",
+    ),
+    (
+        "GET",
+        "/api/v4/projects/{id}/job_token_scope/groups_allowlist",
+    ),
+    (
+        "POST",
+        "/api/v4/projects/{id}/job_token_scope/groups_allowlist",
+    ),
+    (
+        "DELETE",
+        "/api/v4/projects/{id}/job_token_scope/groups_allowlist/{target_group_id}",
     ),
     ("GET", "/api/v4/projects/{id}/variables"),
     ("POST", "/api/v4/projects/{id}/variables"),
@@ -1031,6 +1056,27 @@ async fn project_recipe(
             Req::json(api(&format!("/pipelines/{id}/retry")), json!({})).consumes(key)
         }
         ("GET", "/job_token_scope" | "/job_token_scope/allowlist") => Req::get(api(rest)),
+        ("GET", "/job_token_scope/groups_allowlist") => Req::get(api(rest)),
+        ("POST", "/job_token_scope/groups_allowlist") => {
+            let (target, key) = ctx.throwaway(Ctx::public_group(fx)).await;
+            Req::json(api(rest), json!({"target_group_id": target})).consumes(key)
+        }
+        ("DELETE", "/job_token_scope/groups_allowlist/{target_group_id}") => {
+            let (target, key) = ctx
+                .throwaway(async {
+                    let target = Ctx::public_group(fx).await;
+                    fx.call(
+                        Method::POST,
+                        &format!("/projects/{pid}/job_token_scope/groups_allowlist"),
+                        &root,
+                        json!({"target_group_id": target}),
+                    )
+                    .await;
+                    target
+                })
+                .await;
+            Req::get(api(&format!("/job_token_scope/groups_allowlist/{target}"))).consumes(key)
+        }
         ("PATCH", "/job_token_scope") => Req::json(api(rest), json!({"enabled": true})),
         ("POST", "/job_token_scope/allowlist") => {
             let (target, key) = ctx.throwaway(Ctx::public_project(fx)).await;
