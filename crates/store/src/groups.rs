@@ -38,6 +38,9 @@ pub trait GroupStore: Send + Sync {
     async fn projects_below(&self, id: NamespaceId) -> Result<Vec<ProjectId>>;
     /// Whether the group has subgroups.
     async fn has_subgroups(&self, id: NamespaceId) -> Result<bool>;
+    /// The visibilities of the group's direct subgroups and projects: `(is_group, visibility)`,
+    /// each pair once.
+    async fn child_visibilities(&self, id: NamespaceId) -> Result<Vec<(bool, Visibility)>>;
 
     async fn group_member(
         &self,
@@ -323,6 +326,22 @@ impl GroupStore for SqlStore {
         let q = query("SELECT COUNT(*) FROM namespaces WHERE parent_id = $1").bind(id);
         let n: i64 = self.db.fetch_one(&q, first).await?;
         Ok(n > 0)
+    }
+
+    async fn child_visibilities(&self, id: NamespaceId) -> Result<Vec<(bool, Visibility)>> {
+        let q = query(
+            "SELECT DISTINCT TRUE, visibility FROM namespaces WHERE parent_id = $1 \
+             UNION SELECT DISTINCT FALSE, visibility FROM projects WHERE namespace_id = $1",
+        )
+        .bind(id);
+        let rows: Vec<(bool, String)> = self
+            .db
+            .fetch_all(&q, |row| Ok((row.get(0)?, row.get(1)?)))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(group, v)| Visibility::parse(&v).map(|v| (group, v)))
+            .collect())
     }
 
     async fn group_member(

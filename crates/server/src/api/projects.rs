@@ -397,6 +397,9 @@ async fn update_project(
     {
         errors.add("default_branch", "is invalid");
     }
+    if let Some(v) = visibility {
+        crate::domain::groups::check_project_visibility(&mut errors, v, &project.namespace);
+    }
     let variables_role = params.str("ci_pipeline_variables_minimum_override_role")?;
     if let Some(role) = &variables_role
         && !PIPELINE_VARIABLES_ROLES.contains(&role.as_str())

@@ -137,6 +137,38 @@ pub fn check_project_visibility(
     }
 }
 
+/// A group may not become less visible than what it holds (app/models/group.rb,
+/// `visibility_level_allowed_by_projects` and `…_by_sub_groups`).
+async fn check_visibility_over_children(
+    state: &AppState,
+    errors: &mut Errors,
+    visibility: Visibility,
+    group: &Namespace,
+) -> ApiResult<()> {
+    let children = state.store.child_visibilities(group.id).await?;
+    let above = |groups: bool| {
+        children
+            .iter()
+            .any(|(g, v)| *g == groups && rank(*v) > rank(visibility))
+    };
+    let level = visibility.as_str();
+    if above(false) {
+        errors.add(
+            "visibility_level",
+            format!(
+                "{level} is not allowed since this group contains projects with higher visibility."
+            ),
+        );
+    }
+    if above(true) {
+        errors.add(
+            "visibility_level",
+            format!("{level} is not allowed since there are sub-groups with higher visibility."),
+        );
+    }
+    Ok(())
+}
+
 fn rank(v: Visibility) -> u8 {
     match v {
         Visibility::Private => 0,
@@ -226,6 +258,7 @@ pub async fn update_group(
     }
     if let Some(visibility) = update.visibility {
         check_visibility_under_parent(&mut errors, visibility, parent.as_ref());
+        check_visibility_over_children(state, &mut errors, visibility, group).await?;
     }
     if update
         .description

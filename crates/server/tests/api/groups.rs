@@ -204,6 +204,66 @@ async fn a_user_creates_a_group_a_subgroup_and_a_project_in_it(app: TestApp) {
         .post("/groups", None, json!({"name": "x", "path": "x"}))
         .await;
     assert_eq!(res.status(), 401);
+    // A group holding an internal project cannot become private, nor the project public.
+    let put = |path: String, body: Value| {
+        let owner = owner.clone();
+        let app = &app;
+        async move { call(app, Method::PUT, &path, &owner, body).await }
+    };
+    let (status, _) = put(
+        format!("/groups/{}", acme["id"]),
+        json!({"visibility": "internal"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = put(
+        format!("/groups/{}", backend["id"]),
+        json!({"visibility": "internal"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = put(
+        format!("/projects/{}", api["id"]),
+        json!({"visibility": "internal"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = put(
+        format!("/projects/{}", api["id"]),
+        json!({"visibility": "public"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["public is not allowed in a internal group."]}})
+        )
+    );
+    let (status, body) = put(
+        format!("/groups/{}", backend["id"]),
+        json!({"visibility": "private"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["private is not allowed since this group contains projects with higher visibility."]}})
+        )
+    );
+    let (status, body) = put(
+        format!("/groups/{}", acme["id"]),
+        json!({"visibility": "private"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["private is not allowed since there are sub-groups with higher visibility."]}})
+        )
+    );
 }
 
 async fn a_group_member_has_their_role_in_every_project_below(app: TestApp) {
