@@ -13,6 +13,7 @@ pub mod account;
 pub mod admin;
 pub mod assets;
 pub mod error;
+pub mod groups;
 pub mod hooks;
 pub mod jobs;
 pub mod pipeline_schedules;
@@ -45,6 +46,7 @@ pub fn routes() -> Vec<Route> {
         Route::post("/admin/users/{id}/{action}", admin::user_state, Admin),
         Route::post("/admin/settings", admin::update_settings, Admin),
         Route::get("/-/assets/{file}", assets::serve, Open),
+        Route::get("/groups/{*id}", groups::show, GroupSee),
         Route::get(project, projects::overview, See),
         Route::get(&pipelines, pipelines::list, Read),
         Route::post(&pipelines, pipelines::run, Developer),

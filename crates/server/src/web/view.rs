@@ -77,6 +77,9 @@ pub struct ProjectNav {
     pub id: i64,
     pub name: String,
     pub full_path: String,
+    /// The namespace's breadcrumbs: a group's each link to the group's page; a user's is
+    /// plain text (it has no page).
+    pub namespace_crumbs: Vec<(String, Option<String>)>,
     pub can_manage: bool,
     pub active: &'static str,
 }
@@ -87,6 +90,14 @@ impl ProjectNav {
             id: project.id,
             name: project.name.clone(),
             full_path: project.full_path(),
+            namespace_crumbs: if project.namespace.is_group() {
+                super::groups::group_crumbs(&project.namespace.full_path)
+                    .into_iter()
+                    .map(|c| (c.label, Some(c.href)))
+                    .collect()
+            } else {
+                vec![(project.namespace.full_path.clone(), None)]
+            },
             can_manage: access.can(Action::ManageTriggers),
             active,
         }

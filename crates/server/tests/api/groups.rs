@@ -358,11 +358,33 @@ async fn a_group_member_has_their_role_in_every_project_below(app: TestApp) {
         200
     );
     assert_eq!(browser.get("/acme/backend/api").await.status, 200);
+    let overview = browser.get("/acme/backend/api").await.body;
+    assert!(
+        overview.contains(
+            r#"<a href="/groups/acme">acme</a> / <a href="/groups/acme/backend">backend</a>"#
+        ),
+        "breadcrumbs link each group: {overview}"
+    );
+    let group_page = browser.get("/groups/acme/backend").await;
+    assert_eq!(group_page.status, 200);
+    assert!(
+        group_page.body.contains(r#"href="/acme/backend/api""#),
+        "{}",
+        group_page.body
+    );
+    assert!(
+        group_page.body.contains("reporter"),
+        "members are listed: {}",
+        group_page.body
+    );
+    let redirect = browser.get("/acme/backend/api.git").await;
+    assert_eq!(redirect.location.as_deref(), Some("/acme/backend/api"));
     let mut browser = Browser::sign_in(&app, "stranger", "a-long-password").await;
     assert_eq!(
         browser.get("/acme/backend/api/-/pipelines").await.status,
         404
     );
+    assert_eq!(browser.get("/groups/acme/backend").await.status, 404);
 
     // Leaving the group takes the role away everywhere below.
     let path = format!("/groups/{}/members/{dev_id}", acme["id"]);

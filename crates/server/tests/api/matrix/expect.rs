@@ -275,6 +275,11 @@ fn web(access: Access, who: Who, vis: Option<Vis>) -> Expect {
                 denied()
             }
         }
+        // The fixture's groups hold the same roles as its projects.
+        Access::GroupSee => match project_permits(Access::See, who, vis.unwrap_or(Vis::Private)) {
+            Some(true) => Expect::Allowed,
+            _ => denied(),
+        },
         project => match project_permits(project, who, vis.unwrap_or(Vis::Private)) {
             Some(true) => Expect::Allowed,
             _ => denied(),

@@ -84,6 +84,7 @@ impl Case {
     fn per_project(&self) -> bool {
         self.path.contains("/projects/{id}")
             || self.path.contains("/groups/{id}")
+            || self.path.starts_with("/groups/{*id}")
             || self.path.starts_with("/{namespace}/{repo}")
     }
 }

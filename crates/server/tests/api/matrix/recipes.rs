@@ -329,6 +329,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/api/v4/projects"),
     ("GET", "/api/v4/groups"),
     ("POST", "/api/v4/groups"),
+    ("GET", "/groups/{*id}"),
     ("GET", "/api/v4/groups/{id}"),
     ("PUT", "/api/v4/groups/{id}"),
     ("DELETE", "/api/v4/groups/{id}"),
@@ -1199,6 +1200,10 @@ async fn web_recipe(
     let project_rest = path.strip_prefix("/{namespace}/{repo}");
     match (method, path, project_rest) {
         ("GET", "/users/sign_in" | "/" | "/admin", _) => Req::get(path),
+        ("GET", "/groups/{*id}", _) => Req::get(format!(
+            "/groups/{}",
+            fx.group(ctx.vis.unwrap_or(Vis::Private))
+        )),
         // No credentials: the form's CSRF check refuses it before anything else.
         ("POST", "/users/sign_in", _) => Req::form(path, &[("user[login]", "nobody")]),
         ("POST", "/users/sign_out", _) => Req::form(path, &[]),
