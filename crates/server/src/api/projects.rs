@@ -235,8 +235,8 @@ fn branch_name_is_valid(name: &str) -> bool {
             .any(|c| c.is_control() || " ~^:?*[\\".contains(c))
 }
 
-/// Where a new project goes: `namespace_id` (a number, or a full path as python-gitlab and
-/// GitLab accept) or `namespace_path`, else the caller's own namespace. A group needs a
+/// Where a new project goes: `namespace_id` or `namespace_path`, else the caller's own
+/// namespace. A group needs a
 /// Developer there (GitLab's default `project_creation_level`); another user's namespace is
 /// an admin's only. Whatever the caller may not use is `404 Namespace Not Found`.
 async fn target_namespace(
@@ -246,26 +246,20 @@ async fn target_namespace(
 ) -> ApiResult<pipewright_store::Namespace> {
     use crate::permissions::GroupAction;
     let actor = caller.required()?;
-    let wanted = match params.str("namespace_id")? {
-        Some(id) => Some(id),
-        None => params.str("namespace_path")?,
-    };
-    let Some(wanted) = wanted.filter(|w| !w.is_empty()) else {
-        return state
-            .store
-            .user_namespace(actor.user.id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("user {} has no namespace", actor.user.id))
-            });
-    };
-    let namespace = if wanted.bytes().all(|b| b.is_ascii_digit()) {
-        let id = wanted
-            .parse::<i64>()
-            .map_err(|_| ApiError::NotFound("Namespace"))?;
-        state.store.namespace(id).await?
-    } else {
-        state.store.namespace_by_full_path(&wanted).await?
+    // GitLab: `namespace_id` is an Integer parameter (lib/api/projects.rb), `namespace_path`
+    // a full path.
+    let namespace = match (params.i64("namespace_id")?, params.str("namespace_path")?) {
+        (Some(id), _) => state.store.namespace(id).await?,
+        (None, Some(path)) if !path.is_empty() => state.store.namespace_by_full_path(&path).await?,
+        (None, _) => {
+            return state
+                .store
+                .user_namespace(actor.user.id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("user {} has no namespace", actor.user.id))
+                });
+        }
     }
     .ok_or(ApiError::NotFound("Namespace"))?;
     if namespace.is_group() {

@@ -10,32 +10,9 @@ use pipewright_store::{GroupFilter, Namespace, Page, ProjectFilter, ProjectOrder
 
 use super::error::{WebError, WebResult};
 use super::session::Viewer;
-use super::view::{self, Layout};
+use super::view::{self, Crumb, Layout, group_crumbs};
 use crate::domain::groups::find_group;
 use crate::state::AppState;
-
-/// One link of a page's breadcrumbs.
-pub struct Crumb {
-    pub label: String,
-    pub href: String,
-}
-
-/// Breadcrumbs for a group's full path: each ancestor group and the group itself.
-pub fn group_crumbs(full_path: &str) -> Vec<Crumb> {
-    let mut crumbs = Vec::new();
-    let mut prefix = String::new();
-    for segment in full_path.split('/') {
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
-        prefix.push_str(segment);
-        crumbs.push(Crumb {
-            label: segment.to_string(),
-            href: format!("/groups/{prefix}"),
-        });
-    }
-    crumbs
-}
 
 pub struct Entry {
     pub href: String,

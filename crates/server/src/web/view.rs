@@ -91,7 +91,7 @@ impl ProjectNav {
             name: project.name.clone(),
             full_path: project.full_path(),
             namespace_crumbs: if project.namespace.is_group() {
-                super::groups::group_crumbs(&project.namespace.full_path)
+                group_crumbs(&project.namespace.full_path)
                     .into_iter()
                     .map(|c| (c.label, Some(c.href)))
                     .collect()
@@ -336,6 +336,29 @@ pub fn seconds_between(start: Option<Timestamp>, end: Option<Timestamp>) -> Opti
 
 pub fn short_sha(sha: &str) -> String {
     sha.chars().take(8).collect()
+}
+
+/// One link of a page's breadcrumbs.
+pub struct Crumb {
+    pub label: String,
+    pub href: String,
+}
+
+/// Breadcrumbs for a group's full path: each ancestor group and the group itself.
+pub fn group_crumbs(full_path: &str) -> Vec<Crumb> {
+    let mut crumbs = Vec::new();
+    let mut prefix = String::new();
+    for segment in full_path.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(segment);
+        crumbs.push(Crumb {
+            label: segment.to_string(),
+            href: format!("/groups/{prefix}"),
+        });
+    }
+    crumbs
 }
 
 #[cfg(test)]
