@@ -10,7 +10,7 @@ use pipewright_core::AccessLevel;
 use pipewright_store::{GroupMember, Namespace};
 use serde_json::Value;
 
-use crate::api::members::{access_level, expires_at};
+use crate::api::members::{access_level, expires_at, member_user};
 use crate::auth::Caller;
 use crate::domain::groups::{authorize_group, find_group};
 use crate::entities;
@@ -68,11 +68,7 @@ async fn list_members(
     OriginalUri(uri): OriginalUri,
     params: Params,
 ) -> ApiResult<Response> {
-    let group = visible_group(&state, &caller, &seg).await?;
-    let page = page_from(&params)?;
-    let result = state.store.group_members(group.id, page).await?;
-    let items = render(&state, &result.items);
-    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+    list(&state, &caller, &seg, &uri, &params, false).await
 }
 
 async fn list_all_members(
@@ -82,11 +78,27 @@ async fn list_all_members(
     OriginalUri(uri): OriginalUri,
     params: Params,
 ) -> ApiResult<Response> {
-    let group = visible_group(&state, &caller, &seg).await?;
-    let page = page_from(&params)?;
-    let result = state.store.group_members_all(group.id, page).await?;
-    let items = render(&state, &result.items);
-    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+    list(&state, &caller, &seg, &uri, &params, true).await
+}
+
+/// Direct members, or (`all`) direct and inherited ones.
+async fn list(
+    state: &AppState,
+    caller: &Caller,
+    seg: &Segments,
+    uri: &axum::http::Uri,
+    params: &Params,
+    all: bool,
+) -> ApiResult<Response> {
+    let group = visible_group(state, caller, seg).await?;
+    let page = page_from(params)?;
+    let result = if all {
+        state.store.group_members_all(group.id, page).await?
+    } else {
+        state.store.group_members(group.id, page).await?
+    };
+    let items = render(state, &result.items);
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, uri).into_response())
 }
 
 async fn get_member(
@@ -139,16 +151,7 @@ async fn add_member(
 ) -> ApiResult<Response> {
     let (group, _) =
         authorize_group(&state, &caller, seg.get("id")?, GroupAction::ManageMembers).await?;
-    let user = match (params.i64("user_id")?, params.str("username")?) {
-        (Some(id), _) => state.store.user(id).await?,
-        (None, Some(username)) => state.store.user_by_username(&username).await?,
-        (None, None) => {
-            return Err(ApiError::ParamError(
-                "user_id, username are missing, exactly one parameter must be provided".into(),
-            ));
-        }
-    }
-    .ok_or(ApiError::NotFound("User"))?;
+    let user = member_user(&state, &params).await?;
     let level = access_level(&params)?;
     let member = state
         .store

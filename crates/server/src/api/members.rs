@@ -53,6 +53,23 @@ pub(crate) fn expires_at(params: &Params) -> ApiResult<Option<Timestamp>> {
     }
 }
 
+/// The user a new membership is for: `user_id` or `username`.
+pub(crate) async fn member_user(
+    state: &AppState,
+    params: &Params,
+) -> ApiResult<pipewright_store::User> {
+    match (params.i64("user_id")?, params.str("username")?) {
+        (Some(id), _) => state.store.user(id).await?,
+        (None, Some(username)) => state.store.user_by_username(&username).await?,
+        (None, None) => {
+            return Err(ApiError::ParamError(
+                "user_id, username are missing, exactly one parameter must be provided".into(),
+            ));
+        }
+    }
+    .ok_or(ApiError::NotFound("User"))
+}
+
 /// Only Owners (and admins) may grant, change or remove the Owner role.
 fn check_owner_rule(access: &ProjectAccess, levels: &[AccessLevel]) -> ApiResult<()> {
     if levels.contains(&AccessLevel::Owner) && !access.can(Action::ManageOwners) {
@@ -106,16 +123,7 @@ async fn add_member(
 ) -> ApiResult<Response> {
     let (project, access) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ManageMembers).await?;
-    let user = match (params.i64("user_id")?, params.str("username")?) {
-        (Some(id), _) => state.store.user(id).await?,
-        (None, Some(username)) => state.store.user_by_username(&username).await?,
-        (None, None) => {
-            return Err(ApiError::ParamError(
-                "user_id, username are missing, exactly one parameter must be provided".into(),
-            ));
-        }
-    }
-    .ok_or(ApiError::NotFound("User"))?;
+    let user = member_user(&state, &params).await?;
     let level = access_level(&params)?;
     check_owner_rule(&access, &[level])?;
     if state.store.member(project.id, user.id).await?.is_some() {
