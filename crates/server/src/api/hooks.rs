@@ -344,7 +344,7 @@ pub(crate) async fn settings(
         webhook_delivery::ALLOW_LOCAL_SETTING: allow,
         "allow_local_requests_from_system_hooks": allow,
         runner_registration::ALLOW_SETTING: runner_registration::allowed(&state).await?,
-        CAN_CREATE_GROUP_SETTING: state.store.setting(CAN_CREATE_GROUP_SETTING).await?.as_deref() != Some("false"),
+        CAN_CREATE_GROUP_SETTING: crate::domain::groups::creation_allowed(&state).await?,
     })))
 }
 

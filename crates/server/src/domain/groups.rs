@@ -90,9 +90,11 @@ pub async fn authorize_group(
 /// Whether `user` may create a top-level group: admins always, others unless an admin turned
 /// `can_create_group` off.
 pub async fn may_create_top_level(state: &AppState, user: &User) -> ApiResult<bool> {
-    if user.is_admin {
-        return Ok(true);
-    }
+    Ok(user.is_admin || creation_allowed(state).await?)
+}
+
+/// The instance setting `can_create_group` (on unless an admin turned it off).
+pub async fn creation_allowed(state: &AppState) -> ApiResult<bool> {
     let setting = state.store.setting(CAN_CREATE_GROUP_SETTING).await?;
     Ok(setting.as_deref() != Some("false"))
 }

@@ -61,6 +61,7 @@ struct AdminPage {
     allow_local: bool,
     /// Whether runners may register with registration tokens, and the instance's token then.
     allow_registration_tokens: bool,
+    can_create_group: bool,
     registration_token: String,
     page: u32,
     next: bool,
@@ -141,6 +142,7 @@ pub async fn show(
         embedded_runner: state.config.embedded_runner_status.clone(),
         allow_local: webhook_delivery::allow_local(&state).await?,
         allow_registration_tokens,
+        can_create_group: crate::domain::groups::creation_allowed(&state).await?,
         registration_token,
         page,
         next: i64::from(page) * i64::from(per_page) < found.total,
@@ -207,7 +209,10 @@ pub async fn update_settings(
         .ok()
         .flatten()
         .unwrap_or(false);
+    let groups = crate::domain::groups::CAN_CREATE_GROUP_SETTING;
+    let can_create_group = params.bool(groups).ok().flatten().unwrap_or(false);
     let mut p = Params::default();
+    p.set_path(groups, if can_create_group { "true" } else { "false" });
     p.set_path(
         webhook_delivery::ALLOW_LOCAL_SETTING,
         if allow { "true" } else { "false" },

@@ -498,6 +498,24 @@ async fn an_admin_can_stop_users_creating_top_level_groups(app: TestApp) {
     .await;
     assert_eq!(status, 403);
     // Subgroups are the parent's Maintainers' to make; admins make anything.
+    // The admin area's settings form turns it on again.
+    let mut root = Browser::sign_in(&app, "root", crate::support::ROOT_PASSWORD).await;
+    let page = root.get("/admin").await.body;
+    assert!(
+        page.contains(r#"name="can_create_group" value="true" >"#),
+        "unchecked: {page}"
+    );
+    root.submit("/admin", "/admin/settings", &[("can_create_group", "true")])
+        .await;
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/groups",
+        &alice,
+        json!({"name": "Two", "path": "two"}),
+    )
+    .await;
+    assert_eq!(status, 201);
     let sub = json!({"name": "Sub", "path": "sub", "parent_id": acme["id"]});
     assert_eq!(
         call(&app, Method::POST, "/groups", &alice, sub).await.0,
