@@ -617,6 +617,8 @@ pub struct TriggerContext {
 pub enum RunnerType {
     /// Any project's.
     Instance,
+    /// The projects' below one group.
+    Group,
     /// One project's.
     Project,
 }
@@ -625,12 +627,14 @@ impl RunnerType {
     pub fn as_str(self) -> &'static str {
         match self {
             RunnerType::Instance => "instance_type",
+            RunnerType::Group => "group_type",
             RunnerType::Project => "project_type",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "instance_type" => Some(RunnerType::Instance),
+            "group_type" => Some(RunnerType::Group),
             "project_type" => Some(RunnerType::Project),
             _ => None,
         }
@@ -642,6 +646,8 @@ pub struct Runner {
     pub id: i64,
     pub runner_type: RunnerType,
     pub project_id: Option<ProjectId>,
+    /// A group runner's group.
+    pub group_id: Option<NamespaceId>,
     pub creator_id: Option<UserId>,
     pub description: String,
     pub tag_list: Vec<String>,
@@ -660,6 +666,7 @@ pub struct NewRunner {
     pub token_digest: String,
     pub runner_type: RunnerType,
     pub project_id: Option<ProjectId>,
+    pub group_id: Option<NamespaceId>,
     pub creator_id: Option<UserId>,
     pub description: String,
     pub tag_list: Vec<String>,
@@ -686,7 +693,7 @@ pub struct RunnerUpdate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunnerScope {
     All,
-    /// Runners of projects where this user is a Maintainer or Owner.
+    /// Runners of projects where this user is a Maintainer or Owner, and of groups they own.
     ManagedBy(UserId),
 }
 

@@ -21,6 +21,7 @@ both_backends!(
     deleting_a_group_deletes_its_subgroups_and_projects,
     a_job_receives_group_variables_the_nearest_group_first,
     a_job_token_reaches_a_project_whose_allowlist_names_its_group,
+    a_group_runner_takes_jobs_of_every_project_below_its_group,
 );
 
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -778,4 +779,63 @@ async fn a_job_token_reaches_a_project_whose_allowlist_names_its_group(app: Test
         204
     );
     assert_eq!(trigger().await, 404);
+}
+
+async fn a_group_runner_takes_jobs_of_every_project_below_its_group(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (maintainer_id, maintainer) = app.create_user("maintainer").await;
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, _, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    let outside = app.create_project(&owner, "outside").await;
+    let dir = tmp.path().join("outside");
+    std::fs::create_dir_all(&dir).unwrap();
+    let work = local_repo(&dir, "build:\n  script: echo build\n");
+    let url = remote(&app, "owner", &owner, "owner/outside");
+    git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+
+    let body = json!({"runner_type": "group_type", "group_id": acme["id"]});
+    assert_eq!(
+        call(
+            &app,
+            Method::POST,
+            "/user/runners",
+            &maintainer,
+            body.clone()
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, runner) = call(&app, Method::POST, "/user/runners", &owner, body).await;
+    assert_eq!(status, 201, "{runner}");
+    let token = runner["token"].as_str().unwrap().to_string();
+    let (_, details) = call(
+        &app,
+        Method::GET,
+        &format!("/runners/{}", runner["id"]),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(details["runner_type"], "group_type");
+    assert_eq!(details["groups"], json!([{"id": acme["id"]}]));
+
+    for project in [&outside, &api] {
+        let path = format!("/projects/{}/pipeline", project["id"]);
+        assert_eq!(
+            call(&app, Method::POST, &path, &owner, json!({"ref": "main"}))
+                .await
+                .0,
+            201
+        );
+    }
+    let job = request(&app, &token)
+        .await
+        .expect("the subgroup project's job");
+    assert_eq!(job["job_info"]["project_id"], api["id"]);
+    assert!(
+        request(&app, &token).await.is_none(),
+        "not the job of a project outside"
+    );
 }

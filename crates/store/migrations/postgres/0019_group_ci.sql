@@ -18,3 +18,6 @@ CREATE TABLE job_token_group_allowlist (
     created_at      BIGINT NOT NULL,
     PRIMARY KEY (project_id, target_group_id)
 );
+
+-- Group runners (`runner_type = 'group_type'`): they take jobs of every project below the group.
+ALTER TABLE runners ADD COLUMN group_id BIGINT REFERENCES namespaces(id) ON DELETE CASCADE;
