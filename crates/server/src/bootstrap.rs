@@ -118,6 +118,7 @@ pub async fn embedded_runner_token(state: &AppState) -> anyhow::Result<String> {
     state
         .store
         .create_runner(&pipewright_store::NewRunner {
+            group_id: None,
             token_digest: secrets::token_digest(&token),
             runner_type: pipewright_store::RunnerType::Instance,
             project_id: None,

@@ -82,17 +82,63 @@ pub fn user_full(config: &ServerConfig, u: &User) -> Value {
     v
 }
 
+/// `NamespaceBasic` (GitLab: lib/api/entities/namespace_basic.rb): a user's namespace links
+/// to the user, a group's to its page.
 pub fn namespace(config: &ServerConfig, ns: &Namespace) -> Value {
     json!({
         "id": ns.id,
         "name": ns.name,
         "path": ns.path,
         "kind": ns.kind.as_str(),
-        "full_path": ns.path,
-        "parent_id": Value::Null,
+        "full_path": ns.full_path,
+        "parent_id": ns.parent_id,
         "avatar_url": Value::Null,
-        "web_url": format!("{}/{}", config.external_url, ns.path),
+        "web_url": namespace_web_url(config, ns),
     })
+}
+
+fn namespace_web_url(config: &ServerConfig, ns: &Namespace) -> String {
+    if ns.is_group() {
+        format!("{}/groups/{}", config.external_url, ns.full_path)
+    } else {
+        format!("{}/{}", config.external_url, ns.full_path)
+    }
+}
+
+/// `Group` as GitLab's `API::Entities::Group` (lib/api/entities/group.rb); settings this
+/// server does not have are shown with GitLab's defaults.
+pub fn group(config: &ServerConfig, g: &Namespace) -> Value {
+    json!({
+        "id": g.id,
+        "web_url": namespace_web_url(config, g),
+        "name": g.name,
+        "path": g.path,
+        "description": g.description,
+        "visibility": g.visibility.as_str(),
+        "share_with_group_lock": false,
+        "require_two_factor_authentication": false,
+        "two_factor_grace_period": 48,
+        "project_creation_level": "developer",
+        "auto_devops_enabled": Value::Null,
+        "subgroup_creation_level": "maintainer",
+        "emails_disabled": false,
+        "emails_enabled": true,
+        "mentions_disabled": Value::Null,
+        "lfs_enabled": true,
+        "default_branch": Value::Null,
+        "default_branch_protection": 2,
+        "avatar_url": Value::Null,
+        "request_access_enabled": true,
+        "full_name": g.full_name,
+        "full_path": g.full_path,
+        "created_at": time(g.created_at),
+        "parent_id": g.parent_id,
+    })
+}
+
+/// A group membership, as GitLab's `API::Entities::Member`.
+pub fn group_member(config: &ServerConfig, m: &pipewright_store::GroupMember) -> Value {
+    membership(config, &m.user, m.access_level, m.created_at, m.expires_at)
 }
 
 /// `Project` as GitLab's `API::Entities::Project`, with the caller's permissions.
@@ -109,7 +155,7 @@ pub fn project(
         "id": p.id,
         "description": p.description,
         "name": p.name,
-        "name_with_namespace": format!("{} / {}", p.namespace.name, p.name),
+        "name_with_namespace": format!("{} / {}", p.namespace.full_name, p.name),
         "path": p.path,
         "path_with_namespace": full_path,
         "created_at": time(p.created_at),
@@ -152,13 +198,24 @@ pub fn project(
 }
 
 pub fn member(config: &ServerConfig, m: &Member) -> Value {
-    let mut v = user_basic(config, &m.user);
+    membership(config, &m.user, m.access_level, m.created_at, m.expires_at)
+}
+
+/// `API::Entities::Member`: the user, their role, since when and until when.
+fn membership(
+    config: &ServerConfig,
+    user: &pipewright_store::User,
+    level: pipewright_core::AccessLevel,
+    created_at: pipewright_core::Timestamp,
+    expires_at: Option<pipewright_core::Timestamp>,
+) -> Value {
+    let mut v = user_basic(config, user);
     if let Value::Object(map) = &mut v {
-        map.insert("access_level".into(), json!(m.access_level.as_i64()));
-        map.insert("created_at".into(), time(m.created_at));
+        map.insert("access_level".into(), json!(level.as_i64()));
+        map.insert("created_at".into(), time(created_at));
         map.insert(
             "expires_at".into(),
-            m.expires_at
+            expires_at
                 .map(|t| json!(t.to_date_string()))
                 .unwrap_or(Value::Null),
         );

@@ -123,9 +123,9 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let maintenance = maintenance::spawn(state.clone());
     let watcher = state.store.watch_jobs(state.job_available.clone());
-    // The path is normalised before the router sees it (`routes::trim_api_trailing_slash`).
+    // The path is normalised before the router sees it (`routes::normalize_path`).
     let app = tower::Layer::layer(
-        &tower::util::MapRequestLayer::new(routes::trim_api_trailing_slash::<axum::body::Body>),
+        &tower::util::MapRequestLayer::new(routes::normalize_path::<axum::body::Body>),
         router(state),
     );
     // Connection info gives sign-in throttling the client's address.

@@ -139,6 +139,66 @@ impl ProjectAccess {
     }
 }
 
+/// Something a caller may want to do to a group. GitLab: `app/policies/group_policy.rb`
+/// (`read_group`; `create_projects` for Developers by default, `project_creation_level`;
+/// `create_subgroup` for Maintainers, `subgroup_creation_level`; `admin_group`,
+/// `admin_group_member` and `remove_group` for Owners) — read from memory of the policy, not
+/// verified line by line against its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupAction {
+    /// See the group, its subgroups, projects and members.
+    ReadGroup,
+    /// Create a project in the group.
+    CreateProjects,
+    CreateSubgroup,
+    /// Change the group's name, path, description, visibility.
+    AdminGroup,
+    /// Add, change and remove members.
+    ManageMembers,
+    RemoveGroup,
+}
+
+impl GroupAction {
+    fn minimum_role(self) -> AccessLevel {
+        use AccessLevel::*;
+        match self {
+            GroupAction::ReadGroup => Guest,
+            GroupAction::CreateProjects => Developer,
+            GroupAction::CreateSubgroup => Maintainer,
+            GroupAction::AdminGroup | GroupAction::ManageMembers | GroupAction::RemoveGroup => {
+                Owner
+            }
+        }
+    }
+}
+
+/// What is known about one caller's relation to one group: the same facts as for a project
+/// (the role is the highest of the group's and its ancestors' memberships).
+#[derive(Debug, Clone, Copy)]
+pub struct GroupAccess(pub ProjectAccess);
+
+impl GroupAccess {
+    /// Whether the group is visible at all; when it is not, callers answer 404.
+    pub fn can_see(&self) -> bool {
+        self.0.can_see()
+    }
+
+    pub fn can(&self, action: GroupAction) -> bool {
+        let a = &self.0;
+        if a.admin {
+            return true;
+        }
+        if action == GroupAction::ReadGroup {
+            return a.can_see();
+        }
+        a.role.is_some_and(|role| role >= action.minimum_role())
+    }
+
+    pub fn role(&self) -> Option<AccessLevel> {
+        self.0.role
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,5 +277,22 @@ mod tests {
             admin: true,
         };
         assert!(a.can(Action::DeleteProject));
+    }
+
+    #[test]
+    fn the_group_role_table() {
+        use AccessLevel::*;
+        let group = |role| GroupAccess(access(Visibility::Private, role, true));
+        assert!(!group(None).can_see());
+        assert!(group(Some(Guest)).can(GroupAction::ReadGroup));
+        assert!(!group(Some(Reporter)).can(GroupAction::CreateProjects));
+        assert!(group(Some(Developer)).can(GroupAction::CreateProjects));
+        assert!(!group(Some(Developer)).can(GroupAction::CreateSubgroup));
+        assert!(group(Some(Maintainer)).can(GroupAction::CreateSubgroup));
+        assert!(!group(Some(Maintainer)).can(GroupAction::ManageMembers));
+        assert!(group(Some(Owner)).can(GroupAction::RemoveGroup));
+        let public = GroupAccess(access(Visibility::Public, None, false));
+        assert!(public.can(GroupAction::ReadGroup));
+        assert!(!public.can(GroupAction::CreateProjects));
     }
 }

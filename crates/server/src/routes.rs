@@ -50,6 +50,14 @@ pub enum Access {
     Maintainer,
     /// Owners (and administrators).
     Owner,
+    /// Whoever can see the group (`{id}`): anyone when it is public, signed-in users when it
+    /// is internal, its members and its ancestors' when it is private; `404 Group Not Found`
+    /// to everyone else.
+    GroupSee,
+    /// As [`Access::GroupSee`], for signed-in callers only (GitLab's members API).
+    GroupSignedInToSee,
+    /// Owners of the group, direct or inherited (and administrators).
+    GroupOwner,
     /// The runner protocol: a runner's authentication token in the `token` parameter.
     RunnerToken,
     /// The runner protocol about one job: that running job's own token.
@@ -139,8 +147,99 @@ pub fn trim_api_trailing_slash<B>(mut req: axum::http::Request<B>) -> axum::http
     req
 }
 
+/// Every request path is normalised here, once, before routing (`lib.rs`).
+pub fn normalize_path<B>(req: axum::http::Request<B>) -> axum::http::Request<B> {
+    collapse_nested_namespace(trim_api_trailing_slash(req))
+}
+
+/// A project in a subgroup (`acme/backend/api`) has pages at `/acme/backend/api/-/…`, git at
+/// `/acme/backend/api.git/…` and its overview at `/acme/backend/api`; the route table knows
+/// only `/{namespace}/{repo}/…` (axum matches one segment per parameter). So the namespace's
+/// segments are joined into one percent-encoded segment (`/acme%2Fbackend/api/-/…`) before
+/// routing, and `Segments` decodes it back to `acme/backend`. GitLab's router does the same
+/// with a wildcard `*namespace_id` ending before `/-/` (GitLab: `config/routes/project.rb`,
+/// `doc/development/routing.md`). Paths under a reserved top-level segment are left alone.
+pub fn collapse_nested_namespace<B>(mut req: axum::http::Request<B>) -> axum::http::Request<B> {
+    let Some(rewritten) = collapsed(req.uri().path()) else {
+        return req;
+    };
+    let rewritten = match req.uri().query() {
+        Some(q) => format!("{rewritten}?{q}"),
+        None => rewritten,
+    };
+    if let Ok(pq) = axum::http::uri::PathAndQuery::try_from(rewritten) {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+    req
+}
+
+/// The collapsed path, when `path` names a project below a top-level namespace.
+fn collapsed(path: &str) -> Option<String> {
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    if crate::validate::RESERVED_TOP_LEVEL.contains(segments.first()?) {
+        return None;
+    }
+    // The project is the segment before the first `-`, or the first `….git`, or (an
+    // overview page) the last one.
+    let project_at = match segments.iter().position(|s| *s == "-") {
+        Some(dash) => dash.checked_sub(1)?,
+        None => match segments.iter().position(|s| s.ends_with(".git")) {
+            Some(git) => git,
+            None if segments.last().is_some_and(|s| !s.is_empty()) => segments.len() - 1,
+            None => return None,
+        },
+    };
+    if project_at < 2 || segments[..project_at].iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    Some(format!(
+        "/{}/{}",
+        segments[..project_at].join("%2F"),
+        segments[project_at..].join("/")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_project_in_a_subgroup_is_routed_as_one_namespace_segment() {
+        let collapse = |uri: &str| {
+            let req = axum::http::Request::builder().uri(uri).body(()).unwrap();
+            super::normalize_path(req).uri().to_string()
+        };
+        assert_eq!(
+            collapse("/acme/backend/api/-/pipelines?page=2"),
+            "/acme%2Fbackend/api/-/pipelines?page=2"
+        );
+        assert_eq!(
+            collapse("/a/b/c/api.git/info/refs?service=git-upload-pack"),
+            "/a%2Fb%2Fc/api.git/info/refs?service=git-upload-pack"
+        );
+        assert_eq!(collapse("/acme/backend/api"), "/acme%2Fbackend/api");
+        assert_eq!(
+            collapse("/acme/backend/api/-/jobs/7/artifacts/file/x/-/y"),
+            "/acme%2Fbackend/api/-/jobs/7/artifacts/file/x/-/y"
+        );
+        // Two segments, reserved prefixes and odd shapes are left alone.
+        for unchanged in [
+            "/root/demo/-/jobs",
+            "/root/demo.git/info/refs",
+            "/root/demo",
+            "/admin/users/3/block",
+            "/api/v4/projects/a%2Fb%2Fc",
+            "/-/assets/app.css",
+            "/users/sign_in",
+            "/a//b/-/jobs",
+            "/a/b/c/",
+        ] {
+            assert_eq!(collapse(unchanged), unchanged);
+        }
+    }
+
     #[test]
     fn a_trailing_slash_on_an_api_path_is_dropped_before_routing() {
         let trim = |uri: &str| {

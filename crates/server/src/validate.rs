@@ -27,6 +27,27 @@ impl Errors {
 
 const MAX_NAME: usize = 255;
 
+/// Top-level paths that belong to the server, never to a namespace: a top-level group may not
+/// take them (GitLab: `lib/gitlab/path_regex.rb`, `TOP_LEVEL_ROUTES`, the part of that list
+/// this server routes or may route), and `routes::collapse_nested_namespace` leaves their URLs
+/// alone.
+pub const RESERVED_TOP_LEVEL: &[&str] = &[
+    "-",
+    ".well-known",
+    "admin",
+    "api",
+    "assets",
+    "dashboard",
+    "explore",
+    "groups",
+    "help",
+    "projects",
+    "public",
+    "search",
+    "uploads",
+    "users",
+];
+
 /// GitLab's rule for CI/CD variable keys (project variables, pipeline and trigger variables):
 /// only letters, digits and `_`. Emptiness and length are checked by each caller, whose
 /// messages differ.

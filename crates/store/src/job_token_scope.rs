@@ -1,6 +1,6 @@
 //! GitLab's job token scope ("Limit access to this project"): with it enabled (the default)
 //! a job token from another project reaches this project only when that project is on this
-//! project's allowlist.
+//! project's allowlist, directly or through a group it is in (the allowlist's groups).
 
 use async_trait::async_trait;
 use pipewright_core::Timestamp;
@@ -35,6 +35,24 @@ pub trait JobTokenScopeStore: Send + Sync {
         &self,
         project_id: ProjectId,
         target_project_id: ProjectId,
+    ) -> Result<bool>;
+    /// The groups whose projects' job tokens may reach `project_id`.
+    async fn job_token_group_allowlist(
+        &self,
+        project_id: ProjectId,
+        page: Page,
+    ) -> Result<Paged<Namespace>>;
+    /// False when the entry already exists.
+    async fn add_to_job_token_group_allowlist(
+        &self,
+        project_id: ProjectId,
+        target_group_id: NamespaceId,
+    ) -> Result<bool>;
+    /// False when there was no such entry.
+    async fn remove_from_job_token_group_allowlist(
+        &self,
+        project_id: ProjectId,
+        target_group_id: NamespaceId,
     ) -> Result<bool>;
     /// Whether a job token of `source` may reach `target` under `target`'s scope.
     async fn job_token_allowed(&self, target: ProjectId, source: ProjectId) -> Result<bool>;
@@ -121,7 +139,11 @@ impl JobTokenScopeStore for SqlStore {
         let q = query(
             "SELECT COALESCE((SELECT enabled FROM job_token_scopes WHERE project_id = $1), TRUE), \
              EXISTS (SELECT 1 FROM job_token_allowlist \
-               WHERE project_id = $1 AND target_project_id = $2)",
+               WHERE project_id = $1 AND target_project_id = $2) \
+             OR EXISTS (SELECT 1 FROM job_token_group_allowlist ga \
+               JOIN projects sp ON sp.id = $2 JOIN namespaces sn ON sn.id = sp.namespace_id \
+               WHERE ga.project_id = $1 AND (sn.id = ga.target_group_id \
+               OR sn.ancestor_ids LIKE '%/' || CAST(ga.target_group_id AS TEXT) || '/%'))",
         )
         .bind(target)
         .bind(source);
@@ -130,5 +152,57 @@ impl JobTokenScopeStore for SqlStore {
             .fetch_one(&q, |row| Ok((row.get(0)?, row.get(1)?)))
             .await?;
         Ok(!enabled || listed)
+    }
+
+    async fn job_token_group_allowlist(
+        &self,
+        project_id: ProjectId,
+        page: Page,
+    ) -> Result<Paged<Namespace>> {
+        let filter = |q: &mut Query<'_>| {
+            q.push(
+                " WHERE n.id IN (SELECT target_group_id FROM job_token_group_allowlist \
+                 WHERE project_id = ",
+            )
+            .push_bind(project_id)
+            .push(")");
+        };
+        let listing = Listing {
+            columns: crate::users::namespace_columns!(),
+            from: "namespaces n",
+            filter: &filter,
+            order: &["n.id"],
+        };
+        self.db
+            .paged(listing, page, |row| crate::users::namespace_at(row, 0))
+            .await
+    }
+
+    async fn add_to_job_token_group_allowlist(
+        &self,
+        project_id: ProjectId,
+        target_group_id: NamespaceId,
+    ) -> Result<bool> {
+        let q = query(
+            "INSERT INTO job_token_group_allowlist (project_id, target_group_id, created_at) \
+             VALUES ($1, $2, $3) ON CONFLICT (project_id, target_group_id) DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(target_group_id)
+        .bind(Timestamp::now());
+        Ok(self.db.execute(&q).await? > 0)
+    }
+
+    async fn remove_from_job_token_group_allowlist(
+        &self,
+        project_id: ProjectId,
+        target_group_id: NamespaceId,
+    ) -> Result<bool> {
+        let q = query(
+            "DELETE FROM job_token_group_allowlist WHERE project_id = $1 AND target_group_id = $2",
+        )
+        .bind(project_id)
+        .bind(target_group_id);
+        Ok(self.db.execute(&q).await? > 0)
     }
 }

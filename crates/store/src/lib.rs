@@ -7,7 +7,7 @@
 //! How it is laid out:
 //!
 //! - One module per entity (`users`, `projects`, `job_token_scope`, `triggers`, `pipelines`,
-//!   `jobs`, `queue`, `runners`, `variables`, `hooks`, `push_events`, `sessions`, `schedules`)
+//!   `groups`, `jobs`, `queue`, `runners`, `variables`, `hooks`, `push_events`, `sessions`, `schedules`)
 //!   holds its sub-trait, its SQL, its row decoders and its implementation, once for both databases.
 //! - `db` runs those statements: SQL text with `$N` placeholders (which SQLite and PostgreSQL
 //!   both accept) and typed arguments, on the sqlx pool of either backend, or on SQLite's job
@@ -28,6 +28,7 @@ pub mod backup;
 mod db;
 mod error;
 mod group_commit;
+mod groups;
 mod hooks;
 mod idempotency;
 mod job_token_scope;
@@ -49,6 +50,7 @@ mod variables;
 use async_trait::async_trait;
 
 pub use error::StoreError;
+pub use groups::GroupStore;
 pub use hooks::HookStore;
 pub use idempotency::{IdempotencyRecord, IdempotencyScope, IdempotencyStore};
 pub use job_token_scope::JobTokenScopeStore;
@@ -117,6 +119,7 @@ pub async fn migrate_to(url: &str, version: i64) -> Result<()> {
 pub trait Store:
     UserStore
     + ProjectStore
+    + GroupStore
     + JobTokenScopeStore
     + TriggerStore
     + PipelineStore

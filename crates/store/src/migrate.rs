@@ -68,6 +68,8 @@ migrations! {
     15 => "0015_trigger_rotation.sql",
     16 => "0016_idempotency_keys.sql",
     17 => "0017_runner_compat.sql",
+    18 => "0018_groups.sql",
+    19 => "0019_group_ci.sql",
     20 => "0020_token_families.sql",
     21 => "0021_repository_pages.sql",
 }

@@ -93,9 +93,70 @@ impl NamespaceKind {
 pub struct Namespace {
     pub id: NamespaceId,
     pub name: String,
+    /// The last segment of the full path.
     pub path: String,
     pub kind: NamespaceKind,
+    /// A user namespace's user; `None` for a group.
     pub owner_id: Option<UserId>,
+    pub created_at: Timestamp,
+    /// A subgroup's parent group.
+    pub parent_id: Option<NamespaceId>,
+    /// `acme/backend`: every ancestor's path and this one's (a user namespace: the username).
+    pub full_path: String,
+    /// `Acme / Backend`, GitLab's `full_name`.
+    pub full_name: String,
+    /// A group's visibility (a user namespace's is `public` and unused).
+    pub visibility: Visibility,
+    pub description: String,
+}
+
+impl Namespace {
+    pub fn is_group(&self) -> bool {
+        self.kind == NamespaceKind::Group
+    }
+}
+
+/// A group to create: a top-level group (`parent_id: None`) or a subgroup.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    pub name: String,
+    pub path: String,
+    pub parent_id: Option<NamespaceId>,
+    pub visibility: Visibility,
+    pub description: String,
+    /// Made the group's Owner, as GitLab's `Groups::CreateService` does.
+    pub creator_id: UserId,
+}
+
+/// Changes to a group; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct GroupUpdate {
+    pub name: Option<String>,
+    pub path: Option<String>,
+    pub visibility: Option<Visibility>,
+    pub description: Option<String>,
+}
+
+/// Which groups to list.
+#[derive(Debug, Clone)]
+pub struct GroupFilter {
+    /// Groups the viewer may see: public ones, internal ones to signed-in users, and the
+    /// groups the user is a member of (directly or through an ancestor).
+    pub viewer: Viewer,
+    /// `Some(None)`: top-level groups only; `Some(Some(id))`: the subgroups of `id`.
+    pub parent: Option<Option<NamespaceId>>,
+    /// Only groups the user is a member of (directly or through an ancestor).
+    pub membership_of: Option<UserId>,
+    pub search: Option<String>,
+}
+
+/// A user's membership of a group.
+#[derive(Debug, Clone)]
+pub struct GroupMember {
+    pub group_id: NamespaceId,
+    pub user: User,
+    pub access_level: AccessLevel,
+    pub expires_at: Option<Timestamp>,
     pub created_at: Timestamp,
 }
 
@@ -138,7 +199,7 @@ pub struct Project {
 
 impl Project {
     pub fn full_path(&self) -> String {
-        format!("{}/{}", self.namespace.path, self.path)
+        format!("{}/{}", self.namespace.full_path, self.path)
     }
 }
 
@@ -182,6 +243,8 @@ pub struct ProjectFilter {
     /// Only projects in namespaces the user owns.
     pub owned_by: Option<UserId>,
     pub search: Option<String>,
+    /// Only projects in this namespace (`true`: or in any group below it).
+    pub namespace: Option<(NamespaceId, bool)>,
     pub order_by: ProjectOrder,
     pub ascending: bool,
 }
@@ -554,6 +617,8 @@ pub struct TriggerContext {
 pub enum RunnerType {
     /// Any project's.
     Instance,
+    /// The projects' below one group.
+    Group,
     /// One project's.
     Project,
 }
@@ -562,12 +627,14 @@ impl RunnerType {
     pub fn as_str(self) -> &'static str {
         match self {
             RunnerType::Instance => "instance_type",
+            RunnerType::Group => "group_type",
             RunnerType::Project => "project_type",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "instance_type" => Some(RunnerType::Instance),
+            "group_type" => Some(RunnerType::Group),
             "project_type" => Some(RunnerType::Project),
             _ => None,
         }
@@ -579,6 +646,8 @@ pub struct Runner {
     pub id: i64,
     pub runner_type: RunnerType,
     pub project_id: Option<ProjectId>,
+    /// A group runner's group.
+    pub group_id: Option<NamespaceId>,
     pub creator_id: Option<UserId>,
     pub description: String,
     pub tag_list: Vec<String>,
@@ -597,6 +666,7 @@ pub struct NewRunner {
     pub token_digest: String,
     pub runner_type: RunnerType,
     pub project_id: Option<ProjectId>,
+    pub group_id: Option<NamespaceId>,
     pub creator_id: Option<UserId>,
     pub description: String,
     pub tag_list: Vec<String>,
@@ -623,7 +693,7 @@ pub struct RunnerUpdate {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunnerScope {
     All,
-    /// Runners of projects where this user is a Maintainer or Owner.
+    /// Runners of projects where this user is a Maintainer or Owner, and of groups they own.
     ManagedBy(UserId),
 }
 
@@ -631,7 +701,10 @@ pub enum RunnerScope {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CiVariable {
     pub id: i64,
+    /// `None` with `group_id` `None`: an instance variable.
     pub project_id: Option<ProjectId>,
+    /// A group's variable, which every project below the group receives.
+    pub group_id: Option<NamespaceId>,
     pub key: String,
     /// The value, sealed under the server key.
     pub value_sealed: String,

@@ -25,6 +25,14 @@ pub trait ProjectStore: Send + Sync {
     async fn update_project(&self, id: ProjectId, update: &ProjectUpdate) -> Result<Project>;
     async fn delete_project(&self, id: ProjectId) -> Result<()>;
 
+    /// The user's effective role: the highest live one of their direct membership and their
+    /// memberships of the project's group and its ancestors (GitLab's
+    /// `project_authorizations`; migration 0018's view). Every permission check reads this.
+    async fn project_role(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+    ) -> Result<Option<AccessLevel>>;
     async fn member(&self, project_id: ProjectId, user_id: UserId) -> Result<Option<Member>>;
     async fn members(&self, project_id: ProjectId, page: Page) -> Result<Paged<Member>>;
     async fn add_member(
@@ -158,7 +166,7 @@ fn push_project_filter(q: &mut Query<'_>, filter: &ProjectFilter) {
         Viewer::User(uid) => {
             q.push(
                 " AND (p.visibility IN ('public', 'internal') OR EXISTS (SELECT 1 FROM \
-                 project_members pm WHERE pm.project_id = p.id AND pm.user_id = ",
+                 project_authorizations pm WHERE pm.project_id = p.id AND pm.user_id = ",
             )
             .push_bind(uid)
             .push("))");
@@ -166,7 +174,7 @@ fn push_project_filter(q: &mut Query<'_>, filter: &ProjectFilter) {
     }
     if let Some(uid) = filter.membership_of {
         q.push(
-            " AND EXISTS (SELECT 1 FROM project_members mm WHERE mm.project_id = p.id \
+            " AND EXISTS (SELECT 1 FROM project_authorizations mm WHERE mm.project_id = p.id \
              AND mm.user_id = ",
         )
         .push_bind(uid)
@@ -174,6 +182,19 @@ fn push_project_filter(q: &mut Query<'_>, filter: &ProjectFilter) {
     }
     if let Some(uid) = filter.owned_by {
         q.push(" AND n.owner_id = ").push_bind(uid);
+    }
+    match filter.namespace {
+        Some((id, false)) => {
+            q.push(" AND n.id = ").push_bind(id);
+        }
+        Some((id, true)) => {
+            q.push(" AND (n.id = ")
+                .push_bind(id)
+                .push(" OR n.ancestor_ids LIKE ")
+                .push_bind(crate::groups::below_pattern(id))
+                .push(")");
+        }
+        None => {}
     }
     if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
         let pattern = like_pattern(search);
@@ -339,6 +360,22 @@ impl ProjectStore for SqlStore {
             .await;
         self.invalidate_protected_branches(id);
         found(deleted?)
+    }
+
+    async fn project_role(
+        &self,
+        project_id: ProjectId,
+        user_id: UserId,
+    ) -> Result<Option<AccessLevel>> {
+        let q = query(
+            "SELECT MAX(access_level) FROM project_authorizations WHERE project_id = $1 \
+             AND user_id = $2 AND (expires_at IS NULL OR expires_at > $3)",
+        )
+        .bind(project_id)
+        .bind(user_id)
+        .bind(Timestamp::now());
+        let level: Option<i64> = self.db.fetch_one(&q, first).await?;
+        Ok(level.and_then(AccessLevel::from_i64))
     }
 
     async fn member(&self, project_id: ProjectId, user_id: UserId) -> Result<Option<Member>> {

@@ -46,7 +46,7 @@ fn registration_owner(project_id: Option<i64>) -> String {
 macro_rules! runner_columns {
     () => {
         "id, runner_type, project_id, creator_id, description, tag_list, run_untagged, paused, \
-         locked, access_level, maximum_timeout, created_at, contacted_at"
+         locked, access_level, maximum_timeout, created_at, contacted_at, group_id"
     };
 }
 const RUNNER_COLUMNS: &str = runner_columns!();
@@ -69,6 +69,7 @@ fn runner_from_row(row: &dyn Row) -> Result<Runner> {
         maximum_timeout: row.get(col!("maximum_timeout"))?,
         created_at: row.get(col!("created_at"))?,
         contacted_at: row.get(col!("contacted_at"))?,
+        group_id: row.get(col!("group_id"))?,
     })
 }
 
@@ -77,8 +78,8 @@ impl RunnerStore for SqlStore {
     async fn create_runner(&self, r: &NewRunner) -> Result<Runner> {
         let sql = concat!(
             "INSERT INTO runners (token_digest, runner_type, project_id, creator_id, description, \
-             tag_list, run_untagged, paused, locked, access_level, maximum_timeout, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING ",
+             tag_list, run_untagged, paused, locked, access_level, maximum_timeout, created_at, \
+             group_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING ",
             runner_columns!()
         );
         let q = query(sql)
@@ -93,7 +94,8 @@ impl RunnerStore for SqlStore {
             .bind(r.locked)
             .bind(&r.access_level)
             .bind(r.maximum_timeout)
-            .bind(Timestamp::now());
+            .bind(Timestamp::now())
+            .bind(r.group_id);
         self.db.fetch_one(&q, runner_from_row).await
     }
 
@@ -114,11 +116,16 @@ impl RunnerStore for SqlStore {
         let filter = |q: &mut Query<'_>| {
             if let RunnerScope::ManagedBy(user_id) = scope {
                 q.push(
-                    " WHERE project_id IN (SELECT project_id FROM project_members \
+                    " WHERE project_id IN (SELECT project_id FROM project_authorizations \
                      WHERE user_id = ",
                 )
                 .push_bind(user_id)
-                .push(" AND access_level >= 40)");
+                .push(
+                    " AND access_level >= 40) OR group_id IN (SELECT group_id FROM \
+                     group_authorizations WHERE user_id = ",
+                )
+                .push_bind(user_id)
+                .push(" AND access_level >= 50)");
             }
         };
         let listing = Listing {

@@ -350,7 +350,7 @@ impl PipelineScheduleStore for SqlStore {
             "UPDATE pipeline_schedules SET active = FALSE, updated_at = $1 \
              WHERE active AND NOT EXISTS (\
                  SELECT 1 FROM users u WHERE u.id = pipeline_schedules.owner_id AND (u.is_admin \
-                 OR EXISTS (SELECT 1 FROM project_members m \
+                 OR EXISTS (SELECT 1 FROM project_authorizations m \
                      WHERE m.project_id = pipeline_schedules.project_id AND m.user_id = u.id \
                      AND m.access_level >= $2 AND (m.expires_at IS NULL OR m.expires_at > $1))))",
         )

@@ -149,7 +149,9 @@ impl TriggerStore for SqlStore {
              OR (previous_token_digest = $1 AND previous_token_expires_at > $2)) t \
              JOIN projects p ON p.id = t.project_id JOIN namespaces n ON n.id = p.namespace_id \
              LEFT JOIN users u ON u.id = t.owner_id \
-             LEFT JOIN project_members m ON m.project_id = t.project_id AND m.user_id = t.owner_id"
+             LEFT JOIN project_authorizations m ON m.project_id = t.project_id \
+             AND m.user_id = t.owner_id AND (m.expires_at IS NULL OR m.expires_at > $2) \
+             ORDER BY m.access_level DESC LIMIT 1"
         );
         self.db
             .fetch_optional(

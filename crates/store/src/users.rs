@@ -1,7 +1,7 @@
 //! Users, their personal namespaces and their personal access tokens.
 
 use async_trait::async_trait;
-use pipewright_core::Timestamp;
+use pipewright_core::{Timestamp, Visibility};
 
 use crate::db::{
     Commit, Exec, Listing, Query, Row, RowExt, col, first, like_pattern, query, select, split_list,
@@ -69,7 +69,8 @@ pub(crate) const USER_COLUMNS: &str = user_columns!();
 /// A namespace's columns, for `FROM namespaces n` (projects join them too).
 macro_rules! namespace_columns {
     () => {
-        "n.id, n.name, n.path, n.kind, n.owner_id, n.created_at"
+        "n.id, n.name, n.path, n.kind, n.owner_id, n.created_at, n.parent_id, n.full_path, \
+         n.full_name, n.visibility, n.description"
     };
 }
 pub(crate) use namespace_columns;
@@ -112,6 +113,12 @@ pub(crate) fn namespace_at(row: &dyn Row, at: usize) -> Result<Namespace> {
         kind: NamespaceKind::parse(&row.get::<String>(col!(at, "n.kind"))?),
         owner_id: row.get(col!(at, "n.owner_id"))?,
         created_at: row.get(col!(at, "n.created_at"))?,
+        parent_id: row.get(col!(at, "n.parent_id"))?,
+        full_path: row.get(col!(at, "n.full_path"))?,
+        full_name: row.get(col!(at, "n.full_name"))?,
+        visibility: Visibility::parse(&row.get::<String>(col!(at, "n.visibility"))?)
+            .unwrap_or(Visibility::Private),
+        description: row.get(col!(at, "n.description"))?,
     })
 }
 
@@ -174,8 +181,8 @@ impl UserStore for SqlStore {
         .bind(now);
         let id: i64 = tx.fetch_one(&insert, first).await?;
         let namespace = query(
-            "INSERT INTO namespaces (name, path, path_lower, kind, owner_id, created_at) \
-             VALUES ($1, $2, $3, 'user', $4, $5)",
+            "INSERT INTO namespaces (name, path, path_lower, kind, owner_id, created_at, \
+             full_path, full_name) VALUES ($1, $2, $3, 'user', $4, $5, $2, $1)",
         )
         .bind(&user.name)
         .bind(&user.username)
@@ -251,7 +258,7 @@ impl UserStore for SqlStore {
         found(tx.execute(&set).await?)?;
         if let Some(username) = &update.username {
             let rename = query(
-                "UPDATE namespaces SET path = $2, path_lower = $3 \
+                "UPDATE namespaces SET path = $2, path_lower = $3, full_path = $2 \
                  WHERE owner_id = $1 AND kind = 'user'",
             )
             .bind(id)

@@ -14,7 +14,11 @@ use crate::{Result, StoreError};
 pub trait VariableStore: Send + Sync {
     /// The variables of a project (`Some`) or of the instance (`None`), by key.
     async fn ci_variables(&self, project_id: Option<ProjectId>) -> Result<Vec<CiVariable>>;
-    /// The instance's and a project's variables in one read (what a pipeline needs).
+    /// A group's own variables, by key.
+    async fn group_ci_variables(&self, group_id: NamespaceId) -> Result<Vec<CiVariable>>;
+    /// The instance's, the project's groups' and the project's variables in one read (what a
+    /// pipeline needs), in rising precedence: instance, each group from the top down, the
+    /// project.
     async fn ci_variables_for_pipeline(&self, project_id: ProjectId) -> Result<Vec<CiVariable>>;
     /// Creates a variable; `None` when one with that key (and scope) exists.
     async fn create_ci_variable(&self, variable: &CiVariable) -> Result<Option<CiVariable>>;
@@ -47,7 +51,7 @@ pub trait VariableStore: Send + Sync {
 macro_rules! variable_columns {
     () => {
         "id, project_id, key, value_sealed, variable_type, protected, masked, raw, description, \
-         environment_scope"
+         environment_scope, group_id"
     };
 }
 const VARIABLE_COLUMNS: &str = variable_columns!();
@@ -67,6 +71,7 @@ fn variable_from_row(row: &dyn Row) -> Result<CiVariable> {
         raw: row.get(col!("raw"))?,
         description: row.get(col!("description"))?,
         environment_scope: row.get(col!("environment_scope"))?,
+        group_id: row.get(col!("group_id"))?,
     })
 }
 
@@ -95,17 +100,40 @@ impl VariableStore for SqlStore {
             None => query(select!(
                 variable_columns,
                 "ci_variables",
-                "WHERE project_id IS NULL ORDER BY key"
+                "WHERE project_id IS NULL AND group_id IS NULL ORDER BY key"
             )),
         };
         self.db.fetch_all(&q, variable_from_row).await
     }
 
-    async fn ci_variables_for_pipeline(&self, project_id: ProjectId) -> Result<Vec<CiVariable>> {
+    async fn group_ci_variables(&self, group_id: NamespaceId) -> Result<Vec<CiVariable>> {
         let sql = select!(
             variable_columns,
             "ci_variables",
-            "WHERE project_id = $1 OR project_id IS NULL ORDER BY key"
+            "WHERE group_id = $1 ORDER BY key, environment_scope"
+        );
+        self.db
+            .fetch_all(&query(sql).bind(group_id), variable_from_row)
+            .await
+    }
+
+    async fn ci_variables_for_pipeline(&self, project_id: ProjectId) -> Result<Vec<CiVariable>> {
+        // The project's namespace and its ancestors are its groups; a group's full path is a
+        // prefix of its descendants', so the shorter, the farther.
+        let sql = concat!(
+            "SELECT ",
+            variable_columns!(),
+            " FROM ci_variables \
+             WHERE project_id = $1 OR (project_id IS NULL AND group_id IS NULL) \
+             OR group_id IN (SELECT a.id FROM projects p \
+                 JOIN namespaces n ON n.id = p.namespace_id \
+                 JOIN namespaces a ON a.id = n.id \
+                     OR n.ancestor_ids LIKE '%/' || CAST(a.id AS TEXT) || '/%' \
+                 WHERE p.id = $1) \
+             ORDER BY CASE WHEN project_id IS NOT NULL THEN 2 \
+                 WHEN group_id IS NOT NULL THEN 1 ELSE 0 END, \
+             (SELECT LENGTH(g.full_path) FROM namespaces g WHERE g.id = ci_variables.group_id), \
+             key"
         );
         self.db
             .fetch_all(&query(sql).bind(project_id), variable_from_row)
@@ -115,12 +143,12 @@ impl VariableStore for SqlStore {
     async fn create_ci_variable(&self, v: &CiVariable) -> Result<Option<CiVariable>> {
         let sql = concat!(
             "INSERT INTO ci_variables (project_id, key, value_sealed, variable_type, protected, \
-             masked, raw, description, environment_scope, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ",
+             masked, raw, description, environment_scope, created_at, group_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
             variable_columns!()
         );
         let q = query(sql).bind(v.project_id).bind(&v.key);
-        let q = bind_settings(q, v).bind(Timestamp::now());
+        let q = bind_settings(q, v).bind(Timestamp::now()).bind(v.group_id);
         match self.db.fetch_one(&q, variable_from_row).await {
             Ok(created) => Ok(Some(created)),
             Err(StoreError::Conflict(_)) => Ok(None),

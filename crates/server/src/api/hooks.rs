@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::domain::accounts;
+use crate::domain::groups::CAN_CREATE_GROUP_SETTING;
 use crate::domain::projects::authorize_project;
 use crate::domain::runner_registration;
 use crate::domain::webhooks;
@@ -345,6 +346,7 @@ pub(crate) async fn settings(
         "allow_local_requests_from_system_hooks": allow,
         runner_registration::ALLOW_SETTING: runner_registration::allowed(&state).await?,
         accounts::SIGNUP_SETTING: accounts::signup_enabled(&state).await?,
+        CAN_CREATE_GROUP_SETTING: crate::domain::groups::creation_allowed(&state).await?,
     })))
 }
 
@@ -371,6 +373,14 @@ pub(crate) async fn update_settings(
         state
             .store
             .set_setting(accounts::SIGNUP_SETTING, value)
+            .await?;
+    }
+    // GitLab's `can_create_group`: whether non-admins may create top-level groups.
+    if let Some(allow) = params.bool(CAN_CREATE_GROUP_SETTING)? {
+        let value = if allow { "true" } else { "false" };
+        state
+            .store
+            .set_setting(CAN_CREATE_GROUP_SETTING, value)
             .await?;
     }
     if let Some(allow) = params.bool(webhook_delivery::ALLOW_LOCAL_SETTING)? {

@@ -1,7 +1,9 @@
 //! GitLab's job token scope API ("Limit access to this project"):
 //! `GET/PATCH /projects/:id/job_token_scope` and
 //! `GET/POST /projects/:id/job_token_scope/allowlist`,
-//! `DELETE …/allowlist/:target_project_id` (Maintainer+). The scope is enabled by default and
+//! `DELETE …/allowlist/:target_project_id`, and the allowlist's groups,
+//! `GET/POST …/groups_allowlist`, `DELETE …/groups_allowlist/:target_group_id` (Maintainer+;
+//! GitLab: lib/api/ci/job_token_scope.rb). The scope is enabled by default and
 //! lets in only the project itself; each allowlist entry lets one more project's job tokens
 //! in. [`crate::domain::job_token::job_access`] enforces it everywhere a job token reaches another
 //! project: the trigger API, artifact downloads, git.
@@ -34,6 +36,17 @@ pub fn routes() -> Vec<Route> {
         Route::delete(
             format!("{scope}/allowlist/{{target_project_id}}"),
             remove,
+            Maintainer,
+        ),
+        Route::get(
+            format!("{scope}/groups_allowlist"),
+            groups_allowlist,
+            Maintainer,
+        ),
+        Route::post(format!("{scope}/groups_allowlist"), add_group, Maintainer),
+        Route::delete(
+            format!("{scope}/groups_allowlist/{{target_group_id}}"),
+            remove_group,
             Maintainer,
         ),
     ]
@@ -137,6 +150,84 @@ pub(crate) async fn remove(
     if !state
         .store
         .remove_from_job_token_allowlist(project.id, target_id)
+        .await?
+    {
+        return Err(ApiError::NotFound(""));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The allowlist's groups, as GitLab's `BasicGroupDetails` (id, name, web_url).
+async fn groups_allowlist(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
+    let page = page_from(&params)?;
+    let result = state
+        .store
+        .job_token_group_allowlist(project.id, page)
+        .await?;
+    let mut items: Vec<Value> = Vec::with_capacity(result.items.len());
+    for g in &result.items {
+        let user = caller.0.as_ref().map(|a| &a.user);
+        // As for projects: a group the caller may not see is only its id.
+        let access = crate::domain::groups::group_access(&state, user, g).await?;
+        items.push(if access.can_see() {
+            let full = entities::group(&state.config, g);
+            json!({"id": g.id, "name": g.name, "web_url": full["web_url"]})
+        } else {
+            json!({ "id": g.id })
+        });
+    }
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+pub(crate) async fn add_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
+    let target_id = params
+        .i64("target_group_id")?
+        .ok_or_else(|| ApiError::MissingParam("target_group_id".into()))?;
+    // The caller must be able to see the group they let in.
+    let (target, _) =
+        crate::domain::groups::find_group(&state, &caller, &target_id.to_string()).await?;
+    if !state
+        .store
+        .add_to_job_token_group_allowlist(project.id, target.id)
+        .await?
+    {
+        return Err(ApiError::Custom(
+            StatusCode::BAD_REQUEST,
+            json!({"message": "Target group is already in the job token scope"}),
+        ));
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"source_project_id": project.id, "target_group_id": target.id})),
+    ))
+}
+
+pub(crate) async fn remove_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<StatusCode> {
+    let (project, _) =
+        authorize_project(&state, &caller, seg.get("id")?, Action::ManageJobTokenScope).await?;
+    let target_id = seg.id("target_group_id", "")?;
+    if !state
+        .store
+        .remove_from_job_token_group_allowlist(project.id, target_id)
         .await?
     {
         return Err(ApiError::NotFound(""));

@@ -37,7 +37,7 @@ pub fn routes() -> Vec<Route> {
     ]
 }
 
-fn access_level(params: &Params) -> ApiResult<AccessLevel> {
+pub(crate) fn access_level(params: &Params) -> ApiResult<AccessLevel> {
     let raw = params
         .i64("access_level")?
         .ok_or_else(|| ApiError::MissingParam("access_level".into()))?;
@@ -45,13 +45,30 @@ fn access_level(params: &Params) -> ApiResult<AccessLevel> {
         .ok_or_else(|| ApiError::ParamError("access_level does not have a valid value".into()))
 }
 
-fn expires_at(params: &Params) -> ApiResult<Option<Timestamp>> {
+pub(crate) fn expires_at(params: &Params) -> ApiResult<Option<Timestamp>> {
     match params.str("expires_at")? {
         Some(s) if !s.is_empty() => Timestamp::parse(&s)
             .map(Some)
             .ok_or_else(|| ApiError::InvalidParam("expires_at".into())),
         _ => Ok(None),
     }
+}
+
+/// The user a new membership is for: `user_id` or `username`.
+pub(crate) async fn member_user(
+    state: &AppState,
+    params: &Params,
+) -> ApiResult<pipewright_store::User> {
+    match (params.i64("user_id")?, params.str("username")?) {
+        (Some(id), _) => state.store.user(id).await?,
+        (None, Some(username)) => state.store.user_by_username(&username).await?,
+        (None, None) => {
+            return Err(ApiError::ParamError(
+                "user_id, username are missing, exactly one parameter must be provided".into(),
+            ));
+        }
+    }
+    .ok_or(ApiError::NotFound("User"))
 }
 
 /// Only Owners (and admins) may grant, change or remove the Owner role.
@@ -142,16 +159,7 @@ pub(crate) async fn add_member(
 ) -> ApiResult<Response> {
     let (project, access) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ManageMembers).await?;
-    let user = match (params.i64("user_id")?, params.str("username")?) {
-        (Some(id), _) => state.store.user(id).await?,
-        (None, Some(username)) => state.store.user_by_username(&username).await?,
-        (None, None) => {
-            return Err(ApiError::ParamError(
-                "user_id, username are missing, exactly one parameter must be provided".into(),
-            ));
-        }
-    }
-    .ok_or(ApiError::NotFound("User"))?;
+    let user = member_user(&state, &params).await?;
     let level = access_level(&params)?;
     check_owner_rule(&access, &[level])?;
     if state.store.member(project.id, user.id).await?.is_some() {

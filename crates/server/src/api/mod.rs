@@ -3,6 +3,8 @@
 
 pub mod artifacts;
 pub mod ci_lint;
+pub mod group_members;
+pub mod groups;
 pub mod hooks;
 pub mod idempotency;
 pub mod job_token_scope;
@@ -35,6 +37,8 @@ pub fn routes(max_artifacts_bytes: usize) -> Vec<Route> {
     table.extend(tokens::routes());
     table.extend(projects::routes());
     table.extend(members::routes());
+    table.extend(groups::routes());
+    table.extend(group_members::routes());
     table.extend(protected_branches::routes());
     table.extend(repository::routes());
     table.extend(trigger_tokens::routes());

@@ -80,6 +80,7 @@ async fn list_projects(
         membership_of: if membership { caller.user_id() } else { None },
         owned_by: if owned { caller.user_id() } else { None },
         search: params.str("search")?,
+        namespace: None,
         order_by,
         ascending,
     };
@@ -242,6 +243,48 @@ fn branch_name_is_valid(name: &str) -> bool {
             .any(|c| c.is_control() || " ~^:?*[\\".contains(c))
 }
 
+/// Where a new project goes: `namespace_id` or `namespace_path`, else the caller's own
+/// namespace. A group needs a
+/// Developer there (GitLab's default `project_creation_level`); another user's namespace is
+/// an admin's only. Whatever the caller may not use is `404 Namespace Not Found`.
+async fn target_namespace(
+    state: &AppState,
+    caller: &Caller,
+    params: &Params,
+) -> ApiResult<pipewright_store::Namespace> {
+    use crate::permissions::GroupAction;
+    let actor = caller.required()?;
+    // GitLab: `namespace_id` is an Integer parameter (lib/api/projects.rb), `namespace_path`
+    // a full path.
+    let namespace = match (params.i64("namespace_id")?, params.str("namespace_path")?) {
+        (Some(id), _) => state.store.namespace(id).await?,
+        (None, Some(path)) if !path.is_empty() => state.store.namespace_by_full_path(&path).await?,
+        (None, _) => {
+            return state
+                .store
+                .user_namespace(actor.user.id)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::Internal(anyhow::anyhow!("user {} has no namespace", actor.user.id))
+                });
+        }
+    }
+    .ok_or(ApiError::NotFound("Namespace"))?;
+    if namespace.is_group() {
+        let user = Some(&actor.user);
+        let access = crate::domain::groups::group_access(state, user, &namespace).await?;
+        if !access.can_see() {
+            return Err(ApiError::NotFound("Namespace"));
+        }
+        if !access.can(GroupAction::CreateProjects) {
+            return Err(ApiError::forbidden());
+        }
+    } else if namespace.owner_id != Some(actor.user.id) && !actor.is_admin() {
+        return Err(ApiError::NotFound("Namespace"));
+    }
+    Ok(namespace)
+}
+
 pub(crate) async fn create_project(
     State(state): State<AppState>,
     caller: Caller,
@@ -263,26 +306,7 @@ pub(crate) async fn create_project(
         }
         (None, Some(p)) => (p.clone(), p),
     };
-    let namespace = match params.i64("namespace_id")? {
-        Some(ns_id) => {
-            let ns = state
-                .store
-                .namespace(ns_id)
-                .await?
-                .ok_or(ApiError::NotFound("Namespace"))?;
-            if ns.owner_id != Some(actor.user.id) && !actor.is_admin() {
-                return Err(ApiError::NotFound("Namespace"));
-            }
-            ns
-        }
-        None => state
-            .store
-            .user_namespace(actor.user.id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::Internal(anyhow::anyhow!("user {} has no namespace", actor.user.id))
-            })?,
-    };
+    let namespace = target_namespace(&state, &caller, &params).await?;
     let default_branch = params
         .str("default_branch")?
         .unwrap_or_else(|| "main".into());
@@ -299,13 +323,15 @@ pub(crate) async fn create_project(
     }
     let ci_config_path = ci_config_path_param(&params, &mut errors)?;
     description_length(&params, &mut errors)?;
+    let visibility = parse_visibility(&params)?.unwrap_or(Visibility::Private);
+    crate::domain::groups::check_project_visibility(&mut errors, visibility, &namespace);
     errors.into_result()?;
     let new = NewProject {
         namespace_id: namespace.id,
         name: name.clone(),
         path,
         description: params.str("description")?,
-        visibility: parse_visibility(&params)?.unwrap_or(Visibility::Private),
+        visibility,
         default_branch: default_branch.clone(),
         creator_id: actor.user.id,
     };
@@ -376,6 +402,9 @@ pub(crate) async fn update_project(
         && !branch_name_is_valid(b)
     {
         errors.add("default_branch", "is invalid");
+    }
+    if let Some(v) = visibility {
+        crate::domain::groups::check_project_visibility(&mut errors, v, &project.namespace);
     }
     let variables_role = params.str("ci_pipeline_variables_minimum_override_role")?;
     if let Some(role) = &variables_role

@@ -104,7 +104,15 @@ fn runner_details(runner: &Runner) -> Value {
                     .unwrap_or_default()
             ),
         );
-        map.insert("groups".into(), json!([]));
+        map.insert(
+            "groups".into(),
+            json!(
+                runner
+                    .group_id
+                    .map(|id| vec![json!({"id": id})])
+                    .unwrap_or_default()
+            ),
+        );
         map.insert("maintenance_note".into(), Value::Null);
     }
     v
@@ -127,23 +135,26 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     let actor = caller.required()?.clone();
     let kind = params.required_str("runner_type")?;
-    let runner_type = match RunnerType::parse(&kind) {
-        Some(t) => t,
-        None if kind == "group_type" => {
-            return Err(ApiError::BadRequest(
-                "group runners are not supported: use instance_type or project_type".into(),
-            ));
-        }
-        None => {
-            return Err(ApiError::ParamError(
-                "runner_type does not have a valid value".into(),
-            ));
-        }
-    };
-    let project_id = match runner_type {
+    let runner_type = RunnerType::parse(&kind)
+        .ok_or_else(|| ApiError::ParamError("runner_type does not have a valid value".into()))?;
+    let (project_id, group_id) = match runner_type {
         RunnerType::Instance => {
             caller.admin()?;
-            None
+            (None, None)
+        }
+        // GitLab: a group runner is its group Owners' to create (`create_runner` on the group).
+        RunnerType::Group => {
+            let id = params
+                .i64("group_id")?
+                .ok_or_else(|| ApiError::MissingParam("group_id".into()))?;
+            let (group, _) = crate::domain::groups::authorize_group(
+                &state,
+                &caller,
+                &id.to_string(),
+                crate::permissions::GroupAction::AdminGroup,
+            )
+            .await?;
+            (None, Some(group.id))
         }
         RunnerType::Project => {
             let id = params
@@ -151,17 +162,22 @@ pub(crate) async fn create(
                 .ok_or_else(|| ApiError::MissingParam("project_id".into()))?;
             let (project, _) =
                 authorize_project(&state, &caller, &id.to_string(), Action::ManageRunners).await?;
-            Some(project.id)
+            (Some(project.id), None)
         }
     };
-    new_runner(
-        &state,
-        &params,
-        runner_type,
+    let owner = RunnerOwner {
         project_id,
-        Some(actor.user.id),
-    )
-    .await
+        group_id,
+        creator_id: Some(actor.user.id),
+    };
+    new_runner(&state, &params, runner_type, owner).await
+}
+
+/// Whose a new runner is.
+struct RunnerOwner {
+    project_id: Option<i64>,
+    group_id: Option<i64>,
+    creator_id: Option<i64>,
 }
 
 /// Creates a runner from the request's attributes and answers GitLab's
@@ -170,8 +186,7 @@ async fn new_runner(
     state: &AppState,
     params: &Params,
     runner_type: RunnerType,
-    project_id: Option<i64>,
-    creator_id: Option<i64>,
+    owner: RunnerOwner,
 ) -> ApiResult<Response> {
     let mut paused = params.bool("paused")?;
     // `active` is the older name (active = !paused).
@@ -182,8 +197,9 @@ async fn new_runner(
     let new = NewRunner {
         token_digest: secrets::token_digest(&token),
         runner_type,
-        project_id,
-        creator_id,
+        project_id: owner.project_id,
+        group_id: owner.group_id,
+        creator_id: owner.creator_id,
         description: params.str("description")?.unwrap_or_default(),
         tag_list: params.string_list("tag_list")?.unwrap_or_default(),
         run_untagged: params.bool("run_untagged")?.unwrap_or(true),
@@ -209,7 +225,12 @@ async fn register(State(state): State<AppState>, params: Params) -> ApiResult<Re
     let token = params.required_str("token")?;
     let (runner_type, project_id) =
         crate::domain::runner_registration::runner_scope(&state, &token).await?;
-    new_runner(&state, &params, runner_type, project_id, None).await
+    let owner = RunnerOwner {
+        project_id,
+        group_id: None,
+        creator_id: None,
+    };
+    new_runner(&state, &params, runner_type, owner).await
 }
 
 /// GitLab's `Entities::Ci::ResetTokenResult`.
@@ -286,8 +307,8 @@ async fn managed(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult
     if caller.is_admin() {
         return Ok(runner);
     }
-    match runner.project_id {
-        Some(project_id) => {
+    match (runner.project_id, runner.group_id) {
+        (Some(project_id), _) => {
             authorize_project(
                 state,
                 caller,
@@ -297,7 +318,17 @@ async fn managed(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult
             .await?;
             Ok(runner)
         }
-        None => Err(ApiError::forbidden()),
+        (None, Some(group_id)) => {
+            crate::domain::groups::authorize_group(
+                state,
+                caller,
+                &group_id.to_string(),
+                crate::permissions::GroupAction::AdminGroup,
+            )
+            .await?;
+            Ok(runner)
+        }
+        (None, None) => Err(ApiError::forbidden()),
     }
 }
 

@@ -229,6 +229,7 @@ async fn delete_user(
             membership_of: None,
             owned_by: ns.owner_id,
             search: None,
+            namespace: None,
             order_by: pipewright_store::ProjectOrder::Id,
             ascending: true,
         };

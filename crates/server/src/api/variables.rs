@@ -1,6 +1,7 @@
 //! CI/CD variables: `GET/POST /projects/:id/variables`, `GET/PUT/DELETE
-//! /projects/:id/variables/:key` (Maintainer+), and the instance's `/admin/ci/variables`
-//! (administrators). Values are sealed at rest under the server key; masked values are
+//! /projects/:id/variables/:key` (Maintainer+), the same under `/groups/:id/variables` (group
+//! Owners: GitLab requires the Owner role for group variables, gitlab-org/gitlab#437947), and
+//! the instance's `/admin/ci/variables` (administrators). Values are sealed at rest under the server key; masked values are
 //! validated as GitLab does (one line, at least 8 characters of a restricted alphabet) so a
 //! runner can recognise them in logs. [`crate::domain::ci_variables`] puts them into pipelines.
 
@@ -26,7 +27,13 @@ pub fn routes() -> Vec<Route> {
     use Access::*;
     let project = "/api/v4/projects/{id}/variables";
     let instance = "/api/v4/admin/ci/variables";
+    let group = "/api/v4/groups/{id}/variables";
     vec![
+        Route::get(group, list_group, GroupOwner),
+        Route::post(group, create_group, GroupOwner),
+        Route::get(format!("{group}/{{key}}"), show_group, GroupOwner),
+        Route::put(format!("{group}/{{key}}"), update_group, GroupOwner),
+        Route::delete(format!("{group}/{{key}}"), delete_group, GroupOwner),
         Route::get(project, list_project, Maintainer),
         Route::post(project, create_project, Maintainer),
         Route::get(format!("{project}/{{key}}"), show_project, Maintainer),
@@ -44,16 +51,42 @@ pub fn routes() -> Vec<Route> {
 #[derive(Clone, Copy)]
 enum Owner {
     Project(i64),
+    Group(i64),
     Instance,
 }
 
 impl Owner {
-    fn id(self) -> Option<i64> {
+    fn project_id(self) -> Option<i64> {
         match self {
             Owner::Project(id) => Some(id),
-            Owner::Instance => None,
+            Owner::Group(_) | Owner::Instance => None,
         }
     }
+
+    fn group_id(self) -> Option<i64> {
+        match self {
+            Owner::Group(id) => Some(id),
+            Owner::Project(_) | Owner::Instance => None,
+        }
+    }
+
+    async fn variables(self, state: &AppState) -> ApiResult<Vec<CiVariable>> {
+        Ok(match self {
+            Owner::Group(id) => state.store.group_ci_variables(id).await?,
+            other => state.store.ci_variables(other.project_id()).await?,
+        })
+    }
+}
+
+async fn group_owner(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult<Owner> {
+    let (group, _) = crate::domain::groups::authorize_group(
+        state,
+        caller,
+        seg.get("id")?,
+        crate::permissions::GroupAction::AdminGroup,
+    )
+    .await?;
+    Ok(Owner::Group(group.id))
 }
 
 async fn project_owner(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult<Owner> {
@@ -82,17 +115,18 @@ fn render(state: &AppState, owner: Owner, v: &CiVariable) -> ApiResult<Value> {
         "raw": v.raw,
         "description": v.description,
     });
-    if let Owner::Project(_) = owner {
+    if let Owner::Project(_) | Owner::Group(_) = owner {
         out["environment_scope"] = json!(v.environment_scope);
     }
     Ok(out)
 }
 
-/// Drops cached variables a change affects (an instance variable affects every project).
+/// Drops cached variables a change affects (an instance or a group variable may affect
+/// every project).
 fn forget(state: &AppState, owner: Owner) {
     match owner {
         Owner::Project(id) => state.variables_cache.invalidate(id),
-        Owner::Instance => state.variables_cache.clear(),
+        Owner::Group(_) | Owner::Instance => state.variables_cache.clear(),
     }
 }
 
@@ -107,9 +141,8 @@ async fn find(state: &AppState, owner: Owner, key: &str, params: &Params) -> Api
         .and_then(|f| f.get("environment_scope"))
         .and_then(Value::as_str)
         .map(str::to_string);
-    state
-        .store
-        .ci_variables(owner.id())
+    owner
+        .variables(state)
         .await?
         .into_iter()
         .find(|v| v.key == key && scope.as_ref().is_none_or(|s| *s == v.environment_scope))
@@ -197,7 +230,7 @@ fn apply(state: &AppState, params: &Params, v: &mut CiVariable, creating: bool) 
 }
 
 async fn list(state: &AppState, owner: Owner) -> ApiResult<Json<Value>> {
-    let vars = state.store.ci_variables(owner.id()).await?;
+    let vars = owner.variables(state).await?;
     let items = vars
         .iter()
         .map(|v| render(state, owner, v))
@@ -212,7 +245,8 @@ async fn create(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let mut v = CiVariable {
         id: 0,
-        project_id: owner.id(),
+        project_id: owner.project_id(),
+        group_id: owner.group_id(),
         key: String::new(),
         value_sealed: String::new(),
         variable_type: VariableType::EnvVar,
@@ -347,4 +381,52 @@ pub(crate) async fn delete_instance(
     params: Params,
 ) -> ApiResult<StatusCode> {
     destroy(&state, instance_owner(&caller)?, seg.get("key")?, &params).await
+}
+
+async fn list_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+) -> ApiResult<Json<Value>> {
+    list(&state, group_owner(&state, &caller, &seg).await?).await
+}
+
+async fn create_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    create(&state, group_owner(&state, &caller, &seg).await?, &params).await
+}
+
+async fn show_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let owner = group_owner(&state, &caller, &seg).await?;
+    let v = find(&state, owner, seg.get("key")?, &params).await?;
+    Ok(Json(render(&state, owner, &v)?))
+}
+
+async fn update_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let owner = group_owner(&state, &caller, &seg).await?;
+    update(&state, owner, seg.get("key")?, &params).await
+}
+
+async fn delete_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    params: Params,
+) -> ApiResult<StatusCode> {
+    let owner = group_owner(&state, &caller, &seg).await?;
+    destroy(&state, owner, seg.get("key")?, &params).await
 }

@@ -44,9 +44,20 @@ pub async fn claim(state: &AppState, runner: &Runner) -> ApiResult<Option<(Job, 
     } else {
         state.store.pending_jobs(CLAIM_WINDOW).await?
     };
+    // A group runner takes jobs of every project below its group (GitLab:
+    // register_job_service.rb, `builds_for_group_runner`).
+    let below = match runner.group_id {
+        Some(group) => Some(state.store.projects_below(group).await?),
+        None => None,
+    };
     let mut candidates: Vec<i64> = pending
         .into_iter()
         .filter(|job| runner.project_id.is_none_or(|p| p == job.project_id))
+        .filter(|job| {
+            below
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&job.project_id))
+        })
         .filter(|job| claimable(runner, job))
         .map(|job| job.id)
         .collect();

@@ -15,6 +15,7 @@ pub mod ci_variables;
 pub mod config_files;
 pub mod cron;
 pub mod dispatch;
+pub mod groups;
 pub mod idempotency;
 pub mod job_logs;
 pub mod job_payload;

@@ -3,7 +3,6 @@
 //! project into a [`ProjectAccess`] that `permissions.rs` answers questions about. A project
 //! the caller may not see is `404 Project Not Found`, exactly like one that does not exist.
 
-use pipewright_core::Timestamp;
 use pipewright_store::Project;
 
 use crate::auth::Caller;
@@ -20,19 +19,17 @@ pub async fn project_access(
     user_access(state, caller.0.as_ref().map(|a| &a.user), project).await
 }
 
-/// What `user` (or an anonymous caller) may do in `project`.
+/// What `user` (or an anonymous caller) may do in `project`: their effective role is the
+/// highest live one of their direct membership and their memberships of the project's group
+/// and its ancestors (GitLab: `app/models/project_team.rb` `max_member_access`, over
+/// `project_authorizations`), read in one query (the store's `project_role`).
 pub async fn user_access(
     state: &AppState,
     user: Option<&pipewright_store::User>,
     project: &Project,
 ) -> ApiResult<ProjectAccess> {
     let role = match user {
-        Some(u) => state
-            .store
-            .member(project.id, u.id)
-            .await?
-            .filter(|m| m.expires_at.is_none_or(|t| t > Timestamp::now()))
-            .map(|m| m.access_level),
+        Some(u) => state.store.project_role(project.id, u.id).await?,
         None => None,
     };
     Ok(ProjectAccess {

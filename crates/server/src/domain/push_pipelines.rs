@@ -90,11 +90,7 @@ async fn pipeline_for(state: &AppState, event: &PushEvent) -> anyhow::Result<()>
     }) else {
         return Ok(());
     };
-    let role = state
-        .store
-        .member(project.id, user.id)
-        .await?
-        .map(|m| m.access_level);
+    let role = state.store.project_role(project.id, user.id).await?;
     let request = CreatePipeline {
         project,
         ref_name: ref_name.to_string(),

@@ -62,6 +62,7 @@ struct AdminPage {
     signup_enabled: bool,
     /// Whether runners may register with registration tokens, and the instance's token then.
     allow_registration_tokens: bool,
+    can_create_group: bool,
     registration_token: String,
     page: u32,
     next: bool,
@@ -143,6 +144,7 @@ pub async fn show(
         allow_local: webhook_delivery::allow_local(&state).await?,
         signup_enabled: crate::domain::accounts::signup_enabled(&state).await?,
         allow_registration_tokens,
+        can_create_group: crate::domain::groups::creation_allowed(&state).await?,
         registration_token,
         page,
         next: i64::from(page) * i64::from(per_page) < found.total,
@@ -214,7 +216,10 @@ pub async fn update_settings(
         .ok()
         .flatten()
         .unwrap_or(false);
+    let groups = crate::domain::groups::CAN_CREATE_GROUP_SETTING;
+    let can_create_group = params.bool(groups).ok().flatten().unwrap_or(false);
     let mut p = Params::default();
+    p.set_path(groups, if can_create_group { "true" } else { "false" });
     p.set_path(
         crate::domain::accounts::SIGNUP_SETTING,
         if signup { "true" } else { "false" },

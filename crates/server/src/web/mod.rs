@@ -14,6 +14,7 @@ pub mod admin;
 pub mod assets;
 pub mod error;
 pub mod forms;
+pub mod groups;
 pub mod hooks;
 pub mod jobs;
 pub mod members;
@@ -52,6 +53,7 @@ pub fn routes() -> Vec<Route> {
         Route::post("/admin/users/{id}/{action}", admin::user_state, Admin),
         Route::post("/admin/settings", admin::update_settings, Admin),
         Route::get("/-/assets/{file}", assets::serve, Open),
+        Route::get("/groups/{*id}", groups::show, GroupSee),
         Route::get(project, projects::overview, See),
         Route::get(format!("{project}/-/tree/{{*id}}"), repository::tree, Read),
         Route::get(format!("{project}/-/blob/{{*id}}"), repository::blob, Read),

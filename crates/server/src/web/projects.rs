@@ -51,6 +51,7 @@ pub async fn dashboard(
         membership_of: if user.is_admin { None } else { Some(user.id) },
         owned_by: None,
         search: None,
+        namespace: None,
         order_by: ProjectOrder::LastActivityAt,
         ascending: false,
     };
@@ -123,7 +124,8 @@ pub async fn overview(
         // `/ns/project.git` in a browser: the project's page, as GitLab redirects. Only to a
         // name that can be a project's: anything else (`x%0d%0aY.git`: a CR/LF that would
         // break the Location header) has no page.
-        if !crate::validate::path_is_valid(&namespace) || !crate::validate::path_is_valid(bare) {
+        let namespace_valid = namespace.split('/').all(crate::validate::path_is_valid);
+        if !namespace_valid || !crate::validate::path_is_valid(bare) {
             return Err(WebError::NotFound);
         }
         return Ok(axum::response::Redirect::to(&format!("/{namespace}/{bare}")).into_response());

@@ -77,6 +77,9 @@ pub struct ProjectNav {
     pub id: i64,
     pub name: String,
     pub full_path: String,
+    /// The namespace's breadcrumbs: a group's each link to the group's page; a user's is
+    /// plain text (it has no page).
+    pub namespace_crumbs: Vec<(String, Option<String>)>,
     pub can_manage: bool,
     /// The default branch's files, for viewers who may read the code.
     pub repository_url: Option<String>,
@@ -89,6 +92,14 @@ impl ProjectNav {
             id: project.id,
             name: project.name.clone(),
             full_path: project.full_path(),
+            namespace_crumbs: if project.namespace.is_group() {
+                group_crumbs(&project.namespace.full_path)
+                    .into_iter()
+                    .map(|c| (c.label, Some(c.href)))
+                    .collect()
+            } else {
+                vec![(project.namespace.full_path.clone(), None)]
+            },
             can_manage: access.can(Action::ManageTriggers),
             repository_url: access.can(Action::ReadRepository).then(|| {
                 format!(
@@ -347,6 +358,29 @@ pub fn encode_path(s: &str) -> String {
 
 pub fn short_sha(sha: &str) -> String {
     sha.chars().take(8).collect()
+}
+
+/// One link of a page's breadcrumbs.
+pub struct Crumb {
+    pub label: String,
+    pub href: String,
+}
+
+/// Breadcrumbs for a group's full path: each ancestor group and the group itself.
+pub fn group_crumbs(full_path: &str) -> Vec<Crumb> {
+    let mut crumbs = Vec::new();
+    let mut prefix = String::new();
+    for segment in full_path.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(segment);
+        crumbs.push(Crumb {
+            label: segment.to_string(),
+            href: format!("/groups/{prefix}"),
+        });
+    }
+    crumbs
 }
 
 #[cfg(test)]

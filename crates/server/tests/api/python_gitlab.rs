@@ -64,3 +64,21 @@ mod foundation {
         super::foundation(TestApp::start(Backend::Postgres).await).await
     }
 }
+
+async fn groups(app: TestApp) {
+    run_script(&app, "groups.py").await;
+}
+
+mod groups {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::groups(TestApp::start(Backend::Sqlite).await).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::groups(TestApp::start(Backend::Postgres).await).await
+    }
+}

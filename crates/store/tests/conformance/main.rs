@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod backup;
+mod groups;
 mod hooks;
 mod idempotency;
 mod jobs;

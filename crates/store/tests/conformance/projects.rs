@@ -71,6 +71,7 @@ async fn each_viewer_lists_the_projects_they_may_see(db: Fresh) {
             membership_of: None,
             owned_by: None,
             search: search.map(str::to_string),
+            namespace: None,
             order_by: ProjectOrder::Id,
             ascending: true,
         };

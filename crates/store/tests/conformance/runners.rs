@@ -23,6 +23,7 @@ async fn a_runner_is_updated_field_by_field_and_listed_to_its_managers(db: Fresh
         .unwrap();
     runner(&*store, "instance").await;
     let mut new = NewRunner {
+        group_id: None,
         token_digest: "project".into(),
         runner_type: RunnerType::Project,
         project_id: Some(demo.id),

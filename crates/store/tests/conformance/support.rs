@@ -151,6 +151,7 @@ pub async fn pending_jobs(store: &dyn Store, project: &Project, count: usize) ->
 pub async fn runner(store: &dyn Store, digest: &str) -> Runner {
     store
         .create_runner(&NewRunner {
+            group_id: None,
             token_digest: digest.into(),
             runner_type: RunnerType::Instance,
             project_id: None,

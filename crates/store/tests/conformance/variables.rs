@@ -13,6 +13,7 @@ on_both!(
 fn variable(project_id: Option<ProjectId>, key: &str, scope: &str) -> CiVariable {
     CiVariable {
         id: 0,
+        group_id: None,
         project_id,
         key: key.into(),
         value_sealed: format!("sealed {key}"),

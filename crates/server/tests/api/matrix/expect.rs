@@ -155,6 +155,13 @@ fn api(case: &Case, who: Who, vis: Option<Vis>) -> Expect {
             Who::Anonymous => Expect::Status(400),
             _ => Expect::Status(404),
         },
+        // A group's members hold the same roles in the fixture's groups as in its projects,
+        // so a group route answers as the project route of the same access would.
+        Access::GroupSee => project_answer(Access::See, who, vis.unwrap_or(Vis::Private)),
+        Access::GroupSignedInToSee => {
+            project_answer(Access::SignedInToSee, who, vis.unwrap_or(Vis::Private))
+        }
+        Access::GroupOwner => project_answer(Access::Owner, who, vis.unwrap_or(Vis::Private)),
         project => project_answer(project, who, vis.unwrap_or(Vis::Private)),
     }
 }
@@ -268,6 +275,11 @@ fn web(access: Access, who: Who, vis: Option<Vis>) -> Expect {
                 denied()
             }
         }
+        // The fixture's groups hold the same roles as its projects.
+        Access::GroupSee => match project_permits(Access::See, who, vis.unwrap_or(Vis::Private)) {
+            Some(true) => Expect::Allowed,
+            _ => denied(),
+        },
         project => match project_permits(project, who, vis.unwrap_or(Vis::Private)) {
             Some(true) => Expect::Allowed,
             _ => denied(),

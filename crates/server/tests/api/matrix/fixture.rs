@@ -75,6 +75,9 @@ pub struct Fixture {
     pub read_api_token: String,
     pub public: ProjectFx,
     pub private: ProjectFx,
+    /// A public and a private group with a member of every role (as the projects have).
+    pub public_group: i64,
+    pub private_group: i64,
     /// The project on the targets' allowlists, and one that is not.
     pub allowlisted_project: i64,
     pub allowlisted_job_token: String,
@@ -201,6 +204,8 @@ impl Fixture {
             read_api_token: String::new(),
             public: ProjectFx::empty(),
             private: ProjectFx::empty(),
+            public_group: 0,
+            private_group: 0,
             allowlisted_project: 0,
             allowlisted_job_token: String::new(),
             other_job_token: String::new(),
@@ -241,6 +246,8 @@ impl Fixture {
 
         fx.public = fx.target("matrix-public", "public", tmp.path()).await;
         fx.private = fx.target("matrix-private", "private", tmp.path()).await;
+        fx.public_group = fx.member_group(None, "public").await;
+        fx.private_group = fx.member_group(None, "private").await;
         fx.sign_in_everyone().await;
         let blocked = fx.user(Who::Blocked).id;
         fx.call(
@@ -534,6 +541,49 @@ impl Fixture {
             self.call(
                 Method::POST,
                 &format!("/projects/{id}/members"),
+                &owner,
+                json!({"user_id": self.user(who).id, "access_level": level}),
+            )
+            .await;
+        }
+        id
+    }
+
+    /// The group of `vis`: the public or the private one.
+    pub fn group(&self, vis: Vis) -> i64 {
+        match vis {
+            Vis::Public => self.public_group,
+            Vis::Private => self.private_group,
+        }
+    }
+
+    /// A group made by the Owner with a member of every role; under `parent`, the members
+    /// are inherited instead.
+    pub async fn member_group(&self, parent: Option<i64>, visibility: &str) -> i64 {
+        let owner = self.token(Who::Owner).to_string();
+        let path = self.unique("matrix-group-");
+        let group = self
+            .call(
+                Method::POST,
+                "/groups",
+                &owner,
+                json!({"name": path, "path": path, "visibility": visibility, "parent_id": parent}),
+            )
+            .await;
+        let id = group["id"].as_i64().unwrap();
+        if parent.is_some() {
+            return id;
+        }
+        for (who, level) in [
+            (Who::Guest, 10),
+            (Who::Reporter, 20),
+            (Who::Developer, 30),
+            (Who::Maintainer, 40),
+            (Who::Blocked, 40),
+        ] {
+            self.call(
+                Method::POST,
+                &format!("/groups/{id}/members"),
                 &owner,
                 json!({"user_id": self.user(who).id, "access_level": level}),
             )

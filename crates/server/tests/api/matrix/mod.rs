@@ -79,9 +79,13 @@ impl Case {
         }
     }
 
-    /// Whether the route is about one project (and so runs on the public and the private one).
+    /// Whether the route is about one project or group (and so runs on the public and the
+    /// private one).
     fn per_project(&self) -> bool {
-        self.path.contains("/projects/{id}") || self.path.starts_with("/{namespace}/{repo}")
+        self.path.contains("/projects/{id}")
+            || self.path.contains("/groups/{id}")
+            || self.path.starts_with("/groups/{*id}")
+            || self.path.starts_with("/{namespace}/{repo}")
     }
 }
 

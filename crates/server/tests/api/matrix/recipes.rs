@@ -294,6 +294,19 @@ impl<'a> Ctx<'a> {
         id
     }
 
+    async fn public_group(fx: &Fixture) -> i64 {
+        let path = fx.unique("allowlist-group-");
+        let g = fx
+            .call(
+                Method::POST,
+                "/groups",
+                fx.root(),
+                json!({"name": path, "path": path, "visibility": "public"}),
+            )
+            .await;
+        g["id"].as_i64().unwrap()
+    }
+
     async fn public_project(fx: &Fixture) -> i64 {
         let p = fx
             .call(
@@ -343,6 +356,26 @@ const KNOWN: &[(&str, &str)] = &[
     ("POST", "/api/v4/personal_access_tokens/{id}/rotate"),
     ("GET", "/api/v4/projects"),
     ("POST", "/api/v4/projects"),
+    ("GET", "/api/v4/groups"),
+    ("POST", "/api/v4/groups"),
+    ("GET", "/groups/{*id}"),
+    ("GET", "/api/v4/groups/{id}"),
+    ("PUT", "/api/v4/groups/{id}"),
+    ("DELETE", "/api/v4/groups/{id}"),
+    ("GET", "/api/v4/groups/{id}/subgroups"),
+    ("GET", "/api/v4/groups/{id}/projects"),
+    ("GET", "/api/v4/groups/{id}/members"),
+    ("POST", "/api/v4/groups/{id}/members"),
+    ("GET", "/api/v4/groups/{id}/members/all"),
+    ("GET", "/api/v4/groups/{id}/members/{user_id}"),
+    ("PUT", "/api/v4/groups/{id}/members/{user_id}"),
+    ("DELETE", "/api/v4/groups/{id}/members/{user_id}"),
+    ("GET", "/api/v4/groups/{id}/members/all/{user_id}"),
+    ("GET", "/api/v4/groups/{id}/variables"),
+    ("POST", "/api/v4/groups/{id}/variables"),
+    ("GET", "/api/v4/groups/{id}/variables/{key}"),
+    ("PUT", "/api/v4/groups/{id}/variables/{key}"),
+    ("DELETE", "/api/v4/groups/{id}/variables/{key}"),
     ("GET", "/api/v4/projects/{id}"),
     ("PUT", "/api/v4/projects/{id}"),
     ("DELETE", "/api/v4/projects/{id}"),
@@ -475,6 +508,18 @@ const KNOWN: &[(&str, &str)] = &[
     (
         "DELETE",
         "/api/v4/projects/{id}/job_token_scope/allowlist/{target_project_id}",
+    ),
+    (
+        "GET",
+        "/api/v4/projects/{id}/job_token_scope/groups_allowlist",
+    ),
+    (
+        "POST",
+        "/api/v4/projects/{id}/job_token_scope/groups_allowlist",
+    ),
+    (
+        "DELETE",
+        "/api/v4/projects/{id}/job_token_scope/groups_allowlist/{target_group_id}",
     ),
     ("GET", "/api/v4/projects/{id}/variables"),
     ("POST", "/api/v4/projects/{id}/variables"),
@@ -807,6 +852,14 @@ async fn api_recipe(ctx: &mut Ctx<'_>, method: &str, path: &str) -> Req {
                 .await;
             Req::get(format!("/api/v4/admin/ci/variables/MATRIX_GONE_{n}")).consumes(key)
         }
+        ("GET", "/groups") => Req::get(path),
+        ("POST", "/groups") => {
+            let name = fx.unique("created-group-");
+            Req::json(path, json!({"name": name, "path": name}))
+        }
+        (_, rest) if rest.starts_with("/groups/{id}") => {
+            group_recipe(ctx, method, &rest["/groups/{id}".len()..]).await
+        }
         (_, rest) if rest.starts_with("/projects/{id}") => {
             project_recipe(ctx, method, &rest["/projects/{id}".len()..], &api).await
         }
@@ -823,6 +876,82 @@ async fn instance_variable(fx: &Fixture, key: &str) -> i64 {
     )
     .await;
     0
+}
+
+/// A group route, on the fixture's public or private group; what it destroys is a throwaway
+/// subgroup (whose members are the group's, inherited) or a throwaway member.
+async fn group_recipe(ctx: &mut Ctx<'_>, method: &str, rest: &str) -> Req {
+    let fx = ctx.fx;
+    let vis = ctx.vis.unwrap_or(Vis::Private);
+    let gid = fx.group(vis);
+    let api = |rest: &str| format!("/api/v4/groups/{gid}{rest}");
+    let guest = fx.user(Who::Guest).id;
+    let vis_name = ctx.vis_name();
+    let new_member = || async move {
+        let user = Ctx::new_user(fx).await;
+        fx.call(
+            Method::POST,
+            &format!("/groups/{gid}/members"),
+            fx.token(Who::Owner),
+            json!({"user_id": user, "access_level": 30}),
+        )
+        .await;
+        user
+    };
+    match (method, rest) {
+        ("GET", "" | "/subgroups" | "/projects" | "/members" | "/members/all") => {
+            Req::get(api(rest))
+        }
+        ("PUT", "") => Req::json(api(""), json!({"description": "changed"})),
+        ("DELETE", "") => {
+            let (id, key) = ctx.throwaway(fx.member_group(Some(gid), vis_name)).await;
+            Req::get(format!("/api/v4/groups/{id}")).consumes(key)
+        }
+        ("POST", "/members") => {
+            let (user, key) = ctx.throwaway(Ctx::new_user(fx)).await;
+            Req::json(api(rest), json!({"user_id": user, "access_level": 30})).consumes(key)
+        }
+        ("GET", "/members/{user_id}") => Req::get(api(&format!("/members/{guest}"))),
+        ("GET", "/members/all/{user_id}") => Req::get(api(&format!("/members/all/{guest}"))),
+        ("PUT", "/members/{user_id}") => {
+            let (user, _) = ctx.throwaway(new_member()).await;
+            Req::json(
+                api(&format!("/members/{user}")),
+                json!({"access_level": 20}),
+            )
+        }
+        ("DELETE", "/members/{user_id}") => {
+            let (user, key) = ctx.throwaway(new_member()).await;
+            Req::get(api(&format!("/members/{user}"))).consumes(key)
+        }
+        ("GET", "/variables") => Req::get(api(rest)),
+        ("POST", "/variables") => Req::json(
+            api(rest),
+            json!({"key": fx.unique("MATRIX_GROUP_"), "value": "v"}),
+        ),
+        (_, "/variables/{key}") => {
+            let (n, key) = ctx
+                .throwaway(async {
+                    let n = i64::from(fx.unique("").parse::<u32>().unwrap());
+                    fx.call(
+                        Method::POST,
+                        &format!("/groups/{gid}/variables"),
+                        fx.root(),
+                        json!({"key": format!("MATRIX_GV_{n}"), "value": "v"}),
+                    )
+                    .await;
+                    n
+                })
+                .await;
+            let path = api(&format!("/variables/MATRIX_GV_{n}"));
+            match method {
+                "PUT" => Req::json(path, json!({"value": "changed"})),
+                "DELETE" => Req::get(path).consumes(key),
+                _ => Req::get(path),
+            }
+        }
+        other => panic!("no recipe for the group route {other:?}"),
+    }
 }
 
 async fn project_recipe(
@@ -994,6 +1123,27 @@ async fn project_recipe(
             Req::json(api(&format!("/pipelines/{id}/retry")), json!({})).consumes(key)
         }
         ("GET", "/job_token_scope" | "/job_token_scope/allowlist") => Req::get(api(rest)),
+        ("GET", "/job_token_scope/groups_allowlist") => Req::get(api(rest)),
+        ("POST", "/job_token_scope/groups_allowlist") => {
+            let (target, key) = ctx.throwaway(Ctx::public_group(fx)).await;
+            Req::json(api(rest), json!({"target_group_id": target})).consumes(key)
+        }
+        ("DELETE", "/job_token_scope/groups_allowlist/{target_group_id}") => {
+            let (target, key) = ctx
+                .throwaway(async {
+                    let target = Ctx::public_group(fx).await;
+                    fx.call(
+                        Method::POST,
+                        &format!("/projects/{pid}/job_token_scope/groups_allowlist"),
+                        &root,
+                        json!({"target_group_id": target}),
+                    )
+                    .await;
+                    target
+                })
+                .await;
+            Req::get(api(&format!("/job_token_scope/groups_allowlist/{target}"))).consumes(key)
+        }
         ("PATCH", "/job_token_scope") => Req::json(api(rest), json!({"enabled": true})),
         ("POST", "/job_token_scope/allowlist") => {
             let (target, key) = ctx.throwaway(Ctx::public_project(fx)).await;
@@ -1116,6 +1266,10 @@ async fn web_recipe(
     let project_rest = path.strip_prefix("/{namespace}/{repo}");
     match (method, path, project_rest) {
         ("GET", "/users/sign_in" | "/" | "/admin", _) => Req::get(path),
+        ("GET", "/groups/{*id}", _) => Req::get(format!(
+            "/groups/{}",
+            fx.group(ctx.vis.unwrap_or(Vis::Private))
+        )),
         // No credentials: the form's CSRF check refuses it before anything else.
         ("POST", "/users/sign_in", _) => Req::form(path, &[("user[login]", "nobody")]),
         ("POST", "/users/sign_out", _) => Req::form(path, &[]),

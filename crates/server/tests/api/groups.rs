@@ -1,0 +1,841 @@
+//! Groups as GitLab has them: groups and subgroups through the API, projects in them with full
+//! paths of any depth (API `:id`, git, pages, triggers, bridges), and inherited membership —
+//! a member of a group has at least that role in every subgroup and project below it.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::both_backends;
+use crate::git::{git, git_ok, local_repo, remote};
+use crate::running::{finished_pipeline, register_runner, request, vars};
+use crate::support::TestApp;
+use crate::web::Browser;
+
+both_backends!(
+    a_user_creates_a_group_a_subgroup_and_a_project_in_it,
+    a_group_member_has_their_role_in_every_project_below,
+    only_owners_manage_group_members_and_the_last_owner_stays,
+    an_admin_can_stop_users_creating_top_level_groups,
+    a_trigger_token_stops_working_when_its_owner_leaves_the_group,
+    a_bridge_triggers_a_project_in_a_subgroup_by_its_full_path,
+    deleting_a_group_deletes_its_subgroups_and_projects,
+    a_job_receives_group_variables_the_nearest_group_first,
+    a_job_token_reaches_a_project_whose_allowlist_names_its_group,
+    a_group_runner_takes_jobs_of_every_project_below_its_group,
+);
+
+async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let res = app.request(method, path, Some(token), Some(body)).await;
+    let status = res.status().as_u16();
+    let text = res.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+async fn create_group(app: &TestApp, token: &str, body: Value) -> Value {
+    let (status, group) = call(app, Method::POST, "/groups", token, body).await;
+    assert_eq!(status, 201, "{group}");
+    group
+}
+
+async fn add_group_member(app: &TestApp, group: &Value, owner: &str, user: i64, level: i64) {
+    let path = format!("/groups/{}/members", group["id"]);
+    let body = json!({"user_id": user, "access_level": level});
+    let (status, member) = call(app, Method::POST, &path, owner, body).await;
+    assert_eq!(status, 201, "{member}");
+}
+
+/// `acme` (private) / `backend` (private) / `api` (private, with a pushed CI config), made by
+/// `owner`.
+async fn acme_backend_api(
+    app: &TestApp,
+    owner: &str,
+    tmp: &std::path::Path,
+) -> (Value, Value, Value) {
+    let acme = create_group(app, owner, json!({"name": "Acme", "path": "acme"})).await;
+    let backend = create_group(
+        app,
+        owner,
+        json!({"name": "Backend", "path": "backend", "parent_id": acme["id"]}),
+    )
+    .await;
+    let (status, api) = call(
+        app,
+        Method::POST,
+        "/projects",
+        owner,
+        json!({"name": "api", "namespace_id": backend["id"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{api}");
+    let work = local_repo(tmp, "build:\n  script: echo build\n");
+    let url = remote(app, "owner", owner, "acme/backend/api");
+    git_ok(&work, tmp, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+    (acme, backend, api)
+}
+
+async fn a_user_creates_a_group_a_subgroup_and_a_project_in_it(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, backend, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    assert_eq!(acme["full_path"], "acme");
+    assert_eq!(acme["parent_id"], Value::Null);
+    assert_eq!(acme["visibility"], "private");
+    assert_eq!(acme["web_url"], format!("{}/groups/acme", app.url));
+    assert_eq!(backend["full_path"], "acme/backend");
+    assert_eq!(backend["full_name"], "Acme / Backend");
+    assert_eq!(backend["parent_id"], acme["id"]);
+    assert_eq!(api["path_with_namespace"], "acme/backend/api");
+    assert_eq!(api["name_with_namespace"], "Acme / Backend / api");
+    assert_eq!(api["namespace"]["kind"], "group");
+    assert_eq!(api["namespace"]["full_path"], "acme/backend");
+    assert_eq!(api["namespace"]["parent_id"], acme["id"]);
+    assert_eq!(
+        api["http_url_to_repo"],
+        format!("{}/acme/backend/api.git", app.url)
+    );
+
+    // A full path of any depth names the group and the project.
+    let (status, found) = call(
+        &app,
+        Method::GET,
+        "/groups/acme%2Fbackend",
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, &found["id"]), (200, &backend["id"]));
+    assert_eq!(found["projects"][0]["id"], api["id"]);
+    let (status, found) = call(
+        &app,
+        Method::GET,
+        "/projects/acme%2Fbackend%2Fapi",
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!((status, &found["id"]), (200, &api["id"]));
+    let (_, subgroups) = call(
+        &app,
+        Method::GET,
+        "/groups/acme/subgroups",
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(subgroups.as_array().unwrap().len(), 1);
+    let (_, direct) = call(
+        &app,
+        Method::GET,
+        "/groups/acme/projects",
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(direct, json!([]));
+    let res = app
+        .get(
+            "/groups/acme/projects?include_subgroups=true&per_page=1",
+            Some(&owner),
+        )
+        .await;
+    assert_eq!(res.headers()["x-total"], "1");
+    let below: Value = res.json().await.unwrap();
+    assert_eq!(below[0]["path_with_namespace"], "acme/backend/api");
+
+    // GitLab's refusals: a taken path, a reserved one, a subgroup more visible than its
+    // parent, a project more visible than its group, nobody signed in.
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/groups",
+        &owner,
+        json!({"name": "x", "path": "ACME"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"path": ["has already been taken"]}})
+        )
+    );
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/groups",
+        &owner,
+        json!({"name": "x", "path": "api"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/groups",
+        &owner,
+        json!({"name": "Open", "path": "open", "parent_id": acme["id"], "visibility": "public"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["public is not allowed since the parent group has a private visibility."]}})
+        )
+    );
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/projects",
+        &owner,
+        json!({"name": "site", "namespace_path": "acme", "visibility": "public"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["public is not allowed in a private group."]}})
+        )
+    );
+    let res = app
+        .post("/groups", None, json!({"name": "x", "path": "x"}))
+        .await;
+    assert_eq!(res.status(), 401);
+    // A group holding an internal project cannot become private, nor the project public.
+    let put = |path: String, body: Value| {
+        let owner = owner.clone();
+        let app = &app;
+        async move { call(app, Method::PUT, &path, &owner, body).await }
+    };
+    let (status, _) = put(
+        format!("/groups/{}", acme["id"]),
+        json!({"visibility": "internal"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = put(
+        format!("/groups/{}", backend["id"]),
+        json!({"visibility": "internal"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = put(
+        format!("/projects/{}", api["id"]),
+        json!({"visibility": "internal"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = put(
+        format!("/projects/{}", api["id"]),
+        json!({"visibility": "public"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["public is not allowed in a internal group."]}})
+        )
+    );
+    let (status, body) = put(
+        format!("/groups/{}", backend["id"]),
+        json!({"visibility": "private"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["private is not allowed since this group contains projects with higher visibility."]}})
+        )
+    );
+    let (status, body) = put(
+        format!("/groups/{}", acme["id"]),
+        json!({"visibility": "private"}),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": {"visibility_level": ["private is not allowed since there are sub-groups with higher visibility."]}})
+        )
+    );
+}
+
+async fn a_group_member_has_their_role_in_every_project_below(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, owner) = app.create_user("owner").await;
+    let (dev_id, dev) = app.create_user("dev").await;
+    let (reporter_id, reporter) = app.create_user("reporter").await;
+    let (_, stranger) = app.create_user("stranger").await;
+    let (acme, backend, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    add_group_member(&app, &acme, &owner, dev_id, 30).await;
+    add_group_member(&app, &backend, &owner, reporter_id, 20).await;
+
+    // The API: the private project and groups are the members', 404 to anyone else.
+    let project = "/projects/acme%2Fbackend%2Fapi";
+    for (token, status) in [(&dev, 200), (&reporter, 200), (&stranger, 404)] {
+        assert_eq!(app.get(project, Some(token)).await.status(), status);
+        assert_eq!(
+            app.get("/groups/acme%2Fbackend", Some(token))
+                .await
+                .status(),
+            status
+        );
+    }
+    let (_, found) = call(&app, Method::GET, project, &dev, json!({})).await;
+    assert_eq!(found["permissions"]["project_access"]["access_level"], 30);
+    let (_, all) = call(
+        &app,
+        Method::GET,
+        "/groups/acme%2Fbackend/members/all",
+        &owner,
+        json!({}),
+    )
+    .await;
+    let level = |id: i64| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap()["access_level"]
+            .clone()
+    };
+    assert_eq!((level(dev_id), level(reporter_id)), (json!(30), json!(20)));
+    let (_, direct) = call(
+        &app,
+        Method::GET,
+        "/groups/acme%2Fbackend/members",
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        direct.as_array().unwrap().len(),
+        2,
+        "the owner and the reporter: {direct}"
+    );
+
+    // Git: the inherited Developer pushes and clones at the full path; the Reporter clones
+    // but may not push; a stranger does not find the repository.
+    let clone_dir = tmp.path().join("clone");
+    let url = remote(&app, "dev", &dev, "acme/backend/api");
+    git_ok(
+        tmp.path(),
+        tmp.path(),
+        &["clone", "-q", &url, clone_dir.to_str().unwrap()],
+    );
+    std::fs::write(clone_dir.join("README.md"), "hello\n").unwrap();
+    git_ok(&clone_dir, tmp.path(), &["add", "."]);
+    git_ok(&clone_dir, tmp.path(), &["commit", "-q", "-m", "Readme"]);
+    git_ok(
+        &clone_dir,
+        tmp.path(),
+        &["push", "-q", "-o", "ci.skip", &url, "HEAD:feature"],
+    );
+    let as_reporter = remote(&app, "reporter", &reporter, "acme/backend/api");
+    let refused = git(
+        &clone_dir,
+        tmp.path(),
+        &["push", "-q", &as_reporter, "HEAD:other"],
+    );
+    assert!(!refused.status.success());
+    let as_stranger = remote(&app, "stranger", &stranger, "acme/backend/api");
+    let hidden = git(tmp.path(), tmp.path(), &["ls-remote", &as_stranger]);
+    assert!(
+        String::from_utf8_lossy(&hidden.stderr).contains("not found"),
+        "{hidden:?}"
+    );
+
+    // Pages at the nested path.
+    let mut browser = Browser::sign_in(&app, "dev", "a-long-password").await;
+    assert_eq!(
+        browser.get("/acme/backend/api/-/pipelines").await.status,
+        200
+    );
+    assert_eq!(browser.get("/acme/backend/api").await.status, 200);
+    let overview = browser.get("/acme/backend/api").await.body;
+    assert!(
+        overview.contains(
+            r#"<a href="/groups/acme">acme</a> / <a href="/groups/acme/backend">backend</a>"#
+        ),
+        "breadcrumbs link each group: {overview}"
+    );
+    let group_page = browser.get("/groups/acme/backend").await;
+    assert_eq!(group_page.status, 200);
+    assert!(
+        group_page.body.contains(r#"href="/acme/backend/api""#),
+        "{}",
+        group_page.body
+    );
+    assert!(
+        group_page.body.contains("reporter"),
+        "members are listed: {}",
+        group_page.body
+    );
+    let redirect = browser.get("/acme/backend/api.git").await;
+    assert_eq!(redirect.location.as_deref(), Some("/acme/backend/api"));
+    let mut browser = Browser::sign_in(&app, "stranger", "a-long-password").await;
+    assert_eq!(
+        browser.get("/acme/backend/api/-/pipelines").await.status,
+        404
+    );
+    assert_eq!(browser.get("/groups/acme/backend").await.status, 404);
+
+    // Leaving the group takes the role away everywhere below.
+    let path = format!("/groups/{}/members/{dev_id}", acme["id"]);
+    assert_eq!(
+        call(&app, Method::DELETE, &path, &owner, json!({})).await.0,
+        204
+    );
+    assert_eq!(app.get(project, Some(&dev)).await.status(), 404);
+    let _ = api;
+}
+
+async fn only_owners_manage_group_members_and_the_last_owner_stays(app: TestApp) {
+    let (owner_id, owner) = app.create_user("owner").await;
+    let (maintainer_id, maintainer) = app.create_user("maintainer").await;
+    let (guest_id, _) = app.create_user("guest").await;
+    let (_, stranger) = app.create_user("stranger").await;
+    let acme = create_group(&app, &owner, json!({"name": "Acme", "path": "acme"})).await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    let members = format!("/groups/{}/members", acme["id"]);
+    let add_guest = json!({"user_id": guest_id, "access_level": 10});
+    assert_eq!(
+        call(&app, Method::POST, &members, &maintainer, add_guest.clone())
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&app, Method::POST, &members, &stranger, add_guest.clone())
+            .await
+            .0,
+        404
+    );
+    assert_eq!(app.get(&members, None).await.status(), 401);
+    assert_eq!(
+        call(&app, Method::POST, &members, &owner, add_guest.clone())
+            .await
+            .0,
+        201
+    );
+    let (status, body) = call(&app, Method::POST, &members, &owner, add_guest).await;
+    assert_eq!(
+        (status, body),
+        (409, json!({"message": "Member already exists"}))
+    );
+    // The last Owner can neither leave nor step down; with a second Owner they can.
+    let me = format!("{members}/{owner_id}");
+    assert_eq!(
+        call(&app, Method::DELETE, &me, &owner, json!({})).await.0,
+        403
+    );
+    assert_eq!(
+        call(&app, Method::PUT, &me, &owner, json!({"access_level": 40}))
+            .await
+            .0,
+        403
+    );
+    let promote = format!("{members}/{maintainer_id}");
+    let (status, promoted) = call(
+        &app,
+        Method::PUT,
+        &promote,
+        &owner,
+        json!({"access_level": 50}),
+    )
+    .await;
+    assert_eq!((status, &promoted["access_level"]), (200, &json!(50)));
+    assert_eq!(
+        call(&app, Method::DELETE, &me, &owner, json!({})).await.0,
+        204
+    );
+    // An Owner through the parent manages a subgroup's members too.
+    let sub = create_group(
+        &app,
+        &maintainer,
+        json!({"name": "Sub", "path": "sub", "parent_id": acme["id"]}),
+    )
+    .await;
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        &format!("/groups/{}/members/all/{maintainer_id}", sub["id"]),
+        &maintainer,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+async fn an_admin_can_stop_users_creating_top_level_groups(app: TestApp) {
+    let (_, alice) = app.create_user("alice").await;
+    let acme = create_group(&app, &alice, json!({"name": "Acme", "path": "acme"})).await;
+    let (status, settings) = call(
+        &app,
+        Method::PUT,
+        "/application/settings",
+        &app.root_token,
+        json!({"can_create_group": false}),
+    )
+    .await;
+    assert_eq!(
+        (status, &settings["can_create_group"]),
+        (200, &json!(false))
+    );
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/groups",
+        &alice,
+        json!({"name": "Two", "path": "two"}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    // Subgroups are the parent's Maintainers' to make; admins make anything.
+    // The admin area's settings form turns it on again.
+    let mut root = Browser::sign_in(&app, "root", crate::support::ROOT_PASSWORD).await;
+    let page = root.get("/admin").await.body;
+    assert!(
+        page.contains(r#"name="can_create_group" value="true" >"#),
+        "unchecked: {page}"
+    );
+    root.submit("/admin", "/admin/settings", &[("can_create_group", "true")])
+        .await;
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/groups",
+        &alice,
+        json!({"name": "Two", "path": "two"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let sub = json!({"name": "Sub", "path": "sub", "parent_id": acme["id"]});
+    assert_eq!(
+        call(&app, Method::POST, "/groups", &alice, sub).await.0,
+        201
+    );
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/groups",
+        &app.root_token,
+        json!({"name": "Ops", "path": "ops"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+}
+
+async fn a_trigger_token_stops_working_when_its_owner_leaves_the_group(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, owner) = app.create_user("owner").await;
+    let (ops_id, ops) = app.create_user("ops").await;
+    let (acme, _, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    add_group_member(&app, &acme, &owner, ops_id, 40).await;
+    let (status, trigger) = call(
+        &app,
+        Method::POST,
+        "/projects/acme%2Fbackend%2Fapi/triggers",
+        &ops,
+        json!({"description": "deploy"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{trigger}");
+    let token = trigger["token"].as_str().unwrap().to_string();
+    let fire = || async {
+        app.post(
+            "/projects/acme%2Fbackend%2Fapi/trigger/pipeline",
+            None,
+            json!({"token": token, "ref": "main"}),
+        )
+        .await
+    };
+    let res = fire().await;
+    assert_eq!(res.status(), 201);
+    let pipeline: Value = res.json().await.unwrap();
+    assert_eq!(pipeline["project_id"], api["id"]);
+
+    let path = format!("/groups/{}/members/{ops_id}", acme["id"]);
+    assert_eq!(
+        call(&app, Method::DELETE, &path, &owner, json!({})).await.0,
+        204
+    );
+    let res = fire().await;
+    let status = res.status().as_u16();
+    let body = res.text().await.unwrap();
+    assert!(
+        (400..500).contains(&status) && body.contains("Insufficient permissions"),
+        "{status} {body}"
+    );
+}
+
+async fn a_bridge_triggers_a_project_in_a_subgroup_by_its_full_path(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, _, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    let (status, web) = call(
+        &app,
+        Method::POST,
+        "/projects",
+        &owner,
+        json!({"name": "web", "namespace_id": acme["id"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{web}");
+    let dir = tmp.path().join("web");
+    std::fs::create_dir_all(&dir).unwrap();
+    let work = local_repo(&dir, "deploy:\n  trigger:\n    project: acme/backend/api\n");
+    let url = remote(&app, "owner", &owner, "acme/web");
+    git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+    let (status, pipeline) = call(
+        &app,
+        Method::POST,
+        &format!("/projects/{}/pipeline", web["id"]),
+        &owner,
+        json!({"ref": "main"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pipeline}");
+    let (done, jobs) = finished_pipeline(&app, web["id"].as_i64().unwrap(), &pipeline).await;
+    assert_eq!(done["status"], "success", "{jobs:#?}");
+    let downstream: Vec<Value> = app
+        .root_json(&format!("/projects/{}/pipelines", api["id"]))
+        .await;
+    assert_eq!(downstream.len(), 1, "{downstream:?}");
+    assert_eq!(downstream[0]["source"], "pipeline");
+}
+
+async fn deleting_a_group_deletes_its_subgroups_and_projects(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (maintainer_id, maintainer) = app.create_user("maintainer").await;
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, _, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    let group = format!("/groups/{}", acme["id"]);
+    assert_eq!(
+        call(&app, Method::DELETE, &group, &maintainer, json!({}))
+            .await
+            .0,
+        403
+    );
+    let (status, body) = call(&app, Method::DELETE, &group, &owner, json!({})).await;
+    assert_eq!((status, body), (202, json!({"message": "202 Accepted"})));
+    let project = format!("/projects/{}", api["id"]);
+    assert_eq!(app.get(&project, Some(&app.root_token)).await.status(), 404);
+    assert_eq!(
+        app.get("/groups/acme%2Fbackend", Some(&app.root_token))
+            .await
+            .status(),
+        404
+    );
+    // The path is free again.
+    create_group(&app, &owner, json!({"name": "Acme", "path": "acme"})).await;
+}
+
+async fn a_job_receives_group_variables_the_nearest_group_first(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (maintainer_id, maintainer) = app.create_user("maintainer").await;
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, backend, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    let set = |target: String, key: &'static str, value: &'static str| {
+        let owner = owner.clone();
+        let app = &app;
+        async move {
+            let body = json!({"key": key, "value": value});
+            let (status, v) = call(
+                app,
+                Method::POST,
+                &format!("{target}/variables"),
+                &owner,
+                body,
+            )
+            .await;
+            assert_eq!(status, 201, "{v}");
+        }
+    };
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/admin/ci/variables",
+        &app.root_token,
+        json!({"key": "EVERYWHERE", "value": "instance"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        "/admin/ci/variables",
+        &app.root_token,
+        json!({"key": "REGION", "value": "instance"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    set(format!("/groups/{}", acme["id"]), "REGION", "acme").await;
+    set(format!("/groups/{}", acme["id"]), "TIER", "acme").await;
+    set(format!("/groups/{}", acme["id"]), "DEPLOY_TO", "acme").await;
+    set(format!("/groups/{}", backend["id"]), "TIER", "backend").await;
+    set(format!("/groups/{}", backend["id"]), "DEPLOY_TO", "backend").await;
+    set(format!("/projects/{}", api["id"]), "DEPLOY_TO", "project").await;
+    // Group variables are the group Owners' (a Maintainer is refused, a stranger never sees).
+    let path = format!("/groups/{}/variables", acme["id"]);
+    assert_eq!(
+        call(&app, Method::GET, &path, &maintainer, json!({}))
+            .await
+            .0,
+        403
+    );
+    let (status, listed) = call(&app, Method::GET, &path, &owner, json!({})).await;
+    assert_eq!((status, listed.as_array().unwrap().len()), (200, 3));
+
+    let runner = register_runner(&app).await;
+    let (status, pipeline) = call(
+        &app,
+        Method::POST,
+        &format!("/projects/{}/pipeline", api["id"]),
+        &owner,
+        json!({"ref": "main"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pipeline}");
+    let job = request(&app, &runner).await.expect("a pending job");
+    let vars = vars(&job);
+    let value = |k: &str| vars[k]["value"].as_str().unwrap().to_string();
+    assert_eq!(value("EVERYWHERE"), "instance");
+    assert_eq!(value("REGION"), "acme");
+    assert_eq!(value("TIER"), "backend");
+    assert_eq!(value("DEPLOY_TO"), "project");
+}
+
+async fn a_job_token_reaches_a_project_whose_allowlist_names_its_group(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, _, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    let target = app.create_project(&owner, "target").await;
+    let dir = tmp.path().join("target");
+    std::fs::create_dir_all(&dir).unwrap();
+    let work = local_repo(&dir, "deploy:\n  script: echo deploy\n");
+    let url = remote(&app, "owner", &owner, "owner/target");
+    git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+
+    let runner = register_runner(&app).await;
+    let path = format!("/projects/{}/pipeline", api["id"]);
+    assert_eq!(
+        call(&app, Method::POST, &path, &owner, json!({"ref": "main"}))
+            .await
+            .0,
+        201
+    );
+    let job = request(&app, &runner).await.expect("a pending job");
+    let job_token = job["token"].as_str().unwrap().to_string();
+    let trigger = || async {
+        app.post(
+            &format!("/projects/{}/trigger/pipeline", target["id"]),
+            None,
+            json!({"token": job_token, "ref": "main"}),
+        )
+        .await
+        .status()
+        .as_u16()
+    };
+    // The target's scope is on (GitLab's default) and names nothing: not found.
+    assert_eq!(trigger().await, 404);
+    let scope = format!(
+        "/projects/{}/job_token_scope/groups_allowlist",
+        target["id"]
+    );
+    let (status, link) = call(
+        &app,
+        Method::POST,
+        &scope,
+        &owner,
+        json!({"target_group_id": acme["id"]}),
+    )
+    .await;
+    assert_eq!(
+        (status, link),
+        (
+            201,
+            json!({"source_project_id": target["id"], "target_group_id": acme["id"]})
+        )
+    );
+    // A job of a project in a subgroup of the named group is let in.
+    assert_eq!(trigger().await, 201);
+    let (_, listed) = call(&app, Method::GET, &scope, &owner, json!({})).await;
+    assert_eq!(listed[0]["id"], acme["id"]);
+    let remove = format!("{scope}/{}", acme["id"]);
+    assert_eq!(
+        call(&app, Method::DELETE, &remove, &owner, json!({}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(trigger().await, 404);
+}
+
+async fn a_group_runner_takes_jobs_of_every_project_below_its_group(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (maintainer_id, maintainer) = app.create_user("maintainer").await;
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, _, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    let outside = app.create_project(&owner, "outside").await;
+    let dir = tmp.path().join("outside");
+    std::fs::create_dir_all(&dir).unwrap();
+    let work = local_repo(&dir, "build:\n  script: echo build\n");
+    let url = remote(&app, "owner", &owner, "owner/outside");
+    git_ok(&work, &dir, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+
+    let body = json!({"runner_type": "group_type", "group_id": acme["id"]});
+    assert_eq!(
+        call(
+            &app,
+            Method::POST,
+            "/user/runners",
+            &maintainer,
+            body.clone()
+        )
+        .await
+        .0,
+        403
+    );
+    let (status, runner) = call(&app, Method::POST, "/user/runners", &owner, body).await;
+    assert_eq!(status, 201, "{runner}");
+    let token = runner["token"].as_str().unwrap().to_string();
+    let (_, details) = call(
+        &app,
+        Method::GET,
+        &format!("/runners/{}", runner["id"]),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(details["runner_type"], "group_type");
+    assert_eq!(details["groups"], json!([{"id": acme["id"]}]));
+
+    for project in [&outside, &api] {
+        let path = format!("/projects/{}/pipeline", project["id"]);
+        assert_eq!(
+            call(&app, Method::POST, &path, &owner, json!({"ref": "main"}))
+                .await
+                .0,
+            201
+        );
+    }
+    let job = request(&app, &token)
+        .await
+        .expect("the subgroup project's job");
+    assert_eq!(job["job_info"]["project_id"], api["id"]);
+    assert!(
+        request(&app, &token).await.is_none(),
+        "not the job of a project outside"
+    );
+}
