@@ -183,12 +183,15 @@ fn collapsed(path: &str) -> Option<String> {
     if crate::validate::RESERVED_TOP_LEVEL.contains(segments.first()?) {
         return None;
     }
-    // The project is the segment before the first `-`, or the first `….git`, or (an
-    // overview page) the last one.
+    // The project is the segment before the first `-`, or the first `….git`, or the one
+    // before a project page outside `/-/` (`/a/b/c/edit`: GitLab reserves those names as
+    // project paths, `PROJECT_WILDCARD_ROUTES` in lib/gitlab/path_regex.rb), or (an overview
+    // page) the last one.
     let project_at = match segments.iter().position(|s| *s == "-") {
         Some(dash) => dash.checked_sub(1)?,
         None => match segments.iter().position(|s| s.ends_with(".git")) {
             Some(git) => git,
+            None if segments.last() == Some(&"edit") => segments.len().checked_sub(2)?,
             None if segments.last().is_some_and(|s| !s.is_empty()) => segments.len() - 1,
             None => return None,
         },
@@ -221,6 +224,10 @@ mod tests {
         );
         assert_eq!(collapse("/acme/backend/api"), "/acme%2Fbackend/api");
         assert_eq!(
+            collapse("/acme/backend/api/edit"),
+            "/acme%2Fbackend/api/edit"
+        );
+        assert_eq!(
             collapse("/acme/backend/api/-/jobs/7/artifacts/file/x/-/y"),
             "/acme%2Fbackend/api/-/jobs/7/artifacts/file/x/-/y"
         );
@@ -229,6 +236,7 @@ mod tests {
             "/root/demo/-/jobs",
             "/root/demo.git/info/refs",
             "/root/demo",
+            "/root/demo/edit",
             "/admin/users/3/block",
             "/api/v4/projects/a%2Fb%2Fc",
             "/-/assets/app.css",

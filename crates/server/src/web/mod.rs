@@ -55,16 +55,6 @@ pub fn routes() -> Vec<Route> {
         Route::get("/-/assets/{file}", assets::serve, Open),
         Route::get("/groups/{*id}", groups::show, GroupSee),
         Route::get(project, projects::overview, See),
-        Route::get(format!("{project}/-/tree/{{*id}}"), repository::tree, Read),
-        Route::get(format!("{project}/-/blob/{{*id}}"), repository::blob, Read),
-        Route::get(format!("{project}/-/raw/{{*id}}"), repository::raw, Read),
-        Route::get(
-            format!("{project}/-/commits/{{*id}}"),
-            repository::commits,
-            Read,
-        ),
-        Route::get(format!("{project}/-/branches"), repository::branches, Read),
-        Route::get(format!("{project}/-/tags"), repository::tags, Read),
         Route::get(&pipelines, pipelines::list, Read),
         Route::post(&pipelines, pipelines::run, Developer),
         Route::get(format!("{pipelines}/{{id}}"), pipelines::show, Read),
@@ -154,8 +144,28 @@ pub fn routes() -> Vec<Route> {
             Maintainer,
         ),
     ];
+    table.extend(repository_routes());
     table.extend(self_service_routes());
     table
+}
+
+/// The read-only repository pages: files and folders, a file, its raw bytes, commits,
+/// branches and tags.
+fn repository_routes() -> Vec<Route> {
+    use Access::*;
+    let project = "/{namespace}/{repo}";
+    vec![
+        Route::get(format!("{project}/-/tree/{{*id}}"), repository::tree, Read),
+        Route::get(format!("{project}/-/blob/{{*id}}"), repository::blob, Read),
+        Route::get(format!("{project}/-/raw/{{*id}}"), repository::raw, Read),
+        Route::get(
+            format!("{project}/-/commits/{{*id}}"),
+            repository::commits,
+            Read,
+        ),
+        Route::get(format!("{project}/-/branches"), repository::branches, Read),
+        Route::get(format!("{project}/-/tags"), repository::tags, Read),
+    ]
 }
 
 /// The self-service pages (issue 17): sign-up, the user's own settings, new projects and a
