@@ -1,7 +1,7 @@
 //! `/projects/new`: a new project in the viewer's own namespace, through the API's own
 //! `POST /projects` (so the validations, the repository and "Initialize repository with a
 //! README" are the API's). GitLab: app/controllers/projects_controller.rb `new`/`create`.
-//! The namespace is the viewer's personal one; groups join the list when they exist.
+//! The namespace is the viewer's personal one or a group where they may create projects.
 
 use askama::Template;
 use axum::extract::State;
@@ -31,17 +31,41 @@ struct NewProjectPage {
     namespaces: Vec<NamespaceOption>,
 }
 
-/// The namespaces the viewer may create projects in: their own. (The seam for groups.)
+/// The namespaces the viewer may create projects in: their own, then the groups where they
+/// are a Developer or more (GitLab's default `project_creation_level`), the first hundred.
 async fn namespaces(state: &AppState, viewer: &Viewer) -> WebResult<Vec<NamespaceOption>> {
+    use crate::permissions::GroupAction;
     let user = viewer.required()?;
-    let own = state.store.user_namespace(user.id).await?;
-    Ok(own
+    let mut options: Vec<NamespaceOption> = state
+        .store
+        .user_namespace(user.id)
+        .await?
         .into_iter()
         .map(|ns| NamespaceOption {
             id: ns.id,
             path: ns.path,
         })
-        .collect())
+        .collect();
+    let filter = pipewright_store::GroupFilter {
+        viewer: pipewright_store::Viewer::User(user.id),
+        parent: None,
+        membership_of: Some(user.id),
+        search: None,
+    };
+    let page = pipewright_store::Page {
+        page: 1,
+        per_page: 100,
+    };
+    for group in state.store.groups(&filter, page).await?.items {
+        let access = crate::domain::groups::group_access(state, Some(user), &group).await?;
+        if access.can(GroupAction::CreateProjects) {
+            options.push(NamespaceOption {
+                id: group.id,
+                path: group.full_path,
+            });
+        }
+    }
+    Ok(options)
 }
 
 /// `GET /projects/new`.

@@ -378,6 +378,12 @@ async fn a_group_member_has_their_role_in_every_project_below(app: TestApp) {
         "members are listed: {}",
         group_page.body
     );
+    // A Developer of the group may create projects in it and below: the new project page
+    // offers them (a stranger's offers only their own namespace).
+    let new_project = browser.get("/projects/new").await.body;
+    for group in [">acme<", ">acme/backend<"] {
+        assert!(new_project.contains(group), "{group}: {new_project}");
+    }
     let redirect = browser.get("/acme/backend/api.git").await;
     assert_eq!(redirect.location.as_deref(), Some("/acme/backend/api"));
     let mut browser = Browser::sign_in(&app, "stranger", "a-long-password").await;
@@ -386,6 +392,8 @@ async fn a_group_member_has_their_role_in_every_project_below(app: TestApp) {
         404
     );
     assert_eq!(browser.get("/groups/acme/backend").await.status, 404);
+    let new_project = browser.get("/projects/new").await.body;
+    assert!(!new_project.contains(">acme"), "{new_project}");
 
     // Leaving the group takes the role away everywhere below.
     let path = format!("/groups/{}/members/{dev_id}", acme["id"]);
