@@ -63,14 +63,18 @@ pub fn user(config: &ServerConfig, user: &User) -> Value {
 }
 
 /// `UserPublic` / `UserWithAdmin` (the user themselves, or an admin): [`user`] plus the
-/// account's details.
-pub fn user_full(config: &ServerConfig, u: &User) -> Value {
+/// account's details. `groups_allowed` is the instance's `can_create_group` setting (an
+/// administrator may create top-level groups regardless).
+pub fn user_full(config: &ServerConfig, u: &User, groups_allowed: bool) -> Value {
     let mut v = user(config, u);
     if let Value::Object(map) = &mut v {
         map.insert("email".into(), json!(u.email));
         map.insert("is_admin".into(), json!(u.is_admin));
         map.insert("can_create_project".into(), json!(u.is_active()));
-        map.insert("can_create_group".into(), json!(false));
+        map.insert(
+            "can_create_group".into(),
+            json!(u.is_active() && (u.is_admin || groups_allowed)),
+        );
         map.insert("two_factor_enabled".into(), json!(false));
         map.insert("external".into(), json!(false));
         map.insert("private_profile".into(), json!(false));

@@ -34,7 +34,12 @@ pub fn routes() -> Vec<Route> {
 
 async fn current_user(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
     let actor = caller.required()?;
-    Ok(Json(entities::user_full(&state.config, &actor.user)))
+    let groups = crate::domain::groups::creation_allowed(&state).await?;
+    Ok(Json(entities::user_full(
+        &state.config,
+        &actor.user,
+        groups,
+    )))
 }
 
 async fn list_users(
@@ -45,13 +50,14 @@ async fn list_users(
 ) -> ApiResult<Response> {
     let actor = caller.required()?;
     let page = page_from(&params)?;
+    let groups = crate::domain::groups::creation_allowed(&state).await?;
     let search = match params.str("username")? {
         Some(username) => {
             // `?username=` is an exact match in GitLab.
             let user = state.store.user_by_username(&username).await?;
             let items: Vec<Value> = user
                 .iter()
-                .map(|u| render(&state, actor.is_admin() || actor.user.id == u.id, u))
+                .map(|u| render(&state, actor.is_admin() || actor.user.id == u.id, u, groups))
                 .collect();
             let total = items.len() as i64;
             return Ok(
@@ -65,14 +71,14 @@ async fn list_users(
     let items = result
         .items
         .iter()
-        .map(|u| render(&state, actor.is_admin() || actor.user.id == u.id, u))
+        .map(|u| render(&state, actor.is_admin() || actor.user.id == u.id, u, groups))
         .collect();
     Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
 }
 
-fn render(state: &AppState, full: bool, user: &pipewright_store::User) -> Value {
+fn render(state: &AppState, full: bool, user: &pipewright_store::User, groups: bool) -> Value {
     if full {
-        entities::user_full(&state.config, user)
+        entities::user_full(&state.config, user, groups)
     } else {
         entities::user_basic(&state.config, user)
     }
@@ -92,8 +98,9 @@ async fn get_user(
         .ok_or(ApiError::NotFound("User"))?;
     // GitLab: lib/api/users.rb presents `Entities::User` to everyone but admins (the public
     // profile; never the email or the admin flag).
+    let groups = crate::domain::groups::creation_allowed(&state).await?;
     Ok(Json(if actor.is_admin() || actor.user.id == id {
-        entities::user_full(&state.config, &user)
+        entities::user_full(&state.config, &user, groups)
     } else {
         entities::user(&state.config, &user)
     }))
@@ -148,9 +155,10 @@ pub(crate) async fn create_user(
         .create_user(&new)
         .await
         .map_err(crate::domain::accounts::user_conflict)?;
+    let groups = crate::domain::groups::creation_allowed(&state).await?;
     Ok((
         StatusCode::CREATED,
-        Json(entities::user_full(&state.config, &user)),
+        Json(entities::user_full(&state.config, &user, groups)),
     )
         .into_response())
 }
@@ -202,7 +210,8 @@ async fn update_user(
         .update_user(id, &update)
         .await
         .map_err(crate::domain::accounts::user_conflict)?;
-    Ok(Json(entities::user_full(&state.config, &user)))
+    let groups = crate::domain::groups::creation_allowed(&state).await?;
+    Ok(Json(entities::user_full(&state.config, &user, groups)))
 }
 
 async fn delete_user(

@@ -506,6 +506,11 @@ async fn an_admin_can_stop_users_creating_top_level_groups(app: TestApp) {
     )
     .await;
     assert_eq!(status, 403);
+    // GET /user says so, as GitLab's `can_create_group` (an admin still may).
+    let me: Value = app.get("/user", Some(&alice)).await.json().await.unwrap();
+    assert_eq!(me["can_create_group"], false);
+    let root_user: Value = app.root_json("/user").await;
+    assert_eq!(root_user["can_create_group"], true);
     // Subgroups are the parent's Maintainers' to make; admins make anything.
     // The admin area's settings form turns it on again.
     let mut root = Browser::sign_in(&app, "root", crate::support::ROOT_PASSWORD).await;
@@ -525,6 +530,8 @@ async fn an_admin_can_stop_users_creating_top_level_groups(app: TestApp) {
     )
     .await;
     assert_eq!(status, 201);
+    let me: Value = app.get("/user", Some(&alice)).await.json().await.unwrap();
+    assert_eq!(me["can_create_group"], true);
     let sub = json!({"name": "Sub", "path": "sub", "parent_id": acme["id"]});
     assert_eq!(
         call(&app, Method::POST, "/groups", &alice, sub).await.0,
