@@ -18,6 +18,7 @@ pub mod groups;
 pub mod hooks;
 pub mod jobs;
 pub mod members;
+pub mod new_group;
 pub mod new_project;
 pub mod pipeline_schedules;
 pub mod pipelines;
@@ -211,6 +212,9 @@ fn self_service_routes() -> Vec<Route> {
         ),
         Route::get("/projects/new", new_project::new, SignedIn),
         Route::post("/projects", new_project::create, SignedIn),
+        // Matched before the group page's `/groups/{*id}`: a static segment wins in axum.
+        Route::get("/groups/new", new_group::new, SignedIn),
+        Route::post("/groups", new_group::create, SignedIn),
         Route::get("/users/sign_up", sign_up::new, Open),
         Route::post("/users", sign_up::create, Open),
         Route::get("/-/user_settings/profile", user_settings::profile, SignedIn),

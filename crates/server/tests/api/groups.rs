@@ -22,6 +22,8 @@ both_backends!(
     a_job_receives_group_variables_the_nearest_group_first,
     a_job_token_reaches_a_project_whose_allowlist_names_its_group,
     a_group_runner_takes_jobs_of_every_project_below_its_group,
+    a_user_creates_a_group_and_a_subgroup_through_the_pages,
+    the_new_group_page_follows_can_create_group,
 );
 
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -846,4 +848,137 @@ async fn a_group_runner_takes_jobs_of_every_project_below_its_group(app: TestApp
         request(&app, &token).await.is_none(),
         "not the job of a project outside"
     );
+}
+
+async fn a_user_creates_a_group_and_a_subgroup_through_the_pages(app: TestApp) {
+    app.create_user("alice").await;
+    let mut alice = Browser::sign_in(&app, "alice", "a-long-password").await;
+    // `/groups/new` is the form, not a group called "new" (the wildcard group page comes after).
+    let form = alice.get("/groups/new").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("Create group"), "{}", form.body);
+    assert!(form.body.contains(r#"data-path-source="group_path""#));
+    let page = alice
+        .submit(
+            "/groups/new",
+            "/groups",
+            &[
+                ("name", "Acme Corp"),
+                ("path", "acme"),
+                ("visibility", "internal"),
+                ("description", "Everything Acme"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/groups/acme"));
+    let shown = alice.get("/groups/acme").await;
+    assert!(
+        shown
+            .body
+            .contains("Group &#39;Acme Corp&#39; was successfully created.")
+            || shown
+                .body
+                .contains("Group 'Acme Corp' was successfully created."),
+        "{}",
+        shown.body
+    );
+    assert!(shown.body.contains("Everything Acme"));
+    let acme: Value = app.root_json("/groups/acme").await;
+    assert_eq!(acme["visibility"], "internal");
+    // The parent list offers the group alice owns; the subgroup lands under it.
+    let form = alice
+        .get(&format!("/groups/new?parent_id={}", acme["id"]))
+        .await;
+    assert!(
+        form.body.contains(&format!(
+            r#"<option value="{}" selected>acme</option>"#,
+            acme["id"]
+        )),
+        "{}",
+        form.body
+    );
+    let parent = acme["id"].to_string();
+    let form = [
+        ("name", "Backend"),
+        ("path", "backend"),
+        ("parent_id", parent.as_str()),
+        ("visibility", "private"),
+    ];
+    let page = alice.submit("/groups/new", "/groups", &form).await;
+    assert_eq!(page.location.as_deref(), Some("/groups/acme/backend"));
+    assert_eq!(alice.get("/groups/acme/backend").await.status, 200);
+    // GitLab's validation messages come back as a flash on the form: a taken path, a
+    // visibility the parent does not allow.
+    let page = alice.submit("/groups/new", "/groups", &form).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some(&*format!("/groups/new?parent_id={parent}"))
+    );
+    let again = alice.get("/groups/new").await.body;
+    assert!(again.contains("Path has already been taken."), "{again}");
+    let loud = [
+        ("name", "Loud"),
+        ("path", "loud"),
+        ("parent_id", parent.as_str()),
+        ("visibility", "public"),
+    ];
+    alice.submit("/groups/new", "/groups", &loud).await;
+    let again = alice.get("/groups/new").await.body;
+    assert!(
+        again.contains("public is not allowed since the parent group has a internal visibility."),
+        "{again}"
+    );
+    // A group page links to the form for a subgroup.
+    assert!(
+        alice
+            .get("/groups/acme")
+            .await
+            .body
+            .contains(&format!("/groups/new?parent_id={parent}"))
+    );
+}
+
+async fn the_new_group_page_follows_can_create_group(app: TestApp) {
+    app.create_user("alice").await;
+    let (_, bob) = app.create_user("bob").await;
+    let acme = create_group(&app, &bob, json!({"name": "Acme", "path": "acme"})).await;
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/application/settings",
+        &app.root_token,
+        json!({"can_create_group": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // alice may create no group at all: GitLab's `authorize_create_group!` answers 404.
+    let mut alice = Browser::sign_in(&app, "alice", "a-long-password").await;
+    assert_eq!(alice.get("/groups/new").await.status, 404);
+    // bob may still create subgroups of his group, not top-level groups.
+    let mut bob_pages = Browser::sign_in(&app, "bob", "a-long-password").await;
+    let form = bob_pages.get("/groups/new").await;
+    assert_eq!(form.status, 200);
+    assert!(!form.body.contains("(top level)"), "{}", form.body);
+    let page = bob_pages
+        .submit(
+            "/groups/new",
+            "/groups",
+            &[("name", "Two"), ("path", "two")],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/groups/new"));
+    let again = bob_pages.get("/groups/new").await.body;
+    assert!(again.contains("403 Forbidden"), "{again}");
+    let (status, _) = call(&app, Method::GET, "/groups/two", &app.root_token, json!({})).await;
+    assert_eq!(status, 404);
+    let parent = acme["id"].to_string();
+    let page = bob_pages
+        .submit(
+            "/groups/new",
+            "/groups",
+            &[("name", "Sub"), ("path", "sub"), ("parent_id", &parent)],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/groups/acme/sub"));
 }

@@ -564,6 +564,8 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/-/assets/{file}"),
     ("GET", "/projects/new"),
     ("POST", "/projects"),
+    ("GET", "/groups/new"),
+    ("POST", "/groups"),
     ("GET", "/users/sign_up"),
     ("POST", "/users"),
     ("GET", "/-/user_settings/profile"),
@@ -1302,7 +1304,11 @@ async fn web_recipe(
             _,
         ) => Req::get(path),
         ("POST", "/users", _) => Req::form(path, &[("new_user[username]", "nobody")]),
-        ("GET", "/projects/new", _) => Req::get(path),
+        ("GET", "/projects/new" | "/groups/new", _) => Req::get(path),
+        ("POST", "/groups", _) => {
+            let name = fx.unique("web-group-");
+            Req::form(path, &[("name", &name), ("path", &name)])
+        }
         ("POST", "/projects", _) => {
             let name = fx.unique("web-project");
             Req::form(path, &[("name", &name)])
