@@ -24,6 +24,8 @@ both_backends!(
     a_group_runner_takes_jobs_of_every_project_below_its_group,
     a_user_creates_a_group_and_a_subgroup_through_the_pages,
     the_new_group_page_follows_can_create_group,
+    an_owner_adds_a_group_variable_on_the_settings_page_and_a_job_receives_it,
+    only_group_owners_see_the_group_ci_cd_settings_page,
 );
 
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -981,4 +983,147 @@ async fn the_new_group_page_follows_can_create_group(app: TestApp) {
         )
         .await;
     assert_eq!(page.location.as_deref(), Some("/groups/acme/sub"));
+}
+
+async fn an_owner_adds_a_group_variable_on_the_settings_page_and_a_job_receives_it(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, backend, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    let mut pages = Browser::sign_in(&app, "owner", "a-long-password").await;
+    // The subgroup's page by its full path (`/groups/acme/backend/-/…`).
+    let settings = "/groups/acme/backend/-/settings/ci_cd";
+    let page = pages.get(settings).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("CI/CD Settings"));
+    let form = [
+        ("key", "DEPLOY_REGION"),
+        ("value", "eu-west"),
+        ("masked", "false"),
+    ];
+    let added = pages
+        .submit(settings, &format!("{settings}/variables"), &form)
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    assert_eq!(
+        added.location.as_deref(),
+        Some("/groups/acme/backend/-/settings/ci_cd#js-cicd-variables-settings")
+    );
+    let page = pages.get(settings).await.body;
+    assert!(page.contains("Variable was added."), "{page}");
+    assert!(page.contains("<code>DEPLOY_REGION</code>"), "{page}");
+    // The API lists what the page added, on the subgroup and not on its parent.
+    let listed = |id: &Value| format!("/groups/{id}/variables");
+    let (_, vars_of_backend) = call(
+        &app,
+        Method::GET,
+        &listed(&backend["id"]),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(vars_of_backend[0]["key"], "DEPLOY_REGION");
+    let (_, vars_of_acme) = call(&app, Method::GET, &listed(&acme["id"]), &owner, json!({})).await;
+    assert_eq!(vars_of_acme, json!([]));
+    // A bad key comes back as the API's refusal, nothing stored.
+    pages
+        .submit(
+            settings,
+            &format!("{settings}/variables"),
+            &[("key", "NO SPACES"), ("value", "x")],
+        )
+        .await;
+    let page = pages.get(settings).await.body;
+    assert!(page.contains("flash-alert"), "{page}");
+    // A job of a project below the subgroup receives it.
+    let runner = register_runner(&app).await;
+    let (status, pipeline) = call(
+        &app,
+        Method::POST,
+        &format!("/projects/{}/pipeline", api["id"]),
+        &owner,
+        json!({"ref": "main"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pipeline}");
+    let job = request(&app, &runner).await.expect("a pending job");
+    assert_eq!(vars(&job)["DEPLOY_REGION"]["value"], "eu-west");
+    // The page lists the runners the group's projects can use, and removes the variable.
+    assert!(
+        pages
+            .get(settings)
+            .await
+            .body
+            .contains(&format!("#{}", runner_id(&app).await))
+    );
+    let removed = [("_method", "delete"), ("key", "DEPLOY_REGION")];
+    pages
+        .submit(settings, &format!("{settings}/variables"), &removed)
+        .await;
+    let (_, after) = call(
+        &app,
+        Method::GET,
+        &listed(&backend["id"]),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(after, json!([]));
+}
+
+/// The id of the one runner registered so far.
+async fn runner_id(app: &TestApp) -> i64 {
+    let runners: Value = app.root_json("/runners/all").await;
+    runners[0]["id"].as_i64().unwrap()
+}
+
+async fn only_group_owners_see_the_group_ci_cd_settings_page(app: TestApp) {
+    let (_, owner) = app.create_user("owner").await;
+    let (maintainer_id, _) = app.create_user("maintainer").await;
+    app.create_user("stranger").await;
+    let acme = create_group(
+        &app,
+        &owner,
+        json!({"name": "Acme", "path": "acme", "visibility": "public"}),
+    )
+    .await;
+    call(
+        &app,
+        Method::POST,
+        &format!("/groups/{}/variables", acme["id"]),
+        &owner,
+        json!({"key": "SECRET_TOKEN", "value": "s3cr3t-value"}),
+    )
+    .await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    let settings = "/groups/acme/-/settings/ci_cd";
+    // A Maintainer and a stranger get 404 (GitLab hides it), on the page and the form, and
+    // never see the value; a visitor is asked to sign in.
+    for who in ["maintainer", "stranger"] {
+        let mut pages = Browser::sign_in(&app, who, "a-long-password").await;
+        let page = pages.get(settings).await;
+        assert_eq!(page.status, 404, "{who}");
+        assert!(!page.body.contains("s3cr3t-value"));
+        let form = [("key", "PLANTED"), ("value", "x")];
+        let posted = pages
+            .submit("/groups/acme", &format!("{settings}/variables"), &form)
+            .await;
+        assert_eq!(posted.status, 404, "{who}");
+        assert!(!pages.get("/groups/acme").await.body.contains(settings));
+    }
+    let visitor = Browser::new(&app).get(settings).await;
+    assert_eq!(visitor.status, 303);
+    assert!(visitor.location.unwrap().starts_with("/users/sign_in"));
+    let (_, listed) = call(
+        &app,
+        Method::GET,
+        &format!("/groups/{}/variables", acme["id"]),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    // The owner's group page links the settings page.
+    let mut pages = Browser::sign_in(&app, "owner", "a-long-password").await;
+    assert!(pages.get("/groups/acme").await.body.contains(settings));
+    assert!(pages.get(settings).await.body.contains("s3cr3t-value"));
 }
