@@ -14,7 +14,7 @@ use super::error::{WebError, WebResult};
 use super::forms::{field, full_message};
 use super::session::Viewer;
 use super::view::{self, Flash, Layout};
-use crate::domain::groups::{create_group, group_access, may_create_top_level};
+use crate::domain::groups::{create_group, find_group, group_access, may_create_top_level};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::permissions::GroupAction;
@@ -77,7 +77,20 @@ pub async fn new(
     let user = viewer.required()?;
     let top_level = may_create_top_level(&state, user).await?;
     let chosen = params.i64("parent_id").ok().flatten();
-    let parents = parents(&state, &viewer, chosen).await?;
+    let mut parents = parents(&state, &viewer, chosen).await?;
+    if let Some(id) = chosen.filter(|id| !parents.iter().any(|p| p.id == *id)) {
+        // "New subgroup" of a group the viewer is no member of (an admin's, or past the first
+        // hundred): offered when the viewer may create subgroups there.
+        if let Ok((group, access)) = find_group(&state, &viewer.caller(), &id.to_string()).await
+            && access.can(GroupAction::CreateSubgroup)
+        {
+            parents.push(ParentOption {
+                id: group.id,
+                full_path: group.full_path,
+                selected: true,
+            });
+        }
+    }
     if !top_level && parents.is_empty() {
         // GitLab: `authorize_create_group!` renders 404 to whoever may not create a group.
         return Err(WebError::NotFound);

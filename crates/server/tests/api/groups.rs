@@ -983,6 +983,19 @@ async fn the_new_group_page_follows_can_create_group(app: TestApp) {
         )
         .await;
     assert_eq!(page.location.as_deref(), Some("/groups/acme/sub"));
+    // An admin, no member of acme, is offered it from its "New subgroup" link.
+    let mut root = Browser::sign_in(&app, "root", crate::support::ROOT_PASSWORD).await;
+    let form = root
+        .get(&format!("/groups/new?parent_id={parent}"))
+        .await
+        .body;
+    assert!(
+        form.contains(&format!(
+            r#"<option value="{parent}" selected>acme</option>"#
+        )),
+        "{form}"
+    );
+    assert!(form.contains("(top level)"));
 }
 
 async fn an_owner_adds_a_group_variable_on_the_settings_page_and_a_job_receives_it(app: TestApp) {
