@@ -116,8 +116,21 @@ pub async fn create(
         "" => None,
         id => Some(id.parse::<i64>().map_err(|_| WebError::NotFound)?),
     };
-    let visibility =
-        Visibility::parse(field(&params, "visibility").trim()).unwrap_or(Visibility::Private);
+    let back = match parent_id {
+        Some(id) => format!("/groups/new?parent_id={id}"),
+        None => "/groups/new".to_string(),
+    };
+    // Private unless chosen, as the API; anything else is refused, not guessed.
+    let visibility = match field(&params, "visibility").trim() {
+        "" => Visibility::Private,
+        v => match Visibility::parse(v) {
+            Some(v) => v,
+            None => {
+                let alert = Flash::alert("Visibility level is not included in the list.");
+                return Ok(view::redirect_with(&state, &back, alert));
+            }
+        },
+    };
     let new = NewGroup {
         name: field(&params, "name").trim().to_string(),
         path: field(&params, "path").trim().to_string(),
@@ -125,10 +138,6 @@ pub async fn create(
         visibility,
         description: field(&params, "description"),
         creator_id: user.id,
-    };
-    let back = match parent_id {
-        Some(id) => format!("/groups/new?parent_id={id}"),
-        None => "/groups/new".to_string(),
     };
     match create_group(&state, &viewer.caller(), new).await {
         Ok(group) => {

@@ -931,6 +931,13 @@ async fn a_user_creates_a_group_and_a_subgroup_through_the_pages(app: TestApp) {
         again.contains("public is not allowed since the parent group has a internal visibility."),
         "{again}"
     );
+    let odd = [("name", "Odd"), ("path", "odd"), ("visibility", "secret")];
+    alice.submit("/groups/new", "/groups", &odd).await;
+    let again = alice.get("/groups/new").await.body;
+    assert!(
+        again.contains("Visibility level is not included in the list."),
+        "{again}"
+    );
     // A group page links to the form for a subgroup.
     assert!(
         alice
