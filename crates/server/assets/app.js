@@ -68,7 +68,8 @@
     });
   }
 
-  // The new-project form: the path follows the name (as GitLab's does) until edited by hand.
+  // The new-project and new-group forms: the path follows the name (as GitLab's does) until
+  // edited by hand.
   document.addEventListener('input', function (event) {
     var source = event.target;
     var targetId = source.getAttribute && source.getAttribute('data-path-source');
@@ -78,7 +79,7 @@
         path.value = source.value.trim().toLowerCase()
           .replace(/[^a-z0-9_.-]+/g, '-').replace(/^[-.]+|[-.]+$/g, '');
       }
-    } else if (source.id === 'project_path') {
+    } else if (source.id === 'project_path' || source.id === 'group_path') {
       source.dataset.edited = 'true';
     }
   });

@@ -177,8 +177,12 @@ pub fn collapse_nested_namespace<B>(mut req: axum::http::Request<B>) -> axum::ht
     req
 }
 
-/// The collapsed path, when `path` names a project below a top-level namespace.
+/// The collapsed path, when `path` names a project below a top-level namespace, or a group's
+/// page under `/-/` (see [`collapsed_group`]).
 fn collapsed(path: &str) -> Option<String> {
+    if let Some(rest) = path.strip_prefix("/groups/") {
+        return collapsed_group(rest);
+    }
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
     if crate::validate::RESERVED_TOP_LEVEL.contains(segments.first()?) {
         return None;
@@ -206,6 +210,19 @@ fn collapsed(path: &str) -> Option<String> {
     ))
 }
 
+/// A group's page under `/-/` (`/groups/acme/backend/-/settings/ci_cd`: GitLab's `*group_id`
+/// ends before `/-/`, config/routes/group.rb) is routed as `/groups/-/acme%2Fbackend/settings/
+/// ci_cd`: axum's catch-all `/groups/{*id}` (the group page) can be followed by nothing, and a
+/// `/groups/{id}/-/…` route would conflict with it, while a static `-` segment does not (and
+/// no group may be called `-`).
+fn collapsed_group(rest: &str) -> Option<String> {
+    let (group, page) = rest.split_once("/-/")?;
+    if group.is_empty() || group.split('/').any(str::is_empty) {
+        return None;
+    }
+    Some(format!("/groups/-/{}/{page}", group.replace('/', "%2F")))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -224,6 +241,14 @@ mod tests {
         );
         assert_eq!(collapse("/acme/backend/api"), "/acme%2Fbackend/api");
         assert_eq!(
+            collapse("/groups/acme/backend/-/settings/ci_cd"),
+            "/groups/-/acme%2Fbackend/settings/ci_cd"
+        );
+        assert_eq!(
+            collapse("/groups/acme/-/settings/ci_cd/variables"),
+            "/groups/-/acme/settings/ci_cd/variables"
+        );
+        assert_eq!(
             collapse("/acme/backend/api/edit"),
             "/acme%2Fbackend/api/edit"
         );
@@ -237,6 +262,8 @@ mod tests {
             "/root/demo.git/info/refs",
             "/root/demo",
             "/root/demo/edit",
+            "/groups/acme/backend",
+            "/groups/new",
             "/admin/users/3/block",
             "/api/v4/projects/a%2Fb%2Fc",
             "/-/assets/app.css",

@@ -391,7 +391,7 @@ async fn list_group(
     list(&state, group_owner(&state, &caller, &seg).await?).await
 }
 
-async fn create_group(
+pub async fn create_group(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -411,7 +411,7 @@ async fn show_group(
     Ok(Json(render(&state, owner, &v)?))
 }
 
-async fn update_group(
+pub async fn update_group(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
@@ -421,7 +421,7 @@ async fn update_group(
     update(&state, owner, seg.get("key")?, &params).await
 }
 
-async fn delete_group(
+pub async fn delete_group(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,

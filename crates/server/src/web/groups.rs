@@ -12,6 +12,7 @@ use super::error::{WebError, WebResult};
 use super::session::Viewer;
 use super::view::{self, Crumb, Layout, group_crumbs};
 use crate::domain::groups::find_group;
+use crate::permissions::GroupAction;
 use crate::state::AppState;
 
 pub struct Entry {
@@ -37,6 +38,10 @@ struct GroupPage {
     subgroups: Vec<Entry>,
     projects: Vec<Entry>,
     members: Vec<MemberRow>,
+    /// Where "New subgroup" goes, for Maintainers and up.
+    new_subgroup: Option<String>,
+    /// The CI/CD settings page, for Owners.
+    settings: Option<String>,
 }
 
 /// The first page (100) of what a group holds that the viewer may see.
@@ -52,8 +57,8 @@ pub async fn show(
     Path(path): Path<String>,
 ) -> WebResult<Response> {
     let caller = viewer.caller();
-    let group = match find_group(&state, &caller, &path).await {
-        Ok((group, _)) => group,
+    let (group, access) = match find_group(&state, &caller, &path).await {
+        Ok(found) => found,
         Err(crate::error::ApiError::Internal(e)) => return Err(WebError::Internal(e)),
         Err(_) if viewer.user.is_none() => {
             return Err(WebError::SignInRequired(viewer.path.clone()));
@@ -73,6 +78,10 @@ pub async fn show(
         subgroups: subgroups(&state, &group, store_viewer).await?,
         projects: projects(&state, &group, store_viewer).await?,
         members: members(&state, &group, &viewer).await?,
+        new_subgroup: (viewer.user.is_some() && access.can(GroupAction::CreateSubgroup))
+            .then(|| format!("/groups/new?parent_id={}", group.id)),
+        settings: (viewer.user.is_some() && access.can(GroupAction::AdminGroup))
+            .then(|| format!("/groups/{}/-/settings/ci_cd", group.full_path)),
         layout: Layout::new(&viewer, &headers, group.full_name.clone()),
     };
     view::render(&state, &page.layout, &page)

@@ -14,10 +14,12 @@ pub mod admin;
 pub mod assets;
 pub mod error;
 pub mod forms;
+pub mod group_settings;
 pub mod groups;
 pub mod hooks;
 pub mod jobs;
 pub mod members;
+pub mod new_group;
 pub mod new_project;
 pub mod pipeline_schedules;
 pub mod pipelines;
@@ -53,7 +55,6 @@ pub fn routes() -> Vec<Route> {
         Route::post("/admin/users/{id}/{action}", admin::user_state, Admin),
         Route::post("/admin/settings", admin::update_settings, Admin),
         Route::get("/-/assets/{file}", assets::serve, Open),
-        Route::get("/groups/{*id}", groups::show, GroupSee),
         Route::get(project, projects::overview, See),
         Route::get(&pipelines, pipelines::list, Read),
         Route::post(&pipelines, pipelines::run, Developer),
@@ -144,9 +145,33 @@ pub fn routes() -> Vec<Route> {
             Maintainer,
         ),
     ];
+    table.extend(group_routes());
     table.extend(repository_routes());
     table.extend(self_service_routes());
     table
+}
+
+/// A group's page, the new group form and a group's CI/CD settings.
+fn group_routes() -> Vec<Route> {
+    use Access::*;
+    vec![
+        // Matched before the group page's `/groups/{*id}`: a static segment wins in axum.
+        Route::get("/groups/new", new_group::new, SignedIn),
+        Route::post("/groups", new_group::create, SignedIn),
+        Route::get("/groups/{*id}", groups::show, GroupSee),
+        // `/groups/a/b/-/settings/ci_cd` arrives as `/groups/-/a%2Fb/settings/ci_cd`
+        // (`routes::normalize_path`: a route cannot follow the group page's wildcard).
+        Route::get(
+            "/groups/-/{id}/settings/ci_cd",
+            group_settings::show,
+            GroupOwner,
+        ),
+        Route::post(
+            "/groups/-/{id}/settings/ci_cd/variables",
+            group_settings::variable,
+            GroupOwner,
+        ),
+    ]
 }
 
 /// The read-only repository pages: files and folders, a file, its raw bytes, commits,

@@ -22,6 +22,10 @@ both_backends!(
     a_job_receives_group_variables_the_nearest_group_first,
     a_job_token_reaches_a_project_whose_allowlist_names_its_group,
     a_group_runner_takes_jobs_of_every_project_below_its_group,
+    a_user_creates_a_group_and_a_subgroup_through_the_pages,
+    the_new_group_page_follows_can_create_group,
+    an_owner_adds_a_group_variable_on_the_settings_page_and_a_job_receives_it,
+    only_group_owners_see_the_group_ci_cd_settings_page,
 );
 
 async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
@@ -853,4 +857,300 @@ async fn a_group_runner_takes_jobs_of_every_project_below_its_group(app: TestApp
         request(&app, &token).await.is_none(),
         "not the job of a project outside"
     );
+}
+
+async fn a_user_creates_a_group_and_a_subgroup_through_the_pages(app: TestApp) {
+    app.create_user("alice").await;
+    let mut alice = Browser::sign_in(&app, "alice", "a-long-password").await;
+    // `/groups/new` is the form, not a group called "new" (the wildcard group page comes after).
+    let form = alice.get("/groups/new").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    assert!(form.body.contains("Create group"), "{}", form.body);
+    assert!(form.body.contains(r#"data-path-source="group_path""#));
+    let page = alice
+        .submit(
+            "/groups/new",
+            "/groups",
+            &[
+                ("name", "Acme Corp"),
+                ("path", "acme"),
+                ("visibility", "internal"),
+                ("description", "Everything Acme"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(page.location.as_deref(), Some("/groups/acme"));
+    let shown = alice.get("/groups/acme").await;
+    assert!(
+        shown
+            .body
+            .contains("Group &#39;Acme Corp&#39; was successfully created.")
+            || shown
+                .body
+                .contains("Group 'Acme Corp' was successfully created."),
+        "{}",
+        shown.body
+    );
+    assert!(shown.body.contains("Everything Acme"));
+    let acme: Value = app.root_json("/groups/acme").await;
+    assert_eq!(acme["visibility"], "internal");
+    // The parent list offers the group alice owns; the subgroup lands under it.
+    let form = alice
+        .get(&format!("/groups/new?parent_id={}", acme["id"]))
+        .await;
+    assert!(
+        form.body.contains(&format!(
+            r#"<option value="{}" selected>acme</option>"#,
+            acme["id"]
+        )),
+        "{}",
+        form.body
+    );
+    let parent = acme["id"].to_string();
+    let form = [
+        ("name", "Backend"),
+        ("path", "backend"),
+        ("parent_id", parent.as_str()),
+        ("visibility", "private"),
+    ];
+    let page = alice.submit("/groups/new", "/groups", &form).await;
+    assert_eq!(page.location.as_deref(), Some("/groups/acme/backend"));
+    assert_eq!(alice.get("/groups/acme/backend").await.status, 200);
+    // GitLab's validation messages come back as a flash on the form: a taken path, a
+    // visibility the parent does not allow.
+    let page = alice.submit("/groups/new", "/groups", &form).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some(&*format!("/groups/new?parent_id={parent}"))
+    );
+    let again = alice.get("/groups/new").await.body;
+    assert!(again.contains("Path has already been taken."), "{again}");
+    let loud = [
+        ("name", "Loud"),
+        ("path", "loud"),
+        ("parent_id", parent.as_str()),
+        ("visibility", "public"),
+    ];
+    alice.submit("/groups/new", "/groups", &loud).await;
+    let again = alice.get("/groups/new").await.body;
+    assert!(
+        again.contains("public is not allowed since the parent group has a internal visibility."),
+        "{again}"
+    );
+    let odd = [("name", "Odd"), ("path", "odd"), ("visibility", "secret")];
+    alice.submit("/groups/new", "/groups", &odd).await;
+    let again = alice.get("/groups/new").await.body;
+    assert!(
+        again.contains("Visibility level is not included in the list."),
+        "{again}"
+    );
+    // A group page links to the form for a subgroup.
+    assert!(
+        alice
+            .get("/groups/acme")
+            .await
+            .body
+            .contains(&format!("/groups/new?parent_id={parent}"))
+    );
+}
+
+async fn the_new_group_page_follows_can_create_group(app: TestApp) {
+    app.create_user("alice").await;
+    let (_, bob) = app.create_user("bob").await;
+    let acme = create_group(&app, &bob, json!({"name": "Acme", "path": "acme"})).await;
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        "/application/settings",
+        &app.root_token,
+        json!({"can_create_group": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // alice may create no group at all: GitLab's `authorize_create_group!` answers 404.
+    let mut alice = Browser::sign_in(&app, "alice", "a-long-password").await;
+    assert_eq!(alice.get("/groups/new").await.status, 404);
+    // bob may still create subgroups of his group, not top-level groups.
+    let mut bob_pages = Browser::sign_in(&app, "bob", "a-long-password").await;
+    let form = bob_pages.get("/groups/new").await;
+    assert_eq!(form.status, 200);
+    assert!(!form.body.contains("(top level)"), "{}", form.body);
+    let page = bob_pages
+        .submit(
+            "/groups/new",
+            "/groups",
+            &[("name", "Two"), ("path", "two")],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/groups/new"));
+    let again = bob_pages.get("/groups/new").await.body;
+    assert!(again.contains("403 Forbidden"), "{again}");
+    let (status, _) = call(&app, Method::GET, "/groups/two", &app.root_token, json!({})).await;
+    assert_eq!(status, 404);
+    let parent = acme["id"].to_string();
+    let page = bob_pages
+        .submit(
+            "/groups/new",
+            "/groups",
+            &[("name", "Sub"), ("path", "sub"), ("parent_id", &parent)],
+        )
+        .await;
+    assert_eq!(page.location.as_deref(), Some("/groups/acme/sub"));
+    // An admin, no member of acme, is offered it from its "New subgroup" link.
+    let mut root = Browser::sign_in(&app, "root", crate::support::ROOT_PASSWORD).await;
+    let form = root
+        .get(&format!("/groups/new?parent_id={parent}"))
+        .await
+        .body;
+    assert!(
+        form.contains(&format!(
+            r#"<option value="{parent}" selected>acme</option>"#
+        )),
+        "{form}"
+    );
+    assert!(form.contains("(top level)"));
+}
+
+async fn an_owner_adds_a_group_variable_on_the_settings_page_and_a_job_receives_it(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, owner) = app.create_user("owner").await;
+    let (acme, backend, api) = acme_backend_api(&app, &owner, tmp.path()).await;
+    let mut pages = Browser::sign_in(&app, "owner", "a-long-password").await;
+    // The subgroup's page by its full path (`/groups/acme/backend/-/…`).
+    let settings = "/groups/acme/backend/-/settings/ci_cd";
+    let page = pages.get(settings).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("CI/CD Settings"));
+    let form = [
+        ("key", "DEPLOY_REGION"),
+        ("value", "eu-west"),
+        ("masked", "false"),
+    ];
+    let added = pages
+        .submit(settings, &format!("{settings}/variables"), &form)
+        .await;
+    assert_eq!(added.status, 303, "{}", added.body);
+    assert_eq!(
+        added.location.as_deref(),
+        Some("/groups/acme/backend/-/settings/ci_cd#js-cicd-variables-settings")
+    );
+    let page = pages.get(settings).await.body;
+    assert!(page.contains("Variable was added."), "{page}");
+    assert!(page.contains("<code>DEPLOY_REGION</code>"), "{page}");
+    // The API lists what the page added, on the subgroup and not on its parent.
+    let listed = |id: &Value| format!("/groups/{id}/variables");
+    let (_, vars_of_backend) = call(
+        &app,
+        Method::GET,
+        &listed(&backend["id"]),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(vars_of_backend[0]["key"], "DEPLOY_REGION");
+    let (_, vars_of_acme) = call(&app, Method::GET, &listed(&acme["id"]), &owner, json!({})).await;
+    assert_eq!(vars_of_acme, json!([]));
+    // A bad key comes back as the API's refusal, nothing stored.
+    pages
+        .submit(
+            settings,
+            &format!("{settings}/variables"),
+            &[("key", "NO SPACES"), ("value", "x")],
+        )
+        .await;
+    let page = pages.get(settings).await.body;
+    assert!(page.contains("flash-alert"), "{page}");
+    // A job of a project below the subgroup receives it.
+    let runner = register_runner(&app).await;
+    let (status, pipeline) = call(
+        &app,
+        Method::POST,
+        &format!("/projects/{}/pipeline", api["id"]),
+        &owner,
+        json!({"ref": "main"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{pipeline}");
+    let job = request(&app, &runner).await.expect("a pending job");
+    assert_eq!(vars(&job)["DEPLOY_REGION"]["value"], "eu-west");
+    // The page lists the runners the group's projects can use, and removes the variable.
+    assert!(
+        pages
+            .get(settings)
+            .await
+            .body
+            .contains(&format!("#{}", runner_id(&app).await))
+    );
+    let removed = [("_method", "delete"), ("key", "DEPLOY_REGION")];
+    pages
+        .submit(settings, &format!("{settings}/variables"), &removed)
+        .await;
+    let (_, after) = call(
+        &app,
+        Method::GET,
+        &listed(&backend["id"]),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(after, json!([]));
+}
+
+/// The id of the one runner registered so far.
+async fn runner_id(app: &TestApp) -> i64 {
+    let runners: Value = app.root_json("/runners/all").await;
+    runners[0]["id"].as_i64().unwrap()
+}
+
+async fn only_group_owners_see_the_group_ci_cd_settings_page(app: TestApp) {
+    let (_, owner) = app.create_user("owner").await;
+    let (maintainer_id, _) = app.create_user("maintainer").await;
+    app.create_user("stranger").await;
+    let acme = create_group(
+        &app,
+        &owner,
+        json!({"name": "Acme", "path": "acme", "visibility": "public"}),
+    )
+    .await;
+    call(
+        &app,
+        Method::POST,
+        &format!("/groups/{}/variables", acme["id"]),
+        &owner,
+        json!({"key": "SECRET_TOKEN", "value": "s3cr3t-value"}),
+    )
+    .await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    let settings = "/groups/acme/-/settings/ci_cd";
+    // A Maintainer and a stranger get 404 (GitLab hides it), on the page and the form, and
+    // never see the value; a visitor is asked to sign in.
+    for who in ["maintainer", "stranger"] {
+        let mut pages = Browser::sign_in(&app, who, "a-long-password").await;
+        let page = pages.get(settings).await;
+        assert_eq!(page.status, 404, "{who}");
+        assert!(!page.body.contains("s3cr3t-value"));
+        let form = [("key", "PLANTED"), ("value", "x")];
+        let posted = pages
+            .submit("/groups/acme", &format!("{settings}/variables"), &form)
+            .await;
+        assert_eq!(posted.status, 404, "{who}");
+        assert!(!pages.get("/groups/acme").await.body.contains(settings));
+    }
+    let visitor = Browser::new(&app).get(settings).await;
+    assert_eq!(visitor.status, 303);
+    assert!(visitor.location.unwrap().starts_with("/users/sign_in"));
+    let (_, listed) = call(
+        &app,
+        Method::GET,
+        &format!("/groups/{}/variables", acme["id"]),
+        &owner,
+        json!({}),
+    )
+    .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    // The owner's group page links the settings page.
+    let mut pages = Browser::sign_in(&app, "owner", "a-long-password").await;
+    assert!(pages.get("/groups/acme").await.body.contains(settings));
+    assert!(pages.get(settings).await.body.contains("s3cr3t-value"));
 }

@@ -280,6 +280,12 @@ fn web(access: Access, who: Who, vis: Option<Vis>) -> Expect {
             Some(true) => Expect::Allowed,
             _ => denied(),
         },
+        Access::GroupOwner => {
+            match project_permits(Access::Owner, who, vis.unwrap_or(Vis::Private)) {
+                Some(true) => Expect::Allowed,
+                _ => denied(),
+            }
+        }
         project => match project_permits(project, who, vis.unwrap_or(Vis::Private)) {
             Some(true) => Expect::Allowed,
             _ => denied(),

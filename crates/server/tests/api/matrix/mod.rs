@@ -85,6 +85,7 @@ impl Case {
         self.path.contains("/projects/{id}")
             || self.path.contains("/groups/{id}")
             || self.path.starts_with("/groups/{*id}")
+            || self.path.starts_with("/groups/-/{id}")
             || self.path.starts_with("/{namespace}/{repo}")
     }
 }

@@ -564,6 +564,10 @@ const KNOWN: &[(&str, &str)] = &[
     ("GET", "/-/assets/{file}"),
     ("GET", "/projects/new"),
     ("POST", "/projects"),
+    ("GET", "/groups/new"),
+    ("POST", "/groups"),
+    ("GET", "/groups/-/{id}/settings/ci_cd"),
+    ("POST", "/groups/-/{id}/settings/ci_cd/variables"),
     ("GET", "/users/sign_up"),
     ("POST", "/users"),
     ("GET", "/-/user_settings/profile"),
@@ -1302,7 +1306,24 @@ async fn web_recipe(
             _,
         ) => Req::get(path),
         ("POST", "/users", _) => Req::form(path, &[("new_user[username]", "nobody")]),
-        ("GET", "/projects/new", _) => Req::get(path),
+        ("GET", "/projects/new" | "/groups/new", _) => Req::get(path),
+        ("POST", "/groups", _) => {
+            let name = fx.unique("web-group-");
+            Req::form(path, &[("name", &name), ("path", &name)])
+        }
+        // Sent as users write them: `/groups/<id>/-/…` is routed as `/groups/-/<id>/…`.
+        ("GET", "/groups/-/{id}/settings/ci_cd", _) => Req::get(format!(
+            "/groups/{}/-/settings/ci_cd",
+            fx.group(ctx.vis.unwrap_or(Vis::Private))
+        )),
+        ("POST", "/groups/-/{id}/settings/ci_cd/variables", _) => {
+            let gid = fx.group(ctx.vis.unwrap_or(Vis::Private));
+            let key = fx.unique("MATRIX_WEB_GV_");
+            Req::form(
+                format!("/groups/{gid}/-/settings/ci_cd/variables"),
+                &[("key", &key), ("value", "v")],
+            )
+        }
         ("POST", "/projects", _) => {
             let name = fx.unique("web-project");
             Req::form(path, &[("name", &name)])
