@@ -218,15 +218,25 @@ async fn check(
     let base = pipeline_row(state, request, &resolved, protected_ref, user.as_ref())?;
     let mut ctx = planning_context(state, request, &base, user.as_ref(), &resolved).await?;
     ctx.ci_config_path = project_config_path;
-    let interpolation = interpolation(request, &ctx);
-    let files = ConfigFiles::new(
-        state,
-        project.id,
-        Some(resolved.sha.clone()),
-        user.clone(),
-        interpolation.variables.clone(),
-    );
-    let (parsed, listing) = read_config(state, files, blob, config_path, interpolation).await?;
+    let source = ConfigSource {
+        project_id: project.id,
+        sha: resolved.sha.clone(),
+        blob,
+        path: config_path,
+    };
+    // What a parse needs beyond the file, built only when the cache cannot answer.
+    let for_parse = || {
+        let interpolation = interpolation(request, &ctx);
+        let files = ConfigFiles::new(
+            state,
+            project.id,
+            Some(resolved.sha.clone()),
+            user.clone(),
+            interpolation.variables.clone(),
+        );
+        (files, interpolation)
+    };
+    let (parsed, listing) = read_config(state, source, &request.inputs, for_parse).await?;
     if let Err(e) = parsed.as_ref() {
         let message = e.message.clone();
         return Ok(Checked {
@@ -491,24 +501,33 @@ fn interpolation(
     }
 }
 
+/// Where the config file is: the project, the commit, and the file's blob id and path there.
+struct ConfigSource {
+    project_id: i64,
+    sha: String,
+    blob: Option<String>,
+    path: String,
+}
+
 /// Step 6a: the config file at the commit, parsed with the request's inputs (cached by blob id
 /// and inputs), and — only when a `rules:exists` asks — the commit's file list. The common
 /// case, a config already parsed for this blob with no `exists:` rules, needs no blocking work
 /// at all.
 async fn read_config(
     state: &AppState,
-    files: ConfigFiles,
-    blob: Option<String>,
-    config_path: String,
-    interpolation: pipewright_config::Interpolation,
+    source: ConfigSource,
+    inputs: &pipewright_config::Inputs,
+    for_parse: impl FnOnce() -> (ConfigFiles, pipewright_config::Interpolation),
 ) -> Result<(Parsed, Option<Vec<String>>), CreateError> {
-    let (project_id, sha) = (
-        files.project_id(),
-        files.sha().unwrap_or_default().to_string(),
-    );
+    let ConfigSource {
+        project_id,
+        sha,
+        blob,
+        path: config_path,
+    } = source;
     let cached = blob
         .as_deref()
-        .and_then(|b| state.config_cache.get(b, &sha, &interpolation.inputs));
+        .and_then(|b| state.config_cache.get(b, &sha, inputs));
     if let Some(parsed) = cached
         && parsed.as_ref().as_ref().is_ok_and(|c| !c.uses_exists())
     {
@@ -517,6 +536,7 @@ async fn read_config(
     let Some(blob) = blob else {
         return Err(rejected("Missing CI config file"));
     };
+    let (files, interpolation) = for_parse();
     let repos = state.repos.clone();
     let cache = state.config_cache.clone();
     tokio::task::spawn_blocking(move || {
