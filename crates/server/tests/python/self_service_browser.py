@@ -141,6 +141,19 @@ def main():
              timeout=90, what="the pipeline to pass")
         settled(driver, "pipeline-live")
         assert sha[:8] in driver.page_source
+        pipeline_url = driver.current_url
+
+        # She browses the files and the commits, and the commit leads to its pipeline.
+        driver.find_element(By.LINK_TEXT, "Code").click()
+        tree = driver.find_element(By.CSS_SELECTOR, "[data-testid=tree]").text
+        assert "README.md" in tree and ".gitlab-ci.yml" in tree, tree
+        driver.find_element(By.LINK_TEXT, "README.md").click()
+        assert "# Story" in driver.page_source, driver.page_source
+        driver.find_element(By.LINK_TEXT, "Commits").click()
+        row = f"[data-testid=commit-row][data-sha='{sha}']"
+        assert "Add CI" in driver.find_element(By.CSS_SELECTOR, row).text
+        click(driver, By.CSS_SELECTOR, f"{row} a[href*='/-/pipelines/']", "the commit's pipeline")
+        assert driver.current_url == pipeline_url, (driver.current_url, pipeline_url)
         print("self-service story passed")
     finally:
         driver.quit()
