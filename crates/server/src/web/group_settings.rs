@@ -26,7 +26,8 @@ use crate::state::AppState;
 #[template(path = "group_settings_ci_cd.html")]
 struct GroupSettingsPage {
     layout: Layout,
-    full_path: String,
+    /// Where the variables' forms post (`ci_variables.html`).
+    variables_url: String,
     crumbs: Vec<Crumb>,
     variables: Vec<VariableRow>,
     runners: Vec<RunnerRow>,
@@ -66,7 +67,7 @@ pub async fn show(
         crumbs: group_crumbs(&group.full_path),
         variables: variable_rows(&state, &group).await?,
         runners: runner_rows(&state, &group).await?,
-        full_path: group.full_path,
+        variables_url: format!("/groups/{}/-/settings/ci_cd/variables", group.full_path),
     };
     view::render(&state, &page.layout, &page)
 }

@@ -116,6 +116,8 @@ pub struct RunnerRow {
 struct SettingsPage {
     layout: Layout,
     full_path: String,
+    /// Where the variables' forms post (`ci_variables.html`).
+    variables_url: String,
     project_id: i64,
     api_url: String,
     triggers: Vec<TriggerRow>,
@@ -152,6 +154,7 @@ pub async fn show(
         )
         .with_project(ProjectNav::new(&project, &access, "ci_cd")),
         full_path: project.full_path(),
+        variables_url: format!("/{}/-/settings/ci_cd/variables", project.full_path()),
         project_id: project.id,
         api_url: state.config.api_url(),
         triggers: trigger_rows(&state, &viewer, &access, &project).await?,
