@@ -305,6 +305,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     config.max_body_bytes = settings.max_body_size;
     config.job_request_long_poll = settings.job_request_long_poll;
     config.monitoring_allowlist = settings.monitoring_allowlist.clone();
+    config.trusted_proxies = settings.trusted_proxies.clone();
     config.max_trace_bytes = settings.max_log_size;
     config.max_artifacts_bytes = settings.max_artifacts_size;
     config.max_git_body_bytes = settings.max_git_push_size;

@@ -82,6 +82,12 @@ pub struct ServeArgs {
     /// [default: 127.0.0.0/8,::1]
     #[arg(long, env = "PIPEWRIGHT_MONITORING_ALLOWLIST")]
     pub monitoring_allowlist: Option<String>,
+    /// Reverse proxies whose X-Forwarded-For names the client: comma-separated addresses and
+    /// CIDR ranges. When the TCP peer is one, the client's address (for sign-in throttling and
+    /// the monitoring allowlist) is the rightmost X-Forwarded-For entry that is not a trusted
+    /// proxy (GitLab's trusted_proxies) [default: none: X-Forwarded-For is ignored]
+    #[arg(long, env = "PIPEWRIGHT_TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
     /// Optional TOML configuration file (same keys as these options, with underscores)
     #[arg(long, env = "PIPEWRIGHT_CONFIG")]
     pub config: Option<PathBuf>,
@@ -125,6 +131,7 @@ struct FileSettings {
     max_git_push_size: Option<usize>,
     max_git_fetch_size: Option<usize>,
     monitoring_allowlist: Option<String>,
+    trusted_proxies: Option<String>,
 }
 
 #[derive(Debug)]
@@ -149,6 +156,7 @@ pub struct Settings {
     pub max_git_push_size: usize,
     pub max_git_fetch_size: usize,
     pub monitoring_allowlist: pipewright_server::metrics::Allowlist,
+    pub trusted_proxies: pipewright_server::client_address::IpRanges,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -250,6 +258,13 @@ impl Settings {
                 .map_err(|e| anyhow::anyhow!("--monitoring-allowlist: {e}"))?,
             None => pipewright_server::metrics::Allowlist::default(),
         };
+        let trusted_proxies = pipewright_server::client_address::IpRanges::parse(
+            args.trusted_proxies
+                .or(file.trusted_proxies)
+                .as_deref()
+                .unwrap_or(""),
+        )
+        .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?;
         Ok(Settings {
             listen,
             data_dir,
@@ -304,6 +319,7 @@ impl Settings {
                 .unwrap_or(10 * 1024 * 1024),
             builds_dir,
             monitoring_allowlist,
+            trusted_proxies,
             config_file: args.config.clone(),
             job_user: args.job_user.or(file.job_user),
             allow_jobs_to_read_server_secrets: args.allow_jobs_to_read_server_secrets
@@ -354,6 +370,7 @@ mod tests {
             max_git_push_size: None,
             max_git_fetch_size: None,
             monitoring_allowlist: None,
+            trusted_proxies: None,
             config: None,
             root_password: None,
             root_token: None,
@@ -371,6 +388,29 @@ mod tests {
         a.monitoring_allowlist = Some("10.0.0.0/99".into());
         let err = Settings::resolve(a).expect_err("refused");
         assert!(err.to_string().contains("--monitoring-allowlist"), "{err}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_none_by_default_parsed_from_the_file_and_a_bad_one_refused() {
+        assert!(
+            Settings::resolve(args())
+                .expect("resolve")
+                .trusted_proxies
+                .is_empty()
+        );
+        let dir = tempfile_dir();
+        let file = dir.join("proxies.toml");
+        std::fs::write(&file, "trusted_proxies = \"127.0.0.1, 10.0.0.0/8\"\n").expect("write");
+        let mut a = args();
+        a.config = Some(file);
+        let s = Settings::resolve(a).expect("resolve");
+        assert!(s.trusted_proxies.contains("10.2.3.4".parse().unwrap()));
+        assert!(!s.trusted_proxies.contains("::1".parse().unwrap()));
+        let mut a = args();
+        a.trusted_proxies = Some("proxy.internal".into());
+        let err = Settings::resolve(a).expect_err("refused");
+        assert!(err.to_string().contains("--trusted-proxies"), "{err}");
+        std::fs::remove_dir_all(dir).ok();
     }
 
     #[test]

@@ -107,7 +107,7 @@ async fn authorize(
     {
         return authorize_job_token(state, &format!("{namespace}/{path}"), &secret, write).await;
     }
-    let ip = crate::sign_in::client_ip(extensions);
+    let ip = crate::client_address::client_ip(extensions);
     let actor = match authenticate_basic(state, headers, ip).await {
         Ok(actor) => actor,
         Err(crate::error::ApiError::Internal(err)) => return Err(internal(err)),

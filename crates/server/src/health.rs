@@ -58,12 +58,10 @@ async fn scrape(
     req: axum::extract::Request,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    // The TCP peer, from `serve`'s connect info (absent when served without it: refused).
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|axum::extract::ConnectInfo(addr)| addr.ip());
-    let allowed = peer.is_some_and(|ip| state.config.monitoring_allowlist.allows(ip));
+    // The client's address (behind a trusted proxy, the forwarded one; absent when served
+    // without connection info: refused).
+    let client = crate::client_address::client_ip(req.extensions());
+    let allowed = client.is_some_and(|ip| state.config.monitoring_allowlist.allows(ip));
     if !allowed {
         return (StatusCode::NOT_FOUND, "404 Not Found").into_response();
     }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod auth;
 pub mod basic_auth;
 pub mod bootstrap;
+pub mod client_address;
 pub mod config_cache;
 pub mod domain;
 pub mod entities;
@@ -104,6 +105,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             health::count_request,
         ))
+        // The client's address (behind trusted proxies, the forwarded one), for every handler.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            client_address::resolve,
+        ))
         // GitLab's malformed-strings middleware: NUL bytes and invalid UTF-8 never get in.
         .layer(axum::middleware::from_fn(malformed::refuse_malformed))
         .layer(
@@ -128,7 +134,7 @@ pub async fn serve(
         &tower::util::MapRequestLayer::new(routes::normalize_path::<axum::body::Body>),
         router(state),
     );
-    // Connection info gives sign-in throttling the client's address.
+    // Connection info gives `client_address` the TCP peer.
     let app = axum::ServiceExt::<axum::http::Request<axum::body::Body>>::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -12,8 +12,8 @@
 //! default), as GitLab's `monitoring.ip_whitelist`; everyone else gets a 404. GitLab:
 //! app/controllers/concerns/requires_allowlisted_monitoring_client.rb (`render_404 unless
 //! client_ip_allowlisted?`, IPv4 entries also matched as IPv4-mapped IPv6). GitLab's other
-//! way in, the health-check access token, is not implemented. The address is the TCP peer's:
-//! behind a reverse proxy, allow the proxy, or scrape the server directly.
+//! way in, the health-check access token, is not implemented. The address is the client's
+//! (`client_address`): the TCP peer's, or behind a proxy in `--trusted-proxies`, the forwarded one.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -23,6 +23,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
+
+use crate::client_address::IpRanges;
 
 /// A metric's labels: a few fixed names, each with a value from a bounded set.
 type Labels = Vec<(&'static str, String)>;
@@ -268,21 +270,12 @@ fn resident_memory_bytes() -> Option<i64> {
 
 /// Who may scrape `/-/metrics`: a list of address ranges.
 #[derive(Debug, Clone)]
-pub struct Allowlist(Vec<ipnet::IpNet>);
+pub struct Allowlist(IpRanges);
 
 impl Default for Allowlist {
     /// Loopback only, as GitLab's default `monitoring.ip_whitelist` (`127.0.0.0/8`, `::1/128`).
     fn default() -> Self {
-        Allowlist(vec![
-            ipnet::IpNet::V4(ipnet::Ipv4Net::new_assert(
-                std::net::Ipv4Addr::new(127, 0, 0, 0),
-                8,
-            )),
-            ipnet::IpNet::V6(ipnet::Ipv6Net::new_assert(
-                std::net::Ipv6Addr::LOCALHOST,
-                128,
-            )),
-        ])
+        Allowlist(IpRanges::loopback())
     }
 }
 
@@ -290,28 +283,13 @@ impl Allowlist {
     /// A comma-separated list of addresses and CIDR ranges (`10.0.0.0/8,::1`). An address
     /// alone is a range of one.
     pub fn parse(list: &str) -> Result<Self, String> {
-        let mut ranges = Vec::new();
-        for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            let range = match item.parse::<ipnet::IpNet>() {
-                Ok(net) => net,
-                Err(_) => item
-                    .parse::<IpAddr>()
-                    .map(ipnet::IpNet::from)
-                    .map_err(|_| format!("not an address or CIDR range: {item:?}"))?,
-            };
-            ranges.push(range);
-        }
-        Ok(Allowlist(ranges))
+        IpRanges::parse(list).map(Allowlist)
     }
 
-    /// Whether `addr` may scrape. An IPv4 client on a dual-stack socket (`::ffff:127.0.0.1`)
-    /// is checked as its IPv4 address.
+    /// Whether `addr` (the client's address, `client_address`) may scrape. An IPv4 client on
+    /// a dual-stack socket (`::ffff:127.0.0.1`) is checked as its IPv4 address.
     pub fn allows(&self, addr: IpAddr) -> bool {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(addr, IpAddr::V4),
-            v4 => v4,
-        };
-        self.0.iter().any(|net| net.contains(&addr))
+        self.0.contains(addr)
     }
 }
 

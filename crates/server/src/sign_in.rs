@@ -96,8 +96,9 @@ async fn find_user(state: &AppState, login: &str) -> anyhow::Result<Option<User>
 /// Failed sign-ins, counted per username and per client address in the database (so every
 /// replica counts the same failures). Like GitLab (Devise's lockable: 10 attempts, 10 minutes),
 /// an account is locked for a while after too many wrong passwords, and one address cannot try
-/// many accounts. Behind a reverse proxy every client shares the proxy's address for the
-/// per-address count, as with GitLab's Rack::Attack without trusted proxies.
+/// many accounts. The address is `client_address`'s: behind a reverse proxy listed in
+/// `--trusted-proxies`, the forwarded client's; behind any other, the proxy's, which every
+/// client then shares (as GitLab's Rack::Attack without trusted proxies).
 pub mod throttle {
     use std::net::IpAddr;
     use std::time::Duration;
@@ -187,13 +188,6 @@ pub mod throttle {
             .await?;
         Ok(())
     }
-}
-
-/// The client's address, when the server was started with connection info.
-pub fn client_ip(parts_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    parts_extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|axum::extract::ConnectInfo(addr)| addr.ip())
 }
 
 #[cfg(test)]

@@ -55,6 +55,9 @@ pub struct ServerConfig {
     pub plan_timeout: std::time::Duration,
     /// Who may scrape `/-/metrics` (`--monitoring-allowlist`; loopback by default).
     pub monitoring_allowlist: crate::metrics::Allowlist,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (`--trusted-proxies`; none by
+    /// default: the TCP peer is the client).
+    pub trusted_proxies: crate::client_address::IpRanges,
 }
 
 impl ServerConfig {
@@ -75,6 +78,7 @@ impl ServerConfig {
             embedded_runner_status: "No embedded runner runs in this process.".to_string(),
             plan_timeout: std::time::Duration::from_secs(10),
             monitoring_allowlist: crate::metrics::Allowlist::default(),
+            trusted_proxies: crate::client_address::IpRanges::default(),
             data_dir,
             max_body_bytes: 10 * 1024 * 1024,
             max_git_body_bytes: 1024 * 1024 * 1024,

@@ -127,7 +127,7 @@ pub async fn create(
     let login = login.trim().chars().take(255).collect::<String>();
     let password = field("password");
     let redirect_to = safe_redirect(params.str("redirect_to").ok().flatten().as_deref());
-    let ip = crate::sign_in::client_ip(&request_parts);
+    let ip = crate::client_address::client_ip(&request_parts);
 
     let user = match sign_in::check_password(&state, &login, &password, ip).await? {
         PasswordCheck::Valid(user) => user,

@@ -101,7 +101,7 @@ pub async fn create(
         password: nested(&params, "new_user", "password"),
     };
     let filled = (form.name.clone(), form.username.clone(), form.email.clone());
-    let ip = crate::sign_in::client_ip(&request);
+    let ip = crate::client_address::client_ip(&request);
     let user = match accounts::sign_up(&state, form, ip).await {
         Ok(user) => user,
         Err(ApiError::Internal(e)) => return Err(WebError::Internal(e)),

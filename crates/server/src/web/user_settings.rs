@@ -309,7 +309,7 @@ pub async fn update_profile(
     params: Params,
 ) -> WebResult<Response> {
     let user = signed_in(&viewer, Some(&params))?;
-    let ip = crate::sign_in::client_ip(&request);
+    let ip = crate::client_address::client_ip(&request);
     let name = nested(&params, "user", "name");
     let email = nested(&params, "user", "email");
     let password = nested(&params, "user", "validation_password");
@@ -346,7 +346,7 @@ pub async fn update_password(
     params: Params,
 ) -> WebResult<Response> {
     let user = signed_in(&viewer, Some(&params))?;
-    let ip = crate::sign_in::client_ip(&request);
+    let ip = crate::client_address::client_ip(&request);
     let result = accounts::change_password(
         &state,
         user,

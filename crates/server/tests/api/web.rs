@@ -69,6 +69,21 @@ impl Browser {
         }
     }
 
+    /// A browser whose requests arrive through a reverse proxy that says it forwarded them
+    /// for `forwarded_for` (the `X-Forwarded-For` header the proxy sends).
+    pub fn behind_proxy(app: &TestApp, forwarded_for: &str) -> Self {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", forwarded_for.parse().unwrap());
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .default_headers(headers)
+                .build()
+                .unwrap(),
+            ..Browser::new(app)
+        }
+    }
+
     pub fn cookie_header(&self) -> String {
         self.cookies
             .iter()
