@@ -78,7 +78,8 @@ pub struct ServeArgs {
     #[arg(long, env = "PIPEWRIGHT_MAX_GIT_FETCH_SIZE")]
     pub max_git_fetch_size: Option<usize>,
     /// Who may scrape `/-/metrics`: comma-separated addresses and CIDR ranges, matched
-    /// against the TCP peer (GitLab's monitoring IP allowlist); others get 404
+    /// against the client's address (the TCP peer, or the forwarded client behind
+    /// --trusted-proxies; GitLab's monitoring IP allowlist); others get 404
     /// [default: 127.0.0.0/8,::1]
     #[arg(long, env = "PIPEWRIGHT_MONITORING_ALLOWLIST")]
     pub monitoring_allowlist: Option<String>,

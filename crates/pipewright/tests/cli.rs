@@ -33,6 +33,7 @@ fn help_documents_every_serve_option() {
         "--builds-dir",
         "--job-user",
         "--allow-jobs-to-read-server-secrets",
+        "--trusted-proxies",
     ] {
         assert!(text.contains(flag), "missing {flag} in:\n{text}");
     }
@@ -43,6 +44,7 @@ fn help_documents_every_serve_option() {
         "PIPEWRIGHT_EXTERNAL_URL",
         "PIPEWRIGHT_JOB_USER",
         "PIPEWRIGHT_ALLOW_JOBS_TO_READ_SERVER_SECRETS",
+        "PIPEWRIGHT_TRUSTED_PROXIES",
     ] {
         assert!(text.contains(env), "missing {env} in:\n{text}");
     }
