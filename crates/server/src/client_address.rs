@@ -21,11 +21,10 @@
 //! - `Client-IP` and `Forwarded` (RFC 7239) are not read, only `X-Forwarded-For`.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, header::HeaderName};
-
-use crate::state::AppState;
 
 /// At most this many `X-Forwarded-For` entries are read (from the right): more proxies than
 /// this in a row is not a real deployment, and the walk stays cheap whatever a client sends.
@@ -97,9 +96,10 @@ pub fn client_ip(extensions: &axum::http::Extensions) -> Option<IpAddr> {
 }
 
 /// The middleware: works the client's address out from the TCP peer and the
-/// `X-Forwarded-For` headers, and stores it in the request's extensions.
+/// `X-Forwarded-For` headers, and stores it in the request's extensions. Its state is the
+/// configuration's `trusted_proxies` (not `AppState`: the state module names this one).
 pub async fn resolve(
-    State(state): State<AppState>,
+    State(trusted): State<Arc<IpRanges>>,
     mut req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -109,7 +109,7 @@ pub async fn resolve(
         .map(|ConnectInfo(addr)| addr.ip());
     if let Some(peer) = peer {
         let forwarded = req.headers().get_all(&X_FORWARDED_FOR).iter();
-        let client = client_address(peer, forwarded, &state.config.trusted_proxies);
+        let client = client_address(peer, forwarded, &trusted);
         req.extensions_mut().insert(ClientAddress(client));
     }
     next.run(req).await

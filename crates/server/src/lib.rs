@@ -107,7 +107,7 @@ pub fn router(state: AppState) -> Router {
         ))
         // The client's address (behind trusted proxies, the forwarded one), for every handler.
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            Arc::new(state.config.trusted_proxies.clone()),
             client_address::resolve,
         ))
         // GitLab's malformed-strings middleware: NUL bytes and invalid UTF-8 never get in.
