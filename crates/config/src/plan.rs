@@ -93,16 +93,38 @@ pub struct PlannedJob {
     pub decided_by: DecidedBy,
 }
 
-/// Variables visible to rules: a name → value view over a merged list.
-struct Lookup<'a>(&'a [Variable]);
+/// What `workflow:rules` see (GitLab evaluates them with the pipeline-level variables:
+/// predefined, global YAML, instance, project and pipeline ones), without building a merged
+/// copy: for each name, the definition [`variables::merge`] would keep — the strongest
+/// source, and among equals the later one.
+struct PipelineLookup<'a> {
+    ctx: &'a PipelineContext,
+    globals: &'a [YamlVariable],
+    predefined: &'a [Variable],
+}
 
-impl Variables for Lookup<'_> {
+impl<'a> Variables for PipelineLookup<'a> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        let defined = |vars: &'a [Variable]| {
+            vars.iter()
+                .filter(move |v| v.key == name)
+                .map(|v| (v.source, v.value.as_str()))
+        };
+        let globals = self
+            .globals
             .iter()
-            .rev()
-            .find(|v| v.key == name)
-            .map(|v| v.value.as_str())
+            .filter(|v| v.key == name)
+            .map(|v| (VariableSource::Global, v.value.as_str()));
+        defined(self.predefined)
+            .chain(globals)
+            .chain(defined(&self.ctx.instance_variables))
+            .chain(defined(&self.ctx.project_variables))
+            .chain(defined(&self.ctx.pipeline_variables))
+            .fold(None, |best, (source, value)| match best {
+                Some((strongest, _)) if source < strongest => best,
+                _ => Some((source, value)),
+            })
+            .map(|(_, value)| value)
     }
 }
 
@@ -383,18 +405,6 @@ fn decide<'c>(
     })
 }
 
-/// The variables rules see at pipeline level (GitLab evaluates workflow rules with these).
-fn pipeline_level(config: &Config, ctx: &PipelineContext) -> Vec<Variable> {
-    variables::merge(
-        variables::predefined(ctx)
-            .into_iter()
-            .chain(yaml_vars(&config.variables, VariableSource::Global))
-            .chain(ctx.instance_variables.iter().cloned())
-            .chain(ctx.project_variables.iter().cloned())
-            .chain(ctx.pipeline_variables.iter().cloned()),
-    )
-}
-
 /// The error of a plan the caller's `stop` interrupted.
 pub const PLAN_INTERRUPTED: &str =
     "The pipeline's rules took too long to evaluate; planning was stopped";
@@ -411,12 +421,13 @@ pub fn plan(
         stopped: Cell::new(false),
     };
     let interrupted = || ConfigError::new(PLAN_INTERRUPTED);
-    let workflow_vars = match workflow_decision(config, ctx, &interrupt) {
+    // Computed once per plan: the workflow's rules and every job's read them.
+    let predefined = variables::predefined(ctx);
+    let workflow_vars = match workflow_decision(config, ctx, &predefined, &interrupt) {
         _ if interrupt.stopped() => return Err(interrupted()),
         None => return Ok(PlanOutcome::FilteredOutByWorkflow),
         Some(vars) => vars,
     };
-    let predefined = variables::predefined(ctx);
     let mut planned: Vec<PlannedJob> = Vec::new();
     let mut excluded = Vec::new();
     for job in &config.jobs {
@@ -469,13 +480,17 @@ pub fn plan(
 fn workflow_decision<'c>(
     config: &'c Config,
     ctx: &PipelineContext,
+    predefined: &[Variable],
     interrupt: &Interrupt,
 ) -> Option<&'c [YamlVariable]> {
     let Some(workflow) = config.workflow.as_ref().filter(|w| !w.rules.is_empty()) else {
         return Some(&[]);
     };
-    let base = pipeline_level(config, ctx);
-    let lookup = Lookup(&base);
+    let lookup = PipelineLookup {
+        ctx,
+        globals: &config.variables,
+        predefined,
+    };
     let matched = workflow
         .rules
         .iter()
