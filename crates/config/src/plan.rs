@@ -3,7 +3,7 @@
 //! runners. `workflow:rules`, `rules` and `only/except` decide membership here.
 
 use std::cell::Cell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use pipewright_core::status::{composite, next_status};
 use pipewright_core::{PipelineSource, RefKind, Status};
@@ -93,16 +93,38 @@ pub struct PlannedJob {
     pub decided_by: DecidedBy,
 }
 
-/// Variables visible to rules: a name → value view over a merged list.
-struct Lookup<'a>(&'a [Variable]);
+/// What `workflow:rules` see (GitLab evaluates them with the pipeline-level variables:
+/// predefined, global YAML, instance, project and pipeline ones), without building a merged
+/// copy: for each name, the definition [`variables::merge`] would keep — the strongest
+/// source, and among equals the later one.
+struct PipelineLookup<'a> {
+    ctx: &'a PipelineContext,
+    globals: &'a [YamlVariable],
+    predefined: &'a [Variable],
+}
 
-impl Variables for Lookup<'_> {
+impl<'a> Variables for PipelineLookup<'a> {
     fn get(&self, name: &str) -> Option<&str> {
-        self.0
+        let defined = |vars: &'a [Variable]| {
+            vars.iter()
+                .filter(move |v| v.key == name)
+                .map(|v| (v.source, v.value.as_str()))
+        };
+        let globals = self
+            .globals
             .iter()
-            .rev()
-            .find(|v| v.key == name)
-            .map(|v| v.value.as_str())
+            .filter(|v| v.key == name)
+            .map(|v| (VariableSource::Global, v.value.as_str()));
+        defined(self.predefined)
+            .chain(globals)
+            .chain(defined(&self.ctx.instance_variables))
+            .chain(defined(&self.ctx.project_variables))
+            .chain(defined(&self.ctx.pipeline_variables))
+            .fold(None, |best, (source, value)| match best {
+                Some((strongest, _)) if source < strongest => best,
+                _ => Some((source, value)),
+            })
+            .map(|(_, value)| value)
     }
 }
 
@@ -323,22 +345,23 @@ fn policy_specs<'p>(
     })
 }
 
-/// A job's fate under its rules or only/except.
-struct Decision {
+/// A job's fate under its rules or only/except, borrowing from the config (the planned job
+/// copies what it keeps).
+struct Decision<'c> {
     when: When,
-    start_in: Option<String>,
+    start_in: Option<&'c String>,
     allow_failure: Option<bool>,
-    variables: Vec<YamlVariable>,
-    needs: Option<Vec<Need>>,
+    variables: &'c [YamlVariable],
+    needs: Option<&'c Vec<Need>>,
     decided_by: DecidedBy,
 }
 
-fn decide(
-    job: &JobConfig,
+fn decide<'c>(
+    job: &'c JobConfig,
     vars: &dyn Variables,
     ctx: &PipelineContext,
     interrupt: &Interrupt,
-) -> std::result::Result<Decision, DecidedBy> {
+) -> std::result::Result<Decision<'c>, DecidedBy> {
     if let Some(rules) = &job.rules {
         for (index, rule) in rules.iter().enumerate() {
             if rule_matches(rule, vars, ctx, interrupt) {
@@ -348,10 +371,10 @@ fn decide(
                 }
                 return Ok(Decision {
                     when,
-                    start_in: rule.start_in.clone().or_else(|| job.start_in.clone()),
+                    start_in: rule.start_in.as_ref().or(job.start_in.as_ref()),
                     allow_failure: rule.allow_failure,
-                    variables: rule.variables.clone(),
-                    needs: rule.needs.clone(),
+                    variables: &rule.variables,
+                    needs: rule.needs.as_ref(),
                     decided_by: DecidedBy::Rule(index),
                 });
             }
@@ -374,24 +397,12 @@ fn decide(
     }
     Ok(Decision {
         when: job.when,
-        start_in: job.start_in.clone(),
+        start_in: job.start_in.as_ref(),
         allow_failure: None,
-        variables: Vec::new(),
+        variables: &[],
         needs: None,
         decided_by: DecidedBy::OnlyExcept,
     })
-}
-
-/// The variables rules see at pipeline level (GitLab evaluates workflow rules with these).
-fn pipeline_level(config: &Config, ctx: &PipelineContext) -> Vec<Variable> {
-    variables::merge(
-        variables::predefined(ctx)
-            .into_iter()
-            .chain(yaml_vars(&config.variables, VariableSource::Global))
-            .chain(ctx.instance_variables.iter().cloned())
-            .chain(ctx.project_variables.iter().cloned())
-            .chain(ctx.pipeline_variables.iter().cloned()),
-    )
 }
 
 /// The error of a plan the caller's `stop` interrupted.
@@ -410,12 +421,13 @@ pub fn plan(
         stopped: Cell::new(false),
     };
     let interrupted = || ConfigError::new(PLAN_INTERRUPTED);
-    let workflow_vars = match workflow_decision(config, ctx, &interrupt) {
+    // Computed once per plan: the workflow's rules and every job's read them.
+    let predefined = variables::predefined(ctx);
+    let workflow_vars = match workflow_decision(config, ctx, &predefined, &interrupt) {
         _ if interrupt.stopped() => return Err(interrupted()),
         None => return Ok(PlanOutcome::FilteredOutByWorkflow),
         Some(vars) => vars,
     };
-    let predefined = variables::predefined(ctx);
     let mut planned: Vec<PlannedJob> = Vec::new();
     let mut excluded = Vec::new();
     for job in &config.jobs {
@@ -468,13 +480,17 @@ pub fn plan(
 fn workflow_decision<'c>(
     config: &'c Config,
     ctx: &PipelineContext,
+    predefined: &[Variable],
     interrupt: &Interrupt,
 ) -> Option<&'c [YamlVariable]> {
     let Some(workflow) = config.workflow.as_ref().filter(|w| !w.rules.is_empty()) else {
         return Some(&[]);
     };
-    let base = pipeline_level(config, ctx);
-    let lookup = Lookup(&base);
+    let lookup = PipelineLookup {
+        ctx,
+        globals: &config.variables,
+        predefined,
+    };
     let matched = workflow
         .rules
         .iter()
@@ -508,7 +524,7 @@ fn planned_job(
         yaml_vars(globals, VariableSource::Global)
             .chain(yaml_vars(workflow_vars, VariableSource::Global))
             .chain(yaml_vars(&job.variables, VariableSource::Job))
-            .chain(yaml_vars(&decision.variables, VariableSource::Job)),
+            .chain(yaml_vars(decision.variables, VariableSource::Job)),
     );
     PlannedJob {
         name: job.name.clone(),
@@ -519,11 +535,11 @@ fn planned_job(
             .position(|s| s == &job.stage)
             .unwrap_or(0),
         when: decision.when,
-        start_in: decision.start_in,
+        start_in: decision.start_in.cloned(),
         allow_failure,
         allow_failure_exit_codes: exit_codes,
         initial_status: InitialStatus::Created,
-        needs: decision.needs.or_else(|| job.needs.clone()),
+        needs: decision.needs.or(job.needs.as_ref()).cloned(),
         dependencies: job.dependencies.clone(),
         before_script: job.before_script.clone(),
         script: job.script.clone(),
@@ -613,80 +629,82 @@ fn first_processing_pass(jobs: &[PlannedJob]) -> Vec<Option<Status>> {
     statuses
 }
 
-/// `needs` must name jobs in this pipeline (optional needs may be absent) and form no cycle.
+/// `needs` must name jobs in this pipeline (optional needs may be absent: they are dropped),
+/// `dependencies` jobs of this or an earlier stage, and `needs` must form no cycle. Jobs are
+/// found by index, borrowing their names (planning copies no name for this).
 fn check_needs(jobs: &mut [PlannedJob]) -> Result<()> {
-    let present: HashSet<String> = jobs.iter().map(|j| j.name.clone()).collect();
-    let stage_of: HashMap<String, usize> =
-        jobs.iter().map(|j| (j.name.clone(), j.stage_idx)).collect();
-    for job in jobs.iter_mut() {
-        if let Some(needs) = &mut job.needs {
-            let mut kept = Vec::new();
-            for need in needs.drain(..) {
-                if present.contains(&need.job) {
-                    kept.push(need);
-                } else if !need.optional {
+    let index: HashMap<&str, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.as_str(), i))
+        .collect();
+    // (job, need) positions of optional needs naming a job this pipeline does not have.
+    let mut absent: Vec<(usize, usize)> = Vec::new();
+    let mut edges: Vec<Vec<usize>> = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let mut needed = Vec::new();
+        for (n, need) in job.needs.iter().flatten().enumerate() {
+            match index.get(need.job.as_str()) {
+                Some(&k) => needed.push(k),
+                None if need.optional => absent.push((i, n)),
+                None => {
                     return Err(ConfigError::new(format!(
                         "'{}' job needs '{}' job, but '{}' is not in any previous stage",
                         job.name, need.job, need.job
                     )));
                 }
             }
-            *needs = kept;
         }
-        if let Some(deps) = &job.dependencies {
-            for dep in deps {
-                match stage_of.get(dep) {
-                    Some(stage) if *stage <= job.stage_idx => {}
-                    _ => {
-                        return Err(ConfigError::new(format!(
-                            "{} job: dependency {dep} is not defined in current or prior stages",
-                            job.name
-                        )));
-                    }
+        for dep in job.dependencies.iter().flatten() {
+            match index.get(dep.as_str()) {
+                Some(&k) if jobs[k].stage_idx <= job.stage_idx => {}
+                _ => {
+                    return Err(ConfigError::new(format!(
+                        "{} job: dependency {dep} is not defined in current or prior stages",
+                        job.name
+                    )));
                 }
             }
         }
+        edges.push(needed);
     }
-    // Cycle detection (needs may point within a stage).
-    let edges: HashMap<&str, Vec<&str>> = jobs
-        .iter()
-        .map(|j| {
-            (
-                j.name.as_str(),
-                j.needs.iter().flatten().map(|n| n.job.as_str()).collect(),
-            )
-        })
-        .collect();
-    let mut state: HashMap<&str, u8> = HashMap::new();
-    for start in edges.keys() {
-        let mut stack = vec![(*start, 0usize)];
-        while let Some((node, i)) = stack.pop() {
-            if i == 0 {
-                match state.get(node) {
-                    Some(2) => continue,
-                    Some(1) => {
-                        return Err(ConfigError::new("The pipeline has circular dependencies"));
-                    }
-                    _ => {}
-                }
-                state.insert(node, 1);
-            }
-            let next = edges.get(node).and_then(|e| e.get(i)).copied();
-            match next {
-                Some(child) => {
-                    stack.push((node, i + 1));
-                    if state.get(child) == Some(&1) {
-                        return Err(ConfigError::new("The pipeline has circular dependencies"));
-                    }
-                    if state.get(child) != Some(&2) {
-                        stack.push((child, 0));
-                    }
-                }
-                None => {
-                    state.insert(node, 2);
-                }
-            }
+    if has_cycle(&edges) {
+        return Err(ConfigError::new("The pipeline has circular dependencies"));
+    }
+    for (i, n) in absent.into_iter().rev() {
+        if let Some(needs) = &mut jobs[i].needs {
+            needs.remove(n);
         }
     }
     Ok(())
+}
+
+/// Whether `edges` (each job's needed jobs, by index) form a cycle; needs may point within a
+/// stage. A depth-first walk: 0 not seen, 1 on the current path, 2 done.
+fn has_cycle(edges: &[Vec<usize>]) -> bool {
+    let mut state = vec![0u8; edges.len()];
+    let mut stack: Vec<(usize, usize)> = Vec::new();
+    for start in 0..edges.len() {
+        if state[start] != 0 {
+            continue;
+        }
+        state[start] = 1;
+        stack.push((start, 0));
+        while let Some((node, i)) = stack.pop() {
+            let Some(&child) = edges[node].get(i) else {
+                state[node] = 2;
+                continue;
+            };
+            stack.push((node, i + 1));
+            match state[child] {
+                1 => return true,
+                0 => {
+                    state[child] = 1;
+                    stack.push((child, 0));
+                }
+                _ => {}
+            }
+        }
+    }
+    false
 }

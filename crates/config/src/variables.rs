@@ -72,9 +72,13 @@ pub fn slugify(text: &str) -> String {
     truncated.trim_matches('-').to_string()
 }
 
+/// At most how many variables [`predefined`] returns.
+const PREDEFINED_MAX: usize = 56;
+
 /// The pipeline-level predefined variables. Job-level ones come from [`job_predefined`].
 pub fn predefined(ctx: &PipelineContext) -> Vec<Variable> {
-    let mut v = Vec::new();
+    // Room for all of them: growing the list step by step cost more than filling it.
+    let mut v = Vec::with_capacity(PREDEFINED_MAX);
     let mut add = |k: &str, val: String| v.push(Variable::new(k, val, VariableSource::Predefined));
     let server = ctx.server_url.trim_end_matches('/');
     let host = server
@@ -236,14 +240,31 @@ pub fn job_predefined(
 /// Folds variables so that each key keeps its highest-precedence definition (later sources
 /// and, within a source, later definitions win), keeping first-seen order.
 pub fn merge(layers: impl IntoIterator<Item = Variable>) -> Vec<Variable> {
+    /// Up to this many keys a scan finds a key faster than hashing it (a job's variables, on
+    /// the planning path, are usually a handful); past it an index is built, once.
+    const SCANNED: usize = 16;
     let mut out: Vec<Variable> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut index: Option<std::collections::HashMap<String, usize>> = None;
     for var in layers {
-        match index.get(&var.key) {
-            Some(&i) if var.source >= out[i].source => out[i] = var,
+        if index.is_none() && out.len() >= SCANNED {
+            index = Some(
+                out.iter()
+                    .enumerate()
+                    .map(|(i, v)| (v.key.clone(), i))
+                    .collect(),
+            );
+        }
+        let found = match &index {
+            Some(index) => index.get(&var.key).copied(),
+            None => out.iter().position(|v| v.key == var.key),
+        };
+        match found {
+            Some(i) if var.source >= out[i].source => out[i] = var,
             Some(_) => {}
             None => {
-                index.insert(var.key.clone(), out.len());
+                if let Some(index) = &mut index {
+                    index.insert(var.key.clone(), out.len());
+                }
                 out.push(var);
             }
         }
@@ -426,5 +447,66 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![("X", "pipeline"), ("Y", "job")]
         );
+    }
+
+    /// Past the keys a scan looks through, an index answers the same.
+    #[test]
+    fn precedence_holds_for_many_variables() {
+        let key = |i: usize| format!("V{i}");
+        let globals = (0..40).map(|i| Variable::new(&key(i), "global", VariableSource::Global));
+        let jobs = (0..40)
+            .rev()
+            .filter(|i| i % 3 == 0)
+            .map(|i| Variable::new(&key(i), "job", VariableSource::Job));
+        let predefined =
+            (30..50).map(|i| Variable::new(&key(i), "predefined", VariableSource::Predefined));
+        let merged = merge(globals.chain(jobs).chain(predefined));
+        let expected: Vec<(String, &str)> = (0..50)
+            .map(|i| {
+                let value = match i {
+                    40.. => "predefined",
+                    _ if i % 3 == 0 => "job",
+                    _ => "global",
+                };
+                (key(i), value)
+            })
+            .collect();
+        let got: Vec<(String, &str)> = merged
+            .iter()
+            .map(|v| (v.key.clone(), v.value.as_str()))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    /// `predefined` sets its list's room once; a variable added past it costs every plan.
+    #[test]
+    fn the_predefined_list_fits_its_room() {
+        let mut ctx = PipelineContext::new(
+            pipewright_core::PipelineSource::Trigger,
+            "main",
+            RefKind::Branch,
+            "a".repeat(40),
+            crate::context::ProjectInfo {
+                id: 1,
+                name: "Demo".into(),
+                path_with_namespace: "group/demo".into(),
+                namespace: "group".into(),
+                default_branch: "main".into(),
+                visibility: pipewright_core::Visibility::Private,
+            },
+            "https://ci.example.com",
+        );
+        ctx.pipeline_id = Some(1);
+        ctx.pipeline_iid = Some(1);
+        ctx.trigger_short_token = Some("abcd".into());
+        ctx.user = Some(crate::context::UserInfo {
+            id: 1,
+            login: "root".into(),
+            name: "Root".into(),
+            email: "root@example.com".into(),
+        });
+        let all = predefined(&ctx);
+        assert!(all.len() <= PREDEFINED_MAX, "{} variables", all.len());
+        assert!(all.capacity() <= PREDEFINED_MAX);
     }
 }

@@ -2,6 +2,8 @@
 //! runner protocol (cancel, play, retry, delayed jobs), their artifacts and stored logs. What
 //! runners do to jobs (claims, results, log chunks, leases) is the queue's (`queue.rs`).
 
+use std::collections::HashSet;
+
 use async_trait::async_trait;
 use pipewright_core::{Status, Timestamp};
 
@@ -54,6 +56,9 @@ pub trait JobStore: Send + Sync {
     /// Whether a current job of the pipeline failed or was canceled but was allowed to
     /// (GitLab's `has_warnings?`: `builds.latest.failed_but_allowed`).
     async fn pipeline_has_warnings(&self, pipeline_id: i64) -> Result<bool>;
+    /// Which of `pipeline_ids` have warnings (as [`JobStore::pipeline_has_warnings`]), asked
+    /// with one statement: what a list page asks for its rows.
+    async fn pipelines_with_warnings(&self, pipeline_ids: &[i64]) -> Result<HashSet<i64>>;
     async fn set_job_artifacts(&self, job_id: i64, artifacts: Option<&JobArtifacts>) -> Result<()>;
     async fn erase_job(&self, job_id: i64) -> Result<()>;
     async fn expired_artifacts(&self, now: Timestamp, limit: i64) -> Result<Vec<Job>>;
@@ -351,6 +356,21 @@ impl JobStore for SqlStore {
         .bind(pipeline_id);
         let count: i64 = self.db.fetch_one(&q, first).await?;
         Ok(count > 0)
+    }
+
+    async fn pipelines_with_warnings(&self, pipeline_ids: &[i64]) -> Result<HashSet<i64>> {
+        if pipeline_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        // Each id is looked up through `jobs_pipeline` (pipeline_id, position), as the
+        // single-pipeline question is; a page holds at most 100 ids.
+        let mut q = query(
+            "SELECT DISTINCT pipeline_id FROM jobs WHERE retried = FALSE AND allow_failure = TRUE \
+             AND status IN ('failed', 'canceled') AND pipeline_id IN (",
+        );
+        q.push_list(pipeline_ids.iter().copied()).push(")");
+        let ids: Vec<i64> = self.db.fetch_all(&q, first).await?;
+        Ok(ids.into_iter().collect())
     }
 
     async fn set_job_artifacts(&self, job_id: i64, artifacts: Option<&JobArtifacts>) -> Result<()> {

@@ -1,6 +1,6 @@
 //! Each error the engine reports, in GitLab's words, and the limits that keep bad input cheap.
 
-use pipewright_config::{Config, Limits, NoFiles, PipelineSource, RefKind};
+use pipewright_config::{Config, Limits, NoFiles, PipelineSource, PlanOutcome, RefKind};
 
 use crate::support::*;
 
@@ -103,6 +103,47 @@ fn plan_time_errors() {
         .plan(&context(PipelineSource::Push, "main", RefKind::Branch, &[]))
         .unwrap_err();
     assert_eq!(err.message, "The pipeline has circular dependencies");
+}
+
+/// `needs` and `dependencies` are checked against the jobs the rules let in: an optional need
+/// of a job left out is dropped (the others kept, in order), a dependency on it is an error,
+/// and a cycle through a stage or a job needing itself is refused.
+#[test]
+fn needs_are_checked_against_the_planned_jobs() {
+    let push = context(PipelineSource::Push, "main", RefKind::Branch, &[]);
+    let optional = "a:\n  stage: build\n  script: x\nb:\n  stage: build\n  script: x\n  rules: [{if: $NEVER}]\nc:\n  stage: build\n  script: x\ntest:\n  script: y\n  needs: [a, {job: b, optional: true}, c]\n";
+    let plan = match parse(optional).plan(&push).unwrap() {
+        PlanOutcome::Created(plan) => plan,
+        other => panic!("{other:?}"),
+    };
+    let test = plan.jobs.iter().find(|j| j.name == "test").unwrap();
+    let needs: Vec<&str> = test
+        .needs
+        .iter()
+        .flatten()
+        .map(|n| n.job.as_str())
+        .collect();
+    assert_eq!(needs, ["a", "c"]);
+    let dependency = "a:\n  stage: build\n  script: x\n  rules: [{if: $NEVER}]\nb:\n  stage: build\n  script: x\ntest:\n  script: y\n  dependencies: [b, a]\n";
+    assert_eq!(
+        parse(dependency).plan(&push).unwrap_err().message,
+        "test job: dependency a is not defined in current or prior stages"
+    );
+    let three = "a:\n  script: x\n  needs: [c]\nb:\n  script: x\n  needs: [a]\nc:\n  script: x\n  needs: [b]\nd:\n  script: x\n";
+    let itself = "a:\n  script: x\n  needs: [a]\n";
+    for cycle in [three, itself] {
+        assert_eq!(
+            parse(cycle).plan(&push).unwrap_err().message,
+            "The pipeline has circular dependencies",
+            "{cycle}"
+        );
+    }
+    let chain =
+        "a:\n  script: x\nb:\n  script: x\n  needs: [a]\nc:\n  script: x\n  needs: [a, b]\n";
+    assert!(matches!(
+        parse(chain).plan(&push).unwrap(),
+        PlanOutcome::Created(_)
+    ));
 }
 
 #[test]

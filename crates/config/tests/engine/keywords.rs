@@ -360,6 +360,44 @@ job:
     ));
 }
 
+/// `workflow:rules` see each variable's strongest definition: a pipeline variable over a
+/// project's, a project's over a group's (whatever the order they come in) and an instance's,
+/// those over the global YAML, and that over a predefined variable.
+#[test]
+fn workflow_rules_see_the_strongest_definition_of_each_variable() {
+    let yaml = r#"
+variables:
+  FROM: global
+  CI_COMMIT_REF_NAME: overridden
+workflow:
+  rules:
+    - if: $FROM == $EXPECTED && $CI_COMMIT_REF_NAME == "overridden" && $SCOPE == "project"
+job:
+  script: x
+"#;
+    let var = |key: &str, value: &str, source| pipewright_config::Variable::new(key, value, source);
+    let runs =
+        |expected: &str, project: Vec<pipewright_config::Variable>, pipeline: &[(&str, &str)]| {
+            let mut ctx = branch(pipeline);
+            ctx.instance_variables = vec![var("EXPECTED", expected, VariableSource::Instance)];
+            ctx.project_variables = project;
+            matches!(plan_in(yaml, &ctx), PlanOutcome::Created(_))
+        };
+    let scoped = || {
+        vec![
+            var("SCOPE", "project", VariableSource::Project),
+            var("SCOPE", "group", VariableSource::Group),
+        ]
+    };
+    assert!(runs("global", scoped(), &[]));
+    let mut project = scoped();
+    project.push(var("FROM", "project", VariableSource::Project));
+    assert!(runs("project", project.clone(), &[]));
+    assert!(!runs("global", project.clone(), &[]));
+    assert!(runs("pipeline", project, &[("FROM", "pipeline")]));
+    assert!(!runs("global", Vec::new(), &[]));
+}
+
 #[test]
 fn needs_dag_and_parallel() {
     let yaml = r#"

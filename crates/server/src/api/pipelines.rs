@@ -3,6 +3,8 @@
 //! `…/pipelines/:pipeline_id/variables`, `…/pipelines/:pipeline_id/jobs`, `GET …/jobs/:job_id`,
 //! `DELETE …/pipelines/:pipeline_id`.
 
+use std::collections::HashSet;
+
 use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
@@ -176,6 +178,20 @@ pub async fn passed_with_warnings(state: &AppState, p: &Pipeline) -> ApiResult<b
         return Ok(false);
     }
     Ok(state.store.pipeline_has_warnings(p.id).await?)
+}
+
+/// Which of a page's pipelines passed with warnings, with one query for the whole page
+/// (only successful pipelines are asked about, as [`passed_with_warnings`] does).
+pub async fn passed_with_warnings_among<'p>(
+    state: &AppState,
+    pipelines: impl IntoIterator<Item = &'p Pipeline>,
+) -> ApiResult<HashSet<i64>> {
+    let passed: Vec<i64> = pipelines
+        .into_iter()
+        .filter(|p| p.status == Status::Success)
+        .map(|p| p.id)
+        .collect();
+    Ok(state.store.pipelines_with_warnings(&passed).await?)
 }
 
 fn seconds_between(a: Option<Timestamp>, b: Option<Timestamp>) -> Value {

@@ -79,6 +79,7 @@ pub async fn rows(
 ) -> WebResult<Vec<PipelineRow>> {
     let ids = pipelines.iter().filter_map(|p| p.user_id).collect();
     let users = users_by_id(state, ids).await?;
+    let warned = crate::api::pipelines::passed_with_warnings_among(state, pipelines).await?;
     let mut linked = LinkedProjects::new(state, viewer.caller(), project);
     let mut out = Vec::with_capacity(pipelines.len());
     for p in pipelines {
@@ -90,10 +91,7 @@ pub async fn rows(
             id: p.id,
             iid: p.iid,
             url: format!("/{}/-/pipelines/{}", project.full_path(), p.id),
-            status: StatusView::of_pipeline(
-                p.status,
-                crate::api::pipelines::passed_with_warnings(state, p).await?,
-            ),
+            status: StatusView::of_pipeline(p.status, warned.contains(&p.id)),
             source: p.source.as_str(),
             triggered: p.source == PipelineSource::Trigger,
             trigger_short_token: p.trigger_short_token.clone().unwrap_or_default(),

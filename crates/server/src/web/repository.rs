@@ -415,29 +415,37 @@ pub struct PipelineBadge {
     pub url: String,
 }
 
-async fn latest_pipeline(
+/// Each (ref, SHA)'s latest pipeline badge, for a page of rows: one lookup per row, and one
+/// question for the whole page about which of them passed with warnings.
+async fn latest_pipelines(
     state: &AppState,
     project: &Project,
-    ref_name: Option<&str>,
-    sha: &str,
-) -> WebResult<Option<PipelineBadge>> {
-    let filter = PipelineFilter {
-        ref_name: ref_name.map(str::to_string),
-        sha: Some(sha.to_string()),
-        ..PipelineFilter::default()
-    };
-    let found = state
-        .store
-        .pipelines_window(project.id, &filter, 1, 0)
-        .await?;
-    let Some(p) = found.into_iter().next() else {
-        return Ok(None);
-    };
-    let warnings = crate::api::pipelines::passed_with_warnings(state, &p).await?;
-    Ok(Some(PipelineBadge {
-        status: StatusView::of_pipeline(p.status, warnings),
-        url: format!("/{}/-/pipelines/{}", project.full_path(), p.id),
-    }))
+    wanted: &[(&str, &str)],
+) -> WebResult<Vec<Option<PipelineBadge>>> {
+    let mut latest = Vec::with_capacity(wanted.len());
+    for (ref_name, sha) in wanted {
+        let filter = PipelineFilter {
+            ref_name: Some(ref_name.to_string()),
+            sha: Some(sha.to_string()),
+            ..PipelineFilter::default()
+        };
+        let found = state
+            .store
+            .pipelines_window(project.id, &filter, 1, 0)
+            .await?;
+        latest.push(found.into_iter().next());
+    }
+    let warned =
+        crate::api::pipelines::passed_with_warnings_among(state, latest.iter().flatten()).await?;
+    Ok(latest
+        .into_iter()
+        .map(|p| {
+            p.map(|p| PipelineBadge {
+                status: StatusView::of_pipeline(p.status, warned.contains(&p.id)),
+                url: format!("/{}/-/pipelines/{}", project.full_path(), p.id),
+            })
+        })
+        .collect())
 }
 
 pub struct CommitRow {
@@ -486,19 +494,23 @@ pub async fn commits(
             .await
             .map_err(git_error)?,
     );
-    let show_pipelines = access.can(Action::ReadPipelines);
-    let mut commits = Vec::with_capacity(history.len());
-    for c in &history {
-        let pipeline = if show_pipelines {
-            latest_pipeline(&state, &project, Some(&at.ref_name), &c.id).await?
-        } else {
-            None
-        };
-        commits.push(CommitRow {
+    let badges = if access.can(Action::ReadPipelines) {
+        let wanted: Vec<(&str, &str)> = history
+            .iter()
+            .map(|c| (at.ref_name.as_str(), c.id.as_str()))
+            .collect();
+        latest_pipelines(&state, &project, &wanted).await?
+    } else {
+        Vec::new()
+    };
+    let mut badges = badges.into_iter();
+    let commits: Vec<CommitRow> = history
+        .iter()
+        .map(|c| CommitRow {
             commit: CommitView::of(c),
-            pipeline,
-        });
-    }
+            pipeline: badges.next().flatten(),
+        })
+        .collect();
     let links = RepoLinks::new(&project, &at.ref_name);
     let here = links.to("commits", "");
     let page_url = |n: u32| format!("{here}?page={n}");
@@ -617,14 +629,20 @@ async fn render_refs(
     let per_page = Window::PER_PAGE as usize;
     let start = (listed.page as usize - 1).saturating_mul(per_page);
     let more = listed.refs.len() > start.saturating_add(per_page);
-    let show_pipelines = access.can(Action::ReadPipelines);
+    let shown: Vec<_> = listed.refs.into_iter().skip(start).take(per_page).collect();
+    let badges = if access.can(Action::ReadPipelines) {
+        let wanted: Vec<(&str, &str)> = shown
+            .iter()
+            .map(|(name, commit)| (name.as_str(), commit.id.as_str()))
+            .collect();
+        latest_pipelines(state, project, &wanted).await?
+    } else {
+        Vec::new()
+    };
+    let mut badges = badges.into_iter();
     let mut rows = Vec::new();
-    for (name, commit) in listed.refs.into_iter().skip(start).take(per_page) {
-        let pipeline = if show_pipelines {
-            latest_pipeline(state, project, Some(&name), &commit.id).await?
-        } else {
-            None
-        };
+    for (name, commit) in shown {
+        let pipeline = badges.next().flatten();
         let links = RepoLinks::new(project, &name);
         rows.push(RefRow {
             tree_url: links.to("tree", ""),

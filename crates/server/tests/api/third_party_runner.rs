@@ -198,8 +198,22 @@ async fn a_failed_job_allowed_to_fail_leaves_the_pipeline_passed_with_warnings(a
         "{}",
         page.body
     );
-    let list = browser.get("/root/warned/-/pipelines").await;
-    assert!(list.body.contains("passed with warnings"), "{}", list.body);
+    // The lists ask once per page which rows passed with warnings: the pipelines list, the
+    // project's overview, the branch's history and the branches.
+    for list in [
+        "/root/warned/-/pipelines",
+        "/root/warned",
+        "/root/warned/-/commits/main",
+        "/root/warned/-/branches",
+    ] {
+        let shown = browser.get(list).await;
+        assert_eq!(shown.status, 200, "{list}");
+        assert!(
+            shown.body.contains("passed with warnings"),
+            "{list}: {}",
+            shown.body
+        );
+    }
 }
 
 /// `GET /api/v4/projects/` is `GET /api/v4/projects`, as on GitLab (a third-party runner

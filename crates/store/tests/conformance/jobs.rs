@@ -15,6 +15,7 @@ on_both!(
     a_delayed_job_is_due_at_its_time,
     artifacts_are_found_until_they_expire_or_the_job_is_erased,
     a_pipeline_has_warnings_when_a_job_allowed_to_fail_failed,
+    a_page_of_pipelines_asks_for_its_warnings_at_once,
 );
 
 async fn jobs_are_listed_per_pipeline_and_per_project(db: Fresh) {
@@ -283,4 +284,54 @@ async fn a_pipeline_has_warnings_when_a_job_allowed_to_fail_failed(db: Fresh) {
         .await
         .unwrap();
     assert!(store.pipeline_has_warnings(pipeline.id).await.unwrap());
+}
+
+/// A list page asks once which of its pipelines have warnings; the answer is the same as
+/// asking each one (a retried attempt's failure no longer counts, as it does not singly).
+async fn a_page_of_pipelines_asks_for_its_warnings_at_once(db: Fresh) {
+    let store = db.open().await;
+    let demo = demo_project(&*store).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let mut new = new_pipeline(&demo, &["lint", "test"], Status::Pending);
+        new.jobs[0].allow_failure = true;
+        ids.push(store.create_pipeline(&new).await.unwrap().id);
+    }
+    let first_job = |jobs: Vec<Job>| jobs[0].id;
+    // The first pipeline's allowed failure warns; the second's was canceled (warns too); the
+    // third's failed job was retried; the fourth failed a job not allowed to.
+    for (pipeline, to) in [(ids[0], Status::Failed), (ids[1], Status::Canceled)] {
+        let job = first_job(store.pipeline_all_jobs(pipeline).await.unwrap());
+        store
+            .transition_job(job, &[Status::Pending], to)
+            .await
+            .unwrap();
+    }
+    let retried = first_job(store.pipeline_all_jobs(ids[2]).await.unwrap());
+    store
+        .transition_job(retried, &[Status::Pending], Status::Failed)
+        .await
+        .unwrap();
+    store
+        .retry_job(retried, Status::Pending)
+        .await
+        .unwrap()
+        .unwrap();
+    let not_allowed = store.pipeline_all_jobs(ids[3]).await.unwrap()[1].id;
+    store
+        .transition_job(not_allowed, &[Status::Pending], Status::Failed)
+        .await
+        .unwrap();
+    let warned = store.pipelines_with_warnings(&ids).await.unwrap();
+    let expected: std::collections::HashSet<i64> = [ids[0], ids[1]].into();
+    assert_eq!(warned, expected);
+    for id in &ids {
+        assert_eq!(
+            store.pipeline_has_warnings(*id).await.unwrap(),
+            warned.contains(id)
+        );
+    }
+    assert!(store.pipelines_with_warnings(&[]).await.unwrap().is_empty());
+    let unknown = store.pipelines_with_warnings(&[i64::MAX]).await.unwrap();
+    assert!(unknown.is_empty());
 }
