@@ -59,6 +59,61 @@ pub enum IncludeKind {
     Template { name: String },
 }
 
+/// One file a config included, as GitLab's CI Lint lists it (`includes`; GitLab:
+/// lib/gitlab/ci/config/external/file/{local,project,remote}.rb, `metadata`). Locations have
+/// their variables expanded and masked values hidden, as GitLab's `masked_location`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IncludedFile {
+    /// What kind of include it was, with `project:`'s project and ref.
+    #[serde(flatten)]
+    pub kind: IncludedKind,
+    /// The path (within its project) or the URL.
+    pub location: String,
+    /// Where the file that included it was read from: `None` for the pipeline's own commit,
+    /// else another project at a ref (what a `project:` file's own `local:` includes read).
+    /// GitLab's `context_project` and `context_sha`.
+    pub context: Option<ProjectRef>,
+}
+
+impl IncludedFile {
+    /// `ci/build.yml (local)`, `ci/a.yml (file: group/lib@v1)`, for people.
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            IncludedKind::Local {} => format!("{} (local)", self.location),
+            IncludedKind::File { project, git_ref } => {
+                format!("{} (file: {project}@{git_ref})", self.location)
+            }
+            IncludedKind::Remote {} => format!("{} (remote)", self.location),
+        }
+    }
+}
+
+/// GitLab's `type` of an included file, with its `extra`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", content = "extra", rename_all = "lowercase")]
+pub enum IncludedKind {
+    /// `include: local:` (GitLab: `local`, `extra: {}`).
+    Local {},
+    /// `include: project:` (GitLab: `file`, `extra: {project, ref}`; `ref` is `HEAD` when the
+    /// entry names none, the project's name lowercased, file/project.rb).
+    File {
+        project: String,
+        #[serde(rename = "ref")]
+        git_ref: String,
+    },
+    /// `include: remote:` (GitLab: `remote`, `extra: {}`).
+    Remote {},
+}
+
+/// A project at a ref, as an `include: project:` entry names them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct ProjectRef {
+    pub project: String,
+    /// `None`: the project's default branch.
+    #[serde(rename = "ref")]
+    pub git_ref: Option<String>,
+}
+
 /// Loads `source` and everything it includes into one mapping. Each file's `$[[ inputs.… ]]` are
 /// interpolated before it is parsed (the root file's with the pipeline's inputs).
 pub fn load_with_includes(
@@ -66,7 +121,7 @@ pub fn load_with_includes(
     files: &dyn FileSource,
     limits: &Limits,
     interpolation: &Interpolation,
-) -> Result<Map> {
+) -> Result<(Map, Vec<IncludedFile>)> {
     let source = inputs::interpolate(source, Some(&interpolation.inputs), interpolation, limits)
         .map_err(ConfigError::new)?;
     let root = yaml::load(&source, CONFIG_FILE, limits)?;
@@ -84,8 +139,10 @@ pub fn load_with_includes(
         masked: Vec::new(),
         listings: HashMap::new(),
         interpolation,
+        included: Vec::new(),
     };
-    walk.expand(map, &Scope::Pipeline, 0)
+    let map = walk.expand(map, &Scope::Pipeline, 0)?;
+    Ok((map, walk.included))
 }
 
 /// GitLab's `URI` check for a plain string entry (`Gitlab::UrlSanitizer.valid?`).
@@ -294,6 +351,8 @@ struct IncludeWalk<'a> {
     listings: HashMap<Scope, Vec<String>>,
     /// The pipeline's inputs and what `expand_vars` may expand.
     interpolation: &'a Interpolation,
+    /// Every file included so far, in GitLab's order.
+    included: Vec<IncludedFile>,
 }
 
 impl IncludeWalk<'_> {
@@ -308,23 +367,32 @@ impl IncludeWalk<'_> {
             )));
         }
         let entries = entries(&include)?;
-        let mut merged = Map::default();
+        // GitLab's order (lib/gitlab/ci/config/external/mapper/verifier.rb): every file of this
+        // `include:` is listed before any of them is read and expanded.
+        let mut selected = Vec::new();
         for entry in &entries {
-            self.include(entry, scope, depth, &mut merged)
+            self.select(entry, scope, &mut selected)
                 .map_err(|e| self.mask(e))?;
+        }
+        let mut merged = Map::default();
+        for (entry, location) in selected {
+            let included = self
+                .read_and_expand(entry, &location, scope, depth)
+                .map_err(|e| self.mask(e))?;
+            merged.deep_merge(&included);
         }
         // The including file wins over what it includes.
         merged.deep_merge(&map);
         Ok(merged)
     }
 
-    /// Merges what one entry names (if its rules let it in) into `merged`.
-    fn include(
+    /// The files one entry names (if its rules let it in), less those already included,
+    /// appended to `selected` and to the list of included files.
+    fn select<'e>(
         &mut self,
-        entry: &IncludeEntry,
+        entry: &'e IncludeEntry,
         scope: &Scope,
-        depth: usize,
-        merged: &mut Map,
+        selected: &mut Vec<(&'e IncludeEntry, Location)>,
     ) -> Result<()> {
         if !self.rules_pass(entry, scope)? {
             return Ok(());
@@ -349,12 +417,55 @@ impl IncludeWalk<'_> {
             if !self.seen.insert(seen_as) {
                 continue;
             }
-            let (text, name, inner) = self.fetch(&location, scope)?;
-            let included = self.load_entry(entry, &text, &name)?;
-            let included = self.expand(included, &inner, depth + 1)?;
-            merged.deep_merge(&included);
+            let record = self.record(&location, scope);
+            self.included.push(record);
+            selected.push((entry, location));
         }
         Ok(())
+    }
+
+    /// One location's file, with what it includes merged underneath.
+    fn read_and_expand(
+        &mut self,
+        entry: &IncludeEntry,
+        location: &Location,
+        scope: &Scope,
+        depth: usize,
+    ) -> Result<Map> {
+        let (text, name, inner) = self.fetch(location, scope)?;
+        let included = self.load_entry(entry, &text, &name)?;
+        self.expand(included, &inner, depth + 1)
+    }
+
+    /// How the lint lists a file (GitLab: file/*.rb `metadata`), masked values hidden.
+    fn record(&self, location: &Location, scope: &Scope) -> IncludedFile {
+        let (kind, path) = match location {
+            Location::Local(path) => (IncludedKind::Local {}, path),
+            Location::Project {
+                project,
+                git_ref,
+                file,
+            } => (
+                IncludedKind::File {
+                    project: self.mask_text(&project.to_lowercase()),
+                    git_ref: self.mask_text(git_ref.as_deref().unwrap_or("HEAD")),
+                },
+                file,
+            ),
+            Location::Remote(url) => (IncludedKind::Remote {}, url),
+        };
+        let context = match scope {
+            Scope::Pipeline => None,
+            Scope::Project { project, git_ref } => Some(ProjectRef {
+                project: project.clone(),
+                git_ref: git_ref.clone(),
+            }),
+        };
+        IncludedFile {
+            kind,
+            location: self.mask_text(path),
+            context,
+        }
     }
 
     /// `error` with the values of masked variables hidden, as GitLab's
@@ -362,17 +473,23 @@ impl IncludeWalk<'_> {
     /// with `x` to the value's length): a location written with `$SECRET` must not show the
     /// secret in a pipeline's `yaml_errors`.
     fn mask(&self, mut error: ConfigError) -> ConfigError {
+        error.message = self.mask_text(&error.message);
+        error
+    }
+
+    fn mask_text(&self, text: &str) -> String {
+        let mut text = text.to_string();
         for secret in self.masked.iter().filter(|s| !s.is_empty()) {
-            if error.message.contains(secret.as_str()) {
+            if text.contains(secret.as_str()) {
                 let mask = if secret.len() >= 8 {
                     format!("[MASKED]{}", "x".repeat(secret.len() - 8))
                 } else {
                     "x".repeat(secret.len())
                 };
-                error.message = error.message.replace(secret.as_str(), &mask);
+                text = text.replace(secret.as_str(), &mask);
             }
         }
-        error
+        text
     }
 
     /// An included file's text as a mapping: the one step every entry's content goes

@@ -30,7 +30,7 @@ pub use context::{PipelineContext, ProjectInfo, UserInfo};
 pub use error::{ConfigError, Location, Result};
 pub use explain::{DecidedBy, PolicyKey};
 pub use globs::MAX_PATTERN_COMPARISONS;
-pub use include::project_not_found;
+pub use include::{IncludedFile, IncludedKind, ProjectRef, project_not_found};
 pub use inputs::{Inputs, Interpolation};
 pub use keywords::{AllowFailure, Need, Retry, When, YamlVariable, duration_seconds};
 pub use lint::{LintOptions, LintReport, lint};
@@ -139,6 +139,8 @@ pub struct Config {
     /// Keywords the file uses that Pipewright accepts and ignores, one warning per keyword
     /// (`ci lint` shows them).
     pub warnings: Vec<String>,
+    /// The files it included, in GitLab's order (the CI Lint API's `includes`).
+    pub includes: Vec<IncludedFile>,
     pub(crate) workflow: Option<Workflow>,
     pub(crate) jobs: Vec<JobConfig>,
 }
@@ -156,7 +158,7 @@ impl Config {
         limits: &Limits,
         interpolation: &Interpolation,
     ) -> Result<Config> {
-        let map = include::load_with_includes(source, files, limits, interpolation)?;
+        let (map, includes) = include::load_with_includes(source, files, limits, interpolation)?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
 
@@ -188,6 +190,7 @@ impl Config {
             stages,
             variables,
             warnings,
+            includes,
             workflow,
             jobs,
         })

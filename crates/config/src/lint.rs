@@ -47,6 +47,8 @@ pub struct LintReport {
     pub warnings: Vec<String>,
     pub stages: Vec<String>,
     pub jobs: Vec<LintJob>,
+    /// The files the config included (empty when it could not be read).
+    pub includes: Vec<crate::IncludedFile>,
 }
 
 /// The caller's files, with the lint's pipeline variables for include rules when the caller
@@ -99,6 +101,7 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         warnings: Vec::new(),
         stages: Vec::new(),
         jobs: Vec::new(),
+        includes: Vec::new(),
     };
     // A stand-in project and commit: linting is about the file, not where it lives.
     let project = ProjectInfo {
@@ -145,6 +148,7 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
     };
     // What the file uses that Pipewright ignores comes first, whatever the plan says.
     report.warnings.extend(config.warnings.iter().cloned());
+    report.includes.clone_from(&config.includes);
     match config.plan(&ctx) {
         Err(e) => report.errors.push(e.to_string()),
         Ok(PlanOutcome::FilteredOutByWorkflow) => {
@@ -192,6 +196,9 @@ impl LintReport {
         out.push_str("Valid CI config.\n");
         for w in &self.warnings {
             out.push_str(&format!("  {w}\n"));
+        }
+        for file in &self.includes {
+            out.push_str(&format!("included {}\n", file.describe()));
         }
         for stage in &self.stages {
             out.push_str(&format!("stage {stage}:\n"));

@@ -470,5 +470,26 @@ fn ci_lint_expands_include_wildcards_and_rules() {
     };
     assert_eq!(run(&[]), ["a", "b"]);
     assert_eq!(run(&["--var", "DEPLOY=yes"]), ["a", "b", "deploy"]);
+    // The report lists what was included (GitLab's lint `includes`: type, location).
+    let out = bin()
+        .args(["ci", "lint", "--json"])
+        .arg(dir.join(".gitlab-ci.yml"))
+        .output()
+        .expect("run");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let listed: Vec<(&str, &str)> = report["includes"]
+        .as_array()
+        .expect("includes")
+        .iter()
+        .map(|f| (f["type"].as_str().unwrap(), f["location"].as_str().unwrap()))
+        .collect();
+    assert_eq!(listed, [("local", "ci/a.yml"), ("local", "ci/b.yml")]);
+    let out = bin()
+        .args(["ci", "lint"])
+        .arg(dir.join(".gitlab-ci.yml"))
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("included ci/a.yml (local)"), "{text}");
     std::fs::remove_dir_all(&dir).ok();
 }

@@ -435,6 +435,18 @@ fn insert_into(slot: &mut Value, segment: &Segment, rest: &[Segment], value: Val
             if let Value::Array(items) = slot {
                 match rest.split_first() {
                     None => items.push(value),
+                    // Rack's `normalize_params`: `a[][name]=x&a[][value]=y` fills the last
+                    // hash until a key repeats, so it is one element, `[{name, value}]`.
+                    Some((Segment::Key(key), tail))
+                        if items
+                            .last()
+                            .and_then(Value::as_object)
+                            .is_some_and(|last| !last.contains_key(key)) =>
+                    {
+                        if let Some(last) = items.last_mut() {
+                            insert_into(last, &Segment::Key(key.clone()), tail, value);
+                        }
+                    }
                     Some((next, tail)) => {
                         let mut child = Value::Null;
                         insert_into(&mut child, next, tail, value);
@@ -542,6 +554,11 @@ mod tests {
             json!({"scopes": ["api", "read_api"]})
         );
         assert_eq!(parse("a[b][c]=1"), json!({"a": {"b": {"c": "1"}}}));
+        // GitLab's documented `inputs[][name]=…&inputs[][value]=…`: one hash per name.
+        assert_eq!(
+            parse("inputs[][name]=a&inputs[][value]=1&inputs[][name]=b&inputs[][destroy]=true"),
+            json!({"inputs": [{"name": "a", "value": "1"}, {"name": "b", "destroy": "true"}]})
+        );
         assert_eq!(parse("q=a+b"), json!({"q": "a b"}));
     }
 

@@ -184,7 +184,7 @@ fn collapsed(path: &str) -> Option<String> {
         return collapsed_group(rest);
     }
     let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
-    if crate::validate::RESERVED_TOP_LEVEL.contains(segments.first()?) {
+    if crate::validate::TOP_LEVEL_ROUTES.contains(segments.first()?) {
         return None;
     }
     // The project is the segment before the first `-`, or the first `….git`, or the one

@@ -25,6 +25,7 @@ pub enum Purpose {
     HookToken,
     ScheduleVariable,
     RegistrationToken,
+    ScheduleInput,
 }
 
 impl Purpose {
@@ -36,6 +37,7 @@ impl Purpose {
             Purpose::HookToken => b"pipewright:hook-token:v1",
             Purpose::ScheduleVariable => b"pipewright:schedule-variable:v1",
             Purpose::RegistrationToken => b"pipewright:runner-registration-token:v1",
+            Purpose::ScheduleInput => b"pipewright:schedule-input:v1",
         }
     }
 }

@@ -27,27 +27,6 @@ impl Errors {
 
 const MAX_NAME: usize = 255;
 
-/// Top-level paths that belong to the server, never to a namespace: a top-level group may not
-/// take them (GitLab: `lib/gitlab/path_regex.rb`, `TOP_LEVEL_ROUTES`, the part of that list
-/// this server routes or may route), and `routes::collapse_nested_namespace` leaves their URLs
-/// alone.
-pub const RESERVED_TOP_LEVEL: &[&str] = &[
-    "-",
-    ".well-known",
-    "admin",
-    "api",
-    "assets",
-    "dashboard",
-    "explore",
-    "groups",
-    "help",
-    "projects",
-    "public",
-    "search",
-    "uploads",
-    "users",
-];
-
 /// GitLab's rule for CI/CD variable keys (project variables, pipeline and trigger variables):
 /// only letters, digits and `_`. Emptiness and length are checked by each caller, whose
 /// messages differ.
@@ -73,10 +52,11 @@ pub fn path_is_valid(path: &str) -> bool {
         && !path.contains("..")
 }
 
-/// Top-level paths a namespace may not take, as its pages would be masked by the server's own
-/// routes (GitLab: lib/gitlab/path_regex.rb, `TOP_LEVEL_ROUTES`; the message is the
-/// namespace path validator's, not verified word for word).
-const RESERVED_NAMESPACES: &[&str] = &[
+/// The paths GitLab routes at the top level (GitLab: lib/gitlab/path_regex.rb,
+/// `TOP_LEVEL_ROUTES`, GitLab 17.x): no user and no top-level group may take one, as its pages
+/// would be masked by the server's own routes (`/api/…`, `/groups/…`, `/-/…`), and
+/// `routes::collapse_nested_namespace` leaves the URLs under them alone.
+pub const TOP_LEVEL_ROUTES: &[&str] = &[
     "-",
     ".well-known",
     "404.html",
@@ -84,23 +64,22 @@ const RESERVED_NAMESPACES: &[&str] = &[
     "500.html",
     "502.html",
     "503.html",
-    "abuse_reports",
     "admin",
     "api",
+    "apple-touch-icon.png",
     "assets",
-    "autocomplete",
-    "ci",
     "dashboard",
+    "deploy.html",
     "explore",
     "favicon.ico",
-    "files",
+    "favicon.png",
     "groups",
     "health_check",
     "help",
     "import",
-    "invites",
     "jwt",
-    "notification_settings",
+    "login",
+    "o",
     "oauth",
     "profile",
     "projects",
@@ -108,27 +87,101 @@ const RESERVED_NAMESPACES: &[&str] = &[
     "robots.txt",
     "s",
     "search",
-    "sent_notifications",
+    "sitemap",
+    "sitemap.xml",
+    "sitemap.xml.gz",
+    "slash-command-logo.png",
     "snippets",
-    "u",
     "unsubscribes",
     "uploads",
     "users",
+    "v2",
 ];
 
+/// The words that follow a project's path in its URLs outside `/-/` (GitLab: `PROJECT_WILDCARD_ROUTES`
+/// in lib/gitlab/path_regex.rb): a project, or a group below the top level, named one of them
+/// would make `/a/b/edit` or `/a/b/-/jobs` ambiguous for the router. GitLab's two-segment
+/// entries (`environments/folders`, `gitlab-lfs/objects`, `info/lfs/objects`) can never equal
+/// one path segment, so they are left out.
+pub const PROJECT_WILDCARD_ROUTES: &[&str] = &[
+    "-",
+    "badges",
+    "blame",
+    "blob",
+    "builds",
+    "commits",
+    "create",
+    "create_dir",
+    "edit",
+    "files",
+    "find_file",
+    "new",
+    "preview",
+    "raw",
+    "refs",
+    "tree",
+    "update",
+    "wikis",
+];
+
+/// What follows `/groups/*id/` (GitLab: `GROUP_ROUTES`): a subgroup may not take it either.
+pub const GROUP_ROUTES: &[&str] = &["-"];
+
+/// GitLab's format message for a project's path (`project_path_format_message`).
+const PROJECT_PATH_FORMAT: &str = "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'";
+
+/// GitLab's format message for a namespace's path: a group's or a username
+/// (`namespace_format_message`).
+const NAMESPACE_PATH_FORMAT: &str = "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.";
+
+/// GitLab compares reserved words case-insensitively (`Regexp::IGNORECASE` in path_regex.rb).
+fn reserved(list: &[&str], path: &str) -> bool {
+    list.iter().any(|word| word.eq_ignore_ascii_case(path))
+}
+
+/// The message `AbstractPathValidator` adds for a reserved path (GitLab:
+/// app/validators/abstract_path_validator.rb): `"#{value} is a reserved name"`.
+fn reserved_name(errors: &mut Errors, field: &str, path: &str) {
+    errors.add(field, format!("{path} is a reserved name"));
+}
+
+/// A project's `path` (GitLab: app/validators/project_path_validator.rb): the format first,
+/// then the words of `PROJECT_WILDCARD_ROUTES` (a project directly below a user or a
+/// top-level group may still be called `api`: only its namespace's segment is top-level).
+pub fn project_path(errors: &mut Errors, path: &str) {
+    if !path_is_valid(path) {
+        errors.add("path", PROJECT_PATH_FORMAT);
+    } else if reserved(PROJECT_WILDCARD_ROUTES, path) {
+        reserved_name(errors, "path", path);
+    }
+}
+
+/// A group's `path` (GitLab: app/validators/namespace_path_validator.rb over
+/// `full_namespace_path_regex`): a top-level group may not take a top-level route, a subgroup
+/// not a word of `PROJECT_WILDCARD_ROUTES | GROUP_ROUTES`.
+pub fn group_path(errors: &mut Errors, path: &str, top_level: bool) {
+    let taken = if top_level {
+        reserved(TOP_LEVEL_ROUTES, path)
+    } else {
+        reserved(PROJECT_WILDCARD_ROUTES, path) || reserved(GROUP_ROUTES, path)
+    };
+    if !path_is_valid(path) {
+        errors.add("path", NAMESPACE_PATH_FORMAT);
+    } else if taken {
+        reserved_name(errors, "path", path);
+    }
+}
+
+/// A username, which is also its user's top-level namespace (GitLab: app/models/user.rb,
+/// `exclusion: { in: Gitlab::PathRegex::TOP_LEVEL_ROUTES, message: '%{value} is a reserved
+/// name' }`, and the namespace's `NamespacePathValidator`, which ignores case).
 pub fn username(errors: &mut Errors, username: &str) {
     if username.is_empty() {
         errors.add("username", "can't be blank");
-    } else if RESERVED_NAMESPACES
-        .iter()
-        .any(|r| r.eq_ignore_ascii_case(username))
-    {
-        errors.add("username", "is a reserved name");
+    } else if reserved(TOP_LEVEL_ROUTES, username) {
+        reserved_name(errors, "username", username);
     } else if !path_is_valid(username) {
-        errors.add(
-            "username",
-            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'.",
-        );
+        errors.add("username", NAMESPACE_PATH_FORMAT);
     }
 }
 

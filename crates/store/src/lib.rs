@@ -63,7 +63,8 @@ pub use push_events::PushEventStore;
 pub use queue::QueueStore;
 pub use runners::RunnerStore;
 pub use schedules::{
-    PipelineSchedule, PipelineScheduleFields, PipelineScheduleStore, ScheduleVariable,
+    PipelineSchedule, PipelineScheduleFields, PipelineScheduleStore, ScheduleInput,
+    ScheduleInputChange, ScheduleVariable,
 };
 pub use sessions::SessionStore;
 pub use triggers::TriggerStore;

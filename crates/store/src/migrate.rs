@@ -72,6 +72,7 @@ migrations! {
     19 => "0019_group_ci.sql",
     20 => "0020_token_families.sql",
     21 => "0021_repository_pages.sql",
+    22 => "0022_schedule_inputs.sql",
 }
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,6 +1,7 @@
-//! Pipeline schedules: a ref run on a cron pattern as its owner, the schedule's variables, and
-//! the pipelines it started (GitLab's `ci_pipeline_schedules`, `ci_pipeline_schedule_variables`
-//! and `ci_pipelines.pipeline_schedule_id`).
+//! Pipeline schedules: a ref run on a cron pattern as its owner, the schedule's variables and
+//! CI/CD inputs, and the pipelines it started (GitLab's `ci_pipeline_schedules`,
+//! `ci_pipeline_schedule_variables`, `ci_pipeline_schedule_inputs` and
+//! `ci_pipelines.pipeline_schedule_id`).
 //!
 //! The store does not read cron patterns: the server computes `next_run_at` and hands it in.
 //! What the store guarantees is that a due run is taken once: [`claim_pipeline_schedule_run`]
@@ -13,7 +14,7 @@
 use async_trait::async_trait;
 use pipewright_core::{AccessLevel, Status, Timestamp};
 
-use crate::db::{Listing, Query, Row, RowExt, col, first, query, select};
+use crate::db::{Commit, Exec, Listing, Query, Row, RowExt, col, first, query, select};
 use crate::jobs::push_statuses;
 use crate::model::*;
 use crate::store::SqlStore;
@@ -61,7 +62,21 @@ pub struct ScheduleVariable {
     pub variable_type: VariableType,
 }
 
-/// Pipeline schedules, their variables and the pipelines they started.
+/// One of a schedule's CI/CD inputs; the value (JSON text) sealed by the server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleInput {
+    pub name: String,
+    pub value_sealed: String,
+}
+
+/// A change to a schedule's inputs: set one (added, or its value replaced), or remove one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScheduleInputChange {
+    Set { name: String, value_sealed: String },
+    Remove { name: String },
+}
+
+/// Pipeline schedules, their variables and inputs, and the pipelines they started.
 #[async_trait]
 pub trait PipelineScheduleStore: Send + Sync {
     /// Creates a schedule owned by `owner_id`, unless the project already has `limit`
@@ -137,6 +152,16 @@ pub trait PipelineScheduleStore: Send + Sync {
         variable_type: VariableType,
     ) -> Result<ScheduleVariable>;
     async fn delete_pipeline_schedule_variable(&self, schedule_id: i64, key: &str) -> Result<()>;
+
+    /// A schedule's inputs, in the order they were first set.
+    async fn pipeline_schedule_inputs(&self, schedule_id: i64) -> Result<Vec<ScheduleInput>>;
+    /// Applies `changes` in order, all or none (removing an input it does not have is no
+    /// change).
+    async fn change_pipeline_schedule_inputs(
+        &self,
+        schedule_id: i64,
+        changes: &[ScheduleInputChange],
+    ) -> Result<()>;
 
     /// Records that the schedule started the pipeline.
     async fn link_pipeline_to_schedule(&self, schedule_id: i64, pipeline_id: i64) -> Result<()>;
@@ -422,6 +447,52 @@ impl PipelineScheduleStore for SqlStore {
                 .bind(schedule_id)
                 .bind(key);
         found(self.db.execute(&q).await?)
+    }
+
+    async fn pipeline_schedule_inputs(&self, schedule_id: i64) -> Result<Vec<ScheduleInput>> {
+        let q = query(
+            "SELECT name, value_sealed FROM pipeline_schedule_inputs WHERE schedule_id = $1 \
+             ORDER BY id",
+        )
+        .bind(schedule_id);
+        self.db
+            .fetch_all(&q, |row| {
+                Ok(ScheduleInput {
+                    name: row.get(0)?,
+                    value_sealed: row.get(1)?,
+                })
+            })
+            .await
+    }
+
+    async fn change_pipeline_schedule_inputs(
+        &self,
+        schedule_id: i64,
+        changes: &[ScheduleInputChange],
+    ) -> Result<()> {
+        let now = Timestamp::now();
+        let mut tx = self.db.begin_write().await?;
+        for change in changes {
+            let q = match change {
+                ScheduleInputChange::Set { name, value_sealed } => query(
+                    "INSERT INTO pipeline_schedule_inputs (schedule_id, name, value_sealed, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $4) \
+                     ON CONFLICT (schedule_id, name) DO UPDATE SET \
+                     value_sealed = excluded.value_sealed, updated_at = excluded.updated_at",
+                )
+                .bind(schedule_id)
+                .bind(name)
+                .bind(value_sealed)
+                .bind(now),
+                ScheduleInputChange::Remove { name } => query(
+                    "DELETE FROM pipeline_schedule_inputs WHERE schedule_id = $1 AND name = $2",
+                )
+                .bind(schedule_id)
+                .bind(name),
+            };
+            tx.execute(&q).await?;
+        }
+        tx.commit().await
     }
 
     async fn link_pipeline_to_schedule(&self, schedule_id: i64, pipeline_id: i64) -> Result<()> {

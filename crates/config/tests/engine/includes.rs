@@ -301,3 +301,81 @@ fn masked_variables_stay_hidden_in_include_errors() {
         "Project `[MASKED]xxxxxxxxxxxxxx` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined."
     );
 }
+
+/// What the config reports it included, as `(type, location, extra, context project)`.
+fn included(world: &World, yaml: &str) -> Vec<serde_json::Value> {
+    let config = Config::parse(yaml, world, &Limits::default()).expect("parses");
+    config
+        .includes
+        .iter()
+        .map(|file| serde_json::to_value(file).unwrap())
+        .collect()
+}
+
+#[test]
+fn the_config_lists_what_it_included_in_gitlabs_order() {
+    // GitLab: mapper/verifier.rb adds every file of one `include:` before expanding any, and
+    // file/{local,project,remote}.rb give each its `type`, `location` and `extra`.
+    let mut world = World::default()
+        .local("ci/a.yml", "include: ci/nested.yml\na:\n  script: x\n")
+        .local("ci/nested.yml", BUILD)
+        .local("ci/b.yml", TEST)
+        .project("Tools/CI", "HEAD", "entry.yml", "include: ci/shared.yml\n")
+        .project(
+            "Tools/CI",
+            "HEAD",
+            "ci/shared.yml",
+            "shared:\n  script: x\n",
+        )
+        .project("tools/lib", "v1", "lib.yml", "lib:\n  script: x\n");
+    world.remote.insert(
+        "https://example.com/ci.yml".into(),
+        "remote:\n  script: x\n".into(),
+    );
+    let yaml = "include:
+  - ci/a.yml
+  - local: /ci/b.yml
+  - project: Tools/CI
+    file: entry.yml
+  - project: tools/lib
+    ref: v1
+    file: [lib.yml]
+  - https://example.com/ci.yml
+  - ci/b.yml
+job:
+  script: x
+";
+    let local = |location: &str| serde_json::json!({"type": "local", "location": location, "extra": {}, "context": null});
+    assert_eq!(
+        included(&world, yaml),
+        [
+            local("ci/a.yml"),
+            local("ci/b.yml"),
+            serde_json::json!({"type": "file", "location": "entry.yml",
+                "extra": {"project": "tools/ci", "ref": "HEAD"}, "context": null}),
+            serde_json::json!({"type": "file", "location": "lib.yml",
+                "extra": {"project": "tools/lib", "ref": "v1"}, "context": null}),
+            serde_json::json!({"type": "remote", "location": "https://example.com/ci.yml",
+                "extra": {}, "context": null}),
+            // What the included files include comes after, each read where its includer was.
+            local("ci/nested.yml"),
+            serde_json::json!({"type": "local", "location": "ci/shared.yml", "extra": {},
+                "context": {"project": "Tools/CI", "ref": null}}),
+        ]
+    );
+    // Without includes, nothing is listed.
+    assert_eq!(included(&world, BUILD), Vec::<serde_json::Value>::new());
+}
+
+#[test]
+fn included_locations_show_expanded_variables_and_hide_masked_ones() {
+    let world = World::default()
+        .local("ci/prod.yml", BUILD)
+        .project("s3cr3t-group/templates", "HEAD", "ci.yml", TEST)
+        .var("ENV", "prod")
+        .masked_var("TEMPLATES", "s3cr3t-group/templates");
+    let yaml = "include:\n  - local: ci/$ENV.yml\n  - project: $TEMPLATES\n    file: ci.yml\n";
+    let files = included(&world, yaml);
+    assert_eq!(files[0]["location"], "ci/prod.yml");
+    assert_eq!(files[1]["extra"]["project"], "[MASKED]xxxxxxxxxxxxxx");
+}

@@ -1,12 +1,15 @@
 //! The CI Lint API: `POST /projects/:id/ci/lint` checks given `content`, `GET
 //! /projects/:id/ci/lint` checks the project's `.gitlab-ci.yml` at `sha` or `ref` (default
 //! branch by default). Both answer GitLab's shape: `valid`, `errors`, `warnings`,
-//! `merged_yaml`, `includes`, and `jobs` when `include_jobs=true`. Included files are read as
-//! pipeline creation reads them (`domain/config_files.rs`), as the caller.
+//! `merged_yaml`, `includes` (every file the config included, with links to it), and `jobs`
+//! when `include_jobs=true`. Included files are read as pipeline creation reads them
+//! (`domain/config_files.rs`), as the caller.
 
 use axum::Json;
 use axum::extract::State;
-use pipewright_config::LintOptions;
+use std::collections::HashMap;
+
+use pipewright_config::{IncludedFile, IncludedKind, LintOptions, ProjectRef};
 use pipewright_core::{PipelineSource, RefKind};
 use serde_json::{Value, json};
 
@@ -52,18 +55,19 @@ async fn run(
         // GitLab's CI Lint API takes no inputs (lib/api/lint.rb): a header's defaults apply.
         ..LintOptions::default()
     };
-    let (report, content) = tokio::task::spawn_blocking(move || {
+    let (report, content, files) = tokio::task::spawn_blocking(move || {
         let report = pipewright_config::lint(&content, &files, &options);
-        (report, content)
+        (report, content, files)
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
+    let includes = includes(state, project_id, &files, &report.includes).await?;
     let mut body = json!({
         "valid": report.valid,
         "errors": report.errors,
         "warnings": report.warnings,
         "merged_yaml": if report.valid { Value::String(content) } else { Value::Null },
-        "includes": [],
+        "includes": includes,
     });
     if include_jobs && let Value::Object(map) = &mut body {
         map.insert(
@@ -72,6 +76,84 @@ async fn run(
         );
     }
     Ok(Json(body))
+}
+
+/// A project's full path and the URL its files' pages start with, by id.
+type ProjectUrls = HashMap<i64, Option<(String, String)>>;
+
+/// The config's included files as GitLab lists them (GitLab: lib/gitlab/ci/config/external/
+/// file/{local,project,remote}.rb `metadata`: `context_project`, `context_sha`, `type`,
+/// `location`, `blob`, `raw`, `extra`). A file read in another project points into that
+/// project at the commit its ref resolved to, which `files` remembers.
+async fn includes(
+    state: &AppState,
+    project_id: i64,
+    files: &ConfigFiles,
+    included: &[IncludedFile],
+) -> ApiResult<Vec<Value>> {
+    let mut urls = ProjectUrls::new();
+    let mut out = Vec::with_capacity(included.len());
+    for file in included {
+        // Whose commit the including file was read from (GitLab's `context`).
+        let context = match &file.context {
+            None => files.sha().map(|sha| (project_id, sha.to_string())),
+            Some(ProjectRef { project, git_ref }) => {
+                files.resolved_commit(project, git_ref.as_deref())
+            }
+        };
+        // Whose commit the file itself is in: its own project's for `project:`.
+        let home = match &file.kind {
+            IncludedKind::File { project, git_ref } => files
+                .resolved_commit(project, Some(git_ref))
+                .or_else(|| (git_ref == "HEAD").then(|| files.resolved_commit(project, None))?),
+            IncludedKind::Local {} => context.clone(),
+            IncludedKind::Remote {} => None,
+        };
+        let context_project = match &context {
+            Some((id, _)) => project_urls(state, &mut urls, *id).await?.map(|(p, _)| p),
+            None => None,
+        };
+        let page = |kind: &str, base: &str, sha: &str| {
+            Value::String(format!("{base}/-/{kind}/{sha}/{}", file.location))
+        };
+        let (blob, raw) = match (&file.kind, &home) {
+            (IncludedKind::Remote {}, _) => (Value::Null, Value::String(file.location.clone())),
+            (_, Some((id, sha))) => match project_urls(state, &mut urls, *id).await? {
+                Some((_, base)) => (page("blob", &base, sha), page("raw", &base, sha)),
+                None => (Value::Null, Value::Null),
+            },
+            (_, None) => (Value::Null, Value::Null),
+        };
+        let described = serde_json::to_value(file).map_err(|e| ApiError::Internal(e.into()))?;
+        out.push(json!({
+            "context_project": context_project,
+            "context_sha": context.map(|(_, sha)| sha),
+            "type": described["type"],
+            "location": file.location,
+            "blob": blob,
+            "raw": raw,
+            "extra": described["extra"],
+        }));
+    }
+    Ok(out)
+}
+
+/// A project's full path and web URL, looked up once per lint.
+async fn project_urls(
+    state: &AppState,
+    urls: &mut ProjectUrls,
+    id: i64,
+) -> ApiResult<Option<(String, String)>> {
+    if let Some(known) = urls.get(&id) {
+        return Ok(known.clone());
+    }
+    let found = state.store.project(id).await?.map(|p| {
+        let full_path = p.full_path();
+        let web_url = format!("{}/{full_path}", state.config.external_url);
+        (full_path, web_url)
+    });
+    urls.insert(id, found.clone());
+    Ok(found)
 }
 
 async fn resolve(

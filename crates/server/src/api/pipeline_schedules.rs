@@ -1,8 +1,9 @@
 //! Pipeline schedules (`/projects/:id/pipeline_schedules`), as GitLab's API answers them
 //! (GitLab: lib/api/ci/pipeline_schedules.rb; entities lib/api/entities/ci/pipeline_schedule.rb,
 //! pipeline_schedule_details.rb, variable.rb): list (`scope=active|inactive`), create, show,
-//! edit, delete, the pipelines a schedule started, play, take ownership, and the schedule's
-//! variables. Signed-in callers only (`before { authenticate! }`).
+//! edit, delete, the pipelines a schedule started, play, take ownership, the schedule's
+//! variables, and its CI/CD `inputs` (GitLab 17.11). Signed-in callers only
+//! (`before { authenticate! }`).
 //!
 //! Who may do what is `schedules::abilities` (GitLab's `PipelineSchedulePolicy`): Reporters read
 //! (anyone on a public project), Developers create and play, only a schedule's owner edits it
@@ -101,9 +102,16 @@ pub async fn find_schedule(state: &AppState, caller: &Caller, seg: &Segments) ->
     })
 }
 
-/// `Entities::Ci::PipelineSchedule`.
-fn schedule_json(state: &AppState, s: &PipelineSchedule, owner: Option<&User>) -> Value {
-    json!({
+/// `Entities::Ci::PipelineSchedule`; `inputs` only for callers who may read the schedule's
+/// variables (GitLab's docs: "only included … for users with the Maintainer or Owner roles,
+/// or for the schedule owner").
+fn schedule_json(
+    state: &AppState,
+    s: &PipelineSchedule,
+    owner: Option<&User>,
+    inputs: Option<Value>,
+) -> Value {
+    let mut out = json!({
         "id": s.id,
         "description": s.description,
         "ref": s.ref_name,
@@ -114,25 +122,119 @@ fn schedule_json(state: &AppState, s: &PipelineSchedule, owner: Option<&User>) -
         "created_at": entities::time(s.created_at),
         "updated_at": entities::time(s.updated_at),
         "owner": owner.map(|u| entities::user_basic(&state.config, u)),
-        // Pipewright has no `spec: inputs`; GitLab 18 lists a schedule's inputs here.
-        "inputs": [],
-    })
+    });
+    if let Some(inputs) = inputs {
+        out["inputs"] = inputs;
+    }
+    out
+}
+
+/// `Entities::Ci::Input` of each of a schedule's inputs: `[{"name", "value"}]`.
+async fn inputs_json(state: &AppState, schedule_id: i64) -> ApiResult<Value> {
+    let inputs = schedules::inputs(state, schedule_id)
+        .await
+        .map_err(ApiError::Internal)?;
+    Ok(Value::Array(
+        inputs
+            .into_iter()
+            .map(|(name, value)| json!({"name": name, "value": value}))
+            .collect(),
+    ))
+}
+
+/// `inputs` of a create or edit request (GitLab 17.11: `inputs[][name]`, `inputs[][value]`,
+/// `inputs[][destroy]`; a JSON array of such objects), checked as GitLab's
+/// `Ci::PipelineScheduleInput` validates them (app/models/ci/pipeline_schedule_input.rb: a
+/// name of at most 255 characters, unique; a value of at most 1024 characters as JSON). The
+/// messages' field names (`inputs.name`, `inputs.value`) are Rails' for nested attributes,
+/// not verified against GitLab's answer. `None` when the request has no `inputs`.
+fn input_changes(params: &Params) -> ApiResult<Option<Vec<schedules::InputChange>>> {
+    let items = match params.get("inputs") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) if items.len() <= schedules::MAX_INPUTS_PER_SCHEDULE => items,
+        Some(_) => return Err(ApiError::InvalidParam("inputs".into())),
+    };
+    let mut errors = Errors::default();
+    let mut seen = std::collections::HashSet::new();
+    let mut changes = Vec::with_capacity(items.len());
+    for item in items {
+        let Some(item) = item.as_object() else {
+            return Err(ApiError::InvalidParam("inputs".into()));
+        };
+        let name = match item.get("name") {
+            Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
+            _ => {
+                errors.add("inputs.name", "can't be blank");
+                continue;
+            }
+        };
+        if name.chars().count() > MAX_TEXT {
+            errors.add("inputs.name", "is too long (maximum is 255 characters)");
+        }
+        if !seen.insert(name.clone()) {
+            errors.add("inputs.name", "has already been taken");
+        }
+        let destroy = matches!(item.get("destroy"), Some(Value::Bool(true)))
+            || matches!(item.get("destroy"), Some(Value::String(s)) if s == "true" || s == "1");
+        if destroy {
+            changes.push(schedules::InputChange::Remove { name });
+            continue;
+        }
+        match item.get("value") {
+            Some(
+                value @ (Value::String(_) | Value::Number(_) | Value::Bool(_) | Value::Array(_)),
+            ) => {
+                if value.to_string().chars().count() > schedules::MAX_INPUT_VALUE_CHARS {
+                    errors.add(
+                        "inputs.value",
+                        format!(
+                            "exceeds max serialized size: {} characters",
+                            schedules::MAX_INPUT_VALUE_CHARS
+                        ),
+                    );
+                }
+                changes.push(schedules::InputChange::Set {
+                    name,
+                    value: value.clone(),
+                });
+            }
+            Some(Value::Object(_)) => errors.add("inputs.value", "is invalid"),
+            None | Some(Value::Null) => errors.add("inputs.value", "can't be blank"),
+        }
+    }
+    errors.into_result()?;
+    Ok(Some(changes))
 }
 
 /// `Entities::Ci::PipelineScheduleDetails`: plus the last pipeline and, for those who may
 /// read them, the variables. GitLab presents created, edited and taken-over schedules
-/// without the caller, so those answers carry no `variables` (`with_variables: false`).
+/// without the caller, so those answers carry no `variables` (`with_variables: false`); their
+/// callers may read the inputs (they own or administer the schedule), so those carry `inputs`.
 async fn details(
     state: &AppState,
     project: &Project,
     s: &PipelineSchedule,
     with_variables: bool,
 ) -> ApiResult<Value> {
+    details_with(state, project, s, with_variables, true).await
+}
+
+async fn details_with(
+    state: &AppState,
+    project: &Project,
+    s: &PipelineSchedule,
+    with_variables: bool,
+    with_inputs: bool,
+) -> ApiResult<Value> {
     let owner = match s.owner_id {
         Some(id) => state.store.user(id).await?,
         None => None,
     };
-    let mut out = schedule_json(state, s, owner.as_ref());
+    let inputs = match with_inputs {
+        true => Some(inputs_json(state, s.id).await?),
+        false => None,
+    };
+    let mut out = schedule_json(state, s, owner.as_ref(), inputs);
     let last = state.store.last_pipeline_schedule_pipeline(s.id).await?;
     out["last_pipeline"] = last
         .map(|p| super::pipelines::pipeline_basic(&state.config, project, &p))
@@ -169,8 +271,8 @@ async fn list_schedules(
     OriginalUri(uri): OriginalUri,
     params: Params,
 ) -> ApiResult<Response> {
-    caller.required()?;
-    let (project, _) =
+    let actor = caller.required()?.clone();
+    let (project, access) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadPipelines).await?;
     let active = match params.str("scope")?.as_deref() {
         None => None,
@@ -198,7 +300,11 @@ async fn list_schedules(
             Some(id) => owners.get(&id).and_then(Option::as_ref),
             None => None,
         };
-        items.push(schedule_json(&state, s, owner));
+        let inputs = match schedules::abilities(&actor.user, &access, s).read_variables {
+            true => Some(inputs_json(&state, s.id).await?),
+            false => None,
+        };
+        items.push(schedule_json(&state, s, owner, inputs));
     }
     Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
 }
@@ -209,9 +315,9 @@ async fn show(
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
     let found = find_schedule(&state, &caller, &seg).await?;
-    let with_variables = found.abilities().read_variables;
+    let reader = found.abilities().read_variables;
     Ok(Json(
-        details(&state, &found.project, &found.schedule, with_variables).await?,
+        details_with(&state, &found.project, &found.schedule, reader, reader).await?,
     ))
 }
 
@@ -282,6 +388,7 @@ pub async fn create_schedule(
     let cron = params.required_str("cron")?;
     let cron_timezone = params.str("cron_timezone")?.unwrap_or_else(|| "UTC".into());
     let active = params.bool("active")?.unwrap_or(true);
+    let inputs = input_changes(params)?;
     let fields = PipelineScheduleFields {
         description,
         ref_name: String::new(),
@@ -311,6 +418,9 @@ pub async fn create_schedule(
                 ),
             )
         })?;
+    if let Some(changes) = inputs {
+        schedules::change_inputs(state, created.id, &changes).await?;
+    }
     Ok((project, created))
 }
 
@@ -337,6 +447,7 @@ pub async fn update_schedule(
     }
     let old = &found.schedule;
     let new_ref = params.str("ref")?.filter(|r| *r != old.ref_name);
+    let inputs = input_changes(params)?;
     let fields = PipelineScheduleFields {
         description: params
             .str("description")?
@@ -362,6 +473,9 @@ pub async fn update_schedule(
     if reschedule {
         fields.next_run_at =
             schedules::next_run(&fields.cron, &fields.cron_timezone, Timestamp::now());
+    }
+    if let Some(changes) = inputs {
+        schedules::change_inputs(state, old.id, &changes).await?;
     }
     let updated = state
         .store

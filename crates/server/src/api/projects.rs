@@ -312,12 +312,7 @@ pub(crate) async fn create_project(
         .unwrap_or_else(|| "main".into());
     let mut errors = validate::Errors::default();
     validate::name(&mut errors, "name", &name);
-    if !validate::path_is_valid(&path) {
-        errors.add(
-            "path",
-            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'",
-        );
-    }
+    validate::project_path(&mut errors, &path);
     if !branch_name_is_valid(&default_branch) {
         errors.add("default_branch", "is invalid");
     }
@@ -393,10 +388,8 @@ pub(crate) async fn update_project(
     if let Some(n) = &name {
         validate::name(&mut errors, "name", n);
     }
-    if let Some(p) = &path
-        && !validate::path_is_valid(p)
-    {
-        errors.add("path", "can contain only letters, digits, '_', '-' and '.'");
+    if let Some(p) = &path {
+        validate::project_path(&mut errors, p);
     }
     if let Some(b) = &default_branch
         && !branch_name_is_valid(b)

@@ -83,6 +83,15 @@ impl ConfigFiles {
         self.sha.as_deref()
     }
 
+    /// The project and commit an `include: project:` entry (or a file read in that project)
+    /// resolved to while the config was read, if the user could read it: where the CI Lint
+    /// API's `includes` point.
+    pub fn resolved_commit(&self, name: &str, git_ref: Option<&str>) -> Option<(i64, String)> {
+        let key = (name.to_lowercase(), git_ref.map(str::to_string));
+        let resolved = self.resolved.lock().ok()?;
+        resolved.get(&key)?.clone().ok()
+    }
+
     /// The project `name` and the commit of `git_ref` (its default branch when `None`), when
     /// the user may read its code.
     fn project_commit(&self, name: &str, git_ref: Option<&str>) -> ResolvedProject {

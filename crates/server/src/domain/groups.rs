@@ -179,17 +179,6 @@ fn rank(v: Visibility) -> u8 {
     }
 }
 
-fn check_path(errors: &mut Errors, path: &str, top_level: bool) {
-    if !validate::path_is_valid(path) {
-        errors.add(
-            "path",
-            "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-', end in '.git' or end in '.atom'",
-        );
-    } else if top_level && validate::RESERVED_TOP_LEVEL.contains(&path.to_lowercase().as_str()) {
-        errors.add("path", format!("{path} is a reserved name"));
-    }
-}
-
 /// A taken full path: `{"message": {"path": ["has already been taken"]}}`.
 fn path_taken(e: StoreError) -> ApiError {
     match e {
@@ -226,7 +215,7 @@ pub async fn create_group(
     };
     let mut errors = Errors::default();
     validate::name(&mut errors, "name", &new.name);
-    check_path(&mut errors, &new.path, parent.is_none());
+    validate::group_path(&mut errors, &new.path, parent.is_none());
     check_visibility_under_parent(&mut errors, new.visibility, parent.as_ref());
     if parent
         .as_ref()
@@ -256,7 +245,7 @@ pub async fn update_group(
         validate::name(&mut errors, "name", name);
     }
     if let Some(path) = &update.path {
-        check_path(&mut errors, path, parent.is_none());
+        validate::group_path(&mut errors, path, parent.is_none());
     }
     if let Some(visibility) = update.visibility {
         check_visibility_under_parent(&mut errors, visibility, parent.as_ref());

@@ -22,11 +22,14 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use pipewright_core::{PipelineSource, Timestamp};
-use pipewright_store::{Pipeline, PipelineSchedule, Project, StoreError, User};
+use pipewright_store::{
+    Pipeline, PipelineSchedule, Project, ScheduleInputChange, StoreError, User,
+};
 
 use crate::domain::cron::CronSchedule;
 use crate::domain::pipeline_creation::{CreateError, CreatePipeline, PipelineUser};
 use crate::domain::pipeline_variables::PipelineVariable;
+use crate::error::{ApiError, ApiResult};
 use crate::permissions::{Action, ProjectAccess};
 use crate::sealing::Purpose;
 use crate::state::AppState;
@@ -35,6 +38,11 @@ use crate::state::AppState;
 pub const MAX_SCHEDULES_PER_PROJECT: i64 = 1_000;
 /// Variables a schedule may have.
 pub const MAX_VARIABLES_PER_SCHEDULE: usize = 200;
+/// CI/CD inputs a schedule may have.
+pub const MAX_INPUTS_PER_SCHEDULE: usize = 200;
+/// The longest input value, serialized as JSON (GitLab: app/models/ci/pipeline_schedule_input.rb
+/// `MAX_VALUE_SIZE`, the longest interpolated input value, `Interpolation::Access::MAX_ACCESS_BYTESIZE`).
+pub const MAX_INPUT_VALUE_CHARS: usize = 1024;
 /// Due schedules one scheduler pass takes on; the rest wait for the next pass (a second).
 const DUE_PER_PASS: i64 = 20;
 /// How often the owner sweep runs (per process; the sweep is idempotent).
@@ -182,7 +190,10 @@ pub async fn run(
         before_sha: None,
         config_path: None,
         at_sha: None,
-        inputs: pipewright_config::Inputs::new(),
+        // The schedule's inputs are the pipeline's, checked against the config's
+        // `spec:inputs` as the API's are (GitLab 17.11: run_pipeline_schedule_worker.rb hands
+        // the schedule's inputs to `CreatePipelineService`; not verified word for word).
+        inputs: inputs(state, schedule.id).await?,
         // GitLab: app/workers/run_pipeline_schedule_worker.rb, `save_on_errors: false` — a
         // schedule whose config is broken creates nothing; the worker logs why.
         save_on_errors: false,
@@ -209,6 +220,84 @@ pub async fn run(
         "scheduled pipeline created"
     );
     Ok(Some(pipeline))
+}
+
+/// A change to a schedule's CI/CD inputs: set one to a value (a string, number, boolean or
+/// array), or remove one (GitLab's `inputs[][destroy]=true`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputChange {
+    Set {
+        name: String,
+        value: serde_json::Value,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+/// A schedule's inputs, opened, in the order they were first set (GitLab 17.11:
+/// `Ci::PipelineScheduleInput`, passed as the pipeline's `inputs`).
+pub async fn inputs(
+    state: &AppState,
+    schedule_id: i64,
+) -> anyhow::Result<pipewright_config::Inputs> {
+    let mut inputs = pipewright_config::Inputs::new();
+    for input in state.store.pipeline_schedule_inputs(schedule_id).await? {
+        let text = state
+            .sealer
+            .open(Purpose::ScheduleInput, &input.value_sealed)?;
+        inputs.insert(input.name, serde_json::from_str(&text)?);
+    }
+    Ok(inputs)
+}
+
+/// Applies `changes` to a schedule's inputs, sealed as GitLab encrypts them, unless the
+/// schedule would then have more than [`MAX_INPUTS_PER_SCHEDULE`].
+pub async fn change_inputs(
+    state: &AppState,
+    schedule_id: i64,
+    changes: &[InputChange],
+) -> ApiResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let mut names: std::collections::HashSet<String> = state
+        .store
+        .pipeline_schedule_inputs(schedule_id)
+        .await?
+        .into_iter()
+        .map(|i| i.name)
+        .collect();
+    let mut stored = Vec::with_capacity(changes.len());
+    for change in changes {
+        stored.push(match change {
+            InputChange::Set { name, value } => {
+                names.insert(name.clone());
+                ScheduleInputChange::Set {
+                    name: name.clone(),
+                    value_sealed: state
+                        .sealer
+                        .seal(Purpose::ScheduleInput, &value.to_string())
+                        .map_err(ApiError::Internal)?,
+                }
+            }
+            InputChange::Remove { name } => {
+                names.remove(name);
+                ScheduleInputChange::Remove { name: name.clone() }
+            }
+        });
+    }
+    if names.len() > MAX_INPUTS_PER_SCHEDULE {
+        return Err(ApiError::validation(
+            "inputs",
+            format!("is too long (maximum is {MAX_INPUTS_PER_SCHEDULE})"),
+        ));
+    }
+    state
+        .store
+        .change_pipeline_schedule_inputs(schedule_id, &stored)
+        .await?;
+    Ok(())
 }
 
 /// The scheduler's pass, from the maintenance loop: every due schedule's tick, once.

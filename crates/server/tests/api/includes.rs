@@ -18,6 +18,7 @@ both_backends!(
     remote_includes_pass_the_outbound_guard,
     include_rules_and_wildcards_decide_per_pipeline,
     a_masked_variable_in_an_include_location_stays_masked,
+    the_ci_lint_api_lists_every_included_file,
 );
 
 /// A project of root's whose `main` holds `files`; each `(branch, files)` of `branches` is a
@@ -414,4 +415,130 @@ async fn a_masked_variable_in_an_include_location_stays_masked(app: TestApp) {
         .root_json(&format!("/projects/{id}/pipelines/{}", failed[0]["id"]))
         .await;
     assert_eq!(failed["yaml_errors"], hidden);
+}
+
+async fn main_sha(app: &TestApp, project: i64) -> String {
+    let branch: Value = app
+        .root_json(&format!("/projects/{project}/repository/branches/main"))
+        .await;
+    branch["commit"]["id"].as_str().unwrap().to_string()
+}
+
+/// GitLab's CI Lint `includes` (lib/gitlab/ci/config/external/file/*.rb `metadata`, the API
+/// docs' example): each file with its type, location, links at the commit it was read from,
+/// `extra` for `project:` files, and the project and commit of the file that included it —
+/// the includes of one `include:` first, then what they include.
+async fn the_ci_lint_api_lists_every_included_file(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let templates = new_project(&app, "templates").await;
+    project_repo(
+        &app,
+        tmp.path(),
+        "templates",
+        &[
+            (
+                "ci/build.yml",
+                "include: ci/shared.yml\nbuild:\n  script: make\n",
+            ),
+            ("ci/shared.yml", "shared:\n  script: x\n"),
+        ],
+        &[],
+    );
+    let a = new_project(&app, "app").await;
+    project_repo(
+        &app,
+        tmp.path(),
+        "app",
+        &[
+            (
+                ".gitlab-ci.yml",
+                "include:\n  - local: ci/local.yml\n  - project: root/templates\n    file: ci/build.yml\n",
+            ),
+            ("ci/local.yml", "local:\n  script: x\n"),
+        ],
+        &[],
+    );
+    let (app_sha, templates_sha) = (main_sha(&app, a).await, main_sha(&app, templates).await);
+    let base = format!("{}/root", app.url);
+    let expected = json!([
+        {
+            "context_project": "root/app",
+            "context_sha": app_sha,
+            "type": "local",
+            "location": "ci/local.yml",
+            "blob": format!("{base}/app/-/blob/{app_sha}/ci/local.yml"),
+            "raw": format!("{base}/app/-/raw/{app_sha}/ci/local.yml"),
+            "extra": {},
+        },
+        {
+            "context_project": "root/app",
+            "context_sha": app_sha,
+            "type": "file",
+            "location": "ci/build.yml",
+            "blob": format!("{base}/templates/-/blob/{templates_sha}/ci/build.yml"),
+            "raw": format!("{base}/templates/-/raw/{templates_sha}/ci/build.yml"),
+            "extra": {"project": "root/templates", "ref": "HEAD"},
+        },
+        {
+            "context_project": "root/templates",
+            "context_sha": templates_sha,
+            "type": "local",
+            "location": "ci/shared.yml",
+            "blob": format!("{base}/templates/-/blob/{templates_sha}/ci/shared.yml"),
+            "raw": format!("{base}/templates/-/raw/{templates_sha}/ci/shared.yml"),
+            "extra": {},
+        },
+    ]);
+    let lint: Value = app.root_json(&format!("/projects/{a}/ci/lint")).await;
+    assert_eq!(lint["valid"], true, "{lint}");
+    assert_eq!(lint["includes"], expected);
+    // Content is linted at the default branch.
+    let content = "include:\n  - local: ci/local.yml\n  - remote: https://example.com/x.yml\n";
+    let lint: Value = app
+        .post(
+            &format!("/projects/{a}/ci/lint"),
+            Some(&app.root_token),
+            json!({"content": content}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    // A config that cannot be read (the remote file is refused) lists nothing.
+    assert_eq!(lint["valid"], false, "{lint}");
+    assert_eq!(lint["includes"], json!([]));
+    let content = "include:\n  - local: ci/local.yml\n";
+    let lint: Value = app
+        .post(
+            &format!("/projects/{a}/ci/lint"),
+            Some(&app.root_token),
+            json!({"content": content}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lint["includes"], json!([expected[0]]), "{lint}");
+
+    // A remote file has no blob page: its URL is its raw link.
+    let (port, server) = start_file_server().await;
+    allow_local_requests(&app, true).await;
+    let url = format!("http://127.0.0.1:{port}/ci.yml");
+    let lint: Value = app
+        .post(
+            &format!("/projects/{a}/ci/lint"),
+            Some(&app.root_token),
+            json!({"content": format!("include: {url}\n")}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        lint["includes"],
+        json!([{"context_project": "root/app", "context_sha": app_sha, "type": "remote",
+            "location": url, "blob": null, "raw": url, "extra": {}}]),
+        "{lint}"
+    );
+    server.abort();
 }

@@ -34,6 +34,7 @@ mod protected_refs;
 mod python_gitlab;
 mod python_runner;
 mod repository_pages;
+mod reserved_names;
 mod reverse_proxy;
 mod runner_registration;
 mod runners;

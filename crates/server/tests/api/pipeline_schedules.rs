@@ -1,8 +1,8 @@
 //! Pipeline schedules, as GitLab's API answers them: CRUD and its errors, who may edit, play
 //! and take over, a played schedule running its `schedule` jobs with its variables, the
 //! scheduler running each due tick once (with two replicas on one PostgreSQL, and after a
-//! restart that missed ticks), owners who lost access, and python-gitlab's
-//! `project.pipelineschedules` unmodified.
+//! restart that missed ticks), owners who lost access, CI/CD `inputs` (GitLab 17.11), and
+//! python-gitlab's `project.pipelineschedules` unmodified.
 
 use pipewright_core::Timestamp;
 use reqwest::Method;
@@ -20,6 +20,7 @@ both_backends!(
     gitlab_permissions_decide_who_edits_plays_and_takes_over,
     a_played_schedule_runs_its_schedule_jobs_with_its_variables,
     a_schedule_on_a_broken_config_creates_no_pipeline,
+    a_schedule_with_inputs_runs_its_pipeline_with_them,
     a_tick_missed_while_the_server_was_down_runs_once_at_start,
     a_schedule_whose_owner_lost_access_is_deactivated_not_run,
     pipeline_schedules_through_python_gitlab,
@@ -657,6 +658,155 @@ async fn a_schedule_on_a_broken_config_creates_no_pipeline(app: TestApp) {
     assert!(schedule_pipelines(&app, id, sid).await.is_empty());
     let after: Value = app.root_json(&format!("{}/{sid}", schedules(id))).await;
     assert_eq!(after["last_pipeline"], Value::Null);
+}
+
+/// A config with GitLab's `spec:inputs` header; the job echoes what it was given.
+const INPUTS_CONFIG: &str = r#"spec:
+  inputs:
+    environment:
+      options: [staging, production]
+      default: staging
+    replicas:
+      type: number
+      default: 1
+---
+deploy:
+  script: echo "environment=$[[ inputs.environment ]] replicas=$[[ inputs.replicas ]]"
+"#;
+
+/// GitLab 17.11's schedule `inputs` (docs: "Pipeline schedules API", `inputs[][name]`,
+/// `inputs[][value]`, `inputs[][destroy]`): kept with the schedule, shown to who may read its
+/// variables, passed to its pipelines and checked there against `spec:inputs` as the pipeline
+/// API checks them; malformed ones are refused with the model's messages.
+async fn a_schedule_with_inputs_runs_its_pipeline_with_them(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let id = project_in(&app, "inputs", INPUTS_CONFIG, tmp.path()).await;
+    let root = app.root_token.clone();
+    // The documented form request.
+    let res = app
+        .client
+        .post(app.api(&schedules(id)))
+        .header("PRIVATE-TOKEN", &root)
+        .form(&[
+            ("description", "deploy"),
+            ("ref", "main"),
+            ("cron", YEARLY),
+            ("inputs[][name]", "environment"),
+            ("inputs[][value]", "production"),
+            ("inputs[][name]", "replicas"),
+            ("inputs[][value]", "2"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let schedule: Value = res.json().await.unwrap();
+    let expected = json!([
+        {"name": "environment", "value": "production"},
+        {"name": "replicas", "value": "2"},
+    ]);
+    assert_eq!(schedule["inputs"], expected);
+    let sid = id_of(&schedule);
+    let one = format!("{}/{sid}", schedules(id));
+    let shown: Value = app.root_json(&one).await;
+    assert_eq!(shown["inputs"], expected);
+    // A Reporter reads the schedule but not its inputs (GitLab's docs: Maintainers, Owners
+    // and the schedule's owner only).
+    let (reporter_id, reporter) = app.create_user("reporter").await;
+    app.add_member(id, reporter_id, 20).await;
+    let res = app.get(&one, Some(&reporter)).await;
+    assert_eq!(res.status(), 200);
+    let seen: Value = res.json().await.unwrap();
+    assert!(seen.get("inputs").is_none(), "{seen}");
+
+    // Played, the pipeline's job sees the schedule's values.
+    let play = format!("{one}/play");
+    assert_eq!(app.post(&play, Some(&root), json!({})).await.status(), 201);
+    let pipelines = schedule_pipelines(&app, id, sid).await;
+    assert_eq!(pipelines.len(), 1);
+    let builds = tempfile::tempdir().unwrap();
+    let runner = start_runner(&app, builds.path()).await;
+    let (done, jobs) = finished_pipeline(&app, id, &pipelines[0]).await;
+    assert_eq!(done["status"], "success", "{jobs:#?}");
+    let log = job_log(&app, id, &jobs, "deploy").await;
+    assert!(log.contains("environment=production replicas=2"), "{log}");
+    runner.abort();
+
+    // Edited as JSON: one value replaced, one input removed (its default applies again).
+    let (status, edited) = call(
+        &app,
+        Method::PUT,
+        &one,
+        &root,
+        json!({"inputs": [
+            {"name": "environment", "value": "staging"},
+            {"name": "replicas", "destroy": true},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{edited}");
+    assert_eq!(
+        edited["inputs"],
+        json!([{"name": "environment", "value": "staging"}])
+    );
+
+    // Malformed inputs are refused, and nothing changes.
+    for (inputs, field, message) in [
+        (json!([{"value": "x"}]), "inputs.name", "can't be blank"),
+        (
+            json!([{"name": "environment"}]),
+            "inputs.value",
+            "can't be blank",
+        ),
+        (
+            json!([{"name": "a", "value": "1"}, {"name": "a", "value": "2"}]),
+            "inputs.name",
+            "has already been taken",
+        ),
+        (
+            json!([{"name": "environment", "value": "x".repeat(1100)}]),
+            "inputs.value",
+            "exceeds max serialized size: 1024 characters",
+        ),
+    ] {
+        let (status, body) = call(&app, Method::PUT, &one, &root, json!({"inputs": inputs})).await;
+        assert_eq!(
+            (status, body),
+            (400, json!({"message": {field: [message]}}))
+        );
+    }
+    let (status, body) = call(
+        &app,
+        Method::PUT,
+        &one,
+        &root,
+        json!({"inputs": "environment"}),
+    )
+    .await;
+    assert_eq!((status, body), (400, json!({"error": "inputs is invalid"})));
+    let shown: Value = app.root_json(&one).await;
+    assert_eq!(
+        shown["inputs"],
+        json!([{"name": "environment", "value": "staging"}])
+    );
+
+    // A value the config's `spec:inputs` does not allow fails where the pipeline API's would:
+    // the scheduled pipeline is not created (`save_on_errors: false`).
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        &one,
+        &root,
+        json!({"inputs": [{"name": "environment", "value": "qa"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(app.post(&play, Some(&root), json!({})).await.status(), 201);
+    assert_eq!(
+        schedule_pipelines(&app, id, sid).await.len(),
+        1,
+        "no new pipeline"
+    );
 }
 
 async fn a_tick_missed_while_the_server_was_down_runs_once_at_start(mut app: TestApp) {

@@ -463,7 +463,7 @@ async fn sign_up_is_off_until_an_administrator_turns_it_on(app: TestApp) {
     taken[1] = ("new_user[username]", "Projects");
     let page = sign_up(&mut again, &taken).await;
     assert!(
-        page.body.contains("Username is a reserved name"),
+        page.body.contains("Username Projects is a reserved name"),
         "{}",
         page.body
     );

@@ -12,6 +12,7 @@ on_both!(
     a_project_holds_at_most_its_limit_of_schedules,
     a_due_run_is_claimed_by_exactly_one_of_many_racing_servers,
     schedule_variables_are_unique_per_key,
+    schedule_inputs_are_set_replaced_and_removed_together,
     a_schedule_lists_the_pipelines_it_started,
     schedules_of_owners_who_lost_access_are_deactivated,
 );
@@ -381,4 +382,59 @@ async fn schedules_of_owners_who_lost_access_are_deactivated(db: Fresh) {
     }
     // alice (Owner), dev, demoted, leaver, admin (no member), gone (deleted: owner NULL).
     assert_eq!(active, [true, true, false, false, true, false]);
+}
+
+async fn schedule_inputs_are_set_replaced_and_removed_together(db: Fresh) {
+    let store = db.open().await;
+    let (alice, demo) = alice_and_demo(&*store).await;
+    let schedule = store
+        .create_pipeline_schedule(demo.id, alice.id, &fields("s", None, true), 10)
+        .await
+        .unwrap()
+        .unwrap();
+    let set = |name: &str, value: &str| ScheduleInputChange::Set {
+        name: name.into(),
+        value_sealed: value.into(),
+    };
+    let input = |name: &str, value: &str| ScheduleInput {
+        name: name.into(),
+        value_sealed: value.into(),
+    };
+    store
+        .change_pipeline_schedule_inputs(
+            schedule.id,
+            &[set("environment", "sealed-1"), set("replicas", "sealed-2")],
+        )
+        .await
+        .unwrap();
+    // A set replaces the value in place; a removal of an unknown name changes nothing.
+    store
+        .change_pipeline_schedule_inputs(
+            schedule.id,
+            &[
+                set("environment", "sealed-3"),
+                ScheduleInputChange::Remove {
+                    name: "replicas".into(),
+                },
+                ScheduleInputChange::Remove {
+                    name: "never-set".into(),
+                },
+                set("flags", "sealed-4"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pipeline_schedule_inputs(schedule.id).await.unwrap(),
+        [input("environment", "sealed-3"), input("flags", "sealed-4")]
+    );
+    // Deleting the schedule deletes its inputs.
+    store.delete_pipeline_schedule(schedule.id).await.unwrap();
+    assert!(
+        store
+            .pipeline_schedule_inputs(schedule.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
