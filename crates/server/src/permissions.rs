@@ -139,24 +139,33 @@ impl ProjectAccess {
     }
 }
 
-/// Something a caller may want to do to a group. GitLab: `app/policies/group_policy.rb`
-/// (`read_group`; `create_projects` for Developers by default, `project_creation_level`;
-/// `create_subgroup` for Maintainers, `subgroup_creation_level`; `admin_group`,
-/// `admin_group_member` and `remove_group` for Owners) — read from memory of the policy, not
-/// verified line by line against its source.
+/// Something a caller may want to do to a group, with the least role GitLab requires by default.
+/// GitLab: app/policies/group_policy.rb (checked against its source): `create_projects` for
+/// Developers under the default `project_creation_level` (the instance's
+/// `default_project_creation`, "Developers and Maintainers"); `create_subgroup` for Owners,
+/// and for Maintainers under `subgroup_creation_level` 1 (`MAINTAINER_SUBGROUP_ACCESS`, the
+/// column's default for new groups, db/structure.sql); `admin_group`, `admin_group_member`,
+/// `admin_cicd_variables`, `admin_runners`/`create_runners` and `remove_group` for Owners.
+/// Pipewright has neither group setting yet, so the defaults are the rule; nor does it
+/// transfer groups or projects (GitLab's `transfer_projects`: Maintainers who may create
+/// projects in the target group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupAction {
     /// See the group, and those of its subgroups and projects the caller may see.
     ReadGroup,
     /// See its members (GitLab's `read_group_member`).
     ReadMembers,
-    /// Create a project in the group.
+    /// Create a project in the group (`create_projects`).
     CreateProjects,
+    /// Create a subgroup (`create_subgroup`).
     CreateSubgroup,
-    /// Change the group's name, path, description, visibility.
+    /// Change the group's name, path, description, visibility; its CI/CD variables
+    /// (`admin_cicd_variables`) and its runners (`admin_runners`, `create_runners`): all
+    /// Owners' in GitLab.
     AdminGroup,
-    /// Add, change and remove members.
+    /// Add, change and remove members, Owners included (`admin_group_member`).
     ManageMembers,
+    /// Delete the group (`remove_group`).
     RemoveGroup,
 }
 
@@ -297,25 +306,39 @@ mod tests {
     #[test]
     fn the_group_role_table() {
         use AccessLevel::*;
-        let group = |role| GroupAccess {
-            access: access(Visibility::Private, role, true),
+        use GroupAction::*;
+        // The least role of each action (GitLab's group_policy.rb under default settings).
+        let table = [
+            (ReadGroup, Guest),
+            (ReadMembers, Guest),
+            (CreateProjects, Developer),
+            (CreateSubgroup, Maintainer),
+            (AdminGroup, Owner),
+            (ManageMembers, Owner),
+            (RemoveGroup, Owner),
+        ];
+        for (action, least) in table {
+            for role in [Guest, Reporter, Developer, Maintainer, Owner] {
+                let group = GroupAccess {
+                    access: access(Visibility::Private, Some(role), true),
+                    sees_projects_below: false,
+                };
+                assert_eq!(group.can(action), role >= least, "{role:?} {action:?}");
+            }
+        }
+        let stranger = GroupAccess {
+            access: access(Visibility::Private, None, true),
             sees_projects_below: false,
         };
-        assert!(!group(None).can_see());
-        assert!(group(Some(Guest)).can(GroupAction::ReadGroup));
-        assert!(!group(Some(Reporter)).can(GroupAction::CreateProjects));
-        assert!(group(Some(Developer)).can(GroupAction::CreateProjects));
-        assert!(!group(Some(Developer)).can(GroupAction::CreateSubgroup));
-        assert!(group(Some(Maintainer)).can(GroupAction::CreateSubgroup));
-        assert!(!group(Some(Maintainer)).can(GroupAction::ManageMembers));
-        assert!(group(Some(Owner)).can(GroupAction::RemoveGroup));
+        assert!(!stranger.can_see());
+        assert!(table.iter().all(|(action, _)| !stranger.can(*action)));
         let public = GroupAccess {
             access: access(Visibility::Public, None, false),
             sees_projects_below: false,
         };
-        assert!(public.can(GroupAction::ReadGroup));
-        assert!(public.can(GroupAction::ReadMembers));
-        assert!(!public.can(GroupAction::CreateProjects));
+        assert!(public.can(ReadGroup));
+        assert!(public.can(ReadMembers));
+        assert!(!public.can(CreateProjects));
     }
 
     #[test]

@@ -16,6 +16,7 @@ both_backends!(
     a_group_member_has_their_role_in_every_project_below,
     a_subgroup_member_sees_the_parent_but_not_its_other_subgroups_projects_or_members,
     only_owners_manage_group_members_and_the_last_owner_stays,
+    each_group_action_needs_gitlabs_least_role,
     an_admin_can_stop_users_creating_top_level_groups,
     a_trigger_token_stops_working_when_its_owner_leaves_the_group,
     a_bridge_triggers_a_project_in_a_subgroup_by_its_full_path,
@@ -515,6 +516,90 @@ async fn a_subgroup_member_sees_the_parent_but_not_its_other_subgroups_projects_
         "{}",
         page.body
     );
+}
+
+/// GitLab's least roles in a group under its default settings (app/policies/group_policy.rb):
+/// subgroups for Maintainers, projects for Developers; variables, runners, members (Owners
+/// included) and deletion for Owners. Each role tries each action; the table is the answer.
+async fn each_group_action_needs_gitlabs_least_role(app: TestApp) {
+    let (_, owner) = app.create_user("owner").await;
+    let (target_id, _) = app.create_user("target").await;
+    let acme = create_group(&app, &owner, json!({"name": "Acme", "path": "acme"})).await;
+    // The least role of each action, as GitLab's access levels.
+    let actions = [
+        ("create a subgroup", 40),
+        ("create a project", 30),
+        ("read group variables", 50),
+        ("create a group runner", 50),
+        ("add an Owner", 50),
+        ("delete a subgroup", 50),
+    ];
+    for (level, name) in [
+        (10, "guest"),
+        (20, "reporter"),
+        (30, "developer"),
+        (40, "maintainer"),
+        (50, "also-owner"),
+    ] {
+        let (id, token) = app.create_user(name).await;
+        add_group_member(&app, &acme, &owner, id, level).await;
+        let doomed = create_group(
+            &app,
+            &owner,
+            json!({"name": format!("doomed-{name}"), "path": format!("doomed-{name}"), "parent_id": acme["id"]}),
+        )
+        .await;
+        for (action, least) in actions {
+            let (method, path, body) = match action {
+                "create a subgroup" => (
+                    Method::POST,
+                    "/groups".to_string(),
+                    json!({"name": format!("by-{name}"), "path": format!("by-{name}"), "parent_id": acme["id"]}),
+                ),
+                "create a project" => (
+                    Method::POST,
+                    "/projects".to_string(),
+                    json!({"name": format!("by-{name}"), "namespace_id": acme["id"]}),
+                ),
+                "read group variables" => {
+                    (Method::GET, "/groups/acme/variables".to_string(), json!({}))
+                }
+                "create a group runner" => (
+                    Method::POST,
+                    "/user/runners".to_string(),
+                    json!({"runner_type": "group_type", "group_id": acme["id"]}),
+                ),
+                "add an Owner" => (
+                    Method::POST,
+                    "/groups/acme/members".to_string(),
+                    json!({"user_id": target_id, "access_level": 50}),
+                ),
+                _ => (
+                    Method::DELETE,
+                    format!("/groups/{}", doomed["id"]),
+                    json!({}),
+                ),
+            };
+            let (status, body) = call(&app, method, &path, &token, body).await;
+            if level >= least {
+                assert!(
+                    (200..300).contains(&status),
+                    "{name} may {action}: {status} {body}"
+                );
+            } else {
+                assert_eq!(status, 403, "{name} may not {action}: {body}");
+            }
+        }
+        // The next role adds the same Owner again.
+        let _ = app
+            .request(
+                Method::DELETE,
+                &format!("/groups/acme/members/{target_id}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+    }
 }
 
 async fn only_owners_manage_group_members_and_the_last_owner_stays(app: TestApp) {
