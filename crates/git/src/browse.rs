@@ -4,6 +4,9 @@
 //! history. Every walk has a limit given by the caller, and paths go through
 //! [`normalise_path`], so nothing reads outside the commit's tree.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashSet};
+
 use git2::{ObjectType, Oid, Repository};
 
 use crate::read::{CommitInfo, commit_info, normalise_path};
@@ -43,6 +46,14 @@ pub struct FileAt {
     pub binary: bool,
     /// `None` when the file is larger than the caller's limit (its bytes were never read).
     pub content: Option<Vec<u8>>,
+}
+
+/// A path's history: the commits that changed it, and whether the walk stopped at its
+/// budget before it found as many as were asked for (older history was not searched).
+#[derive(Debug, Clone)]
+pub struct PathHistory {
+    pub commits: Vec<CommitInfo>,
+    pub exhausted: bool,
 }
 
 /// The first 40 (or 64) hex digits of a `ref/path` string: a commit SHA, not a ref name.
@@ -89,12 +100,14 @@ pub fn split_ref_path<'a>(
     )
 }
 
-fn commit_tree<'r>(repo: &'r Repository, commit_sha: &str) -> Result<git2::Tree<'r>> {
+fn find_commit<'r>(repo: &'r Repository, commit_sha: &str) -> Result<git2::Commit<'r>> {
     let oid = Oid::from_str(commit_sha).map_err(|_| Error::InvalidRef(commit_sha.to_string()))?;
-    let commit = repo
-        .find_commit(oid)
-        .map_err(|_| Error::InvalidRef(commit_sha.to_string()))?;
-    Ok(commit.tree()?)
+    repo.find_commit(oid)
+        .map_err(|_| Error::InvalidRef(commit_sha.to_string()))
+}
+
+fn commit_tree<'r>(repo: &'r Repository, commit_sha: &str) -> Result<git2::Tree<'r>> {
+    Ok(find_commit(repo, commit_sha)?.tree()?)
 }
 
 fn kind_of(entry: &git2::TreeEntry<'_>) -> EntryKind {
@@ -210,8 +223,8 @@ impl Repositories {
         }))
     }
 
-    /// The history from a commit, newest first (`git log`'s order): `limit` commits after
-    /// skipping `skip`.
+    /// The history from a commit, newest first (`git log`'s order, [`DateOrder`]): `limit`
+    /// commits after skipping `skip`.
     pub fn log(
         &self,
         project_id: i64,
@@ -220,17 +233,136 @@ impl Repositories {
         limit: usize,
     ) -> Result<Vec<CommitInfo>> {
         let repo = self.open(project_id)?;
-        let oid =
-            Oid::from_str(commit_sha).map_err(|_| Error::InvalidRef(commit_sha.to_string()))?;
-        let mut walk = repo.revwalk()?;
-        walk.set_sorting(git2::Sort::TIME)?;
-        walk.push(oid)
-            .map_err(|_| Error::InvalidRef(commit_sha.to_string()))?;
+        let start = find_commit(&repo, commit_sha)?;
         let mut out = Vec::with_capacity(limit);
-        for oid in walk.skip(skip).take(limit) {
-            out.push(commit_info(&repo.find_commit(oid?)?));
+        for commit in DateOrder::from(&repo, &start).skip(skip).take(limit) {
+            out.push(commit_info(&commit?));
         }
         Ok(out)
+    }
+}
+
+/// The commits reachable from one, newest first as `git log` walks them: by committer date,
+/// ties in the order they were reached (git's `commit_list_insert_by_date`). libgit2's own
+/// time sort breaks ties arbitrarily, which shuffles commits made within one second.
+struct DateOrder<'r> {
+    repo: &'r Repository,
+    queue: BinaryHeap<(i64, Reverse<u64>, Oid)>,
+    seen: HashSet<Oid>,
+    reached: u64,
+}
+
+impl<'r> DateOrder<'r> {
+    fn from(repo: &'r Repository, start: &git2::Commit<'r>) -> Self {
+        let mut walk = DateOrder {
+            repo,
+            queue: BinaryHeap::new(),
+            seen: HashSet::new(),
+            reached: 0,
+        };
+        walk.enqueue(start);
+        walk
+    }
+
+    fn enqueue(&mut self, commit: &git2::Commit<'_>) {
+        if self.seen.insert(commit.id()) {
+            self.reached += 1;
+            let key = (commit.time().seconds(), Reverse(self.reached), commit.id());
+            self.queue.push(key);
+        }
+    }
+}
+
+impl<'r> Iterator for DateOrder<'r> {
+    type Item = Result<git2::Commit<'r>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (_, _, oid) = self.queue.pop()?;
+        let commit = match self.repo.find_commit(oid) {
+            Ok(commit) => commit,
+            Err(e) => return Some(Err(e.into())),
+        };
+        for parent in commit.parents() {
+            self.enqueue(&parent);
+        }
+        Some(Ok(commit))
+    }
+}
+
+/// The object at `path` in a commit's tree, if there is one.
+fn entry_id(commit: &git2::Commit<'_>, path: &std::path::Path) -> Result<Option<Oid>> {
+    match commit.tree()?.get_path(path) {
+        Ok(entry) => Ok(Some(entry.id())),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `git log -- path` shows the commit: its `path` differs from every parent's (it is
+/// "TREESAME" to none); a root commit when it has the path at all.
+fn changes_path(commit: &git2::Commit<'_>, path: &std::path::Path) -> Result<bool> {
+    let here = entry_id(commit, path)?;
+    if commit.parent_count() == 0 {
+        return Ok(here.is_some());
+    }
+    for parent in commit.parents() {
+        if entry_id(&parent, path)? == here {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+impl Repositories {
+    /// The history of `path` (a file or a folder) from a commit, newest first, as `git log
+    /// <commit> -- <path>` lists it (GitLab's commits page filtered to a path; Gitaly runs
+    /// `git log`): `limit` commits after skipping `skip`. At most `max_walked` commits are
+    /// looked at, so a path changed once in a long history costs a bounded walk. Unlike git,
+    /// the walk does not prune the side of a merge that kept the path as it was, so a change
+    /// a merge discarded is listed too. `Ok(None)` when the commit has no such path (GitLab's
+    /// page is a 404 then).
+    pub fn log_path(
+        &self,
+        project_id: i64,
+        commit_sha: &str,
+        path: &str,
+        range: (usize, usize),
+        max_walked: usize,
+    ) -> Result<Option<PathHistory>> {
+        let (skip, limit) = range;
+        let repo = self.open(project_id)?;
+        let path = normalise_path(path)?;
+        let path = std::path::Path::new(&path);
+        let head = find_commit(&repo, commit_sha)?;
+        if entry_id(&head, path)?.is_none() {
+            return Ok(None);
+        }
+        let (mut commits, mut skipped, mut walked) = (Vec::with_capacity(limit), 0, 0);
+        for commit in DateOrder::from(&repo, &head) {
+            if commits.len() >= limit {
+                break;
+            }
+            if walked >= max_walked {
+                return Ok(Some(PathHistory {
+                    commits,
+                    exhausted: true,
+                }));
+            }
+            walked += 1;
+            let commit = commit?;
+            if !changes_path(&commit, path)? {
+                continue;
+            }
+            if skipped < skip {
+                skipped += 1;
+            } else {
+                commits.push(commit_info(&commit));
+            }
+        }
+        Ok(Some(PathHistory {
+            commits,
+            exhausted: false,
+        }))
     }
 }
 
@@ -275,6 +407,19 @@ impl Repositories {
         self.blocking(move |r| r.log(project_id, &sha, skip, limit))
             .await
     }
+
+    pub async fn log_path_async(
+        &self,
+        project_id: i64,
+        commit_sha: &str,
+        path: &str,
+        range: (usize, usize),
+        max_walked: usize,
+    ) -> Result<Option<PathHistory>> {
+        let (sha, path) = (commit_sha.to_string(), path.to_string());
+        self.blocking(move |r| r.log_path(project_id, &sha, &path, range, max_walked))
+            .await
+    }
 }
 
 #[cfg(test)]
@@ -308,5 +453,85 @@ mod tests {
         let sha = "0123456789abcdef0123456789abcdef01234567";
         assert_eq!(split(&format!("{sha}/a/b")), pair(sha, "a/b"));
         assert_eq!(split(sha), pair(sha, ""));
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use crate::Repositories;
+
+    /// Twelve commits made in the same second on `main`: commit `n` writes `a.txt` when `n`
+    /// is even and `b.txt` when it is odd. Returns the repositories and the head's id.
+    fn same_second_history() -> (tempfile::TempDir, Repositories, String) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repos = Repositories::new(dir.path());
+        repos.create(1, "main").expect("create");
+        let repo = repos.open(1).expect("open");
+        let sig = git2::Signature::new("T", "t@example.com", &git2::Time::new(1_700_000_000, 0))
+            .expect("sig");
+        let (mut files, mut parent) = (std::collections::BTreeMap::new(), None);
+        for n in 0..12 {
+            let name = if n % 2 == 0 { "a.txt" } else { "b.txt" };
+            files.insert(name, repo.blob(format!("{n}").as_bytes()).expect("blob"));
+            let mut tree = repo.treebuilder(None).expect("treebuilder");
+            for (name, blob) in &files {
+                tree.insert(name, *blob, 0o100644).expect("insert");
+            }
+            let tree = repo.find_tree(tree.write().expect("tree")).expect("find");
+            let parents: Vec<git2::Commit<'_>> = parent.iter().cloned().collect();
+            let parents: Vec<&git2::Commit<'_>> = parents.iter().collect();
+            let id = repo
+                .commit(
+                    Some("refs/heads/main"),
+                    &sig,
+                    &sig,
+                    &format!("c{n}"),
+                    &tree,
+                    &parents,
+                )
+                .expect("commit");
+            parent = Some(repo.find_commit(id).expect("find commit"));
+        }
+        let head = parent.expect("head").id().to_string();
+        (dir, repos, head)
+    }
+
+    fn titles(commits: &[crate::CommitInfo]) -> Vec<&str> {
+        commits.iter().map(|c| c.title.as_str()).collect()
+    }
+
+    #[test]
+    fn history_in_one_second_keeps_git_logs_order() {
+        let (_dir, repos, head) = same_second_history();
+        let log = repos.log(1, &head, 2, 3).expect("log");
+        assert_eq!(titles(&log), ["c9", "c8", "c7"]);
+    }
+
+    #[test]
+    fn a_paths_history_lists_the_commits_that_changed_it_within_a_budget() {
+        let (_dir, repos, head) = same_second_history();
+        let history = repos
+            .log_path(1, &head, "a.txt", (1, 3), 100)
+            .expect("log")
+            .expect("a.txt exists");
+        assert_eq!(titles(&history.commits), ["c8", "c6", "c4"]);
+        assert!(!history.exhausted);
+        // b.txt's first commit is the second one: the root commit did not have it.
+        let all = repos
+            .log_path(1, &head, "b.txt", (0, 100), 100)
+            .expect("log");
+        assert_eq!(all.expect("b.txt").commits.len(), 6);
+        // Five commits looked at find only the newest changes, and say so.
+        let cut = repos.log_path(1, &head, "a.txt", (0, 10), 5).expect("log");
+        let cut = cut.expect("a.txt");
+        assert_eq!(titles(&cut.commits), ["c10", "c8"]);
+        assert!(cut.exhausted);
+        assert!(
+            repos
+                .log_path(1, &head, "c.txt", (0, 10), 100)
+                .expect("log")
+                .is_none()
+        );
+        assert!(repos.log_path(1, &head, "../a.txt", (0, 10), 100).is_err());
     }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use body::RequestBody;
-pub use browse::{EntryKind, FileAt, Listing, TreeItem, split_ref_path};
+pub use browse::{EntryKind, FileAt, Listing, PathHistory, TreeItem, split_ref_path};
 pub use error::Error;
 pub use hooks::FORCE_PUSH_MESSAGE;
 pub use push::{IncomingPush, ReceiveRequest, RefUpdate, parse_receive_commands, reject_push};

@@ -139,22 +139,33 @@ impl ProjectAccess {
     }
 }
 
-/// Something a caller may want to do to a group. GitLab: `app/policies/group_policy.rb`
-/// (`read_group`; `create_projects` for Developers by default, `project_creation_level`;
-/// `create_subgroup` for Maintainers, `subgroup_creation_level`; `admin_group`,
-/// `admin_group_member` and `remove_group` for Owners) — read from memory of the policy, not
-/// verified line by line against its source.
+/// Something a caller may want to do to a group, with the least role GitLab requires by default.
+/// GitLab: app/policies/group_policy.rb (checked against its source): `create_projects` for
+/// Developers under the default `project_creation_level` (the instance's
+/// `default_project_creation`, "Developers and Maintainers"); `create_subgroup` for Owners,
+/// and for Maintainers under `subgroup_creation_level` 1 (`MAINTAINER_SUBGROUP_ACCESS`, the
+/// column's default for new groups, db/structure.sql); `admin_group`, `admin_group_member`,
+/// `admin_cicd_variables`, `admin_runners`/`create_runners` and `remove_group` for Owners.
+/// Pipewright has neither group setting yet, so the defaults are the rule; nor does it
+/// transfer groups or projects (GitLab's `transfer_projects`: Maintainers who may create
+/// projects in the target group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupAction {
-    /// See the group, its subgroups, projects and members.
+    /// See the group, and those of its subgroups and projects the caller may see.
     ReadGroup,
-    /// Create a project in the group.
+    /// See its members (GitLab's `read_group_member`).
+    ReadMembers,
+    /// Create a project in the group (`create_projects`).
     CreateProjects,
+    /// Create a subgroup (`create_subgroup`).
     CreateSubgroup,
-    /// Change the group's name, path, description, visibility.
+    /// Change the group's name, path, description, visibility; its CI/CD variables
+    /// (`admin_cicd_variables`) and its runners (`admin_runners`, `create_runners`): all
+    /// Owners' in GitLab.
     AdminGroup,
-    /// Add, change and remove members.
+    /// Add, change and remove members, Owners included (`admin_group_member`).
     ManageMembers,
+    /// Delete the group (`remove_group`).
     RemoveGroup,
 }
 
@@ -162,7 +173,7 @@ impl GroupAction {
     fn minimum_role(self) -> AccessLevel {
         use AccessLevel::*;
         match self {
-            GroupAction::ReadGroup => Guest,
+            GroupAction::ReadGroup | GroupAction::ReadMembers => Guest,
             GroupAction::CreateProjects => Developer,
             GroupAction::CreateSubgroup => Maintainer,
             GroupAction::AdminGroup | GroupAction::ManageMembers | GroupAction::RemoveGroup => {
@@ -173,29 +184,42 @@ impl GroupAction {
 }
 
 /// What is known about one caller's relation to one group: the same facts as for a project
-/// (the role is the highest of the group's and its ancestors' memberships).
+/// (the role is the highest of the group's and its ancestors' memberships), and whether the
+/// caller may see a project in it or below it.
 #[derive(Debug, Clone, Copy)]
-pub struct GroupAccess(pub ProjectAccess);
+pub struct GroupAccess {
+    pub access: ProjectAccess,
+    /// GitLab's `has_projects` (app/policies/group_policy.rb): a user who sees a project in the
+    /// group or a subgroup may read the group itself — so a member of `acme/backend`'s
+    /// project sees `acme` — but not its members (`can_read_group_member?`), nor anything
+    /// else in it that is not theirs.
+    pub sees_projects_below: bool,
+}
 
 impl GroupAccess {
     /// Whether the group is visible at all; when it is not, callers answer 404.
     pub fn can_see(&self) -> bool {
-        self.0.can_see()
+        self.access.can_see() || self.sees_projects_below
     }
 
     pub fn can(&self, action: GroupAction) -> bool {
-        let a = &self.0;
+        let a = &self.access;
         if a.admin {
             return true;
         }
-        if action == GroupAction::ReadGroup {
-            return a.can_see();
+        match action {
+            GroupAction::ReadGroup => self.can_see(),
+            // GitLab: `can_read_group_member?` is false for a private group the user has no
+            // role in, whoever may read the group.
+            GroupAction::ReadMembers => {
+                self.can_see() && (a.role.is_some() || a.visibility != Visibility::Private)
+            }
+            _ => a.role.is_some_and(|role| role >= action.minimum_role()),
         }
-        a.role.is_some_and(|role| role >= action.minimum_role())
     }
 
     pub fn role(&self) -> Option<AccessLevel> {
-        self.0.role
+        self.access.role
     }
 }
 
@@ -282,17 +306,50 @@ mod tests {
     #[test]
     fn the_group_role_table() {
         use AccessLevel::*;
-        let group = |role| GroupAccess(access(Visibility::Private, role, true));
-        assert!(!group(None).can_see());
-        assert!(group(Some(Guest)).can(GroupAction::ReadGroup));
-        assert!(!group(Some(Reporter)).can(GroupAction::CreateProjects));
-        assert!(group(Some(Developer)).can(GroupAction::CreateProjects));
-        assert!(!group(Some(Developer)).can(GroupAction::CreateSubgroup));
-        assert!(group(Some(Maintainer)).can(GroupAction::CreateSubgroup));
-        assert!(!group(Some(Maintainer)).can(GroupAction::ManageMembers));
-        assert!(group(Some(Owner)).can(GroupAction::RemoveGroup));
-        let public = GroupAccess(access(Visibility::Public, None, false));
-        assert!(public.can(GroupAction::ReadGroup));
-        assert!(!public.can(GroupAction::CreateProjects));
+        use GroupAction::*;
+        // The least role of each action (GitLab's group_policy.rb under default settings).
+        let table = [
+            (ReadGroup, Guest),
+            (ReadMembers, Guest),
+            (CreateProjects, Developer),
+            (CreateSubgroup, Maintainer),
+            (AdminGroup, Owner),
+            (ManageMembers, Owner),
+            (RemoveGroup, Owner),
+        ];
+        for (action, least) in table {
+            for role in [Guest, Reporter, Developer, Maintainer, Owner] {
+                let group = GroupAccess {
+                    access: access(Visibility::Private, Some(role), true),
+                    sees_projects_below: false,
+                };
+                assert_eq!(group.can(action), role >= least, "{role:?} {action:?}");
+            }
+        }
+        let stranger = GroupAccess {
+            access: access(Visibility::Private, None, true),
+            sees_projects_below: false,
+        };
+        assert!(!stranger.can_see());
+        assert!(table.iter().all(|(action, _)| !stranger.can(*action)));
+        let public = GroupAccess {
+            access: access(Visibility::Public, None, false),
+            sees_projects_below: false,
+        };
+        assert!(public.can(ReadGroup));
+        assert!(public.can(ReadMembers));
+        assert!(!public.can(CreateProjects));
+    }
+
+    #[test]
+    fn a_private_group_above_a_project_of_yours_is_readable_but_its_members_are_not() {
+        let above = GroupAccess {
+            access: access(Visibility::Private, None, true),
+            sees_projects_below: true,
+        };
+        assert!(above.can_see());
+        assert!(above.can(GroupAction::ReadGroup));
+        assert!(!above.can(GroupAction::ReadMembers));
+        assert!(!above.can(GroupAction::CreateProjects));
     }
 }

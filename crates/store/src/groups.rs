@@ -72,6 +72,10 @@ pub trait GroupStore: Send + Sync {
     async fn remove_group_member(&self, group_id: NamespaceId, user_id: UserId) -> Result<()>;
     /// How many live Owners the group has directly (GitLab keeps at least one).
     async fn group_owner_count(&self, group_id: NamespaceId) -> Result<i64>;
+    /// Whether the user holds a live role in a project in the group or a group below it
+    /// (GitLab's `has_projects` condition, which lets a user see a private group they are no
+    /// member of: app/policies/group_policy.rb, app/policies/concerns/find_group_projects.rb).
+    async fn has_projects_below(&self, group_id: NamespaceId, user_id: UserId) -> Result<bool>;
     /// The user's highest live role in the group, direct or inherited from an ancestor.
     async fn group_role(
         &self,
@@ -111,6 +115,40 @@ pub(crate) fn below_pattern(id: NamespaceId) -> String {
     format!("%/{id}/%")
 }
 
+/// `(…)`: the groups related to a user, which they see whatever the groups' visibility —
+/// GitLab's `authorized_groups.self_and_ancestors` ∪ `groups.self_and_descendants`
+/// (app/finders/groups_finder.rb, `get_groups_for_user`; `User#authorized_groups` is the
+/// groups they are a member of and the namespaces of projects they are a member of). So a
+/// member of `acme/backend` alone sees `acme` listed, but not `acme`'s other subgroups.
+fn push_related_groups(q: &mut Query<'_>, uid: UserId, now: Timestamp) {
+    // A member of the group or of one of its ancestors.
+    q.push(
+        "(EXISTS (SELECT 1 FROM group_authorizations ga WHERE ga.group_id = n.id \
+         AND ga.user_id = ",
+    )
+    .push_bind(uid)
+    .push(" AND (ga.expires_at IS NULL OR ga.expires_at > ")
+    .push_bind(now);
+    // A member of one of its descendants.
+    q.push(
+        ")) OR EXISTS (SELECT 1 FROM group_members gd JOIN namespaces d ON d.id = gd.group_id \
+         WHERE d.ancestor_ids LIKE '%/' || CAST(n.id AS TEXT) || '/%' AND gd.user_id = ",
+    )
+    .push_bind(uid)
+    .push(" AND (gd.expires_at IS NULL OR gd.expires_at > ")
+    .push_bind(now);
+    // A member of a project in it or below it.
+    q.push(
+        ")) OR EXISTS (SELECT 1 FROM project_members pm JOIN projects p ON p.id = pm.project_id \
+         JOIN namespaces d ON d.id = p.namespace_id WHERE (d.id = n.id OR d.ancestor_ids LIKE \
+         '%/' || CAST(n.id AS TEXT) || '/%') AND pm.user_id = ",
+    )
+    .push_bind(uid)
+    .push(" AND (pm.expires_at IS NULL OR pm.expires_at > ")
+    .push_bind(now)
+    .push(")))");
+}
+
 /// ` WHERE …`: the groups a viewer may see, narrowed by the filter.
 fn push_group_filter(q: &mut Query<'_>, filter: &GroupFilter, now: Timestamp) {
     q.push(" WHERE n.kind = 'group'");
@@ -120,14 +158,9 @@ fn push_group_filter(q: &mut Query<'_>, filter: &GroupFilter, now: Timestamp) {
             q.push(" AND n.visibility = 'public'");
         }
         Viewer::User(uid) => {
-            q.push(
-                " AND (n.visibility IN ('public', 'internal') OR EXISTS (SELECT 1 FROM \
-                 group_authorizations ga WHERE ga.group_id = n.id AND ga.user_id = ",
-            )
-            .push_bind(uid)
-            .push(" AND (ga.expires_at IS NULL OR ga.expires_at > ")
-            .push_bind(now)
-            .push(")))");
+            q.push(" AND (n.visibility IN ('public', 'internal') OR ");
+            push_related_groups(q, uid, now);
+            q.push(")");
         }
     }
     match filter.parent {
@@ -140,14 +173,8 @@ fn push_group_filter(q: &mut Query<'_>, filter: &GroupFilter, now: Timestamp) {
         }
     }
     if let Some(uid) = filter.membership_of {
-        q.push(
-            " AND EXISTS (SELECT 1 FROM group_authorizations gm WHERE gm.group_id = n.id \
-             AND gm.user_id = ",
-        )
-        .push_bind(uid)
-        .push(" AND (gm.expires_at IS NULL OR gm.expires_at > ")
-        .push_bind(now)
-        .push("))");
+        q.push(" AND ");
+        push_related_groups(q, uid, now);
     }
     if let Some(search) = filter.search.as_deref().filter(|s| !s.is_empty()) {
         let pattern = like_pattern(search);
@@ -458,6 +485,21 @@ impl GroupStore for SqlStore {
         .bind(AccessLevel::Owner.as_i64())
         .bind(Timestamp::now());
         self.db.fetch_one(&q, first).await
+    }
+
+    async fn has_projects_below(&self, group_id: NamespaceId, user_id: UserId) -> Result<bool> {
+        let q = query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM project_authorizations a \
+             JOIN projects p ON p.id = a.project_id JOIN namespaces n ON n.id = p.namespace_id \
+             WHERE a.user_id = $1 AND (a.expires_at IS NULL OR a.expires_at > $2) \
+             AND (n.id = $3 OR n.ancestor_ids LIKE $4) LIMIT 1) found",
+        )
+        .bind(user_id)
+        .bind(Timestamp::now())
+        .bind(group_id)
+        .bind(below_pattern(group_id));
+        let n: i64 = self.db.fetch_one(&q, first).await?;
+        Ok(n > 0)
     }
 
     async fn group_role(

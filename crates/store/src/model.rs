@@ -141,11 +141,12 @@ pub struct GroupUpdate {
 #[derive(Debug, Clone)]
 pub struct GroupFilter {
     /// Groups the viewer may see: public ones, internal ones to signed-in users, and the
-    /// groups the user is a member of (directly or through an ancestor).
+    /// groups related to the user (a member of it or an ancestor, of a descendant, or of a
+    /// project in it or below it; GitLab's `GroupsFinder`).
     pub viewer: Viewer,
     /// `Some(None)`: top-level groups only; `Some(Some(id))`: the subgroups of `id`.
     pub parent: Option<Option<NamespaceId>>,
-    /// Only groups the user is a member of (directly or through an ancestor).
+    /// Only groups related to the user, as above (GitLab's `all_available=false`).
     pub membership_of: Option<UserId>,
     pub search: Option<String>,
 }

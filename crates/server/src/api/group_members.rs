@@ -48,10 +48,16 @@ pub fn routes() -> Vec<Route> {
 }
 
 /// The group, for a signed-in caller who may see it (GitLab's members API authenticates
-/// first, even on public groups).
+/// first, even on public groups) and its members: 403 to one who sees a private group only
+/// for a project below it (lib/api/helpers/members_helpers.rb,
+/// `authorize_read_source_member!`; app/policies/group_policy.rb, `can_read_group_member?`).
 async fn visible_group(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult<Namespace> {
     caller.required()?;
-    Ok(find_group(state, caller, seg.get("id")?).await?.0)
+    let (group, access) = find_group(state, caller, seg.get("id")?).await?;
+    if !access.can(GroupAction::ReadMembers) {
+        return Err(ApiError::forbidden());
+    }
+    Ok(group)
 }
 
 fn render(state: &AppState, members: &[GroupMember]) -> Vec<Value> {

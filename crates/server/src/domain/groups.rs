@@ -32,12 +32,23 @@ pub async fn group_access(
         Some(u) => state.store.group_role(group.id, u.id).await?,
         None => None,
     };
-    Ok(GroupAccess(ProjectAccess {
+    let access = ProjectAccess {
         visibility: group.visibility,
         role,
         authenticated: user.is_some(),
         admin: user.is_some_and(|u| u.is_admin),
-    }))
+    };
+    // Only a private group needs GitLab's `has_projects`: a project is never more visible
+    // than its group, so an internal or public group is seen anyway by whoever sees its
+    // projects.
+    let sees_projects_below = match user {
+        Some(u) if !access.can_see() => state.store.has_projects_below(group.id, u.id).await?,
+        _ => false,
+    };
+    Ok(GroupAccess {
+        access,
+        sees_projects_below,
+    })
 }
 
 /// A group by numeric id or full path; `None` for anything else (a user's namespace too).

@@ -12,7 +12,7 @@ use super::error::{WebError, WebResult};
 use super::session::Viewer;
 use super::view::{self, Crumb, Layout, group_crumbs};
 use crate::domain::groups::find_group;
-use crate::permissions::GroupAction;
+use crate::permissions::{GroupAccess, GroupAction};
 use crate::state::AppState;
 
 pub struct Entry {
@@ -77,7 +77,7 @@ pub async fn show(
         visibility: group.visibility.as_str(),
         subgroups: subgroups(&state, &group, store_viewer).await?,
         projects: projects(&state, &group, store_viewer).await?,
-        members: members(&state, &group, &viewer).await?,
+        members: members(&state, &group, &viewer, &access).await?,
         new_subgroup: (viewer.user.is_some() && access.can(GroupAction::CreateSubgroup))
             .then(|| format!("/groups/new?parent_id={}", group.id)),
         settings: (viewer.user.is_some() && access.can(GroupAction::AdminGroup))
@@ -138,13 +138,15 @@ async fn projects(
         .collect())
 }
 
-/// Members are shown to signed-in viewers only, as GitLab's members API.
+/// Members are shown to signed-in viewers only, as GitLab's members API, and not to one who
+/// sees a private group only for a project below it (`read_group_member`).
 async fn members(
     state: &AppState,
     group: &Namespace,
     viewer: &Viewer,
+    access: &GroupAccess,
 ) -> WebResult<Vec<MemberRow>> {
-    if viewer.user.is_none() {
+    if viewer.user.is_none() || !access.can(GroupAction::ReadMembers) {
         return Ok(Vec::new());
     }
     let found = state.store.group_members_all(group.id, SHOWN).await?;

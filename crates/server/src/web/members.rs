@@ -5,7 +5,7 @@
 //! app/controllers/projects/project_members_controller.rb, app/services/members/*.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use pipewright_core::AccessLevel;
@@ -15,14 +15,14 @@ use super::access::{project_for, project_form};
 use super::error::{WebError, WebResult};
 use super::forms::{field, finish};
 use super::session::Viewer;
-use super::view::{self, Layout, ProjectNav};
+use super::view::{self, Layout, ProjectNav, Window};
 use crate::api;
 use crate::params::{Params, Segments};
 use crate::permissions::Action;
 use crate::state::AppState;
 
-/// Members listed on the page.
-const LISTED: u32 = 100;
+/// Members listed on one page.
+const PER_PAGE: u32 = Window::PER_PAGE as u32;
 
 pub struct MemberRow {
     pub user_id: i64,
@@ -47,8 +47,17 @@ struct MembersPage {
     layout: Layout,
     full_path: String,
     members: Vec<MemberRow>,
+    total: i64,
     can_manage: bool,
     roles: Vec<RoleOption>,
+    page: u32,
+    prev_url: Option<String>,
+    next_url: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    pub page: Option<String>,
 }
 
 /// `GET …/-/project_members`: whoever can see the project sees its members (GitLab's
@@ -58,19 +67,20 @@ pub async fn list(
     viewer: Viewer,
     headers: HeaderMap,
     Path((namespace, path)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
 ) -> WebResult<Response> {
     let (project, access) =
         project_for(&state, &viewer, &namespace, &path, Action::ReadProject).await?;
     let can_manage = access.can(Action::ManageMembers);
     let can_owners = access.can(Action::ManageOwners);
+    let number = view::page_number(query.page.as_deref());
     let page = Page {
-        page: 1,
-        per_page: LISTED,
+        page: number,
+        per_page: PER_PAGE,
     };
-    let members = state
-        .store
-        .members(project.id, page)
-        .await?
+    let found = state.store.members(project.id, page).await?;
+    let total = found.total;
+    let members = found
         .items
         .into_iter()
         .map(|m| MemberRow {
@@ -93,13 +103,20 @@ pub async fn list(
             name: l.name(),
         })
         .collect();
+    let base = format!("/{}/-/project_members", project.full_path());
+    let more = i64::from(number) * i64::from(PER_PAGE) < total;
+    let (prev_url, next_url) = view::page_links(&base, number, more);
     let page = MembersPage {
         layout: Layout::new(&viewer, &headers, format!("Members · {}", project.name))
             .with_project(ProjectNav::new(&project, &access, "members")),
         full_path: project.full_path(),
         members,
+        total,
         can_manage,
         roles,
+        page: number,
+        prev_url,
+        next_url,
     };
     view::render(&state, &page.layout, &page)
 }

@@ -1,7 +1,7 @@
 //! The repository pages, read-only, at GitLab's URLs: files and folders at a ref
 //! (`/-/tree/:ref/*path`), a file with line numbers (`/-/blob/:ref/*path`), its bytes
-//! (`/-/raw/:ref/*path`), a ref's history (`/-/commits/:ref`, each commit with its latest
-//! pipeline) and the branches and tags with the latest pipeline of each (`/-/branches`,
+//! (`/-/raw/:ref/*path`), a ref's history, of a file or folder too (`/-/commits/:ref/*path`,
+//! each commit with its latest pipeline) and the branches and tags with the latest pipeline of each (`/-/branches`,
 //! `/-/tags`).
 //!
 //! `:ref/*path` is one string split by GitLab's longest-matching-ref rule (`split_ref_path` in
@@ -36,6 +36,9 @@ const MAX_DISPLAYED_BYTES: u64 = 1024 * 1024;
 const MAX_DISPLAYED_LINES: usize = 20_000;
 /// The history page reads at most this far back (page × 20 commits walked per request).
 const MAX_COMMITS_PAGE: u32 = 500;
+/// A path's history looks at most this many commits per request: a path changed once in a
+/// long history costs a bounded walk (GitLab has no such limit; `git log -- path` walks all).
+const MAX_COMMITS_WALKED: usize = 20_000;
 
 fn git_error(err: pipewright_git::Error) -> WebError {
     use pipewright_git::Error as E;
@@ -163,6 +166,8 @@ struct TreePage {
     root_url: String,
     crumbs: Vec<(String, String)>,
     parent: Option<String>,
+    /// The folder's history (`/-/commits/:ref/*path`).
+    history_url: String,
     commit: Option<CommitView>,
     entries: Vec<EntryView>,
     truncated: bool,
@@ -220,6 +225,7 @@ pub async fn tree(
         root_url: links.to("tree", ""),
         crumbs: links.crumbs(&at.path),
         parent,
+        history_url: links.to("commits", &at.path),
         commit: Some(CommitView::of(&at.commit)),
         entries: listing
             .items
@@ -244,6 +250,7 @@ impl TreePage {
             root_url: String::new(),
             crumbs: Vec::new(),
             parent: None,
+            history_url: String::new(),
             commit: None,
             entries: Vec::new(),
             truncated: false,
@@ -269,6 +276,8 @@ struct BlobPage {
     name: String,
     size: String,
     raw_url: String,
+    /// The file's history (`/-/commits/:ref/*path`).
+    history_url: String,
     commit: CommitView,
     /// Why the content is not shown (binary, too large), if it is not.
     notice: Option<&'static str>,
@@ -320,6 +329,7 @@ pub async fn blob(
         name,
         size: super::jobs::human_size(i64::try_from(file.size).unwrap_or(i64::MAX)),
         raw_url: links.to("raw", &at.path),
+        history_url: links.to("commits", &at.path),
         commit: CommitView::of(&at.commit),
         notice,
         lines,
@@ -462,15 +472,51 @@ struct CommitsPage {
     /// The ref as a URL path (encoded, slashes kept).
     ref_path: String,
     tree_url: String,
+    /// The file or folder whose history this is; empty for the whole ref's.
+    path: String,
     commits: Vec<CommitRow>,
+    /// The walk stopped at [`MAX_COMMITS_WALKED`]: older changes of the path are not listed.
+    exhausted: bool,
     page: u32,
     prev_url: Option<String>,
     next_url: Option<String>,
 }
 
-/// `GET /<ns>/<project>/-/commits/:ref`: the ref's history, twenty commits a page, each with
-/// its latest pipeline. (GitLab also filters by a path after the ref; that is not done here,
-/// so a path answers 404 rather than an unfiltered list.)
+/// One page of a ref's history, or of a path's: the commits and whether the walk ran out of
+/// budget. `None` when the path is not in the ref's commit (GitLab:
+/// app/controllers/projects/commits_controller.rb, `set_commits`, answers 404 unless the path
+/// is a blob or a folder with entries at the commit).
+async fn history(
+    state: &AppState,
+    project: &Project,
+    at: &At,
+    window: Window,
+) -> WebResult<Option<(Vec<CommitInfo>, bool)>> {
+    let skip = usize::try_from(window.offset()).unwrap_or(usize::MAX);
+    let limit = usize::try_from(window.limit()).unwrap_or(0);
+    if at.path.is_empty() {
+        let log = state
+            .repos
+            .log_async(project.id, &at.commit.id, skip, limit);
+        return Ok(Some((log.await.map_err(git_error)?, false)));
+    }
+    let found = state
+        .repos
+        .log_path_async(
+            project.id,
+            &at.commit.id,
+            &at.path,
+            (skip, limit),
+            MAX_COMMITS_WALKED,
+        )
+        .await
+        .map_err(git_error)?;
+    Ok(found.map(|h| (h.commits, h.exhausted)))
+}
+
+/// `GET /<ns>/<project>/-/commits/:ref[/*path]`: the ref's history, or the history of a file
+/// or folder in it (`git log <ref> -- <path>`, as GitLab's), twenty commits a page, each with
+/// its latest pipeline.
 pub async fn commits(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -480,22 +526,14 @@ pub async fn commits(
 ) -> WebResult<Response> {
     let (project, access) = repository_project(&state, &viewer, &namespace, &repo).await?;
     let at = resolve(&state, &project, &id).await?;
-    if !at.path.is_empty() {
-        return Err(WebError::NotFound);
-    }
     let page = query.page().min(MAX_COMMITS_PAGE);
     let window = Window { page };
-    let skip = usize::try_from(window.offset()).unwrap_or(usize::MAX);
-    let limit = usize::try_from(window.limit()).unwrap_or(0);
-    let (history, more) = window.split(
-        state
-            .repos
-            .log_async(project.id, &at.commit.id, skip, limit)
-            .await
-            .map_err(git_error)?,
-    );
+    let (found, exhausted) = history(&state, &project, &at, window)
+        .await?
+        .ok_or(WebError::NotFound)?;
+    let (found, more) = window.split(found);
     let badges = if access.can(Action::ReadPipelines) {
-        let wanted: Vec<(&str, &str)> = history
+        let wanted: Vec<(&str, &str)> = found
             .iter()
             .map(|c| (at.ref_name.as_str(), c.id.as_str()))
             .collect();
@@ -504,7 +542,7 @@ pub async fn commits(
         Vec::new()
     };
     let mut badges = badges.into_iter();
-    let commits: Vec<CommitRow> = history
+    let commits: Vec<CommitRow> = found
         .iter()
         .map(|c| CommitRow {
             commit: CommitView::of(c),
@@ -512,14 +550,16 @@ pub async fn commits(
         })
         .collect();
     let links = RepoLinks::new(&project, &at.ref_name);
-    let here = links.to("commits", "");
+    let here = links.to("commits", &at.path);
     let page_url = |n: u32| format!("{here}?page={n}");
     let page_view = CommitsPage {
         layout: Layout::new(&viewer, &headers, format!("Commits · {}", project.name))
             .with_project(ProjectNav::new(&project, &access, "code")),
         full_path: project.full_path(),
         tree_url: links.to("tree", ""),
+        path: at.path.clone(),
         commits,
+        exhausted,
         page,
         prev_url: (page > 1).then(|| page_url(page - 1)),
         next_url: (more && page < MAX_COMMITS_PAGE).then(|| page_url(page + 1)),

@@ -8,7 +8,7 @@
 //! (`domain::tokens`, `domain::accounts`), as the API's do.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use pipewright_core::Timestamp;
@@ -28,8 +28,8 @@ use crate::state::AppState;
 const PROFILE_PATH: &str = "/-/user_settings/profile";
 const PASSWORD_PATH: &str = "/-/user_settings/password/edit";
 const TOKENS_PATH: &str = "/-/user_settings/personal_access_tokens";
-/// Tokens listed on the page (a user with more revokes them through the API).
-const LISTED: u32 = 100;
+/// Tokens listed on one page.
+const PER_PAGE: u32 = view::Window::PER_PAGE as u32;
 
 /// The signed-in viewer, with a form's CSRF token checked when one is posted.
 fn signed_in<'a>(viewer: &'a Viewer, form: Option<&Params>) -> WebResult<&'a User> {
@@ -71,6 +71,9 @@ struct TokensPage {
     scopes: Vec<ScopeOption>,
     min_expiry: String,
     default_expiry: String,
+    page: u32,
+    prev_url: Option<String>,
+    next_url: Option<String>,
 }
 
 /// What each scope allows, as GitLab's token form explains it.
@@ -123,35 +126,46 @@ fn token_row(t: &PersonalAccessToken) -> TokenRow {
     }
 }
 
-/// The user's newest [`LISTED`] tokens, newest first (the store lists oldest first: the last
-/// two pages hold the newest).
-async fn newest_tokens(state: &AppState, user: &User) -> WebResult<Vec<PersonalAccessToken>> {
-    let page = |page| Page {
-        page,
-        per_page: LISTED,
+/// One page of the user's tokens, newest first, and whether an older page exists. The store
+/// lists them oldest first, so newest-first page `n` is a slice of at most two of its pages.
+async fn newest_tokens(
+    state: &AppState,
+    user: &User,
+    number: u32,
+) -> WebResult<(Vec<PersonalAccessToken>, bool)> {
+    let per_page = i64::from(PER_PAGE);
+    let read = |page: i64| async move {
+        let page = Page {
+            page: u32::try_from(page + 1).unwrap_or(u32::MAX),
+            per_page: PER_PAGE,
+        };
+        state
+            .store
+            .personal_access_tokens(Some(user.id), page)
+            .await
     };
-    let first = state
-        .store
-        .personal_access_tokens(Some(user.id), page(1))
-        .await?;
-    let per_page = i64::from(LISTED);
-    let pages = u32::try_from((first.total + per_page - 1) / per_page).unwrap_or(u32::MAX);
-    let mut list = first.items;
-    if pages > 1 {
-        list = state
-            .store
-            .personal_access_tokens(Some(user.id), page(pages - 1))
-            .await?
-            .items;
-        let last = state
-            .store
-            .personal_access_tokens(Some(user.id), page(pages))
-            .await?;
-        list.extend(last.items);
+    let first = read(0).await?;
+    let total = first.total;
+    // The oldest-first positions `start..end` this page shows.
+    let end = total - i64::from(number - 1) * per_page;
+    if end <= 0 {
+        return Ok((Vec::new(), false));
     }
-    list.sort_by_key(|t| std::cmp::Reverse(t.id));
-    list.truncate(LISTED as usize);
-    Ok(list)
+    let start = (end - per_page).max(0);
+    let (low, high) = (start / per_page, (end - 1) / per_page);
+    let mut rows = if low == 0 {
+        first.items
+    } else {
+        read(low).await?.items
+    };
+    if high != low {
+        rows.extend(read(high).await?.items);
+    }
+    let skip = usize::try_from(start - low * per_page).unwrap_or(0);
+    let take = usize::try_from(end - start).unwrap_or(0);
+    let mut list: Vec<_> = rows.into_iter().skip(skip).take(take).collect();
+    list.reverse();
+    Ok((list, start > 0))
 }
 
 async fn tokens_page(
@@ -159,9 +173,11 @@ async fn tokens_page(
     viewer: &Viewer,
     headers: &HeaderMap,
     created: Option<NewToken>,
+    number: u32,
 ) -> WebResult<Response> {
     let user = signed_in(viewer, None)?;
-    let list = newest_tokens(state, user).await?;
+    let (list, more) = newest_tokens(state, user, number).await?;
+    let (prev_url, next_url) = view::page_links(TOKENS_PATH, number, more);
     let (active, inactive): (Vec<_>, Vec<_>) = list
         .iter()
         .map(token_row)
@@ -177,17 +193,27 @@ async fn tokens_page(
         min_expiry: Timestamp(now + day).to_date_string(),
         // GitLab's form suggests a month.
         default_expiry: Timestamp(now + 30 * day).to_date_string(),
+        page: number,
+        prev_url,
+        next_url,
     };
     view::render(state, &page.layout, &page)
 }
 
-/// `GET /-/user_settings/personal_access_tokens`.
+#[derive(serde::Deserialize)]
+pub struct ListQuery {
+    pub page: Option<String>,
+}
+
+/// `GET /-/user_settings/personal_access_tokens` (`?page=`, newest first).
 pub async fn tokens(
     State(state): State<AppState>,
     viewer: Viewer,
     headers: HeaderMap,
+    Query(query): Query<ListQuery>,
 ) -> WebResult<Response> {
-    tokens_page(&state, &viewer, &headers, None).await
+    let number = view::page_number(query.page.as_deref());
+    tokens_page(&state, &viewer, &headers, None, number).await
 }
 
 /// `POST /-/user_settings/personal_access_tokens`: a new token for the viewer, shown once on
@@ -225,7 +251,7 @@ pub async fn create_token(
         name: pat.name,
         token,
     };
-    tokens_page(&state, &viewer, &headers, Some(created)).await
+    tokens_page(&state, &viewer, &headers, Some(created), 1).await
 }
 
 /// `POST /-/user_settings/personal_access_tokens/:id/revoke` and `…/rotate` (GitLab's
@@ -267,7 +293,7 @@ pub async fn token_action(
                     name: new.name,
                     token,
                 };
-                tokens_page(&state, &viewer, &headers, Some(created)).await
+                tokens_page(&state, &viewer, &headers, Some(created), 1).await
             }
             Err(err) => finish(&state, TOKENS_PATH, |()| String::new(), Err(err)),
         },

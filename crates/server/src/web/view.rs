@@ -229,6 +229,22 @@ impl Window {
     }
 }
 
+/// The previous and next pages' links of a list at `base` (a path without a query), for
+/// `pagination.html`.
+pub fn page_links(base: &str, page: u32, more: bool) -> (Option<String>, Option<String>) {
+    let link = |p: u32| {
+        if p > 1 {
+            format!("{base}?page={p}")
+        } else {
+            base.to_string()
+        }
+    };
+    (
+        (page > 1).then(|| link(page - 1)),
+        more.then(|| link(page + 1)),
+    )
+}
+
 /// A status as the pages show it: label, CSS class and an icon glyph.
 #[derive(Debug, Clone)]
 pub struct StatusView {

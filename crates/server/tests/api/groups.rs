@@ -14,7 +14,9 @@ use crate::web::Browser;
 both_backends!(
     a_user_creates_a_group_a_subgroup_and_a_project_in_it,
     a_group_member_has_their_role_in_every_project_below,
+    a_subgroup_member_sees_the_parent_but_not_its_other_subgroups_projects_or_members,
     only_owners_manage_group_members_and_the_last_owner_stays,
+    each_group_action_needs_gitlabs_least_role,
     an_admin_can_stop_users_creating_top_level_groups,
     a_trigger_token_stops_working_when_its_owner_leaves_the_group,
     a_bridge_triggers_a_project_in_a_subgroup_by_its_full_path,
@@ -407,6 +409,197 @@ async fn a_group_member_has_their_role_in_every_project_below(app: TestApp) {
     );
     assert_eq!(app.get(project, Some(&dev)).await.status(), 404);
     let _ = api;
+}
+
+async fn create_project(app: &TestApp, token: &str, name: &str, namespace: &Value) {
+    let body = json!({"name": name, "namespace_id": namespace["id"]});
+    let (status, project) = call(app, Method::POST, "/projects", token, body).await;
+    assert_eq!(status, 201, "{project}");
+}
+
+fn full_paths(list: &Value) -> Vec<&str> {
+    let items = list.as_array().unwrap_or_else(|| panic!("{list}"));
+    items
+        .iter()
+        .map(|g| {
+            g["full_path"]
+                .as_str()
+                .or(g["path_with_namespace"].as_str())
+                .unwrap()
+        })
+        .collect()
+}
+
+/// GitLab: a user who sees a project below a private group may read the group
+/// (app/policies/group_policy.rb, `has_projects`), and the ancestors of their groups and
+/// projects are listed (app/finders/groups_finder.rb); nothing else of the parent's is theirs.
+async fn a_subgroup_member_sees_the_parent_but_not_its_other_subgroups_projects_or_members(
+    app: TestApp,
+) {
+    let (_, owner) = app.create_user("owner").await;
+    let (dev_id, dev) = app.create_user("dev").await;
+    let (lone_id, lone) = app.create_user("lone").await;
+    let acme = create_group(&app, &owner, json!({"name": "Acme", "path": "acme"})).await;
+    let sub =
+        |name: &str| json!({"name": name, "path": name.to_lowercase(), "parent_id": acme["id"]});
+    let backend = create_group(&app, &owner, sub("Backend")).await;
+    let secret = create_group(&app, &owner, sub("Secret")).await;
+    let empty = create_group(&app, &owner, sub("Empty")).await;
+    create_project(&app, &owner, "api", &backend).await;
+    create_project(&app, &owner, "vault", &acme).await;
+    create_project(&app, &owner, "ops", &secret).await;
+    add_group_member(&app, &backend, &owner, dev_id, 30).await;
+    add_group_member(&app, &empty, &owner, lone_id, 30).await;
+
+    // The lists: the parent and the subgroup, never the parent's other subgroup.
+    for list in ["/groups", "/groups?all_available=true"] {
+        let (status, groups) = call(&app, Method::GET, list, &dev, json!({})).await;
+        assert_eq!(status, 200, "{groups}");
+        assert_eq!(full_paths(&groups), ["acme", "acme/backend"], "{list}");
+    }
+    let (_, subgroups) = call(&app, Method::GET, "/groups/acme/subgroups", &dev, json!({})).await;
+    assert_eq!(full_paths(&subgroups), ["acme/backend"]);
+
+    // The parent itself, with only the projects the member sees.
+    let (status, parent) = call(&app, Method::GET, "/groups/acme", &dev, json!({})).await;
+    assert_eq!(status, 200, "{parent}");
+    assert_eq!(parent["projects"], json!([]), "not acme/vault");
+    let (_, projects) = call(&app, Method::GET, "/groups/acme/projects", &dev, json!({})).await;
+    assert_eq!(projects, json!([]));
+    let below = "/groups/acme/projects?include_subgroups=true";
+    let (_, projects) = call(&app, Method::GET, below, &dev, json!({})).await;
+    assert_eq!(full_paths(&projects), ["acme/backend/api"]);
+
+    // What stays hidden: the other subgroup and its project, the parent's own project (404),
+    // the parent's members and settings (403, as GitLab: the group is readable).
+    for hidden in [
+        "/groups/acme%2Fsecret",
+        "/projects/acme%2Fvault",
+        "/projects/acme%2Fsecret%2Fops",
+    ] {
+        assert_eq!(app.get(hidden, Some(&dev)).await.status(), 404, "{hidden}");
+    }
+    for members in ["/groups/acme/members", "/groups/acme/members/all"] {
+        assert_eq!(
+            app.get(members, Some(&dev)).await.status(),
+            403,
+            "{members}"
+        );
+    }
+    let rename = json!({"name": "Mine"});
+    let (status, _) = call(&app, Method::PUT, "/groups/acme", &dev, rename).await;
+    assert_eq!(status, 403);
+
+    // A member of a subgroup without projects sees the parent listed but may not read it
+    // (GitLab's policy asks for a project below, its finder only for a membership below).
+    let (_, groups) = call(&app, Method::GET, "/groups", &lone, json!({})).await;
+    assert_eq!(full_paths(&groups), ["acme", "acme/empty"]);
+    assert_eq!(app.get("/groups/acme", Some(&lone)).await.status(), 404);
+
+    // The pages: the parent's page lists the subgroup only and no members; the subgroup's
+    // breadcrumbs lead to it.
+    let mut browser = Browser::sign_in(&app, "dev", "a-long-password").await;
+    let page = browser.get("/groups/acme").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains(r#"href="/groups/acme/backend""#),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("/groups/acme/secret"), "{}", page.body);
+    assert!(!page.body.contains("vault"), "{}", page.body);
+    assert!(!page.body.contains("owner"), "no members: {}", page.body);
+    assert_eq!(browser.get("/groups/acme/secret").await.status, 404);
+    let page = browser.get("/groups/acme/backend").await;
+    assert!(
+        page.body.contains(r#"href="/groups/acme""#),
+        "{}",
+        page.body
+    );
+}
+
+/// GitLab's least roles in a group under its default settings (app/policies/group_policy.rb):
+/// subgroups for Maintainers, projects for Developers; variables, runners, members (Owners
+/// included) and deletion for Owners. Each role tries each action; the table is the answer.
+async fn each_group_action_needs_gitlabs_least_role(app: TestApp) {
+    let (_, owner) = app.create_user("owner").await;
+    let (target_id, _) = app.create_user("target").await;
+    let acme = create_group(&app, &owner, json!({"name": "Acme", "path": "acme"})).await;
+    // The least role of each action, as GitLab's access levels.
+    let actions = [
+        ("create a subgroup", 40),
+        ("create a project", 30),
+        ("read group variables", 50),
+        ("create a group runner", 50),
+        ("add an Owner", 50),
+        ("delete a subgroup", 50),
+    ];
+    for (level, name) in [
+        (10, "guest"),
+        (20, "reporter"),
+        (30, "developer"),
+        (40, "maintainer"),
+        (50, "also-owner"),
+    ] {
+        let (id, token) = app.create_user(name).await;
+        add_group_member(&app, &acme, &owner, id, level).await;
+        let doomed = create_group(
+            &app,
+            &owner,
+            json!({"name": format!("doomed-{name}"), "path": format!("doomed-{name}"), "parent_id": acme["id"]}),
+        )
+        .await;
+        for (action, least) in actions {
+            let (method, path, body) = match action {
+                "create a subgroup" => (
+                    Method::POST,
+                    "/groups".to_string(),
+                    json!({"name": format!("by-{name}"), "path": format!("by-{name}"), "parent_id": acme["id"]}),
+                ),
+                "create a project" => (
+                    Method::POST,
+                    "/projects".to_string(),
+                    json!({"name": format!("by-{name}"), "namespace_id": acme["id"]}),
+                ),
+                "read group variables" => {
+                    (Method::GET, "/groups/acme/variables".to_string(), json!({}))
+                }
+                "create a group runner" => (
+                    Method::POST,
+                    "/user/runners".to_string(),
+                    json!({"runner_type": "group_type", "group_id": acme["id"]}),
+                ),
+                "add an Owner" => (
+                    Method::POST,
+                    "/groups/acme/members".to_string(),
+                    json!({"user_id": target_id, "access_level": 50}),
+                ),
+                _ => (
+                    Method::DELETE,
+                    format!("/groups/{}", doomed["id"]),
+                    json!({}),
+                ),
+            };
+            let (status, body) = call(&app, method, &path, &token, body).await;
+            if level >= least {
+                assert!(
+                    (200..300).contains(&status),
+                    "{name} may {action}: {status} {body}"
+                );
+            } else {
+                assert_eq!(status, 403, "{name} may not {action}: {body}");
+            }
+        }
+        // The next role adds the same Owner again.
+        let _ = app
+            .request(
+                Method::DELETE,
+                &format!("/groups/acme/members/{target_id}"),
+                Some(&owner),
+                None,
+            )
+            .await;
+    }
 }
 
 async fn only_owners_manage_group_members_and_the_last_owner_stays(app: TestApp) {

@@ -14,6 +14,7 @@ both_backends!(
     a_member_browses_folders_files_and_a_branch_with_a_slash,
     files_are_shown_and_served_without_running_as_pages,
     commits_and_branches_link_to_their_pipelines,
+    a_files_history_lists_only_the_commits_that_changed_it,
     a_private_repository_is_a_404_to_strangers,
 );
 
@@ -270,6 +271,103 @@ async fn commits_and_branches_link_to_their_pipelines(app: TestApp) {
     assert!(tags.body.contains("href=\"/root/history/-/tree/feature\""));
 }
 
+/// Commits `message` after writing `content` to `file` (its folders made).
+fn commit_file(work: &Path, tmp: &Path, file: &str, content: &str, message: &str) {
+    let path = work.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, content).unwrap();
+    git_ok(work, tmp, &["add", "."]);
+    git_ok(work, tmp, &["commit", "-q", "-m", message]);
+}
+
+/// GitLab's `/-/commits/:ref/*path` (app/controllers/projects/commits_controller.rb): the
+/// commits that changed a file or folder, linked as "History" from its blob and tree pages;
+/// 404 for a path the ref does not have.
+async fn a_files_history_lists_only_the_commits_that_changed_it(app: TestApp) {
+    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tmp.path();
+    app.create_project(&app.root_token, "story").await;
+    let work = local_repo(tmp, CONFIG);
+    commit_file(&work, tmp, "alpha.txt", "0\n", "Touch alpha first");
+    commit_file(&work, tmp, "beta.txt", "b\n", "Touch beta");
+    commit_file(&work, tmp, "dir/gamma.txt", "g\n", "Touch gamma");
+    commit_file(&work, tmp, "dir/gamma.txt", "gg\n", "Touch gamma again");
+    commit_file(&work, tmp, "odd <b>&.txt", "o\n", "Touch the odd one");
+    for n in 1..=20 {
+        commit_file(
+            &work,
+            tmp,
+            "alpha.txt",
+            &format!("{n}\n"),
+            &format!("Touch alpha {n:02}"),
+        );
+    }
+    let url = remote(&app, "root", &app.root_token, "root/story");
+    git_ok(&work, tmp, &["push", "-q", "-o", "ci.skip", &url, "main"]);
+    let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
+
+    // The file's page links its history; twenty a page, newest first, nothing else's.
+    let blob = root.get("/root/story/-/blob/main/alpha.txt").await;
+    let history = "/root/story/-/commits/main/alpha.txt";
+    assert!(
+        blob.body.contains(&format!(r#"href="{history}""#)),
+        "{}",
+        blob.body
+    );
+    let page = root.get(history).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("History of <code>alpha.txt</code>"));
+    assert!(page.body.contains("Touch alpha 20") && page.body.contains("Touch alpha 01"));
+    for other in [
+        "Touch alpha first",
+        "Touch beta",
+        "Touch gamma",
+        "Add CI config",
+    ] {
+        assert!(!page.body.contains(other), "{other}");
+    }
+    assert!(
+        page.body
+            .contains(&format!(r#"href="{history}?page=2" rel="next""#))
+    );
+    let older = root.get(&format!("{history}?page=2")).await;
+    assert!(older.body.contains("Touch alpha first"));
+    assert!(!older.body.contains("Touch alpha 01") && !older.body.contains(r#"rel="next""#));
+
+    // A folder's history, linked from its tree page.
+    let tree = root.get("/root/story/-/tree/main/dir").await;
+    assert!(
+        tree.body
+            .contains(r#"href="/root/story/-/commits/main/dir""#)
+    );
+    let folder = root.get("/root/story/-/commits/main/dir").await;
+    assert!(folder.body.contains("Touch gamma again") && folder.body.contains("Touch gamma<"));
+    assert!(!folder.body.contains("Touch alpha"));
+
+    // A name with markup is escaped on the page and encoded in the link.
+    let odd = root
+        .get("/root/story/-/blob/main/odd%20%3Cb%3E%26.txt")
+        .await;
+    let odd_history = "/root/story/-/commits/main/odd%20%3Cb%3E%26.txt";
+    assert!(
+        odd.body.contains(&format!(r#"href="{odd_history}""#)),
+        "{}",
+        odd.body
+    );
+    let page = root.get(odd_history).await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Touch the odd one"));
+    assert!(!page.body.contains("odd <b>"), "escaped");
+
+    for missing in [
+        "/root/story/-/commits/main/missing.txt",
+        "/root/story/-/commits/main/dir/..%2Falpha.txt",
+        "/root/story/-/commits/nope/alpha.txt",
+    ] {
+        assert_eq!(root.get(missing).await.status, 404, "{missing}");
+    }
+}
+
 async fn a_private_repository_is_a_404_to_strangers(app: TestApp) {
     let tmp = tempfile::tempdir().unwrap();
     let id = browsable_project(&app, "secret", tmp.path()).await;
@@ -281,6 +379,7 @@ async fn a_private_repository_is_a_404_to_strangers(app: TestApp) {
         "/root/secret/-/blob/main/page.html",
         "/root/secret/-/raw/main/page.html",
         "/root/secret/-/commits/main",
+        "/root/secret/-/commits/main/page.html",
         "/root/secret/-/branches",
         "/root/secret/-/tags",
     ];

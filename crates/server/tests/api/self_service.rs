@@ -11,13 +11,14 @@ use crate::web::Browser;
 both_backends!(
     a_user_creates_uses_rotates_and_revokes_a_token_on_the_page,
     the_api_rotates_a_token_as_gitlab_16_does,
-    the_token_page_lists_the_newest_hundred,
+    the_token_page_pages_through_every_token_newest_first,
     a_user_changes_their_password_and_every_session_ends,
     a_user_edits_their_profile_with_gitlabs_validations,
     sign_up_is_off_until_an_administrator_turns_it_on,
     sign_ups_from_one_address_are_throttled,
     a_user_creates_a_project_with_a_readme_and_clones_it_at_once,
     maintainers_manage_members_by_gitlabs_rules,
+    the_members_page_pages_through_every_member,
     a_protected_branch_refuses_a_developers_push_until_unprotected,
     owners_edit_and_delete_their_project,
 );
@@ -147,29 +148,59 @@ async fn a_user_creates_uses_rotates_and_revokes_a_token_on_the_page(app: TestAp
     assert!(page.location.unwrap().starts_with("/users/sign_in"));
 }
 
-async fn the_token_page_lists_the_newest_hundred(app: TestApp) {
+async fn the_token_page_pages_through_every_token_newest_first(app: TestApp) {
     let (alice_id, _) = app.create_user("alice").await;
+    // 120 more tokens, made in the store (the API would hash and check each one).
     for n in 0..120 {
-        let res = app
-            .post(
-                &format!("/users/{alice_id}/personal_access_tokens"),
-                Some(&app.root_token),
-                json!({"name": format!("token-{n:03}"), "scopes": ["read_api"]}),
-            )
-            .await;
-        assert_eq!(res.status(), 201);
+        let token = pipewright_store::NewPersonalAccessToken {
+            user_id: alice_id,
+            name: format!("token-{n:03}"),
+            token_digest: format!("{n:064x}"),
+            scopes: vec!["read_api".into()],
+            expires_at: None,
+        };
+        app.store
+            .create_personal_access_token(&token)
+            .await
+            .unwrap();
     }
     let mut alice = Browser::sign_in(&app, "alice", PASSWORD).await;
+    let named = |n: u32| format!("<td>token-{n:03}</td>");
     let page = alice.get(TOKENS).await;
     assert!(
-        page.body.contains("token-119"),
-        "the newest token is listed"
+        page.body.contains(&named(119)),
+        "the newest first: {}",
+        page.body
     );
+    assert!(page.body.contains(&named(100)));
+    assert!(!page.body.contains(&named(99)), "twenty a page");
     assert!(
-        !page.body.contains("token-019"),
-        "older ones beyond a hundred are not"
+        page.body
+            .contains(&format!(r#"href="{TOKENS}?page=2" rel="next""#))
     );
-    assert!(page.body.contains("Active personal access tokens (100)"));
+    assert!(!page.body.contains(r#"rel="prev""#));
+    let page = alice.get(&format!("{TOKENS}?page=2")).await;
+    assert!(page.body.contains(&named(99)) && page.body.contains(&named(80)));
+    assert!(!page.body.contains(&named(100)) && !page.body.contains(&named(79)));
+    assert!(
+        page.body
+            .contains(&format!(r#"href="{TOKENS}" rel="prev""#))
+    );
+    // 121 tokens: the seventh page holds the oldest, the one `create_user` made.
+    let page = alice.get(&format!("{TOKENS}?page=6")).await;
+    assert!(page.body.contains(&named(19)) && page.body.contains(&named(0)));
+    let page = alice.get(&format!("{TOKENS}?page=7")).await;
+    assert!(page.body.contains("<td>test</td>"), "{}", page.body);
+    assert!(!page.body.contains(r#"rel="next""#));
+    // Past the end, and nonsense, are pages too.
+    let page = alice.get(&format!("{TOKENS}?page=8")).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains("This user has no active personal access tokens.")
+    );
+    let page = alice.get(&format!("{TOKENS}?page=-1")).await;
+    assert!(page.body.contains(&named(119)));
 }
 
 async fn token_id(app: &TestApp, token: &str) -> i64 {
@@ -627,6 +658,44 @@ async fn team_project(app: &TestApp) -> (Browser, i64) {
     assert_eq!(page.location.as_deref(), Some("/alice/team"));
     let project: Value = app.root_json("/projects/alice%2Fteam").await;
     (alice, project["id"].as_i64().unwrap())
+}
+
+async fn the_members_page_pages_through_every_member(app: TestApp) {
+    let (mut alice, id) = team_project(&app).await;
+    // 105 more members, made in the store (the API would hash 105 passwords).
+    for n in 0..105 {
+        let user = pipewright_store::NewUser {
+            username: format!("member-{n:03}"),
+            name: format!("Member {n:03}"),
+            email: format!("member-{n:03}@example.com"),
+            password_hash: None,
+            is_admin: false,
+        };
+        let user = app.store.create_user(&user).await.unwrap();
+        let level = pipewright_core::AccessLevel::Developer;
+        app.store
+            .add_member(id, user.id, level, None)
+            .await
+            .unwrap();
+    }
+    const MEMBERS: &str = "/alice/team/-/project_members";
+    let listed = |n: u32| format!("@member-{n:03}<");
+    let page = alice.get(MEMBERS).await;
+    assert!(page.body.contains("Members (106)"), "{}", page.body);
+    assert!(page.body.contains("@alice<") && page.body.contains(&listed(18)));
+    assert!(!page.body.contains(&listed(19)), "twenty a page");
+    assert!(
+        page.body
+            .contains(&format!(r#"href="{MEMBERS}?page=2" rel="next""#))
+    );
+    let page = alice.get(&format!("{MEMBERS}?page=6")).await;
+    assert!(page.body.contains(&listed(99)) && page.body.contains(&listed(104)));
+    assert!(!page.body.contains(&listed(98)));
+    assert!(!page.body.contains(r#"rel="next""#));
+    assert!(
+        page.body
+            .contains(&format!(r#"href="{MEMBERS}?page=5" rel="prev""#))
+    );
 }
 
 async fn maintainers_manage_members_by_gitlabs_rules(app: TestApp) {

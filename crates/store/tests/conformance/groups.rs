@@ -12,6 +12,7 @@ on_both!(
     renaming_a_group_moves_its_descendants_full_paths,
     deleting_a_group_deletes_its_subgroups_and_projects,
     listing_groups_shows_each_viewer_what_they_may_see,
+    a_member_of_a_subgroup_or_a_project_sees_its_ancestors_listed_but_not_their_other_subgroups,
     a_pipeline_reads_group_variables_between_the_instance_and_the_project,
 );
 
@@ -286,6 +287,84 @@ async fn listing_groups_shows_each_viewer_what_they_may_see(db: Fresh) {
         ids(Viewer::User(bob.id), Some(Some(private.id))).await,
         vec![sub.id]
     );
+}
+
+async fn a_member_of_a_subgroup_or_a_project_sees_its_ancestors_listed_but_not_their_other_subgroups(
+    db: Fresh,
+) {
+    let store = db.open().await;
+    let alice = user(&*store, "alice").await;
+    let bob = user(&*store, "bob").await;
+    let carol = user(&*store, "carol").await;
+    let acme = store
+        .create_group(&new_group("Acme", None, &alice))
+        .await
+        .unwrap();
+    let backend = store
+        .create_group(&new_group("Backend", Some(acme.id), &alice))
+        .await
+        .unwrap();
+    let api = store
+        .create_group(&new_group("Api", Some(backend.id), &alice))
+        .await
+        .unwrap();
+    let secret = store
+        .create_group(&new_group("Secret", Some(acme.id), &alice))
+        .await
+        .unwrap();
+    let listed = |viewer, membership_of| {
+        let store = &store;
+        async move {
+            let filter = GroupFilter {
+                viewer,
+                parent: None,
+                membership_of,
+                search: None,
+            };
+            let listed = store.groups(&filter, page(1, 20)).await.unwrap();
+            listed.items.iter().map(|g| g.id).collect::<Vec<_>>()
+        }
+    };
+    // Bob is a member of acme/backend only: he sees it, its subgroup and its parent, not
+    // the parent's other subgroup; likewise when only his own groups are asked for.
+    store
+        .add_group_member(backend.id, bob.id, AccessLevel::Developer, None)
+        .await
+        .unwrap();
+    let bobs = vec![acme.id, api.id, backend.id];
+    assert_eq!(listed(Viewer::User(bob.id), None).await, bobs);
+    assert_eq!(listed(Viewer::User(bob.id), Some(bob.id)).await, bobs);
+    assert!(!store.has_projects_below(acme.id, bob.id).await.unwrap());
+    // Carol is a member of one project in acme/secret: she sees its group and their parent.
+    let vault = project_in(&*store, &secret, &alice, "vault").await;
+    store
+        .add_member(vault.id, carol.id, AccessLevel::Reporter, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(Viewer::User(carol.id), None).await,
+        vec![acme.id, secret.id]
+    );
+    assert!(store.has_projects_below(acme.id, carol.id).await.unwrap());
+    assert!(store.has_projects_below(secret.id, carol.id).await.unwrap());
+    assert!(
+        !store
+            .has_projects_below(backend.id, carol.id)
+            .await
+            .unwrap()
+    );
+    // An expired membership relates to nothing.
+    store
+        .update_member(
+            vault.id,
+            carol.id,
+            AccessLevel::Reporter,
+            Some(Timestamp(1)),
+        )
+        .await
+        .unwrap();
+    assert!(listed(Viewer::User(carol.id), None).await.is_empty());
+    assert!(!store.has_projects_below(acme.id, carol.id).await.unwrap());
 }
 
 async fn a_pipeline_reads_group_variables_between_the_instance_and_the_project(db: Fresh) {

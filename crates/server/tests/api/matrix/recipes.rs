@@ -1354,10 +1354,11 @@ async fn web_recipe(
         ("GET", _, Some("/-/branches" | "/-/tags")) => {
             Req::get(page(project_rest.unwrap_or_default()))
         }
-        ("GET", _, Some("/-/tree/{*id}" | "/-/commits/{*id}")) => Req::get(page(
+        ("GET", _, Some("/-/tree/{*id}")) => Req::get(page(
             &project_rest.unwrap_or_default().replace("{*id}", "stable"),
         )),
-        ("GET", _, Some("/-/blob/{*id}" | "/-/raw/{*id}")) => Req::get(page(
+        // The commits page filtered to a path, the fuller form of `/-/commits/:ref`.
+        ("GET", _, Some("/-/blob/{*id}" | "/-/raw/{*id}" | "/-/commits/{*id}")) => Req::get(page(
             &project_rest
                 .unwrap_or_default()
                 .replace("{*id}", "stable/.gitlab-ci.yml"),
