@@ -51,10 +51,11 @@ pub enum Access {
     /// Owners (and administrators).
     Owner,
     /// Whoever can see the group (`{id}`): anyone when it is public, signed-in users when it
-    /// is internal, its members and its ancestors' when it is private; `404 Group Not Found`
-    /// to everyone else.
+    /// is internal, its members and its ancestors', and members of a project below it, when
+    /// it is private; `404 Group Not Found` to everyone else.
     GroupSee,
-    /// As [`Access::GroupSee`], for signed-in callers only (GitLab's members API).
+    /// As [`Access::GroupSee`], for signed-in callers only (GitLab's members API; a member
+    /// of a project below a private group only gets 403).
     GroupSignedInToSee,
     /// Owners of the group, direct or inherited (and administrators).
     GroupOwner,
