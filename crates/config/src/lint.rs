@@ -31,10 +31,18 @@ impl Default for LintOptions {
     }
 }
 
+/// A job as GitLab's CI Lint lists it with `include_jobs` (GitLab: lib/gitlab/ci/lint.rb,
+/// `static_validation_convert_to_jobs`): its scripts, tags and environment's name, with
+/// Pipewright's `needs` as job names. GitLab's `only`/`except` are not listed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LintJob {
     pub name: String,
     pub stage: String,
+    pub before_script: Vec<String>,
+    pub script: Vec<String>,
+    pub after_script: Vec<String>,
+    pub tag_list: Vec<String>,
+    pub environment: Option<String>,
     pub when: String,
     pub allow_failure: bool,
     pub needs: Vec<String>,
@@ -172,6 +180,11 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
                 .map(|j| LintJob {
                     name: j.name.clone(),
                     stage: j.stage.clone(),
+                    before_script: j.before_script.clone(),
+                    script: j.script.clone(),
+                    after_script: j.after_script.clone(),
+                    tag_list: j.tags.clone(),
+                    environment: environment_name(j.environment.as_ref()),
                     when: j.when.as_str().to_string(),
                     allow_failure: j.allow_failure,
                     needs: j.needs.iter().flatten().map(|n| n.job.clone()).collect(),
@@ -180,6 +193,15 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         }
     }
     report
+}
+
+/// `environment: name` or `environment: {name: …}` → the name.
+fn environment_name(environment: Option<&serde_json::Value>) -> Option<String> {
+    match environment? {
+        serde_json::Value::String(name) => Some(name.clone()),
+        serde_json::Value::Object(m) => m.get("name")?.as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 impl LintReport {
