@@ -7,10 +7,10 @@
 //! when `include_jobs=true`. Included files are read as pipeline creation reads them
 //! (`domain/config_files.rs`), as the caller.
 
-use axum::Json;
-use axum::extract::State;
 use std::collections::HashMap;
 
+use axum::Json;
+use axum::extract::State;
 use pipewright_config::{IncludedFile, IncludedKind, LintOptions, ProjectRef};
 use pipewright_core::{PipelineSource, RefKind};
 use serde_json::{Value, json};

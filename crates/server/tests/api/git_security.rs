@@ -164,7 +164,7 @@ fn random_bytes(len: usize) -> Vec<u8> {
 
 async fn a_ref_git_would_normalise_is_not_found_before_the_protected_branch_check(app: TestApp) {
     let tmp = tempfile::tempdir().unwrap();
-    let (id, _, _) = triggerable_project(&app, "refs", tmp.path()).await;
+    let (id, _, _) = triggerable_project(&app, "ref-checks", tmp.path()).await;
     // A Developer's trigger: `main` is protected (Maintainers push), so they may not run it.
     let (dev_id, dev) = app.create_user("dev").await;
     app.add_member(id, dev_id, 40).await;

@@ -66,73 +66,73 @@ async fn browsable_project(app: &TestApp, name: &str, tmp: &Path) -> i64 {
 
 async fn a_member_browses_folders_files_and_a_branch_with_a_slash(app: TestApp) {
     let tmp = tempfile::tempdir().unwrap();
-    browsable_project(&app, "files", tmp.path()).await;
+    browsable_project(&app, "browsed", tmp.path()).await;
     let mut root = Browser::sign_in(&app, "root", ROOT_PASSWORD).await;
 
-    let overview = root.get("/root/files").await;
+    let overview = root.get("/root/browsed").await;
     assert!(
-        overview.body.contains("href=\"/root/files/-/tree/main\""),
+        overview.body.contains("href=\"/root/browsed/-/tree/main\""),
         "the navigation links the repository"
     );
-    let top = root.get("/root/files/-/tree/main").await;
+    let top = root.get("/root/browsed/-/tree/main").await;
     assert_eq!(top.status, 200, "{}", top.body);
     for link in [
-        "/root/files/-/tree/main/src",
-        "/root/files/-/blob/main/.gitlab-ci.yml",
-        "/root/files/-/blob/main/page.html",
+        "/root/browsed/-/tree/main/src",
+        "/root/browsed/-/blob/main/.gitlab-ci.yml",
+        "/root/browsed/-/blob/main/page.html",
     ] {
         assert!(top.body.contains(&format!("href=\"{link}\"")), "{link}");
     }
     assert!(top.body.contains("Add files"), "the last commit's title");
 
-    let deep = root.get("/root/files/-/tree/main/src/deep").await;
+    let deep = root.get("/root/browsed/-/tree/main/src/deep").await;
     assert_eq!(deep.status, 200);
     assert!(
         deep.body
-            .contains("href=\"/root/files/-/tree/main/src/deep/nested\"")
+            .contains("href=\"/root/browsed/-/tree/main/src/deep/nested\"")
     );
     assert!(
-        deep.body.contains("href=\"/root/files/-/tree/main/src\""),
+        deep.body.contains("href=\"/root/browsed/-/tree/main/src\""),
         ".."
     );
     let leaf = root
-        .get("/root/files/-/blob/main/src/deep/nested/leaf.txt")
+        .get("/root/browsed/-/blob/main/src/deep/nested/leaf.txt")
         .await;
     assert_eq!(leaf.status, 200);
     assert!(leaf.body.contains("leaf two"));
     assert!(leaf.body.contains("href=\"#L2\""), "line numbers");
     assert!(
         leaf.body
-            .contains("href=\"/root/files/-/raw/main/src/deep/nested/leaf.txt\"")
+            .contains("href=\"/root/browsed/-/raw/main/src/deep/nested/leaf.txt\"")
     );
 
     // `feature/x/only-on-feature.txt`: branch `feature/x` (the longest ref), not tag `feature`
     // with the path `x/only-on-feature.txt` (lib/extracts_ref/ref_extractor.rb).
     let feature = root
-        .get("/root/files/-/blob/feature/x/only-on-feature.txt")
+        .get("/root/browsed/-/blob/feature/x/only-on-feature.txt")
         .await;
     assert_eq!(feature.status, 200, "{}", feature.body);
     assert!(feature.body.contains("feature work"));
-    let tree = root.get("/root/files/-/tree/feature/x").await;
+    let tree = root.get("/root/browsed/-/tree/feature/x").await;
     assert_eq!(tree.status, 200);
     assert!(
         tree.body
-            .contains("href=\"/root/files/-/blob/feature/x/only-on-feature.txt\"")
+            .contains("href=\"/root/browsed/-/blob/feature/x/only-on-feature.txt\"")
     );
     // The tag `feature` alone is a ref too, without the branch's file.
-    let tag = root.get("/root/files/-/tree/feature").await;
+    let tag = root.get("/root/browsed/-/tree/feature").await;
     assert_eq!(tag.status, 200);
     assert!(!tag.body.contains("only-on-feature.txt"));
 
     for missing in [
-        "/root/files/-/tree/nope",
-        "/root/files/-/tree/main/no/such/dir",
-        "/root/files/-/blob/main/src",
-        "/root/files/-/blob/main/missing.txt",
+        "/root/browsed/-/tree/nope",
+        "/root/browsed/-/tree/main/no/such/dir",
+        "/root/browsed/-/blob/main/src",
+        "/root/browsed/-/blob/main/missing.txt",
         // A path that climbs out of the tree is not a path (`%2F`: the client sends `..` as
         // it is, the server decodes it into the path).
-        "/root/files/-/raw/main/src/..%2F..%2F..%2Fetc/passwd",
-        "/root/files/-/blob/main/src/..%2Fpage.html",
+        "/root/browsed/-/raw/main/src/..%2F..%2F..%2Fetc/passwd",
+        "/root/browsed/-/blob/main/src/..%2Fpage.html",
     ] {
         assert_eq!(root.get(missing).await.status, 404, "{missing}");
     }
