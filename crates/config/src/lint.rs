@@ -55,8 +55,9 @@ pub struct LintReport {
     pub warnings: Vec<String>,
     pub stages: Vec<String>,
     pub jobs: Vec<LintJob>,
-    /// The files the config included (empty when it could not be read).
-    pub includes: Vec<crate::IncludedFile>,
+    /// The files the config included; `None` when it could not be read (GitLab's lint then
+    /// answers `"includes": null`).
+    pub includes: Option<Vec<crate::IncludedFile>>,
 }
 
 /// The caller's files, with the lint's pipeline variables for include rules when the caller
@@ -109,7 +110,7 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         warnings: Vec::new(),
         stages: Vec::new(),
         jobs: Vec::new(),
-        includes: Vec::new(),
+        includes: None,
     };
     // A stand-in project and commit: linting is about the file, not where it lives.
     let project = ProjectInfo {
@@ -147,7 +148,10 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         variables: with_vars.variables(),
         ..crate::Interpolation::with_inputs(options.inputs.clone())
     };
-    let config = match Config::parse_with(source, &with_vars, &Limits::default(), &interpolation) {
+    let (includes, parsed) =
+        Config::parse_listing_includes(source, &with_vars, &Limits::default(), &interpolation);
+    report.includes = includes;
+    let config = match parsed {
         Ok(c) => c,
         Err(e) => {
             report.errors.push(e.to_string());
@@ -156,7 +160,6 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
     };
     // What the file uses that Pipewright ignores comes first, whatever the plan says.
     report.warnings.extend(config.warnings.iter().cloned());
-    report.includes.clone_from(&config.includes);
     match config.plan(&ctx) {
         Err(e) => report.errors.push(e.to_string()),
         Ok(PlanOutcome::FilteredOutByWorkflow) => {
@@ -219,7 +222,7 @@ impl LintReport {
         for w in &self.warnings {
             out.push_str(&format!("  {w}\n"));
         }
-        for file in &self.includes {
+        for file in self.includes.iter().flatten() {
             out.push_str(&format!("included {}\n", file.describe()));
         }
         for stage in &self.stages {

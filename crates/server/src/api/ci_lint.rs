@@ -68,7 +68,11 @@ async fn run(
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
-    let includes = includes(state, project_id, &files, &report.includes).await?;
+    // GitLab: `config_metadata[:includes]`, nil when the config could not be read.
+    let includes = match &report.includes {
+        Some(included) => Value::Array(includes(state, project_id, &files, included).await?),
+        None => Value::Null,
+    };
     let mut body = json!({
         "valid": report.valid,
         "errors": report.errors,
@@ -274,7 +278,7 @@ async fn lint_ref(
             "errors": ["Please provide content of .gitlab-ci.yml"],
             "warnings": [],
             "merged_yaml": null,
-            "includes": [],
+            "includes": null,
         })));
     };
     let content = String::from_utf8(blob.content)

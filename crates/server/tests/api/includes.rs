@@ -508,9 +508,22 @@ async fn the_ci_lint_api_lists_every_included_file(app: TestApp) {
     // Content is linted at the default branch.
     let content = "include:\n  - local: ci/local.yml\n  - remote: https://example.com/x.yml\n";
     let lint = lint_content(&app, a, content).await;
-    // A config that cannot be read (the remote file is refused) lists nothing.
+    // A config that cannot be read (the remote file is refused) has no includes: GitLab's
+    // `config_metadata` is empty then (lib/gitlab/ci/yaml_processor/result.rb).
     assert_eq!(lint["valid"], false, "{lint}");
-    assert_eq!(lint["includes"], json!([]));
+    assert_eq!(lint["includes"], Value::Null);
+    // One that was read but is invalid still lists them.
+    let lint = lint_content(
+        &app,
+        a,
+        "include: ci/local.yml
+job:
+  scrpt: x
+",
+    )
+    .await;
+    assert_eq!(lint["valid"], false, "{lint}");
+    assert_eq!(lint["includes"], json!([expected[0]]), "{lint}");
     let content = "include:\n  - local: ci/local.yml\n";
     let lint = lint_content(&app, a, content).await;
     assert_eq!(lint["includes"], json!([expected[0]]), "{lint}");
