@@ -158,19 +158,49 @@ impl Config {
         limits: &Limits,
         interpolation: &Interpolation,
     ) -> Result<Config> {
+        Config::parse_listing_includes(source, files, limits, interpolation).1
+    }
+
+    /// [`Config::parse_with`], also saying which files the config included once it was read:
+    /// `None` when reading it failed (its YAML, an include, `!reference`, `extends`: GitLab's
+    /// `Config::ConfigError`, for which its lint answers `"includes": null`), the list when
+    /// only a later check failed.
+    pub fn parse_listing_includes(
+        source: &str,
+        files: &dyn FileSource,
+        limits: &Limits,
+        interpolation: &Interpolation,
+    ) -> (Option<Vec<IncludedFile>>, Result<Config>) {
+        match Config::load(source, files, limits, interpolation) {
+            Ok((map, includes)) => (Some(includes.clone()), Config::validate(&map, includes)),
+            Err(e) => (None, Err(e)),
+        }
+    }
+
+    /// The file with its includes merged, `!reference`s resolved and `extends` applied.
+    fn load(
+        source: &str,
+        files: &dyn FileSource,
+        limits: &Limits,
+        interpolation: &Interpolation,
+    ) -> Result<(yaml::Map, Vec<IncludedFile>)> {
         let (map, includes) = include::load_with_includes(source, files, limits, interpolation)?;
         let mut map = resolve::resolve_references(&map)?;
         resolve::apply_extends(&mut map, GLOBAL_KEYWORDS)?;
+        Ok((map, includes))
+    }
 
-        let warnings = compat::warnings(&map, GLOBAL_KEYWORDS);
-        let stages = stages(&map)?;
+    /// The loaded mapping checked and typed.
+    fn validate(map: &yaml::Map, includes: Vec<IncludedFile>) -> Result<Config> {
+        let warnings = compat::warnings(map, GLOBAL_KEYWORDS);
+        let stages = stages(map)?;
         let variables = match map.get("variables") {
             Some(node) => keywords::variables(node, "variables")?,
             None => Vec::new(),
         };
-        let defaults = defaults(&map)?;
+        let defaults = defaults(map)?;
         let workflow = map.get("workflow").map(workflow).transpose()?;
-        let mut jobs = jobs(&map, &defaults)?;
+        let mut jobs = jobs(map, &defaults)?;
         // GitLab: lib/gitlab/ci/config/entry/processable.rb — a job without `rules`, `only`
         // or `except` runs for branches and tags (`only:`'s default), unless the config has
         // `workflow:rules`: then the workflow alone decides, and the job runs in every

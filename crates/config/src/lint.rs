@@ -31,10 +31,18 @@ impl Default for LintOptions {
     }
 }
 
+/// A job as GitLab's CI Lint lists it with `include_jobs` (GitLab: lib/gitlab/ci/lint.rb,
+/// `static_validation_convert_to_jobs`): its scripts, tags and environment's name, with
+/// Pipewright's `needs` as job names. GitLab's `only`/`except` are not listed.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LintJob {
     pub name: String,
     pub stage: String,
+    pub before_script: Vec<String>,
+    pub script: Vec<String>,
+    pub after_script: Vec<String>,
+    pub tag_list: Vec<String>,
+    pub environment: Option<String>,
     pub when: String,
     pub allow_failure: bool,
     pub needs: Vec<String>,
@@ -47,8 +55,9 @@ pub struct LintReport {
     pub warnings: Vec<String>,
     pub stages: Vec<String>,
     pub jobs: Vec<LintJob>,
-    /// The files the config included (empty when it could not be read).
-    pub includes: Vec<crate::IncludedFile>,
+    /// The files the config included; `None` when it could not be read (GitLab's lint then
+    /// answers `"includes": null`).
+    pub includes: Option<Vec<crate::IncludedFile>>,
 }
 
 /// The caller's files, with the lint's pipeline variables for include rules when the caller
@@ -101,7 +110,7 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         warnings: Vec::new(),
         stages: Vec::new(),
         jobs: Vec::new(),
-        includes: Vec::new(),
+        includes: None,
     };
     // A stand-in project and commit: linting is about the file, not where it lives.
     let project = ProjectInfo {
@@ -139,7 +148,10 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         variables: with_vars.variables(),
         ..crate::Interpolation::with_inputs(options.inputs.clone())
     };
-    let config = match Config::parse_with(source, &with_vars, &Limits::default(), &interpolation) {
+    let (includes, parsed) =
+        Config::parse_listing_includes(source, &with_vars, &Limits::default(), &interpolation);
+    report.includes = includes;
+    let config = match parsed {
         Ok(c) => c,
         Err(e) => {
             report.errors.push(e.to_string());
@@ -148,7 +160,6 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
     };
     // What the file uses that Pipewright ignores comes first, whatever the plan says.
     report.warnings.extend(config.warnings.iter().cloned());
-    report.includes.clone_from(&config.includes);
     match config.plan(&ctx) {
         Err(e) => report.errors.push(e.to_string()),
         Ok(PlanOutcome::FilteredOutByWorkflow) => {
@@ -172,6 +183,11 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
                 .map(|j| LintJob {
                     name: j.name.clone(),
                     stage: j.stage.clone(),
+                    before_script: j.before_script.clone(),
+                    script: j.script.clone(),
+                    after_script: j.after_script.clone(),
+                    tag_list: j.tags.clone(),
+                    environment: environment_name(j.environment.as_ref()),
                     when: j.when.as_str().to_string(),
                     allow_failure: j.allow_failure,
                     needs: j.needs.iter().flatten().map(|n| n.job.clone()).collect(),
@@ -180,6 +196,15 @@ pub fn lint(source: &str, files: &dyn FileSource, options: &LintOptions) -> Lint
         }
     }
     report
+}
+
+/// `environment: name` or `environment: {name: …}` → the name.
+fn environment_name(environment: Option<&serde_json::Value>) -> Option<String> {
+    match environment? {
+        serde_json::Value::String(name) => Some(name.clone()),
+        serde_json::Value::Object(m) => m.get("name")?.as_str().map(str::to_string),
+        _ => None,
+    }
 }
 
 impl LintReport {
@@ -197,7 +222,7 @@ impl LintReport {
         for w in &self.warnings {
             out.push_str(&format!("  {w}\n"));
         }
-        for file in &self.includes {
+        for file in self.includes.iter().flatten() {
             out.push_str(&format!("included {}\n", file.describe()));
         }
         for stage in &self.stages {

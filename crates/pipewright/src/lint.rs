@@ -118,7 +118,7 @@ pub fn run(args: &LintArgs) -> anyhow::Result<bool> {
             warnings: Vec::new(),
             stages: Vec::new(),
             jobs: Vec::new(),
-            includes: Vec::new(),
+            includes: None,
         };
         print_report(args, &report)?;
         return Ok(false);

@@ -379,3 +379,36 @@ fn included_locations_show_expanded_variables_and_hide_masked_ones() {
     assert_eq!(files[0]["location"], "ci/prod.yml");
     assert_eq!(files[1]["extra"]["project"], "[MASKED]xxxxxxxxxxxxxx");
 }
+
+#[test]
+fn included_files_are_known_once_the_config_is_read_even_if_it_is_invalid() {
+    // GitLab's lint: `includes` is null for a config that could not be read (its
+    // `Config::ConfigError`), listed for one that fails a later check.
+    let world = World::default().local("ci/a.yml", BUILD);
+    let listed = |yaml: &str| {
+        Config::parse_listing_includes(
+            yaml,
+            &world,
+            &Limits::default(),
+            &pipewright_config::Interpolation::default(),
+        )
+    };
+    let (includes, parsed) = listed(
+        "include: ci/missing.yml
+",
+    );
+    assert!(includes.is_none() && parsed.is_err());
+    let (includes, parsed) = listed(
+        "include: ci/a.yml
+job:
+  scrpt: x
+",
+    );
+    assert!(parsed.is_err());
+    assert_eq!(includes.map(|l| l.len()), Some(1));
+    let (includes, parsed) = listed(
+        "include: ci/a.yml
+",
+    );
+    assert_eq!(parsed.unwrap().includes, includes.unwrap());
+}

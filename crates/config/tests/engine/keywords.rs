@@ -564,8 +564,17 @@ fn linter_reports_jobs_and_errors() {
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(
         json["jobs"][1],
-        serde_json::json!({"name": "t", "stage": "test", "when": "on_success", "allow_failure": false, "needs": ["b"]})
+        serde_json::json!({"name": "t", "stage": "test", "before_script": [], "script": ["y"],
+            "after_script": [], "tag_list": [], "environment": null, "when": "on_success",
+            "allow_failure": false, "needs": ["b"]})
     );
+    let deploy = pipewright_config::lint(
+        "deploy:\n  script: x\n  tags: [eu]\n  environment: {name: production, url: https://x}\n",
+        &pipewright_config::NoFiles,
+        &pipewright_config::LintOptions::default(),
+    );
+    assert_eq!(deploy.jobs[0].environment.as_deref(), Some("production"));
+    assert_eq!(deploy.jobs[0].tag_list, ["eu"]);
     let bad = pipewright_config::lint(
         "job: {}\n",
         &pipewright_config::NoFiles,

@@ -1,14 +1,16 @@
-//! The CI Lint API: `POST /projects/:id/ci/lint` checks given `content`, `GET
-//! /projects/:id/ci/lint` checks the project's `.gitlab-ci.yml` at `sha` or `ref` (default
-//! branch by default). Both answer GitLab's shape: `valid`, `errors`, `warnings`,
+//! The CI Lint API (GitLab: lib/api/lint.rb): `POST /projects/:id/ci/lint` checks given
+//! `content` (for who may create pipelines), `GET /projects/:id/ci/lint` the project's
+//! `.gitlab-ci.yml` at `content_ref` or `sha` (the default branch by default), planned for
+//! `dry_run_ref` or `ref`. `dry_run` is accepted; the lint stays a static plan (no pipeline
+//! creation is simulated). Both answer GitLab's shape: `valid`, `errors`, `warnings`,
 //! `merged_yaml`, `includes` (every file the config included, with links to it), and `jobs`
 //! when `include_jobs=true`. Included files are read as pipeline creation reads them
 //! (`domain/config_files.rs`), as the caller.
 
-use axum::Json;
-use axum::extract::State;
 use std::collections::HashMap;
 
+use axum::Json;
+use axum::extract::State;
 use pipewright_config::{IncludedFile, IncludedKind, LintOptions, ProjectRef};
 use pipewright_core::{PipelineSource, RefKind};
 use serde_json::{Value, json};
@@ -26,7 +28,12 @@ use crate::state::AppState;
 pub fn routes() -> Vec<Route> {
     vec![
         Route::get("/api/v4/projects/{id}/ci/lint", lint_ref, Access::Read),
-        Route::post("/api/v4/projects/{id}/ci/lint", lint_content, Access::Read),
+        // GitLab: lib/api/lint.rb, `authorize! :create_pipeline` for given content.
+        Route::post(
+            "/api/v4/projects/{id}/ci/lint",
+            lint_content,
+            Access::Developer,
+        ),
     ]
 }
 
@@ -61,7 +68,11 @@ async fn run(
     })
     .await
     .map_err(|e| ApiError::Internal(e.into()))?;
-    let includes = includes(state, project_id, &files, &report.includes).await?;
+    // GitLab: `config_metadata[:includes]`, nil when the config could not be read.
+    let includes = match &report.includes {
+        Some(included) => Value::Array(includes(state, project_id, &files, included).await?),
+        None => Value::Null,
+    };
     let mut body = json!({
         "valid": report.valid,
         "errors": report.errors,
@@ -183,8 +194,10 @@ async fn lint_content(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     let (project, _) =
-        authorize_project(&state, &caller, seg.get("id")?, Action::ReadRepository).await?;
+        authorize_project(&state, &caller, seg.get("id")?, Action::CreatePipeline).await?;
     let content = params.required_str("content")?;
+    // `dry_run` is taken (and type-checked) but the lint is the same static plan at `ref`.
+    params.bool("dry_run")?;
     let rev = match params.str("ref")? {
         Some(r) => Some(resolve(&state, &project, &r).await?),
         None if !state.repos.is_empty_async(project.id).await.unwrap_or(true) => {
@@ -205,19 +218,53 @@ async fn lint_content(
     .await
 }
 
+/// Grape's `mutually_exclusive`: `{"error": "a, b are mutually exclusive"}`.
+fn exclusive(params: &Params, a: &str, b: &str) -> ApiResult<()> {
+    if params.contains(a) && params.contains(b) {
+        return Err(ApiError::ParamError(format!(
+            "{a}, {b} are mutually exclusive"
+        )));
+    }
+    Ok(())
+}
+
+/// `GET …/ci/lint` (GitLab: lib/api/lint.rb): the config at `content_ref` (or the deprecated
+/// `sha`; the default branch's head by default), planned for `dry_run_ref` (or the deprecated
+/// `ref`) when one is given, else for the ref it was read from; an empty repository is
+/// `404 Repository Not Found`.
 async fn lint_ref(
     State(state): State<AppState>,
     caller: Caller,
     seg: Segments,
     params: Params,
 ) -> ApiResult<Json<Value>> {
+    exclusive(&params, "sha", "content_ref")?;
+    exclusive(&params, "ref", "dry_run_ref")?;
     let (project, _) =
         authorize_project(&state, &caller, seg.get("id")?, Action::ReadRepository).await?;
-    let rev = params
-        .str("sha")?
-        .or(params.str("ref")?)
-        .unwrap_or_else(|| project.default_branch.clone());
+    params.bool("dry_run")?;
+    let include_jobs = params.bool("include_jobs")?.unwrap_or(false);
+    if state.repos.is_empty_async(project.id).await.unwrap_or(true) {
+        return Err(ApiError::NotFound("Repository"));
+    }
+    let rev = match params.str("content_ref")? {
+        Some(rev) => rev,
+        None => params
+            .str("sha")?
+            .unwrap_or_else(|| project.default_branch.clone()),
+    };
     let resolved = resolve(&state, &project, &rev).await?;
+    let planned_for = match params.str("dry_run_ref")? {
+        Some(r) => Some(r),
+        None => params.str("ref")?,
+    };
+    let resolved = match planned_for {
+        Some(name) => match state.repos.resolve_ref_async(project.id, &name).await {
+            Ok(r) => (r.name, r.kind, resolved.2),
+            Err(_) => (name, RefKind::Branch, resolved.2),
+        },
+        None => resolved,
+    };
     // The project's `ci_config_path`, as pipeline creation reads it.
     let config_path = crate::domain::projects::ci_config_path(&state, project.id).await?;
     let blob = state
@@ -231,7 +278,7 @@ async fn lint_ref(
             "errors": ["Please provide content of .gitlab-ci.yml"],
             "warnings": [],
             "merged_yaml": null,
-            "includes": [],
+            "includes": null,
         })));
     };
     let content = String::from_utf8(blob.content)
@@ -242,7 +289,7 @@ async fn lint_ref(
         project.id,
         content,
         Some(resolved),
-        params.bool("include_jobs")?.unwrap_or(false),
+        include_jobs,
     )
     .await
 }

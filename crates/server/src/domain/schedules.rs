@@ -41,7 +41,7 @@ pub const MAX_VARIABLES_PER_SCHEDULE: usize = 200;
 /// CI/CD inputs a schedule may have.
 pub const MAX_INPUTS_PER_SCHEDULE: usize = 200;
 /// The longest input value, serialized as JSON (GitLab: app/models/ci/pipeline_schedule_input.rb
-/// `MAX_VALUE_SIZE`, the longest interpolated input value, `Interpolation::Access::MAX_ACCESS_BYTESIZE`).
+/// `MAX_VALUE_SIZE`: the longest interpolated value, `Interpolation::Access::MAX_ACCESS_BYTESIZE`).
 pub const MAX_INPUT_VALUE_CHARS: usize = 1024;
 /// Due schedules one scheduler pass takes on; the rest wait for the next pass (a second).
 const DUE_PER_PASS: i64 = 20;

@@ -417,6 +417,19 @@ async fn a_masked_variable_in_an_include_location_stays_masked(app: TestApp) {
     assert_eq!(failed["yaml_errors"], hidden);
 }
 
+/// `POST /projects/:id/ci/lint` of `content`, as root.
+async fn lint_content(app: &TestApp, project: i64, content: &str) -> Value {
+    app.post(
+        &format!("/projects/{project}/ci/lint"),
+        Some(&app.root_token),
+        json!({"content": content}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
 async fn main_sha(app: &TestApp, project: i64) -> String {
     let branch: Value = app
         .root_json(&format!("/projects/{project}/repository/branches/main"))
@@ -494,46 +507,32 @@ async fn the_ci_lint_api_lists_every_included_file(app: TestApp) {
     assert_eq!(lint["includes"], expected);
     // Content is linted at the default branch.
     let content = "include:\n  - local: ci/local.yml\n  - remote: https://example.com/x.yml\n";
-    let lint: Value = app
-        .post(
-            &format!("/projects/{a}/ci/lint"),
-            Some(&app.root_token),
-            json!({"content": content}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    // A config that cannot be read (the remote file is refused) lists nothing.
+    let lint = lint_content(&app, a, content).await;
+    // A config that cannot be read (the remote file is refused) has no includes: GitLab's
+    // `config_metadata` is empty then (lib/gitlab/ci/yaml_processor/result.rb).
     assert_eq!(lint["valid"], false, "{lint}");
-    assert_eq!(lint["includes"], json!([]));
+    assert_eq!(lint["includes"], Value::Null);
+    // One that was read but is invalid still lists them.
+    let lint = lint_content(
+        &app,
+        a,
+        "include: ci/local.yml
+job:
+  scrpt: x
+",
+    )
+    .await;
+    assert_eq!(lint["valid"], false, "{lint}");
+    assert_eq!(lint["includes"], json!([expected[0]]), "{lint}");
     let content = "include:\n  - local: ci/local.yml\n";
-    let lint: Value = app
-        .post(
-            &format!("/projects/{a}/ci/lint"),
-            Some(&app.root_token),
-            json!({"content": content}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let lint = lint_content(&app, a, content).await;
     assert_eq!(lint["includes"], json!([expected[0]]), "{lint}");
 
     // A remote file has no blob page: its URL is its raw link.
     let (port, server) = start_file_server().await;
     allow_local_requests(&app, true).await;
     let url = format!("http://127.0.0.1:{port}/ci.yml");
-    let lint: Value = app
-        .post(
-            &format!("/projects/{a}/ci/lint"),
-            Some(&app.root_token),
-            json!({"content": format!("include: {url}\n")}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let lint = lint_content(&app, a, &format!("include: {url}\n")).await;
     assert_eq!(
         lint["includes"],
         json!([{"context_project": "root/app", "context_sha": app_sha, "type": "remote",

@@ -976,6 +976,33 @@ async fn the_ci_lint_api(app: TestApp) {
     assert_eq!(body["valid"], true);
     assert_eq!(body["errors"], json!([]));
     assert_eq!(body["jobs"].as_array().map(Vec::len), Some(3));
+    // Each job as GitLab's lint lists it (lib/gitlab/ci/lint.rb): scripts, tags, environment.
+    assert_eq!(
+        body["jobs"][0],
+        json!({"name": "run_tests", "stage": "test", "before_script": [],
+            "script": ["make test"], "after_script": [], "tag_list": [], "environment": null,
+            "when": "on_success", "allow_failure": false, "needs": []})
+    );
+    // Linting given content is for who may create pipelines (GitLab: `authorize!
+    // :create_pipeline`): a Reporter is refused.
+    let (reporter_id, reporter) = app.create_user("reporter").await;
+    app.add_member(id, reporter_id, 20).await;
+    let res = app
+        .post(
+            &format!("/projects/{id}/ci/lint"),
+            Some(&reporter),
+            json!({"content": UPLOAD_CONFIG}),
+        )
+        .await;
+    assert_eq!(res.status(), 403);
+    let res = app
+        .get(&format!("/projects/{id}/ci/lint"), Some(&reporter))
+        .await;
+    assert_eq!(
+        res.status(),
+        200,
+        "reading the project's own config is reading code"
+    );
     // What Pipewright accepts but ignores is named in `warnings` (docs/gitlab-compatibility.md).
     let ignored = "job:\n  script: x\n  cache: {paths: [vendor/]}\n";
     let body: Value = app
@@ -1020,15 +1047,60 @@ async fn the_ci_lint_api(app: TestApp) {
         .await
         .unwrap();
     assert_eq!(at_main["valid"], true);
+    // The config comes from `content_ref` (or the deprecated `sha`); `ref` and `dry_run_ref`
+    // only say which ref it is planned for (GitLab: lib/api/lint.rb).
     let broken: Value = app
-        .get(&format!("/projects/{id}/ci/lint?ref=broken"), root)
+        .get(&format!("/projects/{id}/ci/lint?content_ref=broken"), root)
         .await
         .json()
         .await
         .unwrap();
     assert_eq!(broken["valid"], false);
+    let planned: Value = app
+        .get(&format!("/projects/{id}/ci/lint?ref=broken"), root)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        planned["valid"], true,
+        "main's config, planned for `broken`"
+    );
+    for (query, message) in [
+        (
+            "sha=main&content_ref=main",
+            "sha, content_ref are mutually exclusive",
+        ),
+        (
+            "ref=main&dry_run_ref=main",
+            "ref, dry_run_ref are mutually exclusive",
+        ),
+    ] {
+        assert_json(
+            app.get(&format!("/projects/{id}/ci/lint?{query}"), root)
+                .await,
+            400,
+            json!({"error": message}),
+        )
+        .await;
+    }
+    assert_json(
+        app.get(&format!("/projects/{id}/ci/lint?content_ref=nope"), root)
+            .await,
+        404,
+        json!({"message": "404 Commit Not Found"}),
+    )
+    .await;
+    let empty = app.create_project(&app.root_token, "empty").await;
+    assert_json(
+        app.get(&format!("/projects/{}/ci/lint", empty["id"]), root)
+            .await,
+        404,
+        json!({"message": "404 Repository Not Found"}),
+    )
+    .await;
     let none: Value = app
-        .get(&format!("/projects/{id}/ci/lint?ref=no-ci"), root)
+        .get(&format!("/projects/{id}/ci/lint?sha=no-ci"), root)
         .await
         .json()
         .await
