@@ -216,6 +216,7 @@ impl Config {
         }
         check_stages_and_needs(&jobs, &stages)?;
         expand_parallel_needs(&mut jobs);
+        rules::share_conditions(&mut jobs);
         Ok(Config {
             stages,
             variables,

@@ -2,11 +2,15 @@
 //! GitLab's messages: `rules:` (a job's and `workflow:rules`) and the legacy `only:`/`except:`.
 //! Planning evaluates them (`plan.rs`); nothing here looks at a pipeline.
 
+use std::collections::HashMap;
+
 use pipewright_expr::Expression;
 
 use crate::error::{ConfigError, Result};
 use crate::globs::PathGlobs;
-use crate::keywords::{Need, When, YamlVariable, needs, plain_list, start_in, variables};
+use crate::keywords::{
+    JobConfig, Need, When, YamlVariable, needs, plain_list, start_in, variables,
+};
 use crate::yaml::{Map, Node, Yaml};
 
 /// How deep `rules:` may nest lists of rules (GitLab: `Processable::MAX_NESTING_LEVEL`).
@@ -245,6 +249,28 @@ fn rule_paths(m: &Map, key: &str, what: &str) -> Result<Option<PathGlobs>> {
         },
     };
     Ok(Some(PathGlobs::new(&list)))
+}
+
+/// Makes identical `rules:if` and `only`/`except: variables` conditions of `jobs` share one
+/// parsed expression. Rules written once and used by many jobs (an anchor, `extends`,
+/// `!reference`, `parallel:`) were parsed once per job; shared, a `=~` pattern's regex and the
+/// match caches it builds on first use exist once per config instead of once per job.
+pub fn share_conditions(jobs: &mut [JobConfig]) {
+    let mut first: HashMap<String, Expression> = HashMap::new();
+    let mut share = |condition: &mut Expression| match first.get(condition.source()) {
+        Some(parsed) => *condition = parsed.clone(),
+        None => {
+            first.insert(condition.source().to_string(), condition.clone());
+        }
+    };
+    for job in jobs {
+        for rule in job.rules.iter_mut().flatten() {
+            rule.condition.iter_mut().for_each(&mut share);
+        }
+        for policy in [&mut job.only, &mut job.except].into_iter().flatten() {
+            policy.variables.iter_mut().flatten().for_each(&mut share);
+        }
+    }
 }
 
 /// A `rules:if` or `only:variables` expression. Anything that is not a string holding a

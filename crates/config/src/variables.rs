@@ -353,16 +353,20 @@ pub fn expand_all(vars: &[Variable]) -> Vec<(String, String)> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn server_variables_come_from_the_url() {
-        let project = crate::context::ProjectInfo {
+    fn demo_project() -> crate::context::ProjectInfo {
+        crate::context::ProjectInfo {
             id: 1,
             name: "Demo".into(),
             path_with_namespace: "group/demo".into(),
             namespace: "group".into(),
             default_branch: "main".into(),
             visibility: pipewright_core::Visibility::Private,
-        };
+        }
+    }
+
+    #[test]
+    fn server_variables_come_from_the_url() {
+        let project = demo_project();
         let value = |url: &str, key: &str| {
             let ctx = PipelineContext::new(
                 pipewright_core::PipelineSource::Push,
@@ -486,14 +490,7 @@ mod tests {
             "main",
             RefKind::Branch,
             "a".repeat(40),
-            crate::context::ProjectInfo {
-                id: 1,
-                name: "Demo".into(),
-                path_with_namespace: "group/demo".into(),
-                namespace: "group".into(),
-                default_branch: "main".into(),
-                visibility: pipewright_core::Visibility::Private,
-            },
+            demo_project(),
             "https://ci.example.com",
         );
         ctx.pipeline_id = Some(1);

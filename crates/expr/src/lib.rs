@@ -36,6 +36,7 @@ mod lexer;
 mod parser;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 pub use error::ParseError;
 
@@ -65,11 +66,12 @@ impl Variables for [(&str, &str)] {
     }
 }
 
-/// A parsed expression: immutable, cheap to evaluate many times.
+/// A parsed expression: immutable, cheap to evaluate many times. Clones share the parsed
+/// tree, and with it each `=~` pattern's compiled regex and its match caches.
 #[derive(Debug, Clone)]
 pub struct Expression {
     source: String,
-    root: parser::Node,
+    root: Arc<parser::Node>,
 }
 
 impl Expression {
@@ -78,7 +80,7 @@ impl Expression {
         let root = parser::parse(tokens)?;
         Ok(Expression {
             source: source.to_string(),
-            root,
+            root: Arc::new(root),
         })
     }
 

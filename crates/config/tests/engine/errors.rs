@@ -116,14 +116,7 @@ fn needs_are_checked_against_the_planned_jobs() {
         PlanOutcome::Created(plan) => plan,
         other => panic!("{other:?}"),
     };
-    let test = plan.jobs.iter().find(|j| j.name == "test").unwrap();
-    let needs: Vec<&str> = test
-        .needs
-        .iter()
-        .flatten()
-        .map(|n| n.job.as_str())
-        .collect();
-    assert_eq!(needs, ["a", "c"]);
+    assert_eq!(needs_of(&plan, "test"), ["a", "c"]);
     let dependency = "a:\n  stage: build\n  script: x\n  rules: [{if: $NEVER}]\nb:\n  stage: build\n  script: x\ntest:\n  script: y\n  dependencies: [b, a]\n";
     assert_eq!(
         parse(dependency).plan(&push).unwrap_err().message,

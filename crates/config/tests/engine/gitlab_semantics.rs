@@ -239,14 +239,7 @@ test:
       artifacts: false
 "#;
     let plan = created(yaml, &context(PUSH, "main", RefKind::Branch, &[]));
-    let test = plan.jobs.iter().find(|j| j.name == "test").expect("test");
-    let needs: Vec<&str> = test
-        .needs
-        .iter()
-        .flatten()
-        .map(|n| n.job.as_str())
-        .collect();
-    assert_eq!(needs, ["build-a", "build-b", "build-a"]);
+    assert_eq!(needs_of(&plan, "test"), ["build-a", "build-b", "build-a"]);
 }
 
 #[test]

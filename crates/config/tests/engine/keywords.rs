@@ -439,14 +439,7 @@ matrix:
         InitialStatus::Pending,
         "needs: [] starts at once"
     );
-    let test = plan.jobs.iter().find(|j| j.name == "test").unwrap();
-    let needs: Vec<&str> = test
-        .needs
-        .iter()
-        .flatten()
-        .map(|n| n.job.as_str())
-        .collect();
-    assert_eq!(needs, ["build 1/2", "build 2/2"]);
+    assert_eq!(needs_of(&plan, "test"), ["build 1/2", "build 2/2"]);
     let gcp = plan
         .jobs
         .iter()

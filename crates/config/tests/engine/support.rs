@@ -84,6 +84,12 @@ pub fn job_names(plan: &Plan) -> Vec<&str> {
     plan.jobs.iter().map(|j| j.name.as_str()).collect()
 }
 
+/// The jobs `job` needs in `plan`, in order.
+pub fn needs_of<'p>(plan: &'p Plan, job: &str) -> Vec<&'p str> {
+    let job = plan.jobs.iter().find(|j| j.name == job).expect("the job");
+    job.needs.iter().flatten().map(|n| n.job.as_str()).collect()
+}
+
 /// The names of jobs that would run for `source` on a branch `main`.
 pub fn runs(yaml: &str, source: PipelineSource) -> Vec<String> {
     match plan_in(yaml, &context(source, "main", RefKind::Branch, &[])) {
