@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use pipewright_core::status::{composite, next_status};
 use pipewright_core::{PipelineSource, RefKind, Status};
 use pipewright_expr::Variables;
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -293,9 +292,8 @@ fn ref_pattern_matches(pattern: &str, ctx: &PipelineContext) -> bool {
         } else {
             body[..end].to_string()
         };
-        return Regex::new(&re)
-            .map(|r| r.is_match(&ctx.ref_name))
-            .unwrap_or(false);
+        // The expression language's patterns: RE2 with its size limits and no full DFA.
+        return pipewright_expr::Pattern::new(re).is_ok_and(|r| r.is_match(&ctx.ref_name));
     }
     pattern == ctx.ref_name
 }

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use regex::Regex;
+use crate::pattern::Pattern;
 
 use crate::Variables;
 use crate::lexer::{Op, pattern_from_text};
@@ -14,7 +14,7 @@ pub enum Value<'a> {
     Null,
     Bool(bool),
     Str(Cow<'a, str>),
-    Pattern(Cow<'a, Regex>),
+    Pattern(Cow<'a, Pattern>),
 }
 
 impl Value<'_> {

@@ -1,7 +1,7 @@
 //! Turning source text into tokens, in GitLab's lexeme order: parentheses, variables, strings,
 //! patterns, `null`, booleans, then operators. Whitespace separates tokens and is dropped.
 
-use regex::Regex;
+use crate::pattern::Pattern;
 
 use crate::MAX_TOKENS;
 use crate::error::ParseError;
@@ -12,7 +12,7 @@ pub enum Token {
     Close,
     Variable(String),
     String(String),
-    Pattern(Regex),
+    Pattern(Pattern),
     Null,
     Bool(bool),
     Op(Op),
@@ -47,7 +47,7 @@ fn is_name_byte(b: u8) -> bool {
 
 /// Compiles `/body/flags` text into a regex with RE2 semantics. Ruby's `m` (dot matches
 /// newline) is RE2's `s`.
-pub fn compile_pattern(body: &str, flags: &str) -> Result<Regex, ParseError> {
+pub fn compile_pattern(body: &str, flags: &str) -> Result<Pattern, ParseError> {
     let mut prefix = String::new();
     for f in flags.chars() {
         match f {
@@ -65,15 +65,11 @@ pub fn compile_pattern(body: &str, flags: &str) -> Result<Regex, ParseError> {
     } else {
         format!("(?{prefix}){body}")
     };
-    regex::RegexBuilder::new(&full)
-        .size_limit(1 << 20)
-        .dfa_size_limit(1 << 20)
-        .build()
-        .map_err(|_| ParseError::new("Invalid regular expression"))
+    Pattern::new(full).map_err(|_| ParseError::new("Invalid regular expression"))
 }
 
 /// Parses a whole `/pattern/flags` string (for a variable used on the right of `=~`).
-pub fn pattern_from_text(text: &str) -> Option<Regex> {
+pub fn pattern_from_text(text: &str) -> Option<Pattern> {
     let rest = text.strip_prefix('/')?;
     let end = rest.rfind('/')?;
     let (body, flags) = (&rest[..end], &rest[end + 1..]);

@@ -34,11 +34,13 @@ mod error;
 mod eval;
 mod lexer;
 mod parser;
+mod pattern;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 pub use error::ParseError;
+pub use pattern::Pattern;
 
 /// GitLab's limit on the number of tokens in one expression.
 pub const MAX_TOKENS: usize = 100;

@@ -1,7 +1,7 @@
 //! From tokens to a tree with the shunting-yard algorithm (as GitLab's parser does), so no
 //! input can recurse deeply while parsing; the 100-token limit bounds the tree.
 
-use regex::Regex;
+use crate::pattern::Pattern;
 
 use crate::error::ParseError;
 use crate::lexer::{Op, Token};
@@ -10,7 +10,7 @@ use crate::lexer::{Op, Token};
 pub enum Node {
     Variable(String),
     String(String),
-    Pattern(Regex),
+    Pattern(Pattern),
     Null,
     Bool(bool),
     Not(Box<Node>),
