@@ -244,9 +244,9 @@ fn branch_name_is_valid(name: &str) -> bool {
 }
 
 /// Where a new project goes: `namespace_id` or `namespace_path`, else the caller's own
-/// namespace. A group needs a
-/// Developer there (GitLab's default `project_creation_level`); another user's namespace is
-/// an admin's only. Whatever the caller may not use is `404 Namespace Not Found`.
+/// namespace. A group needs a role its `project_creation_level` allows (403 otherwise);
+/// another user's namespace is an admin's only. Whatever the caller may not see is
+/// `404 Namespace Not Found`.
 async fn target_namespace(
     state: &AppState,
     caller: &Caller,
