@@ -30,7 +30,13 @@ both_backends!(
     only_group_owners_see_the_group_ci_cd_settings_page,
 );
 
-async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
     let res = app.request(method, path, Some(token), Some(body)).await;
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
@@ -40,13 +46,19 @@ async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Valu
     )
 }
 
-async fn create_group(app: &TestApp, token: &str, body: Value) -> Value {
+pub(crate) async fn create_group(app: &TestApp, token: &str, body: Value) -> Value {
     let (status, group) = call(app, Method::POST, "/groups", token, body).await;
     assert_eq!(status, 201, "{group}");
     group
 }
 
-async fn add_group_member(app: &TestApp, group: &Value, owner: &str, user: i64, level: i64) {
+pub(crate) async fn add_group_member(
+    app: &TestApp,
+    group: &Value,
+    owner: &str,
+    user: i64,
+    level: i64,
+) {
     let path = format!("/groups/{}/members", group["id"]);
     let body = json!({"user_id": user, "access_level": level});
     let (status, member) = call(app, Method::POST, &path, owner, body).await;
