@@ -252,4 +252,17 @@ async fn groups_without_their_own_level_follow_the_instance_default(app: TestApp
         status, 403,
         "only administrators change the instance's default"
     );
+
+    // The admin area offers the same setting, with GitLab's labels.
+    let mut admin = Browser::sign_in(&app, "root", crate::support::ROOT_PASSWORD).await;
+    let page = admin.get("/admin").await.body;
+    assert!(
+        page.contains(r#"<option value="1" selected>Maintainers</option>"#),
+        "{page}"
+    );
+    let form = [("default_project_creation", "2")];
+    admin.submit("/admin", "/admin/settings", &form).await;
+    let (_, shown) = call(&app, Method::GET, "/application/settings", &root, json!({})).await;
+    assert_eq!(shown["default_project_creation"], 2);
+    assert_eq!(create_project_in(&app, &dev, &acme, "by-dev").await, 201);
 }
