@@ -24,7 +24,8 @@ both_backends!(
 const DEVELOPER: i64 = 30;
 const MAINTAINER: i64 = 40;
 
-/// Tries to create a project `name` in `group` as `token`; the status.
+/// Tries to create a project `name` in `group` as `token`; the status (GitLab refuses a
+/// namespace the user may not create in with 400 `namespace is not valid`).
 async fn create_project_in(app: &TestApp, token: &str, group: &Value, name: &str) -> u16 {
     let body = json!({"name": name, "namespace_id": group["id"]});
     call(app, Method::POST, "/projects", token, body).await.0
@@ -64,7 +65,7 @@ async fn a_developer_creates_projects_under_the_default_level_but_not_under_main
     assert_eq!(shown["project_creation_level"], "maintainer");
     assert_eq!(
         create_project_in(&app, &dev, &acme, "by-dev-again").await,
-        403
+        400
     );
     // The page offers only namespaces the user may create in, and its form is refused too.
     let new_project = browser.get("/projects/new").await.body;
@@ -139,10 +140,10 @@ async fn noone_stops_owners_and_administrators_creating_projects(app: TestApp) {
     assert_eq!(acme["project_creation_level"], "noone");
     assert_eq!(
         create_project_in(&app, &owner, &acme, "by-owner").await,
-        403
+        400
     );
     let root = app.root_token.clone();
-    assert_eq!(create_project_in(&app, &root, &acme, "by-admin").await, 403);
+    assert_eq!(create_project_in(&app, &root, &acme, "by-admin").await, 400);
     // `owner`: Owners may, and administrators.
     set_levels(
         &app,
@@ -166,7 +167,7 @@ async fn noone_stops_owners_and_administrators_creating_projects(app: TestApp) {
     .await;
     assert_eq!(
         create_project_in(&app, &owner, &acme, "by-owner-2").await,
-        403
+        400
     );
     assert_eq!(
         create_project_in(&app, &root, &acme, "by-admin-2").await,
@@ -229,7 +230,7 @@ async fn groups_without_their_own_level_follow_the_instance_default(app: TestApp
     assert_eq!(shown["default_project_creation"], 1);
     let (_, acme) = call(&app, Method::GET, "/groups/acme", &dev, json!({})).await;
     assert_eq!(acme["project_creation_level"], "maintainer");
-    assert_eq!(create_project_in(&app, &dev, &acme, "by-dev").await, 403);
+    assert_eq!(create_project_in(&app, &dev, &acme, "by-dev").await, 400);
     // A group's own level wins over the instance's.
     assert_eq!(create_project_in(&app, &dev, &open, "by-dev").await, 201);
 

@@ -74,7 +74,8 @@ try:
     as_dev.projects.create({"name": "nope", "namespace_id": strict.id})
     raise AssertionError("a Developer created a project under project_creation_level maintainer")
 except gitlab.exceptions.GitlabCreateError as e:
-    assert e.response_code in (400, 403), e.response_code
+    assert e.response_code == 400, e.response_code
+    assert "namespace" in str(e.error_message), e.error_message
 strict.project_creation_level = "developer"
 strict.save()
 assert gl.groups.get(strict.id).project_creation_level == "developer"
