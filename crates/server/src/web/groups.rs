@@ -60,6 +60,14 @@ struct GroupPage {
 /// Rows a list shows at a time.
 const PER_PAGE: u32 = Window::PER_PAGE as u32;
 
+/// Page `number` of a list, twenty rows.
+fn page_of(number: u32) -> Page {
+    Page {
+        page: number,
+        per_page: PER_PAGE,
+    }
+}
+
 #[derive(serde::Deserialize)]
 pub struct GroupQuery {
     pub page: Option<String>,
@@ -140,13 +148,10 @@ async fn children(
     viewer: pipewright_store::Viewer,
     number: u32,
 ) -> WebResult<(Vec<Entry>, bool)> {
-    let page = Page {
-        page: number,
-        per_page: PER_PAGE,
-    };
+    let page = page_of(number);
     let (mut entries, subgroups) = subgroups(state, group, viewer, page).await?;
     let start = page.offset();
-    let wanted = PER_PAGE as usize - entries.len();
+    let wanted = (PER_PAGE as usize).saturating_sub(entries.len());
     let (projects, total_projects) =
         projects(state, group, viewer, (start - subgroups).max(0), wanted).await?;
     entries.extend(projects);
@@ -205,22 +210,10 @@ async fn projects(
     let per_page = i64::from(PER_PAGE);
     let first = u32::try_from(from / per_page + 1).unwrap_or(u32::MAX);
     let skip = usize::try_from(from % per_page).unwrap_or(0);
-    let mut found = state
-        .store
-        .projects(
-            &filter,
-            Page {
-                page: first,
-                per_page: PER_PAGE,
-            },
-        )
-        .await?;
+    let mut found = state.store.projects(&filter, page_of(first)).await?;
     let total = found.total;
     if count > 0 && skip + count > PER_PAGE as usize && i64::from(first) * per_page < total {
-        let next = Page {
-            page: first + 1,
-            per_page: PER_PAGE,
-        };
+        let next = page_of(first.saturating_add(1));
         found
             .items
             .extend(state.store.projects(&filter, next).await?.items);
@@ -253,10 +246,7 @@ async fn members(
     if viewer.user.is_none() || !access.can(GroupAction::ReadMembers) {
         return Ok((Vec::new(), false));
     }
-    let page = Page {
-        page: number,
-        per_page: PER_PAGE,
-    };
+    let page = page_of(number);
     let found = state.store.group_members_all(group.id, page).await?;
     let rows = found
         .items
