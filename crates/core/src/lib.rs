@@ -10,7 +10,7 @@ pub mod secret;
 pub mod status;
 pub mod time;
 
-pub use access::{AccessLevel, Visibility};
+pub use access::{AccessLevel, ProjectCreationLevel, SubgroupCreationLevel, Visibility};
 pub use refs::RefKind;
 pub use secret::Secret;
 pub use status::{PipelineSource, Status};

@@ -1,7 +1,7 @@
 //! The JSON shapes of GitLab's API entities (`API::Entities::*`), built from our models.
 //! Field names and formats follow GitLab so existing clients parse them unchanged.
 
-use pipewright_core::Timestamp;
+use pipewright_core::{ProjectCreationLevel, Timestamp};
 use pipewright_store::{
     Member, Namespace, NamespaceKind, PersonalAccessToken, Project, ProtectedBranch,
     ProtectionLevel, User,
@@ -110,8 +110,15 @@ fn namespace_web_url(config: &ServerConfig, ns: &Namespace) -> String {
 }
 
 /// `Group` as GitLab's `API::Entities::Group` (lib/api/entities/group.rb); settings this
-/// server does not have are shown with GitLab's defaults.
-pub fn group(config: &ServerConfig, g: &Namespace) -> Value {
+/// server does not have are shown with GitLab's defaults. A group without its own
+/// `project_creation_level` shows the instance's `default_project_creation`, as GitLab's
+/// `project_creation_level_str`.
+pub fn group(
+    config: &ServerConfig,
+    g: &Namespace,
+    default_creation: ProjectCreationLevel,
+) -> Value {
+    let project_creation = g.project_creation_level.unwrap_or(default_creation);
     json!({
         "id": g.id,
         "web_url": namespace_web_url(config, g),
@@ -122,9 +129,9 @@ pub fn group(config: &ServerConfig, g: &Namespace) -> Value {
         "share_with_group_lock": false,
         "require_two_factor_authentication": false,
         "two_factor_grace_period": 48,
-        "project_creation_level": "developer",
+        "project_creation_level": project_creation.as_str(),
         "auto_devops_enabled": Value::Null,
-        "subgroup_creation_level": "maintainer",
+        "subgroup_creation_level": g.subgroup_creation_level.as_str(),
         "emails_disabled": false,
         "emails_enabled": true,
         "mentions_disabled": Value::Null,

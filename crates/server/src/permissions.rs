@@ -5,7 +5,7 @@
 //! non-members; internal projects are readable by any signed-in user; public projects by
 //! anyone. Instance admins may do everything.
 
-use pipewright_core::{AccessLevel, Visibility};
+use pipewright_core::{AccessLevel, ProjectCreationLevel, SubgroupCreationLevel, Visibility};
 
 /// Something a caller may want to do to a project.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,16 +139,13 @@ impl ProjectAccess {
     }
 }
 
-/// Something a caller may want to do to a group, with the least role GitLab requires by default.
-/// GitLab: app/policies/group_policy.rb (checked against its source): `create_projects` for
-/// Developers under the default `project_creation_level` (the instance's
-/// `default_project_creation`, "Developers and Maintainers"); `create_subgroup` for Owners,
-/// and for Maintainers under `subgroup_creation_level` 1 (`MAINTAINER_SUBGROUP_ACCESS`, the
-/// column's default for new groups, db/structure.sql); `admin_group`, `admin_group_member`,
-/// `admin_cicd_variables`, `admin_runners`/`create_runners` and `remove_group` for Owners.
-/// Pipewright has neither group setting yet, so the defaults are the rule; nor does it
-/// transfer groups or projects (GitLab's `transfer_projects`: Maintainers who may create
-/// projects in the target group).
+/// Something a caller may want to do to a group, with the least role GitLab requires.
+/// GitLab: app/policies/group_policy.rb (checked against its source): `create_projects` by the
+/// group's `project_creation_level` (see [`GroupAccess::can`]); `create_subgroup` for Owners,
+/// and for Maintainers under `subgroup_creation_level` `maintainer`; `admin_group`,
+/// `admin_group_member`, `admin_cicd_variables`, `admin_runners`/`create_runners` and
+/// `remove_group` for Owners. Pipewright does not transfer groups or projects (GitLab's
+/// `transfer_projects`: Maintainers who may create projects in the target group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupAction {
     /// See the group, and those of its subgroups and projects the caller may see.
@@ -169,20 +166,6 @@ pub enum GroupAction {
     RemoveGroup,
 }
 
-impl GroupAction {
-    fn minimum_role(self) -> AccessLevel {
-        use AccessLevel::*;
-        match self {
-            GroupAction::ReadGroup | GroupAction::ReadMembers => Guest,
-            GroupAction::CreateProjects => Developer,
-            GroupAction::CreateSubgroup => Maintainer,
-            GroupAction::AdminGroup | GroupAction::ManageMembers | GroupAction::RemoveGroup => {
-                Owner
-            }
-        }
-    }
-}
-
 /// What is known about one caller's relation to one group: the same facts as for a project
 /// (the role is the highest of the group's and its ancestors' memberships), and whether the
 /// caller may see a project in it or below it.
@@ -194,6 +177,10 @@ pub struct GroupAccess {
     /// project sees `acme` — but not its members (`can_read_group_member?`), nor anything
     /// else in it that is not theirs.
     pub sees_projects_below: bool,
+    /// The group's effective `project_creation_level` (its own, else the instance's
+    /// `default_project_creation`).
+    pub project_creation: ProjectCreationLevel,
+    pub subgroup_creation: SubgroupCreationLevel,
 }
 
 impl GroupAccess {
@@ -204,17 +191,27 @@ impl GroupAccess {
 
     pub fn can(&self, action: GroupAction) -> bool {
         let a = &self.access;
-        if a.admin {
-            return true;
-        }
+        let at_least = |least: AccessLevel| a.role.is_some_and(|role| role >= least);
         match action {
+            // GitLab: `rule { admin }.enable :create_projects`, the roles by level, and
+            // `create_projects_disabled` (`Group.prevent_project_creation?`, app/models/group.rb)
+            // preventing it for everyone, administrators too, under `noone`, and for
+            // non-administrators under `administrator`.
+            GroupAction::CreateProjects => match self.project_creation {
+                ProjectCreationLevel::NoOne => false,
+                level => a.admin || level.least_role().is_some_and(at_least),
+            },
+            _ if a.admin => true,
             GroupAction::ReadGroup => self.can_see(),
             // GitLab: `can_read_group_member?` is false for a private group the user has no
             // role in, whoever may read the group.
             GroupAction::ReadMembers => {
                 self.can_see() && (a.role.is_some() || a.visibility != Visibility::Private)
             }
-            _ => a.role.is_some_and(|role| role >= action.minimum_role()),
+            GroupAction::CreateSubgroup => at_least(self.subgroup_creation.least_role()),
+            GroupAction::AdminGroup | GroupAction::ManageMembers | GroupAction::RemoveGroup => {
+                at_least(AccessLevel::Owner)
+            }
         }
     }
 
@@ -303,6 +300,16 @@ mod tests {
         assert!(a.can(Action::DeleteProject));
     }
 
+    /// A group under GitLab's defaults (`developer`, `maintainer`).
+    fn group(visibility: Visibility, role: Option<AccessLevel>) -> GroupAccess {
+        GroupAccess {
+            access: access(visibility, role, true),
+            sees_projects_below: false,
+            project_creation: ProjectCreationLevel::Developer,
+            subgroup_creation: SubgroupCreationLevel::Maintainer,
+        }
+    }
+
     #[test]
     fn the_group_role_table() {
         use AccessLevel::*;
@@ -319,22 +326,16 @@ mod tests {
         ];
         for (action, least) in table {
             for role in [Guest, Reporter, Developer, Maintainer, Owner] {
-                let group = GroupAccess {
-                    access: access(Visibility::Private, Some(role), true),
-                    sees_projects_below: false,
-                };
-                assert_eq!(group.can(action), role >= least, "{role:?} {action:?}");
+                let g = group(Visibility::Private, Some(role));
+                assert_eq!(g.can(action), role >= least, "{role:?} {action:?}");
             }
         }
-        let stranger = GroupAccess {
-            access: access(Visibility::Private, None, true),
-            sees_projects_below: false,
-        };
+        let stranger = group(Visibility::Private, None);
         assert!(!stranger.can_see());
         assert!(table.iter().all(|(action, _)| !stranger.can(*action)));
         let public = GroupAccess {
             access: access(Visibility::Public, None, false),
-            sees_projects_below: false,
+            ..group(Visibility::Public, None)
         };
         assert!(public.can(ReadGroup));
         assert!(public.can(ReadMembers));
@@ -342,10 +343,60 @@ mod tests {
     }
 
     #[test]
+    fn the_creation_levels_decide_who_creates_projects_and_subgroups() {
+        use AccessLevel::*;
+        use ProjectCreationLevel as P;
+        // (level, the least role that may create a project; None: no role may).
+        let levels = [
+            (P::Developer, Some(Developer)),
+            (P::Maintainer, Some(Maintainer)),
+            (P::Owner, Some(Owner)),
+            (P::NoOne, None),
+            (P::Administrator, None),
+        ];
+        for (level, least) in levels {
+            for role in AccessLevel::ALL {
+                let g = GroupAccess {
+                    project_creation: level,
+                    ..group(Visibility::Private, Some(role))
+                };
+                let expected = least.is_some_and(|least| role >= least);
+                assert_eq!(
+                    g.can(GroupAction::CreateProjects),
+                    expected,
+                    "{level:?} {role:?}"
+                );
+            }
+            // Administrators may, except under `noone` (Group.prevent_project_creation?).
+            let admin = GroupAccess {
+                access: ProjectAccess {
+                    admin: true,
+                    ..access(Visibility::Private, None, true)
+                },
+                project_creation: level,
+                ..group(Visibility::Private, None)
+            };
+            let expected = level != P::NoOne;
+            assert_eq!(
+                admin.can(GroupAction::CreateProjects),
+                expected,
+                "admin {level:?}"
+            );
+            assert!(admin.can(GroupAction::CreateSubgroup));
+        }
+        let owners_only = |role| GroupAccess {
+            subgroup_creation: SubgroupCreationLevel::Owner,
+            ..group(Visibility::Private, Some(role))
+        };
+        assert!(!owners_only(Maintainer).can(GroupAction::CreateSubgroup));
+        assert!(owners_only(Owner).can(GroupAction::CreateSubgroup));
+    }
+
+    #[test]
     fn a_private_group_above_a_project_of_yours_is_readable_but_its_members_are_not() {
         let above = GroupAccess {
-            access: access(Visibility::Private, None, true),
             sees_projects_below: true,
+            ..group(Visibility::Private, None)
         };
         assert!(above.can_see());
         assert!(above.can(GroupAction::ReadGroup));

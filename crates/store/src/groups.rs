@@ -9,7 +9,9 @@
 //! in one statement.
 
 use async_trait::async_trait;
-use pipewright_core::{AccessLevel, Timestamp, Visibility};
+use pipewright_core::{
+    AccessLevel, ProjectCreationLevel, SubgroupCreationLevel, Timestamp, Visibility,
+};
 
 use crate::db::{
     Commit, Exec, Listing, Query, Row, RowExt, col, first, like_pattern, query, select,
@@ -231,8 +233,10 @@ impl GroupStore for SqlStore {
         };
         let insert = query(
             "INSERT INTO namespaces (name, path, path_lower, kind, owner_id, created_at, \
-             parent_id, full_path, full_name, ancestor_ids, visibility, description) \
-             VALUES ($1, $2, $3, 'group', NULL, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+             parent_id, full_path, full_name, ancestor_ids, visibility, description, \
+             project_creation_level, subgroup_creation_level) \
+             VALUES ($1, $2, $3, 'group', NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+             RETURNING id",
         )
         .bind(&group.name)
         .bind(&group.path)
@@ -243,7 +247,13 @@ impl GroupStore for SqlStore {
         .bind(full_name)
         .bind(ancestors)
         .bind(group.visibility.as_str())
-        .bind(&group.description);
+        .bind(&group.description)
+        .bind(
+            group
+                .project_creation_level
+                .map(ProjectCreationLevel::as_str),
+        )
+        .bind(group.subgroup_creation_level.as_str());
         let id: i64 = tx.fetch_one(&insert, first).await?;
         let owner = query(
             "INSERT INTO group_members (group_id, user_id, access_level, created_at) \
@@ -296,7 +306,9 @@ impl GroupStore for SqlStore {
         let set = query(
             "UPDATE namespaces SET name = $2, path = $3, path_lower = $4, full_path = $5, \
              full_name = $6, visibility = COALESCE($7, visibility), \
-             description = COALESCE($8, description) WHERE id = $1",
+             description = COALESCE($8, description), \
+             project_creation_level = COALESCE($9, project_creation_level), \
+             subgroup_creation_level = COALESCE($10, subgroup_creation_level) WHERE id = $1",
         )
         .bind(id)
         .bind(&name)
@@ -305,7 +317,17 @@ impl GroupStore for SqlStore {
         .bind(&full_path)
         .bind(&full_name)
         .bind(update.visibility.map(Visibility::as_str))
-        .bind(&update.description);
+        .bind(&update.description)
+        .bind(
+            update
+                .project_creation_level
+                .map(ProjectCreationLevel::as_str),
+        )
+        .bind(
+            update
+                .subgroup_creation_level
+                .map(SubgroupCreationLevel::as_str),
+        );
         found(tx.execute(&set).await?)?;
         // Descendants keep their own tail: `old/x/y` → `new/x/y` (the right-hand columns
         // are the rows' values before this update, on both databases).

@@ -1,6 +1,9 @@
 //! Rows as the rest of the system sees them. Plain data: no behaviour, no SQL.
 
-use pipewright_core::{AccessLevel, PipelineSource, Status, Timestamp, Visibility};
+use pipewright_core::{
+    AccessLevel, PipelineSource, ProjectCreationLevel, Status, SubgroupCreationLevel, Timestamp,
+    Visibility,
+};
 
 pub type UserId = i64;
 pub type ProjectId = i64;
@@ -108,6 +111,11 @@ pub struct Namespace {
     /// A group's visibility (a user namespace's is `public` and unused).
     pub visibility: Visibility,
     pub description: String,
+    /// A group's own `project_creation_level`; `None` follows the instance's
+    /// `default_project_creation`.
+    pub project_creation_level: Option<ProjectCreationLevel>,
+    /// A group's `subgroup_creation_level` (a user namespace's is unused).
+    pub subgroup_creation_level: SubgroupCreationLevel,
 }
 
 impl Namespace {
@@ -124,6 +132,9 @@ pub struct NewGroup {
     pub parent_id: Option<NamespaceId>,
     pub visibility: Visibility,
     pub description: String,
+    /// `None`: follow the instance's `default_project_creation`.
+    pub project_creation_level: Option<ProjectCreationLevel>,
+    pub subgroup_creation_level: SubgroupCreationLevel,
     /// Made the group's Owner, as GitLab's `Groups::CreateService` does.
     pub creator_id: UserId,
 }
@@ -135,6 +146,8 @@ pub struct GroupUpdate {
     pub path: Option<String>,
     pub visibility: Option<Visibility>,
     pub description: Option<String>,
+    pub project_creation_level: Option<ProjectCreationLevel>,
+    pub subgroup_creation_level: Option<SubgroupCreationLevel>,
 }
 
 /// Which groups to list.

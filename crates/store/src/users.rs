@@ -1,7 +1,7 @@
 //! Users, their personal namespaces and their personal access tokens.
 
 use async_trait::async_trait;
-use pipewright_core::{Timestamp, Visibility};
+use pipewright_core::{ProjectCreationLevel, SubgroupCreationLevel, Timestamp, Visibility};
 
 use crate::db::{
     Commit, Exec, Listing, Query, Row, RowExt, col, first, like_pattern, query, select, split_list,
@@ -70,7 +70,8 @@ pub(crate) const USER_COLUMNS: &str = user_columns!();
 macro_rules! namespace_columns {
     () => {
         "n.id, n.name, n.path, n.kind, n.owner_id, n.created_at, n.parent_id, n.full_path, \
-         n.full_name, n.visibility, n.description"
+         n.full_name, n.visibility, n.description, n.project_creation_level, \
+         n.subgroup_creation_level"
     };
 }
 pub(crate) use namespace_columns;
@@ -119,6 +120,14 @@ pub(crate) fn namespace_at(row: &dyn Row, at: usize) -> Result<Namespace> {
         visibility: Visibility::parse(&row.get::<String>(col!(at, "n.visibility"))?)
             .unwrap_or(Visibility::Private),
         description: row.get(col!(at, "n.description"))?,
+        project_creation_level: row
+            .get::<Option<String>>(col!(at, "n.project_creation_level"))?
+            .as_deref()
+            .and_then(ProjectCreationLevel::parse),
+        subgroup_creation_level: SubgroupCreationLevel::parse(
+            &row.get::<String>(col!(at, "n.subgroup_creation_level"))?,
+        )
+        .unwrap_or(SubgroupCreationLevel::Maintainer),
     })
 }
 

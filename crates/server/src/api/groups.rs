@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pipewright_core::Visibility;
+use pipewright_core::{ProjectCreationLevel, SubgroupCreationLevel, Visibility};
 use pipewright_store::{
     GroupFilter, GroupUpdate, Namespace, NewGroup, Page, ProjectFilter, ProjectOrder, Viewer,
 };
@@ -45,13 +45,43 @@ fn viewer(caller: &Caller) -> Viewer {
     }
 }
 
-fn visibility_param(params: &Params) -> ApiResult<Option<Visibility>> {
-    match params.str("visibility")? {
+/// A parameter with a fixed set of words: GitLab's `values:` validation (Grape), whose
+/// refusal is 400 `{"error": "<name> does not have a valid value"}`.
+fn word_param<T>(
+    params: &Params,
+    name: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> ApiResult<Option<T>> {
+    match params.str(name)? {
         None => Ok(None),
-        Some(v) => Visibility::parse(&v)
+        Some(v) => parse(&v)
             .map(Some)
-            .ok_or_else(|| ApiError::ParamError("visibility does not have a valid value".into())),
+            .ok_or_else(|| ApiError::ParamError(format!("{name} does not have a valid value"))),
     }
+}
+
+fn visibility_param(params: &Params) -> ApiResult<Option<Visibility>> {
+    word_param(params, "visibility", Visibility::parse)
+}
+
+/// `project_creation_level` and `subgroup_creation_level`, with GitLab's words
+/// (lib/api/helpers/groups_helpers.rb: `values: ::Gitlab::Access.project_creation_string_values`,
+/// `subgroup_creation_string_values`).
+fn creation_level_params(
+    params: &Params,
+) -> ApiResult<(Option<ProjectCreationLevel>, Option<SubgroupCreationLevel>)> {
+    Ok((
+        word_param(
+            params,
+            "project_creation_level",
+            ProjectCreationLevel::parse,
+        )?,
+        word_param(
+            params,
+            "subgroup_creation_level",
+            SubgroupCreationLevel::parse,
+        )?,
+    ))
 }
 
 async fn render_list(
@@ -61,10 +91,11 @@ async fn render_list(
     filter: &GroupFilter,
 ) -> ApiResult<Response> {
     let result = state.store.groups(filter, page).await?;
+    let default_creation = groups::default_project_creation(state).await?;
     let items: Vec<Value> = result
         .items
         .iter()
-        .map(|g| entities::group(&state.config, g))
+        .map(|g| entities::group(&state.config, g, default_creation))
         .collect();
     Ok(Paginated::new(items, result.total, page, &state.config.external_url, uri).into_response())
 }
@@ -125,20 +156,26 @@ async fn create_group(
     let path = params
         .str("path")?
         .ok_or_else(|| ApiError::MissingParam("path".into()))?;
+    let (project_creation_level, subgroup_creation_level) = creation_level_params(&params)?;
     let new = NewGroup {
         name,
         path,
         parent_id: params.i64("parent_id")?,
         visibility: visibility_param(&params)?.unwrap_or(Visibility::Private),
         description: params.str("description")?.unwrap_or_default(),
+        project_creation_level,
+        subgroup_creation_level: subgroup_creation_level
+            .unwrap_or(SubgroupCreationLevel::Maintainer),
         creator_id: actor.user.id,
     };
     let group = groups::create_group(&state, &caller, new).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(entities::group(&state.config, &group)),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(render(&state, &group).await?)).into_response())
+}
+
+/// One group's JSON (its effective `project_creation_level` may be the instance's).
+async fn render(state: &AppState, group: &Namespace) -> ApiResult<Value> {
+    let default_creation = groups::default_project_creation(state).await?;
+    Ok(entities::group(&state.config, group, default_creation))
 }
 
 /// `GET /groups/:id`: the group with its projects (GitLab's `GroupDetail`; `with_projects`
@@ -150,7 +187,7 @@ async fn get_group(
     params: Params,
 ) -> ApiResult<Json<Value>> {
     let (group, _) = find_group(&state, &caller, seg.get("id")?).await?;
-    let mut out = entities::group(&state.config, &group);
+    let mut out = render(&state, &group).await?;
     if params.bool("with_projects")?.unwrap_or(true) {
         let page = Page {
             page: 1,
@@ -171,14 +208,17 @@ async fn update_group(
 ) -> ApiResult<Json<Value>> {
     let (group, _) =
         authorize_group(&state, &caller, seg.get("id")?, GroupAction::AdminGroup).await?;
+    let (project_creation_level, subgroup_creation_level) = creation_level_params(&params)?;
     let update = GroupUpdate {
         name: params.str("name")?,
         path: params.str("path")?,
         visibility: visibility_param(&params)?,
         description: params.str("description")?,
+        project_creation_level,
+        subgroup_creation_level,
     };
     let group = groups::update_group(&state, &group, update).await?;
-    Ok(Json(entities::group(&state.config, &group)))
+    Ok(Json(render(&state, &group).await?))
 }
 
 /// `DELETE /groups/:id`: GitLab answers 202 Accepted (its deletion runs in the background).

@@ -7,13 +7,13 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use pipewright_core::Timestamp;
+use pipewright_core::{ProjectCreationLevel, Timestamp};
 use pipewright_store::{NewHookDelivery, Project, ProjectHook, PushEvent};
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::domain::accounts;
-use crate::domain::groups::CAN_CREATE_GROUP_SETTING;
+use crate::domain::groups::{CAN_CREATE_GROUP_SETTING, DEFAULT_PROJECT_CREATION_SETTING};
 use crate::domain::projects::authorize_project;
 use crate::domain::runner_registration;
 use crate::domain::webhooks;
@@ -347,6 +347,8 @@ pub(crate) async fn settings(
         runner_registration::ALLOW_SETTING: runner_registration::allowed(&state).await?,
         accounts::SIGNUP_SETTING: accounts::signup_enabled(&state).await?,
         CAN_CREATE_GROUP_SETTING: crate::domain::groups::creation_allowed(&state).await?,
+        DEFAULT_PROJECT_CREATION_SETTING:
+            crate::domain::groups::default_project_creation(&state).await?.as_i64(),
     })))
 }
 
@@ -381,6 +383,22 @@ pub(crate) async fn update_settings(
         state
             .store
             .set_setting(CAN_CREATE_GROUP_SETTING, value)
+            .await?;
+    }
+    // GitLab's `default_project_creation` (an Integer of `project_creation_values`,
+    // lib/api/settings.rb): the project creation level of groups without their own.
+    if let Some(level) = params.i64(DEFAULT_PROJECT_CREATION_SETTING)? {
+        let level = ProjectCreationLevel::from_i64(level).ok_or_else(|| {
+            ApiError::ParamError(format!(
+                "{DEFAULT_PROJECT_CREATION_SETTING} does not have a valid value"
+            ))
+        })?;
+        state
+            .store
+            .set_setting(
+                DEFAULT_PROJECT_CREATION_SETTING,
+                &level.as_i64().to_string(),
+            )
             .await?;
     }
     if let Some(allow) = params.bool(webhook_delivery::ALLOW_LOCAL_SETTING)? {

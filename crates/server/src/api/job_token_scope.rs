@@ -178,8 +178,8 @@ async fn groups_allowlist(
         // As for projects: a group the caller may not see is only its id.
         let access = crate::domain::groups::group_access(&state, user, g).await?;
         items.push(if access.can_see() {
-            let full = entities::group(&state.config, g);
-            json!({"id": g.id, "name": g.name, "web_url": full["web_url"]})
+            let basic = entities::namespace(&state.config, g);
+            json!({"id": g.id, "name": g.name, "web_url": basic["web_url"]})
         } else {
             json!({ "id": g.id })
         });

@@ -244,9 +244,9 @@ fn branch_name_is_valid(name: &str) -> bool {
 }
 
 /// Where a new project goes: `namespace_id` or `namespace_path`, else the caller's own
-/// namespace. A group needs a
-/// Developer there (GitLab's default `project_creation_level`); another user's namespace is
-/// an admin's only. Whatever the caller may not use is `404 Namespace Not Found`.
+/// namespace. A group needs a role its `project_creation_level` allows (GitLab's 400
+/// `{"message":{"namespace":["is not valid"]}}` otherwise); another user's namespace is an
+/// admin's only. Whatever the caller may not see is `404 Namespace Not Found`.
 async fn target_namespace(
     state: &AppState,
     caller: &Caller,
@@ -276,8 +276,10 @@ async fn target_namespace(
         if !access.can_see() {
             return Err(ApiError::NotFound("Namespace"));
         }
+        // GitLab: app/services/projects/create_service.rb `validate_create_permissions`
+        // adds "namespace is not valid", which the API renders as a 400.
         if !access.can(GroupAction::CreateProjects) {
-            return Err(ApiError::forbidden());
+            return Err(ApiError::validation("namespace", "is not valid"));
         }
     } else if namespace.owner_id != Some(actor.user.id) && !actor.is_admin() {
         return Err(ApiError::NotFound("Namespace"));

@@ -5,7 +5,7 @@
 //! A private group the caller may not see is `404 Group Not Found`, like one that does not
 //! exist.
 
-use pipewright_core::Visibility;
+use pipewright_core::{AccessLevel, ProjectCreationLevel, Visibility};
 use pipewright_store::{GroupUpdate, Namespace, NewGroup, StoreError, User};
 
 use crate::auth::Caller;
@@ -17,6 +17,10 @@ use crate::validate::{self, Errors};
 /// The instance setting that lets non-admins create top-level groups (GitLab's application
 /// setting `can_create_group`, on by default).
 pub const CAN_CREATE_GROUP_SETTING: &str = "can_create_group";
+
+/// The instance's default `project_creation_level` for groups without their own (GitLab's
+/// application setting `default_project_creation`, an integer: lib/gitlab/access.rb).
+pub const DEFAULT_PROJECT_CREATION_SETTING: &str = "default_project_creation";
 
 /// GitLab's `Namespace::NUMBER_OF_ANCESTORS_ALLOWED` (app/models/namespace.rb): how deep
 /// subgroups may nest.
@@ -48,7 +52,41 @@ pub async fn group_access(
     Ok(GroupAccess {
         access,
         sees_projects_below,
+        project_creation: project_creation_level(state, group, &access).await?,
+        subgroup_creation: group.subgroup_creation_level,
     })
+}
+
+/// The group's effective `project_creation_level`: its own, else the instance's
+/// `default_project_creation` (GitLab's `Group#project_creation_level`: `super ||
+/// Gitlab::CurrentSettings.default_project_creation`). The instance setting is read only when
+/// it could decide something: for an administrator or a Developer and up; for anyone else no
+/// level lets them create a project, and GitLab's default stands in.
+async fn project_creation_level(
+    state: &AppState,
+    group: &Namespace,
+    access: &ProjectAccess,
+) -> ApiResult<ProjectCreationLevel> {
+    match group.project_creation_level {
+        Some(level) => Ok(level),
+        None if access.admin || access.role >= Some(AccessLevel::Developer) => {
+            default_project_creation(state).await
+        }
+        None => Ok(ProjectCreationLevel::Developer),
+    }
+}
+
+/// The instance's `default_project_creation` (GitLab's application setting, stored as its
+/// number; `developer` unless an admin changed it).
+pub async fn default_project_creation(state: &AppState) -> ApiResult<ProjectCreationLevel> {
+    let setting = state
+        .store
+        .setting(DEFAULT_PROJECT_CREATION_SETTING)
+        .await?;
+    Ok(setting
+        .and_then(|v| v.parse::<i64>().ok())
+        .and_then(ProjectCreationLevel::from_i64)
+        .unwrap_or(ProjectCreationLevel::Developer))
 }
 
 /// A group by numeric id or full path; `None` for anything else (a user's namespace too).
@@ -202,8 +240,8 @@ fn path_taken(e: StoreError) -> ApiError {
 }
 
 /// Creates a group (GitLab: `app/services/groups/create_service.rb`): a top-level group when
-/// the instance allows the user to, a subgroup for Maintainers of the parent; the creator
-/// becomes its Owner.
+/// the instance allows the user to, a subgroup for whoever the parent's
+/// `subgroup_creation_level` lets in; the creator becomes its Owner.
 pub async fn create_group(
     state: &AppState,
     caller: &Caller,

@@ -8,9 +8,11 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
+use pipewright_core::ProjectCreationLevel;
 use pipewright_store::{Page, RunnerScope, RunnerType};
 
 use super::error::{WebError, WebResult};
+use super::forms::field;
 use super::session::Viewer;
 use super::settings::outcome;
 use super::view::{self, Layout};
@@ -63,9 +65,37 @@ struct AdminPage {
     /// Whether runners may register with registration tokens, and the instance's token then.
     allow_registration_tokens: bool,
     can_create_group: bool,
+    /// GitLab's `default_project_creation` choices, the instance's selected.
+    project_creation: Vec<CreationOption>,
     registration_token: String,
     page: u32,
     next: bool,
+}
+
+/// One choice of the instance's default project creation level.
+pub struct CreationOption {
+    pub value: i64,
+    pub label: &'static str,
+    pub selected: bool,
+}
+
+/// The choices with GitLab's labels (lib/gitlab/access.rb `project_creation_options`).
+fn project_creation_options(current: ProjectCreationLevel) -> Vec<CreationOption> {
+    use ProjectCreationLevel::*;
+    [
+        (NoOne, "No one"),
+        (Owner, "Owners"),
+        (Maintainer, "Maintainers"),
+        (Developer, "Developers + Maintainers"),
+        (Administrator, "Administrators"),
+    ]
+    .into_iter()
+    .map(|(level, label)| CreationOption {
+        value: level.as_i64(),
+        label,
+        selected: level == current,
+    })
+    .collect()
 }
 
 pub async fn show(
@@ -145,6 +175,9 @@ pub async fn show(
         signup_enabled: crate::domain::accounts::signup_enabled(&state).await?,
         allow_registration_tokens,
         can_create_group: crate::domain::groups::creation_allowed(&state).await?,
+        project_creation: project_creation_options(
+            crate::domain::groups::default_project_creation(&state).await?,
+        ),
         registration_token,
         page,
         next: i64::from(page) * i64::from(per_page) < found.total,
@@ -220,6 +253,11 @@ pub async fn update_settings(
     let can_create_group = params.bool(groups).ok().flatten().unwrap_or(false);
     let mut p = Params::default();
     p.set_path(groups, if can_create_group { "true" } else { "false" });
+    let creation = crate::domain::groups::DEFAULT_PROJECT_CREATION_SETTING;
+    let level = field(&params, creation);
+    if !level.trim().is_empty() {
+        p.set_path(creation, level.trim().to_string());
+    }
     p.set_path(
         crate::domain::accounts::SIGNUP_SETTING,
         if signup { "true" } else { "false" },

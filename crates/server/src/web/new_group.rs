@@ -36,7 +36,7 @@ struct NewGroupPage {
 }
 
 /// The groups (of the first hundred the viewer is a member of) where they may create
-/// subgroups: Maintainers and up, GitLab's default `subgroup_creation_level`.
+/// subgroups: Owners, and Maintainers where the group's `subgroup_creation_level` lets them.
 async fn parents(
     state: &AppState,
     viewer: &Viewer,
@@ -137,6 +137,8 @@ pub async fn create(
         parent_id,
         visibility,
         description: field(&params, "description"),
+        project_creation_level: None,
+        subgroup_creation_level: pipewright_core::SubgroupCreationLevel::Maintainer,
         creator_id: user.id,
     };
     match create_group(&state, &viewer.caller(), new).await {

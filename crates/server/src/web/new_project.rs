@@ -31,8 +31,8 @@ struct NewProjectPage {
     namespaces: Vec<NamespaceOption>,
 }
 
-/// The namespaces the viewer may create projects in: their own, then the groups where they
-/// are a Developer or more (GitLab's default `project_creation_level`), the first hundred.
+/// The namespaces the viewer may create projects in: their own, then the groups (of the first
+/// hundred they are related to) whose `project_creation_level` lets them in.
 async fn namespaces(state: &AppState, viewer: &Viewer) -> WebResult<Vec<NamespaceOption>> {
     use crate::permissions::GroupAction;
     let user = viewer.required()?;

@@ -28,9 +28,16 @@ both_backends!(
     the_new_group_page_follows_can_create_group,
     an_owner_adds_a_group_variable_on_the_settings_page_and_a_job_receives_it,
     only_group_owners_see_the_group_ci_cd_settings_page,
+    the_group_page_lists_subgroups_projects_and_members_twenty_a_page,
 );
 
-async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
     let res = app.request(method, path, Some(token), Some(body)).await;
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
@@ -40,13 +47,19 @@ async fn call(app: &TestApp, method: Method, path: &str, token: &str, body: Valu
     )
 }
 
-async fn create_group(app: &TestApp, token: &str, body: Value) -> Value {
+pub(crate) async fn create_group(app: &TestApp, token: &str, body: Value) -> Value {
     let (status, group) = call(app, Method::POST, "/groups", token, body).await;
     assert_eq!(status, 201, "{group}");
     group
 }
 
-async fn add_group_member(app: &TestApp, group: &Value, owner: &str, user: i64, level: i64) {
+pub(crate) async fn add_group_member(
+    app: &TestApp,
+    group: &Value,
+    owner: &str,
+    user: i64,
+    level: i64,
+) {
     let path = format!("/groups/{}/members", group["id"]);
     let body = json!({"user_id": user, "access_level": level});
     let (status, member) = call(app, Method::POST, &path, owner, body).await;
@@ -586,6 +599,10 @@ async fn each_group_action_needs_gitlabs_least_role(app: TestApp) {
                     (200..300).contains(&status),
                     "{name} may {action}: {status} {body}"
                 );
+            } else if action == "create a project" {
+                // GitLab's Projects::CreateService: "namespace is not valid", a 400.
+                assert_eq!(status, 400, "{name} may not {action}: {body}");
+                assert_eq!(body, json!({"message": {"namespace": ["is not valid"]}}));
             } else {
                 assert_eq!(status, 403, "{name} may not {action}: {body}");
             }
@@ -1346,4 +1363,72 @@ async fn only_group_owners_see_the_group_ci_cd_settings_page(app: TestApp) {
     let mut pages = Browser::sign_in(&app, "owner", "a-long-password").await;
     assert!(pages.get("/groups/acme").await.body.contains(settings));
     assert!(pages.get(settings).await.body.contains("s3cr3t-value"));
+}
+
+/// 3 subgroups and 22 projects are one list of 25, subgroups first: page 1 holds the subgroups
+/// and 17 projects, page 2 the last 5. 22 members page on their own, keeping the other list's
+/// page in their links.
+async fn the_group_page_lists_subgroups_projects_and_members_twenty_a_page(app: TestApp) {
+    let (_, owner) = app.create_user("owner").await;
+    let acme = create_group(&app, &owner, json!({"name": "Acme", "path": "acme"})).await;
+    for i in 1..=3 {
+        let name = format!("s-{i:02}");
+        let body = json!({"name": name, "path": name, "parent_id": acme["id"]});
+        create_group(&app, &owner, body).await;
+    }
+    for i in 1..=22 {
+        create_project(&app, &owner, &format!("p-{i:02}"), &acme).await;
+    }
+    for i in 1..=21 {
+        let (id, _) = app.create_user(&format!("m-{i:02}")).await;
+        add_group_member(&app, &acme, &owner, id, 10).await;
+    }
+    let mut browser = Browser::sign_in(&app, "owner", "a-long-password").await;
+    let first = browser.get("/groups/acme").await.body;
+    let shows = |page: &str, label: &str| page.contains(&format!(">{label}</a>"));
+    for label in ["s-01", "s-03", "p-01", "p-17"] {
+        assert!(shows(&first, label), "page 1 shows {label}: {first}");
+    }
+    assert!(!shows(&first, "p-18"), "{first}");
+    assert!(
+        first.contains(r#"href="/groups/acme?page=2" rel="next""#),
+        "{first}"
+    );
+    let second = browser.get("/groups/acme?page=2").await.body;
+    for label in ["p-18", "p-22"] {
+        assert!(shows(&second, label), "page 2 shows {label}: {second}");
+    }
+    for label in ["s-03", "p-17"] {
+        assert!(
+            !shows(&second, label),
+            "page 2 leaves out {label}: {second}"
+        );
+    }
+    assert!(
+        second.contains(r#"href="/groups/acme" rel="prev""#),
+        "{second}"
+    );
+    assert!(!second.contains(r#"?page=3"#), "{second}");
+
+    // Members: the owner and 21 more, by when they joined; the second page keeps `page=2`.
+    let member = |page: &str, name: &str| page.contains(&format!("<td>{name}</td>"));
+    assert!(
+        member(&second, "owner") && member(&second, "m-19"),
+        "{second}"
+    );
+    assert!(!member(&second, "m-20"), "{second}");
+    let next = r#"href="/groups/acme?page=2&#38;members_page=2" rel="next""#;
+    assert!(second.contains(next), "{second}");
+    let members_2 = browser.get("/groups/acme?page=2&members_page=2").await.body;
+    assert!(
+        member(&members_2, "m-20") && member(&members_2, "m-21"),
+        "{members_2}"
+    );
+    assert!(!member(&members_2, "m-19"), "{members_2}");
+    assert!(
+        shows(&members_2, "p-18"),
+        "the other list stays on its page"
+    );
+    let bad = browser.get("/groups/acme?page=-1&members_page=x").await;
+    assert_eq!(bad.status, 200, "a nonsense page is the first");
 }

@@ -19,6 +19,7 @@ mod disclosure;
 mod dry_run;
 mod git;
 mod git_security;
+mod group_levels;
 mod groups;
 mod hostile;
 mod idempotent_triggers;

@@ -62,6 +62,32 @@ assert acme.variables.get("DEPLOY_REGION").value == "us-east-1"
 acme.variables.delete("DEPLOY_REGION")
 assert acme.variables.list(get_all=True) == []
 
+# Creation levels: set at creation, shown, changed, enforced.
+strict = gl.groups.create(
+    {"name": "Strict", "path": "strict", "project_creation_level": "maintainer", "subgroup_creation_level": "owner"}
+)
+assert strict.project_creation_level == "maintainer", strict.project_creation_level
+assert strict.subgroup_creation_level == "owner", strict.subgroup_creation_level
+assert acme.project_creation_level == "developer", acme.project_creation_level
+strict.members.create({"user_id": dev.id, "access_level": AccessLevel.DEVELOPER})
+try:
+    as_dev.projects.create({"name": "nope", "namespace_id": strict.id})
+    raise AssertionError("a Developer created a project under project_creation_level maintainer")
+except gitlab.exceptions.GitlabCreateError as e:
+    assert e.response_code == 400, e.response_code
+    assert "namespace" in str(e.error_message), e.error_message
+strict.project_creation_level = "developer"
+strict.save()
+assert gl.groups.get(strict.id).project_creation_level == "developer"
+assert as_dev.projects.create({"name": "yes", "namespace_id": strict.id}).path_with_namespace == "strict/yes"
+try:
+    strict.project_creation_level = "everyone"
+    strict.save()
+    raise AssertionError("an invalid project_creation_level was accepted")
+except gitlab.exceptions.GitlabUpdateError as e:
+    assert e.response_code == 400, e.response_code
+    assert "project_creation_level does not have a valid value" in e.error_message, e.error_message
+
 backend.description = "The backend"
 backend.save()
 assert gl.groups.get(backend.id).description == "The backend"

@@ -1,6 +1,8 @@
 //! Groups, subgroups, group members and inherited access (`project_role`, `group_role`).
 
-use pipewright_core::{AccessLevel, Timestamp, Visibility};
+use pipewright_core::{
+    AccessLevel, ProjectCreationLevel, SubgroupCreationLevel, Timestamp, Visibility,
+};
 use pipewright_store::*;
 
 use crate::on_both;
@@ -14,6 +16,7 @@ on_both!(
     listing_groups_shows_each_viewer_what_they_may_see,
     a_member_of_a_subgroup_or_a_project_sees_its_ancestors_listed_but_not_their_other_subgroups,
     a_pipeline_reads_group_variables_between_the_instance_and_the_project,
+    a_groups_creation_levels_are_stored_changed_and_kept_by_a_rename,
 );
 
 fn new_group(name: &str, parent: Option<i64>, creator: &User) -> NewGroup {
@@ -23,6 +26,8 @@ fn new_group(name: &str, parent: Option<i64>, creator: &User) -> NewGroup {
         parent_id: parent,
         visibility: Visibility::Private,
         description: String::new(),
+        project_creation_level: None,
+        subgroup_creation_level: SubgroupCreationLevel::Maintainer,
         creator_id: creator.id,
     }
 }
@@ -426,4 +431,61 @@ async fn a_pipeline_reads_group_variables_between_the_instance_and_the_project(d
         values(store.group_ci_variables(acme.id).await.unwrap()),
         ["acme"]
     );
+}
+
+/// A new group follows the instance's project creation default (`None`) and lets Maintainers
+/// create subgroups; an update changes only the levels it names; a rename keeps them.
+async fn a_groups_creation_levels_are_stored_changed_and_kept_by_a_rename(db: Fresh) {
+    let store = db.open().await;
+    let alice = user(&*store, "alice").await;
+    let acme = store
+        .create_group(&new_group("Acme", None, &alice))
+        .await
+        .unwrap();
+    assert_eq!(acme.project_creation_level, None);
+    assert_eq!(
+        acme.subgroup_creation_level,
+        SubgroupCreationLevel::Maintainer
+    );
+    let strict = NewGroup {
+        project_creation_level: Some(ProjectCreationLevel::NoOne),
+        subgroup_creation_level: SubgroupCreationLevel::Owner,
+        ..new_group("Strict", None, &alice)
+    };
+    let strict = store.create_group(&strict).await.unwrap();
+    assert_eq!(
+        strict.project_creation_level,
+        Some(ProjectCreationLevel::NoOne)
+    );
+    assert_eq!(strict.subgroup_creation_level, SubgroupCreationLevel::Owner);
+
+    let only_projects = GroupUpdate {
+        project_creation_level: Some(ProjectCreationLevel::Maintainer),
+        ..GroupUpdate::default()
+    };
+    let acme = store.update_group(acme.id, &only_projects).await.unwrap();
+    assert_eq!(
+        acme.project_creation_level,
+        Some(ProjectCreationLevel::Maintainer)
+    );
+    assert_eq!(
+        acme.subgroup_creation_level,
+        SubgroupCreationLevel::Maintainer
+    );
+    let rename = GroupUpdate {
+        path: Some("acme-corp".into()),
+        subgroup_creation_level: Some(SubgroupCreationLevel::Owner),
+        ..GroupUpdate::default()
+    };
+    store.update_group(acme.id, &rename).await.unwrap();
+    let found = store
+        .namespace_by_full_path("acme-corp")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        found.project_creation_level,
+        Some(ProjectCreationLevel::Maintainer)
+    );
+    assert_eq!(found.subgroup_creation_level, SubgroupCreationLevel::Owner);
 }
