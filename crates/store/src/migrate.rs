@@ -73,7 +73,7 @@ migrations! {
     20 => "0020_token_families.sql",
     21 => "0021_repository_pages.sql",
     22 => "0022_schedule_inputs.sql",
-    24 => "0024_creation_levels.sql",
+    23 => "0023_creation_levels.sql",
 }
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
