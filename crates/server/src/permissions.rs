@@ -164,6 +164,9 @@ pub enum GroupAction {
     ManageMembers,
     /// Delete the group (`remove_group`).
     RemoveGroup,
+    /// List and read the runners its projects can use (`read_group_runners`, which
+    /// app/policies/group_policy.rb gives to `maintainer`), but not change them.
+    ReadRunners,
 }
 
 /// What is known about one caller's relation to one group: the same facts as for a project
@@ -209,6 +212,7 @@ impl GroupAccess {
                 self.can_see() && (a.role.is_some() || a.visibility != Visibility::Private)
             }
             GroupAction::CreateSubgroup => at_least(self.subgroup_creation.least_role()),
+            GroupAction::ReadRunners => at_least(AccessLevel::Maintainer),
             GroupAction::AdminGroup | GroupAction::ManageMembers | GroupAction::RemoveGroup => {
                 at_least(AccessLevel::Owner)
             }

@@ -57,6 +57,8 @@ pub enum Access {
     /// As [`Access::GroupSee`], for signed-in callers only (GitLab's members API; a member
     /// of a project below a private group only gets 403).
     GroupSignedInToSee,
+    /// Maintainers and Owners of the group, direct or inherited (and administrators).
+    GroupMaintainer,
     /// Owners of the group, direct or inherited (and administrators).
     GroupOwner,
     /// The runner protocol: a runner's authentication token in the `token` parameter.

@@ -34,22 +34,79 @@ pub fn variable_key_chars(key: &str) -> bool {
     key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// GitLab's path rule: letters, digits, `_`, `-`, `.`; starts with a letter, digit or `_`;
-/// does not end in `.git` or `.atom` or with a special character.
+/// The characters and shape of every path we have ever accepted: letters, digits, `_`, `-`,
+/// `.`; starting with a letter, digit or `_`, ending with a letter, digit or `_`; no `..`; not
+/// ending in `.git` or `.atom`; at most 255 bytes. Such a path is safe as a directory name and
+/// in a URL (no `/`, no `.`/`..` segment, nothing to escape). New paths must also pass GitLab's
+/// stricter rules (`project_path`, `group_path`, `username`), which accept only a subset of this;
+/// this looser check serves where a path that may predate them is only looked at.
 pub fn path_is_valid(path: &str) -> bool {
     let bytes = path.as_bytes();
     let (Some(first), Some(last)) = (bytes.first(), bytes.last()) else {
         return false;
     };
     path.len() <= MAX_NAME
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && bytes.iter().all(|b| path_char(*b))
         && (first.is_ascii_alphanumeric() || *first == b'_')
         && (last.is_ascii_alphanumeric() || *last == b'_')
-        && !path.ends_with(".git")
-        && !path.ends_with(".atom")
+        && no_git_suffix(path)
         && !path.contains("..")
+}
+
+fn path_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+/// `NO_SUFFIX_REGEX` (GitLab: lib/gitlab/path_regex.rb): `(?<!\.git|\.atom)`, case-sensitive.
+fn no_git_suffix(path: &str) -> bool {
+    !path.ends_with(".git") && !path.ends_with(".atom")
+}
+
+/// `PROJECT_PATH_FORMAT_REGEX` (GitLab: lib/gitlab/path_regex.rb):
+/// `[a-zA-Z0-9_\.][a-zA-Z0-9_\-\.]*` without a `.git`/`.atom` ending.
+fn project_format(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    bytes.first().is_some_and(|b| *b != b'-')
+        && bytes.iter().all(|b| path_char(*b))
+        && no_git_suffix(path)
+}
+
+/// `NAMESPACE_FORMAT_REGEX` (GitLab: lib/gitlab/path_regex.rb): the project format that also
+/// does not end in `.` (`PATH_REGEX_STR + '[a-zA-Z0-9_\-]|[a-zA-Z0-9_]'`).
+fn namespace_format(path: &str) -> bool {
+    project_format(path) && !path.ends_with('.')
+}
+
+/// `Gitlab::Regex.oci_repository_path_regex` (GitLab: lib/gitlab/regex.rb,
+/// `\A[a-zA-Z0-9]+([._-][a-zA-Z0-9]+)*\z`), which app/models/project.rb and
+/// app/models/namespace.rb (groups and users' namespaces) check on top of the format whenever a
+/// path is set (GitLab 14.9+ for projects): letters and digits at both ends, and never two of
+/// `.`, `_`, `-` in a row. So `.x`, `_x`, `x_`, `x-` and `a..b` are refused, as on GitLab.
+fn oci_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let special = |b: &u8| matches!(b, b'_' | b'-' | b'.');
+    bytes.first().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.last().is_some_and(u8::is_ascii_alphanumeric)
+        && bytes.iter().all(|b| path_char(*b))
+        && !bytes.windows(2).any(|w| special(&w[0]) && special(&w[1]))
+}
+
+/// `oci_repository_path_regex_message` (GitLab: lib/gitlab/regex.rb, current wording; GitLab
+/// before 17 said "must not start or end with a special character and must not contain
+/// consecutive special characters." — which release changed it could not be verified).
+const OCI_PATH_FORMAT: &str = "can only include non-accented letters, digits, '_', '-' and '.'. It must not start with '-', '_', or '.', nor end with '-', '_', '.', '.git', or '.atom'.";
+
+/// `validates :path, length: { maximum: 255 }` (app/models/project.rb, namespace.rb).
+fn path_length(errors: &mut Errors, field: &str, path: &str) {
+    if path.len() > MAX_NAME {
+        errors.add(field, "is too long (maximum is 255 characters)");
+    }
+}
+
+fn oci(errors: &mut Errors, field: &str, path: &str) {
+    if !oci_path(path) {
+        errors.add(field, OCI_PATH_FORMAT);
+    }
 }
 
 /// The paths GitLab routes at the top level (GitLab: lib/gitlab/path_regex.rb,
@@ -148,12 +205,16 @@ fn reserved_name(errors: &mut Errors, field: &str, path: &str) {
 /// A project's `path` (GitLab: app/validators/project_path_validator.rb): the format first,
 /// then the words of `PROJECT_WILDCARD_ROUTES` (a project directly below a user or a
 /// top-level group may still be called `api`: only its namespace's segment is top-level).
+/// GitLab's model runs the path validator first, then the length and OCI format
+/// (app/models/project.rb), each adding its own message.
 pub fn project_path(errors: &mut Errors, path: &str) {
-    if !path_is_valid(path) {
+    if !project_format(path) {
         errors.add("path", PROJECT_PATH_FORMAT);
     } else if reserved(PROJECT_WILDCARD_ROUTES, path) {
         reserved_name(errors, "path", path);
     }
+    path_length(errors, "path", path);
+    oci(errors, "path", path);
 }
 
 /// A group's `path` (GitLab: app/validators/namespace_path_validator.rb over
@@ -165,7 +226,10 @@ pub fn group_path(errors: &mut Errors, path: &str, top_level: bool) {
     } else {
         reserved(PROJECT_WILDCARD_ROUTES, path) || reserved(GROUP_ROUTES, path)
     };
-    if !path_is_valid(path) {
+    // app/models/namespace.rb: length, then the OCI format, then `NamespacePathValidator`.
+    path_length(errors, "path", path);
+    oci(errors, "path", path);
+    if !namespace_format(path) {
         errors.add("path", NAMESPACE_PATH_FORMAT);
     } else if taken {
         reserved_name(errors, "path", path);
@@ -180,8 +244,14 @@ pub fn username(errors: &mut Errors, username: &str) {
         errors.add("username", "can't be blank");
     } else if reserved(TOP_LEVEL_ROUTES, username) {
         reserved_name(errors, "username", username);
-    } else if !path_is_valid(username) {
-        errors.add("username", NAMESPACE_PATH_FORMAT);
+        oci(errors, "username", username);
+    } else {
+        // The user's namespace's errors, which app/models/user.rb copies to `username`.
+        path_length(errors, "username", username);
+        oci(errors, "username", username);
+        if !namespace_format(username) {
+            errors.add("username", NAMESPACE_PATH_FORMAT);
+        }
     }
 }
 
@@ -219,7 +289,7 @@ pub fn password(errors: &mut Errors, password: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::path_is_valid;
+    use super::{namespace_format, oci_path, path_is_valid, project_format};
 
     #[test]
     fn paths() {
@@ -229,5 +299,30 @@ mod tests {
         for bad in ["", "-x", "x-", "a/b", "..", "x.git", "a..b", "é", "a b"] {
             assert!(!path_is_valid(bad), "{bad}");
         }
+    }
+
+    /// lib/gitlab/regex.rb `oci_repository_path_regex` and path_regex.rb's format regexes.
+    #[test]
+    fn gitlab_path_rules() {
+        for ok in ["a", "demo", "my-project", "a.b", "a_b-c.d", "V1", "1"] {
+            assert!(
+                oci_path(ok) && project_format(ok) && namespace_format(ok),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "", ".x", "_x", "x_", "x-", "-x", "x.", "a..b", "a._b", "a-_b", "é", "a b",
+        ] {
+            assert!(!oci_path(bad), "{bad}");
+        }
+        // The format regexes alone are looser, as GitLab's.
+        for ok in [".x", "_x", "x_", "a..b", "x."] {
+            assert!(project_format(ok), "{ok}");
+        }
+        assert!(!namespace_format("x.") && !project_format("-x") && !project_format("x.git"));
+        assert!(
+            oci_path("x.git") && oci_path("x.atom"),
+            "only the format refuses these"
+        );
     }
 }

@@ -709,6 +709,10 @@ pub enum RunnerScope {
     All,
     /// Runners of projects where this user is a Maintainer or Owner, and of groups they own.
     ManagedBy(UserId),
+    /// The runners a group's projects can use: the instance's, and the group runners of the
+    /// group and of its ancestors (GitLab's `Ci::Runner.group_or_instance_wide`, listed by
+    /// `GET /groups/:id/runners`).
+    AvailableInGroup(NamespaceId),
 }
 
 /// A CI/CD variable of a project (`project_id: Some`) or of the instance (`None`).

@@ -127,6 +127,18 @@ impl RunnerStore for SqlStore {
                 .push_bind(user_id)
                 .push(" AND access_level >= 50)");
             }
+            if let RunnerScope::AvailableInGroup(group_id) = scope {
+                // `ancestor_ids` is `/1/5/`: ids only, so the pattern has no stray wildcard.
+                q.push(
+                    " WHERE runner_type = 'instance_type' OR EXISTS (SELECT 1 FROM namespaces g \
+                     WHERE g.id = ",
+                )
+                .push_bind(group_id)
+                .push(
+                    " AND (runners.group_id = g.id OR g.ancestor_ids LIKE \
+                     '%/' || CAST(runners.group_id AS TEXT) || '/%'))",
+                );
+            }
         };
         let listing = Listing {
             columns: RUNNER_COLUMNS,

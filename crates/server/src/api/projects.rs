@@ -244,9 +244,14 @@ fn branch_name_is_valid(name: &str) -> bool {
 }
 
 /// Where a new project goes: `namespace_id` or `namespace_path`, else the caller's own
-/// namespace. A group needs a role its `project_creation_level` allows (GitLab's 400
-/// `{"message":{"namespace":["is not valid"]}}` otherwise); another user's namespace is an
-/// admin's only. Whatever the caller may not see is `404 Namespace Not Found`.
+/// namespace. A namespace the caller may not create projects in — a group whose
+/// `project_creation_level` their role does not reach, one they cannot even see, another
+/// user's namespace (an admin's only), or one that does not exist — is GitLab's 400
+/// `{"message":{"namespace":["is not valid"]}}` (app/services/projects/create_service.rb
+/// `validate_create_permissions`, whose `can?(:create_projects, …)` is false for all of them).
+/// For an id that does not exist GitLab's service falls back to the caller's namespace for the
+/// check and then fails on the missing namespace with a 400 of its own; ours says "is not
+/// valid" too, so that a private group and a missing one answer alike.
 async fn target_namespace(
     state: &AppState,
     caller: &Caller,
@@ -254,6 +259,7 @@ async fn target_namespace(
 ) -> ApiResult<pipewright_store::Namespace> {
     use crate::permissions::GroupAction;
     let actor = caller.required()?;
+    let not_valid = || ApiError::validation("namespace", "is not valid");
     // GitLab: `namespace_id` is an Integer parameter (lib/api/projects.rb), `namespace_path`
     // a full path.
     let namespace = match (params.i64("namespace_id")?, params.str("namespace_path")?) {
@@ -269,20 +275,16 @@ async fn target_namespace(
                 });
         }
     }
-    .ok_or(ApiError::NotFound("Namespace"))?;
-    if namespace.is_group() {
+    .ok_or_else(not_valid)?;
+    let allowed = if namespace.is_group() {
         let user = Some(&actor.user);
         let access = crate::domain::groups::group_access(state, user, &namespace).await?;
-        if !access.can_see() {
-            return Err(ApiError::NotFound("Namespace"));
-        }
-        // GitLab: app/services/projects/create_service.rb `validate_create_permissions`
-        // adds "namespace is not valid", which the API renders as a 400.
-        if !access.can(GroupAction::CreateProjects) {
-            return Err(ApiError::validation("namespace", "is not valid"));
-        }
-    } else if namespace.owner_id != Some(actor.user.id) && !actor.is_admin() {
-        return Err(ApiError::NotFound("Namespace"));
+        access.can(GroupAction::CreateProjects)
+    } else {
+        namespace.owner_id == Some(actor.user.id) || actor.is_admin()
+    };
+    if !allowed {
+        return Err(not_valid());
     }
     Ok(namespace)
 }
@@ -390,7 +392,9 @@ pub(crate) async fn update_project(
     if let Some(n) = &name {
         validate::name(&mut errors, "name", n);
     }
-    if let Some(p) = &path {
+    // GitLab checks a path's format only when it changes (app/models/project.rb
+    // `if: :path_changed?`): a project from before today's rules keeps its path.
+    if let Some(p) = path.as_ref().filter(|p| **p != project.path) {
         validate::project_path(&mut errors, p);
     }
     if let Some(b) = &default_branch

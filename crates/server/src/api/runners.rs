@@ -26,7 +26,8 @@ use crate::state::AppState;
 const ONLINE_WINDOW_MS: i64 = 2 * 3600 * 1000;
 
 /// A project runner's routes are its project's Maintainers'; an instance runner's are the
-/// administrators'. (The matrix test manages a project runner.)
+/// administrators'; a group runner is its group Owners' to change, its Maintainers' to read.
+/// (The matrix test manages a project runner.)
 pub fn routes() -> Vec<Route> {
     use Access::*;
     vec![
@@ -48,6 +49,7 @@ pub fn routes() -> Vec<Route> {
         Route::get("/api/v4/runners/all", list_all, Admin),
         Route::post("/api/v4/runners/verify", verify, RunnerToken),
         Route::get("/api/v4/runners/{id}", show, Maintainer),
+        Route::get("/api/v4/groups/{id}/runners", list_group, GroupMaintainer),
         Route::put("/api/v4/runners/{id}", update, Maintainer),
         Route::delete("/api/v4/runners/{id}", destroy, Maintainer),
     ]
@@ -295,8 +297,50 @@ async fn list_all(
     Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
 }
 
-/// The runner, if the caller may manage it: admins any; Maintainers their projects' runners.
-async fn managed(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult<Runner> {
+/// `GET /groups/:id/runners` (GitLab: lib/api/ci/runners.rb, `authorize_read_group_runners!`,
+/// `Ci::Runner.group_or_instance_wide`): the runners the group's projects can use — the
+/// instance's and those of the group and its ancestors — to its Maintainers and Owners
+/// (app/policies/group_policy.rb gives `read_group_runners` to `maintainer`); 403 to other
+/// members, 404 to who cannot see the group. GitLab's `type`, `status`, `paused` and
+/// `tag_list` filters are not implemented: they are ignored.
+async fn list_group(
+    State(state): State<AppState>,
+    caller: Caller,
+    seg: Segments,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> ApiResult<Response> {
+    let (group, _) = crate::domain::groups::authorize_group(
+        &state,
+        &caller,
+        seg.get("id")?,
+        crate::permissions::GroupAction::ReadRunners,
+    )
+    .await?;
+    let page = page_from(&params)?;
+    let scope = RunnerScope::AvailableInGroup(group.id);
+    let result = state.store.runners(scope, page).await?;
+    let items: Vec<Value> = result.items.iter().map(runner_json).collect();
+    Ok(Paginated::new(items, result.total, page, &state.config.external_url, &uri).into_response())
+}
+
+/// What a caller wants to do to one runner.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Read,
+    Change,
+}
+
+/// The runner, if the caller may read or manage it: admins any; Maintainers their projects'
+/// runners; a group runner's group Owners, and to read it its Maintainers too (GitLab:
+/// app/policies/ci/runner_policy.rb, `read_runner` for a user whose maintained projects
+/// inherit the group's runners; `admin_runner` only for the group's Owners).
+async fn managed(
+    state: &AppState,
+    caller: &Caller,
+    seg: &Segments,
+    purpose: Use,
+) -> ApiResult<Runner> {
     caller.required()?;
     let id = seg.id("id", "Runner")?;
     let runner = state
@@ -323,7 +367,10 @@ async fn managed(state: &AppState, caller: &Caller, seg: &Segments) -> ApiResult
                 state,
                 caller,
                 &group_id.to_string(),
-                crate::permissions::GroupAction::AdminGroup,
+                match purpose {
+                    Use::Read => crate::permissions::GroupAction::ReadRunners,
+                    Use::Change => crate::permissions::GroupAction::AdminGroup,
+                },
             )
             .await?;
             Ok(runner)
@@ -337,7 +384,7 @@ async fn show(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<Json<Value>> {
-    let runner = managed(&state, &caller, &seg).await?;
+    let runner = managed(&state, &caller, &seg, Use::Read).await?;
     Ok(Json(runner_details(&runner)))
 }
 
@@ -347,7 +394,7 @@ async fn update(
     seg: Segments,
     params: Params,
 ) -> ApiResult<Json<Value>> {
-    let runner = managed(&state, &caller, &seg).await?;
+    let runner = managed(&state, &caller, &seg, Use::Change).await?;
     let mut paused = params.bool("paused")?;
     // `active` is the older name (active = !paused).
     if paused.is_none() {
@@ -375,7 +422,7 @@ pub(crate) async fn destroy(
     caller: Caller,
     seg: Segments,
 ) -> ApiResult<StatusCode> {
-    let runner = managed(&state, &caller, &seg).await?;
+    let runner = managed(&state, &caller, &seg, Use::Change).await?;
     state.store.delete_runner(runner.id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -171,7 +171,7 @@ async fn update_user(
 ) -> ApiResult<Json<Value>> {
     caller.admin()?;
     let id = seg.id("id", "User")?;
-    state
+    let user = state
         .store
         .user(id)
         .await?
@@ -181,7 +181,9 @@ async fn update_user(
     let email = params.str("email")?;
     let name = params.str("name")?;
     let password = params.str("password")?;
-    if let Some(u) = &username {
+    // Only a changed username is checked, as GitLab checks a namespace's path only when it
+    // changes (app/models/namespace.rb `if: :path_changed?`).
+    if let Some(u) = username.as_ref().filter(|u| **u != user.username) {
         validate::username(&mut errors, u);
     }
     if let Some(e) = &email {

@@ -293,7 +293,8 @@ pub async fn update_group(
     if let Some(name) = &update.name {
         validate::name(&mut errors, "name", name);
     }
-    if let Some(path) = &update.path {
+    // Only a changed path is checked (app/models/namespace.rb `if: :path_changed?`).
+    if let Some(path) = update.path.as_ref().filter(|p| **p != group.path) {
         validate::group_path(&mut errors, path, parent.is_none());
     }
     if let Some(visibility) = update.visibility {

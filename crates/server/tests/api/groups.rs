@@ -24,6 +24,7 @@ both_backends!(
     a_job_receives_group_variables_the_nearest_group_first,
     a_job_token_reaches_a_project_whose_allowlist_names_its_group,
     a_group_runner_takes_jobs_of_every_project_below_its_group,
+    group_maintainers_read_the_groups_runners_but_only_owners_change_them,
     a_user_creates_a_group_and_a_subgroup_through_the_pages,
     the_new_group_page_follows_can_create_group,
     an_owner_adds_a_group_variable_on_the_settings_page_and_a_job_receives_it,
@@ -1431,4 +1432,109 @@ async fn the_group_page_lists_subgroups_projects_and_members_twenty_a_page(app: 
     );
     let bad = browser.get("/groups/acme?page=-1&members_page=x").await;
     assert_eq!(bad.status, 200, "a nonsense page is the first");
+}
+
+/// GitLab's app/policies/group_policy.rb gives `read_group_runners` to Maintainers, and
+/// keeps registering, changing and removing group runners (`admin_runner`, `create_runner`)
+/// to Owners: `GET /groups/:id/runners` lists the instance's runners and those of the group
+/// and its ancestors (lib/api/ci/runners.rb).
+async fn group_maintainers_read_the_groups_runners_but_only_owners_change_them(app: TestApp) {
+    let (_, owner) = app.create_user("owner").await;
+    let (maintainer_id, maintainer) = app.create_user("maintainer").await;
+    let (developer_id, developer) = app.create_user("developer").await;
+    let (_, outsider) = app.create_user("outsider").await;
+    let acme = create_group(
+        &app,
+        &owner,
+        json!({"name": "Acme", "path": "acme", "visibility": "private"}),
+    )
+    .await;
+    let backend = create_group(
+        &app,
+        &owner,
+        json!({"name": "Backend", "path": "backend", "parent_id": acme["id"]}),
+    )
+    .await;
+    let other = create_group(&app, &owner, json!({"name": "Other", "path": "other"})).await;
+    add_group_member(&app, &acme, &owner, maintainer_id, 40).await;
+    add_group_member(&app, &acme, &owner, developer_id, 30).await;
+    let root = app.root_token.clone();
+    let mut ids = Vec::new();
+    for (token, body) in [
+        (&root, json!({"runner_type": "instance_type"})),
+        (
+            &owner,
+            json!({"runner_type": "group_type", "group_id": acme["id"]}),
+        ),
+        (
+            &owner,
+            json!({"runner_type": "group_type", "group_id": other["id"]}),
+        ),
+    ] {
+        let (status, runner) = call(&app, Method::POST, "/user/runners", token, body).await;
+        assert_eq!(status, 201, "{runner}");
+        ids.push(runner["id"].clone());
+    }
+    let (instance, acme_runner) = (&ids[0], &ids[1]);
+
+    let listing = format!("/groups/{}/runners", backend["id"]);
+    let (status, listed) = call(&app, Method::GET, &listing, &maintainer, json!({})).await;
+    assert_eq!(status, 200, "{listed}");
+    let listed: Vec<&Value> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["id"])
+        .collect();
+    assert_eq!(
+        listed,
+        [instance, acme_runner],
+        "not the other group's runner"
+    );
+    let runner = format!("/runners/{acme_runner}");
+    let (status, details) = call(&app, Method::GET, &runner, &maintainer, json!({})).await;
+    assert_eq!(
+        (status, &details["runner_type"]),
+        (200, &json!("group_type"))
+    );
+    // Reading is all: changing, removing and registering stay the Owners'.
+    let pause = json!({"paused": true});
+    assert_eq!(
+        call(&app, Method::PUT, &runner, &maintainer, pause).await.0,
+        403
+    );
+    assert_eq!(
+        call(&app, Method::DELETE, &runner, &maintainer, json!({}))
+            .await
+            .0,
+        403
+    );
+    let body = json!({"runner_type": "group_type", "group_id": acme["id"]});
+    assert_eq!(
+        call(&app, Method::POST, "/user/runners", &maintainer, body)
+            .await
+            .0,
+        403
+    );
+
+    // Developers may not read them; who cannot see the private group gets 404.
+    assert_eq!(
+        call(&app, Method::GET, &listing, &developer, json!({}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        call(&app, Method::GET, &runner, &developer, json!({}))
+            .await
+            .0,
+        403
+    );
+    let (status, body) = call(&app, Method::GET, &listing, &outsider, json!({})).await;
+    assert_eq!(
+        (status, body),
+        (404, json!({"message": "404 Group Not Found"}))
+    );
+    let (status, _) = call(&app, Method::GET, &listing, &owner, json!({})).await;
+    assert_eq!(status, 200);
 }

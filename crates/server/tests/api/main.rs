@@ -29,6 +29,7 @@ mod lifecycle;
 mod matrix;
 mod metrics;
 mod multi_project;
+mod path_formats;
 mod pipeline_schedules;
 mod projects;
 mod protected_refs;

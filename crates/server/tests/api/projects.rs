@@ -10,6 +10,7 @@ both_backends!(
     projects_are_created_listed_and_paginated,
     private_projects_are_404_to_non_members,
     members_and_roles,
+    a_project_in_a_namespace_one_may_not_use_is_not_valid_whether_or_not_it_exists,
 );
 
 async fn projects_are_created_listed_and_paginated(app: TestApp) {
@@ -327,4 +328,69 @@ async fn members_and_roles(app: TestApp) {
         .unwrap();
     assert_eq!(mine.len(), 1);
     assert_eq!(mine[0]["permissions"]["project_access"]["access_level"], 30);
+}
+
+/// GitLab's app/services/projects/create_service.rb `validate_create_permissions`: a
+/// namespace the caller may not create projects in is a 400 `namespace is not valid`, be it a
+/// private group they cannot see, another user's namespace or an id that does not exist; so
+/// the answer does not tell a private group from a missing one.
+async fn a_project_in_a_namespace_one_may_not_use_is_not_valid_whether_or_not_it_exists(
+    app: TestApp,
+) {
+    let root = Some(app.root_token.as_str());
+    let (_, alice) = app.create_user("alice").await;
+    let (_, bob) = app.create_user("bob").await;
+    let res = app
+        .post(
+            "/groups",
+            root,
+            json!({"name": "Secret", "path": "secret", "visibility": "private"}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let secret: Value = res.json().await.unwrap();
+    let alice_namespace = app.create_project(&alice, "first").await["namespace"].clone();
+    assert_eq!(alice_namespace["path"], "alice");
+
+    let not_valid = json!({"message": {"namespace": ["is not valid"]}});
+    for target in [
+        json!({"namespace_id": secret["id"]}),
+        json!({"namespace_id": 999_999}),
+        json!({"namespace_path": "secret"}),
+        json!({"namespace_path": "no-such-group"}),
+        json!({"namespace_id": alice_namespace["id"]}),
+    ] {
+        let mut body = json!({"name": "sneaky"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(target.as_object().unwrap().clone());
+        let res = app.post("/projects", Some(&bob), body).await;
+        assert_json(res, 400, not_valid.clone()).await;
+    }
+    let listed: Value = app.get("/projects", root).await.json().await.unwrap();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["path"] != "sneaky"),
+        "nothing was created: {listed}"
+    );
+    // Its owner and an admin still may.
+    let res = app
+        .post(
+            "/projects",
+            Some(&alice),
+            json!({"name": "mine", "namespace_id": alice_namespace["id"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let res = app
+        .post(
+            "/projects",
+            root,
+            json!({"name": "ours", "namespace_id": secret["id"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 201);
 }

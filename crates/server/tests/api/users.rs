@@ -314,7 +314,7 @@ async fn duplicate_and_invalid_users_are_rejected(app: TestApp) {
         400,
         json!({"message": {
             "email": ["is invalid"],
-            "username": ["can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'."],
+            "username": [crate::path_formats::OCI_MESSAGE, "can contain only letters, digits, '_', '-' and '.'. Cannot start with '-' or end in '.', '.git' or '.atom'."],
         }}),
     )
     .await;

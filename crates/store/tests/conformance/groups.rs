@@ -19,7 +19,7 @@ on_both!(
     a_groups_creation_levels_are_stored_changed_and_kept_by_a_rename,
 );
 
-fn new_group(name: &str, parent: Option<i64>, creator: &User) -> NewGroup {
+pub(crate) fn new_group(name: &str, parent: Option<i64>, creator: &User) -> NewGroup {
     NewGroup {
         name: name.into(),
         path: name.to_lowercase(),

@@ -10,6 +10,7 @@ on_both!(
     registration_tokens_belong_to_the_instance_or_a_project,
     a_runner_is_updated_field_by_field_and_listed_to_its_managers,
     a_push_event_is_claimed_once,
+    a_group_lists_the_instance_runners_and_those_of_itself_and_its_ancestors,
 );
 
 async fn a_runner_is_updated_field_by_field_and_listed_to_its_managers(db: Fresh) {
@@ -191,4 +192,66 @@ async fn registration_tokens_belong_to_the_instance_or_a_project(db: Fresh) {
         store.registration_token_owner("d-reset").await.unwrap(),
         Some(None)
     );
+}
+
+/// `RunnerScope::AvailableInGroup` (GitLab's `Ci::Runner.group_or_instance_wide`): the
+/// instance's runners and the group runners of the group and its ancestors, not those of its
+/// subgroups, of other groups or of projects.
+async fn a_group_lists_the_instance_runners_and_those_of_itself_and_its_ancestors(db: Fresh) {
+    let store = db.open().await;
+    let alice = user(&*store, "alice").await;
+    let group = |name: &'static str, parent: Option<i64>| {
+        let store = store.clone();
+        let new = crate::groups::new_group(name, parent, &alice);
+        async move { store.create_group(&new).await.unwrap() }
+    };
+    let acme = group("Acme", None).await;
+    let backend = group("Backend", Some(acme.id)).await;
+    let deep = group("Deep", Some(backend.id)).await;
+    let other = group("Other", None).await;
+    let demo = project(&*store, &alice, "demo").await;
+    let instance = runner(&*store, "instance").await;
+    let mut ids = std::collections::HashMap::new();
+    for (name, group_id, project_id) in [
+        ("acme", Some(acme.id), None),
+        ("backend", Some(backend.id), None),
+        ("deep", Some(deep.id), None),
+        ("other", Some(other.id), None),
+        ("project", None, Some(demo.id)),
+    ] {
+        let new = NewRunner {
+            group_id,
+            token_digest: name.into(),
+            runner_type: if group_id.is_some() {
+                RunnerType::Group
+            } else {
+                RunnerType::Project
+            },
+            project_id,
+            creator_id: Some(alice.id),
+            description: name.into(),
+            tag_list: Vec::new(),
+            run_untagged: true,
+            paused: false,
+            locked: false,
+            access_level: "not_protected".into(),
+            maximum_timeout: None,
+        };
+        ids.insert(name, store.create_runner(&new).await.unwrap().id);
+    }
+    let available = |group_id| {
+        let store = store.clone();
+        async move {
+            let scope = RunnerScope::AvailableInGroup(group_id);
+            let listed = store.runners(scope, page(1, 20)).await.unwrap();
+            assert_eq!(listed.total, listed.items.len() as i64);
+            listed.items.iter().map(|r| r.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        available(backend.id).await,
+        [instance.id, ids["acme"], ids["backend"]]
+    );
+    assert_eq!(available(acme.id).await, [instance.id, ids["acme"]]);
+    assert_eq!(available(other.id).await, [instance.id, ids["other"]]);
 }

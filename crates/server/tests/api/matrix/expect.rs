@@ -161,6 +161,9 @@ fn api(case: &Case, who: Who, vis: Option<Vis>) -> Expect {
         Access::GroupSignedInToSee => {
             project_answer(Access::SignedInToSee, who, vis.unwrap_or(Vis::Private))
         }
+        Access::GroupMaintainer => {
+            project_answer(Access::Maintainer, who, vis.unwrap_or(Vis::Private))
+        }
         Access::GroupOwner => project_answer(Access::Owner, who, vis.unwrap_or(Vis::Private)),
         project => project_answer(project, who, vis.unwrap_or(Vis::Private)),
     }
@@ -280,6 +283,12 @@ fn web(access: Access, who: Who, vis: Option<Vis>) -> Expect {
             Some(true) => Expect::Allowed,
             _ => denied(),
         },
+        Access::GroupMaintainer => {
+            match project_permits(Access::Maintainer, who, vis.unwrap_or(Vis::Private)) {
+                Some(true) => Expect::Allowed,
+                _ => denied(),
+            }
+        }
         Access::GroupOwner => {
             match project_permits(Access::Owner, who, vis.unwrap_or(Vis::Private)) {
                 Some(true) => Expect::Allowed,

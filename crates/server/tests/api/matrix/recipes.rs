@@ -371,6 +371,7 @@ const KNOWN: &[(&str, &str)] = &[
     ("PUT", "/api/v4/groups/{id}/members/{user_id}"),
     ("DELETE", "/api/v4/groups/{id}/members/{user_id}"),
     ("GET", "/api/v4/groups/{id}/members/all/{user_id}"),
+    ("GET", "/api/v4/groups/{id}/runners"),
     ("GET", "/api/v4/groups/{id}/variables"),
     ("POST", "/api/v4/groups/{id}/variables"),
     ("GET", "/api/v4/groups/{id}/variables/{key}"),
@@ -928,7 +929,7 @@ async fn group_recipe(ctx: &mut Ctx<'_>, method: &str, rest: &str) -> Req {
             let (user, key) = ctx.throwaway(new_member()).await;
             Req::get(api(&format!("/members/{user}"))).consumes(key)
         }
-        ("GET", "/variables") => Req::get(api(rest)),
+        ("GET", "/variables" | "/runners") => Req::get(api(rest)),
         ("POST", "/variables") => Req::json(
             api(rest),
             json!({"key": fx.unique("MATRIX_GROUP_"), "value": "v"}),
